@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs Mesa's lavapipe (software Vulkan) from bookworm-backports (Mesa 25: its lavapipe runs
+# our GEMMs ~1.7x faster than bookworm's 22.3), falling back to the release suite.
+set -euo pipefail
+if [ -f /etc/debian_version ] && command -v apt-get >/dev/null; then
+  if grep -q bookworm /etc/os-release 2>/dev/null && [ ! -f /etc/apt/sources.list.d/backports.sources ]; then
+    cat > /etc/apt/sources.list.d/backports.sources <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null \
+    || apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
+fi

@@ -1,0 +1,7 @@
+//! Device creation, buffers and read-back: everything that talks to wgpu but knows nothing of AlexNet.
+
+mod buffers;
+mod context;
+
+pub use buffers::{read_back_f32, storage_buffer, uniform_buffer, upload_f32, SplitWeight};
+pub use context::{list_adapters, AdapterChoice, AdapterSummary, GpuContext};

@@ -1,0 +1,198 @@
+//! `conv2d.wgsl`: convolution as an implicit GEMM (bias, groups, fused ReLU).
+
+use super::{check_groups, Dispatch, Kernel};
+use crate::error::{Error, Result};
+use crate::gpu::{uniform_buffer, GpuContext};
+
+/// Mirrors `struct Params` in `conv2d.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Conv2dParams {
+    pub batch: u32,
+    pub in_c: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub out_c: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub groups: u32,
+    pub kh: u32,
+    pub kw: u32,
+    pub stride_h: u32,
+    pub stride_w: u32,
+    pub pad_h: u32,
+    pub pad_w: u32,
+    pub co_start: u32,
+    pub co_count: u32,
+    pub relu: u32,
+    pub _pad: [u32; 3],
+}
+
+/// The geometry of one convolution (square kernel, stride and padding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dShape {
+    pub batch: usize,
+    pub in_c: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub out_c: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub groups: usize,
+}
+
+impl Conv2dShape {
+    /// Output height and width, or an error naming what does not fit.
+    pub fn out_hw(&self) -> Result<(usize, usize)> {
+        if self.groups == 0 || self.in_c % self.groups != 0 || self.out_c % self.groups != 0 {
+            return Err(Error::Shape(format!(
+                "convolution with {} input and {} output channels cannot use {} groups",
+                self.in_c, self.out_c, self.groups
+            )));
+        }
+        if self.stride == 0 || self.kernel == 0 {
+            return Err(Error::Shape(
+                "convolution kernel and stride must be positive".into(),
+            ));
+        }
+        let (h, w) = (self.in_h + 2 * self.pad, self.in_w + 2 * self.pad);
+        if h < self.kernel || w < self.kernel {
+            return Err(Error::Shape(format!(
+                "a {k}x{k} convolution does not fit a {}x{} input with padding {}",
+                self.in_h,
+                self.in_w,
+                self.pad,
+                k = self.kernel
+            )));
+        }
+        Ok((
+            (h - self.kernel) / self.stride + 1,
+            (w - self.kernel) / self.stride + 1,
+        ))
+    }
+
+    pub fn weight_len(&self) -> usize {
+        self.out_c * (self.in_c / self.groups) * self.kernel * self.kernel
+    }
+
+    pub fn flops(&self) -> f64 {
+        let (oh, ow) = self.out_hw().unwrap_or((0, 0));
+        2.0 * (self.batch
+            * self.out_c
+            * oh
+            * ow
+            * (self.in_c / self.groups)
+            * self.kernel
+            * self.kernel) as f64
+    }
+}
+
+/// Binds one convolution. `weight` holds output channels `co_start..co_start + co_count` (all of
+/// them unless the matrix was split; splits require `groups == 1`).
+#[allow(clippy::too_many_arguments)]
+pub fn dispatch(
+    ctx: &GpuContext,
+    kernel: &Kernel,
+    shape: &Conv2dShape,
+    relu: bool,
+    weight: &wgpu::Buffer,
+    co_start: usize,
+    co_count: usize,
+    bias: &wgpu::Buffer,
+    input: &wgpu::Buffer,
+    output: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let (out_h, out_w) = shape.out_hw()?;
+    assert!(shape.groups == 1 || (co_start == 0 && co_count == shape.out_c / shape.groups));
+    let params = Conv2dParams {
+        batch: shape.batch as u32,
+        in_c: shape.in_c as u32,
+        in_h: shape.in_h as u32,
+        in_w: shape.in_w as u32,
+        out_c: shape.out_c as u32,
+        out_h: out_h as u32,
+        out_w: out_w as u32,
+        groups: shape.groups as u32,
+        kh: shape.kernel as u32,
+        kw: shape.kernel as u32,
+        stride_h: shape.stride as u32,
+        stride_w: shape.stride as u32,
+        pad_h: shape.pad as u32,
+        pad_w: shape.pad as u32,
+        co_start: co_start as u32,
+        co_count: co_count as u32,
+        relu: relu as u32,
+        _pad: [0; 3],
+    };
+    let n = shape.batch * out_h * out_w;
+    let workgroups = check_groups(
+        ctx,
+        "conv2d",
+        [n.div_ceil(64), co_count.div_ceil(64), shape.groups],
+    )?;
+    let uniform = uniform_buffer(ctx, "conv2d params", &params);
+    let bind_group = kernel.bind(ctx, &uniform, &[weight, bias, input, output]);
+    let part = Conv2dShape {
+        out_c: co_count * shape.groups,
+        ..*shape
+    };
+    Ok(Dispatch {
+        label: "conv2d".into(),
+        pipeline: kernel.pipeline.clone(),
+        bind_group,
+        workgroups,
+        flops: part.flops(),
+        _params: uniform,
+    })
+}
+
+/// CPU reference (f64 accumulation): `x` is NCHW, `weight` OIHW with I = in_c / groups.
+pub fn reference(
+    shape: &Conv2dShape,
+    weight: &[f32],
+    bias: &[f32],
+    x: &[f32],
+    relu: bool,
+) -> Vec<f32> {
+    let (oh, ow) = shape.out_hw().expect("valid conv shape");
+    let s = shape;
+    let cin_g = s.in_c / s.groups;
+    let cout_g = s.out_c / s.groups;
+    let k = s.kernel;
+    let mut y = vec![0f32; s.batch * s.out_c * oh * ow];
+    for b in 0..s.batch {
+        for co in 0..s.out_c {
+            let g = co / cout_g;
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = bias[co] as f64;
+                    for ci in 0..cin_g {
+                        let c = g * cin_g + ci;
+                        for ky in 0..k {
+                            let iy = (oy * s.stride + ky) as isize - s.pad as isize;
+                            if iy < 0 || iy >= s.in_h as isize {
+                                continue;
+                            }
+                            for kx in 0..k {
+                                let ix = (ox * s.stride + kx) as isize - s.pad as isize;
+                                if ix < 0 || ix >= s.in_w as isize {
+                                    continue;
+                                }
+                                let xv = x[((b * s.in_c + c) * s.in_h + iy as usize) * s.in_w
+                                    + ix as usize];
+                                let wv = weight[((co * cin_g + ci) * k + ky) * k + kx];
+                                acc += xv as f64 * wv as f64;
+                            }
+                        }
+                    }
+                    if relu {
+                        acc = acc.max(0.0);
+                    }
+                    y[((b * s.out_c + co) * oh + oy) * ow + ox] = acc as f32;
+                }
+            }
+        }
+    }
+    y
+}

@@ -1,0 +1,113 @@
+//! `dense.wgsl` (small batches, bandwidth-bound) and, for large batches, `conv2d.wgsl` as a
+//! 1x1 convolution on 1x1 images (a register-tiled GEMM). Weights are `[out, in]`, possibly
+//! split by rows over several buffers.
+
+use super::{check_groups, conv2d, Dispatch, Kernels};
+use crate::error::Result;
+use crate::gpu::{uniform_buffer, GpuContext, SplitWeight};
+
+/// Mirrors `struct Params` in `dense.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct DenseParams {
+    pub batch: u32,
+    pub in_f: u32,
+    pub out_f: u32,
+    pub row_start: u32,
+    pub rows: u32,
+    pub relu: u32,
+    pub _pad: [u32; 2],
+}
+
+/// From this batch size on, the tiled GEMM beats streaming the weights once per 4 images.
+pub const GEMM_MIN_BATCH: usize = 16;
+
+/// Binds `y = x w^T + b` (optionally ReLU) for every part of `weight`.
+pub fn dispatch(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    batch: usize,
+    weight: &SplitWeight,
+    bias: &wgpu::Buffer,
+    relu: bool,
+    input: &wgpu::Buffer,
+    output: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
+    let (out_f, in_f) = (weight.rows, weight.cols);
+    let mut out = Vec::new();
+    for (row_start, rows, buf) in &weight.parts {
+        if batch >= GEMM_MIN_BATCH {
+            let shape = conv2d::Conv2dShape {
+                batch,
+                in_c: in_f,
+                in_h: 1,
+                in_w: 1,
+                out_c: out_f,
+                kernel: 1,
+                stride: 1,
+                pad: 0,
+                groups: 1,
+            };
+            let mut d = conv2d::dispatch(
+                ctx,
+                &kernels.conv2d,
+                &shape,
+                relu,
+                buf,
+                *row_start,
+                *rows,
+                bias,
+                input,
+                output,
+            )?;
+            d.label = "dense(gemm)".into();
+            out.push(d);
+            continue;
+        }
+        let params = DenseParams {
+            batch: batch as u32,
+            in_f: in_f as u32,
+            out_f: out_f as u32,
+            row_start: *row_start as u32,
+            rows: *rows as u32,
+            relu: relu as u32,
+            _pad: [0; 2],
+        };
+        let workgroups = check_groups(ctx, "dense", [rows.div_ceil(4), batch.div_ceil(4), 1])?;
+        let uniform = uniform_buffer(ctx, "dense params", &params);
+        let bind_group = kernels
+            .dense
+            .bind(ctx, &uniform, &[buf, bias, input, output]);
+        out.push(Dispatch {
+            label: "dense".into(),
+            pipeline: kernels.dense.pipeline.clone(),
+            bind_group,
+            workgroups,
+            flops: 2.0 * (batch * rows * in_f) as f64,
+            _params: uniform,
+        });
+    }
+    Ok(out)
+}
+
+/// CPU reference (f64 accumulation): `weight` is `[out, in]`, `x` is `[batch, in]`.
+pub fn reference(weight: &[f32], bias: &[f32], x: &[f32], batch: usize, relu: bool) -> Vec<f32> {
+    let out_f = bias.len();
+    let in_f = if batch == 0 { 0 } else { x.len() / batch };
+    let mut y = vec![0f32; batch * out_f];
+    for b in 0..batch {
+        for o in 0..out_f {
+            let mut acc = bias[o] as f64;
+            let w = &weight[o * in_f..(o + 1) * in_f];
+            let xr = &x[b * in_f..(b + 1) * in_f];
+            for i in 0..in_f {
+                acc += w[i] as f64 * xr[i] as f64;
+            }
+            if relu {
+                acc = acc.max(0.0);
+            }
+            y[b * out_f + o] = acc as f32;
+        }
+    }
+    y
+}

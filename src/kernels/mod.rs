@@ -1,0 +1,186 @@
+//! One module per WGSL kernel: its params struct (mirrored by the shader's uniform struct), a
+//! thin host-side `dispatch` that binds buffers, and the plain CPU reference it is tested against.
+
+pub mod adaptive_avg_pool;
+pub mod conv2d;
+pub mod dense;
+pub mod lrn;
+pub mod max_pool;
+pub mod relu;
+pub mod softmax;
+
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+
+/// Every shader of the forward pass, by file name, for validation and for building pipelines.
+pub const SHADERS: &[(&str, &str)] = &[
+    ("conv2d.wgsl", include_str!("../../shaders/conv2d.wgsl")),
+    ("dense.wgsl", include_str!("../../shaders/dense.wgsl")),
+    ("max_pool.wgsl", include_str!("../../shaders/max_pool.wgsl")),
+    ("lrn.wgsl", include_str!("../../shaders/lrn.wgsl")),
+    (
+        "adaptive_avg_pool.wgsl",
+        include_str!("../../shaders/adaptive_avg_pool.wgsl"),
+    ),
+    ("softmax.wgsl", include_str!("../../shaders/softmax.wgsl")),
+    ("relu.wgsl", include_str!("../../shaders/relu.wgsl")),
+];
+
+fn shader_source(file: &str) -> &'static str {
+    SHADERS
+        .iter()
+        .find(|(name, _)| *name == file)
+        .map(|(_, src)| *src)
+        .expect("every kernel's shader is listed in SHADERS")
+}
+
+/// A compute pipeline with its (shader-derived) bind group layout: binding 0 is the uniform
+/// params struct, bindings 1.. the storage buffers in the shader's order.
+pub struct Kernel {
+    pub name: &'static str,
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+impl Kernel {
+    pub fn new(device: &wgpu::Device, file: &'static str) -> Self {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(file),
+            source: wgpu::ShaderSource::Wgsl(shader_source(file).into()),
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(file),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let layout = pipeline.get_bind_group_layout(0);
+        Kernel {
+            name: file,
+            pipeline,
+            layout,
+        }
+    }
+
+    pub fn bind(
+        &self,
+        ctx: &GpuContext,
+        params: &wgpu::Buffer,
+        storage: &[&wgpu::Buffer],
+    ) -> wgpu::BindGroup {
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: params.as_entire_binding(),
+        }];
+        for (i, buf) in storage.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: buf.as_entire_binding(),
+            });
+        }
+        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(self.name),
+            layout: &self.layout,
+            entries: &entries,
+        })
+    }
+}
+
+/// All forward-pass kernels, compiled once per device.
+pub struct Kernels {
+    pub conv2d: Kernel,
+    pub dense: Kernel,
+    pub max_pool: Kernel,
+    pub lrn: Kernel,
+    pub adaptive_avg_pool: Kernel,
+    pub softmax: Kernel,
+    pub relu: Kernel,
+}
+
+impl Kernels {
+    pub fn new(ctx: &GpuContext) -> Self {
+        let d = &ctx.device;
+        Kernels {
+            conv2d: Kernel::new(d, "conv2d.wgsl"),
+            dense: Kernel::new(d, "dense.wgsl"),
+            max_pool: Kernel::new(d, "max_pool.wgsl"),
+            lrn: Kernel::new(d, "lrn.wgsl"),
+            adaptive_avg_pool: Kernel::new(d, "adaptive_avg_pool.wgsl"),
+            softmax: Kernel::new(d, "softmax.wgsl"),
+            relu: Kernel::new(d, "relu.wgsl"),
+        }
+    }
+}
+
+/// One recorded kernel launch: everything bound, ready to replay for every batch.
+pub struct Dispatch {
+    pub label: String,
+    pub pipeline: wgpu::ComputePipeline,
+    pub bind_group: wgpu::BindGroup,
+    pub workgroups: [u32; 3],
+    /// Floating-point operations (multiply-add = 2), for GFLOP/s reports.
+    pub flops: f64,
+    /// Keeps the params uniform alive as long as the bind group.
+    pub _params: wgpu::Buffer,
+}
+
+impl Dispatch {
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        let [x, y, z] = self.workgroups;
+        pass.dispatch_workgroups(x, y, z);
+    }
+}
+
+/// Records `dispatches` into one compute pass, submits, and waits (tests and one-off work).
+pub fn run(ctx: &GpuContext, dispatches: &[Dispatch]) -> Result<()> {
+    let mut encoder = ctx
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("run") });
+    {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("run"),
+            timestamp_writes: None,
+        });
+        for d in dispatches {
+            d.record(&mut pass);
+        }
+    }
+    ctx.queue.submit([encoder.finish()]);
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+    Ok(())
+}
+
+/// Workgroup counts for `total` invocations of a 1-D kernel of `wg` invocations, folded into
+/// y when x would pass the 65535 limit (shaders index with `gid.x + gid.y * nwg.x * wg`).
+pub fn grid_1d(ctx: &GpuContext, total: usize, wg: u32) -> Result<[u32; 3]> {
+    let groups = total.div_ceil(wg as usize).max(1);
+    let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
+    let x = groups.min(max);
+    let y = groups.div_ceil(x);
+    if y > max {
+        return Err(Error::Shape(format!(
+            "{total} invocations need more than {max}x{max} workgroups: use a smaller batch"
+        )));
+    }
+    Ok([x as u32, y as u32, 1])
+}
+
+pub(crate) fn check_groups(ctx: &GpuContext, what: &str, counts: [usize; 3]) -> Result<[u32; 3]> {
+    let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
+    if counts.iter().any(|&c| c > max) {
+        return Err(Error::Shape(format!(
+            "{what} needs {counts:?} workgroups, over this adapter's {max} per dimension: use a smaller batch"
+        )));
+    }
+    Ok([
+        counts[0].max(1) as u32,
+        counts[1].max(1) as u32,
+        counts[2].max(1) as u32,
+    ])
+}

@@ -1,0 +1,52 @@
+//! `softmax.wgsl`: row-wise softmax.
+
+use super::{check_groups, Dispatch, Kernel};
+use crate::error::Result;
+use crate::gpu::{uniform_buffer, GpuContext};
+
+/// Mirrors `struct Params` in `softmax.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct SoftmaxParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub _pad: [u32; 2],
+}
+
+pub fn dispatch(
+    ctx: &GpuContext,
+    kernel: &Kernel,
+    rows: usize,
+    cols: usize,
+    input: &wgpu::Buffer,
+    output: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let params = SoftmaxParams {
+        rows: rows as u32,
+        cols: cols as u32,
+        _pad: [0; 2],
+    };
+    let uniform = uniform_buffer(ctx, "softmax params", &params);
+    Ok(Dispatch {
+        label: "softmax".into(),
+        pipeline: kernel.pipeline.clone(),
+        bind_group: kernel.bind(ctx, &uniform, &[input, output]),
+        workgroups: check_groups(ctx, "softmax", [rows, 1, 1])?,
+        flops: (rows * cols * 4) as f64,
+        _params: uniform,
+    })
+}
+
+/// CPU reference (f64).
+pub fn reference(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut y = vec![0f32; rows * cols];
+    for r in 0..rows {
+        let row = &x[r * cols..(r + 1) * cols];
+        let m = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+        let sum: f64 = row.iter().map(|&v| (v as f64 - m).exp()).sum();
+        for c in 0..cols {
+            y[r * cols + c] = ((row[c] as f64 - m).exp() / sum) as f32;
+        }
+    }
+    y
+}

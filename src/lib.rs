@@ -1,0 +1,7 @@
+//! AlexNet inference and transfer learning with WGSL compute shaders on wgpu.
+
+pub mod error;
+pub mod gpu;
+pub mod kernels;
+
+pub use error::{Error, Result};
