@@ -10,7 +10,7 @@ graphs built here with onnx.helper. Every graph is also checked against a plain 
 numpy implementation of the same net; the script fails if they disagree by more than
 1e-4 * max|logit|. Inputs are preprocessed with Pillow from the photos in assets/images/
 (see tests/fixtures/README.md for the exact recipes). Weights are deterministic
-(numpy default_rng with fixed seeds). Needs about a minute on one core.
+(numpy default_rng with fixed seeds). Takes a few seconds on one core.
 """
 import io
 import os

@@ -84,7 +84,7 @@ pub fn read_back_f32(ctx: &GpuContext, buffer: &wgpu::Buffer, len: usize) -> Res
 }
 
 /// Records a copy of `len` floats from `offset` (in floats) into a fresh mappable buffer.
-pub(crate) fn copy_to_staging(
+pub fn copy_to_staging(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
     buffer: &wgpu::Buffer,
@@ -105,11 +105,7 @@ pub(crate) fn copy_to_staging(
 }
 
 /// Waits for the GPU and returns the staging buffer's first `len` floats.
-pub(crate) fn map_staging(
-    ctx: &GpuContext,
-    staging: &wgpu::Buffer,
-    len: usize,
-) -> Result<Vec<f32>> {
+pub fn map_staging(ctx: &GpuContext, staging: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
     if len == 0 {
         return Ok(Vec::new());
     }

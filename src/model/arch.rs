@@ -1,0 +1,394 @@
+//! Layer descriptions and the three AlexNet presets.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+use crate::kernels::conv2d::Conv2dShape;
+use crate::kernels::lrn::Lrn;
+use crate::kernels::max_pool;
+
+/// The AlexNet variant: decides layer geometry, preprocessing and weight naming.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// torchvision's `alexnet`: 224 input, 64-192-384-256-256, adaptive avg-pool.
+    Torchvision,
+    /// The original BVLC/Caffe net: 227 input, grouped convolutions, LRN.
+    Caffe,
+    /// The plain Keras Sequential net: 227 input, 96-256-384-384-256, no groups, no LRN.
+    Keras,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 3] = [Arch::Torchvision, Arch::Caffe, Arch::Keras];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Torchvision => "torchvision",
+            Arch::Caffe => "caffe",
+            Arch::Keras => "keras",
+        }
+    }
+
+    /// Square input side the preset was trained at.
+    pub fn input_size(self) -> usize {
+        match self {
+            Arch::Torchvision => 224,
+            Arch::Caffe | Arch::Keras => 227,
+        }
+    }
+
+    pub fn default_widths(self) -> Widths {
+        match self {
+            Arch::Torchvision => Widths {
+                conv: [64, 192, 384, 256, 256],
+                fc6: 4096,
+                fc7: 4096,
+                classes: 1000,
+            },
+            Arch::Caffe | Arch::Keras => Widths {
+                conv: [96, 256, 384, 384, 256],
+                fc6: 4096,
+                fc7: 4096,
+                classes: 1000,
+            },
+        }
+    }
+
+    /// Groups of conv1..conv5.
+    pub fn conv_groups(self) -> [usize; 5] {
+        match self {
+            Arch::Caffe => [1, 2, 1, 2, 2],
+            _ => [1; 5],
+        }
+    }
+
+    /// The layer list for the given widths.
+    pub fn spec(self, widths: &Widths) -> NetSpec {
+        let [c1, c2, c3, c4, c5] = widths.conv;
+        let g = self.conv_groups();
+        let conv = |name, out, kernel, stride, pad, groups| Layer::Conv {
+            name,
+            out,
+            kernel,
+            stride,
+            pad,
+            groups,
+        };
+        let pool = Layer::MaxPool {
+            kernel: 3,
+            stride: 2,
+        };
+        let (p1, p2) = match self {
+            Arch::Torchvision => (2, 2),
+            _ => (0, 2),
+        };
+        let mut layers = vec![conv("conv1", c1, 11, 4, p1, g[0]), Layer::Relu];
+        if self == Arch::Caffe {
+            layers.push(Layer::Lrn(Lrn::default()));
+        }
+        layers.extend([pool.clone(), conv("conv2", c2, 5, 1, p2, g[1]), Layer::Relu]);
+        if self == Arch::Caffe {
+            layers.push(Layer::Lrn(Lrn::default()));
+        }
+        layers.extend([
+            pool.clone(),
+            conv("conv3", c3, 3, 1, 1, g[2]),
+            Layer::Relu,
+            conv("conv4", c4, 3, 1, 1, g[3]),
+            Layer::Relu,
+            conv("conv5", c5, 3, 1, 1, g[4]),
+            Layer::Relu,
+            pool,
+        ]);
+        if self == Arch::Torchvision {
+            layers.push(Layer::AdaptiveAvgPool { h: 6, w: 6 });
+        }
+        layers.extend([
+            Layer::Flatten,
+            Layer::Dropout(0.5),
+            Layer::Dense {
+                name: "fc6",
+                out: widths.fc6,
+            },
+            Layer::Relu,
+            Layer::Dropout(0.5),
+            Layer::Dense {
+                name: "fc7",
+                out: widths.fc7,
+            },
+            Layer::Relu,
+            Layer::Dense {
+                name: "fc8",
+                out: widths.classes,
+            },
+        ]);
+        NetSpec {
+            arch: self,
+            input: [3, self.input_size(), self.input_size()],
+            layers,
+        }
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Arch {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "torchvision" | "pytorch" | "torch" => Ok(Arch::Torchvision),
+            "caffe" | "bvlc" => Ok(Arch::Caffe),
+            "keras" => Ok(Arch::Keras),
+            _ => Err(format!(
+                "unknown arch '{s}' (expected torchvision, caffe or keras)"
+            )),
+        }
+    }
+}
+
+/// Channel counts: the only thing besides the preset that a weights file decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Widths {
+    pub conv: [usize; 5],
+    pub fc6: usize,
+    pub fc7: usize,
+    pub classes: usize,
+}
+
+/// One layer of a Sequential-style network description.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Layer {
+    Conv {
+        name: &'static str,
+        out: usize,
+        kernel: usize,
+        stride: usize,
+        pad: usize,
+        groups: usize,
+    },
+    Relu,
+    MaxPool {
+        kernel: usize,
+        stride: usize,
+    },
+    Lrn(Lrn),
+    AdaptiveAvgPool {
+        h: usize,
+        w: usize,
+    },
+    Flatten,
+    Dense {
+        name: &'static str,
+        out: usize,
+    },
+    /// The identity at inference.
+    Dropout(f32),
+    Softmax,
+}
+
+impl Layer {
+    pub fn describe(&self) -> String {
+        match self {
+            Layer::Conv {
+                name,
+                out,
+                kernel,
+                stride,
+                pad,
+                groups,
+            } => {
+                let g = if *groups > 1 {
+                    format!(" groups {groups}")
+                } else {
+                    String::new()
+                };
+                format!("{name}: conv {out} k{kernel} s{stride} p{pad}{g}")
+            }
+            Layer::Relu => "relu".into(),
+            Layer::MaxPool { kernel, stride } => format!("max-pool {kernel}/{stride}"),
+            Layer::Lrn(l) => format!(
+                "lrn size {} alpha {} beta {} k {}",
+                l.size, l.alpha, l.beta, l.k
+            ),
+            Layer::AdaptiveAvgPool { h, w } => format!("adaptive avg-pool {h}x{w}"),
+            Layer::Flatten => "flatten".into(),
+            Layer::Dense { name, out } => format!("{name}: dense {out}"),
+            Layer::Dropout(p) => format!("dropout {p} (identity at inference)"),
+            Layer::Softmax => "softmax".into(),
+        }
+    }
+}
+
+/// A whole network: input channels/height/width and its layers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetSpec {
+    pub arch: Arch,
+    pub input: [usize; 3],
+    pub layers: Vec<Layer>,
+}
+
+/// A tensor shape per image: `[C, H, W]` for feature maps, `[F]` once flattened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Shape {
+    Map([usize; 3]),
+    Flat(usize),
+}
+
+impl Shape {
+    pub fn len(&self) -> usize {
+        match self {
+            Shape::Map([c, h, w]) => c * h * w,
+            Shape::Flat(f) => *f,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shape::Map([c, h, w]) => write!(f, "{c}x{h}x{w}"),
+            Shape::Flat(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// What shape inference learns about one layer.
+#[derive(Clone, Debug)]
+pub struct LayerInfo {
+    pub input: Shape,
+    pub output: Shape,
+    /// `(name, shape)` of each parameter tensor in our layout (conv OIHW, dense `[out, in]`).
+    pub params: Vec<(String, Vec<usize>)>,
+    /// Floating-point operations per image (multiply-add = 2).
+    pub flops: f64,
+}
+
+impl NetSpec {
+    /// The spec with another input size (the adaptive pool keeps the classifier's shapes).
+    pub fn with_input_hw(&self, h: usize, w: usize) -> NetSpec {
+        NetSpec {
+            input: [self.input[0], h, w],
+            ..self.clone()
+        }
+    }
+
+    /// Infers every layer's shapes, or says which layer cannot take its input.
+    pub fn infer(&self) -> Result<Vec<LayerInfo>> {
+        let mut shape = Shape::Map(self.input);
+        let mut out = Vec::with_capacity(self.layers.len());
+        for (i, layer) in self.layers.iter().enumerate() {
+            let ctx = |msg: String| {
+                Error::Shape(format!(
+                    "layer {} ({}), input {shape}: {msg}",
+                    i + 1,
+                    layer.describe()
+                ))
+            };
+            let map = |s: &Shape| match s {
+                Shape::Map(m) => Ok(*m),
+                Shape::Flat(_) => Err(ctx(
+                    "needs a feature map, got a flat vector (flatten came too early)".into(),
+                )),
+            };
+            let (next, params, flops) = match layer {
+                Layer::Conv {
+                    name,
+                    out: co,
+                    kernel,
+                    stride,
+                    pad,
+                    groups,
+                } => {
+                    let [c, h, w] = map(&shape)?;
+                    let conv = Conv2dShape {
+                        batch: 1,
+                        in_c: c,
+                        in_h: h,
+                        in_w: w,
+                        out_c: *co,
+                        kernel: *kernel,
+                        stride: *stride,
+                        pad: *pad,
+                        groups: *groups,
+                    };
+                    let (oh, ow) = conv.out_hw().map_err(|e| ctx(e.to_string()))?;
+                    (
+                        Shape::Map([*co, oh, ow]),
+                        vec![
+                            (
+                                format!("{name}.weight"),
+                                vec![*co, c / groups, *kernel, *kernel],
+                            ),
+                            (format!("{name}.bias"), vec![*co]),
+                        ],
+                        conv.flops(),
+                    )
+                }
+                Layer::MaxPool { kernel, stride } => {
+                    let [c, h, w] = map(&shape)?;
+                    let oh = max_pool::out_size(h, *kernel, *stride, 0)
+                        .map_err(|e| ctx(e.to_string()))?;
+                    let ow = max_pool::out_size(w, *kernel, *stride, 0)
+                        .map_err(|e| ctx(e.to_string()))?;
+                    (Shape::Map([c, oh, ow]), vec![], 0.0)
+                }
+                Layer::AdaptiveAvgPool { h, w } => {
+                    let [c, _, _] = map(&shape)?;
+                    (Shape::Map([c, *h, *w]), vec![], 0.0)
+                }
+                Layer::Lrn(_) => {
+                    map(&shape)?;
+                    (shape.clone(), vec![], 0.0)
+                }
+                Layer::Flatten => (Shape::Flat(shape.len()), vec![], 0.0),
+                Layer::Dense { name, out: o } => {
+                    let inp = match &shape {
+                        Shape::Flat(f) => *f,
+                        Shape::Map(_) => {
+                            return Err(ctx("a dense layer needs a flatten before it".into()))
+                        }
+                    };
+                    (
+                        Shape::Flat(*o),
+                        vec![
+                            (format!("{name}.weight"), vec![*o, inp]),
+                            (format!("{name}.bias"), vec![*o]),
+                        ],
+                        2.0 * (*o * inp) as f64,
+                    )
+                }
+                Layer::Relu | Layer::Dropout(_) | Layer::Softmax => (shape.clone(), vec![], 0.0),
+            };
+            if next.is_empty() {
+                return Err(ctx("produces an empty tensor".into()));
+            }
+            out.push(LayerInfo {
+                input: shape.clone(),
+                output: next.clone(),
+                params,
+                flops,
+            });
+            shape = next;
+        }
+        Ok(out)
+    }
+
+    /// Parameter names and shapes, in layer order.
+    pub fn param_shapes(&self) -> Result<Vec<(String, Vec<usize>)>> {
+        Ok(self.infer()?.into_iter().flat_map(|l| l.params).collect())
+    }
+
+    pub fn flops_per_image(&self) -> Result<f64> {
+        Ok(self.infer()?.iter().map(|l| l.flops).sum())
+    }
+}

@@ -1,0 +1,7 @@
+//! Network descriptions (presets), shape inference, and the GPU network built from them.
+
+pub mod arch;
+pub mod network;
+
+pub use arch::{Arch, Layer, LayerInfo, NetSpec, Shape, Widths};
+pub use network::{Network, Output};

@@ -1,0 +1,478 @@
+//! The GPU network: weights uploaded once, a plan (buffers, bind groups, dispatches) built once
+//! per input geometry, every batch recorded into one command encoder.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use crate::gpu::{storage_buffer, upload_f32, GpuContext, SplitWeight};
+use crate::kernels::{self, conv2d::Conv2dShape, Dispatch, Kernels};
+use crate::model::{Layer, NetSpec, Shape};
+use crate::weights::Weights;
+
+/// What one forward pass returns, row-major per image.
+#[derive(Clone, Debug, Default)]
+pub struct Output {
+    pub batch: usize,
+    /// `[batch, classes]`: the last layer's output.
+    pub logits: Vec<f32>,
+    /// `[batch, classes]`: softmax of the logits (computed on the GPU).
+    pub probs: Vec<f32>,
+    /// `[batch, features]`: the flattened input of the first dense layer (pool5), when asked.
+    pub features: Option<Vec<f32>>,
+    pub classes: usize,
+    pub feature_len: usize,
+}
+
+enum Param {
+    Conv {
+        weight: wgpu::Buffer,
+        bias: wgpu::Buffer,
+    },
+    Dense {
+        weight: SplitWeight,
+        bias: wgpu::Buffer,
+    },
+}
+
+/// A layer after fusing: what one or more dispatches compute.
+#[derive(Clone, Debug)]
+enum Op {
+    Conv { layer: usize, relu: bool },
+    Dense { layer: usize, relu: bool },
+    MaxPool { layer: usize },
+    Lrn { layer: usize },
+    AvgPool { layer: usize },
+    Softmax { layer: usize },
+    Relu { layer: usize },
+}
+
+/// Which buffer an op reads or writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    Input,
+    Ping,
+    Pong,
+    Features,
+    Logits,
+}
+
+/// Everything bound for one (batch, height, width).
+pub struct Plan {
+    pub batch: usize,
+    input: wgpu::Buffer,
+    logits: wgpu::Buffer,
+    probs: wgpu::Buffer,
+    features: Option<wgpu::Buffer>,
+    /// `(op label, dispatches)` in execution order.
+    pub steps: Vec<(String, Vec<Dispatch>)>,
+    input_len: usize,
+}
+
+pub struct Network<'a> {
+    pub ctx: &'a GpuContext,
+    pub spec: NetSpec,
+    kernels: Kernels,
+    params: HashMap<String, Param>,
+    plans: HashMap<(usize, usize, usize), Plan>,
+    ops: Vec<Op>,
+    /// Index into `ops` of the op whose output is flattened (pool5), if any.
+    features_op: Option<usize>,
+    pub classes: usize,
+}
+
+fn fuse(spec: &NetSpec) -> (Vec<Op>, Option<usize>) {
+    let mut ops: Vec<Op> = Vec::new();
+    let mut features_op = None;
+    for (i, layer) in spec.layers.iter().enumerate() {
+        match layer {
+            Layer::Conv { .. } => ops.push(Op::Conv {
+                layer: i,
+                relu: false,
+            }),
+            Layer::Dense { .. } => ops.push(Op::Dense {
+                layer: i,
+                relu: false,
+            }),
+            Layer::Relu => match ops.last_mut() {
+                Some(Op::Conv { relu, .. } | Op::Dense { relu, .. }) if !*relu => *relu = true,
+                _ => ops.push(Op::Relu { layer: i }),
+            },
+            Layer::MaxPool { .. } => ops.push(Op::MaxPool { layer: i }),
+            Layer::Lrn(_) => ops.push(Op::Lrn { layer: i }),
+            Layer::AdaptiveAvgPool { .. } => ops.push(Op::AvgPool { layer: i }),
+            Layer::Softmax => ops.push(Op::Softmax { layer: i }),
+            Layer::Flatten => {
+                if features_op.is_none() && !ops.is_empty() {
+                    features_op = Some(ops.len() - 1);
+                }
+            }
+            Layer::Dropout(_) => {}
+        }
+    }
+    // A ReLU fused after the features op is still part of what is flattened (it runs in place).
+    (ops, features_op)
+}
+
+impl<'a> Network<'a> {
+    /// Uploads the weights (dense matrices split under the binding limit) and compiles kernels.
+    pub fn new(ctx: &'a GpuContext, weights: &Weights) -> Result<Self> {
+        let spec = weights.spec();
+        let infos = spec.infer()?;
+        let mut params = HashMap::new();
+        for (layer, info) in spec.layers.iter().zip(&infos) {
+            match layer {
+                Layer::Conv { name, .. } => {
+                    let w = weights.get(&format!("{name}.weight"));
+                    let b = weights.get(&format!("{name}.bias"));
+                    params.insert(
+                        name.to_string(),
+                        Param::Conv {
+                            weight: upload_f32(ctx, &format!("{name}.weight"), w)?,
+                            bias: upload_f32(ctx, &format!("{name}.bias"), b)?,
+                        },
+                    );
+                }
+                Layer::Dense { name, out } => {
+                    let w = weights.get(&format!("{name}.weight"));
+                    let b = weights.get(&format!("{name}.bias"));
+                    params.insert(
+                        name.to_string(),
+                        Param::Dense {
+                            weight: SplitWeight::upload(
+                                ctx,
+                                &format!("{name}.weight"),
+                                w,
+                                *out,
+                                info.input.len(),
+                            )?,
+                            bias: upload_f32(ctx, &format!("{name}.bias"), b)?,
+                        },
+                    );
+                }
+                _ => {}
+            }
+        }
+        let classes = infos.last().map(|i| i.output.len()).unwrap_or(0);
+        let (ops, features_op) = fuse(&spec);
+        Ok(Network {
+            ctx,
+            kernels: Kernels::new(ctx),
+            spec,
+            params,
+            plans: HashMap::new(),
+            ops,
+            features_op,
+            classes,
+        })
+    }
+
+    /// Length of the flattened features (pool5), if the network flattens.
+    pub fn feature_len(&self) -> Option<usize> {
+        let infos = self.spec.infer().ok()?;
+        self.spec
+            .layers
+            .iter()
+            .zip(&infos)
+            .find(|(l, _)| matches!(l, Layer::Flatten))
+            .map(|(_, i)| i.output.len())
+    }
+
+    /// Builds (once) the plan for `batch` images of `h` x `w`.
+    pub fn plan(&mut self, batch: usize, h: usize, w: usize) -> Result<&Plan> {
+        if !self.plans.contains_key(&(batch, h, w)) {
+            let plan = self.build_plan(batch, h, w)?;
+            self.plans.insert((batch, h, w), plan);
+        }
+        Ok(&self.plans[&(batch, h, w)])
+    }
+
+    fn build_plan(&self, batch: usize, h: usize, w: usize) -> Result<Plan> {
+        if batch == 0 {
+            return Err(Error::Shape("batch size must be at least 1".into()));
+        }
+        let ctx = self.ctx;
+        let spec = self.spec.with_input_hw(h, w);
+        let infos = spec.infer()?;
+        let hint = "use a smaller --batch";
+        let input_len = batch * spec.input.iter().product::<usize>();
+        let input = storage_buffer(ctx, "input", input_len, hint)?;
+
+        // Two ping-pong buffers sized for the largest intermediate activation.
+        let max_act = infos.iter().map(|i| i.output.len()).max().unwrap_or(1) * batch;
+        let ping = storage_buffer(ctx, "activations A", max_act, hint)?;
+        let pong = storage_buffer(ctx, "activations B", max_act, hint)?;
+        let classes = infos.last().map(|i| i.output.len()).unwrap_or(1);
+        let logits = storage_buffer(ctx, "logits", batch * classes, hint)?;
+        let probs = storage_buffer(ctx, "probabilities", batch * classes, hint)?;
+        let features = match self.features_op {
+            Some(op) => {
+                let layer = op_layer(&self.ops[op]);
+                Some(storage_buffer(
+                    ctx,
+                    "features",
+                    batch * infos[layer].output.len(),
+                    hint,
+                )?)
+            }
+            None => None,
+        };
+
+        let buf = |s: Slot| -> &wgpu::Buffer {
+            match s {
+                Slot::Input => &input,
+                Slot::Ping => &ping,
+                Slot::Pong => &pong,
+                Slot::Features => features
+                    .as_ref()
+                    .expect("features slot only with a flatten"),
+                Slot::Logits => &logits,
+            }
+        };
+
+        let mut steps = Vec::new();
+        let mut cur = Slot::Input;
+        let last = self.ops.len().saturating_sub(1);
+        for (k, op) in self.ops.iter().enumerate() {
+            let li = op_layer(op);
+            let info = &infos[li];
+            let in_place = matches!(op, Op::Relu { .. });
+            let dst = if in_place {
+                cur
+            } else if Some(k) == self.features_op {
+                Slot::Features
+            } else if k == last {
+                Slot::Logits
+            } else if cur == Slot::Ping {
+                Slot::Pong
+            } else {
+                Slot::Ping
+            };
+            let map = |s: &Shape| match s {
+                Shape::Map(m) => *m,
+                Shape::Flat(f) => [*f, 1, 1],
+            };
+            let [c, ih, iw] = map(&info.input);
+            let dispatches = match (op, &spec.layers[li]) {
+                (
+                    Op::Conv { relu, .. },
+                    Layer::Conv {
+                        name,
+                        out,
+                        kernel,
+                        stride,
+                        pad,
+                        groups,
+                    },
+                ) => {
+                    let Some(Param::Conv { weight, bias }) = self.params.get(*name) else {
+                        unreachable!("conv params uploaded in new()")
+                    };
+                    let shape = Conv2dShape {
+                        batch,
+                        in_c: c,
+                        in_h: ih,
+                        in_w: iw,
+                        out_c: *out,
+                        kernel: *kernel,
+                        stride: *stride,
+                        pad: *pad,
+                        groups: *groups,
+                    };
+                    vec![kernels::conv2d::dispatch(
+                        ctx,
+                        &self.kernels.conv2d,
+                        &shape,
+                        *relu,
+                        weight,
+                        0,
+                        out / groups,
+                        bias,
+                        buf(cur),
+                        buf(dst),
+                    )?]
+                }
+                (Op::Dense { relu, .. }, Layer::Dense { name, .. }) => {
+                    let Some(Param::Dense { weight, bias }) = self.params.get(*name) else {
+                        unreachable!("dense params uploaded in new()")
+                    };
+                    kernels::dense::dispatch(
+                        ctx,
+                        &self.kernels,
+                        batch,
+                        weight,
+                        bias,
+                        *relu,
+                        buf(cur),
+                        buf(dst),
+                    )?
+                }
+                (Op::MaxPool { .. }, Layer::MaxPool { kernel, stride }) => {
+                    vec![kernels::max_pool::dispatch(
+                        ctx,
+                        &self.kernels.max_pool,
+                        batch * c,
+                        ih,
+                        iw,
+                        *kernel,
+                        *stride,
+                        buf(cur),
+                        buf(dst),
+                    )?]
+                }
+                (Op::Lrn { .. }, Layer::Lrn(lrn)) => vec![kernels::lrn::dispatch(
+                    ctx,
+                    &self.kernels.lrn,
+                    lrn,
+                    batch,
+                    c,
+                    ih * iw,
+                    buf(cur),
+                    buf(dst),
+                )?],
+                (Op::AvgPool { .. }, Layer::AdaptiveAvgPool { h: oh, w: ow }) => {
+                    vec![kernels::adaptive_avg_pool::dispatch(
+                        ctx,
+                        &self.kernels.adaptive_avg_pool,
+                        batch * c,
+                        ih,
+                        iw,
+                        *oh,
+                        *ow,
+                        buf(cur),
+                        buf(dst),
+                    )?]
+                }
+                (Op::Softmax { .. }, Layer::Softmax) => {
+                    let cols = info.input.len();
+                    vec![kernels::softmax::dispatch(
+                        ctx,
+                        &self.kernels.softmax,
+                        batch,
+                        cols,
+                        buf(cur),
+                        buf(dst),
+                    )?]
+                }
+                (Op::Relu { .. }, Layer::Relu) => {
+                    vec![kernels::relu::dispatch(
+                        ctx,
+                        &self.kernels.relu,
+                        batch * info.input.len(),
+                        buf(cur),
+                    )?]
+                }
+                (op, layer) => unreachable!("op {op:?} built from layer {layer:?}"),
+            };
+            steps.push((spec.layers[li].describe(), dispatches));
+            cur = dst;
+        }
+        if cur != Slot::Logits {
+            // The network ends in a layer that was not placed in the logits buffer (e.g. an
+            // in-place ReLU): nothing to do, the last op's buffer is read instead below.
+            return Err(Error::Shape(
+                "the network must end in a layer that writes a new tensor (dense, softmax, pool...)".into(),
+            ));
+        }
+        steps.push((
+            "softmax (probabilities)".into(),
+            vec![kernels::softmax::dispatch(
+                ctx,
+                &self.kernels.softmax,
+                batch,
+                classes,
+                &logits,
+                &probs,
+            )?],
+        ));
+        Ok(Plan {
+            batch,
+            input,
+            logits,
+            probs,
+            features,
+            steps,
+            input_len,
+        })
+    }
+
+    /// Runs `batch` images (`[batch, 3, h, w]`, row-major) and reads back logits, probabilities
+    /// and (when asked) the flattened features.
+    pub fn forward(
+        &mut self,
+        input: &[f32],
+        batch: usize,
+        h: usize,
+        w: usize,
+        want_features: bool,
+    ) -> Result<Output> {
+        let classes = self.classes;
+        let feature_len = self.feature_len().unwrap_or(0);
+        let ctx = self.ctx;
+        let plan = self.plan(batch, h, w)?;
+        if input.len() != plan.input_len {
+            return Err(Error::Shape(format!(
+                "input holds {} values, expected {batch} x 3 x {h} x {w} = {}",
+                input.len(),
+                plan.input_len
+            )));
+        }
+        ctx.queue
+            .write_buffer(&plan.input, 0, bytemuck::cast_slice(input));
+        let mut encoder = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("forward"),
+            });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("forward"),
+                timestamp_writes: None,
+            });
+            for (_, dispatches) in &plan.steps {
+                for d in dispatches {
+                    d.record(&mut pass);
+                }
+            }
+        }
+        let n = batch * classes;
+        let logits_staging = crate::gpu::copy_to_staging(ctx, &mut encoder, &plan.logits, 0, n);
+        let probs_staging = crate::gpu::copy_to_staging(ctx, &mut encoder, &plan.probs, 0, n);
+        let feat_staging = match (&plan.features, want_features) {
+            (Some(f), true) => Some(crate::gpu::copy_to_staging(
+                ctx,
+                &mut encoder,
+                f,
+                0,
+                batch * feature_len,
+            )),
+            _ => None,
+        };
+        ctx.queue.submit([encoder.finish()]);
+        let logits = crate::gpu::map_staging(ctx, &logits_staging, n)?;
+        let probs = crate::gpu::map_staging(ctx, &probs_staging, n)?;
+        let features = match feat_staging {
+            Some(s) => Some(crate::gpu::map_staging(ctx, &s, batch * feature_len)?),
+            None => None,
+        };
+        Ok(Output {
+            batch,
+            logits,
+            probs,
+            features,
+            classes,
+            feature_len,
+        })
+    }
+}
+
+fn op_layer(op: &Op) -> usize {
+    match op {
+        Op::Conv { layer, .. }
+        | Op::Dense { layer, .. }
+        | Op::MaxPool { layer }
+        | Op::Lrn { layer }
+        | Op::AvgPool { layer }
+        | Op::Softmax { layer }
+        | Op::Relu { layer } => *layer,
+    }
+}

@@ -1,0 +1,267 @@
+//! Weights: NumPy files in PyTorch (torchvision or Caffe names) or Keras layout, checked against a
+//! preset and converted to our layout (conv OIHW, dense `[out, in]` over the NCHW flatten order).
+
+pub mod naming;
+pub mod npz;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use naming::Scheme;
+pub use npz::{read_tensors, write_atomic, write_npy, write_npz, NpzEntry, RawTensor};
+
+use crate::error::{Error, Result};
+use crate::model::{Arch, Layer, NetSpec, Shape, Widths};
+
+/// Weights in our layout, by canonical name (`conv1.weight` ... `fc8.bias`).
+#[derive(Clone, Debug)]
+pub struct Weights {
+    pub arch: Arch,
+    pub widths: Widths,
+    pub tensors: BTreeMap<String, Vec<f32>>,
+    /// Where they came from (for messages).
+    pub source: PathBuf,
+    /// The naming scheme of the source file.
+    pub scheme: Scheme,
+}
+
+impl Weights {
+    pub fn spec(&self) -> NetSpec {
+        self.arch.spec(&self.widths)
+    }
+
+    /// Loads and checks `path`; `arch: None` infers the preset from key names and shapes.
+    pub fn load(path: &Path, arch: Option<Arch>) -> Result<Weights> {
+        let raw = read_tensors(path)?;
+        from_raw(path, raw, arch)
+    }
+
+    /// Deterministic random weights (He-scaled normal-ish uniform), for benchmarks and tests.
+    pub fn random(arch: Arch, widths: Widths, seed: u64) -> Result<Weights> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let spec = arch.spec(&widths);
+        let mut tensors = BTreeMap::new();
+        for (name, shape) in spec.param_shapes()? {
+            let len: usize = shape.iter().product();
+            let data = if name.ends_with(".bias") {
+                (0..len).map(|_| rng.random_range(-0.05f32..0.05)).collect()
+            } else {
+                let fan_in: usize = shape[1..].iter().product();
+                let a = (6.0 / fan_in as f32).sqrt();
+                (0..len).map(|_| rng.random_range(-a..a)).collect()
+            };
+            tensors.insert(name, data);
+        }
+        Ok(Weights {
+            arch,
+            widths,
+            tensors,
+            source: PathBuf::from(format!("<random seed {seed}>")),
+            scheme: Scheme::for_arch(arch),
+        })
+    }
+
+    pub fn get(&self, name: &str) -> &[f32] {
+        self.tensors
+            .get(name)
+            .unwrap_or_else(|| panic!("weights were validated but '{name}' is missing"))
+    }
+
+    /// Writes the weights in PyTorch layout with the preset's usual names (torchvision names for
+    /// `torchvision`, Caffe names otherwise), atomically.
+    pub fn save_npz(&self, path: &Path, extra: Vec<(String, NpzEntry<'_>)>) -> Result<()> {
+        let spec = self.spec();
+        let shapes = spec.param_shapes()?;
+        let scheme = match self.arch {
+            Arch::Torchvision => Scheme::Torchvision,
+            _ => Scheme::Caffe,
+        };
+        let mut entries: Vec<(String, NpzEntry<'_>)> = Vec::new();
+        for (name, shape) in &shapes {
+            entries.push((scheme.file_key(name), NpzEntry::F32(shape, self.get(name))));
+        }
+        entries.extend(extra);
+        write_npz(path, &entries)
+    }
+}
+
+/// Per-image shape of the feature map that the first dense layer flattens.
+fn flatten_source(spec: &NetSpec) -> Result<Option<[usize; 3]>> {
+    let infos = spec.infer()?;
+    Ok(spec
+        .layers
+        .iter()
+        .zip(&infos)
+        .find(|(l, _)| matches!(l, Layer::Flatten))
+        .and_then(|(_, info)| match info.input {
+            Shape::Map(m) => Some(m),
+            Shape::Flat(_) => None,
+        }))
+}
+
+fn shape_str(s: &[usize]) -> String {
+    format!(
+        "[{}]",
+        s.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// Guesses the preset when the user gave none.
+fn infer_arch(scheme: Scheme, by_canon: &BTreeMap<String, &RawTensor>) -> Arch {
+    let out_ch = |name: &str| {
+        by_canon
+            .get(name)
+            .and_then(|t| naming::out_channels(scheme, &t.shape))
+    };
+    let in_ch = |name: &str| {
+        by_canon
+            .get(name)
+            .and_then(|t| naming::in_channels(scheme, &t.shape))
+    };
+    match scheme {
+        Scheme::Torchvision => Arch::Torchvision,
+        Scheme::Caffe | Scheme::Keras => {
+            // Grouped conv2 (input channels = conv1's / 2) is the BVLC net; a 64-wide conv1 in
+            // Keras layout is torchvision's net exported by Keras; the rest is the plain net.
+            match (out_ch("conv1.weight"), in_ch("conv2.weight")) {
+                (Some(c1), Some(i2)) if i2 * 2 == c1 => Arch::Caffe,
+                (Some(64), _) => Arch::Torchvision,
+                _ => Arch::Keras,
+            }
+        }
+    }
+}
+
+/// Checks raw tensors against the preset and converts them; reports every problem at once.
+pub fn from_raw(path: &Path, raw: Vec<RawTensor>, arch: Option<Arch>) -> Result<Weights> {
+    let keys: Vec<&str> = raw.iter().map(|t| t.key.as_str()).collect();
+    let scheme = Scheme::detect(&keys).ok_or_else(|| Error::WeightFile {
+        path: path.to_path_buf(),
+        message: format!(
+            "no AlexNet weights recognised among the keys [{}]; expected torchvision names \
+             (features.0.weight ...), Caffe names (conv1.weight ... fc8.bias) or Keras names \
+             (conv2d/kernel ... dense_2/bias)",
+            keys.iter().take(12).cloned().collect::<Vec<_>>().join(", ")
+        ),
+    })?;
+    let mapping = naming::map_keys(scheme, &keys);
+    let by_key: BTreeMap<&str, &RawTensor> = raw.iter().map(|t| (t.key.as_str(), t)).collect();
+    let by_canon: BTreeMap<String, &RawTensor> = mapping
+        .iter()
+        .filter_map(|(canon, key)| by_key.get(key.as_str()).map(|t| (canon.clone(), *t)))
+        .collect();
+    let arch = arch.unwrap_or_else(|| infer_arch(scheme, &by_canon));
+
+    // Widths come from the file (so reduced-width and k-class models load); gaps keep defaults.
+    let mut widths = arch.default_widths();
+    for (i, slot) in widths.conv.iter_mut().enumerate() {
+        if let Some(c) = by_canon
+            .get(&format!("conv{}.weight", i + 1))
+            .and_then(|t| naming::out_channels(scheme, &t.shape))
+        {
+            *slot = c;
+        }
+    }
+    for (name, slot) in [
+        ("fc6", &mut widths.fc6),
+        ("fc7", &mut widths.fc7),
+        ("fc8", &mut widths.classes),
+    ] {
+        if let Some(t) = by_canon.get(&format!("{name}.bias")) {
+            if t.shape.len() == 1 {
+                *slot = t.shape[0];
+            }
+        }
+    }
+
+    let spec = arch.spec(&widths);
+    let expected = spec.param_shapes().map_err(|e| Error::WeightMismatch {
+        path: path.to_path_buf(),
+        arch: arch.to_string(),
+        problems: vec![format!(
+            "the channel counts found in the file do not chain: {e}"
+        )],
+    })?;
+    let flat_src = flatten_source(&spec)?;
+    let first_dense = expected
+        .iter()
+        .find(|(n, _)| n.starts_with("fc"))
+        .map(|(n, _)| n.clone());
+
+    let mut problems = Vec::new();
+    let mut tensors = BTreeMap::new();
+    for (canon, shape) in &expected {
+        let want_file_shape = naming::file_shape(scheme, shape);
+        let Some(key) = mapping.get(canon) else {
+            problems.push(format!(
+                "missing key '{}' (expected shape {})",
+                scheme.file_key(canon),
+                shape_str(&want_file_shape)
+            ));
+            continue;
+        };
+        let t = by_key[key.as_str()];
+        if t.shape != want_file_shape {
+            problems.push(format!(
+                "key '{key}': expected shape {}, found {}",
+                shape_str(&want_file_shape),
+                shape_str(&t.shape)
+            ));
+            continue;
+        }
+        let data = match &t.data {
+            Ok(d) => d,
+            Err(why) => {
+                problems.push(format!("key '{key}': {why}"));
+                continue;
+            }
+        };
+        if let Some(bad) = data.iter().position(|v| !v.is_finite()) {
+            problems.push(format!(
+                "key '{key}': holds a non-finite value ({}) at flat index {bad}",
+                data[bad]
+            ));
+            continue;
+        }
+        let nhwc = (scheme == Scheme::Keras && Some(canon) == first_dense.as_ref())
+            .then_some(flat_src)
+            .flatten();
+        tensors.insert(
+            canon.clone(),
+            naming::to_our_layout(scheme, shape, data, nhwc),
+        );
+    }
+    let mapped: std::collections::BTreeSet<&str> = mapping.values().map(String::as_str).collect();
+    let expected_names: std::collections::BTreeSet<&str> =
+        expected.iter().map(|(n, _)| n.as_str()).collect();
+    for (canon, key) in &mapping {
+        if !expected_names.contains(canon.as_str()) {
+            problems.push(format!(
+                "unexpected key '{key}' (the '{arch}' network has no such parameter)"
+            ));
+        }
+    }
+    for k in &keys {
+        if !mapped.contains(k) && !naming::is_metadata_key(k) {
+            problems.push(format!("unexpected key '{k}'"));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::WeightMismatch {
+            path: path.to_path_buf(),
+            arch: arch.to_string(),
+            problems,
+        });
+    }
+    Ok(Weights {
+        arch,
+        widths,
+        tensors,
+        source: path.to_path_buf(),
+        scheme,
+    })
+}

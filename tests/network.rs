@@ -1,0 +1,204 @@
+//! Whole networks against logits computed by onnxruntime (an independent framework) on the same
+//! weights and inputs: `tests/fixtures/`, made by `scripts/make_fixtures.py`.
+//!
+//! Tolerance: max |diff| <= 1e-4 x max |logit|. Both sides accumulate in float32 but in a
+//! different order (onnxruntime's im2col/GEMM blocking vs our tiles), so bit equality is not
+//! expected; errors of a wrong index, layout or padding are orders of magnitude larger.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use alexnet_wgpu::model::{Arch, Network};
+use alexnet_wgpu::weights::{read_tensors, Weights};
+use common::{assert_close, ctx};
+
+const TOL: f32 = 1e-4;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A `.npy` fixture: (shape, data).
+fn npy(name: &str) -> (Vec<usize>, Vec<f32>) {
+    let mut t = read_tensors(&fixture(name)).unwrap();
+    let t = t.remove(0);
+    (t.shape, t.data.unwrap())
+}
+
+fn check(
+    weights_file: &str,
+    arch: Option<Arch>,
+    expect_arch: Arch,
+    input: &str,
+    logits: &str,
+    pool5: Option<&str>,
+    tol: f32,
+) {
+    let ctx = ctx();
+    let w = Weights::load(&fixture(weights_file), arch).unwrap();
+    assert_eq!(w.arch, expect_arch, "{weights_file}: arch");
+    let mut net = Network::new(&ctx, &w).unwrap();
+    let (shape, x) = npy(input);
+    let out = net
+        .forward(&x, shape[0], shape[2], shape[3], pool5.is_some())
+        .unwrap();
+    let (_, want) = npy(logits);
+    assert_close(&format!("{weights_file} logits"), &out.logits, &want, tol);
+    if let Some(p) = pool5 {
+        let (_, want) = npy(p);
+        assert_close(
+            &format!("{weights_file} pool5"),
+            out.features.as_ref().unwrap(),
+            &want,
+            tol,
+        );
+    }
+    // Probabilities are the softmax of the logits.
+    for row in out.probs.chunks(out.classes) {
+        let s: f32 = row.iter().sum();
+        assert!((s - 1.0).abs() < 1e-5, "probabilities sum to {s}");
+    }
+}
+
+#[test]
+fn torchvision_matches_onnxruntime() {
+    check(
+        "torchvision_small.npz",
+        Some(Arch::Torchvision),
+        Arch::Torchvision,
+        "input_224.npy",
+        "torchvision_logits.npy",
+        Some("torchvision_pool5.npy"),
+        TOL,
+    );
+}
+
+#[test]
+fn torchvision_arch_is_inferred_from_keys() {
+    check(
+        "torchvision_small.npz",
+        None,
+        Arch::Torchvision,
+        "input_224.npy",
+        "torchvision_logits.npy",
+        None,
+        TOL,
+    );
+}
+
+#[test]
+fn torchvision_adaptive_pool_at_256_input() {
+    check(
+        "torchvision_small.npz",
+        None,
+        Arch::Torchvision,
+        "input_256.npy",
+        "torchvision_256_logits.npy",
+        Some("torchvision_256_pool5.npy"),
+        TOL,
+    );
+}
+
+#[test]
+fn caffe_grouped_lrn_matches_onnxruntime() {
+    check(
+        "caffe_small.npz",
+        Some(Arch::Caffe),
+        Arch::Caffe,
+        "input_227_caffe.npy",
+        "caffe_logits.npy",
+        Some("caffe_pool5.npy"),
+        TOL,
+    );
+    check(
+        "caffe_small.npz",
+        None,
+        Arch::Caffe,
+        "input_227_caffe.npy",
+        "caffe_logits.npy",
+        None,
+        TOL,
+    );
+}
+
+#[test]
+fn keras_layout_matches_onnxruntime() {
+    check(
+        "keras_small.npz",
+        Some(Arch::Keras),
+        Arch::Keras,
+        "input_227_keras.npy",
+        "keras_logits.npy",
+        Some("keras_pool5.npy"),
+        TOL,
+    );
+    check(
+        "keras_small.npz",
+        None,
+        Arch::Keras,
+        "input_227_keras.npy",
+        "keras_logits.npy",
+        None,
+        TOL,
+    );
+}
+
+#[test]
+fn keras_net_in_pytorch_layout_gives_the_same_logits() {
+    check(
+        "keras_small_pt.npz",
+        Some(Arch::Keras),
+        Arch::Keras,
+        "input_227_keras.npy",
+        "keras_logits.npy",
+        None,
+        TOL,
+    );
+    check(
+        "keras_small_pt.npz",
+        None,
+        Arch::Keras,
+        "input_227_keras.npy",
+        "keras_logits.npy",
+        None,
+        TOL,
+    );
+}
+
+#[test]
+fn torchvision_net_in_keras_layout_gives_the_same_logits() {
+    check(
+        "torchvision_small_keras.npz",
+        Some(Arch::Torchvision),
+        Arch::Torchvision,
+        "input_224.npy",
+        "torchvision_logits.npy",
+        Some("torchvision_pool5.npy"),
+        TOL,
+    );
+}
+
+#[test]
+fn f16_and_f64_weights_are_converted() {
+    check(
+        "torchvision_small_f64.npz",
+        None,
+        Arch::Torchvision,
+        "input_224.npy",
+        "torchvision_logits.npy",
+        None,
+        TOL,
+    );
+    check(
+        "torchvision_small_f16.npz",
+        None,
+        Arch::Torchvision,
+        "input_224.npy",
+        "torchvision_f16_logits.npy",
+        None,
+        TOL,
+    );
+}
