@@ -5,5 +5,7 @@ pub mod gpu;
 pub mod kernels;
 
 pub use error::{Error, Result};
+pub mod data;
+pub mod labels;
 pub mod model;
 pub mod weights;

@@ -2,6 +2,7 @@
 
 pub mod arch;
 pub mod network;
+pub mod reference;
 
 pub use arch::{Arch, Layer, LayerInfo, NetSpec, Shape, Widths};
 pub use network::{Network, Output};

@@ -171,10 +171,14 @@ pub fn from_raw(path: &Path, raw: Vec<RawTensor>, arch: Option<Arch>) -> Result<
         ("fc7", &mut widths.fc7),
         ("fc8", &mut widths.classes),
     ] {
-        if let Some(t) = by_canon.get(&format!("{name}.bias")) {
-            if t.shape.len() == 1 {
-                *slot = t.shape[0];
-            }
+        let from_weight = by_canon
+            .get(&format!("{name}.weight"))
+            .and_then(|t| naming::out_channels(scheme, &t.shape));
+        let from_bias = by_canon
+            .get(&format!("{name}.bias"))
+            .and_then(|t| (t.shape.len() == 1).then_some(t.shape[0]));
+        if let Some(n) = from_weight.or(from_bias) {
+            *slot = n;
         }
     }
 
@@ -205,6 +209,13 @@ pub fn from_raw(path: &Path, raw: Vec<RawTensor>, arch: Option<Arch>) -> Result<
             continue;
         };
         let t = by_key[key.as_str()];
+        let data = match &t.data {
+            Ok(d) => d,
+            Err(why) => {
+                problems.push(format!("key '{key}': {why}"));
+                continue;
+            }
+        };
         if t.shape != want_file_shape {
             problems.push(format!(
                 "key '{key}': expected shape {}, found {}",
@@ -213,13 +224,6 @@ pub fn from_raw(path: &Path, raw: Vec<RawTensor>, arch: Option<Arch>) -> Result<
             ));
             continue;
         }
-        let data = match &t.data {
-            Ok(d) => d,
-            Err(why) => {
-                problems.push(format!("key '{key}': {why}"));
-                continue;
-            }
-        };
         if let Some(bad) = data.iter().position(|v| !v.is_finite()) {
             problems.push(format!(
                 "key '{key}': holds a non-finite value ({}) at flat index {bad}",

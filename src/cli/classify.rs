@@ -1,0 +1,290 @@
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use alexnet_wgpu::data::inputs::load_npy_batch;
+use alexnet_wgpu::data::{
+    collect_inputs, load_image, preprocess, InputItem, InputSource, Preprocess,
+};
+use alexnet_wgpu::labels;
+use alexnet_wgpu::model::Network;
+use alexnet_wgpu::weights::write_npy;
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use super::{GpuArgs, ModelArgs};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Args)]
+pub struct ClassifyArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    gpu: GpuArgs,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// How many classes to print per input.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// Class names, one per line (default: the model's own, or ImageNet's for 1000 classes).
+    #[arg(long, value_name = "FILE")]
+    labels: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Write the raw logits [N, classes] of the inputs that ran as float32 .npy.
+    #[arg(long, value_name = "FILE.npy")]
+    logits_out: Option<PathBuf>,
+    /// Write the flattened pool5 features [N, 9216] of the inputs that ran as float32 .npy.
+    #[arg(long, value_name = "FILE.npy")]
+    features_out: Option<PathBuf>,
+    /// Images, folders (walked recursively, sorted) or preprocessed [N, 3, H, W] .npy batches.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+}
+
+/// One input's result: its top-k and the row of the model's outputs.
+struct Row {
+    name: String,
+    top: Vec<(usize, f32, f32)>,
+    logits: Vec<f32>,
+    features: Option<Vec<f32>>,
+}
+
+/// Preprocessed tensor for one input, or why it failed.
+fn prepare(
+    item: &InputItem,
+    pre: &Preprocess,
+    npy_cache: &mut HashMap<PathBuf, ([usize; 4], Vec<f32>)>,
+) -> anyhow::Result<([usize; 2], Vec<f32>)> {
+    match &item.source {
+        InputSource::Image(p) => {
+            let img = load_image(p)?;
+            Ok(([pre.crop, pre.crop], preprocess(&img, pre)))
+        }
+        InputSource::NpyItem(p, i) => {
+            if !npy_cache.contains_key(p) {
+                npy_cache.clear();
+                npy_cache.insert(p.clone(), load_npy_batch(p)?);
+            }
+            let ([_, c, h, w], data) = &npy_cache[p];
+            let len = c * h * w;
+            Ok(([*h, *w], data[i * len..(i + 1) * len].to_vec()))
+        }
+    }
+}
+
+/// Decodes and preprocesses a chunk of images on all cores; `.npy` items are sliced serially.
+fn prepare_chunk(
+    chunk: &[InputItem],
+    pre: &Preprocess,
+    npy_cache: &mut HashMap<PathBuf, ([usize; 4], Vec<f32>)>,
+) -> Vec<anyhow::Result<([usize; 2], Vec<f32>)>> {
+    let mut out: Vec<Option<anyhow::Result<([usize; 2], Vec<f32>)>>> =
+        (0..chunk.len()).map(|_| None).collect();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let images: Vec<usize> = (0..chunk.len())
+        .filter(|&i| matches!(chunk[i].source, InputSource::Image(_)))
+        .collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = images
+            .chunks(images.len().div_ceil(threads).max(1))
+            .map(|idx| {
+                s.spawn(move || {
+                    idx.iter()
+                        .map(|&i| (i, prepare(&chunk[i], pre, &mut HashMap::new())))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            for (i, r) in h.join().expect("preprocessing thread panicked") {
+                out[i] = Some(r);
+            }
+        }
+    });
+    for (i, item) in chunk.iter().enumerate() {
+        if out[i].is_none() {
+            out[i] = Some(prepare(item, pre, npy_cache));
+        }
+    }
+    out.into_iter()
+        .map(|r| r.expect("every item prepared"))
+        .collect()
+}
+
+fn top_k(probs: &[f32], logits: &[f32], k: usize) -> Vec<(usize, f32, f32)> {
+    let mut idx: Vec<usize> = (0..probs.len()).collect();
+    idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    idx.into_iter()
+        .take(k)
+        .map(|i| (i, probs[i], logits[i]))
+        .collect()
+}
+
+pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
+    if args.batch == 0 {
+        anyhow::bail!("--batch must be at least 1");
+    }
+    let weights = args.model.load()?;
+    let items = collect_inputs(&args.paths)?;
+    if items.is_empty() {
+        anyhow::bail!("no images found in {:?}", args.paths);
+    }
+    let given = match &args.labels {
+        Some(p) => Some((labels::read_labels(p)?, p.as_path())),
+        None => None,
+    };
+    let ctx = args.gpu.context()?;
+    let mut net = Network::new(&ctx, &weights)?;
+    let names = labels::names_for(net.classes, given)?;
+    let pre = Preprocess::for_arch(weights.arch);
+    let want_features = args.features_out.is_some();
+
+    let bar = indicatif::ProgressBar::new(items.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} classifying [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+        )
+        .expect("valid template"),
+    );
+    let mut rows: Vec<Result<Row, String>> = Vec::with_capacity(items.len());
+    let mut npy_cache = HashMap::new();
+    for chunk in items.chunks(args.batch) {
+        let prepared = prepare_chunk(chunk, &pre, &mut npy_cache);
+        // Run consecutive items of the same size together (an .npy batch may differ in size).
+        let mut pending: Vec<(usize, [usize; 2], Vec<f32>)> = Vec::new();
+        let mut results: Vec<Option<Result<Row, String>>> =
+            (0..chunk.len()).map(|_| None).collect();
+        for (i, r) in prepared.into_iter().enumerate() {
+            match r {
+                Ok((hw, data)) => pending.push((i, hw, data)),
+                Err(e) => {
+                    bar.suspend(|| eprintln!("error: {e:#}"));
+                    results[i] = Some(Err(format!("{e:#}")));
+                }
+            }
+        }
+        let mut start = 0;
+        while start < pending.len() {
+            let hw = pending[start].1;
+            let end = pending[start..]
+                .iter()
+                .position(|p| p.1 != hw)
+                .map_or(pending.len(), |e| start + e);
+            let group = &pending[start..end];
+            let input: Vec<f32> = group.iter().flat_map(|p| p.2.iter().copied()).collect();
+            let out = net
+                .forward(&input, group.len(), hw[0], hw[1], want_features)
+                .with_context(|| format!("running {}", chunk[group[0].0].name()))?;
+            for (j, (i, _, _)) in group.iter().enumerate() {
+                let c = out.classes;
+                let logits = out.logits[j * c..(j + 1) * c].to_vec();
+                let probs = &out.probs[j * c..(j + 1) * c];
+                results[*i] = Some(Ok(Row {
+                    name: chunk[*i].name(),
+                    top: top_k(probs, &logits, args.top),
+                    logits,
+                    features: out
+                        .features
+                        .as_ref()
+                        .map(|f| f[j * out.feature_len..(j + 1) * out.feature_len].to_vec()),
+                }));
+            }
+            start = end;
+        }
+        rows.extend(
+            results
+                .into_iter()
+                .map(|r| r.expect("every item has a result")),
+        );
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+
+    print_rows(&items, &rows, &names, args.format)?;
+    let ok: Vec<&Row> = rows.iter().filter_map(|r| r.as_ref().ok()).collect();
+    if let Some(p) = &args.logits_out {
+        let data: Vec<f32> = ok.iter().flat_map(|r| r.logits.iter().copied()).collect();
+        write_npy(p, &[ok.len(), net.classes], &data)?;
+    }
+    if let Some(p) = &args.features_out {
+        let len = net.feature_len().unwrap_or(0);
+        let data: Vec<f32> = ok
+            .iter()
+            .flat_map(|r| r.features.iter().flatten().copied())
+            .collect();
+        write_npy(p, &[ok.len(), len], &data)?;
+    }
+    let failed = rows.len() - ok.len();
+    if failed > 0 {
+        eprintln!("{failed} of {} inputs failed", rows.len());
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_rows(
+    items: &[InputItem],
+    rows: &[Result<Row, String>],
+    names: &[String],
+    format: Format,
+) -> anyhow::Result<()> {
+    match format {
+        Format::Table => {
+            for row in rows.iter().flatten() {
+                println!("{}", row.name);
+                for (class, prob, _) in &row.top {
+                    println!("  {:>6.2}%  {:>4}  {}", prob * 100.0, class, names[*class]);
+                }
+            }
+        }
+        Format::Csv => {
+            println!("input,rank,class,label,probability,logit");
+            for row in rows.iter().flatten() {
+                for (rank, (class, prob, logit)) in row.top.iter().enumerate() {
+                    println!(
+                        "{},{},{},{},{prob},{logit}",
+                        csv_field(&row.name),
+                        rank + 1,
+                        class,
+                        csv_field(&names[*class])
+                    );
+                }
+            }
+        }
+        Format::Json => {
+            let list: Vec<serde_json::Value> = items
+                .iter()
+                .zip(rows)
+                .map(|(item, r)| match r {
+                    Ok(row) => serde_json::json!({
+                        "input": row.name,
+                        "top": row.top.iter().map(|(c, p, l)| serde_json::json!({
+                            "class": c, "label": names[*c], "probability": p, "logit": l
+                        })).collect::<Vec<_>>(),
+                    }),
+                    Err(e) => serde_json::json!({ "input": item.name(), "error": e }),
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+    }
+    Ok(())
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}

@@ -1,0 +1,92 @@
+//! Command-line interface: one file per subcommand.
+
+mod adapters;
+mod classify;
+mod summary;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use alexnet_wgpu::gpu::{AdapterChoice, GpuContext};
+use alexnet_wgpu::model::Arch;
+use alexnet_wgpu::weights::Weights;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "alexnet",
+    version,
+    about = "AlexNet on any GPU (or lavapipe) with WGSL compute shaders"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Classify images, folders of images or preprocessed .npy batches.
+    Classify(classify::ClassifyArgs),
+    /// List the GPU adapters wgpu finds, best first.
+    Adapters(adapters::AdaptersArgs),
+    /// Print the layers, output shapes, parameter counts and FLOPs of a preset.
+    Summary(summary::SummaryArgs),
+}
+
+/// Adapter selection shared by every GPU command.
+#[derive(Args, Clone, Debug)]
+pub struct GpuArgs {
+    /// Graphics API: vulkan, metal, dx12 or gl (default: WGPU_BACKEND, else any).
+    #[arg(long, value_name = "B")]
+    pub backend: Option<String>,
+    /// Use the adapter whose name contains this (default: WGPU_ADAPTER_NAME, else the best).
+    #[arg(long, value_name = "S")]
+    pub adapter: Option<String>,
+}
+
+impl GpuArgs {
+    pub fn choice(&self) -> AdapterChoice {
+        AdapterChoice {
+            backend: self.backend.clone(),
+            adapter: self.adapter.clone(),
+        }
+    }
+
+    pub fn context(&self) -> anyhow::Result<GpuContext> {
+        Ok(GpuContext::new(&self.choice())?)
+    }
+}
+
+/// Weight selection shared by the model commands.
+#[derive(Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// Weights: an .npz file or a directory of .npy files (PyTorch or Keras layout).
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+    /// Network preset: torchvision, caffe or keras (default: inferred from the weights).
+    #[arg(long, value_name = "A")]
+    pub arch: Option<Arch>,
+}
+
+impl ModelArgs {
+    pub fn load(&self) -> anyhow::Result<Weights> {
+        let Some(path) = &self.weights else {
+            anyhow::bail!(
+                "no --weights given.\n  hint: export torchvision's pre-trained AlexNet with \
+                 `python scripts/export_torchvision_weights.py --out alexnet.npz` (needs torch and \
+                 torchvision) and pass `--weights alexnet.npz`; see README.md"
+            );
+        };
+        Weights::load(path, self.arch)
+            .with_context(|| format!("loading weights from {}", path.display()))
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Classify(a) => classify::run(a),
+        Command::Adapters(a) => adapters::run(a),
+        Command::Summary(a) => summary::run(a),
+    }
+}

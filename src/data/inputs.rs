@@ -1,0 +1,102 @@
+//! Turning command-line paths into an ordered list of inputs.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+const IMAGE_EXTS: &[&str] = &["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp"];
+
+/// Where one input comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InputSource {
+    Image(PathBuf),
+    /// Item `index` of a preprocessed `[N, 3, H, W]` float32 `.npy` batch.
+    NpyItem(PathBuf, usize),
+}
+
+/// One input, in the order the user gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputItem {
+    pub source: InputSource,
+}
+
+impl InputItem {
+    pub fn name(&self) -> String {
+        match &self.source {
+            InputSource::Image(p) => p.display().to_string(),
+            InputSource::NpyItem(p, i) => format!("{}[{i}]", p.display()),
+        }
+    }
+}
+
+pub fn is_image_path(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+fn is_npy(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+}
+
+/// Reads the shape of a `.npy` batch without loading it.
+pub fn npy_batch_shape(path: &Path) -> Result<[usize; 4]> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let npy = npyz::NpyFile::new(std::io::BufReader::new(file)).map_err(|e| Error::Input {
+        path: path.to_path_buf(),
+        message: format!("not a valid .npy file: {e}"),
+    })?;
+    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    match shape.as_slice() {
+        [n, 3, h, w] => Ok([*n, 3, *h, *w]),
+        [3, h, w] => Ok([1, 3, *h, *w]),
+        _ => Err(Error::Input {
+            path: path.to_path_buf(),
+            message: format!(
+                "expected a preprocessed float32 batch of shape [N, 3, H, W] (NCHW), found {shape:?}"
+            ),
+        }),
+    }
+}
+
+/// Loads a `.npy` batch: (`[N, 3, H, W]`, data).
+pub fn load_npy_batch(path: &Path) -> Result<([usize; 4], Vec<f32>)> {
+    let shape = npy_batch_shape(path)?;
+    let mut t = crate::weights::read_tensors(path)?;
+    let data = t.remove(0).data.map_err(|why| Error::Input {
+        path: path.to_path_buf(),
+        message: why,
+    })?;
+    Ok((shape, data))
+}
+
+/// Expands files and folders (walked recursively, sorted by path) into inputs, in order.
+pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<InputItem>> {
+    let mut out = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if meta.is_dir() {
+            let mut found: Vec<PathBuf> = walkdir::WalkDir::new(path)
+                .follow_links(true)
+                .into_iter()
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_file() && is_image_path(e.path()))
+                .map(|e| e.into_path())
+                .collect();
+            found.sort();
+            out.extend(found.into_iter().map(|p| InputItem {
+                source: InputSource::Image(p),
+            }));
+        } else if is_npy(path) {
+            let [n, ..] = npy_batch_shape(path)?;
+            out.extend((0..n).map(|i| InputItem {
+                source: InputSource::NpyItem(path.clone(), i),
+            }));
+        } else {
+            out.push(InputItem {
+                source: InputSource::Image(path.clone()),
+            });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,132 @@
+//! Per-preset image preprocessing, matching what each framework's reference pipeline does.
+
+use std::path::Path;
+
+use image::imageops::FilterType;
+use image::RgbImage;
+
+use crate::error::{Error, Result};
+use crate::model::Arch;
+
+/// How an image becomes a `[3, H, W]` float tensor.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Preprocess {
+    /// Resize so the shorter side is this long (aspect kept), or to exactly this square.
+    pub resize: usize,
+    pub resize_square: bool,
+    pub crop: usize,
+    /// Multiply 0..255 values by this before the mean and std.
+    pub scale: f32,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    /// Channel order BGR instead of RGB (mean/std are given in the output order).
+    pub bgr: bool,
+}
+
+impl Preprocess {
+    pub fn for_arch(arch: Arch) -> Preprocess {
+        match arch {
+            // torchvision: Resize(256), CenterCrop(224), ToTensor, Normalize(ImageNet mean/std).
+            Arch::Torchvision => Preprocess {
+                resize: 256,
+                resize_square: false,
+                crop: 224,
+                scale: 1.0 / 255.0,
+                mean: [0.485, 0.456, 0.406],
+                std: [0.229, 0.224, 0.225],
+                bgr: false,
+            },
+            // BVLC Caffe: warp to 256x256, centre crop 227, BGR 0..255 minus the mean pixel.
+            Arch::Caffe => Preprocess {
+                resize: 256,
+                resize_square: true,
+                crop: 227,
+                scale: 1.0,
+                mean: [104.0, 117.0, 123.0],
+                std: [1.0, 1.0, 1.0],
+                bgr: true,
+            },
+            // The plain Keras net: shorter side 256, centre crop 227, x / 255.
+            Arch::Keras => Preprocess {
+                resize: 256,
+                resize_square: false,
+                crop: 227,
+                scale: 1.0 / 255.0,
+                mean: [0.0; 3],
+                std: [1.0; 3],
+                bgr: false,
+            },
+        }
+    }
+}
+
+/// Decodes any format and colour type `image` supports into 8-bit RGB.
+pub fn load_image(path: &Path) -> Result<RgbImage> {
+    let reader = image::ImageReader::open(path)
+        .map_err(|e| Error::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?;
+    let img = reader.decode().map_err(|e| Error::Image {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(img.to_rgb8())
+}
+
+/// Python's `round` (half to even), as torchvision's centre crop uses it.
+fn round_half_even(x: f64) -> usize {
+    let r = x.round();
+    let v = if (x - x.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
+        r - x.signum()
+    } else {
+        r
+    };
+    v.max(0.0) as usize
+}
+
+/// Resize, centre-crop and normalise to a `[3, crop, crop]` tensor.
+pub fn preprocess(img: &RgbImage, p: &Preprocess) -> Vec<f32> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let (nw, nh) = if p.resize_square {
+        (p.resize, p.resize)
+    } else if w <= h {
+        // torchvision truncates the long side: int(size * long / short).
+        (p.resize, (p.resize as f64 * h as f64 / w as f64) as usize)
+    } else {
+        ((p.resize as f64 * w as f64 / h as f64) as usize, p.resize)
+    };
+    let (nw, nh) = (nw.max(p.crop), nh.max(p.crop));
+    // Triangle = bilinear; image widens the filter when shrinking, i.e. it antialiases like PIL.
+    let resized = if (nw, nh) == (w, h) {
+        img.clone()
+    } else {
+        image::imageops::resize(img, nw as u32, nh as u32, FilterType::Triangle)
+    };
+    let top = round_half_even((nh - p.crop) as f64 / 2.0);
+    let left = round_half_even((nw - p.crop) as f64 / 2.0);
+    let c = p.crop;
+    let mut out = vec![0f32; 3 * c * c];
+    for y in 0..c {
+        for x in 0..c {
+            let px = resized.get_pixel((left + x) as u32, (top + y) as u32).0;
+            for ch in 0..3 {
+                let src = if p.bgr { px[2 - ch] } else { px[ch] };
+                out[(ch * c + y) * c + x] = (src as f32 * p.scale - p.mean[ch]) / p.std[ch];
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_like_python() {
+        assert_eq!(round_half_even(14.5), 14);
+        assert_eq!(round_half_even(15.5), 16);
+        assert_eq!(round_half_even(16.0), 16);
+        assert_eq!(round_half_even(16.2), 16);
+    }
+}

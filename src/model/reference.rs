@@ -1,0 +1,78 @@
+//! The whole network on the CPU, layer by layer with the kernels' f64-accumulating references.
+//! Slow (seconds per full-size image): for tests, not for use.
+
+use crate::error::Result;
+use crate::kernels::{adaptive_avg_pool, conv2d, dense, lrn, max_pool, relu, softmax};
+use crate::model::{Layer, Shape};
+use crate::weights::Weights;
+
+/// Returns (logits `[batch, classes]`, flattened features `[batch, F]` if the net flattens).
+pub fn forward_cpu(
+    weights: &Weights,
+    input: &[f32],
+    batch: usize,
+    h: usize,
+    w: usize,
+) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+    let spec = weights.spec().with_input_hw(h, w);
+    let infos = spec.infer()?;
+    let mut x = input.to_vec();
+    let mut features = None;
+    for (layer, info) in spec.layers.iter().zip(&infos) {
+        let [c, ih, iw] = match info.input {
+            Shape::Map(m) => m,
+            Shape::Flat(f) => [f, 1, 1],
+        };
+        x = match layer {
+            Layer::Conv {
+                name,
+                out,
+                kernel,
+                stride,
+                pad,
+                groups,
+            } => {
+                let shape = conv2d::Conv2dShape {
+                    batch,
+                    in_c: c,
+                    in_h: ih,
+                    in_w: iw,
+                    out_c: *out,
+                    kernel: *kernel,
+                    stride: *stride,
+                    pad: *pad,
+                    groups: *groups,
+                };
+                conv2d::reference(
+                    &shape,
+                    weights.get(&format!("{name}.weight")),
+                    weights.get(&format!("{name}.bias")),
+                    &x,
+                    false,
+                )
+            }
+            Layer::Dense { name, .. } => dense::reference(
+                weights.get(&format!("{name}.weight")),
+                weights.get(&format!("{name}.bias")),
+                &x,
+                batch,
+                false,
+            ),
+            Layer::Relu => relu::reference(&x),
+            Layer::MaxPool { kernel, stride } => {
+                max_pool::reference(&x, batch * c, ih, iw, *kernel, *stride)
+            }
+            Layer::Lrn(l) => lrn::reference(l, &x, batch, c, ih * iw),
+            Layer::AdaptiveAvgPool { h: oh, w: ow } => {
+                adaptive_avg_pool::reference(&x, batch * c, ih, iw, *oh, *ow)
+            }
+            Layer::Flatten => {
+                features = Some(x.clone());
+                x
+            }
+            Layer::Dropout(_) => x,
+            Layer::Softmax => softmax::reference(&x, batch, info.input.len()),
+        };
+    }
+    Ok((x, features))
+}

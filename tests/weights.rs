@@ -1,0 +1,161 @@
+//! Weight files that must be refused, with messages naming the file, the key, and the expected
+//! and found shapes; and the formats that must load.
+
+use std::path::{Path, PathBuf};
+
+use alexnet_wgpu::model::Arch;
+use alexnet_wgpu::weights::{read_tensors, write_npz, NpzEntry, Weights};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn load_err(name: &str, arch: Option<Arch>) -> String {
+    match Weights::load(&fixture(name), arch) {
+        Ok(_) => panic!("{name} loaded but must be refused"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let msg = load_err("bad_shapes.npz", None);
+    assert!(msg.contains("bad_shapes.npz"), "{msg}");
+    assert!(
+        msg.contains(
+            "key 'features.3.weight': expected shape [40, 12, 5, 5], found [40, 11, 5, 5]"
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("missing key 'classifier.1.bias' (expected shape [100])"),
+        "{msg}"
+    );
+    assert!(msg.contains("unexpected key 'extra.weight'"), "{msg}");
+}
+
+#[test]
+fn integer_dtype_is_refused() {
+    let msg = load_err("bad_int.npz", None);
+    assert!(
+        msg.contains("features.0.weight") && msg.contains("integer"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn pickled_object_array_is_refused() {
+    let msg = load_err("bad_object.npz", None);
+    assert!(
+        msg.contains("classifier.1.weight") && msg.contains("pickled"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn truncated_npz_is_refused() {
+    let msg = load_err("bad_truncated.npz", None);
+    assert!(
+        msg.contains("bad_truncated.npz") && msg.contains("truncated"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn unrelated_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("other.npz");
+    write_npz(&p, &[("foo".into(), NpzEntry::F32(&[2], &[1.0, 2.0]))]).unwrap();
+    let msg = Weights::load(&p, None).unwrap_err().to_string();
+    assert!(
+        msg.contains("no AlexNet weights recognised") && msg.contains("foo"),
+        "{msg}"
+    );
+    let missing = Weights::load(&dir.path().join("nope.npz"), None)
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("nope.npz"), "{missing}");
+}
+
+#[test]
+fn wrong_arch_for_the_file_names_the_mismatch() {
+    // Torchvision weights forced into the grouped Caffe net: conv2 has too many input channels.
+    let msg = load_err("torchvision_small.npz", Some(Arch::Caffe));
+    assert!(
+        msg.contains("'caffe'") && msg.contains("features.3.weight: expected shape [40, 6, 5, 5]")
+            || msg.contains(
+                "key 'features.3.weight': expected shape [40, 6, 5, 5], found [40, 12, 5, 5]"
+            ),
+        "{msg}"
+    );
+}
+
+#[test]
+fn non_finite_values_are_refused() {
+    let raw = read_tensors(&fixture("torchvision_small.npz")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("nan.npz");
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = raw
+        .into_iter()
+        .map(|t| (t.key, t.shape, t.data.unwrap()))
+        .collect();
+    tensors
+        .iter_mut()
+        .find(|t| t.0 == "classifier.4.weight")
+        .unwrap()
+        .2[3] = f32::NAN;
+    let entries: Vec<(String, NpzEntry)> = tensors
+        .iter()
+        .map(|(k, s, d)| (k.clone(), NpzEntry::F32(s, d)))
+        .collect();
+    write_npz(&p, &entries).unwrap();
+    let msg = Weights::load(&p, None).unwrap_err().to_string();
+    assert!(
+        msg.contains("classifier.4.weight") && msg.contains("non-finite"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn keras_prefixed_and_suffixed_names_and_npy_directories_load() {
+    let raw = read_tensors(&fixture("keras_small.npz")).unwrap();
+    let reference = Weights::load(&fixture("keras_small.npz"), None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Keras 3 prefixes the model name; TensorFlow 2 appends ":0"; layers numbered from 5 (a
+    // second model in the same session); stored as a directory of .npy files.
+    for t in &raw {
+        let (layer, leaf) = t.key.split_once('/').unwrap();
+        let renamed = match layer.split_once('_') {
+            Some((base, n)) => format!("{base}_{}", n.parse::<usize>().unwrap() + 5),
+            None => format!("{layer}_5"),
+        };
+        let sub = dir.path().join("sequential_1").join(renamed);
+        std::fs::create_dir_all(&sub).unwrap();
+        let file = sub.join(format!("{leaf}:0.npy"));
+        alexnet_wgpu::weights::write_npy(&file, &t.shape, t.data.as_ref().unwrap()).unwrap();
+    }
+    let w = Weights::load(dir.path(), None).unwrap();
+    assert_eq!(w.arch, Arch::Keras);
+    assert_eq!(w.widths, reference.widths);
+    assert_eq!(w.tensors, reference.tensors);
+}
+
+#[test]
+fn class_count_comes_from_the_last_layer() {
+    let w = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    assert_eq!(w.widths.classes, 7);
+    assert_eq!(w.widths.conv, [12, 40, 56, 44, 28]);
+    assert_eq!((w.widths.fc6, w.widths.fc7), (100, 90));
+}
+
+#[test]
+fn saved_weights_load_back_identically() {
+    let w = Weights::load(&fixture("keras_small.npz"), None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("out.npz");
+    w.save_npz(&p, vec![]).unwrap();
+    let back = Weights::load(&p, Some(Arch::Keras)).unwrap();
+    assert_eq!(back.tensors, w.tensors);
+}
