@@ -49,6 +49,7 @@ fn check_conv(shape: Conv2dShape, relu: bool, seed: u64) {
     assert_close(&format!("conv2d {shape:?}"), &got, &want, TOL);
 }
 
+#[allow(clippy::too_many_arguments)]
 fn conv(
     batch: usize,
     in_c: usize,

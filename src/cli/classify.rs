@@ -57,12 +57,15 @@ struct Row {
     features: Option<Vec<f32>>,
 }
 
+/// A preprocessed `[3, H, W]` tensor with its `[H, W]`.
+type Prepared = ([usize; 2], Vec<f32>);
+
 /// Preprocessed tensor for one input, or why it failed.
 fn prepare(
     item: &InputItem,
     pre: &Preprocess,
     npy_cache: &mut HashMap<PathBuf, ([usize; 4], Vec<f32>)>,
-) -> anyhow::Result<([usize; 2], Vec<f32>)> {
+) -> anyhow::Result<Prepared> {
     match &item.source {
         InputSource::Image(p) => {
             let img = load_image(p)?;
@@ -85,9 +88,8 @@ fn prepare_chunk(
     chunk: &[InputItem],
     pre: &Preprocess,
     npy_cache: &mut HashMap<PathBuf, ([usize; 4], Vec<f32>)>,
-) -> Vec<anyhow::Result<([usize; 2], Vec<f32>)>> {
-    let mut out: Vec<Option<anyhow::Result<([usize; 2], Vec<f32>)>>> =
-        (0..chunk.len()).map(|_| None).collect();
+) -> Vec<anyhow::Result<Prepared>> {
+    let mut out: Vec<Option<anyhow::Result<Prepared>>> = (0..chunk.len()).map(|_| None).collect();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);

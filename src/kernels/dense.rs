@@ -23,6 +23,7 @@ pub struct DenseParams {
 pub const GEMM_MIN_BATCH: usize = 16;
 
 /// Binds `y = x w^T + b` (optionally ReLU) for every part of `weight`.
+#[allow(clippy::too_many_arguments)]
 pub fn dispatch(
     ctx: &GpuContext,
     kernels: &Kernels,
@@ -93,7 +94,7 @@ pub fn dispatch(
 /// CPU reference (f64 accumulation): `weight` is `[out, in]`, `x` is `[batch, in]`.
 pub fn reference(weight: &[f32], bias: &[f32], x: &[f32], batch: usize, relu: bool) -> Vec<f32> {
     let out_f = bias.len();
-    let in_f = if batch == 0 { 0 } else { x.len() / batch };
+    let in_f = x.len().checked_div(batch).unwrap_or(0);
     let mut y = vec![0f32; batch * out_f];
     for b in 0..batch {
         for o in 0..out_f {
