@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand.
 
 mod adapters;
+mod bench;
 mod classify;
 mod summary;
 
@@ -32,6 +33,8 @@ enum Command {
     Adapters(adapters::AdaptersArgs),
     /// Print the layers, output shapes, parameter counts and FLOPs of a preset.
     Summary(summary::SummaryArgs),
+    /// Time forward passes: images/s, GFLOP/s and (--per-layer) GPU time per layer.
+    Bench(bench::BenchArgs),
 }
 
 /// Adapter selection shared by every GPU command.
@@ -88,5 +91,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Classify(a) => classify::run(a),
         Command::Adapters(a) => adapters::run(a),
         Command::Summary(a) => summary::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }

@@ -5,4 +5,4 @@ pub mod network;
 pub mod reference;
 
 pub use arch::{Arch, Layer, LayerInfo, NetSpec, Shape, Widths};
-pub use network::{Network, Output};
+pub use network::{Network, Output, StepTiming};

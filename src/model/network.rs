@@ -476,3 +476,109 @@ fn op_layer(op: &Op) -> usize {
         | Op::Relu { layer } => *layer,
     }
 }
+
+/// GPU time of one step of the forward pass.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StepTiming {
+    pub label: String,
+    pub ms: f64,
+    pub flops: f64,
+}
+
+impl Network<'_> {
+    /// Whether per-step times come from GPU timestamps (else from wall clock per submission).
+    pub fn has_timestamps(&self) -> bool {
+        self.ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// Times each step of one forward pass of the plan for (batch, h, w): with timestamp
+    /// queries (one compute pass per step) when the adapter has them, else by submitting and
+    /// waiting for each step alone. The input buffer's current contents are used.
+    pub fn time_steps(&mut self, batch: usize, h: usize, w: usize) -> Result<Vec<StepTiming>> {
+        let ctx = self.ctx;
+        let timestamps = self.has_timestamps();
+        let plan = self.plan(batch, h, w)?;
+        let n = plan.steps.len();
+        let flops = |ds: &[Dispatch]| ds.iter().map(|d| d.flops).sum::<f64>();
+        if !timestamps {
+            let mut out = Vec::with_capacity(n);
+            for (label, ds) in &plan.steps {
+                let t = std::time::Instant::now();
+                kernels::run(ctx, ds)?;
+                out.push(StepTiming {
+                    label: label.clone(),
+                    ms: t.elapsed().as_secs_f64() * 1e3,
+                    flops: flops(ds),
+                });
+            }
+            return Ok(out);
+        }
+        let queries = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("step timestamps"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2 * n as u32,
+        });
+        let bytes = (2 * n * 8) as u64;
+        let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps staging"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("profile"),
+            });
+        for (i, (label, ds)) in plan.steps.iter().enumerate() {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(label),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: &queries,
+                    beginning_of_pass_write_index: Some(2 * i as u32),
+                    end_of_pass_write_index: Some(2 * i as u32 + 1),
+                }),
+            });
+            for d in ds {
+                d.record(&mut pass);
+            }
+        }
+        encoder.resolve_query_set(&queries, 0..2 * n as u32, &resolve, 0);
+        encoder.copy_buffer_to_buffer(&resolve, 0, &staging, 0, bytes);
+        ctx.queue.submit([encoder.finish()]);
+        let slice = staging.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        ctx.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+        rx.recv()
+            .map_err(|e| Error::Gpu(e.to_string()))?
+            .map_err(|e| Error::Gpu(format!("mapping timestamps: {e}")))?;
+        let view = slice
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(format!("mapping timestamps: {e}")))?;
+        let ticks: Vec<u64> = bytemuck::cast_slice::<u8, u64>(&view).to_vec();
+        drop(view);
+        staging.unmap();
+        let period = ctx.queue.get_timestamp_period() as f64;
+        Ok(plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, (label, ds))| StepTiming {
+                label: label.clone(),
+                ms: ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period / 1e6,
+                flops: flops(ds),
+            })
+            .collect())
+    }
+}
