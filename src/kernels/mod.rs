@@ -44,24 +44,46 @@ pub struct Kernel {
 
 impl Kernel {
     pub fn new(device: &wgpu::Device, file: &'static str) -> Self {
+        Self::from_source(device, file, shader_source(file), "main")
+    }
+
+    /// A pipeline for entry point `entry` of WGSL `source` (kernels outside `SHADERS`, and
+    /// shaders with several entry points).
+    pub fn from_source(device: &wgpu::Device, name: &'static str, source: &str, entry: &str) -> Self {
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(file),
-            source: wgpu::ShaderSource::Wgsl(shader_source(file).into()),
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
         });
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(file),
+            label: Some(name),
             layout: None,
             module: &module,
-            entry_point: Some("main"),
+            entry_point: Some(entry),
             compilation_options: Default::default(),
             cache: None,
         });
         let layout = pipeline.get_bind_group_layout(0);
         Kernel {
-            name: file,
+            name,
             pipeline,
             layout,
         }
+    }
+
+    /// A bind group with explicit binding numbers (for entry points that skip some bindings).
+    pub fn bind_at(&self, ctx: &GpuContext, entries: &[(u32, &wgpu::Buffer)]) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = entries
+            .iter()
+            .map(|(binding, buf)| wgpu::BindGroupEntry {
+                binding: *binding,
+                resource: buf.as_entire_binding(),
+            })
+            .collect();
+        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(self.name),
+            layout: &self.layout,
+            entries: &entries,
+        })
     }
 
     pub fn bind(
