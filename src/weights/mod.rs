@@ -1,8 +1,10 @@
 //! Weights: NumPy files in PyTorch (torchvision or Caffe names) or Keras layout, checked against a
 //! preset and converted to our layout (conv OIHW, dense `[out, in]` over the NCHW flatten order).
 
+pub mod h5;
 pub mod naming;
 pub mod npz;
+pub mod pth;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -91,6 +91,10 @@ pub fn read_tensors(path: &Path) -> Result<Vec<RawTensor>> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     let mut out = if meta.is_dir() {
         read_dir(path)?
+    } else if has_ext(path, "pth") || has_ext(path, "pt") {
+        super::pth::read_pth(path)?
+    } else if has_ext(path, "h5") || has_ext(path, "hdf5") || has_ext(path, "keras") {
+        super::h5::read_h5(path)?
     } else if has_ext(path, "npy") {
         let key = path
             .file_stem()
