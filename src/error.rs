@@ -60,6 +60,39 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    #[error("downloading {url}: {message}")]
+    Download { url: String, message: String },
+
+    #[error(
+        "{url}: the SHA-256 of the download is {found}, which does not start with the expected \
+         '{expected}'; the file is corrupt or not the one expected, and was not kept"
+    )]
+    HashMismatch {
+        url: String,
+        expected: String,
+        found: String,
+    },
+
+    #[error(
+        "no --weights given and no pre-trained weights in the cache ({path} does not exist).\n  \
+         hint: run `alexnet fetch-weights` to download torchvision's pre-trained AlexNet \
+         (about 233 MB) into the cache, or pass --weights FILE (.npz, .pth, .h5).\n  \
+         offline: copy a converted file to {path} (`alexnet convert \
+         alexnet-owt-7be5be79.pth {path}` on any machine), or set {env} to a folder holding \
+         {file}"
+    )]
+    NoCachedWeights {
+        path: PathBuf,
+        env: &'static str,
+        file: &'static str,
+    },
+
+    #[error(
+        "no cache directory: the platform has none (no HOME?).\n  hint: set {env} to a folder \
+         for the pre-trained weights"
+    )]
+    NoCacheDir { env: &'static str },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

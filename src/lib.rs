@@ -1,6 +1,7 @@
 //! AlexNet inference and transfer learning with WGSL compute shaders on wgpu.
 
 pub mod error;
+pub mod fetch;
 pub mod gpu;
 pub mod kernels;
 

@@ -3,6 +3,8 @@
 mod adapters;
 mod bench;
 mod classify;
+mod convert;
+mod fetch_weights;
 mod summary;
 
 use std::path::PathBuf;
@@ -35,6 +37,10 @@ enum Command {
     Summary(summary::SummaryArgs),
     /// Time forward passes: images/s, GFLOP/s and (--per-layer) GPU time per layer.
     Bench(bench::BenchArgs),
+    /// Download torchvision's pre-trained AlexNet, verify its hash and cache it as .npz.
+    FetchWeights(fetch_weights::FetchWeightsArgs),
+    /// Convert weights (.pth/.pt, Keras .h5/.keras, .npz) to our .npz.
+    Convert(convert::ConvertArgs),
 }
 
 /// Adapter selection shared by every GPU command.
@@ -64,7 +70,8 @@ impl GpuArgs {
 /// Weight selection shared by the model commands.
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
-    /// Weights: an .npz file or a directory of .npy files (PyTorch or Keras layout).
+    /// Weights: .npz, .pth/.pt, Keras .h5/.keras, or a directory of .npy files (default: the
+    /// pre-trained weights cached by `alexnet fetch-weights`).
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
     /// Network preset: torchvision, caffe or keras (default: inferred from the weights).
@@ -74,14 +81,13 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn load(&self) -> anyhow::Result<Weights> {
-        let Some(path) = &self.weights else {
-            anyhow::bail!(
-                "no --weights given.\n  hint: export torchvision's pre-trained AlexNet with \
-                 `python scripts/export_torchvision_weights.py --out alexnet.npz` (needs torch and \
-                 torchvision) and pass `--weights alexnet.npz`; see README.md"
-            );
+        // Without --weights: the cached pre-trained weights, or a message naming
+        // `alexnet fetch-weights` and the cache path (no network access here).
+        let path = match &self.weights {
+            Some(p) => p.clone(),
+            None => alexnet_wgpu::fetch::cached_weights()?,
         };
-        Weights::load(path, self.arch)
+        Weights::load(&path, self.arch)
             .with_context(|| format!("loading weights from {}", path.display()))
     }
 }
@@ -92,5 +98,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Adapters(a) => adapters::run(a),
         Command::Summary(a) => summary::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::FetchWeights(a) => fetch_weights::run(a),
+        Command::Convert(a) => convert::run(a),
     }
 }

@@ -1,0 +1,248 @@
+//! Pre-trained weights: download torchvision's AlexNet, check its hash, convert it to our `.npz`
+//! and keep it in the user's cache directory, where the model commands look when `--weights` is
+//! not given.
+//!
+//! The download goes to a temporary file in the cache directory and only a verified, converted
+//! file is renamed into place, so an interrupted or corrupt download is never taken for a good
+//! one.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::weights::{pth, read_tensors, Weights};
+
+/// torchvision's `AlexNet_Weights.IMAGENET1K_V1`.
+pub const TORCHVISION_URL: &str = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth";
+/// torchvision checks that the file's SHA-256 starts with the hash in its name.
+pub const TORCHVISION_SHA256_PREFIX: &str = "7be5be79";
+/// Overrides the cache directory.
+pub const CACHE_ENV: &str = "ALEXNET_CACHE_DIR";
+/// The converted weights' file name in the cache directory.
+pub const CACHED_FILE: &str = "alexnet-torchvision.npz";
+
+/// The cache directory: `$ALEXNET_CACHE_DIR`, else the platform's cache folder (XDG on Linux:
+/// `$XDG_CACHE_HOME` or `~/.cache`; `~/Library/Caches` on macOS; `%LOCALAPPDATA%` on Windows)
+/// followed by `alexnet-wgpu`.
+pub fn cache_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os(CACHE_ENV).filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    dirs::cache_dir()
+        .map(|d| d.join("alexnet-wgpu"))
+        .ok_or(Error::NoCacheDir { env: CACHE_ENV })
+}
+
+/// Where `fetch-weights` stores the converted weights.
+pub fn cached_weights_path() -> Result<PathBuf> {
+    Ok(cache_dir()?.join(CACHED_FILE))
+}
+
+/// The cached weights, or an error saying how to get them (never touches the network).
+pub fn cached_weights() -> Result<PathBuf> {
+    let path = cached_weights_path()?;
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::NoCachedWeights {
+            path,
+            env: CACHE_ENV,
+            file: CACHED_FILE,
+        })
+    }
+}
+
+/// What `fetch_weights` does.
+#[derive(Clone, Debug)]
+pub struct FetchOptions {
+    pub url: String,
+    /// Lower-case hex; the download's SHA-256 must start with it.
+    pub sha256_prefix: String,
+    /// Where the converted `.npz` goes.
+    pub dest: PathBuf,
+    /// Download again even when `dest` exists.
+    pub force: bool,
+    /// Show a progress bar on stderr (hidden anyway when stderr is not a terminal).
+    pub progress: bool,
+}
+
+impl FetchOptions {
+    /// torchvision's official weights into the cache directory.
+    pub fn torchvision() -> Result<FetchOptions> {
+        Ok(FetchOptions {
+            url: TORCHVISION_URL.to_string(),
+            sha256_prefix: TORCHVISION_SHA256_PREFIX.to_string(),
+            dest: cached_weights_path()?,
+            force: false,
+            progress: true,
+        })
+    }
+}
+
+/// What `fetch_weights` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fetched {
+    /// `dest` already existed; nothing was downloaded.
+    Cached(PathBuf),
+    /// Downloaded, verified and converted.
+    Downloaded {
+        path: PathBuf,
+        bytes: u64,
+        sha256: String,
+    },
+}
+
+fn download_err(url: &str, message: impl Into<String>) -> Error {
+    Error::Download {
+        url: url.to_string(),
+        message: message.into(),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Downloads, verifies and converts the weights (unless `dest` exists and `force` is off).
+pub fn fetch_weights(opts: &FetchOptions) -> Result<Fetched> {
+    if opts.dest.is_file() && !opts.force {
+        return Ok(Fetched::Cached(opts.dest.clone()));
+    }
+    let prefix = opts.sha256_prefix.to_ascii_lowercase();
+    if !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(download_err(
+            &opts.url,
+            format!("the expected SHA-256 prefix '{prefix}' is not hexadecimal"),
+        ));
+    }
+    let dir = match opts.dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+
+    // `.pth` suffix: the reader dispatches on it. Removed on drop whatever happens.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".alexnet-download-")
+        .suffix(".pth")
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io(&dir, e))?;
+    let (bytes, sha256) = download(&opts.url, tmp.as_file_mut(), opts.progress)?;
+    if !sha256.starts_with(&prefix) {
+        return Err(Error::HashMismatch {
+            url: opts.url.clone(),
+            expected: prefix,
+            found: sha256,
+        });
+    }
+    convert_file(tmp.path(), &opts.dest, None).map_err(|e| match e {
+        Error::WeightFile { message, .. } => Error::WeightFile {
+            path: PathBuf::from(&opts.url),
+            message,
+        },
+        Error::WeightMismatch { arch, problems, .. } => Error::WeightMismatch {
+            path: PathBuf::from(&opts.url),
+            arch,
+            problems,
+        },
+        other => other,
+    })?;
+    Ok(Fetched::Downloaded {
+        path: opts.dest.clone(),
+        bytes,
+        sha256,
+    })
+}
+
+/// Streams `url` into `out`, returning the byte count and the SHA-256 (hex).
+fn download(url: &str, out: &mut std::fs::File, progress: bool) -> Result<(u64, String)> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(20)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .timeout_per_read(Some(Duration::from_secs(60)))
+        .user_agent(concat!("alexnet-wgpu/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    let mut resp = agent.get(url).call().map_err(|e| {
+        let hint = match e {
+            ureq::Error::StatusCode(_) => "",
+            _ => {
+                "\n  hint: no network? download the file on another machine and run \
+                 `alexnet convert FILE.pth OUT.npz`, then pass --weights OUT.npz or copy it \
+                 to the cache (see `alexnet fetch-weights --help`)"
+            }
+        };
+        download_err(url, format!("{e}{hint}"))
+    })?;
+    let expected_len = resp.body().content_length();
+    let bar = if progress {
+        let bar = match expected_len {
+            Some(n) => indicatif::ProgressBar::new(n),
+            None => indicatif::ProgressBar::new_spinner(),
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_message("downloading");
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut reader = resp.body_mut().as_reader();
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    let mut writer = std::io::BufWriter::new(out);
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| download_err(url, format!("after {total} bytes: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        writer
+            .write_all(&buf[..n])
+            .map_err(|e| download_err(url, format!("writing the temporary file: {e}")))?;
+        total += n as u64;
+        bar.set_position(total);
+    }
+    bar.finish_and_clear();
+    writer
+        .flush()
+        .map_err(|e| download_err(url, format!("writing the temporary file: {e}")))?;
+    if let Some(n) = expected_len {
+        if n != total {
+            return Err(download_err(
+                url,
+                format!("the connection ended after {total} of {n} bytes"),
+            ));
+        }
+    }
+    Ok((total, hex(&hasher.finalize())))
+}
+
+/// Converts any supported weights file (.npz, .npy folder, .pth/.pt, .h5/.keras) to our `.npz`
+/// (checked against the preset, written atomically); returns the loaded weights.
+pub fn convert_file(
+    input: &Path,
+    output: &Path,
+    arch: Option<crate::model::Arch>,
+) -> Result<Weights> {
+    let raw = if input.is_file() && input.extension().is_none() {
+        // A download without extension: sniff a PyTorch file.
+        pth::read_pth(input)?
+    } else {
+        read_tensors(input)?
+    };
+    let w = crate::weights::from_raw(input, raw, arch)?;
+    w.save_npz(output, vec![])?;
+    Ok(w)
+}
