@@ -10,3 +10,4 @@ pub mod data;
 pub mod labels;
 pub mod model;
 pub mod weights;
+pub mod train;

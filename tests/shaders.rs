@@ -2,7 +2,8 @@
 //! (Metal), HLSL (DX12) and GLSL (GL), so a shader that would break on another platform's
 //! back end fails here, on a machine that only has lavapipe.
 
-use alexnet_wgpu::kernels::SHADERS;
+use alexnet_wgpu::kernels::SHADERS as FORWARD;
+use alexnet_wgpu::train::kernels::SHADERS as TRAINING;
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
@@ -23,8 +24,8 @@ fn every_shader_is_listed() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();
         if name.ends_with(".wgsl") {
             assert!(
-                SHADERS.iter().any(|(n, _)| *n == name),
-                "{name} is not in kernels::SHADERS, so it is neither built nor validated"
+                FORWARD.iter().chain(TRAINING).any(|(n, _)| *n == name),
+                "{name} is in neither kernels::SHADERS nor train::kernels::SHADERS, so it is neither built nor validated"
             );
         }
     }
@@ -32,15 +33,15 @@ fn every_shader_is_listed() {
 
 #[test]
 fn shaders_validate_and_translate_to_every_backend() {
-    for (name, src) in SHADERS {
+    for (name, src) in FORWARD.iter().chain(TRAINING) {
         let (module, info) = validate(name, src);
-        assert!(
-            module
-                .entry_points
-                .iter()
-                .any(|e| e.name == "main" && e.stage == naga::ShaderStage::Compute),
-            "{name}: no compute entry point 'main'"
-        );
+        let entries: Vec<String> = module
+            .entry_points
+            .iter()
+            .filter(|e| e.stage == naga::ShaderStage::Compute)
+            .map(|e| e.name.clone())
+            .collect();
+        assert!(!entries.is_empty(), "{name}: no compute entry point");
 
         spv::write_vec(&module, &info, &spv::Options::default(), None)
             .unwrap_or_else(|e| panic!("{name} -> SPIR-V: {e}"));
@@ -59,25 +60,28 @@ fn shaders_validate_and_translate_to_every_backend() {
             .write(&module, &info, None)
             .unwrap_or_else(|e| panic!("{name} -> HLSL: {e}"));
 
-        let mut glsl_out = String::new();
         let glsl_opts = glsl::Options {
             version: glsl::Version::Desktop(430),
             ..Default::default()
         };
-        let glsl_pipe = glsl::PipelineOptions {
-            shader_stage: naga::ShaderStage::Compute,
-            entry_point: "main".into(),
-            multiview: None,
-        };
-        glsl::Writer::new(
-            &mut glsl_out,
-            &module,
-            &info,
-            &glsl_opts,
-            &glsl_pipe,
-            Default::default(),
-        )
-        .and_then(|mut w| w.write().map(|_| ()))
-        .unwrap_or_else(|e| panic!("{name} -> GLSL: {e}"));
+        // GLSL holds one entry point per translation.
+        for entry in &entries {
+            let mut glsl_out = String::new();
+            let glsl_pipe = glsl::PipelineOptions {
+                shader_stage: naga::ShaderStage::Compute,
+                entry_point: entry.clone(),
+                multiview: None,
+            };
+            glsl::Writer::new(
+                &mut glsl_out,
+                &module,
+                &info,
+                &glsl_opts,
+                &glsl_pipe,
+                Default::default(),
+            )
+            .and_then(|mut w| w.write().map(|_| ()))
+            .unwrap_or_else(|e| panic!("{name}:{entry} -> GLSL: {e}"));
+        }
     }
 }

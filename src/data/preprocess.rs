@@ -118,6 +118,48 @@ pub fn preprocess(img: &RgbImage, p: &Preprocess) -> Vec<f32> {
     out
 }
 
+/// Training-time augmentation: a random resized crop (area 25-100 % of the image, aspect
+/// 3/4 to 4/3, as torchvision's RandomResizedCrop with a larger minimum area, since only a
+/// few views per image are cached) resized to the crop size, flipped with probability 1/2,
+/// then normalised like [`preprocess`].
+pub fn augment(img: &RgbImage, p: &Preprocess, rng: &mut impl rand::Rng) -> Vec<f32> {
+    let (w, h) = (img.width() as f64, img.height() as f64);
+    let area = w * h;
+    let mut rect = None;
+    for _ in 0..10 {
+        let target = area * rng.random_range(0.25..1.0);
+        let log_ratio = rng.random_range((3f64 / 4.0).ln()..(4f64 / 3.0).ln());
+        let ratio = log_ratio.exp();
+        let cw = (target * ratio).sqrt().round();
+        let ch = (target / ratio).sqrt().round();
+        if cw >= 1.0 && ch >= 1.0 && cw <= w && ch <= h {
+            let x = rng.random_range(0..=(w - cw) as u32);
+            let y = rng.random_range(0..=(h - ch) as u32);
+            rect = Some((x, y, cw as u32, ch as u32));
+            break;
+        }
+    }
+    // Fallback (as torchvision): the largest centred crop.
+    let (x, y, cw, ch) = rect.unwrap_or_else(|| {
+        let s = w.min(h) as u32;
+        ((w as u32 - s) / 2, (h as u32 - s) / 2, s, s)
+    });
+    let cropped = image::imageops::crop_imm(img, x, y, cw, ch).to_image();
+    let mut view =
+        image::imageops::resize(&cropped, p.crop as u32, p.crop as u32, FilterType::Triangle);
+    if rng.random_bool(0.5) {
+        image::imageops::flip_horizontal_in_place(&mut view);
+    }
+    preprocess(
+        &view,
+        &Preprocess {
+            resize: p.crop,
+            resize_square: true,
+            ..*p
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -215,8 +215,8 @@ pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
 pub enum NpzEntry<'a> {
     F32(&'a [usize], &'a [f32]),
     I64(&'a [usize], &'a [i64]),
-    /// UTF-8 text stored as a uint8 array (a JSON document, say).
-    Bytes(&'a [u8]),
+    /// A 1-D numpy unicode array (`<U{n}`): class names, paths, a JSON document.
+    Str(&'a [String]),
 }
 
 /// Writes an uncompressed `.npz` (what `np.savez` writes), atomically.
@@ -247,13 +247,26 @@ pub fn write_npz(path: &Path, entries: &[(String, NpzEntry<'_>)]) -> Result<()> 
                     w.extend(data.iter().copied())?;
                     w.finish()?;
                 }
-                NpzEntry::Bytes(bytes) => {
+                NpzEntry::Str(items) => {
+                    let width = items
+                        .iter()
+                        .map(|t| t.chars().count())
+                        .max()
+                        .unwrap_or(0)
+                        .max(1);
+                    let dtype = npyz::DType::Plain(
+                        format!("<U{width}")
+                            .parse::<npyz::TypeStr>()
+                            .expect("valid unicode type string"),
+                    );
                     let mut w = npz
-                        .array::<u8>(name, opts)?
-                        .default_dtype()
-                        .shape(&[bytes.len() as u64])
+                        .array::<str>(name, opts)?
+                        .dtype(dtype)
+                        .shape(&[items.len() as u64])
                         .begin_nd()?;
-                    w.extend(bytes.iter().copied())?;
+                    for t in items.iter() {
+                        w.push(t.as_str())?;
+                    }
                     w.finish()?;
                 }
             }
@@ -261,4 +274,20 @@ pub fn write_npz(path: &Path, entries: &[(String, NpzEntry<'_>)]) -> Result<()> 
         let mut inner = npz.zip_writer().finish()?;
         std::io::Write::flush(&mut inner)
     })
+}
+
+/// A 1-D string array (`<U` or `|S`) of an `.npz`, or `None` when the key is absent.
+pub fn read_strings(path: &Path, key: &str) -> Result<Option<Vec<String>>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut archive = npyz::npz::NpzArchive::new(BufReader::new(file))
+        .map_err(|e| file_err(path, format!("not a readable .npz (zip) archive: {e}")))?;
+    let Some(npy) = archive
+        .by_name(key)
+        .map_err(|e| file_err(path, format!("array '{key}': {e}")))?
+    else {
+        return Ok(None);
+    };
+    npy.into_vec::<String>()
+        .map(Some)
+        .map_err(|e| file_err(path, format!("array '{key}' is not a string array: {e}")))
 }

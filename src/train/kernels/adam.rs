@@ -1,0 +1,76 @@
+//! `adam.wgsl`: Adam (PyTorch semantics, L2 weight decay).
+
+use crate::error::Result;
+use crate::gpu::{uniform_buffer, GpuContext};
+use crate::kernels::{grid_1d, Dispatch};
+
+use super::TrainKernels;
+
+/// Mirrors `struct Params` in `adam.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct AdamParams {
+    pub len: u32,
+    pub _pad: [u32; 3],
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub bias_correction1: f32,
+    pub bias_correction2: f32,
+    pub _pad1: f32,
+}
+
+pub fn dispatch(
+    ctx: &GpuContext,
+    k: &TrainKernels,
+    len: usize,
+    grad: &wgpu::Buffer,
+    param: &wgpu::Buffer,
+    m: &wgpu::Buffer,
+    v: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let uniform = uniform_buffer(ctx, "adam params", &AdamParams::zeroed_len(len));
+    Ok(Dispatch {
+        label: "adam".into(),
+        pipeline: k.adam.pipeline.clone(),
+        bind_group: k.adam.bind(ctx, &uniform, &[grad, param, m, v]),
+        workgroups: grid_1d(ctx, len, 256)?,
+        flops: 10.0 * len as f64,
+        _params: uniform,
+    })
+}
+
+impl AdamParams {
+    fn zeroed_len(len: usize) -> Self {
+        AdamParams {
+            len: len as u32,
+            ..bytemuck::Zeroable::zeroed()
+        }
+    }
+}
+
+/// CPU reference of step `t` (1-based), in place.
+#[allow(clippy::too_many_arguments)]
+pub fn reference(
+    param: &mut [f64],
+    m: &mut [f64],
+    v: &mut [f64],
+    grad: &[f64],
+    t: u32,
+    lr: f64,
+    betas: (f64, f64),
+    eps: f64,
+    wd: f64,
+) {
+    let (b1, b2) = betas;
+    for i in 0..param.len() {
+        let g = grad[i] + wd * param[i];
+        m[i] = b1 * m[i] + (1.0 - b1) * g;
+        v[i] = b2 * v[i] + (1.0 - b2) * g * g;
+        let mh = m[i] / (1.0 - b1.powi(t as i32));
+        let vh = v[i] / (1.0 - b2.powi(t as i32));
+        param[i] -= lr * mh / (vh.sqrt() + eps);
+    }
+}

@@ -1,0 +1,71 @@
+//! `cross_entropy.wgsl`: fused softmax cross-entropy forward + backward with running stats.
+
+use crate::error::Result;
+use crate::gpu::{uniform_buffer, GpuContext};
+use crate::kernels::Dispatch;
+
+use super::TrainKernels;
+
+/// Mirrors `struct Params` in `cross_entropy.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct CrossEntropyParams {
+    pub batch: u32,
+    pub classes: u32,
+    pub step_slot: u32,
+    pub _pad: u32,
+}
+
+/// `stats` layout: [loss sum, correct, count, unused, per-step mean loss...].
+pub const STATS_HEADER: usize = 4;
+
+#[allow(clippy::too_many_arguments)]
+pub fn dispatch(
+    ctx: &GpuContext,
+    k: &TrainKernels,
+    batch: usize,
+    classes: usize,
+    logits: &wgpu::Buffer,
+    labels: &wgpu::Buffer,
+    grad: &wgpu::Buffer,
+    stats: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let params = CrossEntropyParams {
+        batch: batch as u32,
+        classes: classes as u32,
+        step_slot: 0,
+        _pad: 0,
+    };
+    let uniform = uniform_buffer(ctx, "cross_entropy params", &params);
+    Ok(Dispatch {
+        label: "cross entropy".into(),
+        pipeline: k.cross_entropy.pipeline.clone(),
+        bind_group: k
+            .cross_entropy
+            .bind(ctx, &uniform, &[logits, labels, grad, stats]),
+        workgroups: [1, 1, 1],
+        flops: (batch * classes * 6) as f64,
+        _params: uniform,
+    })
+}
+
+/// CPU reference (f64): (mean loss, correct count, grad `[batch, classes]`).
+pub fn reference(logits: &[f32], labels: &[u32], classes: usize) -> (f64, usize, Vec<f32>) {
+    let batch = labels.len();
+    let mut grad = vec![0f32; logits.len()];
+    let (mut loss, mut correct) = (0f64, 0usize);
+    for b in 0..batch {
+        let row = &logits[b * classes..(b + 1) * classes];
+        let m = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+        let arg = (0..classes).fold(0, |a, c| if row[c] > row[a] { c } else { a });
+        let lse = row.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln() + m;
+        let label = labels[b] as usize;
+        loss += lse - row[label] as f64;
+        correct += (arg == label) as usize;
+        for c in 0..classes {
+            let p = (row[c] as f64 - lse).exp();
+            grad[b * classes + c] = ((p - (c == label) as u8 as f64) / batch as f64) as f32;
+        }
+    }
+    (loss / batch as f64, correct, grad)
+}

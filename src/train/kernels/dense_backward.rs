@@ -1,0 +1,141 @@
+//! `dense_backward.wgsl`: input, weight and bias gradients of a dense layer.
+
+use crate::error::Result;
+use crate::gpu::{uniform_buffer, GpuContext, SplitWeight};
+use crate::kernels::{check_groups, grid_1d, Dispatch};
+
+use super::TrainKernels;
+
+/// Mirrors `struct Params` in `dense_backward.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct DenseBackwardParams {
+    pub batch: u32,
+    pub in_f: u32,
+    pub out_f: u32,
+    pub row_start: u32,
+    pub rows: u32,
+    pub accumulate: u32,
+    pub _pad: [u32; 2],
+}
+
+fn params(
+    batch: usize,
+    w: &SplitWeight,
+    row_start: usize,
+    rows: usize,
+    accumulate: bool,
+) -> DenseBackwardParams {
+    DenseBackwardParams {
+        batch: batch as u32,
+        in_f: w.cols as u32,
+        out_f: w.rows as u32,
+        row_start: row_start as u32,
+        rows: rows as u32,
+        accumulate: accumulate as u32,
+        _pad: [0; 2],
+    }
+}
+
+/// `dx = dy w` over every part of `w` (the first part writes, the others add).
+pub fn grad_input(
+    ctx: &GpuContext,
+    k: &TrainKernels,
+    batch: usize,
+    w: &SplitWeight,
+    dy: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
+    let mut out = Vec::new();
+    for (i, (row_start, rows, buf)) in w.parts.iter().enumerate() {
+        let uniform = uniform_buffer(
+            ctx,
+            "grad_input params",
+            &params(batch, w, *row_start, *rows, i > 0),
+        );
+        out.push(Dispatch {
+            label: "dense grad input".into(),
+            pipeline: k.grad_input.pipeline.clone(),
+            bind_group: k
+                .grad_input
+                .bind_at(ctx, &[(0, &uniform), (1, buf), (2, dy), (3, dx)]),
+            workgroups: grid_1d(ctx, batch * w.cols, 64)?,
+            flops: 2.0 * (batch * rows * w.cols) as f64,
+            _params: uniform,
+        });
+    }
+    Ok(out)
+}
+
+/// `dw = dy^T x` for every part of `w`, into `dw_parts` (laid out like the parts), and
+/// `db = sum_b dy`.
+#[allow(clippy::too_many_arguments)]
+pub fn grad_weight_bias(
+    ctx: &GpuContext,
+    k: &TrainKernels,
+    batch: usize,
+    w: &SplitWeight,
+    x: &wgpu::Buffer,
+    dy: &wgpu::Buffer,
+    dw_parts: &[wgpu::Buffer],
+    db: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
+    let mut out = Vec::new();
+    for ((row_start, rows, _), dw) in w.parts.iter().zip(dw_parts) {
+        let uniform = uniform_buffer(
+            ctx,
+            "grad_weight params",
+            &params(batch, w, *row_start, *rows, false),
+        );
+        out.push(Dispatch {
+            label: "dense grad weight".into(),
+            pipeline: k.grad_weight.pipeline.clone(),
+            bind_group: k
+                .grad_weight
+                .bind_at(ctx, &[(0, &uniform), (1, x), (2, dy), (3, dw)]),
+            workgroups: grid_1d(ctx, rows * w.cols, 64)?,
+            flops: 2.0 * (batch * rows * w.cols) as f64,
+            _params: uniform,
+        });
+    }
+    let uniform = uniform_buffer(ctx, "grad_bias params", &params(batch, w, 0, w.rows, false));
+    out.push(Dispatch {
+        label: "dense grad bias".into(),
+        pipeline: k.grad_bias.pipeline.clone(),
+        bind_group: k.grad_bias.bind_at(ctx, &[(0, &uniform), (2, dy), (3, db)]),
+        workgroups: check_groups(ctx, "grad_bias", [w.rows.div_ceil(64), 1, 1])?,
+        flops: (batch * w.rows) as f64,
+        _params: uniform,
+    });
+    Ok(out)
+}
+
+/// CPU reference: (dx `[batch, in]`, dw `[out, in]`, db `[out]`) for `w` `[out, in]`.
+pub fn reference(
+    w: &[f32],
+    x: &[f32],
+    dy: &[f32],
+    batch: usize,
+    in_f: usize,
+    out_f: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut dx = vec![0f32; batch * in_f];
+    let mut dw = vec![0f32; out_f * in_f];
+    let mut db = vec![0f32; out_f];
+    for b in 0..batch {
+        for i in 0..in_f {
+            dx[b * in_f + i] = (0..out_f)
+                .map(|o| dy[b * out_f + o] as f64 * w[o * in_f + i] as f64)
+                .sum::<f64>() as f32;
+        }
+    }
+    for o in 0..out_f {
+        for i in 0..in_f {
+            dw[o * in_f + i] = (0..batch)
+                .map(|b| dy[b * out_f + o] as f64 * x[b * in_f + i] as f64)
+                .sum::<f64>() as f32;
+        }
+        db[o] = (0..batch).map(|b| dy[b * out_f + o] as f64).sum::<f64>() as f32;
+    }
+    (dx, dw, db)
+}

@@ -1,0 +1,73 @@
+//! `sgd.wgsl`: SGD with momentum and weight decay (PyTorch semantics).
+
+use crate::error::Result;
+use crate::gpu::{uniform_buffer, GpuContext};
+use crate::kernels::{grid_1d, Dispatch};
+
+use super::TrainKernels;
+
+/// Mirrors `struct Params` in `sgd.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct SgdParams {
+    pub len: u32,
+    pub first: u32,
+    pub _pad: [u32; 2],
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub _pad1: f32,
+}
+
+pub fn dispatch(
+    ctx: &GpuContext,
+    k: &TrainKernels,
+    len: usize,
+    grad: &wgpu::Buffer,
+    param: &wgpu::Buffer,
+    buf: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let uniform = uniform_buffer(
+        ctx,
+        "sgd params",
+        &SgdParams {
+            len: len as u32,
+            first: 1,
+            _pad: [0; 2],
+            lr: 0.0,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            _pad1: 0.0,
+        },
+    );
+    Ok(Dispatch {
+        label: "sgd".into(),
+        pipeline: k.sgd.pipeline.clone(),
+        bind_group: k.sgd.bind(ctx, &uniform, &[grad, param, buf]),
+        workgroups: grid_1d(ctx, len, 256)?,
+        flops: 4.0 * len as f64,
+        _params: uniform,
+    })
+}
+
+/// CPU reference of one step, in place.
+pub fn reference(
+    param: &mut [f64],
+    buf: &mut [f64],
+    grad: &[f64],
+    first: bool,
+    lr: f64,
+    momentum: f64,
+    wd: f64,
+) {
+    for i in 0..param.len() {
+        let g = grad[i] + wd * param[i];
+        let v = if momentum == 0.0 || first {
+            g
+        } else {
+            momentum * buf[i] + g
+        };
+        buf[i] = v;
+        param[i] -= lr * v;
+    }
+}

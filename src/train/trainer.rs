@@ -1,0 +1,626 @@
+//! The GPU trainer: forward, fused softmax cross-entropy, backward and optimizer updates of a
+//! dense head, every step recorded into one command buffer; loss and accuracy accumulate on
+//! the GPU and are read back once per epoch.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use crate::gpu::{read_back_f32, storage_buffer, upload_f32, GpuContext, SplitWeight};
+use crate::kernels::{self, Dispatch, Kernels};
+use crate::train::head::{DenseHost, HeadKind, HeadWeights};
+use crate::train::kernels::{
+    adam, cross_entropy, dense_backward, dropout, relu_backward, sgd, TrainKernels,
+};
+
+/// Optimizer choice and hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    /// SGD with momentum (PyTorch semantics; momentum 0 is plain SGD).
+    Sgd {
+        momentum: f32,
+    },
+    Adam {
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+    },
+}
+
+/// Everything about one training run's arithmetic (not its data or schedule).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainConfig {
+    pub optimizer: Optimizer,
+    pub weight_decay: f32,
+    /// Dropout rate before fc6 and fc7 (`classifier` head only); 0 disables.
+    pub dropout: f32,
+    pub seed: u64,
+}
+
+/// One optimizer state tensor pair: (`fc8.state1`, weight-shaped values, bias-shaped values).
+pub type OptimizerState = (String, Vec<f32>, Vec<f32>);
+
+/// Loss and accuracy summed on the GPU over an epoch (or an evaluation).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    pub loss_sum: f64,
+    pub correct: f64,
+    pub count: f64,
+    /// Mean loss of each step's batch (before its update), in step order.
+    pub step_losses: Vec<f32>,
+}
+
+impl Stats {
+    pub fn loss(&self) -> f64 {
+        self.loss_sum / self.count.max(1.0)
+    }
+    pub fn accuracy(&self) -> f64 {
+        self.correct / self.count.max(1.0)
+    }
+}
+
+struct Layer {
+    meta: DenseHost,
+    weight: SplitWeight,
+    bias: wgpu::Buffer,
+    grad_w: Vec<wgpu::Buffer>,
+    grad_b: wgpu::Buffer,
+    /// Momentum buffers (SGD) or first moments (Adam), per weight part, then the bias.
+    state1: Vec<wgpu::Buffer>,
+    /// Second moments (Adam only).
+    state2: Vec<wgpu::Buffer>,
+    /// Output activations `[max_batch, out]`.
+    act: wgpu::Buffer,
+    /// Gradient with respect to the input `[max_batch, inp]` (all but the first layer).
+    grad_in: Option<wgpu::Buffer>,
+}
+
+enum Step {
+    Fixed(Dispatch),
+    /// Dropout with this tag (the same mask forward and backward).
+    Dropout(Dispatch, u32),
+    CrossEntropy(Dispatch),
+}
+
+/// Dispatches for one batch size, built once.
+struct StepPlan {
+    train: Vec<Step>,
+    eval: Vec<Step>,
+}
+
+pub struct Trainer<'a> {
+    ctx: &'a GpuContext,
+    tk: TrainKernels,
+    fk: Kernels,
+    pub kind: HeadKind,
+    pub cfg: TrainConfig,
+    layers: Vec<Layer>,
+    x0: wgpu::Buffer,
+    labels: wgpu::Buffer,
+    grad_logits: wgpu::Buffer,
+    stats: wgpu::Buffer,
+    eval_stats: wgpu::Buffer,
+    stat_slots: usize,
+    max_batch: usize,
+    plans: HashMap<usize, StepPlan>,
+    /// One optimizer dispatch per parameter buffer: (dispatch, element count).
+    updates: Vec<(Dispatch, usize)>,
+    /// Optimizer steps taken so far (drives Adam's bias correction, SGD's first step and
+    /// the dropout masks).
+    pub steps_done: u64,
+}
+
+pub(crate) fn dropout_seed(seed: u64, tag: u32) -> u32 {
+    (seed as u32) ^ ((seed >> 32) as u32) ^ tag.wrapping_mul(0x9E37_79B9)
+}
+
+impl<'a> Trainer<'a> {
+    /// Uploads `head` and allocates everything for batches of up to `max_batch` and epochs of up
+    /// to `steps_per_epoch` steps (for the per-step loss log).
+    pub fn new(
+        ctx: &'a GpuContext,
+        head: &HeadWeights,
+        cfg: TrainConfig,
+        max_batch: usize,
+        steps_per_epoch: usize,
+    ) -> Result<Self> {
+        if max_batch == 0 {
+            return Err(Error::Shape("batch size must be at least 1".into()));
+        }
+        let hint = "use a smaller --batch";
+        let mut layers = Vec::new();
+        for (i, l) in head.layers.iter().enumerate() {
+            let weight =
+                SplitWeight::upload(ctx, &format!("{}.weight", l.name), &l.weight, l.out, l.inp)?;
+            let zeros_like = |label: &str| -> Result<Vec<wgpu::Buffer>> {
+                let mut v = weight
+                    .parts
+                    .iter()
+                    .map(|(_, rows, _)| storage_buffer(ctx, label, rows * l.inp, hint))
+                    .collect::<Result<Vec<_>>>()?;
+                v.push(storage_buffer(ctx, label, l.out, hint)?);
+                Ok(v)
+            };
+            let mut grads = zeros_like("gradient")?;
+            let grad_b = grads.pop().expect("bias gradient");
+            let state1 = zeros_like("optimizer state")?;
+            let state2 = match cfg.optimizer {
+                Optimizer::Adam { .. } => zeros_like("optimizer state")?,
+                Optimizer::Sgd { .. } => Vec::new(),
+            };
+            layers.push(Layer {
+                bias: upload_f32(ctx, &format!("{}.bias", l.name), &l.bias)?,
+                weight,
+                grad_w: grads,
+                grad_b,
+                state1,
+                state2,
+                act: storage_buffer(ctx, "activations", max_batch * l.out, hint)?,
+                grad_in: if i > 0 {
+                    Some(storage_buffer(
+                        ctx,
+                        "input gradient",
+                        max_batch * l.inp,
+                        hint,
+                    )?)
+                } else {
+                    None
+                },
+                meta: DenseHost {
+                    weight: Vec::new(),
+                    bias: Vec::new(),
+                    ..l.clone()
+                },
+            });
+        }
+        let classes = head.classes();
+        let stat_slots = steps_per_epoch.max(1);
+        let labels = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("labels"),
+            size: (max_batch * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let tk = TrainKernels::new(ctx);
+        let mut trainer = Trainer {
+            ctx,
+            fk: Kernels::new(ctx),
+            kind: head.kind,
+            cfg,
+            x0: storage_buffer(ctx, "head input", max_batch * head.input_len(), hint)?,
+            labels,
+            grad_logits: storage_buffer(ctx, "logit gradient", max_batch * classes, hint)?,
+            stats: storage_buffer(ctx, "stats", cross_entropy::STATS_HEADER + stat_slots, hint)?,
+            eval_stats: storage_buffer(ctx, "eval stats", cross_entropy::STATS_HEADER + 1, hint)?,
+            stat_slots,
+            max_batch,
+            plans: HashMap::new(),
+            updates: Vec::new(),
+            steps_done: 0,
+            layers,
+            tk,
+        };
+        trainer.updates = trainer.build_updates()?;
+        Ok(trainer)
+    }
+
+    fn build_updates(&self) -> Result<Vec<(Dispatch, usize)>> {
+        let mut out = Vec::new();
+        for l in &self.layers {
+            let params: Vec<(&wgpu::Buffer, usize)> = l
+                .weight
+                .parts
+                .iter()
+                .map(|(_, rows, buf)| (buf, rows * l.meta.inp))
+                .chain(std::iter::once((&l.bias, l.meta.out)))
+                .collect();
+            let grads: Vec<&wgpu::Buffer> =
+                l.grad_w.iter().chain(std::iter::once(&l.grad_b)).collect();
+            for (j, ((param, len), grad)) in params.into_iter().zip(grads).enumerate() {
+                let d = match self.cfg.optimizer {
+                    Optimizer::Sgd { .. } => {
+                        sgd::dispatch(self.ctx, &self.tk, len, grad, param, &l.state1[j])?
+                    }
+                    Optimizer::Adam { .. } => adam::dispatch(
+                        self.ctx,
+                        &self.tk,
+                        len,
+                        grad,
+                        param,
+                        &l.state1[j],
+                        &l.state2[j],
+                    )?,
+                };
+                out.push((d, len));
+            }
+        }
+        Ok(out)
+    }
+
+    fn has_dropout(&self, layer: usize) -> bool {
+        self.kind == HeadKind::Classifier && self.cfg.dropout > 0.0 && layer < 2
+    }
+
+    fn build_plan(&self, batch: usize) -> Result<StepPlan> {
+        let (ctx, n) = (self.ctx, self.layers.len());
+        let classes = self.layers[n - 1].meta.out;
+        let input_of = |i: usize| {
+            if i == 0 {
+                &self.x0
+            } else {
+                &self.layers[i - 1].act
+            }
+        };
+        let mut fwd_train = Vec::new();
+        let mut fwd_eval = Vec::new();
+        for (i, l) in self.layers.iter().enumerate() {
+            if self.has_dropout(i) {
+                let len = batch * l.meta.inp;
+                let p = dropout::DropoutParams::new(
+                    len,
+                    dropout_seed(self.cfg.seed, i as u32),
+                    0,
+                    self.cfg.dropout,
+                );
+                fwd_train.push(Step::Dropout(
+                    dropout::dispatch(ctx, &self.tk, p, input_of(i))?,
+                    i as u32,
+                ));
+            }
+            let mk = || {
+                kernels::dense::dispatch(
+                    ctx,
+                    &self.fk,
+                    batch,
+                    &l.weight,
+                    &l.bias,
+                    l.meta.relu,
+                    input_of(i),
+                    &l.act,
+                )
+            };
+            fwd_train.extend(mk()?.into_iter().map(Step::Fixed));
+            fwd_eval.extend(mk()?.into_iter().map(Step::Fixed));
+        }
+        let logits = &self.layers[n - 1].act;
+        let ce = |stats| {
+            cross_entropy::dispatch(
+                ctx,
+                &self.tk,
+                batch,
+                classes,
+                logits,
+                &self.labels,
+                &self.grad_logits,
+                stats,
+            )
+        };
+        let mut train = fwd_train;
+        train.push(Step::CrossEntropy(ce(&self.stats)?));
+        let mut eval = fwd_eval;
+        eval.push(Step::CrossEntropy(ce(&self.eval_stats)?));
+
+        for i in (0..n).rev() {
+            let l = &self.layers[i];
+            let dy = if i == n - 1 {
+                &self.grad_logits
+            } else {
+                self.layers[i + 1]
+                    .grad_in
+                    .as_ref()
+                    .expect("grad_in of upper layer")
+            };
+            let gw = dense_backward::grad_weight_bias(
+                ctx,
+                &self.tk,
+                batch,
+                &l.weight,
+                input_of(i),
+                dy,
+                &l.grad_w,
+                &l.grad_b,
+            )?;
+            train.extend(gw.into_iter().map(Step::Fixed));
+            if let Some(gin) = &l.grad_in {
+                let gi = dense_backward::grad_input(ctx, &self.tk, batch, &l.weight, dy, gin)?;
+                train.extend(gi.into_iter().map(Step::Fixed));
+                if self.has_dropout(i) {
+                    let len = batch * l.meta.inp;
+                    let p = dropout::DropoutParams::new(
+                        len,
+                        dropout_seed(self.cfg.seed, i as u32),
+                        0,
+                        self.cfg.dropout,
+                    );
+                    train.push(Step::Dropout(
+                        dropout::dispatch(ctx, &self.tk, p, gin)?,
+                        i as u32,
+                    ));
+                }
+                // The layer below's ReLU (its output is this layer's input, after dropout).
+                if self.layers[i - 1].meta.relu {
+                    train.push(Step::Fixed(relu_backward::dispatch(
+                        ctx,
+                        &self.tk,
+                        batch * l.meta.inp,
+                        input_of(i),
+                        gin,
+                    )?));
+                }
+            }
+        }
+        Ok(StepPlan { train, eval })
+    }
+
+    fn write_uniform<T: bytemuck::Pod>(&self, d: &Dispatch, value: &T) {
+        self.ctx
+            .queue
+            .write_buffer(&d._params, 0, bytemuck::bytes_of(value));
+    }
+
+    fn upload_batch(&self, x: &[f32], labels: &[u32]) -> Result<usize> {
+        let batch = labels.len();
+        let inp = self.layers[0].meta.inp;
+        if batch == 0 || batch > self.max_batch || x.len() != batch * inp {
+            return Err(Error::Shape(format!(
+                "a batch of {batch} labels and {} inputs (expected {batch} x {inp}, at most {} rows)",
+                x.len(),
+                self.max_batch
+            )));
+        }
+        let classes = self.classes() as u32;
+        if let Some(bad) = labels.iter().find(|&&l| l >= classes) {
+            return Err(Error::Shape(format!(
+                "label {bad} out of range for {classes} classes"
+            )));
+        }
+        self.ctx
+            .queue
+            .write_buffer(&self.x0, 0, bytemuck::cast_slice(x));
+        self.ctx
+            .queue
+            .write_buffer(&self.labels, 0, bytemuck::cast_slice(labels));
+        Ok(batch)
+    }
+
+    pub fn classes(&self) -> usize {
+        self.layers.last().map(|l| l.meta.out).unwrap_or(0)
+    }
+
+    fn record(&self, steps: &[Step], extra: &[&Dispatch]) {
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("train step"),
+            });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("train step"),
+                timestamp_writes: None,
+            });
+            for s in steps {
+                match s {
+                    Step::Fixed(d) | Step::Dropout(d, _) | Step::CrossEntropy(d) => {
+                        d.record(&mut pass)
+                    }
+                }
+            }
+            for d in extra {
+                d.record(&mut pass);
+            }
+        }
+        self.ctx.queue.submit([encoder.finish()]);
+    }
+
+    /// One optimizer step on a batch (`x` is `[batch, input_len]`); `slot` is the step's index
+    /// within the epoch (for the per-step loss log). Nothing is read back.
+    pub fn train_step(&mut self, x: &[f32], labels: &[u32], lr: f32, slot: usize) -> Result<()> {
+        let batch = self.upload_batch(x, labels)?;
+        if !self.plans.contains_key(&batch) {
+            let plan = self.build_plan(batch)?;
+            self.plans.insert(batch, plan);
+        }
+        let plan = &self.plans[&batch];
+        let classes = self.classes();
+        let t = self.steps_done;
+        for s in &plan.train {
+            match s {
+                Step::Dropout(d, tag) => {
+                    let len = batch * self.layers[*tag as usize].meta.inp;
+                    let p = dropout::DropoutParams::new(
+                        len,
+                        dropout_seed(self.cfg.seed, *tag),
+                        t as u32,
+                        self.cfg.dropout,
+                    );
+                    self.write_uniform(d, &p);
+                }
+                Step::CrossEntropy(d) => self.write_uniform(
+                    d,
+                    &cross_entropy::CrossEntropyParams {
+                        batch: batch as u32,
+                        classes: classes as u32,
+                        step_slot: (slot % self.stat_slots) as u32,
+                        _pad: 0,
+                    },
+                ),
+                Step::Fixed(_) => {}
+            }
+        }
+        for (d, len) in &self.updates {
+            match self.cfg.optimizer {
+                Optimizer::Sgd { momentum } => self.write_uniform(
+                    d,
+                    &sgd::SgdParams {
+                        len: *len as u32,
+                        first: (t == 0) as u32,
+                        _pad: [0; 2],
+                        lr,
+                        momentum,
+                        weight_decay: self.cfg.weight_decay,
+                        _pad1: 0.0,
+                    },
+                ),
+                Optimizer::Adam { beta1, beta2, eps } => {
+                    let step = (t + 1) as i32;
+                    self.write_uniform(
+                        d,
+                        &adam::AdamParams {
+                            len: *len as u32,
+                            _pad: [0; 3],
+                            lr,
+                            beta1,
+                            beta2,
+                            eps,
+                            weight_decay: self.cfg.weight_decay,
+                            bias_correction1: 1.0 - beta1.powi(step),
+                            bias_correction2: 1.0 - beta2.powi(step),
+                            _pad1: 0.0,
+                        },
+                    )
+                }
+            }
+        }
+        let updates: Vec<&Dispatch> = self.updates.iter().map(|(d, _)| d).collect();
+        self.record(&plan.train, &updates);
+        self.steps_done += 1;
+        Ok(())
+    }
+
+    /// Reads and resets the epoch's stats (`steps` per-step losses).
+    pub fn take_epoch_stats(&self, steps: usize) -> Result<Stats> {
+        self.take_stats(&self.stats, steps.min(self.stat_slots))
+    }
+
+    fn take_stats(&self, buf: &wgpu::Buffer, steps: usize) -> Result<Stats> {
+        let v = read_back_f32(self.ctx, buf, cross_entropy::STATS_HEADER + steps)?;
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        encoder.clear_buffer(buf, 0, None);
+        self.ctx.queue.submit([encoder.finish()]);
+        Ok(Stats {
+            loss_sum: v[0] as f64,
+            correct: v[1] as f64,
+            count: v[2] as f64,
+            step_losses: v[cross_entropy::STATS_HEADER..].to_vec(),
+        })
+    }
+
+    /// Forward pass without dropout or updates; returns the logits and adds the batch's loss
+    /// and accuracy to the evaluation stats (see [`Trainer::take_eval_stats`]).
+    pub fn evaluate(&mut self, x: &[f32], labels: &[u32]) -> Result<Vec<f32>> {
+        let batch = self.upload_batch(x, labels)?;
+        if !self.plans.contains_key(&batch) {
+            let plan = self.build_plan(batch)?;
+            self.plans.insert(batch, plan);
+        }
+        let plan = &self.plans[&batch];
+        let classes = self.classes();
+        for s in &plan.eval {
+            if let Step::CrossEntropy(d) = s {
+                self.write_uniform(
+                    d,
+                    &cross_entropy::CrossEntropyParams {
+                        batch: batch as u32,
+                        classes: classes as u32,
+                        step_slot: 0,
+                        _pad: 0,
+                    },
+                );
+            }
+        }
+        self.record(&plan.eval, &[]);
+        read_back_f32(
+            self.ctx,
+            &self.layers[self.layers.len() - 1].act,
+            batch * classes,
+        )
+    }
+
+    pub fn take_eval_stats(&self) -> Result<Stats> {
+        self.take_stats(&self.eval_stats, 0)
+    }
+
+    fn read_parts(&self, bufs: &[wgpu::Buffer], l: &Layer) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(l.meta.out * l.meta.inp);
+        for ((_, rows, _), b) in l.weight.parts.iter().zip(bufs) {
+            out.extend(read_back_f32(self.ctx, b, rows * l.meta.inp)?);
+        }
+        Ok(out)
+    }
+
+    /// The current head values.
+    pub fn head(&self) -> Result<HeadWeights> {
+        let mut layers = Vec::new();
+        for l in &self.layers {
+            let bufs: Vec<wgpu::Buffer> =
+                l.weight.parts.iter().map(|(_, _, b)| b.clone()).collect();
+            layers.push(DenseHost {
+                weight: self.read_parts(&bufs, l)?,
+                bias: read_back_f32(self.ctx, &l.bias, l.meta.out)?,
+                ..l.meta.clone()
+            });
+        }
+        Ok(HeadWeights {
+            kind: self.kind,
+            layers,
+        })
+    }
+
+    /// Optimizer state per layer as `(name, weight-shaped, bias-shaped)` arrays, for checkpoints.
+    pub fn optimizer_state(&self) -> Result<Vec<OptimizerState>> {
+        let mut out = Vec::new();
+        for l in &self.layers {
+            for (k, state) in [(1, &l.state1), (2, &l.state2)] {
+                if state.is_empty() {
+                    continue;
+                }
+                let n = state.len() - 1;
+                out.push((
+                    format!("{}.state{k}", l.meta.name),
+                    self.read_parts(&state[..n], l)?,
+                    read_back_f32(self.ctx, &state[n], l.meta.out)?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    fn write_parts(&self, bufs: &[wgpu::Buffer], l: &Layer, data: &[f32]) {
+        for ((first, rows, _), b) in l.weight.parts.iter().zip(bufs) {
+            let slice = &data[first * l.meta.inp..(first + rows) * l.meta.inp];
+            self.ctx
+                .queue
+                .write_buffer(b, 0, bytemuck::cast_slice(slice));
+        }
+    }
+
+    /// Restores optimizer state saved by [`Trainer::optimizer_state`] and the step count.
+    pub fn restore(
+        &mut self,
+        state: &[(String, Vec<f32>, Vec<f32>)],
+        steps_done: u64,
+    ) -> Result<()> {
+        for (name, w, b) in state {
+            let Some((layer, k)) = name.rsplit_once(".state") else {
+                continue;
+            };
+            let Some(l) = self.layers.iter().find(|l| l.meta.name == layer) else {
+                continue;
+            };
+            let bufs = if k == "1" { &l.state1 } else { &l.state2 };
+            if bufs.is_empty() || w.len() != l.meta.out * l.meta.inp || b.len() != l.meta.out {
+                return Err(Error::Shape(format!(
+                    "checkpoint state '{name}' does not fit this head"
+                )));
+            }
+            let n = bufs.len() - 1;
+            self.write_parts(&bufs[..n], l, w);
+            self.ctx
+                .queue
+                .write_buffer(&bufs[n], 0, bytemuck::cast_slice(b));
+        }
+        self.steps_done = steps_done;
+        Ok(())
+    }
+}

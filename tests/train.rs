@@ -1,0 +1,343 @@
+//! Training kernels against CPU references (f64) and finite differences, and the GPU trainer
+//! against a CPU implementation of the same protocol, step by step.
+
+mod common;
+
+use alexnet_wgpu::gpu::{read_back_f32, storage_buffer, upload_f32, SplitWeight};
+use alexnet_wgpu::kernels;
+use alexnet_wgpu::train::kernels::{
+    adam, cross_entropy, dense_backward, dropout, relu_backward, sgd, TrainKernels,
+};
+use alexnet_wgpu::train::reference::train_cpu;
+use alexnet_wgpu::train::{DenseHost, HeadKind, HeadWeights, Optimizer, TrainConfig, Trainer};
+use common::{assert_close, ctx, random};
+
+#[test]
+fn dense_backward_matches_reference_and_finite_differences() {
+    let ctx = ctx();
+    let tk = TrainKernels::new(&ctx);
+    let (batch, inp, out) = (5, 37, 23);
+    let w = random(out * inp, 1, 0.5);
+    let x = random(batch * inp, 2, 1.0);
+    let dy = random(batch * out, 3, 1.0);
+    for rows_per_part in [usize::MAX, 7] {
+        let ws =
+            SplitWeight::upload_with_rows_per_part(&ctx, "w", &w, out, inp, rows_per_part).unwrap();
+        let (xb, dyb) = (
+            upload_f32(&ctx, "x", &x).unwrap(),
+            upload_f32(&ctx, "dy", &dy).unwrap(),
+        );
+        let dx = storage_buffer(&ctx, "dx", batch * inp, "").unwrap();
+        let dw: Vec<_> = ws
+            .parts
+            .iter()
+            .map(|(_, r, _)| storage_buffer(&ctx, "dw", r * inp, "").unwrap())
+            .collect();
+        let db = storage_buffer(&ctx, "db", out, "").unwrap();
+        let mut ds = dense_backward::grad_input(&ctx, &tk, batch, &ws, &dyb, &dx).unwrap();
+        ds.extend(
+            dense_backward::grad_weight_bias(&ctx, &tk, batch, &ws, &xb, &dyb, &dw, &db).unwrap(),
+        );
+        kernels::run(&ctx, &ds).unwrap();
+        let got_dw: Vec<f32> = ws
+            .parts
+            .iter()
+            .zip(&dw)
+            .flat_map(|((_, r, _), b)| read_back_f32(&ctx, b, r * inp).unwrap())
+            .collect();
+        let (rdx, rdw, rdb) = dense_backward::reference(&w, &x, &dy, batch, inp, out);
+        assert_close(
+            "dx",
+            &read_back_f32(&ctx, &dx, batch * inp).unwrap(),
+            &rdx,
+            1e-5,
+        );
+        assert_close("dw", &got_dw, &rdw, 1e-5);
+        assert_close("db", &read_back_f32(&ctx, &db, out).unwrap(), &rdb, 1e-5);
+    }
+    // Finite differences of f = sum(dy * (x w^T + b)) (f64, central, eps 1e-3; f is linear in
+    // each parameter so the difference quotient is exact up to rounding).
+    let f = |w: &[f32], x: &[f32]| -> f64 {
+        let y = kernels::dense::reference(w, &vec![0.0; out], x, batch, false);
+        y.iter().zip(&dy).map(|(a, b)| *a as f64 * *b as f64).sum()
+    };
+    let (rdx, rdw, _) = dense_backward::reference(&w, &x, &dy, batch, inp, out);
+    for idx in [0, 17, out * inp - 1] {
+        let (mut wp, mut wm) = (w.clone(), w.clone());
+        wp[idx] += 1e-3;
+        wm[idx] -= 1e-3;
+        let fd = (f(&wp, &x) - f(&wm, &x)) / 2e-3;
+        assert!(
+            (fd - rdw[idx] as f64).abs() < 1e-3 * (1.0 + fd.abs()),
+            "dw[{idx}]: fd {fd} vs {}",
+            rdw[idx]
+        );
+    }
+    for idx in [0, 40, batch * inp - 1] {
+        let (mut xp, mut xm) = (x.clone(), x.clone());
+        xp[idx] += 1e-3;
+        xm[idx] -= 1e-3;
+        let fd = (f(&w, &xp) - f(&w, &xm)) / 2e-3;
+        assert!(
+            (fd - rdx[idx] as f64).abs() < 1e-3 * (1.0 + fd.abs()),
+            "dx[{idx}]: fd {fd} vs {}",
+            rdx[idx]
+        );
+    }
+}
+
+#[test]
+fn cross_entropy_gradient_matches_reference_and_finite_differences() {
+    let ctx = ctx();
+    let tk = TrainKernels::new(&ctx);
+    let (batch, classes) = (70, 9); // more rows than the 64-wide workgroup
+    let logits = random(batch * classes, 4, 5.0);
+    let labels: Vec<u32> = (0..batch as u32)
+        .map(|i| (i * 7) % classes as u32)
+        .collect();
+    let lb = upload_f32(&ctx, "logits", &logits).unwrap();
+    let lab = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: (batch * 4) as u64,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    ctx.queue
+        .write_buffer(&lab, 0, bytemuck::cast_slice(&labels));
+    let grad = storage_buffer(&ctx, "grad", batch * classes, "").unwrap();
+    let stats = storage_buffer(&ctx, "stats", cross_entropy::STATS_HEADER + 1, "").unwrap();
+    let d = cross_entropy::dispatch(&ctx, &tk, batch, classes, &lb, &lab, &grad, &stats).unwrap();
+    kernels::run(&ctx, &[d]).unwrap();
+    let (loss, correct, want) = cross_entropy::reference(&logits, &labels, classes);
+    assert_close(
+        "ce grad",
+        &read_back_f32(&ctx, &grad, batch * classes).unwrap(),
+        &want,
+        1e-5,
+    );
+    let s = read_back_f32(&ctx, &stats, 5).unwrap();
+    assert!(
+        ((s[0] as f64) / batch as f64 - loss).abs() < 1e-5 * loss.abs().max(1.0),
+        "loss {} vs {loss}",
+        s[0] / batch as f32
+    );
+    assert_eq!((s[1] as usize, s[2] as usize), (correct, batch));
+    assert!((s[4] as f64 - loss).abs() < 1e-5 * loss.abs().max(1.0));
+    // Finite differences of the mean loss.
+    for idx in [0, 13, batch * classes - 1] {
+        let (mut p, mut m) = (logits.clone(), logits.clone());
+        p[idx] += 1e-3;
+        m[idx] -= 1e-3;
+        let fd = (cross_entropy::reference(&p, &labels, classes).0
+            - cross_entropy::reference(&m, &labels, classes).0)
+            / 2e-3;
+        assert!(
+            (fd - want[idx] as f64).abs() < 1e-5,
+            "grad[{idx}]: fd {fd} vs {}",
+            want[idx]
+        );
+    }
+}
+
+#[test]
+fn relu_backward_dropout_and_optimizers_match_reference() {
+    let ctx = ctx();
+    let tk = TrainKernels::new(&ctx);
+    let n = 1000;
+    let a = random(n, 5, 1.0);
+    let g = random(n, 6, 1.0);
+    let (ab, gb) = (
+        upload_f32(&ctx, "a", &a).unwrap(),
+        upload_f32(&ctx, "g", &g).unwrap(),
+    );
+    kernels::run(
+        &ctx,
+        &[relu_backward::dispatch(&ctx, &tk, n, &ab, &gb).unwrap()],
+    )
+    .unwrap();
+    assert_eq!(
+        read_back_f32(&ctx, &gb, n).unwrap(),
+        relu_backward::reference(&a, &g)
+    );
+
+    let x = random(n, 7, 1.0);
+    let xb = upload_f32(&ctx, "x", &x).unwrap();
+    let p = dropout::DropoutParams::new(n, 1234, 5, 0.3);
+    kernels::run(&ctx, &[dropout::dispatch(&ctx, &tk, p, &xb).unwrap()]).unwrap();
+    let got = read_back_f32(&ctx, &xb, n).unwrap();
+    assert_close("dropout", &got, &dropout::reference(&x, 1234, 5, 0.3), 1e-6);
+    let dropped = got.iter().filter(|v| **v == 0.0).count();
+    assert!(
+        (250..350).contains(&dropped),
+        "{dropped} of {n} dropped at rate 0.3"
+    );
+
+    // SGD with momentum: two steps (the first sets buf = g).
+    let param = random(n, 8, 1.0);
+    let grad = random(n, 9, 1.0);
+    let (pb, grb, bufb) = (
+        upload_f32(&ctx, "p", &param).unwrap(),
+        upload_f32(&ctx, "g", &grad).unwrap(),
+        storage_buffer(&ctx, "buf", n, "").unwrap(),
+    );
+    let d = sgd::dispatch(&ctx, &tk, n, &grb, &pb, &bufb).unwrap();
+    let (mut rp, mut rb): (Vec<f64>, Vec<f64>) =
+        (param.iter().map(|&v| v as f64).collect(), vec![0.0; n]);
+    let g64: Vec<f64> = grad.iter().map(|&v| v as f64).collect();
+    for first in [true, false] {
+        let sp = sgd::SgdParams {
+            len: n as u32,
+            first: first as u32,
+            _pad: [0; 2],
+            lr: 0.1,
+            momentum: 0.9,
+            weight_decay: 0.01,
+            _pad1: 0.0,
+        };
+        ctx.queue
+            .write_buffer(&d._params, 0, bytemuck::bytes_of(&sp));
+        kernels::run(&ctx, std::slice::from_ref(&d)).unwrap();
+        sgd::reference(&mut rp, &mut rb, &g64, first, 0.1, 0.9, 0.01);
+    }
+    let rp32: Vec<f32> = rp.iter().map(|&v| v as f32).collect();
+    assert_close("sgd", &read_back_f32(&ctx, &pb, n).unwrap(), &rp32, 1e-6);
+
+    // Adam: two steps.
+    let (pb, mb, vb) = (
+        upload_f32(&ctx, "p", &param).unwrap(),
+        storage_buffer(&ctx, "m", n, "").unwrap(),
+        storage_buffer(&ctx, "v", n, "").unwrap(),
+    );
+    let d = adam::dispatch(&ctx, &tk, n, &grb, &pb, &mb, &vb).unwrap();
+    let (mut rp, mut rm, mut rv): (Vec<f64>, Vec<f64>, Vec<f64>) = (
+        param.iter().map(|&v| v as f64).collect(),
+        vec![0.0; n],
+        vec![0.0; n],
+    );
+    for t in 1..=2 {
+        let ap = adam::AdamParams {
+            len: n as u32,
+            _pad: [0; 3],
+            lr: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.001,
+            bias_correction1: 1.0 - 0.9f32.powi(t),
+            bias_correction2: 1.0 - 0.999f32.powi(t),
+            _pad1: 0.0,
+        };
+        ctx.queue
+            .write_buffer(&d._params, 0, bytemuck::bytes_of(&ap));
+        kernels::run(&ctx, std::slice::from_ref(&d)).unwrap();
+        adam::reference(
+            &mut rp,
+            &mut rm,
+            &mut rv,
+            &g64,
+            t as u32,
+            0.01,
+            (0.9, 0.999),
+            1e-8,
+            0.001,
+        );
+    }
+    let rp32: Vec<f32> = rp.iter().map(|&v| v as f32).collect();
+    assert_close("adam", &read_back_f32(&ctx, &pb, n).unwrap(), &rp32, 1e-6);
+}
+
+fn small_head(kind: HeadKind, seed: u64) -> HeadWeights {
+    let dims: Vec<(usize, usize, bool)> = match kind {
+        HeadKind::Last => vec![(48, 5, false)],
+        HeadKind::Classifier => vec![(60, 40, true), (40, 48, true), (48, 5, false)],
+    };
+    let layers = dims
+        .iter()
+        .enumerate()
+        .map(|(i, &(inp, out, relu))| DenseHost {
+            name: ["fc6", "fc7", "fc8"][3 - dims.len() + i].into(),
+            inp,
+            out,
+            relu,
+            weight: random(out * inp, seed + i as u64, (3.0 / inp as f32).sqrt()),
+            bias: random(out, seed + 10 + i as u64, 0.1),
+        })
+        .collect();
+    HeadWeights { kind, layers }
+}
+
+/// The GPU trainer and the CPU protocol agree on each step's loss (before the update) and on
+/// every parameter after it, within 1e-5 relative (f32 vs f64 over a few steps).
+fn check_protocol(kind: HeadKind, optimizer: Optimizer, dropout: f32) {
+    let ctx = ctx();
+    let head = small_head(kind, 40);
+    let cfg = TrainConfig {
+        optimizer,
+        weight_decay: 1e-3,
+        dropout,
+        seed: 77,
+    };
+    let inp = head.input_len();
+    let batches: Vec<(Vec<f32>, Vec<u32>)> = (0..4)
+        .map(|s| {
+            let b = if s == 3 { 3 } else { 8 }; // a short last batch too
+            let x: Vec<f32> = random(b * inp, 100 + s, 1.0)
+                .into_iter()
+                .map(|v| v.max(0.0) * 2.0)
+                .collect();
+            (x, (0..b as u32).map(|i| (i + s as u32) % 5).collect())
+        })
+        .collect();
+    let lrs = [0.05f32, 0.05, 0.02, 0.02];
+    let want = train_cpu(&head, &cfg, &batches, &lrs);
+    let mut tr = Trainer::new(&ctx, &head, cfg, 8, 4).unwrap();
+    for (t, ((x, y), lr)) in batches.iter().zip(lrs).enumerate() {
+        tr.train_step(x, y, lr, t).unwrap();
+        let got = tr.head().unwrap();
+        for (g, w) in got.layers.iter().zip(&want[t].1.layers) {
+            assert_close(
+                &format!("{kind:?} step {t} {} weight", g.name),
+                &g.weight,
+                &w.weight,
+                1e-5,
+            );
+            assert_close(
+                &format!("{kind:?} step {t} {} bias", g.name),
+                &g.bias,
+                &w.bias,
+                1e-5,
+            );
+        }
+    }
+    let stats = tr.take_epoch_stats(4).unwrap();
+    for (t, (l, (w, _))) in stats.step_losses.iter().zip(&want).enumerate() {
+        assert!(
+            (*l as f64 - w).abs() <= 1e-5 * w.abs(),
+            "{kind:?} step {t} loss {l} vs {w}"
+        );
+    }
+    assert_eq!(stats.count as usize, 27);
+}
+
+#[test]
+fn last_head_sgd_momentum_follows_the_cpu_protocol() {
+    check_protocol(HeadKind::Last, Optimizer::Sgd { momentum: 0.9 }, 0.0);
+}
+
+#[test]
+fn classifier_head_with_dropout_follows_the_cpu_protocol() {
+    check_protocol(HeadKind::Classifier, Optimizer::Sgd { momentum: 0.9 }, 0.5);
+}
+
+#[test]
+fn adam_follows_the_cpu_protocol() {
+    check_protocol(
+        HeadKind::Classifier,
+        Optimizer::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        0.0,
+    );
+}
