@@ -77,7 +77,7 @@ fn weights_from_keras_zip(path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
             ),
         ));
     }
-    let mut out = Vec::with_capacity(f.size().min(1 << 32) as usize);
+    let mut out = Vec::with_capacity(f.size().min(bytes.len() as u64) as usize);
     f.read_to_end(&mut out)
         .map_err(|e| file_err(path, format!("zip member '{name}': {e} (truncated?)")))?;
     Ok(out)
@@ -102,7 +102,17 @@ fn read_h5_bytes(path: &Path, bytes: Vec<u8>) -> Result<Vec<RawTensor>> {
     // The decoder is hardened against malformed files; the guard turns any panic it might
     // still have on a hostile file into an error instead of aborting the command.
     let result = std::panic::catch_unwind(move || -> Result<Vec<RawTensor>> {
+        let len = bytes.len() as u64;
         let file = Hdf5File::from_vec(bytes).map_err(h5err)?;
+        // Like libhdf5: a file shorter than the end address its superblock records is cut off.
+        let sb = file.superblock();
+        let eof = sb.base_address.saturating_add(sb.eof_address);
+        if eof > len {
+            return Err(file_err(
+                path,
+                format!("the file is truncated: {len} bytes, but its HDF5 superblock says {eof}"),
+            ));
+        }
         let root = file.root_group().map_err(h5err)?;
         read_root(path, &root)
     });

@@ -778,6 +778,16 @@ fn gather(t: &TensorRef, storage: &[f32]) -> std::result::Result<Vec<f32>, Strin
     if numel == 0 {
         return Ok(Vec::new());
     }
+    if numel > storage.len() {
+        // Only expanded (stride 0) views can do that; a state_dict never holds one, and the
+        // check keeps a forged size from allocating without bound.
+        return Err(format!(
+            "size {:?} has {numel} elements but storage '{}' holds only {}",
+            t.size,
+            t.storage.key,
+            storage.len()
+        ));
+    }
     let base = t.storage.view_offset + t.offset;
     let last = t
         .size
@@ -901,6 +911,7 @@ pub fn read_pth(path: &Path) -> Result<Vec<RawTensor>> {
 }
 
 fn read_zip(path: &Path, file: File) -> Result<Vec<RawTensor>> {
+    let archive_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| {
         file_err(
             path,
@@ -937,7 +948,8 @@ fn read_zip(path: &Path, file: File) -> Result<Vec<RawTensor>> {
                 ),
             ));
         }
-        let mut buf = Vec::with_capacity(f.size().min(1 << 32) as usize);
+        // Capacity bounded by the archive's size, whatever the member header claims.
+        let mut buf = Vec::with_capacity(f.size().min(archive_len) as usize);
         f.read_to_end(&mut buf).map_err(|e| {
             file_err(
                 path,
@@ -1069,6 +1081,13 @@ mod tests {
             ..t
         };
         assert!(gather(&bad, &s).unwrap_err().contains("reach element 6"));
+        let expanded = TensorRef {
+            offset: 0,
+            size: vec![1 << 40, 1 << 20],
+            stride: vec![0, 0],
+            ..bad
+        };
+        assert!(gather(&expanded, &s).unwrap_err().contains("holds only 6"));
     }
 
     #[test]
