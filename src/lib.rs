@@ -9,5 +9,5 @@ pub use error::{Error, Result};
 pub mod data;
 pub mod labels;
 pub mod model;
-pub mod weights;
 pub mod train;
+pub mod weights;

@@ -136,14 +136,18 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
     if args.batch == 0 {
         anyhow::bail!("--batch must be at least 1");
     }
+    let weights_path = args.model.path()?;
     let weights = args.model.load()?;
+    let model_classes =
+        alexnet_wgpu::weights::meta::ModelMeta::read(&weights_path)?.map(|m| m.classes);
     let items = collect_inputs(&args.paths)?;
     if items.is_empty() {
         anyhow::bail!("no images found in {:?}", args.paths);
     }
-    let given = match &args.labels {
-        Some(p) => Some((labels::read_labels(p)?, p.as_path())),
-        None => None,
+    let given = match (&args.labels, model_classes) {
+        (Some(p), _) => Some((labels::read_labels(p)?, p.as_path())),
+        (None, Some(names)) => Some((names, weights_path.as_path())),
+        (None, None) => None,
     };
     let ctx = args.gpu.context()?;
     let mut net = Network::new(&ctx, &weights)?;

@@ -4,8 +4,12 @@ mod adapters;
 mod bench;
 mod classify;
 mod convert;
+mod eval;
+mod features;
 mod fetch_weights;
+mod plots;
 mod summary;
+mod train_head;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +41,12 @@ enum Command {
     Summary(summary::SummaryArgs),
     /// Time forward passes: images/s, GFLOP/s and (--per-layer) GPU time per layer.
     Bench(bench::BenchArgs),
+    /// Train a new last layer (or the whole classifier) on folders of your own images.
+    TrainHead(train_head::TrainHeadArgs),
+    /// Accuracy, per-class precision/recall and confusion matrix of a model on class folders.
+    Eval(eval::EvalArgs),
+    /// Export pool5 features (embeddings) of class folders to an .npz.
+    Features(features::FeaturesArgs),
     /// Download torchvision's pre-trained AlexNet, verify its hash and cache it as .npz.
     FetchWeights(fetch_weights::FetchWeightsArgs),
     /// Convert weights (.pth/.pt, Keras .h5/.keras, .npz) to our .npz.
@@ -80,13 +90,17 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    pub fn load(&self) -> anyhow::Result<Weights> {
-        // Without --weights: the cached pre-trained weights, or a message naming
-        // `alexnet fetch-weights` and the cache path (no network access here).
-        let path = match &self.weights {
+    /// The weights file: `--weights`, else the cached pre-trained weights, else an error
+    /// naming `alexnet fetch-weights` and the cache path (no network access here).
+    pub fn path(&self) -> anyhow::Result<PathBuf> {
+        Ok(match &self.weights {
             Some(p) => p.clone(),
             None => alexnet_wgpu::fetch::cached_weights()?,
-        };
+        })
+    }
+
+    pub fn load(&self) -> anyhow::Result<Weights> {
+        let path = self.path()?;
         Weights::load(&path, self.arch)
             .with_context(|| format!("loading weights from {}", path.display()))
     }
@@ -98,6 +112,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Adapters(a) => adapters::run(a),
         Command::Summary(a) => summary::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::TrainHead(a) => train_head::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Features(a) => features::run(a),
         Command::FetchWeights(a) => fetch_weights::run(a),
         Command::Convert(a) => convert::run(a),
     }

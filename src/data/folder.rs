@@ -97,31 +97,38 @@ impl ClassFolders {
     /// Stratified split: about `fraction` of each class (at least one image when the class has
     /// two or more) goes to validation, chosen with `seed`. Returns (train, validation).
     pub fn split(&self, fraction: f64, seed: u64) -> (ClassFolders, ClassFolders) {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let mut train = ClassFolders {
+        let labels: Vec<usize> = self.items.iter().map(|(_, c)| *c).collect();
+        let (tr, va) = stratified_split(&labels, self.classes.len(), fraction, seed);
+        let pick = |idx: Vec<usize>| ClassFolders {
             classes: self.classes.clone(),
-            items: Vec::new(),
+            items: idx.into_iter().map(|i| self.items[i].clone()).collect(),
         };
-        let mut val = train.clone();
-        for c in 0..self.classes.len() {
-            let mut items: Vec<&(PathBuf, usize)> =
-                self.items.iter().filter(|(_, k)| *k == c).collect();
-            items.shuffle(&mut rng);
-            let mut n_val = (items.len() as f64 * fraction).round() as usize;
-            if fraction > 0.0 && n_val == 0 && items.len() >= 2 {
-                n_val = 1;
-            }
-            n_val = n_val.min(items.len().saturating_sub(1));
-            for (i, item) in items.into_iter().enumerate() {
-                if i < n_val {
-                    val.items.push(item.clone());
-                } else {
-                    train.items.push(item.clone());
-                }
-            }
-        }
-        train.items.sort();
-        val.items.sort();
-        (train, val)
+        (pick(tr), pick(va))
     }
+}
+
+/// Indices (train, validation), both sorted: about `fraction` of each class to validation (at
+/// least one of a class with two or more samples, never all of a class), chosen with `seed`.
+pub fn stratified_split(
+    labels: &[usize],
+    classes: usize,
+    fraction: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for c in 0..classes {
+        let mut idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == c).collect();
+        idx.shuffle(&mut rng);
+        let mut n_val = (idx.len() as f64 * fraction).round() as usize;
+        if fraction > 0.0 && n_val == 0 && idx.len() >= 2 {
+            n_val = 1;
+        }
+        n_val = n_val.min(idx.len().saturating_sub(1));
+        val.extend_from_slice(&idx[..n_val]);
+        train.extend_from_slice(&idx[n_val..]);
+    }
+    train.sort_unstable();
+    val.sort_unstable();
+    (train, val)
 }

@@ -1,9 +1,16 @@
 //! Transfer learning: a new head trained on the GPU on cached backbone features.
 
+pub mod export;
+pub mod features;
+pub mod fit;
 pub mod head;
 pub mod kernels;
+pub mod metrics;
 pub mod reference;
 pub mod trainer;
 
+pub use features::{extract_pool5, frozen_fc7, Extraction, FeatureSet};
+pub use fit::{fit, EpochRecord, FitOptions, FitOutcome, Schedule, StepRecord};
 pub use head::{DenseHost, HeadKind, HeadWeights};
+pub use metrics::Metrics;
 pub use trainer::{Optimizer, OptimizerState, Stats, TrainConfig, Trainer};

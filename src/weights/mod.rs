@@ -2,6 +2,7 @@
 //! preset and converted to our layout (conv OIHW, dense `[out, in]` over the NCHW flatten order).
 
 pub mod h5;
+pub mod meta;
 pub mod naming;
 pub mod npz;
 pub mod pth;
@@ -10,7 +11,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use naming::Scheme;
-pub use npz::{read_tensors, write_atomic, write_npy, write_npz, NpzEntry, RawTensor};
+pub use npz::{
+    read_strings, read_tensors, write_atomic, write_npy, write_npz, NpzEntry, RawTensor,
+};
 
 use crate::error::{Error, Result};
 use crate::model::{Arch, Layer, NetSpec, Shape, Widths};

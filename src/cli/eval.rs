@@ -1,0 +1,98 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use alexnet_wgpu::data::{load_image, par_map, preprocess, ClassFolders, Preprocess};
+use alexnet_wgpu::model::Network;
+use alexnet_wgpu::train::Metrics;
+use alexnet_wgpu::weights::meta::ModelMeta;
+use clap::{Args, ValueEnum};
+
+use super::{GpuArgs, ModelArgs};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    gpu: GpuArgs,
+    /// One sub-folder per class, named like the model's classes.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
+pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let path = args.model.path()?;
+    let weights = args.model.load()?;
+    let data = ClassFolders::scan(&args.data)?;
+    let model_classes = match ModelMeta::read(&path)? {
+        Some(m) => m.classes,
+        None if weights.widths.classes == data.classes.len() => data.classes.clone(),
+        None => anyhow::bail!(
+            "{} has no class names and {} classes, but {} has {} class folders",
+            path.display(),
+            weights.widths.classes,
+            args.data.display(),
+            data.classes.len()
+        ),
+    };
+    // Folder names -> the model's class indices.
+    let mut map = Vec::new();
+    for c in &data.classes {
+        match model_classes.iter().position(|m| m == c) {
+            Some(i) => map.push(i),
+            None => anyhow::bail!(
+                "class folder '{c}' is not one of the model's classes ({})",
+                model_classes.join(", ")
+            ),
+        }
+    }
+    let ctx = args.gpu.context()?;
+    let mut net = Network::new(&ctx, &weights)?;
+    let pre = Preprocess::for_arch(weights.arch);
+    let pb = super::features::bar(data.items.len(), "evaluating");
+    let (mut logits, mut labels, mut failed) = (Vec::new(), Vec::new(), 0usize);
+    for chunk in data.items.chunks(args.batch.max(1)) {
+        let tensors = par_map(chunk, |(p, _)| {
+            load_image(p).map(|img| preprocess(&img, &pre))
+        });
+        let mut input = Vec::new();
+        for ((p, c), t) in chunk.iter().zip(tensors) {
+            match t {
+                Ok(t) => {
+                    input.extend(t);
+                    labels.push(map[*c]);
+                }
+                Err(e) => {
+                    pb.suspend(|| eprintln!("warning: skipped {}: {e}", p.display()));
+                    failed += 1;
+                }
+            }
+        }
+        let n = input.len() / (3 * pre.crop * pre.crop);
+        if n > 0 {
+            logits.extend(net.forward(&input, n, pre.crop, pre.crop, false)?.logits);
+        }
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    let metrics = Metrics::from_logits(&model_classes, &logits, &labels);
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&metrics)?),
+        Format::Text => print!("{}", metrics.report()),
+    }
+    if failed > 0 {
+        eprintln!("{failed} images could not be read");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,334 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use alexnet_wgpu::data::folder::stratified_split;
+use alexnet_wgpu::data::{ClassFolders, Preprocess};
+use alexnet_wgpu::model::Network;
+use alexnet_wgpu::train::export::save_model;
+use alexnet_wgpu::train::fit::load_init_head;
+use alexnet_wgpu::train::{
+    extract_pool5, fit, frozen_fc7, FeatureSet, FitOptions, HeadKind, HeadWeights, Metrics,
+    Optimizer, Schedule, TrainConfig,
+};
+use alexnet_wgpu::weights::write_atomic;
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use super::features::bar;
+use super::{GpuArgs, ModelArgs};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OptimizerArg {
+    Sgd,
+    Adam,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ScheduleArg {
+    Constant,
+    Cosine,
+    Step,
+}
+
+#[derive(Args)]
+pub struct TrainHeadArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    gpu: GpuArgs,
+    /// Training images: one sub-folder per class (class names = folder names, sorted).
+    #[arg(long, value_name = "DIR", required_unless_present = "features")]
+    data: Option<PathBuf>,
+    /// Validation images in the same layout (default: a stratified --val-split of --data).
+    #[arg(long, value_name = "DIR")]
+    val: Option<PathBuf>,
+    /// Share of each class held out for validation when there is no --val.
+    #[arg(long, default_value_t = 0.2)]
+    val_split: f64,
+    /// Train from features exported by `alexnet features` instead of images.
+    #[arg(long, value_name = "F.npz", conflicts_with = "data")]
+    features: Option<PathBuf>,
+    /// last: new last layer on frozen fc6/fc7; classifier: fine-tune fc6, fc7 and a new last layer.
+    #[arg(long, default_value = "last")]
+    head: HeadKind,
+    /// Dropout before fc6 and fc7 (classifier head); 0 disables.
+    #[arg(long, default_value_t = 0.5)]
+    dropout: f32,
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Stop after this many optimizer steps (overrides --epochs).
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    #[arg(long, default_value_t = 0.01)]
+    lr: f32,
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f32,
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f32,
+    #[arg(long, value_enum, default_value = "sgd")]
+    optimizer: OptimizerArg,
+    #[arg(long, value_enum, default_value = "constant")]
+    schedule: ScheduleArg,
+    /// With --schedule step: multiply the rate by 0.1 every this many epochs.
+    #[arg(long, default_value_t = 5)]
+    lr_step_epochs: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long)]
+    no_shuffle: bool,
+    /// Random resized crops + horizontal flips: this many cached views per training image.
+    #[arg(long, value_name = "VIEWS", num_args = 0..=1, default_missing_value = "4")]
+    augment: Option<usize>,
+    /// Early stopping: stop when the validation loss has not improved for N epochs (best kept).
+    #[arg(long)]
+    patience: Option<usize>,
+    /// Start from these head weights (same key names as the model file).
+    #[arg(long, value_name = "FILE.npz")]
+    init_head: Option<PathBuf>,
+    /// Write step, loss (of the step's batch, before its update) and lr per step.
+    #[arg(long, value_name = "FILE.csv")]
+    log_steps: Option<PathBuf>,
+    /// The trained model (backbone + new head + class names).
+    #[arg(long, default_value = "model.npz")]
+    out: PathBuf,
+    /// Continue from the last checkpoint (`<out>.ckpt.npz`) exactly.
+    #[arg(long)]
+    resume: bool,
+    /// Write curves.png and confusion.png here.
+    #[arg(long, value_name = "DIR")]
+    plot: Option<PathBuf>,
+    /// Stop after N epochs as if interrupted (to test --resume).
+    #[arg(long, hide = true)]
+    interrupt_after: Option<usize>,
+    /// Images per forward pass when extracting features.
+    #[arg(long, default_value_t = 16)]
+    extract_batch: usize,
+}
+
+fn subset(set: &FeatureSet, idx: &[usize]) -> FeatureSet {
+    let mut out = FeatureSet {
+        dim: set.dim,
+        classes: set.classes.clone(),
+        ..Default::default()
+    };
+    for &i in idx {
+        out.features.extend_from_slice(set.row(i));
+        out.labels.push(set.labels[i]);
+        if let Some(p) = set.paths.get(i) {
+            out.paths.push(p.clone());
+        }
+    }
+    out
+}
+
+pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
+    let backbone = args.model.load()?;
+    let ctx = args.gpu.context()?;
+    let pre = Preprocess::for_arch(backbone.arch);
+    let t_start = std::time::Instant::now();
+
+    // 1. Pool5 features, computed once (per augmented view).
+    let mut skipped = 0;
+    let (train5, val5) = if let Some(f) = &args.features {
+        let all = FeatureSet::load(f)?;
+        let (tr, va) = stratified_split(&all.labels, all.classes.len(), args.val_split, args.seed);
+        (subset(&all, &tr), subset(&all, &va))
+    } else {
+        let dir = args
+            .data
+            .as_ref()
+            .expect("clap requires --data without --features");
+        let all = ClassFolders::scan(dir)?;
+        let (train_set, val_set) = match &args.val {
+            Some(v) => {
+                let val = ClassFolders::scan(v)?;
+                anyhow::ensure!(
+                    val.classes == all.classes,
+                    "{} has classes {:?} but {} has {:?}",
+                    v.display(),
+                    val.classes,
+                    dir.display(),
+                    all.classes
+                );
+                (all, val)
+            }
+            None => all.split(args.val_split, args.seed),
+        };
+        let mut net = Network::new(&ctx, &backbone)?;
+        let views = args.augment.unwrap_or(0);
+        let mut run =
+            |set: &ClassFolders, views: usize, what: &str| -> anyhow::Result<FeatureSet> {
+                let pb = bar(set.items.len(), what);
+                let ex = extract_pool5(
+                    &mut net,
+                    set,
+                    &pre,
+                    views,
+                    args.seed,
+                    args.extract_batch.max(1),
+                    &|n| pb.set_position(n as u64),
+                )?;
+                pb.finish_and_clear();
+                for (p, e) in &ex.skipped {
+                    eprintln!("warning: skipped unreadable image {}: {e}", p.display());
+                }
+                skipped += ex.skipped.len();
+                eprintln!(
+                    "{what}: {} images -> {} feature rows in {:.1} s ({:.2} images/s)",
+                    ex.images,
+                    ex.set.len(),
+                    ex.seconds,
+                    ex.images as f64 / ex.seconds.max(1e-9)
+                );
+                Ok(ex.set)
+            };
+        let tr = run(&train_set, views, "training features")?;
+        let va = if val_set.items.is_empty() {
+            FeatureSet {
+                dim: tr.dim,
+                classes: tr.classes.clone(),
+                ..Default::default()
+            }
+        } else {
+            run(&val_set, 0, "validation features")?
+        };
+        (tr, va)
+    };
+    anyhow::ensure!(!train5.is_empty(), "no training images could be read");
+    let classes = train5.classes.clone();
+
+    // 2. The `last` head trains on fc7 activations of the frozen fc6/fc7.
+    let (train_x, val_x) = match args.head {
+        HeadKind::Last => {
+            let t = std::time::Instant::now();
+            let (a, b) = (
+                frozen_fc7(&ctx, &backbone, &train5)?,
+                frozen_fc7(&ctx, &backbone, &val5)?,
+            );
+            eprintln!(
+                "fc7 activations for {} rows in {:.2} s",
+                a.len() + b.len(),
+                t.elapsed().as_secs_f64()
+            );
+            (a, b)
+        }
+        HeadKind::Classifier => (train5, val5),
+    };
+
+    // 3. Train.
+    let mut head = HeadWeights::new(args.head, &backbone, classes.len(), args.seed)?;
+    if let Some(p) = &args.init_head {
+        load_init_head(p, &mut head)?;
+    }
+    let optimizer = match args.optimizer {
+        OptimizerArg::Sgd => Optimizer::Sgd {
+            momentum: args.momentum,
+        },
+        OptimizerArg::Adam => Optimizer::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+    };
+    let schedule = match args.schedule {
+        ScheduleArg::Constant => Schedule::Constant,
+        ScheduleArg::Cosine => Schedule::Cosine,
+        ScheduleArg::Step => Schedule::Step {
+            every: args.lr_step_epochs,
+            gamma: 0.1,
+        },
+    };
+    let checkpoint = args.out.with_extension("ckpt.npz");
+    let opts = FitOptions {
+        epochs: args.epochs,
+        steps: args.steps,
+        batch: args.batch.max(1),
+        lr: args.lr,
+        schedule,
+        shuffle: !args.no_shuffle,
+        patience: args.patience,
+        config: TrainConfig {
+            optimizer,
+            weight_decay: args.weight_decay,
+            dropout: if args.head == HeadKind::Classifier {
+                args.dropout
+            } else {
+                0.0
+            },
+            seed: args.seed,
+        },
+        checkpoint: Some(checkpoint.clone()),
+        resume: args.resume,
+        interrupt_after: args.interrupt_after,
+    };
+    let steps_per_epoch = train_x.len().div_ceil(opts.batch);
+    let total = opts
+        .steps
+        .map(|s| s.div_ceil(steps_per_epoch))
+        .unwrap_or(opts.epochs);
+    eprintln!(
+        "training the '{}' head: {} classes, {} training rows, {} validation rows, {} steps per epoch",
+        format!("{:?}", args.head).to_lowercase(),
+        classes.len(),
+        train_x.len(),
+        val_x.len(),
+        steps_per_epoch
+    );
+    let pb = bar(total, "epochs");
+    let val = (!val_x.is_empty()).then_some(&val_x);
+    let outcome = fit(&ctx, &head, &train_x, val, &opts, &mut |r| {
+        pb.set_position(r.epoch as u64);
+        let v = match (r.val_loss, r.val_accuracy) {
+            (Some(l), Some(a)) => format!("  val loss {l:.4} acc {:.1}%", 100.0 * a),
+            _ => String::new(),
+        };
+        pb.suspend(|| {
+            eprintln!(
+                "epoch {:>3}: train loss {:.4} acc {:.1}%{v}  lr {:.4}  {:.2} s",
+                r.epoch,
+                r.train_loss,
+                100.0 * r.train_accuracy,
+                r.lr,
+                r.seconds
+            )
+        });
+    })?;
+    pb.finish_and_clear();
+
+    // 4. Save and report.
+    save_model(&args.out, &backbone, &outcome.head, &classes)?;
+    eprintln!(
+        "saved {} (best epoch {})",
+        args.out.display(),
+        outcome.best_epoch
+    );
+    if let Some(p) = &args.log_steps {
+        write_atomic(p, |f| {
+            use std::io::Write;
+            let mut w = std::io::BufWriter::new(f);
+            writeln!(w, "step,loss,lr")?;
+            for s in &outcome.steps {
+                writeln!(w, "{},{},{}", s.step, s.loss, s.lr)?;
+            }
+            w.flush()
+        })
+        .with_context(|| format!("writing {}", p.display()))?;
+    }
+    let metrics = outcome
+        .val_logits
+        .as_ref()
+        .map(|logits| Metrics::from_logits(&classes, logits, &val_x.labels));
+    if let Some(m) = &metrics {
+        println!("validation: {}", m.report());
+    }
+    if let Some(dir) = &args.plot {
+        super::plots::write(dir, &outcome.history, metrics.as_ref())?;
+    }
+    if skipped > 0 {
+        eprintln!("{skipped} unreadable images were skipped");
+    }
+    eprintln!("total {:.1} s", t_start.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}

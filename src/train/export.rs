@@ -1,0 +1,42 @@
+//! Writing a trained model: the backbone with the new head, plus its class names, preset and
+//! preprocessing, in one `.npz` that `classify` and `eval` read directly.
+
+use std::path::Path;
+
+use crate::data::Preprocess;
+use crate::error::Result;
+use crate::train::HeadWeights;
+use crate::weights::meta::{self, ModelMeta, META_VERSION};
+use crate::weights::Weights;
+
+/// The backbone with the head's layers replaced (fc8 resized to the new classes).
+pub fn with_head(backbone: &Weights, head: &HeadWeights) -> Weights {
+    let mut w = backbone.clone();
+    for l in &head.layers {
+        w.tensors
+            .insert(format!("{}.weight", l.name), l.weight.clone());
+        w.tensors.insert(format!("{}.bias", l.name), l.bias.clone());
+    }
+    w.widths.classes = head.classes();
+    w
+}
+
+/// Writes the whole model atomically.
+pub fn save_model(
+    path: &Path,
+    backbone: &Weights,
+    head: &HeadWeights,
+    classes: &[String],
+) -> Result<()> {
+    let model = with_head(backbone, head);
+    let m = ModelMeta {
+        format: "alexnet-wgpu model".into(),
+        version: META_VERSION,
+        arch: backbone.arch.to_string(),
+        classes: classes.to_vec(),
+        head: Some(format!("{:?}", head.kind).to_lowercase()),
+        preprocess: serde_json::to_value(Preprocess::for_arch(backbone.arch)).ok(),
+    };
+    let (json, names) = m.to_strings();
+    model.save_npz(path, meta::entries(&json, &names))
+}

@@ -1,0 +1,255 @@
+//! The feature cache: the frozen backbone runs once per image (per augmented view), and
+//! training reads the cached activations.
+
+use std::path::{Path, PathBuf};
+
+use rand::SeedableRng;
+
+use crate::data::{augment, load_image, par_map, preprocess, ClassFolders, Preprocess};
+use crate::error::{Error, Result};
+use crate::gpu::{read_back_f32, storage_buffer, upload_f32, GpuContext, SplitWeight};
+use crate::kernels::{self, Kernels};
+use crate::model::Network;
+use crate::weights::{read_strings, read_tensors, write_npz, NpzEntry, Weights};
+
+/// Cached activations with their labels: `features` is `[len, dim]`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FeatureSet {
+    pub features: Vec<f32>,
+    pub dim: usize,
+    pub labels: Vec<usize>,
+    pub paths: Vec<String>,
+    pub classes: Vec<String>,
+}
+
+impl FeatureSet {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.features[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// Writes `features` `[N, dim]` f32, `labels` `[N]` i64, `paths` and `classes` (strings).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let labels: Vec<i64> = self.labels.iter().map(|&l| l as i64).collect();
+        let shape = [self.len(), self.dim];
+        let lshape = [self.len()];
+        write_npz(
+            path,
+            &[
+                ("features".into(), NpzEntry::F32(&shape, &self.features)),
+                ("labels".into(), NpzEntry::I64(&lshape, &labels)),
+                ("paths".into(), NpzEntry::Str(&self.paths)),
+                ("classes".into(), NpzEntry::Str(&self.classes)),
+            ],
+        )
+    }
+
+    /// Reads a file written by [`FeatureSet::save`] (or by numpy with the same keys).
+    pub fn load(path: &Path) -> Result<FeatureSet> {
+        let bad = |m: String| Error::WeightFile {
+            path: path.to_path_buf(),
+            message: m,
+        };
+        let classes =
+            read_strings(path, "classes")?.ok_or_else(|| bad("no 'classes' array".into()))?;
+        let paths = read_strings(path, "paths")?.unwrap_or_default();
+        let mut features = None;
+        let mut labels = None;
+        for t in read_tensors(path)? {
+            match t.key.as_str() {
+                "features" => features = Some(t),
+                "labels" => labels = Some(t),
+                _ => {}
+            }
+        }
+        let f = features.ok_or_else(|| bad("no 'features' array".into()))?;
+        if f.shape.len() != 2 {
+            return Err(bad(format!(
+                "'features': expected shape [N, F], found {:?}",
+                f.shape
+            )));
+        }
+        let data = f.data.map_err(|e| bad(format!("'features': {e}")))?;
+        // Labels are integers: read them directly (read_tensors refuses integer weights).
+        let n = f.shape[0];
+        let labels: Vec<usize> = match labels {
+            Some(_) => read_labels(path)?,
+            None => return Err(bad("no 'labels' array".into())),
+        };
+        if labels.len() != n {
+            return Err(bad(format!("{} labels for {n} feature rows", labels.len())));
+        }
+        if let Some(l) = labels.iter().find(|&&l| l >= classes.len()) {
+            return Err(bad(format!("label {l} but only {} classes", classes.len())));
+        }
+        Ok(FeatureSet {
+            features: data,
+            dim: f.shape[1],
+            labels,
+            paths,
+            classes,
+        })
+    }
+}
+
+fn read_labels(path: &Path) -> Result<Vec<usize>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut npz = npyz::npz::NpzArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| Error::io(path, e))?;
+    let npy = npz
+        .by_name("labels")
+        .map_err(|e| Error::io(path, e))?
+        .ok_or_else(|| Error::WeightFile {
+            path: path.to_path_buf(),
+            message: "no 'labels' array".into(),
+        })?;
+    let v: Vec<i64> = npy.into_vec().map_err(|e| Error::WeightFile {
+        path: path.to_path_buf(),
+        message: format!("'labels' must be int64: {e}"),
+    })?;
+    v.into_iter()
+        .map(|l| {
+            usize::try_from(l).map_err(|_| Error::WeightFile {
+                path: path.to_path_buf(),
+                message: format!("negative label {l}"),
+            })
+        })
+        .collect()
+}
+
+/// What feature extraction produced, and what it had to skip.
+pub struct Extraction {
+    pub set: FeatureSet,
+    /// Images that could not be read: (path, reason).
+    pub skipped: Vec<(PathBuf, String)>,
+    pub seconds: f64,
+    pub images: usize,
+}
+
+/// Runs the frozen backbone over `data` and returns the flattened pool5 features: one row per
+/// image (centre crop) when `views == 0`, else `views` augmented rows per image.
+pub fn extract_pool5(
+    net: &mut Network,
+    data: &ClassFolders,
+    pre: &Preprocess,
+    views: usize,
+    seed: u64,
+    batch: usize,
+    on_progress: &dyn Fn(usize),
+) -> Result<Extraction> {
+    let start = std::time::Instant::now();
+    let dim = net
+        .feature_len()
+        .ok_or_else(|| Error::Shape("the network has no flatten layer".into()))?;
+    let mut set = FeatureSet {
+        dim,
+        classes: data.classes.clone(),
+        ..Default::default()
+    };
+    let mut skipped = Vec::new();
+    let per_image = views.max(1);
+    let imgs_per_batch = (batch / per_image).max(1);
+    for (chunk_i, chunk) in data.items.chunks(imgs_per_batch).enumerate() {
+        let tensors = par_map(
+            chunk,
+            |(path, _)| -> std::result::Result<Vec<Vec<f32>>, String> {
+                let img = load_image(path).map_err(|e| e.to_string())?;
+                if views == 0 {
+                    return Ok(vec![preprocess(&img, pre)]);
+                }
+                // A per-image generator: the same views whatever the batching or thread count.
+                let h = path
+                    .to_string_lossy()
+                    .bytes()
+                    .fold(seed, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(h);
+                Ok((0..views).map(|_| augment(&img, pre, &mut rng)).collect())
+            },
+        );
+        let mut input = Vec::new();
+        let mut rows = 0;
+        for ((path, label), t) in chunk.iter().zip(tensors) {
+            match t {
+                Ok(views) => {
+                    for v in views {
+                        input.extend(v);
+                        set.labels.push(*label);
+                        set.paths.push(path.display().to_string());
+                        rows += 1;
+                    }
+                }
+                Err(e) => skipped.push((path.clone(), e)),
+            }
+        }
+        if rows > 0 {
+            let out = net.forward(&input, rows, pre.crop, pre.crop, true)?;
+            set.features
+                .extend(out.features.expect("features requested"));
+        }
+        on_progress((chunk_i * imgs_per_batch + chunk.len()).min(data.items.len()));
+    }
+    Ok(Extraction {
+        set,
+        skipped,
+        seconds: start.elapsed().as_secs_f64(),
+        images: data.items.len(),
+    })
+}
+
+/// The frozen fc6 -> ReLU -> fc7 -> ReLU of `backbone` applied to pool5 rows on the GPU
+/// (what the `last` head trains on).
+pub fn frozen_fc7(ctx: &GpuContext, backbone: &Weights, pool5: &FeatureSet) -> Result<FeatureSet> {
+    let spec = backbone.spec();
+    let shapes = spec.param_shapes()?;
+    let shape_of = |n: &str| {
+        shapes
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, s)| s.clone())
+            .expect("fc6/fc7 in every preset")
+    };
+    let (s6, s7) = (shape_of("fc6.weight"), shape_of("fc7.weight"));
+    if pool5.dim != s6[1] {
+        return Err(Error::Shape(format!(
+            "the cached features have {} values per image but the backbone's fc6 takes {}",
+            pool5.dim, s6[1]
+        )));
+    }
+    let ks = Kernels::new(ctx);
+    let w6 = SplitWeight::upload(ctx, "fc6.weight", backbone.get("fc6.weight"), s6[0], s6[1])?;
+    let b6 = upload_f32(ctx, "fc6.bias", backbone.get("fc6.bias"))?;
+    let w7 = SplitWeight::upload(ctx, "fc7.weight", backbone.get("fc7.weight"), s7[0], s7[1])?;
+    let b7 = upload_f32(ctx, "fc7.bias", backbone.get("fc7.bias"))?;
+    const CHUNK: usize = 64;
+    let hint = "features are processed 64 at a time";
+    let x = storage_buffer(ctx, "pool5", CHUNK * s6[1], hint)?;
+    let h6 = storage_buffer(ctx, "fc6 out", CHUNK * s6[0], hint)?;
+    let h7 = storage_buffer(ctx, "fc7 out", CHUNK * s7[0], hint)?;
+    let mut out = Vec::with_capacity(pool5.len() * s7[0]);
+    for start in (0..pool5.len()).step_by(CHUNK) {
+        let n = CHUNK.min(pool5.len() - start);
+        ctx.queue.write_buffer(
+            &x,
+            0,
+            bytemuck::cast_slice(&pool5.features[start * pool5.dim..(start + n) * pool5.dim]),
+        );
+        let mut ds = kernels::dense::dispatch(ctx, &ks, n, &w6, &b6, true, &x, &h6)?;
+        ds.extend(kernels::dense::dispatch(
+            ctx, &ks, n, &w7, &b7, true, &h6, &h7,
+        )?);
+        kernels::run(ctx, &ds)?;
+        out.extend(read_back_f32(ctx, &h7, n * s7[0])?);
+    }
+    Ok(FeatureSet {
+        features: out,
+        dim: s7[0],
+        ..pool5.clone()
+    })
+}

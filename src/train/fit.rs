@@ -1,0 +1,478 @@
+//! The training loop: epochs over cached features, learning-rate schedule, validation, early
+//! stopping and per-epoch checkpoints that `--resume` continues exactly.
+
+use std::path::{Path, PathBuf};
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+use crate::train::features::FeatureSet;
+use crate::train::head::{DenseHost, HeadWeights};
+use crate::train::trainer::{OptimizerState, Stats, TrainConfig, Trainer};
+use crate::weights::{read_strings, read_tensors, write_npz, NpzEntry};
+
+/// Learning rate over training.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    Constant,
+    /// Cosine decay from the base rate to 0 over all steps.
+    Cosine,
+    /// Multiply by `gamma` every `every` epochs.
+    Step {
+        every: usize,
+        gamma: f32,
+    },
+}
+
+impl Schedule {
+    pub fn lr(&self, base: f32, step: usize, total_steps: usize, epoch: usize) -> f32 {
+        match *self {
+            Schedule::Constant => base,
+            Schedule::Cosine => {
+                let t = step as f64 / total_steps.max(1) as f64;
+                (base as f64 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())) as f32
+            }
+            Schedule::Step { every, gamma } => base * gamma.powi((epoch / every.max(1)) as i32),
+        }
+    }
+}
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct FitOptions {
+    pub epochs: usize,
+    /// Stop after this many optimizer steps (overrides `epochs`).
+    pub steps: Option<usize>,
+    pub batch: usize,
+    pub lr: f32,
+    pub schedule: Schedule,
+    pub shuffle: bool,
+    /// Stop when the validation loss has not improved for this many epochs (best kept).
+    pub patience: Option<usize>,
+    pub config: TrainConfig,
+    /// Written atomically after every epoch; `resume` continues from it.
+    pub checkpoint: Option<PathBuf>,
+    pub resume: bool,
+    /// Stop after this many epochs of this invocation, as an interruption would (tests).
+    #[serde(skip)]
+    pub interrupt_after: Option<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_loss: Option<f64>,
+    pub val_accuracy: Option<f64>,
+    pub lr: f32,
+    pub seconds: f64,
+}
+
+/// One line of `--log-steps`: the loss of the step's batch before its update.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StepRecord {
+    pub step: usize,
+    pub loss: f32,
+    pub lr: f32,
+}
+
+/// Progress state saved in checkpoints.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Progress {
+    version: u32,
+    epochs_done: usize,
+    steps_done: u64,
+    best_epoch: Option<usize>,
+    best_val_loss: Option<f64>,
+    history: Vec<EpochRecord>,
+    steps: Vec<StepRecord>,
+    /// The options of the run that wrote it (a resumed run must use the same).
+    fingerprint: String,
+}
+
+pub struct FitOutcome {
+    /// The head of the best epoch (lowest validation loss; the last epoch without validation).
+    pub head: HeadWeights,
+    pub best_epoch: usize,
+    pub history: Vec<EpochRecord>,
+    pub steps: Vec<StepRecord>,
+    /// Logits of the validation set with the returned head.
+    pub val_logits: Option<Vec<f32>>,
+}
+
+fn fingerprint(opts: &FitOptions, train: &FeatureSet, head: &HeadWeights) -> String {
+    format!(
+        "{:?}|{}|{}|{}|{:?}|{}|{:?}|{}x{}|{:?}",
+        opts.config,
+        opts.epochs,
+        opts.batch,
+        opts.lr,
+        opts.schedule,
+        opts.shuffle,
+        opts.steps,
+        train.len(),
+        train.dim,
+        head.layers
+            .iter()
+            .map(|l| (l.inp, l.out))
+            .collect::<Vec<_>>()
+    )
+}
+
+fn labels_u32(set: &FeatureSet, idx: &[usize]) -> Vec<u32> {
+    idx.iter().map(|&i| set.labels[i] as u32).collect()
+}
+
+fn gather(set: &FeatureSet, idx: &[usize]) -> Vec<f32> {
+    let mut x = Vec::with_capacity(idx.len() * set.dim);
+    for &i in idx {
+        x.extend_from_slice(set.row(i));
+    }
+    x
+}
+
+/// Evaluates `set` in batches: (stats, logits).
+pub fn evaluate(
+    trainer: &mut Trainer,
+    set: &FeatureSet,
+    batch: usize,
+) -> Result<(Stats, Vec<f32>)> {
+    let mut logits = Vec::with_capacity(set.len() * trainer.classes());
+    let idx: Vec<usize> = (0..set.len()).collect();
+    for chunk in idx.chunks(batch) {
+        logits.extend(trainer.evaluate(&gather(set, chunk), &labels_u32(set, chunk))?);
+    }
+    Ok((trainer.take_eval_stats()?, logits))
+}
+
+fn head_entries(head: &HeadWeights, prefix: &str) -> Vec<(String, Vec<usize>, Vec<usize>)> {
+    head.layers
+        .iter()
+        .map(|l| {
+            (
+                format!("{prefix}{}", l.name),
+                vec![l.out, l.inp],
+                vec![l.out],
+            )
+        })
+        .collect()
+}
+
+fn save_checkpoint(
+    path: &Path,
+    head: &HeadWeights,
+    best: &HeadWeights,
+    state: &[OptimizerState],
+    progress: &Progress,
+) -> Result<()> {
+    let json = vec![serde_json::to_string(progress).expect("serialisable")];
+    let mut shapes = Vec::new();
+    for (h, prefix) in [(head, "head/"), (best, "best/")] {
+        for (l, (name, ws, bs)) in h.layers.iter().zip(head_entries(h, prefix)) {
+            shapes.push((format!("{name}.weight"), ws, &l.weight));
+            shapes.push((format!("{name}.bias"), bs, &l.bias));
+        }
+    }
+    let state_shapes: Vec<(String, [usize; 1], [usize; 1])> = state
+        .iter()
+        .map(|(n, w, b)| (n.clone(), [w.len()], [b.len()]))
+        .collect();
+    let mut entries: Vec<(String, NpzEntry)> = shapes
+        .iter()
+        .map(|(n, s, d)| (n.clone(), NpzEntry::F32(s, d)))
+        .collect();
+    for ((n, w, b), (_, ws, bs)) in state.iter().zip(&state_shapes) {
+        entries.push((format!("opt/{n}.weight"), NpzEntry::F32(ws, w)));
+        entries.push((format!("opt/{n}.bias"), NpzEntry::F32(bs, b)));
+    }
+    entries.push(("progress".into(), NpzEntry::Str(&json)));
+    write_npz(path, &entries)
+}
+
+type Checkpoint = (HeadWeights, HeadWeights, Vec<OptimizerState>, Progress);
+
+fn load_checkpoint(path: &Path, like: &HeadWeights) -> Result<Checkpoint> {
+    let bad = |m: String| Error::WeightFile {
+        path: path.to_path_buf(),
+        message: m,
+    };
+    let progress: Progress = read_strings(path, "progress")?
+        .and_then(|j| j.first().and_then(|s| serde_json::from_str(s).ok()))
+        .ok_or_else(|| bad("not a train-head checkpoint (no 'progress')".into()))?;
+    let tensors: std::collections::BTreeMap<String, Vec<f32>> = read_tensors(path)?
+        .into_iter()
+        .filter_map(|t| t.data.ok().map(|d| (t.key, d)))
+        .collect();
+    let get = |k: &str| {
+        tensors
+            .get(k)
+            .cloned()
+            .ok_or_else(|| bad(format!("missing '{k}'")))
+    };
+    let mut heads = Vec::new();
+    for prefix in ["head/", "best/"] {
+        let mut h = like.clone();
+        for l in h.layers.iter_mut() {
+            l.weight = get(&format!("{prefix}{}.weight", l.name))?;
+            l.bias = get(&format!("{prefix}{}.bias", l.name))?;
+            if l.weight.len() != l.out * l.inp || l.bias.len() != l.out {
+                return Err(bad(format!("'{prefix}{}' does not fit this head", l.name)));
+            }
+        }
+        heads.push(h);
+    }
+    let mut state = Vec::new();
+    for l in &like.layers {
+        for k in 1..=2 {
+            let name = format!("{}.state{k}", l.name);
+            if let (Some(w), Some(b)) = (
+                tensors.get(&format!("opt/{name}.weight")),
+                tensors.get(&format!("opt/{name}.bias")),
+            ) {
+                state.push((name, w.clone(), b.clone()));
+            }
+        }
+    }
+    let best = heads.pop().expect("two heads");
+    let head = heads.pop().expect("two heads");
+    Ok((head, best, state, progress))
+}
+
+/// Trains `init` on `train`, validating on `val` after every epoch.
+pub fn fit(
+    ctx: &GpuContext,
+    init: &HeadWeights,
+    train: &FeatureSet,
+    val: Option<&FeatureSet>,
+    opts: &FitOptions,
+    on_epoch: &mut dyn FnMut(&EpochRecord),
+) -> Result<FitOutcome> {
+    if train.is_empty() {
+        return Err(Error::Shape("no training samples".into()));
+    }
+    if train.dim != init.input_len() {
+        return Err(Error::Shape(format!(
+            "the features have {} values per sample but the head takes {}",
+            train.dim,
+            init.input_len()
+        )));
+    }
+    let batch = opts.batch.max(1);
+    let steps_per_epoch = train.len().div_ceil(batch);
+    let total_steps = opts.steps.unwrap_or(opts.epochs * steps_per_epoch);
+    let epochs = total_steps.div_ceil(steps_per_epoch);
+    let fp = fingerprint(opts, train, init);
+
+    let (mut start_head, mut best_head, mut progress, state) =
+        (init.clone(), init.clone(), Progress::default(), Vec::new());
+    let mut state = state;
+    if opts.resume {
+        let ck = opts
+            .checkpoint
+            .as_ref()
+            .ok_or_else(|| Error::Shape("--resume needs a checkpoint path".into()))?;
+        if ck.exists() {
+            let (h, b, s, p) = load_checkpoint(ck, init)?;
+            if p.fingerprint != fp {
+                return Err(Error::WeightFile {
+                    path: ck.clone(),
+                    message: "was written by a run with other options or data; resume with the same ones, or drop --resume".into(),
+                });
+            }
+            (start_head, best_head, state, progress) = (h, b, s, p);
+        }
+    }
+    progress.fingerprint = fp;
+    progress.version = 1;
+    let mut trainer = Trainer::new(ctx, &start_head, opts.config, batch, steps_per_epoch)?;
+    if !state.is_empty() || progress.steps_done > 0 {
+        trainer.restore(&state, progress.steps_done)?;
+    }
+
+    let mut since_best = progress
+        .best_epoch
+        .map(|b| progress.epochs_done.saturating_sub(b + 1))
+        .unwrap_or(0);
+    let first_epoch = progress.epochs_done;
+    for epoch in progress.epochs_done..epochs {
+        if opts
+            .interrupt_after
+            .is_some_and(|n| epoch - first_epoch >= n)
+        {
+            break;
+        }
+        if let Some(p) = opts.patience {
+            if progress.best_val_loss.is_some() && since_best >= p {
+                break;
+            }
+        }
+        let t0 = std::time::Instant::now();
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        if opts.shuffle {
+            // Seeded by (seed, epoch): a resumed run sees the same order.
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+                opts.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            );
+            order.shuffle(&mut rng);
+        }
+        let mut lr_now = opts.lr;
+        let mut steps_this_epoch = 0;
+        let mut lrs = Vec::new();
+        for (slot, chunk) in order.chunks(batch).enumerate() {
+            let global = progress.steps_done as usize;
+            if global >= total_steps {
+                break;
+            }
+            lr_now = opts.schedule.lr(opts.lr, global, total_steps, epoch);
+            trainer.train_step(
+                &gather(train, chunk),
+                &labels_u32(train, chunk),
+                lr_now,
+                slot,
+            )?;
+            progress.steps_done += 1;
+            steps_this_epoch += 1;
+            lrs.push(lr_now);
+        }
+        let stats = trainer.take_epoch_stats(steps_this_epoch)?;
+        let first_step = progress.steps_done as usize - steps_this_epoch;
+        for (i, (loss, lr)) in stats.step_losses.iter().zip(&lrs).enumerate() {
+            progress.steps.push(StepRecord {
+                step: first_step + i,
+                loss: *loss,
+                lr: *lr,
+            });
+        }
+        let (val_loss, val_acc) = match val {
+            Some(v) if !v.is_empty() => {
+                let (s, _) = evaluate(&mut trainer, v, batch)?;
+                (Some(s.loss()), Some(s.accuracy()))
+            }
+            _ => (None, None),
+        };
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            train_loss: stats.loss(),
+            train_accuracy: stats.accuracy(),
+            val_loss,
+            val_accuracy: val_acc,
+            lr: lr_now,
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        on_epoch(&record);
+        progress.history.push(record);
+        progress.epochs_done = epoch + 1;
+        let current = trainer.head()?;
+        let improved = match (val_loss, progress.best_val_loss) {
+            (Some(v), Some(b)) => v < b,
+            (Some(_), None) => true,
+            (None, _) => true,
+        };
+        if improved {
+            progress.best_val_loss = val_loss.or(progress.best_val_loss);
+            progress.best_epoch = Some(epoch);
+            best_head = current.clone();
+            since_best = 0;
+        } else {
+            since_best += 1;
+        }
+        if let Some(ck) = &opts.checkpoint {
+            save_checkpoint(
+                ck,
+                &current,
+                &best_head,
+                &trainer.optimizer_state()?,
+                &progress,
+            )?;
+        }
+        if progress.steps_done as usize >= total_steps {
+            break;
+        }
+    }
+    let val_logits = match val {
+        Some(v) if !v.is_empty() => {
+            let mut eval = Trainer::new(ctx, &best_head, opts.config, batch, 1)?;
+            Some(evaluate(&mut eval, v, batch)?.1)
+        }
+        _ => None,
+    };
+    Ok(FitOutcome {
+        head: best_head,
+        best_epoch: progress.best_epoch.map(|e| e + 1).unwrap_or(0),
+        history: progress.history,
+        steps: progress.steps,
+        val_logits,
+    })
+}
+
+/// `--init-head`: head values from an `.npz` in the model's key names (e.g. `classifier.6.*`
+/// or `fc8.*`, or Keras `dense_2/*`); shapes must match.
+pub fn load_init_head(path: &Path, head: &mut HeadWeights) -> Result<()> {
+    let raw = read_tensors(path)?;
+    let keys: Vec<&str> = raw.iter().map(|t| t.key.as_str()).collect();
+    let scheme = crate::weights::Scheme::detect(&keys).ok_or_else(|| Error::WeightFile {
+        path: path.to_path_buf(),
+        message: "no head weights recognised (expected e.g. classifier.6.weight or fc8.weight)"
+            .into(),
+    })?;
+    let mapping = crate::weights::naming::map_keys(scheme, &keys);
+    let mut found = 0;
+    let names: Vec<String> = head.layers.iter().map(|l| l.name.clone()).collect();
+    for name in names {
+        let (Some(wk), Some(bk)) = (
+            mapping.get(&format!("{name}.weight")),
+            mapping.get(&format!("{name}.bias")),
+        ) else {
+            continue;
+        };
+        let get = |k: &str| -> Result<(Vec<usize>, Vec<f32>)> {
+            let t = raw.iter().find(|t| t.key == k).expect("mapped key exists");
+            let d = t.data.clone().map_err(|e| Error::WeightFile {
+                path: path.to_path_buf(),
+                message: format!("'{k}': {e}"),
+            })?;
+            Ok((t.shape.clone(), d))
+        };
+        let ((ws, w), (_, b)) = (get(wk)?, get(bk)?);
+        let layer: &DenseHost = head.layers.iter().find(|l| l.name == name).expect("listed");
+        let w = if scheme == crate::weights::Scheme::Keras && ws.len() == 2 {
+            crate::weights::naming::to_our_layout(scheme, &[layer.out, layer.inp], &w, None)
+        } else {
+            w
+        };
+        let expect = [layer.out, layer.inp];
+        let found_shape = if scheme == crate::weights::Scheme::Keras {
+            ws.iter().rev().cloned().collect::<Vec<_>>()
+        } else {
+            ws.clone()
+        };
+        if found_shape != expect {
+            return Err(Error::WeightFile {
+                path: path.to_path_buf(),
+                message: format!(
+                    "'{wk}': expected shape {:?} for the new {name}, found {ws:?}",
+                    expect
+                ),
+            });
+        }
+        head.set(&name, &w, &b, path)?;
+        found += 1;
+    }
+    if found == 0 {
+        return Err(Error::WeightFile {
+            path: path.to_path_buf(),
+            message: format!(
+                "holds none of the head's layers ({})",
+                head.layers
+                    .iter()
+                    .map(|l| l.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    Ok(())
+}

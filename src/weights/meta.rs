@@ -1,0 +1,53 @@
+//! What a model file written by `train-head` says about itself: class names, preset,
+//! preprocessing and head, stored beside the weights as numpy string arrays.
+
+use std::path::Path;
+
+use crate::error::Result;
+use crate::weights::npz::{read_strings, NpzEntry};
+
+/// Version of the `meta/json` document.
+pub const META_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelMeta {
+    pub format: String,
+    pub version: u32,
+    pub arch: String,
+    pub classes: Vec<String>,
+    pub head: Option<String>,
+    pub preprocess: Option<serde_json::Value>,
+}
+
+impl ModelMeta {
+    /// The metadata of `path` if it is an `.npz` that carries it.
+    pub fn read(path: &Path) -> Result<Option<ModelMeta>> {
+        if !path.is_file()
+            || !path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("npz"))
+        {
+            return Ok(None);
+        }
+        let Some(json) = read_strings(path, "meta/json")? else {
+            return Ok(None);
+        };
+        Ok(json.first().and_then(|j| serde_json::from_str(j).ok()))
+    }
+
+    /// `(key, value)` entries to store with the weights; the owned strings live in `self`.
+    pub fn to_strings(&self) -> (Vec<String>, Vec<String>) {
+        (
+            vec![serde_json::to_string(self).expect("serialisable")],
+            self.classes.clone(),
+        )
+    }
+}
+
+/// npz entries for metadata strings made by [`ModelMeta::to_strings`].
+pub fn entries<'a>(json: &'a [String], classes: &'a [String]) -> Vec<(String, NpzEntry<'a>)> {
+    vec![
+        ("meta/json".to_string(), NpzEntry::Str(json)),
+        ("meta/classes".to_string(), NpzEntry::Str(classes)),
+    ]
+}

@@ -1,0 +1,300 @@
+//! `train-head`, `eval` and `features` end to end on a small committed dataset
+//! (tests/fixtures/train_data: 3 classes x 20 crops of different photos) with the
+//! reduced-width torchvision backbone of tests/fixtures.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use alexnet_wgpu::weights::{read_tensors, Weights};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn backbone() -> String {
+    root()
+        .join("tests/fixtures/torchvision_small.npz")
+        .display()
+        .to_string()
+}
+
+fn data() -> String {
+    root()
+        .join("tests/fixtures/train_data")
+        .display()
+        .to_string()
+}
+
+fn alexnet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_alexnet"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run alexnet")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn train(out: &Path, extra: &[&str]) -> Output {
+    let (b, d, o) = (backbone(), data(), out.display().to_string());
+    let mut args = vec![
+        "train-head",
+        "--weights",
+        &b,
+        "--data",
+        &d,
+        "--head",
+        "classifier",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.001",
+        "--dropout",
+        "0.2",
+        "--batch",
+        "8",
+        "--epochs",
+        "12",
+        "--seed",
+        "3",
+        "--out",
+        &o,
+    ];
+    args.extend_from_slice(extra);
+    alexnet(&args)
+}
+
+fn tensors(p: &Path) -> Vec<(String, Vec<f32>)> {
+    read_tensors(p)
+        .unwrap()
+        .into_iter()
+        .filter_map(|t| t.data.ok().map(|d| (t.key, d)))
+        .collect()
+}
+
+#[test]
+fn trains_a_classifier_head_that_classify_and_eval_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.npz");
+    let log = dir.path().join("steps.csv");
+    let stdout = ok(&train(&model, &["--log-steps", log.to_str().unwrap()]));
+    // High validation accuracy on held-out crops (12 images, 4 per class).
+    let acc: f64 = stdout
+        .split("accuracy ")
+        .nth(1)
+        .unwrap()
+        .split('%')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(acc >= 90.0, "validation accuracy {acc}%\n{stdout}");
+    // The model is the backbone with a 3-class head, in torchvision names.
+    let w = Weights::load(&model, None).unwrap();
+    assert_eq!(w.widths.classes, 3);
+    assert_eq!(w.get("fc8.weight").len(), 3 * 90);
+    // The step log: one line per step (48 training images / 8 = 6 steps x 12 epochs).
+    let csv = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 6 * 12, "{csv}");
+    // classify prints the user's class names.
+    let out = ok(&alexnet(&[
+        "classify",
+        "--weights",
+        model.to_str().unwrap(),
+        "--top",
+        "1",
+        "assets/images/rocket.jpg",
+        "assets/images/coffee.jpg",
+    ]));
+    assert!(out.contains("rocket") && out.contains("coffee"), "{out}");
+    // eval reads the class names from the model and scores the folders.
+    let out = ok(&alexnet(&[
+        "eval",
+        "--weights",
+        model.to_str().unwrap(),
+        "--data",
+        &data(),
+        "--format",
+        "json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["classes"], serde_json::json!(["cat", "coffee", "rocket"]));
+    assert!(v["accuracy"].as_f64().unwrap() >= 0.9, "{out}");
+    assert_eq!(v["count"], 60);
+}
+
+#[test]
+fn same_seed_same_weights_and_resume_matches_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        dir.path().join("a.npz"),
+        dir.path().join("b.npz"),
+        dir.path().join("c.npz"),
+    );
+    ok(&train(&a, &[]));
+    ok(&train(&b, &[]));
+    assert_eq!(
+        tensors(&a),
+        tensors(&b),
+        "two runs with the same seed differ"
+    );
+    // Interrupted after 5 of 12 epochs, then resumed.
+    ok(&train(&c, &["--interrupt-after", "5"]));
+    assert!(dir.path().join("c.ckpt.npz").exists());
+    ok(&train(&c, &["--resume"]));
+    assert_eq!(
+        tensors(&a),
+        tensors(&c),
+        "resumed run differs from the uninterrupted one"
+    );
+}
+
+#[test]
+fn last_head_from_exported_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let feats = dir.path().join("f.npz");
+    ok(&alexnet(&[
+        "features",
+        "--weights",
+        &backbone(),
+        "--data",
+        &data(),
+        "--out",
+        feats.to_str().unwrap(),
+    ]));
+    let t = read_tensors(&feats).unwrap();
+    let f = t.iter().find(|t| t.key == "features").unwrap();
+    assert_eq!(f.shape, vec![60, 1008]);
+    let model = dir.path().join("m.npz");
+    let out = ok(&alexnet(&[
+        "train-head",
+        "--weights",
+        &backbone(),
+        "--features",
+        feats.to_str().unwrap(),
+        "--epochs",
+        "5",
+        "--batch",
+        "16",
+        "--out",
+        model.to_str().unwrap(),
+    ]));
+    assert!(out.contains("validation: accuracy"), "{out}");
+    assert_eq!(Weights::load(&model, None).unwrap().widths.classes, 3);
+}
+
+fn stderr_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[test]
+fn bad_data_gets_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let b = backbone();
+    let run = |d: &Path| {
+        alexnet(&[
+            "train-head",
+            "--weights",
+            &b,
+            "--data",
+            d.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--out",
+            root.join("x.npz").to_str().unwrap(),
+        ])
+    };
+
+    // No images at all.
+    let empty = root.join("empty");
+    std::fs::create_dir_all(empty.join("a")).unwrap();
+    std::fs::create_dir_all(empty.join("b")).unwrap();
+    let o = run(&empty);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr_of(&o).contains("no images"), "{}", stderr_of(&o));
+
+    // One empty class folder.
+    let one_empty = root.join("one_empty");
+    std::fs::create_dir_all(one_empty.join("b")).unwrap();
+    std::fs::create_dir_all(one_empty.join("a")).unwrap();
+    std::fs::copy(root_img("chelsea.jpg"), one_empty.join("a/x.jpg")).unwrap();
+    let o = run(&one_empty);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr_of(&o).contains("class folder(s) with no images: b"),
+        "{}",
+        stderr_of(&o)
+    );
+
+    // A single class.
+    let single = root.join("single");
+    std::fs::create_dir_all(single.join("a")).unwrap();
+    std::fs::copy(root_img("chelsea.jpg"), single.join("a/x.jpg")).unwrap();
+    let o = run(&single);
+    assert!(stderr_of(&o).contains("single class"), "{}", stderr_of(&o));
+
+    // Unreadable images are warned about and skipped; training still runs.
+    let mixed = root.join("mixed");
+    for (class, img) in [("cat", "chelsea.jpg"), ("cup", "coffee.jpg")] {
+        std::fs::create_dir_all(mixed.join(class)).unwrap();
+        for i in 0..3 {
+            std::fs::copy(root_img(img), mixed.join(format!("{class}/{i}.jpg"))).unwrap();
+        }
+    }
+    std::fs::write(mixed.join("cat/broken.jpg"), b"not an image").unwrap();
+    let o = run(&mixed);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert!(
+        stderr_of(&o).contains("broken.jpg")
+            && stderr_of(&o).contains("1 unreadable images were skipped"),
+        "{}",
+        stderr_of(&o)
+    );
+
+    // --init-head with the wrong shape.
+    let init = root.join("init.npz");
+    alexnet_wgpu::weights::write_npz(
+        &init,
+        &[
+            (
+                "classifier.6.weight".into(),
+                alexnet_wgpu::weights::NpzEntry::F32(&[5, 90], &[0.0; 450]),
+            ),
+            (
+                "classifier.6.bias".into(),
+                alexnet_wgpu::weights::NpzEntry::F32(&[5], &[0.0; 5]),
+            ),
+        ],
+    )
+    .unwrap();
+    let o = alexnet(&[
+        "train-head",
+        "--weights",
+        &b,
+        "--data",
+        mixed.to_str().unwrap(),
+        "--init-head",
+        init.to_str().unwrap(),
+        "--out",
+        root.join("y.npz").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr_of(&o).contains("expected shape [2, 90]") && stderr_of(&o).contains("[5, 90]"),
+        "{}",
+        stderr_of(&o)
+    );
+}
+
+fn root_img(name: &str) -> PathBuf {
+    root().join("assets/images").join(name)
+}
