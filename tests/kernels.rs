@@ -9,7 +9,7 @@
 mod common;
 
 use alexnet_wgpu::gpu::{read_back_f32, storage_buffer, upload_f32, SplitWeight};
-use alexnet_wgpu::kernels::{self, conv2d::Conv2dShape, lrn::Lrn, Kernels};
+use alexnet_wgpu::kernels::{self, conv2d::Conv2dShape, lrn::Lrn, Kernels, MatmulPath};
 use common::{assert_close, ctx, random};
 
 const TOL: f32 = 1e-5;
@@ -47,6 +47,63 @@ fn check_conv(shape: Conv2dShape, relu: bool, seed: u64) {
     let got = read_back_f32(&ctx, &yb, out_len).unwrap();
     let want = kernels::conv2d::reference(&shape, &w, &b, &x, relu);
     assert_close(&format!("conv2d {shape:?}"), &got, &want, TOL);
+}
+
+/// The im2col + GEMM path (CPU adapters): weights padded to vec4 rows, im2col through a scratch
+/// of `scratch_floats` (small values force several pixel chunks).
+fn check_conv_gemm(shape: Conv2dShape, relu: bool, seed: u64, scratch_floats: usize) {
+    let ctx = ctx();
+    let ks = Kernels::with_path(&ctx, MatmulPath::Gemm);
+    let (oh, ow) = shape.out_hw().unwrap();
+    let w = random(shape.weight_len(), seed, 0.5);
+    let b = random(shape.out_c, seed + 1, 0.5);
+    let x = random(
+        shape.batch * shape.in_c * shape.in_h * shape.in_w,
+        seed + 2,
+        1.0,
+    );
+    let wb = upload_f32(&ctx, "w", &kernels::conv2d::weight_for_gemm(&shape, &w)).unwrap();
+    let bb = upload_f32(&ctx, "b", &b).unwrap();
+    let xb = upload_f32(&ctx, "x", &x).unwrap();
+    let out_len = shape.batch * shape.out_c * oh * ow;
+    let yb = storage_buffer(&ctx, "y", out_len, "").unwrap();
+    // Garbage in the scratch: the K tail must be zeroed by im2col itself.
+    let sb = upload_f32(&ctx, "scratch", &random(scratch_floats, seed + 3, 9.0)).unwrap();
+    let ds =
+        kernels::conv2d::dispatch_gemm(&ctx, &ks, &shape, relu, &wb, &bb, &xb, &yb, &sb).unwrap();
+    kernels::run(&ctx, &ds).unwrap();
+    let got = read_back_f32(&ctx, &yb, out_len).unwrap();
+    let want = kernels::conv2d::reference(&shape, &w, &b, &x, relu);
+    assert_close(
+        &format!("conv2d gemm {shape:?} scratch {scratch_floats}"),
+        &got,
+        &want,
+        TOL,
+    );
+}
+
+#[test]
+fn conv2d_gemm_path() {
+    let whole = |s: Conv2dShape| s.im2col_len().unwrap();
+    // conv1 geometry: K = 363 (padded to 364), stride 4, padding.
+    let s = conv(2, 3, 35, 10, 11, 4, 2, 1);
+    check_conv_gemm(s, true, 31, whole(s));
+    // Odd sizes everywhere; M = 70 not a multiple of the 4-row tile, N not of 32.
+    let s = conv(3, 7, 13, 70, 5, 1, 2, 1);
+    check_conv_gemm(s, false, 32, whole(s));
+    // Groups (K = 6 * 9 = 54 per group, padded to 56), and 3 groups with stride 2.
+    let s = conv(2, 12, 9, 18, 3, 1, 1, 2);
+    check_conv_gemm(s, true, 33, whole(s));
+    let s = conv(1, 9, 6, 6, 3, 2, 0, 3);
+    check_conv_gemm(s, false, 34, whole(s));
+    // 1x1 images and a 1-row output (the matrix-vector tile).
+    check_conv_gemm(conv(5, 33, 1, 17, 1, 1, 0, 1), true, 35, 5 * 36);
+    check_conv_gemm(conv(2, 4, 3, 1, 3, 1, 0, 1), false, 36, 2 * 36);
+    // Pixels in chunks: a scratch of 7 rows for 2 * 13 * 13 pixels (and with groups).
+    let s = conv(2, 7, 13, 70, 5, 1, 2, 1);
+    check_conv_gemm(s, true, 37, 7 * s.kp());
+    let s = conv(2, 12, 9, 18, 3, 1, 1, 2);
+    check_conv_gemm(s, false, 38, 5 * 2 * s.kp());
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -104,8 +161,22 @@ fn check_dense(
     relu: bool,
     seed: u64,
 ) {
+    for path in [MatmulPath::Tiled, MatmulPath::Gemm] {
+        check_dense_on(path, batch, in_f, out_f, rows_per_part, relu, seed);
+    }
+}
+
+fn check_dense_on(
+    path: MatmulPath,
+    batch: usize,
+    in_f: usize,
+    out_f: usize,
+    rows_per_part: usize,
+    relu: bool,
+    seed: u64,
+) {
     let ctx = ctx();
-    let ks = Kernels::new(&ctx);
+    let ks = Kernels::with_path(&ctx, path);
     let w = random(out_f * in_f, seed, 0.3);
     let b = random(out_f, seed + 1, 0.3);
     let x = random(batch * in_f, seed + 2, 1.0);
@@ -119,7 +190,7 @@ fn check_dense(
     let got = read_back_f32(&ctx, &yb, batch * out_f).unwrap();
     let want = kernels::dense::reference(&w, &b, &x, batch, relu);
     assert_close(
-        &format!("dense b{batch} {in_f}->{out_f} parts of {rows_per_part}"),
+        &format!("dense {path:?} b{batch} {in_f}->{out_f} parts of {rows_per_part}"),
         &got,
         &want,
         TOL,
@@ -131,6 +202,17 @@ fn dense_small_batch_odd_sizes() {
     check_dense(1, 37, 11, usize::MAX, true, 10);
     check_dense(3, 130, 67, usize::MAX, false, 11);
     check_dense(6, 65, 9, usize::MAX, true, 12);
+}
+
+#[test]
+fn dense_gemm_path_k_multiple_of_4() {
+    // in_f % 4 == 0 takes gemm.wgsl on the Gemm path: batch 1 (matrix-vector tile), batches
+    // not multiples of the 4-row tile, outputs not multiples of 32, split weights.
+    check_dense(1, 36, 11, usize::MAX, true, 16);
+    check_dense(5, 128, 67, usize::MAX, false, 17);
+    check_dense(3, 64, 40, 9, true, 18);
+    check_dense(1, 20, 33, 8, false, 19);
+    check_dense(kernels::dense::GEMM_MIN_BATCH + 1, 52, 70, 33, true, 20);
 }
 
 #[test]

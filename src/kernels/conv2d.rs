@@ -1,6 +1,8 @@
-//! `conv2d.wgsl`: convolution as an implicit GEMM (bias, groups, fused ReLU).
+//! Convolution (bias, groups, fused ReLU) two ways: `conv2d.wgsl`, an implicit GEMM with
+//! workgroup-memory tiles (GPUs), and `im2col.wgsl` + `gemm.wgsl` (CPU adapters); see
+//! [`super::MatmulPath`].
 
-use super::{check_groups, Dispatch, Kernel};
+use super::{check_groups, gemm, Dispatch, Kernel, Kernels};
 use crate::error::{Error, Result};
 use crate::gpu::{uniform_buffer, GpuContext};
 
@@ -145,6 +147,148 @@ pub fn dispatch(
         flops: part.flops(),
         _params: uniform,
     })
+}
+
+/// Mirrors `struct Params` in `im2col.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Im2colParams {
+    pub in_c: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub kh: u32,
+    pub kw: u32,
+    pub stride_h: u32,
+    pub stride_w: u32,
+    pub pad_h: u32,
+    pub pad_w: u32,
+    pub cin_g: u32,
+    pub kp: u32,
+    pub n_start: u32,
+    pub n_count: u32,
+    pub _pad: u32,
+}
+
+impl Conv2dShape {
+    /// GEMM depth per group (`in_c / groups * kernel^2`) and its vec4 padding.
+    pub fn k(&self) -> usize {
+        self.in_c / self.groups * self.kernel * self.kernel
+    }
+
+    pub fn kp(&self) -> usize {
+        gemm::padded_k(self.k())
+    }
+
+    /// Floats of the im2col matrix of the whole batch (`groups * pixels * kp`).
+    pub fn im2col_len(&self) -> Result<usize> {
+        let (oh, ow) = self.out_hw()?;
+        Ok(self.groups * self.batch * oh * ow * self.kp())
+    }
+}
+
+/// OIHW weights as `gemm.wgsl` reads them: `[out_c][kp]`, each row zero-padded from K to `kp`
+/// (the same data when K is a multiple of 4). Done once, at upload.
+pub fn weight_for_gemm(shape: &Conv2dShape, weight: &[f32]) -> Vec<f32> {
+    let (k, kp) = (shape.k(), shape.kp());
+    assert_eq!(weight.len(), shape.out_c * k, "conv weight length");
+    if k == kp {
+        return weight.to_vec();
+    }
+    let mut out = vec![0f32; shape.out_c * kp];
+    for (dst, src) in out.chunks_exact_mut(kp).zip(weight.chunks_exact(k)) {
+        dst[..k].copy_from_slice(src);
+    }
+    out
+}
+
+/// Binds one convolution as im2col + GEMM: `weight` from [`weight_for_gemm`], `scratch` a
+/// storage buffer for the im2col matrix. When the whole batch's matrix
+/// ([`Conv2dShape::im2col_len`]) does not fit `scratch`, pixels go in chunks, two dispatches each.
+#[allow(clippy::too_many_arguments)]
+pub fn dispatch_gemm(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    shape: &Conv2dShape,
+    relu: bool,
+    weight: &wgpu::Buffer,
+    bias: &wgpu::Buffer,
+    input: &wgpu::Buffer,
+    output: &wgpu::Buffer,
+    scratch: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
+    let (out_h, out_w) = shape.out_hw()?;
+    let (groups, kp) = (shape.groups, shape.kp());
+    let cin_g = shape.in_c / groups;
+    let cout_g = shape.out_c / groups;
+    let pixels = shape.batch * out_h * out_w;
+    let row = groups * kp;
+    let capacity = (scratch.size() as usize / 4) / row;
+    if capacity == 0 {
+        return Err(Error::Shape(format!(
+            "im2col scratch of {} bytes cannot hold one row of {row} floats",
+            scratch.size()
+        )));
+    }
+    let mut out = Vec::new();
+    let mut n_start = 0;
+    while n_start < pixels {
+        let n_count = capacity.min(pixels - n_start);
+        let params = Im2colParams {
+            in_c: shape.in_c as u32,
+            in_h: shape.in_h as u32,
+            in_w: shape.in_w as u32,
+            out_h: out_h as u32,
+            out_w: out_w as u32,
+            kh: shape.kernel as u32,
+            kw: shape.kernel as u32,
+            stride_h: shape.stride as u32,
+            stride_w: shape.stride as u32,
+            pad_h: shape.pad as u32,
+            pad_w: shape.pad as u32,
+            cin_g: cin_g as u32,
+            kp: kp as u32,
+            n_start: n_start as u32,
+            n_count: n_count as u32,
+            _pad: 0,
+        };
+        let workgroups = check_groups(ctx, "im2col", [n_count.div_ceil(64), cin_g, groups])?;
+        let uniform = uniform_buffer(ctx, "im2col params", &params);
+        let bind_group = kernels.im2col.bind(ctx, &uniform, &[input, scratch]);
+        out.push(Dispatch {
+            label: "im2col".into(),
+            pipeline: kernels.im2col.pipeline.clone(),
+            bind_group,
+            workgroups,
+            flops: 0.0,
+            _params: uniform,
+        });
+        let hw = out_h * out_w;
+        let mut d = gemm::dispatch(
+            ctx,
+            kernels,
+            "conv2d(gemm)",
+            (cout_g, n_count, kp, groups),
+            (cout_g * kp / 4, n_count * kp / 4, cout_g),
+            gemm::GemmOut {
+                n_off: n_start,
+                hw: hw as u32,
+                c_bstride: shape.out_c * hw,
+                c_mstride: hw,
+                bias_on_n: false,
+            },
+            relu,
+            weight,
+            scratch,
+            bias,
+            output,
+        )?;
+        d.flops = 2.0 * (shape.out_c * n_count * shape.k()) as f64;
+        out.push(d);
+        n_start += n_count;
+    }
+    Ok(out)
 }
 
 /// CPU reference (f64 accumulation): `x` is NCHW, `weight` OIHW with I = in_c / groups.

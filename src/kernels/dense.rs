@@ -1,8 +1,9 @@
-//! `dense.wgsl` (small batches, bandwidth-bound) and, for large batches, `conv2d.wgsl` as a
-//! 1x1 convolution on 1x1 images (a register-tiled GEMM). Weights are `[out, in]`, possibly
-//! split by rows over several buffers.
+//! Dense layers. Weights are `[out, in]`, possibly split by rows over several buffers.
+//! On the [`MatmulPath::Gemm`] path (CPU adapters) with `in` a multiple of 4: `gemm.wgsl`
+//! (its 1-row tile streams the weights for batch 1). Else `dense.wgsl` for small batches
+//! (bandwidth-bound) and, for large batches, `conv2d.wgsl` as a 1x1 convolution on 1x1 images.
 
-use super::{check_groups, conv2d, Dispatch, Kernels};
+use super::{check_groups, conv2d, gemm, Dispatch, Kernels, MatmulPath};
 use crate::error::Result;
 use crate::gpu::{uniform_buffer, GpuContext, SplitWeight};
 
@@ -37,6 +38,28 @@ pub fn dispatch(
     let (out_f, in_f) = (weight.rows, weight.cols);
     let mut out = Vec::new();
     for (row_start, rows, buf) in &weight.parts {
+        if kernels.path == MatmulPath::Gemm && in_f % 4 == 0 && *rows > 0 {
+            out.push(gemm::dispatch(
+                ctx,
+                kernels,
+                "dense(gemm)",
+                (batch, *rows, in_f, 1),
+                (0, 0, 0),
+                gemm::GemmOut {
+                    n_off: *row_start,
+                    hw: u32::MAX,
+                    c_bstride: 0,
+                    c_mstride: out_f,
+                    bias_on_n: true,
+                },
+                relu,
+                input,
+                buf,
+                bias,
+                output,
+            )?);
+            continue;
+        }
         if batch >= GEMM_MIN_BATCH {
             let shape = conv2d::Conv2dShape {
                 batch,

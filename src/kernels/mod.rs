@@ -4,6 +4,7 @@
 pub mod adaptive_avg_pool;
 pub mod conv2d;
 pub mod dense;
+pub mod gemm;
 pub mod lrn;
 pub mod max_pool;
 pub mod relu;
@@ -16,6 +17,8 @@ use crate::gpu::GpuContext;
 pub const SHADERS: &[(&str, &str)] = &[
     ("conv2d.wgsl", include_str!("../../shaders/conv2d.wgsl")),
     ("dense.wgsl", include_str!("../../shaders/dense.wgsl")),
+    ("gemm.wgsl", include_str!("../../shaders/gemm.wgsl")),
+    ("im2col.wgsl", include_str!("../../shaders/im2col.wgsl")),
     ("max_pool.wgsl", include_str!("../../shaders/max_pool.wgsl")),
     ("lrn.wgsl", include_str!("../../shaders/lrn.wgsl")),
     (
@@ -49,7 +52,12 @@ impl Kernel {
 
     /// A pipeline for entry point `entry` of WGSL `source` (kernels outside `SHADERS`, and
     /// shaders with several entry points).
-    pub fn from_source(device: &wgpu::Device, name: &'static str, source: &str, entry: &str) -> Self {
+    pub fn from_source(
+        device: &wgpu::Device,
+        name: &'static str,
+        source: &str,
+        entry: &str,
+    ) -> Self {
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(name),
             source: wgpu::ShaderSource::Wgsl(source.into()),
@@ -110,10 +118,39 @@ impl Kernel {
     }
 }
 
+/// How convolutions (and dense layers with K a multiple of 4) are computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulPath {
+    /// `conv2d.wgsl`'s workgroup-memory tiles (implicit GEMM) and `dense.wgsl`: GPUs.
+    Tiled,
+    /// `im2col.wgsl` + `gemm.wgsl` (register tiles, vec4 loads, no workgroup memory) and
+    /// `gemm.wgsl` for dense layers: CPU adapters such as lavapipe, where loads are done lane by
+    /// lane and barriers are expensive (about 3x faster there, see README "Performance").
+    Gemm,
+}
+
+impl MatmulPath {
+    /// The measured best for this adapter: [`MatmulPath::Gemm`] on CPU adapters, else tiles.
+    /// `ALEXNET_MATMUL=tiled|gemm` overrides (for A/B measurements).
+    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
+        match std::env::var("ALEXNET_MATMUL").ok().as_deref() {
+            Some("tiled") => MatmulPath::Tiled,
+            Some("gemm") => MatmulPath::Gemm,
+            _ if info.device_type == wgpu::DeviceType::Cpu => MatmulPath::Gemm,
+            _ => MatmulPath::Tiled,
+        }
+    }
+}
+
 /// All forward-pass kernels, compiled once per device.
 pub struct Kernels {
+    /// Which kernels convolutions and dense layers use (chosen per adapter).
+    pub path: MatmulPath,
     pub conv2d: Kernel,
     pub dense: Kernel,
+    pub gemm: Kernel,
+    pub gemm_m1: Kernel,
+    pub im2col: Kernel,
     pub max_pool: Kernel,
     pub lrn: Kernel,
     pub adaptive_avg_pool: Kernel,
@@ -123,10 +160,19 @@ pub struct Kernels {
 
 impl Kernels {
     pub fn new(ctx: &GpuContext) -> Self {
+        Self::with_path(ctx, MatmulPath::for_adapter(&ctx.info))
+    }
+
+    /// As [`Kernels::new`] with the matmul path forced (tests cover both on one adapter).
+    pub fn with_path(ctx: &GpuContext, path: MatmulPath) -> Self {
         let d = &ctx.device;
         Kernels {
+            path,
             conv2d: Kernel::new(d, "conv2d.wgsl"),
             dense: Kernel::new(d, "dense.wgsl"),
+            gemm: Kernel::new(d, "gemm.wgsl"),
+            gemm_m1: Kernel::from_source(d, "gemm.wgsl", shader_source("gemm.wgsl"), "main_m1"),
+            im2col: Kernel::new(d, "im2col.wgsl"),
             max_pool: Kernel::new(d, "max_pool.wgsl"),
             lrn: Kernel::new(d, "lrn.wgsl"),
             adaptive_avg_pool: Kernel::new(d, "adaptive_avg_pool.wgsl"),

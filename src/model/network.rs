@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::gpu::{storage_buffer, upload_f32, GpuContext, SplitWeight};
-use crate::kernels::{self, conv2d::Conv2dShape, Dispatch, Kernels};
+use crate::kernels::{self, conv2d::Conv2dShape, Dispatch, Kernels, MatmulPath};
 use crate::model::{Layer, NetSpec, Shape};
 use crate::weights::Weights;
 
@@ -118,12 +118,31 @@ impl<'a> Network<'a> {
     pub fn new(ctx: &'a GpuContext, weights: &Weights) -> Result<Self> {
         let spec = weights.spec();
         let infos = spec.infer()?;
+        let kernels = Kernels::new(ctx);
         let mut params = HashMap::new();
         for (layer, info) in spec.layers.iter().zip(&infos) {
             match layer {
-                Layer::Conv { name, .. } => {
+                Layer::Conv {
+                    name,
+                    out,
+                    kernel,
+                    stride,
+                    pad,
+                    groups,
+                } => {
                     let w = weights.get(&format!("{name}.weight"));
                     let b = weights.get(&format!("{name}.bias"));
+                    // Re-laid out once for the kernel that reads it (rows padded to vec4).
+                    let relaid;
+                    let w = match kernels.path {
+                        MatmulPath::Gemm => {
+                            let shape =
+                                conv_shape(1, &info.input, *out, *kernel, *stride, *pad, *groups);
+                            relaid = kernels::conv2d::weight_for_gemm(&shape, w);
+                            &relaid[..]
+                        }
+                        MatmulPath::Tiled => w,
+                    };
                     params.insert(
                         name.to_string(),
                         Param::Conv {
@@ -156,7 +175,7 @@ impl<'a> Network<'a> {
         let (ops, features_op) = fuse(&spec);
         Ok(Network {
             ctx,
-            kernels: Kernels::new(ctx),
+            kernels,
             spec,
             params,
             plans: HashMap::new(),
@@ -201,6 +220,30 @@ impl<'a> Network<'a> {
         let max_act = infos.iter().map(|i| i.output.len()).max().unwrap_or(1) * batch;
         let ping = storage_buffer(ctx, "activations A", max_act, hint)?;
         let pong = storage_buffer(ctx, "activations B", max_act, hint)?;
+        // im2col scratch (Gemm path): the largest conv's matrix, capped (convs then go in chunks).
+        let scratch = match self.kernels.path {
+            MatmulPath::Gemm => {
+                let mut need = 1;
+                for (layer, info) in spec.layers.iter().zip(&infos) {
+                    if let Layer::Conv {
+                        out,
+                        kernel,
+                        stride,
+                        pad,
+                        groups,
+                        ..
+                    } = layer
+                    {
+                        let s =
+                            conv_shape(batch, &info.input, *out, *kernel, *stride, *pad, *groups);
+                        need = need.max(s.im2col_len()?);
+                    }
+                }
+                let cap = (ctx.max_binding().min(IM2COL_MAX_BYTES) / 4) as usize;
+                Some(storage_buffer(ctx, "im2col", need.min(cap), hint)?)
+            }
+            MatmulPath::Tiled => None,
+        };
         let classes = infos.last().map(|i| i.output.len()).unwrap_or(1);
         let logits = storage_buffer(ctx, "logits", batch * classes, hint)?;
         let probs = storage_buffer(ctx, "probabilities", batch * classes, hint)?;
@@ -278,18 +321,31 @@ impl<'a> Network<'a> {
                         pad: *pad,
                         groups: *groups,
                     };
-                    vec![kernels::conv2d::dispatch(
-                        ctx,
-                        &self.kernels.conv2d,
-                        &shape,
-                        *relu,
-                        weight,
-                        0,
-                        out / groups,
-                        bias,
-                        buf(cur),
-                        buf(dst),
-                    )?]
+                    match &scratch {
+                        Some(scratch) => kernels::conv2d::dispatch_gemm(
+                            ctx,
+                            &self.kernels,
+                            &shape,
+                            *relu,
+                            weight,
+                            bias,
+                            buf(cur),
+                            buf(dst),
+                            scratch,
+                        )?,
+                        None => vec![kernels::conv2d::dispatch(
+                            ctx,
+                            &self.kernels.conv2d,
+                            &shape,
+                            *relu,
+                            weight,
+                            0,
+                            out / groups,
+                            bias,
+                            buf(cur),
+                            buf(dst),
+                        )?],
+                    }
                 }
                 (Op::Dense { relu, .. }, Layer::Dense { name, .. }) => {
                     let Some(Param::Dense { weight, bias }) = self.params.get(*name) else {
@@ -462,6 +518,35 @@ impl<'a> Network<'a> {
             classes,
             feature_len,
         })
+    }
+}
+
+/// Largest im2col scratch buffer a plan allocates; larger convolutions run in pixel chunks.
+const IM2COL_MAX_BYTES: u64 = 64 << 20;
+
+fn conv_shape(
+    batch: usize,
+    input: &Shape,
+    out_c: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    groups: usize,
+) -> Conv2dShape {
+    let [in_c, in_h, in_w] = match input {
+        Shape::Map(m) => *m,
+        Shape::Flat(f) => [*f, 1, 1],
+    };
+    Conv2dShape {
+        batch,
+        in_c,
+        in_h,
+        in_w,
+        out_c,
+        kernel,
+        stride,
+        pad,
+        groups,
     }
 }
 
