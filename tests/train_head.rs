@@ -85,7 +85,20 @@ fn trains_a_classifier_head_that_classify_and_eval_use() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("model.npz");
     let log = dir.path().join("steps.csv");
-    let stdout = ok(&train(&model, &["--log-steps", log.to_str().unwrap()]));
+    let plots = dir.path().join("plots");
+    let stdout = ok(&train(
+        &model,
+        &[
+            "--log-steps",
+            log.to_str().unwrap(),
+            "--plot",
+            plots.to_str().unwrap(),
+        ],
+    ));
+    for png in ["curves.png", "confusion.png"] {
+        let img = image::open(plots.join(png)).unwrap();
+        assert!(img.width() > 200 && img.height() > 100, "{png}");
+    }
     // High validation accuracy on held-out crops (12 images, 4 per class).
     let acc: f64 = stdout
         .split("accuracy ")

@@ -6,6 +6,7 @@ pub mod fit;
 pub mod head;
 pub mod kernels;
 pub mod metrics;
+pub mod plot;
 pub mod reference;
 pub mod trainer;
 
