@@ -29,6 +29,16 @@ fn save_png(path: &Path, buf: Vec<u8>, w: u32, h: u32) -> Result<()> {
     })
 }
 
+type Getter = fn(&EpochRecord) -> Option<f64>;
+/// One chart: its area, title, y maximum, and the train / validation series.
+type Panel<'a, 'b> = (
+    &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    &'static str,
+    f64,
+    Getter,
+    Getter,
+);
+
 /// `curves.png`: train/validation loss (left) and accuracy (right) per epoch.
 pub fn curves(path: &Path, history: &[EpochRecord]) -> Result<()> {
     register_font();
@@ -45,14 +55,7 @@ pub fn curves(path: &Path, history: &[EpochRecord]) -> Result<()> {
             .fold(0.0f64, f64::max)
             .max(1e-3)
             * 1.05;
-        type Getter = fn(&EpochRecord) -> Option<f64>;
-        let panels: [(
-            &DrawingArea<BitMapBackend, plotters::coord::Shift>,
-            &str,
-            f64,
-            Getter,
-            Getter,
-        ); 2] = [
+        let panels: [Panel; 2] = [
             (
                 &left,
                 "loss",
