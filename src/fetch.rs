@@ -159,7 +159,24 @@ pub fn fetch_weights(opts: &FetchOptions) -> Result<Fetched> {
 
 /// Streams `url` into `out`, returning the byte count and the SHA-256 (hex).
 fn download(url: &str, out: &mut std::fs::File, progress: bool) -> Result<(u64, String)> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    // A proxy from the environment can never reach this machine's loopback address.
+    let loopback = url
+        .parse::<ureq::http::Uri>()
+        .ok()
+        .and_then(|u| {
+            u.host()
+                .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
+        })
+        .is_some_and(|h| {
+            h == "localhost"
+                || h.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+    let mut config = ureq::Agent::config_builder();
+    if loopback {
+        config = config.proxy(None);
+    }
+    let agent: ureq::Agent = config
         .timeout_connect(Some(Duration::from_secs(20)))
         .timeout_recv_response(Some(Duration::from_secs(60)))
         .timeout_per_read(Some(Duration::from_secs(60)))
