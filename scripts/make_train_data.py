@@ -3,16 +3,18 @@
 Each class is random crops (random size 45-90 % of the shorter side, random position,
 random horizontal flip) of one of the bundled sample photos (assets/images, scikit-image
 sample data, CC0 / public domain), resized to 96x96 and saved as JPEG quality 85.
-Needs Pillow and numpy. Usage: python scripts/make_train_data.py
+Needs Pillow and numpy. Usage: python scripts/make_train_data.py [OUT_DIR [PER_CLASS]]
+(a larger set for timing: python scripts/make_train_data.py /tmp/train300 100)
 """
 import os
+import sys
 import numpy as np
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "tests", "fixtures", "train_data")
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "fixtures", "train_data")
 CLASSES = {"cat": "chelsea.jpg", "coffee": "coffee.jpg", "rocket": "rocket.jpg"}
-PER_CLASS = 20
+PER_CLASS = int(sys.argv[2]) if len(sys.argv) > 2 else 20
 
 rng = np.random.default_rng(20241125)
 for name, src in CLASSES.items():
