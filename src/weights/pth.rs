@@ -131,6 +131,61 @@ struct TensorRef {
     stride: Vec<usize>,
 }
 
+/// Containers nest at most this deep (a state_dict needs 4), so that describing or dropping a
+/// value never recurses deeper than that, whatever the file.
+const MAX_DEPTH: u32 = 64;
+
+/// A container's items and its nesting depth.
+#[derive(Clone, Debug)]
+struct Cont<T> {
+    items: Vec<T>,
+    depth: u32,
+}
+
+impl<T> std::ops::Deref for Cont<T> {
+    type Target = Vec<T>;
+    fn deref(&self) -> &Vec<T> {
+        &self.items
+    }
+}
+
+type Seq = Rc<Cont<Value>>;
+type Map = Rc<Cont<(Value, Value)>>;
+
+fn nest(depth: u32) -> VmResult<u32> {
+    if depth > MAX_DEPTH {
+        Err(format!(
+            "containers nest deeper than {MAX_DEPTH} levels (a state_dict needs 4)"
+        ))
+    } else {
+        Ok(depth)
+    }
+}
+
+fn seq(items: Vec<Value>) -> VmResult<Seq> {
+    let depth = nest(1 + items.iter().map(Value::depth).max().unwrap_or(0))?;
+    Ok(Rc::new(Cont { items, depth }))
+}
+
+fn map(items: Vec<(Value, Value)>) -> VmResult<Map> {
+    let depth = items
+        .iter()
+        .map(|(k, v)| k.depth().max(v.depth()))
+        .max()
+        .unwrap_or(0);
+    let depth = nest(1 + depth)?;
+    Ok(Rc::new(Cont { items, depth }))
+}
+
+/// Appends to a shared container (copy on write: a memo entry keeps what it had).
+fn extend<T: Clone>(c: &mut Rc<Cont<T>>, more: Vec<T>, depth: impl Fn(&T) -> u32) -> VmResult<()> {
+    let d = nest(1 + more.iter().map(depth).max().unwrap_or(0))?;
+    let m = Rc::make_mut(c);
+    m.items.extend(more);
+    m.depth = m.depth.max(d);
+    Ok(())
+}
+
 /// Pickle values. Containers are shared (`Rc`) so memo look-ups copy nothing: a hostile file
 /// cannot blow memory up by fetching the same container many times.
 #[derive(Clone, Debug)]
@@ -143,15 +198,23 @@ enum Value {
     Float(f64),
     Str(Rc<str>),
     Bytes(Rc<Vec<u8>>),
-    Tuple(Rc<Vec<Value>>),
-    List(Rc<Vec<Value>>),
-    Dict(Rc<Vec<(Value, Value)>>),
+    Tuple(Seq),
+    List(Seq),
+    Dict(Map),
     Global(Global),
     Storage(Rc<StorageRef>),
     Tensor(Rc<TensorRef>),
 }
 
 impl Value {
+    fn depth(&self) -> u32 {
+        match self {
+            Value::Tuple(c) | Value::List(c) => c.depth,
+            Value::Dict(c) => c.depth,
+            _ => 0,
+        }
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             Value::None => "None",
@@ -355,7 +418,7 @@ impl<'a> Machine<'a> {
             ));
         };
         match g {
-            Global::OrderedDict => Ok(Value::Dict(Rc::new(Vec::new()))),
+            Global::OrderedDict => Ok(Value::Dict(map(Vec::new())?)),
             Global::RebuildTensor | Global::RebuildTensorV2 => {
                 let (Some(Value::Storage(s)), Some(off), Some(size), Some(stride)) =
                     (args.first(), args.get(1), args.get(2), args.get(3))
@@ -499,21 +562,21 @@ impl<'a> Machine<'a> {
                     };
                     self.push(v);
                 }
-                b')' => self.push(Value::Tuple(Rc::new(Vec::new()))),
-                b']' => self.push(Value::List(Rc::new(Vec::new()))),
-                b'}' => self.push(Value::Dict(Rc::new(Vec::new()))),
+                b')' => self.push(Value::Tuple(seq(Vec::new())?)),
+                b']' => self.push(Value::List(seq(Vec::new())?)),
+                b'}' => self.push(Value::Dict(map(Vec::new())?)),
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.push(Value::Tuple(Rc::new(items)));
+                    self.push(Value::Tuple(seq(items)?));
                 }
                 b'l' => {
                     let items = self.pop_mark()?;
-                    self.push(Value::List(Rc::new(items)));
+                    self.push(Value::List(seq(items)?));
                 }
                 b'd' => {
                     let items = self.pop_mark()?;
                     let pairs = pairs(items)?;
-                    self.push(Value::Dict(Rc::new(pairs)));
+                    self.push(Value::Dict(map(pairs)?));
                 }
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
@@ -525,19 +588,19 @@ impl<'a> Machine<'a> {
                         items.push(self.pop()?);
                     }
                     items.reverse();
-                    self.push(Value::Tuple(Rc::new(items)));
+                    self.push(Value::Tuple(seq(items)?));
                 }
                 b'a' => {
                     let v = self.pop()?;
                     match self.top()? {
-                        Value::List(l) => Rc::make_mut(l).push(v),
+                        Value::List(l) => extend(l, vec![v], Value::depth)?,
                         other => return Err(format!("APPEND to a {}", other.kind())),
                     }
                 }
                 b'e' => {
                     let items = self.pop_mark()?;
                     match self.top()? {
-                        Value::List(l) => Rc::make_mut(l).extend(items),
+                        Value::List(l) => extend(l, items, Value::depth)?,
                         other => return Err(format!("APPENDS to a {}", other.kind())),
                     }
                 }
@@ -545,7 +608,7 @@ impl<'a> Machine<'a> {
                     let v = self.pop()?;
                     let k = self.pop()?;
                     match self.top()? {
-                        Value::Dict(d) => Rc::make_mut(d).push((k, v)),
+                        Value::Dict(d) => extend(d, vec![(k, v)], kv_depth)?,
                         other => return Err(format!("SETITEM on a {}", other.kind())),
                     }
                 }
@@ -553,7 +616,7 @@ impl<'a> Machine<'a> {
                     let items = self.pop_mark()?;
                     let kv = pairs(items)?;
                     match self.top()? {
-                        Value::Dict(d) => Rc::make_mut(d).extend(kv),
+                        Value::Dict(d) => extend(d, kv, kv_depth)?,
                         other => return Err(format!("SETITEMS on a {}", other.kind())),
                     }
                 }
@@ -631,6 +694,10 @@ impl<'a> Machine<'a> {
             }
         }
     }
+}
+
+fn kv_depth(kv: &(Value, Value)) -> u32 {
+    kv.0.depth().max(kv.1.depth())
 }
 
 fn pairs(items: Vec<Value>) -> VmResult<Vec<(Value, Value)>> {
@@ -1088,6 +1155,28 @@ mod tests {
             ..bad
         };
         assert!(gather(&expanded, &s).unwrap_err().contains("holds only 6"));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowing_the_stack() {
+        for (open, close) in [(vec![b')'], vec![0x85]), (vec![b']'], vec![0x85])] {
+            let mut p = vec![0x80, 2];
+            p.extend(&open);
+            for _ in 0..200_000 {
+                p.extend(&close);
+            }
+            p.push(b'.');
+            let e = run_pickle(&p, 0, Persist::Zip).unwrap_err();
+            assert!(e.contains("nest deeper"), "{e}");
+        }
+        // Through APPEND: x -> [x], repeated (BINPUT 0, POP, EMPTY_LIST, BINGET 0, APPEND).
+        let mut p = vec![0x80, 2, b']'];
+        for _ in 0..200_000 {
+            p.extend([b'q', 0, b'0', b']', b'h', 0, b'a']);
+        }
+        p.push(b'.');
+        let e = run_pickle(&p, 0, Persist::Zip).unwrap_err();
+        assert!(e.contains("nest deeper"), "{e}");
     }
 
     #[test]
