@@ -10,7 +10,9 @@
 // matrix-vector products), loads one vec4 per row and per column for every 4 k, and reuses each
 // loaded value 4 times. No workgroup memory and no barriers (both are costly on a CPU); the
 // columns of an invocation are WG apart so that the lanes of one load read neighbouring rows of
-// B. GPUs keep conv2d.wgsl's shared-memory tiles.
+// B. Workgroups go row tile (x) fastest: consecutive workgroups reuse the same columns of B
+// (~200 KB, cache-resident) while A is small; the other order streamed the whole im2col matrix
+// once per row tile. GPUs keep conv2d.wgsl's shared-memory tiles.
 //
 // Output: nn = n + n_off (first column of this dispatch: chunk of an im2col, or first row of a
 // split weight), mt = m + z * m_goff (output channel of group z);
@@ -89,8 +91,8 @@ fn b_rows(g: u32, n0: u32) -> vec4<u32> {
 @compute @workgroup_size(8, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let g = wg.z;
-    let m0 = wg.y * TM;
-    let n0 = wg.x * (WG * TN) + lid.x;
+    let m0 = wg.x * TM;
+    let n0 = wg.y * (WG * TN) + lid.x;
     let bo = b_rows(g, n0);
     let ml = p.m - 1u;
     let ab = g * p.a_gstride;
@@ -129,8 +131,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
 @compute @workgroup_size(8, 1, 1)
 fn main_m1(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let g = wg.z;
-    let m = wg.y;
-    let n0 = wg.x * (WG * TN) + lid.x;
+    let m = wg.x;
+    let n0 = wg.y * (WG * TN) + lid.x;
     let bo = b_rows(g, n0);
     let a0 = g * p.a_gstride + min(m, p.m - 1u) * p.kv;
     var acc = vec4<f32>(0.0);

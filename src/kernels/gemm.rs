@@ -89,7 +89,7 @@ pub fn dispatch(
     } else {
         (&kernels.gemm, TM)
     };
-    let workgroups = check_groups(ctx, "gemm", [n.div_ceil(WG * TN), m.div_ceil(rows), groups])?;
+    let workgroups = check_groups(ctx, "gemm", [m.div_ceil(rows), n.div_ceil(WG * TN), groups])?;
     let uniform = uniform_buffer(ctx, "gemm params", &params);
     let bind_group = kernel.bind(ctx, &uniform, &[a, b, bias, c]);
     Ok(Dispatch {
