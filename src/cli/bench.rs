@@ -156,6 +156,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                         100.0 * l.ms / total,
                         gf
                     );
+                    for (kernel, ms) in &l.kernels {
+                        println!("    {:<42} {:>9.2}", kernel, ms);
+                    }
                 }
                 println!("  {:<44} {:>9.2}", "total", total);
             }

@@ -568,6 +568,10 @@ pub struct StepTiming {
     pub label: String,
     pub ms: f64,
     pub flops: f64,
+    /// Per kernel when the step has several dispatches (e.g. im2col + gemm): `(label, ms)`,
+    /// summed over dispatches of the same label (chunks, weight parts). Timestamps only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kernels: Vec<(String, f64)>,
 }
 
 impl Network<'_> {
@@ -594,10 +598,13 @@ impl Network<'_> {
                     label: label.clone(),
                     ms: t.elapsed().as_secs_f64() * 1e3,
                     flops: flops(ds),
+                    kernels: Vec::new(),
                 });
             }
             return Ok(out);
         }
+        // One compute pass (two timestamps) per dispatch.
+        let n = plan.steps.iter().map(|(_, ds)| ds.len()).sum::<usize>();
         let queries = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
             label: Some("step timestamps"),
             ty: wgpu::QueryType::Timestamp,
@@ -621,18 +628,16 @@ impl Network<'_> {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("profile"),
             });
-        for (i, (label, ds)) in plan.steps.iter().enumerate() {
+        for (i, d) in plan.steps.iter().flat_map(|(_, ds)| ds).enumerate() {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(label),
+                label: Some(&d.label),
                 timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
                     query_set: &queries,
                     beginning_of_pass_write_index: Some(2 * i as u32),
                     end_of_pass_write_index: Some(2 * i as u32 + 1),
                 }),
             });
-            for d in ds {
-                d.record(&mut pass);
-            }
+            d.record(&mut pass);
         }
         encoder.resolve_query_set(&queries, 0..2 * n as u32, &resolve, 0);
         encoder.copy_buffer_to_buffer(&resolve, 0, &staging, 0, bytes);
@@ -655,15 +660,29 @@ impl Network<'_> {
         drop(view);
         staging.unmap();
         let period = ctx.queue.get_timestamp_period() as f64;
-        Ok(plan
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, (label, ds))| StepTiming {
+        let mut i = 0;
+        let mut out = Vec::with_capacity(plan.steps.len());
+        for (label, ds) in &plan.steps {
+            let mut kernels: Vec<(String, f64)> = Vec::new();
+            for d in ds {
+                let ms = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period / 1e6;
+                i += 1;
+                match kernels.iter_mut().find(|(l, _)| *l == d.label) {
+                    Some((_, t)) => *t += ms,
+                    None => kernels.push((d.label.clone(), ms)),
+                }
+            }
+            let ms = kernels.iter().map(|(_, t)| t).sum();
+            if kernels.len() < 2 {
+                kernels.clear();
+            }
+            out.push(StepTiming {
                 label: label.clone(),
-                ms: ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period / 1e6,
+                ms,
                 flops: flops(ds),
-            })
-            .collect())
+                kernels,
+            });
+        }
+        Ok(out)
     }
 }
