@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use alexnet_wgpu::data::inputs::load_npy_batch;
 use alexnet_wgpu::data::{
-    collect_inputs, load_image, preprocess, InputItem, InputSource, Preprocess,
+    collect_inputs, load_image, par_map, preprocess, InputItem, InputSource, Preprocess,
 };
 use alexnet_wgpu::labels;
 use alexnet_wgpu::model::Network;
@@ -44,6 +44,9 @@ pub struct ClassifyArgs {
     /// Write the flattened pool5 features [N, 9216] of the inputs that ran as float32 .npy.
     #[arg(long, value_name = "FILE.npy")]
     features_out: Option<PathBuf>,
+    /// Print how the time split between decoding and GPU work.
+    #[arg(long)]
+    timings: bool,
     /// Images, folders (walked recursively, sorted) or preprocessed [N, 3, H, W] .npy batches.
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
@@ -89,37 +92,14 @@ fn prepare_chunk(
     pre: &Preprocess,
     npy_cache: &mut HashMap<PathBuf, ([usize; 4], Vec<f32>)>,
 ) -> Vec<anyhow::Result<Prepared>> {
-    let mut out: Vec<Option<anyhow::Result<Prepared>>> = (0..chunk.len()).map(|_| None).collect();
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let images: Vec<usize> = (0..chunk.len())
-        .filter(|&i| matches!(chunk[i].source, InputSource::Image(_)))
-        .collect();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = images
-            .chunks(images.len().div_ceil(threads).max(1))
-            .map(|idx| {
-                s.spawn(move || {
-                    idx.iter()
-                        .map(|&i| (i, prepare(&chunk[i], pre, &mut HashMap::new())))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for h in handles {
-            for (i, r) in h.join().expect("preprocessing thread panicked") {
-                out[i] = Some(r);
-            }
-        }
+    let images = par_map(chunk, |item| match item.source {
+        InputSource::Image(_) => Some(prepare(item, pre, &mut HashMap::new())),
+        InputSource::NpyItem(..) => None,
     });
-    for (i, item) in chunk.iter().enumerate() {
-        if out[i].is_none() {
-            out[i] = Some(prepare(item, pre, npy_cache));
-        }
-    }
-    out.into_iter()
-        .map(|r| r.expect("every item prepared"))
+    chunk
+        .iter()
+        .zip(images)
+        .map(|(item, done)| done.unwrap_or_else(|| prepare(item, pre, npy_cache)))
         .collect()
 }
 
@@ -163,58 +143,91 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
         .expect("valid template"),
     );
     let mut rows: Vec<Result<Row, String>> = Vec::with_capacity(items.len());
-    let mut npy_cache = HashMap::new();
-    for chunk in items.chunks(args.batch) {
-        let prepared = prepare_chunk(chunk, &pre, &mut npy_cache);
-        // Run consecutive items of the same size together (an .npy batch may differ in size).
-        let mut pending: Vec<(usize, [usize; 2], Vec<f32>)> = Vec::new();
-        let mut results: Vec<Option<Result<Row, String>>> =
-            (0..chunk.len()).map(|_| None).collect();
-        for (i, r) in prepared.into_iter().enumerate() {
-            match r {
-                Ok((hw, data)) => pending.push((i, hw, data)),
-                Err(e) => {
-                    bar.suspend(|| eprintln!("error: {e:#}"));
-                    results[i] = Some(Err(format!("{e:#}")));
+    let (mut decode_s, mut gpu_s) = (0f64, 0f64);
+    let wall = std::time::Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        // Decoding runs one batch ahead on CPU threads while the GPU works on the current one.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let pre = &pre;
+        let items = &items;
+        let batch = args.batch;
+        scope.spawn(move || {
+            let mut npy_cache = HashMap::new();
+            for chunk in items.chunks(batch) {
+                let t = std::time::Instant::now();
+                let prepared = prepare_chunk(chunk, pre, &mut npy_cache);
+                if tx
+                    .send((chunk, prepared, t.elapsed().as_secs_f64()))
+                    .is_err()
+                {
+                    break;
                 }
             }
-        }
-        let mut start = 0;
-        while start < pending.len() {
-            let hw = pending[start].1;
-            let end = pending[start..]
-                .iter()
-                .position(|p| p.1 != hw)
-                .map_or(pending.len(), |e| start + e);
-            let group = &pending[start..end];
-            let input: Vec<f32> = group.iter().flat_map(|p| p.2.iter().copied()).collect();
-            let out = net
-                .forward(&input, group.len(), hw[0], hw[1], want_features)
-                .with_context(|| format!("running {}", chunk[group[0].0].name()))?;
-            for (j, (i, _, _)) in group.iter().enumerate() {
-                let c = out.classes;
-                let logits = out.logits[j * c..(j + 1) * c].to_vec();
-                let probs = &out.probs[j * c..(j + 1) * c];
-                results[*i] = Some(Ok(Row {
-                    name: chunk[*i].name(),
-                    top: top_k(probs, &logits, args.top),
-                    logits,
-                    features: out
-                        .features
-                        .as_ref()
-                        .map(|f| f[j * out.feature_len..(j + 1) * out.feature_len].to_vec()),
-                }));
+        });
+        for (chunk, prepared, seconds) in rx {
+            decode_s += seconds;
+            // Run consecutive items of the same size together (an .npy batch may differ in size).
+            let mut pending: Vec<(usize, [usize; 2], Vec<f32>)> = Vec::new();
+            let mut results: Vec<Option<Result<Row, String>>> =
+                (0..chunk.len()).map(|_| None).collect();
+            for (i, r) in prepared.into_iter().enumerate() {
+                match r {
+                    Ok((hw, data)) => pending.push((i, hw, data)),
+                    Err(e) => {
+                        bar.suspend(|| eprintln!("error: {e:#}"));
+                        results[i] = Some(Err(format!("{e:#}")));
+                    }
+                }
             }
-            start = end;
+            let mut start = 0;
+            while start < pending.len() {
+                let hw = pending[start].1;
+                let end = pending[start..]
+                    .iter()
+                    .position(|p| p.1 != hw)
+                    .map_or(pending.len(), |e| start + e);
+                let group = &pending[start..end];
+                let input: Vec<f32> = group.iter().flat_map(|p| p.2.iter().copied()).collect();
+                let t = std::time::Instant::now();
+                let out = net
+                    .forward(&input, group.len(), hw[0], hw[1], want_features)
+                    .with_context(|| format!("running {}", chunk[group[0].0].name()))?;
+                gpu_s += t.elapsed().as_secs_f64();
+                for (j, (i, _, _)) in group.iter().enumerate() {
+                    let c = out.classes;
+                    let logits = out.logits[j * c..(j + 1) * c].to_vec();
+                    let probs = &out.probs[j * c..(j + 1) * c];
+                    results[*i] = Some(Ok(Row {
+                        name: chunk[*i].name(),
+                        top: top_k(probs, &logits, args.top),
+                        logits,
+                        features: out
+                            .features
+                            .as_ref()
+                            .map(|f| f[j * out.feature_len..(j + 1) * out.feature_len].to_vec()),
+                    }));
+                }
+                start = end;
+            }
+            rows.extend(
+                results
+                    .into_iter()
+                    .map(|r| r.expect("every item has a result")),
+            );
+            bar.inc(chunk.len() as u64);
         }
-        rows.extend(
-            results
-                .into_iter()
-                .map(|r| r.expect("every item has a result")),
-        );
-        bar.inc(chunk.len() as u64);
-    }
+        Ok(())
+    })?;
     bar.finish_and_clear();
+    if args.timings {
+        let wall = wall.elapsed().as_secs_f64();
+        eprintln!(
+            "{} inputs in {wall:.2} s ({:.2} images/s): decoding+preprocessing {decode_s:.2} s on CPU threads, \
+             GPU forward passes {gpu_s:.2} s (the two overlap)",
+            items.len(),
+            items.len() as f64 / wall.max(1e-9)
+        );
+    }
 
     print_rows(&items, &rows, &names, args.format)?;
     let ok: Vec<&Row> = rows.iter().filter_map(|r| r.as_ref().ok()).collect();
