@@ -232,3 +232,24 @@ fn adapters_and_summary() {
     assert!(s.contains("61100840 parameters"), "{s}");
     assert!(s.contains("1.428 GFLOP per image"), "{s}");
 }
+
+#[test]
+fn no_adapter_says_what_to_install() {
+    let o = Command::new(env!("CARGO_BIN_EXE_alexnet"))
+        .args([
+            "classify",
+            "--weights",
+            fixture("torchvision_small.npz").to_str().unwrap(),
+            "assets/images/chelsea.jpg",
+        ])
+        .env("WGPU_ADAPTER_NAME", "no-such-adapter-anywhere")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("no GPU adapter found") && e.contains("mesa-vulkan-drivers"),
+        "{e}"
+    );
+}

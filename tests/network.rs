@@ -202,3 +202,19 @@ fn f16_and_f64_weights_are_converted() {
         TOL,
     );
 }
+
+#[test]
+fn a_batch_over_the_binding_limit_is_a_clear_error() {
+    let ctx = ctx();
+    let w = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    let mut net = Network::new(&ctx, &w).unwrap();
+    // conv1's output alone is 12 x 55 x 55 floats per image: 5000 images need ~725 MB.
+    let msg = match net.plan(5000, 224, 224) {
+        Ok(_) => panic!("a 5000-image plan fitted the binding limit"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        msg.contains("max_storage_buffer_binding_size") && msg.contains("smaller --batch"),
+        "{msg}"
+    );
+}

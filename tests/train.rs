@@ -9,7 +9,10 @@ use alexnet_wgpu::train::kernels::{
     adam, cross_entropy, dense_backward, dropout, relu_backward, sgd, TrainKernels,
 };
 use alexnet_wgpu::train::reference::train_cpu;
-use alexnet_wgpu::train::{DenseHost, HeadKind, HeadWeights, Optimizer, TrainConfig, Trainer};
+use alexnet_wgpu::train::{
+    fit, DenseHost, FeatureSet, FitOptions, HeadKind, HeadWeights, Optimizer, Schedule,
+    TrainConfig, Trainer,
+};
 use common::{assert_close, ctx, random};
 
 #[test]
@@ -339,5 +342,120 @@ fn adam_follows_the_cpu_protocol() {
             eps: 1e-8,
         },
         0.0,
+    );
+}
+
+fn blobs(n: usize, dim: usize, seed: u64) -> FeatureSet {
+    // Three well separated classes: class c has mean +3 on coordinates c*4..c*4+4.
+    let noise = random(n * dim, seed, 1.0);
+    let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
+    let features = (0..n * dim)
+        .map(|j| {
+            noise[j]
+                + if (j % dim) / 4 == labels[j / dim] {
+                    3.0
+                } else {
+                    0.0
+                }
+        })
+        .collect();
+    FeatureSet {
+        features,
+        dim,
+        labels,
+        paths: vec![],
+        classes: vec!["a".into(), "b".into(), "c".into()],
+    }
+}
+
+fn options(lr: f32, epochs: usize, patience: Option<usize>, schedule: Schedule) -> FitOptions {
+    FitOptions {
+        epochs,
+        steps: None,
+        batch: 16,
+        lr,
+        schedule,
+        shuffle: true,
+        patience,
+        config: TrainConfig {
+            optimizer: Optimizer::Sgd { momentum: 0.9 },
+            weight_decay: 0.0,
+            dropout: 0.0,
+            seed: 1,
+        },
+        checkpoint: None,
+        resume: false,
+        interrupt_after: None,
+    }
+}
+
+#[test]
+fn fit_learns_separable_features_and_early_stopping_keeps_the_best_epoch() {
+    let ctx = ctx();
+    let (train, val) = (blobs(96, 12, 1), blobs(30, 12, 2));
+    let head = HeadWeights {
+        kind: HeadKind::Last,
+        layers: vec![DenseHost {
+            name: "fc8".into(),
+            inp: 12,
+            out: 3,
+            relu: false,
+            weight: vec![0.0; 36],
+            bias: vec![0.0; 3],
+        }],
+    };
+    let out = fit(
+        &ctx,
+        &head,
+        &train,
+        Some(&val),
+        &options(0.05, 10, None, Schedule::Cosine),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(out.history.len(), 10);
+    let last = out.history.last().unwrap();
+    assert!(
+        last.val_accuracy.unwrap() > 0.95 && last.train_loss < out.history[0].train_loss,
+        "{last:?}"
+    );
+    assert!(last.lr < 0.01, "cosine schedule ends near 0: {}", last.lr);
+
+    // A learning rate that makes the loss blow up after the first epoch: with patience 2 the
+    // run stops two epochs after its best and returns the best epoch's head.
+    let out = fit(
+        &ctx,
+        &head,
+        &train,
+        Some(&val),
+        &options(40.0, 30, Some(2), Schedule::Constant),
+        &mut |_| {},
+    )
+    .unwrap();
+    let best = out
+        .history
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.val_loss.partial_cmp(&b.1.val_loss).unwrap())
+        .unwrap()
+        .0;
+    assert_eq!(out.best_epoch, best + 1);
+    assert_eq!(
+        out.history.len(),
+        best + 3,
+        "{:?}",
+        out.history.iter().map(|r| r.val_loss).collect::<Vec<_>>()
+    );
+    let mut check = Trainer::new(
+        &ctx,
+        &out.head,
+        options(0.0, 1, None, Schedule::Constant).config,
+        16,
+        1,
+    )
+    .unwrap();
+    let (stats, _) = alexnet_wgpu::train::fit::evaluate(&mut check, &val, 16).unwrap();
+    assert!(
+        (stats.loss() - out.history[best].val_loss.unwrap()).abs() < 1e-4 * stats.loss().max(1.0)
     );
 }

@@ -255,6 +255,27 @@ fn bad_data_gets_clear_errors() {
     let o = run(&single);
     assert!(stderr_of(&o).contains("single class"), "{}", stderr_of(&o));
 
+    // Augmented views: each training image is cached several times.
+    let o = alexnet(&[
+        "train-head",
+        "--weights",
+        &b,
+        "--data",
+        &data(),
+        "--augment",
+        "2",
+        "--epochs",
+        "1",
+        "--out",
+        root.join("z.npz").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert!(
+        stderr_of(&o).contains("training features: 48 images -> 96 feature rows"),
+        "{}",
+        stderr_of(&o)
+    );
+
     // Unreadable images are warned about and skipped; training still runs.
     let mixed = root.join("mixed");
     for (class, img) in [("cat", "chelsea.jpg"), ("cup", "coffee.jpg")] {

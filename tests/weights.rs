@@ -151,11 +151,32 @@ fn class_count_comes_from_the_last_layer() {
 }
 
 #[test]
-fn saved_weights_load_back_identically() {
-    let w = Weights::load(&fixture("keras_small.npz"), None).unwrap();
+fn saved_weights_keep_their_naming_and_load_back_identically() {
     let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("out.npz");
-    w.save_npz(&p, vec![]).unwrap();
-    let back = Weights::load(&p, Some(Arch::Keras)).unwrap();
-    assert_eq!(back.tensors, w.tensors);
+    for (file, first_key) in [
+        ("keras_small.npz", "conv2d/kernel"),
+        ("torchvision_small.npz", "features.0.weight"),
+        ("caffe_small.npz", "conv1.weight"),
+    ] {
+        let w = Weights::load(&fixture(file), None).unwrap();
+        let p = dir.path().join(file);
+        w.save_npz(&p, vec![]).unwrap();
+        // Same keys, shapes and values as the source file (Keras: HWIO, [in, out], NHWC rows).
+        let mut orig: Vec<_> = read_tensors(&fixture(file))
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.key, t.shape, t.data.unwrap()))
+            .collect();
+        let mut saved: Vec<_> = read_tensors(&p)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.key, t.shape, t.data.unwrap()))
+            .collect();
+        orig.sort_by(|a, b| a.0.cmp(&b.0));
+        saved.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(saved, orig, "{file}");
+        assert!(saved.iter().any(|t| t.0 == first_key));
+        let back = Weights::load(&p, None).unwrap();
+        assert_eq!((back.arch, back.tensors), (w.arch, w.tensors), "{file}");
+    }
 }

@@ -73,19 +73,44 @@ impl Weights {
             .unwrap_or_else(|| panic!("weights were validated but '{name}' is missing"))
     }
 
-    /// Writes the weights in PyTorch layout with the preset's usual names (torchvision names for
-    /// `torchvision`, Caffe names otherwise), atomically.
+    /// Writes the weights with the names and layout of the file they came from (PyTorch layout
+    /// with torchvision or Caffe names, or Keras layout and names), atomically, followed by
+    /// `extra` entries (metadata).
     pub fn save_npz(&self, path: &Path, extra: Vec<(String, NpzEntry<'_>)>) -> Result<()> {
+        self.save_npz_as(path, self.scheme, extra)
+    }
+
+    /// As [`Weights::save_npz`] in the given naming scheme.
+    pub fn save_npz_as(
+        &self,
+        path: &Path,
+        scheme: Scheme,
+        extra: Vec<(String, NpzEntry<'_>)>,
+    ) -> Result<()> {
         let spec = self.spec();
         let shapes = spec.param_shapes()?;
-        let scheme = match self.arch {
-            Arch::Torchvision => Scheme::Torchvision,
-            _ => Scheme::Caffe,
-        };
-        let mut entries: Vec<(String, NpzEntry<'_>)> = Vec::new();
-        for (name, shape) in &shapes {
-            entries.push((scheme.file_key(name), NpzEntry::F32(shape, self.get(name))));
-        }
+        let flat_src = flatten_source(&spec)?;
+        let first_dense = shapes
+            .iter()
+            .find(|(n, _)| n.starts_with("fc"))
+            .map(|(n, _)| n.clone());
+        let converted: Vec<(String, Vec<usize>, Vec<f32>)> = shapes
+            .iter()
+            .map(|(name, shape)| {
+                let nhwc = (Some(name) == first_dense.as_ref())
+                    .then_some(flat_src)
+                    .flatten();
+                (
+                    scheme.file_key(name),
+                    naming::file_shape(scheme, shape),
+                    naming::from_our_layout(scheme, shape, self.get(name), nhwc),
+                )
+            })
+            .collect();
+        let mut entries: Vec<(String, NpzEntry<'_>)> = converted
+            .iter()
+            .map(|(k, s, d)| (k.clone(), NpzEntry::F32(s, d)))
+            .collect();
         entries.extend(extra);
         write_npz(path, &entries)
     }

@@ -240,3 +240,45 @@ pub fn to_our_layout(
         _ => data.to_vec(),
     }
 }
+
+/// The inverse of [`to_our_layout`]: our tensor in the file layout of `scheme`.
+pub fn from_our_layout(
+    scheme: Scheme,
+    shape: &[usize],
+    data: &[f32],
+    nhwc_source: Option<[usize; 3]>,
+) -> Vec<f32> {
+    match (scheme, shape) {
+        (Scheme::Keras, [o, i, kh, kw]) => {
+            let (o, i, kh, kw) = (*o, *i, *kh, *kw);
+            let mut out = vec![0f32; data.len()];
+            for co in 0..o {
+                for ci in 0..i {
+                    for y in 0..kh {
+                        for x in 0..kw {
+                            out[((y * kw + x) * i + ci) * o + co] =
+                                data[((co * i + ci) * kh + y) * kw + x];
+                        }
+                    }
+                }
+            }
+            out
+        }
+        (Scheme::Keras, [o, i]) => {
+            let (o, i) = (*o, *i);
+            let row_of = |our_in: usize| match nhwc_source {
+                Some([c, h, w]) if c * h * w == i => (our_in % (h * w)) * c + our_in / (h * w),
+                _ => our_in,
+            };
+            let mut out = vec![0f32; data.len()];
+            for k in 0..i {
+                let r = row_of(k);
+                for oo in 0..o {
+                    out[r * o + oo] = data[oo * i + k];
+                }
+            }
+            out
+        }
+        _ => data.to_vec(),
+    }
+}
