@@ -144,7 +144,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             }
             if let Some(g) = &gemm {
                 println!(
-                    "\nplain GEMM C = A B^T ({:?} path, wall clock per dispatch):",
+                    "\nplain GEMM C = A B^T ({} path, wall clock per dispatch):",
                     g[0].path
                 );
                 println!(
