@@ -59,7 +59,7 @@ pub fn grad_input(
             bind_group: k
                 .grad_input
                 .bind_at(ctx, &[(0, &uniform), (1, buf), (2, dy), (3, dx)]),
-            workgroups: grid_1d(ctx, batch * w.cols, 64)?,
+            workgroups: grid_1d(ctx, batch.div_ceil(4) * w.cols.div_ceil(4), 64)?,
             flops: 2.0 * (batch * rows * w.cols) as f64,
             _params: uniform,
         });
@@ -93,7 +93,7 @@ pub fn grad_weight_bias(
             bind_group: k
                 .grad_weight
                 .bind_at(ctx, &[(0, &uniform), (1, x), (2, dy), (3, dw)]),
-            workgroups: grid_1d(ctx, rows * w.cols, 64)?,
+            workgroups: grid_1d(ctx, rows.div_ceil(4) * w.cols.div_ceil(4), 64)?,
             flops: 2.0 * (batch * rows * w.cols) as f64,
             _params: uniform,
         });
