@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use crate::data::inputs::is_image_path;
+use crate::data::inputs::list_images;
 use crate::error::{Error, Result};
 
 /// Labelled image paths; class names are the sorted folder names.
@@ -48,14 +48,7 @@ impl ClassFolders {
                 .unwrap_or_default()
                 .to_string_lossy()
                 .to_string();
-            let mut files: Vec<PathBuf> = walkdir::WalkDir::new(cdir)
-                .follow_links(true)
-                .into_iter()
-                .filter_map(|e| e.ok())
-                .filter(|e| e.file_type().is_file() && is_image_path(e.path()))
-                .map(|e| e.into_path())
-                .collect();
-            files.sort();
+            let files = list_images(cdir);
             if files.is_empty() {
                 empty.push(name.clone());
             }

@@ -39,6 +39,19 @@ fn is_npy(p: &Path) -> bool {
     p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))
 }
 
+/// Every image file below `dir` (recursively, following links), sorted by path.
+pub fn list_images(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file() && is_image_path(e.path()))
+        .map(|e| e.into_path())
+        .collect();
+    found.sort();
+    found
+}
+
 /// Reads the shape of a `.npy` batch without loading it.
 pub fn npy_batch_shape(path: &Path) -> Result<[usize; 4]> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -76,15 +89,7 @@ pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<InputItem>> {
     for path in paths {
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if meta.is_dir() {
-            let mut found: Vec<PathBuf> = walkdir::WalkDir::new(path)
-                .follow_links(true)
-                .into_iter()
-                .filter_map(|e| e.ok())
-                .filter(|e| e.file_type().is_file() && is_image_path(e.path()))
-                .map(|e| e.into_path())
-                .collect();
-            found.sort();
-            out.extend(found.into_iter().map(|p| InputItem {
+            out.extend(list_images(path).into_iter().map(|p| InputItem {
                 source: InputSource::Image(p),
             }));
         } else if is_npy(path) {

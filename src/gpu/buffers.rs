@@ -106,6 +106,15 @@ pub fn copy_to_staging(
 
 /// Waits for the GPU and returns the staging buffer's first `len` floats.
 pub fn map_staging(ctx: &GpuContext, staging: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+    map_staging_as(ctx, staging, len)
+}
+
+/// Waits for the GPU and returns the staging buffer's first `len` values of type `T`.
+pub fn map_staging_as<T: bytemuck::Pod>(
+    ctx: &GpuContext,
+    staging: &wgpu::Buffer,
+    len: usize,
+) -> Result<Vec<T>> {
     if len == 0 {
         return Ok(Vec::new());
     }
@@ -123,7 +132,7 @@ pub fn map_staging(ctx: &GpuContext, staging: &wgpu::Buffer, len: usize) -> Resu
     let view = slice
         .get_mapped_range()
         .map_err(|e| Error::Gpu(format!("mapping the read-back buffer: {e}")))?;
-    let out = bytemuck::cast_slice::<u8, f32>(&view)[..len].to_vec();
+    let out = bytemuck::cast_slice::<u8, T>(&view)[..len].to_vec();
     drop(view);
     staging.unmap();
     Ok(out)

@@ -193,6 +193,31 @@ pub enum Layer {
 }
 
 impl Layer {
+    /// The convolution geometry of a `Conv` layer for `batch` inputs of `[c, h, w]`.
+    pub fn conv_shape(&self, batch: usize, [c, h, w]: [usize; 3]) -> Option<Conv2dShape> {
+        match *self {
+            Layer::Conv {
+                out,
+                kernel,
+                stride,
+                pad,
+                groups,
+                ..
+            } => Some(Conv2dShape {
+                batch,
+                in_c: c,
+                in_h: h,
+                in_w: w,
+                out_c: out,
+                kernel,
+                stride,
+                pad,
+                groups,
+            }),
+            _ => None,
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Layer::Conv {
@@ -241,6 +266,14 @@ pub enum Shape {
 }
 
 impl Shape {
+    /// `[C, H, W]`; a flat vector of F values is `[F, 1, 1]`.
+    pub fn as_map(&self) -> [usize; 3] {
+        match self {
+            Shape::Map(m) => *m,
+            Shape::Flat(f) => [*f, 1, 1],
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             Shape::Map([c, h, w]) => c * h * w,
@@ -301,35 +334,22 @@ impl NetSpec {
                 )),
             };
             let (next, params, flops) = match layer {
-                Layer::Conv {
-                    name,
-                    out: co,
-                    kernel,
-                    stride,
-                    pad,
-                    groups,
-                } => {
-                    let [c, h, w] = map(&shape)?;
-                    let conv = Conv2dShape {
-                        batch: 1,
-                        in_c: c,
-                        in_h: h,
-                        in_w: w,
-                        out_c: *co,
-                        kernel: *kernel,
-                        stride: *stride,
-                        pad: *pad,
-                        groups: *groups,
-                    };
+                Layer::Conv { name, .. } => {
+                    let conv = layer.conv_shape(1, map(&shape)?).expect("a conv layer");
                     let (oh, ow) = conv.out_hw().map_err(|e| ctx(e.to_string()))?;
                     (
-                        Shape::Map([*co, oh, ow]),
+                        Shape::Map([conv.out_c, oh, ow]),
                         vec![
                             (
                                 format!("{name}.weight"),
-                                vec![*co, c / groups, *kernel, *kernel],
+                                vec![
+                                    conv.out_c,
+                                    conv.in_c / conv.groups,
+                                    conv.kernel,
+                                    conv.kernel,
+                                ],
                             ),
-                            (format!("{name}.bias"), vec![*co]),
+                            (format!("{name}.bias"), vec![conv.out_c]),
                         ],
                         conv.flops(),
                     )

@@ -290,37 +290,13 @@ impl<'a> Network<'a> {
             } else {
                 Slot::Ping
             };
-            let map = |s: &Shape| match s {
-                Shape::Map(m) => *m,
-                Shape::Flat(f) => [*f, 1, 1],
-            };
-            let [c, ih, iw] = map(&info.input);
+            let [c, ih, iw] = info.input.as_map();
             let dispatches = match (op, &spec.layers[li]) {
-                (
-                    Op::Conv { relu, .. },
-                    Layer::Conv {
-                        name,
-                        out,
-                        kernel,
-                        stride,
-                        pad,
-                        groups,
-                    },
-                ) => {
+                (Op::Conv { relu, .. }, layer @ Layer::Conv { name, .. }) => {
                     let Some(Param::Conv { weight, bias }) = self.params.get(*name) else {
                         unreachable!("conv params uploaded in new()")
                     };
-                    let shape = Conv2dShape {
-                        batch,
-                        in_c: c,
-                        in_h: ih,
-                        in_w: iw,
-                        out_c: *out,
-                        kernel: *kernel,
-                        stride: *stride,
-                        pad: *pad,
-                        groups: *groups,
-                    };
+                    let shape = layer.conv_shape(batch, [c, ih, iw]).expect("a conv layer");
                     match &scratch {
                         Some(scratch) => kernels::conv2d::dispatch_gemm(
                             ctx,
@@ -340,7 +316,7 @@ impl<'a> Network<'a> {
                             *relu,
                             weight,
                             0,
-                            out / groups,
+                            shape.out_c / shape.groups,
                             bias,
                             buf(cur),
                             buf(dst),
@@ -642,23 +618,7 @@ impl Network<'_> {
         encoder.resolve_query_set(&queries, 0..2 * n as u32, &resolve, 0);
         encoder.copy_buffer_to_buffer(&resolve, 0, &staging, 0, bytes);
         ctx.queue.submit([encoder.finish()]);
-        let slice = staging.slice(..);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        ctx.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
-        rx.recv()
-            .map_err(|e| Error::Gpu(e.to_string()))?
-            .map_err(|e| Error::Gpu(format!("mapping timestamps: {e}")))?;
-        let view = slice
-            .get_mapped_range()
-            .map_err(|e| Error::Gpu(format!("mapping timestamps: {e}")))?;
-        let ticks: Vec<u64> = bytemuck::cast_slice::<u8, u64>(&view).to_vec();
-        drop(view);
-        staging.unmap();
+        let ticks: Vec<u64> = crate::gpu::map_staging_as(ctx, &staging, 2 * n)?;
         let period = ctx.queue.get_timestamp_period() as f64;
         let mut i = 0;
         let mut out = Vec::with_capacity(plan.steps.len());

@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::kernels::{adaptive_avg_pool, conv2d, dense, lrn, max_pool, relu, softmax};
-use crate::model::{Layer, Shape};
+use crate::model::Layer;
 use crate::weights::Weights;
 
 /// Returns (logits `[batch, classes]`, flattened features `[batch, F]` if the net flattens).
@@ -19,30 +19,10 @@ pub fn forward_cpu(
     let mut x = input.to_vec();
     let mut features = None;
     for (layer, info) in spec.layers.iter().zip(&infos) {
-        let [c, ih, iw] = match info.input {
-            Shape::Map(m) => m,
-            Shape::Flat(f) => [f, 1, 1],
-        };
+        let [c, ih, iw] = info.input.as_map();
         x = match layer {
-            Layer::Conv {
-                name,
-                out,
-                kernel,
-                stride,
-                pad,
-                groups,
-            } => {
-                let shape = conv2d::Conv2dShape {
-                    batch,
-                    in_c: c,
-                    in_h: ih,
-                    in_w: iw,
-                    out_c: *out,
-                    kernel: *kernel,
-                    stride: *stride,
-                    pad: *pad,
-                    groups: *groups,
-                };
+            Layer::Conv { name, .. } => {
+                let shape = layer.conv_shape(batch, [c, ih, iw]).expect("a conv layer");
                 conv2d::reference(
                     &shape,
                     weights.get(&format!("{name}.weight")),

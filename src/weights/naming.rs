@@ -195,49 +195,53 @@ pub fn in_channels(scheme: Scheme, shape: &[usize]) -> Option<usize> {
     }
 }
 
-/// Converts a tensor of our `shape` from the file's layout. `nhwc_source` is the `[C, H, W]` map
-/// a Keras dense kernel flattens in NHWC order: its rows are permuted to our NCHW order.
+/// For a Keras-layout tensor of our `shape`, the Keras flat index of each of our elements, in
+/// our order (None: the layouts agree). `nhwc_source` is the `[C, H, W]` map a Keras dense
+/// kernel flattens in NHWC order: its rows map to our NCHW order.
+fn keras_indices(
+    scheme: Scheme,
+    shape: &[usize],
+    nhwc_source: Option<[usize; 3]>,
+) -> Option<Vec<usize>> {
+    match (scheme, shape) {
+        (Scheme::Keras, &[o, i, kh, kw]) => {
+            let mut idx = Vec::with_capacity(o * i * kh * kw);
+            for co in 0..o {
+                for ci in 0..i {
+                    for y in 0..kh {
+                        for x in 0..kw {
+                            idx.push(((y * kw + x) * i + ci) * o + co);
+                        }
+                    }
+                }
+            }
+            Some(idx)
+        }
+        (Scheme::Keras, &[o, i]) => {
+            let row_of = |ours: usize| match nhwc_source {
+                Some([c, h, w]) if c * h * w == i => (ours % (h * w)) * c + ours / (h * w),
+                _ => ours,
+            };
+            Some(
+                (0..o)
+                    .flat_map(|oo| (0..i).map(move |k| row_of(k) * o + oo))
+                    .collect(),
+            )
+        }
+        _ => None,
+    }
+}
+
+/// Converts a tensor of our `shape` from the file's layout (see [`keras_indices`]).
 pub fn to_our_layout(
     scheme: Scheme,
     shape: &[usize],
     data: &[f32],
     nhwc_source: Option<[usize; 3]>,
 ) -> Vec<f32> {
-    match (scheme, shape) {
-        (Scheme::Keras, [o, i, kh, kw]) => {
-            let (o, i, kh, kw) = (*o, *i, *kh, *kw);
-            let mut out = vec![0f32; data.len()];
-            for y in 0..kh {
-                for x in 0..kw {
-                    for ci in 0..i {
-                        for co in 0..o {
-                            out[((co * i + ci) * kh + y) * kw + x] =
-                                data[((y * kw + x) * i + ci) * o + co];
-                        }
-                    }
-                }
-            }
-            out
-        }
-        (Scheme::Keras, [o, i]) => {
-            let (o, i) = (*o, *i);
-            // Keras row r of [in, out] is flatten position r in NHWC order; ours is NCHW.
-            let row_of = |our_in: usize| match nhwc_source {
-                Some([c, h, w]) if c * h * w == i => {
-                    let (ch, rest) = (our_in / (h * w), our_in % (h * w));
-                    rest * c + ch
-                }
-                _ => our_in,
-            };
-            let mut out = vec![0f32; data.len()];
-            for (k, slot) in (0..i).map(|k| (k, row_of(k))) {
-                for oo in 0..o {
-                    out[oo * i + k] = data[slot * o + oo];
-                }
-            }
-            out
-        }
-        _ => data.to_vec(),
+    match keras_indices(scheme, shape, nhwc_source) {
+        Some(idx) => idx.iter().map(|&k| data[k]).collect(),
+        None => data.to_vec(),
     }
 }
 
@@ -248,37 +252,14 @@ pub fn from_our_layout(
     data: &[f32],
     nhwc_source: Option<[usize; 3]>,
 ) -> Vec<f32> {
-    match (scheme, shape) {
-        (Scheme::Keras, [o, i, kh, kw]) => {
-            let (o, i, kh, kw) = (*o, *i, *kh, *kw);
+    match keras_indices(scheme, shape, nhwc_source) {
+        Some(idx) => {
             let mut out = vec![0f32; data.len()];
-            for co in 0..o {
-                for ci in 0..i {
-                    for y in 0..kh {
-                        for x in 0..kw {
-                            out[((y * kw + x) * i + ci) * o + co] =
-                                data[((co * i + ci) * kh + y) * kw + x];
-                        }
-                    }
-                }
+            for (ours, &k) in idx.iter().enumerate() {
+                out[k] = data[ours];
             }
             out
         }
-        (Scheme::Keras, [o, i]) => {
-            let (o, i) = (*o, *i);
-            let row_of = |our_in: usize| match nhwc_source {
-                Some([c, h, w]) if c * h * w == i => (our_in % (h * w)) * c + our_in / (h * w),
-                _ => our_in,
-            };
-            let mut out = vec![0f32; data.len()];
-            for k in 0..i {
-                let r = row_of(k);
-                for oo in 0..o {
-                    out[r * o + oo] = data[oo * i + k];
-                }
-            }
-            out
-        }
-        _ => data.to_vec(),
+        None => data.to_vec(),
     }
 }
