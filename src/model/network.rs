@@ -63,6 +63,8 @@ pub struct Plan {
     logits: wgpu::Buffer,
     probs: wgpu::Buffer,
     features: Option<wgpu::Buffer>,
+    /// Mappable copy of `[logits | probabilities | features]`, reused by every batch.
+    staging: wgpu::Buffer,
     /// `(op label, dispatches)` in execution order.
     pub steps: Vec<(String, Vec<Dispatch>)>,
     input_len: usize,
@@ -416,12 +418,20 @@ impl<'a> Network<'a> {
                 &probs,
             )?],
         ));
+        let feature_len = self.feature_len().unwrap_or(0);
+        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("read-back"),
+            size: (4 * batch * (2 * classes + feature_len)).max(4) as u64,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         Ok(Plan {
             batch,
             input,
             logits,
             probs,
             features,
+            staging,
             steps,
             input_len,
         })
@@ -467,25 +477,27 @@ impl<'a> Network<'a> {
             }
         }
         let n = batch * classes;
-        let logits_staging = crate::gpu::copy_to_staging(ctx, &mut encoder, &plan.logits, 0, n);
-        let probs_staging = crate::gpu::copy_to_staging(ctx, &mut encoder, &plan.probs, 0, n);
-        let feat_staging = match (&plan.features, want_features) {
-            (Some(f), true) => Some(crate::gpu::copy_to_staging(
-                ctx,
-                &mut encoder,
-                f,
-                0,
-                batch * feature_len,
-            )),
-            _ => None,
+        let bytes = |floats: usize| (floats * 4) as u64;
+        encoder.copy_buffer_to_buffer(&plan.logits, 0, &plan.staging, 0, bytes(n));
+        encoder.copy_buffer_to_buffer(&plan.probs, 0, &plan.staging, bytes(n), bytes(n));
+        let feat_len = match (&plan.features, want_features) {
+            (Some(f), true) if feature_len > 0 => {
+                encoder.copy_buffer_to_buffer(
+                    f,
+                    0,
+                    &plan.staging,
+                    bytes(2 * n),
+                    bytes(batch * feature_len),
+                );
+                batch * feature_len
+            }
+            _ => 0,
         };
         ctx.queue.submit([encoder.finish()]);
-        let logits = crate::gpu::map_staging(ctx, &logits_staging, n)?;
-        let probs = crate::gpu::map_staging(ctx, &probs_staging, n)?;
-        let features = match feat_staging {
-            Some(s) => Some(crate::gpu::map_staging(ctx, &s, batch * feature_len)?),
-            None => None,
-        };
+        let mut all = crate::gpu::map_staging(ctx, &plan.staging, 2 * n + feat_len)?;
+        let features = (feat_len > 0).then(|| all.split_off(2 * n));
+        let probs = all.split_off(n);
+        let logits = all;
         Ok(Output {
             batch,
             logits,
