@@ -454,7 +454,7 @@ fn fit_learns_separable_features_and_early_stopping_keeps_the_best_epoch() {
         1,
     )
     .unwrap();
-    let (stats, _) = alexnet_wgpu::train::fit::evaluate(&mut check, &val, 16).unwrap();
+    let (stats, _) = alexnet_wgpu::train::fit::evaluate(&mut check, &val, 16, false).unwrap();
     assert!(
         (stats.loss() - out.history[best].val_loss.unwrap()).abs() < 1e-4 * stats.loss().max(1.0)
     );

@@ -134,16 +134,22 @@ fn gather(set: &FeatureSet, idx: &[usize]) -> Vec<f32> {
     x
 }
 
-/// Evaluates `set` in batches: (stats, logits).
+/// Evaluates `set` in batches: (stats, logits when `want_logits`, else empty). The stats are
+/// summed on the GPU and read back once.
 pub fn evaluate(
     trainer: &mut Trainer,
     set: &FeatureSet,
     batch: usize,
+    want_logits: bool,
 ) -> Result<(Stats, Vec<f32>)> {
     let mut logits = Vec::with_capacity(set.len() * trainer.classes());
     let idx: Vec<usize> = (0..set.len()).collect();
     for chunk in idx.chunks(batch) {
-        logits.extend(trainer.evaluate(&gather(set, chunk), &labels_u32(set, chunk))?);
+        logits.extend(trainer.evaluate(
+            &gather(set, chunk),
+            &labels_u32(set, chunk),
+            want_logits,
+        )?);
     }
     Ok((trainer.take_eval_stats()?, logits))
 }
@@ -348,7 +354,7 @@ pub fn fit(
         }
         let (val_loss, val_acc) = match val {
             Some(v) if !v.is_empty() => {
-                let (s, _) = evaluate(&mut trainer, v, batch)?;
+                let (s, _) = evaluate(&mut trainer, v, batch, false)?;
                 (Some(s.loss()), Some(s.accuracy()))
             }
             _ => (None, None),
@@ -395,7 +401,7 @@ pub fn fit(
     let val_logits = match val {
         Some(v) if !v.is_empty() => {
             let mut eval = Trainer::new(ctx, &best_head, opts.config, batch, 1)?;
-            Some(evaluate(&mut eval, v, batch)?.1)
+            Some(evaluate(&mut eval, v, batch, true)?.1)
         }
         _ => None,
     };

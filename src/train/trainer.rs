@@ -506,9 +506,10 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    /// Forward pass without dropout or updates; returns the logits and adds the batch's loss
-    /// and accuracy to the evaluation stats (see [`Trainer::take_eval_stats`]).
-    pub fn evaluate(&mut self, x: &[f32], labels: &[u32]) -> Result<Vec<f32>> {
+    /// Forward pass without dropout or updates: adds the batch's loss and accuracy to the
+    /// evaluation stats (see [`Trainer::take_eval_stats`]) and, when `want_logits`, reads the
+    /// logits back (otherwise nothing is read back).
+    pub fn evaluate(&mut self, x: &[f32], labels: &[u32], want_logits: bool) -> Result<Vec<f32>> {
         let batch = self.upload_batch(x, labels)?;
         if !self.plans.contains_key(&batch) {
             let plan = self.build_plan(batch)?;
@@ -530,6 +531,9 @@ impl<'a> Trainer<'a> {
             }
         }
         self.record(&plan.eval, &[]);
+        if !want_logits {
+            return Ok(Vec::new());
+        }
         read_back_f32(
             self.ctx,
             &self.layers[self.layers.len() - 1].act,
