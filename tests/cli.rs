@@ -253,3 +253,60 @@ fn no_adapter_says_what_to_install() {
         "{e}"
     );
 }
+
+#[test]
+fn classify_and_bench_with_f16_precision() {
+    // f16 weights: onnxruntime's logits within 5e-3 x max |logit| (see tests/network.rs).
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f16.npy");
+    let o = alexnet(&[
+        "classify",
+        "--precision",
+        "f16",
+        "--weights",
+        fixture("torchvision_small.npz").to_str().unwrap(),
+        "--logits-out",
+        out.to_str().unwrap(),
+        fixture("input_224.npy").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (gs, g) = npy(&out);
+    let (ws, w) = npy(&fixture("torchvision_logits.npy"));
+    assert_eq!(gs, ws, "logits shape");
+    let scale = w.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = g
+        .iter()
+        .zip(&w)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        diff <= 5e-3 * scale,
+        "f16: max |diff| {diff} > 5e-3 x {scale}"
+    );
+
+    // bench compares both precisions in one run and reports f16's logit error against f32.
+    let o = alexnet(&[
+        "bench",
+        "--weights",
+        fixture("torchvision_small.npz").to_str().unwrap(),
+        "--batch",
+        "2",
+        "--iters",
+        "1",
+        "--precision",
+        "f32,f16",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let results = doc["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0]["precision"], "f32");
+    assert_eq!(results[1]["precision"], "f16");
+    let err = results[1]["logit_error_vs_f32"].as_f64().unwrap();
+    assert!(err > 0.0 && err < 5e-3, "f16 logit error vs f32: {err}");
+
+    let o = alexnet(&["classify", "--precision", "f8", "x.png"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("f32 or f16"), "{}", stderr(&o));
+}

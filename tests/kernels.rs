@@ -358,3 +358,138 @@ fn softmax_and_relu_match_reference() {
         kernels::relu::reference(&x)
     );
 }
+
+// ---- f16 storage (`--precision f16`): im2col_f16.wgsl + gemm_f16.wgsl ----
+//
+// Tolerance: the same 1e-5 as f32, against the f64 reference run on the inputs rounded to f16
+// (what the kernels store: weights packed on the host, activations by im2col_f16.wgsl on the
+// GPU, both round to nearest even). A product of two f16 values (11-bit significands) is exact in
+// f32 (24 bits), so what is left is f32 summation order, as for the f32 kernels. Rounding or
+// packing mistakes (a wrong half, a lost pair, truncation instead of rounding on a whole row)
+// show up at ~1e-3 or worse. The error of f16 against unrounded inputs is checked loosely too:
+// each product carries at most ~2 x 2^-11 relative error, random in sign, so the result is
+// off by well under 2^-10 ~ 1e-3 of the output's magnitude (bound 4e-3 with margin).
+const TOL_F16_LOOSE: f32 = 4e-3;
+
+fn check_conv_f16(shape: Conv2dShape, relu: bool, seed: u64, scratch_words: usize) {
+    let ctx = ctx();
+    let ks = Kernels::new(&ctx);
+    let (oh, ow) = shape.out_hw().unwrap();
+    let w = random(shape.weight_len(), seed, 0.5);
+    let b = random(shape.out_c, seed + 1, 0.5);
+    let x = random(
+        shape.batch * shape.in_c * shape.in_h * shape.in_w,
+        seed + 2,
+        1.0,
+    );
+    let wb =
+        kernels::gemm::upload_u32(&ctx, "w", &kernels::conv2d::weight_for_gemm_f16(&shape, &w))
+            .unwrap();
+    let bb = upload_f32(&ctx, "b", &b).unwrap();
+    let xb = upload_f32(&ctx, "x", &x).unwrap();
+    let out_len = shape.batch * shape.out_c * oh * ow;
+    let yb = storage_buffer(&ctx, "y", out_len, "").unwrap();
+    // Garbage in the scratch: the K tail must be zeroed by im2col_f16 itself.
+    let sb = upload_f32(&ctx, "scratch", &random(scratch_words, seed + 3, 9.0)).unwrap();
+    let ds = kernels::conv2d::dispatch_gemm_f16(&ctx, &ks, &shape, relu, &wb, &bb, &xb, &yb, &sb)
+        .unwrap();
+    kernels::run(&ctx, &ds).unwrap();
+    let got = read_back_f32(&ctx, &yb, out_len).unwrap();
+    let (w16, x16) = (kernels::gemm::round_f16(&w), kernels::gemm::round_f16(&x));
+    let what = format!("conv2d f16 {shape:?} scratch {scratch_words}");
+    let want = kernels::conv2d::reference(&shape, &w16, &b, &x16, relu);
+    assert_close(&what, &got, &want, TOL);
+    let exact = kernels::conv2d::reference(&shape, &w, &b, &x, relu);
+    assert_close(
+        &format!("{what} vs f32 inputs"),
+        &got,
+        &exact,
+        TOL_F16_LOOSE,
+    );
+}
+
+#[test]
+fn conv2d_f16_storage() {
+    let whole = |s: Conv2dShape| s.im2col_words_f16().unwrap();
+    // conv1 geometry: K = 363 (padded to 368 halves), stride 4, padding.
+    let s = conv(2, 3, 35, 10, 11, 4, 2, 1);
+    check_conv_f16(s, true, 41, whole(s));
+    // Odd sizes; M = 70 not a multiple of the 4-row tile; K = 175 (odd: pairs straddle
+    // channels); more than one 64-half block of im2col_f16 per row.
+    let s = conv(3, 7, 13, 70, 5, 1, 2, 1);
+    check_conv_f16(s, false, 42, whole(s));
+    // Groups (K = 54 per group, padded to 56), and 3 groups with stride 2.
+    let s = conv(2, 12, 9, 18, 3, 1, 1, 2);
+    check_conv_f16(s, true, 43, whole(s));
+    let s = conv(1, 9, 6, 6, 3, 2, 0, 3);
+    check_conv_f16(s, false, 44, whole(s));
+    // 1x1 images, and a 1-row output (the matrix-vector tile).
+    let s = conv(5, 33, 1, 17, 1, 1, 0, 1);
+    check_conv_f16(s, true, 45, whole(s));
+    let s = conv(2, 4, 3, 1, 3, 1, 0, 1);
+    check_conv_f16(s, false, 46, whole(s));
+    // Pixels in chunks: a scratch of 7 rows (and with groups).
+    let s = conv(2, 7, 13, 70, 5, 1, 2, 1);
+    check_conv_f16(s, true, 47, 7 * s.kp8() / 2);
+    let s = conv(2, 12, 9, 18, 3, 1, 1, 2);
+    check_conv_f16(s, false, 48, 5 * 2 * s.kp8() / 2);
+}
+
+fn check_dense_f16(batch: usize, in_f: usize, out_f: usize, rows_per_part: usize, seed: u64) {
+    let ctx = ctx();
+    let ks = Kernels::new(&ctx);
+    let relu = seed % 2 == 0;
+    let w = random(out_f * in_f, seed, 0.3);
+    let b = random(out_f, seed + 1, 0.3);
+    let x = random(batch * in_f, seed + 2, 1.0);
+    let split =
+        kernels::dense::upload_f16_with_rows_per_part(&ctx, "w", &w, out_f, in_f, rows_per_part)
+            .unwrap();
+    let bb = upload_f32(&ctx, "b", &b).unwrap();
+    let xb = upload_f32(&ctx, "x", &x).unwrap();
+    let yb = storage_buffer(&ctx, "y", batch * out_f, "").unwrap();
+    let words = kernels::dense::scratch_words_f16(batch, in_f);
+    let sb = upload_f32(&ctx, "scratch", &random(words, seed + 3, 9.0)).unwrap();
+    let ds =
+        kernels::dense::dispatch_f16(&ctx, &ks, batch, &split, &bb, relu, &xb, &yb, &sb).unwrap();
+    kernels::run(&ctx, &ds).unwrap();
+    let got = read_back_f32(&ctx, &yb, batch * out_f).unwrap();
+    let (w16, x16) = (kernels::gemm::round_f16(&w), kernels::gemm::round_f16(&x));
+    let what = format!("dense f16 b{batch} {in_f}->{out_f} parts of {rows_per_part}");
+    let want = kernels::dense::reference(&w16, &b, &x16, batch, relu);
+    assert_close(&what, &got, &want, TOL);
+    let exact = kernels::dense::reference(&w, &b, &x, batch, relu);
+    assert_close(
+        &format!("{what} vs f32 inputs"),
+        &got,
+        &exact,
+        TOL_F16_LOOSE,
+    );
+}
+
+#[test]
+fn dense_f16_storage() {
+    // Batch 1 (matrix-vector tile), K not a multiple of 8 (or even of 2), odd outputs.
+    check_dense_f16(1, 37, 11, usize::MAX, 50);
+    check_dense_f16(1, 256, 70, usize::MAX, 51);
+    // Batches not multiples of the 4-row tile, weights split over buffers.
+    check_dense_f16(5, 130, 67, usize::MAX, 52);
+    check_dense_f16(3, 64, 40, 9, 53);
+    check_dense_f16(1, 20, 33, 8, 54);
+    check_dense_f16(19, 52, 70, 33, 55);
+}
+
+#[test]
+fn f16_packing_order_and_rounding() {
+    // Word j of each four holds k = j (low half) and k = j + 4 (high half); rows padded to 8
+    // halves with zeros.
+    let rows = kernels::gemm::pack_f16_rows(&[1.0, -2.0, 0.5, 65504.0, 3.0], 1, 5);
+    assert_eq!(
+        rows,
+        vec![0x4200_3C00, 0x0000_C000, 0x0000_3800, 0x0000_7BFF]
+    );
+    // The f16 ulp at 1 is 4 / 4096: 0.25 and 0.75 ulp round to nearest, ties (0.5, 1.5) to even.
+    let q = 1.0 / 4096.0;
+    let r = kernels::gemm::round_f16(&[1.0 + q, 1.0 + 3.0 * q, 1.0 + 2.0 * q, 1.0 + 6.0 * q]);
+    assert_eq!(r, vec![1.0, 1.0 + 4.0 * q, 1.0, 1.0 + 8.0 * q]);
+}

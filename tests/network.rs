@@ -218,3 +218,74 @@ fn a_batch_over_the_binding_limit_is_a_clear_error() {
         "{msg}"
     );
 }
+
+// ---- f16 storage (`Network::with_precision(.., Precision::F16)`) ----
+//
+// Tolerance 5e-3 x max |logit| (measured, see the eprintln! lines: 4e-4 to 8e-4 on these
+// fixtures; ~1e-3 against f32 on the full-size nets, `alexnet bench --precision f32,f16`). Weights, conv patches and dense
+// inputs are rounded to f16 (relative error <= 2^-11 each, so <= ~2^-10 ~ 1e-3 per product),
+// at every one of the 8 layers, and the rounding of one layer's input is carried through the
+// following ones; the errors are random in sign and largely average out in each sum, so the
+// logits move by ~1e-3 of their range. A wrong layout or a lost half gives O(1) errors.
+const TOL_F16: f32 = 5e-3;
+
+fn check_f16(weights_file: &str, input: &str, logits: &str, pool5: Option<&str>) {
+    use alexnet_wgpu::kernels::Precision;
+    let ctx = ctx();
+    let w = Weights::load(&fixture(weights_file), None).unwrap();
+    let mut net = Network::with_precision(&ctx, &w, Precision::F16).unwrap();
+    assert_eq!(net.precision(), Precision::F16);
+    let (shape, x) = npy(input);
+    let out = net
+        .forward(&x, shape[0], shape[2], shape[3], pool5.is_some())
+        .unwrap();
+    let (_, want) = npy(logits);
+    eprintln!(
+        "{weights_file} f16 logits: max |diff| / max |logit| = {:e}",
+        common::rel_max_diff(&out.logits, &want)
+    );
+    assert_close(
+        &format!("{weights_file} f16 logits"),
+        &out.logits,
+        &want,
+        TOL_F16,
+    );
+    if let Some(p) = pool5 {
+        let (_, want) = npy(p);
+        assert_close(
+            &format!("{weights_file} f16 pool5"),
+            out.features.as_ref().unwrap(),
+            &want,
+            TOL_F16,
+        );
+    }
+}
+
+#[test]
+fn f16_storage_matches_onnxruntime_loosely() {
+    check_f16(
+        "torchvision_small.npz",
+        "input_224.npy",
+        "torchvision_logits.npy",
+        Some("torchvision_pool5.npy"),
+    );
+    check_f16(
+        "caffe_small.npz",
+        "input_227_caffe.npy",
+        "caffe_logits.npy",
+        Some("caffe_pool5.npy"),
+    );
+    check_f16(
+        "keras_small.npz",
+        "input_227_keras.npy",
+        "keras_logits.npy",
+        None,
+    );
+    // Adaptive pooling at a 256 input (other conv geometry, several pixels into avgpool).
+    check_f16(
+        "torchvision_small.npz",
+        "input_256.npy",
+        "torchvision_256_logits.npy",
+        None,
+    );
+}

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use alexnet_wgpu::gpu::{storage_buffer, upload_f32, GpuContext};
-use alexnet_wgpu::kernels::{self, conv2d::Conv2dShape, Kernels, MatmulPath};
+use alexnet_wgpu::kernels::{self, conv2d::Conv2dShape, Kernels, MatmulPath, Precision};
 use alexnet_wgpu::model::{Arch, Network, StepTiming};
 use alexnet_wgpu::weights::Weights;
 use clap::{Args, ValueEnum};
@@ -40,6 +40,10 @@ pub struct BenchArgs {
     /// practical ceiling for the per-layer GFLOP/s.
     #[arg(long)]
     gemm: bool,
+    /// Weight storage, comma-separated to compare in one run (f32,f16): each batch size runs
+    /// every precision back to back; f16 rows also give the logit error against f32.
+    #[arg(long, value_delimiter = ',', default_value = "f32")]
+    precision: Vec<Precision>,
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
     #[command(flatten)]
@@ -48,12 +52,16 @@ pub struct BenchArgs {
 
 #[derive(serde::Serialize)]
 struct BatchResult {
+    precision: String,
     batch: usize,
     median_ms: f64,
     min_ms: f64,
     max_ms: f64,
     images_per_s: f64,
     gflops_per_s: f64,
+    /// max |logits - f32 logits| / max |f32 logits| on the same input (when f32 also ran).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logit_error_vs_f32: Option<f64>,
     layers: Option<Vec<StepTiming>>,
 }
 
@@ -64,11 +72,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     let ctx = args.gpu.context()?;
     let gemm = if args.gemm {
-        Some(gemm_ceiling(&ctx, args.iters.max(1))?)
+        Some(gemm_ceiling(&ctx, args.iters.max(1), &args.precision)?)
     } else {
         None
     };
-    let mut net = Network::new(&ctx, &weights)?;
+    let mut precisions = args.precision.clone();
+    precisions.dedup();
+    anyhow::ensure!(!precisions.is_empty(), "--precision needs a value");
+    let mut nets = precisions
+        .iter()
+        .map(|&p| Network::with_precision(&ctx, &weights, p))
+        .collect::<Result<Vec<_>, _>>()?;
     let spec = weights.spec();
     let [_, h, w] = spec.input;
     let gflop_per_image = spec.flops_per_image()? / 1e9;
@@ -79,34 +93,51 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         let input: Vec<f32> = (0..batch * 3 * h * w)
             .map(|_| rng.random_range(-2.0..2.0))
             .collect();
-        for _ in 0..args.warmup {
-            net.forward(&input, batch, h, w, false)?;
+        let mut f32_logits: Option<Vec<f32>> = None;
+        for net in nets.iter_mut() {
+            let mut logits = Vec::new();
+            for _ in 0..args.warmup {
+                logits = net.forward(&input, batch, h, w, false)?.logits;
+            }
+            let mut times: Vec<f64> = (0..args.iters.max(1))
+                .map(|_| {
+                    let t = Instant::now();
+                    net.forward(&input, batch, h, w, false).map(|out| {
+                        let ms = t.elapsed().as_secs_f64() * 1e3;
+                        logits = out.logits;
+                        ms
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            times.sort_by(f64::total_cmp);
+            let median = times[times.len() / 2];
+            let layers = if args.per_layer {
+                net.time_steps(batch, h, w)?; // warm the per-pass path too
+                Some(net.time_steps(batch, h, w)?)
+            } else {
+                None
+            };
+            let logit_error_vs_f32 = match (&f32_logits, net.precision()) {
+                (Some(want), Precision::F16) => Some(rel_max_diff(&logits, want)),
+                _ => None,
+            };
+            if net.precision() == Precision::F32 {
+                f32_logits = Some(logits);
+            }
+            results.push(BatchResult {
+                precision: net.precision().to_string(),
+                batch,
+                median_ms: median,
+                min_ms: times[0],
+                max_ms: times[times.len() - 1],
+                images_per_s: batch as f64 / (median / 1e3),
+                gflops_per_s: gflop_per_image * batch as f64 / (median / 1e3),
+                logit_error_vs_f32,
+                layers,
+            });
         }
-        let mut times: Vec<f64> = (0..args.iters.max(1))
-            .map(|_| {
-                let t = Instant::now();
-                net.forward(&input, batch, h, w, false)
-                    .map(|_| t.elapsed().as_secs_f64() * 1e3)
-            })
-            .collect::<Result<_, _>>()?;
-        times.sort_by(f64::total_cmp);
-        let median = times[times.len() / 2];
-        let layers = if args.per_layer {
-            net.time_steps(batch, h, w)?; // warm the per-pass path too
-            Some(net.time_steps(batch, h, w)?)
-        } else {
-            None
-        };
-        results.push(BatchResult {
-            batch,
-            median_ms: median,
-            min_ms: times[0],
-            max_ms: times[times.len() - 1],
-            images_per_s: batch as f64 / (median / 1e3),
-            gflops_per_s: gflop_per_image * batch as f64 / (median / 1e3),
-            layers,
-        });
     }
+    let net = &nets[0];
     match args.format {
         Format::Json => {
             let doc = serde_json::json!({
@@ -133,13 +164,31 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 spec.arch, gflop_per_image
             );
             println!(
-                "{:>6} {:>11} {:>11} {:>11} {:>10} {:>9}",
-                "batch", "median ms", "min ms", "max ms", "images/s", "GFLOP/s"
+                "{:>5} {:>6} {:>11} {:>11} {:>11} {:>10} {:>9} {:>14}",
+                "prec",
+                "batch",
+                "median ms",
+                "min ms",
+                "max ms",
+                "images/s",
+                "GFLOP/s",
+                "logit err/f32"
             );
             for r in &results {
+                let err = r
+                    .logit_error_vs_f32
+                    .map(|e| format!("{e:.2e}"))
+                    .unwrap_or_default();
                 println!(
-                    "{:>6} {:>11.1} {:>11.1} {:>11.1} {:>10.2} {:>9.2}",
-                    r.batch, r.median_ms, r.min_ms, r.max_ms, r.images_per_s, r.gflops_per_s
+                    "{:>5} {:>6} {:>11.1} {:>11.1} {:>11.1} {:>10.2} {:>9.2} {:>14}",
+                    r.precision,
+                    r.batch,
+                    r.median_ms,
+                    r.min_ms,
+                    r.max_ms,
+                    r.images_per_s,
+                    r.gflops_per_s,
+                    err
                 );
             }
             if let Some(g) = &gemm {
@@ -148,13 +197,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                     g[0].path
                 );
                 println!(
-                    "  {:>6} {:>6} {:>6} {:>11} {:>9}",
-                    "M", "N", "K", "median ms", "GFLOP/s"
+                    "  {:>5} {:>6} {:>6} {:>6} {:>11} {:>9}",
+                    "prec", "M", "N", "K", "median ms", "GFLOP/s"
                 );
                 for r in g {
                     println!(
-                        "  {:>6} {:>6} {:>6} {:>11.2} {:>9.2}",
-                        r.m, r.n, r.k, r.median_ms, r.gflops_per_s
+                        "  {:>5} {:>6} {:>6} {:>6} {:>11.2} {:>9.2}",
+                        r.precision, r.m, r.n, r.k, r.median_ms, r.gflops_per_s
                     );
                 }
             }
@@ -166,7 +215,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     "wall clock per step (no timestamp queries)"
                 };
-                println!("\nper layer, batch {} ({how}):", r.batch);
+                println!("\nper layer, {}, batch {} ({how}):", r.precision, r.batch);
                 println!(
                     "  {:<44} {:>9} {:>7} {:>9}",
                     "step", "ms", "share", "GFLOP/s"
@@ -198,6 +247,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 #[derive(serde::Serialize)]
 struct GemmResult {
     path: String,
+    precision: String,
     m: usize,
     n: usize,
     k: usize,
@@ -206,7 +256,19 @@ struct GemmResult {
 }
 
 /// Times the adapter's matmul kernel on plain GEMMs: square, conv2 at batch 8, fc7 at 8 and 1.
-fn gemm_ceiling(ctx: &GpuContext, iters: usize) -> anyhow::Result<Vec<GemmResult>> {
+/// max |a - b| / max |b|.
+fn rel_max_diff(a: &[f32], b: &[f32]) -> f64 {
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-30);
+    let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    (diff / scale) as f64
+}
+
+/// With f16 in `precisions`, also `gemm_f16.wgsl` on the same shapes (operands packed to f16).
+fn gemm_ceiling(
+    ctx: &GpuContext,
+    iters: usize,
+    precisions: &[Precision],
+) -> anyhow::Result<Vec<GemmResult>> {
     let kernels = Kernels::new(ctx);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let mut out = Vec::new();
@@ -218,10 +280,43 @@ fn gemm_ceiling(ctx: &GpuContext, iters: usize) -> anyhow::Result<Vec<GemmResult
     ] {
         let mut rand =
             |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0..1.0)).collect() };
-        let a = upload_f32(ctx, "A", &rand(m * k))?;
-        let b = upload_f32(ctx, "B", &rand(n * k))?;
+        let (a_host, b_host) = (rand(m * k), rand(n * k));
+        let a = upload_f32(ctx, "A", &a_host)?;
+        let b = upload_f32(ctx, "B", &b_host)?;
         let bias = upload_f32(ctx, "bias", &vec![0.0; m.max(n)])?;
         let c = storage_buffer(ctx, "C", m * n, "")?;
+        let out_map = kernels::gemm::GemmOut {
+            n_off: 0,
+            hw: n as u32,
+            c_bstride: 0,
+            c_mstride: n,
+            bias_on_n: false,
+        };
+        let mut runs = Vec::new();
+        if precisions.contains(&Precision::F16) {
+            let pack = |data: &[f32], rows: usize| {
+                kernels::gemm::upload_u32(
+                    ctx,
+                    "f16 operand",
+                    &kernels::gemm::pack_f16_rows(data, rows, k),
+                )
+            };
+            let (a16, b16) = (pack(&a_host, m)?, pack(&b_host, n)?);
+            let d = kernels::gemm::dispatch_f16(
+                ctx,
+                &kernels,
+                "gemm_f16",
+                (m, n, k, 1),
+                (0, 0, 0),
+                out_map,
+                false,
+                &a16,
+                &b16,
+                &bias,
+                &c,
+            )?;
+            runs.push((Precision::F16, d));
+        }
         let d = match kernels.path {
             MatmulPath::Gemm => kernels::gemm::dispatch(
                 ctx,
@@ -266,24 +361,30 @@ fn gemm_ceiling(ctx: &GpuContext, iters: usize) -> anyhow::Result<Vec<GemmResult
                 &c,
             )?,
         };
-        let ds = [d];
-        kernels::run(ctx, &ds)?;
-        let mut times: Vec<f64> = (0..iters)
-            .map(|_| {
-                let t = Instant::now();
-                kernels::run(ctx, &ds).map(|_| t.elapsed().as_secs_f64() * 1e3)
-            })
-            .collect::<Result<_, _>>()?;
-        times.sort_by(f64::total_cmp);
-        let median = times[times.len() / 2];
-        out.push(GemmResult {
-            path: format!("{:?}", kernels.path),
-            m,
-            n,
-            k,
-            median_ms: median,
-            gflops_per_s: 2.0 * (m * n * k) as f64 / median / 1e6,
-        });
+        if precisions.contains(&Precision::F32) {
+            runs.insert(0, (Precision::F32, d));
+        }
+        for (precision, d) in runs {
+            let ds = [d];
+            kernels::run(ctx, &ds)?;
+            let mut times: Vec<f64> = (0..iters)
+                .map(|_| {
+                    let t = Instant::now();
+                    kernels::run(ctx, &ds).map(|_| t.elapsed().as_secs_f64() * 1e3)
+                })
+                .collect::<Result<_, _>>()?;
+            times.sort_by(f64::total_cmp);
+            let median = times[times.len() / 2];
+            out.push(GemmResult {
+                path: format!("{:?}", kernels.path),
+                precision: precision.to_string(),
+                m,
+                n,
+                k,
+                median_ms: median,
+                gflops_per_s: 2.0 * (m * n * k) as f64 / median / 1e6,
+            });
+        }
     }
     Ok(out)
 }

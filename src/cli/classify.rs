@@ -44,6 +44,9 @@ pub struct ClassifyArgs {
     /// Write the flattened pool5 features [N, 9216] of the inputs that ran as float32 .npy.
     #[arg(long, value_name = "FILE.npy")]
     features_out: Option<PathBuf>,
+    /// Weight storage on the GPU: f32, or f16 (half the memory; logits within ~1e-3 of f32).
+    #[arg(long, default_value = "f32")]
+    precision: alexnet_wgpu::kernels::Precision,
     /// Print how the time split between decoding and GPU work.
     #[arg(long)]
     timings: bool,
@@ -130,7 +133,7 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
         (None, None) => None,
     };
     let ctx = args.gpu.context()?;
-    let mut net = Network::new(&ctx, &weights)?;
+    let mut net = Network::with_precision(&ctx, &weights, args.precision)?;
     let names = labels::names_for(net.classes, given)?;
     let pre = Preprocess::for_arch(weights.arch);
     let want_features = args.features_out.is_some();

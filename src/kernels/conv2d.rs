@@ -291,6 +291,143 @@ pub fn dispatch_gemm(
     Ok(out)
 }
 
+impl Conv2dShape {
+    /// GEMM depth per group padded for `gemm_f16.wgsl` (a multiple of 8 halves).
+    pub fn kp8(&self) -> usize {
+        gemm::padded_k8(self.k())
+    }
+
+    /// `u32` words of the packed-f16 im2col matrix of the whole batch (`groups * pixels * kp8 / 2`).
+    pub fn im2col_words_f16(&self) -> Result<usize> {
+        let (oh, ow) = self.out_hw()?;
+        Ok(self.groups * self.batch * oh * ow * self.kp8() / 2)
+    }
+}
+
+/// OIHW weights as `gemm_f16.wgsl` reads them: `[out_c][kp8 / 2]` words of packed halves.
+pub fn weight_for_gemm_f16(shape: &Conv2dShape, weight: &[f32]) -> Vec<u32> {
+    assert_eq!(weight.len(), shape.out_c * shape.k(), "conv weight length");
+    gemm::pack_f16_rows(weight, shape.out_c, shape.k())
+}
+
+/// Binds `im2col_f16.wgsl`: pixels `n_start..n_start + n_count` of `shape`'s patch matrix into
+/// `scratch` as rows of `kp8 / 2` words. Dense layers pack their input through it as a 1x1
+/// convolution of 1x1 images.
+pub fn dispatch_im2col_f16(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    shape: &Conv2dShape,
+    n_start: usize,
+    n_count: usize,
+    input: &wgpu::Buffer,
+    scratch: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let (out_h, out_w) = shape.out_hw()?;
+    let cin_g = shape.in_c / shape.groups;
+    let kp = shape.kp8();
+    let params = Im2colParams {
+        in_c: shape.in_c as u32,
+        in_h: shape.in_h as u32,
+        in_w: shape.in_w as u32,
+        out_h: out_h as u32,
+        out_w: out_w as u32,
+        kh: shape.kernel as u32,
+        kw: shape.kernel as u32,
+        stride_h: shape.stride as u32,
+        stride_w: shape.stride as u32,
+        pad_h: shape.pad as u32,
+        pad_w: shape.pad as u32,
+        cin_g: cin_g as u32,
+        kp: kp as u32,
+        n_start: n_start as u32,
+        n_count: n_count as u32,
+        _pad: 0,
+    };
+    let kernel = &kernels.f16(ctx).im2col;
+    let workgroups = check_groups(
+        ctx,
+        "im2col_f16",
+        [
+            n_count.div_ceil(64),
+            (kp / 2).div_ceil(IM2COL_F16_WORDS),
+            shape.groups,
+        ],
+    )?;
+    let uniform = uniform_buffer(ctx, "im2col_f16 params", &params);
+    let bind_group = kernel.bind(ctx, &uniform, &[input, scratch]);
+    Ok(Dispatch {
+        label: "im2col_f16".into(),
+        pipeline: kernel.pipeline.clone(),
+        bind_group,
+        workgroups,
+        flops: 0.0,
+        _params: uniform,
+    })
+}
+
+/// Words per invocation of `im2col_f16.wgsl` (its `WORDS`).
+const IM2COL_F16_WORDS: usize = 32;
+
+/// [`dispatch_gemm`] with f16 storage: `weight` from [`weight_for_gemm_f16`], the patches packed
+/// by `im2col_f16.wgsl` into `scratch`, `gemm_f16.wgsl`; f32 bias, accumulation and output.
+#[allow(clippy::too_many_arguments)]
+pub fn dispatch_gemm_f16(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    shape: &Conv2dShape,
+    relu: bool,
+    weight: &wgpu::Buffer,
+    bias: &wgpu::Buffer,
+    input: &wgpu::Buffer,
+    output: &wgpu::Buffer,
+    scratch: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
+    let (out_h, out_w) = shape.out_hw()?;
+    let (groups, kp) = (shape.groups, shape.kp8());
+    let cout_g = shape.out_c / groups;
+    let pixels = shape.batch * out_h * out_w;
+    let row_words = groups * kp / 2;
+    let capacity = (scratch.size() as usize / 4) / row_words;
+    if capacity == 0 {
+        return Err(Error::Shape(format!(
+            "im2col scratch of {} bytes cannot hold one row of {row_words} words",
+            scratch.size()
+        )));
+    }
+    let mut out = Vec::new();
+    let mut n_start = 0;
+    while n_start < pixels {
+        let n_count = capacity.min(pixels - n_start);
+        out.push(dispatch_im2col_f16(
+            ctx, kernels, shape, n_start, n_count, input, scratch,
+        )?);
+        let hw = out_h * out_w;
+        let mut d = gemm::dispatch_f16(
+            ctx,
+            kernels,
+            "conv2d(gemm_f16)",
+            (cout_g, n_count, kp, groups),
+            (cout_g * kp / 8, n_count * kp / 8, cout_g),
+            gemm::GemmOut {
+                n_off: n_start,
+                hw: hw as u32,
+                c_bstride: shape.out_c * hw,
+                c_mstride: hw,
+                bias_on_n: false,
+            },
+            relu,
+            weight,
+            scratch,
+            bias,
+            output,
+        )?;
+        d.flops = 2.0 * (shape.out_c * n_count * shape.k()) as f64;
+        out.push(d);
+        n_start += n_count;
+    }
+    Ok(out)
+}
+
 /// CPU reference (f64 accumulation): `x` is NCHW, `weight` OIHW with I = in_c / groups.
 pub fn reference(
     shape: &Conv2dShape,

@@ -114,6 +114,117 @@ pub fn dispatch(
     Ok(out)
 }
 
+/// Uploads `[rows, cols]` weights for [`dispatch_f16`]: rows packed to f16
+/// ([`gemm::pack_f16_rows`], `padded_k8(cols) / 2` words each), split under the binding limit.
+/// The result's `cols` is the logical `cols`.
+pub fn upload_f16(
+    ctx: &GpuContext,
+    label: &str,
+    data: &[f32],
+    rows: usize,
+    cols: usize,
+) -> Result<SplitWeight> {
+    let row_bytes = (gemm::padded_k8(cols).max(8) * 2) as u64;
+    let rows_per_part = (ctx.max_binding() / row_bytes).max(1) as usize;
+    upload_f16_with_rows_per_part(ctx, label, data, rows, cols, rows_per_part)
+}
+
+/// As [`upload_f16`] with an explicit part size (tests force splits with it).
+pub fn upload_f16_with_rows_per_part(
+    ctx: &GpuContext,
+    label: &str,
+    data: &[f32],
+    rows: usize,
+    cols: usize,
+    rows_per_part: usize,
+) -> Result<SplitWeight> {
+    let packed = gemm::pack_f16_rows(data, rows, cols);
+    let words = gemm::padded_k8(cols) / 2;
+    // The packed bits travel as opaque 4-byte values (a byte copy, no float conversion).
+    let mut w = SplitWeight::upload_with_rows_per_part(
+        ctx,
+        label,
+        bytemuck::cast_slice::<u32, f32>(&packed),
+        rows,
+        words,
+        rows_per_part,
+    )?;
+    w.cols = cols;
+    Ok(w)
+}
+
+/// `u32` words of `scratch` that [`dispatch_f16`] needs for `batch` inputs of `in_f` values.
+pub fn scratch_words_f16(batch: usize, in_f: usize) -> usize {
+    batch * gemm::padded_k8(in_f) / 2
+}
+
+/// `y = x w^T + b` (optionally ReLU) with f16 storage: the input is packed into `scratch`
+/// (`im2col_f16.wgsl` as a 1x1 convolution), then `gemm_f16.wgsl` runs once per part of
+/// `weight` (from [`upload_f16`]). f32 accumulation and output.
+#[allow(clippy::too_many_arguments)]
+pub fn dispatch_f16(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    batch: usize,
+    weight: &SplitWeight,
+    bias: &wgpu::Buffer,
+    relu: bool,
+    input: &wgpu::Buffer,
+    output: &wgpu::Buffer,
+    scratch: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
+    let (out_f, in_f) = (weight.rows, weight.cols);
+    let need = scratch_words_f16(batch, in_f);
+    if (scratch.size() as usize) < 4 * need {
+        return Err(crate::error::Error::Shape(format!(
+            "dense f16 scratch of {} bytes cannot hold {need} words",
+            scratch.size()
+        )));
+    }
+    let pack = conv2d::Conv2dShape {
+        batch,
+        in_c: in_f,
+        in_h: 1,
+        in_w: 1,
+        out_c: 1,
+        kernel: 1,
+        stride: 1,
+        pad: 0,
+        groups: 1,
+    };
+    let mut out = vec![conv2d::dispatch_im2col_f16(
+        ctx, kernels, &pack, 0, batch, input, scratch,
+    )?];
+    let kp = gemm::padded_k8(in_f);
+    for (row_start, rows, buf) in &weight.parts {
+        if *rows == 0 {
+            continue;
+        }
+        let mut d = gemm::dispatch_f16(
+            ctx,
+            kernels,
+            "dense(gemm_f16)",
+            (batch, *rows, kp, 1),
+            (0, 0, 0),
+            gemm::GemmOut {
+                n_off: *row_start,
+                hw: u32::MAX,
+                c_bstride: 0,
+                c_mstride: out_f,
+                bias_on_n: true,
+            },
+            relu,
+            scratch,
+            buf,
+            bias,
+            output,
+        )?;
+        d.flops = 2.0 * (batch * rows * in_f) as f64;
+        out.push(d);
+    }
+    Ok(out)
+}
+
 /// CPU reference (f64 accumulation): `weight` is `[out, in]`, `x` is `[batch, in]`.
 pub fn reference(weight: &[f32], bias: &[f32], x: &[f32], batch: usize, relu: bool) -> Vec<f32> {
     let out_f = bias.len();

@@ -2,7 +2,7 @@
 //! workgroup memory (the fast shape on CPU adapters such as lavapipe). Convolutions reach it
 //! through `im2col.wgsl`, dense layers directly (their weights are already `[out, in]`).
 
-use super::{check_groups, Dispatch, Kernels};
+use super::{check_groups, Dispatch, Kernel, Kernels};
 use crate::error::{Error, Result};
 use crate::gpu::{uniform_buffer, GpuContext};
 
@@ -45,6 +45,72 @@ pub struct GemmOut {
     pub bias_on_n: bool,
 }
 
+/// K rounded up to the eight halves of one `vec4<u32>` load of `gemm_f16.wgsl`.
+pub fn padded_k8(k: usize) -> usize {
+    k.div_ceil(8) * 8
+}
+
+/// `rows` rows of `k` values as `gemm_f16.wgsl` reads them: each rounded to f16 (nearest even),
+/// zero-padded to [`padded_k8`] and packed two per `u32`: word `4i + j` holds k = `8i + j` in its
+/// low 16 bits and `8i + 4 + j` in its high ones (j < 4). Done once, at upload.
+pub fn pack_f16_rows(data: &[f32], rows: usize, k: usize) -> Vec<u32> {
+    assert_eq!(
+        data.len(),
+        rows * k,
+        "pack_f16_rows: data does not match its shape"
+    );
+    let words = padded_k8(k) / 2;
+    let mut out = vec![0u32; rows * words];
+    if k == 0 {
+        return out;
+    }
+    let h = |v: f32| half::f16::from_f32(v).to_bits() as u32;
+    let at = |src: &[f32], i: usize| src.get(i).map_or(0, |&v| h(v));
+    for (dst, src) in out.chunks_exact_mut(words).zip(data.chunks_exact(k)) {
+        for (w, word) in dst.iter_mut().enumerate() {
+            let k0 = 8 * (w / 4) + w % 4;
+            *word = at(src, k0) | (at(src, k0 + 4) << 16);
+        }
+    }
+    out
+}
+
+/// The values [`pack_f16_rows`] stores, back in f32 without the padding (for CPU references).
+pub fn round_f16(data: &[f32]) -> Vec<f32> {
+    data.iter()
+        .map(|&v| half::f16::from_f32(v).to_f32())
+        .collect()
+}
+
+/// A storage buffer holding `data` (packed halves), checked against the binding limit.
+pub fn upload_u32(ctx: &GpuContext, label: &str, data: &[u32]) -> Result<wgpu::Buffer> {
+    use wgpu::util::DeviceExt;
+    let bytes = (data.len().max(1) * 4) as u64;
+    if bytes > ctx.max_binding() {
+        return Err(Error::OverLimit {
+            what: label.to_string(),
+            needed: bytes,
+            limit: ctx.max_binding(),
+            limit_name: "max_storage_buffer_binding_size",
+            hint: "split the tensor (a bug if you see this for model weights)".into(),
+        });
+    }
+    let contents: &[u8] = if data.is_empty() {
+        bytemuck::bytes_of(&0u32)
+    } else {
+        bytemuck::cast_slice(data)
+    };
+    Ok(ctx
+        .device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+        }))
+}
+
 /// Binds one `C = A B^T` over `groups` z slices: A holds `groups * m` rows of `k` (a multiple
 /// of 4) at vec4 stride `a_gstride` per group, B `groups * n` rows likewise.
 #[allow(clippy::too_many_arguments)]
@@ -61,9 +127,75 @@ pub fn dispatch(
     bias: &wgpu::Buffer,
     c: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    if k % 4 != 0 || m == 0 || n == 0 {
+    let main = (&kernels.gemm, &kernels.gemm_m1);
+    dispatch_on(
+        ctx,
+        main,
+        4,
+        label,
+        (m, n, k, groups),
+        (a_gstride, b_gstride, m_goff),
+        out,
+        relu,
+        a,
+        b,
+        bias,
+        c,
+    )
+}
+
+/// As [`dispatch`] with `gemm_f16.wgsl`: A and B packed halves ([`pack_f16_rows`] layout),
+/// `k` a multiple of 8, strides in `vec4<u32>` (eight halves).
+#[allow(clippy::too_many_arguments)]
+pub fn dispatch_f16(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    label: &str,
+    (m, n, k, groups): (usize, usize, usize, usize),
+    (a_gstride, b_gstride, m_goff): (usize, usize, usize),
+    out: GemmOut,
+    relu: bool,
+    a: &wgpu::Buffer,
+    b: &wgpu::Buffer,
+    bias: &wgpu::Buffer,
+    c: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let f16 = kernels.f16(ctx);
+    dispatch_on(
+        ctx,
+        (&f16.gemm, &f16.gemm_m1),
+        8,
+        label,
+        (m, n, k, groups),
+        (a_gstride, b_gstride, m_goff),
+        out,
+        relu,
+        a,
+        b,
+        bias,
+        c,
+    )
+}
+
+/// `per_vec`: values of K per vector load (4 for `gemm.wgsl`, 8 for `gemm_f16.wgsl`).
+#[allow(clippy::too_many_arguments)]
+fn dispatch_on(
+    ctx: &GpuContext,
+    (main, main_m1): (&Kernel, &Kernel),
+    per_vec: usize,
+    label: &str,
+    (m, n, k, groups): (usize, usize, usize, usize),
+    (a_gstride, b_gstride, m_goff): (usize, usize, usize),
+    out: GemmOut,
+    relu: bool,
+    a: &wgpu::Buffer,
+    b: &wgpu::Buffer,
+    bias: &wgpu::Buffer,
+    c: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    if k % per_vec != 0 || m == 0 || n == 0 {
         return Err(Error::Shape(format!(
-            "gemm needs K a multiple of 4 and non-empty operands (M {m}, N {n}, K {k})"
+            "gemm needs K a multiple of {per_vec} and non-empty operands (M {m}, N {n}, K {k})"
         )));
     }
     let u = |v: usize| -> Result<u32> {
@@ -72,7 +204,7 @@ pub fn dispatch(
     let params = GemmParams {
         m: u(m)?,
         n: u(n)?,
-        kv: u(k / 4)?,
+        kv: u(k / per_vec)?,
         a_gstride: u(a_gstride)?,
         b_gstride: u(b_gstride)?,
         m_goff: u(m_goff)?,
@@ -84,11 +216,7 @@ pub fn dispatch(
         relu: relu as u32,
     };
     // Matrix-vector products (one row of A) use the 1-row tile: no redundant loads of A.
-    let (kernel, rows) = if m == 1 {
-        (&kernels.gemm_m1, 1)
-    } else {
-        (&kernels.gemm, TM)
-    };
+    let (kernel, rows) = if m == 1 { (main_m1, 1) } else { (main, TM) };
     let workgroups = check_groups(ctx, "gemm", [m.div_ceil(rows), n.div_ceil(WG * TN), groups])?;
     let uniform = uniform_buffer(ctx, "gemm params", &params);
     let bind_group = kernel.bind(ctx, &uniform, &[a, b, bias, c]);

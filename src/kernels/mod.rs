@@ -19,6 +19,11 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("dense.wgsl", include_str!("../../shaders/dense.wgsl")),
     ("gemm.wgsl", include_str!("../../shaders/gemm.wgsl")),
     ("im2col.wgsl", include_str!("../../shaders/im2col.wgsl")),
+    ("gemm_f16.wgsl", include_str!("../../shaders/gemm_f16.wgsl")),
+    (
+        "im2col_f16.wgsl",
+        include_str!("../../shaders/im2col_f16.wgsl"),
+    ),
     ("max_pool.wgsl", include_str!("../../shaders/max_pool.wgsl")),
     ("lrn.wgsl", include_str!("../../shaders/lrn.wgsl")),
     (
@@ -142,6 +147,58 @@ impl MatmulPath {
     }
 }
 
+/// How weights (and the matrices the GEMM reads) are stored on the GPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// f32 everywhere (the reference path).
+    #[default]
+    F32,
+    /// Conv and dense weights, im2col patches and dense inputs stored as f16 (pairs of halves
+    /// in `u32`, converted with integer bit operations: neither `SHADER_F16` nor the
+    /// `SHADER_F16_IN_F32` downlevel flag needed), f32 accumulation, f32 activations between
+    /// layers. Uses `im2col_f16.wgsl` + `gemm_f16.wgsl`
+    /// on every adapter.
+    F16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "f16" => Ok(Precision::F16),
+            _ => Err(format!("unknown precision {s:?} (expected f32 or f16)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        })
+    }
+}
+
+/// The f16-storage kernels (`--precision f16`), compiled on first use.
+pub struct F16Kernels {
+    pub gemm: Kernel,
+    pub gemm_m1: Kernel,
+    pub im2col: Kernel,
+}
+
+impl F16Kernels {
+    fn new(d: &wgpu::Device) -> Self {
+        let src = shader_source("gemm_f16.wgsl");
+        F16Kernels {
+            gemm: Kernel::from_source(d, "gemm_f16.wgsl", src, "main"),
+            gemm_m1: Kernel::from_source(d, "gemm_f16.wgsl", src, "main_m1"),
+            im2col: Kernel::new(d, "im2col_f16.wgsl"),
+        }
+    }
+}
+
 /// All forward-pass kernels, compiled once per device.
 pub struct Kernels {
     /// Which kernels convolutions and dense layers use (chosen per adapter).
@@ -156,6 +213,7 @@ pub struct Kernels {
     pub adaptive_avg_pool: Kernel,
     pub softmax: Kernel,
     pub relu: Kernel,
+    f16: std::sync::OnceLock<F16Kernels>,
 }
 
 impl Kernels {
@@ -178,7 +236,13 @@ impl Kernels {
             adaptive_avg_pool: Kernel::new(d, "adaptive_avg_pool.wgsl"),
             softmax: Kernel::new(d, "softmax.wgsl"),
             relu: Kernel::new(d, "relu.wgsl"),
+            f16: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The f16-storage kernels, compiled the first time they are asked for.
+    pub fn f16(&self, ctx: &GpuContext) -> &F16Kernels {
+        self.f16.get_or_init(|| F16Kernels::new(&ctx.device))
     }
 }
 

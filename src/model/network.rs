@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::gpu::{storage_buffer, upload_f32, GpuContext, SplitWeight};
-use crate::kernels::{self, conv2d::Conv2dShape, Dispatch, Kernels, MatmulPath};
+use crate::kernels::{self, conv2d::Conv2dShape, Dispatch, Kernels, MatmulPath, Precision};
 use crate::model::{Layer, NetSpec, Shape};
 use crate::weights::Weights;
 
@@ -74,6 +74,7 @@ pub struct Network<'a> {
     pub ctx: &'a GpuContext,
     pub spec: NetSpec,
     kernels: Kernels,
+    precision: Precision,
     params: HashMap<String, Param>,
     plans: HashMap<(usize, usize, usize), Plan>,
     ops: Vec<Op>,
@@ -118,6 +119,17 @@ fn fuse(spec: &NetSpec) -> (Vec<Op>, Option<usize>) {
 impl<'a> Network<'a> {
     /// Uploads the weights (dense matrices split under the binding limit) and compiles kernels.
     pub fn new(ctx: &'a GpuContext, weights: &Weights) -> Result<Self> {
+        Self::with_precision(ctx, weights, Precision::F32)
+    }
+
+    /// As [`Network::new`], with the weights stored as `precision` (converted once, here).
+    /// [`Precision::F16`] runs convolutions and dense layers with `im2col_f16.wgsl` +
+    /// `gemm_f16.wgsl` on every adapter (f32 accumulation and activations).
+    pub fn with_precision(
+        ctx: &'a GpuContext,
+        weights: &Weights,
+        precision: Precision,
+    ) -> Result<Self> {
         let spec = weights.spec();
         let infos = spec.infer()?;
         let kernels = Kernels::new(ctx);
@@ -134,6 +146,23 @@ impl<'a> Network<'a> {
                 } => {
                     let w = weights.get(&format!("{name}.weight"));
                     let b = weights.get(&format!("{name}.bias"));
+                    if precision == Precision::F16 {
+                        let shape =
+                            conv_shape(1, &info.input, *out, *kernel, *stride, *pad, *groups);
+                        let packed = kernels::conv2d::weight_for_gemm_f16(&shape, w);
+                        params.insert(
+                            name.to_string(),
+                            Param::Conv {
+                                weight: kernels::gemm::upload_u32(
+                                    ctx,
+                                    &format!("{name}.weight (f16)"),
+                                    &packed,
+                                )?,
+                                bias: upload_f32(ctx, &format!("{name}.bias"), b)?,
+                            },
+                        );
+                        continue;
+                    }
                     // Re-laid out once for the kernel that reads it (rows padded to vec4).
                     let relaid;
                     let w = match kernels.path {
@@ -156,10 +185,14 @@ impl<'a> Network<'a> {
                 Layer::Dense { name, out } => {
                     let w = weights.get(&format!("{name}.weight"));
                     let b = weights.get(&format!("{name}.bias"));
+                    let upload = match precision {
+                        Precision::F32 => SplitWeight::upload,
+                        Precision::F16 => kernels::dense::upload_f16,
+                    };
                     params.insert(
                         name.to_string(),
                         Param::Dense {
-                            weight: SplitWeight::upload(
+                            weight: upload(
                                 ctx,
                                 &format!("{name}.weight"),
                                 w,
@@ -178,6 +211,7 @@ impl<'a> Network<'a> {
         Ok(Network {
             ctx,
             kernels,
+            precision,
             spec,
             params,
             plans: HashMap::new(),
@@ -185,6 +219,11 @@ impl<'a> Network<'a> {
             features_op,
             classes,
         })
+    }
+
+    /// How the weights are stored.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Length of the flattened features (pool5), if the network flattens.
@@ -223,8 +262,42 @@ impl<'a> Network<'a> {
         let ping = storage_buffer(ctx, "activations A", max_act, hint)?;
         let pong = storage_buffer(ctx, "activations B", max_act, hint)?;
         // im2col scratch (Gemm path): the largest conv's matrix, capped (convs then go in chunks).
-        let scratch = match self.kernels.path {
-            MatmulPath::Gemm => {
+        let scratch = match (self.precision, self.kernels.path) {
+            (Precision::F16, _) => {
+                // Packed halves: the largest conv's patches or dense input, in u32 words.
+                let mut need = 1;
+                for (layer, info) in spec.layers.iter().zip(&infos) {
+                    match layer {
+                        Layer::Conv {
+                            out,
+                            kernel,
+                            stride,
+                            pad,
+                            groups,
+                            ..
+                        } => {
+                            let s = conv_shape(
+                                batch,
+                                &info.input,
+                                *out,
+                                *kernel,
+                                *stride,
+                                *pad,
+                                *groups,
+                            );
+                            need = need.max(s.im2col_words_f16()?);
+                        }
+                        Layer::Dense { .. } => {
+                            need = need
+                                .max(kernels::dense::scratch_words_f16(batch, info.input.len()));
+                        }
+                        _ => {}
+                    }
+                }
+                let cap = (ctx.max_binding().min(IM2COL_MAX_BYTES) / 4) as usize;
+                Some(storage_buffer(ctx, "im2col", need.min(cap), hint)?)
+            }
+            (Precision::F32, MatmulPath::Gemm) => {
                 let mut need = 1;
                 for (layer, info) in spec.layers.iter().zip(&infos) {
                     if let Layer::Conv {
@@ -244,7 +317,7 @@ impl<'a> Network<'a> {
                 let cap = (ctx.max_binding().min(IM2COL_MAX_BYTES) / 4) as usize;
                 Some(storage_buffer(ctx, "im2col", need.min(cap), hint)?)
             }
-            MatmulPath::Tiled => None,
+            (Precision::F32, MatmulPath::Tiled) => None,
         };
         let classes = infos.last().map(|i| i.output.len()).unwrap_or(1);
         let logits = storage_buffer(ctx, "logits", batch * classes, hint)?;
@@ -300,6 +373,19 @@ impl<'a> Network<'a> {
                     };
                     let shape = layer.conv_shape(batch, [c, ih, iw]).expect("a conv layer");
                     match &scratch {
+                        Some(scratch) if self.precision == Precision::F16 => {
+                            kernels::conv2d::dispatch_gemm_f16(
+                                ctx,
+                                &self.kernels,
+                                &shape,
+                                *relu,
+                                weight,
+                                bias,
+                                buf(cur),
+                                buf(dst),
+                                scratch,
+                            )?
+                        }
                         Some(scratch) => kernels::conv2d::dispatch_gemm(
                             ctx,
                             &self.kernels,
@@ -329,16 +415,30 @@ impl<'a> Network<'a> {
                     let Some(Param::Dense { weight, bias }) = self.params.get(*name) else {
                         unreachable!("dense params uploaded in new()")
                     };
-                    kernels::dense::dispatch(
-                        ctx,
-                        &self.kernels,
-                        batch,
-                        weight,
-                        bias,
-                        *relu,
-                        buf(cur),
-                        buf(dst),
-                    )?
+                    if let (Precision::F16, Some(scratch)) = (self.precision, &scratch) {
+                        kernels::dense::dispatch_f16(
+                            ctx,
+                            &self.kernels,
+                            batch,
+                            weight,
+                            bias,
+                            *relu,
+                            buf(cur),
+                            buf(dst),
+                            scratch,
+                        )?
+                    } else {
+                        kernels::dense::dispatch(
+                            ctx,
+                            &self.kernels,
+                            batch,
+                            weight,
+                            bias,
+                            *relu,
+                            buf(cur),
+                            buf(dst),
+                        )?
+                    }
                 }
                 (Op::MaxPool { .. }, Layer::MaxPool { kernel, stride }) => {
                     vec![kernels::max_pool::dispatch(
