@@ -9,7 +9,7 @@
 mod common;
 
 use alexnet_wgpu::gpu::{read_back_f32, storage_buffer, upload_f32, SplitWeight};
-use alexnet_wgpu::kernels::{self, conv2d::Conv2dShape, lrn::Lrn, Kernels, MatmulPath};
+use alexnet_wgpu::kernels::{self, conv2d::Conv2dShape, lrn::Lrn, Kernels, MatmulPath, Precision};
 use common::{assert_close, ctx, random};
 
 const TOL: f32 = 1e-5;
@@ -69,8 +69,19 @@ fn check_conv_gemm(shape: Conv2dShape, relu: bool, seed: u64, scratch_floats: us
     let yb = storage_buffer(&ctx, "y", out_len, "").unwrap();
     // Garbage in the scratch: the K tail must be zeroed by im2col itself.
     let sb = upload_f32(&ctx, "scratch", &random(scratch_floats, seed + 3, 9.0)).unwrap();
-    let ds =
-        kernels::conv2d::dispatch_gemm(&ctx, &ks, &shape, relu, &wb, &bb, &xb, &yb, &sb).unwrap();
+    let ds = kernels::conv2d::dispatch_gemm(
+        &ctx,
+        &ks,
+        Precision::F32,
+        &shape,
+        relu,
+        &wb,
+        &bb,
+        &xb,
+        &yb,
+        &sb,
+    )
+    .unwrap();
     kernels::run(&ctx, &ds).unwrap();
     let got = read_back_f32(&ctx, &yb, out_len).unwrap();
     let want = kernels::conv2d::reference(&shape, &w, &b, &x, relu);
@@ -84,7 +95,7 @@ fn check_conv_gemm(shape: Conv2dShape, relu: bool, seed: u64, scratch_floats: us
 
 #[test]
 fn conv2d_gemm_path() {
-    let whole = |s: Conv2dShape| s.im2col_len().unwrap();
+    let whole = |s: Conv2dShape| s.im2col_words(Precision::F32).unwrap();
     // conv1 geometry: K = 363 (padded to 364), stride 4, padding.
     let s = conv(2, 3, 35, 10, 11, 4, 2, 1);
     check_conv_gemm(s, true, 31, whole(s));
@@ -391,8 +402,19 @@ fn check_conv_f16(shape: Conv2dShape, relu: bool, seed: u64, scratch_words: usiz
     let yb = storage_buffer(&ctx, "y", out_len, "").unwrap();
     // Garbage in the scratch: the K tail must be zeroed by im2col_f16 itself.
     let sb = upload_f32(&ctx, "scratch", &random(scratch_words, seed + 3, 9.0)).unwrap();
-    let ds = kernels::conv2d::dispatch_gemm_f16(&ctx, &ks, &shape, relu, &wb, &bb, &xb, &yb, &sb)
-        .unwrap();
+    let ds = kernels::conv2d::dispatch_gemm(
+        &ctx,
+        &ks,
+        Precision::F16,
+        &shape,
+        relu,
+        &wb,
+        &bb,
+        &xb,
+        &yb,
+        &sb,
+    )
+    .unwrap();
     kernels::run(&ctx, &ds).unwrap();
     let got = read_back_f32(&ctx, &yb, out_len).unwrap();
     let (w16, x16) = (kernels::gemm::round_f16(&w), kernels::gemm::round_f16(&x));
@@ -410,7 +432,7 @@ fn check_conv_f16(shape: Conv2dShape, relu: bool, seed: u64, scratch_words: usiz
 
 #[test]
 fn conv2d_f16_storage() {
-    let whole = |s: Conv2dShape| s.im2col_words_f16().unwrap();
+    let whole = |s: Conv2dShape| s.im2col_words(Precision::F16).unwrap();
     // conv1 geometry: K = 363 (padded to 368 halves), stride 4, padding.
     let s = conv(2, 3, 35, 10, 11, 4, 2, 1);
     check_conv_f16(s, true, 41, whole(s));
@@ -430,9 +452,19 @@ fn conv2d_f16_storage() {
     check_conv_f16(s, false, 46, whole(s));
     // Pixels in chunks: a scratch of 7 rows (and with groups).
     let s = conv(2, 7, 13, 70, 5, 1, 2, 1);
-    check_conv_f16(s, true, 47, 7 * s.kp8() / 2);
+    check_conv_f16(
+        s,
+        true,
+        47,
+        7 * Precision::F16.words(Precision::F16.pad_k(s.k())),
+    );
     let s = conv(2, 12, 9, 18, 3, 1, 1, 2);
-    check_conv_f16(s, false, 48, 5 * 2 * s.kp8() / 2);
+    check_conv_f16(
+        s,
+        false,
+        48,
+        5 * 2 * Precision::F16.words(Precision::F16.pad_k(s.k())),
+    );
 }
 
 fn check_dense_f16(batch: usize, in_f: usize, out_f: usize, rows_per_part: usize, seed: u64) {

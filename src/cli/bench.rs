@@ -302,9 +302,10 @@ fn gemm_ceiling(
                 )
             };
             let (a16, b16) = (pack(&a_host, m)?, pack(&b_host, n)?);
-            let d = kernels::gemm::dispatch_f16(
+            let d = kernels::gemm::dispatch(
                 ctx,
                 &kernels,
+                Precision::F16,
                 "gemm_f16",
                 (m, n, k, 1),
                 (0, 0, 0),
@@ -321,6 +322,7 @@ fn gemm_ceiling(
             MatmulPath::Gemm => kernels::gemm::dispatch(
                 ctx,
                 &kernels,
+                Precision::F32,
                 "gemm",
                 (m, n, k, 1),
                 (0, 0, 0),

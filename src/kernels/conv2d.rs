@@ -2,7 +2,7 @@
 //! workgroup-memory tiles (GPUs), and `im2col.wgsl` + `gemm.wgsl` (CPU adapters); see
 //! [`super::MatmulPath`].
 
-use super::{check_groups, gemm, Dispatch, Kernel, Kernels};
+use super::{check_groups, gemm, Dispatch, Kernel, Kernels, Precision};
 use crate::error::{Error, Result};
 use crate::gpu::{uniform_buffer, GpuContext};
 
@@ -181,10 +181,11 @@ impl Conv2dShape {
         gemm::padded_k(self.k())
     }
 
-    /// Floats of the im2col matrix of the whole batch (`groups * pixels * kp`).
-    pub fn im2col_len(&self) -> Result<usize> {
+    /// 32-bit words of the whole batch's patch matrix in `precision` (`groups * pixels` rows of
+    /// `precision.pad_k(K)` values).
+    pub fn im2col_words(&self, precision: Precision) -> Result<usize> {
         let (oh, ow) = self.out_hw()?;
-        Ok(self.groups * self.batch * oh * ow * self.kp())
+        Ok(self.groups * self.batch * oh * ow * precision.words(precision.pad_k(self.k())))
     }
 }
 
@@ -203,119 +204,20 @@ pub fn weight_for_gemm(shape: &Conv2dShape, weight: &[f32]) -> Vec<f32> {
     out
 }
 
-/// Binds one convolution as im2col + GEMM: `weight` from [`weight_for_gemm`], `scratch` a
-/// storage buffer for the im2col matrix. When the whole batch's matrix
-/// ([`Conv2dShape::im2col_len`]) does not fit `scratch`, pixels go in chunks, two dispatches each.
-#[allow(clippy::too_many_arguments)]
-pub fn dispatch_gemm(
-    ctx: &GpuContext,
-    kernels: &Kernels,
-    shape: &Conv2dShape,
-    relu: bool,
-    weight: &wgpu::Buffer,
-    bias: &wgpu::Buffer,
-    input: &wgpu::Buffer,
-    output: &wgpu::Buffer,
-    scratch: &wgpu::Buffer,
-) -> Result<Vec<Dispatch>> {
-    let (out_h, out_w) = shape.out_hw()?;
-    let (groups, kp) = (shape.groups, shape.kp());
-    let cin_g = shape.in_c / groups;
-    let cout_g = shape.out_c / groups;
-    let pixels = shape.batch * out_h * out_w;
-    let row = groups * kp;
-    let capacity = (scratch.size() as usize / 4) / row;
-    if capacity == 0 {
-        return Err(Error::Shape(format!(
-            "im2col scratch of {} bytes cannot hold one row of {row} floats",
-            scratch.size()
-        )));
-    }
-    let mut out = Vec::new();
-    let mut n_start = 0;
-    while n_start < pixels {
-        let n_count = capacity.min(pixels - n_start);
-        let params = Im2colParams {
-            in_c: shape.in_c as u32,
-            in_h: shape.in_h as u32,
-            in_w: shape.in_w as u32,
-            out_h: out_h as u32,
-            out_w: out_w as u32,
-            kh: shape.kernel as u32,
-            kw: shape.kernel as u32,
-            stride_h: shape.stride as u32,
-            stride_w: shape.stride as u32,
-            pad_h: shape.pad as u32,
-            pad_w: shape.pad as u32,
-            cin_g: cin_g as u32,
-            kp: kp as u32,
-            n_start: n_start as u32,
-            n_count: n_count as u32,
-            _pad: 0,
-        };
-        let workgroups = check_groups(ctx, "im2col", [n_count.div_ceil(64), cin_g, groups])?;
-        let uniform = uniform_buffer(ctx, "im2col params", &params);
-        let bind_group = kernels.im2col.bind(ctx, &uniform, &[input, scratch]);
-        out.push(Dispatch {
-            label: "im2col".into(),
-            pipeline: kernels.im2col.pipeline.clone(),
-            bind_group,
-            workgroups,
-            flops: 0.0,
-            _params: uniform,
-        });
-        let hw = out_h * out_w;
-        let mut d = gemm::dispatch(
-            ctx,
-            kernels,
-            "conv2d(gemm)",
-            (cout_g, n_count, kp, groups),
-            (cout_g * kp / 4, n_count * kp / 4, cout_g),
-            gemm::GemmOut {
-                n_off: n_start,
-                hw: hw as u32,
-                c_bstride: shape.out_c * hw,
-                c_mstride: hw,
-                bias_on_n: false,
-            },
-            relu,
-            weight,
-            scratch,
-            bias,
-            output,
-        )?;
-        d.flops = 2.0 * (shape.out_c * n_count * shape.k()) as f64;
-        out.push(d);
-        n_start += n_count;
-    }
-    Ok(out)
-}
-
-impl Conv2dShape {
-    /// GEMM depth per group padded for `gemm_f16.wgsl` (a multiple of 8 halves).
-    pub fn kp8(&self) -> usize {
-        gemm::padded_k8(self.k())
-    }
-
-    /// `u32` words of the packed-f16 im2col matrix of the whole batch (`groups * pixels * kp8 / 2`).
-    pub fn im2col_words_f16(&self) -> Result<usize> {
-        let (oh, ow) = self.out_hw()?;
-        Ok(self.groups * self.batch * oh * ow * self.kp8() / 2)
-    }
-}
-
 /// OIHW weights as `gemm_f16.wgsl` reads them: `[out_c][kp8 / 2]` words of packed halves.
 pub fn weight_for_gemm_f16(shape: &Conv2dShape, weight: &[f32]) -> Vec<u32> {
     assert_eq!(weight.len(), shape.out_c * shape.k(), "conv weight length");
     gemm::pack_f16_rows(weight, shape.out_c, shape.k())
 }
 
-/// Binds `im2col_f16.wgsl`: pixels `n_start..n_start + n_count` of `shape`'s patch matrix into
-/// `scratch` as rows of `kp8 / 2` words. Dense layers pack their input through it as a 1x1
-/// convolution of 1x1 images.
-pub fn dispatch_im2col_f16(
+/// Binds `im2col.wgsl` (or `im2col_f16.wgsl`): pixels `n_start..n_start + n_count` of `shape`'s
+/// patch matrix into `scratch`, rows of `precision.pad_k(K)` values per group. Dense layers
+/// pack their f16 input through it as a 1x1 convolution of 1x1 images.
+#[allow(clippy::too_many_arguments)]
+pub fn dispatch_im2col(
     ctx: &GpuContext,
     kernels: &Kernels,
+    precision: Precision,
     shape: &Conv2dShape,
     n_start: usize,
     n_count: usize,
@@ -324,7 +226,7 @@ pub fn dispatch_im2col_f16(
 ) -> Result<Dispatch> {
     let (out_h, out_w) = shape.out_hw()?;
     let cin_g = shape.in_c / shape.groups;
-    let kp = shape.kp8();
+    let kp = precision.pad_k(shape.k());
     let params = Im2colParams {
         in_c: shape.in_c as u32,
         in_h: shape.in_h as u32,
@@ -343,20 +245,20 @@ pub fn dispatch_im2col_f16(
         n_count: n_count as u32,
         _pad: 0,
     };
-    let kernel = &kernels.f16(ctx).im2col;
-    let workgroups = check_groups(
-        ctx,
-        "im2col_f16",
-        [
-            n_count.div_ceil(64),
+    // f32: one invocation per (pixel, input channel); f16: per (pixel, run of packed words).
+    let (kernel, label, y) = match precision {
+        Precision::F32 => (&kernels.im2col, "im2col", cin_g),
+        Precision::F16 => (
+            &kernels.f16(ctx).im2col,
+            "im2col_f16",
             (kp / 2).div_ceil(IM2COL_F16_WORDS),
-            shape.groups,
-        ],
-    )?;
-    let uniform = uniform_buffer(ctx, "im2col_f16 params", &params);
+        ),
+    };
+    let workgroups = check_groups(ctx, label, [n_count.div_ceil(64), y, shape.groups])?;
+    let uniform = uniform_buffer(ctx, "im2col params", &params);
     let bind_group = kernel.bind(ctx, &uniform, &[input, scratch]);
     Ok(Dispatch {
-        label: "im2col_f16".into(),
+        label: label.into(),
         pipeline: kernel.pipeline.clone(),
         bind_group,
         workgroups,
@@ -368,12 +270,15 @@ pub fn dispatch_im2col_f16(
 /// Words per invocation of `im2col_f16.wgsl` (its `WORDS`).
 const IM2COL_F16_WORDS: usize = 32;
 
-/// [`dispatch_gemm`] with f16 storage: `weight` from [`weight_for_gemm_f16`], the patches packed
-/// by `im2col_f16.wgsl` into `scratch`, `gemm_f16.wgsl`; f32 bias, accumulation and output.
+/// Binds one convolution as im2col + GEMM: `weight` from [`weight_for_gemm`] (f32) or
+/// [`weight_for_gemm_f16`], `scratch` a storage buffer for the patch matrix. When the whole
+/// batch's matrix does not fit `scratch`, pixels go in chunks, two dispatches each. Bias,
+/// accumulation and output are f32 in both precisions.
 #[allow(clippy::too_many_arguments)]
-pub fn dispatch_gemm_f16(
+pub fn dispatch_gemm(
     ctx: &GpuContext,
     kernels: &Kernels,
+    precision: Precision,
     shape: &Conv2dShape,
     relu: bool,
     weight: &wgpu::Buffer,
@@ -383,10 +288,14 @@ pub fn dispatch_gemm_f16(
     scratch: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
     let (out_h, out_w) = shape.out_hw()?;
-    let (groups, kp) = (shape.groups, shape.kp8());
+    let (groups, kp, per_vec) = (
+        shape.groups,
+        precision.pad_k(shape.k()),
+        precision.per_vec(),
+    );
     let cout_g = shape.out_c / groups;
     let pixels = shape.batch * out_h * out_w;
-    let row_words = groups * kp / 2;
+    let row_words = precision.words(groups * kp);
     let capacity = (scratch.size() as usize / 4) / row_words;
     if capacity == 0 {
         return Err(Error::Shape(format!(
@@ -394,20 +303,25 @@ pub fn dispatch_gemm_f16(
             scratch.size()
         )));
     }
+    let label = match precision {
+        Precision::F32 => "conv2d(gemm)",
+        Precision::F16 => "conv2d(gemm_f16)",
+    };
+    let hw = out_h * out_w;
     let mut out = Vec::new();
     let mut n_start = 0;
     while n_start < pixels {
         let n_count = capacity.min(pixels - n_start);
-        out.push(dispatch_im2col_f16(
-            ctx, kernels, shape, n_start, n_count, input, scratch,
+        out.push(dispatch_im2col(
+            ctx, kernels, precision, shape, n_start, n_count, input, scratch,
         )?);
-        let hw = out_h * out_w;
-        let mut d = gemm::dispatch_f16(
+        let mut d = gemm::dispatch(
             ctx,
             kernels,
-            "conv2d(gemm_f16)",
+            precision,
+            label,
             (cout_g, n_count, kp, groups),
-            (cout_g * kp / 8, n_count * kp / 8, cout_g),
+            (cout_g * kp / per_vec, n_count * kp / per_vec, cout_g),
             gemm::GemmOut {
                 n_off: n_start,
                 hw: hw as u32,

@@ -3,7 +3,7 @@
 //! (its 1-row tile streams the weights for batch 1). Else `dense.wgsl` for small batches
 //! (bandwidth-bound) and, for large batches, `conv2d.wgsl` as a 1x1 convolution on 1x1 images.
 
-use super::{check_groups, conv2d, gemm, Dispatch, Kernels, MatmulPath};
+use super::{check_groups, conv2d, gemm, Dispatch, Kernels, MatmulPath, Precision};
 use crate::error::Result;
 use crate::gpu::{uniform_buffer, GpuContext, SplitWeight};
 
@@ -42,6 +42,7 @@ pub fn dispatch(
             out.push(gemm::dispatch(
                 ctx,
                 kernels,
+                Precision::F32,
                 "dense(gemm)",
                 (batch, *rows, in_f, 1),
                 (0, 0, 0),
@@ -192,17 +193,25 @@ pub fn dispatch_f16(
         pad: 0,
         groups: 1,
     };
-    let mut out = vec![conv2d::dispatch_im2col_f16(
-        ctx, kernels, &pack, 0, batch, input, scratch,
+    let mut out = vec![conv2d::dispatch_im2col(
+        ctx,
+        kernels,
+        Precision::F16,
+        &pack,
+        0,
+        batch,
+        input,
+        scratch,
     )?];
     let kp = gemm::padded_k8(in_f);
     for (row_start, rows, buf) in &weight.parts {
         if *rows == 0 {
             continue;
         }
-        let mut d = gemm::dispatch_f16(
+        let mut d = gemm::dispatch(
             ctx,
             kernels,
+            Precision::F16,
             "dense(gemm_f16)",
             (batch, *rows, kp, 1),
             (0, 0, 0),

@@ -2,7 +2,7 @@
 //! workgroup memory (the fast shape on CPU adapters such as lavapipe). Convolutions reach it
 //! through `im2col.wgsl`, dense layers directly (their weights are already `[out, in]`).
 
-use super::{check_groups, Dispatch, Kernel, Kernels};
+use super::{check_groups, Dispatch, Kernel, Kernels, Precision};
 use crate::error::{Error, Result};
 use crate::gpu::{uniform_buffer, GpuContext};
 
@@ -111,15 +111,18 @@ pub fn upload_u32(ctx: &GpuContext, label: &str, data: &[u32]) -> Result<wgpu::B
         }))
 }
 
-/// Binds one `C = A B^T` over `groups` z slices: A holds `groups * m` rows of `k` (a multiple
-/// of 4) at vec4 stride `a_gstride` per group, B `groups * n` rows likewise.
+/// Binds one `C = A B^T` over `groups` z slices: A holds `groups * m` rows of `k` at vector
+/// stride `a_gstride` per group, B `groups * n` rows likewise. `k` is a multiple of
+/// `precision.per_vec()`; strides count vector loads (`vec4<f32>`, or `vec4<u32>` = eight packed
+/// halves for [`Precision::F16`], whose operands are in the [`pack_f16_rows`] layout).
 #[allow(clippy::too_many_arguments)]
 pub fn dispatch(
     ctx: &GpuContext,
     kernels: &Kernels,
+    precision: Precision,
     label: &str,
-    (m, n, k, groups): (usize, usize, usize, usize),
-    (a_gstride, b_gstride, m_goff): (usize, usize, usize),
+    dims: (usize, usize, usize, usize),
+    strides: (usize, usize, usize),
     out: GemmOut,
     relu: bool,
     a: &wgpu::Buffer,
@@ -127,47 +130,20 @@ pub fn dispatch(
     bias: &wgpu::Buffer,
     c: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let main = (&kernels.gemm, &kernels.gemm_m1);
+    let pair = match precision {
+        Precision::F32 => (&kernels.gemm, &kernels.gemm_m1),
+        Precision::F16 => {
+            let f16 = kernels.f16(ctx);
+            (&f16.gemm, &f16.gemm_m1)
+        }
+    };
     dispatch_on(
         ctx,
-        main,
-        4,
+        pair,
+        precision.per_vec(),
         label,
-        (m, n, k, groups),
-        (a_gstride, b_gstride, m_goff),
-        out,
-        relu,
-        a,
-        b,
-        bias,
-        c,
-    )
-}
-
-/// As [`dispatch`] with `gemm_f16.wgsl`: A and B packed halves ([`pack_f16_rows`] layout),
-/// `k` a multiple of 8, strides in `vec4<u32>` (eight halves).
-#[allow(clippy::too_many_arguments)]
-pub fn dispatch_f16(
-    ctx: &GpuContext,
-    kernels: &Kernels,
-    label: &str,
-    (m, n, k, groups): (usize, usize, usize, usize),
-    (a_gstride, b_gstride, m_goff): (usize, usize, usize),
-    out: GemmOut,
-    relu: bool,
-    a: &wgpu::Buffer,
-    b: &wgpu::Buffer,
-    bias: &wgpu::Buffer,
-    c: &wgpu::Buffer,
-) -> Result<Dispatch> {
-    let f16 = kernels.f16(ctx);
-    dispatch_on(
-        ctx,
-        (&f16.gemm, &f16.gemm_m1),
-        8,
-        label,
-        (m, n, k, groups),
-        (a_gstride, b_gstride, m_goff),
+        dims,
+        strides,
         out,
         relu,
         a,

@@ -161,6 +161,29 @@ pub enum Precision {
     F16,
 }
 
+impl Precision {
+    /// Values of K per vector load in the GEMM (`vec4<f32>`, or `vec4<u32>` of packed halves).
+    pub fn per_vec(self) -> usize {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 => 8,
+        }
+    }
+
+    /// GEMM depth `k` padded to whole vector loads.
+    pub fn pad_k(self, k: usize) -> usize {
+        k.div_ceil(self.per_vec()) * self.per_vec()
+    }
+
+    /// 32-bit words that hold `values` stored values.
+    pub fn words(self, values: usize) -> usize {
+        match self {
+            Precision::F32 => values,
+            Precision::F16 => values.div_ceil(2),
+        }
+    }
+}
+
 impl std::str::FromStr for Precision {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {

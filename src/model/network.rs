@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::gpu::{storage_buffer, upload_f32, GpuContext, SplitWeight};
-use crate::kernels::{self, conv2d::Conv2dShape, Dispatch, Kernels, MatmulPath, Precision};
-use crate::model::{Layer, NetSpec, Shape};
+use crate::kernels::{self, Dispatch, Kernels, MatmulPath, Precision};
+use crate::model::{Layer, NetSpec};
 use crate::weights::Weights;
 
 /// What one forward pass returns, row-major per image.
@@ -136,48 +136,33 @@ impl<'a> Network<'a> {
         let mut params = HashMap::new();
         for (layer, info) in spec.layers.iter().zip(&infos) {
             match layer {
-                Layer::Conv {
-                    name,
-                    out,
-                    kernel,
-                    stride,
-                    pad,
-                    groups,
-                } => {
+                Layer::Conv { name, .. } => {
                     let w = weights.get(&format!("{name}.weight"));
                     let b = weights.get(&format!("{name}.bias"));
-                    if precision == Precision::F16 {
-                        let shape =
-                            conv_shape(1, &info.input, *out, *kernel, *stride, *pad, *groups);
-                        let packed = kernels::conv2d::weight_for_gemm_f16(&shape, w);
-                        params.insert(
-                            name.to_string(),
-                            Param::Conv {
-                                weight: kernels::gemm::upload_u32(
-                                    ctx,
-                                    &format!("{name}.weight (f16)"),
-                                    &packed,
-                                )?,
-                                bias: upload_f32(ctx, &format!("{name}.bias"), b)?,
-                            },
-                        );
-                        continue;
-                    }
-                    // Re-laid out once for the kernel that reads it (rows padded to vec4).
-                    let relaid;
-                    let w = match kernels.path {
-                        MatmulPath::Gemm => {
-                            let shape =
-                                conv_shape(1, &info.input, *out, *kernel, *stride, *pad, *groups);
-                            relaid = kernels::conv2d::weight_for_gemm(&shape, w);
-                            &relaid[..]
+                    let shape = layer
+                        .conv_shape(1, info.input.as_map())
+                        .expect("a conv layer");
+                    // Re-laid out once for the kernel that reads it (rows padded to whole vector
+                    // loads; f16: rounded and packed in pairs).
+                    let weight = match (precision, kernels.path) {
+                        (Precision::F16, _) => kernels::gemm::upload_u32(
+                            ctx,
+                            &format!("{name}.weight (f16)"),
+                            &kernels::conv2d::weight_for_gemm_f16(&shape, w),
+                        )?,
+                        (Precision::F32, MatmulPath::Gemm) => upload_f32(
+                            ctx,
+                            &format!("{name}.weight"),
+                            &kernels::conv2d::weight_for_gemm(&shape, w),
+                        )?,
+                        (Precision::F32, MatmulPath::Tiled) => {
+                            upload_f32(ctx, &format!("{name}.weight"), w)?
                         }
-                        MatmulPath::Tiled => w,
                     };
                     params.insert(
                         name.to_string(),
                         Param::Conv {
-                            weight: upload_f32(ctx, &format!("{name}.weight"), w)?,
+                            weight,
                             bias: upload_f32(ctx, &format!("{name}.bias"), b)?,
                         },
                     );
@@ -263,61 +248,20 @@ impl<'a> Network<'a> {
         let pong = storage_buffer(ctx, "activations B", max_act, hint)?;
         // im2col scratch (Gemm path): the largest conv's matrix, capped (convs then go in chunks).
         let scratch = match (self.precision, self.kernels.path) {
-            (Precision::F16, _) => {
-                // Packed halves: the largest conv's patches or dense input, in u32 words.
-                let mut need = 1;
-                for (layer, info) in spec.layers.iter().zip(&infos) {
-                    match layer {
-                        Layer::Conv {
-                            out,
-                            kernel,
-                            stride,
-                            pad,
-                            groups,
-                            ..
-                        } => {
-                            let s = conv_shape(
-                                batch,
-                                &info.input,
-                                *out,
-                                *kernel,
-                                *stride,
-                                *pad,
-                                *groups,
-                            );
-                            need = need.max(s.im2col_words_f16()?);
-                        }
-                        Layer::Dense { .. } => {
-                            need = need
-                                .max(kernels::dense::scratch_words_f16(batch, info.input.len()));
-                        }
-                        _ => {}
-                    }
-                }
-                let cap = (ctx.max_binding().min(IM2COL_MAX_BYTES) / 4) as usize;
-                Some(storage_buffer(ctx, "im2col", need.min(cap), hint)?)
-            }
-            (Precision::F32, MatmulPath::Gemm) => {
-                let mut need = 1;
-                for (layer, info) in spec.layers.iter().zip(&infos) {
-                    if let Layer::Conv {
-                        out,
-                        kernel,
-                        stride,
-                        pad,
-                        groups,
-                        ..
-                    } = layer
-                    {
-                        let s =
-                            conv_shape(batch, &info.input, *out, *kernel, *stride, *pad, *groups);
-                        need = need.max(s.im2col_len()?);
-                    }
-                }
-                let cap = (ctx.max_binding().min(IM2COL_MAX_BYTES) / 4) as usize;
-                Some(storage_buffer(ctx, "im2col", need.min(cap), hint)?)
-            }
             (Precision::F32, MatmulPath::Tiled) => None,
+            (precision, _) => {
+                // The largest conv's patch matrix (f16: or packed dense input), in 32-bit words.
+                let mut need = 1;
+                for (layer, info) in spec.layers.iter().zip(&infos) {
+                    if let Some(s) = layer.conv_shape(batch, info.input.as_map()) {
+                        need = need.max(s.im2col_words(precision)?);
+                    } else if precision == Precision::F16 && matches!(layer, Layer::Dense { .. }) {
+                        need = need.max(kernels::dense::scratch_words_f16(batch, info.input.len()));
+                    }
+                }
+                let cap = (ctx.max_binding().min(IM2COL_MAX_BYTES) / 4) as usize;
+                Some(storage_buffer(ctx, "im2col", need.min(cap), hint)?)
+            }
         };
         let classes = infos.last().map(|i| i.output.len()).unwrap_or(1);
         let logits = storage_buffer(ctx, "logits", batch * classes, hint)?;
@@ -373,22 +317,10 @@ impl<'a> Network<'a> {
                     };
                     let shape = layer.conv_shape(batch, [c, ih, iw]).expect("a conv layer");
                     match &scratch {
-                        Some(scratch) if self.precision == Precision::F16 => {
-                            kernels::conv2d::dispatch_gemm_f16(
-                                ctx,
-                                &self.kernels,
-                                &shape,
-                                *relu,
-                                weight,
-                                bias,
-                                buf(cur),
-                                buf(dst),
-                                scratch,
-                            )?
-                        }
                         Some(scratch) => kernels::conv2d::dispatch_gemm(
                             ctx,
                             &self.kernels,
+                            self.precision,
                             &shape,
                             *relu,
                             weight,
@@ -611,32 +543,6 @@ impl<'a> Network<'a> {
 
 /// Largest im2col scratch buffer a plan allocates; larger convolutions run in pixel chunks.
 const IM2COL_MAX_BYTES: u64 = 64 << 20;
-
-fn conv_shape(
-    batch: usize,
-    input: &Shape,
-    out_c: usize,
-    kernel: usize,
-    stride: usize,
-    pad: usize,
-    groups: usize,
-) -> Conv2dShape {
-    let [in_c, in_h, in_w] = match input {
-        Shape::Map(m) => *m,
-        Shape::Flat(f) => [*f, 1, 1],
-    };
-    Conv2dShape {
-        batch,
-        in_c,
-        in_h,
-        in_w,
-        out_c,
-        kernel,
-        stride,
-        pad,
-        groups,
-    }
-}
 
 fn op_layer(op: &Op) -> usize {
     match op {
