@@ -178,7 +178,7 @@ impl Conv2dShape {
     }
 
     pub fn kp(&self) -> usize {
-        gemm::padded_k(self.k())
+        Precision::F32.pad_k(self.k())
     }
 
     /// 32-bit words of the whole batch's patch matrix in `precision` (`groups * pixels` rows of

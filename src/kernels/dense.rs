@@ -116,7 +116,7 @@ pub fn dispatch(
 }
 
 /// Uploads `[rows, cols]` weights for [`dispatch_f16`]: rows packed to f16
-/// ([`gemm::pack_f16_rows`], `padded_k8(cols) / 2` words each), split under the binding limit.
+/// ([`gemm::pack_f16_rows`], `Precision::F16.pad_k(cols) / 2` words each), split under the binding limit.
 /// The result's `cols` is the logical `cols`.
 pub fn upload_f16(
     ctx: &GpuContext,
@@ -125,7 +125,7 @@ pub fn upload_f16(
     rows: usize,
     cols: usize,
 ) -> Result<SplitWeight> {
-    let row_bytes = (gemm::padded_k8(cols).max(8) * 2) as u64;
+    let row_bytes = (Precision::F16.pad_k(cols).max(8) * 2) as u64;
     let rows_per_part = (ctx.max_binding() / row_bytes).max(1) as usize;
     upload_f16_with_rows_per_part(ctx, label, data, rows, cols, rows_per_part)
 }
@@ -140,7 +140,7 @@ pub fn upload_f16_with_rows_per_part(
     rows_per_part: usize,
 ) -> Result<SplitWeight> {
     let packed = gemm::pack_f16_rows(data, rows, cols);
-    let words = gemm::padded_k8(cols) / 2;
+    let words = Precision::F16.words(Precision::F16.pad_k(cols));
     // The packed bits travel as opaque 4-byte values (a byte copy, no float conversion).
     let mut w = SplitWeight::upload_with_rows_per_part(
         ctx,
@@ -156,7 +156,7 @@ pub fn upload_f16_with_rows_per_part(
 
 /// `u32` words of `scratch` that [`dispatch_f16`] needs for `batch` inputs of `in_f` values.
 pub fn scratch_words_f16(batch: usize, in_f: usize) -> usize {
-    batch * gemm::padded_k8(in_f) / 2
+    batch * Precision::F16.words(Precision::F16.pad_k(in_f))
 }
 
 /// `y = x w^T + b` (optionally ReLU) with f16 storage: the input is packed into `scratch`
@@ -203,7 +203,7 @@ pub fn dispatch_f16(
         input,
         scratch,
     )?];
-    let kp = gemm::padded_k8(in_f);
+    let kp = Precision::F16.pad_k(in_f);
     for (row_start, rows, buf) in &weight.parts {
         if *rows == 0 {
             continue;

@@ -30,11 +30,6 @@ pub const TN: usize = 4;
 /// Rows (m) per invocation of the `main` entry point (`main_m1` does one).
 pub const TM: usize = 4;
 
-/// K rounded up to the vec4 loads of `gemm.wgsl`.
-pub fn padded_k(k: usize) -> usize {
-    k.div_ceil(4) * 4
-}
-
 /// Where the output goes (see `gemm.wgsl`): `c[(nn / hw) * c_bstride + mt * c_mstride + nn % hw]`.
 #[derive(Clone, Copy, Debug)]
 pub struct GemmOut {
@@ -45,13 +40,8 @@ pub struct GemmOut {
     pub bias_on_n: bool,
 }
 
-/// K rounded up to the eight halves of one `vec4<u32>` load of `gemm_f16.wgsl`.
-pub fn padded_k8(k: usize) -> usize {
-    k.div_ceil(8) * 8
-}
-
 /// `rows` rows of `k` values as `gemm_f16.wgsl` reads them: each rounded to f16 (nearest even),
-/// zero-padded to [`padded_k8`] and packed two per `u32`: word `4i + j` holds k = `8i + j` in its
+/// zero-padded to `Precision::F16.pad_k(k)` and packed two per `u32`: word `4i + j` holds k = `8i + j` in its
 /// low 16 bits and `8i + 4 + j` in its high ones (j < 4). Done once, at upload.
 pub fn pack_f16_rows(data: &[f32], rows: usize, k: usize) -> Vec<u32> {
     assert_eq!(
@@ -59,7 +49,7 @@ pub fn pack_f16_rows(data: &[f32], rows: usize, k: usize) -> Vec<u32> {
         rows * k,
         "pack_f16_rows: data does not match its shape"
     );
-    let words = padded_k8(k) / 2;
+    let words = Precision::F16.words(Precision::F16.pad_k(k));
     let mut out = vec![0u32; rows * words];
     if k == 0 {
         return out;
