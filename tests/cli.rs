@@ -310,3 +310,63 @@ fn classify_and_bench_with_f16_precision() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("f32 or f16"), "{}", stderr(&o));
 }
+
+/// The matmul path real GPUs take (`Tiled`: conv2d.wgsl / dense.wgsl) runs here only when
+/// forced; check it end to end against onnxruntime too, and that bench times each layer.
+#[test]
+fn gpu_matmul_path_matches_onnxruntime_and_bench_times_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    for (weights, input, want) in [
+        (
+            "torchvision_small.npz",
+            "input_224.npy",
+            "torchvision_logits.npy",
+        ),
+        ("caffe_small.npz", "input_227_caffe.npy", "caffe_logits.npy"),
+        ("keras_small.npz", "input_227_keras.npy", "keras_logits.npy"),
+    ] {
+        let out = dir.path().join(want);
+        let o = Command::new(env!("CARGO_BIN_EXE_alexnet"))
+            .args([
+                "classify",
+                "--weights",
+                fixture(weights).to_str().unwrap(),
+                "--logits-out",
+                out.to_str().unwrap(),
+            ])
+            .arg(fixture(input))
+            .env("ALEXNET_MATMUL", "tiled")
+            .current_dir(root())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_logits_match(&out, want);
+    }
+    let o = alexnet(&[
+        "bench",
+        "--weights",
+        fixture("caffe_small.npz").to_str().unwrap(),
+        "--batch",
+        "1",
+        "--iters",
+        "1",
+        "--per-layer",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let layers = doc["results"][0]["layers"].as_array().unwrap();
+    assert!(
+        layers
+            .iter()
+            .any(|l| l["label"].as_str().unwrap().starts_with("conv2")),
+        "{layers:?}"
+    );
+    assert!(
+        layers
+            .iter()
+            .any(|l| l["label"] == "lrn size 5 alpha 0.0001 beta 0.75 k 1"),
+        "{layers:?}"
+    );
+}

@@ -18,9 +18,9 @@ pub enum Format {
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Network preset (random weights unless --weights).
-    #[arg(long, default_value = "torchvision")]
-    arch: Arch,
+    /// Network preset (random weights unless --weights) (default: torchvision, or what the weights say).
+    #[arg(long)]
+    arch: Option<Arch>,
     /// Weights to time (default: deterministic random weights of the full-size preset).
     #[arg(long, value_name = "FILE")]
     weights: Option<std::path::PathBuf>,
@@ -67,8 +67,11 @@ struct BatchResult {
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let weights = match &args.weights {
-        Some(p) => Weights::load(p, Some(args.arch))?,
-        None => Weights::random(args.arch, args.arch.default_widths(), 1)?,
+        Some(p) => Weights::load(p, args.arch)?,
+        None => {
+            let arch = args.arch.unwrap_or(Arch::Torchvision);
+            Weights::random(arch, arch.default_widths(), 1)?
+        }
     };
     let ctx = args.gpu.context()?;
     let gemm = if args.gemm {

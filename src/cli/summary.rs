@@ -6,9 +6,9 @@ use clap::Args;
 
 #[derive(Args)]
 pub struct SummaryArgs {
-    /// Preset to describe (default widths), unless --weights gives the widths.
-    #[arg(long, default_value = "torchvision")]
-    arch: Arch,
+    /// Preset to describe (default widths), unless --weights gives the widths (default: torchvision, or what the weights say).
+    #[arg(long)]
+    arch: Option<Arch>,
     /// Describe the network these weights define (their widths and class count).
     #[arg(long, value_name = "FILE")]
     weights: Option<std::path::PathBuf>,
@@ -16,8 +16,11 @@ pub struct SummaryArgs {
 
 pub fn run(args: SummaryArgs) -> anyhow::Result<ExitCode> {
     let spec = match &args.weights {
-        Some(p) => Weights::load(p, Some(args.arch))?.spec(),
-        None => args.arch.spec(&args.arch.default_widths()),
+        Some(p) => Weights::load(p, args.arch)?.spec(),
+        None => {
+            let arch = args.arch.unwrap_or(Arch::Torchvision);
+            arch.spec(&arch.default_widths())
+        }
     };
     let infos = spec.infer()?;
     println!(
