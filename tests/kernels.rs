@@ -470,7 +470,7 @@ fn conv2d_f16_storage() {
 fn check_dense_f16(batch: usize, in_f: usize, out_f: usize, rows_per_part: usize, seed: u64) {
     let ctx = ctx();
     let ks = Kernels::new(&ctx);
-    let relu = seed % 2 == 0;
+    let relu = seed.is_multiple_of(2);
     let w = random(out_f * in_f, seed, 0.3);
     let b = random(out_f, seed + 1, 0.3);
     let x = random(batch * in_f, seed + 2, 1.0);

@@ -47,7 +47,10 @@ pub struct Conv2dShape {
 impl Conv2dShape {
     /// Output height and width, or an error naming what does not fit.
     pub fn out_hw(&self) -> Result<(usize, usize)> {
-        if self.groups == 0 || self.in_c % self.groups != 0 || self.out_c % self.groups != 0 {
+        if self.groups == 0
+            || !self.in_c.is_multiple_of(self.groups)
+            || !self.out_c.is_multiple_of(self.groups)
+        {
             return Err(Error::Shape(format!(
                 "convolution with {} input and {} output channels cannot use {} groups",
                 self.in_c, self.out_c, self.groups

@@ -352,6 +352,15 @@ impl<'a> Trainer<'a> {
         Ok(StepPlan { train, eval })
     }
 
+    /// Builds the dispatches for `batch` rows the first time that size is seen.
+    fn ensure_plan(&mut self, batch: usize) -> Result<()> {
+        if !self.plans.contains_key(&batch) {
+            let plan = self.build_plan(batch)?;
+            self.plans.insert(batch, plan);
+        }
+        Ok(())
+    }
+
     fn write_uniform<T: bytemuck::Pod>(&self, d: &Dispatch, value: &T) {
         self.ctx
             .queue
@@ -417,10 +426,7 @@ impl<'a> Trainer<'a> {
     /// within the epoch (for the per-step loss log). Nothing is read back.
     pub fn train_step(&mut self, x: &[f32], labels: &[u32], lr: f32, slot: usize) -> Result<()> {
         let batch = self.upload_batch(x, labels)?;
-        if !self.plans.contains_key(&batch) {
-            let plan = self.build_plan(batch)?;
-            self.plans.insert(batch, plan);
-        }
+        self.ensure_plan(batch)?;
         let plan = &self.plans[&batch];
         let classes = self.classes();
         let t = self.steps_done;
@@ -438,12 +444,7 @@ impl<'a> Trainer<'a> {
                 }
                 Step::CrossEntropy(d) => self.write_uniform(
                     d,
-                    &cross_entropy::CrossEntropyParams {
-                        batch: batch as u32,
-                        classes: classes as u32,
-                        step_slot: (slot % self.stat_slots) as u32,
-                        _pad: 0,
-                    },
+                    &cross_entropy::CrossEntropyParams::new(batch, classes, slot % self.stat_slots),
                 ),
                 Step::Fixed(_) => {}
             }
@@ -511,22 +512,14 @@ impl<'a> Trainer<'a> {
     /// logits back (otherwise nothing is read back).
     pub fn evaluate(&mut self, x: &[f32], labels: &[u32], want_logits: bool) -> Result<Vec<f32>> {
         let batch = self.upload_batch(x, labels)?;
-        if !self.plans.contains_key(&batch) {
-            let plan = self.build_plan(batch)?;
-            self.plans.insert(batch, plan);
-        }
+        self.ensure_plan(batch)?;
         let plan = &self.plans[&batch];
         let classes = self.classes();
         for s in &plan.eval {
             if let Step::CrossEntropy(d) = s {
                 self.write_uniform(
                     d,
-                    &cross_entropy::CrossEntropyParams {
-                        batch: batch as u32,
-                        classes: classes as u32,
-                        step_slot: 0,
-                        _pad: 0,
-                    },
+                    &cross_entropy::CrossEntropyParams::new(batch, classes, 0),
                 );
             }
         }

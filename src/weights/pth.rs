@@ -701,7 +701,7 @@ fn kv_depth(kv: &(Value, Value)) -> u32 {
 }
 
 fn pairs(items: Vec<Value>) -> VmResult<Vec<(Value, Value)>> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err("odd number of items for a dict".into());
     }
     let mut out = Vec::with_capacity(items.len() / 2);

@@ -16,6 +16,17 @@ pub struct CrossEntropyParams {
     pub _pad: u32,
 }
 
+impl CrossEntropyParams {
+    pub fn new(batch: usize, classes: usize, step_slot: usize) -> Self {
+        CrossEntropyParams {
+            batch: batch as u32,
+            classes: classes as u32,
+            step_slot: step_slot as u32,
+            _pad: 0,
+        }
+    }
+}
+
 /// `stats` layout: [loss sum, correct, count, unused, per-step mean loss...].
 pub const STATS_HEADER: usize = 4;
 
@@ -30,13 +41,11 @@ pub fn dispatch(
     grad: &wgpu::Buffer,
     stats: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let params = CrossEntropyParams {
-        batch: batch as u32,
-        classes: classes as u32,
-        step_slot: 0,
-        _pad: 0,
-    };
-    let uniform = uniform_buffer(ctx, "cross_entropy params", &params);
+    let uniform = uniform_buffer(
+        ctx,
+        "cross_entropy params",
+        &CrossEntropyParams::new(batch, classes, 0),
+    );
     Ok(Dispatch {
         label: "cross entropy".into(),
         pipeline: k.cross_entropy.pipeline.clone(),
