@@ -394,7 +394,7 @@ fn check_conv_f16(shape: Conv2dShape, relu: bool, seed: u64, scratch_words: usiz
         1.0,
     );
     let wb =
-        kernels::gemm::upload_u32(&ctx, "w", &kernels::conv2d::weight_for_gemm_f16(&shape, &w))
+        alexnet_wgpu::gpu::upload(&ctx, "w", &kernels::conv2d::weight_for_gemm_f16(&shape, &w))
             .unwrap();
     let bb = upload_f32(&ctx, "b", &b).unwrap();
     let xb = upload_f32(&ctx, "x", &x).unwrap();

@@ -298,7 +298,7 @@ fn gemm_ceiling(
         let mut runs = Vec::new();
         if precisions.contains(&Precision::F16) {
             let pack = |data: &[f32], rows: usize| {
-                kernels::gemm::upload_u32(
+                alexnet_wgpu::gpu::upload(
                     ctx,
                     "f16 operand",
                     &kernels::gemm::pack_f16_rows(data, rows, k),

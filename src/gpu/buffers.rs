@@ -37,16 +37,22 @@ pub fn storage_buffer(
 
 /// A storage buffer holding `data`.
 pub fn upload_f32(ctx: &GpuContext, label: &str, data: &[f32]) -> Result<wgpu::Buffer> {
-    let bytes = (data.len() * 4) as u64;
+    upload(ctx, label, data)
+}
+
+/// A storage buffer holding any plain values (f32, or packed f16 pairs as u32), checked against
+/// the binding limit.
+pub fn upload<T: bytemuck::Pod>(ctx: &GpuContext, label: &str, data: &[T]) -> Result<wgpu::Buffer> {
+    let bytes = std::mem::size_of_val(data) as u64;
     check_binding(
         ctx,
         label,
         bytes,
         "split the tensor with SplitWeight (a bug if you see this for model weights)",
     )?;
-    // wgpu refuses zero-sized bindings; a lone zero keeps empty tensors legal.
+    // wgpu refuses zero-sized bindings; four zero bytes keep empty tensors legal.
     let contents: &[u8] = if data.is_empty() {
-        bytemuck::bytes_of(&0f32)
+        bytemuck::bytes_of(&0u32)
     } else {
         bytemuck::cast_slice(data)
     };

@@ -5,6 +5,6 @@ mod context;
 
 pub use buffers::{
     copy_to_staging, map_staging, map_staging_as, read_back_f32, storage_buffer, uniform_buffer,
-    upload_f32, SplitWeight,
+    upload, upload_f32, SplitWeight,
 };
 pub use context::{list_adapters, AdapterChoice, AdapterSummary, GpuContext};

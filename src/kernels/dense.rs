@@ -39,20 +39,13 @@ pub fn dispatch(
     let mut out = Vec::new();
     for (row_start, rows, buf) in &weight.parts {
         if kernels.path == MatmulPath::Gemm && in_f % 4 == 0 && *rows > 0 {
-            out.push(gemm::dispatch(
+            out.push(gemm_part(
                 ctx,
                 kernels,
                 Precision::F32,
-                "dense(gemm)",
-                (batch, *rows, in_f, 1),
-                (0, 0, 0),
-                gemm::GemmOut {
-                    n_off: *row_start,
-                    hw: u32::MAX,
-                    c_bstride: 0,
-                    c_mstride: out_f,
-                    bias_on_n: true,
-                },
+                batch,
+                in_f,
+                (*row_start, *rows, out_f),
                 relu,
                 input,
                 buf,
@@ -208,20 +201,13 @@ pub fn dispatch_f16(
         if *rows == 0 {
             continue;
         }
-        let mut d = gemm::dispatch(
+        let mut d = gemm_part(
             ctx,
             kernels,
             Precision::F16,
-            "dense(gemm_f16)",
-            (batch, *rows, kp, 1),
-            (0, 0, 0),
-            gemm::GemmOut {
-                n_off: *row_start,
-                hw: u32::MAX,
-                c_bstride: 0,
-                c_mstride: out_f,
-                bias_on_n: true,
-            },
+            batch,
+            kp,
+            (*row_start, *rows, out_f),
             relu,
             scratch,
             buf,
@@ -232,6 +218,48 @@ pub fn dispatch_f16(
         out.push(d);
     }
     Ok(out)
+}
+
+/// One weight part of `y = x w^T + b` as a GEMM with the bias along N: rows
+/// `row_start..row_start + rows` of the `out_f` outputs, `k` the (padded) input length.
+#[allow(clippy::too_many_arguments)]
+fn gemm_part(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    precision: Precision,
+    batch: usize,
+    k: usize,
+    (row_start, rows, out_f): (usize, usize, usize),
+    relu: bool,
+    x: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    bias: &wgpu::Buffer,
+    output: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let label = match precision {
+        Precision::F32 => "dense(gemm)",
+        Precision::F16 => "dense(gemm_f16)",
+    };
+    gemm::dispatch(
+        ctx,
+        kernels,
+        precision,
+        label,
+        (batch, rows, k, 1),
+        (0, 0, 0),
+        gemm::GemmOut {
+            n_off: row_start,
+            hw: u32::MAX,
+            c_bstride: 0,
+            c_mstride: out_f,
+            bias_on_n: true,
+        },
+        relu,
+        x,
+        w,
+        bias,
+        output,
+    )
 }
 
 /// CPU reference (f64 accumulation): `weight` is `[out, in]`, `x` is `[batch, in]`.

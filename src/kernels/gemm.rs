@@ -72,35 +72,6 @@ pub fn round_f16(data: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// A storage buffer holding `data` (packed halves), checked against the binding limit.
-pub fn upload_u32(ctx: &GpuContext, label: &str, data: &[u32]) -> Result<wgpu::Buffer> {
-    use wgpu::util::DeviceExt;
-    let bytes = (data.len().max(1) * 4) as u64;
-    if bytes > ctx.max_binding() {
-        return Err(Error::OverLimit {
-            what: label.to_string(),
-            needed: bytes,
-            limit: ctx.max_binding(),
-            limit_name: "max_storage_buffer_binding_size",
-            hint: "split the tensor (a bug if you see this for model weights)".into(),
-        });
-    }
-    let contents: &[u8] = if data.is_empty() {
-        bytemuck::bytes_of(&0u32)
-    } else {
-        bytemuck::cast_slice(data)
-    };
-    Ok(ctx
-        .device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents,
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
-        }))
-}
-
 /// Binds one `C = A B^T` over `groups` z slices: A holds `groups * m` rows of `k` at vector
 /// stride `a_gstride` per group, B `groups * n` rows likewise. `k` is a multiple of
 /// `precision.per_vec()`; strides count vector loads (`vec4<f32>`, or `vec4<u32>` = eight packed

@@ -145,7 +145,7 @@ impl<'a> Network<'a> {
                     // Re-laid out once for the kernel that reads it (rows padded to whole vector
                     // loads; f16: rounded and packed in pairs).
                     let weight = match (precision, kernels.path) {
-                        (Precision::F16, _) => kernels::gemm::upload_u32(
+                        (Precision::F16, _) => crate::gpu::upload(
                             ctx,
                             &format!("{name}.weight (f16)"),
                             &kernels::conv2d::weight_for_gemm_f16(&shape, w),
