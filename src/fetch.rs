@@ -13,7 +13,8 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::weights::{pth, read_tensors, Weights};
+use crate::model::Weights;
+use crate::weights::{pth, read_tensors};
 
 /// torchvision's `AlexNet_Weights.IMAGENET1K_V1`.
 pub const TORCHVISION_URL: &str = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth";
@@ -118,19 +119,12 @@ pub fn fetch_weights(opts: &FetchOptions) -> Result<Fetched> {
             format!("the expected SHA-256 prefix '{prefix}' is not hexadecimal"),
         ));
     }
-    let dir = match opts.dest.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = crate::fsutil::parent_dir(&opts.dest);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
 
-    // `.pth` suffix: the reader dispatches on it. Removed on drop whatever happens.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".alexnet-download-")
-        .suffix(".pth")
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io(&dir, e))?;
-    let (bytes, sha256) = download(&opts.url, tmp.as_file_mut(), opts.progress)?;
+    // `.pth` suffix: the reader dispatches on it. Removed on drop and on a signal.
+    let mut tmp = crate::fsutil::PendingFile::new_in(&dir, ".alexnet-download-", ".pth")?;
+    let (bytes, sha256) = download(&opts.url, tmp.file_mut(), opts.progress)?;
     if !sha256.starts_with(&prefix) {
         return Err(Error::HashMismatch {
             url: opts.url.clone(),
@@ -259,7 +253,7 @@ pub fn convert_file(
     } else {
         read_tensors(input)?
     };
-    let w = crate::weights::from_raw(input, raw, arch)?;
+    let w = crate::model::params::from_raw(input, raw, arch)?;
     w.save_npz(output, vec![])?;
     Ok(w)
 }

@@ -7,7 +7,7 @@
 //! use alexnet_wgpu::data::{load_image, preprocess, Preprocess};
 //! use alexnet_wgpu::gpu::{AdapterChoice, GpuContext};
 //! use alexnet_wgpu::model::Network;
-//! use alexnet_wgpu::weights::Weights;
+//! use alexnet_wgpu::model::Weights;
 //!
 //! # fn main() -> alexnet_wgpu::Result<()> {
 //! let weights = Weights::load("alexnet.npz".as_ref(), None)?; // preset inferred from the keys
@@ -29,7 +29,7 @@
 //! use alexnet_wgpu::gpu::{AdapterChoice, GpuContext};
 //! use alexnet_wgpu::model::Network;
 //! use alexnet_wgpu::train::{self, FitOptions, HeadKind, HeadWeights, Metrics, Optimizer, Schedule, TrainConfig};
-//! use alexnet_wgpu::weights::Weights;
+//! use alexnet_wgpu::model::Weights;
 //!
 //! # fn main() -> alexnet_wgpu::Result<()> {
 //! let backbone = Weights::load("alexnet.npz".as_ref(), None)?;
@@ -65,6 +65,7 @@
 pub mod data;
 pub mod error;
 pub mod fetch;
+pub mod fsutil;
 pub mod gpu;
 pub mod kernels;
 pub mod labels;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use alexnet_wgpu::error::Error;
 use alexnet_wgpu::fetch::{fetch_weights, FetchOptions, Fetched, CACHED_FILE, CACHE_ENV};
-use alexnet_wgpu::weights::Weights;
+use alexnet_wgpu::model::Weights;
 use sha2::{Digest, Sha256};
 
 fn fixture(name: &str) -> PathBuf {

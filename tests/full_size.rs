@@ -7,8 +7,8 @@
 
 mod common;
 
+use alexnet_wgpu::model::Weights;
 use alexnet_wgpu::model::{reference::forward_cpu, Arch, Network};
-use alexnet_wgpu::weights::Weights;
 use common::{assert_close, ctx, random};
 
 fn check(arch: Arch) {

@@ -7,8 +7,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use alexnet_wgpu::model::Weights;
 use alexnet_wgpu::model::{Arch, Network};
-use alexnet_wgpu::weights::{read_tensors, Weights};
+use alexnet_wgpu::weights::read_tensors;
 use common::{assert_close, ctx};
 
 fn fixture(name: &str) -> PathBuf {

@@ -32,7 +32,7 @@ fn check_conv(shape: Conv2dShape, relu: bool, seed: u64) {
     let yb = storage_buffer(&ctx, "y", out_len, "").unwrap();
     let d = kernels::conv2d::dispatch(
         &ctx,
-        &ks.conv2d,
+        &ks.conv2d(),
         &shape,
         relu,
         &wb,
@@ -253,8 +253,8 @@ fn max_pool_matches_reference() {
         let xb = upload_f32(&ctx, "x", &x).unwrap();
         let want = kernels::max_pool::reference(&x, planes, h, w, k, s);
         let yb = storage_buffer(&ctx, "y", want.len(), "").unwrap();
-        let d =
-            kernels::max_pool::dispatch(&ctx, &ks.max_pool, planes, h, w, k, s, &xb, &yb).unwrap();
+        let d = kernels::max_pool::dispatch(&ctx, &ks.max_pool(), planes, h, w, k, s, &xb, &yb)
+            .unwrap();
         kernels::run(&ctx, &[d]).unwrap();
         let got = read_back_f32(&ctx, &yb, want.len()).unwrap();
         assert_eq!(got, want, "max pool {planes}x{h}x{w} k{k} s{s}");
@@ -296,7 +296,8 @@ fn lrn_matches_reference() {
         let x = random(batch * channels * hw, 21, scale);
         let xb = upload_f32(&ctx, "x", &x).unwrap();
         let yb = storage_buffer(&ctx, "y", x.len(), "").unwrap();
-        let d = kernels::lrn::dispatch(&ctx, &ks.lrn, &lrn, batch, channels, hw, &xb, &yb).unwrap();
+        let d =
+            kernels::lrn::dispatch(&ctx, &ks.lrn(), &lrn, batch, channels, hw, &xb, &yb).unwrap();
         kernels::run(&ctx, &[d]).unwrap();
         let got = read_back_f32(&ctx, &yb, x.len()).unwrap();
         let want = kernels::lrn::reference(&lrn, &x, batch, channels, hw);
@@ -321,7 +322,7 @@ fn adaptive_avg_pool_matches_reference() {
         let yb = storage_buffer(&ctx, "y", want.len(), "").unwrap();
         let d = kernels::adaptive_avg_pool::dispatch(
             &ctx,
-            &ks.adaptive_avg_pool,
+            &ks.adaptive_avg_pool(),
             planes,
             ih,
             iw,
@@ -350,7 +351,7 @@ fn softmax_and_relu_match_reference() {
         let x = random(rows * cols, 23, 20.0);
         let xb = upload_f32(&ctx, "x", &x).unwrap();
         let yb = storage_buffer(&ctx, "y", x.len(), "").unwrap();
-        let d = kernels::softmax::dispatch(&ctx, &ks.softmax, rows, cols, &xb, &yb).unwrap();
+        let d = kernels::softmax::dispatch(&ctx, &ks.softmax(), rows, cols, &xb, &yb).unwrap();
         kernels::run(&ctx, &[d]).unwrap();
         let got = read_back_f32(&ctx, &yb, x.len()).unwrap();
         assert_close(
@@ -362,7 +363,7 @@ fn softmax_and_relu_match_reference() {
     }
     let x = random(1000, 24, 1.0);
     let xb = upload_f32(&ctx, "x", &x).unwrap();
-    let d = kernels::relu::dispatch(&ctx, &ks.relu, x.len(), &xb).unwrap();
+    let d = kernels::relu::dispatch(&ctx, &ks.relu(), x.len(), &xb).unwrap();
     kernels::run(&ctx, &[d]).unwrap();
     assert_eq!(
         read_back_f32(&ctx, &xb, x.len()).unwrap(),

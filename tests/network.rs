@@ -9,8 +9,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use alexnet_wgpu::model::Weights;
 use alexnet_wgpu::model::{Arch, Network};
-use alexnet_wgpu::weights::{read_tensors, Weights};
+use alexnet_wgpu::weights::read_tensors;
 use common::{assert_close, ctx};
 
 const TOL: f32 = 1e-4;

@@ -9,8 +9,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use alexnet_wgpu::model::Weights;
 use alexnet_wgpu::model::{Arch, Network};
-use alexnet_wgpu::weights::{read_tensors, RawTensor, Weights};
+use alexnet_wgpu::weights::{read_tensors, RawTensor};
 use common::{assert_close, ctx};
 
 fn fixture(name: &str) -> PathBuf {

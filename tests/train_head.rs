@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use alexnet_wgpu::weights::{read_tensors, Weights};
+use alexnet_wgpu::model::Weights;
+use alexnet_wgpu::weights::read_tensors;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use alexnet_wgpu::model::Arch;
-use alexnet_wgpu::weights::{read_tensors, write_npz, NpzEntry, Weights};
+use alexnet_wgpu::model::Weights;
+use alexnet_wgpu::weights::{read_tensors, write_npz, NpzEntry};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

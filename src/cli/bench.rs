@@ -3,8 +3,8 @@ use std::time::Instant;
 
 use alexnet_wgpu::gpu::{storage_buffer, upload_f32, GpuContext};
 use alexnet_wgpu::kernels::{self, conv2d::Conv2dShape, Kernels, MatmulPath, Precision};
+use alexnet_wgpu::model::Weights;
 use alexnet_wgpu::model::{Arch, Network, StepTiming};
-use alexnet_wgpu::weights::Weights;
 use clap::{Args, ValueEnum};
 use rand::{Rng, SeedableRng};
 
@@ -345,7 +345,7 @@ fn gemm_ceiling(
             // conv2d.wgsl as a 1x1 convolution: A = weights [M][K], B^T = input [K][N].
             MatmulPath::Tiled => kernels::conv2d::dispatch(
                 ctx,
-                &kernels.conv2d,
+                &kernels.conv2d(),
                 &Conv2dShape {
                     batch: 1,
                     in_c: k,

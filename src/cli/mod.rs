@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use alexnet_wgpu::gpu::{AdapterChoice, GpuContext};
 use alexnet_wgpu::model::Arch;
-use alexnet_wgpu::weights::Weights;
+use alexnet_wgpu::model::Weights;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use alexnet_wgpu::model::Arch;
-use alexnet_wgpu::weights::Weights;
+use alexnet_wgpu::model::Weights;
 use clap::Args;
 
 #[derive(Args)]

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use alexnet_wgpu::data::folder::stratified_split;
 use alexnet_wgpu::data::{ClassFolders, Preprocess};
+use alexnet_wgpu::fsutil::write_atomic;
 use alexnet_wgpu::model::Network;
 use alexnet_wgpu::train::export::save_model;
 use alexnet_wgpu::train::fit::load_init_head;
@@ -10,7 +11,6 @@ use alexnet_wgpu::train::{
     extract_pool5, fit, frozen_fc7, FeatureSet, FitOptions, HeadKind, HeadWeights, Metrics,
     Optimizer, Schedule, TrainConfig,
 };
-use alexnet_wgpu::weights::write_atomic;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 

@@ -142,6 +142,8 @@ pub struct GpuContext {
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
+    /// Every pipeline of this device, compiled once on first use.
+    pub pipelines: std::sync::Arc<super::PipelineCache>,
 }
 
 impl GpuContext {
@@ -176,12 +178,22 @@ impl GpuContext {
         })?;
         Ok(GpuContext {
             adapter,
+            pipelines: std::sync::Arc::new(super::PipelineCache::new(device.clone())),
             device,
             queue,
             info,
             limits,
             features,
         })
+    }
+
+    /// The pipeline for `entry` of `shader` (compiled on first use, then shared).
+    pub fn kernel(
+        &self,
+        shader: super::ShaderSource,
+        entry: &'static str,
+    ) -> std::sync::Arc<super::Kernel> {
+        self.pipelines.get(shader, entry)
     }
 
     /// "name (backend)", as benchmarks and logs print it.

@@ -2,9 +2,13 @@
 
 mod buffers;
 mod context;
+mod pipelines;
 
 pub use buffers::{
     copy_to_staging, map_staging, map_staging_as, read_back_f32, storage_buffer, uniform_buffer,
     upload, upload_f32, SplitWeight,
 };
 pub use context::{list_adapters, AdapterChoice, AdapterSummary, GpuContext};
+pub use pipelines::{
+    compile_counts, shader_facts, Kernel, PipelineCache, ShaderFacts, ShaderSource,
+};

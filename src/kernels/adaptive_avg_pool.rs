@@ -41,7 +41,7 @@ pub fn dispatch(
         label: "adaptive_avg_pool".into(),
         pipeline: kernel.pipeline.clone(),
         bind_group: kernel.bind(ctx, &uniform, &[input, output]),
-        workgroups: grid_1d(ctx, planes * out_h * out_w, 256)?,
+        workgroups: grid_1d(ctx, planes * out_h * out_w, kernel.workgroup_size[0])?,
         flops: (planes * in_h * in_w) as f64,
         _params: uniform,
     })

@@ -131,10 +131,15 @@ pub fn dispatch(
         _pad: [0; 3],
     };
     let n = shape.batch * out_h * out_w;
+    // Workgroup tiles of `BN` pixels by `BM` output channels (the shader's constants).
+    let (bm, bn) = (
+        kernel.constant("BM") as usize,
+        kernel.constant("BN") as usize,
+    );
     let workgroups = check_groups(
         ctx,
         "conv2d",
-        [n.div_ceil(64), co_count.div_ceil(64), shape.groups],
+        [n.div_ceil(bn), co_count.div_ceil(bm), shape.groups],
     )?;
     let uniform = uniform_buffer(ctx, "conv2d params", &params);
     let bind_group = kernel.bind(ctx, &uniform, &[weight, bias, input, output]);
@@ -249,15 +254,17 @@ pub fn dispatch_im2col(
         _pad: 0,
     };
     // f32: one invocation per (pixel, input channel); f16: per (pixel, run of packed words).
-    let (kernel, label, y) = match precision {
-        Precision::F32 => (&kernels.im2col, "im2col", cin_g),
-        Precision::F16 => (
-            &kernels.f16(ctx).im2col,
-            "im2col_f16",
-            (kp / 2).div_ceil(IM2COL_F16_WORDS),
-        ),
+    let (kernel, label) = match precision {
+        Precision::F32 => (kernels.im2col(), "im2col"),
+        Precision::F16 => (kernels.im2col_f16(), "im2col_f16"),
     };
-    let workgroups = check_groups(ctx, label, [n_count.div_ceil(64), y, shape.groups])?;
+    let y = match precision {
+        Precision::F32 => cin_g,
+        // Each invocation packs a run of `WORDS` words of the patch row.
+        Precision::F16 => (kp / 2).div_ceil(kernel.constant("WORDS") as usize),
+    };
+    let wg = kernel.workgroup_size[0] as usize;
+    let workgroups = check_groups(ctx, label, [n_count.div_ceil(wg), y, shape.groups])?;
     let uniform = uniform_buffer(ctx, "im2col params", &params);
     let bind_group = kernel.bind(ctx, &uniform, &[input, scratch]);
     Ok(Dispatch {
@@ -269,9 +276,6 @@ pub fn dispatch_im2col(
         _params: uniform,
     })
 }
-
-/// Words per invocation of `im2col_f16.wgsl` (its `WORDS`).
-const IM2COL_F16_WORDS: usize = 32;
 
 /// Binds one convolution as im2col + GEMM: `weight` from [`weight_for_gemm`] (f32) or
 /// [`weight_for_gemm_f16`], `scratch` a storage buffer for the patch matrix. When the whole

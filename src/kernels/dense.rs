@@ -68,7 +68,7 @@ pub fn dispatch(
             };
             let mut d = conv2d::dispatch(
                 ctx,
-                &kernels.conv2d,
+                &kernels.conv2d(),
                 &shape,
                 relu,
                 buf,
@@ -91,14 +91,22 @@ pub fn dispatch(
             relu: relu as u32,
             _pad: [0; 2],
         };
-        let workgroups = check_groups(ctx, "dense", [rows.div_ceil(4), batch.div_ceil(4), 1])?;
+        // `ROWS` weight rows by `BT` images per workgroup (the shader's constants).
+        let dense = kernels.dense();
+        let (tile_rows, tile_batch) = (
+            dense.constant("ROWS") as usize,
+            dense.constant("BT") as usize,
+        );
+        let workgroups = check_groups(
+            ctx,
+            "dense",
+            [rows.div_ceil(tile_rows), batch.div_ceil(tile_batch), 1],
+        )?;
         let uniform = uniform_buffer(ctx, "dense params", &params);
-        let bind_group = kernels
-            .dense
-            .bind(ctx, &uniform, &[buf, bias, input, output]);
+        let bind_group = dense.bind(ctx, &uniform, &[buf, bias, input, output]);
         out.push(Dispatch {
             label: "dense".into(),
-            pipeline: kernels.dense.pipeline.clone(),
+            pipeline: dense.pipeline.clone(),
             bind_group,
             workgroups,
             flops: 2.0 * (batch * rows * in_f) as f64,

@@ -24,12 +24,6 @@ pub struct GemmParams {
     pub relu: u32,
 }
 
-/// Invocations per workgroup and columns (n) per invocation in `gemm.wgsl`.
-pub const WG: usize = 8;
-pub const TN: usize = 4;
-/// Rows (m) per invocation of the `main` entry point (`main_m1` does one).
-pub const TM: usize = 4;
-
 /// Where the output goes (see `gemm.wgsl`): `c[(nn / hw) * c_bstride + mt * c_mstride + nn % hw]`.
 #[derive(Clone, Copy, Debug)]
 pub struct GemmOut {
@@ -91,13 +85,11 @@ pub fn dispatch(
     bias: &wgpu::Buffer,
     c: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let pair = match precision {
-        Precision::F32 => (&kernels.gemm, &kernels.gemm_m1),
-        Precision::F16 => {
-            let f16 = kernels.f16(ctx);
-            (&f16.gemm, &f16.gemm_m1)
-        }
+    let (main, main_m1) = match precision {
+        Precision::F32 => (kernels.gemm(), kernels.gemm_m1()),
+        Precision::F16 => (kernels.gemm_f16(), kernels.gemm_f16_m1()),
     };
+    let pair = (&*main, &*main_m1);
     dispatch_on(
         ctx,
         pair,
@@ -153,8 +145,15 @@ fn dispatch_on(
         relu: relu as u32,
     };
     // Matrix-vector products (one row of A) use the 1-row tile: no redundant loads of A.
-    let (kernel, rows) = if m == 1 { (main_m1, 1) } else { (main, TM) };
-    let workgroups = check_groups(ctx, "gemm", [m.div_ceil(rows), n.div_ceil(WG * TN), groups])?;
+    // Tile sizes from the shader: `WG` invocations of `TN` columns each, `TM` rows per
+    // invocation of `main` (`main_m1` does one).
+    let (kernel, rows) = if m == 1 {
+        (main_m1, 1)
+    } else {
+        (main, main.constant("TM") as usize)
+    };
+    let cols = (kernel.workgroup_size[0] * kernel.constant("TN")) as usize;
+    let workgroups = check_groups(ctx, "gemm", [m.div_ceil(rows), n.div_ceil(cols), groups])?;
     let uniform = uniform_buffer(ctx, "gemm params", &params);
     let bind_group = kernel.bind(ctx, &uniform, &[a, b, bias, c]);
     Ok(Dispatch {

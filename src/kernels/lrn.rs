@@ -65,7 +65,7 @@ pub fn dispatch(
         label: "lrn".into(),
         pipeline: kernel.pipeline.clone(),
         bind_group: kernel.bind(ctx, &uniform, &[input, output]),
-        workgroups: grid_1d(ctx, total, 256)?,
+        workgroups: grid_1d(ctx, total, kernel.workgroup_size[0])?,
         flops: (total * (2 * lrn.size + 4)) as f64,
         _params: uniform,
     })

@@ -59,7 +59,7 @@ pub fn dispatch(
         label: "max_pool".into(),
         pipeline: kernel.pipeline.clone(),
         bind_group: kernel.bind(ctx, &uniform, &[input, output]),
-        workgroups: grid_1d(ctx, planes * out_h * out_w, 256)?,
+        workgroups: grid_1d(ctx, planes * out_h * out_w, kernel.workgroup_size[0])?,
         flops: (planes * out_h * out_w * window * window) as f64,
         _params: uniform,
     })

@@ -10,8 +10,11 @@ pub mod max_pool;
 pub mod relu;
 pub mod softmax;
 
+use std::sync::Arc;
+
 use crate::error::{Error, Result};
-use crate::gpu::GpuContext;
+pub use crate::gpu::Kernel;
+use crate::gpu::{GpuContext, PipelineCache, ShaderSource};
 
 /// Every shader of the forward pass, by file name, for validation and for building pipelines.
 pub const SHADERS: &[(&str, &str)] = &[
@@ -34,93 +37,13 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("relu.wgsl", include_str!("../../shaders/relu.wgsl")),
 ];
 
-fn shader_source(file: &str) -> &'static str {
+/// A forward-pass shader by file name (panics on a name not in [`SHADERS`]: a build defect).
+pub fn shader(file: &str) -> ShaderSource {
     SHADERS
         .iter()
         .find(|(name, _)| *name == file)
-        .map(|(_, src)| *src)
+        .map(|(file, source)| ShaderSource { file, source })
         .expect("every kernel's shader is listed in SHADERS")
-}
-
-/// A compute pipeline with its (shader-derived) bind group layout: binding 0 is the uniform
-/// params struct, bindings 1.. the storage buffers in the shader's order.
-pub struct Kernel {
-    pub name: &'static str,
-    pub pipeline: wgpu::ComputePipeline,
-    pub layout: wgpu::BindGroupLayout,
-}
-
-impl Kernel {
-    pub fn new(device: &wgpu::Device, file: &'static str) -> Self {
-        Self::from_source(device, file, shader_source(file), "main")
-    }
-
-    /// A pipeline for entry point `entry` of WGSL `source` (kernels outside `SHADERS`, and
-    /// shaders with several entry points).
-    pub fn from_source(
-        device: &wgpu::Device,
-        name: &'static str,
-        source: &str,
-        entry: &str,
-    ) -> Self {
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(name),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(name),
-            layout: None,
-            module: &module,
-            entry_point: Some(entry),
-            compilation_options: Default::default(),
-            cache: None,
-        });
-        let layout = pipeline.get_bind_group_layout(0);
-        Kernel {
-            name,
-            pipeline,
-            layout,
-        }
-    }
-
-    /// A bind group with explicit binding numbers (for entry points that skip some bindings).
-    pub fn bind_at(&self, ctx: &GpuContext, entries: &[(u32, &wgpu::Buffer)]) -> wgpu::BindGroup {
-        let entries: Vec<wgpu::BindGroupEntry> = entries
-            .iter()
-            .map(|(binding, buf)| wgpu::BindGroupEntry {
-                binding: *binding,
-                resource: buf.as_entire_binding(),
-            })
-            .collect();
-        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(self.name),
-            layout: &self.layout,
-            entries: &entries,
-        })
-    }
-
-    pub fn bind(
-        &self,
-        ctx: &GpuContext,
-        params: &wgpu::Buffer,
-        storage: &[&wgpu::Buffer],
-    ) -> wgpu::BindGroup {
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: params.as_entire_binding(),
-        }];
-        for (i, buf) in storage.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry {
-                binding: i as u32 + 1,
-                resource: buf.as_entire_binding(),
-            });
-        }
-        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(self.name),
-            layout: &self.layout,
-            entries: &entries,
-        })
-    }
 }
 
 /// How convolutions (and dense layers with K a multiple of 4) are computed.
@@ -204,39 +127,21 @@ impl std::fmt::Display for Precision {
     }
 }
 
-/// The f16-storage kernels (`--precision f16`), compiled on first use.
-pub struct F16Kernels {
-    pub gemm: Kernel,
-    pub gemm_m1: Kernel,
-    pub im2col: Kernel,
-}
-
-impl F16Kernels {
-    fn new(d: &wgpu::Device) -> Self {
-        let src = shader_source("gemm_f16.wgsl");
-        F16Kernels {
-            gemm: Kernel::from_source(d, "gemm_f16.wgsl", src, "main"),
-            gemm_m1: Kernel::from_source(d, "gemm_f16.wgsl", src, "main_m1"),
-            im2col: Kernel::new(d, "im2col_f16.wgsl"),
-        }
-    }
-}
-
-/// All forward-pass kernels, compiled once per device.
+/// The forward-pass kernels of one device, fetched from its pipeline cache on first use (a
+/// `Kernels` is cheap: any number of networks and trainers share the compiled pipelines).
+#[derive(Clone)]
 pub struct Kernels {
     /// Which kernels convolutions and dense layers use (chosen per adapter).
     pub path: MatmulPath,
-    pub conv2d: Kernel,
-    pub dense: Kernel,
-    pub gemm: Kernel,
-    pub gemm_m1: Kernel,
-    pub im2col: Kernel,
-    pub max_pool: Kernel,
-    pub lrn: Kernel,
-    pub adaptive_avg_pool: Kernel,
-    pub softmax: Kernel,
-    pub relu: Kernel,
-    f16: std::sync::OnceLock<F16Kernels>,
+    cache: Arc<PipelineCache>,
+}
+
+macro_rules! kernel_getters {
+    ($($(#[$doc:meta])* $name:ident => ($file:literal, $entry:literal);)*) => {
+        $($(#[$doc])* pub fn $name(&self) -> Arc<Kernel> {
+            self.cache.get(shader($file), $entry)
+        })*
+    };
 }
 
 impl Kernels {
@@ -246,26 +151,27 @@ impl Kernels {
 
     /// As [`Kernels::new`] with the matmul path forced (tests cover both on one adapter).
     pub fn with_path(ctx: &GpuContext, path: MatmulPath) -> Self {
-        let d = &ctx.device;
         Kernels {
             path,
-            conv2d: Kernel::new(d, "conv2d.wgsl"),
-            dense: Kernel::new(d, "dense.wgsl"),
-            gemm: Kernel::new(d, "gemm.wgsl"),
-            gemm_m1: Kernel::from_source(d, "gemm.wgsl", shader_source("gemm.wgsl"), "main_m1"),
-            im2col: Kernel::new(d, "im2col.wgsl"),
-            max_pool: Kernel::new(d, "max_pool.wgsl"),
-            lrn: Kernel::new(d, "lrn.wgsl"),
-            adaptive_avg_pool: Kernel::new(d, "adaptive_avg_pool.wgsl"),
-            softmax: Kernel::new(d, "softmax.wgsl"),
-            relu: Kernel::new(d, "relu.wgsl"),
-            f16: std::sync::OnceLock::new(),
+            cache: ctx.pipelines.clone(),
         }
     }
 
-    /// The f16-storage kernels, compiled the first time they are asked for.
-    pub fn f16(&self, ctx: &GpuContext) -> &F16Kernels {
-        self.f16.get_or_init(|| F16Kernels::new(&ctx.device))
+    kernel_getters! {
+        conv2d => ("conv2d.wgsl", "main");
+        dense => ("dense.wgsl", "main");
+        gemm => ("gemm.wgsl", "main");
+        /// The 1-row tile of `gemm.wgsl` (matrix-vector products).
+        gemm_m1 => ("gemm.wgsl", "main_m1");
+        im2col => ("im2col.wgsl", "main");
+        gemm_f16 => ("gemm_f16.wgsl", "main");
+        gemm_f16_m1 => ("gemm_f16.wgsl", "main_m1");
+        im2col_f16 => ("im2col_f16.wgsl", "main");
+        max_pool => ("max_pool.wgsl", "main");
+        lrn => ("lrn.wgsl", "main");
+        adaptive_avg_pool => ("adaptive_avg_pool.wgsl", "main");
+        softmax => ("softmax.wgsl", "main");
+        relu => ("relu.wgsl", "main");
     }
 }
 

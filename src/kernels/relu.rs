@@ -27,7 +27,7 @@ pub fn dispatch(
         label: "relu".into(),
         pipeline: kernel.pipeline.clone(),
         bind_group: kernel.bind(ctx, &uniform, &[data]),
-        workgroups: grid_1d(ctx, len, 256)?,
+        workgroups: grid_1d(ctx, len, kernel.workgroup_size[0])?,
         flops: len as f64,
         _params: uniform,
     })

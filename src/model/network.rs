@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use crate::error::{Error, Result};
 use crate::gpu::{storage_buffer, upload_f32, GpuContext, SplitWeight};
 use crate::kernels::{self, Dispatch, Kernels, MatmulPath, Precision};
+use crate::model::Weights;
 use crate::model::{Layer, NetSpec};
-use crate::weights::Weights;
 
 /// What one forward pass returns, row-major per image.
 #[derive(Clone, Debug, Default)]
@@ -331,7 +331,7 @@ impl<'a> Network<'a> {
                         )?,
                         None => vec![kernels::conv2d::dispatch(
                             ctx,
-                            &self.kernels.conv2d,
+                            &self.kernels.conv2d(),
                             &shape,
                             *relu,
                             weight,
@@ -375,7 +375,7 @@ impl<'a> Network<'a> {
                 (Op::MaxPool { .. }, Layer::MaxPool { kernel, stride }) => {
                     vec![kernels::max_pool::dispatch(
                         ctx,
-                        &self.kernels.max_pool,
+                        &self.kernels.max_pool(),
                         batch * c,
                         ih,
                         iw,
@@ -387,7 +387,7 @@ impl<'a> Network<'a> {
                 }
                 (Op::Lrn { .. }, Layer::Lrn(lrn)) => vec![kernels::lrn::dispatch(
                     ctx,
-                    &self.kernels.lrn,
+                    &self.kernels.lrn(),
                     lrn,
                     batch,
                     c,
@@ -398,7 +398,7 @@ impl<'a> Network<'a> {
                 (Op::AvgPool { .. }, Layer::AdaptiveAvgPool { h: oh, w: ow }) => {
                     vec![kernels::adaptive_avg_pool::dispatch(
                         ctx,
-                        &self.kernels.adaptive_avg_pool,
+                        &self.kernels.adaptive_avg_pool(),
                         batch * c,
                         ih,
                         iw,
@@ -412,7 +412,7 @@ impl<'a> Network<'a> {
                     let cols = info.input.len();
                     vec![kernels::softmax::dispatch(
                         ctx,
-                        &self.kernels.softmax,
+                        &self.kernels.softmax(),
                         batch,
                         cols,
                         buf(cur),
@@ -422,7 +422,7 @@ impl<'a> Network<'a> {
                 (Op::Relu { .. }, Layer::Relu) => {
                     vec![kernels::relu::dispatch(
                         ctx,
-                        &self.kernels.relu,
+                        &self.kernels.relu(),
                         batch * info.input.len(),
                         buf(cur),
                     )?]
@@ -443,7 +443,7 @@ impl<'a> Network<'a> {
             "softmax (probabilities)".into(),
             vec![kernels::softmax::dispatch(
                 ctx,
-                &self.kernels.softmax,
+                &self.kernels.softmax(),
                 batch,
                 classes,
                 &logits,

@@ -4,7 +4,7 @@
 use crate::error::Result;
 use crate::kernels::{adaptive_avg_pool, conv2d, dense, lrn, max_pool, relu, softmax};
 use crate::model::Layer;
-use crate::weights::Weights;
+use crate::model::Weights;
 
 /// Returns (logits `[batch, classes]`, flattened features `[batch, F]` if the net flattens).
 pub fn forward_cpu(

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use crate::data::Preprocess;
 use crate::error::Result;
+use crate::model::Weights;
 use crate::train::HeadWeights;
 use crate::weights::meta::{self, ModelMeta, META_VERSION};
-use crate::weights::Weights;
 
 /// The backbone with the head's layers replaced (fc8 resized to the new classes).
 pub fn with_head(backbone: &Weights, head: &HeadWeights) -> Weights {

@@ -10,7 +10,8 @@ use crate::error::{Error, Result};
 use crate::gpu::{read_back_f32, storage_buffer, upload_f32, GpuContext, SplitWeight};
 use crate::kernels::{self, Kernels};
 use crate::model::Network;
-use crate::weights::{read_strings, read_tensors, write_npz, NpzEntry, Weights};
+use crate::model::Weights;
+use crate::weights::{read_strings, read_tensors, write_npz, NpzEntry};
 
 /// Cached activations with their labels: `features` is `[len, dim]`.
 #[derive(Clone, Debug, Default, PartialEq)]

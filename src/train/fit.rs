@@ -419,12 +419,12 @@ pub fn fit(
 pub fn load_init_head(path: &Path, head: &mut HeadWeights) -> Result<()> {
     let raw = read_tensors(path)?;
     let keys: Vec<&str> = raw.iter().map(|t| t.key.as_str()).collect();
-    let scheme = crate::weights::Scheme::detect(&keys).ok_or_else(|| Error::WeightFile {
+    let scheme = crate::model::Scheme::detect(&keys).ok_or_else(|| Error::WeightFile {
         path: path.to_path_buf(),
         message: "no head weights recognised (expected e.g. classifier.6.weight or fc8.weight)"
             .into(),
     })?;
-    let mapping = crate::weights::naming::map_keys(scheme, &keys);
+    let mapping = crate::model::naming::map_keys(scheme, &keys);
     let mut found = 0;
     let names: Vec<String> = head.layers.iter().map(|l| l.name.clone()).collect();
     for name in names {
@@ -444,13 +444,13 @@ pub fn load_init_head(path: &Path, head: &mut HeadWeights) -> Result<()> {
         };
         let ((ws, w), (_, b)) = (get(wk)?, get(bk)?);
         let layer: &DenseHost = head.layers.iter().find(|l| l.name == name).expect("listed");
-        let w = if scheme == crate::weights::Scheme::Keras && ws.len() == 2 {
-            crate::weights::naming::to_our_layout(scheme, &[layer.out, layer.inp], &w, None)
+        let w = if scheme == crate::model::Scheme::Keras && ws.len() == 2 {
+            crate::model::naming::to_our_layout(scheme, &[layer.out, layer.inp], &w, None)
         } else {
             w
         };
         let expect = [layer.out, layer.inp];
-        let found_shape = if scheme == crate::weights::Scheme::Keras {
+        let found_shape = if scheme == crate::model::Scheme::Keras {
             ws.iter().rev().cloned().collect::<Vec<_>>()
         } else {
             ws.clone()

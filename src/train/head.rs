@@ -5,7 +5,7 @@ use std::str::FromStr;
 use rand::{Rng, SeedableRng};
 
 use crate::error::{Error, Result};
-use crate::weights::Weights;
+use crate::model::Weights;
 
 /// What `train-head` trains (the convolutional layers are always frozen).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -23,7 +23,7 @@ fn plot_err(e: impl std::fmt::Display) -> Error {
 
 fn save_png(path: &Path, buf: Vec<u8>, w: u32, h: u32) -> Result<()> {
     let img = image::RgbImage::from_raw(w, h, buf).expect("buffer sized w*h*3");
-    crate::weights::write_atomic(path, |f| {
+    crate::fsutil::write_atomic(path, |f| {
         img.write_to(&mut std::io::BufWriter::new(f), image::ImageFormat::Png)
             .map_err(std::io::Error::other)
     })

@@ -2,11 +2,12 @@
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use npyz::{DType, TypeChar, WriterBuilder};
 
 use crate::error::{Error, Result};
+use crate::fsutil::write_atomic;
 
 /// One array as found in a file, converted to f32 (or the reason it could not be).
 #[derive(Clone, Debug)]
@@ -167,27 +168,6 @@ fn read_dir(dir: &Path) -> Result<Vec<RawTensor>> {
         return Err(file_err(dir, "the directory holds no .npy files"));
     }
     Ok(out)
-}
-
-/// Writes `path` through a temporary file in the same directory and a rename, so a crash or
-/// Ctrl-C never leaves a half-written file under the final name.
-pub fn write_atomic(
-    path: &Path,
-    write: impl FnOnce(&mut File) -> std::io::Result<()>,
-) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".alexnet-")
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io(&dir, e))?;
-    write(tmp.as_file_mut()).map_err(|e| Error::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
 }
 
 /// Writes a float32 `.npy` array of the given shape (atomically).

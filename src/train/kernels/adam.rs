@@ -34,9 +34,9 @@ pub fn dispatch(
     let uniform = uniform_buffer(ctx, "adam params", &AdamParams::zeroed_len(len));
     Ok(Dispatch {
         label: "adam".into(),
-        pipeline: k.adam.pipeline.clone(),
-        bind_group: k.adam.bind(ctx, &uniform, &[grad, param, m, v]),
-        workgroups: grid_1d(ctx, len, 256)?,
+        pipeline: k.adam().pipeline.clone(),
+        bind_group: k.adam().bind(ctx, &uniform, &[grad, param, m, v]),
+        workgroups: grid_1d(ctx, len, k.adam().workgroup_size[0])?,
         flops: 10.0 * len as f64,
         _params: uniform,
     })

@@ -48,9 +48,9 @@ pub fn dispatch(
     );
     Ok(Dispatch {
         label: "cross entropy".into(),
-        pipeline: k.cross_entropy.pipeline.clone(),
+        pipeline: k.cross_entropy().pipeline.clone(),
         bind_group: k
-            .cross_entropy
+            .cross_entropy()
             .bind(ctx, &uniform, &[logits, labels, grad, stats]),
         workgroups: [1, 1, 1],
         flops: (batch * classes * 6) as f64,

@@ -55,11 +55,15 @@ pub fn grad_input(
         );
         out.push(Dispatch {
             label: "dense grad input".into(),
-            pipeline: k.grad_input.pipeline.clone(),
+            pipeline: k.grad_input().pipeline.clone(),
             bind_group: k
-                .grad_input
+                .grad_input()
                 .bind_at(ctx, &[(0, &uniform), (1, buf), (2, dy), (3, dx)]),
-            workgroups: grid_1d(ctx, batch.div_ceil(4) * w.cols.div_ceil(4), 64)?,
+            workgroups: grid_1d(
+                ctx,
+                batch.div_ceil(4) * w.cols.div_ceil(4),
+                k.grad_input().workgroup_size[0],
+            )?,
             flops: 2.0 * (batch * rows * w.cols) as f64,
             _params: uniform,
         });
@@ -89,11 +93,15 @@ pub fn grad_weight_bias(
         );
         out.push(Dispatch {
             label: "dense grad weight".into(),
-            pipeline: k.grad_weight.pipeline.clone(),
+            pipeline: k.grad_weight().pipeline.clone(),
             bind_group: k
-                .grad_weight
+                .grad_weight()
                 .bind_at(ctx, &[(0, &uniform), (1, x), (2, dy), (3, dw)]),
-            workgroups: grid_1d(ctx, rows.div_ceil(4) * w.cols.div_ceil(4), 64)?,
+            workgroups: grid_1d(
+                ctx,
+                rows.div_ceil(4) * w.cols.div_ceil(4),
+                k.grad_weight().workgroup_size[0],
+            )?,
             flops: 2.0 * (batch * rows * w.cols) as f64,
             _params: uniform,
         });
@@ -101,9 +109,19 @@ pub fn grad_weight_bias(
     let uniform = uniform_buffer(ctx, "grad_bias params", &params(batch, w, 0, w.rows, false));
     out.push(Dispatch {
         label: "dense grad bias".into(),
-        pipeline: k.grad_bias.pipeline.clone(),
-        bind_group: k.grad_bias.bind_at(ctx, &[(0, &uniform), (2, dy), (3, db)]),
-        workgroups: check_groups(ctx, "grad_bias", [w.rows.div_ceil(64), 1, 1])?,
+        pipeline: k.grad_bias().pipeline.clone(),
+        bind_group: k
+            .grad_bias()
+            .bind_at(ctx, &[(0, &uniform), (2, dy), (3, db)]),
+        workgroups: check_groups(
+            ctx,
+            "grad_bias",
+            [
+                w.rows.div_ceil(k.grad_bias().workgroup_size[0] as usize),
+                1,
+                1,
+            ],
+        )?,
         flops: (batch * w.rows) as f64,
         _params: uniform,
     });

@@ -41,9 +41,9 @@ pub fn dispatch(
     let uniform = uniform_buffer(ctx, "dropout params", &params);
     Ok(Dispatch {
         label: "dropout".into(),
-        pipeline: k.dropout.pipeline.clone(),
-        bind_group: k.dropout.bind(ctx, &uniform, &[x]),
-        workgroups: grid_1d(ctx, params.len as usize, 256)?,
+        pipeline: k.dropout().pipeline.clone(),
+        bind_group: k.dropout().bind(ctx, &uniform, &[x]),
+        workgroups: grid_1d(ctx, params.len as usize, k.dropout().workgroup_size[0])?,
         flops: params.len as f64,
         _params: uniform,
     })

@@ -7,8 +7,9 @@ pub mod dropout;
 pub mod relu_backward;
 pub mod sgd;
 
-use crate::gpu::GpuContext;
-use crate::kernels::Kernel;
+use std::sync::Arc;
+
+use crate::gpu::{GpuContext, Kernel, PipelineCache, ShaderSource};
 
 /// Every training shader, by file name (validated and translated by tests/shaders.rs).
 pub const SHADERS: &[(&str, &str)] = &[
@@ -32,54 +33,43 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("adam.wgsl", include_str!("../../../shaders/adam.wgsl")),
 ];
 
-fn source(file: &str) -> &'static str {
+fn shader(file: &str) -> ShaderSource {
     SHADERS
         .iter()
         .find(|(n, _)| *n == file)
-        .map(|(_, s)| *s)
+        .map(|(file, source)| ShaderSource { file, source })
         .expect("listed in SHADERS")
 }
 
-/// The training pipelines, compiled once per device.
+/// The training kernels of one device, fetched from its pipeline cache on first use.
+#[derive(Clone)]
 pub struct TrainKernels {
-    pub grad_input: Kernel,
-    pub grad_weight: Kernel,
-    pub grad_bias: Kernel,
-    pub relu_backward: Kernel,
-    pub dropout: Kernel,
-    pub cross_entropy: Kernel,
-    pub sgd: Kernel,
-    pub adam: Kernel,
+    cache: Arc<PipelineCache>,
+}
+
+macro_rules! kernel_getters {
+    ($($name:ident => ($file:literal, $entry:literal);)*) => {
+        $(pub fn $name(&self) -> Arc<Kernel> {
+            self.cache.get(shader($file), $entry)
+        })*
+    };
 }
 
 impl TrainKernels {
     pub fn new(ctx: &GpuContext) -> Self {
-        let d = &ctx.device;
-        let db = source("dense_backward.wgsl");
         TrainKernels {
-            grad_input: Kernel::from_source(d, "dense_backward.wgsl:grad_input", db, "grad_input"),
-            grad_weight: Kernel::from_source(
-                d,
-                "dense_backward.wgsl:grad_weight",
-                db,
-                "grad_weight",
-            ),
-            grad_bias: Kernel::from_source(d, "dense_backward.wgsl:grad_bias", db, "grad_bias"),
-            relu_backward: Kernel::from_source(
-                d,
-                "relu_backward.wgsl",
-                source("relu_backward.wgsl"),
-                "main",
-            ),
-            dropout: Kernel::from_source(d, "dropout.wgsl", source("dropout.wgsl"), "main"),
-            cross_entropy: Kernel::from_source(
-                d,
-                "cross_entropy.wgsl",
-                source("cross_entropy.wgsl"),
-                "main",
-            ),
-            sgd: Kernel::from_source(d, "sgd.wgsl", source("sgd.wgsl"), "main"),
-            adam: Kernel::from_source(d, "adam.wgsl", source("adam.wgsl"), "main"),
+            cache: ctx.pipelines.clone(),
         }
+    }
+
+    kernel_getters! {
+        grad_input => ("dense_backward.wgsl", "grad_input");
+        grad_weight => ("dense_backward.wgsl", "grad_weight");
+        grad_bias => ("dense_backward.wgsl", "grad_bias");
+        relu_backward => ("relu_backward.wgsl", "main");
+        dropout => ("dropout.wgsl", "main");
+        cross_entropy => ("cross_entropy.wgsl", "main");
+        sgd => ("sgd.wgsl", "main");
+        adam => ("adam.wgsl", "main");
     }
 }

@@ -31,9 +31,9 @@ pub fn dispatch(
     );
     Ok(Dispatch {
         label: "relu backward".into(),
-        pipeline: k.relu_backward.pipeline.clone(),
-        bind_group: k.relu_backward.bind(ctx, &uniform, &[activation, grad]),
-        workgroups: grid_1d(ctx, len, 256)?,
+        pipeline: k.relu_backward().pipeline.clone(),
+        bind_group: k.relu_backward().bind(ctx, &uniform, &[activation, grad]),
+        workgroups: grid_1d(ctx, len, k.relu_backward().workgroup_size[0])?,
         flops: len as f64,
         _params: uniform,
     })

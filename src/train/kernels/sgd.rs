@@ -42,9 +42,9 @@ pub fn dispatch(
     );
     Ok(Dispatch {
         label: "sgd".into(),
-        pipeline: k.sgd.pipeline.clone(),
-        bind_group: k.sgd.bind(ctx, &uniform, &[grad, param, buf]),
-        workgroups: grid_1d(ctx, len, 256)?,
+        pipeline: k.sgd().pipeline.clone(),
+        bind_group: k.sgd().bind(ctx, &uniform, &[grad, param, buf]),
+        workgroups: grid_1d(ctx, len, k.sgd().workgroup_size[0])?,
         flops: 4.0 * len as f64,
         _params: uniform,
     })

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::Arch;
+use super::Arch;
 
 /// How a weights file names and lays out its tensors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

@@ -1,0 +1,200 @@
+//! The pipeline cache: each (shader, entry point) is compiled at most once per device, on first
+//! use, and shared by everything that runs on that device (the network, the feature cache, the
+//! trainer, benchmarks). On lavapipe a pipeline costs ~0.1 s at first dispatch, so compiling the
+//! same one per `Network` or per `Trainer` was measurable; on real drivers it is more.
+//!
+//! The host learns a kernel's workgroup size and tile constants from the shader itself (naga's
+//! parse of the same source) rather than typing them twice: see [`Kernel::workgroup_size`] and
+//! [`Kernel::constant`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use super::GpuContext;
+use crate::error::{Error, Result};
+
+/// A WGSL shader known at build time: its file name (the cache key and label) and source.
+#[derive(Clone, Copy, Debug)]
+pub struct ShaderSource {
+    pub file: &'static str,
+    pub source: &'static str,
+}
+
+/// A compute pipeline with its (shader-derived) bind group layout: binding 0 is the uniform
+/// params struct, bindings 1.. the storage buffers in the shader's order.
+pub struct Kernel {
+    /// `file` or `file:entry` for entry points other than `main`.
+    pub name: &'static str,
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+    /// `@workgroup_size` of the entry point, as naga reads it.
+    pub workgroup_size: [u32; 3],
+    /// The module's named integer constants (`const BM: u32 = 64u;`), as naga reads them.
+    constants: BTreeMap<String, u32>,
+}
+
+impl Kernel {
+    /// A module-level integer constant of the shader (tile sizes and the like).
+    ///
+    /// Panics if the shader has no such constant: that is a mismatch between a shader and its
+    /// host module, caught by the kernel tests, never by user input.
+    pub fn constant(&self, name: &str) -> u32 {
+        *self.constants.get(name).unwrap_or_else(|| {
+            panic!(
+                "shader {} has no integer constant {name}; its host module expects one",
+                self.name
+            )
+        })
+    }
+
+    /// A bind group with explicit binding numbers (for entry points that skip some bindings).
+    pub fn bind_at(&self, ctx: &GpuContext, entries: &[(u32, &wgpu::Buffer)]) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = entries
+            .iter()
+            .map(|(binding, buf)| wgpu::BindGroupEntry {
+                binding: *binding,
+                resource: buf.as_entire_binding(),
+            })
+            .collect();
+        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(self.name),
+            layout: &self.layout,
+            entries: &entries,
+        })
+    }
+
+    /// Binding 0 = `params`, bindings 1.. = `storage` in order.
+    pub fn bind(
+        &self,
+        ctx: &GpuContext,
+        params: &wgpu::Buffer,
+        storage: &[&wgpu::Buffer],
+    ) -> wgpu::BindGroup {
+        let mut entries = vec![(0u32, params)];
+        entries.extend(storage.iter().enumerate().map(|(i, b)| (i as u32 + 1, *b)));
+        self.bind_at(ctx, &entries)
+    }
+}
+
+/// What naga reads from a shader: per entry point its workgroup size, and named constants.
+pub struct ShaderFacts {
+    pub workgroup_sizes: BTreeMap<String, [u32; 3]>,
+    pub constants: BTreeMap<String, u32>,
+}
+
+/// Parses `source` with naga (the front end wgpu itself uses) for the facts the host needs.
+pub fn shader_facts(file: &str, source: &str) -> Result<ShaderFacts> {
+    let module = naga::front::wgsl::parse_str(source)
+        .map_err(|e| Error::Gpu(format!("{file}: {}", e.emit_to_string(source))))?;
+    let workgroup_sizes = module
+        .entry_points
+        .iter()
+        .map(|ep| (ep.name.clone(), ep.workgroup_size))
+        .collect();
+    let mut constants = BTreeMap::new();
+    for (_, c) in module.constants.iter() {
+        let Some(name) = &c.name else { continue };
+        let value = match module.global_expressions[c.init] {
+            naga::Expression::Literal(naga::Literal::U32(v)) => Some(v),
+            naga::Expression::Literal(naga::Literal::I32(v)) => u32::try_from(v).ok(),
+            naga::Expression::Literal(naga::Literal::AbstractInt(v)) => u32::try_from(v).ok(),
+            _ => None,
+        };
+        if let Some(v) = value {
+            constants.insert(name.clone(), v);
+        }
+    }
+    Ok(ShaderFacts {
+        workgroup_sizes,
+        constants,
+    })
+}
+
+type Key = (&'static str, &'static str);
+
+/// Compiled pipelines of one device, by (shader file, entry point).
+pub struct PipelineCache {
+    device: wgpu::Device,
+    kernels: Mutex<HashMap<Key, Arc<Kernel>>>,
+}
+
+/// How many times each pipeline was compiled in this process, over every device and cache: a
+/// second `GpuContext` (or any code that bypassed its cache) shows up here as a count of 2.
+static COMPILED: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+
+impl PipelineCache {
+    pub fn new(device: wgpu::Device) -> Self {
+        PipelineCache {
+            device,
+            kernels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The pipeline for `entry` of `shader`, compiled the first time it is asked for.
+    pub fn get(&self, shader: ShaderSource, entry: &'static str) -> Arc<Kernel> {
+        let key = (shader.file, entry);
+        // Held while compiling: two threads asking for the same pipeline compile it once.
+        let mut map = self.kernels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = map.get(&key) {
+            return k.clone();
+        }
+        let kernel = Arc::new(self.compile(shader, entry));
+        *COMPILED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(kernel.name.to_string())
+            .or_default() += 1;
+        map.insert(key, kernel.clone());
+        kernel
+    }
+
+    fn compile(&self, shader: ShaderSource, entry: &'static str) -> Kernel {
+        let name: &'static str = if entry == "main" {
+            shader.file
+        } else {
+            // One small leak per distinct pipeline per process, for a `'static` label.
+            Box::leak(format!("{}:{entry}", shader.file).into_boxed_str())
+        };
+        // Our own shaders, validated by tests/shaders.rs: a parse failure here is a build defect.
+        let facts = shader_facts(shader.file, shader.source)
+            .unwrap_or_else(|e| panic!("built-in shader does not parse: {e}"));
+        let workgroup_size = *facts
+            .workgroup_sizes
+            .get(entry)
+            .unwrap_or_else(|| panic!("{} has no entry point {entry}", shader.file));
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+        let layout = pipeline.get_bind_group_layout(0);
+        Kernel {
+            name,
+            pipeline,
+            layout,
+            workgroup_size,
+            constants: facts.constants,
+        }
+    }
+}
+
+/// `(pipeline name, times compiled)` for every pipeline compiled so far in this process.
+pub fn compile_counts() -> Vec<(String, usize)> {
+    COMPILED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
+}

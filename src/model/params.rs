@@ -1,0 +1,293 @@
+//! The validated parameter set: raw tensors from any weights file, checked against a preset
+//! (inferred from the key names and shapes when not given), mapped from the file's key names and
+//! converted to our canonical layout (conv OIHW, dense `[out, in]` over the NCHW flatten order).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::naming::{self, Scheme};
+use super::{Arch, Layer, NetSpec, Shape, Widths};
+use crate::error::{Error, Result};
+use crate::weights::{read_tensors, write_npz, NpzEntry, RawTensor};
+
+/// Weights in our layout, by canonical name (`conv1.weight` ... `fc8.bias`).
+#[derive(Clone, Debug)]
+pub struct Weights {
+    pub arch: Arch,
+    pub widths: Widths,
+    pub tensors: BTreeMap<String, Vec<f32>>,
+    /// Where they came from (for messages).
+    pub source: PathBuf,
+    /// The naming scheme of the source file.
+    pub scheme: Scheme,
+}
+
+impl Weights {
+    pub fn spec(&self) -> NetSpec {
+        self.arch.spec(&self.widths)
+    }
+
+    /// Loads and checks `path`; `arch: None` infers the preset from key names and shapes.
+    pub fn load(path: &Path, arch: Option<Arch>) -> Result<Weights> {
+        let raw = read_tensors(path)?;
+        from_raw(path, raw, arch)
+    }
+
+    /// Deterministic random weights (He-scaled normal-ish uniform), for benchmarks and tests.
+    pub fn random(arch: Arch, widths: Widths, seed: u64) -> Result<Weights> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let spec = arch.spec(&widths);
+        let mut tensors = BTreeMap::new();
+        for (name, shape) in spec.param_shapes()? {
+            let len: usize = shape.iter().product();
+            let data = if name.ends_with(".bias") {
+                (0..len).map(|_| rng.random_range(-0.05f32..0.05)).collect()
+            } else {
+                let fan_in: usize = shape[1..].iter().product();
+                let a = (6.0 / fan_in as f32).sqrt();
+                (0..len).map(|_| rng.random_range(-a..a)).collect()
+            };
+            tensors.insert(name, data);
+        }
+        Ok(Weights {
+            arch,
+            widths,
+            tensors,
+            source: PathBuf::from(format!("<random seed {seed}>")),
+            scheme: Scheme::for_arch(arch),
+        })
+    }
+
+    pub fn get(&self, name: &str) -> &[f32] {
+        self.tensors
+            .get(name)
+            .unwrap_or_else(|| panic!("weights were validated but '{name}' is missing"))
+    }
+
+    /// Writes the weights with the names and layout of the file they came from (PyTorch layout
+    /// with torchvision or Caffe names, or Keras layout and names), atomically, followed by
+    /// `extra` entries (metadata).
+    pub fn save_npz(&self, path: &Path, extra: Vec<(String, NpzEntry<'_>)>) -> Result<()> {
+        self.save_npz_as(path, self.scheme, extra)
+    }
+
+    /// As [`Weights::save_npz`] in the given naming scheme.
+    pub fn save_npz_as(
+        &self,
+        path: &Path,
+        scheme: Scheme,
+        extra: Vec<(String, NpzEntry<'_>)>,
+    ) -> Result<()> {
+        let spec = self.spec();
+        let shapes = spec.param_shapes()?;
+        let flat_src = flatten_source(&spec)?;
+        let first_dense = shapes
+            .iter()
+            .find(|(n, _)| n.starts_with("fc"))
+            .map(|(n, _)| n.clone());
+        let converted: Vec<(String, Vec<usize>, Vec<f32>)> = shapes
+            .iter()
+            .map(|(name, shape)| {
+                let nhwc = (Some(name) == first_dense.as_ref())
+                    .then_some(flat_src)
+                    .flatten();
+                (
+                    scheme.file_key(name),
+                    naming::file_shape(scheme, shape),
+                    naming::from_our_layout(scheme, shape, self.get(name), nhwc),
+                )
+            })
+            .collect();
+        let mut entries: Vec<(String, NpzEntry<'_>)> = converted
+            .iter()
+            .map(|(k, s, d)| (k.clone(), NpzEntry::F32(s, d)))
+            .collect();
+        entries.extend(extra);
+        write_npz(path, &entries)
+    }
+}
+
+/// Per-image shape of the feature map that the first dense layer flattens.
+fn flatten_source(spec: &NetSpec) -> Result<Option<[usize; 3]>> {
+    let infos = spec.infer()?;
+    Ok(spec
+        .layers
+        .iter()
+        .zip(&infos)
+        .find(|(l, _)| matches!(l, Layer::Flatten))
+        .and_then(|(_, info)| match info.input {
+            Shape::Map(m) => Some(m),
+            Shape::Flat(_) => None,
+        }))
+}
+
+fn shape_str(s: &[usize]) -> String {
+    format!(
+        "[{}]",
+        s.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// Guesses the preset when the user gave none.
+fn infer_arch(scheme: Scheme, by_canon: &BTreeMap<String, &RawTensor>) -> Arch {
+    let out_ch = |name: &str| {
+        by_canon
+            .get(name)
+            .and_then(|t| naming::out_channels(scheme, &t.shape))
+    };
+    let in_ch = |name: &str| {
+        by_canon
+            .get(name)
+            .and_then(|t| naming::in_channels(scheme, &t.shape))
+    };
+    match scheme {
+        Scheme::Torchvision => Arch::Torchvision,
+        Scheme::Caffe | Scheme::Keras => {
+            // Grouped conv2 (input channels = conv1's / 2) is the BVLC net; a 64-wide conv1 in
+            // Keras layout is torchvision's net exported by Keras; the rest is the plain net.
+            match (out_ch("conv1.weight"), in_ch("conv2.weight")) {
+                (Some(c1), Some(i2)) if i2 * 2 == c1 => Arch::Caffe,
+                (Some(64), _) => Arch::Torchvision,
+                _ => Arch::Keras,
+            }
+        }
+    }
+}
+
+/// Checks raw tensors against the preset and converts them; reports every problem at once.
+pub fn from_raw(path: &Path, raw: Vec<RawTensor>, arch: Option<Arch>) -> Result<Weights> {
+    let keys: Vec<&str> = raw.iter().map(|t| t.key.as_str()).collect();
+    let scheme = Scheme::detect(&keys).ok_or_else(|| Error::WeightFile {
+        path: path.to_path_buf(),
+        message: format!(
+            "no AlexNet weights recognised among the keys [{}]; expected torchvision names \
+             (features.0.weight ...), Caffe names (conv1.weight ... fc8.bias) or Keras names \
+             (conv2d/kernel ... dense_2/bias)",
+            keys.iter().take(12).cloned().collect::<Vec<_>>().join(", ")
+        ),
+    })?;
+    let mapping = naming::map_keys(scheme, &keys);
+    let by_key: BTreeMap<&str, &RawTensor> = raw.iter().map(|t| (t.key.as_str(), t)).collect();
+    let by_canon: BTreeMap<String, &RawTensor> = mapping
+        .iter()
+        .filter_map(|(canon, key)| by_key.get(key.as_str()).map(|t| (canon.clone(), *t)))
+        .collect();
+    let arch = arch.unwrap_or_else(|| infer_arch(scheme, &by_canon));
+
+    // Widths come from the file (so reduced-width and k-class models load); gaps keep defaults.
+    let mut widths = arch.default_widths();
+    for (i, slot) in widths.conv.iter_mut().enumerate() {
+        if let Some(c) = by_canon
+            .get(&format!("conv{}.weight", i + 1))
+            .and_then(|t| naming::out_channels(scheme, &t.shape))
+        {
+            *slot = c;
+        }
+    }
+    for (name, slot) in [
+        ("fc6", &mut widths.fc6),
+        ("fc7", &mut widths.fc7),
+        ("fc8", &mut widths.classes),
+    ] {
+        let from_weight = by_canon
+            .get(&format!("{name}.weight"))
+            .and_then(|t| naming::out_channels(scheme, &t.shape));
+        let from_bias = by_canon
+            .get(&format!("{name}.bias"))
+            .and_then(|t| (t.shape.len() == 1).then_some(t.shape[0]));
+        if let Some(n) = from_weight.or(from_bias) {
+            *slot = n;
+        }
+    }
+
+    let spec = arch.spec(&widths);
+    let expected = spec.param_shapes().map_err(|e| Error::WeightMismatch {
+        path: path.to_path_buf(),
+        arch: arch.to_string(),
+        problems: vec![format!(
+            "the channel counts found in the file do not chain: {e}"
+        )],
+    })?;
+    let flat_src = flatten_source(&spec)?;
+    let first_dense = expected
+        .iter()
+        .find(|(n, _)| n.starts_with("fc"))
+        .map(|(n, _)| n.clone());
+
+    let mut problems = Vec::new();
+    let mut tensors = BTreeMap::new();
+    for (canon, shape) in &expected {
+        let want_file_shape = naming::file_shape(scheme, shape);
+        let Some(key) = mapping.get(canon) else {
+            problems.push(format!(
+                "missing key '{}' (expected shape {})",
+                scheme.file_key(canon),
+                shape_str(&want_file_shape)
+            ));
+            continue;
+        };
+        let t = by_key[key.as_str()];
+        let data = match &t.data {
+            Ok(d) => d,
+            Err(why) => {
+                problems.push(format!("key '{key}': {why}"));
+                continue;
+            }
+        };
+        if t.shape != want_file_shape {
+            problems.push(format!(
+                "key '{key}': expected shape {}, found {}",
+                shape_str(&want_file_shape),
+                shape_str(&t.shape)
+            ));
+            continue;
+        }
+        if let Some(bad) = data.iter().position(|v| !v.is_finite()) {
+            problems.push(format!(
+                "key '{key}': holds a non-finite value ({}) at flat index {bad}",
+                data[bad]
+            ));
+            continue;
+        }
+        let nhwc = (scheme == Scheme::Keras && Some(canon) == first_dense.as_ref())
+            .then_some(flat_src)
+            .flatten();
+        tensors.insert(
+            canon.clone(),
+            naming::to_our_layout(scheme, shape, data, nhwc),
+        );
+    }
+    let mapped: std::collections::BTreeSet<&str> = mapping.values().map(String::as_str).collect();
+    let expected_names: std::collections::BTreeSet<&str> =
+        expected.iter().map(|(n, _)| n.as_str()).collect();
+    for (canon, key) in &mapping {
+        if !expected_names.contains(canon.as_str()) {
+            problems.push(format!(
+                "unexpected key '{key}' (the '{arch}' network has no such parameter)"
+            ));
+        }
+    }
+    for k in &keys {
+        if !mapped.contains(k) && !naming::is_metadata_key(k) {
+            problems.push(format!("unexpected key '{k}'"));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::WeightMismatch {
+            path: path.to_path_buf(),
+            arch: arch.to_string(),
+            problems,
+        });
+    }
+    Ok(Weights {
+        arch,
+        widths,
+        tensors,
+        source: path.to_path_buf(),
+        scheme,
+    })
+}
