@@ -6,7 +6,7 @@ use alexnet_wgpu::data::{ClassFolders, Preprocess};
 use alexnet_wgpu::fsutil::write_atomic;
 use alexnet_wgpu::model::Network;
 use alexnet_wgpu::train::export::save_model;
-use alexnet_wgpu::train::fit::load_init_head;
+use alexnet_wgpu::train::init_head::load_init_head;
 use alexnet_wgpu::train::{
     extract_pool5, fit, frozen_fc7, FeatureSet, FitOptions, HeadKind, HeadWeights, Metrics,
     Optimizer, Schedule, TrainConfig,
@@ -220,7 +220,8 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
     // 3. Train.
     let mut head = HeadWeights::new(args.head, &backbone, classes.len(), args.seed)?;
     if let Some(p) = &args.init_head {
-        load_init_head(p, &mut head)?;
+        let flatten_source = alexnet_wgpu::model::params::flatten_source(&backbone.spec())?;
+        load_init_head(p, &mut head, flatten_source)?;
     }
     let optimizer = match args.optimizer {
         OptimizerArg::Sgd => Optimizer::Sgd {

@@ -1,12 +1,15 @@
 //! Network descriptions (presets), shape inference, and the GPU network built from them.
 
 pub mod arch;
+pub mod dense;
 pub mod naming;
 pub mod network;
 pub mod params;
+pub mod profile;
 pub mod reference;
 
 pub use arch::{Arch, Layer, LayerInfo, NetSpec, Shape, Widths};
 pub use naming::Scheme;
-pub use network::{Network, Output, StepTiming};
+pub use network::{Network, Output};
 pub use params::Weights;
+pub use profile::StepTiming;

@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 
+use super::dense::GpuDense;
+use super::{Layer, NetSpec};
 use crate::error::{Error, Result};
-use crate::gpu::{storage_buffer, upload_f32, GpuContext, SplitWeight};
+use crate::gpu::{storage_buffer, upload_f32, GpuContext};
 use crate::kernels::{self, Dispatch, Kernels, MatmulPath, Precision};
 use crate::model::Weights;
-use crate::model::{Layer, NetSpec};
 
 /// What one forward pass returns, row-major per image.
 #[derive(Clone, Debug, Default)]
@@ -28,10 +29,7 @@ enum Param {
         weight: wgpu::Buffer,
         bias: wgpu::Buffer,
     },
-    Dense {
-        weight: SplitWeight,
-        bias: wgpu::Buffer,
-    },
+    Dense(GpuDense),
 }
 
 /// A layer after fusing: what one or more dispatches compute.
@@ -134,7 +132,8 @@ impl<'a> Network<'a> {
         let infos = spec.infer()?;
         let kernels = Kernels::new(ctx);
         let mut params = HashMap::new();
-        for (layer, info) in spec.layers.iter().zip(&infos) {
+        let (ops, features_op) = fuse(&spec);
+        for (i, (layer, info)) in spec.layers.iter().zip(&infos).enumerate() {
             match layer {
                 Layer::Conv { name, .. } => {
                     let w = weights.get(&format!("{name}.weight"));
@@ -167,32 +166,20 @@ impl<'a> Network<'a> {
                         },
                     );
                 }
-                Layer::Dense { name, out } => {
-                    let w = weights.get(&format!("{name}.weight"));
-                    let b = weights.get(&format!("{name}.bias"));
-                    let upload = match precision {
-                        Precision::F32 => SplitWeight::upload,
-                        Precision::F16 => kernels::dense::upload_f16,
-                    };
+                Layer::Dense { name, .. } => {
+                    // With the ReLU that `fuse` folded into it, if any.
+                    let relu = ops
+                        .iter()
+                        .any(|op| matches!(op, Op::Dense { layer: l, relu: true } if *l == i));
                     params.insert(
                         name.to_string(),
-                        Param::Dense {
-                            weight: upload(
-                                ctx,
-                                &format!("{name}.weight"),
-                                w,
-                                *out,
-                                info.input.len(),
-                            )?,
-                            bias: upload_f32(ctx, &format!("{name}.bias"), b)?,
-                        },
+                        Param::Dense(GpuDense::from_weights(ctx, weights, name, relu, precision)?),
                     );
                 }
                 _ => {}
             }
         }
         let classes = infos.last().map(|i| i.output.len()).unwrap_or(0);
-        let (ops, features_op) = fuse(&spec);
         Ok(Network {
             ctx,
             kernels,
@@ -343,34 +330,18 @@ impl<'a> Network<'a> {
                         )?],
                     }
                 }
-                (Op::Dense { relu, .. }, Layer::Dense { name, .. }) => {
-                    let Some(Param::Dense { weight, bias }) = self.params.get(*name) else {
+                (Op::Dense { .. }, Layer::Dense { name, .. }) => {
+                    let Some(Param::Dense(dense)) = self.params.get(*name) else {
                         unreachable!("dense params uploaded in new()")
                     };
-                    if let (Precision::F16, Some(scratch)) = (self.precision, &scratch) {
-                        kernels::dense::dispatch_f16(
-                            ctx,
-                            &self.kernels,
-                            batch,
-                            weight,
-                            bias,
-                            *relu,
-                            buf(cur),
-                            buf(dst),
-                            scratch,
-                        )?
-                    } else {
-                        kernels::dense::dispatch(
-                            ctx,
-                            &self.kernels,
-                            batch,
-                            weight,
-                            bias,
-                            *relu,
-                            buf(cur),
-                            buf(dst),
-                        )?
-                    }
+                    dense.forward(
+                        ctx,
+                        &self.kernels,
+                        batch,
+                        buf(cur),
+                        buf(dst),
+                        scratch.as_ref(),
+                    )?
                 }
                 (Op::MaxPool { .. }, Layer::MaxPool { kernel, stride }) => {
                     vec![kernels::max_pool::dispatch(
@@ -553,114 +524,5 @@ fn op_layer(op: &Op) -> usize {
         | Op::AvgPool { layer }
         | Op::Softmax { layer }
         | Op::Relu { layer } => *layer,
-    }
-}
-
-/// GPU time of one step of the forward pass.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct StepTiming {
-    pub label: String,
-    pub ms: f64,
-    pub flops: f64,
-    /// Per kernel when the step has several dispatches (e.g. im2col + gemm): `(label, ms)`,
-    /// summed over dispatches of the same label (chunks, weight parts). Timestamps only.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub kernels: Vec<(String, f64)>,
-}
-
-impl Network<'_> {
-    /// Whether per-step times come from GPU timestamps (else from wall clock per submission).
-    pub fn has_timestamps(&self) -> bool {
-        self.ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY)
-    }
-
-    /// Times each step of one forward pass of the plan for (batch, h, w): with timestamp
-    /// queries (one compute pass per step) when the adapter has them, else by submitting and
-    /// waiting for each step alone. The input buffer's current contents are used.
-    pub fn time_steps(&mut self, batch: usize, h: usize, w: usize) -> Result<Vec<StepTiming>> {
-        let ctx = self.ctx;
-        let timestamps = self.has_timestamps();
-        let plan = self.plan(batch, h, w)?;
-        let n = plan.steps.len();
-        let flops = |ds: &[Dispatch]| ds.iter().map(|d| d.flops).sum::<f64>();
-        if !timestamps {
-            let mut out = Vec::with_capacity(n);
-            for (label, ds) in &plan.steps {
-                let t = std::time::Instant::now();
-                kernels::run(ctx, ds)?;
-                out.push(StepTiming {
-                    label: label.clone(),
-                    ms: t.elapsed().as_secs_f64() * 1e3,
-                    flops: flops(ds),
-                    kernels: Vec::new(),
-                });
-            }
-            return Ok(out);
-        }
-        // One compute pass (two timestamps) per dispatch.
-        let n = plan.steps.iter().map(|(_, ds)| ds.len()).sum::<usize>();
-        let queries = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("step timestamps"),
-            ty: wgpu::QueryType::Timestamp,
-            count: 2 * n as u32,
-        });
-        let bytes = (2 * n * 8) as u64;
-        let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("timestamps"),
-            size: bytes,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("timestamps staging"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut encoder = ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("profile"),
-            });
-        for (i, d) in plan.steps.iter().flat_map(|(_, ds)| ds).enumerate() {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(&d.label),
-                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                    query_set: &queries,
-                    beginning_of_pass_write_index: Some(2 * i as u32),
-                    end_of_pass_write_index: Some(2 * i as u32 + 1),
-                }),
-            });
-            d.record(&mut pass);
-        }
-        encoder.resolve_query_set(&queries, 0..2 * n as u32, &resolve, 0);
-        encoder.copy_buffer_to_buffer(&resolve, 0, &staging, 0, bytes);
-        ctx.queue.submit([encoder.finish()]);
-        let ticks: Vec<u64> = crate::gpu::map_staging_as(ctx, &staging, 2 * n)?;
-        let period = ctx.queue.get_timestamp_period() as f64;
-        let mut i = 0;
-        let mut out = Vec::with_capacity(plan.steps.len());
-        for (label, ds) in &plan.steps {
-            let mut kernels: Vec<(String, f64)> = Vec::new();
-            for d in ds {
-                let ms = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period / 1e6;
-                i += 1;
-                match kernels.iter_mut().find(|(l, _)| *l == d.label) {
-                    Some((_, t)) => *t += ms,
-                    None => kernels.push((d.label.clone(), ms)),
-                }
-            }
-            let ms = kernels.iter().map(|(_, t)| t).sum();
-            if kernels.len() < 2 {
-                kernels.clear();
-            }
-            out.push(StepTiming {
-                label: label.clone(),
-                ms,
-                flops: flops(ds),
-                kernels,
-            });
-        }
-        Ok(out)
     }
 }

@@ -109,7 +109,7 @@ impl Weights {
 }
 
 /// Per-image shape of the feature map that the first dense layer flattens.
-fn flatten_source(spec: &NetSpec) -> Result<Option<[usize; 3]>> {
+pub fn flatten_source(spec: &NetSpec) -> Result<Option<[usize; 3]>> {
     let infos = spec.infer()?;
     Ok(spec
         .layers
@@ -133,15 +133,16 @@ fn shape_str(s: &[usize]) -> String {
 }
 
 /// Guesses the preset when the user gave none.
-fn infer_arch(scheme: Scheme, by_canon: &BTreeMap<String, &RawTensor>) -> Arch {
+fn infer_arch(mapped: &MappedTensors<'_>) -> Arch {
+    let scheme = mapped.scheme;
     let out_ch = |name: &str| {
-        by_canon
-            .get(name)
+        mapped
+            .raw(name)
             .and_then(|t| naming::out_channels(scheme, &t.shape))
     };
     let in_ch = |name: &str| {
-        by_canon
-            .get(name)
+        mapped
+            .raw(name)
             .and_then(|t| naming::in_channels(scheme, &t.shape))
     };
     match scheme {
@@ -158,31 +159,100 @@ fn infer_arch(scheme: Scheme, by_canon: &BTreeMap<String, &RawTensor>) -> Arch {
     }
 }
 
+/// The tensors of one weights file with its naming scheme detected and its keys mapped to our
+/// canonical names: the one place where file names and layouts become ours, used by whole
+/// weight files ([`from_raw`]) and by partial ones (a head to start training from).
+pub struct MappedTensors<'a> {
+    pub path: &'a Path,
+    pub scheme: Scheme,
+    /// Canonical name (`conv1.weight`, or `?key` for a key in the scheme's namespace that maps
+    /// to no parameter) -> the file's key.
+    pub mapping: BTreeMap<String, String>,
+    by_key: BTreeMap<&'a str, &'a RawTensor>,
+}
+
+impl<'a> MappedTensors<'a> {
+    /// Detects the naming scheme of `raw` (read from `path`) and maps its keys.
+    pub fn new(path: &'a Path, raw: &'a [RawTensor]) -> Result<Self> {
+        let keys: Vec<&str> = raw.iter().map(|t| t.key.as_str()).collect();
+        let scheme = Scheme::detect(&keys).ok_or_else(|| Error::WeightFile {
+            path: path.to_path_buf(),
+            message: format!(
+                "no AlexNet weights recognised among the keys [{}]; expected torchvision names \
+                 (features.0.weight ...), Caffe names (conv1.weight ... fc8.bias) or Keras names \
+                 (conv2d/kernel ... dense_2/bias)",
+                keys.iter().take(12).cloned().collect::<Vec<_>>().join(", ")
+            ),
+        })?;
+        let mapping = naming::map_keys(scheme, &keys);
+        let by_key = raw.iter().map(|t| (t.key.as_str(), t)).collect();
+        Ok(MappedTensors {
+            path,
+            scheme,
+            mapping,
+            by_key,
+        })
+    }
+
+    /// The raw tensor mapped to canonical name `canon`, if the file has one.
+    pub fn raw(&self, canon: &str) -> Option<&'a RawTensor> {
+        self.mapping
+            .get(canon)
+            .and_then(|k| self.by_key.get(k.as_str()).copied())
+    }
+
+    /// The file's keys, in key order.
+    pub fn keys(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.by_key.keys().copied()
+    }
+
+    /// Parameter `canon` of our `shape`, checked (shape, finite values) and converted to our
+    /// layout: `Ok(None)` when the file does not have it, `Err` with the problem otherwise.
+    /// `nhwc_source` is the `[C, H, W]` map a Keras dense kernel flattens (fc6's rows).
+    pub fn convert(
+        &self,
+        canon: &str,
+        shape: &[usize],
+        nhwc_source: Option<[usize; 3]>,
+    ) -> std::result::Result<Option<Vec<f32>>, String> {
+        let Some(t) = self.raw(canon) else {
+            return Ok(None);
+        };
+        let key = &t.key;
+        let data = t
+            .data
+            .as_ref()
+            .map_err(|why| format!("key '{key}': {why}"))?;
+        let want = naming::file_shape(self.scheme, shape);
+        if t.shape != want {
+            return Err(format!(
+                "key '{key}': expected shape {}, found {}",
+                shape_str(&want),
+                shape_str(&t.shape)
+            ));
+        }
+        if let Some(bad) = data.iter().position(|v| !v.is_finite()) {
+            return Err(format!(
+                "key '{key}': holds a non-finite value ({}) at flat index {bad}",
+                data[bad]
+            ));
+        }
+        let nhwc = nhwc_source.filter(|_| self.scheme == Scheme::Keras);
+        Ok(Some(naming::to_our_layout(self.scheme, shape, data, nhwc)))
+    }
+}
+
 /// Checks raw tensors against the preset and converts them; reports every problem at once.
 pub fn from_raw(path: &Path, raw: Vec<RawTensor>, arch: Option<Arch>) -> Result<Weights> {
-    let keys: Vec<&str> = raw.iter().map(|t| t.key.as_str()).collect();
-    let scheme = Scheme::detect(&keys).ok_or_else(|| Error::WeightFile {
-        path: path.to_path_buf(),
-        message: format!(
-            "no AlexNet weights recognised among the keys [{}]; expected torchvision names \
-             (features.0.weight ...), Caffe names (conv1.weight ... fc8.bias) or Keras names \
-             (conv2d/kernel ... dense_2/bias)",
-            keys.iter().take(12).cloned().collect::<Vec<_>>().join(", ")
-        ),
-    })?;
-    let mapping = naming::map_keys(scheme, &keys);
-    let by_key: BTreeMap<&str, &RawTensor> = raw.iter().map(|t| (t.key.as_str(), t)).collect();
-    let by_canon: BTreeMap<String, &RawTensor> = mapping
-        .iter()
-        .filter_map(|(canon, key)| by_key.get(key.as_str()).map(|t| (canon.clone(), *t)))
-        .collect();
-    let arch = arch.unwrap_or_else(|| infer_arch(scheme, &by_canon));
+    let mapped = MappedTensors::new(path, &raw)?;
+    let scheme = mapped.scheme;
+    let arch = arch.unwrap_or_else(|| infer_arch(&mapped));
 
     // Widths come from the file (so reduced-width and k-class models load); gaps keep defaults.
     let mut widths = arch.default_widths();
     for (i, slot) in widths.conv.iter_mut().enumerate() {
-        if let Some(c) = by_canon
-            .get(&format!("conv{}.weight", i + 1))
+        if let Some(c) = mapped
+            .raw(&format!("conv{}.weight", i + 1))
             .and_then(|t| naming::out_channels(scheme, &t.shape))
         {
             *slot = c;
@@ -193,11 +263,11 @@ pub fn from_raw(path: &Path, raw: Vec<RawTensor>, arch: Option<Arch>) -> Result<
         ("fc7", &mut widths.fc7),
         ("fc8", &mut widths.classes),
     ] {
-        let from_weight = by_canon
-            .get(&format!("{name}.weight"))
+        let from_weight = mapped
+            .raw(&format!("{name}.weight"))
             .and_then(|t| naming::out_channels(scheme, &t.shape));
-        let from_bias = by_canon
-            .get(&format!("{name}.bias"))
+        let from_bias = mapped
+            .raw(&format!("{name}.bias"))
             .and_then(|t| (t.shape.len() == 1).then_some(t.shape[0]));
         if let Some(n) = from_weight.or(from_bias) {
             *slot = n;
@@ -213,66 +283,39 @@ pub fn from_raw(path: &Path, raw: Vec<RawTensor>, arch: Option<Arch>) -> Result<
         )],
     })?;
     let flat_src = flatten_source(&spec)?;
-    let first_dense = expected
-        .iter()
-        .find(|(n, _)| n.starts_with("fc"))
-        .map(|(n, _)| n.clone());
+    let first_dense = first_dense_weight(&expected);
 
     let mut problems = Vec::new();
     let mut tensors = BTreeMap::new();
     for (canon, shape) in &expected {
-        let want_file_shape = naming::file_shape(scheme, shape);
-        let Some(key) = mapping.get(canon) else {
-            problems.push(format!(
-                "missing key '{}' (expected shape {})",
-                scheme.file_key(canon),
-                shape_str(&want_file_shape)
-            ));
-            continue;
-        };
-        let t = by_key[key.as_str()];
-        let data = match &t.data {
-            Ok(d) => d,
-            Err(why) => {
-                problems.push(format!("key '{key}': {why}"));
-                continue;
-            }
-        };
-        if t.shape != want_file_shape {
-            problems.push(format!(
-                "key '{key}': expected shape {}, found {}",
-                shape_str(&want_file_shape),
-                shape_str(&t.shape)
-            ));
-            continue;
-        }
-        if let Some(bad) = data.iter().position(|v| !v.is_finite()) {
-            problems.push(format!(
-                "key '{key}': holds a non-finite value ({}) at flat index {bad}",
-                data[bad]
-            ));
-            continue;
-        }
-        let nhwc = (scheme == Scheme::Keras && Some(canon) == first_dense.as_ref())
+        let nhwc = (Some(canon) == first_dense.as_ref())
             .then_some(flat_src)
             .flatten();
-        tensors.insert(
-            canon.clone(),
-            naming::to_our_layout(scheme, shape, data, nhwc),
-        );
+        match mapped.convert(canon, shape, nhwc) {
+            Ok(Some(data)) => {
+                tensors.insert(canon.clone(), data);
+            }
+            Ok(None) => problems.push(format!(
+                "missing key '{}' (expected shape {})",
+                scheme.file_key(canon),
+                shape_str(&naming::file_shape(scheme, shape))
+            )),
+            Err(problem) => problems.push(problem),
+        }
     }
-    let mapped: std::collections::BTreeSet<&str> = mapping.values().map(String::as_str).collect();
+    let mapped_keys: std::collections::BTreeSet<&str> =
+        mapped.mapping.values().map(String::as_str).collect();
     let expected_names: std::collections::BTreeSet<&str> =
         expected.iter().map(|(n, _)| n.as_str()).collect();
-    for (canon, key) in &mapping {
+    for (canon, key) in &mapped.mapping {
         if !expected_names.contains(canon.as_str()) {
             problems.push(format!(
                 "unexpected key '{key}' (the '{arch}' network has no such parameter)"
             ));
         }
     }
-    for k in &keys {
-        if !mapped.contains(k) && !naming::is_metadata_key(k) {
+    for k in mapped.keys() {
+        if !mapped_keys.contains(k) && !naming::is_metadata_key(k) {
             problems.push(format!("unexpected key '{k}'"));
         }
     }
@@ -290,4 +333,12 @@ pub fn from_raw(path: &Path, raw: Vec<RawTensor>, arch: Option<Arch>) -> Result<
         source: path.to_path_buf(),
         scheme,
     })
+}
+
+/// The name of the first dense layer's weight (the one whose rows follow the flatten order).
+fn first_dense_weight(shapes: &[(String, Vec<usize>)]) -> Option<String> {
+    shapes
+        .iter()
+        .find(|(n, _)| n.starts_with("fc"))
+        .map(|(n, _)| n.clone())
 }

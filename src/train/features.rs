@@ -7,10 +7,10 @@ use rand::SeedableRng;
 
 use crate::data::{augment, load_image, par_map, preprocess, ClassFolders, Preprocess};
 use crate::error::{Error, Result};
-use crate::gpu::{read_back_f32, storage_buffer, upload_f32, GpuContext, SplitWeight};
-use crate::kernels::{self, Kernels};
-use crate::model::Network;
-use crate::model::Weights;
+use crate::gpu::GpuContext;
+use crate::kernels::Precision;
+use crate::model::dense::{DenseStack, GpuDense};
+use crate::model::{Network, Weights};
 use crate::weights::{read_strings, read_tensors, write_npz, NpzEntry};
 
 /// Cached activations with their labels: `features` is `[len, dim]`.
@@ -205,52 +205,23 @@ pub fn extract_pool5(
 }
 
 /// The frozen fc6 -> ReLU -> fc7 -> ReLU of `backbone` applied to pool5 rows on the GPU
-/// (what the `last` head trains on).
+/// (what the `last` head trains on), by the network's own dense forward.
 pub fn frozen_fc7(ctx: &GpuContext, backbone: &Weights, pool5: &FeatureSet) -> Result<FeatureSet> {
-    let spec = backbone.spec();
-    let shapes = spec.param_shapes()?;
-    let shape_of = |n: &str| {
-        shapes
-            .iter()
-            .find(|(k, _)| k == n)
-            .map(|(_, s)| s.clone())
-            .expect("fc6/fc7 in every preset")
-    };
-    let (s6, s7) = (shape_of("fc6.weight"), shape_of("fc7.weight"));
-    if pool5.dim != s6[1] {
+    let layers = ["fc6", "fc7"]
+        .iter()
+        .map(|name| GpuDense::from_weights(ctx, backbone, name, true, Precision::F32))
+        .collect::<Result<Vec<_>>>()?;
+    if pool5.dim != layers[0].inp {
         return Err(Error::Shape(format!(
             "the cached features have {} values per image but the backbone's fc6 takes {}",
-            pool5.dim, s6[1]
+            pool5.dim, layers[0].inp
         )));
     }
-    let ks = Kernels::new(ctx);
-    let w6 = SplitWeight::upload(ctx, "fc6.weight", backbone.get("fc6.weight"), s6[0], s6[1])?;
-    let b6 = upload_f32(ctx, "fc6.bias", backbone.get("fc6.bias"))?;
-    let w7 = SplitWeight::upload(ctx, "fc7.weight", backbone.get("fc7.weight"), s7[0], s7[1])?;
-    let b7 = upload_f32(ctx, "fc7.bias", backbone.get("fc7.bias"))?;
-    const CHUNK: usize = 64;
-    let hint = "features are processed 64 at a time";
-    let x = storage_buffer(ctx, "pool5", CHUNK * s6[1], hint)?;
-    let h6 = storage_buffer(ctx, "fc6 out", CHUNK * s6[0], hint)?;
-    let h7 = storage_buffer(ctx, "fc7 out", CHUNK * s7[0], hint)?;
-    let mut out = Vec::with_capacity(pool5.len() * s7[0]);
-    for start in (0..pool5.len()).step_by(CHUNK) {
-        let n = CHUNK.min(pool5.len() - start);
-        ctx.queue.write_buffer(
-            &x,
-            0,
-            bytemuck::cast_slice(&pool5.features[start * pool5.dim..(start + n) * pool5.dim]),
-        );
-        let mut ds = kernels::dense::dispatch(ctx, &ks, n, &w6, &b6, true, &x, &h6)?;
-        ds.extend(kernels::dense::dispatch(
-            ctx, &ks, n, &w7, &b7, true, &h6, &h7,
-        )?);
-        kernels::run(ctx, &ds)?;
-        out.extend(read_back_f32(ctx, &h7, n * s7[0])?);
-    }
+    let mut stack = DenseStack::new(ctx, layers, 64)?;
+    let features = stack.forward(ctx, &pool5.features)?;
     Ok(FeatureSet {
-        features: out,
-        dim: s7[0],
+        features,
+        dim: stack.output_len(),
         ..pool5.clone()
     })
 }

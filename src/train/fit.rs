@@ -1,44 +1,19 @@
 //! The training loop: epochs over cached features, learning-rate schedule, validation, early
-//! stopping and per-epoch checkpoints that `--resume` continues exactly.
+//! stopping, and a checkpoint after every epoch (`checkpoint.rs`) that `--resume` continues
+//! exactly.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
+use super::checkpoint::{fingerprint, load_checkpoint, save_checkpoint, Progress};
+use super::features::FeatureSet;
+use super::head::HeadWeights;
+pub use super::schedule::Schedule;
+use super::trainer::{Stats, TrainConfig, Trainer};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-use crate::train::features::FeatureSet;
-use crate::train::head::{DenseHost, HeadWeights};
-use crate::train::trainer::{OptimizerState, Stats, TrainConfig, Trainer};
-use crate::weights::{read_strings, read_tensors, write_npz, NpzEntry};
-
-/// Learning rate over training.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Schedule {
-    Constant,
-    /// Cosine decay from the base rate to 0 over all steps.
-    Cosine,
-    /// Multiply by `gamma` every `every` epochs.
-    Step {
-        every: usize,
-        gamma: f32,
-    },
-}
-
-impl Schedule {
-    pub fn lr(&self, base: f32, step: usize, total_steps: usize, epoch: usize) -> f32 {
-        match *self {
-            Schedule::Constant => base,
-            Schedule::Cosine => {
-                let t = step as f64 / total_steps.max(1) as f64;
-                (base as f64 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())) as f32
-            }
-            Schedule::Step { every, gamma } => base * gamma.powi((epoch / every.max(1)) as i32),
-        }
-    }
-}
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct FitOptions {
@@ -79,20 +54,6 @@ pub struct StepRecord {
     pub lr: f32,
 }
 
-/// Progress state saved in checkpoints.
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-struct Progress {
-    version: u32,
-    epochs_done: usize,
-    steps_done: u64,
-    best_epoch: Option<usize>,
-    best_val_loss: Option<f64>,
-    history: Vec<EpochRecord>,
-    steps: Vec<StepRecord>,
-    /// The options of the run that wrote it (a resumed run must use the same).
-    fingerprint: String,
-}
-
 pub struct FitOutcome {
     /// The head of the best epoch (lowest validation loss; the last epoch without validation).
     pub head: HeadWeights,
@@ -101,25 +62,6 @@ pub struct FitOutcome {
     pub steps: Vec<StepRecord>,
     /// Logits of the validation set with the returned head.
     pub val_logits: Option<Vec<f32>>,
-}
-
-fn fingerprint(opts: &FitOptions, train: &FeatureSet, head: &HeadWeights) -> String {
-    format!(
-        "{:?}|{}|{}|{}|{:?}|{}|{:?}|{}x{}|{:?}",
-        opts.config,
-        opts.epochs,
-        opts.batch,
-        opts.lr,
-        opts.schedule,
-        opts.shuffle,
-        opts.steps,
-        train.len(),
-        train.dim,
-        head.layers
-            .iter()
-            .map(|l| (l.inp, l.out))
-            .collect::<Vec<_>>()
-    )
 }
 
 fn labels_u32(set: &FeatureSet, idx: &[usize]) -> Vec<u32> {
@@ -152,99 +94,6 @@ pub fn evaluate(
         )?);
     }
     Ok((trainer.take_eval_stats()?, logits))
-}
-
-fn head_entries(head: &HeadWeights, prefix: &str) -> Vec<(String, Vec<usize>, Vec<usize>)> {
-    head.layers
-        .iter()
-        .map(|l| {
-            (
-                format!("{prefix}{}", l.name),
-                vec![l.out, l.inp],
-                vec![l.out],
-            )
-        })
-        .collect()
-}
-
-fn save_checkpoint(
-    path: &Path,
-    head: &HeadWeights,
-    best: &HeadWeights,
-    state: &[OptimizerState],
-    progress: &Progress,
-) -> Result<()> {
-    let json = vec![serde_json::to_string(progress).expect("serialisable")];
-    let mut shapes = Vec::new();
-    for (h, prefix) in [(head, "head/"), (best, "best/")] {
-        for (l, (name, ws, bs)) in h.layers.iter().zip(head_entries(h, prefix)) {
-            shapes.push((format!("{name}.weight"), ws, &l.weight));
-            shapes.push((format!("{name}.bias"), bs, &l.bias));
-        }
-    }
-    let state_shapes: Vec<(String, [usize; 1], [usize; 1])> = state
-        .iter()
-        .map(|(n, w, b)| (n.clone(), [w.len()], [b.len()]))
-        .collect();
-    let mut entries: Vec<(String, NpzEntry)> = shapes
-        .iter()
-        .map(|(n, s, d)| (n.clone(), NpzEntry::F32(s, d)))
-        .collect();
-    for ((n, w, b), (_, ws, bs)) in state.iter().zip(&state_shapes) {
-        entries.push((format!("opt/{n}.weight"), NpzEntry::F32(ws, w)));
-        entries.push((format!("opt/{n}.bias"), NpzEntry::F32(bs, b)));
-    }
-    entries.push(("progress".into(), NpzEntry::Str(&json)));
-    write_npz(path, &entries)
-}
-
-type Checkpoint = (HeadWeights, HeadWeights, Vec<OptimizerState>, Progress);
-
-fn load_checkpoint(path: &Path, like: &HeadWeights) -> Result<Checkpoint> {
-    let bad = |m: String| Error::WeightFile {
-        path: path.to_path_buf(),
-        message: m,
-    };
-    let progress: Progress = read_strings(path, "progress")?
-        .and_then(|j| j.first().and_then(|s| serde_json::from_str(s).ok()))
-        .ok_or_else(|| bad("not a train-head checkpoint (no 'progress')".into()))?;
-    let tensors: std::collections::BTreeMap<String, Vec<f32>> = read_tensors(path)?
-        .into_iter()
-        .filter_map(|t| t.data.ok().map(|d| (t.key, d)))
-        .collect();
-    let get = |k: &str| {
-        tensors
-            .get(k)
-            .cloned()
-            .ok_or_else(|| bad(format!("missing '{k}'")))
-    };
-    let mut heads = Vec::new();
-    for prefix in ["head/", "best/"] {
-        let mut h = like.clone();
-        for l in h.layers.iter_mut() {
-            l.weight = get(&format!("{prefix}{}.weight", l.name))?;
-            l.bias = get(&format!("{prefix}{}.bias", l.name))?;
-            if l.weight.len() != l.out * l.inp || l.bias.len() != l.out {
-                return Err(bad(format!("'{prefix}{}' does not fit this head", l.name)));
-            }
-        }
-        heads.push(h);
-    }
-    let mut state = Vec::new();
-    for l in &like.layers {
-        for k in 1..=2 {
-            let name = format!("{}.state{k}", l.name);
-            if let (Some(w), Some(b)) = (
-                tensors.get(&format!("opt/{name}.weight")),
-                tensors.get(&format!("opt/{name}.bias")),
-            ) {
-                state.push((name, w.clone(), b.clone()));
-            }
-        }
-    }
-    let best = heads.pop().expect("two heads");
-    let head = heads.pop().expect("two heads");
-    Ok((head, best, state, progress))
 }
 
 /// Trains `init` on `train`, validating on `val` after every epoch.
@@ -412,73 +261,4 @@ pub fn fit(
         steps: progress.steps,
         val_logits,
     })
-}
-
-/// `--init-head`: head values from an `.npz` in the model's key names (e.g. `classifier.6.*`
-/// or `fc8.*`, or Keras `dense_2/*`); shapes must match.
-pub fn load_init_head(path: &Path, head: &mut HeadWeights) -> Result<()> {
-    let raw = read_tensors(path)?;
-    let keys: Vec<&str> = raw.iter().map(|t| t.key.as_str()).collect();
-    let scheme = crate::model::Scheme::detect(&keys).ok_or_else(|| Error::WeightFile {
-        path: path.to_path_buf(),
-        message: "no head weights recognised (expected e.g. classifier.6.weight or fc8.weight)"
-            .into(),
-    })?;
-    let mapping = crate::model::naming::map_keys(scheme, &keys);
-    let mut found = 0;
-    let names: Vec<String> = head.layers.iter().map(|l| l.name.clone()).collect();
-    for name in names {
-        let (Some(wk), Some(bk)) = (
-            mapping.get(&format!("{name}.weight")),
-            mapping.get(&format!("{name}.bias")),
-        ) else {
-            continue;
-        };
-        let get = |k: &str| -> Result<(Vec<usize>, Vec<f32>)> {
-            let t = raw.iter().find(|t| t.key == k).expect("mapped key exists");
-            let d = t.data.clone().map_err(|e| Error::WeightFile {
-                path: path.to_path_buf(),
-                message: format!("'{k}': {e}"),
-            })?;
-            Ok((t.shape.clone(), d))
-        };
-        let ((ws, w), (_, b)) = (get(wk)?, get(bk)?);
-        let layer: &DenseHost = head.layers.iter().find(|l| l.name == name).expect("listed");
-        let w = if scheme == crate::model::Scheme::Keras && ws.len() == 2 {
-            crate::model::naming::to_our_layout(scheme, &[layer.out, layer.inp], &w, None)
-        } else {
-            w
-        };
-        let expect = [layer.out, layer.inp];
-        let found_shape = if scheme == crate::model::Scheme::Keras {
-            ws.iter().rev().cloned().collect::<Vec<_>>()
-        } else {
-            ws.clone()
-        };
-        if found_shape != expect {
-            return Err(Error::WeightFile {
-                path: path.to_path_buf(),
-                message: format!(
-                    "'{wk}': expected shape {:?} for the new {name}, found {ws:?}",
-                    expect
-                ),
-            });
-        }
-        head.set(&name, &w, &b, path)?;
-        found += 1;
-    }
-    if found == 0 {
-        return Err(Error::WeightFile {
-            path: path.to_path_buf(),
-            message: format!(
-                "holds none of the head's layers ({})",
-                head.layers
-                    .iter()
-                    .map(|l| l.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        });
-    }
-    Ok(())
 }

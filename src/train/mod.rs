@@ -1,13 +1,16 @@
 //! Transfer learning: a new head trained on the GPU on cached backbone features.
 
+pub mod checkpoint;
 pub mod export;
 pub mod features;
 pub mod fit;
 pub mod head;
+pub mod init_head;
 pub mod kernels;
 pub mod metrics;
 pub mod plot;
 pub mod reference;
+pub mod schedule;
 pub mod trainer;
 
 pub use features::{extract_pool5, frozen_fc7, Extraction, FeatureSet};

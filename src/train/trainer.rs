@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::gpu::{read_back_f32, storage_buffer, upload_f32, GpuContext, SplitWeight};
-use crate::kernels::{self, Dispatch, Kernels};
+use crate::gpu::{read_back_f32, storage_buffer, GpuContext};
+use crate::kernels::{Dispatch, Kernels, Precision};
+use crate::model::dense::GpuDense;
 use crate::train::head::{DenseHost, HeadKind, HeadWeights};
 use crate::train::kernels::{
     adam, cross_entropy, dense_backward, dropout, relu_backward, sgd, TrainKernels,
@@ -61,8 +62,8 @@ impl Stats {
 
 struct Layer {
     meta: DenseHost,
-    weight: SplitWeight,
-    bias: wgpu::Buffer,
+    /// The layer on the GPU, run forward by the network's own dense code.
+    dense: GpuDense,
     grad_w: Vec<wgpu::Buffer>,
     grad_b: wgpu::Buffer,
     /// Momentum buffers (SGD) or first moments (Adam), per weight part, then the bias.
@@ -130,8 +131,17 @@ impl<'a> Trainer<'a> {
         let hint = "use a smaller --batch";
         let mut layers = Vec::new();
         for (i, l) in head.layers.iter().enumerate() {
-            let weight =
-                SplitWeight::upload(ctx, &format!("{}.weight", l.name), &l.weight, l.out, l.inp)?;
+            let dense = GpuDense::upload(
+                ctx,
+                &l.name,
+                &l.weight,
+                &l.bias,
+                l.out,
+                l.inp,
+                l.relu,
+                Precision::F32,
+            )?;
+            let weight = &dense.weight;
             let zeros_like = |label: &str| -> Result<Vec<wgpu::Buffer>> {
                 let mut v = weight
                     .parts
@@ -149,8 +159,7 @@ impl<'a> Trainer<'a> {
                 Optimizer::Sgd { .. } => Vec::new(),
             };
             layers.push(Layer {
-                bias: upload_f32(ctx, &format!("{}.bias", l.name), &l.bias)?,
-                weight,
+                dense,
                 grad_w: grads,
                 grad_b,
                 state1,
@@ -208,11 +217,12 @@ impl<'a> Trainer<'a> {
         let mut out = Vec::new();
         for l in &self.layers {
             let params: Vec<(&wgpu::Buffer, usize)> = l
+                .dense
                 .weight
                 .parts
                 .iter()
                 .map(|(_, rows, buf)| (buf, rows * l.meta.inp))
-                .chain(std::iter::once((&l.bias, l.meta.out)))
+                .chain(std::iter::once((&l.dense.bias, l.meta.out)))
                 .collect();
             let grads: Vec<&wgpu::Buffer> =
                 l.grad_w.iter().chain(std::iter::once(&l.grad_b)).collect();
@@ -268,16 +278,8 @@ impl<'a> Trainer<'a> {
                 ));
             }
             let mk = || {
-                kernels::dense::dispatch(
-                    ctx,
-                    &self.fk,
-                    batch,
-                    &l.weight,
-                    &l.bias,
-                    l.meta.relu,
-                    input_of(i),
-                    &l.act,
-                )
+                l.dense
+                    .forward(ctx, &self.fk, batch, input_of(i), &l.act, None)
             };
             fwd_train.extend(mk()?.into_iter().map(Step::Fixed));
             fwd_eval.extend(mk()?.into_iter().map(Step::Fixed));
@@ -314,7 +316,7 @@ impl<'a> Trainer<'a> {
                 ctx,
                 &self.tk,
                 batch,
-                &l.weight,
+                &l.dense.weight,
                 input_of(i),
                 dy,
                 &l.grad_w,
@@ -322,7 +324,8 @@ impl<'a> Trainer<'a> {
             )?;
             train.extend(gw.into_iter().map(Step::Fixed));
             if let Some(gin) = &l.grad_in {
-                let gi = dense_backward::grad_input(ctx, &self.tk, batch, &l.weight, dy, gin)?;
+                let gi =
+                    dense_backward::grad_input(ctx, &self.tk, batch, &l.dense.weight, dy, gin)?;
                 train.extend(gi.into_iter().map(Step::Fixed));
                 if self.has_dropout(i) {
                     let len = batch * l.meta.inp;
@@ -540,7 +543,7 @@ impl<'a> Trainer<'a> {
 
     fn read_parts(&self, bufs: &[wgpu::Buffer], l: &Layer) -> Result<Vec<f32>> {
         let mut out = Vec::with_capacity(l.meta.out * l.meta.inp);
-        for ((_, rows, _), b) in l.weight.parts.iter().zip(bufs) {
+        for ((_, rows, _), b) in l.dense.weight.parts.iter().zip(bufs) {
             out.extend(read_back_f32(self.ctx, b, rows * l.meta.inp)?);
         }
         Ok(out)
@@ -550,11 +553,16 @@ impl<'a> Trainer<'a> {
     pub fn head(&self) -> Result<HeadWeights> {
         let mut layers = Vec::new();
         for l in &self.layers {
-            let bufs: Vec<wgpu::Buffer> =
-                l.weight.parts.iter().map(|(_, _, b)| b.clone()).collect();
+            let bufs: Vec<wgpu::Buffer> = l
+                .dense
+                .weight
+                .parts
+                .iter()
+                .map(|(_, _, b)| b.clone())
+                .collect();
             layers.push(DenseHost {
                 weight: self.read_parts(&bufs, l)?,
-                bias: read_back_f32(self.ctx, &l.bias, l.meta.out)?,
+                bias: read_back_f32(self.ctx, &l.dense.bias, l.meta.out)?,
                 ..l.meta.clone()
             });
         }
@@ -584,7 +592,7 @@ impl<'a> Trainer<'a> {
     }
 
     fn write_parts(&self, bufs: &[wgpu::Buffer], l: &Layer, data: &[f32]) {
-        for ((first, rows, _), b) in l.weight.parts.iter().zip(bufs) {
+        for ((first, rows, _), b) in l.dense.weight.parts.iter().zip(bufs) {
             let slice = &data[first * l.meta.inp..(first + rows) * l.meta.inp];
             self.ctx
                 .queue

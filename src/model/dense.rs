@@ -1,0 +1,237 @@
+//! The dense part of the network on the GPU: one implementation of a dense layer's forward
+//! (weights split under the binding limit, bias, fused ReLU, f32 or f16 storage) shared by the
+//! classifier ([`super::Network`]), the frozen fc6 -> fc7 feature cache of `train-head` and the
+//! trainer's forward pass.
+
+use crate::error::{Error, Result};
+use crate::gpu::{read_back_f32, storage_buffer, upload_f32, GpuContext, SplitWeight};
+use crate::kernels::{self, Dispatch, Kernels, Precision};
+
+use super::Weights;
+
+/// One dense layer uploaded: `y = x w^T + b`, then ReLU when `relu`.
+pub struct GpuDense {
+    pub name: String,
+    /// Input and output widths.
+    pub inp: usize,
+    pub out: usize,
+    pub relu: bool,
+    pub precision: Precision,
+    pub weight: SplitWeight,
+    pub bias: wgpu::Buffer,
+}
+
+impl GpuDense {
+    /// Uploads `weight` (`[out, inp]`, our layout) and `bias`, stored as `precision`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn upload(
+        ctx: &GpuContext,
+        name: &str,
+        weight: &[f32],
+        bias: &[f32],
+        out: usize,
+        inp: usize,
+        relu: bool,
+        precision: Precision,
+    ) -> Result<GpuDense> {
+        if weight.len() != out * inp || bias.len() != out {
+            return Err(Error::Shape(format!(
+                "{name}: a [{out}, {inp}] layer needs {} weights and {out} biases, got {} and {}",
+                out * inp,
+                weight.len(),
+                bias.len()
+            )));
+        }
+        let upload = match precision {
+            Precision::F32 => SplitWeight::upload,
+            Precision::F16 => kernels::dense::upload_f16,
+        };
+        Ok(GpuDense {
+            name: name.to_string(),
+            inp,
+            out,
+            relu,
+            precision,
+            weight: upload(ctx, &format!("{name}.weight"), weight, out, inp)?,
+            bias: upload_f32(ctx, &format!("{name}.bias"), bias)?,
+        })
+    }
+
+    /// Layer `name` (`fc6`, ...) of `weights`, as the network runs it.
+    pub fn from_weights(
+        ctx: &GpuContext,
+        weights: &Weights,
+        name: &str,
+        relu: bool,
+        precision: Precision,
+    ) -> Result<GpuDense> {
+        let shapes = weights.spec().param_shapes()?;
+        let shape = shapes
+            .iter()
+            .find(|(n, _)| *n == format!("{name}.weight"))
+            .map(|(_, s)| s.clone())
+            .ok_or_else(|| Error::Shape(format!("the network has no dense layer {name}")))?;
+        Self::upload(
+            ctx,
+            name,
+            weights.get(&format!("{name}.weight")),
+            weights.get(&format!("{name}.bias")),
+            shape[0],
+            shape[1],
+            relu,
+            precision,
+        )
+    }
+
+    /// The dispatches of this layer's forward for `batch` rows, `input` `[batch, inp]` ->
+    /// `output` `[batch, out]`. f16 storage needs `scratch` (see
+    /// [`kernels::dense::scratch_words_f16`]) for the packed input.
+    pub fn forward(
+        &self,
+        ctx: &GpuContext,
+        kernels: &Kernels,
+        batch: usize,
+        input: &wgpu::Buffer,
+        output: &wgpu::Buffer,
+        scratch: Option<&wgpu::Buffer>,
+    ) -> Result<Vec<Dispatch>> {
+        match (self.precision, scratch) {
+            (Precision::F16, Some(scratch)) => kernels::dense::dispatch_f16(
+                ctx,
+                kernels,
+                batch,
+                &self.weight,
+                &self.bias,
+                self.relu,
+                input,
+                output,
+                scratch,
+            ),
+            (Precision::F16, None) => Err(Error::Shape(format!(
+                "{}: f16 dense layers need a scratch buffer",
+                self.name
+            ))),
+            (Precision::F32, _) => kernels::dense::dispatch(
+                ctx,
+                kernels,
+                batch,
+                &self.weight,
+                &self.bias,
+                self.relu,
+                input,
+                output,
+            ),
+        }
+    }
+}
+
+/// Dense layers applied in order to rows of features, `chunk` rows per GPU submission: the
+/// frozen fc6 -> ReLU -> fc7 -> ReLU that the `last` head trains on.
+pub struct DenseStack {
+    pub layers: Vec<GpuDense>,
+    kernels: Kernels,
+    chunk: usize,
+    /// Input, then each layer's output, `[chunk, width]`.
+    buffers: Vec<wgpu::Buffer>,
+    dispatches: Vec<Dispatch>,
+}
+
+impl DenseStack {
+    /// `layers` (f32 storage) for up to `chunk` rows per submission.
+    pub fn new(ctx: &GpuContext, layers: Vec<GpuDense>, chunk: usize) -> Result<DenseStack> {
+        let first = layers
+            .first()
+            .ok_or_else(|| Error::Shape("a dense stack needs at least one layer".into()))?;
+        for pair in layers.windows(2) {
+            if pair[0].out != pair[1].inp {
+                return Err(Error::Shape(format!(
+                    "{} gives {} values but {} takes {}",
+                    pair[0].name, pair[0].out, pair[1].name, pair[1].inp
+                )));
+            }
+        }
+        let chunk = chunk.max(1);
+        let hint = format!("features are processed {chunk} at a time");
+        let mut buffers = vec![storage_buffer(
+            ctx,
+            "dense input",
+            chunk * first.inp,
+            &hint,
+        )?];
+        for l in &layers {
+            buffers.push(storage_buffer(
+                ctx,
+                &format!("{} out", l.name),
+                chunk * l.out,
+                &hint,
+            )?);
+        }
+        Ok(DenseStack {
+            layers,
+            kernels: Kernels::new(ctx),
+            chunk,
+            buffers,
+            dispatches: Vec::new(),
+        })
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.layers[0].inp
+    }
+
+    pub fn output_len(&self) -> usize {
+        self.layers.last().expect("non-empty").out
+    }
+
+    fn dispatches_for(&self, ctx: &GpuContext, rows: usize) -> Result<Vec<Dispatch>> {
+        let mut ds = Vec::new();
+        for (i, l) in self.layers.iter().enumerate() {
+            ds.extend(l.forward(
+                ctx,
+                &self.kernels,
+                rows,
+                &self.buffers[i],
+                &self.buffers[i + 1],
+                None,
+            )?);
+        }
+        Ok(ds)
+    }
+
+    /// `x` is `[rows, input_len]`; returns `[rows, output_len]`.
+    pub fn forward(&mut self, ctx: &GpuContext, x: &[f32]) -> Result<Vec<f32>> {
+        let (inp, outp) = (self.input_len(), self.output_len());
+        if !x.len().is_multiple_of(inp) {
+            return Err(Error::Shape(format!(
+                "{} values are not whole rows of {inp}",
+                x.len()
+            )));
+        }
+        let rows = x.len() / inp;
+        let mut out = Vec::with_capacity(rows * outp);
+        for start in (0..rows).step_by(self.chunk) {
+            let n = self.chunk.min(rows - start);
+            // Full chunks reuse one set of dispatches; the last, shorter one gets its own.
+            let ds = if n == self.chunk {
+                if self.dispatches.is_empty() {
+                    self.dispatches = self.dispatches_for(ctx, n)?;
+                }
+                None
+            } else {
+                Some(self.dispatches_for(ctx, n)?)
+            };
+            ctx.queue.write_buffer(
+                &self.buffers[0],
+                0,
+                bytemuck::cast_slice(&x[start * inp..(start + n) * inp]),
+            );
+            kernels::run(ctx, ds.as_deref().unwrap_or(&self.dispatches))?;
+            out.extend(read_back_f32(
+                ctx,
+                self.buffers.last().expect("output"),
+                n * outp,
+            )?);
+        }
+        Ok(out)
+    }
+}
