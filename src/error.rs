@@ -1,4 +1,5 @@
-//! The library's error type: every variant names what the user has to look at.
+//! The library's error type: every variant names what the user has to look at. The library
+//! names no command-line flags: the `alexnet` binary adds those hints (`cli::hint`).
 
 use std::path::PathBuf;
 
@@ -11,11 +12,12 @@ pub enum Error {
     )]
     NoAdapter { filter: String },
 
-    #[error("could not open a device on adapter '{adapter}': {source}")]
+    /// (The cause is shown in the message, so it is not also the error's `source()`: printers
+    /// that walk the chain would repeat it.)
+    #[error("could not open a device on adapter '{adapter}': {cause}")]
     RequestDevice {
         adapter: String,
-        #[source]
-        source: wgpu::RequestDeviceError,
+        cause: wgpu::RequestDeviceError,
     },
 
     #[error("unknown backend '{0}' (expected vulkan, metal, dx12 or gl)")]
@@ -35,8 +37,23 @@ pub enum Error {
         hint: String,
     },
 
+    /// A network description whose shapes do not chain (from weights or a preset).
     #[error("invalid network: {0}")]
     Shape(String),
+
+    /// Data or an argument that does not fit what it is given to (a batch of 0, features of
+    /// the wrong width for a head, a label past the class count).
+    #[error("{0}")]
+    Invalid(String),
+
+    #[error("no training samples")]
+    NoTrainingSamples,
+
+    #[error("resuming needs a checkpoint file, and none was given")]
+    ResumeWithoutCheckpoint,
+
+    #[error("{path}: this checkpoint was written by a run with other options or data")]
+    CheckpointMismatch { path: PathBuf },
 
     #[error("{path}: {message}")]
     WeightFile { path: PathBuf, message: String },
@@ -54,15 +71,19 @@ pub enum Error {
     #[error("{path}: {message}")]
     Input { path: PathBuf, message: String },
 
-    #[error("{path}: {source}")]
+    /// (Not the error's `source()` either, for the same reason as `RequestDevice`.)
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     #[error("downloading {url}: {message}")]
     Download { url: String, message: String },
+
+    /// The server could not be reached at all (no network, DNS, refused, timed out).
+    #[error("downloading {url}: {message}")]
+    Unreachable { url: String, message: String },
 
     #[error(
         "{url}: the SHA-256 of the download is {found}, which does not start with the expected \
@@ -75,12 +96,8 @@ pub enum Error {
     },
 
     #[error(
-        "no --weights given and no pre-trained weights in the cache ({path} does not exist).\n  \
-         hint: run `alexnet fetch-weights` to download torchvision's pre-trained AlexNet \
-         (about 233 MB) into the cache, or pass --weights FILE (.npz, .pth, .h5).\n  \
-         offline: copy a converted file to {path} (`alexnet convert \
-         alexnet-owt-7be5be79.pth {path}` on any machine), or set {env} to a folder holding \
-         {file}"
+        "no weights given and no pre-trained weights in the cache ({path} does not exist; \
+         {env} may point to a folder holding {file})"
     )]
     NoCachedWeights {
         path: PathBuf,
@@ -88,10 +105,7 @@ pub enum Error {
         file: &'static str,
     },
 
-    #[error(
-        "no cache directory: the platform has none (no HOME?).\n  hint: set {env} to a folder \
-         for the pre-trained weights"
-    )]
+    #[error("no cache directory: the platform has none (no HOME?); set {env} to a folder for the pre-trained weights")]
     NoCacheDir { env: &'static str },
 }
 
@@ -101,7 +115,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 }

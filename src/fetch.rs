@@ -177,16 +177,12 @@ fn download(url: &str, out: &mut std::fs::File, progress: bool) -> Result<(u64, 
         .user_agent(concat!("alexnet-wgpu/", env!("CARGO_PKG_VERSION")))
         .build()
         .into();
-    let mut resp = agent.get(url).call().map_err(|e| {
-        let hint = match e {
-            ureq::Error::StatusCode(_) => "",
-            _ => {
-                "\n  hint: no network? download the file on another machine and run \
-                 `alexnet convert FILE.pth OUT.npz`, then pass --weights OUT.npz or copy it \
-                 to the cache (see `alexnet fetch-weights --help`)"
-            }
-        };
-        download_err(url, format!("{e}{hint}"))
+    let mut resp = agent.get(url).call().map_err(|e| match e {
+        ureq::Error::StatusCode(_) => download_err(url, e.to_string()),
+        _ => Error::Unreachable {
+            url: url.to_string(),
+            message: e.to_string(),
+        },
     })?;
     let expected_len = resp.body().content_length();
     let bar = if progress {

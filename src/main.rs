@@ -8,10 +8,28 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    match cli::run(args) {
+    // SIGINT / SIGTERM / SIGHUP: remove every temporary file of a write in progress (a signal
+    // runs no destructors), say what was kept, and exit with 130 as shells expect.
+    let _ = ctrlc::set_handler(|| {
+        alexnet_wgpu::fsutil::abandon_pending_writes();
+        eprintln!();
+        eprintln!("{}", cli::interrupt_note());
+        std::process::exit(130);
+    });
+    let result = cli::run(args);
+    // For tests and the curious: how often each pipeline was compiled in this process.
+    if std::env::var_os("ALEXNET_REPORT_PIPELINES").is_some() {
+        for (name, count) in alexnet_wgpu::gpu::compile_counts() {
+            eprintln!("pipeline compiled: {name} x{count}");
+        }
+    }
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if let Some(h) = cli::hint::hint(&e) {
+                eprintln!("  {h}");
+            }
             ExitCode::from(2)
         }
     }

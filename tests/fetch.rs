@@ -195,14 +195,22 @@ fn cut_connection_and_http_errors_keep_nothing() {
         .local_addr()
         .unwrap()
         .port();
-    let msg = fetch_weights(&opts(
-        &format!("http://127.0.0.1:{port}/w.pth"),
-        "",
-        dest.clone(),
-    ))
-    .unwrap_err()
-    .to_string();
-    assert!(msg.contains("alexnet convert"), "{msg}");
+    let unreachable = format!("http://127.0.0.1:{port}/w.pth");
+    let err = fetch_weights(&opts(&unreachable, "", dest.clone())).unwrap_err();
+    // The library says what happened; the command adds what to do (it names commands).
+    assert!(
+        matches!(err, alexnet_wgpu::Error::Unreachable { .. }),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("alexnet "), "{err}");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_alexnet"))
+        .args(["fetch-weights", "--quiet", "--url", &unreachable, "--out"])
+        .arg(&dest)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("alexnet convert"), "{stderr}");
     assert!(listing(cache.path()).is_empty());
 
     // A download that is no PyTorch file is refused after the hash check and not cached.

@@ -85,3 +85,86 @@ fn shaders_validate_and_translate_to_every_backend() {
         }
     }
 }
+
+/// The Rust <-> WGSL contract: each shader's binding-0 params struct, as naga lays it out, is
+/// exactly the size of the `#[repr(C)]` struct the host fills (a field added on one side only
+/// changes one of the two). `Kernel::bind` checks the pairing at every bind as well.
+#[test]
+fn params_structs_match_the_shaders() {
+    use alexnet_wgpu::kernels::{
+        adaptive_avg_pool::AdaptiveAvgPoolParams, conv2d::Conv2dParams, conv2d::Im2colParams,
+        dense::DenseParams, gemm::GemmParams, lrn::LrnParams, max_pool::MaxPoolParams,
+        relu::ReluParams, softmax::SoftmaxParams,
+    };
+    use alexnet_wgpu::train::kernels::{
+        adam::AdamParams, cross_entropy::CrossEntropyParams, dense_backward::DenseBackwardParams,
+        dropout::DropoutParams, relu_backward::ReluBackwardParams, sgd::SgdParams,
+    };
+    use std::mem::size_of;
+    let table: &[(&str, usize)] = &[
+        ("conv2d.wgsl", size_of::<Conv2dParams>()),
+        ("dense.wgsl", size_of::<DenseParams>()),
+        ("gemm.wgsl", size_of::<GemmParams>()),
+        ("gemm_f16.wgsl", size_of::<GemmParams>()),
+        ("im2col.wgsl", size_of::<Im2colParams>()),
+        ("im2col_f16.wgsl", size_of::<Im2colParams>()),
+        ("max_pool.wgsl", size_of::<MaxPoolParams>()),
+        ("lrn.wgsl", size_of::<LrnParams>()),
+        ("adaptive_avg_pool.wgsl", size_of::<AdaptiveAvgPoolParams>()),
+        ("softmax.wgsl", size_of::<SoftmaxParams>()),
+        ("relu.wgsl", size_of::<ReluParams>()),
+        ("dense_backward.wgsl", size_of::<DenseBackwardParams>()),
+        ("relu_backward.wgsl", size_of::<ReluBackwardParams>()),
+        ("dropout.wgsl", size_of::<DropoutParams>()),
+        ("cross_entropy.wgsl", size_of::<CrossEntropyParams>()),
+        ("sgd.wgsl", size_of::<SgdParams>()),
+        ("adam.wgsl", size_of::<AdamParams>()),
+    ];
+    for (name, src) in FORWARD.iter().chain(TRAINING) {
+        let facts = alexnet_wgpu::gpu::shader_facts(name, src).unwrap();
+        let rust = table
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name}: add its params struct to this table"))
+            .1;
+        assert_eq!(
+            facts.params_size.map(|s| s as usize),
+            Some(rust),
+            "{name}: WGSL binding-0 struct vs Rust params struct size"
+        );
+    }
+}
+
+/// The host reads workgroup sizes and tile constants from the shaders: every entry point the
+/// host dispatches has a workgroup size naga can read, and the constants the dispatch code
+/// asks for exist.
+#[test]
+fn host_reads_workgroup_sizes_and_constants_from_the_shaders() {
+    let facts = |file: &str| {
+        let src = FORWARD
+            .iter()
+            .chain(TRAINING)
+            .find(|(n, _)| *n == file)
+            .unwrap()
+            .1;
+        alexnet_wgpu::gpu::shader_facts(file, src).unwrap()
+    };
+    for (file, consts) in [
+        ("conv2d.wgsl", &["BM", "BN"][..]),
+        ("dense.wgsl", &["ROWS", "BT"][..]),
+        ("gemm.wgsl", &["TM", "TN"][..]),
+        ("gemm_f16.wgsl", &["TM", "TN"][..]),
+        ("im2col_f16.wgsl", &["WORDS"][..]),
+    ] {
+        let f = facts(file);
+        for c in consts {
+            assert!(f.constants.contains_key(*c), "{file}: no constant {c}");
+        }
+    }
+    assert_eq!(facts("relu.wgsl").workgroup_sizes["main"], [256, 1, 1]);
+    assert_eq!(facts("gemm.wgsl").constants["TN"], 4);
+    assert_eq!(
+        facts("dense_backward.wgsl").workgroup_sizes["grad_bias"],
+        [64, 1, 1]
+    );
+}

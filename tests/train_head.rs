@@ -333,3 +333,55 @@ fn bad_data_gets_clear_errors() {
 fn root_img(name: &str) -> PathBuf {
     root().join("assets/images").join(name)
 }
+
+/// One pipeline cache per device: a whole `train-head` run (feature extraction with the
+/// network, the frozen fc7 cache, two trainers, validation) compiles each pipeline once.
+#[test]
+fn train_head_compiles_each_pipeline_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.npz");
+    let (b, d, o) = (backbone(), data(), out.display().to_string());
+    let run = Command::new(env!("CARGO_BIN_EXE_alexnet"))
+        .args([
+            "train-head",
+            "--weights",
+            &b,
+            "--data",
+            &d,
+            "--epochs",
+            "2",
+            "--batch",
+            "16",
+            "--out",
+            &o,
+        ])
+        .env("ALEXNET_REPORT_PIPELINES", "1")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    ok(&run);
+    let err = String::from_utf8_lossy(&run.stderr);
+    let counts: Vec<(&str, usize)> = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("pipeline compiled: "))
+        .map(|l| {
+            let (name, n) = l.rsplit_once(" x").unwrap();
+            (name, n.parse().unwrap())
+        })
+        .collect();
+    // The forward pass, the fc6/fc7 cache and the trainer's forward, loss and optimizer.
+    for used in [
+        "max_pool.wgsl",
+        "softmax.wgsl",
+        "cross_entropy.wgsl",
+        "sgd.wgsl",
+    ] {
+        assert!(
+            counts.iter().any(|(n, _)| *n == used),
+            "{used} not reported:\n{err}"
+        );
+    }
+    for (name, n) in &counts {
+        assert_eq!(*n, 1, "{name} compiled {n} times:\n{err}");
+    }
+}

@@ -7,6 +7,7 @@ mod convert;
 mod eval;
 mod features;
 mod fetch_weights;
+pub mod hint;
 mod plots;
 mod summary;
 mod train_head;
@@ -117,5 +118,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Features(a) => features::run(a),
         Command::FetchWeights(a) => fetch_weights::run(a),
         Command::Convert(a) => convert::run(a),
+    }
+}
+
+/// The checkpoint a running `train-head` would resume from, for the signal handler's note.
+static CHECKPOINT: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+pub fn set_interrupt_checkpoint(path: Option<PathBuf>) {
+    *CHECKPOINT.lock().unwrap_or_else(|e| e.into_inner()) = path;
+}
+
+/// What the signal handler prints before exiting.
+pub fn interrupt_note() -> String {
+    // try_lock: never wait in a signal handler's thread on a lock the main thread may hold.
+    match CHECKPOINT.try_lock().ok().and_then(|g| g.clone()) {
+        Some(p) => hint::resume_note(&p),
+        None => "interrupted: no output file was left half-written".into(),
     }
 }

@@ -242,6 +242,7 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let checkpoint = args.out.with_extension("ckpt.npz");
+    super::set_interrupt_checkpoint(Some(checkpoint.clone()));
     let opts = FitOptions {
         epochs: args.epochs,
         steps: args.steps,

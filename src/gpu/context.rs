@@ -174,7 +174,7 @@ impl GpuContext {
         }))
         .map_err(|source| Error::RequestDevice {
             adapter: info.name.clone(),
-            source,
+            cause: source,
         })?;
         Ok(GpuContext {
             adapter,

@@ -31,6 +31,8 @@ pub struct Kernel {
     pub workgroup_size: [u32; 3],
     /// The module's named integer constants (`const BM: u32 = 64u;`), as naga reads them.
     constants: BTreeMap<String, u32>,
+    /// Size of the binding-0 params struct as naga lays it out.
+    params_size: Option<u32>,
 }
 
 impl Kernel {
@@ -49,6 +51,16 @@ impl Kernel {
 
     /// A bind group with explicit binding numbers (for entry points that skip some bindings).
     pub fn bind_at(&self, ctx: &GpuContext, entries: &[(u32, &wgpu::Buffer)]) -> wgpu::BindGroup {
+        if let Some((_, params)) = entries.iter().find(|(b, _)| *b == 0) {
+            // The Rust params struct must be the WGSL one byte for byte (a host module binding the
+            // wrong struct, or one edited on one side only): a defect of the build, never of input.
+            assert_eq!(
+                Some(params.size()),
+                self.params_size.map(u64::from),
+                "{}: the params buffer does not match the shader's binding-0 struct",
+                self.name
+            );
+        }
         let entries: Vec<wgpu::BindGroupEntry> = entries
             .iter()
             .map(|(binding, buf)| wgpu::BindGroupEntry {
@@ -80,6 +92,9 @@ impl Kernel {
 pub struct ShaderFacts {
     pub workgroup_sizes: BTreeMap<String, [u32; 3]>,
     pub constants: BTreeMap<String, u32>,
+    /// Size in bytes of the uniform at `@group(0) @binding(0)` (the params struct) as naga lays
+    /// it out, if the shader has one.
+    pub params_size: Option<u32>,
 }
 
 /// Parses `source` with naga (the front end wgpu itself uses) for the facts the host needs.
@@ -104,9 +119,24 @@ pub fn shader_facts(file: &str, source: &str) -> Result<ShaderFacts> {
             constants.insert(name.clone(), v);
         }
     }
+    let mut layouter = naga::proc::Layouter::default();
+    layouter
+        .update(module.to_ctx())
+        .map_err(|e| Error::Gpu(format!("{file}: laying out types: {e}")))?;
+    let params_size = module
+        .global_variables
+        .iter()
+        .find(|(_, g)| {
+            g.space == naga::AddressSpace::Uniform
+                && g.binding
+                    .as_ref()
+                    .is_some_and(|b| b.group == 0 && b.binding == 0)
+        })
+        .map(|(_, g)| layouter[g.ty].size);
     Ok(ShaderFacts {
         workgroup_sizes,
         constants,
+        params_size,
     })
 }
 
@@ -185,6 +215,7 @@ impl PipelineCache {
             layout,
             workgroup_size,
             constants: facts.constants,
+            params_size: facts.params_size,
         }
     }
 }

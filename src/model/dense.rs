@@ -35,7 +35,7 @@ impl GpuDense {
         precision: Precision,
     ) -> Result<GpuDense> {
         if weight.len() != out * inp || bias.len() != out {
-            return Err(Error::Shape(format!(
+            return Err(Error::Invalid(format!(
                 "{name}: a [{out}, {inp}] layer needs {} weights and {out} biases, got {} and {}",
                 out * inp,
                 weight.len(),
@@ -70,7 +70,7 @@ impl GpuDense {
             .iter()
             .find(|(n, _)| *n == format!("{name}.weight"))
             .map(|(_, s)| s.clone())
-            .ok_or_else(|| Error::Shape(format!("the network has no dense layer {name}")))?;
+            .ok_or_else(|| Error::Invalid(format!("the network has no dense layer {name}")))?;
         Self::upload(
             ctx,
             name,
@@ -107,7 +107,7 @@ impl GpuDense {
                 output,
                 scratch,
             ),
-            (Precision::F16, None) => Err(Error::Shape(format!(
+            (Precision::F16, None) => Err(Error::Invalid(format!(
                 "{}: f16 dense layers need a scratch buffer",
                 self.name
             ))),
@@ -141,10 +141,10 @@ impl DenseStack {
     pub fn new(ctx: &GpuContext, layers: Vec<GpuDense>, chunk: usize) -> Result<DenseStack> {
         let first = layers
             .first()
-            .ok_or_else(|| Error::Shape("a dense stack needs at least one layer".into()))?;
+            .ok_or_else(|| Error::Invalid("a dense stack needs at least one layer".into()))?;
         for pair in layers.windows(2) {
             if pair[0].out != pair[1].inp {
-                return Err(Error::Shape(format!(
+                return Err(Error::Invalid(format!(
                     "{} gives {} values but {} takes {}",
                     pair[0].name, pair[0].out, pair[1].name, pair[1].inp
                 )));
@@ -202,7 +202,7 @@ impl DenseStack {
     pub fn forward(&mut self, ctx: &GpuContext, x: &[f32]) -> Result<Vec<f32>> {
         let (inp, outp) = (self.input_len(), self.output_len());
         if !x.len().is_multiple_of(inp) {
-            return Err(Error::Shape(format!(
+            return Err(Error::Invalid(format!(
                 "{} values are not whole rows of {inp}",
                 x.len()
             )));

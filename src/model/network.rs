@@ -220,12 +220,12 @@ impl<'a> Network<'a> {
 
     fn build_plan(&self, batch: usize, h: usize, w: usize) -> Result<Plan> {
         if batch == 0 {
-            return Err(Error::Shape("batch size must be at least 1".into()));
+            return Err(Error::Invalid("batch size must be at least 1".into()));
         }
         let ctx = self.ctx;
         let spec = self.spec.with_input_hw(h, w);
         let infos = spec.infer()?;
-        let hint = "use a smaller --batch";
+        let hint = "use a smaller batch";
         let input_len = batch * spec.input.iter().product::<usize>();
         let input = storage_buffer(ctx, "input", input_len, hint)?;
 

@@ -148,7 +148,7 @@ pub fn extract_pool5(
     let start = std::time::Instant::now();
     let dim = net
         .feature_len()
-        .ok_or_else(|| Error::Shape("the network has no flatten layer".into()))?;
+        .ok_or_else(|| Error::Invalid("the network has no flatten layer".into()))?;
     let mut set = FeatureSet {
         dim,
         classes: data.classes.clone(),
@@ -212,7 +212,7 @@ pub fn frozen_fc7(ctx: &GpuContext, backbone: &Weights, pool5: &FeatureSet) -> R
         .map(|name| GpuDense::from_weights(ctx, backbone, name, true, Precision::F32))
         .collect::<Result<Vec<_>>>()?;
     if pool5.dim != layers[0].inp {
-        return Err(Error::Shape(format!(
+        return Err(Error::Invalid(format!(
             "the cached features have {} values per image but the backbone's fc6 takes {}",
             pool5.dim, layers[0].inp
         )));

@@ -106,10 +106,10 @@ pub fn fit(
     on_epoch: &mut dyn FnMut(&EpochRecord),
 ) -> Result<FitOutcome> {
     if train.is_empty() {
-        return Err(Error::Shape("no training samples".into()));
+        return Err(Error::NoTrainingSamples);
     }
     if train.dim != init.input_len() {
-        return Err(Error::Shape(format!(
+        return Err(Error::Invalid(format!(
             "the features have {} values per sample but the head takes {}",
             train.dim,
             init.input_len()
@@ -128,14 +128,11 @@ pub fn fit(
         let ck = opts
             .checkpoint
             .as_ref()
-            .ok_or_else(|| Error::Shape("--resume needs a checkpoint path".into()))?;
+            .ok_or(Error::ResumeWithoutCheckpoint)?;
         if ck.exists() {
             let (h, b, s, p) = load_checkpoint(ck, init)?;
             if p.fingerprint != fp {
-                return Err(Error::WeightFile {
-                    path: ck.clone(),
-                    message: "was written by a run with other options or data; resume with the same ones, or drop --resume".into(),
-                });
+                return Err(Error::CheckpointMismatch { path: ck.clone() });
             }
             (start_head, best_head, state, progress) = (h, b, s, p);
         }

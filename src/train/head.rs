@@ -62,7 +62,7 @@ impl HeadWeights {
                 .iter()
                 .find(|(n, _)| n == name)
                 .map(|(_, s)| s.clone())
-                .ok_or_else(|| Error::Shape(format!("the backbone has no {name}")))
+                .ok_or_else(|| Error::Invalid(format!("the backbone has no {name}")))
         };
         let (fc6, fc7) = (shape("fc6.weight")?, shape("fc7.weight")?);
         let mut layers = Vec::new();

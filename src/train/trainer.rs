@@ -126,9 +126,9 @@ impl<'a> Trainer<'a> {
         steps_per_epoch: usize,
     ) -> Result<Self> {
         if max_batch == 0 {
-            return Err(Error::Shape("batch size must be at least 1".into()));
+            return Err(Error::Invalid("batch size must be at least 1".into()));
         }
-        let hint = "use a smaller --batch";
+        let hint = "use a smaller batch";
         let mut layers = Vec::new();
         for (i, l) in head.layers.iter().enumerate() {
             let dense = GpuDense::upload(
@@ -374,7 +374,7 @@ impl<'a> Trainer<'a> {
         let batch = labels.len();
         let inp = self.layers[0].meta.inp;
         if batch == 0 || batch > self.max_batch || x.len() != batch * inp {
-            return Err(Error::Shape(format!(
+            return Err(Error::Invalid(format!(
                 "a batch of {batch} labels and {} inputs (expected {batch} x {inp}, at most {} rows)",
                 x.len(),
                 self.max_batch
@@ -382,7 +382,7 @@ impl<'a> Trainer<'a> {
         }
         let classes = self.classes() as u32;
         if let Some(bad) = labels.iter().find(|&&l| l >= classes) {
-            return Err(Error::Shape(format!(
+            return Err(Error::Invalid(format!(
                 "label {bad} out of range for {classes} classes"
             )));
         }
@@ -615,7 +615,7 @@ impl<'a> Trainer<'a> {
             };
             let bufs = if k == "1" { &l.state1 } else { &l.state2 };
             if bufs.is_empty() || w.len() != l.meta.out * l.meta.inp || b.len() != l.meta.out {
-                return Err(Error::Shape(format!(
+                return Err(Error::Invalid(format!(
                     "checkpoint state '{name}' does not fit this head"
                 )));
             }
