@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use crate::data::inputs::list_images;
+use super::inputs::list_images;
 use crate::error::{Error, Result};
 
 /// Labelled image paths; class names are the sorted folder names.

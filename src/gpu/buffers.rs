@@ -1,7 +1,7 @@
 use wgpu::util::DeviceExt;
 
+use super::GpuContext;
 use crate::error::{Error, Result};
-use crate::gpu::GpuContext;
 
 fn check_binding(ctx: &GpuContext, what: &str, bytes: u64, hint: &str) -> Result<()> {
     if bytes > ctx.max_binding() {

@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 
 use super::dense::GpuDense;
+use super::Weights;
 use super::{Layer, NetSpec};
 use crate::error::{Error, Result};
 use crate::gpu::{storage_buffer, upload_f32, GpuContext};
 use crate::kernels::{self, Dispatch, Kernels, MatmulPath, Precision};
-use crate::model::Weights;
 
 /// What one forward pass returns, row-major per image.
 #[derive(Clone, Debug, Default)]

@@ -1,10 +1,10 @@
 //! The whole network on the CPU, layer by layer with the kernels' f64-accumulating references.
 //! Slow (seconds per full-size image): for tests, not for use.
 
+use super::Layer;
+use super::Weights;
 use crate::error::Result;
 use crate::kernels::{adaptive_avg_pool, conv2d, dense, lrn, max_pool, relu, softmax};
-use crate::model::Layer;
-use crate::model::Weights;
 
 /// Returns (logits `[batch, classes]`, flattened features `[batch, F]` if the net flattens).
 pub fn forward_cpu(

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
+use super::HeadWeights;
 use crate::data::Preprocess;
 use crate::error::Result;
 use crate::model::Weights;
-use crate::train::HeadWeights;
 use crate::weights::meta::{self, ModelMeta, META_VERSION};
 
 /// The backbone with the head's layers replaced (fc8 resized to the new classes).

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
+use super::{EpochRecord, Metrics};
 use crate::error::{Error, Result};
-use crate::train::{EpochRecord, Metrics};
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 

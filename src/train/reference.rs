@@ -1,10 +1,10 @@
 //! The training protocol on the CPU in f64 (same dropout masks, same optimizer semantics),
 //! for tests: the GPU trainer must follow it step by step.
 
-use crate::train::head::HeadWeights;
-use crate::train::kernels::{adam, dropout, sgd};
-use crate::train::trainer::{dropout_seed, Optimizer, TrainConfig};
-use crate::train::HeadKind;
+use super::head::HeadWeights;
+use super::kernels::{adam, dropout, sgd};
+use super::trainer::{dropout_seed, Optimizer, TrainConfig};
+use super::HeadKind;
 
 struct L {
     inp: usize,
@@ -182,7 +182,7 @@ pub fn train_cpu(
             .layers
             .iter()
             .zip(&ls)
-            .map(|(h, l)| crate::train::DenseHost {
+            .map(|(h, l)| super::DenseHost {
                 weight: l.w.iter().map(|&v| v as f32).collect(),
                 bias: l.b.iter().map(|&v| v as f32).collect(),
                 ..h.clone()

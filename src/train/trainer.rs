@@ -4,14 +4,14 @@
 
 use std::collections::HashMap;
 
+use super::head::{DenseHost, HeadKind, HeadWeights};
+use super::kernels::{
+    adam, cross_entropy, dense_backward, dropout, relu_backward, sgd, TrainKernels,
+};
 use crate::error::{Error, Result};
 use crate::gpu::{read_back_f32, storage_buffer, GpuContext};
 use crate::kernels::{Dispatch, Kernels, Precision};
 use crate::model::dense::GpuDense;
-use crate::train::head::{DenseHost, HeadKind, HeadWeights};
-use crate::train::kernels::{
-    adam, cross_entropy, dense_backward, dropout, relu_backward, sgd, TrainKernels,
-};
 
 /// Optimizer choice and hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

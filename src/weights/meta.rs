@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
+use super::npz::{read_strings, NpzEntry};
 use crate::error::Result;
-use crate::weights::npz::{read_strings, NpzEntry};
 
 /// Version of the `meta/json` document.
 pub const META_VERSION: u32 = 1;
