@@ -215,7 +215,7 @@ fn a_batch_over_the_binding_limit_is_a_clear_error() {
         Err(e) => e.to_string(),
     };
     assert!(
-        msg.contains("max_storage_buffer_binding_size") && msg.contains("smaller --batch"),
+        msg.contains("max_storage_buffer_binding_size") && msg.contains("smaller batch"),
         "{msg}"
     );
 }

@@ -142,6 +142,12 @@ pub fn shader_facts(file: &str, source: &str) -> Result<ShaderFacts> {
 
 type Key = (&'static str, &'static str);
 
+/// Whether shaders keep naga's injected bounds checks and workgroup-memory zeroing
+/// (`ALEXNET_SHADER_CHECKS=1`, for debugging a kernel), or run without them (the default).
+pub fn runtime_checks() -> bool {
+    std::env::var("ALEXNET_SHADER_CHECKS").is_ok_and(|v| v != "0" && !v.is_empty())
+}
+
 /// Compiled pipelines of one device, by (shader file, entry point).
 pub struct PipelineCache {
     device: wgpu::Device,
@@ -192,12 +198,22 @@ impl PipelineCache {
             .workgroup_sizes
             .get(entry)
             .unwrap_or_else(|| panic!("{} has no entry point {entry}", shader.file));
-        let module = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(shader.source.into()),
-            });
+        let desc = wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+        };
+        let module = if runtime_checks() {
+            self.device.create_shader_module(desc)
+        } else {
+            // SAFETY: our own shaders, every one of which clamps or guards each index against
+            // its params (see the shaders' headers), and the host sizes every buffer from the
+            // same shapes it writes into the params (the dispatch functions check the shapes
+            // chain). `ALEXNET_SHADER_CHECKS=1` turns naga's bounds checks back on.
+            unsafe {
+                self.device
+                    .create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
+            }
+        };
         let pipeline = self
             .device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -205,7 +221,11 @@ impl PipelineCache {
                 layout: None,
                 module: &module,
                 entry_point: Some(entry),
-                compilation_options: Default::default(),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    // Every kernel writes its workgroup arrays before reading them.
+                    zero_initialize_workgroup_memory: runtime_checks(),
+                    ..Default::default()
+                },
                 cache: None,
             });
         let layout = pipeline.get_bind_group_layout(0);
