@@ -220,6 +220,47 @@ fn a_batch_over_the_binding_limit_is_a_clear_error() {
     );
 }
 
+/// A batch whose buffers pass the binding limit runs as sub-batches that fit: the same logits
+/// (against onnxruntime's) and features as one whole batch. The limit is lowered on this
+/// context so that 8 images of 224 do not fit (input alone: 4.8 MB) but 3 do.
+#[test]
+fn a_batch_over_the_binding_limit_runs_in_sub_batches() {
+    let mut small = ctx();
+    small.limits.max_storage_buffer_binding_size = 2 << 20;
+    let w = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    let (shape, x) = npy("input_224.npy");
+    let (_, want) = npy("torchvision_logits.npy");
+    let n = shape[0];
+    // The fixture batch repeated to 8 images: rows repeat in the logits too.
+    let per_image = x.len() / n;
+    let x8: Vec<f32> = (0..8)
+        .flat_map(|i| x[(i % n) * per_image..(i % n + 1) * per_image].to_vec())
+        .collect();
+    let classes = want.len() / n;
+    let want8: Vec<f32> = (0..8)
+        .flat_map(|i| want[(i % n) * classes..(i % n + 1) * classes].to_vec())
+        .collect();
+    let mut net = Network::new(&small, &w).unwrap();
+    let sub = net.fitting_batch(8, 224, 224).unwrap();
+    assert!((1..8).contains(&sub), "sub-batch {sub}");
+    let out = net.forward(&x8, 8, 224, 224, true).unwrap();
+    assert_eq!(out.batch, 8);
+    assert_close("logits in sub-batches", &out.logits, &want8, TOL);
+    let whole_ctx = ctx();
+    let mut whole = Network::new(&whole_ctx, &w).unwrap();
+    let full = whole.forward(&x8, 8, 224, 224, true).unwrap();
+    assert_eq!(
+        out.features.as_ref().unwrap().len(),
+        full.features.as_ref().unwrap().len()
+    );
+    assert_close(
+        "features in sub-batches",
+        out.features.as_ref().unwrap(),
+        full.features.as_ref().unwrap(),
+        1e-5,
+    );
+}
+
 // ---- f16 storage (`Network::with_precision(.., Precision::F16)`) ----
 //
 // Tolerance 5e-3 x max |logit| (measured, see the eprintln! lines: 4e-4 to 8e-4 on these

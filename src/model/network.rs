@@ -450,6 +450,58 @@ impl<'a> Network<'a> {
         w: usize,
         want_features: bool,
     ) -> Result<Output> {
+        // A batch whose buffers would pass the adapter's binding limit runs as sub-batches
+        // that fit (the largest the limit allows), their outputs concatenated.
+        let sub = self.fitting_batch(batch, h, w)?;
+        if sub == batch {
+            return self.forward_whole(input, batch, h, w, want_features);
+        }
+        let per_image = input.len() / batch.max(1);
+        let mut out = Output {
+            classes: self.classes,
+            feature_len: self.feature_len().unwrap_or(0),
+            features: want_features.then(Vec::new),
+            ..Default::default()
+        };
+        for chunk in input.chunks(sub * per_image) {
+            let part = self.forward_whole(chunk, chunk.len() / per_image, h, w, want_features)?;
+            out.batch += part.batch;
+            out.logits.extend(part.logits);
+            out.probs.extend(part.probs);
+            match (&mut out.features, part.features) {
+                (Some(f), Some(p)) => f.extend(p),
+                (f, None) => *f = None,
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// The largest batch up to `batch` whose plan fits the adapter's binding limit (every
+    /// buffer of a plan grows linearly with the batch, so the first over-limit error says by
+    /// how much to shrink). Only the plan that fits is kept.
+    pub fn fitting_batch(&mut self, batch: usize, h: usize, w: usize) -> Result<usize> {
+        let mut b = batch;
+        loop {
+            match self.plan(b, h, w) {
+                Ok(_) => return Ok(b),
+                Err(Error::OverLimit { needed, limit, .. }) if b > 1 && needed > limit => {
+                    let shrunk = (b as u128 * limit as u128 / needed as u128) as usize;
+                    b = shrunk.clamp(1, b - 1);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn forward_whole(
+        &mut self,
+        input: &[f32],
+        batch: usize,
+        h: usize,
+        w: usize,
+        want_features: bool,
+    ) -> Result<Output> {
         let classes = self.classes;
         let feature_len = self.feature_len().unwrap_or(0);
         let ctx = self.ctx;
