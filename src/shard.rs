@@ -196,7 +196,9 @@ impl StreamFile {
     }
 
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
-        self.w.write_all(bytes).map_err(|e| Error::io(&self.dest, e))
+        self.w
+            .write_all(bytes)
+            .map_err(|e| Error::io(&self.dest, e))
     }
 
     pub fn dest(&self) -> &Path {
@@ -246,14 +248,12 @@ impl NpyWriter {
     /// Appends whole rows (`data.len()` a multiple of `cols`).
     pub fn push(&mut self, data: &[f32]) -> Result<()> {
         assert!(
-            self.cols == 0 && data.is_empty() || self.cols > 0 && data.len() % self.cols == 0,
+            data.len().is_multiple_of(self.cols),
             "NpyWriter::push: {} values are not whole rows of {}",
             data.len(),
             self.cols
         );
-        if self.cols > 0 {
-            self.rows += data.len() / self.cols;
-        }
+        self.rows += data.len().checked_div(self.cols).unwrap_or(0);
         for v in data {
             self.file.write_all(&v.to_le_bytes())?;
         }
@@ -638,10 +638,7 @@ pub fn merge(dir: &Path, out: &Path) -> Result<MergeReport> {
             } else {
                 format!(
                     "input list ({} inputs, sha256 {}) vs ({} inputs, sha256 {})",
-                    m.run.total_inputs,
-                    m.run.list_sha256,
-                    first.total_inputs,
-                    first.list_sha256
+                    m.run.total_inputs, m.run.list_sha256, first.total_inputs, first.list_sha256
                 )
             };
             return Err(merge_err(
@@ -669,7 +666,12 @@ pub fn merge(dir: &Path, out: &Path) -> Result<MergeReport> {
             ),
         ));
     }
-    let kinds: Vec<String> = manifests[0].1.files.iter().map(|f| f.kind.clone()).collect();
+    let kinds: Vec<String> = manifests[0]
+        .1
+        .files
+        .iter()
+        .map(|f| f.kind.clone())
+        .collect();
     for (p, m) in &manifests {
         let k: Vec<String> = m.files.iter().map(|f| f.kind.clone()).collect();
         if k != kinds {
@@ -779,7 +781,10 @@ mod tests {
 
     #[test]
     fn shard_parsing() {
-        assert_eq!("2/3".parse::<Shard>().unwrap(), Shard { index: 2, count: 3 });
+        assert_eq!(
+            "2/3".parse::<Shard>().unwrap(),
+            Shard { index: 2, count: 3 }
+        );
         for bad in ["3/3", "0/0", "1", "a/3", "-1/3", "0/100000"] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
@@ -797,7 +802,10 @@ mod tests {
         assert_eq!(w.finish().unwrap(), 3);
         let t = crate::weights::read_tensors(&p).unwrap().remove(0);
         assert_eq!(t.shape, [3, 3]);
-        assert_eq!(t.data.unwrap(), (1..=9).map(|v| v as f32).collect::<Vec<_>>());
+        assert_eq!(
+            t.data.unwrap(),
+            (1..=9).map(|v| v as f32).collect::<Vec<_>>()
+        );
         assert_eq!(read_npy_header(&p).unwrap(), ([3, 3], 128));
     }
 }

@@ -70,7 +70,11 @@ fn assert_close(got: &Path, want: &Path) {
         .iter()
         .zip(&w)
         .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(diff <= 1e-4 * scale, "{}: max |diff| {diff} > 1e-4 x {scale}", got.display());
+    assert!(
+        diff <= 1e-4 * scale,
+        "{}: max |diff| {diff} > 1e-4 x {scale}",
+        got.display()
+    );
 }
 
 fn jsonl(text: &str) -> Vec<serde_json::Value> {
@@ -97,8 +101,15 @@ fn assert_same_predictions(got: &[serde_json::Value], want: &[serde_json::Value]
             .flatten()
             .zip(w["top"].as_array().into_iter().flatten())
         {
-            let (a, b) = (a["probability"].as_f64().unwrap(), b["probability"].as_f64().unwrap());
-            assert!((a - b).abs() <= 1e-5, "{}: probability {a} vs {b}", w["input"]);
+            let (a, b) = (
+                a["probability"].as_f64().unwrap(),
+                b["probability"].as_f64().unwrap(),
+            );
+            assert!(
+                (a - b).abs() <= 1e-5,
+                "{}: probability {a} vs {b}",
+                w["input"]
+            );
         }
     }
 }
@@ -107,7 +118,13 @@ fn assert_same_predictions(got: &[serde_json::Value], want: &[serde_json::Value]
 fn photos(dir: &Path) -> PathBuf {
     let photos = dir.join("photos");
     std::fs::create_dir_all(photos.join("sub")).unwrap();
-    for name in ["astronaut.jpg", "camera.png", "chelsea.jpg", "coffee.jpg", "rocket.jpg"] {
+    for name in [
+        "astronaut.jpg",
+        "camera.png",
+        "chelsea.jpg",
+        "coffee.jpg",
+        "rocket.jpg",
+    ] {
         std::fs::copy(root().join("assets/images").join(name), photos.join(name)).unwrap();
     }
     std::fs::copy(
@@ -149,7 +166,12 @@ fn shards_as_separate_processes_merge_to_the_unsharded_run() {
         feats.to_str().unwrap(),
         photos_s,
     ]);
-    assert_eq!(whole.status.code(), Some(1), "one input is broken: {}", stderr(&whole));
+    assert_eq!(
+        whole.status.code(),
+        Some(1),
+        "one input is broken: {}",
+        stderr(&whole)
+    );
     let want = jsonl(&String::from_utf8(whole.stdout).unwrap());
     assert_eq!(want.len(), 7, "one JSONL line per input, errors included");
     assert!(want[4]["error"].is_string(), "{:?}", want[4]);
@@ -179,12 +201,22 @@ fn shards_as_separate_processes_merge_to_the_unsharded_run() {
         .collect();
     for c in children {
         let o = c.wait_with_output().unwrap();
-        assert!(o.status.success(), "a part with a failed input still completes: {}", stderr(&o));
+        assert!(
+            o.status.success(),
+            "a part with a failed input still completes: {}",
+            stderr(&o)
+        );
         assert!(o.stdout.is_empty(), "nothing on stdout with --out-dir");
     }
     let names = part_files(&parts);
-    assert!(names.contains(&"part-00002-of-00003.manifest.json".to_string()), "{names:?}");
-    assert!(!names.iter().any(|n| n.ends_with(".tmp")), "no temporary files left: {names:?}");
+    assert!(
+        names.contains(&"part-00002-of-00003.manifest.json".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.ends_with(".tmp")),
+        "no temporary files left: {names:?}"
+    );
 
     let all = dir.path().join("all");
     let o = alexnet(&["merge", parts.to_str().unwrap(), all.to_str().unwrap()]);
@@ -231,8 +263,15 @@ fn skip_existing_and_merge_refusing_missing_foreign_and_killed_parts() {
     let other = other_weights(dir.path());
     let shard = |i: usize, w: &str| {
         alexnet(&[
-            "classify", "--weights", w, "--shard", &format!("{i}/2"), "--out-dir", parts_s,
-            "--skip-existing", photos_s,
+            "classify",
+            "--weights",
+            w,
+            "--shard",
+            &format!("{i}/2"),
+            "--out-dir",
+            parts_s,
+            "--skip-existing",
+            photos_s,
         ])
     };
     let manifest = parts.join("part-00000-of-00002.manifest.json");
@@ -243,13 +282,24 @@ fn skip_existing_and_merge_refusing_missing_foreign_and_killed_parts() {
     assert!(stderr(&o).contains("wrote"), "{}", stderr(&o));
     let o = alexnet(&["merge", parts_s, all_s]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("missing") && stderr(&o).contains("shard 1"), "{}", stderr(&o));
-    assert!(!dir.path().join("all.jsonl").exists(), "nothing written by a refused merge");
+    assert!(
+        stderr(&o).contains("missing") && stderr(&o).contains("shard 1"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !dir.path().join("all.jsonl").exists(),
+        "nothing written by a refused merge"
+    );
 
     // Again with the same weights: skipped, the part untouched.
     let before = std::fs::read(&manifest).unwrap();
     let o = shard(0, &weights);
-    assert!(o.status.success() && stderr(&o).contains("skipped"), "{}", stderr(&o));
+    assert!(
+        o.status.success() && stderr(&o).contains("skipped"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(std::fs::read(&manifest).unwrap(), before);
 
     // Part 1 with other weights: merge refuses the foreign part.
@@ -265,10 +315,17 @@ fn skip_existing_and_merge_refusing_missing_foreign_and_killed_parts() {
 
     // Part 1 again with the right weights: a part made with other weights is rewritten.
     let o = shard(1, &weights);
-    assert!(o.status.success() && !stderr(&o).contains("skipped"), "{}", stderr(&o));
+    assert!(
+        o.status.success() && !stderr(&o).contains("skipped"),
+        "{}",
+        stderr(&o)
+    );
     let o = alexnet(&["merge", parts_s, all_s]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(jsonl(&std::fs::read_to_string(dir.path().join("all.jsonl")).unwrap()).len(), 7);
+    assert_eq!(
+        jsonl(&std::fs::read_to_string(dir.path().join("all.jsonl")).unwrap()).len(),
+        7
+    );
 
     // A part whose data no longer matches its manifest (a cut file) is refused by merge, and
     // --skip-existing redoes it.
@@ -282,12 +339,23 @@ fn skip_existing_and_merge_refusing_missing_foreign_and_killed_parts() {
         stderr(&o)
     );
     let o = shard(0, &weights);
-    assert!(o.status.success() && !stderr(&o).contains("skipped"), "{}", stderr(&o));
+    assert!(
+        o.status.success() && !stderr(&o).contains("skipped"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(std::fs::read(&logits).unwrap(), bytes);
 
     // Another shard count in the same folder: refused, not mixed.
     let o = alexnet(&[
-        "classify", "--weights", &weights, "--shard", "0/3", "--out-dir", parts_s, photos_s,
+        "classify",
+        "--weights",
+        &weights,
+        "--shard",
+        "0/3",
+        "--out-dir",
+        parts_s,
+        photos_s,
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = alexnet(&["merge", parts_s, all_s]);
@@ -330,19 +398,34 @@ fn a_killed_shard_leaves_no_part_that_merge_accepts() {
     let start = std::time::Instant::now();
     loop {
         let streaming = parts.exists()
-            && part_files(&parts).iter().any(|n| n.starts_with(".alexnet-"));
+            && part_files(&parts)
+                .iter()
+                .any(|n| n.starts_with(".alexnet-"));
         if streaming {
             break;
         }
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
-        assert!(start.elapsed().as_secs() < 60, "no temporary part files appeared");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "no temporary part files appeared"
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     child.kill().unwrap();
     child.wait().unwrap();
     let names = part_files(&parts);
-    assert!(!names.iter().any(|n| n.starts_with("part-")), "no part under its final name: {names:?}");
-    let o = alexnet(&["merge", parts.to_str().unwrap(), dir.path().join("all").to_str().unwrap()]);
+    assert!(
+        !names.iter().any(|n| n.starts_with("part-")),
+        "no part under its final name: {names:?}"
+    );
+    let o = alexnet(&[
+        "merge",
+        parts.to_str().unwrap(),
+        dir.path().join("all").to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("no part manifests"), "{}", stderr(&o));
 }
@@ -351,7 +434,15 @@ fn a_killed_shard_leaves_no_part_that_merge_accepts() {
 fn paths_from_stdin_and_a_list_file_give_the_folder_run() {
     let dir = tempfile::tempdir().unwrap();
     let weights = fixture("torchvision_small.npz");
-    let base = &["classify", "--weights", &weights, "--format", "jsonl", "--top", "2"];
+    let base = &[
+        "classify",
+        "--weights",
+        &weights,
+        "--format",
+        "jsonl",
+        "--top",
+        "2",
+    ];
     let folder = alexnet(&[base.as_slice(), &["assets/images"]].concat());
     assert!(folder.status.success(), "{}", stderr(&folder));
     let want = jsonl(&String::from_utf8(folder.stdout).unwrap());
@@ -372,13 +463,28 @@ fn paths_from_stdin_and_a_list_file_give_the_folder_run() {
     // A list file, sharded: part 1 of 2 is the last 3 of the 5.
     let list = dir.path().join("list.txt");
     std::fs::write(&list, &listing).unwrap();
-    let o = alexnet(&[base.as_slice(), &["--list", list.to_str().unwrap(), "--shard", "1/2"]].concat());
+    let o = alexnet(
+        &[
+            base.as_slice(),
+            &["--list", list.to_str().unwrap(), "--shard", "1/2"],
+        ]
+        .concat(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_same_predictions(&jsonl(&String::from_utf8(o.stdout).unwrap()), &want[2..]);
 
     // features: paths on stdin, JSONL out, one line per input with its embedding.
     let o = alexnet_stdin(
-        &["features", "--weights", &weights, "--format", "jsonl", "--batch", "2", "-"],
+        &[
+            "features",
+            "--weights",
+            &weights,
+            "--format",
+            "jsonl",
+            "--batch",
+            "2",
+            "-",
+        ],
         &listing,
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -386,7 +492,10 @@ fn paths_from_stdin_and_a_list_file_give_the_folder_run() {
     assert_eq!(lines.len(), 5);
     for (l, w) in lines.iter().zip(&want) {
         assert_eq!(l["input"], w["input"]);
-        assert!(l["features"].as_array().is_some_and(|f| !f.is_empty()), "{l}");
+        assert!(
+            l["features"].as_array().is_some_and(|f| !f.is_empty()),
+            "{l}"
+        );
     }
 }
 
@@ -399,7 +508,10 @@ fn features_of_class_folders_sharded_and_merged_equal_the_single_run() {
     }
     for (class, n) in [("coffee", 3), ("rocket", 2)] {
         let src = root().join("tests/fixtures/train_data").join(class);
-        let mut files: Vec<_> = std::fs::read_dir(&src).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut files: Vec<_> = std::fs::read_dir(&src)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         files.sort();
         for f in files.iter().take(n) {
             std::fs::copy(f, data.join(class).join(f.file_name().unwrap())).unwrap();
@@ -408,13 +520,30 @@ fn features_of_class_folders_sharded_and_merged_equal_the_single_run() {
     let weights = fixture("torchvision_small.npz");
     let whole = dir.path().join("whole.npz");
     let data_s = data.to_str().unwrap();
-    let o = alexnet(&["features", "--weights", &weights, "--data", data_s, "--out", whole.to_str().unwrap()]);
+    let o = alexnet(&[
+        "features",
+        "--weights",
+        &weights,
+        "--data",
+        data_s,
+        "--out",
+        whole.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let parts = dir.path().join("parts");
     for i in 0..2 {
         let o = alexnet(&[
-            "features", "--weights", &weights, "--data", data_s, "--batch", "2", "--shard",
-            &format!("{i}/2"), "--out-dir", parts.to_str().unwrap(),
+            "features",
+            "--weights",
+            &weights,
+            "--data",
+            data_s,
+            "--batch",
+            "2",
+            "--shard",
+            &format!("{i}/2"),
+            "--out-dir",
+            parts.to_str().unwrap(),
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
     }
@@ -423,11 +552,21 @@ fn features_of_class_folders_sharded_and_merged_equal_the_single_run() {
     assert!(o.status.success(), "{}", stderr(&o));
     let a = alexnet_wgpu::train::FeatureSet::load(&whole).unwrap();
     let b = alexnet_wgpu::train::FeatureSet::load(&dir.path().join("all.npz")).unwrap();
-    assert_eq!((&a.labels, &a.paths, &a.classes, a.dim), (&b.labels, &b.paths, &b.classes, b.dim));
+    assert_eq!(
+        (&a.labels, &a.paths, &a.classes, a.dim),
+        (&b.labels, &b.paths, &b.classes, b.dim)
+    );
     assert_eq!(a.labels, [0, 0, 0, 1, 1]);
     let scale = a.features.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let diff = a.features.iter().zip(&b.features).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-    assert!(diff <= 1e-4 * scale, "features: max |diff| {diff} > 1e-4 x {scale}");
+    let diff = a
+        .features
+        .iter()
+        .zip(&b.features)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(
+        diff <= 1e-4 * scale,
+        "features: max |diff| {diff} > 1e-4 x {scale}"
+    );
 }
 
 #[test]
@@ -441,29 +580,64 @@ fn output_folders_are_checked_before_anything_is_read() {
     let w = no_weights.to_str().unwrap();
     for (args, want) in [
         (
-            vec!["classify", "--weights", w, "--logits-out", missing.to_str().unwrap(), "assets/images"],
+            vec![
+                "classify",
+                "--weights",
+                w,
+                "--logits-out",
+                missing.to_str().unwrap(),
+                "assets/images",
+            ],
             "--logits-out",
         ),
         (
-            vec!["classify", "--weights", w, "--features-out", missing.to_str().unwrap(), "assets/images"],
+            vec![
+                "classify",
+                "--weights",
+                w,
+                "--features-out",
+                missing.to_str().unwrap(),
+                "assets/images",
+            ],
             "--features-out",
         ),
         (
-            vec!["classify", "--weights", w, "--out-dir", file.to_str().unwrap(), "assets/images"],
+            vec![
+                "classify",
+                "--weights",
+                w,
+                "--out-dir",
+                file.to_str().unwrap(),
+                "assets/images",
+            ],
             "--out-dir",
         ),
         (
-            vec!["features", "--weights", w, "--out", missing.to_str().unwrap(), "assets/images"],
+            vec![
+                "features",
+                "--weights",
+                w,
+                "--out",
+                missing.to_str().unwrap(),
+                "assets/images",
+            ],
             "--out",
         ),
     ] {
         let o = alexnet(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         let e = stderr(&o);
-        assert!(e.contains(want) && !e.contains("no_weights"), "{args:?}: {e}");
+        assert!(
+            e.contains(want) && !e.contains("no_weights"),
+            "{args:?}: {e}"
+        );
     }
     let o = alexnet(&["classify", "--shard", "3/3", "assets/images"]);
-    assert!(!o.status.success() && stderr(&o).contains("0-based"), "{}", stderr(&o));
+    assert!(
+        !o.status.success() && stderr(&o).contains("0-based"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -501,7 +675,13 @@ fn examples_are_valid_yaml_and_shell() {
         .iter()
         .map(|a| a.as_str().unwrap())
         .collect();
-    for want in ["classify", "--shard", "$(SHARD)", "--out-dir", "--skip-existing"] {
+    for want in [
+        "classify",
+        "--shard",
+        "$(SHARD)",
+        "--out-dir",
+        "--skip-existing",
+    ] {
         assert!(args.contains(&want), "{want} in {args:?}");
     }
     assert_eq!(container["resources"]["limits"]["nvidia.com/gpu"], 1);

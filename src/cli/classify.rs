@@ -175,8 +175,19 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
                 command: "classify".into(),
                 count: shard.count,
                 total_inputs: all.len(),
-                list_sha256: hash_names(all.iter().map(|i| i.name()).collect::<Vec<_>>().iter().map(String::as_str)),
-                model_sha256: hash_tensors(weights.tensors.iter().map(|(k, v)| (k.as_str(), v.as_slice()))),
+                list_sha256: hash_names(
+                    all.iter()
+                        .map(|i| i.name())
+                        .collect::<Vec<_>>()
+                        .iter()
+                        .map(String::as_str),
+                ),
+                model_sha256: hash_tensors(
+                    weights
+                        .tensors
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_slice())),
+                ),
                 options,
             };
             let paths = PartPaths::new(dir, shard);
@@ -204,7 +215,13 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
             if args.with_features {
                 arrays.push(("features", feature_len));
             }
-            Sink::new(&names, None, Some(PartOut::create(paths.clone(), &arrays)?), None, None)?
+            Sink::new(
+                &names,
+                None,
+                Some(PartOut::create(paths.clone(), &arrays)?),
+                None,
+                None,
+            )?
         }
         None => Sink::new(
             &names,
@@ -379,7 +396,11 @@ impl<'a> Sink<'a> {
         })
     }
 
-    fn batch(&mut self, items: &[InputItem], results: &[Result<Row, String>]) -> anyhow::Result<()> {
+    fn batch(
+        &mut self,
+        items: &[InputItem],
+        results: &[Result<Row, String>],
+    ) -> anyhow::Result<()> {
         let names = self.names;
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
@@ -392,7 +413,13 @@ impl<'a> Sink<'a> {
                 (Some(Format::Table), Ok(row)) => {
                     writeln!(out, "{}", row.name)?;
                     for (class, prob, _) in &row.top {
-                        writeln!(out, "  {:>6.2}%  {:>4}  {}", prob * 100.0, class, names[*class])?;
+                        writeln!(
+                            out,
+                            "  {:>6.2}%  {:>4}  {}",
+                            prob * 100.0,
+                            class,
+                            names[*class]
+                        )?;
                     }
                 }
                 (Some(Format::Csv), Ok(row)) => {

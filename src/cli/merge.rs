@@ -29,9 +29,8 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
         let mut npz = args.out.clone().into_os_string();
         npz.push(".npz");
         let npz = PathBuf::from(npz);
-        let set = feature_set(&args.out, classes).with_context(|| {
-            format!("joining the merged features into {}", npz.display())
-        })?;
+        let set = feature_set(&args.out, classes)
+            .with_context(|| format!("joining the merged features into {}", npz.display()))?;
         set.save(&npz)?;
         written.push(npz);
     }

@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use alexnet_wgpu::data::{collect_inputs, InputItem};
 use alexnet_wgpu::fsutil::{parent_dir, PendingFile};
 use alexnet_wgpu::shard::{
-    expand_listed, read_path_list, Manifest, NpyWriter, PartPaths, RunIdentity, Shard,
-    StreamFile,
+    expand_listed, read_path_list, Manifest, NpyWriter, PartPaths, RunIdentity, Shard, StreamFile,
 };
 use anyhow::Context;
 use clap::Args;
@@ -100,7 +99,10 @@ fn check_writable_dir(flag: &str, shown: &Path, dir: &Path) -> anyhow::Result<()
 /// Checks, before any work, that the folder of an output file exists and is writable.
 pub fn check_output_file(flag: &str, path: &Path) -> anyhow::Result<()> {
     if path.is_dir() {
-        anyhow::bail!("{flag} {}: is a folder, expected a file name", path.display());
+        anyhow::bail!(
+            "{flag} {}: is a folder, expected a file name",
+            path.display()
+        );
     }
     check_writable_dir(flag, path, &parent_dir(path))
 }
