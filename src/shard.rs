@@ -125,10 +125,10 @@ fn hex(d: impl AsRef<[u8]>) -> String {
 }
 
 /// SHA-256 of a list of names (each followed by a newline): identifies the input list.
-pub fn hash_names<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+pub fn hash_names<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> String {
     let mut h = Sha256::new();
     for n in names {
-        h.update(n.as_bytes());
+        h.update(n.as_ref().as_bytes());
         h.update(b"\n");
     }
     hex(h.finalize())

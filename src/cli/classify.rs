@@ -175,13 +175,7 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
                 command: "classify".into(),
                 count: shard.count,
                 total_inputs: all.len(),
-                list_sha256: hash_names(
-                    all.iter()
-                        .map(|i| i.name())
-                        .collect::<Vec<_>>()
-                        .iter()
-                        .map(String::as_str),
-                ),
+                list_sha256: hash_names(all.iter().map(|i| i.name())),
                 model_sha256: hash_tensors(
                     weights
                         .tensors

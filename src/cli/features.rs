@@ -113,15 +113,11 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
                     serde_json::Value::Null
                 },
             );
-            let names: Vec<String> = all
-                .iter()
-                .map(|(p, l)| format!("{}\t{l}", p.display()))
-                .collect();
             let run = RunIdentity {
                 command: "features".into(),
                 count: shard.count,
                 total_inputs: all.len(),
-                list_sha256: hash_names(names.iter().map(String::as_str)),
+                list_sha256: hash_names(all.iter().map(|(p, l)| format!("{}\t{l}", p.display()))),
                 model_sha256: hash_tensors(
                     weights
                         .tensors
