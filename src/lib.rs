@@ -70,6 +70,7 @@ pub mod gpu;
 pub mod kernels;
 pub mod labels;
 pub mod model;
+pub mod shard;
 pub mod train;
 pub mod weights;
 

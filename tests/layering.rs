@@ -22,6 +22,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("fetch", &["error", "fsutil", "weights", "model"]),
+    ("shard", &["error", "fsutil", "weights", "model", "data"]),
 ];
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {

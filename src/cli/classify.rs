@@ -1,24 +1,26 @@
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use alexnet_wgpu::data::inputs::load_npy_batch;
-use alexnet_wgpu::data::{
-    collect_inputs, load_image, par_map, preprocess, InputItem, InputSource, Preprocess,
-};
+use alexnet_wgpu::data::{load_image, par_map, preprocess, InputItem, InputSource, Preprocess};
 use alexnet_wgpu::labels;
 use alexnet_wgpu::model::Network;
-use alexnet_wgpu::weights::write_npy;
+use alexnet_wgpu::shard::{hash_names, hash_tensors, NpyWriter, PartPaths, RunIdentity};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
+use super::sharding::{self, PartOut, ShardArgs};
 use super::{GpuArgs, ModelArgs};
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Table,
     Json,
     Csv,
+    /// One JSON object per input and line, flushed after every batch.
+    Jsonl,
 }
 
 #[derive(Args)]
@@ -36,22 +38,29 @@ pub struct ClassifyArgs {
     /// Class names, one per line (default: the model's own, or ImageNet's for 1000 classes).
     #[arg(long, value_name = "FILE")]
     labels: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "table")]
+    /// What to print on standard output (nothing with --out-dir).
+    #[arg(long, value_enum, default_value = "table", conflicts_with = "out_dir")]
     format: Format,
     /// Write the raw logits [N, classes] of the inputs that ran as float32 .npy.
-    #[arg(long, value_name = "FILE.npy")]
+    #[arg(long, value_name = "FILE.npy", conflicts_with = "out_dir")]
     logits_out: Option<PathBuf>,
     /// Write the flattened pool5 features [N, 9216] of the inputs that ran as float32 .npy.
-    #[arg(long, value_name = "FILE.npy")]
+    #[arg(long, value_name = "FILE.npy", conflicts_with = "out_dir")]
     features_out: Option<PathBuf>,
+    /// With --out-dir: also write the pool5 features of the part (`.features.npy`).
+    #[arg(long, requires = "out_dir")]
+    with_features: bool,
+    #[command(flatten)]
+    sharding: ShardArgs,
     /// Weight storage on the GPU: f32, or f16 (half the memory; logits within ~1e-3 of f32).
     #[arg(long, default_value = "f32")]
     precision: alexnet_wgpu::kernels::Precision,
     /// Print how the time split between decoding and GPU work.
     #[arg(long)]
     timings: bool,
-    /// Images, folders (walked recursively, sorted) or preprocessed [N, 3, H, W] .npy batches.
-    #[arg(required = true, value_name = "PATH")]
+    /// Images, folders (walked recursively, sorted) or preprocessed [N, 3, H, W] .npy batches;
+    /// `-` reads paths from standard input, one per line.
+    #[arg(required_unless_present = "list", value_name = "PATH")]
     paths: Vec<PathBuf>,
 }
 
@@ -119,24 +128,109 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
     if args.batch == 0 {
         anyhow::bail!("--batch must be at least 1");
     }
+    // Every output's folder is checked before any weights are read or images decoded.
+    if let Some(p) = &args.logits_out {
+        sharding::check_output_file("--logits-out", p)?;
+    }
+    if let Some(p) = &args.features_out {
+        sharding::check_output_file("--features-out", p)?;
+    }
+    if let Some(d) = &args.sharding.out_dir {
+        sharding::prepare_out_dir(d)?;
+    }
+    // The whole input list, then this shard's contiguous slice of it.
+    let all = sharding::read_inputs(&args.paths, args.sharding.list.as_deref())?;
+    if all.is_empty() {
+        anyhow::bail!("no images found in {:?}", args.paths);
+    }
+    let shard = args.sharding.shard();
+    let range = shard.range(all.len());
+
     let weights_path = args.model.path()?;
     let weights = args.model.load()?;
     let model_classes =
         alexnet_wgpu::weights::meta::ModelMeta::read(&weights_path)?.map(|m| m.classes);
-    let items = collect_inputs(&args.paths)?;
-    if items.is_empty() {
-        anyhow::bail!("no images found in {:?}", args.paths);
-    }
     let given = match (&args.labels, model_classes) {
         (Some(p), _) => Some((labels::read_labels(p)?, p.as_path())),
         (None, Some(names)) => Some((names, weights_path.as_path())),
         (None, None) => None,
     };
+    let part = match &args.sharding.out_dir {
+        Some(dir) => {
+            let mut options = BTreeMap::new();
+            options.insert("arch".into(), serde_json::json!(weights.arch));
+            options.insert(
+                "precision".into(),
+                serde_json::json!(format!("{:?}", args.precision).to_lowercase()),
+            );
+            options.insert("top".into(), serde_json::json!(args.top));
+            options.insert(
+                "labels_sha256".into(),
+                serde_json::json!(given
+                    .as_ref()
+                    .map(|(n, _)| hash_names(n.iter().map(String::as_str)))),
+            );
+            options.insert("features".into(), serde_json::json!(args.with_features));
+            let run = RunIdentity {
+                command: "classify".into(),
+                count: shard.count,
+                total_inputs: all.len(),
+                list_sha256: hash_names(all.iter().map(|i| i.name())),
+                model_sha256: hash_tensors(
+                    weights
+                        .tensors
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_slice())),
+                ),
+                options,
+            };
+            let paths = PartPaths::new(dir, shard);
+            if args.sharding.skip_existing {
+                if let Some(m) = sharding::existing_part(&paths, &run, range.start, range.len()) {
+                    return Ok(sharding::report_skipped(&paths, &m));
+                }
+            }
+            Some((paths, run))
+        }
+        None => None,
+    };
+    let items: Vec<InputItem> = all[range.clone()].to_vec();
+    drop(all);
+
     let ctx = args.gpu.context()?;
     let mut net = Network::with_precision(&ctx, &weights, args.precision)?;
     let names = labels::names_for(net.classes, given)?;
     let pre = Preprocess::for_arch(weights.arch);
-    let want_features = args.features_out.is_some();
+    let want_features = args.features_out.is_some() || args.with_features;
+    let feature_len = net.feature_len().unwrap_or(0);
+    let mut sink = match &part {
+        Some((paths, _)) => {
+            let mut arrays = vec![("logits", net.classes)];
+            if args.with_features {
+                arrays.push(("features", feature_len));
+            }
+            Sink::new(
+                &names,
+                None,
+                Some(PartOut::create(paths.clone(), &arrays)?),
+                None,
+                None,
+            )?
+        }
+        None => Sink::new(
+            &names,
+            Some(args.format),
+            None,
+            args.logits_out
+                .as_ref()
+                .map(|p| NpyWriter::create(p, net.classes))
+                .transpose()?,
+            args.features_out
+                .as_ref()
+                .map(|p| NpyWriter::create(p, feature_len))
+                .transpose()?,
+        )?,
+    };
 
     let bar = indicatif::ProgressBar::new(items.len() as u64);
     bar.set_style(
@@ -145,7 +239,6 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
         )
         .expect("valid template"),
     );
-    let mut rows: Vec<Result<Row, String>> = Vec::with_capacity(items.len());
     let (mut decode_s, mut gpu_s) = (0f64, 0f64);
     let wall = std::time::Instant::now();
     std::thread::scope(|scope| -> anyhow::Result<()> {
@@ -212,11 +305,11 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
                 }
                 start = end;
             }
-            rows.extend(
-                results
-                    .into_iter()
-                    .map(|r| r.expect("every item has a result")),
-            );
+            let results: Vec<Result<Row, String>> = results
+                .into_iter()
+                .map(|r| r.expect("every item has a result"))
+                .collect();
+            bar.suspend(|| sink.batch(chunk, &results))?;
             bar.inc(chunk.len() as u64);
         }
         Ok(())
@@ -232,75 +325,154 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
-    print_rows(&items, &rows, &names, args.format)?;
-    let ok: Vec<&Row> = rows.iter().filter_map(|r| r.as_ref().ok()).collect();
-    if let Some(p) = &args.logits_out {
-        let data: Vec<f32> = ok.iter().flat_map(|r| r.logits.iter().copied()).collect();
-        write_npy(p, &[ok.len(), net.classes], &data)?;
+    let (ok, failed) = (sink.ok, sink.failed);
+    if let Some(out) = sink.finish()? {
+        let (paths, run) = part.as_ref().expect("a part sink has a part");
+        let m = out.finish(run, range.start, range.len(), failed)?;
+        sharding::report_part(&m, paths);
+        // The failed inputs are recorded in the part; a retry would fail the same way.
+        return Ok(ExitCode::SUCCESS);
     }
-    if let Some(p) = &args.features_out {
-        let len = net.feature_len().unwrap_or(0);
-        let data: Vec<f32> = ok
-            .iter()
-            .flat_map(|r| r.features.iter().flatten().copied())
-            .collect();
-        write_npy(p, &[ok.len(), len], &data)?;
-    }
-    let failed = rows.len() - ok.len();
     if failed > 0 {
-        eprintln!("{failed} of {} inputs failed", rows.len());
+        eprintln!("{failed} of {} inputs failed", ok + failed);
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_rows(
-    items: &[InputItem],
-    rows: &[Result<Row, String>],
-    names: &[String],
-    format: Format,
-) -> anyhow::Result<()> {
-    match format {
-        Format::Table => {
-            for row in rows.iter().flatten() {
-                println!("{}", row.name);
-                for (class, prob, _) in &row.top {
-                    println!("  {:>6.2}%  {:>4}  {}", prob * 100.0, class, names[*class]);
-                }
-            }
-        }
-        Format::Csv => {
-            println!("input,rank,class,label,probability,logit");
-            for row in rows.iter().flatten() {
-                for (rank, (class, prob, logit)) in row.top.iter().enumerate() {
-                    println!(
-                        "{},{},{},{},{prob},{logit}",
-                        csv_field(&row.name),
-                        rank + 1,
-                        class,
-                        csv_field(&names[*class])
-                    );
-                }
-            }
-        }
-        Format::Json => {
-            let list: Vec<serde_json::Value> = items
-                .iter()
-                .zip(rows)
-                .map(|(item, r)| match r {
-                    Ok(row) => serde_json::json!({
-                        "input": row.name,
-                        "top": row.top.iter().map(|(c, p, l)| serde_json::json!({
-                            "class": c, "label": names[*c], "probability": p, "logit": l
-                        })).collect::<Vec<_>>(),
-                    }),
-                    Err(e) => serde_json::json!({ "input": item.name(), "error": e }),
-                })
-                .collect();
-            println!("{}", serde_json::to_string_pretty(&list)?);
-        }
+/// One input's result as JSON (the `json` array's items and the `jsonl` lines).
+fn row_json(item: &InputItem, r: &Result<Row, String>, names: &[String]) -> serde_json::Value {
+    match r {
+        Ok(row) => serde_json::json!({
+            "input": row.name,
+            "top": row.top.iter().map(|(c, p, l)| serde_json::json!({
+                "class": c, "label": names[*c], "probability": p, "logit": l
+            })).collect::<Vec<_>>(),
+        }),
+        Err(e) => serde_json::json!({ "input": item.name(), "error": e }),
     }
-    Ok(())
+}
+
+/// Where each batch's results go as soon as it is done: standard output (table and CSV rows,
+/// JSONL lines, flushed per batch; the JSON array at the end), `.npy` files streamed row by
+/// row, or a part of a sharded run.
+struct Sink<'a> {
+    names: &'a [String],
+    format: Option<Format>,
+    json: Vec<serde_json::Value>,
+    part: Option<PartOut>,
+    logits: Option<NpyWriter>,
+    features: Option<NpyWriter>,
+    ok: usize,
+    failed: usize,
+}
+
+impl<'a> Sink<'a> {
+    fn new(
+        names: &'a [String],
+        format: Option<Format>,
+        part: Option<PartOut>,
+        logits: Option<NpyWriter>,
+        features: Option<NpyWriter>,
+    ) -> anyhow::Result<Sink<'a>> {
+        if format == Some(Format::Csv) {
+            println!("input,rank,class,label,probability,logit");
+        }
+        Ok(Sink {
+            names,
+            format,
+            json: Vec::new(),
+            part,
+            logits,
+            features,
+            ok: 0,
+            failed: 0,
+        })
+    }
+
+    fn batch(
+        &mut self,
+        items: &[InputItem],
+        results: &[Result<Row, String>],
+    ) -> anyhow::Result<()> {
+        let names = self.names;
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        for (item, r) in items.iter().zip(results) {
+            match r {
+                Ok(_) => self.ok += 1,
+                Err(_) => self.failed += 1,
+            }
+            match (self.format, r) {
+                (Some(Format::Table), Ok(row)) => {
+                    writeln!(out, "{}", row.name)?;
+                    for (class, prob, _) in &row.top {
+                        writeln!(
+                            out,
+                            "  {:>6.2}%  {:>4}  {}",
+                            prob * 100.0,
+                            class,
+                            names[*class]
+                        )?;
+                    }
+                }
+                (Some(Format::Csv), Ok(row)) => {
+                    for (rank, (class, prob, logit)) in row.top.iter().enumerate() {
+                        writeln!(
+                            out,
+                            "{},{},{},{},{prob},{logit}",
+                            csv_field(&row.name),
+                            rank + 1,
+                            class,
+                            csv_field(&names[*class])
+                        )?;
+                    }
+                }
+                (Some(Format::Json), _) => self.json.push(row_json(item, r, names)),
+                (Some(Format::Jsonl), _) => {
+                    writeln!(out, "{}", row_json(item, r, names))?;
+                }
+                _ => {}
+            }
+            if let Some(part) = &mut self.part {
+                let line = format!("{}\n", row_json(item, r, names));
+                part.jsonl.write_all(line.as_bytes())?;
+            }
+            if let Ok(row) = r {
+                if let Some(w) = self.logits.as_mut() {
+                    w.push(&row.logits)?;
+                }
+                if let Some(w) = self.features.as_mut() {
+                    w.push(row.features.as_deref().unwrap_or_default())?;
+                }
+                if let Some(part) = &mut self.part {
+                    if let Some(w) = part.array("logits") {
+                        w.push(&row.logits)?;
+                    }
+                    if let Some(w) = part.array("features") {
+                        w.push(row.features.as_deref().unwrap_or_default())?;
+                    }
+                }
+            }
+        }
+        out.flush()?;
+        Ok(())
+    }
+
+    /// Prints the JSON array, renames the `.npy` files into place; the part, if any, is
+    /// finished by the caller (its manifest last).
+    fn finish(self) -> anyhow::Result<Option<PartOut>> {
+        if self.format == Some(Format::Json) {
+            println!("{}", serde_json::to_string_pretty(&self.json)?);
+        }
+        if let Some(w) = self.logits {
+            w.finish()?;
+        }
+        if let Some(w) = self.features {
+            w.finish()?;
+        }
+        Ok(self.part)
+    }
 }
 
 fn csv_field(s: &str) -> String {

@@ -1,12 +1,23 @@
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use alexnet_wgpu::data::{ClassFolders, Preprocess};
+use alexnet_wgpu::data::{ClassFolders, InputSource, Preprocess};
 use alexnet_wgpu::model::Network;
-use alexnet_wgpu::train::extract_pool5;
-use clap::Args;
+use alexnet_wgpu::shard::{hash_names, hash_tensors, PartPaths, RunIdentity};
+use alexnet_wgpu::train::{extract_pool5, FeatureSet};
+use alexnet_wgpu::weights::{write_npz, NpzEntry};
+use clap::{Args, ValueEnum};
 
+use super::sharding::{self, PartOut, ShardArgs};
 use super::{GpuArgs, ModelArgs};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FeaturesFormat {
+    /// One JSON object per input and line (`input`, `features`), flushed after every batch.
+    Jsonl,
+}
 
 #[derive(Args)]
 pub struct FeaturesArgs {
@@ -14,15 +25,25 @@ pub struct FeaturesArgs {
     model: ModelArgs,
     #[command(flatten)]
     gpu: GpuArgs,
-    /// One sub-folder of images per class.
-    #[arg(long, value_name = "DIR")]
-    data: PathBuf,
-    /// Output .npz: features [N, 9216] f32, labels [N] int64, paths, classes.
-    #[arg(long, value_name = "FILE.npz")]
-    out: PathBuf,
+    /// One sub-folder of images per class (the labels are the folder names).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["paths", "list"])]
+    data: Option<PathBuf>,
+    /// Images or folders (walked recursively, sorted) instead of --data; `-` reads paths from
+    /// standard input, one per line.
+    #[arg(value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Output .npz: features [N, 9216] f32 and paths (with --data also labels [N] int64 and
+    /// classes, what `train-head --features` reads).
+    #[arg(long, value_name = "FILE.npz", conflicts_with_all = ["out_dir", "format"])]
+    out: Option<PathBuf>,
+    /// Print to standard output instead of writing --out.
+    #[arg(long, value_enum, conflicts_with = "out_dir")]
+    format: Option<FeaturesFormat>,
     /// Images per forward pass.
     #[arg(long, default_value_t = 16)]
     batch: usize,
+    #[command(flatten)]
+    sharding: ShardArgs,
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
@@ -38,34 +59,182 @@ pub fn bar(len: usize, what: &str) -> indicatif::ProgressBar {
 }
 
 pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
+    if args.out.is_none() && args.sharding.out_dir.is_none() && args.format.is_none() {
+        anyhow::bail!("say where the features go: --out FILE.npz, --out-dir DIR or --format jsonl");
+    }
+    // Every output's folder is checked before any weights are read or images decoded.
+    if let Some(p) = &args.out {
+        sharding::check_output_file("--out", p)?;
+    }
+    if let Some(d) = &args.sharding.out_dir {
+        sharding::prepare_out_dir(d)?;
+    }
+    // The whole input list (class folders, or paths with no labels), then this shard's slice.
+    let labelled = args.data.is_some();
+    let (classes, all) = match &args.data {
+        Some(dir) => {
+            let data = ClassFolders::scan(dir)?;
+            (data.classes, data.items)
+        }
+        None => {
+            if args.paths.is_empty() && args.sharding.list.is_none() {
+                anyhow::bail!("give the images: --data DIR (class folders), PATHs, - (standard input) or --list FILE");
+            }
+            let items = sharding::read_inputs(&args.paths, args.sharding.list.as_deref())?;
+            let paths = items
+                .into_iter()
+                .map(|i| match i.source {
+                    InputSource::Image(p) => Ok((p, 0)),
+                    InputSource::NpyItem(p, _) => anyhow::bail!(
+                        "{}: features takes images; preprocessed .npy batches go to `classify --features-out`",
+                        p.display()
+                    ),
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if paths.is_empty() {
+                anyhow::bail!("no images found in {:?}", args.paths);
+            }
+            (Vec::new(), paths)
+        }
+    };
+    let shard = args.sharding.shard();
+    let range = shard.range(all.len());
+
     let weights = args.model.load()?;
-    let data = ClassFolders::scan(&args.data)?;
+    let part = match &args.sharding.out_dir {
+        Some(dir) => {
+            let mut options = BTreeMap::new();
+            options.insert("arch".into(), serde_json::json!(weights.arch));
+            options.insert(
+                "classes".into(),
+                if labelled {
+                    serde_json::json!(classes)
+                } else {
+                    serde_json::Value::Null
+                },
+            );
+            let run = RunIdentity {
+                command: "features".into(),
+                count: shard.count,
+                total_inputs: all.len(),
+                list_sha256: hash_names(all.iter().map(|(p, l)| format!("{}\t{l}", p.display()))),
+                model_sha256: hash_tensors(
+                    weights
+                        .tensors
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_slice())),
+                ),
+                options,
+            };
+            let paths = PartPaths::new(dir, shard);
+            if args.sharding.skip_existing {
+                if let Some(m) = sharding::existing_part(&paths, &run, range.start, range.len()) {
+                    return Ok(sharding::report_skipped(&paths, &m));
+                }
+            }
+            Some((paths, run))
+        }
+        None => None,
+    };
+    let items = all[range.clone()].to_vec();
+    drop(all);
+
     let ctx = args.gpu.context()?;
     let mut net = Network::new(&ctx, &weights)?;
-    let pb = bar(data.items.len(), "features");
-    let ex = extract_pool5(
-        &mut net,
-        &data,
-        &Preprocess::for_arch(weights.arch),
-        0,
-        0,
-        args.batch.max(1),
-        &|n| pb.set_position(n as u64),
-    )?;
-    pb.finish_and_clear();
-    for (p, e) in &ex.skipped {
-        eprintln!("warning: skipped {}: {e}", p.display());
+    let dim = net.feature_len().unwrap_or(0);
+    let pre = Preprocess::for_arch(weights.arch);
+    let batch = args.batch.max(1);
+    let mut out_part = match &part {
+        Some((paths, _)) => Some(PartOut::create(paths.clone(), &[("features", dim)])?),
+        None => None,
+    };
+    let mut set = FeatureSet {
+        dim,
+        classes: classes.clone(),
+        ..Default::default()
+    };
+    let mut failed = 0usize;
+    let pb = bar(items.len(), "features");
+    let start = std::time::Instant::now();
+    for chunk in items.chunks(batch) {
+        let data = ClassFolders {
+            classes: classes.clone(),
+            items: chunk.to_vec(),
+        };
+        let ex = extract_pool5(&mut net, &data, &pre, 0, 0, batch, &|_| {})?;
+        // Each input in order: the next row of the extraction, or its entry among the skipped.
+        let (mut row, mut skipped) = (0usize, ex.skipped.iter().peekable());
+        let stdout = std::io::stdout();
+        let mut stdout = std::io::BufWriter::new(stdout.lock());
+        for (path, label) in chunk {
+            let mut line = serde_json::json!({ "input": path.display().to_string() });
+            if labelled {
+                line["label"] = serde_json::json!(label);
+                line["class"] = serde_json::json!(classes[*label]);
+            }
+            let features = match skipped.peek() {
+                Some((p, e)) if p == path => {
+                    pb.suspend(|| eprintln!("warning: skipped {}: {e}", p.display()));
+                    line = serde_json::json!({ "input": path.display().to_string(), "error": e });
+                    failed += 1;
+                    skipped.next();
+                    None
+                }
+                _ => {
+                    row += 1;
+                    Some(ex.set.row(row - 1))
+                }
+            };
+            if let Some(out) = &mut out_part {
+                out.jsonl.write_all(format!("{line}\n").as_bytes())?;
+                if let (Some(f), Some(w)) = (features, out.array("features")) {
+                    w.push(f)?;
+                }
+            }
+            if args.format == Some(FeaturesFormat::Jsonl) {
+                if let Some(f) = features {
+                    line["features"] = serde_json::json!(f);
+                }
+                writeln!(stdout, "{line}")?;
+            }
+        }
+        stdout.flush()?;
+        if args.out.is_some() {
+            set.features.extend_from_slice(&ex.set.features);
+            set.labels.extend_from_slice(&ex.set.labels);
+            set.paths.extend(ex.set.paths);
+        }
+        pb.inc(chunk.len() as u64);
     }
-    ex.set.save(&args.out)?;
-    eprintln!(
-        "wrote {} ({} images x {} features, {} classes) in {:.1} s",
-        args.out.display(),
-        ex.set.len(),
-        ex.set.dim,
-        ex.set.classes.len(),
-        ex.seconds
-    );
-    Ok(if ex.skipped.is_empty() {
+    pb.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    if let (Some(out), Some((paths, run))) = (out_part, &part) {
+        let m = out.finish(run, range.start, range.len(), failed)?;
+        sharding::report_part(&m, paths);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(path) = &args.out {
+        if labelled {
+            set.save(path)?;
+        } else {
+            let shape = [set.paths.len(), dim];
+            write_npz(
+                path,
+                &[
+                    ("features".into(), NpzEntry::F32(&shape, &set.features)),
+                    ("paths".into(), NpzEntry::Str(&set.paths)),
+                ],
+            )?;
+        }
+        eprintln!(
+            "wrote {} ({} images x {} features, {} classes) in {seconds:.1} s",
+            path.display(),
+            set.paths.len(),
+            dim,
+            set.classes.len(),
+        );
+    }
+    Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

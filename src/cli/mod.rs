@@ -8,7 +8,9 @@ mod eval;
 mod features;
 mod fetch_weights;
 pub mod hint;
+mod merge;
 mod plots;
+mod sharding;
 mod summary;
 mod train_head;
 
@@ -52,6 +54,8 @@ enum Command {
     FetchWeights(fetch_weights::FetchWeightsArgs),
     /// Convert weights (.pth/.pt, Keras .h5/.keras, .npz) to our .npz.
     Convert(convert::ConvertArgs),
+    /// Join the parts of a sharded run (--shard I/N --out-dir DIR) into one set of outputs.
+    Merge(merge::MergeArgs),
 }
 
 /// Adapter selection shared by every GPU command.
@@ -118,6 +122,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Features(a) => features::run(a),
         Command::FetchWeights(a) => fetch_weights::run(a),
         Command::Convert(a) => convert::run(a),
+        Command::Merge(a) => merge::run(a),
     }
 }
 
