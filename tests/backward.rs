@@ -407,3 +407,60 @@ fn backward_chain_matches_torch_autograd() {
         1e-4,
     );
 }
+
+/// Timings of the conv backward kernels at torchvision's shapes (batch 4), for the README:
+/// `cargo test --release --test backward -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn conv_backward_timings() {
+    let ctx = ctx();
+    let tk = TrainKernels::new(&ctx);
+    let conv = |in_c, hw, out_c, kernel, stride, pad| Conv2dShape {
+        batch: 4,
+        in_c,
+        in_h: hw,
+        in_w: hw,
+        out_c,
+        kernel,
+        stride,
+        pad,
+        groups: 1,
+    };
+    for (name, s) in [
+        ("conv1", conv(3, 224, 64, 11, 4, 2)),
+        ("conv2", conv(64, 27, 192, 5, 1, 2)),
+        ("conv3", conv(192, 13, 384, 3, 1, 1)),
+        ("conv4", conv(384, 13, 256, 3, 1, 1)),
+        ("conv5", conv(256, 13, 256, 3, 1, 1)),
+    ] {
+        let (oh, ow) = s.out_hw().unwrap();
+        let buf = |n: usize| storage_buffer(&ctx, "b", n, "").unwrap();
+        let (x, w, dy) = (
+            buf(s.batch * s.in_c * s.in_h * s.in_w),
+            buf(s.weight_len()),
+            buf(s.batch * s.out_c * oh * ow),
+        );
+        let (dx, dw, db) = (
+            buf(s.batch * s.in_c * s.in_h * s.in_w),
+            buf(s.weight_len()),
+            buf(s.out_c),
+        );
+        let gi = vec![conv_backward::grad_input(&ctx, &tk, &s, &w, &dy, &dx).unwrap()];
+        let gw = conv_backward::grad_weight_bias(&ctx, &tk, &s, false, &x, &dy, &dw, &db).unwrap();
+        kernels::run(&ctx, &gi).unwrap();
+        kernels::run(&ctx, &gw).unwrap();
+        let time = |ds: &[kernels::Dispatch]| {
+            let t = std::time::Instant::now();
+            kernels::run(&ctx, ds).unwrap();
+            t.elapsed().as_secs_f64()
+        };
+        let (ti, tw) = (time(&gi), time(&gw));
+        println!(
+            "{name}: grad input {:.1} ms ({:.1} GFLOP/s), grad weight+bias {:.1} ms ({:.1} GFLOP/s)",
+            ti * 1e3,
+            s.flops() / ti / 1e9,
+            tw * 1e3,
+            s.flops() / tw / 1e9
+        );
+    }
+}
