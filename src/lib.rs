@@ -49,6 +49,7 @@
 //!     schedule: Schedule::Constant,
 //!     shuffle: true,
 //!     patience: None,
+//!     keep: train::Keep::Best,
 //!     config: TrainConfig { optimizer: Optimizer::Sgd { momentum: 0.9 }, weight_decay: 0.0, dropout: 0.0, seed: 0 },
 //!     checkpoint: None,
 //!     resume: false,

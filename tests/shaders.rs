@@ -97,8 +97,9 @@ fn params_structs_match_the_shaders() {
         relu::ReluParams, softmax::SoftmaxParams,
     };
     use alexnet_wgpu::train::kernels::{
-        adam::AdamParams, cross_entropy::CrossEntropyParams, dense_backward::DenseBackwardParams,
-        dropout::DropoutParams, relu_backward::ReluBackwardParams, sgd::SgdParams,
+        adam::AdamParams, conv_backward::ConvBackwardParams, cross_entropy::CrossEntropyParams,
+        dense_backward::DenseBackwardParams, dropout::DropoutParams,
+        relu_backward::ReluBackwardParams, sgd::SgdParams,
     };
     use std::mem::size_of;
     let table: &[(&str, usize)] = &[
@@ -119,6 +120,13 @@ fn params_structs_match_the_shaders() {
         ("cross_entropy.wgsl", size_of::<CrossEntropyParams>()),
         ("sgd.wgsl", size_of::<SgdParams>()),
         ("adam.wgsl", size_of::<AdamParams>()),
+        ("conv_backward.wgsl", size_of::<ConvBackwardParams>()),
+        ("max_pool_backward.wgsl", size_of::<MaxPoolParams>()),
+        ("lrn_backward.wgsl", size_of::<LrnParams>()),
+        (
+            "adaptive_avg_pool_backward.wgsl",
+            size_of::<AdaptiveAvgPoolParams>(),
+        ),
     ];
     for (name, src) in FORWARD.iter().chain(TRAINING) {
         let facts = alexnet_wgpu::gpu::shader_facts(name, src).unwrap();

@@ -377,6 +377,7 @@ fn options(lr: f32, epochs: usize, patience: Option<usize>, schedule: Schedule) 
         schedule,
         shuffle: true,
         patience,
+        keep: alexnet_wgpu::train::Keep::Best,
         config: TrainConfig {
             optimizer: Optimizer::Sgd { momentum: 0.9 },
             weight_decay: 0.0,
@@ -458,4 +459,69 @@ fn fit_learns_separable_features_and_early_stopping_keeps_the_best_epoch() {
     assert!(
         (stats.loss() - out.history[best].val_loss.unwrap()).abs() < 1e-4 * stats.loss().max(1.0)
     );
+}
+
+#[test]
+fn numpy_features_without_classes_or_paths_load_with_numbered_classes() {
+    // np.savez(features=float32 [12, 4], labels=int64 [12]): scripts/make_finetune_fixtures.py.
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/numpy_features.npz");
+    let set = FeatureSet::load(&path).unwrap();
+    assert_eq!(set.classes, vec!["0", "1", "2"]);
+    assert!(set.paths.is_empty());
+    assert_eq!((set.len(), set.dim), (12, 4));
+    assert_eq!(&set.labels[..4], &[0, 1, 2, 0]);
+    // Row 1 is near the centre of class 1 ([0, 2, 0, 0] plus 0.1 noise).
+    assert!((set.row(1)[1] - 2.0).abs() < 0.5, "{:?}", set.row(1));
+}
+
+#[test]
+fn keep_last_returns_the_last_epoch_and_keep_best_the_best() {
+    let ctx = ctx();
+    let (train, val) = (blobs(96, 12, 1), blobs(30, 12, 2));
+    let head = HeadWeights {
+        kind: HeadKind::Last,
+        layers: vec![DenseHost {
+            name: "fc8".into(),
+            inp: 12,
+            out: 3,
+            relu: false,
+            weight: vec![0.0; 36],
+            bias: vec![0.0; 3],
+        }],
+    };
+    // A diverging run (lr 40) of 6 epochs without patience: its best epoch is not its last.
+    let mut opts = options(40.0, 6, None, Schedule::Constant);
+    let best = fit(&ctx, &head, &train, Some(&val), &opts, &mut |_| {}).unwrap();
+    opts.keep = alexnet_wgpu::train::Keep::Last;
+    let last = fit(&ctx, &head, &train, Some(&val), &opts, &mut |_| {}).unwrap();
+    let losses = |o: &alexnet_wgpu::train::FitOutcome| -> Vec<_> {
+        o.history
+            .iter()
+            .map(|r| (r.train_loss, r.val_loss))
+            .collect()
+    };
+    assert_eq!(
+        losses(&best),
+        losses(&last),
+        "keep does not change training"
+    );
+    assert_eq!((last.kept_epoch, last.epochs_done), (6, 6));
+    assert_eq!(best.kept_epoch, best.best_epoch);
+    assert!(best.best_epoch < 6, "{:?}", best.history);
+    let val_loss = |h: &HeadWeights| {
+        let mut t = Trainer::new(&ctx, h, opts.config, 16, 1).unwrap();
+        alexnet_wgpu::train::fit::evaluate(&mut t, &val, 16, false)
+            .unwrap()
+            .0
+            .loss()
+    };
+    for (out, epoch) in [(&best, best.best_epoch), (&last, 6)] {
+        let want = best.history[epoch - 1].val_loss.unwrap();
+        let got = val_loss(&out.head);
+        assert!(
+            (got - want).abs() < 1e-4 * want.max(1.0),
+            "epoch {epoch}: {got} vs {want}"
+        );
+    }
 }

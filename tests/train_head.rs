@@ -188,7 +188,7 @@ fn last_head_from_exported_features() {
     let f = t.iter().find(|t| t.key == "features").unwrap();
     assert_eq!(f.shape, vec![60, 1008]);
     let model = dir.path().join("m.npz");
-    let out = ok(&alexnet(&[
+    let o = alexnet(&[
         "train-head",
         "--weights",
         &backbone(),
@@ -198,10 +198,19 @@ fn last_head_from_exported_features() {
         "5",
         "--batch",
         "16",
+        "--keep",
+        "last",
         "--out",
         model.to_str().unwrap(),
-    ]));
+    ]);
+    let out = ok(&o);
     assert!(out.contains("validation: accuracy"), "{out}");
+    // The summary says which epoch was saved.
+    let err = stderr_of(&o);
+    assert!(
+        err.contains("(--keep last: epoch 5 of 5, the last; the lowest validation loss was epoch "),
+        "{err}"
+    );
     assert_eq!(Weights::load(&model, None).unwrap().widths.classes, 3);
 }
 

@@ -7,8 +7,9 @@ use alexnet_wgpu::fsutil::write_atomic;
 use alexnet_wgpu::model::Network;
 use alexnet_wgpu::train::export::save_model;
 use alexnet_wgpu::train::init_head::load_init_head;
+use alexnet_wgpu::train::FitOutcome;
 use alexnet_wgpu::train::{
-    extract_pool5, fit, frozen_fc7, FeatureSet, FitOptions, HeadKind, HeadWeights, Metrics,
+    extract_pool5, fit, frozen_fc7, FeatureSet, FitOptions, HeadKind, HeadWeights, Keep, Metrics,
     Optimizer, Schedule, TrainConfig,
 };
 use anyhow::Context;
@@ -28,6 +29,14 @@ pub enum ScheduleArg {
     Constant,
     Cosine,
     Step,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum KeepArg {
+    /// The epoch with the lowest validation loss (the last epoch without validation).
+    Best,
+    /// The last epoch trained (Keras' default).
+    Last,
 }
 
 #[derive(Args)]
@@ -76,14 +85,21 @@ pub struct TrainHeadArgs {
     lr_step_epochs: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Visit the training images in sorted (class, file) order every epoch: the order of
+    /// `alexnet features` (and of --features rows), the same in every epoch.
     #[arg(long)]
     no_shuffle: bool,
     /// Random resized crops + horizontal flips: this many cached views per training image.
     #[arg(long, value_name = "VIEWS", num_args = 0..=1, default_missing_value = "4")]
     augment: Option<usize>,
-    /// Early stopping: stop when the validation loss has not improved for N epochs (best kept).
+    /// Early stopping: stop when the validation loss has not improved for N epochs.
     #[arg(long)]
     patience: Option<usize>,
+    /// Which epoch's weights --out gets: best = lowest validation loss (default: the
+    /// validation loss is the only evidence of generalisation; without validation it is the
+    /// last epoch), last = the last epoch trained (Keras' default). The summary says which.
+    #[arg(long, value_enum, default_value = "best")]
+    keep: KeepArg,
     /// Start from these head weights (same key names as the model file).
     #[arg(long, value_name = "FILE.npz")]
     init_head: Option<PathBuf>,
@@ -93,7 +109,8 @@ pub struct TrainHeadArgs {
     /// The trained model (backbone + new head + class names).
     #[arg(long, default_value = "model.npz")]
     out: PathBuf,
-    /// Continue from the last checkpoint (`<out>.ckpt.npz`) exactly.
+    /// Continue exactly from the checkpoint written after every epoch: --out with its
+    /// extension replaced by `.ckpt.npz` (model.npz -> model.ckpt.npz).
     #[arg(long)]
     resume: bool,
     /// Write curves.png and confusion.png here.
@@ -105,6 +122,29 @@ pub struct TrainHeadArgs {
     /// Images per forward pass when extracting features.
     #[arg(long, default_value_t = 16)]
     extract_batch: usize,
+}
+
+/// Which epoch was saved and why, for the summary line.
+fn kept_summary(o: &FitOutcome) -> String {
+    let with_val = o.history.iter().any(|r| r.val_loss.is_some());
+    match o.kept {
+        Keep::Best if with_val => format!(
+            "--keep best: epoch {} of {}, the lowest validation loss",
+            o.kept_epoch, o.epochs_done
+        ),
+        Keep::Best => format!(
+            "--keep best: epoch {} of {}, the last, as there is no validation set",
+            o.kept_epoch, o.epochs_done
+        ),
+        Keep::Last if with_val => format!(
+            "--keep last: epoch {} of {}, the last; the lowest validation loss was epoch {}",
+            o.kept_epoch, o.epochs_done, o.best_epoch
+        ),
+        Keep::Last => format!(
+            "--keep last: epoch {} of {}, the last",
+            o.kept_epoch, o.epochs_done
+        ),
+    }
 }
 
 fn subset(set: &FeatureSet, idx: &[usize]) -> FeatureSet {
@@ -251,6 +291,10 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         schedule,
         shuffle: !args.no_shuffle,
         patience: args.patience,
+        keep: match args.keep {
+            KeepArg::Best => Keep::Best,
+            KeepArg::Last => Keep::Last,
+        },
         config: TrainConfig {
             optimizer,
             weight_decay: args.weight_decay,
@@ -301,11 +345,7 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
 
     // 4. Save and report.
     save_model(&args.out, &backbone, &outcome.head, &classes)?;
-    eprintln!(
-        "saved {} (best epoch {})",
-        args.out.display(),
-        outcome.best_epoch
-    );
+    eprintln!("saved {} ({})", args.out.display(), kept_summary(&outcome));
     if let Some(p) = &args.log_steps {
         write_atomic(p, |f| {
             use std::io::Write;

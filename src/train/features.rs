@@ -52,14 +52,15 @@ impl FeatureSet {
         )
     }
 
-    /// Reads a file written by [`FeatureSet::save`] (or by numpy with the same keys).
+    /// Reads a file written by [`FeatureSet::save`], or by numpy with only `features` and
+    /// `labels`: without `classes` the classes are named `0`..`k-1` (k = the largest label + 1),
+    /// without `paths` the rows have none.
     pub fn load(path: &Path) -> Result<FeatureSet> {
         let bad = |m: String| Error::WeightFile {
             path: path.to_path_buf(),
             message: m,
         };
-        let classes =
-            read_strings(path, "classes")?.ok_or_else(|| bad("no 'classes' array".into()))?;
+        let classes = read_strings(path, "classes")?;
         let paths = read_strings(path, "paths")?.unwrap_or_default();
         let mut features = None;
         let mut labels = None;
@@ -87,6 +88,10 @@ impl FeatureSet {
         if labels.len() != n {
             return Err(bad(format!("{} labels for {n} feature rows", labels.len())));
         }
+        let classes = classes.unwrap_or_else(|| {
+            let k = labels.iter().max().map_or(0, |&m| m + 1);
+            (0..k).map(|c| c.to_string()).collect()
+        });
         if let Some(l) = labels.iter().find(|&&l| l >= classes.len()) {
             return Err(bad(format!("label {l} but only {} classes", classes.len())));
         }

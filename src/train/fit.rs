@@ -15,6 +15,17 @@ use super::trainer::{Stats, TrainConfig, Trainer};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 
+/// Which epoch's weights a run returns (and `train-head` saves).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Keep {
+    /// The epoch with the lowest validation loss (the last one when there is no validation
+    /// set): the default, as the validation loss is the run's only evidence of generalisation.
+    #[default]
+    Best,
+    /// The last epoch trained (Keras' default, `restore_best_weights=False`).
+    Last,
+}
+
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct FitOptions {
     pub epochs: usize,
@@ -26,6 +37,10 @@ pub struct FitOptions {
     pub shuffle: bool,
     /// Stop when the validation loss has not improved for this many epochs (best kept).
     pub patience: Option<usize>,
+    /// Which epoch's weights are returned (not part of the checkpoint's fingerprint: it does
+    /// not change training, so a run may be resumed with the other choice).
+    #[serde(default)]
+    pub keep: Keep,
     pub config: TrainConfig,
     /// Written atomically after every epoch; `resume` continues from it.
     pub checkpoint: Option<PathBuf>,
@@ -55,9 +70,16 @@ pub struct StepRecord {
 }
 
 pub struct FitOutcome {
-    /// The head of the best epoch (lowest validation loss; the last epoch without validation).
+    /// The head of the epoch `keep` chose: `best_epoch` (lowest validation loss; the last
+    /// epoch without validation) or the last epoch trained.
     pub head: HeadWeights,
+    /// Which of the two `head` is.
+    pub kept: Keep,
+    /// The epoch (1-based) whose head was returned.
+    pub kept_epoch: usize,
     pub best_epoch: usize,
+    /// Epochs trained in all (with a resumed run's earlier ones).
+    pub epochs_done: usize,
     pub history: Vec<EpochRecord>,
     pub steps: Vec<StepRecord>,
     /// Logits of the validation set with the returned head.
@@ -139,6 +161,7 @@ pub fn fit(
     }
     progress.fingerprint = fp;
     progress.version = 1;
+    let mut last_head = start_head.clone();
     let mut trainer = Trainer::new(ctx, &start_head, opts.config, batch, steps_per_epoch)?;
     if !state.is_empty() || progress.steps_done > 0 {
         trainer.restore(&state, progress.steps_done)?;
@@ -218,6 +241,7 @@ pub fn fit(
         progress.history.push(record);
         progress.epochs_done = epoch + 1;
         let current = trainer.head()?;
+        last_head = current.clone();
         let improved = match (val_loss, progress.best_val_loss) {
             (Some(v), Some(b)) => v < b,
             (Some(_), None) => true,
@@ -244,16 +268,24 @@ pub fn fit(
             break;
         }
     }
+    let best_epoch = progress.best_epoch.map(|e| e + 1).unwrap_or(0);
+    let (head, kept_epoch) = match opts.keep {
+        Keep::Best => (best_head, best_epoch),
+        Keep::Last => (last_head, progress.epochs_done),
+    };
     let val_logits = match val {
         Some(v) if !v.is_empty() => {
-            let mut eval = Trainer::new(ctx, &best_head, opts.config, batch, 1)?;
+            let mut eval = Trainer::new(ctx, &head, opts.config, batch, 1)?;
             Some(evaluate(&mut eval, v, batch, true)?.1)
         }
         _ => None,
     };
     Ok(FitOutcome {
-        head: best_head,
-        best_epoch: progress.best_epoch.map(|e| e + 1).unwrap_or(0),
+        head,
+        kept: opts.keep,
+        kept_epoch,
+        best_epoch,
+        epochs_done: progress.epochs_done,
         history: progress.history,
         steps: progress.steps,
         val_logits,

@@ -14,7 +14,7 @@ pub mod schedule;
 pub mod trainer;
 
 pub use features::{extract_pool5, frozen_fc7, Extraction, FeatureSet};
-pub use fit::{fit, EpochRecord, FitOptions, FitOutcome, Schedule, StepRecord};
+pub use fit::{fit, EpochRecord, FitOptions, FitOutcome, Keep, Schedule, StepRecord};
 pub use head::{DenseHost, HeadKind, HeadWeights};
 pub use metrics::Metrics;
 pub use trainer::{Optimizer, OptimizerState, Stats, TrainConfig, Trainer};

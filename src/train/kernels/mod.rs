@@ -1,9 +1,12 @@
 //! Training kernels, one module per shader: params struct, dispatch, CPU reference.
 
 pub mod adam;
+pub mod conv_backward;
 pub mod cross_entropy;
 pub mod dense_backward;
 pub mod dropout;
+pub mod lrn_backward;
+pub mod pool_backward;
 pub mod relu_backward;
 pub mod sgd;
 
@@ -31,6 +34,22 @@ pub const SHADERS: &[(&str, &str)] = &[
     ),
     ("sgd.wgsl", include_str!("../../../shaders/sgd.wgsl")),
     ("adam.wgsl", include_str!("../../../shaders/adam.wgsl")),
+    (
+        "conv_backward.wgsl",
+        include_str!("../../../shaders/conv_backward.wgsl"),
+    ),
+    (
+        "max_pool_backward.wgsl",
+        include_str!("../../../shaders/max_pool_backward.wgsl"),
+    ),
+    (
+        "lrn_backward.wgsl",
+        include_str!("../../../shaders/lrn_backward.wgsl"),
+    ),
+    (
+        "adaptive_avg_pool_backward.wgsl",
+        include_str!("../../../shaders/adaptive_avg_pool_backward.wgsl"),
+    ),
 ];
 
 fn shader(file: &str) -> ShaderSource {
@@ -71,5 +90,11 @@ impl TrainKernels {
         cross_entropy => ("cross_entropy.wgsl", "main");
         sgd => ("sgd.wgsl", "main");
         adam => ("adam.wgsl", "main");
+        conv_grad_input => ("conv_backward.wgsl", "grad_input");
+        conv_grad_weight => ("conv_backward.wgsl", "grad_weight");
+        conv_grad_bias => ("conv_backward.wgsl", "grad_bias");
+        max_pool_backward => ("max_pool_backward.wgsl", "main");
+        lrn_backward => ("lrn_backward.wgsl", "main");
+        adaptive_avg_pool_backward => ("adaptive_avg_pool_backward.wgsl", "main");
     }
 }

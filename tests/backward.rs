@@ -1,0 +1,466 @@
+//! Backward kernels of the convolutional part (conv input/weight/bias gradients, max pool,
+//! LRN, adaptive average pool) against their CPU references (f64), and the references against
+//! central finite differences of the forward references (`alexnet_wgpu::kernels::*::reference`)
+//! of f = sum(r * layer(x)) for a fixed random r. Flatten has no kernel: NCHW pool5 is fc6's
+//! input row as it is (see `train::kernels::pool_backward`).
+//!
+//! Tolerances: GPU vs reference 1e-5 of the largest gradient (f32 sums of at most a few
+//! hundred terms) and 1e-4 for LRN (the shader's `pow`, a few ulp of a few 1e-7 each, times the
+//! size of the window sums); finite differences 1e-3 absolute + relative: conv and the pools are
+//! linear (or, for max pool, linear with every window's maximum ahead by more than the step),
+//! so the quotient is exact up to the f32 rounding of the forward outputs; LRN is smooth and
+//! its truncation error (step^2 / 6 times a third derivative of order 1) stays below 1e-4.
+
+mod common;
+
+use alexnet_wgpu::gpu::{read_back_f32, storage_buffer, upload_f32};
+use alexnet_wgpu::kernels::{self, adaptive_avg_pool, conv2d, conv2d::Conv2dShape, lrn::Lrn};
+use alexnet_wgpu::train::kernels::{conv_backward, lrn_backward, pool_backward, TrainKernels};
+use common::{assert_close, ctx, random};
+
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
+}
+
+/// Central differences of `f` at every index of `v` (or the ones `pick` keeps), against `want`.
+fn check_fd(what: &str, v: &[f32], want: &[f32], eps: f32, pick: usize, f: &dyn Fn(&[f32]) -> f64) {
+    let mut checked = 0;
+    for i in (0..v.len()).step_by(pick.max(1)) {
+        let (mut p, mut m) = (v.to_vec(), v.to_vec());
+        p[i] += eps;
+        m[i] -= eps;
+        let fd = (f(&p) - f(&m)) / (p[i] as f64 - m[i] as f64);
+        assert!(
+            (fd - want[i] as f64).abs() < 1e-3 * (1.0 + fd.abs()),
+            "{what}[{i}]: finite difference {fd} vs reference {}",
+            want[i]
+        );
+        checked += 1;
+    }
+    assert!(checked > 0);
+}
+
+fn conv_case(s: Conv2dShape, seed: u64) {
+    let ctx = ctx();
+    let tk = TrainKernels::new(&ctx);
+    let (oh, ow) = s.out_hw().unwrap();
+    let x = random(s.batch * s.in_c * s.in_h * s.in_w, seed, 1.0);
+    let w = random(s.weight_len(), seed + 1, 0.5);
+    let bias = random(s.out_c, seed + 2, 0.5);
+    let dy = random(s.batch * s.out_c * oh * ow, seed + 3, 1.0);
+    let (rdx, rdw, rdb) = conv_backward::reference(&s, &w, &x, &dy);
+
+    // GPU vs reference, written and accumulated (dw and db start from `prior`).
+    let (xb, wb, dyb) = (
+        upload_f32(&ctx, "x", &x).unwrap(),
+        upload_f32(&ctx, "w", &w).unwrap(),
+        upload_f32(&ctx, "dy", &dy).unwrap(),
+    );
+    let dx = storage_buffer(&ctx, "dx", x.len(), "").unwrap();
+    let prior_w = random(w.len(), seed + 4, 1.0);
+    let prior_b = random(s.out_c, seed + 5, 1.0);
+    for accumulate in [false, true] {
+        let dw = upload_f32(&ctx, "dw", &prior_w).unwrap();
+        let db = upload_f32(&ctx, "db", &prior_b).unwrap();
+        let mut ds = vec![conv_backward::grad_input(&ctx, &tk, &s, &wb, &dyb, &dx).unwrap()];
+        ds.extend(
+            conv_backward::grad_weight_bias(&ctx, &tk, &s, accumulate, &xb, &dyb, &dw, &db)
+                .unwrap(),
+        );
+        kernels::run(&ctx, &ds).unwrap();
+        let add = |r: &[f32], p: &[f32]| -> Vec<f32> {
+            r.iter()
+                .zip(p)
+                .map(|(a, b)| if accumulate { a + b } else { *a })
+                .collect()
+        };
+        let tag = format!("{s:?} accumulate {accumulate}");
+        assert_close(
+            &format!("conv dx {tag}"),
+            &read_back_f32(&ctx, &dx, x.len()).unwrap(),
+            &rdx,
+            1e-5,
+        );
+        assert_close(
+            &format!("conv dw {tag}"),
+            &read_back_f32(&ctx, &dw, w.len()).unwrap(),
+            &add(&rdw, &prior_w),
+            1e-5,
+        );
+        assert_close(
+            &format!("conv db {tag}"),
+            &read_back_f32(&ctx, &db, s.out_c).unwrap(),
+            &add(&rdb, &prior_b),
+            1e-5,
+        );
+    }
+
+    // Reference vs finite differences (conv is linear in x, w and b: a large step is exact).
+    let fwd = |w: &[f32], b: &[f32], x: &[f32]| dot(&conv2d::reference(&s, w, b, x, false), &dy);
+    check_fd("conv dx", &x, &rdx, 0.25, 1, &|v| fwd(&w, &bias, v));
+    check_fd("conv dw", &w, &rdw, 0.25, 1, &|v| fwd(v, &bias, &x));
+    check_fd("conv db", &bias, &rdb, 0.25, 1, &|v| fwd(&w, v, &x));
+}
+
+#[test]
+fn conv_backward_plain() {
+    conv_case(
+        Conv2dShape {
+            batch: 2,
+            in_c: 3,
+            in_h: 7,
+            in_w: 6,
+            out_c: 5,
+            kernel: 3,
+            stride: 1,
+            pad: 0,
+            groups: 1,
+        },
+        10,
+    );
+}
+
+#[test]
+fn conv_backward_stride_padding_groups() {
+    // conv2-like: 5x5, padding 2, two groups; and a strided 3x3 with padding 1.
+    conv_case(
+        Conv2dShape {
+            batch: 2,
+            in_c: 4,
+            in_h: 9,
+            in_w: 8,
+            out_c: 6,
+            kernel: 5,
+            stride: 1,
+            pad: 2,
+            groups: 2,
+        },
+        20,
+    );
+    conv_case(
+        Conv2dShape {
+            batch: 3,
+            in_c: 4,
+            in_h: 10,
+            in_w: 9,
+            out_c: 4,
+            kernel: 3,
+            stride: 2,
+            pad: 1,
+            groups: 2,
+        },
+        30,
+    );
+}
+
+#[test]
+fn conv_backward_conv1_geometry() {
+    // conv1's 11x11 stride 4 with torchvision's padding 2, on a small image.
+    conv_case(
+        Conv2dShape {
+            batch: 1,
+            in_c: 3,
+            in_h: 23,
+            in_w: 19,
+            out_c: 4,
+            kernel: 11,
+            stride: 4,
+            pad: 2,
+            groups: 1,
+        },
+        40,
+    );
+}
+
+/// Distinct values spaced 0.01 apart (a permutation), so a step of 1e-3 moves no maximum.
+fn distinct(len: usize, seed: u64) -> Vec<f32> {
+    let r = random(len, seed, 1.0);
+    let mut order: Vec<usize> = (0..len).collect();
+    order.sort_by(|&a, &b| r[a].partial_cmp(&r[b]).unwrap());
+    let mut v = vec![0f32; len];
+    for (rank, &i) in order.iter().enumerate() {
+        v[i] = rank as f32 * 0.01 - len as f32 * 0.005;
+    }
+    v
+}
+
+#[test]
+fn max_pool_backward_matches_reference_and_finite_differences() {
+    let ctx = ctx();
+    let tk = TrainKernels::new(&ctx);
+    // Overlapping 3/2 windows (AlexNet's), a clipped edge (in 10), and 2/2 non-overlapping.
+    for (planes, h, w, k, s) in [(7, 13, 13, 3, 2), (5, 10, 11, 3, 2), (3, 8, 6, 2, 2)] {
+        let oh = kernels::max_pool::out_size(h, k, s, 0).unwrap();
+        let ow = kernels::max_pool::out_size(w, k, s, 0).unwrap();
+        let x = distinct(planes * h * w, 50 + h as u64);
+        let dy = random(planes * oh * ow, 60, 1.0);
+        let want = pool_backward::max_pool_reference(&x, &dy, planes, h, w, k, s);
+        let (xb, dyb) = (
+            upload_f32(&ctx, "x", &x).unwrap(),
+            upload_f32(&ctx, "dy", &dy).unwrap(),
+        );
+        let dx = storage_buffer(&ctx, "dx", x.len(), "").unwrap();
+        let d = pool_backward::max_pool(&ctx, &tk, planes, h, w, k, s, &xb, &dyb, &dx).unwrap();
+        kernels::run(&ctx, &[d]).unwrap();
+        let got = read_back_f32(&ctx, &dx, x.len()).unwrap();
+        assert_close("max_pool dx", &got, &want, 1e-6);
+        check_fd("max_pool dx", &x, &want, 1e-3, 1, &|v| {
+            dot(&kernels::max_pool::reference(v, planes, h, w, k, s), &dy)
+        });
+    }
+    // Ties: a constant plane sends each window's gradient to its first value (PyTorch).
+    let (x, dy) = (vec![1.0f32; 16], vec![1.0f32, 2.0, 3.0, 4.0]);
+    let want = pool_backward::max_pool_reference(&x, &dy, 1, 4, 4, 2, 2);
+    assert_eq!(want[0], 1.0);
+    assert_eq!(want[2], 2.0);
+    assert_eq!(want[8], 3.0);
+    assert_eq!(want[10], 4.0);
+    let (xb, dyb) = (
+        upload_f32(&ctx, "x", &x).unwrap(),
+        upload_f32(&ctx, "dy", &dy).unwrap(),
+    );
+    let dx = storage_buffer(&ctx, "dx", 16, "").unwrap();
+    let d = pool_backward::max_pool(&ctx, &tk, 1, 4, 4, 2, 2, &xb, &dyb, &dx).unwrap();
+    kernels::run(&ctx, &[d]).unwrap();
+    assert_eq!(read_back_f32(&ctx, &dx, 16).unwrap(), want);
+}
+
+#[test]
+fn adaptive_avg_pool_backward_matches_reference_and_finite_differences() {
+    let ctx = ctx();
+    let tk = TrainKernels::new(&ctx);
+    // torchvision's 13 -> 6 (overlapping cells), the identity, 5 -> 3 and 7x4 -> 2x3.
+    for (planes, ih, iw, oh, ow) in [
+        (4, 13, 13, 6, 6),
+        (3, 6, 6, 6, 6),
+        (2, 5, 5, 3, 3),
+        (3, 7, 4, 2, 3),
+    ] {
+        let x = random(planes * ih * iw, 70, 1.0);
+        let dy = random(planes * oh * ow, 71, 1.0);
+        let want = pool_backward::adaptive_avg_pool_reference(&dy, planes, ih, iw, oh, ow);
+        let dyb = upload_f32(&ctx, "dy", &dy).unwrap();
+        let dx = storage_buffer(&ctx, "dx", x.len(), "").unwrap();
+        let d =
+            pool_backward::adaptive_avg_pool(&ctx, &tk, planes, ih, iw, oh, ow, &dyb, &dx).unwrap();
+        kernels::run(&ctx, &[d]).unwrap();
+        let got = read_back_f32(&ctx, &dx, x.len()).unwrap();
+        assert_close(
+            &format!("adaptive pool {ih}x{iw}->{oh}x{ow}"),
+            &got,
+            &want,
+            1e-6,
+        );
+        check_fd("adaptive pool dx", &x, &want, 0.25, 1, &|v| {
+            dot(
+                &adaptive_avg_pool::reference(v, planes, ih, iw, oh, ow),
+                &dy,
+            )
+        });
+    }
+}
+
+#[test]
+fn lrn_backward_matches_reference_and_finite_differences() {
+    let ctx = ctx();
+    let tk = TrainKernels::new(&ctx);
+    // Caffe's AlexNet LRN on activations of conv1's magnitude, and stronger normalisations
+    // (where the cross-channel term dominates), with an even window (before != after).
+    let cases = [
+        (Lrn::default(), 30.0),
+        (
+            Lrn {
+                size: 5,
+                alpha: 0.5,
+                beta: 0.75,
+                k: 2.0,
+            },
+            2.0,
+        ),
+        (
+            Lrn {
+                size: 4,
+                alpha: 1.0,
+                beta: 0.6,
+                k: 1.0,
+            },
+            1.5,
+        ),
+    ];
+    let (batch, channels, hw) = (2, 11, 30);
+    for (lrn, scale) in cases {
+        let x = random(batch * channels * hw, 80, scale);
+        let dy = random(x.len(), 81, 1.0);
+        let want = lrn_backward::reference(&lrn, &x, &dy, batch, channels, hw);
+        let (xb, dyb) = (
+            upload_f32(&ctx, "x", &x).unwrap(),
+            upload_f32(&ctx, "dy", &dy).unwrap(),
+        );
+        let dx = storage_buffer(&ctx, "dx", x.len(), "").unwrap();
+        let d =
+            lrn_backward::dispatch(&ctx, &tk, &lrn, batch, channels, hw, &xb, &dyb, &dx).unwrap();
+        kernels::run(&ctx, &[d]).unwrap();
+        let got = read_back_f32(&ctx, &dx, x.len()).unwrap();
+        assert_close(&format!("lrn dx {lrn:?}"), &got, &want, 1e-4);
+        // The step scales with the input (f32 rounding of x is relative).
+        check_fd("lrn dx", &x, &want, 1e-2 * scale.max(1.0) / 2.0, 7, &|v| {
+            dot(&kernels::lrn::reference(&lrn, v, batch, channels, hw), &dy)
+        });
+    }
+}
+
+fn fixture(name: &str) -> std::collections::HashMap<String, Vec<f32>> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    alexnet_wgpu::weights::read_tensors(&path)
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.key.clone(), t.data.unwrap()))
+        .collect()
+}
+
+/// The GPU kernels chained through a reduced-width conv4-conv5-pool5 tail and through Caffe's
+/// LRN, against torch autograd in float64 (tests/fixtures/backward_chain.npz, made by
+/// scripts/make_finetune_fixtures.py). Tolerance 1e-4 of the largest gradient: the fixture's
+/// inputs are the f32 roundings of torch's f64 values, and the GPU sums in f32.
+#[test]
+fn backward_chain_matches_torch_autograd() {
+    use alexnet_wgpu::train::kernels::relu_backward;
+    let ctx = ctx();
+    let tk = TrainKernels::new(&ctx);
+    let t = fixture("backward_chain.npz");
+    let s1 = Conv2dShape {
+        batch: 2,
+        in_c: 4,
+        in_h: 9,
+        in_w: 9,
+        out_c: 6,
+        kernel: 3,
+        stride: 1,
+        pad: 1,
+        groups: 1,
+    };
+    let s2 = Conv2dShape {
+        in_c: 6,
+        out_c: 4,
+        groups: 2,
+        ..s1
+    };
+    // Forward on the CPU references; the forward itself is checked against torch's output.
+    let a1 = conv2d::reference(&s1, &t["w1"], &t["b1"], &t["x"], true);
+    let a2 = conv2d::reference(&s2, &t["w2"], &t["b2"], &a1, true);
+    let p = kernels::max_pool::reference(&a2, 8, 9, 9, 3, 2);
+    let out = adaptive_avg_pool::reference(&p, 8, 4, 4, 2, 2);
+    assert_close("forward", &out, &t["out"], 1e-5);
+
+    let up = |name: &str, v: &[f32]| upload_f32(&ctx, name, v).unwrap();
+    let buf = |n: usize| storage_buffer(&ctx, "grad", n, "").unwrap();
+    let (x, w1, w2) = (up("x", &t["x"]), up("w1", &t["w1"]), up("w2", &t["w2"]));
+    let (a1b, a2b, r) = (up("a1", &a1), up("a2", &a2), up("r", &t["r"]));
+    let (dp, da2, da1, dx) = (
+        buf(p.len()),
+        buf(a2.len()),
+        buf(a1.len()),
+        buf(t["x"].len()),
+    );
+    let (dw1, db1, dw2, db2) = (buf(t["w1"].len()), buf(6), buf(t["w2"].len()), buf(4));
+    let mut ds = vec![
+        pool_backward::adaptive_avg_pool(&ctx, &tk, 8, 4, 4, 2, 2, &r, &dp).unwrap(),
+        pool_backward::max_pool(&ctx, &tk, 8, 9, 9, 3, 2, &a2b, &dp, &da2).unwrap(),
+        relu_backward::dispatch(&ctx, &tk, a2.len(), &a2b, &da2).unwrap(),
+        conv_backward::grad_input(&ctx, &tk, &s2, &w2, &da2, &da1).unwrap(),
+    ];
+    ds.extend(
+        conv_backward::grad_weight_bias(&ctx, &tk, &s2, false, &a1b, &da2, &dw2, &db2).unwrap(),
+    );
+    ds.push(relu_backward::dispatch(&ctx, &tk, a1.len(), &a1b, &da1).unwrap());
+    ds.push(conv_backward::grad_input(&ctx, &tk, &s1, &w1, &da1, &dx).unwrap());
+    ds.extend(
+        conv_backward::grad_weight_bias(&ctx, &tk, &s1, false, &x, &da1, &dw1, &db1).unwrap(),
+    );
+    kernels::run(&ctx, &ds).unwrap();
+    for (name, b) in [
+        ("dx", &dx),
+        ("dw1", &dw1),
+        ("db1", &db1),
+        ("dw2", &dw2),
+        ("db2", &db2),
+    ] {
+        let want = &t[name];
+        assert_close(
+            name,
+            &read_back_f32(&ctx, b, want.len()).unwrap(),
+            want,
+            1e-4,
+        );
+    }
+
+    let (lx, lr) = (&t["lrn_x"], &t["lrn_r"]);
+    let (lxb, lrb, ldx) = (up("lrn x", lx), up("lrn r", lr), buf(lx.len()));
+    let d = lrn_backward::dispatch(&ctx, &tk, &Lrn::default(), 2, 7, 25, &lxb, &lrb, &ldx).unwrap();
+    kernels::run(&ctx, &[d]).unwrap();
+    assert_close(
+        "lrn dx",
+        &read_back_f32(&ctx, &ldx, lx.len()).unwrap(),
+        &t["lrn_dx"],
+        1e-4,
+    );
+}
+
+/// Timings of the conv backward kernels at torchvision's shapes (batch 4), for the README:
+/// `cargo test --release --test backward -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn conv_backward_timings() {
+    let ctx = ctx();
+    let tk = TrainKernels::new(&ctx);
+    let conv = |in_c, hw, out_c, kernel, stride, pad| Conv2dShape {
+        batch: 4,
+        in_c,
+        in_h: hw,
+        in_w: hw,
+        out_c,
+        kernel,
+        stride,
+        pad,
+        groups: 1,
+    };
+    for (name, s) in [
+        ("conv1", conv(3, 224, 64, 11, 4, 2)),
+        ("conv2", conv(64, 27, 192, 5, 1, 2)),
+        ("conv3", conv(192, 13, 384, 3, 1, 1)),
+        ("conv4", conv(384, 13, 256, 3, 1, 1)),
+        ("conv5", conv(256, 13, 256, 3, 1, 1)),
+    ] {
+        let (oh, ow) = s.out_hw().unwrap();
+        let buf = |n: usize| storage_buffer(&ctx, "b", n, "").unwrap();
+        let (x, w, dy) = (
+            buf(s.batch * s.in_c * s.in_h * s.in_w),
+            buf(s.weight_len()),
+            buf(s.batch * s.out_c * oh * ow),
+        );
+        let (dx, dw, db) = (
+            buf(s.batch * s.in_c * s.in_h * s.in_w),
+            buf(s.weight_len()),
+            buf(s.out_c),
+        );
+        let gi = vec![conv_backward::grad_input(&ctx, &tk, &s, &w, &dy, &dx).unwrap()];
+        let gw = conv_backward::grad_weight_bias(&ctx, &tk, &s, false, &x, &dy, &dw, &db).unwrap();
+        kernels::run(&ctx, &gi).unwrap();
+        kernels::run(&ctx, &gw).unwrap();
+        let time = |ds: &[kernels::Dispatch]| {
+            let t = std::time::Instant::now();
+            kernels::run(&ctx, ds).unwrap();
+            t.elapsed().as_secs_f64()
+        };
+        let (ti, tw) = (time(&gi), time(&gw));
+        println!(
+            "{name}: grad input {:.1} ms ({:.1} GFLOP/s), grad weight+bias {:.1} ms ({:.1} GFLOP/s)",
+            ti * 1e3,
+            s.flops() / ti / 1e9,
+            tw * 1e3,
+            s.flops() / tw / 1e9
+        );
+    }
+}
