@@ -1,6 +1,7 @@
 //! Network descriptions (presets), shape inference, and the GPU network built from them.
 
 pub mod arch;
+pub mod formats;
 pub mod naming;
 pub mod network;
 pub mod params;

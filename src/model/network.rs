@@ -372,8 +372,15 @@ impl<'a> Network<'a> {
                         )?
                     }
                 }
-                (Op::MaxPool { .. }, Layer::MaxPool { kernel, stride }) => {
-                    vec![kernels::max_pool::dispatch(
+                (
+                    Op::MaxPool { .. },
+                    Layer::MaxPool {
+                        kernel,
+                        stride,
+                        ceil,
+                    },
+                ) => {
+                    vec![kernels::max_pool::dispatch_rounded(
                         ctx,
                         &self.kernels.max_pool(),
                         batch * c,
@@ -381,6 +388,7 @@ impl<'a> Network<'a> {
                         iw,
                         *kernel,
                         *stride,
+                        *ceil,
                         buf(cur),
                         buf(dst),
                     )?]
