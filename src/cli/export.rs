@@ -59,8 +59,16 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         w.arch,
         w.widths.classes,
         args.output.display(),
-        if w.arch == alexnet_wgpu::model::Arch::Caffe { "data_0" } else { "input" },
-        if args.softmax { "probabilities" } else { "logits" }
+        if w.arch == alexnet_wgpu::model::Arch::Caffe {
+            "data_0"
+        } else {
+            "input"
+        },
+        if args.softmax {
+            "probabilities"
+        } else {
+            "logits"
+        }
     );
     Ok(ExitCode::SUCCESS)
 }

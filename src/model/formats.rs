@@ -99,8 +99,7 @@ pub fn from_onnx(path: &Path, m: OnnxModel, arch: Option<Arch>) -> Result<Weight
                     ..
                 },
             ) => {
-                if *k != [*kernel; 2] || *s != [*stride; 2] || *pads != [*pad; 4] || g != groups
-                {
+                if *k != [*kernel; 2] || *s != [*stride; 2] || *pads != [*pad; 4] || g != groups {
                     return Err(bad(format!(
                         "kernel {k:?} stride {s:?} pads {pads:?} group {g}; the preset's layer is {}",
                         layer.describe()
@@ -117,7 +116,10 @@ pub fn from_onnx(path: &Path, m: OnnxModel, arch: Option<Arch>) -> Result<Weight
                     bias,
                 },
             ) => {
-                if *size != l.size || !close(*alpha, l.alpha) || !close(*beta, l.beta) || !close(*bias, l.k)
+                if *size != l.size
+                    || !close(*alpha, l.alpha)
+                    || !close(*beta, l.beta)
+                    || !close(*bias, l.k)
                 {
                     return Err(bad(format!(
                         "size {size} alpha {alpha} beta {beta} bias {bias}; the preset's layer is {}",
@@ -232,11 +234,10 @@ pub fn from_onnx(path: &Path, m: OnnxModel, arch: Option<Arch>) -> Result<Weight
     w.pool_ceil = ceil_needed.is_some_and(|(c, _)| c);
     // The network must work at the size the file declares.
     if let Some([_, h, wd]) = declared {
-        w.spec().with_input_hw(h, wd).infer().map_err(|e| {
-            mismatch(format!(
-                "at the declared input size {h}x{wd}: {e}"
-            ))
-        })?;
+        w.spec()
+            .with_input_hw(h, wd)
+            .infer()
+            .map_err(|e| mismatch(format!("at the declared input size {h}x{wd}: {e}")))?;
     }
     Ok(w)
 }

@@ -40,7 +40,10 @@ impl Weights {
     /// Loads and checks `path`; `arch: None` infers the preset from key names and shapes (for
     /// an `.onnx`, from the layers of its graph).
     pub fn load(path: &Path, arch: Option<Arch>) -> Result<Weights> {
-        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+        {
             let model = crate::weights::onnx::read_onnx(path)?;
             return super::formats::from_onnx(path, model, arch);
         }

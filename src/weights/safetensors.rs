@@ -87,8 +87,12 @@ pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
     // Only the header: 8-byte length, then that much JSON (bounded by the file's size).
     let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut n = [0u8; 8];
-    std::io::Read::read_exact(&mut f, &mut n)
-        .map_err(|_| file_err(path, "not a .safetensors file: shorter than its 8-byte header length"))?;
+    std::io::Read::read_exact(&mut f, &mut n).map_err(|_| {
+        file_err(
+            path,
+            "not a .safetensors file: shorter than its 8-byte header length",
+        )
+    })?;
     let n = u64::from_le_bytes(n);
     if n > 100_000_000 || n + 8 > len {
         return Err(file_err(
@@ -99,9 +103,8 @@ pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
     let mut head = vec![0u8; 8 + n as usize];
     head[..8].copy_from_slice(&n.to_le_bytes());
     std::io::Read::read_exact(&mut f, &mut head[8..]).map_err(|e| Error::io(path, e))?;
-    let (_, meta) = SafeTensors::read_metadata(&head).map_err(|e| {
-        file_err(path, format!("not a readable .safetensors header: {e}"))
-    })?;
+    let (_, meta) = SafeTensors::read_metadata(&head)
+        .map_err(|e| file_err(path, format!("not a readable .safetensors header: {e}")))?;
     Ok(meta.metadata().clone().unwrap_or_default())
 }
 

@@ -9,8 +9,7 @@ use std::path::{Component, Path};
 use prost::Message;
 
 use super::proto::{
-    data_type, AttributeProto, DimValue, ModelProto, NodeProto, TensorProto,
-    DATA_LOCATION_EXTERNAL,
+    data_type, AttributeProto, DimValue, ModelProto, NodeProto, TensorProto, DATA_LOCATION_EXTERNAL,
 };
 use super::{OnnxLayer, OnnxModel, OnnxOp};
 use crate::error::{Error, Result};
@@ -28,22 +27,32 @@ const MAX_FILE: u64 = 2 << 30;
 
 /// Reads an `.onnx` file (initializers inline or in external data files beside it).
 pub fn read_onnx(path: &Path) -> Result<OnnxModel> {
-    let len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
     if len > MAX_FILE {
         return Err(file_err(
             path,
-            format!("{len} bytes is over the 2 GiB protobuf limit; store the weights as external data"),
+            format!(
+                "{len} bytes is over the 2 GiB protobuf limit; store the weights as external data"
+            ),
         ));
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let model = ModelProto::decode(bytes.as_slice()).map_err(|e| {
         file_err(
             path,
-            format!("not a readable ONNX model (protobuf): {e}; is the file truncated or not an .onnx?"),
+            format!(
+                "not a readable ONNX model (protobuf): {e}; is the file truncated or not an .onnx?"
+            ),
         )
     })?;
     drop(bytes);
-    Reader { path, model: &model }.run()
+    Reader {
+        path,
+        model: &model,
+    }
+    .run()
 }
 
 struct Reader<'a> {
@@ -158,16 +167,14 @@ impl Reader<'_> {
             let idx = match next.as_slice() {
                 [] => break,
                 [one] => *one,
-                more => {
-                    return Err(self.err(format!(
-                        "the value '{current}' feeds {} nodes ({}); an AlexNet is a chain of layers",
-                        more.len(),
-                        more.iter()
-                            .map(|&i| node_label(&graph.node[i], i))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )))
-                }
+                more => return Err(self.err(format!(
+                    "the value '{current}' feeds {} nodes ({}); an AlexNet is a chain of layers",
+                    more.len(),
+                    more.iter()
+                        .map(|&i| node_label(&graph.node[i], i))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
             };
             if !visited.insert(idx) {
                 return Err(self.err("the graph has a cycle"));
@@ -195,9 +202,10 @@ impl Reader<'_> {
             let float = |name: &str, default: f32| attr(node, name).map_or(default, |a| a.f);
             let op = match node.op_type.as_str() {
                 "Conv" => {
-                    let wname = node.input.get(1).ok_or_else(|| {
-                        self.err(format!("{label} has no weight input"))
-                    })?;
+                    let wname = node
+                        .input
+                        .get(1)
+                        .ok_or_else(|| self.err(format!("{label} has no weight input")))?;
                     let w = tensor(wname).ok_or_else(|| {
                         self.err(format!(
                             "{label}: the weight '{wname}' is not an initializer (a weight computed in the graph is not supported)"
@@ -226,9 +234,8 @@ impl Reader<'_> {
                         },
                     };
                     used.insert(wname.clone());
-                    let kernel = ints("kernel_shape").unwrap_or_else(|| {
-                        wt.shape[2..].iter().map(|&d| d as i64).collect()
-                    });
+                    let kernel = ints("kernel_shape")
+                        .unwrap_or_else(|| wt.shape[2..].iter().map(|&d| d as i64).collect());
                     let strides = ints("strides").unwrap_or_else(|| vec![1, 1]);
                     let dil = ints("dilations").unwrap_or_else(|| vec![1, 1]);
                     let pads = self.pads(node, &label, &kernel, &strides, hw)?;
@@ -354,8 +361,17 @@ impl Reader<'_> {
                     let (alpha, beta) = (float("alpha", 1.0), float("beta", 1.0));
                     let trans_b = int("transB", 0) != 0;
                     let k = n_dense + 6;
-                    let (w, b) =
-                        self.dense(node, &label, 1, node.input.get(2), trans_b, alpha, beta, k, &tensor)?;
+                    let (w, b) = self.dense(
+                        node,
+                        &label,
+                        1,
+                        node.input.get(2),
+                        trans_b,
+                        alpha,
+                        beta,
+                        k,
+                        &tensor,
+                    )?;
                     for n in node.input[1..].iter() {
                         used.insert(n.clone());
                     }
@@ -491,7 +507,13 @@ impl Reader<'_> {
                 };
                 let (th, tw) = (total(h, kh, sh), total(w, kw, sw));
                 let lower = auto == "SAME_LOWER";
-                let split = |t: usize| if lower { (t - t / 2, t / 2) } else { (t / 2, t - t / 2) };
+                let split = |t: usize| {
+                    if lower {
+                        (t - t / 2, t / 2)
+                    } else {
+                        (t / 2, t - t / 2)
+                    }
+                };
                 let ((t, b), (l, r)) = (split(th), split(tw));
                 return Ok([t, l, b, r]);
             }
@@ -530,7 +552,9 @@ impl Reader<'_> {
             .get(w_input)
             .ok_or_else(|| self.err(format!("{label} has no weight input")))?;
         let w = tensor(wname).ok_or_else(|| {
-            self.err(format!("{label}: the weight '{wname}' is not an initializer"))
+            self.err(format!(
+                "{label}: the weight '{wname}' is not an initializer"
+            ))
         })?;
         let mut wt = self.raw(w, &format!("fc{k}.weight"))?;
         let [a, b] = wt.shape[..] else {
@@ -588,10 +612,16 @@ impl Reader<'_> {
         let mut count: usize = 1;
         for &d in &t.dims {
             let d = usize::try_from(d).map_err(|_| {
-                self.err(format!("tensor '{name}': negative dimension in {:?}", t.dims))
+                self.err(format!(
+                    "tensor '{name}': negative dimension in {:?}",
+                    t.dims
+                ))
             })?;
             count = count.checked_mul(d).ok_or_else(|| {
-                self.err(format!("tensor '{name}': the shape {:?} is too large", t.dims))
+                self.err(format!(
+                    "tensor '{name}': the shape {:?} is too large",
+                    t.dims
+                ))
             })?;
             shape.push(d);
         }
@@ -611,9 +641,12 @@ impl Reader<'_> {
                 })
             }
         };
-        let nbytes = count
-            .checked_mul(elsize)
-            .ok_or_else(|| self.err(format!("tensor '{name}': the shape {:?} is too large", t.dims)))?;
+        let nbytes = count.checked_mul(elsize).ok_or_else(|| {
+            self.err(format!(
+                "tensor '{name}': the shape {:?} is too large",
+                t.dims
+            ))
+        })?;
         let external;
         let bytes: &[u8] = if t.data_location == DATA_LOCATION_EXTERNAL {
             external = self.external(t, nbytes)?;
@@ -696,7 +729,9 @@ impl Reader<'_> {
                 .map(|e| e.value.as_str())
         };
         let location = get("location").ok_or_else(|| {
-            self.err(format!("tensor '{name}' is stored externally but names no location"))
+            self.err(format!(
+                "tensor '{name}' is stored externally but names no location"
+            ))
         })?;
         let rel = Path::new(location);
         if rel.as_os_str().is_empty()
@@ -710,7 +745,9 @@ impl Reader<'_> {
             get(k)
                 .map(|v| {
                     v.trim().parse::<u64>().map_err(|_| {
-                        self.err(format!("tensor '{name}': external data {k} '{v}' is not a number"))
+                        self.err(format!(
+                            "tensor '{name}': external data {k} '{v}' is not a number"
+                        ))
                     })
                 })
                 .transpose()
@@ -730,11 +767,17 @@ impl Reader<'_> {
         let mut f = std::fs::File::open(&file_path).map_err(|e| {
             file_err(
                 &file_path,
-                format!("external data of tensor '{name}' (named by {}): {e}", self.path.display()),
+                format!(
+                    "external data of tensor '{name}' (named by {}): {e}",
+                    self.path.display()
+                ),
             )
         })?;
         let flen = f.metadata().map_err(|e| Error::io(&file_path, e))?.len();
-        if offset.checked_add(nbytes as u64).is_none_or(|end| end > flen) {
+        if offset
+            .checked_add(nbytes as u64)
+            .is_none_or(|end| end > flen)
+        {
             return Err(file_err(
                 &file_path,
                 format!(

@@ -6,7 +6,7 @@ use std::path::Path;
 use prost::Message;
 
 use super::proto::{
-    attribute_type, data_type, AttributeProto, Dimension, DimValue, GraphProto, ModelProto,
+    attribute_type, data_type, AttributeProto, DimValue, Dimension, GraphProto, ModelProto,
     NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto,
     TypeProto, TypeProtoTensor, ValueInfoProto,
 };
@@ -187,11 +187,7 @@ pub fn encode(e: &OnnxExport<'_>) -> Result<Vec<u8>> {
                 (
                     "Gemm",
                     vec![current.clone(), w, b],
-                    vec![
-                        float("alpha", 1.0),
-                        float("beta", 1.0),
-                        int("transB", 1),
-                    ],
+                    vec![float("alpha", 1.0), float("beta", 1.0), int("transB", 1)],
                 )
             }
             OnnxOp::Softmax => ("Softmax", vec![current.clone()], vec![int("axis", 1)]),
@@ -243,7 +239,10 @@ pub fn encode(e: &OnnxExport<'_>) -> Result<Vec<u8>> {
             node: nodes,
             name: e.graph_name.clone(),
             initializer,
-            input: vec![value_info(&e.input_name, &[None, Some(c), Some(h), Some(w)])],
+            input: vec![value_info(
+                &e.input_name,
+                &[None, Some(c), Some(h), Some(w)],
+            )],
             output: vec![value_info(&e.output_name, &[None, Some(classes)])],
             ..Default::default()
         }),
