@@ -110,8 +110,20 @@ fn zoo_style_bvlc_onnx_loads_as_caffe_at_its_declared_224_input() {
         // Declared size: 224 (the preset's own is 227).
         let got = logits(&w, "input_224_caffe.npy");
         assert_close(f, &got, &want, TOL);
-        // Rounding down at 224 leaves pool5 at 5x5, which fc6 cannot take: the flag matters.
-        assert!(plain.spec().with_input_hw(224, 224).infer().is_err());
+        // Rounding down at 224 leaves pool5 at 5x5, which fc6 (28x6x6 inputs) cannot take: the
+        // flag matters.
+        let fc6 = |w: &Weights| {
+            w.spec()
+                .with_input_hw(224, 224)
+                .param_shapes()
+                .unwrap()
+                .into_iter()
+                .find(|(n, _)| n == "fc6.weight")
+                .unwrap()
+                .1
+        };
+        assert_eq!(fc6(&w), vec![100, 28 * 6 * 6]);
+        assert_eq!(fc6(&plain), vec![100, 28 * 5 * 5]);
     }
     // At 227 the two roundings agree: the caffe fixture's logits still hold.
     let w = Weights::load(&fixture("bvlc_small.onnx"), None).unwrap();

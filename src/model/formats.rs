@@ -232,12 +232,20 @@ pub fn from_onnx(path: &Path, m: OnnxModel, arch: Option<Arch>) -> Result<Weight
         }
     }
     w.pool_ceil = ceil_needed.is_some_and(|(c, _)| c);
-    // The network must work at the size the file declares.
+    // The network must work at the size the file declares, with the same parameter shapes
+    // (fc6 takes what pool5 gives there).
     if let Some([_, h, wd]) = declared {
-        w.spec()
+        let at = w
+            .spec()
             .with_input_hw(h, wd)
-            .infer()
+            .param_shapes()
             .map_err(|e| mismatch(format!("at the declared input size {h}x{wd}: {e}")))?;
+        let own = w.spec().param_shapes()?;
+        if let Some(((name, got), (_, want))) = at.iter().zip(&own).find(|(a, b)| a.1 != b.1) {
+            return Err(mismatch(format!(
+                "at the declared input size {h}x{wd}, {name} would need shape {got:?}, but the file's is {want:?}"
+            )));
+        }
     }
     Ok(w)
 }
@@ -409,12 +417,20 @@ impl Weights {
             .unwrap_or_default();
         match ext.as_str() {
             "npz" => {
+                // String arrays under `meta/` (the npz reader's metadata namespace).
                 let values: Vec<Vec<String>> =
                     metadata.iter().map(|(_, v)| vec![v.clone()]).collect();
                 let extra = metadata
                     .iter()
                     .zip(&values)
-                    .map(|((k, _), v)| (k.clone(), NpzEntry::Str(v)))
+                    .map(|((k, _), v)| {
+                        let key = if k.starts_with("meta/") {
+                            k.clone()
+                        } else {
+                            format!("meta/{k}")
+                        };
+                        (key, NpzEntry::Str(v))
+                    })
                     .collect();
                 self.save_npz(path, extra)
             }
