@@ -57,8 +57,9 @@ pub fn from_onnx(path: &Path, m: OnnxModel, arch: Option<Arch>) -> Result<Weight
             )));
         }
     }
-    let mut w = super::params::from_raw(path, m.tensors.clone(), Some(arch))?;
-    let spec = w.spec();
+    // The layer structure (kernels, strides, groups, pools) does not depend on the widths: check
+    // it first, so that a graph of another preset is refused naming its first odd node.
+    let spec = arch.spec(&arch.default_widths());
     let declared = m.input_chw();
     let ours: Vec<&Layer> = spec
         .layers
@@ -231,6 +232,7 @@ pub fn from_onnx(path: &Path, m: OnnxModel, arch: Option<Arch>) -> Result<Weight
             )));
         }
     }
+    let mut w = super::params::from_raw(path, m.tensors, Some(arch))?;
     w.pool_ceil = ceil_needed.is_some_and(|(c, _)| c);
     // The network must work at the size the file declares, with the same parameter shapes
     // (fc6 takes what pool5 gives there).

@@ -103,9 +103,16 @@ pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
     let mut head = vec![0u8; 8 + n as usize];
     head[..8].copy_from_slice(&n.to_le_bytes());
     std::io::Read::read_exact(&mut f, &mut head[8..]).map_err(|e| Error::io(path, e))?;
-    let (_, meta) = SafeTensors::read_metadata(&head)
+    // The crate's parser also checks the data against the buffer, which holds only the header
+    // here: read `__metadata__` from the JSON directly.
+    #[derive(serde::Deserialize)]
+    struct Header {
+        #[serde(rename = "__metadata__", default)]
+        metadata: Option<HashMap<String, String>>,
+    }
+    let h: Header = serde_json::from_slice(&head[8..])
         .map_err(|e| file_err(path, format!("not a readable .safetensors header: {e}")))?;
-    Ok(meta.metadata().clone().unwrap_or_default())
+    Ok(h.metadata.unwrap_or_default())
 }
 
 /// Writes float32 tensors `(name, shape, data)` and string metadata, atomically.

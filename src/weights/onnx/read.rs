@@ -167,14 +167,16 @@ impl Reader<'_> {
             let idx = match next.as_slice() {
                 [] => break,
                 [one] => *one,
-                more => return Err(self.err(format!(
+                more => {
+                    return Err(self.err(format!(
                     "the value '{current}' feeds {} nodes ({}); an AlexNet is a chain of layers",
                     more.len(),
                     more.iter()
                         .map(|&i| node_label(&graph.node[i], i))
                         .collect::<Vec<_>>()
                         .join(", ")
-                ))),
+                )))
+                }
             };
             if !visited.insert(idx) {
                 return Err(self.err("the graph has a cycle"));
