@@ -10,6 +10,9 @@ use super::{Arch, Layer, NetSpec, Shape, Widths};
 use crate::error::{Error, Result};
 use crate::weights::{read_tensors, write_npz, NpzEntry, RawTensor};
 
+/// `(file key, file shape, data)` of one parameter.
+pub type FileTensor = (String, Vec<usize>, Vec<f32>);
+
 /// Weights in our layout, by canonical name (`conv1.weight` ... `fc8.bias`).
 #[derive(Clone, Debug)]
 pub struct Weights {
@@ -108,7 +111,7 @@ impl Weights {
     }
 
     /// `(file key, file shape, data)` of every parameter in the names and layout of `scheme`.
-    pub fn file_tensors(&self, scheme: Scheme) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    pub fn file_tensors(&self, scheme: Scheme) -> Result<Vec<FileTensor>> {
         let spec = self.spec();
         let shapes = spec.param_shapes()?;
         let flat_src = flatten_source(&spec)?;

@@ -160,10 +160,7 @@ impl Reader<'_> {
         let mut current = input.name.clone();
         let mut visited = HashSet::new();
         loop {
-            let next: Vec<usize> = consumers
-                .get(current.as_str())
-                .map(|v| v.clone())
-                .unwrap_or_default();
+            let next: Vec<usize> = consumers.get(current.as_str()).cloned().unwrap_or_default();
             let idx = match next.as_slice() {
                 [] => break,
                 [one] => *one,
@@ -343,7 +340,7 @@ impl Reader<'_> {
                         .input
                         .get(1)
                         .and_then(|s| tensor(s))
-                        .map(|t| ints_of(t))
+                        .map(ints_of)
                         .ok_or_else(|| {
                             self.err(format!(
                                 "{label}: the target shape is not a constant; an AlexNet reshapes to [N, features]"

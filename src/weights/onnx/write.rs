@@ -211,7 +211,6 @@ pub fn encode(e: &OnnxExport<'_>) -> Result<Vec<u8>> {
         });
         current = out;
     }
-    drop(take);
     if tensors.next().is_some() {
         return Err(Error::Shape(
             "ONNX export: more tensors than Conv and Dense layers".into(),
