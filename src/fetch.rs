@@ -20,6 +20,14 @@ use crate::weights::{pth, read_tensors};
 pub const TORCHVISION_URL: &str = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth";
 /// torchvision checks that the file's SHA-256 starts with the hash in its name.
 pub const TORCHVISION_SHA256_PREFIX: &str = "7be5be79";
+/// The ONNX model zoo's BVLC AlexNet (Caffe's net converted through Caffe2), for the `caffe`
+/// preset.
+pub const CAFFE_URL: &str = "https://github.com/onnx/models/raw/main/validated/vision/classification/alexnet/model/bvlcalexnet-12.onnx";
+/// The whole SHA-256 of `bvlcalexnet-12.onnx` (243,863,787 bytes), as published in the zoo's
+/// `ONNX_HUB_MANIFEST.json` (`model_sha`, which is also its Git LFS object id).
+pub const CAFFE_SHA256: &str = "6b0da9510f27f234ee96a85dc3809dd210150fdefad87f6850f9788513216945";
+/// The converted Caffe weights' file name in the cache directory.
+pub const CACHED_CAFFE_FILE: &str = "alexnet-caffe.npz";
 /// Overrides the cache directory.
 pub const CACHE_ENV: &str = "ALEXNET_CACHE_DIR";
 /// The converted weights' file name in the cache directory.
@@ -40,6 +48,11 @@ pub fn cache_dir() -> Result<PathBuf> {
 /// Where `fetch-weights` stores the converted weights.
 pub fn cached_weights_path() -> Result<PathBuf> {
     Ok(cache_dir()?.join(CACHED_FILE))
+}
+
+/// Where `fetch-weights --arch caffe` stores the converted BVLC weights.
+pub fn cached_caffe_weights_path() -> Result<PathBuf> {
+    Ok(cache_dir()?.join(CACHED_CAFFE_FILE))
 }
 
 /// The cached weights, or an error saying how to get them (never touches the network).
@@ -122,8 +135,15 @@ pub fn fetch_weights(opts: &FetchOptions) -> Result<Fetched> {
     let dir = crate::fsutil::parent_dir(&opts.dest);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
 
-    // `.pth` suffix: the reader dispatches on it. Removed on drop and on a signal.
-    let mut tmp = crate::fsutil::PendingFile::new_in(&dir, ".alexnet-download-", ".pth")?;
+    // The reader dispatches on the suffix: `.onnx` for an ONNX download, else `.pth`. Removed
+    // on drop and on a signal.
+    let path_part = opts.url.split(['?', '#']).next().unwrap_or_default();
+    let suffix = if path_part.to_ascii_lowercase().ends_with(".onnx") {
+        ".onnx"
+    } else {
+        ".pth"
+    };
+    let mut tmp = crate::fsutil::PendingFile::new_in(&dir, ".alexnet-download-", suffix)?;
     let (bytes, sha256) = download(&opts.url, tmp.file_mut(), opts.progress)?;
     if !sha256.starts_with(&prefix) {
         return Err(Error::HashMismatch {
@@ -243,13 +263,42 @@ pub fn convert_file(
     output: &Path,
     arch: Option<crate::model::Arch>,
 ) -> Result<Weights> {
-    let raw = if input.is_file() && input.extension().is_none() {
-        // A download without extension: sniff a PyTorch file.
-        pth::read_pth(input)?
+    let is = |p: &Path, x: &str| p.extension().is_some_and(|e| e.eq_ignore_ascii_case(x));
+    let w = if is(input, "onnx") {
+        // Checked layer by layer against the preset.
+        Weights::load(input, arch)?
     } else {
-        read_tensors(input)?
+        let raw = if input.is_file() && input.extension().is_none() {
+            // A download without extension: sniff a PyTorch file.
+            pth::read_pth(input)?
+        } else {
+            read_tensors(input)?
+        };
+        crate::model::params::from_raw(input, raw, arch)?
     };
-    let w = crate::model::params::from_raw(input, raw, arch)?;
-    w.save_npz(output, vec![])?;
+    // A train-head model keeps its class names and preprocessing.
+    let meta = crate::weights::meta::ModelMeta::read(input)?;
+    if is(output, "npz") {
+        match &meta {
+            Some(m) => {
+                let (json, names) = m.to_strings();
+                w.save_npz(output, crate::weights::meta::entries(&json, &names))?
+            }
+            None => w.save_npz(output, vec![])?,
+        }
+    } else {
+        let pairs = match &meta {
+            Some(m) => m.to_pairs(),
+            None => vec![
+                ("arch".to_string(), w.arch.to_string()),
+                (
+                    "preprocess".to_string(),
+                    serde_json::to_string(&crate::data::Preprocess::for_arch(w.arch))
+                        .expect("serialisable"),
+                ),
+            ],
+        };
+        w.save_as(output, &pairs)?;
+    }
     Ok(w)
 }

@@ -5,6 +5,7 @@ mod bench;
 mod classify;
 mod convert;
 mod eval;
+mod export;
 mod features;
 mod fetch_weights;
 pub mod hint;
@@ -50,12 +51,16 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Export pool5 features (embeddings) of class folders to an .npz.
     Features(features::FeaturesArgs),
-    /// Download torchvision's pre-trained AlexNet, verify its hash and cache it as .npz.
+    /// Download torchvision's (or, --arch caffe, BVLC's) pre-trained AlexNet, verify its hash
+    /// and cache it as .npz.
     FetchWeights(fetch_weights::FetchWeightsArgs),
-    /// Convert weights (.pth/.pt, Keras .h5/.keras, .npz) to our .npz.
+    /// Convert weights (.pth/.pt, Keras .h5/.keras, .npz, .safetensors, .onnx) to .npz,
+    /// .safetensors or .onnx (the output's extension decides).
     Convert(convert::ConvertArgs),
     /// Join the parts of a sharded run (--shard I/N --out-dir DIR) into one set of outputs.
     Merge(merge::MergeArgs),
+    /// Export a model (any weights file, e.g. a train-head model) as a standard ONNX graph.
+    Export(export::ExportArgs),
 }
 
 /// Adapter selection shared by every GPU command.
@@ -85,7 +90,8 @@ impl GpuArgs {
 /// Weight selection shared by the model commands.
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
-    /// Weights: .npz, .pth/.pt, Keras .h5/.keras, or a directory of .npy files (default: the
+    /// Weights: .npz, .pth/.pt, Keras .h5/.keras, .safetensors, .onnx, or a directory of .npy
+    /// files (default: the
     /// pre-trained weights cached by `alexnet fetch-weights`).
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
@@ -100,6 +106,16 @@ impl ModelArgs {
     pub fn path(&self) -> anyhow::Result<PathBuf> {
         Ok(match &self.weights {
             Some(p) => p.clone(),
+            None if self.arch == Some(Arch::Caffe) => {
+                let p = alexnet_wgpu::fetch::cached_caffe_weights_path()?;
+                anyhow::ensure!(
+                    p.is_file(),
+                    "no --weights given and no Caffe weights in the cache ({} does not exist).\n  \
+                     hint: run `alexnet fetch-weights --arch caffe`, or pass --weights FILE",
+                    p.display()
+                );
+                p
+            }
             None => alexnet_wgpu::fetch::cached_weights()?,
         })
     }
@@ -123,6 +139,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::FetchWeights(a) => fetch_weights::run(a),
         Command::Convert(a) => convert::run(a),
         Command::Merge(a) => merge::run(a),
+        Command::Export(a) => export::run(a),
     }
 }
 

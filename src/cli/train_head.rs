@@ -106,7 +106,7 @@ pub struct TrainHeadArgs {
     /// Write step, loss (of the step's batch, before its update) and lr per step.
     #[arg(long, value_name = "FILE.csv")]
     log_steps: Option<PathBuf>,
-    /// The trained model (backbone + new head + class names).
+    /// The trained model (backbone + new head + class names): .npz, .safetensors or .onnx.
     #[arg(long, default_value = "model.npz")]
     out: PathBuf,
     /// Continue exactly from the checkpoint written after every epoch: --out with its
@@ -164,6 +164,16 @@ fn subset(set: &FeatureSet, idx: &[usize]) -> FeatureSet {
 }
 
 pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
+    let out_ext = args
+        .out
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    anyhow::ensure!(
+        matches!(out_ext.as_deref(), Some("npz" | "safetensors" | "onnx")),
+        "--out {}: the model's format follows the extension: {}",
+        args.out.display(),
+        alexnet_wgpu::model::formats::OUTPUT_FORMATS
+    );
     let backbone = args.model.load()?;
     let ctx = args.gpu.context()?;
     let pre = Preprocess::for_arch(backbone.arch);

@@ -28,6 +28,18 @@ pub fn out_size(input: usize, kernel: usize, stride: usize, pad: usize) -> Resul
     Ok((input + 2 * pad - kernel) / stride + 1)
 }
 
+/// Output size without padding, rounded down (`ceil: false`, PyTorch's default) or up (Caffe's
+/// rounding, PyTorch's `ceil_mode=True`: a last, partial window is kept when it starts inside the
+/// input; the shader clips windows to the input).
+pub fn out_size_rounded(input: usize, kernel: usize, stride: usize, ceil: bool) -> Result<usize> {
+    let floor = out_size(input, kernel, stride, 0)?;
+    Ok(if ceil && (floor - 1) * stride + kernel < input {
+        floor + 1
+    } else {
+        floor
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn dispatch(
     ctx: &GpuContext,
@@ -40,9 +52,28 @@ pub fn dispatch(
     input: &wgpu::Buffer,
     output: &wgpu::Buffer,
 ) -> Result<Dispatch> {
+    dispatch_rounded(
+        ctx, kernel, planes, in_h, in_w, window, stride, false, input, output,
+    )
+}
+
+/// As [`dispatch`], with the output size rounded up when `ceil` (see [`out_size_rounded`]).
+#[allow(clippy::too_many_arguments)]
+pub fn dispatch_rounded(
+    ctx: &GpuContext,
+    kernel: &Kernel,
+    planes: usize,
+    in_h: usize,
+    in_w: usize,
+    window: usize,
+    stride: usize,
+    ceil: bool,
+    input: &wgpu::Buffer,
+    output: &wgpu::Buffer,
+) -> Result<Dispatch> {
     let (out_h, out_w) = (
-        out_size(in_h, window, stride, 0)?,
-        out_size(in_w, window, stride, 0)?,
+        out_size_rounded(in_h, window, stride, ceil)?,
+        out_size_rounded(in_w, window, stride, ceil)?,
     );
     let params = MaxPoolParams {
         planes: planes as u32,
@@ -74,8 +105,21 @@ pub fn reference(
     window: usize,
     stride: usize,
 ) -> Vec<f32> {
-    let oh = out_size(in_h, window, stride, 0).expect("valid pool");
-    let ow = out_size(in_w, window, stride, 0).expect("valid pool");
+    reference_rounded(x, planes, in_h, in_w, window, stride, false)
+}
+
+/// CPU reference of [`dispatch_rounded`].
+pub fn reference_rounded(
+    x: &[f32],
+    planes: usize,
+    in_h: usize,
+    in_w: usize,
+    window: usize,
+    stride: usize,
+    ceil: bool,
+) -> Vec<f32> {
+    let oh = out_size_rounded(in_h, window, stride, ceil).expect("valid pool");
+    let ow = out_size_rounded(in_w, window, stride, ceil).expect("valid pool");
     let mut y = vec![0f32; planes * oh * ow];
     for p in 0..planes {
         for oy in 0..oh {

@@ -79,6 +79,7 @@ impl Arch {
         let pool = Layer::MaxPool {
             kernel: 3,
             stride: 2,
+            ceil: false,
         };
         let (p1, p2) = match self {
             Arch::Torchvision => (2, 2),
@@ -176,6 +177,8 @@ pub enum Layer {
     MaxPool {
         kernel: usize,
         stride: usize,
+        /// Output size rounded up (Caffe's pooling; PyTorch's `ceil_mode=True`).
+        ceil: bool,
     },
     Lrn(Lrn),
     AdaptiveAvgPool {
@@ -236,7 +239,14 @@ impl Layer {
                 format!("{name}: conv {out} k{kernel} s{stride} p{pad}{g}")
             }
             Layer::Relu => "relu".into(),
-            Layer::MaxPool { kernel, stride } => format!("max-pool {kernel}/{stride}"),
+            Layer::MaxPool {
+                kernel,
+                stride,
+                ceil,
+            } => format!(
+                "max-pool {kernel}/{stride}{}",
+                if *ceil { " (ceil)" } else { "" }
+            ),
             Layer::Lrn(l) => format!(
                 "lrn size {} alpha {} beta {} k {}",
                 l.size, l.alpha, l.beta, l.k
@@ -354,11 +364,15 @@ impl NetSpec {
                         conv.flops(),
                     )
                 }
-                Layer::MaxPool { kernel, stride } => {
+                Layer::MaxPool {
+                    kernel,
+                    stride,
+                    ceil,
+                } => {
                     let [c, h, w] = map(&shape)?;
-                    let oh = max_pool::out_size(h, *kernel, *stride, 0)
+                    let oh = max_pool::out_size_rounded(h, *kernel, *stride, *ceil)
                         .map_err(|e| ctx(e.to_string()))?;
-                    let ow = max_pool::out_size(w, *kernel, *stride, 0)
+                    let ow = max_pool::out_size_rounded(w, *kernel, *stride, *ceil)
                         .map_err(|e| ctx(e.to_string()))?;
                     (Shape::Map([c, oh, ow]), vec![], 0.0)
                 }

@@ -2,6 +2,7 @@
 
 pub mod arch;
 pub mod dense;
+pub mod formats;
 pub mod naming;
 pub mod network;
 pub mod params;

@@ -343,8 +343,15 @@ impl<'a> Network<'a> {
                         scratch.as_ref(),
                     )?
                 }
-                (Op::MaxPool { .. }, Layer::MaxPool { kernel, stride }) => {
-                    vec![kernels::max_pool::dispatch(
+                (
+                    Op::MaxPool { .. },
+                    Layer::MaxPool {
+                        kernel,
+                        stride,
+                        ceil,
+                    },
+                ) => {
+                    vec![kernels::max_pool::dispatch_rounded(
                         ctx,
                         &self.kernels.max_pool(),
                         batch * c,
@@ -352,6 +359,7 @@ impl<'a> Network<'a> {
                         iw,
                         *kernel,
                         *stride,
+                        *ceil,
                         buf(cur),
                         buf(dst),
                     )?]

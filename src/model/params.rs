@@ -10,6 +10,9 @@ use super::{Arch, Layer, NetSpec, Shape, Widths};
 use crate::error::{Error, Result};
 use crate::weights::{read_tensors, write_npz, NpzEntry, RawTensor};
 
+/// `(file key, file shape, data)` of one parameter.
+pub type FileTensor = (String, Vec<usize>, Vec<f32>);
+
 /// Weights in our layout, by canonical name (`conv1.weight` ... `fc8.bias`).
 #[derive(Clone, Debug)]
 pub struct Weights {
@@ -20,15 +23,33 @@ pub struct Weights {
     pub source: PathBuf,
     /// The naming scheme of the source file.
     pub scheme: Scheme,
+    /// Max pools round their output size up (Caffe's pooling), as an ONNX file said.
+    pub pool_ceil: bool,
 }
 
 impl Weights {
     pub fn spec(&self) -> NetSpec {
-        self.arch.spec(&self.widths)
+        let mut spec = self.arch.spec(&self.widths);
+        if self.pool_ceil {
+            for l in &mut spec.layers {
+                if let Layer::MaxPool { ceil, .. } = l {
+                    *ceil = true;
+                }
+            }
+        }
+        spec
     }
 
-    /// Loads and checks `path`; `arch: None` infers the preset from key names and shapes.
+    /// Loads and checks `path`; `arch: None` infers the preset from key names and shapes (for
+    /// an `.onnx`, from the layers of its graph).
     pub fn load(path: &Path, arch: Option<Arch>) -> Result<Weights> {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+        {
+            let model = crate::weights::onnx::read_onnx(path)?;
+            return super::formats::from_onnx(path, model, arch);
+        }
         let raw = read_tensors(path)?;
         from_raw(path, raw, arch)
     }
@@ -56,6 +77,7 @@ impl Weights {
             tensors,
             source: PathBuf::from(format!("<random seed {seed}>")),
             scheme: Scheme::for_arch(arch),
+            pool_ceil: false,
         })
     }
 
@@ -79,6 +101,17 @@ impl Weights {
         scheme: Scheme,
         extra: Vec<(String, NpzEntry<'_>)>,
     ) -> Result<()> {
+        let converted = self.file_tensors(scheme)?;
+        let mut entries: Vec<(String, NpzEntry<'_>)> = converted
+            .iter()
+            .map(|(k, s, d)| (k.clone(), NpzEntry::F32(s, d)))
+            .collect();
+        entries.extend(extra);
+        write_npz(path, &entries)
+    }
+
+    /// `(file key, file shape, data)` of every parameter in the names and layout of `scheme`.
+    pub fn file_tensors(&self, scheme: Scheme) -> Result<Vec<FileTensor>> {
         let spec = self.spec();
         let shapes = spec.param_shapes()?;
         let flat_src = flatten_source(&spec)?;
@@ -86,7 +119,7 @@ impl Weights {
             .iter()
             .find(|(n, _)| n.starts_with("fc"))
             .map(|(n, _)| n.clone());
-        let converted: Vec<(String, Vec<usize>, Vec<f32>)> = shapes
+        Ok(shapes
             .iter()
             .map(|(name, shape)| {
                 let nhwc = (Some(name) == first_dense.as_ref())
@@ -98,13 +131,7 @@ impl Weights {
                     naming::from_our_layout(scheme, shape, self.get(name), nhwc),
                 )
             })
-            .collect();
-        let mut entries: Vec<(String, NpzEntry<'_>)> = converted
-            .iter()
-            .map(|(k, s, d)| (k.clone(), NpzEntry::F32(s, d)))
-            .collect();
-        entries.extend(extra);
-        write_npz(path, &entries)
+            .collect())
     }
 }
 
@@ -332,6 +359,7 @@ pub fn from_raw(path: &Path, raw: Vec<RawTensor>, arch: Option<Arch>) -> Result<
         tensors,
         source: path.to_path_buf(),
         scheme,
+        pool_ceil: false,
     })
 }
 

@@ -39,9 +39,11 @@ pub fn forward_cpu(
                 false,
             ),
             Layer::Relu => relu::reference(&x),
-            Layer::MaxPool { kernel, stride } => {
-                max_pool::reference(&x, batch * c, ih, iw, *kernel, *stride)
-            }
+            Layer::MaxPool {
+                kernel,
+                stride,
+                ceil,
+            } => max_pool::reference_rounded(&x, batch * c, ih, iw, *kernel, *stride, *ceil),
             Layer::Lrn(l) => lrn::reference(l, &x, batch, c, ih * iw),
             Layer::AdaptiveAvgPool { h: oh, w: ow } => {
                 adaptive_avg_pool::reference(&x, batch * c, ih, iw, *oh, *ow)

@@ -38,5 +38,12 @@ pub fn save_model(
         preprocess: serde_json::to_value(Preprocess::for_arch(backbone.arch)).ok(),
     };
     let (json, names) = m.to_strings();
-    model.save_npz(path, meta::entries(&json, &names))
+    let npz = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npz"));
+    if npz {
+        return model.save_npz(path, meta::entries(&json, &names));
+    }
+    // .safetensors `__metadata__` / ONNX `metadata_props` (other extensions are refused).
+    model.save_as(path, &m.to_pairs())
 }

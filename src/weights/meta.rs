@@ -6,6 +6,10 @@ use std::path::Path;
 use super::npz::{read_strings, NpzEntry};
 use crate::error::Result;
 
+/// Key of the metadata document (npz array name, safetensors `__metadata__` / ONNX
+/// `metadata_props` key).
+pub const META_KEY: &str = "meta/json";
+
 /// Version of the `meta/json` document.
 pub const META_VERSION: u32 = 1;
 
@@ -20,19 +24,44 @@ pub struct ModelMeta {
 }
 
 impl ModelMeta {
-    /// The metadata of `path` if it is an `.npz` that carries it.
+    /// The metadata of `path` if it is an `.npz`, `.safetensors` or `.onnx` that carries it.
     pub fn read(path: &Path) -> Result<Option<ModelMeta>> {
-        if !path.is_file()
-            || !path
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("npz"))
-        {
+        let ext = |x: &str| path.extension().is_some_and(|e| e.eq_ignore_ascii_case(x));
+        if path.is_file() && ext("safetensors") {
+            let m = crate::weights::safetensors::read_metadata(path)?;
+            return Ok(m.get(META_KEY).and_then(|j| serde_json::from_str(j).ok()));
+        }
+        if path.is_file() && ext("onnx") {
+            let m = crate::weights::onnx::read_onnx(path)?;
+            return Ok(m.meta(META_KEY).and_then(|j| serde_json::from_str(j).ok()));
+        }
+        if !path.is_file() || !ext("npz") {
             return Ok(None);
         }
         let Some(json) = read_strings(path, "meta/json")? else {
             return Ok(None);
         };
         Ok(json.first().and_then(|j| serde_json::from_str(j).ok()))
+    }
+
+    /// String metadata for `.safetensors` / ONNX: the whole document under `meta/json`, and the
+    /// class names and preprocessing as JSON on their own for other tools.
+    pub fn to_pairs(&self) -> Vec<(String, String)> {
+        let mut v = vec![
+            (
+                META_KEY.to_string(),
+                serde_json::to_string(self).expect("serialisable"),
+            ),
+            (
+                "classes".to_string(),
+                serde_json::to_string(&self.classes).expect("serialisable"),
+            ),
+            ("arch".to_string(), self.arch.clone()),
+        ];
+        if let Some(p) = &self.preprocess {
+            v.push(("preprocess".to_string(), p.to_string()));
+        }
+        v
     }
 
     /// `(key, value)` entries to store with the weights; the owned strings live in `self`.

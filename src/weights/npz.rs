@@ -96,6 +96,10 @@ pub fn read_tensors(path: &Path) -> Result<Vec<RawTensor>> {
         super::pth::read_pth(path)?
     } else if has_ext(path, "h5") || has_ext(path, "hdf5") || has_ext(path, "keras") {
         super::h5::read_h5(path)?
+    } else if has_ext(path, "safetensors") {
+        super::safetensors::read_safetensors(path)?
+    } else if has_ext(path, "onnx") {
+        super::onnx::read_onnx_tensors(path)?
     } else if has_ext(path, "npy") {
         let key = path
             .file_stem()

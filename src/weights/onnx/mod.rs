@@ -1,0 +1,109 @@
+//! ONNX models: reading an AlexNet's weights by following its graph, and writing a standard
+//! opset-13 graph. Raw tensors and the layer facts read from the nodes; which preset they are is
+//! `model`'s business.
+//!
+//! Protobuf: `prost` with the ONNX message types in [`proto`], committed as Rust source.
+
+pub mod proto;
+mod read;
+mod write;
+
+pub use read::{read_onnx, window_out};
+pub use write::{encode, write_onnx, OnnxExport};
+
+use crate::weights::RawTensor;
+
+/// One layer found on the path from the graph's input to its output.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OnnxOp {
+    Conv {
+        out: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        /// `[top, left, bottom, right]`.
+        pads: [usize; 4],
+        groups: usize,
+    },
+    Relu,
+    Lrn {
+        size: usize,
+        alpha: f32,
+        beta: f32,
+        bias: f32,
+    },
+    MaxPool {
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        /// `[top, left, bottom, right]`.
+        pads: [usize; 4],
+        /// `ceil_mode=1`.
+        ceil: bool,
+        /// Spatial sizes at the input size the graph declares (None: not declared).
+        in_hw: Option<[usize; 2]>,
+        out_hw: Option<[usize; 2]>,
+    },
+    /// `AveragePool`, or `GlobalAveragePool` (kernel `[0, 0]`).
+    AveragePool {
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        pads: [usize; 4],
+        in_hw: Option<[usize; 2]>,
+        out_hw: Option<[usize; 2]>,
+    },
+    /// `Flatten` (axis 1) or `Reshape` to `[N, features]`.
+    Flatten,
+    /// `Gemm`, or `MatMul` followed by `Add`.
+    Dense {
+        out: usize,
+    },
+    Softmax,
+    /// `Dropout`, `Identity`.
+    Identity,
+}
+
+/// A layer and the node it was read from (for messages).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OnnxLayer {
+    /// `node 'conv1_1' (Conv)`.
+    pub node: String,
+    pub op: OnnxOp,
+}
+
+/// What an `.onnx` file holds.
+#[derive(Clone, Debug)]
+pub struct OnnxModel {
+    /// Weights in PyTorch layout (conv OIHW, dense `[out, in]`), named by position along the
+    /// graph: `conv1.weight` ... `conv5.bias`, `fc6.weight` ... `fc8.bias` (a missing bias is
+    /// zeros).
+    pub tensors: Vec<RawTensor>,
+    pub layers: Vec<OnnxLayer>,
+    pub input_name: String,
+    /// The input's declared dimensions (None: symbolic); empty when not declared.
+    pub input_dims: Vec<Option<usize>>,
+    /// `metadata_props`.
+    pub metadata: Vec<(String, String)>,
+    /// The default domain's opset version.
+    pub opset: Option<i64>,
+}
+
+impl OnnxModel {
+    /// The declared `[C, H, W]` of one input image, when every one of them is fixed.
+    pub fn input_chw(&self) -> Option<[usize; 3]> {
+        match self.input_dims.as_slice() {
+            [_, Some(c), Some(h), Some(w)] => Some([*c, *h, *w]),
+            _ => None,
+        }
+    }
+
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The raw tensors of an `.onnx` file (for `weights::read_tensors`).
+pub fn read_onnx_tensors(path: &std::path::Path) -> crate::error::Result<Vec<RawTensor>> {
+    Ok(read_onnx(path)?.tensors)
+}

@@ -1,0 +1,844 @@
+//! Reading an ONNX AlexNet by following its graph from the input: each Conv, Gemm or
+//! MatMul(+Add) in order gives one layer's weights, whatever the initializers are called (the
+//! model zoo's `conv1_w_0`, torch's `features.0.weight`, tf2onnx's `.../kernel:0`).
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Component, Path};
+
+use prost::Message;
+
+use super::proto::{
+    data_type, AttributeProto, DimValue, ModelProto, NodeProto, TensorProto, DATA_LOCATION_EXTERNAL,
+};
+use super::{OnnxLayer, OnnxModel, OnnxOp};
+use crate::error::{Error, Result};
+use crate::weights::RawTensor;
+
+fn file_err(path: &Path, message: impl Into<String>) -> Error {
+    Error::WeightFile {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// Largest ONNX file we parse in memory (protobuf's own limit is 2 GiB).
+const MAX_FILE: u64 = 2 << 30;
+
+/// Reads an `.onnx` file (initializers inline or in external data files beside it).
+pub fn read_onnx(path: &Path) -> Result<OnnxModel> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    if len > MAX_FILE {
+        return Err(file_err(
+            path,
+            format!(
+                "{len} bytes is over the 2 GiB protobuf limit; store the weights as external data"
+            ),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let model = ModelProto::decode(bytes.as_slice()).map_err(|e| {
+        file_err(
+            path,
+            format!(
+                "not a readable ONNX model (protobuf): {e}; is the file truncated or not an .onnx?"
+            ),
+        )
+    })?;
+    drop(bytes);
+    Reader {
+        path,
+        model: &model,
+    }
+    .run()
+}
+
+struct Reader<'a> {
+    path: &'a Path,
+    model: &'a ModelProto,
+}
+
+/// An attribute by name.
+fn attr<'n>(node: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
+
+fn node_label(node: &NodeProto, index: usize) -> String {
+    if node.name.is_empty() {
+        format!("node {index} ({})", node.op_type)
+    } else {
+        format!("node '{}' ({})", node.name, node.op_type)
+    }
+}
+
+impl Reader<'_> {
+    fn err(&self, message: impl Into<String>) -> Error {
+        file_err(self.path, message)
+    }
+
+    fn run(&self) -> Result<OnnxModel> {
+        let graph = self
+            .model
+            .graph
+            .as_ref()
+            .ok_or_else(|| self.err("the ONNX model has no graph"))?;
+        let init: HashMap<&str, &TensorProto> = graph
+            .initializer
+            .iter()
+            .map(|t| (t.name.as_str(), t))
+            .collect();
+        // Constant nodes' tensors count as initializers (Reshape shapes, sometimes weights).
+        let mut constants: HashMap<&str, &TensorProto> = HashMap::new();
+        for n in &graph.node {
+            if n.op_type == "Constant" {
+                if let (Some(out), Some(t)) = (
+                    n.output.first(),
+                    attr(n, "value").and_then(|a| a.t.as_ref()),
+                ) {
+                    constants.insert(out.as_str(), t);
+                }
+            }
+        }
+        let is_const = |name: &str| init.contains_key(name) || constants.contains_key(name);
+        let tensor = |name: &str| init.get(name).or(constants.get(name)).copied();
+
+        let inputs: Vec<_> = graph.input.iter().filter(|i| !is_const(&i.name)).collect();
+        let input = match inputs.as_slice() {
+            [one] => *one,
+            [] => return Err(self.err("the graph has no input")),
+            more => {
+                return Err(self.err(format!(
+                    "the graph has {} inputs ({}); an AlexNet has one image input",
+                    more.len(),
+                    more.iter()
+                        .map(|i| i.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )))
+            }
+        };
+        let input_dims: Vec<Option<usize>> = input
+            .r#type
+            .as_ref()
+            .and_then(|t| t.tensor_type.as_ref())
+            .and_then(|t| t.shape.as_ref())
+            .map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match d.value {
+                        Some(DimValue::DimValue(v)) if v > 0 => usize::try_from(v).ok(),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !input_dims.is_empty() && input_dims.len() != 4 {
+            return Err(self.err(format!(
+                "the input '{}' has {} dimensions; an image batch has 4 (N, C, H, W)",
+                input.name,
+                input_dims.len()
+            )));
+        }
+        // Spatial size as we go, when the input's is declared.
+        let mut hw: Option<[usize; 2]> = match input_dims.as_slice() {
+            [_, _, Some(h), Some(w)] => Some([*h, *w]),
+            _ => None,
+        };
+
+        let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, n) in graph.node.iter().enumerate() {
+            for inp in &n.input {
+                consumers.entry(inp.as_str()).or_default().push(i);
+            }
+        }
+        let mut layers = Vec::new();
+        let mut tensors = Vec::new();
+        let mut used = HashSet::new();
+        let (mut n_conv, mut n_dense) = (0usize, 0usize);
+        let mut current = input.name.clone();
+        let mut visited = HashSet::new();
+        loop {
+            let next: Vec<usize> = consumers.get(current.as_str()).cloned().unwrap_or_default();
+            let idx = match next.as_slice() {
+                [] => break,
+                [one] => *one,
+                more => {
+                    return Err(self.err(format!(
+                    "the value '{current}' feeds {} nodes ({}); an AlexNet is a chain of layers",
+                    more.len(),
+                    more.iter()
+                        .map(|&i| node_label(&graph.node[i], i))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )))
+                }
+            };
+            if !visited.insert(idx) {
+                return Err(self.err("the graph has a cycle"));
+            }
+            let node = &graph.node[idx];
+            let label = node_label(node, idx);
+            if node.input.first() != Some(&current) {
+                return Err(self.err(format!(
+                    "{label} takes the activations as a second input; not an AlexNet layer"
+                )));
+            }
+            if !node.domain.is_empty() && node.domain != "ai.onnx" {
+                return Err(self.err(format!(
+                    "{label} is from the operator domain '{}'; an AlexNet uses standard ONNX operators",
+                    node.domain
+                )));
+            }
+            let out = node
+                .output
+                .first()
+                .ok_or_else(|| self.err(format!("{label} has no output")))?
+                .clone();
+            let ints = |name: &str| attr(node, name).map(|a| a.ints.clone());
+            let int = |name: &str, default: i64| attr(node, name).map_or(default, |a| a.i);
+            let float = |name: &str, default: f32| attr(node, name).map_or(default, |a| a.f);
+            let op = match node.op_type.as_str() {
+                "Conv" => {
+                    let wname = node
+                        .input
+                        .get(1)
+                        .ok_or_else(|| self.err(format!("{label} has no weight input")))?;
+                    let w = tensor(wname).ok_or_else(|| {
+                        self.err(format!(
+                            "{label}: the weight '{wname}' is not an initializer (a weight computed in the graph is not supported)"
+                        ))
+                    })?;
+                    let wt = self.raw(w, &format!("conv{}.weight", n_conv + 1))?;
+                    if wt.shape.len() != 4 {
+                        return Err(self.err(format!(
+                            "{label}: the weight '{wname}' has shape {:?}; a 2-D convolution's is [out, in/groups, kh, kw]",
+                            wt.shape
+                        )));
+                    }
+                    let out_c = wt.shape[0];
+                    let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
+                        Some(b) => {
+                            let bt = tensor(b).ok_or_else(|| {
+                                self.err(format!("{label}: the bias '{b}' is not an initializer"))
+                            })?;
+                            used.insert(b.clone());
+                            self.raw(bt, &format!("conv{}.bias", n_conv + 1))?
+                        }
+                        None => RawTensor {
+                            key: format!("conv{}.bias", n_conv + 1),
+                            shape: vec![out_c],
+                            data: Ok(vec![0.0; out_c]),
+                        },
+                    };
+                    used.insert(wname.clone());
+                    let kernel = ints("kernel_shape")
+                        .unwrap_or_else(|| wt.shape[2..].iter().map(|&d| d as i64).collect());
+                    let strides = ints("strides").unwrap_or_else(|| vec![1, 1]);
+                    let dil = ints("dilations").unwrap_or_else(|| vec![1, 1]);
+                    let pads = self.pads(node, &label, &kernel, &strides, hw)?;
+                    let group = int("group", 1);
+                    let kernel = self.pair(&label, "kernel_shape", &kernel)?;
+                    let stride = self.pair(&label, "strides", &strides)?;
+                    if dil.iter().any(|&d| d != 1) {
+                        return Err(self.err(format!(
+                            "{label}: dilations {dil:?}; AlexNet's convolutions are not dilated"
+                        )));
+                    }
+                    let groups = usize::try_from(group)
+                        .ok()
+                        .filter(|&g| g >= 1)
+                        .ok_or_else(|| self.err(format!("{label}: group {group} is invalid")))?;
+                    hw = hw.and_then(|[h, w]| {
+                        Some([
+                            window_out(h, kernel[0], stride[0], [pads[0], pads[2]], false)?,
+                            window_out(w, kernel[1], stride[1], [pads[1], pads[3]], false)?,
+                        ])
+                    });
+                    n_conv += 1;
+                    tensors.push(wt);
+                    tensors.push(bias);
+                    OnnxOp::Conv {
+                        out: out_c,
+                        kernel,
+                        stride,
+                        pads,
+                        groups,
+                    }
+                }
+                "Relu" => OnnxOp::Relu,
+                "LRN" => OnnxOp::Lrn {
+                    size: usize::try_from(int("size", 0)).unwrap_or(0),
+                    alpha: float("alpha", 1e-4),
+                    beta: float("beta", 0.75),
+                    bias: float("bias", 1.0),
+                },
+                "MaxPool" | "AveragePool" => {
+                    let kernel = ints("kernel_shape")
+                        .ok_or_else(|| self.err(format!("{label} has no kernel_shape")))?;
+                    let strides = ints("strides").unwrap_or_else(|| vec![1, 1]);
+                    let pads = self.pads(node, &label, &kernel, &strides, hw)?;
+                    let kernel = self.pair(&label, "kernel_shape", &kernel)?;
+                    let stride = self.pair(&label, "strides", &strides)?;
+                    let ceil = int("ceil_mode", 0) != 0;
+                    if node.output.len() > 1 && node.output[1..].iter().any(|o| !o.is_empty()) {
+                        return Err(self.err(format!(
+                            "{label} also outputs the indices of the maxima; not an AlexNet layer"
+                        )));
+                    }
+                    if ints("dilations").is_some_and(|d| d.iter().any(|&x| x != 1)) {
+                        return Err(self.err(format!("{label} is dilated")));
+                    }
+                    let in_hw = hw;
+                    hw = hw.and_then(|[h, w]| {
+                        Some([
+                            window_out(h, kernel[0], stride[0], [pads[0], pads[2]], ceil)?,
+                            window_out(w, kernel[1], stride[1], [pads[1], pads[3]], ceil)?,
+                        ])
+                    });
+                    if node.op_type == "MaxPool" {
+                        OnnxOp::MaxPool {
+                            kernel,
+                            stride,
+                            pads,
+                            ceil,
+                            in_hw,
+                            out_hw: hw,
+                        }
+                    } else {
+                        OnnxOp::AveragePool {
+                            kernel,
+                            stride,
+                            pads,
+                            in_hw,
+                            out_hw: hw,
+                        }
+                    }
+                }
+                "GlobalAveragePool" => {
+                    hw = Some([1, 1]);
+                    OnnxOp::AveragePool {
+                        kernel: [0, 0],
+                        stride: [1, 1],
+                        pads: [0; 4],
+                        in_hw: None,
+                        out_hw: hw,
+                    }
+                }
+                "Flatten" => {
+                    let axis = int("axis", 1);
+                    if axis != 1 {
+                        return Err(self.err(format!(
+                            "{label}: axis {axis}; an AlexNet flattens from axis 1"
+                        )));
+                    }
+                    OnnxOp::Flatten
+                }
+                "Reshape" => {
+                    let shape = node
+                        .input
+                        .get(1)
+                        .and_then(|s| tensor(s))
+                        .map(ints_of)
+                        .ok_or_else(|| {
+                            self.err(format!(
+                                "{label}: the target shape is not a constant; an AlexNet reshapes to [N, features]"
+                            ))
+                        })?;
+                    if shape.len() != 2 {
+                        return Err(self.err(format!(
+                            "{label}: reshapes to {shape:?}; an AlexNet flattens to [N, features]"
+                        )));
+                    }
+                    OnnxOp::Flatten
+                }
+                "Gemm" => {
+                    if int("transA", 0) != 0 {
+                        return Err(self.err(format!("{label}: transA=1 is not a dense layer")));
+                    }
+                    let (alpha, beta) = (float("alpha", 1.0), float("beta", 1.0));
+                    let trans_b = int("transB", 0) != 0;
+                    let k = n_dense + 6;
+                    let (w, b) = self.dense(
+                        node,
+                        &label,
+                        1,
+                        node.input.get(2),
+                        trans_b,
+                        alpha,
+                        beta,
+                        k,
+                        &tensor,
+                    )?;
+                    for n in node.input[1..].iter() {
+                        used.insert(n.clone());
+                    }
+                    n_dense += 1;
+                    let out = w.shape[0];
+                    tensors.push(w);
+                    tensors.push(b);
+                    OnnxOp::Dense { out }
+                }
+                "MatMul" => {
+                    // MatMul(x, W[in, out]) followed by Add(_, b).
+                    let add = consumers
+                        .get(out.as_str())
+                        .and_then(|v| match v.as_slice() {
+                            [one] if graph.node[*one].op_type == "Add" => Some(*one),
+                            _ => None,
+                        });
+                    let bias_name = add.and_then(|a| {
+                        graph.node[a]
+                            .input
+                            .iter()
+                            .find(|i| **i != out && is_const(i))
+                    });
+                    let k = n_dense + 6;
+                    let (w, b) =
+                        self.dense(node, &label, 1, bias_name, false, 1.0, 1.0, k, &tensor)?;
+                    used.insert(node.input[1].clone());
+                    if let Some(b) = bias_name {
+                        used.insert(b.clone());
+                    }
+                    n_dense += 1;
+                    let o = w.shape[0];
+                    tensors.push(w);
+                    tensors.push(b);
+                    layers.push(OnnxLayer {
+                        node: label,
+                        op: OnnxOp::Dense { out: o },
+                    });
+                    current = out;
+                    if let (Some(a), Some(_)) = (add, bias_name) {
+                        visited.insert(a);
+                        current = graph.node[a].output[0].clone();
+                    }
+                    continue;
+                }
+                "Softmax" => OnnxOp::Softmax,
+                "Dropout" | "Identity" => OnnxOp::Identity,
+                other => {
+                    return Err(self.err(format!(
+                        "{label}: the operator {other} is not part of an AlexNet (expected Conv, \
+                         Relu, LRN, MaxPool, Flatten/Reshape, Gemm/MatMul, Dropout, Softmax)"
+                    )))
+                }
+            };
+            layers.push(OnnxLayer { node: label, op });
+            current = out;
+        }
+        if !graph.output.iter().any(|o| o.name == current) {
+            return Err(self.err(format!(
+                "following the graph from its input ends at '{current}', which is not a graph output"
+            )));
+        }
+        // Initializers the chain did not use: another network's parameters, or a weight fed to a
+        // node off the chain.
+        for t in &graph.initializer {
+            let data_like = t.dims.iter().product::<i64>() > 16;
+            if data_like && !used.contains(&t.name) {
+                return Err(self.err(format!(
+                    "the initializer '{}' (shape {:?}) is used by no layer on the path from the input to the output",
+                    t.name, t.dims
+                )));
+            }
+        }
+        let metadata = self
+            .model
+            .metadata_props
+            .iter()
+            .map(|p| (p.key.clone(), p.value.clone()))
+            .collect();
+        Ok(OnnxModel {
+            tensors,
+            layers,
+            input_name: input.name.clone(),
+            input_dims,
+            metadata,
+            opset: self
+                .model
+                .opset_import
+                .iter()
+                .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+                .map(|o| o.version),
+        })
+    }
+
+    /// `[h, w]` from a 2-element attribute.
+    fn pair(&self, label: &str, name: &str, v: &[i64]) -> Result<[usize; 2]> {
+        match v {
+            [a, b] if *a > 0 && *b > 0 && *a < 1 << 20 && *b < 1 << 20 => {
+                Ok([*a as usize, *b as usize])
+            }
+            _ => Err(self.err(format!(
+                "{label}: {name} {v:?}; expected two positive values (a 2-D layer)"
+            ))),
+        }
+    }
+
+    /// `[top, left, bottom, right]` from `pads` / `auto_pad`.
+    fn pads(
+        &self,
+        node: &NodeProto,
+        label: &str,
+        kernel: &[i64],
+        strides: &[i64],
+        hw: Option<[usize; 2]>,
+    ) -> Result<[usize; 4]> {
+        let auto = attr(node, "auto_pad")
+            .map(|a| String::from_utf8_lossy(&a.s).to_string())
+            .unwrap_or_default();
+        match auto.as_str() {
+            "" | "NOTSET" => {}
+            "VALID" => return Ok([0; 4]),
+            "SAME_UPPER" | "SAME_LOWER" => {
+                let [h, w] = hw.ok_or_else(|| {
+                    self.err(format!(
+                        "{label}: auto_pad {auto} needs the input size, which the graph does not declare"
+                    ))
+                })?;
+                let [kh, kw] = self.pair(label, "kernel_shape", kernel)?;
+                let [sh, sw] = self.pair(label, "strides", strides)?;
+                let total = |n: usize, k: usize, s: usize| {
+                    let out = n.div_ceil(s);
+                    ((out - 1) * s + k).saturating_sub(n)
+                };
+                let (th, tw) = (total(h, kh, sh), total(w, kw, sw));
+                let lower = auto == "SAME_LOWER";
+                let split = |t: usize| {
+                    if lower {
+                        (t - t / 2, t / 2)
+                    } else {
+                        (t / 2, t - t / 2)
+                    }
+                };
+                let ((t, b), (l, r)) = (split(th), split(tw));
+                return Ok([t, l, b, r]);
+            }
+            other => {
+                return Err(self.err(format!("{label}: unknown auto_pad '{other}'")));
+            }
+        }
+        match attr(node, "pads").map(|a| a.ints.as_slice()) {
+            None => Ok([0; 4]),
+            Some(p @ [_, _, _, _]) if p.iter().all(|&v| (0..1 << 20).contains(&v)) => {
+                Ok([p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize])
+            }
+            Some(p) => Err(self.err(format!(
+                "{label}: pads {p:?}; expected four non-negative values (top, left, bottom, right)"
+            ))),
+        }
+    }
+
+    /// A dense layer's weight `[out, in]` and bias `[out]`, from a weight that is `[out, in]`
+    /// (`trans_b`) or `[in, out]`.
+    #[allow(clippy::too_many_arguments)]
+    fn dense<'t>(
+        &self,
+        node: &NodeProto,
+        label: &str,
+        w_input: usize,
+        bias: Option<&String>,
+        trans_b: bool,
+        alpha: f32,
+        beta: f32,
+        k: usize,
+        tensor: &dyn Fn(&str) -> Option<&'t TensorProto>,
+    ) -> Result<(RawTensor, RawTensor)> {
+        let wname = node
+            .input
+            .get(w_input)
+            .ok_or_else(|| self.err(format!("{label} has no weight input")))?;
+        let w = tensor(wname).ok_or_else(|| {
+            self.err(format!(
+                "{label}: the weight '{wname}' is not an initializer"
+            ))
+        })?;
+        let mut wt = self.raw(w, &format!("fc{k}.weight"))?;
+        let [a, b] = wt.shape[..] else {
+            return Err(self.err(format!(
+                "{label}: the weight '{wname}' has shape {:?}; a dense layer's is 2-D",
+                wt.shape
+            )));
+        };
+        let (out, inp) = if trans_b { (a, b) } else { (b, a) };
+        if let Ok(d) = &mut wt.data {
+            if !trans_b {
+                let mut t = vec![0f32; d.len()];
+                for i in 0..inp {
+                    for o in 0..out {
+                        t[o * inp + i] = d[i * out + o];
+                    }
+                }
+                *d = t;
+            }
+            if alpha != 1.0 {
+                d.iter_mut().for_each(|v| *v *= alpha);
+            }
+        }
+        wt.shape = vec![out, inp];
+        let bt = match bias.filter(|b| !b.is_empty()) {
+            Some(bn) => {
+                let t = tensor(bn).ok_or_else(|| {
+                    self.err(format!("{label}: the bias '{bn}' is not an initializer"))
+                })?;
+                let mut bt = self.raw(t, &format!("fc{k}.bias"))?;
+                // A [1, out] bias broadcasts like [out].
+                if bt.shape.len() == 2 && bt.shape[0] == 1 {
+                    bt.shape.remove(0);
+                }
+                if let Ok(d) = &mut bt.data {
+                    if beta != 1.0 {
+                        d.iter_mut().for_each(|v| *v *= beta);
+                    }
+                }
+                bt
+            }
+            None => RawTensor {
+                key: format!("fc{k}.bias"),
+                shape: vec![out],
+                data: Ok(vec![0.0; out]),
+            },
+        };
+        Ok((wt, bt))
+    }
+
+    /// A tensor's values as f32, under `key`; sizes are checked before anything is allocated.
+    fn raw(&self, t: &TensorProto, key: &str) -> Result<RawTensor> {
+        let name = &t.name;
+        let mut shape = Vec::with_capacity(t.dims.len().min(8));
+        let mut count: usize = 1;
+        for &d in &t.dims {
+            let d = usize::try_from(d).map_err(|_| {
+                self.err(format!(
+                    "tensor '{name}': negative dimension in {:?}",
+                    t.dims
+                ))
+            })?;
+            count = count.checked_mul(d).ok_or_else(|| {
+                self.err(format!(
+                    "tensor '{name}': the shape {:?} is too large",
+                    t.dims
+                ))
+            })?;
+            shape.push(d);
+        }
+        let (elsize, kind) = match t.data_type {
+            data_type::FLOAT => (4, "float32"),
+            data_type::DOUBLE => (8, "float64"),
+            data_type::FLOAT16 => (2, "float16"),
+            data_type::BFLOAT16 => (2, "bfloat16"),
+            other => {
+                return Ok(RawTensor {
+                    key: key.to_string(),
+                    shape,
+                    data: Err(format!(
+                        "the ONNX tensor '{name}' has data type {other} ({}); weights must be float32 (float16, bfloat16 and float64 are converted)",
+                        dtype_name(other)
+                    )),
+                })
+            }
+        };
+        let nbytes = count.checked_mul(elsize).ok_or_else(|| {
+            self.err(format!(
+                "tensor '{name}': the shape {:?} is too large",
+                t.dims
+            ))
+        })?;
+        let external;
+        let bytes: &[u8] = if t.data_location == DATA_LOCATION_EXTERNAL {
+            external = self.external(t, nbytes)?;
+            &external
+        } else if !t.raw_data.is_empty() || count == 0 {
+            &t.raw_data
+        } else {
+            // Typed fields.
+            let n = match t.data_type {
+                data_type::FLOAT => t.float_data.len(),
+                data_type::DOUBLE => t.double_data.len(),
+                _ => t.int32_data.len(),
+            };
+            if n != count {
+                return Err(self.err(format!(
+                    "tensor '{name}': shape {:?} needs {count} values, the file holds {n}",
+                    t.dims
+                )));
+            }
+            let data: Vec<f32> = match t.data_type {
+                data_type::FLOAT => t.float_data.clone(),
+                data_type::DOUBLE => t.double_data.iter().map(|&v| v as f32).collect(),
+                data_type::FLOAT16 => t
+                    .int32_data
+                    .iter()
+                    .map(|&v| half::f16::from_bits(v as u16).to_f32())
+                    .collect(),
+                _ => t
+                    .int32_data
+                    .iter()
+                    .map(|&v| half::bf16::from_bits(v as u16).to_f32())
+                    .collect(),
+            };
+            return Ok(RawTensor {
+                key: key.to_string(),
+                shape,
+                data: Ok(data),
+            });
+        };
+        if bytes.len() != nbytes {
+            return Err(self.err(format!(
+                "tensor '{name}': shape {:?} of {kind} needs {nbytes} bytes, the file holds {} (is it truncated?)",
+                t.dims,
+                bytes.len()
+            )));
+        }
+        let data: Vec<f32> = match t.data_type {
+            data_type::FLOAT => bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            data_type::DOUBLE => bytes
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+                .collect(),
+            data_type::FLOAT16 => bytes
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            _ => bytes
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+        };
+        Ok(RawTensor {
+            key: key.to_string(),
+            shape,
+            data: Ok(data),
+        })
+    }
+
+    /// The bytes of an externally stored tensor: `location` relative to the model's folder (no
+    /// absolute paths, no `..`), `offset` and `length` checked against the file.
+    fn external(&self, t: &TensorProto, nbytes: usize) -> Result<Vec<u8>> {
+        let name = &t.name;
+        let get = |k: &str| {
+            t.external_data
+                .iter()
+                .find(|e| e.key == k)
+                .map(|e| e.value.as_str())
+        };
+        let location = get("location").ok_or_else(|| {
+            self.err(format!(
+                "tensor '{name}' is stored externally but names no location"
+            ))
+        })?;
+        let rel = Path::new(location);
+        if rel.as_os_str().is_empty()
+            || !rel.components().all(|c| matches!(c, Component::Normal(_)))
+        {
+            return Err(self.err(format!(
+                "tensor '{name}': the external data location '{location}' must be a relative path inside the model's folder"
+            )));
+        }
+        let num = |k: &str| -> Result<Option<u64>> {
+            get(k)
+                .map(|v| {
+                    v.trim().parse::<u64>().map_err(|_| {
+                        self.err(format!(
+                            "tensor '{name}': external data {k} '{v}' is not a number"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let offset = num("offset")?.unwrap_or(0);
+        let length = num("length")?;
+        if let Some(l) = length {
+            if l != nbytes as u64 {
+                return Err(self.err(format!(
+                    "tensor '{name}': external data length {l} does not match the {nbytes} bytes of shape {:?}",
+                    t.dims
+                )));
+            }
+        }
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let file_path = dir.join(rel);
+        let mut f = std::fs::File::open(&file_path).map_err(|e| {
+            file_err(
+                &file_path,
+                format!(
+                    "external data of tensor '{name}' (named by {}): {e}",
+                    self.path.display()
+                ),
+            )
+        })?;
+        let flen = f.metadata().map_err(|e| Error::io(&file_path, e))?.len();
+        if offset
+            .checked_add(nbytes as u64)
+            .is_none_or(|end| end > flen)
+        {
+            return Err(file_err(
+                &file_path,
+                format!(
+                    "external data of tensor '{name}': {nbytes} bytes at offset {offset} run past the end of the {flen}-byte file (is it truncated?)"
+                ),
+            ));
+        }
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|e| Error::io(&file_path, e))?;
+        let mut buf = vec![0u8; nbytes];
+        f.read_exact(&mut buf)
+            .map_err(|e| Error::io(&file_path, e))?;
+        Ok(buf)
+    }
+}
+
+/// Integer values of a shape tensor (int64 or int32, raw or typed).
+fn ints_of(t: &TensorProto) -> Vec<i64> {
+    match t.data_type {
+        data_type::INT64 if !t.raw_data.is_empty() => t
+            .raw_data
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect(),
+        data_type::INT32 if !t.raw_data.is_empty() => t
+            .raw_data
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as i64)
+            .collect(),
+        data_type::INT32 => t.int32_data.iter().map(|&v| v as i64).collect(),
+        _ => t.int64_data.clone(),
+    }
+}
+
+fn dtype_name(t: i32) -> &'static str {
+    match t {
+        2 => "uint8",
+        3 => "int8",
+        4 => "uint16",
+        5 => "int16",
+        6 => "int32",
+        7 => "int64",
+        8 => "string",
+        9 => "bool",
+        12 => "uint32",
+        13 => "uint64",
+        14 | 15 => "complex",
+        _ => "not a float type",
+    }
+}
+
+/// Output size of a sliding window over `n` values with `pads` (begin, end) of padding (ONNX's
+/// formula; `ceil` as `ceil_mode=1`). `None` when the window does not fit.
+pub fn window_out(n: usize, k: usize, s: usize, pads: [usize; 2], ceil: bool) -> Option<usize> {
+    let span = (n + pads[0] + pads[1]).checked_sub(k)?;
+    if s == 0 {
+        return None;
+    }
+    let mut out = if ceil { span.div_ceil(s) } else { span / s } + 1;
+    // A last window that would start in the end padding is dropped (as PyTorch and onnxruntime).
+    if ceil && out > 1 && (out - 1) * s >= n + pads[0] {
+        out -= 1;
+    }
+    Some(out)
+}
