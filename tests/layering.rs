@@ -21,7 +21,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "error", "fsutil", "gpu", "kernels", "weights", "model", "data",
         ],
     ),
-    ("fetch", &["error", "fsutil", "weights", "model"]),
+    ("fetch", &["error", "fsutil", "weights", "model", "data"]),
     ("shard", &["error", "fsutil", "weights", "model", "data"]),
 ];
 

@@ -28,11 +28,11 @@ impl ModelMeta {
     pub fn read(path: &Path) -> Result<Option<ModelMeta>> {
         let ext = |x: &str| path.extension().is_some_and(|e| e.eq_ignore_ascii_case(x));
         if path.is_file() && ext("safetensors") {
-            let m = crate::weights::safetensors::read_metadata(path)?;
+            let m = super::safetensors::read_metadata(path)?;
             return Ok(m.get(META_KEY).and_then(|j| serde_json::from_str(j).ok()));
         }
         if path.is_file() && ext("onnx") {
-            let m = crate::weights::onnx::read_onnx(path)?;
+            let m = super::onnx::read_onnx(path)?;
             return Ok(m.meta(META_KEY).and_then(|j| serde_json::from_str(j).ok()));
         }
         if !path.is_file() || !ext("npz") {

@@ -12,9 +12,9 @@ use std::path::Path;
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
+use super::RawTensor;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
-use crate::weights::RawTensor;
 
 fn file_err(path: &Path, message: impl Into<String>) -> Error {
     Error::WeightFile {

@@ -6,12 +6,13 @@
 
 pub mod proto;
 mod read;
+mod tensor;
 mod write;
 
 pub use read::{read_onnx, window_out};
 pub use write::{encode, write_onnx, OnnxExport};
 
-use crate::weights::RawTensor;
+use super::RawTensor;
 
 /// One layer found on the path from the graph's input to its output.
 #[derive(Clone, Debug, PartialEq)]
