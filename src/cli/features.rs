@@ -3,10 +3,10 @@ use std::process::ExitCode;
 
 use alexnet_wgpu::data::{ClassFolders, Preprocess};
 use alexnet_wgpu::model::Network;
-use alexnet_wgpu::train::extract_pool5;
+use alexnet_wgpu::train::extract_pool5_with;
 use clap::Args;
 
-use super::{GpuArgs, ModelArgs};
+use super::{GpuArgs, LoadArgs, ModelArgs};
 
 #[derive(Args)]
 pub struct FeaturesArgs {
@@ -23,6 +23,8 @@ pub struct FeaturesArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 16)]
     batch: usize,
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
@@ -43,10 +45,11 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     let ctx = args.gpu.context()?;
     let mut net = Network::new(&ctx, &weights)?;
     let pb = bar(data.items.len(), "features");
-    let ex = extract_pool5(
+    let ex = extract_pool5_with(
         &mut net,
         &data,
         &Preprocess::for_arch(weights.arch),
+        args.load.options(),
         0,
         0,
         args.batch.max(1),
