@@ -83,8 +83,9 @@ impl GpuArgs {
 #[derive(Args, Clone, Debug, Default)]
 pub struct LoadArgs {
     /// Decode JPEGs at full resolution and resize with `image`'s triangle filter, as
-    /// torchvision's PIL pipeline does (slower; by default JPEGs at least twice the resize
-    /// target are decoded at 1/2, 1/4 or 1/8 scale, as PIL's draft(), and resized with SIMD).
+    /// torchvision's PIL pipeline does (slower; by default JPEGs at least four times the
+    /// resize target are decoded at 1/2, 1/4 or 1/8 scale, like PIL's draft(), keeping at
+    /// least twice the target, and resized with SIMD).
     #[arg(long)]
     pub exact_resize: bool,
     /// Ignore EXIF orientation tags: use the pixels as stored, as torchvision's ImageFolder
