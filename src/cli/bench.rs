@@ -8,7 +8,7 @@ use alexnet_wgpu::model::{Arch, Network, StepTiming};
 use clap::{Args, ValueEnum};
 use rand::{Rng, SeedableRng};
 
-use super::GpuArgs;
+use super::{GpuArgs, LoadArgs};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Format {
@@ -46,6 +46,16 @@ pub struct BenchArgs {
     precision: Vec<Precision>,
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
+    /// Time decoding + preprocessing alone (no GPU work) on the images in this folder (or
+    /// this one image): images/s, ms per image, split into decode, resize and normalise.
+    /// --iters and --warmup count passes over the folder.
+    #[arg(long, value_name = "DIR")]
+    input: Option<std::path::PathBuf>,
+    /// Decoding threads for --input (default: all cores).
+    #[arg(long, value_name = "N", requires = "input")]
+    threads: Option<usize>,
+    #[command(flatten)]
+    load: LoadArgs,
     #[command(flatten)]
     gpu: GpuArgs,
 }
@@ -66,6 +76,17 @@ struct BatchResult {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(dir) = &args.input {
+        return super::bench_input::run(
+            dir,
+            args.arch.unwrap_or(Arch::Torchvision),
+            args.threads,
+            args.load.options(),
+            args.iters,
+            args.warmup,
+            args.format,
+        );
+    }
     let weights = match &args.weights {
         Some(p) => Weights::load(p, args.arch)?,
         None => {

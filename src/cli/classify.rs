@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use alexnet_wgpu::data::inputs::load_npy_batch;
-use alexnet_wgpu::data::{load_image, par_map, preprocess, InputItem, InputSource, Preprocess};
+use alexnet_wgpu::data::{par_map, InputItem, InputSource, LoadOptions, Preprocess};
 use alexnet_wgpu::labels;
 use alexnet_wgpu::model::Network;
 use alexnet_wgpu::shard::{hash_names, hash_tensors, NpyWriter, PartPaths, RunIdentity};
@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use super::sharding::{self, PartOut, ShardArgs};
-use super::{GpuArgs, ModelArgs};
+use super::{GpuArgs, LoadArgs, ModelArgs};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -58,6 +58,8 @@ pub struct ClassifyArgs {
     /// Print how the time split between decoding and GPU work.
     #[arg(long)]
     timings: bool,
+    #[command(flatten)]
+    load: LoadArgs,
     /// Images, folders (walked recursively, sorted) or preprocessed [N, 3, H, W] .npy batches;
     /// `-` reads paths from standard input, one per line.
     #[arg(required_unless_present = "list", value_name = "PATH")]
@@ -79,12 +81,13 @@ type Prepared = ([usize; 2], Vec<f32>);
 fn prepare(
     item: &InputItem,
     pre: &Preprocess,
+    opts: LoadOptions,
     npy_cache: &mut HashMap<PathBuf, ([usize; 4], Vec<f32>)>,
 ) -> anyhow::Result<Prepared> {
     match &item.source {
         InputSource::Image(p) => {
-            let img = load_image(p)?;
-            Ok(([pre.crop, pre.crop], preprocess(&img, pre)))
+            let x = alexnet_wgpu::data::prepare(p, pre, opts)?;
+            Ok(([pre.crop, pre.crop], x))
         }
         InputSource::NpyItem(p, i) => {
             if !npy_cache.contains_key(p) {
@@ -102,16 +105,17 @@ fn prepare(
 fn prepare_chunk(
     chunk: &[InputItem],
     pre: &Preprocess,
+    opts: LoadOptions,
     npy_cache: &mut HashMap<PathBuf, ([usize; 4], Vec<f32>)>,
 ) -> Vec<anyhow::Result<Prepared>> {
     let images = par_map(chunk, |item| match item.source {
-        InputSource::Image(_) => Some(prepare(item, pre, &mut HashMap::new())),
+        InputSource::Image(_) => Some(prepare(item, pre, opts, &mut HashMap::new())),
         InputSource::NpyItem(..) => None,
     });
     chunk
         .iter()
         .zip(images)
-        .map(|(item, done)| done.unwrap_or_else(|| prepare(item, pre, npy_cache)))
+        .map(|(item, done)| done.unwrap_or_else(|| prepare(item, pre, opts, npy_cache)))
         .collect()
 }
 
@@ -247,11 +251,12 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
         let pre = &pre;
         let items = &items;
         let batch = args.batch;
+        let opts = args.load.options();
         scope.spawn(move || {
             let mut npy_cache = HashMap::new();
             for chunk in items.chunks(batch) {
                 let t = std::time::Instant::now();
-                let prepared = prepare_chunk(chunk, pre, &mut npy_cache);
+                let prepared = prepare_chunk(chunk, pre, opts, &mut npy_cache);
                 if tx
                     .send((chunk, prepared, t.elapsed().as_secs_f64()))
                     .is_err()

@@ -1,13 +1,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use alexnet_wgpu::data::{load_image, par_map, preprocess, ClassFolders, Preprocess};
+use alexnet_wgpu::data::{par_map, prepare, ClassFolders, Preprocess};
 use alexnet_wgpu::model::Network;
 use alexnet_wgpu::train::Metrics;
 use alexnet_wgpu::weights::meta::ModelMeta;
 use clap::{Args, ValueEnum};
 
-use super::{GpuArgs, ModelArgs};
+use super::{GpuArgs, LoadArgs, ModelArgs};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Format {
@@ -28,6 +28,8 @@ pub struct EvalArgs {
     batch: usize,
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
@@ -59,12 +61,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let ctx = args.gpu.context()?;
     let mut net = Network::new(&ctx, &weights)?;
     let pre = Preprocess::for_arch(weights.arch);
+    let opts = args.load.options();
     let pb = super::features::bar(data.items.len(), "evaluating");
     let (mut logits, mut labels, mut failed) = (Vec::new(), Vec::new(), 0usize);
     for chunk in data.items.chunks(args.batch.max(1)) {
-        let tensors = par_map(chunk, |(p, _)| {
-            load_image(p).map(|img| preprocess(&img, &pre))
-        });
+        let tensors = par_map(chunk, |(p, _)| prepare(p, &pre, opts));
         let mut input = Vec::new();
         for ((p, c), t) in chunk.iter().zip(tensors) {
             match t {

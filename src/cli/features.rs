@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use alexnet_wgpu::data::{ClassFolders, InputSource, Preprocess};
 use alexnet_wgpu::model::Network;
 use alexnet_wgpu::shard::{hash_names, hash_tensors, PartPaths, RunIdentity};
-use alexnet_wgpu::train::{extract_pool5, FeatureSet};
+use alexnet_wgpu::train::{extract_pool5_with, FeatureSet};
 use alexnet_wgpu::weights::{write_npz, NpzEntry};
 use clap::{Args, ValueEnum};
 
 use super::sharding::{self, PartOut, ShardArgs};
-use super::{GpuArgs, ModelArgs};
+use super::{GpuArgs, LoadArgs, ModelArgs};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum FeaturesFormat {
@@ -44,6 +44,8 @@ pub struct FeaturesArgs {
     batch: usize,
     #[command(flatten)]
     sharding: ShardArgs,
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
@@ -161,7 +163,16 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
             classes: classes.clone(),
             items: chunk.to_vec(),
         };
-        let ex = extract_pool5(&mut net, &data, &pre, 0, 0, batch, &|_| {})?;
+        let ex = extract_pool5_with(
+            &mut net,
+            &data,
+            &pre,
+            args.load.options(),
+            0,
+            0,
+            batch,
+            &|_| {},
+        )?;
         // Each input in order: the next row of the extraction, or its entry among the skipped.
         let (mut row, mut skipped) = (0usize, ex.skipped.iter().peekable());
         let stdout = std::io::stdout();

@@ -2,6 +2,7 @@
 
 mod adapters;
 mod bench;
+mod bench_input;
 mod classify;
 mod convert;
 mod eval;
@@ -84,6 +85,30 @@ impl GpuArgs {
 
     pub fn context(&self) -> anyhow::Result<GpuContext> {
         Ok(GpuContext::new(&self.choice())?)
+    }
+}
+
+/// How image files become input tensors, shared by every command that reads images.
+#[derive(Args, Clone, Debug, Default)]
+pub struct LoadArgs {
+    /// Decode JPEGs at full resolution and resize with `image`'s triangle filter, as
+    /// torchvision's PIL pipeline does (slower; by default JPEGs at least four times the
+    /// resize target are decoded at 1/2, 1/4 or 1/8 scale, like PIL's draft(), keeping at
+    /// least twice the target, and resized with SIMD).
+    #[arg(long)]
+    pub exact_resize: bool,
+    /// Ignore EXIF orientation tags: use the pixels as stored, as torchvision's ImageFolder
+    /// does (by default a sideways-stored phone photo is turned upright first).
+    #[arg(long)]
+    pub ignore_orientation: bool,
+}
+
+impl LoadArgs {
+    pub fn options(&self) -> alexnet_wgpu::data::LoadOptions {
+        alexnet_wgpu::data::LoadOptions {
+            exact: self.exact_resize,
+            ignore_orientation: self.ignore_orientation,
+        }
     }
 }
 

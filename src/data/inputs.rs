@@ -60,6 +60,30 @@ pub fn npy_batch_shape(path: &Path) -> Result<[usize; 4]> {
         message: format!("not a valid .npy file: {e}"),
     })?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    if let npyz::DType::Plain(ts) = npy.dtype() {
+        let kind = match ts.type_char() {
+            npyz::TypeChar::Float => None,
+            npyz::TypeChar::Int | npyz::TypeChar::Uint | npyz::TypeChar::Bool => {
+                Some("an integer type")
+            }
+            _ => Some("not a floating-point type"),
+        };
+        if let Some(kind) = kind {
+            return Err(Error::Input {
+                path: path.to_path_buf(),
+                message: format!(
+                    "dtype {ts} is {kind}; an input batch must hold preprocessed (normalised) \
+                     float32 values of shape [N, 3, H, W] (float16 and float64 are converted); \
+                     raw 0-255 pixels should be given as image files instead"
+                ),
+            });
+        }
+    } else {
+        return Err(Error::Input {
+            path: path.to_path_buf(),
+            message: "a structured dtype; an input batch must be float32 [N, 3, H, W]".into(),
+        });
+    }
     match shape.as_slice() {
         [n, 3, h, w] => Ok([*n, 3, *h, *w]),
         [3, h, w] => Ok([1, 3, *h, *w]),
@@ -72,7 +96,8 @@ pub fn npy_batch_shape(path: &Path) -> Result<[usize; 4]> {
     }
 }
 
-/// Loads a `.npy` batch: (`[N, 3, H, W]`, data).
+/// Loads a `.npy` batch: (`[N, 3, H, W]`, data). A NaN or infinite value is refused, naming
+/// the first item that holds one (it would silently become a probability).
 pub fn load_npy_batch(path: &Path) -> Result<([usize; 4], Vec<f32>)> {
     let shape = npy_batch_shape(path)?;
     let mut t = crate::weights::read_tensors(path)?;
@@ -80,10 +105,27 @@ pub fn load_npy_batch(path: &Path) -> Result<([usize; 4], Vec<f32>)> {
         path: path.to_path_buf(),
         message: why,
     })?;
+    if let Some(at) = data.iter().position(|v| !v.is_finite()) {
+        let per_item = (shape[1] * shape[2] * shape[3]).max(1);
+        let (item, offset) = (at / per_item, at % per_item);
+        let (c, y, x) = (
+            offset / (shape[2] * shape[3]),
+            offset / shape[3] % shape[2],
+            offset % shape[3],
+        );
+        return Err(Error::Input {
+            path: path.to_path_buf(),
+            message: format!(
+                "item {item} holds {} at [channel {c}, y {y}, x {x}]; input values must be finite",
+                data[at]
+            ),
+        });
+    }
     Ok((shape, data))
 }
 
 /// Expands files and folders (walked recursively, sorted by path) into inputs, in order.
+/// `.npy` batches are read and checked in full here (they are read again when used).
 pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<InputItem>> {
     let mut out = Vec::new();
     for path in paths {
@@ -93,7 +135,9 @@ pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<InputItem>> {
                 source: InputSource::Image(p),
             }));
         } else if is_npy(path) {
-            let [n, ..] = npy_batch_shape(path)?;
+            // Checked whole here (dtype, shape, finite values), so a bad batch stops the run
+            // before any work, like every other unusable argument.
+            let ([n, ..], _) = load_npy_batch(path)?;
             out.extend((0..n).map(|i| InputItem {
                 source: InputSource::NpyItem(path.clone(), i),
             }));

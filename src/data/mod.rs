@@ -1,12 +1,17 @@
 //! Inputs: image decoding and per-preset preprocessing, `.npy` batches, and walking folders.
 
+pub mod decode;
 pub mod folder;
 pub mod inputs;
+pub mod pipeline;
 pub mod preprocess;
+pub mod resize;
 
+pub use decode::LoadOptions;
 pub use folder::ClassFolders;
 pub use inputs::{collect_inputs, InputItem, InputSource};
-pub use preprocess::{augment, load_image, preprocess, Preprocess};
+pub use pipeline::{load_view, prepare, prepare_into, Loader, StageTimes};
+pub use preprocess::{augment, crop_normalise, load_image, preprocess, resize_target, Preprocess};
 
 /// Maps `f` over `items` on all cores (chunked, in order): image decoding is the CPU's share.
 pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {

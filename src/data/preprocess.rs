@@ -84,9 +84,9 @@ fn round_half_even(x: f64) -> usize {
     v.max(0.0) as usize
 }
 
-/// Resize, centre-crop and normalise to a `[3, crop, crop]` tensor.
-pub fn preprocess(img: &RgbImage, p: &Preprocess) -> Vec<f32> {
-    let (w, h) = (img.width() as usize, img.height() as usize);
+/// The size the preset resizes a `w` x `h` image to before the centre crop (torchvision's
+/// `Resize(256)` rule: the shorter side to `resize`, the longer truncated; never under the crop).
+pub fn resize_target(w: usize, h: usize, p: &Preprocess) -> (usize, usize) {
     let (nw, nh) = if p.resize_square {
         (p.resize, p.resize)
     } else if w <= h {
@@ -95,27 +95,57 @@ pub fn preprocess(img: &RgbImage, p: &Preprocess) -> Vec<f32> {
     } else {
         ((p.resize as f64 * w as f64 / h as f64) as usize, p.resize)
     };
-    let (nw, nh) = (nw.max(p.crop), nh.max(p.crop));
+    (nw.max(p.crop), nh.max(p.crop))
+}
+
+/// Resize, centre-crop and normalise to a `[3, crop, crop]` tensor (the exact path: `image`'s
+/// triangle filter on the full-resolution image).
+pub fn preprocess(img: &RgbImage, p: &Preprocess) -> Vec<f32> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let (nw, nh) = resize_target(w, h, p);
     // Triangle = bilinear; image widens the filter when shrinking, i.e. it antialiases like PIL.
     let resized = if (nw, nh) == (w, h) {
         img.clone()
     } else {
         image::imageops::resize(img, nw as u32, nh as u32, FilterType::Triangle)
     };
-    let top = round_half_even((nh - p.crop) as f64 / 2.0);
-    let left = round_half_even((nw - p.crop) as f64 / 2.0);
+    let mut out = vec![0f32; 3 * p.crop * p.crop];
+    crop_normalise(&resized, p, &mut out);
+    out
+}
+
+/// Centre-crops an image already at [`resize_target`] size and writes the normalised
+/// `[3, crop, crop]` tensor into `out`.
+pub fn crop_normalise(resized: &RgbImage, p: &Preprocess, out: &mut [f32]) {
+    let (nw, nh) = (resized.width() as usize, resized.height() as usize);
     let c = p.crop;
-    let mut out = vec![0f32; 3 * c * c];
-    for y in 0..c {
-        for x in 0..c {
-            let px = resized.get_pixel((left + x) as u32, (top + y) as u32).0;
-            for ch in 0..3 {
-                let src = if p.bgr { px[2 - ch] } else { px[ch] };
-                out[(ch * c + y) * c + x] = (src as f32 * p.scale - p.mean[ch]) / p.std[ch];
-            }
+    assert!(
+        nw >= c && nh >= c && out.len() == 3 * c * c,
+        "crop_normalise sizes"
+    );
+    let top = round_half_even((nh - c) as f64 / 2.0);
+    let left = round_half_even((nw - c) as f64 / 2.0);
+    // One table per output channel: 256 values instead of a multiply-add per sample.
+    let mut lut = [[0f32; 256]; 3];
+    for (ch, table) in lut.iter_mut().enumerate() {
+        for (v, slot) in table.iter_mut().enumerate() {
+            *slot = (v as f32 * p.scale - p.mean[ch]) / p.std[ch];
         }
     }
-    out
+    let raw = resized.as_raw();
+    let (planes, _) = out.split_at_mut(3 * c * c);
+    let (r, rest) = planes.split_at_mut(c * c);
+    let (g, b) = rest.split_at_mut(c * c);
+    let order: [usize; 3] = if p.bgr { [2, 1, 0] } else { [0, 1, 2] };
+    for y in 0..c {
+        let row = &raw[((top + y) * nw + left) * 3..((top + y) * nw + left + c) * 3];
+        let o = y * c;
+        for (x, px) in row.chunks_exact(3).enumerate() {
+            r[o + x] = lut[0][px[order[0]] as usize];
+            g[o + x] = lut[1][px[order[1]] as usize];
+            b[o + x] = lut[2][px[order[2]] as usize];
+        }
+    }
 }
 
 /// Training-time augmentation: a random resized crop (area 25-100 % of the image, aspect

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use rand::SeedableRng;
 
-use crate::data::{augment, load_image, par_map, preprocess, ClassFolders, Preprocess};
+use crate::data::{augment, load_view, par_map, prepare, ClassFolders, LoadOptions, Preprocess};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::kernels::Precision;
@@ -150,6 +150,30 @@ pub fn extract_pool5(
     batch: usize,
     on_progress: &dyn Fn(usize),
 ) -> Result<Extraction> {
+    extract_pool5_with(
+        net,
+        data,
+        pre,
+        LoadOptions::default(),
+        views,
+        seed,
+        batch,
+        on_progress,
+    )
+}
+
+/// [`extract_pool5`] with the given decoding options (exact path, EXIF orientation).
+#[allow(clippy::too_many_arguments)]
+pub fn extract_pool5_with(
+    net: &mut Network,
+    data: &ClassFolders,
+    pre: &Preprocess,
+    opts: LoadOptions,
+    views: usize,
+    seed: u64,
+    batch: usize,
+    on_progress: &dyn Fn(usize),
+) -> Result<Extraction> {
     let start = std::time::Instant::now();
     let dim = net
         .feature_len()
@@ -166,10 +190,17 @@ pub fn extract_pool5(
         let tensors = par_map(
             chunk,
             |(path, _)| -> std::result::Result<Vec<Vec<f32>>, String> {
-                let img = load_image(path).map_err(|e| e.to_string())?;
                 if views == 0 {
-                    return Ok(vec![preprocess(&img, pre)]);
+                    return Ok(vec![prepare(path, pre, opts).map_err(|e| e.to_string())?]);
                 }
+                // Random crops take a quarter of the area or more: decode at no less than
+                // twice the resize target so a crop is not upscaled from a reduced decode.
+                let wide = Preprocess {
+                    resize: pre.resize * 2,
+                    crop: pre.crop * 2,
+                    ..*pre
+                };
+                let img = load_view(path, &wide, opts).map_err(|e| e.to_string())?;
                 // A per-image generator: the same views whatever the batching or thread count.
                 let h = path
                     .to_string_lossy()

@@ -1,0 +1,148 @@
+//! The input pipeline's small API for the command loops: one file to one normalised tensor
+//! (fast or exact path), and batches decoded on a pool of threads straight into a reused
+//! host buffer.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use image::imageops::FilterType;
+use image::RgbImage;
+
+use super::decode::{decode, LoadOptions};
+use super::preprocess::{crop_normalise, resize_target, Preprocess};
+use super::resize::resize_triangle;
+use crate::error::Result;
+
+/// Where one image's preprocessing time went (seconds), and the DCT scale it was decoded at.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct StageTimes {
+    pub decode_s: f64,
+    pub resize_s: f64,
+    pub normalise_s: f64,
+    pub scale: u32,
+}
+
+/// Decodes `path` (oriented unless asked not to), at a reduced DCT scale where the preset's
+/// resize allows it: the picture augmentation crops from.
+pub fn load_view(path: &Path, pre: &Preprocess, opts: LoadOptions) -> Result<RgbImage> {
+    Ok(decode(path, pre, opts)?.image)
+}
+
+/// Resizes a decoded image to the preset's resize target, by the path `opts` asks for.
+pub fn resize_for(img: RgbImage, pre: &Preprocess, opts: LoadOptions) -> Result<RgbImage> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let (nw, nh) = resize_target(w, h, pre);
+    if (nw, nh) == (w, h) {
+        Ok(img)
+    } else if opts.exact {
+        Ok(image::imageops::resize(
+            &img,
+            nw as u32,
+            nh as u32,
+            FilterType::Triangle,
+        ))
+    } else {
+        resize_triangle(img, nw, nh)
+    }
+}
+
+/// Decodes, resizes, centre-crops and normalises `path` into `out` (`3 * crop * crop` floats).
+pub fn prepare_into(
+    path: &Path,
+    pre: &Preprocess,
+    opts: LoadOptions,
+    out: &mut [f32],
+) -> Result<StageTimes> {
+    let t0 = Instant::now();
+    let decoded = decode(path, pre, opts)?;
+    let t1 = Instant::now();
+    let resized = resize_for(decoded.image, pre, opts)?;
+    let t2 = Instant::now();
+    crop_normalise(&resized, pre, out);
+    let t3 = Instant::now();
+    Ok(StageTimes {
+        decode_s: (t1 - t0).as_secs_f64(),
+        resize_s: (t2 - t1).as_secs_f64(),
+        normalise_s: (t3 - t2).as_secs_f64(),
+        scale: decoded.scale,
+    })
+}
+
+/// [`prepare_into`] into a new tensor.
+pub fn prepare(path: &Path, pre: &Preprocess, opts: LoadOptions) -> Result<Vec<f32>> {
+    let mut out = vec![0f32; 3 * pre.crop * pre.crop];
+    prepare_into(path, pre, opts, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes batches of images on `threads` threads (each takes the next image as it finishes
+/// one, so a slow file holds up no other) into one reused host buffer.
+#[derive(Clone, Debug)]
+pub struct Loader {
+    pub pre: Preprocess,
+    pub opts: LoadOptions,
+    pub threads: usize,
+}
+
+impl Loader {
+    /// A loader on all cores.
+    pub fn new(pre: Preprocess, opts: LoadOptions) -> Loader {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Loader { pre, opts, threads }
+    }
+
+    /// Floats per image.
+    pub fn item_len(&self) -> usize {
+        3 * self.pre.crop * self.pre.crop
+    }
+
+    /// Fills `buf` (resized to `paths.len()` items) with the images' tensors, item `i` at
+    /// `i * item_len()`; item `i`'s result says how long it took or why it failed (a failed
+    /// item's slot is left as it was).
+    pub fn load_batch<P: AsRef<Path> + Sync>(
+        &self,
+        paths: &[P],
+        buf: &mut Vec<f32>,
+    ) -> Vec<Result<StageTimes>> {
+        let len = self.item_len();
+        buf.resize(paths.len() * len, 0.0);
+        let slots: Vec<std::sync::Mutex<&mut [f32]>> =
+            buf.chunks_mut(len).map(std::sync::Mutex::new).collect();
+        let next = AtomicUsize::new(0);
+        let work = || {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= paths.len() {
+                    break done;
+                }
+                let mut slot = slots[i].lock().unwrap_or_else(|e| e.into_inner());
+                done.push((
+                    i,
+                    prepare_into(paths[i].as_ref(), &self.pre, self.opts, &mut slot),
+                ));
+            }
+        };
+        let threads = self.threads.clamp(1, paths.len().max(1));
+        let mut results: Vec<Option<Result<StageTimes>>> = (0..paths.len()).map(|_| None).collect();
+        let finished: Vec<(usize, Result<StageTimes>)> = if threads == 1 {
+            work()
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().expect("decoding thread panicked"))
+                    .collect()
+            })
+        };
+        for (i, r) in finished {
+            results[i] = Some(r);
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every item was taken by a thread"))
+            .collect()
+    }
+}
