@@ -6,7 +6,7 @@ pub mod preprocess;
 
 pub use folder::ClassFolders;
 pub use inputs::{collect_inputs, InputItem, InputSource};
-pub use preprocess::{augment, load_image, preprocess, Preprocess};
+pub use preprocess::{augment, decode_image, load_image, preprocess, Preprocess};
 
 /// Maps `f` over `items` on all cores (chunked, in order): image decoding is the CPU's share.
 pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
