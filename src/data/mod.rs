@@ -11,7 +11,9 @@ pub use decode::LoadOptions;
 pub use folder::ClassFolders;
 pub use inputs::{collect_inputs, InputItem, InputSource};
 pub use pipeline::{load_view, prepare, prepare_into, Loader, StageTimes};
-pub use preprocess::{augment, crop_normalise, load_image, preprocess, resize_target, Preprocess};
+pub use preprocess::{
+    augment, crop_normalise, decode_image, load_image, preprocess, resize_target, Preprocess,
+};
 
 /// Maps `f` over `items` on all cores (chunked, in order): image decoding is the CPU's share.
 pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {

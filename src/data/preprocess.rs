@@ -73,6 +73,19 @@ pub fn load_image(path: &Path) -> Result<RgbImage> {
     Ok(img.to_rgb8())
 }
 
+/// [`load_image`] of a file's bytes already in memory (the format is guessed from the content;
+/// `path` only names the file in errors).
+pub fn decode_image(bytes: &[u8], path: &Path) -> Result<RgbImage> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?;
+    let img = reader.decode().map_err(|e| Error::Image {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(img.to_rgb8())
+}
+
 /// Python's `round` (half to even), as torchvision's centre crop uses it.
 fn round_half_even(x: f64) -> usize {
     let r = x.round();

@@ -22,15 +22,12 @@ use hdf5_reader::error::Error as H5Error;
 use hdf5_reader::group::Group;
 use hdf5_reader::{Datatype, Hdf5File};
 
-use super::npz::RawTensor;
+use super::raw::{file_err, RawTensor};
 use crate::error::{Error, Result};
 
-fn file_err(path: &Path, message: impl Into<String>) -> Error {
-    Error::WeightFile {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
-}
+/// A chunked dataset may decode to at most this many times the file's bytes (deflate's largest
+/// ratio is 1032:1; an uncompressed or contiguous dataset is at most the file itself).
+pub const MAX_EXPANSION: u64 = 1032;
 
 /// HDF5 files start with this signature (at offset 0, 512, 1024 ... when a user block is used).
 const SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
@@ -40,9 +37,18 @@ pub fn read_h5(path: &Path) -> Result<Vec<RawTensor>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     if bytes.starts_with(b"PK") {
         let inner = weights_from_keras_zip(path, &bytes)?;
-        return read_h5_bytes(path, inner);
+        return read_h5_vec(path, inner);
     }
-    read_h5_bytes(path, bytes)
+    read_h5_vec(path, bytes)
+}
+
+/// [`read_h5`] of a file's bytes already in memory; `path` only names it in errors.
+pub fn read_h5_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<RawTensor>> {
+    if bytes.starts_with(b"PK") {
+        let inner = weights_from_keras_zip(path, bytes)?;
+        return read_h5_vec(path, inner);
+    }
+    read_h5_vec(path, bytes.to_vec())
 }
 
 fn weights_from_keras_zip(path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
@@ -83,7 +89,7 @@ fn weights_from_keras_zip(path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-fn read_h5_bytes(path: &Path, bytes: Vec<u8>) -> Result<Vec<RawTensor>> {
+fn read_h5_vec(path: &Path, bytes: Vec<u8>) -> Result<Vec<RawTensor>> {
     let has_sig = [0usize, 512, 1024, 2048]
         .iter()
         .any(|&o| bytes.get(o..o + 8) == Some(SIGNATURE.as_slice()));
@@ -114,7 +120,7 @@ fn read_h5_bytes(path: &Path, bytes: Vec<u8>) -> Result<Vec<RawTensor>> {
             ));
         }
         let root = file.root_group().map_err(h5err)?;
-        read_root(path, &root)
+        read_root(path, &root, len)
     });
     match result {
         Ok(r) => r,
@@ -125,23 +131,23 @@ fn read_h5_bytes(path: &Path, bytes: Vec<u8>) -> Result<Vec<RawTensor>> {
     }
 }
 
-fn read_root(path: &Path, root: &Group) -> Result<Vec<RawTensor>> {
+fn read_root(path: &Path, root: &Group, len: u64) -> Result<Vec<RawTensor>> {
     let h5err = |what: &str, e: H5Error| file_err(path, format!("{what}: {e}"));
     let (groups, _) = root.member_names().map_err(|e| h5err("listing '/'", e))?;
     let mut out = if has_attr(root, "layer_names") {
-        read_legacy(path, root, "")?
+        read_legacy(path, root, "", len)?
     } else if groups.iter().any(|g| g == "model_weights") {
         let mw = root
             .group("model_weights")
             .map_err(|e| h5err("group '/model_weights'", e))?;
-        read_legacy(path, &mw, "model_weights/")?
+        read_legacy(path, &mw, "model_weights/", len)?
     } else if groups.iter().any(|g| g == "layers") {
         let mut out = Vec::new();
-        read_keras3(path, root, "", "", &mut out, 0)?;
+        read_keras3(path, root, "", "", &mut out, 0, len)?;
         out
     } else {
         let mut out = Vec::new();
-        read_all(path, root, "", &mut out, 0)?;
+        read_all(path, root, "", &mut out, 0, len)?;
         out
     };
     if out.is_empty() {
@@ -196,7 +202,7 @@ fn string_list_attr(path: &Path, g: &Group, name: &str, at: &str) -> Result<Vec<
 }
 
 /// Keras 2 `save_weights` layout (also inside `model_weights` of a full-model file).
-fn read_legacy(path: &Path, g: &Group, at: &str) -> Result<Vec<RawTensor>> {
+fn read_legacy(path: &Path, g: &Group, at: &str, len: u64) -> Result<Vec<RawTensor>> {
     let layers = string_list_attr(path, g, "layer_names", at)?;
     let mut out = Vec::new();
     for layer in layers {
@@ -213,7 +219,13 @@ fn read_legacy(path: &Path, g: &Group, at: &str) -> Result<Vec<RawTensor>> {
             // `conv2d/kernel:0` (Keras 2), `kernel` (Keras 3 legacy writer) -> `<layer>/kernel`.
             let leaf = wname.rsplit('/').next().unwrap_or(&wname);
             let leaf = leaf.strip_suffix(":0").unwrap_or(leaf);
-            out.push(read_dataset(path, &ds, format!("{layer}/{leaf}"), &key)?);
+            out.push(read_dataset(
+                path,
+                &ds,
+                format!("{layer}/{leaf}"),
+                &key,
+                len,
+            )?);
         }
     }
     Ok(out)
@@ -242,6 +254,7 @@ fn read_keras3(
     prefix: &str,
     out: &mut Vec<RawTensor>,
     depth: usize,
+    len: u64,
 ) -> Result<()> {
     if depth > 16 {
         return Err(file_err(path, format!("groups nest too deeply at '/{at}'")));
@@ -274,7 +287,13 @@ fn read_keras3(
             let ds = vars
                 .dataset(n)
                 .map_err(|e| err(format!("dataset '/{key}'"), e))?;
-            out.push(read_dataset(path, &ds, format!("{layer}/{leaf}"), &key)?);
+            out.push(read_dataset(
+                path,
+                &ds,
+                format!("{layer}/{leaf}"),
+                &key,
+                len,
+            )?);
         }
     }
     if groups.iter().any(|n| n == "layers") {
@@ -295,6 +314,7 @@ fn read_keras3(
                 &format!("{prefix}{name}/"),
                 out,
                 depth + 1,
+                len,
             )?;
         }
     }
@@ -308,6 +328,7 @@ fn read_all(
     at: &str,
     out: &mut Vec<RawTensor>,
     depth: usize,
+    len: u64,
 ) -> Result<()> {
     if depth > 16 {
         return Err(file_err(path, format!("groups nest too deeply at '/{at}'")));
@@ -318,12 +339,12 @@ fn read_all(
     for ds in datasets {
         let key = format!("{at}{}", ds.name());
         if matches!(ds.dtype(), Datatype::FloatingPoint { .. }) {
-            out.push(read_dataset(path, &ds, key.clone(), &key)?);
+            out.push(read_dataset(path, &ds, key.clone(), &key, len)?);
         }
     }
     for sub in groups {
         let name = sub.name().rsplit('/').next().unwrap_or("").to_string();
-        read_all(path, &sub, &format!("{at}{name}/"), out, depth + 1)?;
+        read_all(path, &sub, &format!("{at}{name}/"), out, depth + 1, len)?;
     }
     Ok(())
 }
@@ -333,23 +354,44 @@ fn read_dataset(
     ds: &hdf5_reader::Dataset,
     key: String,
     at: &str,
+    file_len: u64,
 ) -> Result<RawTensor> {
     let shape: Vec<usize> = ds.shape().iter().map(|&d| d as usize).collect();
     let data = match ds.dtype() {
         Datatype::FloatingPoint { size, .. } if matches!(size, 2 | 4 | 8) => {
             let size = *size as usize;
+            // Before anything is allocated: the data must fit in the file (times deflate's
+            // ratio when it is chunked, and so perhaps compressed).
+            let n = shape
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .and_then(|n| n.checked_mul(size).map(|b| (n, b)));
+            let limit = if ds.chunks().is_some() {
+                file_len.saturating_mul(MAX_EXPANSION)
+            } else {
+                file_len
+            };
+            let Some((n, nbytes)) = n.filter(|&(_, b)| b as u64 <= limit) else {
+                return Err(file_err(
+                    path,
+                    format!(
+                        "dataset '/{at}': shape {shape:?} of {size}-byte floats does not fit in \
+                         the {file_len}-byte file (is it damaged?)"
+                    ),
+                ));
+            };
             let bytes = ds.read_native_bytes().map_err(|e| {
                 file_err(
                     path,
                     format!("dataset '/{at}': {e} (is the file truncated?)"),
                 )
             })?;
-            let n: usize = shape.iter().product();
-            if bytes.len() != n * size {
+            if bytes.len() != nbytes {
                 return Err(file_err(
                     path,
                     format!(
-                        "dataset '/{at}': {} bytes for shape {shape:?} of {size}-byte floats",
+                        "dataset '/{at}': {} bytes for shape {shape:?} of {size}-byte floats \
+                         ({n} elements)",
                         bytes.len()
                     ),
                 ));

@@ -1,4 +1,9 @@
 //! Reading NumPy `.npy` / `.npz` files into f32 tensors, and writing them atomically.
+//!
+//! Sizes in a file never drive an allocation on their own: an `.npy` header is read only when
+//! the file holds it (and it is at most [`MAX_NPY_HEADER`] bytes), array data grows with what is
+//! actually read, and the members of an `.npz` read together are at most the archive (members
+//! that overlap cannot multiply the file).
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek};
@@ -6,24 +11,12 @@ use std::path::Path;
 
 use npyz::{DType, TypeChar, WriterBuilder};
 
+use super::raw::{file_err, RawTensor};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 
-/// One array as found in a file, converted to f32 (or the reason it could not be).
-#[derive(Clone, Debug)]
-pub struct RawTensor {
-    pub key: String,
-    pub shape: Vec<usize>,
-    /// `Err(reason)` for dtypes we refuse (integers, objects, strings...).
-    pub data: std::result::Result<Vec<f32>, String>,
-}
-
-fn file_err(path: &Path, message: impl Into<String>) -> Error {
-    Error::WeightFile {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
-}
+/// The largest `.npy` header read (numpy itself refuses headers over 10 000 bytes by default).
+pub const MAX_NPY_HEADER: usize = 1 << 20;
 
 fn describe_dtype(dtype: &DType) -> String {
     match dtype {
@@ -32,7 +25,11 @@ fn describe_dtype(dtype: &DType) -> String {
     }
 }
 
-fn read_npy<R: Read>(npy: npyz::NpyFile<R>, key: &str, path: &Path) -> Result<RawTensor> {
+pub(crate) fn read_npy<R: Read>(
+    npy: npyz::NpyFile<R>,
+    key: &str,
+    path: &Path,
+) -> Result<RawTensor> {
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let dtype = npy.dtype();
     if npy.order() == npyz::Order::Fortran && shape.len() > 1 {
@@ -86,44 +83,46 @@ fn read_npy<R: Read>(npy: npyz::NpyFile<R>, key: &str, path: &Path) -> Result<Ra
     })
 }
 
-/// Every array of an `.npz` file, a single `.npy` file, or a directory of `.npy` files (keys are
-/// the paths below the directory without `.npy`, with `/` separators), in key order.
-pub fn read_tensors(path: &Path) -> Result<Vec<RawTensor>> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    let mut out = if meta.is_dir() {
-        read_dir(path)?
-    } else if has_ext(path, "pth") || has_ext(path, "pt") {
-        super::pth::read_pth(path)?
-    } else if has_ext(path, "h5") || has_ext(path, "hdf5") || has_ext(path, "keras") {
-        super::h5::read_h5(path)?
-    } else if has_ext(path, "safetensors") {
-        super::safetensors::read_safetensors(path)?
-    } else if has_ext(path, "onnx") {
-        super::onnx::read_onnx_tensors(path)?
-    } else if has_ext(path, "npy") {
-        let key = path
-            .file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let npy = npyz::NpyFile::new(BufReader::new(file))
-            .map_err(|e| file_err(path, format!("not a valid .npy file: {e}")))?;
-        vec![read_npy(npy, &key, path)?]
-    } else {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        read_npz(BufReader::new(file), path)?
-    };
-    out.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(out)
+/// Opens an `.npy` stream of at most `available` bytes: checks the header's length against
+/// it before npyz allocates the header (a version 2 header's length is a u32 of the file's
+/// choosing).
+pub(crate) fn open_npy<R: Read>(
+    mut r: R,
+    available: u64,
+    key: &str,
+    path: &Path,
+) -> Result<npyz::NpyFile<std::io::Chain<std::io::Cursor<Vec<u8>>, R>>> {
+    let bad = |m: String| file_err(path, format!("array '{key}': not a valid .npy file: {m}"));
+    let mut pre = Vec::with_capacity(12);
+    (&mut r)
+        .take(12)
+        .read_to_end(&mut pre)
+        .map_err(|e| bad(e.to_string()))?;
+    if pre.len() >= 10 && pre.starts_with(b"\x93NUMPY") {
+        let (len, start) = match pre[6] {
+            1 => (u16::from_le_bytes([pre[8], pre[9]]) as u64, 10),
+            _ if pre.len() == 12 => (
+                u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]]) as u64,
+                12,
+            ),
+            _ => (0, 12),
+        };
+        if len > MAX_NPY_HEADER as u64 || len.saturating_add(start) > available {
+            return Err(bad(format!(
+                "the header claims {len} bytes, but the array holds {available} bytes in all \
+                 (and headers are at most {MAX_NPY_HEADER}); is the file truncated or damaged?"
+            )));
+        }
+    }
+    npyz::NpyFile::new(std::io::Cursor::new(pre).chain(r)).map_err(|e| bad(e.to_string()))
 }
 
-fn has_ext(path: &Path, ext: &str) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case(ext))
-}
-
-fn read_npz<R: Read + Seek>(reader: R, path: &Path) -> Result<Vec<RawTensor>> {
+/// The arrays of an `.npz` archive.
+pub(crate) fn read_npz<R: Read + Seek>(mut reader: R, path: &Path) -> Result<Vec<RawTensor>> {
+    let archive_len = reader
+        .seek(std::io::SeekFrom::End(0))
+        .and_then(|n| reader.rewind().map(|()| n))
+        .map_err(|e| Error::io(path, e))?;
     let mut archive = npyz::npz::NpzArchive::new(reader).map_err(|e| {
         file_err(
             path,
@@ -133,43 +132,38 @@ fn read_npz<R: Read + Seek>(reader: R, path: &Path) -> Result<Vec<RawTensor>> {
         )
     })?;
     let names: Vec<String> = archive.array_names().map(str::to_string).collect();
+    let zip = archive.zip_archive();
     let mut out = Vec::with_capacity(names.len());
+    let mut budget = archive_len;
     for name in names {
-        let npy = archive
-            .by_name(&name)
-            .map_err(|e| {
-                file_err(
+        let member = npyz::npz::file_name_from_array_name(&name);
+        let file = match zip.by_name(&member) {
+            Ok(f) => f,
+            Err(zip::result::ZipError::FileNotFound) => {
+                return Err(file_err(
+                    path,
+                    format!("array '{name}' is listed but missing"),
+                ))
+            }
+            Err(e) => {
+                return Err(file_err(
                     path,
                     format!("array '{name}': {e} (is the file truncated?)"),
-                )
-            })?
-            .ok_or_else(|| file_err(path, format!("array '{name}' is listed but missing")))?;
+                ))
+            }
+        };
+        budget = budget.checked_sub(file.compressed_size()).ok_or_else(|| {
+            file_err(
+                path,
+                format!(
+                    "array '{name}': the members read so far hold more bytes than the \
+                     {archive_len}-byte archive (overlapping members: a forged archive)"
+                ),
+            )
+        })?;
+        let size = file.size();
+        let npy = open_npy(file, size, &name, path)?;
         out.push(read_npy(npy, &name, path)?);
-    }
-    Ok(out)
-}
-
-fn read_dir(dir: &Path) -> Result<Vec<RawTensor>> {
-    let mut out = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let entry = entry.map_err(|e| file_err(dir, e.to_string()))?;
-        let p = entry.path();
-        if !entry.file_type().is_file() || !has_ext(p, "npy") {
-            continue;
-        }
-        let rel = p.strip_prefix(dir).unwrap_or(p).with_extension("");
-        let key = rel
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().to_string())
-            .collect::<Vec<_>>()
-            .join("/");
-        let file = File::open(p).map_err(|e| Error::io(p, e))?;
-        let npy = npyz::NpyFile::new(BufReader::new(file))
-            .map_err(|e| file_err(p, format!("not a valid .npy file: {e}")))?;
-        out.push(read_npy(npy, &key, p)?);
-    }
-    if out.is_empty() {
-        return Err(file_err(dir, "the directory holds no .npy files"));
     }
     Ok(out)
 }
@@ -265,13 +259,15 @@ pub fn read_strings(path: &Path, key: &str) -> Result<Option<Vec<String>>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut archive = npyz::npz::NpzArchive::new(BufReader::new(file))
         .map_err(|e| file_err(path, format!("not a readable .npz (zip) archive: {e}")))?;
-    let Some(npy) = archive
-        .by_name(key)
-        .map_err(|e| file_err(path, format!("array '{key}': {e}")))?
-    else {
-        return Ok(None);
+    let member = npyz::npz::file_name_from_array_name(key);
+    let file = match archive.zip_archive().by_name(&member) {
+        Ok(f) => f,
+        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => return Err(file_err(path, format!("array '{key}': {e}"))),
     };
-    npy.into_vec::<String>()
-        .map(Some)
-        .map_err(|e| file_err(path, format!("array '{key}' is not a string array: {e}")))
+    let size = file.size();
+    let strings = open_npy(file, size, key, path)?
+        .into_vec::<String>()
+        .map_err(|e| file_err(path, format!("array '{key}' is not a string array: {e}")))?;
+    Ok(Some(strings))
 }

@@ -1,0 +1,23 @@
+//! The raw tensor every reader returns: an array as found in a file, in the file's own key
+//! names and layout, converted to f32 (or the reason it could not be).
+
+use std::path::Path;
+
+use crate::error::Error;
+
+/// One array as found in a file, converted to f32 (or the reason it could not be).
+#[derive(Clone, Debug)]
+pub struct RawTensor {
+    pub key: String,
+    pub shape: Vec<usize>,
+    /// `Err(reason)` for dtypes we refuse (integers, objects, strings...).
+    pub data: std::result::Result<Vec<f32>, String>,
+}
+
+/// The error every reader returns for a malformed file.
+pub(crate) fn file_err(path: &Path, message: impl Into<String>) -> Error {
+    Error::WeightFile {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}

@@ -1,0 +1,100 @@
+//! Hostile weight files, each once a crash, hang or huge allocation (found by the fuzz targets
+//! in `fuzz/` or by reading the readers by hand), now a clear error. The inputs are committed
+//! under `tests/fixtures/fuzz/` (made by `scripts/make_fuzz_fixtures.py`); each test reads the
+//! file from disk and from memory, and must finish well inside a second.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use alexnet_wgpu::weights::{read_tensors, read_tensors_from_bytes, Format};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/fuzz")
+        .join(name)
+}
+
+/// Reads `name` both ways; both must fail, quickly, naming the file and saying `expect`.
+fn refused(name: &str, expect: &str) {
+    let path = fixture(name);
+    let bytes = std::fs::read(&path).unwrap();
+    let start = Instant::now();
+    let from_file = read_tensors(&path)
+        .map(|t| t.len())
+        .unwrap_err()
+        .to_string();
+    let from_bytes = read_tensors_from_bytes(Format::of_path(&path), &bytes, &path)
+        .map(|t| t.len())
+        .unwrap_err()
+        .to_string();
+    let took = start.elapsed();
+    for msg in [&from_file, &from_bytes] {
+        assert!(msg.contains(name), "{msg}");
+        assert!(msg.contains(expect), "expected '{expect}' in: {msg}");
+    }
+    assert_eq!(from_file, from_bytes);
+    // Generous for a debug build on a loaded machine; the bugs took minutes or ran out of memory.
+    assert!(took < Duration::from_secs(5), "{name} took {took:?}");
+}
+
+/// A version 2 `.npy` header length is a u32: 4 GiB claimed in a 20-byte file was allocated
+/// (zeroed) by npyz before anything was read.
+#[test]
+fn npy_header_4gib() {
+    refused("npy_header_4gib.npy", "the header claims 4294967040 bytes");
+}
+
+/// Zip members that overlap (one member's data listed under 65 names) multiplied the file.
+#[test]
+fn npz_overlapping_members() {
+    refused("npz_overlapping_members.npz", "overlapping members");
+}
+
+/// The same for a `.pth`: 64 storages that are one zip member.
+#[test]
+fn pth_overlapping_storages() {
+    refused("pth_overlapping_storages.pth", "overlapping members");
+}
+
+/// One storage named by 2000 keys: each key gathered a copy (8M elements from 16 KiB; a 1 MB
+/// file could ask for tens of GB).
+#[test]
+fn pth_repeated_storage() {
+    refused(
+        "pth_repeated_storage.pth",
+        "times the 4096 elements of the storages",
+    );
+}
+
+/// Appending to a memoized list copies it (copy on write): 2000 appends copied 2M items; the
+/// copying is now budgeted by the pickle's size (quadratic time before).
+#[test]
+fn pickle_copy_quadratic() {
+    refused("pickle_copy_quadratic.pth", "copies shared containers");
+}
+
+/// A persistent id that is a 40-deep DAG of 6-tuples: describing it in the error message
+/// visited 6^40 paths (a hang).
+#[test]
+fn pickle_describe_dag() {
+    refused(
+        "pickle_describe_dag.pth",
+        "unsupported persistent id ((((...",
+    );
+}
+
+/// HDF5 datasets declaring 100000 x 100000 float32 (40 GB) in a 1.4 KiB file: the decoder
+/// allocated and zeroed all of it.
+#[test]
+fn h5_huge_contiguous() {
+    refused(
+        "h5_huge_contiguous.h5",
+        "does not fit in the 1400-byte file",
+    );
+}
+
+/// The same, chunked (no chunk ever written).
+#[test]
+fn h5_huge_chunked() {
+    refused("h5_huge_chunked.h5", "does not fit in the 1400-byte file");
+}
