@@ -18,6 +18,31 @@ use crate::fsutil::write_atomic;
 /// The largest `.npy` header read (numpy itself refuses headers over 10 000 bytes by default).
 pub const MAX_NPY_HEADER: usize = 1 << 20;
 
+/// The deepest bracket nesting of an `.npy` header handed to npyz. Its Python-literal parser
+/// (py_literal, a PEG) backtracks exponentially in the nesting: 8 levels took 7 s, 12 took 6
+/// minutes (found by the `npz` fuzz target). A plain array's header nests 2 deep (dict, shape
+/// tuple), a flat structured dtype 4.
+pub const MAX_NPY_NESTING: usize = 4;
+
+/// The deepest `([{` nesting of a Python literal, outside quoted strings.
+fn nesting(text: &[u8]) -> usize {
+    let (mut depth, mut max, mut quote) = (0usize, 0usize, None);
+    for &b in text {
+        match (quote, b) {
+            (Some(q), _) if b == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'\'' | b'"') => quote = Some(b),
+            (None, b'(' | b'[' | b'{') => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            (None, b')' | b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 fn describe_dtype(dtype: &DType) -> String {
     match dtype {
         DType::Plain(ts) => ts.to_string(),
@@ -31,6 +56,13 @@ pub(crate) fn read_npy<R: Read>(
     path: &Path,
 ) -> Result<RawTensor> {
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    // npyz multiplies the shape unchecked (wrapping in release builds).
+    let Some(numel) = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) else {
+        return Err(file_err(
+            path,
+            format!("array '{key}': shape {shape:?} overflows (a damaged header?)"),
+        ));
+    };
     let dtype = npy.dtype();
     if npy.order() == npyz::Order::Fortran && shape.len() > 1 {
         return Ok(RawTensor {
@@ -76,6 +108,15 @@ pub(crate) fn read_npy<R: Read>(
         }
         _ => return Ok(bad(format!("dtype {ts} is not supported; need float32"))),
     };
+    if data.len() != numel {
+        return Err(file_err(
+            path,
+            format!(
+                "array '{key}': {} elements read for shape {shape:?} (a damaged header?)",
+                data.len()
+            ),
+        ));
+    }
     Ok(RawTensor {
         key: key.to_string(),
         shape,
@@ -99,7 +140,7 @@ pub(crate) fn open_npy<R: Read>(
         .read_to_end(&mut pre)
         .map_err(|e| bad(e.to_string()))?;
     if pre.len() >= 10 && pre.starts_with(b"\x93NUMPY") {
-        let (len, start) = match pre[6] {
+        let (len, start): (u64, usize) = match pre[6] {
             1 => (u16::from_le_bytes([pre[8], pre[9]]) as u64, 10),
             _ if pre.len() == 12 => (
                 u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]]) as u64,
@@ -107,10 +148,23 @@ pub(crate) fn open_npy<R: Read>(
             ),
             _ => (0, 12),
         };
-        if len > MAX_NPY_HEADER as u64 || len.saturating_add(start) > available {
+        if len > MAX_NPY_HEADER as u64 || len.saturating_add(start as u64) > available {
             return Err(bad(format!(
                 "the header claims {len} bytes, but the array holds {available} bytes in all \
                  (and headers are at most {MAX_NPY_HEADER}); is the file truncated or damaged?"
+            )));
+        }
+        // `pre` may hold the header's first bytes already (a version 1 header starts at 10).
+        let have = pre.len().saturating_sub(start) as u64;
+        (&mut r)
+            .take(len.saturating_sub(have))
+            .read_to_end(&mut pre)
+            .map_err(|e| bad(e.to_string()))?;
+        let depth = nesting(&pre[start..]);
+        if depth > MAX_NPY_NESTING {
+            return Err(bad(format!(
+                "the header nests {depth} brackets deep (an array's needs 2, at most \
+                 {MAX_NPY_NESTING} are read)"
             )));
         }
     }
@@ -131,7 +185,8 @@ pub(crate) fn read_npz<R: Read + Seek>(mut reader: R, path: &Path) -> Result<Vec
             ),
         )
     })?;
-    let names: Vec<String> = archive.array_names().map(str::to_string).collect();
+    let mut names: Vec<String> = archive.array_names().map(str::to_string).collect();
+    names.sort();
     let zip = archive.zip_archive();
     let mut out = Vec::with_capacity(names.len());
     let mut budget = archive_len;
