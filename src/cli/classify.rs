@@ -7,7 +7,7 @@ use alexnet_wgpu::data::inputs::load_npy_batch;
 use alexnet_wgpu::data::{par_map, InputItem, InputSource, LoadOptions, Preprocess};
 use alexnet_wgpu::labels;
 use alexnet_wgpu::model::Network;
-use alexnet_wgpu::shard::{hash_names, hash_tensors, NpyWriter, PartPaths, RunIdentity};
+use alexnet_wgpu::shard::{hash_names, NpyWriter, PartPaths, RunIdentity};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
@@ -180,12 +180,7 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
                 count: shard.count,
                 total_inputs: all.len(),
                 list_sha256: hash_names(all.iter().map(|i| i.name())),
-                model_sha256: hash_tensors(
-                    weights
-                        .tensors
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), v.as_slice())),
-                ),
+                model_sha256: sharding::model_sha256(&weights),
                 options,
             };
             let paths = PartPaths::new(dir, shard);

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use alexnet_wgpu::data::{ClassFolders, InputSource, Preprocess};
 use alexnet_wgpu::model::Network;
-use alexnet_wgpu::shard::{hash_names, hash_tensors, PartPaths, RunIdentity};
+use alexnet_wgpu::shard::{hash_names, PartPaths, RunIdentity};
 use alexnet_wgpu::train::{extract_pool5_with, FeatureSet};
 use alexnet_wgpu::weights::{write_npz, NpzEntry};
 use clap::{Args, ValueEnum};
@@ -120,12 +120,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
                 count: shard.count,
                 total_inputs: all.len(),
                 list_sha256: hash_names(all.iter().map(|(p, l)| format!("{}\t{l}", p.display()))),
-                model_sha256: hash_tensors(
-                    weights
-                        .tensors
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), v.as_slice())),
-                ),
+                model_sha256: sharding::model_sha256(&weights),
                 options,
             };
             let paths = PartPaths::new(dir, shard);

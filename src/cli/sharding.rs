@@ -207,3 +207,14 @@ pub fn report_part(m: &Manifest, paths: &PartPaths) {
         );
     }
 }
+
+/// The model's identity in a part manifest: a hash of the loaded tensors, so a `.pth` and its
+/// converted `.npz` count as the same model.
+pub fn model_sha256(weights: &alexnet_wgpu::model::Weights) -> String {
+    alexnet_wgpu::shard::hash_tensors(
+        weights
+            .tensors
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice())),
+    )
+}
