@@ -383,9 +383,36 @@ fn softmax_and_relu_match_reference() {
 // off by well under 2^-10 ~ 1e-3 of the output's magnitude (bound 4e-3 with margin).
 const TOL_F16_LOOSE: f32 = 4e-3;
 
+/// The f16 GEMMs to cover: the portable one always, the native (`enable f16;`) one where the
+/// adapter has SHADER_F16 (lavapipe does).
+fn f16_kernels() -> Vec<bool> {
+    let has = ctx().features.contains(wgpu::Features::SHADER_F16);
+    if !has {
+        eprintln!("this adapter has no SHADER_F16: native f16 kernels not covered here");
+    }
+    if has {
+        vec![false, true]
+    } else {
+        vec![false]
+    }
+}
+
 fn check_conv_f16(shape: Conv2dShape, relu: bool, seed: u64, scratch_words: usize) {
+    for native in f16_kernels() {
+        check_conv_f16_on(native, shape, relu, seed, scratch_words);
+    }
+}
+
+fn check_conv_f16_on(
+    native: bool,
+    shape: Conv2dShape,
+    relu: bool,
+    seed: u64,
+    scratch_words: usize,
+) {
     let ctx = ctx();
-    let ks = Kernels::new(&ctx);
+    let mut ks = Kernels::new(&ctx);
+    ks.native_f16 = native;
     let (oh, ow) = shape.out_hw().unwrap();
     let w = random(shape.weight_len(), seed, 0.5);
     let b = random(shape.out_c, seed + 1, 0.5);
@@ -419,7 +446,7 @@ fn check_conv_f16(shape: Conv2dShape, relu: bool, seed: u64, scratch_words: usiz
     kernels::run(&ctx, &ds).unwrap();
     let got = read_back_f32(&ctx, &yb, out_len).unwrap();
     let (w16, x16) = (kernels::gemm::round_f16(&w), kernels::gemm::round_f16(&x));
-    let what = format!("conv2d f16 {shape:?} scratch {scratch_words}");
+    let what = format!("conv2d f16 (native {native}) {shape:?} scratch {scratch_words}");
     let want = kernels::conv2d::reference(&shape, &w16, &b, &x16, relu);
     assert_close(&what, &got, &want, TOL);
     let exact = kernels::conv2d::reference(&shape, &w, &b, &x, relu);
@@ -469,8 +496,22 @@ fn conv2d_f16_storage() {
 }
 
 fn check_dense_f16(batch: usize, in_f: usize, out_f: usize, rows_per_part: usize, seed: u64) {
+    for native in f16_kernels() {
+        check_dense_f16_on(native, batch, in_f, out_f, rows_per_part, seed);
+    }
+}
+
+fn check_dense_f16_on(
+    native: bool,
+    batch: usize,
+    in_f: usize,
+    out_f: usize,
+    rows_per_part: usize,
+    seed: u64,
+) {
     let ctx = ctx();
-    let ks = Kernels::new(&ctx);
+    let mut ks = Kernels::new(&ctx);
+    ks.native_f16 = native;
     let relu = seed.is_multiple_of(2);
     let w = random(out_f * in_f, seed, 0.3);
     let b = random(out_f, seed + 1, 0.3);
@@ -488,7 +529,8 @@ fn check_dense_f16(batch: usize, in_f: usize, out_f: usize, rows_per_part: usize
     kernels::run(&ctx, &ds).unwrap();
     let got = read_back_f32(&ctx, &yb, batch * out_f).unwrap();
     let (w16, x16) = (kernels::gemm::round_f16(&w), kernels::gemm::round_f16(&x));
-    let what = format!("dense f16 b{batch} {in_f}->{out_f} parts of {rows_per_part}");
+    let what =
+        format!("dense f16 (native {native}) b{batch} {in_f}->{out_f} parts of {rows_per_part}");
     let want = kernels::dense::reference(&w16, &b, &x16, batch, relu);
     assert_close(&what, &got, &want, TOL);
     let exact = kernels::dense::reference(&w, &b, &x, batch, relu);
@@ -525,4 +567,190 @@ fn f16_packing_order_and_rounding() {
     let q = 1.0 / 4096.0;
     let r = kernels::gemm::round_f16(&[1.0 + q, 1.0 + 3.0 * q, 1.0 + 2.0 * q, 1.0 + 6.0 * q]);
     assert_eq!(r, vec![1.0, 1.0 + 4.0 * q, 1.0, 1.0 + 8.0 * q]);
+}
+
+// ---- mm.wgsl: register-blocked tiles (the GPU path), every variant forced ----
+
+fn check_conv_mm(tile: kernels::mm::Tile, shape: Conv2dShape, relu: bool, seed: u64) {
+    let ctx = ctx();
+    let ks = Kernels::with_path(&ctx, MatmulPath::Blocked(Default::default()));
+    let (oh, ow) = shape.out_hw().unwrap();
+    let w = random(shape.weight_len(), seed, 0.5);
+    let b = random(shape.out_c, seed + 1, 0.5);
+    let x = random(
+        shape.batch * shape.in_c * shape.in_h * shape.in_w,
+        seed + 2,
+        1.0,
+    );
+    let wb = upload_f32(&ctx, "w", &kernels::conv2d::weight_for_gemm(&shape, &w)).unwrap();
+    let bb = upload_f32(&ctx, "b", &b).unwrap();
+    let xb = upload_f32(&ctx, "x", &x).unwrap();
+    let out_len = shape.batch * shape.out_c * oh * ow;
+    // Garbage in the output: every element must be written.
+    let yb = upload_f32(&ctx, "y", &random(out_len, seed + 3, 9.0)).unwrap();
+    let d = kernels::mm::dispatch_conv(&ctx, &ks, tile, &shape, relu, &wb, &bb, &xb, &yb).unwrap();
+    kernels::run(&ctx, &[d]).unwrap();
+    let got = read_back_f32(&ctx, &yb, out_len).unwrap();
+    let want = kernels::conv2d::reference(&shape, &w, &b, &x, relu);
+    assert_close(
+        &format!("conv2d mm {} {shape:?}", tile.name()),
+        &got,
+        &want,
+        TOL,
+    );
+}
+
+#[test]
+fn conv2d_mm_every_tile() {
+    for &tile in kernels::mm::TILES {
+        // conv1 geometry: K = 363 (not a multiple of any BK), stride 4, padding; M = 10.
+        check_conv_mm(tile, conv(2, 3, 35, 10, 11, 4, 2, 1), true, 41);
+        // M = 70 and N = 3 * 13 * 13 = 507: remainders of every tile in both dimensions.
+        check_conv_mm(tile, conv(3, 7, 13, 70, 5, 1, 2, 1), false, 42);
+        // Groups: 2 (K = 54 per group) and 3 with stride 2; batch 1.
+        check_conv_mm(tile, conv(2, 12, 9, 18, 3, 1, 1, 2), true, 43);
+        check_conv_mm(tile, conv(1, 9, 6, 6, 3, 2, 0, 3), false, 44);
+        // 1x1 images, 1x1 kernel (dense as a conv), M above one 128-row tile.
+        check_conv_mm(tile, conv(5, 33, 1, 130, 1, 1, 0, 1), true, 45);
+    }
+}
+
+/// K spanning many BK steps (the double-buffered loop) on one tile: conv3-like, K = 9 * 40.
+#[test]
+fn conv2d_mm_long_k() {
+    let tile = kernels::mm::Tile::new(64, 64, 16);
+    check_conv_mm(tile, conv(1, 40, 11, 24, 3, 1, 1, 1), true, 46);
+}
+
+fn check_dense_mm(
+    kind: kernels::mm::DenseKind,
+    batch: usize,
+    (in_f, out_f, rows_per_part): (usize, usize, usize),
+    relu: bool,
+    seed: u64,
+) {
+    let ctx = ctx();
+    let ks = Kernels::with_path(&ctx, MatmulPath::Blocked(Default::default()));
+    let w = random(out_f * in_f, seed, 0.3);
+    let b = random(out_f, seed + 1, 0.3);
+    let x = random(batch * in_f, seed + 2, 1.0);
+    let split =
+        SplitWeight::upload_with_rows_per_part(&ctx, "w", &w, out_f, in_f, rows_per_part).unwrap();
+    let bb = upload_f32(&ctx, "b", &b).unwrap();
+    let xb = upload_f32(&ctx, "x", &x).unwrap();
+    let yb = upload_f32(&ctx, "y", &random(batch * out_f, seed + 3, 9.0)).unwrap();
+    let mut ds = Vec::new();
+    for (row_start, rows, buf) in &split.parts {
+        ds.extend(
+            kernels::mm::dispatch_dense(
+                &ctx,
+                &ks,
+                kind,
+                batch,
+                in_f,
+                (*row_start, *rows, out_f),
+                relu,
+                buf,
+                &bb,
+                &xb,
+                &yb,
+            )
+            .unwrap(),
+        );
+    }
+    kernels::run(&ctx, &ds).unwrap();
+    let got = read_back_f32(&ctx, &yb, batch * out_f).unwrap();
+    let want = kernels::dense::reference(&w, &b, &x, batch, relu);
+    assert_close(
+        &format!(
+            "dense mm {} b{batch} {in_f}->{out_f} parts of {rows_per_part}",
+            kind.name()
+        ),
+        &got,
+        &want,
+        TOL,
+    );
+}
+
+#[test]
+fn dense_mm_every_tile_and_split() {
+    use kernels::mm::DenseKind;
+    for &tile in kernels::mm::TILES {
+        let one = DenseKind::Tiles { tile, split: 1 };
+        // K = 100 (not a multiple of 8, 16 or 32), batch and outputs off the tiles.
+        check_dense_mm(one, 5, (100, 67, usize::MAX), true, 50);
+        // Batch 1, outputs over one 128-row tile, weights in parts of 9 rows.
+        check_dense_mm(one, 1, (64, 140, 9), false, 51);
+        // Split-K: 3 slices of K = 300 (the last one short), 2 with a part split.
+        for split in [2, 3, 7] {
+            let kind = DenseKind::Tiles { tile, split };
+            check_dense_mm(kind, 9, (300, 70, usize::MAX), true, 52 + split as u64);
+        }
+        check_dense_mm(
+            DenseKind::Tiles { tile, split: 2 },
+            3,
+            (256, 33, 20),
+            false,
+            60,
+        );
+    }
+}
+
+#[test]
+fn dense_mm_gemv() {
+    use kernels::mm::DenseKind;
+    // Batch 1-4 in one pass over the weights; 6 and 9: more than 4 rows (4 per z slice).
+    for (batch, seed) in [(1, 70), (2, 71), (4, 72), (6, 73), (9, 74)] {
+        check_dense_mm(DenseKind::Gemv, batch, (132, 75, usize::MAX), true, seed);
+    }
+    // K shorter than the 64 invocations' stride, weights in parts.
+    check_dense_mm(DenseKind::Gemv, 3, (20, 40, 7), false, 75);
+}
+
+/// Forcing through `ALEXNET_MATMUL` syntax, and the heuristics' choices on AlexNet's shapes.
+#[test]
+fn mm_variant_names_parse_and_heuristics() {
+    use kernels::mm::{dense_heuristic, DenseKind, Tile};
+    for v in [
+        "tiled",
+        "gemm",
+        "blocked",
+        "blocked-128x64x16",
+        "blocked-gemv",
+        "blocked-split4",
+        "blocked-64x64x32-split2",
+    ] {
+        assert_eq!(MatmulPath::parse(v).unwrap().name(), v);
+    }
+    for bad in ["blocked-99x99x9", "blocked-split0", "fast", "blockedx"] {
+        assert!(MatmulPath::parse(bad).is_err(), "{bad} parsed");
+    }
+    // fc6 at batch 128: 128x128 tiles fill only 32 workgroups, so K is split (8 slices).
+    assert_eq!(
+        dense_heuristic(128, 9216, 4096),
+        DenseKind::Tiles {
+            tile: Tile::new(128, 128, 8),
+            split: 8
+        }
+    );
+    assert_eq!(dense_heuristic(1, 9216, 4096), DenseKind::Gemv);
+    assert_eq!(dense_heuristic(8, 4096, 4096), DenseKind::Gemv);
+    for kind in [
+        DenseKind::Gemv,
+        DenseKind::Tiles {
+            tile: Tile::new(64, 64, 16),
+            split: 1,
+        },
+        DenseKind::Tiles {
+            tile: Tile::new(128, 64, 16),
+            split: 4,
+        },
+    ] {
+        assert_eq!(kernels::tuned::parse_dense(&kind.name()), Some(kind));
+    }
+    // Every tile fits DX12's 32 KiB of workgroup memory and 256 invocations.
+    for t in kernels::mm::TILES {
+        assert!(t.workgroup_bytes() <= 32 * 1024, "{}", t.name());
+        assert!((t.bm / 8) * (t.bn / 8) <= 256, "{}", t.name());
+    }
 }

@@ -331,3 +331,68 @@ fn f16_storage_matches_onnxruntime_loosely() {
         None,
     );
 }
+
+/// Every forceable matmul variant end to end (`ALEXNET_MATMUL` values, through
+/// `Network::with_path`): the blocked GPU tiles with the heuristic's choices, each conv tile,
+/// gemv, split-K, and the older paths, all against onnxruntime at the f32 tolerance.
+#[test]
+fn every_matmul_variant_matches_onnxruntime() {
+    use alexnet_wgpu::kernels::{MatmulPath, Precision};
+    let ctx = ctx();
+    let w = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    let (shape, x) = npy("input_224.npy");
+    let (_, want) = npy("torchvision_logits.npy");
+    let (_, pool5) = npy("torchvision_pool5.npy");
+    for v in [
+        "tiled",
+        "gemm",
+        "blocked",
+        "blocked-128x128x8",
+        "blocked-128x128x16",
+        "blocked-128x64x16",
+        "blocked-64x128x16",
+        "blocked-64x64x16",
+        "blocked-64x64x32",
+        "blocked-gemv",
+        "blocked-64x64x16-split4",
+        "blocked-split3",
+    ] {
+        let path = MatmulPath::parse(v).unwrap();
+        let mut net = Network::with_path(&ctx, &w, Precision::F32, path).unwrap();
+        let out = net.forward(&x, shape[0], shape[2], shape[3], true).unwrap();
+        assert_close(&format!("{v}: logits"), &out.logits, &want, TOL);
+        assert_close(
+            &format!("{v}: pool5"),
+            out.features.as_ref().unwrap(),
+            &pool5,
+            TOL,
+        );
+    }
+}
+
+/// The blocked path in sub-batches (binding limit lowered as above): batch 1 and the remainder
+/// sub-batch take other variants than the whole batch (gemv vs tiles), same logits.
+#[test]
+fn blocked_path_in_sub_batches() {
+    use alexnet_wgpu::kernels::{MatmulPath, Precision};
+    let mut small = ctx();
+    small.limits.max_storage_buffer_binding_size = 2 << 20;
+    let w = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    let (shape, x) = npy("input_224.npy");
+    let (_, want) = npy("torchvision_logits.npy");
+    let n = shape[0];
+    let per_image = x.len() / n;
+    let classes = want.len() / n;
+    let x7: Vec<f32> = (0..7)
+        .flat_map(|i| x[(i % n) * per_image..(i % n + 1) * per_image].to_vec())
+        .collect();
+    let want7: Vec<f32> = (0..7)
+        .flat_map(|i| want[(i % n) * classes..(i % n + 1) * classes].to_vec())
+        .collect();
+    let path = MatmulPath::parse("blocked").unwrap();
+    let mut net = Network::with_path(&small, &w, Precision::F32, path).unwrap();
+    let sub = net.fitting_batch(7, 224, 224).unwrap();
+    assert!((1..7).contains(&sub), "sub-batch {sub}");
+    let out = net.forward(&x7, 7, 224, 224, false).unwrap();
+    assert_close("blocked logits in sub-batches", &out.logits, &want7, TOL);
+}

@@ -33,7 +33,13 @@ fn every_shader_is_listed() {
 
 #[test]
 fn shaders_validate_and_translate_to_every_backend() {
-    for (name, src) in FORWARD.iter().chain(TRAINING) {
+    // mm.wgsl once per tile shape (each is its own module, with its own constants).
+    let tiles: Vec<(&str, &str)> = alexnet_wgpu::kernels::mm::TILES
+        .iter()
+        .map(|t| (t.source().file, t.source().source))
+        .collect();
+    assert_eq!(tiles.len(), alexnet_wgpu::kernels::mm::TILES.len());
+    for (name, src) in FORWARD.iter().chain(TRAINING).chain(&tiles) {
         let (module, info) = validate(name, src);
         let entries: Vec<String> = module
             .entry_points
@@ -94,7 +100,7 @@ fn params_structs_match_the_shaders() {
     use alexnet_wgpu::kernels::{
         adaptive_avg_pool::AdaptiveAvgPoolParams, conv2d::Conv2dParams, conv2d::Im2colParams,
         dense::DenseParams, gemm::GemmParams, lrn::LrnParams, max_pool::MaxPoolParams,
-        relu::ReluParams, softmax::SoftmaxParams,
+        mm::MmParams, relu::ReluParams, softmax::SoftmaxParams,
     };
     use alexnet_wgpu::train::kernels::{
         adam::AdamParams, conv_backward::ConvBackwardParams, cross_entropy::CrossEntropyParams,
@@ -106,6 +112,7 @@ fn params_structs_match_the_shaders() {
         ("conv2d.wgsl", size_of::<Conv2dParams>()),
         ("dense.wgsl", size_of::<DenseParams>()),
         ("gemm.wgsl", size_of::<GemmParams>()),
+        ("mm.wgsl", size_of::<MmParams>()),
         ("gemm_f16.wgsl", size_of::<GemmParams>()),
         ("im2col.wgsl", size_of::<Im2colParams>()),
         ("im2col_f16.wgsl", size_of::<Im2colParams>()),
@@ -163,6 +170,7 @@ fn host_reads_workgroup_sizes_and_constants_from_the_shaders() {
         ("gemm.wgsl", &["TM", "TN"][..]),
         ("gemm_f16.wgsl", &["TM", "TN"][..]),
         ("im2col_f16.wgsl", &["WORDS"][..]),
+        ("mm.wgsl", &["BM", "BN", "BK"][..]),
     ] {
         let f = facts(file);
         for c in consts {
@@ -171,8 +179,65 @@ fn host_reads_workgroup_sizes_and_constants_from_the_shaders() {
     }
     assert_eq!(facts("relu.wgsl").workgroup_sizes["main"], [256, 1, 1]);
     assert_eq!(facts("gemm.wgsl").constants["TN"], 4);
+    // Each tile variant is the shader with its constants, and a workgroup size derived from them.
+    for t in alexnet_wgpu::kernels::mm::TILES {
+        let src = t.source();
+        let f = alexnet_wgpu::gpu::shader_facts(src.file, src.source).unwrap();
+        assert_eq!(
+            [f.constants["BM"], f.constants["BN"], f.constants["BK"]],
+            [t.bm, t.bn, t.bk],
+            "{}",
+            src.file
+        );
+        assert_eq!(
+            f.workgroup_sizes["conv"],
+            [t.bn / 8, t.bm / 8, 1],
+            "{}",
+            src.file
+        );
+        assert_eq!(f.workgroup_sizes["gemv"], [64, 1, 1], "{}", src.file);
+    }
     assert_eq!(
         facts("dense_backward.wgsl").workgroup_sizes["grad_bias"],
         [64, 1, 1]
     );
+}
+
+/// The native-f16 GEMM (generated from gemm_f16.wgsl, `enable f16;`) validates with naga's
+/// f16 capability (what `Features::SHADER_F16` grants) and translates to SPIR-V, MSL and HLSL
+/// (shader model 6.2, the first with 16-bit types). GLSL is not a target for it: wgpu's GL
+/// backend never offers SHADER_F16, so the portable kernel runs there.
+#[test]
+fn native_f16_gemm_validates_with_the_f16_capability() {
+    let src = alexnet_wgpu::kernels::gemm::native_f16_source();
+    let module = naga::front::wgsl::parse_str(src.source)
+        .unwrap_or_else(|e| panic!("{}: {}", src.file, e.emit_to_string(src.source)));
+    assert!(
+        Validator::new(ValidationFlags::all(), Capabilities::default())
+            .validate(&module)
+            .is_err(),
+        "without the f16 capability the native kernel must not validate"
+    );
+    let info = Validator::new(
+        ValidationFlags::all(),
+        Capabilities::default() | Capabilities::SHADER_FLOAT16,
+    )
+    .validate(&module)
+    .unwrap_or_else(|e| panic!("{}: {}", src.file, e.emit_to_string(src.source)));
+    spv::write_vec(&module, &info, &spv::Options::default(), None).expect("SPIR-V");
+    let msl_opts = msl::Options {
+        lang_version: (2, 1),
+        ..Default::default()
+    };
+    msl::write_string(&module, &info, &msl_opts, &msl::PipelineOptions::default()).expect("MSL");
+    let mut hlsl_out = String::new();
+    let hlsl_opts = hlsl::Options {
+        shader_model: hlsl::ShaderModel::V6_2,
+        ..Default::default()
+    };
+    hlsl::Writer::new(&mut hlsl_out, &hlsl_opts, &hlsl::PipelineOptions::default())
+        .write(&module, &info, None)
+        .expect("HLSL");
+    let facts = alexnet_wgpu::gpu::shader_facts(src.file, src.source).unwrap();
+    assert_eq!(facts.workgroup_sizes["main_m1"], [8, 1, 1]);
 }

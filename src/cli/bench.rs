@@ -36,6 +36,11 @@ pub struct BenchArgs {
     /// Also time each layer (GPU timestamp queries when the adapter has them).
     #[arg(long)]
     per_layer: bool,
+    /// Re-time every matmul variant (tiles, split-K, gemv) for each conv and dense layer at
+    /// these batch sizes on this adapter, rewrite the tuner cache (tune.json in the cache
+    /// directory) with the winners, then bench with them. Later runs of every command reuse it.
+    #[arg(long)]
+    tune: bool,
     /// Also time plain GEMMs (`C = A B^T`, M x N x K) with this adapter's matmul kernel: the
     /// practical ceiling for the per-layer GFLOP/s.
     #[arg(long)]
@@ -95,6 +100,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let ctx = args.gpu.context()?;
+    let tuning = if args.tune {
+        Some(tune(&ctx, &weights, &args.batch, args.iters)?)
+    } else {
+        None
+    };
     let gemm = if args.gemm {
         Some(gemm_ceiling(&ctx, args.iters.max(1), &args.precision)?)
     } else {
@@ -171,8 +181,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 "arch": spec.arch,
                 "gflop_per_image": gflop_per_image,
                 "timing": if net.has_timestamps() { "gpu-timestamps" } else { "wall-clock" },
+                "matmul": Kernels::new(&ctx).path.name(),
                 "results": results,
                 "gemm": gemm,
+                "tuning": tuning,
             });
             println!("{}", serde_json::to_string_pretty(&doc)?);
         }
@@ -184,9 +196,27 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 ctx.info.driver_info
             );
             println!(
-                "network: {} AlexNet, {:.3} GFLOP per image",
-                spec.arch, gflop_per_image
+                "network: {} AlexNet, {:.3} GFLOP per image; matmul path {}",
+                spec.arch,
+                gflop_per_image,
+                Kernels::new(&ctx).path.name()
             );
+            if let Some(t) = &tuning {
+                println!("\ntuned (wall clock, best of {} per variant):", args.iters);
+                for s in t {
+                    let times: Vec<String> = s
+                        .times
+                        .iter()
+                        .map(|(n, ms)| format!("{n} {ms:.2}"))
+                        .collect();
+                    println!(
+                        "  {:<40} -> {:<16} ({})",
+                        s.shape,
+                        s.winner,
+                        times.join(", ")
+                    );
+                }
+            }
             println!(
                 "{:>5} {:>6} {:>11} {:>11} {:>11} {:>10} {:>9} {:>14}",
                 "prec",
@@ -251,11 +281,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                         String::new()
                     };
                     println!(
-                        "  {:<44} {:>9.2} {:>6.1}% {:>9}",
+                        "  {:<44} {:>9.2} {:>6.1}% {:>9}  {}",
                         l.label,
                         l.ms,
                         100.0 * l.ms / total,
-                        gf
+                        gf,
+                        l.variants.join(" + ")
                     );
                     for (kernel, ms) in &l.kernels {
                         println!("    {:<42} {:>9.2}", kernel, ms);
@@ -340,10 +371,29 @@ fn gemm_ceiling(
                 &bias,
                 &c,
             )?;
-            runs.push((Precision::F16, d));
+            runs.push((Precision::F16, vec![d]));
         }
         let d = match kernels.path {
-            MatmulPath::Gemm => kernels::gemm::dispatch(
+            // mm.wgsl's dense kernels: C[n][m] = sum_k A[m][k] B[n][k], i.e. the same product
+            // with the output transposed (the variant the dense heuristic/tuner picks).
+            MatmulPath::Blocked(force) => {
+                let kind = force.dense(n, k, m, kernels.tuned_dense(n, k, m));
+                let ds = kernels::mm::dispatch_dense(
+                    ctx,
+                    &kernels,
+                    kind,
+                    n,
+                    k,
+                    (0, m, m),
+                    false,
+                    &a,
+                    &bias,
+                    &b,
+                    &c,
+                )?;
+                ds
+            }
+            MatmulPath::Gemm => vec![kernels::gemm::dispatch(
                 ctx,
                 &kernels,
                 Precision::F32,
@@ -362,9 +412,9 @@ fn gemm_ceiling(
                 &b,
                 &bias,
                 &c,
-            )?,
+            )?],
             // conv2d.wgsl as a 1x1 convolution: A = weights [M][K], B^T = input [K][N].
-            MatmulPath::Tiled => kernels::conv2d::dispatch(
+            MatmulPath::Tiled => vec![kernels::conv2d::dispatch(
                 ctx,
                 &kernels.conv2d(),
                 &Conv2dShape {
@@ -385,13 +435,12 @@ fn gemm_ceiling(
                 &bias,
                 &b,
                 &c,
-            )?,
+            )?],
         };
         if precisions.contains(&Precision::F32) {
             runs.insert(0, (Precision::F32, d));
         }
-        for (precision, d) in runs {
-            let ds = [d];
+        for (precision, ds) in runs {
             kernels::run(ctx, &ds)?;
             let mut times: Vec<f64> = (0..iters)
                 .map(|_| {
@@ -402,7 +451,14 @@ fn gemm_ceiling(
             times.sort_by(f64::total_cmp);
             let median = times[times.len() / 2];
             out.push(GemmResult {
-                path: format!("{:?}", kernels.path),
+                path: match precision {
+                    Precision::F32 => ds
+                        .iter()
+                        .map(|d| d.label.clone())
+                        .collect::<Vec<_>>()
+                        .join(" + "),
+                    Precision::F16 => "gemm_f16".into(),
+                },
                 precision: precision.to_string(),
                 m,
                 n,
@@ -413,4 +469,32 @@ fn gemm_ceiling(
         }
     }
     Ok(out)
+}
+
+/// `bench --tune`: times the blocked path's variants for every layer at these batches,
+/// rewrites the tuner cache and installs the winners for the networks this run builds.
+fn tune(
+    ctx: &GpuContext,
+    weights: &Weights,
+    batches: &[usize],
+    reps: usize,
+) -> anyhow::Result<Vec<alexnet_wgpu::model::tune::Timed>> {
+    use alexnet_wgpu::model::tune;
+    let path = super::tune_cache_path()?;
+    let (mut file, warning) = tune::read(&path);
+    if let Some(w) = warning {
+        eprintln!("warning: {w}");
+    }
+    if !matches!(Kernels::new(ctx).path, MatmulPath::Blocked(_)) {
+        eprintln!(
+            "note: this adapter runs the {} path, which has no variants to tune; timing the \
+             blocked GPU tiles anyway (used with ALEXNET_MATMUL=blocked)",
+            Kernels::new(ctx).path.name()
+        );
+    }
+    let timed = tune::tune(ctx, weights, batches, reps.max(1), &mut file)?;
+    tune::write(&path, &file)?;
+    eprintln!("tuner cache written: {}", path.display());
+    tune::load_and_install(&path, &ctx.info);
+    Ok(timed)
 }

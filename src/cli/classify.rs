@@ -29,9 +29,10 @@ pub struct ClassifyArgs {
     model: ModelArgs,
     #[command(flatten)]
     gpu: GpuArgs,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 8)]
-    batch: usize,
+    /// Images per forward pass (default: 8 on CPU adapters such as lavapipe, 64 on GPUs; see
+    /// `kernels::default_batch`). Batches over the adapter's binding limit run as sub-batches.
+    #[arg(long)]
+    batch: Option<usize>,
     /// How many classes to print per input.
     #[arg(long, default_value_t = 5)]
     top: usize,
@@ -129,7 +130,7 @@ fn top_k(probs: &[f32], logits: &[f32], k: usize) -> Vec<(usize, f32, f32)> {
 }
 
 pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
-    if args.batch == 0 {
+    if args.batch == Some(0) {
         anyhow::bail!("--batch must be at least 1");
     }
     // Every output's folder is checked before any weights are read or images decoded.
@@ -245,7 +246,9 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let pre = &pre;
         let items = &items;
-        let batch = args.batch;
+        let batch = args
+            .batch
+            .unwrap_or_else(|| alexnet_wgpu::kernels::default_batch(&ctx.info));
         let opts = args.load.options();
         scope.spawn(move || {
             let mut npy_cache = HashMap::new();

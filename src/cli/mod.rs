@@ -83,9 +83,22 @@ impl GpuArgs {
         }
     }
 
+    /// The adapter's context, with this adapter's autotuner winners (if `bench --tune` has
+    /// run) installed for the kernels; a corrupt, stale or foreign cache is one warning.
     pub fn context(&self) -> anyhow::Result<GpuContext> {
-        Ok(GpuContext::new(&self.choice())?)
+        let ctx = GpuContext::new(&self.choice())?;
+        if let Ok(path) = tune_cache_path() {
+            if let Some(w) = alexnet_wgpu::model::tune::load_and_install(&path, &ctx.info) {
+                eprintln!("warning: {w}");
+            }
+        }
+        Ok(ctx)
     }
+}
+
+/// Where the autotuner's winners live: `tune.json` in the cache directory of `fetch-weights`.
+pub fn tune_cache_path() -> anyhow::Result<std::path::PathBuf> {
+    Ok(alexnet_wgpu::fetch::cache_dir()?.join(alexnet_wgpu::model::tune::FILE))
 }
 
 /// How image files become input tensors, shared by every command that reads images.

@@ -2,6 +2,8 @@
 //! On the [`MatmulPath::Gemm`] path (CPU adapters) with `in` a multiple of 4: `gemm.wgsl`
 //! (its 1-row tile streams the weights for batch 1). Else `dense.wgsl` for small batches
 //! (bandwidth-bound) and, for large batches, `conv2d.wgsl` as a 1x1 convolution on 1x1 images.
+//! On the [`MatmulPath::Blocked`] path (GPUs) with `in` a multiple of 4: `mm.wgsl` (gemv,
+//! tiles or split-K tiles, see [`super::mm::DenseKind`]).
 
 use super::{check_groups, conv2d, gemm, Dispatch, Kernels, MatmulPath, Precision};
 use crate::error::Result;
@@ -38,6 +40,23 @@ pub fn dispatch(
     let (out_f, in_f) = (weight.rows, weight.cols);
     let mut out = Vec::new();
     for (row_start, rows, buf) in &weight.parts {
+        if let (MatmulPath::Blocked(force), true) = (kernels.path, in_f % 4 == 0 && *rows > 0) {
+            let kind = force.dense(batch, in_f, *rows, kernels.tuned_dense(batch, in_f, *rows));
+            out.extend(super::mm::dispatch_dense(
+                ctx,
+                kernels,
+                kind,
+                batch,
+                in_f,
+                (*row_start, *rows, out_f),
+                relu,
+                buf,
+                bias,
+                input,
+                output,
+            )?);
+            continue;
+        }
         if kernels.path == MatmulPath::Gemm && in_f % 4 == 0 && *rows > 0 {
             out.push(gemm_part(
                 ctx,

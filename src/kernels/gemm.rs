@@ -87,6 +87,10 @@ pub fn dispatch(
 ) -> Result<Dispatch> {
     let (main, main_m1) = match precision {
         Precision::F32 => (kernels.gemm(), kernels.gemm_m1()),
+        Precision::F16 if kernels.native_f16 => (
+            kernels.get(native_f16_source(), "main"),
+            kernels.get(native_f16_source(), "main_m1"),
+        ),
         Precision::F16 => (kernels.gemm_f16(), kernels.gemm_f16_m1()),
     };
     let pair = (&*main, &*main_m1);
@@ -104,6 +108,14 @@ pub fn dispatch(
         bias,
         c,
     )
+}
+
+/// Whether f16 GEMMs use [`native_f16_source`] (the default of [`Kernels::native_f16`]): the
+/// adapter has `SHADER_F16` (requested by `GpuContext::new` when offered) and `ALEXNET_F16` is
+/// not `portable` (A/B runs, and the portable kernel on adapters that have the feature).
+pub fn native_f16(ctx: &GpuContext) -> bool {
+    ctx.features.contains(wgpu::Features::SHADER_F16)
+        && std::env::var("ALEXNET_F16").map_or(true, |v| v != "portable")
 }
 
 /// `per_vec`: values of K per vector load (4 for `gemm.wgsl`, 8 for `gemm_f16.wgsl`).
@@ -164,4 +176,69 @@ fn dispatch_on(
         flops: 2.0 * (m * n * k * groups) as f64,
         _params: uniform,
     })
+}
+
+/// `gemm_f16.wgsl` with native f16 loads (`enable f16;`, operands bound as `array<vec4<f16>>`)
+/// for adapters with `Features::SHADER_F16`, made from the portable source so the two cannot
+/// drift apart. Same packed layout, bound as halves: vec4<f16> `2i` of a row holds
+/// k = 8i + (0, 4, 1, 5) and `2i + 1` k = 8i + (2, 6, 3, 7), the same permutation in A and B,
+/// so the two 4-wide dots of each group of 8 still sum the right products. Converted to f32 on
+/// load and accumulated in f32 (as the portable kernel: same rounding of the stored values,
+/// only the summation order differs within each group of 8).
+pub fn native_f16_source() -> crate::gpu::ShaderSource {
+    static SRC: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    let source = SRC.get_or_init(|| {
+        let portable = super::shader("gemm_f16.wgsl").source;
+        Box::leak(native_from_portable(portable).into_boxed_str())
+    });
+    crate::gpu::ShaderSource {
+        file: "gemm_f16.wgsl[native]",
+        source,
+    }
+}
+
+fn native_from_portable(src: &str) -> String {
+    let mut out = String::from(
+        "// Generated from gemm_f16.wgsl by kernels::gemm::native_f16_source (native f16 loads).\n\
+         enable f16;\n",
+    );
+    let mut skipping = false;
+    for line in src.lines() {
+        let t = line.trim();
+        // The bit-operation converters give way to native loads.
+        if t.starts_with("const HALF_TO_FLOAT") {
+            skipping = true;
+            out.push_str(
+                "fn lo_a(i: u32) -> vec4<f32> {\n    return vec4<f32>(a[2u * i]);\n}\n\n\
+                 fn hi_a(i: u32) -> vec4<f32> {\n    return vec4<f32>(a[2u * i + 1u]);\n}\n\n\
+                 fn lo_b(i: u32) -> vec4<f32> {\n    return vec4<f32>(b[2u * i]);\n}\n\n\
+                 fn hi_b(i: u32) -> vec4<f32> {\n    return vec4<f32>(b[2u * i + 1u]);\n}\n\n",
+            );
+        }
+        if skipping {
+            if t.starts_with("fn dot8") {
+                skipping = false;
+            } else {
+                continue;
+            }
+        }
+        let mut l = line
+            .replace("array<vec4<u32>>", "array<vec4<f16>>")
+            .replace("lo(x", "lo_b(x")
+            .replace("hi(x", "hi_b(x")
+            .replace("lo(w", "lo_a(w")
+            .replace("hi(w", "hi_a(w");
+        // `let x0 = b[i];` / `let w0 = a[i];` keep the index; the loads happen in lo_*/hi_*.
+        if (t.starts_with("let x") && t.contains("= b["))
+            || (t.starts_with("let w") && t.contains("= a["))
+        {
+            l = l
+                .replacen("= b[", "= ", 1)
+                .replacen("= a[", "= ", 1)
+                .replacen("];", ";", 1);
+        }
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out
 }

@@ -7,8 +7,10 @@ pub mod dense;
 pub mod gemm;
 pub mod lrn;
 pub mod max_pool;
+pub mod mm;
 pub mod relu;
 pub mod softmax;
+pub mod tuned;
 
 use std::sync::Arc;
 
@@ -27,6 +29,7 @@ pub const SHADERS: &[(&str, &str)] = &[
         "im2col_f16.wgsl",
         include_str!("../../shaders/im2col_f16.wgsl"),
     ),
+    ("mm.wgsl", mm::SOURCE),
     ("max_pool.wgsl", include_str!("../../shaders/max_pool.wgsl")),
     ("lrn.wgsl", include_str!("../../shaders/lrn.wgsl")),
     (
@@ -49,24 +52,88 @@ pub fn shader(file: &str) -> ShaderSource {
 /// How convolutions (and dense layers with K a multiple of 4) are computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatmulPath {
-    /// `conv2d.wgsl`'s workgroup-memory tiles (implicit GEMM) and `dense.wgsl`: GPUs.
+    /// `conv2d.wgsl`'s workgroup-memory tiles (implicit GEMM) and `dense.wgsl`: the textbook
+    /// kernels (kept for A/B runs and as the path for dense layers with K not a multiple of 4).
     Tiled,
     /// `im2col.wgsl` + `gemm.wgsl` (register tiles, vec4 loads, no workgroup memory) and
     /// `gemm.wgsl` for dense layers: CPU adapters such as lavapipe, where loads are done lane by
     /// lane and barriers are expensive (about 3x faster there, see README "Performance").
     Gemm,
+    /// `mm.wgsl`: register-blocked 8x8-per-invocation tiles for GPUs (implicit GEMM for
+    /// convolutions; tiles, split-K or matrix-vector for dense layers), the variant per layer
+    /// chosen by the [`mm::Force`] fields set, else the tuner cache, else the heuristic.
+    Blocked(mm::Force),
 }
 
 impl MatmulPath {
-    /// The measured best for this adapter: [`MatmulPath::Gemm`] on CPU adapters, else tiles.
-    /// `ALEXNET_MATMUL=tiled|gemm` overrides (for A/B measurements).
+    /// The default for this adapter: [`MatmulPath::Gemm`] on CPU adapters, else
+    /// [`MatmulPath::Blocked`] with nothing forced. `ALEXNET_MATMUL` overrides (for tests and
+    /// A/B runs): `tiled`, `gemm`, `blocked`, `blocked-TILE` (`blocked-128x64x16`),
+    /// `blocked-gemv`, `blocked-splitN`, or a tile and a split (`blocked-64x64x16-split4`).
+    /// An unknown value is reported once on stderr and ignored.
     pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
-        match std::env::var("ALEXNET_MATMUL").ok().as_deref() {
-            Some("tiled") => MatmulPath::Tiled,
-            Some("gemm") => MatmulPath::Gemm,
-            _ if info.device_type == wgpu::DeviceType::Cpu => MatmulPath::Gemm,
-            _ => MatmulPath::Tiled,
+        let default = if info.device_type == wgpu::DeviceType::Cpu {
+            MatmulPath::Gemm
+        } else {
+            MatmulPath::Blocked(mm::Force::default())
+        };
+        match std::env::var("ALEXNET_MATMUL") {
+            Ok(v) => Self::parse(&v).unwrap_or_else(|e| {
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| eprintln!("warning: ALEXNET_MATMUL: {e}; using the default"));
+                default
+            }),
+            Err(_) => default,
         }
+    }
+
+    /// Parses an `ALEXNET_MATMUL` value (see [`MatmulPath::for_adapter`]).
+    pub fn parse(v: &str) -> std::result::Result<Self, String> {
+        match v {
+            "tiled" => Ok(MatmulPath::Tiled),
+            "gemm" => Ok(MatmulPath::Gemm),
+            _ => match v.strip_prefix("blocked") {
+                Some(rest) if rest.is_empty() || rest.starts_with('-') => {
+                    Ok(MatmulPath::Blocked(mm::Force::parse(rest)?))
+                }
+                _ => Err(format!(
+                    "unknown matmul path {v:?} (expected tiled, gemm or blocked[-TILE][-gemv|-splitN])"
+                )),
+            },
+        }
+    }
+
+    /// Short name for reports (`gemm`, `tiled`, `blocked`, `blocked-64x64x16-split2`).
+    pub fn name(&self) -> String {
+        match self {
+            MatmulPath::Tiled => "tiled".into(),
+            MatmulPath::Gemm => "gemm".into(),
+            MatmulPath::Blocked(f) => {
+                let mut s = String::from("blocked");
+                if let Some(t) = f.tile {
+                    s += &format!("-{}", t.name());
+                }
+                if f.gemv {
+                    s += "-gemv";
+                }
+                if let Some(n) = f.split {
+                    s += &format!("-split{n}");
+                }
+                s
+            }
+        }
+    }
+}
+
+/// The default images per forward pass for `classify`: 8 on CPU adapters (throughput is flat
+/// past 8 there and each batch waits on decoding less), 64 on GPUs (enough pixels for the conv
+/// tiles and rows for the dense tiles to fill a large card; decoding, not the GPU, is then the
+/// limit). Batches over the binding limit run as sub-batches either way.
+pub fn default_batch(info: &wgpu::AdapterInfo) -> usize {
+    if info.device_type == wgpu::DeviceType::Cpu {
+        8
+    } else {
+        64
     }
 }
 
@@ -134,6 +201,11 @@ pub struct Kernels {
     /// Which kernels convolutions and dense layers use (chosen per adapter).
     pub path: MatmulPath,
     cache: Arc<PipelineCache>,
+    /// The tuner's winners (see [`tuned::install`]); `None`: heuristics only.
+    pub tuned: Option<Arc<tuned::Tuned>>,
+    /// f16 GEMMs with native `enable f16;` loads ([`gemm::native_f16`]) rather than the
+    /// portable bit operations (tests set it to cover both on one adapter).
+    pub native_f16: bool,
 }
 
 macro_rules! kernel_getters {
@@ -154,7 +226,35 @@ impl Kernels {
         Kernels {
             path,
             cache: ctx.pipelines.clone(),
+            tuned: tuned::installed(),
+            native_f16: gemm::native_f16(ctx),
         }
+    }
+
+    /// As [`Kernels::with_path`] with an explicit tuner table (tests).
+    pub fn with_tuned(ctx: &GpuContext, path: MatmulPath, tuned: Option<tuned::Tuned>) -> Self {
+        Kernels {
+            tuned: tuned.map(Arc::new),
+            ..Self::with_path(ctx, path)
+        }
+    }
+
+    /// The tuned tile for this convolution, if the tuner has one.
+    pub fn tuned_conv(&self, shape: &conv2d::Conv2dShape) -> Option<mm::Tile> {
+        self.tuned
+            .as_ref()?
+            .conv
+            .get(&tuned::conv_key(shape))
+            .copied()
+    }
+
+    /// The tuned variant for this dense part, if the tuner has one.
+    pub fn tuned_dense(&self, batch: usize, k: usize, rows: usize) -> Option<mm::DenseKind> {
+        self.tuned
+            .as_ref()?
+            .dense
+            .get(&tuned::dense_key(batch, k, rows))
+            .copied()
     }
 
     kernel_getters! {
@@ -172,6 +272,16 @@ impl Kernels {
         adaptive_avg_pool => ("adaptive_avg_pool.wgsl", "main");
         softmax => ("softmax.wgsl", "main");
         relu => ("relu.wgsl", "main");
+    }
+
+    /// Entry point `entry` of any shader source (generated variants).
+    pub fn get(&self, source: ShaderSource, entry: &'static str) -> Arc<Kernel> {
+        self.cache.get(source, entry)
+    }
+
+    /// Entry point `entry` of `mm.wgsl` built for `tile`.
+    pub fn mm(&self, tile: mm::Tile, entry: &'static str) -> Arc<Kernel> {
+        self.cache.get(tile.source(), entry)
     }
 }
 

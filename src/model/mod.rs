@@ -8,6 +8,7 @@ pub mod network;
 pub mod params;
 pub mod profile;
 pub mod reference;
+pub mod tune;
 
 pub use arch::{Arch, Layer, LayerInfo, NetSpec, Shape, Widths};
 pub use naming::Scheme;

@@ -128,9 +128,20 @@ impl<'a> Network<'a> {
         weights: &Weights,
         precision: Precision,
     ) -> Result<Self> {
+        Self::with_path(ctx, weights, precision, MatmulPath::for_adapter(&ctx.info))
+    }
+
+    /// As [`Network::with_precision`] with the matmul path forced (tests run every variant on
+    /// one adapter; `ALEXNET_MATMUL` does the same for the binary).
+    pub fn with_path(
+        ctx: &'a GpuContext,
+        weights: &Weights,
+        precision: Precision,
+        path: MatmulPath,
+    ) -> Result<Self> {
         let spec = weights.spec();
         let infos = spec.infer()?;
-        let kernels = Kernels::new(ctx);
+        let kernels = Kernels::with_path(ctx, path);
         let mut params = HashMap::new();
         let (ops, features_op) = fuse(&spec);
         for (i, (layer, info)) in spec.layers.iter().zip(&infos).enumerate() {
@@ -149,7 +160,7 @@ impl<'a> Network<'a> {
                             &format!("{name}.weight (f16)"),
                             &kernels::conv2d::weight_for_gemm_f16(&shape, w),
                         )?,
-                        (Precision::F32, MatmulPath::Gemm) => upload_f32(
+                        (Precision::F32, MatmulPath::Gemm | MatmulPath::Blocked(_)) => upload_f32(
                             ctx,
                             &format!("{name}.weight"),
                             &kernels::conv2d::weight_for_gemm(&shape, w),
@@ -235,7 +246,7 @@ impl<'a> Network<'a> {
         let pong = storage_buffer(ctx, "activations B", max_act, hint)?;
         // im2col scratch (Gemm path): the largest conv's matrix, capped (convs then go in chunks).
         let scratch = match (self.precision, self.kernels.path) {
-            (Precision::F32, MatmulPath::Tiled) => None,
+            (Precision::F32, MatmulPath::Tiled | MatmulPath::Blocked(_)) => None,
             (precision, _) => {
                 // The largest conv's patch matrix (f16: or packed dense input), in 32-bit words.
                 let mut need = 1;
@@ -303,8 +314,21 @@ impl<'a> Network<'a> {
                         unreachable!("conv params uploaded in new()")
                     };
                     let shape = layer.conv_shape(batch, [c, ih, iw]).expect("a conv layer");
-                    match &scratch {
-                        Some(scratch) => kernels::conv2d::dispatch_gemm(
+                    match (&scratch, self.kernels.path) {
+                        (None, MatmulPath::Blocked(force)) => {
+                            vec![kernels::mm::dispatch_conv(
+                                ctx,
+                                &self.kernels,
+                                force.conv(&shape, self.kernels.tuned_conv(&shape))?,
+                                &shape,
+                                *relu,
+                                weight,
+                                bias,
+                                buf(cur),
+                                buf(dst),
+                            )?]
+                        }
+                        (Some(scratch), _) => kernels::conv2d::dispatch_gemm(
                             ctx,
                             &self.kernels,
                             self.precision,
@@ -316,7 +340,7 @@ impl<'a> Network<'a> {
                             buf(dst),
                             scratch,
                         )?,
-                        None => vec![kernels::conv2d::dispatch(
+                        (None, _) => vec![kernels::conv2d::dispatch(
                             ctx,
                             &self.kernels.conv2d(),
                             &shape,

@@ -15,6 +15,19 @@ pub struct StepTiming {
     /// summed over dispatches of the same label (chunks, weight parts). Timestamps only.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kernels: Vec<(String, f64)>,
+    /// The distinct kernels (dispatch labels) the step runs, e.g. `conv2d(mm 128x64x16)`:
+    /// which variant the path, tuner or heuristic chose. Always filled.
+    pub variants: Vec<String>,
+}
+
+fn variants(ds: &[Dispatch]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for d in ds {
+        if !out.contains(&d.label) {
+            out.push(d.label.clone());
+        }
+    }
+    out
 }
 
 impl Network<'_> {
@@ -42,6 +55,7 @@ impl Network<'_> {
                     ms: t.elapsed().as_secs_f64() * 1e3,
                     flops: flops(ds),
                     kernels: Vec::new(),
+                    variants: variants(ds),
                 });
             }
             return Ok(out);
@@ -108,6 +122,7 @@ impl Network<'_> {
                 ms,
                 flops: flops(ds),
                 kernels,
+                variants: variants(ds),
             });
         }
         Ok(out)

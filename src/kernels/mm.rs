@@ -1,0 +1,488 @@
+//! `mm.wgsl`: register-blocked matmul tiles for GPUs (8x8 outputs per invocation, K-major
+//! double-buffered workgroup memory, one barrier per K step), as an implicit GEMM for
+//! convolutions and as a plain GEMM for dense layers, with split-K and a matrix-vector path.
+//!
+//! Tile shapes are compile-time constants of the shader; each [`Tile`] is its own module, made
+//! by rewriting the shader's three `const` lines (so the compiler unrolls every loop over a
+//! tile). Convolution weights use the same layout as the CPU-adapter GEMM
+//! ([`super::conv2d::weight_for_gemm`]: rows padded to whole vec4) and dense weights stay
+//! `[out, in]`, so switching between the two paths needs no other upload.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use super::conv2d::Conv2dShape;
+use super::{check_groups, grid_1d, Dispatch, Kernels};
+use crate::error::{Error, Result};
+use crate::gpu::{storage_buffer, upload, GpuContext, ShaderSource};
+
+/// The shader as written (the 64x64x16 tile).
+pub const SOURCE: &str = include_str!("../../shaders/mm.wgsl");
+
+/// Mirrors `struct Params` in `mm.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct MmParams {
+    pub m: u32,
+    pub n: u32,
+    pub kv: u32,
+    pub kvz: u32,
+    pub a_gstride: u32,
+    pub relu: u32,
+    pub out_c: u32,
+    pub m_off: u32,
+    pub out_hw: u32,
+    pub out_w: u32,
+    pub in_c: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub stride: u32,
+    pub pad: u32,
+    pub cin_g: u32,
+    pub splits: u32,
+    pub _pad: [u32; 3],
+}
+
+/// A workgroup tile: `bm` rows (output channels / features) by `bn` columns (pixels / batch
+/// rows), K steps of `bk`. `(bn / 8) * (bm / 8)` invocations of 8x8 outputs each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tile {
+    pub bm: u32,
+    pub bn: u32,
+    pub bk: u32,
+}
+
+/// The tiles built and tuned over (largest first). Each fits 32 KiB of workgroup memory
+/// (`2 * bk * (bm + bn) * 4` bytes) and at most 256 invocations.
+pub const TILES: &[Tile] = &[
+    Tile::new(128, 128, 8),
+    Tile::new(128, 128, 16),
+    Tile::new(128, 64, 16),
+    Tile::new(64, 128, 16),
+    Tile::new(64, 64, 16),
+    Tile::new(64, 64, 32),
+];
+
+impl Tile {
+    pub const fn new(bm: u32, bn: u32, bk: u32) -> Self {
+        Tile { bm, bn, bk }
+    }
+
+    /// `128x64x16` (the form `ALEXNET_MATMUL` and the tuner cache use).
+    pub fn name(&self) -> String {
+        format!("{}x{}x{}", self.bm, self.bn, self.bk)
+    }
+
+    /// Bytes of workgroup memory the tile uses.
+    pub fn workgroup_bytes(&self) -> u32 {
+        2 * self.bk * (self.bm + self.bn) * 4
+    }
+
+    /// The shader with this tile's constants (built once per process and tile).
+    pub fn source(&self) -> ShaderSource {
+        static SOURCES: OnceLock<Mutex<HashMap<Tile, ShaderSource>>> = OnceLock::new();
+        let mut map = SOURCES
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *map.entry(*self).or_insert_with(|| {
+            let src = SOURCE
+                .replacen(
+                    "const BM: u32 = 64u;",
+                    &format!("const BM: u32 = {}u;", self.bm),
+                    1,
+                )
+                .replacen(
+                    "const BN: u32 = 64u;",
+                    &format!("const BN: u32 = {}u;", self.bn),
+                    1,
+                )
+                .replacen(
+                    "const BK: u32 = 16u;",
+                    &format!("const BK: u32 = {}u;", self.bk),
+                    1,
+                );
+            // One leak per tile shape per process (at most `TILES.len()`): the pipeline cache
+            // keys on `'static` names.
+            ShaderSource {
+                file: Box::leak(format!("mm.wgsl[{}]", self.name()).into_boxed_str()),
+                source: Box::leak(src.into_boxed_str()),
+            }
+        })
+    }
+
+    /// Workgroups for an `m` x `n` output (per group / slice).
+    pub fn tiles(&self, m: usize, n: usize) -> usize {
+        m.div_ceil(self.bm as usize) * n.div_ceil(self.bn as usize)
+    }
+
+    /// Computed outputs over useful ones (1.0: no tile remainder).
+    pub fn waste(&self, m: usize, n: usize) -> f64 {
+        let padded = m.div_ceil(self.bm as usize) * self.bm as usize;
+        let padded = padded * n.div_ceil(self.bn as usize) * self.bn as usize;
+        padded as f64 / (m * n).max(1) as f64
+    }
+}
+
+impl std::str::FromStr for Tile {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        TILES
+            .iter()
+            .find(|t| t.name() == s)
+            .copied()
+            .ok_or_else(|| {
+                let names: Vec<String> = TILES.iter().map(Tile::name).collect();
+                format!("unknown tile {s:?} (expected one of {})", names.join(", "))
+            })
+    }
+}
+
+/// How one dense layer runs on the blocked path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DenseKind {
+    /// `gemv`: every weight read once per 4 rows of the batch (batch 1-4).
+    Gemv,
+    /// `dense` (split 1) or `dense_split` + `reduce` over `split` K slices.
+    Tiles { tile: Tile, split: u32 },
+}
+
+impl DenseKind {
+    pub fn name(&self) -> String {
+        match self {
+            DenseKind::Gemv => "gemv".into(),
+            DenseKind::Tiles { tile, split: 1 } => tile.name(),
+            DenseKind::Tiles { tile, split } => format!("{}-split{split}", tile.name()),
+        }
+    }
+}
+
+/// What `ALEXNET_MATMUL=blocked[-TILE][-gemv|-splitN]` forces; unset fields are chosen per
+/// shape (tuner cache, else [`conv_heuristic`] / [`dense_heuristic`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Force {
+    pub tile: Option<Tile>,
+    pub gemv: bool,
+    pub split: Option<u32>,
+}
+
+impl Force {
+    /// Parses what follows `blocked` in `ALEXNET_MATMUL` (`""`, `-64x64x16`, `-gemv`,
+    /// `-split4`, `-128x64x16-split2`).
+    pub fn parse(rest: &str) -> std::result::Result<Force, String> {
+        let mut f = Force::default();
+        for part in rest.split('-').filter(|p| !p.is_empty()) {
+            if part == "gemv" {
+                f.gemv = true;
+            } else if let Some(n) = part.strip_prefix("split") {
+                let n: u32 = n
+                    .parse()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| format!("split factor {n:?} is not a positive integer"))?;
+                f.split = Some(n);
+            } else {
+                f.tile = Some(part.parse()?);
+            }
+        }
+        Ok(f)
+    }
+
+    /// The dense variant: forced fields, else `tuned` (a tuner cache hit), else the heuristic.
+    pub fn dense(&self, batch: usize, k: usize, out: usize, tuned: Option<DenseKind>) -> DenseKind {
+        if self.gemv {
+            return DenseKind::Gemv;
+        }
+        let base = tuned.unwrap_or_else(|| dense_heuristic(batch, k, out));
+        match (self.tile, self.split, base) {
+            (None, None, b) => b,
+            (tile, split, DenseKind::Tiles { tile: t, split: s }) => DenseKind::Tiles {
+                tile: tile.unwrap_or(t),
+                split: split.unwrap_or(s),
+            },
+            (tile, split, DenseKind::Gemv) => DenseKind::Tiles {
+                tile: tile.unwrap_or(Tile::new(64, 64, 16)),
+                split: split.unwrap_or(1),
+            },
+        }
+    }
+
+    pub fn conv(&self, shape: &Conv2dShape, tuned: Option<Tile>) -> Result<Tile> {
+        Ok(self
+            .tile
+            .or(tuned)
+            .unwrap_or(conv_heuristic(shape.out_c / shape.groups, pixels(shape)?)))
+    }
+}
+
+/// Workgroups that keep a large GPU busy (an H200 has 132 SMs, a 4090 128; two or more
+/// workgroups per SM hide latency): the heuristics prefer big tiles until they give fewer.
+pub const FILL: usize = 256;
+
+/// The heuristic conv tile, used until `bench --tune` has filled the cache: the largest tile
+/// (most reuse per load) that still gives [`FILL`] workgroups and wastes at most a quarter of
+/// its outputs on remainders; else the one with the least waste among those filling the GPU;
+/// else 64x64x16 (small problems: more, smaller workgroups).
+pub fn conv_heuristic(m: usize, n: usize) -> Tile {
+    let big = [
+        Tile::new(128, 128, 8),
+        Tile::new(128, 64, 16),
+        Tile::new(64, 128, 16),
+    ];
+    big.iter()
+        .copied()
+        .find(|t| t.tiles(m, n) >= FILL && t.waste(m, n) <= 1.25)
+        .unwrap_or(Tile::new(64, 64, 16))
+}
+
+/// The heuristic dense variant: [`DenseKind::Gemv`] for batch 1-8 (bandwidth-bound: each
+/// weight read once per 4 rows, no tile remainder); else the largest tile wasting at most a
+/// quarter of its outputs (64x64x16 if none), split over K until the workgroups reach [`FILL`]
+/// with slices of at least 256 values of K, at most 16 (fc6 at batch 128: 32 tiles of
+/// 128x128, split 8 of 1152).
+pub fn dense_heuristic(batch: usize, k: usize, out: usize) -> DenseKind {
+    if batch <= 8 {
+        return DenseKind::Gemv;
+    }
+    let tile = [
+        Tile::new(128, 128, 8),
+        Tile::new(128, 64, 16),
+        Tile::new(64, 64, 16),
+    ]
+    .into_iter()
+    .find(|t| t.waste(out, batch) <= 1.25)
+    .unwrap_or(Tile::new(64, 64, 16));
+    let tiles = tile.tiles(out, batch);
+    let mut split = 1u32;
+    while tiles * (split as usize) < FILL && k / (2 * split as usize) >= 256 && split < 16 {
+        split *= 2;
+    }
+    DenseKind::Tiles { tile, split }
+}
+
+fn pixels(shape: &Conv2dShape) -> Result<usize> {
+    let (oh, ow) = shape.out_hw()?;
+    Ok(shape.batch * oh * ow)
+}
+
+fn u(v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::Shape(format!("mm index {v} does not fit in u32")))
+}
+
+/// `mm.wgsl`'s gather table for `shape`: per column k of the implicit im2col (ci, ky, kx), the
+/// input offset `ci*H*W + ky*W + kx` and `ky << 16 | kx`; entries from K up to a multiple of 32
+/// (the largest BK) mark padding (`ky = 0xffff`: outside any image, read as zero).
+pub fn conv_table(shape: &Conv2dShape) -> Vec<[u32; 2]> {
+    let (k, kk) = (shape.k(), shape.kernel);
+    let len = shape.kp().div_ceil(32) * 32;
+    let mut t = vec![[0, 0xffff << 16]; len];
+    for (i, e) in t.iter_mut().enumerate().take(k) {
+        let (ci, ky, kx) = (i / (kk * kk), (i / kk) % kk, i % kk);
+        *e = [
+            (ci * shape.in_h * shape.in_w + ky * shape.in_w + kx) as u32,
+            ((ky as u32) << 16) | kx as u32,
+        ];
+    }
+    t
+}
+
+/// Binds one convolution as an implicit GEMM on `tile`: `weight` in the
+/// [`super::conv2d::weight_for_gemm`] layout, NCHW `input` and `output`. The gather table is
+/// uploaded here (a few KiB) and kept alive by the bind group.
+#[allow(clippy::too_many_arguments)]
+pub fn dispatch_conv(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    tile: Tile,
+    shape: &Conv2dShape,
+    relu: bool,
+    weight: &wgpu::Buffer,
+    bias: &wgpu::Buffer,
+    input: &wgpu::Buffer,
+    output: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let (oh, ow) = shape.out_hw()?;
+    if shape.kernel > 0xffff || shape.in_h >= 0x7fff || shape.in_w >= 0x7fff {
+        return Err(Error::Shape(format!(
+            "mm conv: kernel {} or input {}x{} too large for the gather table",
+            shape.kernel, shape.in_h, shape.in_w
+        )));
+    }
+    let (cout_g, n, kv) = (shape.out_c / shape.groups, pixels(shape)?, shape.kp() / 4);
+    // Offsets are i32 in the shader.
+    i32::try_from(shape.batch * shape.in_c * shape.in_h * shape.in_w)
+        .map_err(|_| Error::Shape("mm conv: input over 2^31 values".into()))?;
+    let params = MmParams {
+        m: u(cout_g)?,
+        n: u(n)?,
+        kv: u(kv)?,
+        kvz: u(kv)?,
+        a_gstride: u(cout_g * kv)?,
+        relu: relu as u32,
+        out_c: u(shape.out_c)?,
+        out_hw: u(oh * ow)?,
+        out_w: u(ow)?,
+        in_c: u(shape.in_c)?,
+        in_h: u(shape.in_h)?,
+        in_w: u(shape.in_w)?,
+        stride: u(shape.stride)?,
+        pad: u(shape.pad)?,
+        cin_g: u(shape.in_c / shape.groups)?,
+        splits: 1,
+        ..Default::default()
+    };
+    let kernel = kernels.mm(tile, "conv");
+    let table = upload(ctx, "mm gather table", &conv_table(shape))?;
+    let workgroups = check_groups(
+        ctx,
+        "mm conv",
+        [
+            n.div_ceil(tile.bn as usize),
+            cout_g.div_ceil(tile.bm as usize),
+            shape.groups,
+        ],
+    )?;
+    let uniform = crate::gpu::uniform_buffer(ctx, "mm params", &params);
+    let bind_group = kernel.bind_at(
+        ctx,
+        &[
+            (0, &uniform),
+            (1, weight),
+            (2, bias),
+            (3, output),
+            (4, input),
+            (5, &table),
+        ],
+    );
+    Ok(Dispatch {
+        label: format!("conv2d(mm {})", tile.name()),
+        pipeline: kernel.pipeline.clone(),
+        bind_group,
+        workgroups,
+        flops: shape.flops(),
+        _params: uniform,
+    })
+}
+
+/// One weight part of a dense layer on the blocked path: `weight` holds `rows` rows of `k`
+/// values (`k` a multiple of 4) for outputs `m_off..m_off + rows` of `out_f`; `input` is
+/// `[batch][k]`. Split-K allocates its partial-sum buffer here (kept alive by the bind groups).
+#[allow(clippy::too_many_arguments)]
+pub fn dispatch_dense(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    kind: DenseKind,
+    batch: usize,
+    k: usize,
+    (m_off, rows, out_f): (usize, usize, usize),
+    relu: bool,
+    weight: &wgpu::Buffer,
+    bias: &wgpu::Buffer,
+    input: &wgpu::Buffer,
+    output: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
+    if !k.is_multiple_of(4) || batch == 0 || rows == 0 {
+        return Err(Error::Shape(format!(
+            "mm dense needs K a multiple of 4 and a non-empty batch and part (K {k}, batch {batch}, rows {rows})"
+        )));
+    }
+    let kv = k / 4;
+    let mut params = MmParams {
+        m: u(rows)?,
+        n: u(batch)?,
+        kv: u(kv)?,
+        kvz: u(kv)?,
+        relu: relu as u32,
+        out_c: u(out_f)?,
+        m_off: u(m_off)?,
+        splits: 1,
+        ..Default::default()
+    };
+    let flops = 2.0 * (batch * rows * k) as f64;
+    let uniform = |p: &MmParams| crate::gpu::uniform_buffer(ctx, "mm params", p);
+    match kind {
+        DenseKind::Gemv => {
+            let kernel = kernels.mm(Tile::new(64, 64, 16), "gemv");
+            let un = uniform(&params);
+            let bg = kernel.bind_at(
+                ctx,
+                &[(0, &un), (1, weight), (2, bias), (3, output), (6, input)],
+            );
+            let [x, y, _] = grid_1d(ctx, rows, 1)?;
+            Ok(vec![Dispatch {
+                label: "dense(mm gemv)".into(),
+                pipeline: kernel.pipeline.clone(),
+                bind_group: bg,
+                workgroups: check_groups(
+                    ctx,
+                    "mm gemv",
+                    [x as usize, y as usize, batch.div_ceil(4)],
+                )?,
+                flops,
+                _params: un,
+            }])
+        }
+        DenseKind::Tiles { tile, split } => {
+            let per = (tile.bk / 4) as usize;
+            let steps = kv.div_ceil(per);
+            let split = (split as usize).clamp(1, steps);
+            let kvz = steps.div_ceil(split) * per;
+            let split = kv.div_ceil(kvz);
+            let groups = [
+                batch.div_ceil(tile.bn as usize),
+                rows.div_ceil(tile.bm as usize),
+                split,
+            ];
+            if split == 1 {
+                let kernel = kernels.mm(tile, "dense");
+                let un = uniform(&params);
+                let bg = kernel.bind_at(
+                    ctx,
+                    &[(0, &un), (1, weight), (2, bias), (3, output), (6, input)],
+                );
+                return Ok(vec![Dispatch {
+                    label: format!("dense(mm {})", tile.name()),
+                    pipeline: kernel.pipeline.clone(),
+                    bind_group: bg,
+                    workgroups: check_groups(ctx, "mm dense", groups)?,
+                    flops,
+                    _params: un,
+                }]);
+            }
+            params.kvz = u(kvz)?;
+            params.splits = u(split)?;
+            let part = storage_buffer(
+                ctx,
+                "mm split-K partial sums",
+                split * batch * rows,
+                "use a smaller batch or a smaller split",
+            )?;
+            let kernel = kernels.mm(tile, "dense_split");
+            let un = uniform(&params);
+            let bg = kernel.bind_at(ctx, &[(0, &un), (1, weight), (6, input), (7, &part)]);
+            let main = Dispatch {
+                label: format!("dense(mm {}-split{split})", tile.name()),
+                pipeline: kernel.pipeline.clone(),
+                bind_group: bg,
+                workgroups: check_groups(ctx, "mm dense split-K", groups)?,
+                flops,
+                _params: un,
+            };
+            let reduce = kernels.mm(Tile::new(64, 64, 16), "reduce");
+            let un = uniform(&params);
+            let bg = reduce.bind_at(ctx, &[(0, &un), (2, bias), (3, output), (7, &part)]);
+            let wg = reduce.workgroup_size[0];
+            Ok(vec![
+                main,
+                Dispatch {
+                    label: "dense(mm split-K reduce)".into(),
+                    pipeline: reduce.pipeline.clone(),
+                    bind_group: bg,
+                    workgroups: grid_1d(ctx, batch * rows, wg)?,
+                    flops: 0.0,
+                    _params: un,
+                },
+            ])
+        }
+    }
+}
