@@ -378,7 +378,7 @@ fn gemm_ceiling(
             // with the output transposed (the variant the dense heuristic/tuner picks).
             MatmulPath::Blocked(force) => {
                 let kind = force.dense(n, k, m, kernels.tuned_dense(n, k, m));
-                let ds = kernels::mm::dispatch_dense(
+                kernels::mm::dispatch_dense(
                     ctx,
                     &kernels,
                     kind,
@@ -390,8 +390,7 @@ fn gemm_ceiling(
                     &bias,
                     &b,
                     &c,
-                )?;
-                ds
+                )?
             }
             MatmulPath::Gemm => vec![kernels::gemm::dispatch(
                 ctx,
