@@ -320,6 +320,37 @@ fn a_model_with_classes_round_trips_through_safetensors_and_onnx() {
 }
 
 #[test]
+fn keras_names_round_trip_through_safetensors_and_softmax_exports_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // Keras names and layout (HWIO, [in, out], fc6 rows NHWC) kept in a .safetensors.
+    let k = Weights::load(&fixture("keras_small.npz"), None).unwrap();
+    let p = dir.path().join("k.safetensors");
+    k.save_safetensors(&p, &Default::default()).unwrap();
+    let keys: Vec<String> = read_tensors(&p)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.key)
+        .collect();
+    assert!(keys.iter().any(|k| k == "conv2d/kernel"), "{keys:?}");
+    same_tensors(&Weights::load(&p, None).unwrap(), &k, "keras .safetensors");
+    // `export --softmax`: probabilities out, Softmax last; our importer takes it back.
+    let p = dir.path().join("p.onnx");
+    k.save_onnx(
+        &p,
+        &ExportOptions {
+            softmax: true,
+            metadata: vec![],
+        },
+    )
+    .unwrap();
+    let m = ModelProto::decode(std::fs::read(&p).unwrap().as_slice()).unwrap();
+    let g = m.graph.unwrap();
+    assert_eq!(g.node.last().unwrap().op_type, "Softmax");
+    assert_eq!(g.output[0].name, "probabilities");
+    same_tensors(&Weights::load(&p, None).unwrap(), &k, "softmax export");
+}
+
+#[test]
 fn convert_follows_the_output_extension_and_refuses_unknown_ones() {
     let dir = tempfile::tempdir().unwrap();
     let exe = env!("CARGO_BIN_EXE_alexnet");

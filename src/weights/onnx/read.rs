@@ -73,6 +73,9 @@ pub(super) struct Reader<'a> {
     pub(super) model: &'a ModelProto,
 }
 
+/// A weight input by name: its initializer, and the perm of a Transpose it goes through.
+type WeightOf<'t, 'c> = dyn Fn(&str) -> Option<(&'t TensorProto, Option<Vec<i64>>)> + 'c;
+
 /// An attribute by name.
 fn attr<'n>(node: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
     node.attribute.iter().find(|a| a.name == name)
@@ -644,7 +647,7 @@ impl Reader<'_> {
         bias: Option<&String>,
         (trans_b, alpha, beta): (bool, f32, f32),
         k: usize,
-        weight: &dyn Fn(&str) -> Option<(&'t TensorProto, Option<Vec<i64>>)>,
+        weight: &WeightOf<'t, '_>,
         used: &mut HashSet<String>,
     ) -> Result<(RawTensor, RawTensor)> {
         let wname = node

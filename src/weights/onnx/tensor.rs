@@ -201,7 +201,7 @@ impl Reader<'_> {
                 [side, side]
             }
         };
-        if c * h * wd != inp {
+        if c.checked_mul(h).and_then(|x| x.checked_mul(wd)) != Some(inp) {
             return Err(self.err(format!(
                 "{label}: {inp} inputs after the NHWC flatten of {transpose}, but the map there is {c}x{h}x{wd}"
             )));
