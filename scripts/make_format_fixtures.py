@@ -31,8 +31,12 @@ Written here:
   export_{torchvision,caffe,keras}.onnx   `alexnet export` of the three *_small.npz
   export_*_logits.npy              onnxruntime logits of those exports on each preset's input
 
-torch itself is not used: PyPI's torch wheel needs the CUDA libraries to import; the torch-style
-graph is written with onnx.helper following the exporter's layout.
+--fuzz-seeds writes only fuzz/corpus/onnx and fuzz/corpus/safetensors: the layouts above (and
+the Keras 3 export of make_export_fixtures.py) at tiny widths.
+
+The torch-style graph here is written with onnx.helper following the exporter's layout (torch
+did not import where this was first written); scripts/make_export_fixtures.py adds the files
+the real torch.onnx.export and Keras exporters write.
 """
 import argparse
 import os
@@ -198,10 +202,73 @@ def with_output(m, name, n):
     return m2
 
 
+def tiny_weights(names, groups, rng):
+    """Reduced to widths 2 (convs) and 4, 4, 3 (dense): fuzz seeds of a few KB."""
+    convs = [(11, 3), (5, 2), (3, 2), (3, 2), (3, 2)]
+    out = {}
+    for i, ((k, cin), g) in enumerate(zip(convs, groups)):
+        out[names[i] + ".weight"] = rng.standard_normal((2, cin // g, k, k)).astype(np.float32)
+        out[names[i] + ".bias"] = rng.standard_normal(2).astype(np.float32)
+    for i, (o, n) in enumerate([(4, 72), (4, 4), (3, 4)]):
+        out[names[5 + i] + ".weight"] = rng.standard_normal((o, n)).astype(np.float32)
+        out[names[5 + i] + ".bias"] = rng.standard_normal(o).astype(np.float32)
+    return out
+
+
+def fuzz_seeds():
+    """fuzz/corpus/{onnx,safetensors}: each layout of the fixtures above at tiny widths."""
+    rng = np.random.default_rng(7)
+    corpus = os.path.join(ROOT, "fuzz", "corpus")
+    for d in ("onnx", "safetensors"):
+        os.makedirs(os.path.join(corpus, d), exist_ok=True)
+    tvn = ["features.0", "features.3", "features.6", "features.8", "features.10",
+           "classifier.1", "classifier.4", "classifier.6"]
+    tv = tiny_weights(tvn, [1] * 5, rng)
+    onnx.save_model(torch_style(tv), os.path.join(corpus, "onnx", "torch_tiny.onnx"))
+    cfn = ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
+    cf = tiny_weights(cfn, [1, 2, 1, 2, 2], rng)
+    onnx.save_model(bvlc_style(cf, ceil_mode=False), os.path.join(corpus, "onnx", "bvlc_tiny.onnx"))
+    onnx.save_model(bvlc_style(cf, ceil_mode=True),
+                    os.path.join(corpus, "onnx", "bvlc_ceil_tiny.onnx"))
+    # The Keras 3 export's graph (make_export_fixtures.py) with tiny initializers.
+    k = onnx.load(fx("keras_small_export_hwio.onnx"))
+    kw = tiny_weights(cfn, [1] * 5, rng)
+    conv_i = dense_i = 0
+    by_name = {t.name: t for t in k.graph.initializer}
+    for n in k.graph.node:
+        if n.op_type == "Transpose" and n.input[0] in by_name:
+            w = kw[f"conv{conv_i + 1}.weight"].transpose(2, 3, 1, 0)
+            by_name[n.input[0]].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(w), n.input[0]))
+        elif n.op_type == "Conv":
+            by_name[n.input[2]].CopyFrom(numpy_helper.from_array(kw[f"conv{conv_i + 1}.bias"], n.input[2]))
+            conv_i += 1
+        elif n.op_type == "MatMul":
+            w = np.ascontiguousarray(kw[f"fc{dense_i + 6}.weight"].T)
+            by_name[n.input[1]].CopyFrom(numpy_helper.from_array(w, n.input[1]))
+        elif n.op_type == "Add" and dense_i < 3:
+            by_name[n.input[1]].CopyFrom(numpy_helper.from_array(kw[f"fc{dense_i + 6}.bias"], n.input[1]))
+            dense_i += 1
+    for t in k.graph.initializer:
+        if t.data_type == TensorProto.INT64 and list(numpy_helper.to_array(t)) == [1008]:
+            t.CopyFrom(numpy_helper.from_array(np.array([72], np.int64), t.name))
+    k.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 3
+    onnx.save_model(k, os.path.join(corpus, "onnx", "keras_hwio_tiny.onnx"))
+    save_file({k: np.ascontiguousarray(v) for k, v in tv.items()},
+              os.path.join(corpus, "safetensors", "torchvision_tiny.safetensors"),
+              metadata={"classes": '["a", "b", "c"]', "arch": "torchvision"})
+    save_file({k: np.ascontiguousarray(v.astype(np.float16)) for k, v in cf.items()},
+              os.path.join(corpus, "safetensors", "caffe_tiny_f16.safetensors"))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--alexnet", default=os.path.join(ROOT, "target", "release", "alexnet"))
+    ap.add_argument("--fuzz-seeds", action="store_true",
+                    help="only write the fuzz seeds (fuzz/corpus/onnx, fuzz/corpus/safetensors)")
     args = ap.parse_args()
+    if args.fuzz_seeds:
+        fuzz_seeds()
+        return
 
     tv = load_npz("torchvision_small.npz")
     cf = load_npz("caffe_small.npz")

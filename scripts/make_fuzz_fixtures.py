@@ -135,6 +135,29 @@ def hostile():
         p += b"q\x00(" + b"h\x00" * 6 + b"t"
     p += b"Q."
     open(os.path.join(HOSTILE, "pickle_describe_dag.pth"), "wb").write(torch_zip(p, []))
+    # An .npz member compressed with bzip2 (no bound on its expansion; numpy never writes it).
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_BZIP2) as z:
+        b = io.BytesIO()
+        np.save(b, np.zeros(1 << 16, np.float32))
+        z.writestr("w.npy", b.getvalue())
+    open(os.path.join(HOSTILE, "npz_bzip2_member.npz"), "wb").write(buf.getvalue())
+    # A deflated member whose declared size (local and central headers) is forged to 4 GiB - 1:
+    # more than deflate can give from its compressed bytes.
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        b = io.BytesIO()
+        np.save(b, np.zeros(1 << 12, np.float32))
+        z.writestr("w.npy", b.getvalue())
+    data = bytearray(buf.getvalue())
+    size = len(b.getvalue())
+    lh = data.index(b"PK\x03\x04")
+    assert struct.unpack("<I", data[lh + 22 : lh + 26])[0] == size
+    data[lh + 22 : lh + 26] = struct.pack("<I", 0xFFFFFFFE)
+    cd = data.index(b"PK\x01\x02")
+    assert struct.unpack("<I", data[cd + 24 : cd + 28])[0] == size
+    data[cd + 24 : cd + 28] = struct.pack("<I", 0xFFFFFFFE)
+    open(os.path.join(HOSTILE, "npz_deflate_forged_size.npz"), "wb").write(bytes(data))
     # HDF5 datasets declaring 40 GB in a 2 KiB file (space never allocated): contiguous and
     # chunked.
     for layout, chunks in [("contiguous", None), ("chunked", (1, 1000))]:

@@ -136,6 +136,98 @@ fn zoo_style_bvlc_onnx_loads_as_caffe_at_its_declared_224_input() {
     );
 }
 
+/// `(file, onnxruntime's logits of that file)`, written by `scripts/make_export_fixtures.py`.
+fn exported(file: &str) -> (Weights, Vec<f32>) {
+    let w = Weights::load(&fixture(file), None).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let (_, ort) = npy(&file.replace(".onnx", "_logits.npy"));
+    (w, ort)
+}
+
+#[test]
+fn real_torch_onnx_exports_load_as_torchvision() {
+    // torch.onnx.export of torchvision's AlexNet (reduced widths): the TorchScript exporter
+    // (Flatten, Gemm, opset 17) and the dynamo exporter (Reshape to [-1, 1008], opset 18+).
+    let npz = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    for f in [
+        "torchvision_small_legacy.onnx",
+        "torchvision_small_dynamo.onnx",
+    ] {
+        let (w, ort) = exported(f);
+        assert_eq!(w.arch, Arch::Torchvision, "{f}");
+        assert!(!w.pool_ceil, "{f}");
+        same_tensors(&w, &npz, f);
+        assert_close(f, &logits(&w, "input_224.npy"), &ort, TOL);
+    }
+}
+
+#[test]
+fn keras_onnx_exports_load_as_keras() {
+    // Keras 3's model.export(format="onnx") (tf2onnx): NHWC input through a Transpose, NHWC
+    // flatten (Transpose, then a Reshape fed by a Shape branch), MatMul [in, out] + Add; and the
+    // same graph with HWIO conv kernels through Transpose nodes (no constant folding). fc6's
+    // rows come out in our NCHW order: the weights equal the .npz's exactly.
+    let npz = Weights::load(&fixture("keras_small.npz"), None).unwrap();
+    for f in ["keras_small_export.onnx", "keras_small_export_hwio.onnx"] {
+        let m = alexnet_wgpu::weights::onnx::read_onnx(&fixture(f)).unwrap();
+        assert!(m.input_nhwc, "{f}");
+        assert_eq!(m.input_chw(), Some([3, 227, 227]), "{f}");
+        let (w, ort) = exported(f);
+        assert_eq!(w.arch, Arch::Keras, "{f}");
+        same_tensors(&w, &npz, f);
+        assert_close(f, &logits(&w, "input_227_keras.npy"), &ort, TOL);
+    }
+}
+
+#[test]
+fn an_odd_transpose_or_computed_reshape_is_refused_naming_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read(fixture("keras_small_export.onnx")).unwrap();
+    let edit = |f: &dyn Fn(&mut ModelProto)| {
+        let mut m = ModelProto::decode(good.as_slice()).unwrap();
+        f(&mut m);
+        m.encode_to_vec()
+    };
+    let perm = |m: &mut ModelProto, node: &str, p: Vec<i64>| {
+        let g = m.graph.as_mut().unwrap();
+        let n = g.node.iter_mut().find(|n| n.name == node).unwrap();
+        n.attribute
+            .iter_mut()
+            .find(|a| a.name == "perm")
+            .unwrap()
+            .ints = p;
+    };
+    let flatten_t = {
+        let m = ModelProto::decode(good.as_slice()).unwrap();
+        let g = m.graph.unwrap();
+        g.node
+            .iter()
+            .find(|n| n.op_type == "Transpose" && n.input[0] != "input")
+            .unwrap()
+            .name
+            .clone()
+    };
+    let first_t = "sequential_1/conv2d_1/BiasAdd__6";
+    for (name, bytes, want) in [
+        (
+            "flatten_perm.onnx",
+            edit(&|m| perm(m, &flatten_t, vec![0, 1, 3, 2])),
+            flatten_t.clone(),
+        ),
+        (
+            "input_perm.onnx",
+            edit(&|m| perm(m, first_t, vec![0, 2, 3, 1])),
+            first_t.to_string(),
+        ),
+    ] {
+        let p = write(dir.path(), name, &bytes);
+        let e = err_text(Weights::load(&p, None).unwrap_err());
+        assert!(
+            e.contains(name) && e.contains(&want) && e.contains("perm"),
+            "{e}"
+        );
+    }
+}
+
 #[test]
 fn an_onnx_graph_that_is_not_the_preset_is_refused_naming_the_node() {
     let e =
@@ -228,6 +320,37 @@ fn a_model_with_classes_round_trips_through_safetensors_and_onnx() {
 }
 
 #[test]
+fn keras_names_round_trip_through_safetensors_and_softmax_exports_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // Keras names and layout (HWIO, [in, out], fc6 rows NHWC) kept in a .safetensors.
+    let k = Weights::load(&fixture("keras_small.npz"), None).unwrap();
+    let p = dir.path().join("k.safetensors");
+    k.save_safetensors(&p, &Default::default()).unwrap();
+    let keys: Vec<String> = read_tensors(&p)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.key)
+        .collect();
+    assert!(keys.iter().any(|k| k == "conv2d/kernel"), "{keys:?}");
+    same_tensors(&Weights::load(&p, None).unwrap(), &k, "keras .safetensors");
+    // `export --softmax`: probabilities out, Softmax last; our importer takes it back.
+    let p = dir.path().join("p.onnx");
+    k.save_onnx(
+        &p,
+        &ExportOptions {
+            softmax: true,
+            metadata: vec![],
+        },
+    )
+    .unwrap();
+    let m = ModelProto::decode(std::fs::read(&p).unwrap().as_slice()).unwrap();
+    let g = m.graph.unwrap();
+    assert_eq!(g.node.last().unwrap().op_type, "Softmax");
+    assert_eq!(g.output[0].name, "probabilities");
+    same_tensors(&Weights::load(&p, None).unwrap(), &k, "softmax export");
+}
+
+#[test]
 fn convert_follows_the_output_extension_and_refuses_unknown_ones() {
     let dir = tempfile::tempdir().unwrap();
     let exe = env!("CARGO_BIN_EXE_alexnet");
@@ -265,6 +388,62 @@ fn convert_follows_the_output_extension_and_refuses_unknown_ones() {
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         same_tensors(&Weights::load(&out, None).unwrap(), &npz, ext);
+    }
+}
+
+#[test]
+fn a_fine_tuned_model_exported_to_onnx_gives_our_logits_in_onnxruntime() {
+    // `train-head --out finetuned_small.onnx` (scripts/make_export_fixtures.py) from the
+    // reduced torchvision backbone on tests/fixtures/train_data, run by onnxruntime there.
+    let (w, ort) = exported("finetuned_small.onnx");
+    assert_eq!(w.arch, Arch::Torchvision);
+    assert_eq!(w.widths.classes, 3);
+    // The head was trained (the backbone's convolutions were not).
+    let backbone = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    assert!(w.get("conv5.weight") == backbone.get("conv5.weight"));
+    assert!(w.get("fc7.weight") != backbone.get("fc7.weight"));
+    assert_close(
+        "finetuned_small.onnx: ours vs onnxruntime",
+        &logits(&w, "input_224.npy"),
+        &ort,
+        TOL,
+    );
+    let meta = ModelMeta::read(&fixture("finetuned_small.onnx"))
+        .unwrap()
+        .expect("train-head's metadata");
+    assert_eq!(meta.classes, ["cat", "coffee", "rocket"]);
+    assert!(meta.preprocess.is_some());
+}
+
+#[test]
+fn train_head_writes_the_same_model_as_npz_safetensors_and_onnx() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = env!("CARGO_BIN_EXE_alexnet");
+    let mut models = Vec::new();
+    for ext in ["npz", "safetensors", "onnx"] {
+        let out = dir.path().join(format!("m.{ext}"));
+        let o = Command::new(exe)
+            .args(["train-head", "--weights"])
+            .arg(fixture("torchvision_small.npz"))
+            .arg("--data")
+            .arg(fixture("train_data"))
+            .args(["--epochs", "2", "--batch", "8", "--seed", "5", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{ext}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let meta = ModelMeta::read(&out).unwrap().expect("metadata");
+        assert_eq!(meta.classes, ["cat", "coffee", "rocket"], "{ext}");
+        models.push((Weights::load(&out, None).unwrap(), meta));
+    }
+    // Same seed, same training: the three files hold the same model.
+    for (w, meta) in &models[1..] {
+        same_tensors(w, &models[0].0, "train-head output");
+        assert_eq!(meta, &models[0].1);
     }
 }
 

@@ -108,3 +108,23 @@ fn h5_huge_contiguous() {
 fn h5_huge_chunked() {
     refused("h5_huge_chunked.h5", "does not fit in the 1400-byte file");
 }
+
+/// A bzip2 (or zstd) member's expansion has no useful bound (bzip2's run-length stages reach
+/// millions to one); numpy never writes them, so they are refused before decompressing.
+#[test]
+fn npz_bzip2_member() {
+    refused(
+        "npz_bzip2_member.npz",
+        "numpy writes members stored or deflated",
+    );
+}
+
+/// A deflated member declaring 4 GiB from 64 compressed bytes: more than deflate's ~1032:1 can
+/// give, so forged; refused before the declared size sizes anything.
+#[test]
+fn npz_deflate_forged_size() {
+    refused(
+        "npz_deflate_forged_size.npz",
+        "more than its compression can give",
+    );
+}

@@ -3,7 +3,10 @@
 //! Sizes in a file never drive an allocation on their own: an `.npy` header is read only when
 //! the file holds it (and it is at most [`MAX_NPY_HEADER`] bytes), array data grows with what is
 //! actually read, and the members of an `.npz` read together are at most the archive (members
-//! that overlap cannot multiply the file).
+//! that overlap cannot multiply the file). A member is stored or deflated (what numpy writes),
+//! declares at most [`MAX_DEFLATE_RATIO`] times its compressed bytes, and is read no further
+//! than it declares, so an archive never expands past about a thousand times its size (bzip2
+//! and zstd members, whose ratios have no such bound, are refused).
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek};
@@ -17,6 +20,39 @@ use crate::fsutil::write_atomic;
 
 /// The largest `.npy` header read (numpy itself refuses headers over 10 000 bytes by default).
 pub const MAX_NPY_HEADER: usize = 1 << 20;
+
+/// Deflate's largest possible expansion (a 258-byte match per 2 bits, about 1032:1): a member
+/// declaring more than this many times its compressed size is forged.
+pub const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// A zip member's declared size, checked against its compression (see the module docs).
+fn member_size(file: &zip::read::ZipFile<'_>, name: &str, path: &Path) -> Result<u64> {
+    let (size, packed) = (file.size(), file.compressed_size());
+    let fits = match file.compression() {
+        zip::CompressionMethod::Stored => size == packed,
+        zip::CompressionMethod::Deflated => {
+            size <= packed.saturating_mul(MAX_DEFLATE_RATIO).saturating_add(1024)
+        }
+        other => {
+            return Err(file_err(
+                path,
+                format!(
+                    "array '{name}' is compressed with {other}; numpy writes members stored or deflated (np.savez / np.savez_compressed)"
+                ),
+            ))
+        }
+    };
+    if !fits {
+        return Err(file_err(
+            path,
+            format!(
+                "array '{name}' declares {size} bytes from {packed} {} bytes, more than its compression can give (a forged archive)",
+                if file.compression() == zip::CompressionMethod::Stored { "stored" } else { "deflated" }
+            ),
+        ));
+    }
+    Ok(size)
+}
 
 /// The deepest bracket nesting of an `.npy` header handed to npyz. Its Python-literal parser
 /// (py_literal, a PEG) backtracks exponentially in the nesting: 8 levels took 7 s, 12 took 6
@@ -216,8 +252,8 @@ pub(crate) fn read_npz<R: Read + Seek>(mut reader: R, path: &Path) -> Result<Vec
                 ),
             )
         })?;
-        let size = file.size();
-        let npy = open_npy(file, size, &name, path)?;
+        let size = member_size(&file, &name, path)?;
+        let npy = open_npy(file.take(size), size, &name, path)?;
         out.push(read_npy(npy, &name, path)?);
     }
     Ok(out)
@@ -320,8 +356,8 @@ pub fn read_strings(path: &Path, key: &str) -> Result<Option<Vec<String>>> {
         Err(zip::result::ZipError::FileNotFound) => return Ok(None),
         Err(e) => return Err(file_err(path, format!("array '{key}': {e}"))),
     };
-    let size = file.size();
-    let strings = open_npy(file, size, key, path)?
+    let size = member_size(&file, key, path)?;
+    let strings = open_npy(file.take(size), size, key, path)?
         .into_vec::<String>()
         .map_err(|e| file_err(path, format!("array '{key}' is not a string array: {e}")))?;
     Ok(Some(strings))

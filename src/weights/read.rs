@@ -85,10 +85,9 @@ pub fn read_tensors_from_bytes(
     let mut out = match format {
         Format::Pth => pth::read_pth_bytes(path, bytes)?,
         Format::H5 => h5::read_h5_bytes(path, bytes)?,
-        Format::Safetensors | Format::Onnx => return Err(file_err(
-            path,
-            "safetensors and ONNX files are read from disk (ONNX external data lives beside them)",
-        )),
+        Format::Safetensors => super::safetensors::read_safetensors_bytes(path, bytes)?,
+        // External data files are looked for beside `path`.
+        Format::Onnx => super::onnx::read_onnx_bytes(path, bytes)?.tensors,
         Format::Npy => {
             let npy = open_npy(bytes, bytes.len() as u64, &npy_key(path), path)?;
             vec![read_npy(npy, &npy_key(path), path)?]

@@ -66,8 +66,12 @@ fn decode(view: &TensorView<'_>) -> std::result::Result<Vec<f32>, String> {
 /// Every tensor of a `.safetensors` file, converted to f32 (other dtypes are kept as an `Err`
 /// reason for `model::params` to report).
 pub fn read_safetensors(path: &Path) -> Result<Vec<RawTensor>> {
-    let bytes = read_bytes(path)?;
-    let st = parse(path, &bytes)?;
+    read_safetensors_bytes(path, &read_bytes(path)?)
+}
+
+/// [`read_safetensors`] of a file's bytes in memory (`path` names it in errors).
+pub fn read_safetensors_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<RawTensor>> {
+    let st = parse(path, bytes)?;
     let mut out: Vec<RawTensor> = st
         .tensors()
         .into_iter()
@@ -103,6 +107,11 @@ pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
     let mut head = vec![0u8; 8 + n as usize];
     head[..8].copy_from_slice(&n.to_le_bytes());
     std::io::Read::read_exact(&mut f, &mut head[8..]).map_err(|e| Error::io(path, e))?;
+    metadata_of_header(path, &head[8..])
+}
+
+/// `__metadata__` of a header's JSON (the bytes after the 8-byte length).
+pub fn metadata_of_header(path: &Path, json: &[u8]) -> Result<HashMap<String, String>> {
     // The crate's parser also checks the data against the buffer, which holds only the header
     // here: read `__metadata__` from the JSON directly.
     #[derive(serde::Deserialize)]
@@ -110,7 +119,7 @@ pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
         #[serde(rename = "__metadata__", default)]
         metadata: Option<HashMap<String, String>>,
     }
-    let h: Header = serde_json::from_slice(&head[8..])
+    let h: Header = serde_json::from_slice(json)
         .map_err(|e| file_err(path, format!("not a readable .safetensors header: {e}")))?;
     Ok(h.metadata.unwrap_or_default())
 }

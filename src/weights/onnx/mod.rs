@@ -9,7 +9,7 @@ mod read;
 mod tensor;
 mod write;
 
-pub use read::{read_onnx, window_out};
+pub use read::{read_onnx, read_onnx_bytes, window_out};
 pub use write::{encode, write_onnx, OnnxExport};
 
 use super::RawTensor;
@@ -73,14 +73,18 @@ pub struct OnnxLayer {
 /// What an `.onnx` file holds.
 #[derive(Clone, Debug)]
 pub struct OnnxModel {
-    /// Weights in PyTorch layout (conv OIHW, dense `[out, in]`), named by position along the
+    /// Weights in PyTorch layout (conv OIHW, dense `[out, in]`, fc6's inputs in NCHW flatten
+    /// order whatever the graph's), named by position along the
     /// graph: `conv1.weight` ... `conv5.bias`, `fc6.weight` ... `fc8.bias` (a missing bias is
     /// zeros).
     pub tensors: Vec<RawTensor>,
     pub layers: Vec<OnnxLayer>,
     pub input_name: String,
-    /// The input's declared dimensions (None: symbolic); empty when not declared.
+    /// The input's declared dimensions in NCHW order (None: symbolic); empty when not declared.
     pub input_dims: Vec<Option<usize>>,
+    /// The input is NHWC, transposed to NCHW by the graph's first node (Keras exports);
+    /// `input_dims` are then read through that Transpose.
+    pub input_nhwc: bool,
     /// `metadata_props`.
     pub metadata: Vec<(String, String)>,
     /// The default domain's opset version.

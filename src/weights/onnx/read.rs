@@ -1,6 +1,13 @@
 //! Reading an ONNX AlexNet by following its graph from the input: each Conv, Gemm or
 //! MatMul(+Add) in order gives one layer's weights, whatever the initializers are called (the
 //! model zoo's `conv1_w_0`, torch's `features.0.weight`, tf2onnx's `.../kernel:0`).
+//!
+//! Keras-to-ONNX graphs (tf2onnx, which Keras 3's `model.export(format="onnx")` runs) take an
+//! NHWC input through a `Transpose` to NCHW, and flatten in NHWC order (a `Transpose` back, then
+//! a `Reshape` whose target shape is computed from a `Shape` side branch): the input's declared
+//! dimensions are read through the first Transpose, `Shape` branches are not part of the chain,
+//! and the dense layer after an NHWC flatten has its rows reordered to our NCHW order. A weight
+//! fed through a `Transpose` of an initializer (an unfolded HWIO kernel) is transposed here.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -37,7 +44,16 @@ pub fn read_onnx(path: &Path) -> Result<OnnxModel> {
         ));
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let model = ModelProto::decode(bytes.as_slice()).map_err(|e| {
+    read_onnx_bytes(path, &bytes)
+}
+
+/// [`read_onnx`] of a file's bytes in memory: `path` names it in errors, and external data
+/// files are looked for beside it.
+pub fn read_onnx_bytes(path: &Path, bytes: &[u8]) -> Result<OnnxModel> {
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(file_err(path, "over the 2 GiB protobuf limit"));
+    }
+    let model = ModelProto::decode(bytes).map_err(|e| {
         file_err(
             path,
             format!(
@@ -45,7 +61,6 @@ pub fn read_onnx(path: &Path) -> Result<OnnxModel> {
             ),
         )
     })?;
-    drop(bytes);
     Reader {
         path,
         model: &model,
@@ -57,6 +72,9 @@ pub(super) struct Reader<'a> {
     pub(super) path: &'a Path,
     pub(super) model: &'a ModelProto,
 }
+
+/// A weight input by name: its initializer, and the perm of a Transpose it goes through.
+type WeightOf<'t, 'c> = dyn Fn(&str) -> Option<(&'t TensorProto, Option<Vec<i64>>)> + 'c;
 
 /// An attribute by name.
 fn attr<'n>(node: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
@@ -99,8 +117,32 @@ impl Reader<'_> {
                 }
             }
         }
-        let is_const = |name: &str| init.contains_key(name) || constants.contains_key(name);
+        // Weights computed by a Transpose of an initializer: (its input, perm).
+        let mut transposed: HashMap<&str, (&str, Vec<i64>)> = HashMap::new();
+        for n in &graph.node {
+            if let ([x], [y]) = (n.input.as_slice(), n.output.as_slice()) {
+                if n.op_type == "Transpose"
+                    && (init.contains_key(x.as_str()) || constants.contains_key(x.as_str()))
+                {
+                    let perm = attr(n, "perm").map(|a| a.ints.clone()).unwrap_or_default();
+                    transposed.insert(y.as_str(), (x.as_str(), perm));
+                }
+            }
+        }
+        let is_const = |name: &str| {
+            init.contains_key(name) || constants.contains_key(name) || transposed.contains_key(name)
+        };
         let tensor = |name: &str| init.get(name).or(constants.get(name)).copied();
+        // A weight input: an initializer, or a Transpose of one (returned with its perm).
+        let weight = |name: &str| -> Option<(&TensorProto, Option<Vec<i64>>)> {
+            match tensor(name) {
+                Some(t) => Some((t, None)),
+                None => {
+                    let (src, perm) = transposed.get(name)?;
+                    Some((tensor(src)?, Some(perm.clone())))
+                }
+            }
+        };
 
         let inputs: Vec<_> = graph.input.iter().filter(|i| !is_const(&i.name)).collect();
         let input = match inputs.as_slice() {
@@ -132,6 +174,41 @@ impl Reader<'_> {
                     .collect()
             })
             .unwrap_or_default();
+        let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, n) in graph.node.iter().enumerate() {
+            for inp in &n.input {
+                // A Shape node reads only the dimensions (tf2onnx computes a Reshape's target
+                // from one): not a layer of the chain.
+                if n.op_type != "Shape" {
+                    consumers.entry(inp.as_str()).or_default().push(i);
+                }
+            }
+        }
+        let mut input_dims = input_dims;
+        let mut current = input.name.clone();
+        // An NHWC input (Keras): a Transpose to NCHW before the first layer.
+        let mut input_nhwc = false;
+        if let Some([first]) = consumers.get(current.as_str()).map(Vec::as_slice) {
+            let n = &graph.node[*first];
+            if n.op_type == "Transpose" {
+                let perm = attr(n, "perm").map(|a| a.ints.clone()).unwrap_or_default();
+                if perm != [0, 3, 1, 2] {
+                    return Err(self.err(format!(
+                        "{}: perm {perm:?} on the input; an NHWC image input is transposed with [0, 3, 1, 2]",
+                        node_label(n, *first)
+                    )));
+                }
+                if input_dims.len() == 4 {
+                    input_dims = vec![input_dims[0], input_dims[3], input_dims[1], input_dims[2]];
+                }
+                input_nhwc = true;
+                current = n
+                    .output
+                    .first()
+                    .ok_or_else(|| self.err(format!("{} has no output", node_label(n, *first))))?
+                    .clone();
+            }
+        }
         if !input_dims.is_empty() && input_dims.len() != 4 {
             return Err(self.err(format!(
                 "the input '{}' has {} dimensions; an image batch has 4 (N, C, H, W)",
@@ -145,18 +222,16 @@ impl Reader<'_> {
             _ => None,
         };
 
-        let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (i, n) in graph.node.iter().enumerate() {
-            for inp in &n.input {
-                consumers.entry(inp.as_str()).or_default().push(i);
-            }
-        }
         let mut layers = Vec::new();
-        let mut tensors = Vec::new();
+        let mut tensors: Vec<RawTensor> = Vec::new();
         let mut used = HashSet::new();
         let (mut n_conv, mut n_dense) = (0usize, 0usize);
-        let mut current = input.name.clone();
         let mut visited = HashSet::new();
+        // Channels of the last convolution, and whether the flatten was in NHWC order (set by
+        // a Transpose [0, 2, 3, 1] before it; its node named for messages).
+        let mut channels: Option<usize> = None;
+        let mut nhwc_transpose: Option<String> = None;
+        let mut nhwc_flatten: Option<(String, Option<[usize; 2]>)> = None;
         loop {
             let next: Vec<usize> = consumers.get(current.as_str()).cloned().unwrap_or_default();
             let idx = match next.as_slice() {
@@ -203,12 +278,14 @@ impl Reader<'_> {
                         .input
                         .get(1)
                         .ok_or_else(|| self.err(format!("{label} has no weight input")))?;
-                    let w = tensor(wname).ok_or_else(|| {
+                    let (w, perm) = weight(wname).ok_or_else(|| {
                         self.err(format!(
                             "{label}: the weight '{wname}' is not an initializer (a weight computed in the graph is not supported)"
                         ))
                     })?;
-                    let wt = self.raw(w, &format!("conv{}.weight", n_conv + 1))?;
+                    let wt =
+                        self.raw_permuted(w, &format!("conv{}.weight", n_conv + 1), perm, &label)?;
+                    used.insert(w.name.clone());
                     if wt.shape.len() != 4 {
                         return Err(self.err(format!(
                             "{label}: the weight '{wname}' has shape {:?}; a 2-D convolution's is [out, in/groups, kh, kw]",
@@ -255,6 +332,7 @@ impl Reader<'_> {
                         ])
                     });
                     n_conv += 1;
+                    channels = Some(out_c);
                     tensors.push(wt);
                     tensors.push(bias);
                     OnnxOp::Conv {
@@ -331,25 +409,49 @@ impl Reader<'_> {
                             "{label}: axis {axis}; an AlexNet flattens from axis 1"
                         )));
                     }
+                    nhwc_flatten = nhwc_transpose.take().map(|t| (t, hw));
                     OnnxOp::Flatten
                 }
                 "Reshape" => {
-                    let shape = node
-                        .input
-                        .get(1)
-                        .and_then(|s| tensor(s))
-                        .map(ints_of)
-                        .ok_or_else(|| {
-                            self.err(format!(
-                                "{label}: the target shape is not a constant; an AlexNet reshapes to [N, features]"
-                            ))
-                        })?;
-                    if shape.len() != 2 {
+                    match node.input.get(1).and_then(|s| tensor(s)).map(ints_of) {
+                        Some(shape) if shape.len() != 2 => {
+                            return Err(self.err(format!(
+                                "{label}: reshapes to {shape:?}; an AlexNet flattens to [N, features]"
+                            )));
+                        }
+                        Some(_) => {}
+                        // A target computed in the graph (tf2onnx: batch from a Shape branch,
+                        // then the feature count): accepted only right before a dense layer,
+                        // whose weight then decides how many features there are.
+                        None => {
+                            let next = consumers.get(out.as_str()).map(Vec::as_slice);
+                            let dense_next = matches!(next, Some([one])
+                                if matches!(graph.node[*one].op_type.as_str(), "Gemm" | "MatMul"));
+                            if !dense_next {
+                                return Err(self.err(format!(
+                                    "{label}: the target shape is not a constant and no dense layer follows; an AlexNet reshapes to [N, features]"
+                                )));
+                            }
+                        }
+                    }
+                    nhwc_flatten = nhwc_transpose.take().map(|t| (t, hw));
+                    OnnxOp::Flatten
+                }
+                "Transpose" => {
+                    // Keras flattens NHWC: a Transpose [0, 2, 3, 1] right before the flatten.
+                    let perm = ints("perm").unwrap_or_default();
+                    let next = consumers.get(out.as_str()).map(Vec::as_slice);
+                    let flatten_next = matches!(next, Some([one])
+                        if matches!(graph.node[*one].op_type.as_str(), "Flatten" | "Reshape"));
+                    if perm != [0, 2, 3, 1] || !flatten_next || n_dense > 0 {
                         return Err(self.err(format!(
-                            "{label}: reshapes to {shape:?}; an AlexNet flattens to [N, features]"
+                            "{label}: perm {perm:?}; the only Transpose an AlexNet graph may have after its input is [0, 2, 3, 1] right before the flatten (NHWC order, as Keras)"
                         )));
                     }
-                    OnnxOp::Flatten
+                    nhwc_transpose = Some(label.clone());
+                    // Not a layer of ours: the order it makes is undone in fc6's rows.
+                    current = out;
+                    continue;
                 }
                 "Gemm" => {
                     if int("transA", 0) != 0 {
@@ -358,19 +460,17 @@ impl Reader<'_> {
                     let (alpha, beta) = (float("alpha", 1.0), float("beta", 1.0));
                     let trans_b = int("transB", 0) != 0;
                     let k = n_dense + 6;
-                    let (w, b) = self.dense(
+                    let (mut w, b) = self.dense(
                         node,
                         &label,
-                        1,
                         node.input.get(2),
-                        trans_b,
-                        alpha,
-                        beta,
+                        (trans_b, alpha, beta),
                         k,
-                        &tensor,
+                        &weight,
+                        &mut used,
                     )?;
-                    for n in node.input[1..].iter() {
-                        used.insert(n.clone());
+                    if n_dense == 0 {
+                        self.unflatten_nhwc(&mut w, nhwc_flatten.take(), channels, &label)?;
                     }
                     n_dense += 1;
                     let out = w.shape[0];
@@ -393,11 +493,17 @@ impl Reader<'_> {
                             .find(|i| **i != out && is_const(i))
                     });
                     let k = n_dense + 6;
-                    let (w, b) =
-                        self.dense(node, &label, 1, bias_name, false, 1.0, 1.0, k, &tensor)?;
-                    used.insert(node.input[1].clone());
-                    if let Some(b) = bias_name {
-                        used.insert(b.clone());
+                    let (mut w, b) = self.dense(
+                        node,
+                        &label,
+                        bias_name,
+                        (false, 1.0, 1.0),
+                        k,
+                        &weight,
+                        &mut used,
+                    )?;
+                    if n_dense == 0 {
+                        self.unflatten_nhwc(&mut w, nhwc_flatten.take(), channels, &label)?;
                     }
                     n_dense += 1;
                     let o = w.shape[0];
@@ -453,6 +559,7 @@ impl Reader<'_> {
             layers,
             input_name: input.name.clone(),
             input_dims,
+            input_nhwc,
             metadata,
             opset: self
                 .model
@@ -531,29 +638,29 @@ impl Reader<'_> {
 
     /// A dense layer's weight `[out, in]` and bias `[out]`, from a weight that is `[out, in]`
     /// (`trans_b`) or `[in, out]`.
+    /// `(trans_b, alpha, beta)` as Gemm's attributes.
     #[allow(clippy::too_many_arguments)]
     fn dense<'t>(
         &self,
         node: &NodeProto,
         label: &str,
-        w_input: usize,
         bias: Option<&String>,
-        trans_b: bool,
-        alpha: f32,
-        beta: f32,
+        (trans_b, alpha, beta): (bool, f32, f32),
         k: usize,
-        tensor: &dyn Fn(&str) -> Option<&'t TensorProto>,
+        weight: &WeightOf<'t, '_>,
+        used: &mut HashSet<String>,
     ) -> Result<(RawTensor, RawTensor)> {
         let wname = node
             .input
-            .get(w_input)
+            .get(1)
             .ok_or_else(|| self.err(format!("{label} has no weight input")))?;
-        let w = tensor(wname).ok_or_else(|| {
+        let (w, perm) = weight(wname).ok_or_else(|| {
             self.err(format!(
                 "{label}: the weight '{wname}' is not an initializer"
             ))
         })?;
-        let mut wt = self.raw(w, &format!("fc{k}.weight"))?;
+        used.insert(w.name.clone());
+        let mut wt = self.raw_permuted(w, &format!("fc{k}.weight"), perm, label)?;
         let [a, b] = wt.shape[..] else {
             return Err(self.err(format!(
                 "{label}: the weight '{wname}' has shape {:?}; a dense layer's is 2-D",
@@ -578,9 +685,15 @@ impl Reader<'_> {
         wt.shape = vec![out, inp];
         let bt = match bias.filter(|b| !b.is_empty()) {
             Some(bn) => {
-                let t = tensor(bn).ok_or_else(|| {
-                    self.err(format!("{label}: the bias '{bn}' is not an initializer"))
-                })?;
+                let t = match weight(bn) {
+                    Some((t, None)) => t,
+                    _ => {
+                        return Err(
+                            self.err(format!("{label}: the bias '{bn}' is not an initializer"))
+                        )
+                    }
+                };
+                used.insert(t.name.clone());
                 let mut bt = self.raw(t, &format!("fc{k}.bias"))?;
                 // A [1, out] bias broadcasts like [out].
                 if bt.shape.len() == 2 && bt.shape[0] == 1 {

@@ -123,6 +123,103 @@ impl Reader<'_> {
         })
     }
 
+    /// [`Reader::raw`], then transposed by `perm` (a weight fed through a Transpose node).
+    pub(super) fn raw_permuted(
+        &self,
+        t: &TensorProto,
+        key: &str,
+        perm: Option<Vec<i64>>,
+        label: &str,
+    ) -> Result<RawTensor> {
+        let mut r = self.raw(t, key)?;
+        let Some(perm) = perm else { return Ok(r) };
+        let n = r.shape.len();
+        let mut seen = vec![false; n];
+        let ok = perm.len() == n
+            && perm.iter().all(|&p| {
+                usize::try_from(p).is_ok_and(|p| p < n && !std::mem::replace(&mut seen[p], true))
+            });
+        if !ok {
+            return Err(self.err(format!(
+                "{label}: the weight '{}' of shape {:?} goes through a Transpose with perm {perm:?}, which is not a permutation of its axes",
+                t.name, r.shape
+            )));
+        }
+        let perm: Vec<usize> = perm.iter().map(|&p| p as usize).collect();
+        let shape: Vec<usize> = perm.iter().map(|&p| r.shape[p]).collect();
+        if let Ok(d) = &mut r.data {
+            // Strides of the source, visited in the order of the output's axes.
+            let mut src_stride = vec![1usize; n];
+            for i in (0..n.saturating_sub(1)).rev() {
+                src_stride[i] = src_stride[i + 1] * r.shape[i + 1];
+            }
+            let strides: Vec<usize> = perm.iter().map(|&p| src_stride[p]).collect();
+            let mut out = Vec::with_capacity(d.len());
+            let mut idx = vec![0usize; n];
+            for _ in 0..d.len() {
+                out.push(d[idx.iter().zip(&strides).map(|(i, s)| i * s).sum::<usize>()]);
+                for a in (0..n).rev() {
+                    idx[a] += 1;
+                    if idx[a] < shape[a] {
+                        break;
+                    }
+                    idx[a] = 0;
+                }
+            }
+            *d = out;
+        }
+        r.shape = shape;
+        Ok(r)
+    }
+
+    /// Reorders the input columns of the first dense weight `[out, in]` from an NHWC flatten
+    /// (`(y, x, c)`, after a Transpose [0, 2, 3, 1]) to our NCHW flatten (`(c, y, x)`).
+    /// `flatten`: the Transpose's node and the spatial size there, when the input's is declared
+    /// (else the map is taken to be square); `channels`: the last convolution's outputs.
+    pub(super) fn unflatten_nhwc(
+        &self,
+        w: &mut RawTensor,
+        flatten: Option<(String, Option<[usize; 2]>)>,
+        channels: Option<usize>,
+        label: &str,
+    ) -> Result<()> {
+        let Some((transpose, hw)) = flatten else {
+            return Ok(());
+        };
+        let [_, inp] = w.shape[..] else {
+            return Ok(());
+        };
+        let c = channels.filter(|&c| c > 0 && inp % c == 0).ok_or_else(|| {
+            self.err(format!(
+                "{label}: {inp} inputs after the NHWC flatten of {transpose} are not a whole number of the last convolution's {channels:?} channels"
+            ))
+        })?;
+        let [h, wd] = match hw {
+            Some(hw) => hw,
+            None => {
+                let side = (inp / c).isqrt();
+                [side, side]
+            }
+        };
+        if c.checked_mul(h).and_then(|x| x.checked_mul(wd)) != Some(inp) {
+            return Err(self.err(format!(
+                "{label}: {inp} inputs after the NHWC flatten of {transpose}, but the map there is {c}x{h}x{wd}"
+            )));
+        }
+        if let Ok(d) = &mut w.data {
+            let hw = h * wd;
+            let mut out = vec![0f32; d.len()];
+            for (row_out, row_in) in out.chunks_exact_mut(inp).zip(d.chunks_exact(inp)) {
+                for (k, v) in row_out.iter_mut().enumerate() {
+                    // Ours: k = ch * hw + pos; NHWC: pos * c + ch.
+                    *v = row_in[(k % hw) * c + k / hw];
+                }
+            }
+            *d = out;
+        }
+        Ok(())
+    }
+
     /// The bytes of an externally stored tensor: `location` relative to the model's folder (no
     /// absolute paths, no `..`), `offset` and `length` checked against the file.
     fn external(&self, t: &TensorProto, nbytes: usize) -> Result<Vec<u8>> {
