@@ -394,3 +394,108 @@ fn train_head_compiles_each_pipeline_once() {
         assert_eq!(*n, 1, "{name} compiled {n} times:\n{err}");
     }
 }
+
+/// `--train-from conv4` end to end: the saved model has conv1..conv3 bit-identical to the
+/// backbone and conv4..fc8 trained, `eval` reads it, the step log has every step, and
+/// `--resume` after an interruption gives the uninterrupted run's model (checkpoints carry the
+/// convolutions and their optimizer state). `--train-from fc7` keeps fc6 frozen.
+#[test]
+fn train_from_conv4_and_fc7() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, d) = (backbone(), data());
+    let run = |out: &Path, from: &str, extra: &[&str]| {
+        let o = out.display().to_string();
+        let mut args = vec![
+            "train-head",
+            "--weights",
+            &b,
+            "--data",
+            &d,
+            "--train-from",
+            from,
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.002",
+            "--batch",
+            "16",
+            "--epochs",
+            "3",
+            "--seed",
+            "5",
+            "--out",
+            &o,
+        ];
+        args.extend_from_slice(extra);
+        alexnet(&args)
+    };
+    let (a, c) = (dir.path().join("a.npz"), dir.path().join("c.npz"));
+    let log = dir.path().join("steps.csv");
+    let err = ok(&run(&a, "conv4", &["--log-steps", log.to_str().unwrap()]));
+    let _ = err;
+    let base: std::collections::BTreeMap<_, _> = tensors(Path::new(&b)).into_iter().collect();
+    let got: std::collections::BTreeMap<_, _> = tensors(&a).into_iter().collect();
+    let key = |layer: &str, part: &str| {
+        let i = ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
+            .iter()
+            .position(|l| *l == layer)
+            .unwrap();
+        if i < 5 {
+            format!("features.{}.{part}", [0, 3, 6, 8, 10][i])
+        } else {
+            format!("classifier.{}.{part}", [1, 4][i - 5])
+        }
+    };
+    for layer in ["conv1", "conv2", "conv3"] {
+        for part in ["weight", "bias"] {
+            assert!(
+                got[&key(layer, part)] == base[&key(layer, part)],
+                "{layer} changed"
+            );
+        }
+    }
+    for layer in ["conv4", "conv5", "fc6", "fc7"] {
+        assert!(
+            got[&key(layer, "weight")] != base[&key(layer, "weight")],
+            "{layer} not trained"
+        );
+    }
+    // 48 training images / 16 = 3 steps x 3 epochs.
+    let csv = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 3 * 3, "{csv}");
+    let out = ok(&alexnet(&[
+        "eval",
+        "--weights",
+        a.to_str().unwrap(),
+        "--data",
+        &d,
+        "--format",
+        "json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["count"], 60);
+    // Interrupted after 1 of 3 epochs, then resumed: the same model.
+    ok(&run(&c, "conv4", &["--interrupt-after", "1"]));
+    ok(&run(&c, "conv4", &["--resume"]));
+    assert_eq!(tensors(&a), tensors(&c), "resumed conv4 run differs");
+
+    let f7 = dir.path().join("f7.npz");
+    ok(&run(&f7, "fc7", &[]));
+    let got: std::collections::BTreeMap<_, _> = tensors(&f7).into_iter().collect();
+    assert!(
+        got[&key("fc6", "weight")] == base[&key("fc6", "weight")],
+        "fc6 changed"
+    );
+    assert!(
+        got[&key("fc7", "weight")] != base[&key("fc7", "weight")],
+        "fc7 not trained"
+    );
+    // A layer name that does not exist is refused, naming the choices.
+    let o = run(&f7, "conv6", &[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr_of(&o).contains("conv1..conv5, fc6, fc7 or fc8"),
+        "{}",
+        stderr_of(&o)
+    );
+}

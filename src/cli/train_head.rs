@@ -9,8 +9,8 @@ use alexnet_wgpu::train::export::save_model;
 use alexnet_wgpu::train::init_head::load_init_head;
 use alexnet_wgpu::train::FitOutcome;
 use alexnet_wgpu::train::{
-    extract_pool5, fit, frozen_fc7, FeatureSet, FitOptions, HeadKind, HeadWeights, Keep, Metrics,
-    Optimizer, Schedule, TrainConfig,
+    extract_frozen, extract_pool5, fit, frozen_dense, frozen_fc7, FeatureSet, FitOptions, HeadKind,
+    HeadWeights, Keep, Metrics, Optimizer, Schedule, TrainConfig,
 };
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -57,10 +57,23 @@ pub struct TrainHeadArgs {
     /// Train from features exported by `alexnet features` instead of images.
     #[arg(long, value_name = "F.npz", conflicts_with = "data")]
     features: Option<PathBuf>,
-    /// last: new last layer on frozen fc6/fc7; classifier: fine-tune fc6, fc7 and a new last layer.
+    /// last: new last layer on frozen fc6/fc7 (= --train-from fc8); classifier: fine-tune fc6,
+    /// fc7 and a new last layer (= --train-from fc6).
     #[arg(long, default_value = "last")]
     head: HeadKind,
-    /// Dropout before fc6 and fc7 (classifier head); 0 disables.
+    /// Train this layer and every layer above it (conv1..conv5, fc6, fc7, fc8, as `alexnet
+    /// summary` names them); the layers below stay frozen (unchanged in the saved model), run
+    /// once per image (per augmented view) and cached in memory (the input of the layer per
+    /// image: conv4 of torchvision's AlexNet 384x13x13 floats, 260 KB).
+    #[arg(long, value_name = "LAYER", value_parser = HeadKind::from_layer, conflicts_with = "head")]
+    train_from: Option<HeadKind>,
+    /// Learning-rate factor of the trained layers below the new last one (trained
+    /// convolutions, fc6, fc7) against the last layer's --lr. 1 (default) = one rate for all,
+    /// as PyTorch fine-tuning with `requires_grad` and one parameter group does; fastai-style
+    /// discriminative rates use e.g. 0.1.
+    #[arg(long, value_name = "M", default_value_t = 1.0)]
+    lr_backbone_mult: f32,
+    /// Dropout before fc6 and fc7 when they are trained; 0 disables.
     #[arg(long, default_value_t = 0.5)]
     dropout: f32,
     #[arg(long, default_value_t = 10)]
@@ -178,10 +191,21 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
     let ctx = args.gpu.context()?;
     let pre = Preprocess::for_arch(backbone.arch);
     let t_start = std::time::Instant::now();
+    let kind = args.train_from.unwrap_or(args.head);
+    anyhow::ensure!(
+        args.lr_backbone_mult.is_finite() && args.lr_backbone_mult >= 0.0,
+        "--lr-backbone-mult {}: expected a finite factor of 0 or more",
+        args.lr_backbone_mult
+    );
 
     // 1. Pool5 features, computed once (per augmented view).
     let mut skipped = 0;
     let (train5, val5) = if let Some(f) = &args.features {
+        anyhow::ensure!(
+            !matches!(kind, HeadKind::Conv(_)),
+            "--train-from {} needs images (--data): a features file holds pool5 rows, above the layer",
+            kind.first_layer()
+        );
         let all = FeatureSet::load(f)?;
         let (tr, va) = stratified_split(&all.labels, all.classes.len(), args.val_split, args.seed);
         (subset(&all, &tr), subset(&all, &va))
@@ -208,10 +232,25 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         };
         let mut net = Network::new(&ctx, &backbone)?;
         let views = args.augment.unwrap_or(0);
-        let mut run =
-            |set: &ClassFolders, views: usize, what: &str| -> anyhow::Result<FeatureSet> {
-                let pb = bar(set.items.len(), what);
-                let ex = extract_pool5(
+        let mut run = |set: &ClassFolders,
+                       views: usize,
+                       what: &str|
+         -> anyhow::Result<FeatureSet> {
+            let pb = bar(set.items.len(), what);
+            let ex = match kind {
+                HeadKind::Conv(_) => extract_frozen(
+                    &ctx,
+                    &backbone,
+                    kind,
+                    set,
+                    &pre,
+                    Default::default(),
+                    views,
+                    args.seed,
+                    args.extract_batch.max(1),
+                    &|n| pb.set_position(n as u64),
+                )?,
+                _ => extract_pool5(
                     &mut net,
                     set,
                     &pre,
@@ -219,21 +258,25 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
                     args.seed,
                     args.extract_batch.max(1),
                     &|n| pb.set_position(n as u64),
-                )?;
-                pb.finish_and_clear();
-                for (p, e) in &ex.skipped {
-                    eprintln!("warning: skipped unreadable image {}: {e}", p.display());
-                }
-                skipped += ex.skipped.len();
-                eprintln!(
-                    "{what}: {} images -> {} feature rows in {:.1} s ({:.2} images/s)",
+                )?,
+            };
+            pb.finish_and_clear();
+            for (p, e) in &ex.skipped {
+                eprintln!("warning: skipped unreadable image {}: {e}", p.display());
+            }
+            skipped += ex.skipped.len();
+            eprintln!(
+                    "{what}: {} images -> {} cached rows of {} floats ({:.1} KB each, {:.1} MB in memory) in {:.1} s ({:.2} images/s)",
                     ex.images,
                     ex.set.len(),
+                    ex.set.dim,
+                    ex.set.dim as f64 * 4.0 / 1e3,
+                    ex.set.features.len() as f64 * 4.0 / 1e6,
                     ex.seconds,
                     ex.images as f64 / ex.seconds.max(1e-9)
                 );
-                Ok(ex.set)
-            };
+            Ok(ex.set)
+        };
         let tr = run(&train_set, views, "training features")?;
         let va = if val_set.items.is_empty() {
             FeatureSet {
@@ -249,8 +292,9 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(!train5.is_empty(), "no training images could be read");
     let classes = train5.classes.clone();
 
-    // 2. The `last` head trains on fc7 activations of the frozen fc6/fc7.
-    let (train_x, val_x) = match args.head {
+    // 2. The `last` head trains on fc7 activations of the frozen fc6/fc7, `--train-from fc7`
+    // on fc6 activations.
+    let (train_x, val_x) = match kind {
         HeadKind::Last => {
             let t = std::time::Instant::now();
             let (a, b) = (
@@ -264,11 +308,15 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
             );
             (a, b)
         }
-        HeadKind::Classifier => (train5, val5),
+        HeadKind::Fc7 => (
+            frozen_dense(&ctx, &backbone, &["fc6"], &train5)?,
+            frozen_dense(&ctx, &backbone, &["fc6"], &val5)?,
+        ),
+        HeadKind::Classifier | HeadKind::Conv(_) => (train5, val5),
     };
 
     // 3. Train.
-    let mut head = HeadWeights::new(args.head, &backbone, classes.len(), args.seed)?;
+    let mut head = HeadWeights::new(kind, &backbone, classes.len(), args.seed)?;
     if let Some(p) = &args.init_head {
         let flatten_source = alexnet_wgpu::model::params::flatten_source(&backbone.spec())?;
         load_init_head(p, &mut head, flatten_source)?;
@@ -308,12 +356,13 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         config: TrainConfig {
             optimizer,
             weight_decay: args.weight_decay,
-            dropout: if args.head == HeadKind::Classifier {
-                args.dropout
-            } else {
+            dropout: if kind == HeadKind::Last {
                 0.0
+            } else {
+                args.dropout
             },
             seed: args.seed,
+            lr_backbone_mult: args.lr_backbone_mult,
         },
         checkpoint: Some(checkpoint.clone()),
         resume: args.resume,
@@ -325,8 +374,8 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         .map(|s| s.div_ceil(steps_per_epoch))
         .unwrap_or(opts.epochs);
     eprintln!(
-        "training the '{}' head: {} classes, {} training rows, {} validation rows, {} steps per epoch",
-        format!("{:?}", args.head).to_lowercase(),
+        "training from {}: {} classes, {} training rows, {} validation rows, {} steps per epoch",
+        kind.first_layer(),
         classes.len(),
         train_x.len(),
         val_x.len(),

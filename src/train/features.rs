@@ -8,8 +8,6 @@ use rand::SeedableRng;
 use crate::data::{augment, load_view, par_map, prepare, ClassFolders, LoadOptions, Preprocess};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-use crate::kernels::Precision;
-use crate::model::dense::{DenseStack, GpuDense};
 use crate::model::{Network, Weights};
 use crate::weights::{read_strings, read_tensors, write_npz, NpzEntry};
 
@@ -174,10 +172,41 @@ pub fn extract_pool5_with(
     batch: usize,
     on_progress: &dyn Fn(usize),
 ) -> Result<Extraction> {
-    let start = std::time::Instant::now();
     let dim = net
         .feature_len()
         .ok_or_else(|| Error::Invalid("the network has no flatten layer".into()))?;
+    let crop = pre.crop;
+    extract_rows(
+        data,
+        pre,
+        opts,
+        views,
+        seed,
+        batch,
+        dim,
+        on_progress,
+        &mut |input, rows| {
+            let out = net.forward(input, rows, crop, crop, true)?;
+            Ok(out.features.expect("features requested"))
+        },
+    )
+}
+
+/// Decodes `data` (one centre crop per image, or `views` augmented crops) in batches of about
+/// `batch` rows and keeps what `run` (rows in, `[rows, dim]` out) makes of each batch.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn extract_rows(
+    data: &ClassFolders,
+    pre: &Preprocess,
+    opts: LoadOptions,
+    views: usize,
+    seed: u64,
+    batch: usize,
+    dim: usize,
+    on_progress: &dyn Fn(usize),
+    run: &mut dyn FnMut(&[f32], usize) -> Result<Vec<f32>>,
+) -> Result<Extraction> {
+    let start = std::time::Instant::now();
     let mut set = FeatureSet {
         dim,
         classes: data.classes.clone(),
@@ -226,9 +255,7 @@ pub fn extract_pool5_with(
             }
         }
         if rows > 0 {
-            let out = net.forward(&input, rows, pre.crop, pre.crop, true)?;
-            set.features
-                .extend(out.features.expect("features requested"));
+            set.features.extend(run(&input, rows)?);
         }
         on_progress((chunk_i * imgs_per_batch + chunk.len()).min(data.items.len()));
     }
@@ -243,21 +270,5 @@ pub fn extract_pool5_with(
 /// The frozen fc6 -> ReLU -> fc7 -> ReLU of `backbone` applied to pool5 rows on the GPU
 /// (what the `last` head trains on), by the network's own dense forward.
 pub fn frozen_fc7(ctx: &GpuContext, backbone: &Weights, pool5: &FeatureSet) -> Result<FeatureSet> {
-    let layers = ["fc6", "fc7"]
-        .iter()
-        .map(|name| GpuDense::from_weights(ctx, backbone, name, true, Precision::F32))
-        .collect::<Result<Vec<_>>>()?;
-    if pool5.dim != layers[0].inp {
-        return Err(Error::Invalid(format!(
-            "the cached features have {} values per image but the backbone's fc6 takes {}",
-            pool5.dim, layers[0].inp
-        )));
-    }
-    let mut stack = DenseStack::new(ctx, layers, 64)?;
-    let features = stack.forward(ctx, &pool5.features)?;
-    Ok(FeatureSet {
-        features,
-        dim: stack.output_len(),
-        ..pool5.clone()
-    })
+    super::frozen::frozen_dense(ctx, backbone, &["fc6", "fc7"], pool5)
 }

@@ -1,9 +1,11 @@
 //! Transfer learning: a new head trained on the GPU on cached backbone features.
 
 pub mod checkpoint;
+pub mod conv_stack;
 pub mod export;
 pub mod features;
 pub mod fit;
+pub mod frozen;
 pub mod head;
 pub mod init_head;
 pub mod kernels;
@@ -15,6 +17,7 @@ pub mod trainer;
 
 pub use features::{extract_pool5, extract_pool5_with, frozen_fc7, Extraction, FeatureSet};
 pub use fit::{fit, EpochRecord, FitOptions, FitOutcome, Keep, Schedule, StepRecord};
-pub use head::{DenseHost, HeadKind, HeadWeights};
+pub use frozen::{extract_frozen, frozen_dense};
+pub use head::{ConvHost, ConvPart, DenseHost, HeadKind, HeadWeights};
 pub use metrics::Metrics;
 pub use trainer::{Optimizer, OptimizerState, Stats, TrainConfig, Trainer};
