@@ -192,6 +192,9 @@ pub fn extract_pool5_with(
     )
 }
 
+/// What [`extract_rows`] runs on each batch: rows of preprocessed images in, `[rows, dim]` out.
+pub(crate) type RowRunner<'a> = dyn FnMut(&[f32], usize) -> Result<Vec<f32>> + 'a;
+
 /// Decodes `data` (one centre crop per image, or `views` augmented crops) in batches of about
 /// `batch` rows and keeps what `run` (rows in, `[rows, dim]` out) makes of each batch.
 #[allow(clippy::too_many_arguments)]
@@ -204,7 +207,7 @@ pub(crate) fn extract_rows(
     batch: usize,
     dim: usize,
     on_progress: &dyn Fn(usize),
-    run: &mut dyn FnMut(&[f32], usize) -> Result<Vec<f32>>,
+    run: &mut RowRunner<'_>,
 ) -> Result<Extraction> {
     let start = std::time::Instant::now();
     let mut set = FeatureSet {
