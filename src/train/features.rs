@@ -192,6 +192,24 @@ pub fn extract_pool5_with(
     )
 }
 
+/// The decode size augmentation crops from: random crops take a quarter of the area or more,
+/// so decode at no less than twice the resize target and a crop is not upscaled from a reduced
+/// decode.
+pub(crate) fn wide_preprocess(pre: &Preprocess) -> Preprocess {
+    Preprocess {
+        resize: pre.resize * 2,
+        crop: pre.crop * 2,
+        ..*pre
+    }
+}
+
+/// The per-image seed of the augmentation generator (a hash of `seed` and the path).
+pub(crate) fn augment_seed(path: &Path, seed: u64) -> u64 {
+    path.to_string_lossy()
+        .bytes()
+        .fold(seed, |h, b| h.wrapping_mul(31).wrapping_add(b as u64))
+}
+
 /// What [`extract_rows`] runs on each batch: rows of preprocessed images in, `[rows, dim]` out.
 pub(crate) type RowRunner<'a> = dyn FnMut(&[f32], usize) -> Result<Vec<f32>> + 'a;
 
@@ -225,20 +243,10 @@ pub(crate) fn extract_rows(
                 if views == 0 {
                     return Ok(vec![prepare(path, pre, opts).map_err(|e| e.to_string())?]);
                 }
-                // Random crops take a quarter of the area or more: decode at no less than
-                // twice the resize target so a crop is not upscaled from a reduced decode.
-                let wide = Preprocess {
-                    resize: pre.resize * 2,
-                    crop: pre.crop * 2,
-                    ..*pre
-                };
-                let img = load_view(path, &wide, opts).map_err(|e| e.to_string())?;
+                let img =
+                    load_view(path, &wide_preprocess(pre), opts).map_err(|e| e.to_string())?;
                 // A per-image generator: the same views whatever the batching or thread count.
-                let h = path
-                    .to_string_lossy()
-                    .bytes()
-                    .fold(seed, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
-                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(h);
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(augment_seed(path, seed));
                 Ok((0..views).map(|_| augment(&img, pre, &mut rng)).collect())
             },
         );
