@@ -50,7 +50,7 @@
 //!     shuffle: true,
 //!     patience: None,
 //!     keep: train::Keep::Best,
-//!     config: TrainConfig { optimizer: Optimizer::Sgd { momentum: 0.9 }, weight_decay: 0.0, dropout: 0.0, seed: 0 },
+//!     config: TrainConfig { optimizer: Optimizer::Sgd { momentum: 0.9 }, weight_decay: 0.0, dropout: 0.0, seed: 0, lr_backbone_mult: 1.0 },
 //!     checkpoint: None,
 //!     resume: false,
 //!     interrupt_after: None,

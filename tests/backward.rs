@@ -15,6 +15,7 @@ mod common;
 
 use alexnet_wgpu::gpu::{read_back_f32, storage_buffer, upload_f32};
 use alexnet_wgpu::kernels::{self, adaptive_avg_pool, conv2d, conv2d::Conv2dShape, lrn::Lrn};
+use alexnet_wgpu::train::kernels::conv_gemm_backward::{self, ConvGemmScratch};
 use alexnet_wgpu::train::kernels::{conv_backward, lrn_backward, pool_backward, TrainKernels};
 use common::{assert_close, ctx, random};
 
@@ -93,6 +94,39 @@ fn conv_case(s: Conv2dShape, seed: u64) {
             &add(&rdb, &prior_b),
             1e-5,
         );
+    }
+
+    // The GEMM path (im2col_t / dy_cn / dy_nc / weight_t / col2im around gemm.wgsl), whole and
+    // in chunks (a cap of a few rows of K and one image at a time), same tolerance.
+    let fk = kernels::Kernels::new(&ctx);
+    let per_image = s.groups * oh * ow * s.k().max(s.out_c / s.groups + 3);
+    let p4 = (s.batch * oh * ow).div_ceil(4) * 4;
+    for cap in [None, Some(per_image.max(3 * s.groups * p4))] {
+        let scratch = match cap {
+            None => ConvGemmScratch::new(&ctx, &[s]).unwrap(),
+            Some(c) => ConvGemmScratch::with_cap(&ctx, &[s], c).unwrap(),
+        };
+        let (dx, dw, db) = (
+            storage_buffer(&ctx, "dx", x.len(), "").unwrap(),
+            storage_buffer(&ctx, "dw", w.len(), "").unwrap(),
+            storage_buffer(&ctx, "db", s.out_c, "").unwrap(),
+        );
+        let mut ds =
+            conv_gemm_backward::grad_weight(&ctx, &tk, &fk, &s, &xb, &dyb, &dw, &scratch).unwrap();
+        // One image per chunk (the cap) leaves about K / batch rows of K per chunk.
+        if cap.is_some() && s.batch > 1 {
+            assert!(ds.len() > 3, "{s:?}: the weight gradient was not chunked");
+        }
+        ds.push(conv_backward::grad_bias(&ctx, &tk, &s, &dyb, &db).unwrap());
+        ds.extend(
+            conv_gemm_backward::grad_input(&ctx, &tk, &fk, &s, &wb, &dyb, &dx, &scratch).unwrap(),
+        );
+        kernels::run(&ctx, &ds).unwrap();
+        let tag = format!("{s:?} gemm, cap {cap:?}");
+        let got = |b: &wgpu::Buffer, n: usize| read_back_f32(&ctx, b, n).unwrap();
+        assert_close(&format!("conv dx {tag}"), &got(&dx, x.len()), &rdx, 1e-5);
+        assert_close(&format!("conv dw {tag}"), &got(&dw, w.len()), &rdw, 1e-5);
+        assert_close(&format!("conv db {tag}"), &got(&db, s.out_c), &rdb, 1e-5);
     }
 
     // Reference vs finite differences (conv is linear in x, w and b: a large step is exact).

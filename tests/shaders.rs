@@ -103,9 +103,9 @@ fn params_structs_match_the_shaders() {
         mm::MmParams, relu::ReluParams, softmax::SoftmaxParams,
     };
     use alexnet_wgpu::train::kernels::{
-        adam::AdamParams, conv_backward::ConvBackwardParams, cross_entropy::CrossEntropyParams,
-        dense_backward::DenseBackwardParams, dropout::DropoutParams,
-        relu_backward::ReluBackwardParams, sgd::SgdParams,
+        adam::AdamParams, conv_backward::ConvBackwardParams, conv_gemm_backward::ConvGemmParams,
+        cross_entropy::CrossEntropyParams, dense_backward::DenseBackwardParams,
+        dropout::DropoutParams, relu_backward::ReluBackwardParams, sgd::SgdParams,
     };
     use std::mem::size_of;
     let table: &[(&str, usize)] = &[
@@ -128,6 +128,7 @@ fn params_structs_match_the_shaders() {
         ("sgd.wgsl", size_of::<SgdParams>()),
         ("adam.wgsl", size_of::<AdamParams>()),
         ("conv_backward.wgsl", size_of::<ConvBackwardParams>()),
+        ("conv_gemm_backward.wgsl", size_of::<ConvGemmParams>()),
         ("max_pool_backward.wgsl", size_of::<MaxPoolParams>()),
         ("lrn_backward.wgsl", size_of::<LrnParams>()),
         (

@@ -252,7 +252,7 @@ fn relu_backward_dropout_and_optimizers_match_reference() {
 fn small_head(kind: HeadKind, seed: u64) -> HeadWeights {
     let dims: Vec<(usize, usize, bool)> = match kind {
         HeadKind::Last => vec![(48, 5, false)],
-        HeadKind::Classifier => vec![(60, 40, true), (40, 48, true), (48, 5, false)],
+        _ => vec![(60, 40, true), (40, 48, true), (48, 5, false)],
     };
     let layers = dims
         .iter()
@@ -266,7 +266,11 @@ fn small_head(kind: HeadKind, seed: u64) -> HeadWeights {
             bias: random(out, seed + 10 + i as u64, 0.1),
         })
         .collect();
-    HeadWeights { kind, layers }
+    HeadWeights {
+        kind,
+        layers,
+        conv: None,
+    }
 }
 
 /// The GPU trainer and the CPU protocol agree on each step's loss (before the update) and on
@@ -279,6 +283,7 @@ fn check_protocol(kind: HeadKind, optimizer: Optimizer, dropout: f32) {
         weight_decay: 1e-3,
         dropout,
         seed: 77,
+        lr_backbone_mult: 1.0,
     };
     let inp = head.input_len();
     let batches: Vec<(Vec<f32>, Vec<u32>)> = (0..4)
@@ -383,6 +388,7 @@ fn options(lr: f32, epochs: usize, patience: Option<usize>, schedule: Schedule) 
             weight_decay: 0.0,
             dropout: 0.0,
             seed: 1,
+            lr_backbone_mult: 1.0,
         },
         checkpoint: None,
         resume: false,
@@ -404,6 +410,7 @@ fn fit_learns_separable_features_and_early_stopping_keeps_the_best_epoch() {
             weight: vec![0.0; 36],
             bias: vec![0.0; 3],
         }],
+        conv: None,
     };
     let out = fit(
         &ctx,
@@ -489,6 +496,7 @@ fn keep_last_returns_the_last_epoch_and_keep_best_the_best() {
             weight: vec![0.0; 36],
             bias: vec![0.0; 3],
         }],
+        conv: None,
     };
     // A diverging run (lr 40) of 6 epochs without patience: its best epoch is not its last.
     let mut opts = options(40.0, 6, None, Schedule::Constant);

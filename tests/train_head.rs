@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
 use alexnet_wgpu::model::Weights;
 use alexnet_wgpu::weights::read_tensors;
 
@@ -281,7 +283,7 @@ fn bad_data_gets_clear_errors() {
     ]);
     assert!(o.status.success(), "{}", stderr_of(&o));
     assert!(
-        stderr_of(&o).contains("training features: 48 images -> 96 feature rows"),
+        stderr_of(&o).contains("training features: 48 images -> 96 cached rows"),
         "{}",
         stderr_of(&o)
     );
@@ -393,4 +395,292 @@ fn train_head_compiles_each_pipeline_once() {
     for (name, n) in &counts {
         assert_eq!(*n, 1, "{name} compiled {n} times:\n{err}");
     }
+}
+
+/// `--train-from conv4` end to end: the saved model has conv1..conv3 bit-identical to the
+/// backbone and conv4..fc8 trained, `eval` reads it, the step log has every step, and
+/// `--resume` after an interruption gives the uninterrupted run's model (checkpoints carry the
+/// convolutions and their optimizer state). `--train-from fc7` keeps fc6 frozen.
+#[test]
+fn train_from_conv4_and_fc7() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, d) = (backbone(), data());
+    let run = |out: &Path, from: &str, extra: &[&str]| {
+        let o = out.display().to_string();
+        let mut args = vec![
+            "train-head",
+            "--weights",
+            &b,
+            "--data",
+            &d,
+            "--train-from",
+            from,
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.002",
+            "--batch",
+            "16",
+            "--epochs",
+            "3",
+            "--seed",
+            "5",
+            "--out",
+            &o,
+        ];
+        args.extend_from_slice(extra);
+        alexnet(&args)
+    };
+    let (a, c) = (dir.path().join("a.npz"), dir.path().join("c.npz"));
+    let log = dir.path().join("steps.csv");
+    ok(&run(&a, "conv4", &["--log-steps", log.to_str().unwrap()]));
+    let base: std::collections::BTreeMap<_, _> = tensors(Path::new(&b)).into_iter().collect();
+    let got: std::collections::BTreeMap<_, _> = tensors(&a).into_iter().collect();
+    let key = |layer: &str, part: &str| {
+        let i = ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
+            .iter()
+            .position(|l| *l == layer)
+            .unwrap();
+        if i < 5 {
+            format!("features.{}.{part}", [0, 3, 6, 8, 10][i])
+        } else {
+            format!("classifier.{}.{part}", [1, 4][i - 5])
+        }
+    };
+    for layer in ["conv1", "conv2", "conv3"] {
+        for part in ["weight", "bias"] {
+            assert!(
+                got[&key(layer, part)] == base[&key(layer, part)],
+                "{layer} changed"
+            );
+        }
+    }
+    for layer in ["conv4", "conv5", "fc6", "fc7"] {
+        assert!(
+            got[&key(layer, "weight")] != base[&key(layer, "weight")],
+            "{layer} not trained"
+        );
+    }
+    // 48 training images / 16 = 3 steps x 3 epochs.
+    let csv = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 3 * 3, "{csv}");
+    let out = ok(&alexnet(&[
+        "eval",
+        "--weights",
+        a.to_str().unwrap(),
+        "--data",
+        &d,
+        "--format",
+        "json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["count"], 60);
+    // Interrupted after 1 of 3 epochs, then resumed: the same model.
+    ok(&run(&c, "conv4", &["--interrupt-after", "1"]));
+    ok(&run(&c, "conv4", &["--resume"]));
+    assert_eq!(tensors(&a), tensors(&c), "resumed conv4 run differs");
+
+    let f7 = dir.path().join("f7.npz");
+    ok(&run(&f7, "fc7", &[]));
+    let got: std::collections::BTreeMap<_, _> = tensors(&f7).into_iter().collect();
+    assert!(
+        got[&key("fc6", "weight")] == base[&key("fc6", "weight")],
+        "fc6 changed"
+    );
+    assert!(
+        got[&key("fc7", "weight")] != base[&key("fc7", "weight")],
+        "fc7 not trained"
+    );
+    // A layer name that does not exist is refused, naming the choices.
+    let o = run(&f7, "conv6", &[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr_of(&o).contains("conv1..conv5, fc6, fc7 or fc8"),
+        "{}",
+        stderr_of(&o)
+    );
+}
+
+/// `--augment` with convolutions training draws fresh views every epoch: the frozen part's
+/// input and output differ between epochs, the same (seed, epoch) gives the same bytes on a new
+/// source (what `--resume` relies on), and the CLI run is reproducible from `--seed` and
+/// resumes exactly mid-run.
+#[test]
+fn train_from_conv4_fresh_augmentations() {
+    use alexnet_wgpu::data::{ClassFolders, Preprocess};
+    use alexnet_wgpu::train::{check_readable, frozen_stack, FreshViews, HeadKind, TrainRows};
+    let ctx = common::ctx();
+    let w = Weights::load(Path::new(&backbone()), None).unwrap();
+    let pre = Preprocess::for_arch(w.arch);
+    let all = ClassFolders::scan(Path::new(&data())).unwrap();
+    let (set, bad) = check_readable(&all, &pre, Default::default());
+    assert!(bad.is_empty(), "{bad:?}");
+    let fresh = |seed| {
+        let stack = frozen_stack(&ctx, &w, HeadKind::Conv(4), &pre, 4).unwrap();
+        FreshViews::new(&ctx, stack, &set, 2, &pre, Default::default(), seed)
+    };
+    let idx = [0, 1, 7, 40];
+    let (mut a, mut b) = (fresh(5), fresh(5));
+    assert_eq!(a.labels(&set.classes).len(), 2 * set.items.len());
+    let (a0, a1) = (a.rows(0, &idx).unwrap(), a.rows(1, &idx).unwrap());
+    assert_ne!(a0, a1, "epoch 1 saw the views of epoch 0");
+    assert_ne!(
+        a.images(0, &[0]).unwrap(),
+        a.images(0, &[1]).unwrap(),
+        "the two views of an image are the same"
+    );
+    assert_eq!(
+        b.rows(1, &idx).unwrap(),
+        a1,
+        "same seed and epoch, other bytes"
+    );
+    assert_eq!(
+        b.rows(0, &idx).unwrap(),
+        a0,
+        "same seed and epoch, other bytes"
+    );
+    assert_ne!(fresh(6).rows(0, &idx).unwrap(), a0, "the seed is not used");
+
+    let dir = tempfile::tempdir().unwrap();
+    let (b, d) = (backbone(), data());
+    let run = |out: &Path, seed: &str, extra: &[&str]| {
+        let o = out.display().to_string();
+        let mut args = vec![
+            "train-head",
+            "--weights",
+            &b,
+            "--data",
+            &d,
+            "--train-from",
+            "conv4",
+            "--augment",
+            "1",
+            "--lr",
+            "0.002",
+            "--batch",
+            "16",
+            "--epochs",
+            "2",
+            "--seed",
+            seed,
+            "--out",
+            &o,
+        ];
+        args.extend_from_slice(extra);
+        alexnet(&args)
+    };
+    let (a, a2, c, s6) = (
+        dir.path().join("a.npz"),
+        dir.path().join("a2.npz"),
+        dir.path().join("c.npz"),
+        dir.path().join("s6.npz"),
+    );
+    let log = dir.path().join("a.csv");
+    let err = stderr_of(&ok_out(run(
+        &a,
+        "5",
+        &["--log-steps", log.to_str().unwrap()],
+    )));
+    assert!(err.contains("fresh augmented views"), "{err}");
+    ok(&run(&a2, "5", &[]));
+    assert_eq!(tensors(&a), tensors(&a2), "same --seed, other model");
+    ok(&run(&c, "5", &["--interrupt-after", "1"]));
+    ok(&run(&c, "5", &["--resume"]));
+    assert_eq!(
+        tensors(&a),
+        tensors(&c),
+        "resumed fresh-augmentation run differs"
+    );
+    ok(&run(&s6, "6", &[]));
+    assert_ne!(tensors(&a), tensors(&s6), "--seed changes nothing");
+    // 48 training images x 1 view / 16 = 3 steps x 2 epochs.
+    let csv = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 3 * 2, "{csv}");
+}
+
+fn ok_out(o: Output) -> Output {
+    ok(&o);
+    o
+}
+
+/// A frozen-part cache over `--cache-budget-mb` goes to a temporary file beside `--out` and
+/// gives the same model and per-step losses bit for bit as the in-memory cache; the file is
+/// gone after the run (a `PendingFile`: also removed by the Ctrl-C handler, see fsutil.rs).
+#[test]
+fn train_from_conv4_cache_spills_to_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, d) = (backbone(), data());
+    let run = |out: &Path, log: &Path, budget: &str| {
+        let (o, l) = (out.display().to_string(), log.display().to_string());
+        alexnet(&[
+            "train-head",
+            "--weights",
+            &b,
+            "--data",
+            &d,
+            "--train-from",
+            "conv4",
+            "--lr",
+            "0.002",
+            "--batch",
+            "16",
+            "--epochs",
+            "2",
+            "--seed",
+            "3",
+            "--out",
+            &o,
+            "--log-steps",
+            &l,
+            "--cache-budget-mb",
+            budget,
+        ])
+    };
+    let p = |n: &str| dir.path().join(n);
+    let mem = stderr_of(&ok_out(run(&p("m.npz"), &p("m.csv"), "2048")));
+    assert!(mem.contains("in memory"), "{mem}");
+    let disk = stderr_of(&ok_out(run(&p("d.npz"), &p("d.csv"), "0")));
+    assert!(disk.contains("on disk in"), "{disk}");
+    assert!(disk.contains(".alexnet-cache-"), "{disk}");
+    assert_eq!(
+        tensors(&p("m.npz")),
+        tensors(&p("d.npz")),
+        "spilled cache, other model"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p("m.csv")).unwrap(),
+        std::fs::read_to_string(p("d.csv")).unwrap(),
+        "spilled cache, other losses"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.contains("alexnet-cache") || n.ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "cache file left behind: {left:?}");
+}
+
+/// The spill file itself: rows read back are the bytes written, in any order; it is in the
+/// pending-file registry while it lives (so the Ctrl-C handler removes it) and gone on drop.
+#[test]
+fn spill_file_round_trip_and_cleanup() {
+    use alexnet_wgpu::train::{SpillFile, TrainRows};
+    let dir = tempfile::tempdir().unwrap();
+    let rows = common::random(5 * 3, 1, 1.0);
+    let mut f = SpillFile::new_in(dir.path(), 3).unwrap();
+    let path = f.path().to_path_buf();
+    assert!(alexnet_wgpu::fsutil::pending_count() >= 1);
+    f.append(&rows[..6]).unwrap();
+    f.append(&rows[6..]).unwrap();
+    assert!(f.append(&rows[..2]).is_err(), "a partial row was accepted");
+    assert_eq!(f.len(), 5);
+    let got = f.rows(0, &[4, 0, 2]).unwrap();
+    let want: Vec<f32> = [4, 0, 2]
+        .iter()
+        .flat_map(|&i| rows[i * 3..i * 3 + 3].to_vec())
+        .collect();
+    assert_eq!(got, want);
+    assert!(f.rows(0, &[5]).is_err(), "a row past the end was read");
+    drop(f);
+    assert!(!path.exists(), "{} left behind", path.display());
 }

@@ -59,6 +59,11 @@ pub struct BenchArgs {
     /// Decoding threads for --input (default: all cores).
     #[arg(long, value_name = "N", requires = "input")]
     threads: Option<usize>,
+    /// Time training steps instead of forward passes, for each of these first trained layers
+    /// (comma-separated: fc8,fc6,conv5,conv4,conv1): images/s and the share of forward,
+    /// backward and optimizer time (SGD with momentum; the frozen part, cached, is not timed).
+    #[arg(long, value_delimiter = ',', value_name = "LAYERS", value_parser = alexnet_wgpu::train::HeadKind::from_layer)]
+    train_from: Vec<alexnet_wgpu::train::HeadKind>,
     #[command(flatten)]
     load: LoadArgs,
     #[command(flatten)]
@@ -100,6 +105,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let ctx = args.gpu.context()?;
+    if !args.train_from.is_empty() {
+        super::bench_train::run(
+            &ctx,
+            &weights,
+            &args.train_from,
+            &args.batch,
+            args.iters.max(1),
+            args.format,
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let tuning = if args.tune {
         Some(tune(&ctx, &weights, &args.batch, args.iters)?)
     } else {

@@ -3,6 +3,7 @@
 mod adapters;
 mod bench;
 mod bench_input;
+mod bench_train;
 mod classify;
 mod convert;
 mod eval;

@@ -9,8 +9,9 @@ use alexnet_wgpu::train::export::save_model;
 use alexnet_wgpu::train::init_head::load_init_head;
 use alexnet_wgpu::train::FitOutcome;
 use alexnet_wgpu::train::{
-    extract_pool5, fit, frozen_fc7, FeatureSet, FitOptions, HeadKind, HeadWeights, Keep, Metrics,
-    Optimizer, Schedule, TrainConfig,
+    check_readable, extract_frozen, extract_pool5, fit_rows, frozen_dense, frozen_fc7,
+    frozen_stack, Cached, FeatureSet, FitOptions, FreshViews, HeadKind, HeadWeights, Keep, Metrics,
+    Optimizer, Schedule, SpillFile, TrainConfig, TrainRows,
 };
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -57,10 +58,24 @@ pub struct TrainHeadArgs {
     /// Train from features exported by `alexnet features` instead of images.
     #[arg(long, value_name = "F.npz", conflicts_with = "data")]
     features: Option<PathBuf>,
-    /// last: new last layer on frozen fc6/fc7; classifier: fine-tune fc6, fc7 and a new last layer.
+    /// last: new last layer on frozen fc6/fc7 (= --train-from fc8); classifier: fine-tune fc6,
+    /// fc7 and a new last layer (= --train-from fc6).
     #[arg(long, default_value = "last")]
     head: HeadKind,
-    /// Dropout before fc6 and fc7 (classifier head); 0 disables.
+    /// Train this layer and every layer above it (conv1..conv5, fc6, fc7, fc8, as `alexnet
+    /// summary` names them); the layers below stay frozen (unchanged in the saved model), run
+    /// once per image and cached (the input of the layer per image: conv4 of torchvision's
+    /// AlexNet 384x13x13 floats, 260 KB; in memory up to --cache-budget-mb, else on disk);
+    /// with --augment they run at every step on fresh views instead.
+    #[arg(long, value_name = "LAYER", value_parser = HeadKind::from_layer, conflicts_with = "head")]
+    train_from: Option<HeadKind>,
+    /// Learning-rate factor of the trained layers below the new last one (trained
+    /// convolutions, fc6, fc7) against the last layer's --lr. 1 (default) = one rate for all,
+    /// as PyTorch fine-tuning with `requires_grad` and one parameter group does; fastai-style
+    /// discriminative rates use e.g. 0.1.
+    #[arg(long, value_name = "M", default_value_t = 1.0)]
+    lr_backbone_mult: f32,
+    /// Dropout before fc6 and fc7 when they are trained; 0 disables.
     #[arg(long, default_value_t = 0.5)]
     dropout: f32,
     #[arg(long, default_value_t = 10)]
@@ -89,9 +104,18 @@ pub struct TrainHeadArgs {
     /// `alexnet features` (and of --features rows), the same in every epoch.
     #[arg(long)]
     no_shuffle: bool,
-    /// Random resized crops + horizontal flips: this many cached views per training image.
+    /// Random resized crops + horizontal flips: this many views per training image, cached
+    /// once (fixed views) when the convolutions are frozen; with --train-from conv1..conv5
+    /// fresh views are drawn every epoch (seeded by --seed, image and epoch, so --resume
+    /// repeats them) and the frozen convolutions run at every step.
     #[arg(long, value_name = "VIEWS", num_args = 0..=1, default_missing_value = "4")]
     augment: Option<usize>,
+    /// With --train-from conv1..conv5 (without --augment): the most memory the cached
+    /// frozen-part output of the training images may take; a larger cache goes to a temporary
+    /// file in --out's folder (`.alexnet-cache-*.tmp`, removed at exit and on Ctrl-C) and
+    /// batches are read back from it. The validation rows stay in memory.
+    #[arg(long, value_name = "MB", default_value_t = 2048)]
+    cache_budget_mb: u64,
     /// Early stopping: stop when the validation loss has not improved for N epochs.
     #[arg(long)]
     patience: Option<usize>,
@@ -178,10 +202,25 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
     let ctx = args.gpu.context()?;
     let pre = Preprocess::for_arch(backbone.arch);
     let t_start = std::time::Instant::now();
+    let kind = args.train_from.unwrap_or(args.head);
+    anyhow::ensure!(
+        args.lr_backbone_mult.is_finite() && args.lr_backbone_mult >= 0.0,
+        "--lr-backbone-mult {}: expected a finite factor of 0 or more",
+        args.lr_backbone_mult
+    );
 
     // 1. Pool5 features, computed once (per augmented view).
     let mut skipped = 0;
+    // Where training reads its rows when not from the in-memory `train5` (a spilled cache or
+    // fresh augmentations); dropping it removes a spill file.
+    let mut train_rows: Option<Box<dyn TrainRows + '_>> = None;
+    let mut fresh_skipped = 0;
     let (train5, val5) = if let Some(f) = &args.features {
+        anyhow::ensure!(
+            !matches!(kind, HeadKind::Conv(_)),
+            "--train-from {} needs images (--data): a features file holds pool5 rows, above the layer",
+            kind.first_layer()
+        );
         let all = FeatureSet::load(f)?;
         let (tr, va) = stratified_split(&all.labels, all.classes.len(), args.val_split, args.seed);
         (subset(&all, &tr), subset(&all, &va))
@@ -208,10 +247,34 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         };
         let mut net = Network::new(&ctx, &backbone)?;
         let views = args.augment.unwrap_or(0);
-        let mut run =
-            |set: &ClassFolders, views: usize, what: &str| -> anyhow::Result<FeatureSet> {
-                let pb = bar(set.items.len(), what);
-                let ex = extract_pool5(
+        let out_dir = alexnet_wgpu::fsutil::parent_dir(&args.out);
+        let budget = args.cache_budget_mb.saturating_mul(1 << 20);
+        let mut run = |set: &ClassFolders,
+                       views: usize,
+                       spill: bool,
+                       what: &str|
+         -> anyhow::Result<(FeatureSet, Option<SpillFile>)> {
+            let pb = bar(set.items.len(), what);
+            let mut file = None;
+            let ex = match kind {
+                HeadKind::Conv(_) => {
+                    let (ex, f) = extract_frozen(
+                        &ctx,
+                        &backbone,
+                        kind,
+                        set,
+                        &pre,
+                        Default::default(),
+                        views,
+                        args.seed,
+                        args.extract_batch.max(1),
+                        spill.then_some((budget, out_dir.as_path())),
+                        &|n| pb.set_position(n as u64),
+                    )?;
+                    file = f;
+                    ex
+                }
+                _ => extract_pool5(
                     &mut net,
                     set,
                     &pre,
@@ -219,22 +282,64 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
                     args.seed,
                     args.extract_batch.max(1),
                     &|n| pb.set_position(n as u64),
-                )?;
-                pb.finish_and_clear();
-                for (p, e) in &ex.skipped {
-                    eprintln!("warning: skipped unreadable image {}: {e}", p.display());
-                }
-                skipped += ex.skipped.len();
-                eprintln!(
-                    "{what}: {} images -> {} feature rows in {:.1} s ({:.2} images/s)",
+                )?,
+            };
+            pb.finish_and_clear();
+            for (p, e) in &ex.skipped {
+                eprintln!("warning: skipped unreadable image {}: {e}", p.display());
+            }
+            skipped += ex.skipped.len();
+            let place = match &file {
+                Some(f) => format!(
+                    "on disk in {} (over --cache-budget-mb {})",
+                    f.path().display(),
+                    args.cache_budget_mb
+                ),
+                None => "in memory".into(),
+            };
+            eprintln!(
+                    "{what}: {} images -> {} cached rows of {} floats ({:.1} KB each, {:.1} MB {place}) in {:.1} s ({:.2} images/s)",
                     ex.images,
                     ex.set.len(),
+                    ex.set.dim,
+                    ex.set.dim as f64 * 4.0 / 1e3,
+                    (ex.set.len() * ex.set.dim) as f64 * 4.0 / 1e6,
                     ex.seconds,
                     ex.images as f64 / ex.seconds.max(1e-9)
                 );
-                Ok(ex.set)
-            };
-        let tr = run(&train_set, views, "training features")?;
+            Ok((ex.set, file))
+        };
+        let tr = if matches!(kind, HeadKind::Conv(_)) && views > 0 {
+            // Fresh augmentations every epoch: nothing cached, the frozen part runs per step.
+            let (readable, bad) = check_readable(&train_set, &pre, Default::default());
+            for (p, e) in &bad {
+                eprintln!("warning: skipped unreadable image {}: {e}", p.display());
+            }
+            fresh_skipped = bad.len();
+            let stack = frozen_stack(&ctx, &backbone, kind, &pre, args.batch.max(1))?;
+            let fresh = FreshViews::new(
+                &ctx,
+                stack,
+                &readable,
+                views,
+                &pre,
+                Default::default(),
+                args.seed,
+            );
+            let set = fresh.labels(&readable.classes);
+            eprintln!(
+                "training images: {} -> {views} fresh augmented views each per epoch, through the frozen layers at every step",
+                readable.items.len()
+            );
+            train_rows = Some(Box::new(fresh));
+            set
+        } else {
+            let (set, file) = run(&train_set, views, true, "training features")?;
+            if let Some(f) = file {
+                train_rows = Some(Box::new(f));
+            }
+            set
+        };
         let va = if val_set.items.is_empty() {
             FeatureSet {
                 dim: tr.dim,
@@ -242,15 +347,17 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
                 ..Default::default()
             }
         } else {
-            run(&val_set, 0, "validation features")?
+            run(&val_set, 0, false, "validation features")?.0
         };
         (tr, va)
     };
+    skipped += fresh_skipped;
     anyhow::ensure!(!train5.is_empty(), "no training images could be read");
     let classes = train5.classes.clone();
 
-    // 2. The `last` head trains on fc7 activations of the frozen fc6/fc7.
-    let (train_x, val_x) = match args.head {
+    // 2. The `last` head trains on fc7 activations of the frozen fc6/fc7, `--train-from fc7`
+    // on fc6 activations.
+    let (train_x, val_x) = match kind {
         HeadKind::Last => {
             let t = std::time::Instant::now();
             let (a, b) = (
@@ -264,11 +371,15 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
             );
             (a, b)
         }
-        HeadKind::Classifier => (train5, val5),
+        HeadKind::Fc7 => (
+            frozen_dense(&ctx, &backbone, &["fc6"], &train5)?,
+            frozen_dense(&ctx, &backbone, &["fc6"], &val5)?,
+        ),
+        HeadKind::Classifier | HeadKind::Conv(_) => (train5, val5),
     };
 
     // 3. Train.
-    let mut head = HeadWeights::new(args.head, &backbone, classes.len(), args.seed)?;
+    let mut head = HeadWeights::new(kind, &backbone, classes.len(), args.seed)?;
     if let Some(p) = &args.init_head {
         let flatten_source = alexnet_wgpu::model::params::flatten_source(&backbone.spec())?;
         load_init_head(p, &mut head, flatten_source)?;
@@ -308,12 +419,13 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         config: TrainConfig {
             optimizer,
             weight_decay: args.weight_decay,
-            dropout: if args.head == HeadKind::Classifier {
-                args.dropout
-            } else {
+            dropout: if kind == HeadKind::Last {
                 0.0
+            } else {
+                args.dropout
             },
             seed: args.seed,
+            lr_backbone_mult: args.lr_backbone_mult,
         },
         checkpoint: Some(checkpoint.clone()),
         resume: args.resume,
@@ -325,8 +437,8 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         .map(|s| s.div_ceil(steps_per_epoch))
         .unwrap_or(opts.epochs);
     eprintln!(
-        "training the '{}' head: {} classes, {} training rows, {} validation rows, {} steps per epoch",
-        format!("{:?}", args.head).to_lowercase(),
+        "training from {}: {} classes, {} training rows, {} validation rows, {} steps per epoch",
+        kind.first_layer(),
         classes.len(),
         train_x.len(),
         val_x.len(),
@@ -334,7 +446,12 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
     );
     let pb = bar(total, "epochs");
     let val = (!val_x.is_empty()).then_some(&val_x);
-    let outcome = fit(&ctx, &head, &train_x, val, &opts, &mut |r| {
+    let mut cached = Cached(&train_x);
+    let rows: &mut dyn TrainRows = match &mut train_rows {
+        Some(r) => r.as_mut(),
+        None => &mut cached,
+    };
+    let outcome = fit_rows(&ctx, &head, &train_x, rows, val, &opts, &mut |r| {
         pb.set_position(r.epoch as u64);
         let v = match (r.val_loss, r.val_accuracy) {
             (Some(l), Some(a)) => format!("  val loss {l:.4} acc {:.1}%", 100.0 * a),

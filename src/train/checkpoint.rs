@@ -27,7 +27,7 @@ pub(crate) struct Progress {
 
 pub(crate) fn fingerprint(opts: &FitOptions, train: &FeatureSet, head: &HeadWeights) -> String {
     format!(
-        "{:?}|{}|{}|{}|{:?}|{}|{:?}|{}x{}|{:?}",
+        "{:?}|{}|{}|{}|{:?}|{}|{:?}|{}x{}|{:?}|{:?}",
         opts.config,
         opts.epochs,
         opts.batch,
@@ -40,21 +40,39 @@ pub(crate) fn fingerprint(opts: &FitOptions, train: &FeatureSet, head: &HeadWeig
         head.layers
             .iter()
             .map(|l| (l.inp, l.out))
+            .collect::<Vec<_>>(),
+        head.conv
+            .iter()
+            .flat_map(|c| &c.convs)
+            .map(|c| (&c.name, c.shape))
             .collect::<Vec<_>>()
     )
 }
 
-fn head_entries(head: &HeadWeights, prefix: &str) -> Vec<(String, Vec<usize>, Vec<usize>)> {
-    head.layers
-        .iter()
-        .map(|l| {
-            (
-                format!("{prefix}{}", l.name),
-                vec![l.out, l.inp],
-                vec![l.out],
-            )
-        })
-        .collect()
+/// `(name, weight shape, bias shape, weight, bias)` of every trained layer, convolutions first.
+type Entry<'h> = (String, Vec<usize>, Vec<usize>, &'h [f32], &'h [f32]);
+
+fn head_entries<'h>(head: &'h HeadWeights, prefix: &str) -> Vec<Entry<'h>> {
+    let convs = head.conv.iter().flat_map(|c| &c.convs).map(|c| {
+        let s = c.shape;
+        (
+            format!("{prefix}{}", c.name),
+            vec![s.out_c, s.in_c / s.groups, s.kernel, s.kernel],
+            vec![s.out_c],
+            &c.weight[..],
+            &c.bias[..],
+        )
+    });
+    let dense = head.layers.iter().map(|l| {
+        (
+            format!("{prefix}{}", l.name),
+            vec![l.out, l.inp],
+            vec![l.out],
+            &l.weight[..],
+            &l.bias[..],
+        )
+    });
+    convs.chain(dense).collect()
 }
 
 pub(crate) fn save_checkpoint(
@@ -67,9 +85,9 @@ pub(crate) fn save_checkpoint(
     let json = vec![serde_json::to_string(progress).expect("serialisable")];
     let mut shapes = Vec::new();
     for (h, prefix) in [(head, "head/"), (best, "best/")] {
-        for (l, (name, ws, bs)) in h.layers.iter().zip(head_entries(h, prefix)) {
-            shapes.push((format!("{name}.weight"), ws, &l.weight));
-            shapes.push((format!("{name}.bias"), bs, &l.bias));
+        for (name, ws, bs, w, b) in head_entries(h, prefix) {
+            shapes.push((format!("{name}.weight"), ws, w));
+            shapes.push((format!("{name}.bias"), bs, b));
         }
     }
     let state_shapes: Vec<(String, [usize; 1], [usize; 1])> = state
@@ -118,12 +136,28 @@ pub(crate) fn load_checkpoint(path: &Path, like: &HeadWeights) -> Result<Checkpo
                 return Err(bad(format!("'{prefix}{}' does not fit this head", l.name)));
             }
         }
+        for c in h.conv.iter_mut().flat_map(|c| c.convs.iter_mut()) {
+            c.weight = get(&format!("{prefix}{}.weight", c.name))?;
+            c.bias = get(&format!("{prefix}{}.bias", c.name))?;
+            if c.weight.len() != c.shape.weight_len() || c.bias.len() != c.shape.out_c {
+                return Err(bad(format!(
+                    "'{prefix}{}' does not fit this network",
+                    c.name
+                )));
+            }
+        }
         heads.push(h);
     }
     let mut state = Vec::new();
-    for l in &like.layers {
+    let names = like
+        .conv
+        .iter()
+        .flat_map(|c| &c.convs)
+        .map(|c| &c.name)
+        .chain(like.layers.iter().map(|l| &l.name));
+    for layer in names {
         for k in 1..=2 {
-            let name = format!("{}.state{k}", l.name);
+            let name = format!("{layer}.state{k}");
             if let (Some(w), Some(b)) = (
                 tensors.get(&format!("opt/{name}.weight")),
                 tensors.get(&format!("opt/{name}.bias")),

@@ -12,6 +12,11 @@ use crate::weights::meta::{self, ModelMeta, META_VERSION};
 /// The backbone with the head's layers replaced (fc8 resized to the new classes).
 pub fn with_head(backbone: &Weights, head: &HeadWeights) -> Weights {
     let mut w = backbone.clone();
+    for c in head.conv.iter().flat_map(|c| &c.convs) {
+        w.tensors
+            .insert(format!("{}.weight", c.name), c.weight.clone());
+        w.tensors.insert(format!("{}.bias", c.name), c.bias.clone());
+    }
     for l in &head.layers {
         w.tensors
             .insert(format!("{}.weight", l.name), l.weight.clone());
@@ -34,7 +39,11 @@ pub fn save_model(
         version: META_VERSION,
         arch: backbone.arch.to_string(),
         classes: classes.to_vec(),
-        head: Some(format!("{:?}", head.kind).to_lowercase()),
+        head: Some(match head.kind {
+            super::HeadKind::Last => "last".into(),
+            super::HeadKind::Classifier => "classifier".into(),
+            k => format!("from {}", k.first_layer()),
+        }),
         preprocess: serde_json::to_value(Preprocess::for_arch(backbone.arch)).ok(),
     };
     let (json, names) = m.to_strings();

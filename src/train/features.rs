@@ -8,8 +8,6 @@ use rand::SeedableRng;
 use crate::data::{augment, load_view, par_map, prepare, ClassFolders, LoadOptions, Preprocess};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-use crate::kernels::Precision;
-use crate::model::dense::{DenseStack, GpuDense};
 use crate::model::{Network, Weights};
 use crate::weights::{read_strings, read_tensors, write_npz, NpzEntry};
 
@@ -174,10 +172,62 @@ pub fn extract_pool5_with(
     batch: usize,
     on_progress: &dyn Fn(usize),
 ) -> Result<Extraction> {
-    let start = std::time::Instant::now();
     let dim = net
         .feature_len()
         .ok_or_else(|| Error::Invalid("the network has no flatten layer".into()))?;
+    let crop = pre.crop;
+    extract_rows(
+        data,
+        pre,
+        opts,
+        views,
+        seed,
+        batch,
+        dim,
+        on_progress,
+        &mut |input, rows| {
+            let out = net.forward(input, rows, crop, crop, true)?;
+            Ok(out.features.expect("features requested"))
+        },
+    )
+}
+
+/// The decode size augmentation crops from: random crops take a quarter of the area or more,
+/// so decode at no less than twice the resize target and a crop is not upscaled from a reduced
+/// decode.
+pub(crate) fn wide_preprocess(pre: &Preprocess) -> Preprocess {
+    Preprocess {
+        resize: pre.resize * 2,
+        crop: pre.crop * 2,
+        ..*pre
+    }
+}
+
+/// The per-image seed of the augmentation generator (a hash of `seed` and the path).
+pub(crate) fn augment_seed(path: &Path, seed: u64) -> u64 {
+    path.to_string_lossy()
+        .bytes()
+        .fold(seed, |h, b| h.wrapping_mul(31).wrapping_add(b as u64))
+}
+
+/// What [`extract_rows`] runs on each batch: rows of preprocessed images in, `[rows, dim]` out.
+pub(crate) type RowRunner<'a> = dyn FnMut(&[f32], usize) -> Result<Vec<f32>> + 'a;
+
+/// Decodes `data` (one centre crop per image, or `views` augmented crops) in batches of about
+/// `batch` rows and keeps what `run` (rows in, `[rows, dim]` out) makes of each batch.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn extract_rows(
+    data: &ClassFolders,
+    pre: &Preprocess,
+    opts: LoadOptions,
+    views: usize,
+    seed: u64,
+    batch: usize,
+    dim: usize,
+    on_progress: &dyn Fn(usize),
+    run: &mut RowRunner<'_>,
+) -> Result<Extraction> {
+    let start = std::time::Instant::now();
     let mut set = FeatureSet {
         dim,
         classes: data.classes.clone(),
@@ -193,20 +243,10 @@ pub fn extract_pool5_with(
                 if views == 0 {
                     return Ok(vec![prepare(path, pre, opts).map_err(|e| e.to_string())?]);
                 }
-                // Random crops take a quarter of the area or more: decode at no less than
-                // twice the resize target so a crop is not upscaled from a reduced decode.
-                let wide = Preprocess {
-                    resize: pre.resize * 2,
-                    crop: pre.crop * 2,
-                    ..*pre
-                };
-                let img = load_view(path, &wide, opts).map_err(|e| e.to_string())?;
+                let img =
+                    load_view(path, &wide_preprocess(pre), opts).map_err(|e| e.to_string())?;
                 // A per-image generator: the same views whatever the batching or thread count.
-                let h = path
-                    .to_string_lossy()
-                    .bytes()
-                    .fold(seed, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
-                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(h);
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(augment_seed(path, seed));
                 Ok((0..views).map(|_| augment(&img, pre, &mut rng)).collect())
             },
         );
@@ -226,9 +266,7 @@ pub fn extract_pool5_with(
             }
         }
         if rows > 0 {
-            let out = net.forward(&input, rows, pre.crop, pre.crop, true)?;
-            set.features
-                .extend(out.features.expect("features requested"));
+            set.features.extend(run(&input, rows)?);
         }
         on_progress((chunk_i * imgs_per_batch + chunk.len()).min(data.items.len()));
     }
@@ -243,21 +281,5 @@ pub fn extract_pool5_with(
 /// The frozen fc6 -> ReLU -> fc7 -> ReLU of `backbone` applied to pool5 rows on the GPU
 /// (what the `last` head trains on), by the network's own dense forward.
 pub fn frozen_fc7(ctx: &GpuContext, backbone: &Weights, pool5: &FeatureSet) -> Result<FeatureSet> {
-    let layers = ["fc6", "fc7"]
-        .iter()
-        .map(|name| GpuDense::from_weights(ctx, backbone, name, true, Precision::F32))
-        .collect::<Result<Vec<_>>>()?;
-    if pool5.dim != layers[0].inp {
-        return Err(Error::Invalid(format!(
-            "the cached features have {} values per image but the backbone's fc6 takes {}",
-            pool5.dim, layers[0].inp
-        )));
-    }
-    let mut stack = DenseStack::new(ctx, layers, 64)?;
-    let features = stack.forward(ctx, &pool5.features)?;
-    Ok(FeatureSet {
-        features,
-        dim: stack.output_len(),
-        ..pool5.clone()
-    })
+    super::frozen::frozen_dense(ctx, backbone, &["fc6", "fc7"], pool5)
 }

@@ -10,6 +10,7 @@ use rand::SeedableRng;
 use super::checkpoint::{fingerprint, load_checkpoint, save_checkpoint, Progress};
 use super::features::FeatureSet;
 use super::head::HeadWeights;
+use super::rows::{Cached, TrainRows};
 pub use super::schedule::Schedule;
 use super::trainer::{Stats, TrainConfig, Trainer};
 use crate::error::{Error, Result};
@@ -127,6 +128,20 @@ pub fn fit(
     opts: &FitOptions,
     on_epoch: &mut dyn FnMut(&EpochRecord),
 ) -> Result<FitOutcome> {
+    fit_rows(ctx, init, train, &mut Cached(train), val, opts, on_epoch)
+}
+
+/// [`fit`] with the training rows read from `rows` (a spilled cache, fresh augmentations);
+/// `train` gives their labels and width (its `features` are not read).
+pub fn fit_rows(
+    ctx: &GpuContext,
+    init: &HeadWeights,
+    train: &FeatureSet,
+    rows: &mut dyn TrainRows,
+    val: Option<&FeatureSet>,
+    opts: &FitOptions,
+    on_epoch: &mut dyn FnMut(&EpochRecord),
+) -> Result<FitOutcome> {
     if train.is_empty() {
         return Err(Error::NoTrainingSamples);
     }
@@ -203,7 +218,7 @@ pub fn fit(
             }
             lr_now = opts.schedule.lr(opts.lr, global, total_steps, epoch);
             trainer.train_step(
-                &gather(train, chunk),
+                &rows.rows(epoch, chunk)?,
                 &labels_u32(train, chunk),
                 lr_now,
                 slot,

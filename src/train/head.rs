@@ -1,20 +1,153 @@
-//! The trainable head: which dense layers are trained and their host-side values.
+//! What `train-head` trains (`--head`, `--train-from`) and the trained layers' host-side values:
+//! the dense layers and, from `--train-from conv1..conv5`, the trained convolutional part.
 
 use std::str::FromStr;
 
 use rand::{Rng, SeedableRng};
 
 use crate::error::{Error, Result};
-use crate::model::Weights;
+use crate::kernels::conv2d::Conv2dShape;
+use crate::model::{Layer, Weights};
 
-/// What `train-head` trains (the convolutional layers are always frozen).
+/// What `train-head` trains: the named layer and every layer above it (`--train-from`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HeadKind {
-    /// fc6 and fc7 frozen; a new last layer 4096 -> k on cached fc7 activations.
+    /// `--train-from fc8`: fc6 and fc7 frozen; a new last layer 4096 -> k on cached fc7
+    /// activations.
     Last,
-    /// fc6 and fc7 fine-tuned (with dropout) plus a new last layer, on cached pool5 features.
+    /// `--train-from fc6`: fc6 and fc7 fine-tuned (with dropout) plus a new last layer, on
+    /// cached pool5 features.
     Classifier,
+    /// `--train-from fc7`: fc6 frozen (cached fc6 activations), fc7 and a new last layer.
+    Fc7,
+    /// `--train-from convN` (N = 1..5): convN..conv5, fc6, fc7 and a new last layer, on the
+    /// cached input of convN (the frozen part's output).
+    Conv(usize),
+}
+
+impl HeadKind {
+    /// From a layer name as `alexnet summary` prints it (`conv1`..`conv5`, `fc6`..`fc8`).
+    pub fn from_layer(name: &str) -> std::result::Result<Self, String> {
+        match name {
+            "fc8" => Ok(HeadKind::Last),
+            "fc7" => Ok(HeadKind::Fc7),
+            "fc6" => Ok(HeadKind::Classifier),
+            _ => match name
+                .strip_prefix("conv")
+                .and_then(|n| n.parse::<usize>().ok())
+            {
+                Some(n @ 1..=5) => Ok(HeadKind::Conv(n)),
+                _ => Err(format!(
+                    "unknown layer '{name}' (expected conv1..conv5, fc6, fc7 or fc8)"
+                )),
+            },
+        }
+    }
+
+    /// The first trained layer's name (`fc8` for `Last`).
+    pub fn first_layer(self) -> String {
+        match self {
+            HeadKind::Last => "fc8".into(),
+            HeadKind::Fc7 => "fc7".into(),
+            HeadKind::Classifier => "fc6".into(),
+            HeadKind::Conv(n) => format!("conv{n}"),
+        }
+    }
+
+    /// The trained dense layers.
+    pub fn dense_layers(self) -> &'static [&'static str] {
+        match self {
+            HeadKind::Last => &["fc8"],
+            HeadKind::Fc7 => &["fc7", "fc8"],
+            HeadKind::Classifier | HeadKind::Conv(_) => &["fc6", "fc7", "fc8"],
+        }
+    }
+}
+
+/// One trained convolution on the host: OIHW `weight` of `shape` (batch 1).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvHost {
+    pub name: String,
+    pub shape: Conv2dShape,
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+/// The trained convolutional part: the layers from the first trained convolution up to the
+/// flatten (convolutions, ReLUs, LRNs, pools) on inputs of `input` `[C, H, W]` (the frozen
+/// part's output), with the convolutions' values in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvPart {
+    pub input: [usize; 3],
+    pub layers: Vec<Layer>,
+    pub convs: Vec<ConvHost>,
+}
+
+impl ConvPart {
+    pub fn input_len(&self) -> usize {
+        self.input.iter().product()
+    }
+
+    /// The layers of `backbone` before the flatten, split at the convolution `first` (its
+    /// index in the layer list), with the input shape of that convolution.
+    pub fn split(backbone: &Weights, first: &str) -> Result<(Vec<Layer>, Vec<Layer>, [usize; 3])> {
+        let spec = backbone.spec();
+        let infos = spec.infer()?;
+        let at = spec
+            .layers
+            .iter()
+            .position(|l| matches!(l, Layer::Conv { name, .. } if *name == first))
+            .ok_or_else(|| Error::Invalid(format!("the backbone has no layer {first}")))?;
+        let flatten = spec
+            .layers
+            .iter()
+            .position(|l| matches!(l, Layer::Flatten))
+            .ok_or_else(|| Error::Invalid("the backbone has no flatten layer".into()))?;
+        Ok((
+            spec.layers[..at].to_vec(),
+            spec.layers[at..flatten].to_vec(),
+            infos[at].input.as_map(),
+        ))
+    }
+
+    /// The trained part of `backbone` from convolution `first`, its values copied.
+    pub fn from_backbone(backbone: &Weights, first: &str) -> Result<ConvPart> {
+        let (_, layers, input) = Self::split(backbone, first)?;
+        let convs = conv_hosts(backbone, &layers, input)?;
+        Ok(ConvPart {
+            input,
+            layers,
+            convs,
+        })
+    }
+}
+
+/// The convolutions of `layers` (run on `input`) with their values from `backbone`.
+pub fn conv_hosts(
+    backbone: &Weights,
+    layers: &[Layer],
+    input: [usize; 3],
+) -> Result<Vec<ConvHost>> {
+    let spec = crate::model::NetSpec {
+        arch: backbone.arch,
+        input,
+        layers: layers.to_vec(),
+    };
+    let infos = spec.infer()?;
+    let mut convs = Vec::new();
+    for (l, info) in layers.iter().zip(&infos) {
+        if let Layer::Conv { name, .. } = l {
+            let shape = l.conv_shape(1, info.input.as_map()).expect("a conv layer");
+            convs.push(ConvHost {
+                name: name.to_string(),
+                shape,
+                weight: backbone.get(&format!("{name}.weight")).to_vec(),
+                bias: backbone.get(&format!("{name}.bias")).to_vec(),
+            });
+        }
+    }
+    Ok(convs)
 }
 
 impl FromStr for HeadKind {
@@ -23,7 +156,9 @@ impl FromStr for HeadKind {
         match s {
             "last" => Ok(HeadKind::Last),
             "classifier" => Ok(HeadKind::Classifier),
-            _ => Err(format!("unknown head '{s}' (expected last or classifier)")),
+            _ => Err(format!(
+                "unknown head '{s}' (expected last or classifier; --train-from names any layer)"
+            )),
         }
     }
 }
@@ -39,16 +174,18 @@ pub struct DenseHost {
     pub bias: Vec<f32>,
 }
 
-/// The head's layers in order (fc8 only, or fc6, fc7, fc8).
+/// The trained layers in order: the convolutional part (`--train-from conv1..conv5`), then the
+/// dense layers (fc8 only; fc7, fc8; or fc6, fc7, fc8).
 #[derive(Clone, Debug, PartialEq)]
 pub struct HeadWeights {
     pub kind: HeadKind,
     pub layers: Vec<DenseHost>,
+    pub conv: Option<ConvPart>,
 }
 
 impl HeadWeights {
-    /// A head for `classes` classes: fc6/fc7 copied from the backbone (for `classifier`), a new
-    /// fc8 initialised like PyTorch's `nn.Linear` (uniform +-1/sqrt(fan_in)) from `seed`.
+    /// A head for `classes` classes: the trained layers below fc8 copied from the backbone, a
+    /// new fc8 initialised like PyTorch's `nn.Linear` (uniform +-1/sqrt(fan_in)) from `seed`.
     pub fn new(
         kind: HeadKind,
         backbone: &Weights,
@@ -66,17 +203,16 @@ impl HeadWeights {
         };
         let (fc6, fc7) = (shape("fc6.weight")?, shape("fc7.weight")?);
         let mut layers = Vec::new();
-        if kind == HeadKind::Classifier {
-            for (name, s) in [("fc6", &fc6), ("fc7", &fc7)] {
-                layers.push(DenseHost {
-                    name: name.into(),
-                    out: s[0],
-                    inp: s[1],
-                    relu: true,
-                    weight: backbone.get(&format!("{name}.weight")).to_vec(),
-                    bias: backbone.get(&format!("{name}.bias")).to_vec(),
-                });
-            }
+        for name in kind.dense_layers().iter().filter(|n| **n != "fc8") {
+            let s = if *name == "fc6" { &fc6 } else { &fc7 };
+            layers.push(DenseHost {
+                name: name.to_string(),
+                out: s[0],
+                inp: s[1],
+                relu: true,
+                weight: backbone.get(&format!("{name}.weight")).to_vec(),
+                bias: backbone.get(&format!("{name}.bias")).to_vec(),
+            });
         }
         let inp = fc7[0];
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x6865_6164);
@@ -93,11 +229,19 @@ impl HeadWeights {
                 .map(|_| rng.random_range(-bound..bound))
                 .collect(),
         });
-        Ok(HeadWeights { kind, layers })
+        let conv = match kind {
+            HeadKind::Conv(n) => Some(ConvPart::from_backbone(backbone, &format!("conv{n}"))?),
+            _ => None,
+        };
+        Ok(HeadWeights { kind, layers, conv })
     }
 
+    /// Values per training row: the trained part's input.
     pub fn input_len(&self) -> usize {
-        self.layers[0].inp
+        match &self.conv {
+            Some(c) => c.input_len(),
+            None => self.layers[0].inp,
+        }
     }
 
     pub fn classes(&self) -> usize {

@@ -1,20 +1,25 @@
 //! Transfer learning: a new head trained on the GPU on cached backbone features.
 
 pub mod checkpoint;
+pub mod conv_stack;
 pub mod export;
 pub mod features;
 pub mod fit;
+pub mod frozen;
 pub mod head;
 pub mod init_head;
 pub mod kernels;
 pub mod metrics;
 pub mod plot;
 pub mod reference;
+pub mod rows;
 pub mod schedule;
 pub mod trainer;
 
 pub use features::{extract_pool5, extract_pool5_with, frozen_fc7, Extraction, FeatureSet};
-pub use fit::{fit, EpochRecord, FitOptions, FitOutcome, Keep, Schedule, StepRecord};
-pub use head::{DenseHost, HeadKind, HeadWeights};
+pub use fit::{fit, fit_rows, EpochRecord, FitOptions, FitOutcome, Keep, Schedule, StepRecord};
+pub use frozen::{extract_frozen, frozen_dense, frozen_stack};
+pub use head::{ConvHost, ConvPart, DenseHost, HeadKind, HeadWeights};
 pub use metrics::Metrics;
+pub use rows::{check_readable, Cached, FreshViews, SpillFile, TrainRows};
 pub use trainer::{Optimizer, OptimizerState, Stats, TrainConfig, Trainer};

@@ -98,6 +98,7 @@ pub fn train_cpu(
             HeadWeights {
                 kind: head.kind,
                 layers: vec![],
+                conv: None,
             },
         ));
         // Backward and update, top layer first.

@@ -1,9 +1,11 @@
-//! The GPU trainer: forward, fused softmax cross-entropy, backward and optimizer updates of a
-//! dense head, every step recorded into one command buffer; loss and accuracy accumulate on
-//! the GPU and are read back once per epoch.
+//! The GPU trainer: forward, fused softmax cross-entropy, backward and optimizer updates of the
+//! trained layers (the dense head, and from `--train-from conv1..conv5` the convolutional part
+//! before it, `conv_stack.rs`), every step recorded into one command buffer; loss and accuracy
+//! accumulate on the GPU and are read back once per epoch.
 
 use std::collections::HashMap;
 
+use super::conv_stack::ConvStack;
 use super::head::{DenseHost, HeadKind, HeadWeights};
 use super::kernels::{
     adam, cross_entropy, dense_backward, dropout, relu_backward, sgd, TrainKernels,
@@ -12,6 +14,8 @@ use crate::error::{Error, Result};
 use crate::gpu::{read_back_f32, storage_buffer, GpuContext};
 use crate::kernels::{Dispatch, Kernels, Precision};
 use crate::model::dense::GpuDense;
+
+mod profile;
 
 /// Optimizer choice and hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -36,6 +40,15 @@ pub struct TrainConfig {
     /// Dropout rate before fc6 and fc7 (`classifier` head only); 0 disables.
     pub dropout: f32,
     pub seed: u64,
+    /// Learning-rate factor of every trained layer but the new last one (fc8): the trained
+    /// convolutions, fc6 and fc7 (`--lr-backbone-mult`). 1 = one rate for all, as PyTorch's
+    /// `requires_grad` fine-tuning with a single parameter group.
+    #[serde(default = "one")]
+    pub lr_backbone_mult: f32,
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 /// One optimizer state tensor pair: (`fc8.state1`, weight-shaped values, bias-shaped values).
@@ -96,6 +109,10 @@ pub struct Trainer<'a> {
     pub kind: HeadKind,
     pub cfg: TrainConfig,
     layers: Vec<Layer>,
+    /// The trained convolutional part (`--train-from conv1..conv5`): its output is `x0`.
+    conv: Option<ConvStack>,
+    /// Its layer list and input shape (values read back from `conv`).
+    conv_meta: Option<super::head::ConvPart>,
     x0: wgpu::Buffer,
     labels: wgpu::Buffer,
     grad_logits: wgpu::Buffer,
@@ -104,8 +121,8 @@ pub struct Trainer<'a> {
     stat_slots: usize,
     max_batch: usize,
     plans: HashMap<usize, StepPlan>,
-    /// One optimizer dispatch per parameter buffer: (dispatch, element count).
-    updates: Vec<(Dispatch, usize)>,
+    /// One optimizer dispatch per parameter buffer: (dispatch, element count, lr factor).
+    updates: Vec<(Dispatch, usize, f32)>,
     /// Optimizer steps taken so far (drives Adam's bias correction, SGD's first step and
     /// the dropout masks).
     pub steps_done: u64,
@@ -129,6 +146,28 @@ impl<'a> Trainer<'a> {
             return Err(Error::Invalid("batch size must be at least 1".into()));
         }
         let hint = "use a smaller batch";
+        let conv = match &head.conv {
+            Some(c) => {
+                let stack = ConvStack::new(
+                    ctx,
+                    &c.layers,
+                    c.input,
+                    &c.convs,
+                    max_batch,
+                    Some(cfg.optimizer),
+                )?;
+                if stack.output_len() != head.layers[0].inp {
+                    return Err(Error::Invalid(format!(
+                        "the convolutional part gives {} values per image but {} takes {}",
+                        stack.output_len(),
+                        head.layers[0].name,
+                        head.layers[0].inp
+                    )));
+                }
+                Some(stack)
+            }
+            None => None,
+        };
         let mut layers = Vec::new();
         for (i, l) in head.layers.iter().enumerate() {
             let dense = GpuDense::upload(
@@ -165,7 +204,7 @@ impl<'a> Trainer<'a> {
                 state1,
                 state2,
                 act: storage_buffer(ctx, "activations", max_batch * l.out, hint)?,
-                grad_in: if i > 0 {
+                grad_in: if i > 0 || conv.is_some() {
                     Some(storage_buffer(
                         ctx,
                         "input gradient",
@@ -196,7 +235,10 @@ impl<'a> Trainer<'a> {
             fk: Kernels::new(ctx),
             kind: head.kind,
             cfg,
-            x0: storage_buffer(ctx, "head input", max_batch * head.input_len(), hint)?,
+            x0: match &conv {
+                Some(c) => c.output().clone(),
+                None => storage_buffer(ctx, "head input", max_batch * head.input_len(), hint)?,
+            },
             labels,
             grad_logits: storage_buffer(ctx, "logit gradient", max_batch * classes, hint)?,
             stats: storage_buffer(ctx, "stats", cross_entropy::STATS_HEADER + stat_slots, hint)?,
@@ -207,15 +249,64 @@ impl<'a> Trainer<'a> {
             updates: Vec::new(),
             steps_done: 0,
             layers,
+            conv,
+            conv_meta: head.conv.clone(),
             tk,
         };
         trainer.updates = trainer.build_updates()?;
         Ok(trainer)
     }
 
-    fn build_updates(&self) -> Result<Vec<(Dispatch, usize)>> {
+    /// The learning-rate factor of a trained layer: 1 for the new last layer, the backbone
+    /// factor for the others.
+    fn lr_mult(&self, name: &str) -> f32 {
+        if name == "fc8" {
+            1.0
+        } else {
+            self.cfg.lr_backbone_mult
+        }
+    }
+
+    fn update(
+        &self,
+        len: usize,
+        grad: &wgpu::Buffer,
+        param: &wgpu::Buffer,
+        s1: &wgpu::Buffer,
+        s2: Option<&wgpu::Buffer>,
+    ) -> Result<Dispatch> {
+        match (self.cfg.optimizer, s2) {
+            (Optimizer::Adam { .. }, Some(s2)) => {
+                adam::dispatch(self.ctx, &self.tk, len, grad, param, s1, s2)
+            }
+            _ => sgd::dispatch(self.ctx, &self.tk, len, grad, param, s1),
+        }
+    }
+
+    fn build_updates(&self) -> Result<Vec<(Dispatch, usize, f32)>> {
         let mut out = Vec::new();
+        if let Some(stack) = &self.conv {
+            for p in &stack.params {
+                let mult = self.lr_mult(&p.name);
+                let (gw, gb) = (
+                    p.grad_w.as_ref().expect("trained"),
+                    p.grad_b.as_ref().expect("trained"),
+                );
+                let (wl, bl) = (p.shape.weight_len(), p.shape.out_c);
+                out.push((
+                    self.update(wl, gw, &p.weight, &p.state1[0], p.state2.first())?,
+                    wl,
+                    mult,
+                ));
+                out.push((
+                    self.update(bl, gb, &p.bias, &p.state1[1], p.state2.get(1))?,
+                    bl,
+                    mult,
+                ));
+            }
+        }
         for l in &self.layers {
+            let mult = self.lr_mult(&l.meta.name);
             let params: Vec<(&wgpu::Buffer, usize)> = l
                 .dense
                 .weight
@@ -241,14 +332,17 @@ impl<'a> Trainer<'a> {
                         &l.state2[j],
                     )?,
                 };
-                out.push((d, len));
+                out.push((d, len, mult));
             }
         }
         Ok(out)
     }
 
+    /// Dropout comes before fc6 and fc7 (as in every preset), when they are trained.
     fn has_dropout(&self, layer: usize) -> bool {
-        self.kind == HeadKind::Classifier && self.cfg.dropout > 0.0 && layer < 2
+        self.kind != HeadKind::Last
+            && self.cfg.dropout > 0.0
+            && matches!(self.layers[layer].meta.name.as_str(), "fc6" | "fc7")
     }
 
     fn build_plan(&self, batch: usize) -> Result<StepPlan> {
@@ -263,6 +357,10 @@ impl<'a> Trainer<'a> {
         };
         let mut fwd_train = Vec::new();
         let mut fwd_eval = Vec::new();
+        if let Some(stack) = &self.conv {
+            fwd_train.extend(stack.forward(ctx, batch)?.into_iter().map(Step::Fixed));
+            fwd_eval.extend(stack.forward(ctx, batch)?.into_iter().map(Step::Fixed));
+        }
         for (i, l) in self.layers.iter().enumerate() {
             if self.has_dropout(i) {
                 let len = batch * l.meta.inp;
@@ -340,8 +438,9 @@ impl<'a> Trainer<'a> {
                         i as u32,
                     ));
                 }
-                // The layer below's ReLU (its output is this layer's input, after dropout).
-                if self.layers[i - 1].meta.relu {
+                // The layer below's ReLU (its output is this layer's input, after dropout);
+                // below fc6 comes the convolutional part, whose backward applies its own.
+                if i > 0 && self.layers[i - 1].meta.relu {
                     train.push(Step::Fixed(relu_backward::dispatch(
                         ctx,
                         &self.tk,
@@ -351,6 +450,10 @@ impl<'a> Trainer<'a> {
                     )?));
                 }
             }
+        }
+        if let Some(stack) = &self.conv {
+            let dy = self.layers[0].grad_in.as_ref().expect("grad_in of fc6");
+            train.extend(stack.backward(ctx, batch, dy)?.into_iter().map(Step::Fixed));
         }
         Ok(StepPlan { train, eval })
     }
@@ -372,7 +475,10 @@ impl<'a> Trainer<'a> {
 
     fn upload_batch(&self, x: &[f32], labels: &[u32]) -> Result<usize> {
         let batch = labels.len();
-        let inp = self.layers[0].meta.inp;
+        let (inp, target) = match &self.conv {
+            Some(c) => (c.input_len(), &c.input),
+            None => (self.layers[0].meta.inp, &self.x0),
+        };
         if batch == 0 || batch > self.max_batch || x.len() != batch * inp {
             return Err(Error::Invalid(format!(
                 "a batch of {batch} labels and {} inputs (expected {batch} x {inp}, at most {} rows)",
@@ -388,7 +494,7 @@ impl<'a> Trainer<'a> {
         }
         self.ctx
             .queue
-            .write_buffer(&self.x0, 0, bytemuck::cast_slice(x));
+            .write_buffer(target, 0, bytemuck::cast_slice(x));
         self.ctx
             .queue
             .write_buffer(&self.labels, 0, bytemuck::cast_slice(labels));
@@ -452,7 +558,8 @@ impl<'a> Trainer<'a> {
                 Step::Fixed(_) => {}
             }
         }
-        for (d, len) in &self.updates {
+        for (d, len, mult) in &self.updates {
+            let lr = lr * mult;
             match self.cfg.optimizer {
                 Optimizer::Sgd { momentum } => self.write_uniform(
                     d,
@@ -486,7 +593,7 @@ impl<'a> Trainer<'a> {
                 }
             }
         }
-        let updates: Vec<&Dispatch> = self.updates.iter().map(|(d, _)| d).collect();
+        let updates: Vec<&Dispatch> = self.updates.iter().map(|(d, _, _)| d).collect();
         self.record(&plan.train, &updates);
         self.steps_done += 1;
         Ok(())
@@ -566,15 +673,34 @@ impl<'a> Trainer<'a> {
                 ..l.meta.clone()
             });
         }
+        let conv = match (&self.conv, &self.conv_meta) {
+            (Some(stack), Some(meta)) => Some(super::head::ConvPart {
+                convs: stack.read_convs(self.ctx)?,
+                ..meta.clone()
+            }),
+            _ => None,
+        };
         Ok(HeadWeights {
             kind: self.kind,
             layers,
+            conv,
         })
     }
 
     /// Optimizer state per layer as `(name, weight-shaped, bias-shaped)` arrays, for checkpoints.
     pub fn optimizer_state(&self) -> Result<Vec<OptimizerState>> {
         let mut out = Vec::new();
+        for p in self.conv.iter().flat_map(|c| &c.params) {
+            for (k, state) in [(1, &p.state1), (2, &p.state2)] {
+                if let [w, b] = state.as_slice() {
+                    out.push((
+                        format!("{}.state{k}", p.name),
+                        read_back_f32(self.ctx, w, p.shape.weight_len())?,
+                        read_back_f32(self.ctx, b, p.shape.out_c)?,
+                    ));
+                }
+            }
+        }
         for l in &self.layers {
             for (k, state) in [(1, &l.state1), (2, &l.state2)] {
                 if state.is_empty() {
@@ -610,6 +736,27 @@ impl<'a> Trainer<'a> {
             let Some((layer, k)) = name.rsplit_once(".state") else {
                 continue;
             };
+            if let Some(p) = self
+                .conv
+                .iter()
+                .flat_map(|c| &c.params)
+                .find(|p| p.name == layer)
+            {
+                let bufs = if k == "1" { &p.state1 } else { &p.state2 };
+                let [bw, bb] = bufs.as_slice() else {
+                    return Err(Error::Invalid(format!(
+                        "checkpoint state '{name}' does not fit this optimizer"
+                    )));
+                };
+                if w.len() != p.shape.weight_len() || b.len() != p.shape.out_c {
+                    return Err(Error::Invalid(format!(
+                        "checkpoint state '{name}' does not fit this network"
+                    )));
+                }
+                self.ctx.queue.write_buffer(bw, 0, bytemuck::cast_slice(w));
+                self.ctx.queue.write_buffer(bb, 0, bytemuck::cast_slice(b));
+                continue;
+            }
             let Some(l) = self.layers.iter().find(|l| l.meta.name == layer) else {
                 continue;
             };

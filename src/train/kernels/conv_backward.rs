@@ -110,6 +110,28 @@ pub fn grad_weight_bias(
     ])
 }
 
+/// `db` `[out_c]` (written) from `dy`.
+pub fn grad_bias(
+    ctx: &GpuContext,
+    k: &TrainKernels,
+    shape: &Conv2dShape,
+    dy: &wgpu::Buffer,
+    db: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let params = ConvBackwardParams::new(shape, false)?;
+    let kb = k.conv_grad_bias();
+    let ub = uniform_buffer(ctx, "conv grad_bias params", &params);
+    let (oh, ow) = shape.out_hw()?;
+    Ok(Dispatch {
+        label: "conv grad bias".into(),
+        pipeline: kb.pipeline.clone(),
+        bind_group: kb.bind_at(ctx, &[(0, &ub), (2, dy), (3, db)]),
+        workgroups: grid_1d(ctx, shape.out_c, kb.workgroup_size[0])?,
+        flops: (shape.batch * shape.out_c * oh * ow) as f64,
+        _params: ub,
+    })
+}
+
 /// CPU reference (f64): (dx NCHW, dw OIHW, db) of `shape` for input `x`, weights `w` and `dy`.
 pub fn reference(
     s: &Conv2dShape,

@@ -2,6 +2,7 @@
 
 pub mod adam;
 pub mod conv_backward;
+pub mod conv_gemm_backward;
 pub mod cross_entropy;
 pub mod dense_backward;
 pub mod dropout;
@@ -37,6 +38,10 @@ pub const SHADERS: &[(&str, &str)] = &[
     (
         "conv_backward.wgsl",
         include_str!("../../../shaders/conv_backward.wgsl"),
+    ),
+    (
+        "conv_gemm_backward.wgsl",
+        include_str!("../../../shaders/conv_gemm_backward.wgsl"),
     ),
     (
         "max_pool_backward.wgsl",
@@ -79,6 +84,12 @@ impl TrainKernels {
         TrainKernels {
             cache: ctx.pipelines.clone(),
         }
+    }
+
+    /// An entry point of `conv_gemm_backward.wgsl` (`dy_cn`, `im2col_t`, `dy_nc`, `weight_t`,
+    /// `col2im`).
+    pub fn conv_gemm_glue(&self, entry: &'static str) -> Arc<Kernel> {
+        self.cache.get(shader("conv_gemm_backward.wgsl"), entry)
     }
 
     kernel_getters! {

@@ -1,0 +1,107 @@
+"""PyTorch references for `train-head --train-from conv4` (issue 11): the reduced-width net of
+each preset (tests/fixtures/{torchvision,caffe,keras_small_pt}.npz, made by make_fixtures.py)
+fine-tuned from conv4 with `requires_grad`, step by step, in float64. CI never runs this;
+tests/finetune_conv.rs reads what it writes:
+
+    python scripts/make_conv_finetune_fixtures.py   # tests/fixtures/finetune_conv4_<preset>.npz
+
+Protocol (the Rust test runs the same): inputs = the three preprocessed fixture images
+(input_224.npy / input_227_caffe.npy / input_227_keras.npy) with labels 0, 1, 2; a new fc8
+with 3 classes (uniform +-1/sqrt(fan_in) from numpy seed 11, stored as `init/fc8.*`); conv1..conv3
+frozen; conv4, conv5, fc6, fc7, fc8 trained by torch.optim.SGD(lr 1e-3 (Caffe 1e-6), momentum 0.9,
+weight_decay 5e-4) on the mean cross-entropy; no dropout; batches of 2 in order (images
+[0, 1], then [2], as `--no-shuffle --batch 2`), 4 steps. Stored: `loss` (each step's batch
+loss before its update) and `delta/<layer>.weight|bias` (final minus initial values) of every
+trained layer. Weights: the fixture files' own (random, made by make_fixtures.py; MIT like the
+repository).
+"""
+import pathlib
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+FIX = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+PRESETS = {
+    # file, input, key prefixes of conv1..conv5 and fc6..fc8, conv (k, s, p, groups), lrn, avgpool
+    "torchvision": ("torchvision_small.npz", "input_224.npy",
+                    ["features.0", "features.3", "features.6", "features.8", "features.10",
+                     "classifier.1", "classifier.4", "classifier.6"],
+                    [(4, 2, 1), (1, 2, 1), (1, 1, 1), (1, 1, 1), (1, 1, 1)], False, True),
+    "caffe": ("caffe_small.npz", "input_227_caffe.npy",
+              ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"],
+              [(4, 0, 1), (1, 2, 2), (1, 1, 1), (1, 1, 2), (1, 1, 2)], True, False),
+    "keras": ("keras_small_pt.npz", "input_227_keras.npy",
+              ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"],
+              [(4, 0, 1), (1, 2, 1), (1, 1, 1), (1, 1, 1), (1, 1, 1)], False, False),
+}
+NAMES = ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
+FIRST = 3  # conv4
+MOMENTUM, WD, BATCH, STEPS, CLASSES = 0.9, 5e-4, 2, 4, 3
+# Rates that train without diverging in 4 steps: Caffe's inputs are 0..255, its logits large.
+LR = {"torchvision": 1e-3, "caffe": 1e-6, "keras": 1e-3}
+
+
+def main():
+    torch.set_default_dtype(torch.float64)
+    for preset, (wfile, xfile, keys, convs, lrn, avgpool) in PRESETS.items():
+        w = np.load(FIX / wfile)
+        x = torch.tensor(np.load(FIX / xfile), dtype=torch.float64)
+        labels = torch.tensor([0, 1, 2])
+        p = {}
+        for name, key in zip(NAMES[:7], keys[:7]):
+            p[name + ".weight"] = torch.tensor(w[key + ".weight"].astype(np.float64))
+            p[name + ".bias"] = torch.tensor(w[key + ".bias"].astype(np.float64))
+        rng = np.random.default_rng(11)
+        fan_in = p["fc7.weight"].shape[0]
+        bound = 1.0 / np.sqrt(fan_in)
+        init8 = {
+            "fc8.weight": rng.uniform(-bound, bound, (CLASSES, fan_in)).astype(np.float32),
+            "fc8.bias": rng.uniform(-bound, bound, CLASSES).astype(np.float32),
+        }
+        for k, v in init8.items():
+            p[k] = torch.tensor(v.astype(np.float64))
+        trained = [n for n in NAMES[FIRST:]]
+        for n in trained:
+            p[n + ".weight"].requires_grad_()
+            p[n + ".bias"].requires_grad_()
+        init = {k: v.detach().clone() for k, v in p.items()}
+
+        def forward(x):
+            for i, (s, pad, g) in enumerate(convs):
+                x = F.relu(F.conv2d(x, p[NAMES[i] + ".weight"], p[NAMES[i] + ".bias"],
+                                    stride=s, padding=pad, groups=g))
+                if lrn and i < 2:
+                    x = F.local_response_norm(x, 5, alpha=1e-4, beta=0.75, k=1.0)
+                if i in (0, 1, 4):
+                    x = F.max_pool2d(x, 3, 2)
+            if avgpool:
+                x = F.adaptive_avg_pool2d(x, 6)
+            x = x.flatten(1)
+            x = F.relu(F.linear(x, p["fc6.weight"], p["fc6.bias"]))
+            x = F.relu(F.linear(x, p["fc7.weight"], p["fc7.bias"]))
+            return F.linear(x, p["fc8.weight"], p["fc8.bias"])
+
+        params = [p[n + s] for n in trained for s in (".weight", ".bias")]
+        opt = torch.optim.SGD(params, lr=LR[preset], momentum=MOMENTUM, weight_decay=WD)
+        order = [[0, 1], [2]]
+        losses = []
+        for step in range(STEPS):
+            idx = order[step % len(order)]
+            opt.zero_grad()
+            loss = F.cross_entropy(forward(x[idx]), labels[idx])
+            losses.append(loss.item())
+            loss.backward()
+            opt.step()
+        out = {"loss": np.array(losses, dtype=np.float64), "lr": np.array(LR[preset])}
+        for k, v in init8.items():
+            out["init/" + k] = v
+        for n in trained:
+            for s in (".weight", ".bias"):
+                out["delta/" + n + s] = (p[n + s] - init[n + s]).detach().numpy().astype(np.float32)
+        path = FIX / f"finetune_conv4_{preset}.npz"
+        np.savez(path, **out)
+        print("wrote", path, "losses", losses, "with torch", torch.__version__)
+
+
+main()

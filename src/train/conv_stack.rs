@@ -1,0 +1,566 @@
+//! The convolutional part of AlexNet on the GPU for `--train-from conv1..conv5`: a run of
+//! layers (convolutions with fused ReLU, LRN, max and adaptive average pools) that keeps every
+//! op's output for the backward pass, and, when trained, the gradients and optimizer state of
+//! its convolutions. The frozen part below the first trained layer is the same stack without
+//! gradients, run forward once per image to fill the cache.
+//!
+//! Forward convolutions go through the network's own kernels (`kernels::conv2d`: im2col +
+//! `gemm.wgsl` on CPU adapters, the tiled kernel on GPUs). A trained convolution keeps its
+//! weights OIHW, the layout its gradient kernels and the optimizer read; the GEMM path needs rows
+//! padded to a multiple of 4, the same layout exactly when K = in_c / groups * k^2 is a multiple
+//! of 4 (conv2..conv5 of every preset), so a trained convolution whose K is not (conv1: K = 363)
+//! runs forward on the tiled kernel instead, which reads OIHW as it is.
+
+use std::collections::HashMap;
+
+use super::head::ConvHost;
+use super::kernels::conv_gemm_backward::{self, ConvGemmScratch};
+use super::kernels::{conv_backward, lrn_backward, pool_backward, relu_backward, TrainKernels};
+use super::trainer::Optimizer;
+use crate::error::{Error, Result};
+use crate::gpu::{read_back_f32, storage_buffer, upload_f32, GpuContext};
+use crate::kernels::conv2d::{self, Conv2dShape};
+use crate::kernels::lrn::Lrn;
+use crate::kernels::{self, Dispatch, Kernels, MatmulPath, Precision};
+use crate::model::Layer;
+
+/// The im2col scratch is capped as the network's is (convolutions then run in pixel chunks).
+const IM2COL_MAX_BYTES: u64 = 64 << 20;
+
+/// One convolution's buffers. Trained ones also hold gradients and optimizer state.
+pub struct ConvParam {
+    pub name: String,
+    /// Geometry for one image.
+    pub shape: Conv2dShape,
+    /// OIHW (trained, or K a multiple of 4), else rows padded for the GEMM.
+    pub weight: wgpu::Buffer,
+    pub bias: wgpu::Buffer,
+    /// Runs forward through im2col + GEMM (else the tiled kernel).
+    gemm: bool,
+    pub grad_w: Option<wgpu::Buffer>,
+    pub grad_b: Option<wgpu::Buffer>,
+    /// Momentum (SGD) or first moments (Adam): weight-shaped, bias-shaped.
+    pub state1: Vec<wgpu::Buffer>,
+    /// Second moments (Adam only).
+    pub state2: Vec<wgpu::Buffer>,
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// Index into `params`.
+    Conv {
+        conv: usize,
+        relu: bool,
+    },
+    MaxPool {
+        kernel: usize,
+        stride: usize,
+        ceil: bool,
+    },
+    Lrn(Lrn),
+    AvgPool {
+        h: usize,
+        w: usize,
+    },
+}
+
+struct OpInfo {
+    op: Op,
+    input: [usize; 3],
+    output: [usize; 3],
+}
+
+pub struct ConvStack {
+    ops: Vec<OpInfo>,
+    pub params: Vec<ConvParam>,
+    /// `[max_batch, input]`: what the stack reads (the frozen part's output, or images).
+    pub input: wgpu::Buffer,
+    input_shape: [usize; 3],
+    /// Output of each op, `[max_batch, output]`.
+    acts: Vec<wgpu::Buffer>,
+    /// Gradient of each op's output except the last one's (given to [`ConvStack::backward`]).
+    grads: Vec<wgpu::Buffer>,
+    scratch: Option<wgpu::Buffer>,
+    /// Scratch of the convolutions' backward GEMMs (trained stacks, unless
+    /// `ALEXNET_CONV_BACKWARD=direct` asks for the direct loops of `conv_backward.wgsl`).
+    gemm_scratch: Option<ConvGemmScratch>,
+    max_batch: usize,
+    fk: Kernels,
+    tk: TrainKernels,
+    /// Forward dispatches per batch size (for [`ConvStack::run`]).
+    plans: HashMap<usize, Vec<Dispatch>>,
+}
+
+impl ConvStack {
+    /// `layers` (no flatten or dense layer) on inputs of `input` `[C, H, W]`, the convolutions'
+    /// values from `convs` in order; `train`: allocate gradients and this optimizer's state.
+    pub fn new(
+        ctx: &GpuContext,
+        layers: &[Layer],
+        input: [usize; 3],
+        convs: &[ConvHost],
+        max_batch: usize,
+        train: Option<Optimizer>,
+    ) -> Result<Self> {
+        let hint = "use a smaller batch";
+        let fk = Kernels::new(ctx);
+        let mut ops: Vec<OpInfo> = Vec::new();
+        let mut params = Vec::new();
+        let mut shape = input;
+        let mut convs_left = convs.iter();
+        for layer in layers {
+            let [c, h, w] = shape;
+            let (op, out) = match layer {
+                Layer::Conv { name, .. } => {
+                    let s = layer.conv_shape(1, shape).expect("a conv layer");
+                    let (oh, ow) = s.out_hw()?;
+                    let host = convs_left
+                        .next()
+                        .filter(|h| h.name == *name && h.shape == s)
+                        .ok_or_else(|| {
+                            Error::Invalid(format!("no values for {name} of shape {s:?}"))
+                        })?;
+                    if host.weight.len() != s.weight_len() || host.bias.len() != s.out_c {
+                        return Err(Error::Invalid(format!(
+                            "{name}: expected {} weights and {} biases, found {} and {}",
+                            s.weight_len(),
+                            s.out_c,
+                            host.weight.len(),
+                            host.bias.len()
+                        )));
+                    }
+                    let aligned = s.k() == s.kp();
+                    let gemm = fk.path == MatmulPath::Gemm && (aligned || train.is_none());
+                    let weight = if gemm && !aligned {
+                        upload_f32(ctx, name, &conv2d::weight_for_gemm(&s, &host.weight))?
+                    } else {
+                        upload_f32(ctx, name, &host.weight)?
+                    };
+                    let zeros = |n: usize| storage_buffer(ctx, "conv training state", n, hint);
+                    let pair = || -> Result<Vec<wgpu::Buffer>> {
+                        Ok(vec![zeros(s.weight_len())?, zeros(s.out_c)?])
+                    };
+                    let (grad_w, grad_b, state1, state2) = match train {
+                        None => (None, None, Vec::new(), Vec::new()),
+                        Some(opt) => (
+                            Some(zeros(s.weight_len())?),
+                            Some(zeros(s.out_c)?),
+                            pair()?,
+                            match opt {
+                                Optimizer::Adam { .. } => pair()?,
+                                Optimizer::Sgd { .. } => Vec::new(),
+                            },
+                        ),
+                    };
+                    params.push(ConvParam {
+                        name: name.to_string(),
+                        shape: s,
+                        weight,
+                        bias: upload_f32(ctx, name, &host.bias)?,
+                        gemm,
+                        grad_w,
+                        grad_b,
+                        state1,
+                        state2,
+                    });
+                    (
+                        Op::Conv {
+                            conv: params.len() - 1,
+                            relu: false,
+                        },
+                        [s.out_c, oh, ow],
+                    )
+                }
+                Layer::Relu => match ops.last_mut() {
+                    Some(OpInfo {
+                        op: Op::Conv { relu, .. },
+                        ..
+                    }) if !*relu => {
+                        *relu = true;
+                        continue;
+                    }
+                    _ => {
+                        return Err(Error::Invalid(
+                            "a ReLU that does not follow a convolution cannot be trained".into(),
+                        ))
+                    }
+                },
+                Layer::MaxPool {
+                    kernel,
+                    stride,
+                    ceil,
+                } => (
+                    Op::MaxPool {
+                        kernel: *kernel,
+                        stride: *stride,
+                        ceil: *ceil,
+                    },
+                    [
+                        c,
+                        kernels::max_pool::out_size_rounded(h, *kernel, *stride, *ceil)?,
+                        kernels::max_pool::out_size_rounded(w, *kernel, *stride, *ceil)?,
+                    ],
+                ),
+                Layer::Lrn(l) => (Op::Lrn(*l), shape),
+                Layer::AdaptiveAvgPool { h: oh, w: ow } => {
+                    (Op::AvgPool { h: *oh, w: *ow }, [c, *oh, *ow])
+                }
+                other => {
+                    return Err(Error::Invalid(format!(
+                        "layer '{}' is not part of the convolutional part",
+                        other.describe()
+                    )))
+                }
+            };
+            if train.is_some() {
+                if let Op::MaxPool { ceil: true, .. } = op {
+                    return Err(Error::Invalid(
+                        "max pools rounding up (ceil mode, from an ONNX file) cannot be trained through yet".into(),
+                    ));
+                }
+            }
+            ops.push(OpInfo {
+                op,
+                input: shape,
+                output: out,
+            });
+            shape = out;
+        }
+        let len = |s: [usize; 3]| s.iter().product::<usize>();
+        let acts = ops
+            .iter()
+            .map(|o| storage_buffer(ctx, "activations", max_batch * len(o.output), hint))
+            .collect::<Result<Vec<_>>>()?;
+        let grads = match train {
+            Some(_) => ops
+                .iter()
+                .take(ops.len().saturating_sub(1))
+                .map(|o| {
+                    storage_buffer(ctx, "activation gradient", max_batch * len(o.output), hint)
+                })
+                .collect::<Result<Vec<_>>>()?,
+            None => Vec::new(),
+        };
+        let need = params
+            .iter()
+            .filter(|p| p.gemm)
+            .map(|p| {
+                Conv2dShape {
+                    batch: max_batch,
+                    ..p.shape
+                }
+                .im2col_words(Precision::F32)
+            })
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .max();
+        let scratch = match need {
+            Some(n) => {
+                let cap = (ctx.max_binding().min(IM2COL_MAX_BYTES) / 4) as usize;
+                Some(storage_buffer(ctx, "im2col", n.min(cap), hint)?)
+            }
+            None => None,
+        };
+        let direct = std::env::var("ALEXNET_CONV_BACKWARD").is_ok_and(|v| v == "direct");
+        let gemm_scratch = match train {
+            Some(_) if !direct && !params.is_empty() => {
+                let shapes: Vec<Conv2dShape> = params
+                    .iter()
+                    .map(|p| Conv2dShape {
+                        batch: max_batch,
+                        ..p.shape
+                    })
+                    .collect();
+                Some(ConvGemmScratch::new(ctx, &shapes)?)
+            }
+            _ => None,
+        };
+        Ok(ConvStack {
+            gemm_scratch,
+            ops,
+            params,
+            input: storage_buffer(ctx, "conv part input", max_batch * len(input), hint)?,
+            input_shape: input,
+            acts,
+            grads,
+            scratch,
+            max_batch,
+            fk,
+            tk: TrainKernels::new(ctx),
+            plans: HashMap::new(),
+        })
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.input_shape.iter().product()
+    }
+
+    pub fn output_shape(&self) -> [usize; 3] {
+        self.ops.last().map_or(self.input_shape, |o| o.output)
+    }
+
+    pub fn output_len(&self) -> usize {
+        self.output_shape().iter().product()
+    }
+
+    /// The last op's output (the input when there is no op).
+    pub fn output(&self) -> &wgpu::Buffer {
+        self.acts.last().unwrap_or(&self.input)
+    }
+
+    fn act_in(&self, i: usize) -> &wgpu::Buffer {
+        if i == 0 {
+            &self.input
+        } else {
+            &self.acts[i - 1]
+        }
+    }
+
+    /// The forward pass of `batch` rows of `input` into every op's output.
+    pub fn forward(&self, ctx: &GpuContext, batch: usize) -> Result<Vec<Dispatch>> {
+        let mut out = Vec::new();
+        for (i, o) in self.ops.iter().enumerate() {
+            let (x, y) = (self.act_in(i), &self.acts[i]);
+            let [c, h, w] = o.input;
+            match &o.op {
+                Op::Conv { conv, relu } => {
+                    let p = &self.params[*conv];
+                    let shape = Conv2dShape { batch, ..p.shape };
+                    match (&self.scratch, p.gemm) {
+                        (Some(scratch), true) => out.extend(conv2d::dispatch_gemm(
+                            ctx,
+                            &self.fk,
+                            Precision::F32,
+                            &shape,
+                            *relu,
+                            &p.weight,
+                            &p.bias,
+                            x,
+                            y,
+                            scratch,
+                        )?),
+                        _ => out.push(conv2d::dispatch(
+                            ctx,
+                            &self.fk.conv2d(),
+                            &shape,
+                            *relu,
+                            &p.weight,
+                            0,
+                            shape.out_c / shape.groups,
+                            &p.bias,
+                            x,
+                            y,
+                        )?),
+                    }
+                }
+                Op::MaxPool {
+                    kernel,
+                    stride,
+                    ceil,
+                } => out.push(kernels::max_pool::dispatch_rounded(
+                    ctx,
+                    &self.fk.max_pool(),
+                    batch * c,
+                    h,
+                    w,
+                    *kernel,
+                    *stride,
+                    *ceil,
+                    x,
+                    y,
+                )?),
+                Op::Lrn(l) => out.push(kernels::lrn::dispatch(
+                    ctx,
+                    &self.fk.lrn(),
+                    l,
+                    batch,
+                    c,
+                    h * w,
+                    x,
+                    y,
+                )?),
+                Op::AvgPool { h: oh, w: ow } => out.push(kernels::adaptive_avg_pool::dispatch(
+                    ctx,
+                    &self.fk.adaptive_avg_pool(),
+                    batch * c,
+                    h,
+                    w,
+                    *oh,
+                    *ow,
+                    x,
+                    y,
+                )?),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The backward pass of `batch` rows from `dy`, the gradient of the last op's output (it
+    /// is modified: the last convolution's ReLU is applied to it in place when the stack ends
+    /// in one): every convolution's weight and bias gradients, written.
+    pub fn backward(
+        &self,
+        ctx: &GpuContext,
+        batch: usize,
+        dy: &wgpu::Buffer,
+    ) -> Result<Vec<Dispatch>> {
+        if self.ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tk = &self.tk;
+        let mut out = Vec::new();
+        let last = self.ops.len() - 1;
+        for i in (0..=last).rev() {
+            let o = &self.ops[i];
+            let g_out = if i == last { dy } else { &self.grads[i] };
+            // The gradient of this op's input (none for the first op: the input is frozen).
+            let g_in = (i > 0).then(|| &self.grads[i - 1]);
+            let x = self.act_in(i);
+            let [c, h, w] = o.input;
+            match &o.op {
+                Op::Conv { conv, relu } => {
+                    let p = &self.params[*conv];
+                    let shape = Conv2dShape { batch, ..p.shape };
+                    let [oc, oh, ow] = o.output;
+                    if *relu {
+                        // The output is after the ReLU: positive exactly where its input was.
+                        out.push(relu_backward::dispatch(
+                            ctx,
+                            tk,
+                            batch * oc * oh * ow,
+                            &self.acts[i],
+                            g_out,
+                        )?);
+                    }
+                    let (Some(gw), Some(gb)) = (&p.grad_w, &p.grad_b) else {
+                        return Err(Error::Invalid(format!("{} is not trained", p.name)));
+                    };
+                    match &self.gemm_scratch {
+                        Some(gs) => {
+                            out.extend(conv_gemm_backward::grad_weight(
+                                ctx, tk, &self.fk, &shape, x, g_out, gw, gs,
+                            )?);
+                            out.push(conv_backward::grad_bias(ctx, tk, &shape, g_out, gb)?);
+                            if let Some(g_in) = g_in {
+                                out.extend(conv_gemm_backward::grad_input(
+                                    ctx, tk, &self.fk, &shape, &p.weight, g_out, g_in, gs,
+                                )?);
+                            }
+                        }
+                        None => {
+                            out.extend(conv_backward::grad_weight_bias(
+                                ctx, tk, &shape, false, x, g_out, gw, gb,
+                            )?);
+                            if let Some(g_in) = g_in {
+                                out.push(conv_backward::grad_input(
+                                    ctx, tk, &shape, &p.weight, g_out, g_in,
+                                )?);
+                            }
+                        }
+                    }
+                }
+                Op::MaxPool { kernel, stride, .. } => {
+                    if let Some(g_in) = g_in {
+                        out.push(pool_backward::max_pool(
+                            ctx,
+                            tk,
+                            batch * c,
+                            h,
+                            w,
+                            *kernel,
+                            *stride,
+                            x,
+                            g_out,
+                            g_in,
+                        )?);
+                    }
+                }
+                Op::Lrn(l) => {
+                    if let Some(g_in) = g_in {
+                        out.push(lrn_backward::dispatch(
+                            ctx,
+                            tk,
+                            l,
+                            batch,
+                            c,
+                            h * w,
+                            x,
+                            g_out,
+                            g_in,
+                        )?);
+                    }
+                }
+                Op::AvgPool { h: oh, w: ow } => {
+                    if let Some(g_in) = g_in {
+                        out.push(pool_backward::adaptive_avg_pool(
+                            ctx,
+                            tk,
+                            batch * c,
+                            h,
+                            w,
+                            *oh,
+                            *ow,
+                            g_out,
+                            g_in,
+                        )?);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs `batch` rows `x` forward and reads the output back (the frozen part's cache).
+    pub fn run(&mut self, ctx: &GpuContext, x: &[f32], batch: usize) -> Result<Vec<f32>> {
+        if batch == 0 || batch > self.max_batch || x.len() != batch * self.input_len() {
+            return Err(Error::Invalid(format!(
+                "{} values for {batch} rows of {} (at most {} rows)",
+                x.len(),
+                self.input_len(),
+                self.max_batch
+            )));
+        }
+        if self.ops.is_empty() {
+            return Ok(x.to_vec());
+        }
+        if !self.plans.contains_key(&batch) {
+            let plan = self.forward(ctx, batch)?;
+            self.plans.insert(batch, plan);
+        }
+        ctx.queue
+            .write_buffer(&self.input, 0, bytemuck::cast_slice(x));
+        kernels::run(ctx, &self.plans[&batch])?;
+        read_back_f32(ctx, self.output(), batch * self.output_len())
+    }
+
+    /// The convolutions' current values (OIHW).
+    pub fn read_convs(&self, ctx: &GpuContext) -> Result<Vec<ConvHost>> {
+        self.params
+            .iter()
+            .map(|p| {
+                let mut weight = read_back_f32(
+                    ctx,
+                    &p.weight,
+                    if p.gemm {
+                        p.shape.out_c * p.shape.kp()
+                    } else {
+                        p.shape.weight_len()
+                    },
+                )?;
+                if p.gemm && p.shape.k() != p.shape.kp() {
+                    let (k, kp) = (p.shape.k(), p.shape.kp());
+                    weight = weight
+                        .chunks_exact(kp)
+                        .flat_map(|r| r[..k].to_vec())
+                        .collect();
+                }
+                Ok(ConvHost {
+                    name: p.name.clone(),
+                    shape: p.shape,
+                    weight,
+                    bias: read_back_f32(ctx, &p.bias, p.shape.out_c)?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,316 @@
+//! A convolution's weight and input gradients as GEMMs on the forward pass's matmul
+//! (`kernels::gemm::dispatch`, `gemm.wgsl`: `C = A B^T` with K-contiguous operands), with the
+//! layout changes of `conv_gemm_backward.wgsl` around them:
+//!
+//! - weight gradient `dW = dY col^T` per group: A = dY as `[out_c][P]` (`dy_cn`), B = the patch
+//!   matrix transposed, `[K][P]` (`im2col_t`), contracted over the P = batch x output pixels
+//!   (padded to 4); chunks of K rows when the transposed patches pass the scratch cap;
+//! - input gradient `dX = col2im(dY^T W)` per group: A = dY as `[P][cout_g]` (`dy_nc`), B = W
+//!   as `[K][cout_g]` (`weight_t`, redone every step as W changes), contracted over the output
+//!   channels (padded to 4), into `dcol` `[P][K]`, which `col2im` gathers back onto the input
+//!   (no atomics); chunks of whole images.
+//!
+//! The bias gradient stays `conv_backward.wgsl`'s `grad_bias` (a sum over pixels). The direct
+//! loops of `conv_backward.rs` remain the reference-tested fallback (`ALEXNET_CONV_BACKWARD=direct`).
+
+use crate::error::{Error, Result};
+use crate::gpu::{storage_buffer, uniform_buffer, GpuContext};
+use crate::kernels::conv2d::Conv2dShape;
+use crate::kernels::gemm::{self, GemmOut};
+use crate::kernels::{grid_1d, Dispatch, Kernels, Precision};
+
+use super::TrainKernels;
+
+/// Mirrors `struct Params` in `conv_gemm_backward.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct ConvGemmParams {
+    pub batch: u32,
+    pub in_c: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub out_c: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub groups: u32,
+    pub kernel: u32,
+    pub stride: u32,
+    pub pad: u32,
+    pub p4: u32,
+    pub co4: u32,
+    pub k_start: u32,
+    pub k_count: u32,
+    pub img_start: u32,
+    pub img_count: u32,
+    pub _pad: [u32; 3],
+}
+
+/// Each scratch matrix is capped like the forward im2col (then the work goes in chunks).
+const SCRATCH_MAX_BYTES: u64 = 64 << 20;
+
+fn pad4(v: usize) -> usize {
+    v.div_ceil(4) * 4
+}
+
+struct Geometry {
+    hw: usize,
+    p4: usize,
+    k: usize,
+    cout_g: usize,
+    co4: usize,
+}
+
+fn geometry(s: &Conv2dShape) -> Result<Geometry> {
+    let (oh, ow) = s.out_hw()?;
+    let cout_g = s.out_c / s.groups;
+    Ok(Geometry {
+        hw: oh * ow,
+        p4: pad4(s.batch * oh * ow),
+        k: s.k(),
+        cout_g,
+        co4: pad4(cout_g),
+    })
+}
+
+/// Scratch buffers shared by the backward passes of several convolutions (one at a time).
+pub struct ConvGemmScratch {
+    dy_t: wgpu::Buffer,
+    col_t: wgpu::Buffer,
+    dy_n: wgpu::Buffer,
+    w_t: wgpu::Buffer,
+    dcol: wgpu::Buffer,
+    zeros: wgpu::Buffer,
+    /// f32 capacity of `col_t`, `dy_n` and `dcol`.
+    cap: usize,
+}
+
+impl ConvGemmScratch {
+    /// Big enough for every shape of `shapes` (at the largest batch they will run).
+    pub fn new(ctx: &GpuContext, shapes: &[Conv2dShape]) -> Result<Self> {
+        Self::with_cap(
+            ctx,
+            shapes,
+            (ctx.max_binding().min(SCRATCH_MAX_BYTES) / 4) as usize,
+        )
+    }
+
+    /// As [`ConvGemmScratch::new`] with the chunked matrices capped at `cap` f32 values (tests
+    /// force chunking with it).
+    pub fn with_cap(ctx: &GpuContext, shapes: &[Conv2dShape], cap: usize) -> Result<Self> {
+        let hint = "use a smaller batch";
+        let (mut dy_t, mut col_t, mut dy_n, mut w_t, mut dcol, mut zeros) = (1, 1, 1, 1, 1, 1);
+        for s in shapes {
+            let g = geometry(s)?;
+            dy_t = dy_t.max(s.out_c * g.p4);
+            col_t = col_t.max((s.groups * g.k * g.p4).min(cap));
+            dy_n = dy_n.max((s.groups * s.batch * g.hw * g.co4).min(cap));
+            w_t = w_t.max(s.groups * g.k * g.co4);
+            dcol = dcol.max((s.groups * s.batch * g.hw * g.k).min(cap));
+            zeros = zeros.max(g.k.max(s.out_c));
+        }
+        Ok(ConvGemmScratch {
+            dy_t: storage_buffer(ctx, "conv backward dY^T", dy_t, hint)?,
+            col_t: storage_buffer(ctx, "conv backward col^T", col_t, hint)?,
+            dy_n: storage_buffer(ctx, "conv backward dY rows", dy_n, hint)?,
+            w_t: storage_buffer(ctx, "conv backward W^T", w_t, hint)?,
+            dcol: storage_buffer(ctx, "conv backward dcol", dcol, hint)?,
+            zeros: storage_buffer(ctx, "zeros", zeros, hint)?,
+            cap,
+        })
+    }
+}
+
+fn params(s: &Conv2dShape, g: &Geometry) -> Result<ConvGemmParams> {
+    let (oh, ow) = s.out_hw()?;
+    Ok(ConvGemmParams {
+        batch: s.batch as u32,
+        in_c: s.in_c as u32,
+        in_h: s.in_h as u32,
+        in_w: s.in_w as u32,
+        out_c: s.out_c as u32,
+        out_h: oh as u32,
+        out_w: ow as u32,
+        groups: s.groups as u32,
+        kernel: s.kernel as u32,
+        stride: s.stride as u32,
+        pad: s.pad as u32,
+        p4: g.p4 as u32,
+        co4: g.co4 as u32,
+        ..Default::default()
+    })
+}
+
+fn glue(
+    ctx: &GpuContext,
+    tk: &TrainKernels,
+    entry: &'static str,
+    p: &ConvGemmParams,
+    total: usize,
+    src: &wgpu::Buffer,
+    dst: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let kernel = tk.conv_gemm_glue(entry);
+    let uniform = uniform_buffer(ctx, "conv gemm backward params", p);
+    Ok(Dispatch {
+        label: format!("conv backward {entry}"),
+        pipeline: kernel.pipeline.clone(),
+        bind_group: kernel.bind(ctx, &uniform, &[src, dst]),
+        workgroups: grid_1d(ctx, total, kernel.workgroup_size[0])?,
+        flops: 0.0,
+        _params: uniform,
+    })
+}
+
+/// `dw` (OIHW, written) of `shape` from the layer input `x` and `dy`.
+#[allow(clippy::too_many_arguments)]
+pub fn grad_weight(
+    ctx: &GpuContext,
+    tk: &TrainKernels,
+    fk: &Kernels,
+    shape: &Conv2dShape,
+    x: &wgpu::Buffer,
+    dy: &wgpu::Buffer,
+    dw: &wgpu::Buffer,
+    scratch: &ConvGemmScratch,
+) -> Result<Vec<Dispatch>> {
+    let g = geometry(shape)?;
+    let groups = shape.groups;
+    let mut p = params(shape, &g)?;
+    let rows = scratch.cap / (groups * g.p4);
+    if rows == 0 || scratch.dy_t.size() < (shape.out_c * g.p4 * 4) as u64 {
+        return Err(Error::Shape(format!(
+            "conv weight gradient: {} pixels do not fit the scratch buffers: use a smaller batch",
+            g.p4
+        )));
+    }
+    let mut out = vec![glue(
+        ctx,
+        tk,
+        "dy_cn",
+        &p,
+        shape.out_c * g.p4,
+        dy,
+        &scratch.dy_t,
+    )?];
+    let mut k_start = 0;
+    while k_start < g.k {
+        let k_count = rows.min(g.k - k_start);
+        p.k_start = k_start as u32;
+        p.k_count = k_count as u32;
+        out.push(glue(
+            ctx,
+            tk,
+            "im2col_t",
+            &p,
+            groups * k_count * g.p4,
+            x,
+            &scratch.col_t,
+        )?);
+        let mut d = gemm::dispatch(
+            ctx,
+            fk,
+            Precision::F32,
+            "conv grad weight (gemm)",
+            (g.cout_g, k_count, g.p4, groups),
+            (g.cout_g * g.p4 / 4, k_count * g.p4 / 4, g.cout_g),
+            GemmOut {
+                n_off: k_start,
+                hw: u32::MAX,
+                c_bstride: 0,
+                c_mstride: g.k,
+                bias_on_n: false,
+            },
+            false,
+            &scratch.dy_t,
+            &scratch.col_t,
+            &scratch.zeros,
+            dw,
+        )?;
+        d.flops = 2.0 * (shape.out_c * k_count * shape.batch * g.hw) as f64;
+        out.push(d);
+        k_start += k_count;
+    }
+    Ok(out)
+}
+
+/// `dx` (NCHW, written) of `shape` from the OIHW weights `w` and `dy`.
+#[allow(clippy::too_many_arguments)]
+pub fn grad_input(
+    ctx: &GpuContext,
+    tk: &TrainKernels,
+    fk: &Kernels,
+    shape: &Conv2dShape,
+    w: &wgpu::Buffer,
+    dy: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+    scratch: &ConvGemmScratch,
+) -> Result<Vec<Dispatch>> {
+    let g = geometry(shape)?;
+    let groups = shape.groups;
+    let mut p = params(shape, &g)?;
+    let per_image = groups * g.hw * g.k.max(g.co4);
+    let images = scratch.cap / per_image;
+    if images == 0 || scratch.w_t.size() < (groups * g.k * g.co4 * 4) as u64 {
+        return Err(Error::Shape(format!(
+            "conv input gradient: one image ({per_image} values) does not fit the scratch buffers"
+        )));
+    }
+    let mut out = vec![glue(
+        ctx,
+        tk,
+        "weight_t",
+        &p,
+        groups * g.k * g.co4,
+        w,
+        &scratch.w_t,
+    )?];
+    let mut img_start = 0;
+    while img_start < shape.batch {
+        let img_count = images.min(shape.batch - img_start);
+        let nc = img_count * g.hw;
+        p.img_start = img_start as u32;
+        p.img_count = img_count as u32;
+        out.push(glue(
+            ctx,
+            tk,
+            "dy_nc",
+            &p,
+            groups * nc * g.co4,
+            dy,
+            &scratch.dy_n,
+        )?);
+        let mut d = gemm::dispatch(
+            ctx,
+            fk,
+            Precision::F32,
+            "conv grad input (gemm)",
+            (nc, g.k, g.co4, groups),
+            (nc * g.co4 / 4, g.k * g.co4 / 4, nc),
+            GemmOut {
+                n_off: 0,
+                hw: u32::MAX,
+                c_bstride: 0,
+                c_mstride: g.k,
+                bias_on_n: true,
+            },
+            false,
+            &scratch.dy_n,
+            &scratch.w_t,
+            &scratch.zeros,
+            &scratch.dcol,
+        )?;
+        d.flops = 2.0 * (groups * nc * g.k * g.cout_g) as f64;
+        out.push(d);
+        out.push(glue(
+            ctx,
+            tk,
+            "col2im",
+            &p,
+            img_count * shape.in_c * shape.in_h * shape.in_w,
+            &scratch.dcol,
+            dx,
+        )?);
+        img_start += img_count;
+    }
+    Ok(out)
+}
