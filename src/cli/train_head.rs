@@ -9,14 +9,14 @@ use alexnet_wgpu::train::export::save_model;
 use alexnet_wgpu::train::init_head::load_init_head;
 use alexnet_wgpu::train::FitOutcome;
 use alexnet_wgpu::train::{
-    extract_pool5, fit, frozen_fc7, FeatureSet, FitOptions, HeadKind, HeadWeights, Keep, Metrics,
-    Optimizer, Schedule, TrainConfig,
+    extract_pool5_with, fit, frozen_fc7, FeatureSet, FitOptions, HeadKind, HeadWeights, Keep,
+    Metrics, Optimizer, Schedule, TrainConfig,
 };
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use super::features::bar;
-use super::{GpuArgs, ModelArgs};
+use super::{GpuArgs, LoadArgs, ModelArgs};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum OptimizerArg {
@@ -43,6 +43,8 @@ pub enum KeepArg {
 pub struct TrainHeadArgs {
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    load: LoadArgs,
     #[command(flatten)]
     gpu: GpuArgs,
     /// Training images: one sub-folder per class (class names = folder names, sorted).
@@ -208,13 +210,15 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         };
         let mut net = Network::new(&ctx, &backbone)?;
         let views = args.augment.unwrap_or(0);
+        let load = args.load.options();
         let mut run =
             |set: &ClassFolders, views: usize, what: &str| -> anyhow::Result<FeatureSet> {
                 let pb = bar(set.items.len(), what);
-                let ex = extract_pool5(
+                let ex = extract_pool5_with(
                     &mut net,
                     set,
                     &pre,
+                    load,
                     views,
                     args.seed,
                     args.extract_batch.max(1),

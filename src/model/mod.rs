@@ -11,6 +11,6 @@ pub mod reference;
 
 pub use arch::{Arch, Layer, LayerInfo, NetSpec, Shape, Widths};
 pub use naming::Scheme;
-pub use network::{Network, Output};
+pub use network::{Network, Output, Pending};
 pub use params::Weights;
 pub use profile::StepTiming;

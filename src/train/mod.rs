@@ -13,7 +13,9 @@ pub mod reference;
 pub mod schedule;
 pub mod trainer;
 
-pub use features::{extract_pool5, extract_pool5_with, frozen_fc7, Extraction, FeatureSet};
+pub use features::{
+    extract_pool5, extract_pool5_with, frozen_fc7, stream_pool5, Extraction, FeatureSet, PoolBatch,
+};
 pub use fit::{fit, EpochRecord, FitOptions, FitOutcome, Keep, Schedule, StepRecord};
 pub use head::{DenseHost, HeadKind, HeadWeights};
 pub use metrics::Metrics;
