@@ -240,3 +240,76 @@ fn feature_cache_views_stay_put_across_batch_sizes() {
     .unwrap();
     assert_eq!(firsts, [0, 3, 6, 9]);
 }
+
+fn alexnet(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_alexnet"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run alexnet")
+}
+
+/// `--timings` on `classify` and `features` reports both sides, their overlap and which one
+/// bounds the run (on lavapipe either can win, so only the form is checked); train-head's
+/// feature cache takes the same decoding options as classify.
+#[test]
+fn timings_say_which_side_bounds_the_run() {
+    let w = root().join("tests/fixtures/torchvision_small.npz");
+    let w = w.to_str().unwrap();
+    for args in [
+        vec![
+            "classify",
+            "--weights",
+            w,
+            "--batch",
+            "2",
+            "--timings",
+            "assets/images",
+        ],
+        vec![
+            "features",
+            "--weights",
+            w,
+            "--batch",
+            "2",
+            "--timings",
+            "--format",
+            "jsonl",
+            "assets/images",
+        ],
+    ] {
+        let o = alexnet(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{args:?}: {err}");
+        assert!(
+            err.contains("5 inputs in") && err.contains("3 batches"),
+            "{err}"
+        );
+        assert!(
+            err.contains("decode-bound: GPU idle") || err.contains("GPU-bound: decoders waited"),
+            "{err}"
+        );
+        assert!(
+            err.contains("GPU busy") && err.contains("overlapped"),
+            "{err}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.npz");
+    let data = root().join("tests/fixtures/train_data");
+    let o = alexnet(&[
+        "train-head",
+        "--weights",
+        w,
+        "--data",
+        data.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--exact-resize",
+        "--ignore-orientation",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(model.exists());
+}
