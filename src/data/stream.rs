@@ -229,6 +229,17 @@ fn compact(buf: &mut [f32], status: &[Result<()>], per_item: usize) -> usize {
     kept
 }
 
+/// The callback receiving each finished batch.
+pub type Emit<'e, T, O> = dyn FnMut(Done<'_, T, O>) -> Result<()> + 'e;
+
+/// A batch submitted to the GPU (or, with no good rows, not) and not yet handed over.
+struct InFlight<P> {
+    index: usize,
+    status: Vec<Result<()>>,
+    pending: Option<P>,
+    submitted: Instant,
+}
+
 /// Host buffers in rotation: one filled by the decoders while the other is uploaded.
 const HOST_BUFFERS: usize = 2;
 /// How often the GPU loop checks for finished batches while it waits for input (so a batch's
@@ -244,7 +255,7 @@ pub fn run<T: Sync, S: GpuStage>(
     shape: Shape,
     fill: &(dyn Fn(&T, &mut [f32]) -> Result<()> + Sync),
     stage: &mut S,
-    emit: &mut dyn FnMut(Done<'_, T, S::Out>) -> Result<()>,
+    emit: &mut Emit<'_, T, S::Out>,
 ) -> Result<PipeTimes> {
     let start = Instant::now();
     let batch = shape.batch.max(1);
@@ -282,19 +293,15 @@ pub fn run<T: Sync, S: GpuStage>(
             }
             (busy, waited)
         });
-        // (batch index, item status, submitted work, when submitted)
-        let mut in_flight: VecDeque<(usize, Vec<Result<()>>, Option<S::Pending>, Instant)> =
-            VecDeque::new();
+        let mut in_flight: VecDeque<InFlight<S::Pending>> = VecDeque::new();
         let mut gpu_free_at: Option<Instant> = None;
-        let mut finish_one = |stage: &mut S,
-                              (index, status, pending, submitted): (
-            usize,
-            Vec<Result<()>>,
-            Option<S::Pending>,
-            Instant,
-        ),
-                              gpu_s: &mut f64|
-         -> Result<()> {
+        let mut finish_one = |stage: &mut S, f: InFlight<S::Pending>, gpu_s: &mut f64| {
+            let InFlight {
+                index,
+                status,
+                pending,
+                submitted,
+            } = f;
             let out = match pending {
                 Some(p) => {
                     let (out, done) = stage.collect(p)?;
@@ -332,7 +339,12 @@ pub fn run<T: Sync, S: GpuStage>(
             } else {
                 None
             };
-            in_flight.push_back((d.index, d.status, pending, Instant::now()));
+            in_flight.push_back(InFlight {
+                index: d.index,
+                status: d.status,
+                pending,
+                submitted: Instant::now(),
+            });
             // The input was copied by the upload: the decoders may refill this buffer now.
             let _ = free_tx.send(d.buf);
             // Batch n+1 is queued behind batch n: read n back while n+1 runs.
