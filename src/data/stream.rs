@@ -334,6 +334,8 @@ pub fn run<T: Sync, S: GpuStage>(
             };
             input_wait += t.elapsed().as_secs_f64();
             let Some(d) = next else { break };
+            // Building a plan on a batch's first use (inside submit) counts as GPU-side time.
+            let submitted = Instant::now();
             let pending = if d.rows > 0 {
                 Some(stage.submit(&d.buf[..d.rows * shape.row_len], d.rows)?)
             } else {
@@ -343,7 +345,7 @@ pub fn run<T: Sync, S: GpuStage>(
                 index: d.index,
                 status: d.status,
                 pending,
-                submitted: Instant::now(),
+                submitted,
             });
             // The input was copied by the upload: the decoders may refill this buffer now.
             let _ = free_tx.send(d.buf);
