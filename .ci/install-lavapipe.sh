@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs Mesa's lavapipe (software Vulkan) from bookworm-backports (Mesa 25: its lavapipe runs
-# our GEMMs ~1.7x faster than bookworm's 22.3), falling back to the release suite.
+# our GEMMs ~1.7x faster than bookworm's 22.3), falling back to the release suite; and the
+# build tools for libjpeg-turbo (cmake, nasm).
 set -euo pipefail
 if [ -f /etc/debian_version ] && command -v apt-get >/dev/null; then
   if grep -q bookworm /etc/os-release 2>/dev/null && [ ! -f /etc/apt/sources.list.d/backports.sources ]; then
@@ -14,6 +15,8 @@ SRC
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # cmake + nasm build the vendored libjpeg-turbo of the `turbojpeg` crate (static, SIMD).
+  apt-get install -y -qq cmake nasm >/dev/null
   apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null \
     || apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
 fi

@@ -1,10 +1,11 @@
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use alexnet_wgpu::data::inputs::load_npy_batch;
-use alexnet_wgpu::data::{par_map, InputItem, InputSource, LoadOptions, Preprocess};
+use alexnet_wgpu::data::stream::{self, NetStage, PipeTimes, Shape};
+use alexnet_wgpu::data::{InputItem, InputSource, Preprocess};
 use alexnet_wgpu::labels;
 use alexnet_wgpu::model::Network;
 use alexnet_wgpu::shard::{hash_names, NpyWriter, PartPaths, RunIdentity};
@@ -56,7 +57,7 @@ pub struct ClassifyArgs {
     /// Weight storage on the GPU: f32, or f16 (half the memory; logits within ~1e-3 of f32).
     #[arg(long, default_value = "f32")]
     precision: alexnet_wgpu::kernels::Precision,
-    /// Print how the time split between decoding and GPU work.
+    /// Print how the time split between decoding and GPU work, and which one bounds the run.
     #[arg(long)]
     timings: bool,
     #[command(flatten)]
@@ -75,49 +76,22 @@ struct Row {
     features: Option<Vec<f32>>,
 }
 
-/// A preprocessed `[3, H, W]` tensor with its `[H, W]`.
-type Prepared = ([usize; 2], Vec<f32>);
-
-/// Preprocessed tensor for one input, or why it failed.
-fn prepare(
-    item: &InputItem,
-    pre: &Preprocess,
-    opts: LoadOptions,
-    npy_cache: &mut HashMap<PathBuf, ([usize; 4], Vec<f32>)>,
-) -> anyhow::Result<Prepared> {
-    match &item.source {
-        InputSource::Image(p) => {
-            let x = alexnet_wgpu::data::prepare(p, pre, opts)?;
-            Ok(([pre.crop, pre.crop], x))
-        }
-        InputSource::NpyItem(p, i) => {
-            if !npy_cache.contains_key(p) {
-                npy_cache.clear();
-                npy_cache.insert(p.clone(), load_npy_batch(p)?);
-            }
-            let ([_, c, h, w], data) = &npy_cache[p];
-            let len = c * h * w;
-            Ok(([*h, *w], data[i * len..(i + 1) * len].to_vec()))
+/// A stretch of consecutive inputs of one geometry, run as one pipeline: images (`None`),
+/// or the items of one `.npy` batch.
+fn runs(items: &[InputItem]) -> Vec<(std::ops::Range<usize>, Option<PathBuf>)> {
+    let key = |i: &InputItem| match &i.source {
+        InputSource::Image(_) => None,
+        InputSource::NpyItem(p, _) => Some(p.clone()),
+    };
+    let mut out: Vec<(std::ops::Range<usize>, Option<PathBuf>)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let k = key(item);
+        match out.last_mut() {
+            Some((r, last)) if *last == k => r.end = i + 1,
+            _ => out.push((i..i + 1, k)),
         }
     }
-}
-
-/// Decodes and preprocesses a chunk of images on all cores; `.npy` items are sliced serially.
-fn prepare_chunk(
-    chunk: &[InputItem],
-    pre: &Preprocess,
-    opts: LoadOptions,
-    npy_cache: &mut HashMap<PathBuf, ([usize; 4], Vec<f32>)>,
-) -> Vec<anyhow::Result<Prepared>> {
-    let images = par_map(chunk, |item| match item.source {
-        InputSource::Image(_) => Some(prepare(item, pre, opts, &mut HashMap::new())),
-        InputSource::NpyItem(..) => None,
-    });
-    chunk
-        .iter()
-        .zip(images)
-        .map(|(item, done)| done.unwrap_or_else(|| prepare(item, pre, opts, npy_cache)))
-        .collect()
+    out
 }
 
 fn top_k(probs: &[f32], logits: &[f32], k: usize) -> Vec<(usize, f32, f32)> {
@@ -239,93 +213,100 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
         )
         .expect("valid template"),
     );
-    let (mut decode_s, mut gpu_s) = (0f64, 0f64);
-    let wall = std::time::Instant::now();
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        // Decoding runs one batch ahead on CPU threads while the GPU works on the current one.
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let pre = &pre;
-        let items = &items;
-        let batch = args
-            .batch
-            .unwrap_or_else(|| alexnet_wgpu::kernels::default_batch(&ctx.info));
-        let opts = args.load.options();
-        scope.spawn(move || {
-            let mut npy_cache = HashMap::new();
-            for chunk in items.chunks(batch) {
-                let t = std::time::Instant::now();
-                let prepared = prepare_chunk(chunk, pre, opts, &mut npy_cache);
-                if tx
-                    .send((chunk, prepared, t.elapsed().as_secs_f64()))
-                    .is_err()
-                {
-                    break;
+    let opts = args.load.options();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut times = PipeTimes::default();
+    // An output error inside the pipeline's callback, returned as is after the run.
+    let mut sink_err: Option<anyhow::Error> = None;
+    for (range, npy) in runs(&items) {
+        let run_items = &items[range];
+        // A `.npy` batch is read once per run (collect_inputs checked it whole already).
+        let batch_data = npy
+            .as_ref()
+            .map(|p| load_npy_batch(p).map_err(|e| e.to_string()));
+        let (h, w) = match &batch_data {
+            Some(Ok(([_, _, h, w], _))) => (*h, *w),
+            _ => (pre.crop, pre.crop),
+        };
+        let row_len = 3 * h * w;
+        let fill = |item: &InputItem, out: &mut [f32]| -> alexnet_wgpu::Result<()> {
+            match (&item.source, &batch_data) {
+                (InputSource::Image(p), _) => {
+                    alexnet_wgpu::data::prepare_into(p, &pre, opts, out).map(|_| ())
                 }
+                (InputSource::NpyItem(_, i), Some(Ok((_, data)))) => {
+                    out.copy_from_slice(&data[i * row_len..(i + 1) * row_len]);
+                    Ok(())
+                }
+                (InputSource::NpyItem(p, _), Some(Err(e))) => Err(alexnet_wgpu::Error::Input {
+                    path: p.clone(),
+                    message: e.clone(),
+                }),
+                (InputSource::NpyItem(p, _), None) => Err(alexnet_wgpu::Error::Input {
+                    path: p.clone(),
+                    message: "not read".into(),
+                }),
             }
-        });
-        for (chunk, prepared, seconds) in rx {
-            decode_s += seconds;
-            // Run consecutive items of the same size together (an .npy batch may differ in size).
-            let mut pending: Vec<(usize, [usize; 2], Vec<f32>)> = Vec::new();
-            let mut results: Vec<Option<Result<Row, String>>> =
-                (0..chunk.len()).map(|_| None).collect();
-            for (i, r) in prepared.into_iter().enumerate() {
-                match r {
-                    Ok((hw, data)) => pending.push((i, hw, data)),
-                    Err(e) => {
-                        bar.suspend(|| eprintln!("error: {e:#}"));
-                        results[i] = Some(Err(format!("{e:#}")));
+        };
+        let shape = Shape {
+            batch: args
+                .batch
+                .unwrap_or_else(|| alexnet_wgpu::kernels::default_batch(&ctx.info)),
+            rows_per_item: 1,
+            row_len,
+            threads,
+        };
+        let mut stage = NetStage {
+            net: &mut net,
+            h,
+            w,
+            want_features,
+        };
+        let t = stream::run(run_items, shape, &fill, &mut stage, &mut |d| {
+            let mut rows = 0usize;
+            let results: Vec<Result<Row, String>> = d
+                .status
+                .iter()
+                .zip(d.items)
+                .map(|(st, item)| match st {
+                    Ok(()) => {
+                        let out = d.out.as_ref().expect("rows were run");
+                        let (j, c) = (rows, out.classes);
+                        rows += 1;
+                        let logits = out.logits[j * c..(j + 1) * c].to_vec();
+                        let probs = &out.probs[j * c..(j + 1) * c];
+                        Ok(Row {
+                            name: item.name(),
+                            top: top_k(probs, &logits, args.top),
+                            logits,
+                            features: out.features.as_ref().map(|f| {
+                                f[j * out.feature_len..(j + 1) * out.feature_len].to_vec()
+                            }),
+                        })
                     }
-                }
-            }
-            let mut start = 0;
-            while start < pending.len() {
-                let hw = pending[start].1;
-                let end = pending[start..]
-                    .iter()
-                    .position(|p| p.1 != hw)
-                    .map_or(pending.len(), |e| start + e);
-                let group = &pending[start..end];
-                let input: Vec<f32> = group.iter().flat_map(|p| p.2.iter().copied()).collect();
-                let t = std::time::Instant::now();
-                let out = net
-                    .forward(&input, group.len(), hw[0], hw[1], want_features)
-                    .with_context(|| format!("running {}", chunk[group[0].0].name()))?;
-                gpu_s += t.elapsed().as_secs_f64();
-                for (j, (i, _, _)) in group.iter().enumerate() {
-                    let c = out.classes;
-                    let logits = out.logits[j * c..(j + 1) * c].to_vec();
-                    let probs = &out.probs[j * c..(j + 1) * c];
-                    results[*i] = Some(Ok(Row {
-                        name: chunk[*i].name(),
-                        top: top_k(probs, &logits, args.top),
-                        logits,
-                        features: out
-                            .features
-                            .as_ref()
-                            .map(|f| f[j * out.feature_len..(j + 1) * out.feature_len].to_vec()),
-                    }));
-                }
-                start = end;
-            }
-            let results: Vec<Result<Row, String>> = results
-                .into_iter()
-                .map(|r| r.expect("every item has a result"))
+                    Err(e) => {
+                        bar.suspend(|| eprintln!("error: {e}"));
+                        Err(e.to_string())
+                    }
+                })
                 .collect();
-            bar.suspend(|| sink.batch(chunk, &results))?;
-            bar.inc(chunk.len() as u64);
+            if let Err(e) = bar.suspend(|| sink.batch(d.items, &results)) {
+                sink_err = Some(e);
+                return Err(alexnet_wgpu::Error::Invalid(
+                    "writing the results failed".into(),
+                ));
+            }
+            bar.inc(d.items.len() as u64);
+            Ok(())
+        });
+        if let Some(e) = sink_err.take() {
+            return Err(e);
         }
-        Ok(())
-    })?;
+        times.add(&t.context("running the network")?);
+    }
     bar.finish_and_clear();
     if args.timings {
-        let wall = wall.elapsed().as_secs_f64();
-        eprintln!(
-            "{} inputs in {wall:.2} s ({:.2} images/s): decoding+preprocessing {decode_s:.2} s on CPU threads, \
-             GPU forward passes {gpu_s:.2} s (the two overlap)",
-            items.len(),
-            items.len() as f64 / wall.max(1e-9)
-        );
+        eprintln!("{}", times.summary());
     }
 
     let (ok, failed) = (sink.ok, sink.failed);

@@ -1,7 +1,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use alexnet_wgpu::data::{par_map, prepare, ClassFolders, Preprocess};
+use alexnet_wgpu::data::stream::{self, NetStage, Shape};
+use alexnet_wgpu::data::{prepare_into, ClassFolders, Preprocess};
 use alexnet_wgpu::model::Network;
 use alexnet_wgpu::train::Metrics;
 use alexnet_wgpu::weights::meta::ModelMeta;
@@ -30,6 +31,9 @@ pub struct EvalArgs {
     format: Format,
     #[command(flatten)]
     load: LoadArgs,
+    /// Print how the time split between decoding and GPU work, and which one bounds the run.
+    #[arg(long)]
+    timings: bool,
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
@@ -64,28 +68,41 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let opts = args.load.options();
     let pb = super::features::bar(data.items.len(), "evaluating");
     let (mut logits, mut labels, mut failed) = (Vec::new(), Vec::new(), 0usize);
-    for chunk in data.items.chunks(args.batch.max(1)) {
-        let tensors = par_map(chunk, |(p, _)| prepare(p, &pre, opts));
-        let mut input = Vec::new();
-        for ((p, c), t) in chunk.iter().zip(tensors) {
-            match t {
-                Ok(t) => {
-                    input.extend(t);
-                    labels.push(map[*c]);
-                }
+    let fill = |(p, _): &(PathBuf, usize), out: &mut [f32]| -> alexnet_wgpu::Result<()> {
+        prepare_into(p, &pre, opts, out).map(|_| ())
+    };
+    let shape = Shape {
+        batch: args.batch.max(1),
+        rows_per_item: 1,
+        row_len: 3 * pre.crop * pre.crop,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let mut stage = NetStage {
+        net: &mut net,
+        h: pre.crop,
+        w: pre.crop,
+        want_features: false,
+    };
+    let times = stream::run(&data.items, shape, &fill, &mut stage, &mut |d| {
+        for ((p, c), st) in d.items.iter().zip(&d.status) {
+            match st {
+                Ok(()) => labels.push(map[*c]),
                 Err(e) => {
                     pb.suspend(|| eprintln!("warning: skipped {}: {e}", p.display()));
                     failed += 1;
                 }
             }
         }
-        let n = input.len() / (3 * pre.crop * pre.crop);
-        if n > 0 {
-            logits.extend(net.forward(&input, n, pre.crop, pre.crop, false)?.logits);
+        if let Some(out) = d.out {
+            logits.extend(out.logits);
         }
-        pb.inc(chunk.len() as u64);
-    }
+        pb.inc(d.items.len() as u64);
+        Ok(())
+    })?;
     pb.finish_and_clear();
+    if args.timings {
+        eprintln!("{}", times.summary());
+    }
     let metrics = Metrics::from_logits(&model_classes, &logits, &labels);
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&metrics)?),

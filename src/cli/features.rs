@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use alexnet_wgpu::data::{ClassFolders, InputSource, Preprocess};
 use alexnet_wgpu::model::Network;
 use alexnet_wgpu::shard::{hash_names, PartPaths, RunIdentity};
-use alexnet_wgpu::train::{extract_pool5_with, FeatureSet};
+use alexnet_wgpu::train::{stream_pool5, FeatureSet, PoolBatch};
 use alexnet_wgpu::weights::{write_npz, NpzEntry};
 use clap::{Args, ValueEnum};
 
@@ -46,6 +46,9 @@ pub struct FeaturesArgs {
     sharding: ShardArgs,
     #[command(flatten)]
     load: LoadArgs,
+    /// Print how the time split between decoding and GPU work, and which one bounds the run.
+    #[arg(long)]
+    timings: bool,
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
@@ -153,67 +156,83 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     let mut failed = 0usize;
     let pb = bar(items.len(), "features");
     let start = std::time::Instant::now();
-    for chunk in items.chunks(batch) {
-        let data = ClassFolders {
-            classes: classes.clone(),
-            items: chunk.to_vec(),
-        };
-        let ex = extract_pool5_with(
-            &mut net,
-            &data,
-            &pre,
-            args.load.options(),
-            0,
-            0,
-            batch,
-            &|_| {},
-        )?;
-        // Each input in order: the next row of the extraction, or its entry among the skipped.
-        let (mut row, mut skipped) = (0usize, ex.skipped.iter().peekable());
-        let stdout = std::io::stdout();
-        let mut stdout = std::io::BufWriter::new(stdout.lock());
-        for (path, label) in chunk {
-            let mut line = serde_json::json!({ "input": path.display().to_string() });
-            if labelled {
-                line["label"] = serde_json::json!(label);
-                line["class"] = serde_json::json!(classes[*label]);
-            }
-            let features = match skipped.peek() {
-                Some((p, e)) if p == path => {
-                    pb.suspend(|| eprintln!("warning: skipped {}: {e}", p.display()));
-                    line = serde_json::json!({ "input": path.display().to_string(), "error": e });
-                    failed += 1;
-                    skipped.next();
-                    None
+    let collect_all = args.out.is_some();
+    // An output error inside the pipeline's callback, returned as is after the run.
+    let mut write_err: Option<anyhow::Error> = None;
+    let times = stream_pool5(
+        &mut net,
+        &items,
+        &pre,
+        args.load.options(),
+        0,
+        0,
+        batch,
+        &mut |b: PoolBatch| {
+            let mut write = || -> anyhow::Result<()> {
+                // Each input in order: the next row of the batch, or why it failed.
+                let mut rows = b.features.chunks(dim.max(1));
+                let stdout = std::io::stdout();
+                let mut stdout = std::io::BufWriter::new(stdout.lock());
+                for ((path, label), st) in b.items.iter().zip(&b.status) {
+                    let mut line = serde_json::json!({ "input": path.display().to_string() });
+                    if labelled {
+                        line["label"] = serde_json::json!(label);
+                        line["class"] = serde_json::json!(classes[*label]);
+                    }
+                    let features = match st {
+                        Err(e) => {
+                            pb.suspend(|| eprintln!("warning: skipped {}: {e}", path.display()));
+                            line = serde_json::json!({
+                                "input": path.display().to_string(),
+                                "error": e.to_string(),
+                            });
+                            failed += 1;
+                            None
+                        }
+                        Ok(()) => rows.next(),
+                    };
+                    if let Some(out) = &mut out_part {
+                        out.jsonl.write_all(format!("{line}\n").as_bytes())?;
+                        if let (Some(f), Some(w)) = (features, out.array("features")) {
+                            w.push(f)?;
+                        }
+                    }
+                    if args.format == Some(FeaturesFormat::Jsonl) {
+                        if let Some(f) = features {
+                            line["features"] = serde_json::json!(f);
+                        }
+                        writeln!(stdout, "{line}")?;
+                    }
+                    if collect_all && features.is_some() {
+                        set.labels.push(*label);
+                        set.paths.push(path.display().to_string());
+                    }
                 }
-                _ => {
-                    row += 1;
-                    Some(ex.set.row(row - 1))
-                }
+                stdout.flush()?;
+                Ok(())
             };
-            if let Some(out) = &mut out_part {
-                out.jsonl.write_all(format!("{line}\n").as_bytes())?;
-                if let (Some(f), Some(w)) = (features, out.array("features")) {
-                    w.push(f)?;
-                }
+            if let Err(e) = write() {
+                write_err = Some(e);
+                return Err(alexnet_wgpu::Error::Invalid(
+                    "writing the features failed".into(),
+                ));
             }
-            if args.format == Some(FeaturesFormat::Jsonl) {
-                if let Some(f) = features {
-                    line["features"] = serde_json::json!(f);
-                }
-                writeln!(stdout, "{line}")?;
+            if collect_all {
+                set.features.extend_from_slice(b.features);
             }
-        }
-        stdout.flush()?;
-        if args.out.is_some() {
-            set.features.extend_from_slice(&ex.set.features);
-            set.labels.extend_from_slice(&ex.set.labels);
-            set.paths.extend(ex.set.paths);
-        }
-        pb.inc(chunk.len() as u64);
+            pb.inc(b.items.len() as u64);
+            Ok(())
+        },
+    );
+    if let Some(e) = write_err {
+        return Err(e);
     }
+    let times = times?;
     pb.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
+    if args.timings {
+        eprintln!("{}", times.summary());
+    }
     if let (Some(out), Some((paths, run))) = (out_part, &part) {
         let m = out.finish(run, range.start, range.len(), failed)?;
         sharding::report_part(&m, paths);

@@ -9,7 +9,7 @@ use alexnet_wgpu::train::export::save_model;
 use alexnet_wgpu::train::init_head::load_init_head;
 use alexnet_wgpu::train::FitOutcome;
 use alexnet_wgpu::train::{
-    check_readable, extract_frozen, extract_pool5, fit_rows, frozen_dense, frozen_fc7,
+    check_readable, extract_frozen, extract_pool5_with, fit_rows, frozen_dense, frozen_fc7,
     frozen_stack, Cached, FeatureSet, FitOptions, FreshViews, HeadKind, HeadWeights, Keep, Metrics,
     Optimizer, Schedule, SpillFile, TrainConfig, TrainRows,
 };
@@ -17,7 +17,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use super::features::bar;
-use super::{GpuArgs, ModelArgs};
+use super::{GpuArgs, LoadArgs, ModelArgs};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum OptimizerArg {
@@ -44,6 +44,8 @@ pub enum KeepArg {
 pub struct TrainHeadArgs {
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    load: LoadArgs,
     #[command(flatten)]
     gpu: GpuArgs,
     /// Training images: one sub-folder per class (class names = folder names, sorted).
@@ -247,6 +249,7 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         };
         let mut net = Network::new(&ctx, &backbone)?;
         let views = args.augment.unwrap_or(0);
+        let load = args.load.options();
         let out_dir = alexnet_wgpu::fsutil::parent_dir(&args.out);
         let budget = args.cache_budget_mb.saturating_mul(1 << 20);
         let mut run = |set: &ClassFolders,
@@ -264,7 +267,7 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
                         kind,
                         set,
                         &pre,
-                        Default::default(),
+                        load,
                         views,
                         args.seed,
                         args.extract_batch.max(1),
@@ -274,10 +277,11 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
                     file = f;
                     ex
                 }
-                _ => extract_pool5(
+                _ => extract_pool5_with(
                     &mut net,
                     set,
                     &pre,
+                    load,
                     views,
                     args.seed,
                     args.extract_batch.max(1),
@@ -311,21 +315,13 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         };
         let tr = if matches!(kind, HeadKind::Conv(_)) && views > 0 {
             // Fresh augmentations every epoch: nothing cached, the frozen part runs per step.
-            let (readable, bad) = check_readable(&train_set, &pre, Default::default());
+            let (readable, bad) = check_readable(&train_set, &pre, load);
             for (p, e) in &bad {
                 eprintln!("warning: skipped unreadable image {}: {e}", p.display());
             }
             fresh_skipped = bad.len();
             let stack = frozen_stack(&ctx, &backbone, kind, &pre, args.batch.max(1))?;
-            let fresh = FreshViews::new(
-                &ctx,
-                stack,
-                &readable,
-                views,
-                &pre,
-                Default::default(),
-                args.seed,
-            );
+            let fresh = FreshViews::new(&ctx, stack, &readable, views, &pre, load, args.seed);
             let set = fresh.labels(&readable.classes);
             eprintln!(
                 "training images: {} -> {views} fresh augmented views each per epoch, through the frozen layers at every step",

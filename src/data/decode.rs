@@ -1,7 +1,9 @@
-//! Decoding image files to 8-bit RGB, the way the input pipeline wants them: JPEGs at least
-//! four times the preset's resize target are decoded at a reduced DCT scale (1/2, 1/4 or 1/8,
-//! as PIL's `Image.draft()` does, but keeping at least twice the target), and the EXIF
-//! orientation is applied unless asked not to.
+//! Decoding image files to 8-bit RGB, the way the input pipeline wants them: 8-bit RGB and
+//! grey JPEGs go through libjpeg-turbo (`turbojpeg`), and those at least four times the
+//! preset's resize target are decoded at a reduced DCT scale (1/2, 1/4 or 1/8, as PIL's
+//! `Image.draft()` does, but keeping at least twice the target); the EXIF orientation is
+//! applied unless asked not to. What libjpeg-turbo refuses falls back to jpeg-decoder's scaled
+//! decode, then to `image`, which also takes every other format and colour type.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -57,18 +59,21 @@ fn swaps_axes(o: Orientation) -> bool {
 pub fn decode(path: &Path, pre: &Preprocess, opts: LoadOptions) -> Result<Decoded> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     if !opts.exact && bytes.starts_with(&[0xFF, 0xD8]) {
-        // Anything jpeg-decoder does not take (or fails on) goes the general way below,
+        // Anything the fast path does not take (or fails on) goes the general way below,
         // which then reports its own error.
-        if let Some(d) = decode_jpeg_reduced(&bytes, pre, opts) {
+        if let Some(d) = decode_jpeg_fast(&bytes, pre, opts) {
             return Ok(d);
         }
     }
     decode_any(path, &bytes, opts)
 }
 
-/// The reduced-scale JPEG path, or `None` when it does not apply (small image, CMYK or
-/// 16-bit data, a file jpeg-decoder cannot read).
-fn decode_jpeg_reduced(bytes: &[u8], pre: &Preprocess, opts: LoadOptions) -> Option<Decoded> {
+/// The fast JPEG path: libjpeg-turbo, at a reduced DCT scale when the image is large enough,
+/// with jpeg-decoder's scaled decode as its fallback. `None` when it does not apply (CMYK or
+/// 16-bit data, a file neither can read).
+fn decode_jpeg_fast(bytes: &[u8], pre: &Preprocess, opts: LoadOptions) -> Option<Decoded> {
+    // jpeg-decoder reads the markers up to the first scan (microseconds): size, colour type
+    // and the EXIF block, which turbojpeg does not expose.
     let mut dec = jpeg_decoder::Decoder::new(bytes);
     dec.read_info().ok()?;
     let info = dec.info()?;
@@ -93,22 +98,15 @@ fn decode_jpeg_reduced(bytes: &[u8], pre: &Preprocess, opts: LoadOptions) -> Opt
     let (tw, th) = resize_target(vw, vh, pre);
     // Decode to at least twice the target, not just the target as PIL's draft() does: the
     // antialiased resize then averages over the reduced IDCT's block structure (measured on
-    // 12 MP photos: logits 2.7 % from PIL's exact pipeline at 1/8, see the README).
+    // 12 MP photos against PIL's exact pipeline: libjpeg-turbo's 1/8, i.e. PIL's draft(), is
+    // 0.6 grey levels mean, 1/4 0.23; jpeg-decoder's 1/8 moved logits 2.7 %; see the README).
     let a = reduce_factor(vw, vh, 2 * tw, 2 * th);
-    if a == 1 {
-        return None;
-    }
-    let a = a as usize;
-    dec.scale(w.div_ceil(a) as u16, h.div_ceil(a) as u16).ok()?;
-    let pixels = dec.decode().ok()?;
-    let info = dec.info()?;
-    let (ow, oh) = (info.width as u32, info.height as u32);
-    let rgb = if grey {
-        pixels.iter().flat_map(|&v| [v, v, v]).collect()
-    } else {
-        pixels
+    let image = match decode_turbo(bytes, a as usize) {
+        Some(image) => image,
+        // Full resolution: `image` (zune-jpeg) is faster than jpeg-decoder there.
+        None if a == 1 => return None,
+        None => decode_jpeg_decoder_scaled(dec, w, h, a as usize, grey)?,
     };
-    let image = RgbImage::from_raw(ow, oh, rgb)?;
     let image = if orientation == Orientation::NoTransforms {
         image
     } else {
@@ -116,10 +114,47 @@ fn decode_jpeg_reduced(bytes: &[u8], pre: &Preprocess, opts: LoadOptions) -> Opt
         d.apply_orientation(orientation);
         d.into_rgb8()
     };
-    Some(Decoded {
-        image,
-        scale: a as u32,
-    })
+    Some(Decoded { image, scale: a })
+}
+
+/// libjpeg-turbo's decode at 1/`a` scale (`a` in 1, 2, 4, 8) straight into RGB (grey JPEGs
+/// are replicated by libjpeg-turbo's colour converter). Its defaults are PIL's: the accurate
+/// integer IDCT and "fancy" (triangle) chroma upsampling.
+fn decode_turbo(bytes: &[u8], a: usize) -> Option<RgbImage> {
+    let mut d = turbojpeg::Decompressor::new().ok()?;
+    let factor = turbojpeg::ScalingFactor::new(1, a);
+    d.set_scaling_factor(factor).ok()?;
+    let header = d.read_header(bytes).ok()?.scaled(factor);
+    let (w, h) = (header.width, header.height);
+    let mut pixels = vec![0u8; w.checked_mul(h)?.checked_mul(3)?];
+    let out = turbojpeg::Image {
+        pixels: &mut pixels[..],
+        width: w,
+        pitch: w * 3,
+        height: h,
+        format: turbojpeg::PixelFormat::RGB,
+    };
+    d.decompress(bytes, out).ok()?;
+    RgbImage::from_raw(u32::try_from(w).ok()?, u32::try_from(h).ok()?, pixels)
+}
+
+/// jpeg-decoder's scaled IDCT, for what libjpeg-turbo refuses.
+fn decode_jpeg_decoder_scaled(
+    mut dec: jpeg_decoder::Decoder<&[u8]>,
+    w: usize,
+    h: usize,
+    a: usize,
+    grey: bool,
+) -> Option<RgbImage> {
+    dec.scale(w.div_ceil(a) as u16, h.div_ceil(a) as u16).ok()?;
+    let pixels = dec.decode().ok()?;
+    let info = dec.info()?;
+    let rgb = if grey {
+        pixels.iter().flat_map(|&v| [v, v, v]).collect()
+    } else {
+        pixels
+    };
+    RgbImage::from_raw(info.width as u32, info.height as u32, rgb)
 }
 
 /// Any format and colour type `image` supports, at full resolution, into 8-bit RGB (alpha

@@ -6,6 +6,7 @@ pub mod inputs;
 pub mod pipeline;
 pub mod preprocess;
 pub mod resize;
+pub mod stream;
 
 pub use decode::LoadOptions;
 pub use folder::ClassFolders;

@@ -3,7 +3,6 @@
 //! host buffer.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use image::imageops::FilterType;
@@ -105,44 +104,7 @@ impl Loader {
         paths: &[P],
         buf: &mut Vec<f32>,
     ) -> Vec<Result<StageTimes>> {
-        let len = self.item_len();
-        buf.resize(paths.len() * len, 0.0);
-        let slots: Vec<std::sync::Mutex<&mut [f32]>> =
-            buf.chunks_mut(len).map(std::sync::Mutex::new).collect();
-        let next = AtomicUsize::new(0);
-        let work = || {
-            let mut done = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= paths.len() {
-                    break done;
-                }
-                let mut slot = slots[i].lock().unwrap_or_else(|e| e.into_inner());
-                done.push((
-                    i,
-                    prepare_into(paths[i].as_ref(), &self.pre, self.opts, &mut slot),
-                ));
-            }
-        };
-        let threads = self.threads.clamp(1, paths.len().max(1));
-        let mut results: Vec<Option<Result<StageTimes>>> = (0..paths.len()).map(|_| None).collect();
-        let finished: Vec<(usize, Result<StageTimes>)> = if threads == 1 {
-            work()
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().expect("decoding thread panicked"))
-                    .collect()
-            })
-        };
-        for (i, r) in finished {
-            results[i] = Some(r);
-        }
-        results
-            .into_iter()
-            .map(|r| r.expect("every item was taken by a thread"))
-            .collect()
+        let fill = |p: &P, out: &mut [f32]| prepare_into(p.as_ref(), &self.pre, self.opts, out);
+        super::stream::fill_parallel(paths, self.item_len(), self.threads, buf, &fill)
     }
 }

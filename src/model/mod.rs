@@ -12,6 +12,6 @@ pub mod tune;
 
 pub use arch::{Arch, Layer, LayerInfo, NetSpec, Shape, Widths};
 pub use naming::Scheme;
-pub use network::{Network, Output};
+pub use network::{Network, Output, Pending};
 pub use params::Weights;
 pub use profile::StepTiming;

@@ -2,6 +2,8 @@
 //! per input geometry, every batch recorded into one command encoder.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use super::dense::GpuDense;
 use super::Weights;
@@ -61,8 +63,11 @@ pub struct Plan {
     logits: wgpu::Buffer,
     probs: wgpu::Buffer,
     features: Option<wgpu::Buffer>,
-    /// Mappable copy of `[logits | probabilities | features]`, reused by every batch.
-    staging: wgpu::Buffer,
+    /// Mappable copies of `[logits | probabilities | features]` not in use by a submitted
+    /// batch: one per batch in flight (two when the next batch is submitted before the
+    /// previous one is read back), reused by every batch after.
+    staging: Vec<wgpu::Buffer>,
+    staging_bytes: u64,
     /// `(op label, dispatches)` in execution order.
     pub steps: Vec<(String, Vec<Dispatch>)>,
     input_len: usize,
@@ -454,26 +459,21 @@ impl<'a> Network<'a> {
             )?],
         ));
         let feature_len = self.feature_len().unwrap_or(0);
-        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("read-back"),
-            size: (4 * batch * (2 * classes + feature_len)).max(4) as u64,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
         Ok(Plan {
             batch,
             input,
             logits,
             probs,
             features,
-            staging,
+            staging: Vec::new(),
+            staging_bytes: (4 * batch * (2 * classes + feature_len)).max(4) as u64,
             steps,
             input_len,
         })
     }
 
     /// Runs `batch` images (`[batch, 3, h, w]`, row-major) and reads back logits, probabilities
-    /// and (when asked) the flattened features.
+    /// and (when asked) the flattened features: [`Network::submit`] then [`Network::collect`].
     pub fn forward(
         &mut self,
         input: &[f32],
@@ -482,21 +482,63 @@ impl<'a> Network<'a> {
         w: usize,
         want_features: bool,
     ) -> Result<Output> {
-        // A batch whose buffers would pass the adapter's binding limit runs as sub-batches
-        // that fit (the largest the limit allows), their outputs concatenated.
+        let pending = self.submit(input, batch, h, w, want_features)?;
+        Ok(self.collect(pending)?.0)
+    }
+
+    /// Uploads `batch` images and submits their forward pass without waiting for it: the
+    /// caller decodes (and submits) the next batch while this one runs, then reads this one
+    /// back with [`Network::collect`]. The input is copied out of `input` before this returns
+    /// (`queue.write_buffer` stages it, and the queue orders the copy after every pass already
+    /// submitted, so overwriting the device input buffer of a batch still running is safe), so
+    /// the host buffer can be refilled at once. A batch whose buffers would pass the adapter's
+    /// binding limit is submitted as sub-batches that fit (the largest the limit allows),
+    /// their outputs concatenated by `collect`.
+    pub fn submit(
+        &mut self,
+        input: &[f32],
+        batch: usize,
+        h: usize,
+        w: usize,
+        want_features: bool,
+    ) -> Result<Pending> {
         let sub = self.fitting_batch(batch, h, w)?;
-        if sub == batch {
-            return self.forward_whole(input, batch, h, w, want_features);
-        }
         let per_image = input.len() / batch.max(1);
+        let mut pieces = Vec::new();
+        if sub == batch {
+            pieces.push(self.submit_whole(input, batch, h, w, want_features)?);
+        } else {
+            for chunk in input.chunks(sub * per_image.max(1)) {
+                let n = chunk.len() / per_image.max(1);
+                pieces.push(self.submit_whole(chunk, n, h, w, want_features)?);
+            }
+        }
+        Ok(Pending {
+            pieces,
+            want_features,
+        })
+    }
+
+    /// Checks, without blocking, which submitted batches have finished (their read-back
+    /// callbacks record when).
+    pub fn poll(&self) {
+        let _ = self.ctx.device.poll(wgpu::PollType::Poll);
+    }
+
+    /// Waits for a submitted batch and reads it back; also returns when the GPU was seen to
+    /// finish it (the read-back callback's time: exact while waiting here, within the
+    /// caller's [`Network::poll`] interval otherwise).
+    pub fn collect(&mut self, pending: Pending) -> Result<(Output, Instant)> {
         let mut out = Output {
             classes: self.classes,
             feature_len: self.feature_len().unwrap_or(0),
-            features: want_features.then(Vec::new),
+            features: pending.want_features.then(Vec::new),
             ..Default::default()
         };
-        for chunk in input.chunks(sub * per_image) {
-            let part = self.forward_whole(chunk, chunk.len() / per_image, h, w, want_features)?;
+        let mut finished = None;
+        for piece in pending.pieces {
+            let (part, at) = self.collect_piece(piece)?;
+            finished = Some(finished.map_or(at, |f: Instant| f.max(at)));
             out.batch += part.batch;
             out.logits.extend(part.logits);
             out.probs.extend(part.probs);
@@ -506,7 +548,7 @@ impl<'a> Network<'a> {
                 _ => {}
             }
         }
-        Ok(out)
+        Ok((out, finished.unwrap_or_else(Instant::now)))
     }
 
     /// The largest batch up to `batch` whose plan fits the adapter's binding limit (every
@@ -526,18 +568,22 @@ impl<'a> Network<'a> {
         }
     }
 
-    fn forward_whole(
+    fn submit_whole(
         &mut self,
         input: &[f32],
         batch: usize,
         h: usize,
         w: usize,
         want_features: bool,
-    ) -> Result<Output> {
+    ) -> Result<Piece> {
         let classes = self.classes;
         let feature_len = self.feature_len().unwrap_or(0);
         let ctx = self.ctx;
-        let plan = self.plan(batch, h, w)?;
+        self.plan(batch, h, w)?;
+        let plan = self
+            .plans
+            .get_mut(&(batch, h, w))
+            .expect("plan built above");
         if input.len() != plan.input_len {
             return Err(Error::Shape(format!(
                 "input holds {} values, expected {batch} x 3 x {h} x {w} = {}",
@@ -545,6 +591,14 @@ impl<'a> Network<'a> {
                 plan.input_len
             )));
         }
+        let staging = plan.staging.pop().unwrap_or_else(|| {
+            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("read-back"),
+                size: plan.staging_bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
         ctx.queue
             .write_buffer(&plan.input, 0, bytemuck::cast_slice(input));
         let mut encoder = ctx
@@ -565,14 +619,14 @@ impl<'a> Network<'a> {
         }
         let n = batch * classes;
         let bytes = |floats: usize| (floats * 4) as u64;
-        encoder.copy_buffer_to_buffer(&plan.logits, 0, &plan.staging, 0, bytes(n));
-        encoder.copy_buffer_to_buffer(&plan.probs, 0, &plan.staging, bytes(n), bytes(n));
+        encoder.copy_buffer_to_buffer(&plan.logits, 0, &staging, 0, bytes(n));
+        encoder.copy_buffer_to_buffer(&plan.probs, 0, &staging, bytes(n), bytes(n));
         let feat_len = match (&plan.features, want_features) {
             (Some(f), true) if feature_len > 0 => {
                 encoder.copy_buffer_to_buffer(
                     f,
                     0,
-                    &plan.staging,
+                    &staging,
                     bytes(2 * n),
                     bytes(batch * feature_len),
                 );
@@ -580,20 +634,96 @@ impl<'a> Network<'a> {
             }
             _ => 0,
         };
-        ctx.queue.submit([encoder.finish()]);
-        let mut all = crate::gpu::map_staging(ctx, &plan.staging, 2 * n + feat_len)?;
-        let features = (feat_len > 0).then(|| all.split_off(2 * n));
-        let probs = all.split_off(n);
-        let logits = all;
-        Ok(Output {
+        let submission = ctx.queue.submit([encoder.finish()]);
+        // Mapping is requested now; the callback runs (from a poll) once the pass is done.
+        let done: MapDone = Arc::new(Mutex::new(None));
+        let flag = done.clone();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            *flag.lock().unwrap_or_else(|e| e.into_inner()) = Some((r, Instant::now()));
+        });
+        Ok(Piece {
+            key: (batch, h, w),
             batch,
-            logits,
-            probs,
-            features,
-            classes,
-            feature_len,
+            staging,
+            floats: 2 * n + feat_len,
+            submission,
+            done,
         })
     }
+
+    fn collect_piece(&mut self, piece: Piece) -> Result<(Output, Instant)> {
+        let classes = self.classes;
+        let feature_len = self.feature_len().unwrap_or(0);
+        self.ctx
+            .device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(piece.submission.clone()),
+                timeout: None,
+            })
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+        let state = piece.done.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let at = match state {
+            Some((Ok(()), at)) => at,
+            Some((Err(e), _)) => {
+                return Err(Error::Gpu(format!("mapping the read-back buffer: {e}")))
+            }
+            None => return Err(Error::Gpu("read-back callback lost".into())),
+        };
+        let mut all = {
+            let view = piece
+                .staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| Error::Gpu(format!("mapping the read-back buffer: {e}")))?;
+            bytemuck::cast_slice::<u8, f32>(&view)[..piece.floats].to_vec()
+        };
+        piece.staging.unmap();
+        if let Some(plan) = self.plans.get_mut(&piece.key) {
+            plan.staging.push(piece.staging);
+        }
+        let n = piece.batch * classes;
+        let features = (piece.floats > 2 * n).then(|| all.split_off(2 * n));
+        let probs = all.split_off(n);
+        Ok((
+            Output {
+                batch: piece.batch,
+                logits: all,
+                probs,
+                features,
+                classes,
+                feature_len,
+            },
+            at,
+        ))
+    }
+}
+
+/// Set by a read-back buffer's map callback: the result and when it ran.
+type MapDone = Arc<Mutex<Option<(std::result::Result<(), wgpu::BufferAsyncError>, Instant)>>>;
+
+/// A batch submitted by [`Network::submit`], to be read back by [`Network::collect`].
+pub struct Pending {
+    pieces: Vec<Piece>,
+    want_features: bool,
+}
+
+impl Pending {
+    /// Whether the GPU has finished every part of this batch (as of the last poll).
+    pub fn is_done(&self) -> bool {
+        self.pieces
+            .iter()
+            .all(|p| p.done.lock().is_ok_and(|d| d.is_some()))
+    }
+}
+
+/// One submitted (sub-)batch: its plan, its read-back buffer and the map callback's flag.
+struct Piece {
+    key: (usize, usize, usize),
+    batch: usize,
+    staging: wgpu::Buffer,
+    floats: usize,
+    submission: wgpu::SubmissionIndex,
+    done: MapDone,
 }
 
 /// Largest im2col scratch buffer a plan allocates; larger convolutions run in pixel chunks.

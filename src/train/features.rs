@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use rand::SeedableRng;
 
-use crate::data::{augment, load_view, par_map, prepare, ClassFolders, LoadOptions, Preprocess};
+use crate::data::stream::{self, NetStage, PipeTimes, Shape};
+use crate::data::{
+    augment, load_view, par_map, prepare, prepare_into, ClassFolders, LoadOptions, Preprocess,
+};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::model::{Network, Weights};
@@ -172,24 +175,48 @@ pub fn extract_pool5_with(
     batch: usize,
     on_progress: &dyn Fn(usize),
 ) -> Result<Extraction> {
+    let start = std::time::Instant::now();
     let dim = net
         .feature_len()
         .ok_or_else(|| Error::Invalid("the network has no flatten layer".into()))?;
-    let crop = pre.crop;
-    extract_rows(
-        data,
+    let mut set = FeatureSet {
+        dim,
+        classes: data.classes.clone(),
+        ..Default::default()
+    };
+    let mut skipped = Vec::new();
+    let per_image = views.max(1);
+    stream_pool5(
+        net,
+        &data.items,
         pre,
         opts,
         views,
         seed,
         batch,
-        dim,
-        on_progress,
-        &mut |input, rows| {
-            let out = net.forward(input, rows, crop, crop, true)?;
-            Ok(out.features.expect("features requested"))
+        &mut |b: PoolBatch| {
+            for ((path, label), st) in b.items.iter().zip(b.status) {
+                match st {
+                    Ok(()) => {
+                        for _ in 0..per_image {
+                            set.labels.push(*label);
+                            set.paths.push(path.display().to_string());
+                        }
+                    }
+                    Err(e) => skipped.push((path.clone(), e.to_string())),
+                }
+            }
+            set.features.extend_from_slice(b.features);
+            on_progress(b.first + b.items.len());
+            Ok(())
         },
-    )
+    )?;
+    Ok(Extraction {
+        set,
+        skipped,
+        seconds: start.elapsed().as_secs_f64(),
+        images: data.items.len(),
+    })
 }
 
 /// The decode size augmentation crops from: random crops take a quarter of the area or more,
@@ -275,6 +302,79 @@ pub(crate) fn extract_rows(
         skipped,
         seconds: start.elapsed().as_secs_f64(),
         images: data.items.len(),
+    })
+}
+
+/// One batch of [`stream_pool5`]: the items, each one's status (`Ok`: its rows are in
+/// `features`, `views.max(1)` each, in order), and the features of the good ones.
+pub struct PoolBatch<'i, 'f> {
+    pub first: usize,
+    pub items: &'i [(PathBuf, usize)],
+    pub status: Vec<Result<()>>,
+    pub features: &'f [f32],
+}
+
+/// Runs the frozen backbone over `items` through the pipelined loader (decoding on all cores
+/// overlapping the GPU, [`crate::data::stream`]): one row per image (centre crop) when
+/// `views == 0`, else `views` augmented rows per image, about `batch` rows per forward pass.
+/// Each batch goes to `emit` in order as soon as it is read back.
+#[allow(clippy::too_many_arguments)]
+pub fn stream_pool5(
+    net: &mut Network,
+    items: &[(PathBuf, usize)],
+    pre: &Preprocess,
+    opts: LoadOptions,
+    views: usize,
+    seed: u64,
+    batch: usize,
+    emit: &mut dyn FnMut(PoolBatch) -> Result<()>,
+) -> Result<PipeTimes> {
+    let dim = net
+        .feature_len()
+        .ok_or_else(|| Error::Invalid("the network has no flatten layer".into()))?;
+    let per_image = views.max(1);
+    let row_len = 3 * pre.crop * pre.crop;
+    let wide = wide_preprocess(pre);
+    let fill = |(path, _): &(PathBuf, usize), out: &mut [f32]| -> Result<()> {
+        if views == 0 {
+            prepare_into(path, pre, opts, out)?;
+            return Ok(());
+        }
+        let img = load_view(path, &wide, opts)?;
+        // A per-image generator: the same views whatever the batching or thread count.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(augment_seed(path, seed));
+        for dst in out.chunks_mut(row_len) {
+            dst.copy_from_slice(&augment(&img, pre, &mut rng));
+        }
+        Ok(())
+    };
+    let shape = Shape {
+        batch: (batch / per_image).max(1),
+        rows_per_item: per_image,
+        row_len,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let mut stage = NetStage {
+        net,
+        h: pre.crop,
+        w: pre.crop,
+        want_features: true,
+    };
+    stream::run(items, shape, &fill, &mut stage, &mut |d| {
+        let features = match &d.out {
+            Some(out) => out
+                .features
+                .as_deref()
+                .ok_or_else(|| Error::Invalid("the network returned no features".into()))?,
+            None => &[],
+        };
+        debug_assert_eq!(features.len() % dim.max(1), 0);
+        emit(PoolBatch {
+            first: d.first,
+            items: d.items,
+            status: d.status,
+            features,
+        })
     })
 }
 

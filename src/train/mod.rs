@@ -16,7 +16,9 @@ pub mod rows;
 pub mod schedule;
 pub mod trainer;
 
-pub use features::{extract_pool5, extract_pool5_with, frozen_fc7, Extraction, FeatureSet};
+pub use features::{
+    extract_pool5, extract_pool5_with, frozen_fc7, stream_pool5, Extraction, FeatureSet, PoolBatch,
+};
 pub use fit::{fit, fit_rows, EpochRecord, FitOptions, FitOutcome, Keep, Schedule, StepRecord};
 pub use frozen::{extract_frozen, frozen_dense, frozen_stack};
 pub use head::{ConvHost, ConvPart, DenseHost, HeadKind, HeadWeights};

@@ -1,0 +1,315 @@
+//! The pipelined input path (`data::stream`: decoding on all cores into two reused host
+//! buffers, batch n+1 submitted before batch n is read back) against the sequential path
+//! (decode a batch, `Network::forward`, wait, next batch) on real images and the small
+//! torchvision network: the same rows in the same order, bit for bit (the same plan runs the
+//! same kernels on the same inputs; only the scheduling differs), across batch boundaries, a
+//! partial last batch, sub-batches under a lowered binding limit, a broken image mid-stream
+//! and augmented views. The scheduler's order of submissions and read-backs (the overlap
+//! itself) is unit-tested with a fake GPU in src/data/stream.rs.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use alexnet_wgpu::data::stream::{self, NetStage, Shape};
+use alexnet_wgpu::data::{prepare, prepare_into, ClassFolders, LoadOptions, Preprocess};
+use alexnet_wgpu::gpu::GpuContext;
+use alexnet_wgpu::model::{Network, Weights};
+use alexnet_wgpu::train::{extract_pool5_with, stream_pool5, PoolBatch};
+use common::ctx;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn weights() -> Weights {
+    Weights::load(&root().join("tests/fixtures/torchvision_small.npz"), None).unwrap()
+}
+
+/// 11 inputs: the repository's images (small, large, EXIF-rotated, CMYK, PNG), a broken file
+/// at index 5, and repeats; with batch 4 that is 4 + 4 + 3 (a partial last batch).
+fn inputs(dir: &Path) -> Vec<PathBuf> {
+    let broken = dir.join("broken.jpg");
+    std::fs::write(&broken, b"not a jpeg at all").unwrap();
+    let a = |p: &str| root().join(p);
+    vec![
+        a("assets/images/chelsea.jpg"),
+        a("tests/fixtures/input/large_2000x1500.jpg"),
+        a("assets/images/camera.png"),
+        a("tests/fixtures/input/exif_rotate90.jpg"),
+        a("tests/fixtures/input/cmyk.jpg"),
+        broken,
+        a("assets/images/coffee.jpg"),
+        a("tests/fixtures/input/upright.jpg"),
+        a("assets/images/astronaut.jpg"),
+        a("assets/images/rocket.jpg"),
+        a("assets/images/chelsea.jpg"),
+    ]
+}
+
+/// The sequential path: each batch decoded, its good images run by `forward` and waited for.
+/// Returns per input `Some(logits ++ features)` or `None` for a failed one.
+fn sequential(
+    net: &mut Network,
+    paths: &[PathBuf],
+    pre: &Preprocess,
+    batch: usize,
+) -> Vec<Option<Vec<f32>>> {
+    let mut out = Vec::new();
+    for chunk in paths.chunks(batch) {
+        let tensors: Vec<_> = chunk
+            .iter()
+            .map(|p| prepare(p, pre, LoadOptions::default()).ok())
+            .collect();
+        let input: Vec<f32> = tensors.iter().flatten().flatten().copied().collect();
+        let n = tensors.iter().flatten().count();
+        let res = (n > 0).then(|| net.forward(&input, n, pre.crop, pre.crop, true).unwrap());
+        let mut j = 0;
+        for t in &tensors {
+            out.push(t.as_ref().map(|_| {
+                let r = res.as_ref().unwrap();
+                let (c, f) = (r.classes, r.feature_len);
+                j += 1;
+                let mut row = r.logits[(j - 1) * c..j * c].to_vec();
+                row.extend_from_slice(&r.features.as_ref().unwrap()[(j - 1) * f..j * f]);
+                row
+            }));
+        }
+    }
+    out
+}
+
+/// The pipelined path over the same inputs, in the order `emit` sees them.
+fn pipelined(
+    net: &mut Network,
+    paths: &[PathBuf],
+    pre: &Preprocess,
+    batch: usize,
+    threads: usize,
+) -> (Vec<Option<Vec<f32>>>, Vec<String>) {
+    let fill = |p: &PathBuf, out: &mut [f32]| -> alexnet_wgpu::Result<()> {
+        prepare_into(p, pre, LoadOptions::default(), out).map(|_| ())
+    };
+    let shape = Shape {
+        batch,
+        rows_per_item: 1,
+        row_len: 3 * pre.crop * pre.crop,
+        threads,
+    };
+    let mut stage = NetStage {
+        net,
+        h: pre.crop,
+        w: pre.crop,
+        want_features: true,
+    };
+    let (mut rows, mut errors, mut next) = (Vec::new(), Vec::new(), 0usize);
+    let times = stream::run(paths, shape, &fill, &mut stage, &mut |d| {
+        assert_eq!(d.first, next, "batches in order");
+        next += d.items.len();
+        let mut j = 0;
+        for (p, st) in d.items.iter().zip(&d.status) {
+            match st {
+                Ok(()) => {
+                    let r = d.out.as_ref().unwrap();
+                    let (c, f) = (r.classes, r.feature_len);
+                    let mut row = r.logits[j * c..(j + 1) * c].to_vec();
+                    row.extend_from_slice(&r.features.as_ref().unwrap()[j * f..(j + 1) * f]);
+                    rows.push(Some(row));
+                    j += 1;
+                }
+                Err(e) => {
+                    errors.push(format!("{}: {e}", p.display()));
+                    rows.push(None);
+                }
+            }
+        }
+        assert_eq!(
+            j,
+            d.out.as_ref().map_or(0, |o| o.batch),
+            "one row per good item"
+        );
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(times.items, paths.len());
+    assert_eq!(times.batches, paths.len().div_ceil(batch));
+    assert!(times.gpu_s > 0.0 && times.decode_s > 0.0, "{times:?}");
+    assert!(times.summary().contains("-bound"), "{}", times.summary());
+    (rows, errors)
+}
+
+fn assert_same(what: &str, got: &[Option<Vec<f32>>], want: &[Option<Vec<f32>>]) {
+    assert_eq!(got.len(), want.len(), "{what}: inputs");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        match (g, w) {
+            (Some(g), Some(w)) => {
+                assert!(g == w, "{what}: input {i} differs from the sequential path")
+            }
+            (None, None) => {}
+            _ => panic!("{what}: input {i} failed on one path only"),
+        }
+    }
+}
+
+fn check(ctx: &GpuContext, batch: usize, threads: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = inputs(dir.path());
+    let w = weights();
+    let pre = Preprocess::for_arch(w.arch);
+    let mut net = Network::new(ctx, &w).unwrap();
+    let want = sequential(&mut net, &paths, &pre, batch);
+    let (got, errors) = pipelined(&mut net, &paths, &pre, batch, threads);
+    assert_same(&format!("batch {batch}, {threads} threads"), &got, &want);
+    assert!(got[5].is_none() && got.iter().filter(|r| r.is_none()).count() == 1);
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].contains("broken.jpg"), "{errors:?}");
+}
+
+/// Batches of 4 (4 + 4 + 3, the broken image in the second) on 3 threads, and batches of 1
+/// on 1 thread: bit for bit the sequential path.
+#[test]
+fn pipelined_rows_equal_the_sequential_path() {
+    let ctx = ctx();
+    check(&ctx, 4, 3);
+    check(&ctx, 1, 1);
+}
+
+/// A batch over the binding limit runs as sub-batches (lowered limit: 8 images of 224 do not
+/// fit, 3 do): pipelined and sequential both split it, with the same rows.
+#[test]
+fn pipelined_sub_batches_equal_the_sequential_path() {
+    let mut small = ctx();
+    small.limits.max_storage_buffer_binding_size = 2 << 20;
+    let w = weights();
+    let mut net = Network::new(&small, &w).unwrap();
+    let sub = net.fitting_batch(8, 224, 224).unwrap();
+    assert!((1..8).contains(&sub), "sub-batch {sub}");
+    drop(net);
+    check(&small, 8, 2);
+}
+
+/// train-head's feature cache through the pipeline: augmented views are the same whatever
+/// the batch (a per-image generator), one row per view, the broken image skipped; and
+/// `stream_pool5` hands over batches in order. Tolerance 1e-5 x max |feature| between batch
+/// sizes: the plans differ (another batch size), so the GEMM tiles may sum in another order.
+#[test]
+fn feature_cache_views_stay_put_across_batch_sizes() {
+    let ctx = ctx();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = inputs(dir.path());
+    let w = weights();
+    let pre = Preprocess::for_arch(w.arch);
+    let mut net = Network::new(&ctx, &w).unwrap();
+    let data = ClassFolders {
+        classes: vec!["a".into(), "b".into()],
+        items: paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.clone(), i % 2))
+            .collect(),
+    };
+    let opts = LoadOptions::default();
+    let a = extract_pool5_with(&mut net, &data, &pre, opts, 2, 7, 4, &|_| {}).unwrap();
+    let b = extract_pool5_with(&mut net, &data, &pre, opts, 2, 7, 6, &|_| {}).unwrap();
+    assert_eq!(a.skipped.len(), 1);
+    assert!(a.skipped[0].0.ends_with("broken.jpg"));
+    assert_eq!(a.set.len(), 2 * 10);
+    assert_eq!(a.set.labels, b.set.labels);
+    assert_eq!(a.set.paths, b.set.paths);
+    common::assert_close("views", &a.set.features, &b.set.features, 1e-5);
+    // Views of one image differ (random crops), rows of two runs agree.
+    assert!(a.set.row(0) != a.set.row(1));
+    let mut firsts = Vec::new();
+    stream_pool5(
+        &mut net,
+        &data.items,
+        &pre,
+        opts,
+        0,
+        0,
+        3,
+        &mut |b: PoolBatch| {
+            firsts.push(b.first);
+            assert_eq!(
+                b.features.len(),
+                b.status.iter().filter(|s| s.is_ok()).count() * a.set.dim
+            );
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(firsts, [0, 3, 6, 9]);
+}
+
+fn alexnet(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_alexnet"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run alexnet")
+}
+
+/// `--timings` on `classify` and `features` reports both sides, their overlap and which one
+/// bounds the run (on lavapipe either can win, so only the form is checked); train-head's
+/// feature cache takes the same decoding options as classify.
+#[test]
+fn timings_say_which_side_bounds_the_run() {
+    let w = root().join("tests/fixtures/torchvision_small.npz");
+    let w = w.to_str().unwrap();
+    for args in [
+        vec![
+            "classify",
+            "--weights",
+            w,
+            "--batch",
+            "2",
+            "--timings",
+            "assets/images",
+        ],
+        vec![
+            "features",
+            "--weights",
+            w,
+            "--batch",
+            "2",
+            "--timings",
+            "--format",
+            "jsonl",
+            "assets/images",
+        ],
+    ] {
+        let o = alexnet(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{args:?}: {err}");
+        assert!(
+            err.contains("5 inputs in") && err.contains("3 batches"),
+            "{err}"
+        );
+        assert!(
+            err.contains("decode-bound: GPU idle") || err.contains("GPU-bound: decoders waited"),
+            "{err}"
+        );
+        assert!(
+            err.contains("GPU busy") && err.contains("overlapped"),
+            "{err}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.npz");
+    let data = root().join("tests/fixtures/train_data");
+    let o = alexnet(&[
+        "train-head",
+        "--weights",
+        w,
+        "--data",
+        data.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--exact-resize",
+        "--ignore-orientation",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(model.exists());
+}
