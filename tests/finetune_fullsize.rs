@@ -10,9 +10,10 @@
 //! torchvision's Resize(256) is the identity and CenterCrop(224) exact, so both sides see the
 //! same input tensor up to the last bit of the float32 normalisation.
 //!
-//! Checks, against PyTorch in float64 (SGD lr 1e-3, momentum 0.9, weight decay 5e-4, batch 2,
-//! 3 steps, the same flags here): each step's loss (the `--log-steps` CSV) within 1e-3
-//! relative; each trained tensor's update d = saved - initial within 1e-2 relative in the L2
+//! Checks, against PyTorch in float64 (SGD lr 1e-3, momentum 0.9, weight decay 0.5, batch 2,
+//! 3 steps, the same flags here; the decay is large so that it moves these 3-step updates by
+//! 3 % (fc8) to 60-120 % (the backbone) against weight decay 5e-4, far above the tolerance):
+//! each step's loss (the `--log-steps` CSV) within 1e-3 relative; each trained tensor's update d = saved - initial within 1e-2 relative in the L2
 //! norm: for tensors of <= 8192 elements (biases, the new fc8) against the full stored d, for
 //! the large weights through 16 random +-1 projections (E[<e, r>^2] = |e|^2, so the RMS of the
 //! projection differences estimates the L2 error |e|; 16 of them put the estimate within about
@@ -22,8 +23,8 @@
 //! the f32 rounding of the saved weights alone costs ~1e-4 of an update. Frozen conv1..conv3
 //! must be bit-identical to the generated ones in the saved model.
 //!
-//! Runtime: generating and writing 2 x 233 MB and the full-size forward of 6 images plus 3
-//! training steps through conv4..fc8 on lavapipe (see the README's test table).
+//! Runtime ~40 s on lavapipe (2 cores, shared): generating and writing the 233 MB backbone, the
+//! CLI's full-size forward of 6 images, 3 training steps through conv4..fc8, saving 233 MB.
 
 use std::collections::BTreeMap;
 use std::path::Path;
