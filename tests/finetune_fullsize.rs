@@ -13,8 +13,8 @@
 //! Checks, against PyTorch in float64 (SGD lr 1e-3, momentum 0.9, weight decay 0.5, batch 2,
 //! 3 steps, the same flags here; the decay is large so that it moves these 3-step updates by
 //! 3 % (fc8) to 60-120 % (the backbone) against weight decay 5e-4, far above the tolerance):
-//! each step's loss (the `--log-steps` CSV) within 1e-3 relative; each trained tensor's update d = saved - initial within 1e-2 relative in the L2
-//! norm: for tensors of <= 8192 elements (biases, the new fc8) against the full stored d, for
+//! each step's loss (the `--log-steps` CSV) within 1e-3 relative; each trained tensor's
+//! update d = saved - initial within 1e-2 relative in the L2 norm: for tensors of <= 8192 elements (biases, the new fc8) against the full stored d, for
 //! the large weights through 16 random +-1 projections (E[<e, r>^2] = |e|^2, so the RMS of the
 //! projection differences estimates the L2 error |e|; 16 of them put the estimate within about
 //! a factor 2 of the truth, far finer than the 1e-2 bound against errors of ~1e-4), plus |d|
