@@ -7,7 +7,7 @@ use rand::SeedableRng;
 
 use crate::data::stream::{self, NetStage, PipeTimes, Shape};
 use crate::data::{
-    augment, load_view, par_map, prepare, prepare_into, ClassFolders, LoadOptions, Preprocess,
+    augment, load_view, par_map, prepare_into, ClassFolders, LoadOptions, Preprocess,
 };
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
@@ -237,6 +237,29 @@ pub(crate) fn augment_seed(path: &Path, seed: u64) -> u64 {
         .fold(seed, |h, b| h.wrapping_mul(31).wrapping_add(b as u64))
 }
 
+/// The rows of one image, written into `out` (`views.max(1)` rows of `3 * crop * crop`): its
+/// centre crop when `views == 0`, else `views` augmented crops from a per-image generator (the
+/// same views whatever the batching or thread count).
+fn fill_item_rows(
+    path: &Path,
+    pre: &Preprocess,
+    opts: LoadOptions,
+    views: usize,
+    seed: u64,
+    out: &mut [f32],
+) -> Result<()> {
+    if views == 0 {
+        prepare_into(path, pre, opts, out)?;
+        return Ok(());
+    }
+    let img = load_view(path, &wide_preprocess(pre), opts)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(augment_seed(path, seed));
+    for dst in out.chunks_mut(3 * pre.crop * pre.crop) {
+        dst.copy_from_slice(&augment(&img, pre, &mut rng));
+    }
+    Ok(())
+}
+
 /// What [`extract_rows`] runs on each batch: rows of preprocessed images in, `[rows, dim]` out.
 pub(crate) type RowRunner<'a> = dyn FnMut(&[f32], usize) -> Result<Vec<f32>> + 'a;
 
@@ -262,32 +285,29 @@ pub(crate) fn extract_rows(
     };
     let mut skipped = Vec::new();
     let per_image = views.max(1);
+    let row_len = 3 * pre.crop * pre.crop;
     let imgs_per_batch = (batch / per_image).max(1);
     for (chunk_i, chunk) in data.items.chunks(imgs_per_batch).enumerate() {
         let tensors = par_map(
             chunk,
-            |(path, _)| -> std::result::Result<Vec<Vec<f32>>, String> {
-                if views == 0 {
-                    return Ok(vec![prepare(path, pre, opts).map_err(|e| e.to_string())?]);
-                }
-                let img =
-                    load_view(path, &wide_preprocess(pre), opts).map_err(|e| e.to_string())?;
-                // A per-image generator: the same views whatever the batching or thread count.
-                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(augment_seed(path, seed));
-                Ok((0..views).map(|_| augment(&img, pre, &mut rng)).collect())
+            |(path, _)| -> std::result::Result<Vec<f32>, String> {
+                let mut out = vec![0f32; per_image * row_len];
+                fill_item_rows(path, pre, opts, views, seed, &mut out)
+                    .map_err(|e| e.to_string())?;
+                Ok(out)
             },
         );
         let mut input = Vec::new();
         let mut rows = 0;
         for ((path, label), t) in chunk.iter().zip(tensors) {
             match t {
-                Ok(views) => {
-                    for v in views {
-                        input.extend(v);
+                Ok(item_rows) => {
+                    input.extend(item_rows);
+                    for _ in 0..per_image {
                         set.labels.push(*label);
                         set.paths.push(path.display().to_string());
-                        rows += 1;
                     }
+                    rows += per_image;
                 }
                 Err(e) => skipped.push((path.clone(), e)),
             }
@@ -334,19 +354,8 @@ pub fn stream_pool5(
         .ok_or_else(|| Error::Invalid("the network has no flatten layer".into()))?;
     let per_image = views.max(1);
     let row_len = 3 * pre.crop * pre.crop;
-    let wide = wide_preprocess(pre);
     let fill = |(path, _): &(PathBuf, usize), out: &mut [f32]| -> Result<()> {
-        if views == 0 {
-            prepare_into(path, pre, opts, out)?;
-            return Ok(());
-        }
-        let img = load_view(path, &wide, opts)?;
-        // A per-image generator: the same views whatever the batching or thread count.
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(augment_seed(path, seed));
-        for dst in out.chunks_mut(row_len) {
-            dst.copy_from_slice(&augment(&img, pre, &mut rng));
-        }
-        Ok(())
+        fill_item_rows(path, pre, opts, views, seed, out)
     };
     let shape = Shape {
         batch: (batch / per_image).max(1),
