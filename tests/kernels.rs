@@ -746,7 +746,21 @@ fn mm_variant_names_parse_and_heuristics() {
             split: 4,
         },
     ] {
-        assert_eq!(kernels::tuned::parse_dense(&kind.name()), Some(kind));
+        use kernels::tuned::{parse_dense, Variant};
+        assert_eq!(parse_dense(&kind.name()), Some(Variant::Mm(kind)));
+        assert_eq!(
+            parse_dense(&Variant::Mm(kind).name()),
+            Some(Variant::Mm(kind))
+        );
+    }
+    {
+        use kernels::tuned::{parse_conv, parse_dense, Variant};
+        assert_eq!(parse_dense("gemm"), Some(Variant::Gemm));
+        assert_eq!(parse_conv("gemm"), Some(Variant::Gemm));
+        let t = Tile::new(128, 64, 16);
+        assert_eq!(parse_conv(&Variant::Mm(t).name()), Some(Variant::Mm(t)));
+        assert_eq!(parse_conv("gemv"), None);
+        assert_eq!(parse_dense("128x64x16-split0"), None);
     }
     // Every tile fits DX12's 32 KiB of workgroup memory and 256 invocations.
     for t in kernels::mm::TILES {

@@ -1,15 +1,17 @@
-//! The autotuner's cache (`model::tune`): what is read back, what is ignored and with which
-//! warning, and that the kernels follow a cached winner. Nothing here times anything (the
-//! timing itself runs in `alexnet bench --tune`).
+//! The autotuner (`model::tune`): what its cache reads back, what is ignored and with which
+//! warning, that the kernels follow a cached winner (an `mm.wgsl` variant or `gemm`), and one
+//! small tuning run whose winners must reproduce onnxruntime's logits. No timing is asserted
+//! (timing is `alexnet bench --tune`'s business; only that every candidate was timed).
 
 mod common;
 
 use alexnet_wgpu::gpu::{storage_buffer, upload_f32, SplitWeight};
 use alexnet_wgpu::kernels::mm::{DenseKind, Force, Tile};
-use alexnet_wgpu::kernels::tuned::{self, Tuned};
+use alexnet_wgpu::kernels::tuned::{self, Tuned, Variant};
 use alexnet_wgpu::kernels::{self, Kernels, MatmulPath, Precision};
 use alexnet_wgpu::model::tune::{self, CacheFile};
-use common::ctx;
+use alexnet_wgpu::model::{Network, Weights};
+use common::{assert_close, ctx, fixture, fixture_npy};
 
 fn dir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
@@ -81,8 +83,12 @@ fn only_this_adapters_entries_are_used_and_the_file_round_trips() {
     other.device = other.device.wrapping_add(1);
     let conv = "conv b8 3x224x224 o64 k11 s4 p2 g1";
     let dense = "dense b8 k9216 o4096";
+    let conv_gemm = "conv b8 64x27x27 o192 k5 s1 p2 g1";
+    let dense_gemm = "dense b1 k4096 o4096";
     let file = good(&[
         (tune::entry(&ctx.info, Precision::F32, conv), "128x64x16"),
+        (tune::entry(&ctx.info, Precision::F32, conv_gemm), "gemm"),
+        (tune::entry(&ctx.info, Precision::F32, dense_gemm), "gemm"),
         (
             tune::entry(&ctx.info, Precision::F32, dense),
             "64x64x16-split4",
@@ -112,16 +118,18 @@ fn only_this_adapters_entries_are_used_and_the_file_round_trips() {
     assert_eq!(back, file);
     let (t, unknown) = tune::select(&back, &ctx.info, Precision::F32);
     assert_eq!(unknown, 1, "the unknown tile name is skipped");
-    assert_eq!(t.conv.len(), 1);
-    assert_eq!(t.conv[conv], Tile::new(128, 64, 16));
-    assert_eq!(t.dense.len(), 1, "{:?}", t.dense);
+    assert_eq!(t.conv.len(), 2);
+    assert_eq!(t.conv[conv], Variant::Mm(Tile::new(128, 64, 16)));
+    assert_eq!(t.conv[conv_gemm], Variant::Gemm);
+    assert_eq!(t.dense.len(), 2, "{:?}", t.dense);
     assert_eq!(
         t.dense[dense],
-        DenseKind::Tiles {
+        Variant::Mm(DenseKind::Tiles {
             tile: Tile::new(64, 64, 16),
             split: 4
-        }
+        })
     );
+    assert_eq!(t.dense[dense_gemm], Variant::Gemm);
     let (t_other, _) = tune::select(&back, &other, Precision::F32);
     assert_eq!(t_other.dense.len(), 1);
     assert!(t_other.conv.is_empty());
@@ -152,17 +160,20 @@ fn kernels_follow_a_cached_winner_unless_a_variant_is_forced() {
     let mut t = Tuned::default();
     t.dense.insert(
         tuned::dense_key(5, 64, 40),
-        DenseKind::Tiles {
+        Variant::Mm(DenseKind::Tiles {
             tile: Tile::new(128, 64, 16),
             split: 2,
-        },
+        }),
     );
+    t.dense.insert(tuned::dense_key(3, 64, 40), Variant::Gemm);
     let blocked = MatmulPath::Blocked(Force::default());
     let ks = Kernels::with_tuned(&ctx, blocked, Some(t.clone()));
     assert_eq!(
         dense_labels(&ctx, &ks, 5, 64, 40),
         ["dense(mm 128x64x16-split2)", "dense(mm split-K reduce)"]
     );
+    // A `gemm` winner: the Gemm path's kernel for that shape only.
+    assert_eq!(dense_labels(&ctx, &ks, 3, 64, 40), ["dense(gemm)"]);
     // No cache entry: the heuristic (gemv at batch <= 8).
     let ks = Kernels::with_tuned(&ctx, blocked, None);
     assert_eq!(dense_labels(&ctx, &ks, 5, 64, 40), ["dense(mm gemv)"]);
@@ -171,9 +182,132 @@ fn kernels_follow_a_cached_winner_unless_a_variant_is_forced() {
     assert_eq!(dense_labels(&ctx, &ks, 6, 64, 40), ["dense(mm gemv)"]);
     // A forced field wins over the cache (ALEXNET_MATMUL=blocked-64x64x16).
     let forced = MatmulPath::parse("blocked-64x64x16").unwrap();
-    let ks = Kernels::with_tuned(&ctx, forced, Some(t));
+    let ks = Kernels::with_tuned(&ctx, forced, Some(t.clone()));
     assert_eq!(
         dense_labels(&ctx, &ks, 5, 64, 40),
         ["dense(mm 64x64x16-split2)", "dense(mm split-K reduce)"]
     );
+    // ... and over a `gemm` winner (ALEXNET_MATMUL=blocked-gemv: every dense layer gemv).
+    let forced = MatmulPath::parse("blocked-gemv").unwrap();
+    let ks = Kernels::with_tuned(&ctx, forced, Some(t.clone()));
+    assert_eq!(dense_labels(&ctx, &ks, 3, 64, 40), ["dense(mm gemv)"]);
+    // On the Gemm path the table is not read (`gemm` everywhere, as before tuning existed).
+    let ks = Kernels::with_tuned(&ctx, MatmulPath::Gemm, Some(t));
+    assert_eq!(dense_labels(&ctx, &ks, 5, 64, 40), ["dense(gemm)"]);
+}
+
+const TOL: f32 = 1e-4;
+
+/// The labels of every dispatch of a network's plan, in order.
+fn plan_labels(net: &mut Network, batch: usize, h: usize, w: usize) -> Vec<String> {
+    let plan = net.plan(batch, h, w).unwrap();
+    plan.steps
+        .iter()
+        .flat_map(|(_, ds)| ds.iter().map(|d| d.label.clone()))
+        .collect()
+}
+
+/// A tuning run on the reduced-width torchvision net: every conv and dense layer timed over
+/// the whole candidate list (`gemm` included), each winner one of them, and the network built
+/// from the winners (a mix of paths in one plan) matches onnxruntime's logits.
+#[test]
+fn a_tuning_run_times_every_candidate_and_its_winners_match_onnxruntime() {
+    let ctx = ctx();
+    let w = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    let (shape, x) = fixture_npy("input_224.npy");
+    let (_, want) = fixture_npy("torchvision_logits.npy");
+    let batch = shape[0];
+    let mut file = CacheFile::default();
+    let timed = tune::tune(&ctx, &w, &[batch], 1, &mut file).unwrap();
+    assert_eq!(file.version, tune::VERSION);
+    assert_eq!(file.candidates, tune::candidates_id());
+    let convs = timed
+        .iter()
+        .filter(|t| t.shape.starts_with("conv "))
+        .count();
+    let denses = timed
+        .iter()
+        .filter(|t| t.shape.starts_with("dense "))
+        .count();
+    // The reduced-width net's fc8 has K = 10 (not whole vec4 loads): dense.wgsl, not tuned.
+    assert_eq!((convs, denses), (5, 2), "{timed:#?}");
+    for t in &timed {
+        let names: Vec<&str> = t.times.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(names.contains(&"gemm"), "{}: {names:?}", t.shape);
+        let want: Vec<String> = if t.shape.starts_with("conv ") {
+            tuned::conv_candidates().iter().map(|v| v.name()).collect()
+        } else {
+            // `dense b{batch} k{k} o{rows}`
+            let n: Vec<usize> = t.shape[6..]
+                .split(' ')
+                .map(|f| f[1..].parse().unwrap())
+                .collect();
+            let c = tuned::dense_candidates(n[0], n[1], n[2]);
+            c.iter().map(|v| v.name()).collect()
+        };
+        assert_eq!(names, want, "{}", t.shape);
+        assert!(names.contains(&t.winner.as_str()), "{t:?}");
+        assert!(t.times.iter().all(|(_, ms)| ms.is_finite() && *ms >= 0.0));
+    }
+    assert_eq!(file.entries.len(), timed.len());
+    let (table, unknown) = tune::select(&file, &ctx.info, Precision::F32);
+    assert_eq!(unknown, 0);
+    let blocked = MatmulPath::Blocked(Force::default());
+    let ks = Kernels::with_tuned(&ctx, blocked, Some(table));
+    let mut net = Network::with_kernels(&ctx, &w, Precision::F32, ks).unwrap();
+    let out = net.forward(&x, batch, shape[2], shape[3], false).unwrap();
+    assert_close("tuned logits", &out.logits, &want, TOL);
+}
+
+/// A table that sends conv1, conv3 and fc7 to `gemm` and the rest to `mm.wgsl` variants: one
+/// plan mixes both paths (the im2col scratch sized for the `gemm` convs only) and still matches
+/// onnxruntime.
+#[test]
+fn a_plan_mixing_gemm_and_mm_winners_matches_onnxruntime() {
+    let ctx = ctx();
+    let w = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    let (shape, x) = fixture_npy("input_224.npy");
+    let (_, want) = fixture_npy("torchvision_logits.npy");
+    let (batch, h, wd) = (shape[0], shape[2], shape[3]);
+    let spec = w.spec();
+    let infos = spec.infer().unwrap();
+    let mut t = Tuned::default();
+    let (mut conv_i, mut dense_i) = (0, 0);
+    for (layer, info) in spec.layers.iter().zip(&infos) {
+        if let Some(s) = layer.conv_shape(batch, info.input.as_map()) {
+            let v = if conv_i % 2 == 0 {
+                Variant::Gemm
+            } else {
+                Variant::Mm(Tile::new(64, 128, 16))
+            };
+            t.conv.insert(tuned::conv_key(&s), v);
+            conv_i += 1;
+        } else if matches!(layer, alexnet_wgpu::model::Layer::Dense { .. }) {
+            let (k, o) = (info.input.len(), info.output.len());
+            let v = if dense_i == 1 {
+                Variant::Gemm
+            } else {
+                Variant::Mm(DenseKind::Tiles {
+                    tile: Tile::new(64, 64, 32),
+                    split: 2,
+                })
+            };
+            t.dense.insert(tuned::dense_key(batch, k, o), v);
+            dense_i += 1;
+        }
+    }
+    assert_eq!((conv_i, dense_i), (5, 3));
+    let blocked = MatmulPath::Blocked(Force::default());
+    let ks = Kernels::with_tuned(&ctx, blocked, Some(t));
+    let mut net = Network::with_kernels(&ctx, &w, Precision::F32, ks).unwrap();
+    let labels = plan_labels(&mut net, batch, h, wd);
+    let count = |l: &str| labels.iter().filter(|x| x.as_str() == l).count();
+    assert_eq!(count("conv2d(mm 64x128x16)"), 2, "{labels:?}");
+    assert!(count("conv2d(gemm)") >= 3, "{labels:?}");
+    assert_eq!(count("dense(gemm)"), 1, "{labels:?}");
+    assert_eq!(count("dense(mm 64x64x32-split2)"), 1, "{labels:?}");
+    // fc8 (K = 10, not whole vec4 loads) stays on dense.wgsl whatever the table says.
+    assert_eq!(count("dense"), 1, "{labels:?}");
+    let out = net.forward(&x, batch, h, wd, false).unwrap();
+    assert_close("mixed-plan logits", &out.logits, &want, TOL);
 }

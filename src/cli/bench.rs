@@ -218,7 +218,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 Kernels::new(&ctx).path.name()
             );
             if let Some(t) = &tuning {
-                println!("\ntuned (wall clock, best of {} per variant):", args.iters);
+                println!(
+                    "\ntuned ({}, best of {} per variant):",
+                    alexnet_wgpu::model::tune::timing_name(&ctx),
+                    args.iters
+                );
                 for s in t {
                     let times: Vec<String> = s
                         .times
@@ -393,7 +397,8 @@ fn gemm_ceiling(
             // mm.wgsl's dense kernels: C[n][m] = sum_k A[m][k] B[n][k], i.e. the same product
             // with the output transposed (the variant the dense heuristic/tuner picks).
             MatmulPath::Blocked(force) => {
-                let kind = force.dense(n, k, m, kernels.tuned_dense(n, k, m));
+                let tuned = kernels.tuned_dense(n, k, m).and_then(|v| v.mm());
+                let kind = force.dense(n, k, m, tuned);
                 kernels::mm::dispatch_dense(
                     ctx,
                     &kernels,
@@ -502,8 +507,8 @@ fn tune(
     }
     if !matches!(Kernels::new(ctx).path, MatmulPath::Blocked(_)) {
         eprintln!(
-            "note: this adapter runs the {} path, which has no variants to tune; timing the \
-             blocked GPU tiles anyway (used with ALEXNET_MATMUL=blocked)",
+            "note: this adapter runs the {} path everywhere; the tuner's per-layer winners \
+             (gemm or a GPU tile) apply to the blocked path (ALEXNET_MATMUL=blocked)",
             Kernels::new(ctx).path.name()
         );
     }

@@ -277,6 +277,16 @@ pub fn dispatch_im2col(
     })
 }
 
+/// Largest im2col scratch buffer a plan allocates; larger convolutions run in pixel chunks
+/// ([`dispatch_gemm`] goes in as many chunks as the scratch it is given needs).
+pub const IM2COL_MAX_BYTES: u64 = 64 << 20;
+
+/// Words of the im2col scratch to allocate for patch matrices of up to `need` words: capped at
+/// [`IM2COL_MAX_BYTES`] and at this device's binding limit.
+pub fn scratch_words(ctx: &GpuContext, need: usize) -> usize {
+    need.min((ctx.max_binding().min(IM2COL_MAX_BYTES) / 4) as usize)
+}
+
 /// Binds one convolution as im2col + GEMM: `weight` from [`weight_for_gemm`] (f32) or
 /// [`weight_for_gemm_f16`], `scratch` a storage buffer for the patch matrix. When the whole
 /// batch's matrix does not fit `scratch`, pixels go in chunks, two dispatches each. Bias,

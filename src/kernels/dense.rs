@@ -3,7 +3,8 @@
 //! (its 1-row tile streams the weights for batch 1). Else `dense.wgsl` for small batches
 //! (bandwidth-bound) and, for large batches, `conv2d.wgsl` as a 1x1 convolution on 1x1 images.
 //! On the [`MatmulPath::Blocked`] path (GPUs) with `in` a multiple of 4: `mm.wgsl` (gemv,
-//! tiles or split-K tiles, see [`super::mm::DenseKind`]).
+//! tiles or split-K tiles, see [`super::mm::DenseKind`]), or `gemm.wgsl` where the tuner chose
+//! it for this shape.
 
 use super::{check_groups, conv2d, gemm, Dispatch, Kernels, MatmulPath, Precision};
 use crate::error::Result;
@@ -40,8 +41,12 @@ pub fn dispatch(
     let (out_f, in_f) = (weight.rows, weight.cols);
     let mut out = Vec::new();
     for (row_start, rows, buf) in &weight.parts {
-        if let (MatmulPath::Blocked(force), true) = (kernels.path, in_f % 4 == 0 && *rows > 0) {
-            let kind = force.dense(batch, in_f, *rows, kernels.tuned_dense(batch, in_f, *rows));
+        let vec4 = in_f % 4 == 0 && *rows > 0;
+        // The `Gemm` path, or a `Blocked` layer whose tuned winner is `gemm`.
+        let gemm = kernels.dense_runs_gemm(batch, in_f, *rows);
+        if let (MatmulPath::Blocked(force), true, false) = (kernels.path, vec4, gemm) {
+            let tuned = kernels.tuned_dense(batch, in_f, *rows).and_then(|v| v.mm());
+            let kind = force.dense(batch, in_f, *rows, tuned);
             out.extend(super::mm::dispatch_dense(
                 ctx,
                 kernels,
@@ -57,7 +62,7 @@ pub fn dispatch(
             )?);
             continue;
         }
-        if kernels.path == MatmulPath::Gemm && in_f % 4 == 0 && *rows > 0 {
+        if gemm && vec4 {
             out.push(gemm_part(
                 ctx,
                 kernels,
@@ -248,9 +253,10 @@ pub fn dispatch_f16(
 }
 
 /// One weight part of `y = x w^T + b` as a GEMM with the bias along N: rows
-/// `row_start..row_start + rows` of the `out_f` outputs, `k` the (padded) input length.
+/// `row_start..row_start + rows` of the `out_f` outputs, `k` the (padded) input length (the
+/// `Gemm` path's dense kernel; the tuner times it too).
 #[allow(clippy::too_many_arguments)]
-fn gemm_part(
+pub fn gemm_part(
     ctx: &GpuContext,
     kernels: &Kernels,
     precision: Precision,

@@ -188,6 +188,11 @@ impl Force {
         Ok(f)
     }
 
+    /// Nothing forced (plain `blocked`): the tuner's winners, else the heuristics, decide.
+    pub fn is_empty(&self) -> bool {
+        *self == Force::default()
+    }
+
     /// The dense variant: forced fields, else `tuned` (a tuner cache hit), else the heuristic.
     pub fn dense(&self, batch: usize, k: usize, out: usize, tuned: Option<DenseKind>) -> DenseKind {
         if self.gemv {

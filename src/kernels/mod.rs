@@ -10,6 +10,7 @@ pub mod max_pool;
 pub mod mm;
 pub mod relu;
 pub mod softmax;
+pub mod timing;
 pub mod tuned;
 
 use std::sync::Arc;
@@ -239,8 +240,8 @@ impl Kernels {
         }
     }
 
-    /// The tuned tile for this convolution, if the tuner has one.
-    pub fn tuned_conv(&self, shape: &conv2d::Conv2dShape) -> Option<mm::Tile> {
+    /// The tuner's winner for this convolution, if it has one.
+    pub fn tuned_conv(&self, shape: &conv2d::Conv2dShape) -> Option<tuned::Variant<mm::Tile>> {
         self.tuned
             .as_ref()?
             .conv
@@ -248,13 +249,42 @@ impl Kernels {
             .copied()
     }
 
-    /// The tuned variant for this dense part, if the tuner has one.
-    pub fn tuned_dense(&self, batch: usize, k: usize, rows: usize) -> Option<mm::DenseKind> {
+    /// The tuner's winner for this dense part, if it has one.
+    pub fn tuned_dense(
+        &self,
+        batch: usize,
+        k: usize,
+        rows: usize,
+    ) -> Option<tuned::Variant<mm::DenseKind>> {
         self.tuned
             .as_ref()?
             .dense
             .get(&tuned::dense_key(batch, k, rows))
             .copied()
+    }
+
+    /// Whether an f32 convolution runs the `Gemm` path's kernels (`im2col` + `gemm.wgsl`): on
+    /// that path always, on the `Blocked` path where the tuner chose `gemm` and no `mm`
+    /// variant is forced.
+    pub fn conv_runs_gemm(&self, shape: &conv2d::Conv2dShape) -> bool {
+        match self.path {
+            MatmulPath::Gemm => true,
+            MatmulPath::Tiled => false,
+            MatmulPath::Blocked(force) => {
+                force.is_empty() && self.tuned_conv(shape) == Some(tuned::Variant::Gemm)
+            }
+        }
+    }
+
+    /// As [`Kernels::conv_runs_gemm`] for one f32 dense part.
+    pub fn dense_runs_gemm(&self, batch: usize, k: usize, rows: usize) -> bool {
+        match self.path {
+            MatmulPath::Gemm => true,
+            MatmulPath::Tiled => false,
+            MatmulPath::Blocked(force) => {
+                force.is_empty() && self.tuned_dense(batch, k, rows) == Some(tuned::Variant::Gemm)
+            }
+        }
     }
 
     kernel_getters! {

@@ -144,9 +144,19 @@ impl<'a> Network<'a> {
         precision: Precision,
         path: MatmulPath,
     ) -> Result<Self> {
+        Self::with_kernels(ctx, weights, precision, Kernels::with_path(ctx, path))
+    }
+
+    /// As [`Network::with_path`] with the kernels given (tests bring a tuner table of their
+    /// own: [`Kernels::with_tuned`]).
+    pub fn with_kernels(
+        ctx: &'a GpuContext,
+        weights: &Weights,
+        precision: Precision,
+        kernels: Kernels,
+    ) -> Result<Self> {
         let spec = weights.spec();
         let infos = spec.infer()?;
-        let kernels = Kernels::with_path(ctx, path);
         let mut params = HashMap::new();
         let (ops, features_op) = fuse(&spec);
         for (i, (layer, info)) in spec.layers.iter().zip(&infos).enumerate() {
@@ -249,22 +259,25 @@ impl<'a> Network<'a> {
         let max_act = infos.iter().map(|i| i.output.len()).max().unwrap_or(1) * batch;
         let ping = storage_buffer(ctx, "activations A", max_act, hint)?;
         let pong = storage_buffer(ctx, "activations B", max_act, hint)?;
-        // im2col scratch (Gemm path): the largest conv's matrix, capped (convs then go in chunks).
-        let scratch = match (self.precision, self.kernels.path) {
-            (Precision::F32, MatmulPath::Tiled | MatmulPath::Blocked(_)) => None,
-            (precision, _) => {
-                // The largest conv's patch matrix (f16: or packed dense input), in 32-bit words.
-                let mut need = 1;
-                for (layer, info) in spec.layers.iter().zip(&infos) {
-                    if let Some(s) = layer.conv_shape(batch, info.input.as_map()) {
-                        need = need.max(s.im2col_words(precision)?);
-                    } else if precision == Precision::F16 && matches!(layer, Layer::Dense { .. }) {
-                        need = need.max(kernels::dense::scratch_words_f16(batch, info.input.len()));
-                    }
+        // im2col scratch (f16, the Gemm path, or Blocked convs tuned to `gemm`): the largest
+        // such conv's matrix (f16: or packed dense input), in 32-bit words, capped (convs then
+        // go in chunks). `None` when no conv runs `im2col`.
+        let precision = self.precision;
+        let mut need = 0;
+        for (layer, info) in spec.layers.iter().zip(&infos) {
+            if let Some(s) = layer.conv_shape(batch, info.input.as_map()) {
+                if precision == Precision::F16 || self.kernels.conv_runs_gemm(&s) {
+                    need = need.max(s.im2col_words(precision)?);
                 }
-                let cap = (ctx.max_binding().min(IM2COL_MAX_BYTES) / 4) as usize;
-                Some(storage_buffer(ctx, "im2col", need.min(cap), hint)?)
+            } else if precision == Precision::F16 && matches!(layer, Layer::Dense { .. }) {
+                need = need.max(kernels::dense::scratch_words_f16(batch, info.input.len()));
             }
+        }
+        let scratch = if need > 0 {
+            let words = kernels::conv2d::scratch_words(ctx, need);
+            Some(storage_buffer(ctx, "im2col", words, hint)?)
+        } else {
+            None
         };
         let classes = infos.last().map(|i| i.output.len()).unwrap_or(1);
         let logits = storage_buffer(ctx, "logits", batch * classes, hint)?;
@@ -319,12 +332,15 @@ impl<'a> Network<'a> {
                         unreachable!("conv params uploaded in new()")
                     };
                     let shape = layer.conv_shape(batch, [c, ih, iw]).expect("a conv layer");
-                    match (&scratch, self.kernels.path) {
+                    let gemm = precision == Precision::F16 || self.kernels.conv_runs_gemm(&shape);
+                    let im2col = if gemm { scratch.as_ref() } else { None };
+                    match (im2col, self.kernels.path) {
                         (None, MatmulPath::Blocked(force)) => {
+                            let tuned = self.kernels.tuned_conv(&shape).and_then(|v| v.mm());
                             vec![kernels::mm::dispatch_conv(
                                 ctx,
                                 &self.kernels,
-                                force.conv(&shape, self.kernels.tuned_conv(&shape))?,
+                                force.conv(&shape, tuned)?,
                                 &shape,
                                 *relu,
                                 weight,
@@ -725,9 +741,6 @@ struct Piece {
     submission: wgpu::SubmissionIndex,
     done: MapDone,
 }
-
-/// Largest im2col scratch buffer a plan allocates; larger convolutions run in pixel chunks.
-const IM2COL_MAX_BYTES: u64 = 64 << 20;
 
 fn op_layer(op: &Op) -> usize {
     match op {

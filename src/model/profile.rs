@@ -33,7 +33,7 @@ fn variants(ds: &[Dispatch]) -> Vec<String> {
 impl Network<'_> {
     /// Whether per-step times come from GPU timestamps (else from wall clock per submission).
     pub fn has_timestamps(&self) -> bool {
-        self.ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+        kernels::timing::has_timestamps(self.ctx)
     }
 
     /// Times each step of one forward pass of the plan for (batch, h, w): with timestamp
@@ -61,52 +61,14 @@ impl Network<'_> {
             return Ok(out);
         }
         // One compute pass (two timestamps) per dispatch.
-        let n = plan.steps.iter().map(|(_, ds)| ds.len()).sum::<usize>();
-        let queries = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("step timestamps"),
-            ty: wgpu::QueryType::Timestamp,
-            count: 2 * n as u32,
-        });
-        let bytes = (2 * n * 8) as u64;
-        let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("timestamps"),
-            size: bytes,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("timestamps staging"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut encoder = ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("profile"),
-            });
-        for (i, d) in plan.steps.iter().flat_map(|(_, ds)| ds).enumerate() {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(&d.label),
-                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                    query_set: &queries,
-                    beginning_of_pass_write_index: Some(2 * i as u32),
-                    end_of_pass_write_index: Some(2 * i as u32 + 1),
-                }),
-            });
-            d.record(&mut pass);
-        }
-        encoder.resolve_query_set(&queries, 0..2 * n as u32, &resolve, 0);
-        encoder.copy_buffer_to_buffer(&resolve, 0, &staging, 0, bytes);
-        ctx.queue.submit([encoder.finish()]);
-        let ticks: Vec<u64> = crate::gpu::map_staging_as(ctx, &staging, 2 * n)?;
-        let period = ctx.queue.get_timestamp_period() as f64;
+        let all: Vec<&Dispatch> = plan.steps.iter().flat_map(|(_, ds)| ds).collect();
+        let times = kernels::timing::gpu_ms(ctx, &all)?;
         let mut i = 0;
         let mut out = Vec::with_capacity(plan.steps.len());
         for (label, ds) in &plan.steps {
             let mut kernels: Vec<(String, f64)> = Vec::new();
             for d in ds {
-                let ms = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period / 1e6;
+                let ms = times[i];
                 i += 1;
                 match kernels.iter_mut().find(|(l, _)| *l == d.label) {
                     Some((_, t)) => *t += ms,

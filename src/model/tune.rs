@@ -1,5 +1,7 @@
-//! The autotuner: per adapter and layer shape, which `mm.wgsl` variant (tile, split-K, gemv)
-//! runs fastest, timed once by `alexnet bench --tune` and kept in a versioned JSON cache
+//! The autotuner: per adapter and layer shape, which variant runs fastest on the `Blocked`
+//! path: an `mm.wgsl` variant (tile, split-K, gemv) or the CPU-shaped `Gemm` path's kernels
+//! (`im2col` + `gemm.wgsl`). Timed once by `alexnet bench --tune` with GPU timestamps (wall
+//! clock where the adapter has no timestamp queries) and kept in a versioned JSON cache
 //! (`tune.json` in the cache directory the CLI passes, the one `fetch-weights` uses).
 //!
 //! The file holds entries of several adapters side by side, each keyed by
@@ -20,12 +22,12 @@ use sha2::{Digest, Sha256};
 use super::{Layer, Weights};
 use crate::error::{Error, Result};
 use crate::gpu::{storage_buffer, upload_f32, GpuContext, SplitWeight};
-use crate::kernels::mm::{self, Tile};
-use crate::kernels::tuned::{self, Tuned};
+use crate::kernels::mm;
+use crate::kernels::tuned::{self, Tuned, Variant};
 use crate::kernels::{self, Kernels, MatmulPath, Precision};
 
-/// Bumped when the file's layout changes.
-pub const VERSION: u32 = 1;
+/// Bumped when the file's layout or meaning changes (2: `gemm` winners, timestamp timing).
+pub const VERSION: u32 = 2;
 
 /// The cache file name inside the cache directory.
 pub const FILE: &str = "tune.json";
@@ -39,15 +41,17 @@ pub struct CacheFile {
     pub entries: BTreeMap<String, String>,
 }
 
-/// Identifies the candidate set: the variant names the tuner times and the shader source.
+/// Identifies the candidate set: the variant names the tuner times and the shader sources.
 pub fn candidates_id() -> String {
     let mut h = Sha256::new();
     for t in mm::TILES {
         h.update(t.name().as_bytes());
         h.update(b";");
     }
-    h.update(b"gemv;split2,4,8,16;");
-    h.update(mm::SOURCE.as_bytes());
+    h.update(b"gemv;split2,4,8,16;gemm;");
+    for file in ["mm.wgsl", "im2col.wgsl", "gemm.wgsl"] {
+        h.update(kernels::shader(file).source.as_bytes());
+    }
     let d = h.finalize();
     d[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -123,11 +127,11 @@ pub fn select(file: &CacheFile, info: &wgpu::AdapterInfo, precision: Precision) 
             continue;
         };
         if shape.starts_with("conv ") {
-            match v.parse::<Tile>() {
-                Ok(t) => {
+            match tuned::parse_conv(v) {
+                Some(t) => {
                     out.conv.insert(shape.to_string(), t);
                 }
-                Err(_) => unknown += 1,
+                None => unknown += 1,
             }
         } else if shape.starts_with("dense ") {
             match tuned::parse_dense(v) {
@@ -160,9 +164,20 @@ pub struct Timed {
     pub times: Vec<(String, f64)>,
 }
 
+/// How the tuner timed its candidates.
+pub fn timing_name(ctx: &GpuContext) -> &'static str {
+    if kernels::timing::has_timestamps(ctx) {
+        "GPU timestamps"
+    } else {
+        "wall clock"
+    }
+}
+
 /// Times every candidate for every conv and dense layer of `weights`' network at each batch
-/// size (wall clock: warm-up, then the best of `reps` submissions; random data), and records
-/// the winners in `file` under this adapter. f32 only (f16 runs the portable GEMM).
+/// size (random data; a warm-up run, then the best of `reps`, each timed with GPU timestamps
+/// where the adapter has them, else by wall clock around a submission and its wait), and
+/// records the winners in `file` under this adapter. f32 only: f16 storage has one kernel
+/// family (`im2col_f16` + `gemm_f16`), so there is nothing to choose.
 pub fn tune(
     ctx: &GpuContext,
     weights: &Weights,
@@ -174,14 +189,21 @@ pub fn tune(
     let infos = spec.infer()?;
     let ks = Kernels::with_path(ctx, MatmulPath::Blocked(mm::Force::default()));
     let adapter = adapter_key(&ctx.info);
+    let timestamps = kernels::timing::has_timestamps(ctx);
     let mut out = Vec::new();
     let time = |ds: &[kernels::Dispatch]| -> Result<f64> {
         kernels::run(ctx, ds)?;
         let mut best = f64::INFINITY;
         for _ in 0..reps.max(1) {
-            let t = Instant::now();
-            kernels::run(ctx, ds)?;
-            best = best.min(t.elapsed().as_secs_f64() * 1e3);
+            let ms = if timestamps {
+                let all: Vec<&kernels::Dispatch> = ds.iter().collect();
+                kernels::timing::gpu_ms(ctx, &all)?.iter().sum()
+            } else {
+                let t = Instant::now();
+                kernels::run(ctx, ds)?;
+                t.elapsed().as_secs_f64() * 1e3
+            };
+            best = best.min(ms);
         }
         Ok(best)
     };
@@ -229,10 +251,31 @@ fn tune_layer(
             &kernels::conv2d::weight_for_gemm(&shape, &vec![0.01; shape.weight_len()]),
         )?;
         let b = upload_f32(ctx, "tune b", &vec![0.0; shape.out_c])?;
+        // The Gemm candidate's patch matrix, capped as a network's plan caps it.
+        let words = kernels::conv2d::scratch_words(ctx, shape.im2col_words(Precision::F32)?);
+        let scratch = storage_buffer(ctx, "tune im2col", words, hint)?;
         let mut times = Vec::new();
-        for tile in tuned::conv_candidates() {
-            let d = mm::dispatch_conv(ctx, ks, tile, &shape, true, &wt, &b, &x, &y)?;
-            times.push((tile.name(), time(&[d])?));
+        for variant in tuned::conv_candidates() {
+            let ds = match variant {
+                Variant::Gemm => kernels::conv2d::dispatch_gemm(
+                    ctx,
+                    ks,
+                    Precision::F32,
+                    &shape,
+                    true,
+                    &wt,
+                    &b,
+                    &x,
+                    &y,
+                    &scratch,
+                )?,
+                Variant::Mm(tile) => {
+                    vec![mm::dispatch_conv(
+                        ctx, ks, tile, &shape, true, &wt, &b, &x, &y,
+                    )?]
+                }
+            };
+            times.push((variant.name(), time(&ds)?));
         }
         out.push((tuned::conv_key(&shape), times));
     } else if let Layer::Dense { .. } = layer {
@@ -251,22 +294,28 @@ fn tune_layer(
                 continue;
             }
             seen.push(*rows);
+            let part = (*start, *rows, n_out);
             let mut times = Vec::new();
-            for kind in tuned::dense_candidates(batch, k, *rows) {
-                let ds = mm::dispatch_dense(
-                    ctx,
-                    ks,
-                    kind,
-                    batch,
-                    k,
-                    (*start, *rows, n_out),
-                    true,
-                    buf,
-                    &b,
-                    &x,
-                    &y,
-                )?;
-                times.push((kind.name(), time(&ds)?));
+            for variant in tuned::dense_candidates(batch, k, *rows) {
+                let ds = match variant {
+                    Variant::Gemm => vec![kernels::dense::gemm_part(
+                        ctx,
+                        ks,
+                        Precision::F32,
+                        batch,
+                        k,
+                        part,
+                        true,
+                        &x,
+                        buf,
+                        &b,
+                        &y,
+                    )?],
+                    Variant::Mm(kind) => {
+                        mm::dispatch_dense(ctx, ks, kind, batch, k, part, true, buf, &b, &x, &y)?
+                    }
+                };
+                times.push((variant.name(), time(&ds)?));
             }
             out.push((tuned::dense_key(batch, k, *rows), times));
         }

@@ -24,9 +24,6 @@ use crate::kernels::lrn::Lrn;
 use crate::kernels::{self, Dispatch, Kernels, MatmulPath, Precision};
 use crate::model::Layer;
 
-/// The im2col scratch is capped as the network's is (convolutions then run in pixel chunks).
-const IM2COL_MAX_BYTES: u64 = 64 << 20;
-
 /// One convolution's buffers. Trained ones also hold gradients and optimizer state.
 pub struct ConvParam {
     pub name: String,
@@ -256,8 +253,8 @@ impl ConvStack {
             .max();
         let scratch = match need {
             Some(n) => {
-                let cap = (ctx.max_binding().min(IM2COL_MAX_BYTES) / 4) as usize;
-                Some(storage_buffer(ctx, "im2col", n.min(cap), hint)?)
+                let words = conv2d::scratch_words(ctx, n);
+                Some(storage_buffer(ctx, "im2col", words, hint)?)
             }
             None => None,
         };

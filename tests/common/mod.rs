@@ -30,3 +30,17 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
     let d = rel_max_diff(got, want);
     assert!(d <= tol, "{what}: max |diff| / max |ref| = {d:e} > {tol:e}");
 }
+
+/// A file under `tests/fixtures/`.
+pub fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A `.npy` fixture under `tests/fixtures/`: (shape, data).
+pub fn fixture_npy(name: &str) -> (Vec<usize>, Vec<f32>) {
+    let mut t = alexnet_wgpu::weights::read_tensors(&fixture(name)).unwrap();
+    let t = t.remove(0);
+    (t.shape, t.data.unwrap())
+}
