@@ -39,7 +39,17 @@ fn shaders_validate_and_translate_to_every_backend() {
         .map(|t| (t.source().file, t.source().source))
         .collect();
     assert_eq!(tiles.len(), alexnet_wgpu::kernels::mm::TILES.len());
-    for (name, src) in FORWARD.iter().chain(TRAINING).chain(&tiles) {
+    // Generated variants (the vec4 optimizers).
+    let generated: Vec<(&str, &str)> = alexnet_wgpu::train::kernels::generated_shaders()
+        .iter()
+        .map(|s| (s.file, s.source))
+        .collect();
+    for (name, src) in FORWARD
+        .iter()
+        .chain(TRAINING)
+        .chain(&tiles)
+        .chain(&generated)
+    {
         let (module, info) = validate(name, src);
         let entries: Vec<String> = module
             .entry_points

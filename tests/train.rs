@@ -175,78 +175,94 @@ fn relu_backward_dropout_and_optimizers_match_reference() {
         "{dropped} of {n} dropped at rate 0.3"
     );
 
-    // SGD with momentum: two steps (the first sets buf = g).
-    let param = random(n, 8, 1.0);
-    let grad = random(n, 9, 1.0);
-    let (pb, grb, bufb) = (
-        upload_f32(&ctx, "p", &param).unwrap(),
-        upload_f32(&ctx, "g", &grad).unwrap(),
-        storage_buffer(&ctx, "buf", n, "").unwrap(),
-    );
-    let d = sgd::dispatch(&ctx, &tk, n, &grb, &pb, &bufb).unwrap();
-    let (mut rp, mut rb): (Vec<f64>, Vec<f64>) =
-        (param.iter().map(|&v| v as f64).collect(), vec![0.0; n]);
-    let g64: Vec<f64> = grad.iter().map(|&v| v as f64).collect();
-    for first in [true, false] {
-        let sp = sgd::SgdParams {
-            len: n as u32,
-            first: first as u32,
-            _pad: [0; 2],
-            lr: 0.1,
-            momentum: 0.9,
-            weight_decay: 0.01,
-            _pad1: 0.0,
-        };
-        ctx.queue
-            .write_buffer(&d._params, 0, bytemuck::bytes_of(&sp));
-        kernels::run(&ctx, std::slice::from_ref(&d)).unwrap();
-        sgd::reference(&mut rp, &mut rb, &g64, first, 0.1, 0.9, 0.01);
-    }
-    let rp32: Vec<f32> = rp.iter().map(|&v| v as f32).collect();
-    assert_close("sgd", &read_back_f32(&ctx, &pb, n).unwrap(), &rp32, 1e-6);
+    // The optimizers at a length that takes their vec4 variant (a multiple of 4) and one
+    // that takes the scalar shader.
+    assert_eq!(tk.optimizer("sgd.wgsl", n).1, 4, "{n} values: the vec4 variant");
+    assert_eq!(tk.optimizer("adam.wgsl", n + 3).1, 1, "odd length: scalar");
+    for n in [n, n + 3] {
+        // SGD with momentum: two steps (the first sets buf = g).
+        let param = random(n, 8, 1.0);
+        let grad = random(n, 9, 1.0);
+        let (pb, grb, bufb) = (
+            upload_f32(&ctx, "p", &param).unwrap(),
+            upload_f32(&ctx, "g", &grad).unwrap(),
+            storage_buffer(&ctx, "buf", n, "").unwrap(),
+        );
+        let d = sgd::dispatch(&ctx, &tk, n, &grb, &pb, &bufb).unwrap();
+        let (mut rp, mut rb): (Vec<f64>, Vec<f64>) =
+            (param.iter().map(|&v| v as f64).collect(), vec![0.0; n]);
+        let g64: Vec<f64> = grad.iter().map(|&v| v as f64).collect();
+        for first in [true, false] {
+            let sp = sgd::SgdParams {
+                len: n as u32,
+                first: first as u32,
+                _pad: [0; 2],
+                lr: 0.1,
+                momentum: 0.9,
+                weight_decay: 0.01,
+                _pad1: 0.0,
+            };
+            ctx.queue
+                .write_buffer(&d._params, 0, bytemuck::bytes_of(&sp));
+            kernels::run(&ctx, std::slice::from_ref(&d)).unwrap();
+            sgd::reference(&mut rp, &mut rb, &g64, first, 0.1, 0.9, 0.01);
+        }
+        let rp32: Vec<f32> = rp.iter().map(|&v| v as f32).collect();
+        assert_close(
+            &format!("sgd, {n} values"),
+            &read_back_f32(&ctx, &pb, n).unwrap(),
+            &rp32,
+            1e-6,
+        );
 
-    // Adam: two steps.
-    let (pb, mb, vb) = (
-        upload_f32(&ctx, "p", &param).unwrap(),
-        storage_buffer(&ctx, "m", n, "").unwrap(),
-        storage_buffer(&ctx, "v", n, "").unwrap(),
-    );
-    let d = adam::dispatch(&ctx, &tk, n, &grb, &pb, &mb, &vb).unwrap();
-    let (mut rp, mut rm, mut rv): (Vec<f64>, Vec<f64>, Vec<f64>) = (
-        param.iter().map(|&v| v as f64).collect(),
-        vec![0.0; n],
-        vec![0.0; n],
-    );
-    for t in 1..=2 {
-        let ap = adam::AdamParams {
-            len: n as u32,
-            _pad: [0; 3],
-            lr: 0.01,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.001,
-            bias_correction1: 1.0 - 0.9f32.powi(t),
-            bias_correction2: 1.0 - 0.999f32.powi(t),
-            _pad1: 0.0,
-        };
-        ctx.queue
-            .write_buffer(&d._params, 0, bytemuck::bytes_of(&ap));
-        kernels::run(&ctx, std::slice::from_ref(&d)).unwrap();
-        adam::reference(
-            &mut rp,
-            &mut rm,
-            &mut rv,
-            &g64,
-            t as u32,
-            0.01,
-            (0.9, 0.999),
-            1e-8,
-            0.001,
+        // Adam: two steps.
+        let (pb, mb, vb) = (
+            upload_f32(&ctx, "p", &param).unwrap(),
+            storage_buffer(&ctx, "m", n, "").unwrap(),
+            storage_buffer(&ctx, "v", n, "").unwrap(),
+        );
+        let d = adam::dispatch(&ctx, &tk, n, &grb, &pb, &mb, &vb).unwrap();
+        let (mut rp, mut rm, mut rv): (Vec<f64>, Vec<f64>, Vec<f64>) = (
+            param.iter().map(|&v| v as f64).collect(),
+            vec![0.0; n],
+            vec![0.0; n],
+        );
+        for t in 1..=2 {
+            let ap = adam::AdamParams {
+                len: n as u32,
+                _pad: [0; 3],
+                lr: 0.01,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.001,
+                bias_correction1: 1.0 - 0.9f32.powi(t),
+                bias_correction2: 1.0 - 0.999f32.powi(t),
+                _pad1: 0.0,
+            };
+            ctx.queue
+                .write_buffer(&d._params, 0, bytemuck::bytes_of(&ap));
+            kernels::run(&ctx, std::slice::from_ref(&d)).unwrap();
+            adam::reference(
+                &mut rp,
+                &mut rm,
+                &mut rv,
+                &g64,
+                t as u32,
+                0.01,
+                (0.9, 0.999),
+                1e-8,
+                0.001,
+            );
+        }
+        let rp32: Vec<f32> = rp.iter().map(|&v| v as f32).collect();
+        assert_close(
+            &format!("adam, {n} values"),
+            &read_back_f32(&ctx, &pb, n).unwrap(),
+            &rp32,
+            1e-6,
         );
     }
-    let rp32: Vec<f32> = rp.iter().map(|&v| v as f32).collect();
-    assert_close("adam", &read_back_f32(&ctx, &pb, n).unwrap(), &rp32, 1e-6);
 }
 
 fn small_head(kind: HeadKind, seed: u64) -> HeadWeights {

@@ -32,11 +32,12 @@ pub fn dispatch(
     v: &wgpu::Buffer,
 ) -> Result<Dispatch> {
     let uniform = uniform_buffer(ctx, "adam params", &AdamParams::zeroed_len(len));
+    let (kernel, per) = k.optimizer("adam.wgsl", len);
     Ok(Dispatch {
         label: "adam".into(),
-        pipeline: k.adam().pipeline.clone(),
-        bind_group: k.adam().bind(ctx, &uniform, &[grad, param, m, v]),
-        workgroups: grid_1d(ctx, len, k.adam().workgroup_size[0])?,
+        pipeline: kernel.pipeline.clone(),
+        bind_group: kernel.bind(ctx, &uniform, &[grad, param, m, v]),
+        workgroups: grid_1d(ctx, len.div_ceil(per), kernel.workgroup_size[0])?,
         flops: 10.0 * len as f64,
         _params: uniform,
     })

@@ -40,11 +40,12 @@ pub fn dispatch(
             _pad1: 0.0,
         },
     );
+    let (kernel, per) = k.optimizer("sgd.wgsl", len);
     Ok(Dispatch {
         label: "sgd".into(),
-        pipeline: k.sgd().pipeline.clone(),
-        bind_group: k.sgd().bind(ctx, &uniform, &[grad, param, buf]),
-        workgroups: grid_1d(ctx, len, k.sgd().workgroup_size[0])?,
+        pipeline: kernel.pipeline.clone(),
+        bind_group: kernel.bind(ctx, &uniform, &[grad, param, buf]),
+        workgroups: grid_1d(ctx, len.div_ceil(per), kernel.workgroup_size[0])?,
         flops: 4.0 * len as f64,
         _params: uniform,
     })
