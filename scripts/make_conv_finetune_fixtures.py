@@ -1,14 +1,16 @@
-"""PyTorch references for `train-head --train-from conv4` (issue 11): the reduced-width net of
-each preset (tests/fixtures/{torchvision,caffe,keras_small_pt}.npz, made by make_fixtures.py)
-fine-tuned from conv4 with `requires_grad`, step by step, in float64. CI never runs this;
-tests/finetune_conv.rs reads what it writes:
+"""PyTorch references for `train-head --train-from conv4` (issue 11) and `--train-from conv1`:
+the reduced-width net of each preset (tests/fixtures/{torchvision,caffe,keras_small_pt}.npz,
+made by make_fixtures.py) fine-tuned from conv4 (every preset) or from conv1 (torchvision and
+Caffe: conv1's K = 363 is not a multiple of 4, and Caffe adds LRN and groups to the backward)
+with `requires_grad`, step by step, in float64. CI never runs this; tests/finetune_conv.rs
+reads what it writes:
 
-    python scripts/make_conv_finetune_fixtures.py   # tests/fixtures/finetune_conv4_<preset>.npz
+    python scripts/make_conv_finetune_fixtures.py   # tests/fixtures/finetune_<first>_<preset>.npz
 
 Protocol (the Rust test runs the same): inputs = the three preprocessed fixture images
 (input_224.npy / input_227_caffe.npy / input_227_keras.npy) with labels 0, 1, 2; a new fc8
 with 3 classes (uniform +-1/sqrt(fan_in) from numpy seed 11, stored as `init/fc8.*`); conv1..conv3
-frozen; conv4, conv5, fc6, fc7, fc8 trained by torch.optim.SGD(lr 1e-3 (Caffe 1e-6), momentum 0.9,
+frozen (from conv4; none from conv1); conv4 (conv1), conv5, fc6, fc7, fc8 trained by torch.optim.SGD(lr 1e-3 (Caffe 1e-6), momentum 0.9,
 weight_decay 5e-4) on the mean cross-entropy; no dropout; batches of 2 in order (images
 [0, 1], then [2], as `--no-shuffle --batch 2`), 4 steps. Stored: `loss` (each step's batch
 loss before its update) and `delta/<layer>.weight|bias` (final minus initial values) of every
@@ -36,7 +38,8 @@ PRESETS = {
               [(4, 0, 1), (1, 2, 1), (1, 1, 1), (1, 1, 1), (1, 1, 1)], False, False),
 }
 NAMES = ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
-FIRST = 3  # conv4
+# First trained layer -> presets fine-tuned from it.
+FIRSTS = {"conv4": ["torchvision", "caffe", "keras"], "conv1": ["torchvision", "caffe"]}
 MOMENTUM, WD, BATCH, STEPS, CLASSES = 0.9, 5e-4, 2, 4, 3
 # Rates that train without diverging in 4 steps: Caffe's inputs are 0..255, its logits large.
 LR = {"torchvision": 1e-3, "caffe": 1e-6, "keras": 1e-3}
@@ -44,7 +47,14 @@ LR = {"torchvision": 1e-3, "caffe": 1e-6, "keras": 1e-3}
 
 def main():
     torch.set_default_dtype(torch.float64)
-    for preset, (wfile, xfile, keys, convs, lrn, avgpool) in PRESETS.items():
+    for first, presets in FIRSTS.items():
+        for preset in presets:
+            run(first, preset)
+
+
+def run(first, preset):
+    if True:
+        wfile, xfile, keys, convs, lrn, avgpool = PRESETS[preset]
         w = np.load(FIX / wfile)
         x = torch.tensor(np.load(FIX / xfile), dtype=torch.float64)
         labels = torch.tensor([0, 1, 2])
@@ -61,7 +71,7 @@ def main():
         }
         for k, v in init8.items():
             p[k] = torch.tensor(v.astype(np.float64))
-        trained = [n for n in NAMES[FIRST:]]
+        trained = NAMES[NAMES.index(first):]
         for n in trained:
             p[n + ".weight"].requires_grad_()
             p[n + ".bias"].requires_grad_()
@@ -99,7 +109,7 @@ def main():
         for n in trained:
             for s in (".weight", ".bias"):
                 out["delta/" + n + s] = (p[n + s] - init[n + s]).detach().numpy().astype(np.float32)
-        path = FIX / f"finetune_conv4_{preset}.npz"
+        path = FIX / f"finetune_{first}_{preset}.npz"
         np.savez(path, **out)
         print("wrote", path, "losses", losses, "with torch", torch.__version__)
 

@@ -115,7 +115,8 @@ fn params_structs_match_the_shaders() {
     use alexnet_wgpu::train::kernels::{
         adam::AdamParams, conv_backward::ConvBackwardParams, conv_gemm_backward::ConvGemmParams,
         cross_entropy::CrossEntropyParams, dense_backward::DenseBackwardParams,
-        dropout::DropoutParams, relu_backward::ReluBackwardParams, sgd::SgdParams,
+        dropout::DropoutParams, pad_rows::PadRowsParams, relu_backward::ReluBackwardParams,
+        sgd::SgdParams,
     };
     use std::mem::size_of;
     let table: &[(&str, usize)] = &[
@@ -145,6 +146,7 @@ fn params_structs_match_the_shaders() {
             "adaptive_avg_pool_backward.wgsl",
             size_of::<AdaptiveAvgPoolParams>(),
         ),
+        ("pad_rows.wgsl", size_of::<PadRowsParams>()),
     ];
     for (name, src) in FORWARD.iter().chain(TRAINING) {
         let facts = alexnet_wgpu::gpu::shader_facts(name, src).unwrap();

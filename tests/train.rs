@@ -177,7 +177,11 @@ fn relu_backward_dropout_and_optimizers_match_reference() {
 
     // The optimizers at a length that takes their vec4 variant (a multiple of 4) and one
     // that takes the scalar shader.
-    assert_eq!(tk.optimizer("sgd.wgsl", n).1, 4, "{n} values: the vec4 variant");
+    assert_eq!(
+        tk.optimizer("sgd.wgsl", n).1,
+        4,
+        "{n} values: the vec4 variant"
+    );
     assert_eq!(tk.optimizer("adam.wgsl", n + 3).1, 1, "odd length: scalar");
     for n in [n, n + 3] {
         // SGD with momentum: two steps (the first sets buf = g).
@@ -263,6 +267,27 @@ fn relu_backward_dropout_and_optimizers_match_reference() {
             1e-6,
         );
     }
+}
+
+/// `pad_rows.wgsl` against its CPU reference: conv1's shape (64 x 363 -> 364), a width already
+/// padded, and odd sizes; the padding must be zeros even over a buffer that held other values.
+#[test]
+fn pad_rows_matches_reference() {
+    use alexnet_wgpu::train::kernels::pad_rows;
+    let ctx = ctx();
+    let tk = TrainKernels::new(&ctx);
+    for (rows, cols, padded) in [(64, 363, 364), (7, 8, 8), (5, 1, 4), (3, 13, 20)] {
+        let src = random(rows * cols, 31, 1.0);
+        let sb = upload_f32(&ctx, "src", &src).unwrap();
+        let db = upload_f32(&ctx, "dst", &vec![7.0; rows * padded]).unwrap();
+        let d = pad_rows::dispatch(&ctx, &tk, (rows, cols, padded), &sb, &db).unwrap();
+        kernels::run(&ctx, &[d]).unwrap();
+        let got = read_back_f32(&ctx, &db, rows * padded).unwrap();
+        let want = pad_rows::reference(&src, rows, cols, padded);
+        assert_eq!(got, want, "{rows}x{cols} -> {padded}");
+    }
+    let sb = upload_f32(&ctx, "src", &[1.0; 8]).unwrap();
+    assert!(pad_rows::dispatch(&ctx, &tk, (2, 4, 3), &sb, &sb).is_err());
 }
 
 fn small_head(kind: HeadKind, seed: u64) -> HeadWeights {

@@ -4,18 +4,21 @@
 //! its convolutions. The frozen part below the first trained layer is the same stack without
 //! gradients, run forward once per image to fill the cache.
 //!
-//! Forward convolutions go through the network's own kernels (`kernels::conv2d`: im2col +
-//! `gemm.wgsl` on CPU adapters, the tiled kernel on GPUs). A trained convolution keeps its
-//! weights OIHW, the layout its gradient kernels and the optimizer read; the GEMM path needs rows
-//! padded to a multiple of 4, the same layout exactly when K = in_c / groups * k^2 is a multiple
-//! of 4 (conv2..conv5 of every preset), so a trained convolution whose K is not (conv1: K = 363)
-//! runs forward on the tiled kernel instead, which reads OIHW as it is.
+//! Forward convolutions go through the network's own kernels for the adapter's matmul path
+//! (`im2col` + `gemm.wgsl` on CPU adapters, `mm.wgsl` tiles on GPUs, the first tiled kernel with
+//! `ALEXNET_MATMUL=tiled`). Those GEMMs read weight rows padded to a multiple of 4; a trained
+//! convolution keeps its weights OIHW, the layout its gradient kernels and the optimizer read,
+//! which is the same layout exactly when K = in_c / groups * k^2 is a multiple of 4 (conv2..conv5
+//! of every preset). A trained convolution whose K is not (conv1: K = 363) gets a padded copy
+//! of its weights, refreshed by `pad_rows.wgsl` at the start of every forward pass.
 
 use std::collections::HashMap;
 
 use super::head::ConvHost;
 use super::kernels::conv_gemm_backward::{self, ConvGemmScratch};
-use super::kernels::{conv_backward, lrn_backward, pool_backward, relu_backward, TrainKernels};
+use super::kernels::{
+    conv_backward, lrn_backward, pad_rows, pool_backward, relu_backward, TrainKernels,
+};
 use super::trainer::Optimizer;
 use crate::error::{Error, Result};
 use crate::gpu::{read_back_f32, storage_buffer, upload_f32, GpuContext};
@@ -29,17 +32,37 @@ pub struct ConvParam {
     pub name: String,
     /// Geometry for one image.
     pub shape: Conv2dShape,
-    /// OIHW (trained, or K a multiple of 4), else rows padded for the GEMM.
+    /// OIHW (trained, K a multiple of 4, or the tiled kernel), else rows padded for the GEMM.
     pub weight: wgpu::Buffer,
     pub bias: wgpu::Buffer,
-    /// Runs forward through im2col + GEMM (else the tiled kernel).
-    gemm: bool,
+    /// The forward kernel.
+    forward: ConvForward,
+    /// Trained with K not a multiple of 4 on a GEMM path: the rows-padded copy of `weight`
+    /// the forward GEMM reads, refreshed before each forward pass.
+    padded: Option<wgpu::Buffer>,
     pub grad_w: Option<wgpu::Buffer>,
     pub grad_b: Option<wgpu::Buffer>,
     /// Momentum (SGD) or first moments (Adam): weight-shaped, bias-shaped.
     pub state1: Vec<wgpu::Buffer>,
     /// Second moments (Adam only).
     pub state2: Vec<wgpu::Buffer>,
+}
+
+/// How a convolution runs forward (from the adapter's matmul path).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ConvForward {
+    /// `im2col` + `gemm.wgsl` (rows-padded weights).
+    Gemm,
+    /// An `mm.wgsl` tile (rows-padded weights), as the tuner or heuristic picks.
+    Mm(kernels::mm::Force),
+    /// `conv2d.wgsl` (OIHW).
+    Tiled,
+}
+
+impl ConvForward {
+    fn padded_rows(self) -> bool {
+        self != ConvForward::Tiled
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -126,12 +149,22 @@ impl ConvStack {
                             host.bias.len()
                         )));
                     }
-                    let aligned = s.k() == s.kp();
-                    let gemm = fk.path == MatmulPath::Gemm && (aligned || train.is_none());
-                    let weight = if gemm && !aligned {
-                        upload_f32(ctx, name, &conv2d::weight_for_gemm(&s, &host.weight))?
-                    } else {
-                        upload_f32(ctx, name, &host.weight)?
+                    let forward = match fk.path {
+                        MatmulPath::Gemm => ConvForward::Gemm,
+                        MatmulPath::Blocked(force) => ConvForward::Mm(force),
+                        MatmulPath::Tiled => ConvForward::Tiled,
+                    };
+                    let repad = forward.padded_rows() && s.k() != s.kp();
+                    let (weight, padded) = match (repad, train) {
+                        (true, None) => (
+                            upload_f32(ctx, name, &conv2d::weight_for_gemm(&s, &host.weight))?,
+                            None,
+                        ),
+                        (true, Some(_)) => (
+                            upload_f32(ctx, name, &host.weight)?,
+                            Some(storage_buffer(ctx, name, s.out_c * s.kp(), hint)?),
+                        ),
+                        (false, _) => (upload_f32(ctx, name, &host.weight)?, None),
                     };
                     let zeros = |n: usize| storage_buffer(ctx, "conv training state", n, hint);
                     let pair = || -> Result<Vec<wgpu::Buffer>> {
@@ -154,7 +187,8 @@ impl ConvStack {
                         shape: s,
                         weight,
                         bias: upload_f32(ctx, name, &host.bias)?,
-                        gemm,
+                        forward,
+                        padded,
                         grad_w,
                         grad_b,
                         state1,
@@ -240,7 +274,7 @@ impl ConvStack {
         };
         let need = params
             .iter()
-            .filter(|p| p.gemm)
+            .filter(|p| p.forward == ConvForward::Gemm)
             .map(|p| {
                 Conv2dShape {
                     batch: max_batch,
@@ -323,25 +357,47 @@ impl ConvStack {
                 Op::Conv { conv, relu } => {
                     let p = &self.params[*conv];
                     let shape = Conv2dShape { batch, ..p.shape };
-                    match (&self.scratch, p.gemm) {
-                        (Some(scratch), true) => out.extend(conv2d::dispatch_gemm(
+                    let weight = match &p.padded {
+                        Some(padded) => {
+                            let dims = (shape.out_c, shape.k(), shape.kp());
+                            out.push(pad_rows::dispatch(ctx, &self.tk, dims, &p.weight, padded)?);
+                            padded
+                        }
+                        None => &p.weight,
+                    };
+                    match (&self.scratch, p.forward) {
+                        (Some(scratch), ConvForward::Gemm) => out.extend(conv2d::dispatch_gemm(
                             ctx,
                             &self.fk,
                             Precision::F32,
                             &shape,
                             *relu,
-                            &p.weight,
+                            weight,
                             &p.bias,
                             x,
                             y,
                             scratch,
                         )?),
+                        (_, ConvForward::Mm(force)) => {
+                            let tuned = self.fk.tuned_conv(&shape).and_then(|v| v.mm());
+                            out.push(kernels::mm::dispatch_conv(
+                                ctx,
+                                &self.fk,
+                                force.conv(&shape, tuned)?,
+                                &shape,
+                                *relu,
+                                weight,
+                                &p.bias,
+                                x,
+                                y,
+                            )?)
+                        }
                         _ => out.push(conv2d::dispatch(
                             ctx,
                             &self.fk.conv2d(),
                             &shape,
                             *relu,
-                            &p.weight,
+                            weight,
                             0,
                             shape.out_c / shape.groups,
                             &p.bias,
@@ -535,16 +591,20 @@ impl ConvStack {
         self.params
             .iter()
             .map(|p| {
+                // Stored with padded rows: a frozen conv with K not a multiple of 4 on a
+                // GEMM path (a trained one keeps OIHW and a padded copy).
+                let stored_padded =
+                    p.forward.padded_rows() && p.padded.is_none() && p.shape.k() != p.shape.kp();
                 let mut weight = read_back_f32(
                     ctx,
                     &p.weight,
-                    if p.gemm {
+                    if stored_padded {
                         p.shape.out_c * p.shape.kp()
                     } else {
                         p.shape.weight_len()
                     },
                 )?;
-                if p.gemm && p.shape.k() != p.shape.kp() {
+                if stored_padded {
                     let (k, kp) = (p.shape.k(), p.shape.kp());
                     weight = weight
                         .chunks_exact(kp)

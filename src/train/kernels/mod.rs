@@ -7,6 +7,7 @@ pub mod cross_entropy;
 pub mod dense_backward;
 pub mod dropout;
 pub mod lrn_backward;
+pub mod pad_rows;
 pub mod pool_backward;
 pub mod relu_backward;
 pub mod sgd;
@@ -54,6 +55,10 @@ pub const SHADERS: &[(&str, &str)] = &[
     (
         "adaptive_avg_pool_backward.wgsl",
         include_str!("../../../shaders/adaptive_avg_pool_backward.wgsl"),
+    ),
+    (
+        "pad_rows.wgsl",
+        include_str!("../../../shaders/pad_rows.wgsl"),
     ),
 ];
 
@@ -152,5 +157,6 @@ impl TrainKernels {
         max_pool_backward => ("max_pool_backward.wgsl", "main");
         lrn_backward => ("lrn_backward.wgsl", "main");
         adaptive_avg_pool_backward => ("adaptive_avg_pool_backward.wgsl", "main");
+        pad_rows => ("pad_rows.wgsl", "main");
     }
 }
