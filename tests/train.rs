@@ -574,3 +574,81 @@ fn keep_last_returns_the_last_epoch_and_keep_best_the_best() {
         );
     }
 }
+
+/// Rows that report another kind than cached rows (as `FreshViews` does), same values.
+struct OtherKind<'a>(&'a FeatureSet);
+
+impl alexnet_wgpu::train::TrainRows for OtherKind<'_> {
+    fn rows(&mut self, epoch: usize, idx: &[usize]) -> alexnet_wgpu::error::Result<Vec<f32>> {
+        alexnet_wgpu::train::Cached(self.0).rows(epoch, idx)
+    }
+    fn kind(&self) -> String {
+        "fresh views x1 per epoch, seed 9".into()
+    }
+}
+
+/// The checkpoint records what the training rows were: a run resumed with rows of another kind
+/// (fresh augmented draws per epoch vs a cache) is refused with the checkpoint's name, and a
+/// resume with the same kind continues.
+#[test]
+fn resume_with_rows_of_another_kind_is_refused() {
+    use alexnet_wgpu::train::{fit_rows, Cached};
+    let ctx = ctx();
+    let train = blobs(32, 12, 1);
+    let head = HeadWeights {
+        kind: HeadKind::Last,
+        layers: vec![DenseHost {
+            name: "fc8".into(),
+            inp: 12,
+            out: 3,
+            relu: false,
+            weight: vec![0.0; 36],
+            bias: vec![0.0; 3],
+        }],
+        conv: None,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("run.ckpt");
+    let mut opts = options(0.05, 3, None, Schedule::Constant);
+    opts.checkpoint = Some(ck.clone());
+    opts.interrupt_after = Some(1);
+    let _ = fit_rows(
+        &ctx,
+        &head,
+        &train,
+        &mut Cached(&train),
+        None,
+        &opts,
+        &mut |_| {},
+    );
+    assert!(ck.exists(), "an interrupted run leaves its checkpoint");
+    opts.interrupt_after = None;
+    opts.resume = true;
+    let err = fit_rows(
+        &ctx,
+        &head,
+        &train,
+        &mut OtherKind(&train),
+        None,
+        &opts,
+        &mut |_| {},
+    )
+    .err()
+    .expect("resuming with other rows must fail");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("run.ckpt") && msg.contains("other options"),
+        "{msg}"
+    );
+    let out = fit_rows(
+        &ctx,
+        &head,
+        &train,
+        &mut Cached(&train),
+        None,
+        &opts,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(out.history.len(), 3);
+}

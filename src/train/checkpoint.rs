@@ -25,9 +25,21 @@ pub(crate) struct Progress {
     pub(crate) fingerprint: String,
 }
 
-pub(crate) fn fingerprint(opts: &FitOptions, train: &FeatureSet, head: &HeadWeights) -> String {
+/// `rows`: what the training rows are ([`super::rows::TrainRows::kind`]); left out for cached
+/// rows, so checkpoints written before it was recorded still resume.
+pub(crate) fn fingerprint(
+    opts: &FitOptions,
+    train: &FeatureSet,
+    rows: &str,
+    head: &HeadWeights,
+) -> String {
+    let rows = if rows == super::rows::CACHED {
+        String::new()
+    } else {
+        format!("|{rows}")
+    };
     format!(
-        "{:?}|{}|{}|{}|{:?}|{}|{:?}|{}x{}|{:?}|{:?}",
+        "{:?}|{}|{}|{}|{:?}|{}|{:?}|{}x{}{rows}|{:?}|{:?}",
         opts.config,
         opts.epochs,
         opts.batch,

@@ -156,7 +156,7 @@ pub fn fit_rows(
     let steps_per_epoch = train.len().div_ceil(batch);
     let total_steps = opts.steps.unwrap_or(opts.epochs * steps_per_epoch);
     let epochs = total_steps.div_ceil(steps_per_epoch);
-    let fp = fingerprint(opts, train, init);
+    let fp = fingerprint(opts, train, &rows.kind(), init);
 
     let (mut start_head, mut best_head, mut progress, state) =
         (init.clone(), init.clone(), Progress::default(), Vec::new());

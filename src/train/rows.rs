@@ -23,7 +23,17 @@ use crate::gpu::GpuContext;
 pub trait TrainRows {
     /// Rows `idx` as seen in epoch `epoch` (0-based), `[idx.len(), dim]`.
     fn rows(&mut self, epoch: usize, idx: &[usize]) -> Result<Vec<f32>>;
+
+    /// What the rows are, for the checkpoint's fingerprint: a run resumed with rows of
+    /// another kind (cached views vs fresh draws per epoch, another seed) would silently
+    /// follow another trajectory, so it is refused instead.
+    fn kind(&self) -> String {
+        CACHED.into()
+    }
 }
+
+/// [`TrainRows::kind`] of rows that are the same every epoch (in memory or spilled).
+pub const CACHED: &str = "cached rows";
 
 /// The in-memory cache: the same rows every epoch.
 pub struct Cached<'a>(pub &'a FeatureSet);
@@ -204,6 +214,13 @@ impl TrainRows for FreshViews<'_> {
     fn rows(&mut self, epoch: usize, idx: &[usize]) -> Result<Vec<f32>> {
         let x = self.images(epoch, idx)?;
         self.stack.run(self.ctx, &x, idx.len())
+    }
+
+    fn kind(&self) -> String {
+        format!(
+            "fresh views x{} per epoch, seed {}, {:?}",
+            self.views, self.seed, self.pre
+        )
     }
 }
 
