@@ -326,3 +326,33 @@ fn bad_npy_inputs_exit_2() {
         assert!(e.contains(name) && e.contains(what), "{e}");
     }
 }
+
+/// A JPEG whose frame header claims 65535 x 65535 pixels over a few hundred bytes of data:
+/// a clear error naming the file and the claimed size, on the fast and the exact path, not an
+/// allocation of what the header claims.
+#[test]
+fn a_forged_jpeg_size_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = RgbImage::from_pixel(16, 16, image::Rgb([10, 20, 30]));
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        .encode_image(&img)
+        .unwrap();
+    // SOF0: FF C0, length (2), precision (1), height (2), width (2).
+    let sof = jpeg
+        .windows(2)
+        .position(|m| m == [0xFF, 0xC0])
+        .expect("a baseline frame header");
+    jpeg[sof + 5..sof + 9].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+    let p = dir.path().join("forged.jpg");
+    std::fs::write(&p, &jpeg).unwrap();
+    let pre = Preprocess::for_arch(Arch::Torchvision);
+    // Before the header checks this took 23 GB and the out-of-memory killer.
+    for opts in [FAST, EXACT] {
+        let err = load_view(&p, &pre, opts).unwrap_err().to_string();
+        assert!(
+            err.contains("forged.jpg") && err.contains("65535x65535"),
+            "{err}"
+        );
+    }
+}

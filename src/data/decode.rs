@@ -45,6 +45,24 @@ pub fn reduce_factor(w: usize, h: usize, target_w: usize, target_h: usize) -> u3
     [8, 4, 2].into_iter().find(|&a| room >= a).unwrap_or(1) as u32
 }
 
+/// The most pixels an image may have: PIL's `DecompressionBombError` threshold (twice its
+/// `MAX_IMAGE_PIXELS` of 89,478,485), 537 MB as 8-bit RGB. Checked from the header before
+/// anything is decoded: `image`'s decoders allocate what the header claims (a PNG or JPEG
+/// header claiming 65535 x 65535 took 23 GB and the out-of-memory killer before this check).
+pub const MAX_PIXELS: u64 = 2 * 89_478_485;
+
+/// Whether a JPEG of `len` bytes can hold `w` x `h` pixels. A Huffman-coded JPEG spends at
+/// least about a bit per 8x8 block of each component even on a flat image (the DC code of a
+/// baseline block plus its end-of-block, or one DC code per block in a progressive file), i.e.
+/// at most ~512 pixels per byte; past 1024 per byte (and a 16 MP floor for tiny files), the
+/// header is not describing the file, and decoding it here would allocate what it claims
+/// before finding out (a 65535 x 65535 header: ~200 MB even at 1/8 scale). Such files go to
+/// `image`, which refuses them within its allocation limit. (Arithmetic-coded JPEGs can go
+/// below a bit per block; a flat one that large takes the same general path.)
+pub fn plausible_jpeg_size(w: usize, h: usize, len: usize) -> bool {
+    w.saturating_mul(h) <= len.saturating_mul(1024).max(16 << 20)
+}
+
 fn swaps_axes(o: Orientation) -> bool {
     matches!(
         o,
@@ -90,6 +108,10 @@ fn decode_jpeg_fast(bytes: &[u8], pre: &Preprocess, opts: LoadOptions) -> Option
             .unwrap_or(Orientation::NoTransforms)
     };
     let (w, h) = (info.width as usize, info.height as usize);
+    if !plausible_jpeg_size(w, h, bytes.len()) {
+        // A forged or truncated header: `image` below refuses it within its allocation limit.
+        return None;
+    }
     let (vw, vh) = if swaps_axes(orientation) {
         (h, w)
     } else {
@@ -169,6 +191,30 @@ fn decode_any(path: &Path, bytes: &[u8], opts: LoadOptions) -> Result<Decoded> {
         }
     }
     let mut decoder = reader.into_decoder().map_err(|e| image_error(path, e))?;
+    let (w, h) = decoder.dimensions();
+    let pixels = w as u64 * h as u64;
+    if pixels > MAX_PIXELS {
+        return Err(image_error(
+            path,
+            format!(
+                "{w}x{h} is {:.0} megapixels, over the {:.0} this tool decodes (PIL's \
+                 decompression-bomb limit)",
+                pixels as f64 / 1e6,
+                MAX_PIXELS as f64 / 1e6
+            ),
+        ));
+    }
+    if bytes.starts_with(&[0xFF, 0xD8]) && !plausible_jpeg_size(w as usize, h as usize, bytes.len())
+    {
+        return Err(image_error(
+            path,
+            format!(
+                "its header claims {w}x{h} pixels, more than {} bytes of JPEG data can hold \
+                 (a forged or truncated file)",
+                bytes.len()
+            ),
+        ));
+    }
     let orientation = if opts.ignore_orientation {
         Orientation::NoTransforms
     } else {
@@ -185,6 +231,19 @@ fn decode_any(path: &Path, bytes: &[u8], opts: LoadOptions) -> Result<Decoded> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jpeg_sizes_past_the_bits_per_block_bound_are_implausible() {
+        // A 12 MP photo of ~1 MB; a flat grey 4000x3000 JPEG (PIL, quality 95: 188,627 bytes,
+        // 70,784 with optimised Huffman tables, 71,098 progressive: ~170 pixels per byte).
+        assert!(plausible_jpeg_size(4032, 3024, 1 << 20));
+        assert!(plausible_jpeg_size(4000, 3000, 70_784));
+        // Tiny files: up to 16 MP whatever the size.
+        assert!(plausible_jpeg_size(4096, 4096, 200));
+        // A forged 65535 x 65535 header on a few hundred bytes, or on 1 MB.
+        assert!(!plausible_jpeg_size(65535, 65535, 300));
+        assert!(!plausible_jpeg_size(65535, 65535, 1 << 20));
+    }
 
     #[test]
     fn reduces_like_pil_draft() {
