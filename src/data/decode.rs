@@ -76,14 +76,24 @@ fn swaps_axes(o: Orientation) -> bool {
 /// Reads and decodes `path` for preprocessing with `pre`.
 pub fn decode(path: &Path, pre: &Preprocess, opts: LoadOptions) -> Result<Decoded> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode_bytes(path, &bytes, pre, opts)
+}
+
+/// [`decode`] of a file's bytes already in memory (`path` only names the file in errors).
+pub fn decode_bytes(
+    path: &Path,
+    bytes: &[u8],
+    pre: &Preprocess,
+    opts: LoadOptions,
+) -> Result<Decoded> {
     if !opts.exact && bytes.starts_with(&[0xFF, 0xD8]) {
         // Anything the fast path does not take (or fails on) goes the general way below,
         // which then reports its own error.
-        if let Some(d) = decode_jpeg_fast(&bytes, pre, opts) {
+        if let Some(d) = decode_jpeg_fast(bytes, pre, opts) {
             return Ok(d);
         }
     }
-    decode_any(path, &bytes, opts)
+    decode_any(path, bytes, opts)
 }
 
 /// The fast JPEG path: libjpeg-turbo, at a reduced DCT scale when the image is large enough,
@@ -180,8 +190,8 @@ fn decode_jpeg_decoder_scaled(
 }
 
 /// Any format and colour type `image` supports, at full resolution, into 8-bit RGB (alpha
-/// dropped, 16-bit scaled, grey replicated, CMYK converted).
-fn decode_any(path: &Path, bytes: &[u8], opts: LoadOptions) -> Result<Decoded> {
+/// dropped, 16-bit scaled, grey replicated, CMYK converted), after the header's size checks.
+pub fn decode_any(path: &Path, bytes: &[u8], opts: LoadOptions) -> Result<Decoded> {
     let mut reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?;

@@ -60,30 +60,22 @@ impl Preprocess {
     }
 }
 
-/// Decodes any format and colour type `image` supports into 8-bit RGB.
+/// Decodes any format and colour type `image` supports into 8-bit RGB, at full resolution and
+/// as stored (no EXIF orientation), with the header checks of the input pipeline (at most
+/// [`super::decode::MAX_PIXELS`], a JPEG's size plausible for its bytes).
 pub fn load_image(path: &Path) -> Result<RgbImage> {
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?;
-    let img = reader.decode().map_err(|e| Error::Image {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    Ok(img.to_rgb8())
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode_image(&bytes, path)
 }
 
 /// [`load_image`] of a file's bytes already in memory (the format is guessed from the content;
 /// `path` only names the file in errors).
 pub fn decode_image(bytes: &[u8], path: &Path) -> Result<RgbImage> {
-    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?;
-    let img = reader.decode().map_err(|e| Error::Image {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    Ok(img.to_rgb8())
+    let opts = super::decode::LoadOptions {
+        exact: true,
+        ignore_orientation: true,
+    };
+    Ok(super::decode::decode_any(path, bytes, opts)?.image)
 }
 
 /// Python's `round` (half to even), as torchvision's centre crop uses it.
