@@ -414,6 +414,22 @@ fn blobs(n: usize, dim: usize, seed: u64) -> FeatureSet {
     }
 }
 
+/// A new fc8 of zeros on `inp` features for `classes` classes (the blobs' head).
+fn zero_fc8(inp: usize, classes: usize) -> HeadWeights {
+    HeadWeights {
+        kind: HeadKind::Last,
+        layers: vec![DenseHost {
+            name: "fc8".into(),
+            inp,
+            out: classes,
+            relu: false,
+            weight: vec![0.0; inp * classes],
+            bias: vec![0.0; classes],
+        }],
+        conv: None,
+    }
+}
+
 fn options(lr: f32, epochs: usize, patience: Option<usize>, schedule: Schedule) -> FitOptions {
     FitOptions {
         epochs,
@@ -441,18 +457,7 @@ fn options(lr: f32, epochs: usize, patience: Option<usize>, schedule: Schedule) 
 fn fit_learns_separable_features_and_early_stopping_keeps_the_best_epoch() {
     let ctx = ctx();
     let (train, val) = (blobs(96, 12, 1), blobs(30, 12, 2));
-    let head = HeadWeights {
-        kind: HeadKind::Last,
-        layers: vec![DenseHost {
-            name: "fc8".into(),
-            inp: 12,
-            out: 3,
-            relu: false,
-            weight: vec![0.0; 36],
-            bias: vec![0.0; 3],
-        }],
-        conv: None,
-    };
+    let head = zero_fc8(12, 3);
     let out = fit(
         &ctx,
         &head,
@@ -527,18 +532,7 @@ fn numpy_features_without_classes_or_paths_load_with_numbered_classes() {
 fn keep_last_returns_the_last_epoch_and_keep_best_the_best() {
     let ctx = ctx();
     let (train, val) = (blobs(96, 12, 1), blobs(30, 12, 2));
-    let head = HeadWeights {
-        kind: HeadKind::Last,
-        layers: vec![DenseHost {
-            name: "fc8".into(),
-            inp: 12,
-            out: 3,
-            relu: false,
-            weight: vec![0.0; 36],
-            bias: vec![0.0; 3],
-        }],
-        conv: None,
-    };
+    let head = zero_fc8(12, 3);
     // A diverging run (lr 40) of 6 epochs without patience: its best epoch is not its last.
     let mut opts = options(40.0, 6, None, Schedule::Constant);
     let best = fit(&ctx, &head, &train, Some(&val), &opts, &mut |_| {}).unwrap();
@@ -595,18 +589,7 @@ fn resume_with_rows_of_another_kind_is_refused() {
     use alexnet_wgpu::train::{fit_rows, Cached};
     let ctx = ctx();
     let train = blobs(32, 12, 1);
-    let head = HeadWeights {
-        kind: HeadKind::Last,
-        layers: vec![DenseHost {
-            name: "fc8".into(),
-            inp: 12,
-            out: 3,
-            relu: false,
-            weight: vec![0.0; 36],
-            bias: vec![0.0; 3],
-        }],
-        conv: None,
-    };
+    let head = zero_fc8(12, 3);
     let dir = tempfile::tempdir().unwrap();
     let ck = dir.path().join("run.ckpt");
     let mut opts = options(0.05, 3, None, Schedule::Constant);
