@@ -241,6 +241,88 @@ fn feature_cache_views_stay_put_across_batch_sizes() {
     assert_eq!(firsts, [0, 3, 6, 9]);
 }
 
+/// The frozen-convolution cache of `--train-from conv4` (`extract_frozen`, now through the
+/// pipelined loader) against the sequential path: each good image prepared alone and run
+/// through the same frozen stack, one at a time. Same rows in the same order, the broken image
+/// skipped, at batch 4 (4 + 4 + 3) and 3, and with a spill file (same bytes); 1e-5 x max
+/// between batch sizes (another batch, another GEMM plan).
+#[test]
+fn frozen_conv_cache_rows_equal_the_sequential_path() {
+    use alexnet_wgpu::train::{extract_frozen, frozen_stack, HeadKind};
+    let ctx = ctx();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = inputs(dir.path());
+    let w = weights();
+    let pre = Preprocess::for_arch(w.arch);
+    let kind = HeadKind::Conv(4);
+    let data = ClassFolders {
+        classes: vec!["a".into(), "b".into()],
+        items: paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.clone(), i % 2))
+            .collect(),
+    };
+    let opts = LoadOptions::default();
+    let mut one = frozen_stack(&ctx, &w, kind, &pre, 1).unwrap();
+    let mut want = Vec::new();
+    let mut want_paths = Vec::new();
+    for p in &paths {
+        if let Ok(x) = prepare(p, &pre, opts) {
+            want.extend(one.run(&ctx, &x, 1).unwrap());
+            want_paths.push(p.display().to_string());
+        }
+    }
+    for batch in [4, 3] {
+        let (ex, spill) = extract_frozen(
+            &ctx,
+            &w,
+            kind,
+            &data,
+            &pre,
+            opts,
+            0,
+            0,
+            batch,
+            None,
+            &|_| {},
+        )
+        .unwrap();
+        assert!(spill.is_none());
+        assert_eq!(ex.skipped.len(), 1, "batch {batch}");
+        assert!(ex.skipped[0].0.ends_with("broken.jpg"));
+        assert_eq!(ex.set.paths, want_paths, "batch {batch}");
+        assert_eq!(ex.set.labels.len(), 10);
+        common::assert_close(&format!("batch {batch}"), &ex.set.features, &want, 1e-5);
+    }
+    // Over a zero budget the rows go to a spill file, the same bytes as in memory.
+    let (mem, _) =
+        extract_frozen(&ctx, &w, kind, &data, &pre, opts, 0, 0, 4, None, &|_| {}).unwrap();
+    let (ex, spill) = extract_frozen(
+        &ctx,
+        &w,
+        kind,
+        &data,
+        &pre,
+        opts,
+        0,
+        0,
+        4,
+        Some((0, dir.path())),
+        &|_| {},
+    )
+    .unwrap();
+    let spill = spill.expect("spilled over a zero budget");
+    assert!(ex.set.features.is_empty());
+    assert_eq!(spill.len(), 10);
+    let bytes = std::fs::read(spill.path()).unwrap();
+    let on_disk: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    assert_eq!(on_disk, mem.set.features);
+}
+
 fn alexnet(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_alexnet"))
         .args(args)

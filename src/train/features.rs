@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use rand::SeedableRng;
 
 use crate::data::stream::{self, NetStage, PipeTimes, Shape};
-use crate::data::{
-    augment, load_view, par_map, prepare_into, ClassFolders, LoadOptions, Preprocess,
-};
+use crate::data::{augment, load_view, prepare_into, ClassFolders, LoadOptions, Preprocess};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::model::{Network, Weights};
@@ -195,18 +193,14 @@ pub fn extract_pool5_with(
         seed,
         batch,
         &mut |b: PoolBatch| {
-            for ((path, label), st) in b.items.iter().zip(b.status) {
-                match st {
-                    Ok(()) => {
-                        for _ in 0..per_image {
-                            set.labels.push(*label);
-                            set.paths.push(path.display().to_string());
-                        }
-                    }
-                    Err(e) => skipped.push((path.clone(), e.to_string())),
-                }
-            }
-            set.features.extend_from_slice(b.features);
+            absorb_batch(
+                &mut set,
+                &mut skipped,
+                b.items,
+                b.status,
+                per_image,
+                b.features,
+            );
             on_progress(b.first + b.items.len());
             Ok(())
         },
@@ -263,8 +257,53 @@ fn fill_item_rows(
 /// What [`extract_rows`] runs on each batch: rows of preprocessed images in, `[rows, dim]` out.
 pub(crate) type RowRunner<'a> = dyn FnMut(&[f32], usize) -> Result<Vec<f32>> + 'a;
 
+/// A [`RowRunner`] as a pipeline stage: it runs (and waits for) each batch when it is
+/// submitted, while the pipeline's decoders go on filling the other host buffer, so decoding
+/// still overlaps the GPU work; only the next upload waits.
+struct BlockingStage<'r, 'a> {
+    run: &'r mut RowRunner<'a>,
+}
+
+impl stream::GpuStage for BlockingStage<'_, '_> {
+    type Pending = Vec<f32>;
+    type Out = Vec<f32>;
+    fn submit(&mut self, input: &[f32], rows: usize) -> Result<Vec<f32>> {
+        (self.run)(input, rows)
+    }
+    fn collect(&mut self, out: Vec<f32>) -> Result<(Vec<f32>, std::time::Instant)> {
+        Ok((out, std::time::Instant::now()))
+    }
+}
+
+/// Records one finished batch in `set` and `skipped`: each good item's label and path once per
+/// row (`per_image` rows each), each failed item with its error; `features` are the batch's
+/// rows, in item order.
+fn absorb_batch(
+    set: &mut FeatureSet,
+    skipped: &mut Vec<(PathBuf, String)>,
+    items: &[(PathBuf, usize)],
+    status: Vec<Result<()>>,
+    per_image: usize,
+    features: &[f32],
+) {
+    for ((path, label), st) in items.iter().zip(status) {
+        match st {
+            Ok(()) => {
+                for _ in 0..per_image {
+                    set.labels.push(*label);
+                    set.paths.push(path.display().to_string());
+                }
+            }
+            Err(e) => skipped.push((path.clone(), e.to_string())),
+        }
+    }
+    set.features.extend_from_slice(features);
+}
+
 /// Decodes `data` (one centre crop per image, or `views` augmented crops) in batches of about
-/// `batch` rows and keeps what `run` (rows in, `[rows, dim]` out) makes of each batch.
+/// `batch` rows through the pipelined loader (decoding on all cores into two host buffers,
+/// [`crate::data::stream`]) and keeps what `run` (rows in, `[rows, dim]` out) makes of each
+/// batch, in order.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn extract_rows(
     data: &ClassFolders,
@@ -285,38 +324,22 @@ pub(crate) fn extract_rows(
     };
     let mut skipped = Vec::new();
     let per_image = views.max(1);
-    let row_len = 3 * pre.crop * pre.crop;
-    let imgs_per_batch = (batch / per_image).max(1);
-    for (chunk_i, chunk) in data.items.chunks(imgs_per_batch).enumerate() {
-        let tensors = par_map(
-            chunk,
-            |(path, _)| -> std::result::Result<Vec<f32>, String> {
-                let mut out = vec![0f32; per_image * row_len];
-                fill_item_rows(path, pre, opts, views, seed, &mut out)
-                    .map_err(|e| e.to_string())?;
-                Ok(out)
-            },
-        );
-        let mut input = Vec::new();
-        let mut rows = 0;
-        for ((path, label), t) in chunk.iter().zip(tensors) {
-            match t {
-                Ok(item_rows) => {
-                    input.extend(item_rows);
-                    for _ in 0..per_image {
-                        set.labels.push(*label);
-                        set.paths.push(path.display().to_string());
-                    }
-                    rows += per_image;
-                }
-                Err(e) => skipped.push((path.clone(), e)),
-            }
-        }
-        if rows > 0 {
-            set.features.extend(run(&input, rows)?);
-        }
-        on_progress((chunk_i * imgs_per_batch + chunk.len()).min(data.items.len()));
-    }
+    let fill = |(path, _): &(PathBuf, usize), out: &mut [f32]| -> Result<()> {
+        fill_item_rows(path, pre, opts, views, seed, out)
+    };
+    let shape = Shape {
+        batch: (batch / per_image).max(1),
+        rows_per_item: per_image,
+        row_len: 3 * pre.crop * pre.crop,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let mut stage = BlockingStage { run };
+    stream::run(&data.items, shape, &fill, &mut stage, &mut |d| {
+        let rows = d.out.as_deref().unwrap_or(&[]);
+        absorb_batch(&mut set, &mut skipped, d.items, d.status, per_image, rows);
+        on_progress(d.first + d.items.len());
+        Ok(())
+    })?;
     Ok(Extraction {
         set,
         skipped,
