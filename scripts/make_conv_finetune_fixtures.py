@@ -1,7 +1,8 @@
 """PyTorch references for `train-head --train-from conv4` (issue 11) and `--train-from conv1`:
 the reduced-width net of each preset (tests/fixtures/{torchvision,caffe,keras_small_pt}.npz,
-made by make_fixtures.py) fine-tuned from conv4 (every preset) or from conv1 (torchvision and
-Caffe: conv1's K = 363 is not a multiple of 4, and Caffe adds LRN and groups to the backward)
+made by make_fixtures.py) fine-tuned from conv4 (every preset) or from conv1 (torchvision,
+Caffe, and the zoo-style BVLC ONNX bvlc_small.onnx: conv1's K = 363 is not a multiple of 4,
+Caffe adds LRN and groups to the backward, the ONNX file max pools that round up)
 with `requires_grad`, step by step, in float64. CI never runs this; tests/finetune_conv.rs
 reads what it writes:
 
@@ -36,13 +37,36 @@ PRESETS = {
     "keras": ("keras_small_pt.npz", "input_227_keras.npy",
               ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"],
               [(4, 0, 1), (1, 2, 1), (1, 1, 1), (1, 1, 1), (1, 1, 1)], False, False),
+    # The zoo-style BVLC ONNX (make_format_fixtures.py): Caffe's layers, max pools rounding up
+    # (ONNX pads [0, 0, 1, 1], i.e. ceil_mode), initializers conv1_w_0... Trained at Caffe's
+    # 227 crop (what train-head feeds it; there the rounding changes no size, the kernels'
+    # rounded-up windows are tested in tests/backward.rs), on input_227_caffe.npy / 64.
+    "bvlc": ("bvlc_small.onnx", None,
+             ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"],
+             [(4, 0, 1), (1, 2, 2), (1, 1, 1), (1, 1, 2), (1, 1, 2)], True, False),
 }
+CEIL = {"bvlc"}
 NAMES = ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
 # First trained layer -> presets fine-tuned from it.
-FIRSTS = {"conv4": ["torchvision", "caffe", "keras"], "conv1": ["torchvision", "caffe"]}
+FIRSTS = {"conv4": ["torchvision", "caffe", "keras"], "conv1": ["torchvision", "caffe", "bvlc"]}
 MOMENTUM, WD, BATCH, STEPS, CLASSES = 0.9, 5e-4, 2, 4, 3
 # Rates that train without diverging in 4 steps: Caffe's inputs are 0..255, its logits large.
-LR = {"torchvision": 1e-3, "caffe": 1e-6, "keras": 1e-3}
+LR = {"torchvision": 1e-3, "caffe": 1e-6, "keras": 1e-3, "bvlc": 1e-3}
+
+
+def load(wfile):
+    """The fixture's weights by `<layer>.weight|bias` (.npz keys as stored; the ONNX file's
+    initializers `conv1_w_0`, `conv1_b_0`, ... renamed)."""
+    if wfile.endswith(".onnx"):
+        import onnx
+        from onnx import numpy_helper
+        out = {}
+        for t in onnx.load(FIX / wfile).graph.initializer:
+            if t.name.endswith(("_w_0", "_b_0")):
+                layer, kind = t.name[:-4], t.name[-3]
+                out[layer + (".weight" if kind == "w" else ".bias")] = numpy_helper.to_array(t)
+        return out
+    return np.load(FIX / wfile)
 
 
 def main():
@@ -55,8 +79,13 @@ def main():
 def run(first, preset):
     if True:
         wfile, xfile, keys, convs, lrn, avgpool = PRESETS[preset]
-        w = np.load(FIX / wfile)
-        x = torch.tensor(np.load(FIX / xfile), dtype=torch.float64)
+        w = load(wfile)
+        if xfile is None:
+            # Caffe's fixture input scaled by 1/64 (exact in float32) to about +-2.
+            x_np = np.load(FIX / "input_227_caffe.npy") / np.float32(64)
+        else:
+            x_np = np.load(FIX / xfile)
+        x = torch.tensor(x_np, dtype=torch.float64)
         labels = torch.tensor([0, 1, 2])
         p = {}
         for name, key in zip(NAMES[:7], keys[:7]):
@@ -84,7 +113,7 @@ def run(first, preset):
                 if lrn and i < 2:
                     x = F.local_response_norm(x, 5, alpha=1e-4, beta=0.75, k=1.0)
                 if i in (0, 1, 4):
-                    x = F.max_pool2d(x, 3, 2)
+                    x = F.max_pool2d(x, 3, 2, ceil_mode=preset in CEIL)
             if avgpool:
                 x = F.adaptive_avg_pool2d(x, 6)
             x = x.flatten(1)

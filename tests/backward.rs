@@ -222,29 +222,43 @@ fn distinct(len: usize, seed: u64) -> Vec<f32> {
 fn max_pool_backward_matches_reference_and_finite_differences() {
     let ctx = ctx();
     let tk = TrainKernels::new(&ctx);
-    // Overlapping 3/2 windows (AlexNet's), a clipped edge (in 10), and 2/2 non-overlapping.
-    for (planes, h, w, k, s) in [(7, 13, 13, 3, 2), (5, 10, 11, 3, 2), (3, 8, 6, 2, 2)] {
-        let oh = kernels::max_pool::out_size(h, k, s, 0).unwrap();
-        let ow = kernels::max_pool::out_size(w, k, s, 0).unwrap();
+    // Overlapping 3/2 windows (AlexNet's), a clipped edge (in 10), 2/2 non-overlapping, and
+    // ceil mode (the zoo's BVLC ONNX: 14 -> 7 windows, the last one clipped to 2 rows).
+    for (planes, h, w, k, s, ceil) in [
+        (7, 13, 13, 3, 2, false),
+        (5, 10, 11, 3, 2, false),
+        (3, 8, 6, 2, 2, false),
+        (4, 14, 12, 3, 2, true),
+        (2, 10, 11, 3, 2, true),
+    ] {
+        let oh = kernels::max_pool::out_size_rounded(h, k, s, ceil).unwrap();
+        let ow = kernels::max_pool::out_size_rounded(w, k, s, ceil).unwrap();
+        if ceil {
+            assert!(oh > kernels::max_pool::out_size(h, k, s, 0).unwrap());
+        }
         let x = distinct(planes * h * w, 50 + h as u64);
         let dy = random(planes * oh * ow, 60, 1.0);
-        let want = pool_backward::max_pool_reference(&x, &dy, planes, h, w, k, s);
+        let want = pool_backward::max_pool_reference(&x, &dy, planes, h, w, k, s, ceil);
         let (xb, dyb) = (
             upload_f32(&ctx, "x", &x).unwrap(),
             upload_f32(&ctx, "dy", &dy).unwrap(),
         );
         let dx = storage_buffer(&ctx, "dx", x.len(), "").unwrap();
-        let d = pool_backward::max_pool(&ctx, &tk, planes, h, w, k, s, &xb, &dyb, &dx).unwrap();
+        let d =
+            pool_backward::max_pool(&ctx, &tk, planes, h, w, k, s, ceil, &xb, &dyb, &dx).unwrap();
         kernels::run(&ctx, &[d]).unwrap();
         let got = read_back_f32(&ctx, &dx, x.len()).unwrap();
         assert_close("max_pool dx", &got, &want, 1e-6);
         check_fd("max_pool dx", &x, &want, 1e-3, 1, &|v| {
-            dot(&kernels::max_pool::reference(v, planes, h, w, k, s), &dy)
+            dot(
+                &kernels::max_pool::reference_rounded(v, planes, h, w, k, s, ceil),
+                &dy,
+            )
         });
     }
     // Ties: a constant plane sends each window's gradient to its first value (PyTorch).
     let (x, dy) = (vec![1.0f32; 16], vec![1.0f32, 2.0, 3.0, 4.0]);
-    let want = pool_backward::max_pool_reference(&x, &dy, 1, 4, 4, 2, 2);
+    let want = pool_backward::max_pool_reference(&x, &dy, 1, 4, 4, 2, 2, false);
     assert_eq!(want[0], 1.0);
     assert_eq!(want[2], 2.0);
     assert_eq!(want[8], 3.0);
@@ -254,7 +268,7 @@ fn max_pool_backward_matches_reference_and_finite_differences() {
         upload_f32(&ctx, "dy", &dy).unwrap(),
     );
     let dx = storage_buffer(&ctx, "dx", 16, "").unwrap();
-    let d = pool_backward::max_pool(&ctx, &tk, 1, 4, 4, 2, 2, &xb, &dyb, &dx).unwrap();
+    let d = pool_backward::max_pool(&ctx, &tk, 1, 4, 4, 2, 2, false, &xb, &dyb, &dx).unwrap();
     kernels::run(&ctx, &[d]).unwrap();
     assert_eq!(read_back_f32(&ctx, &dx, 16).unwrap(), want);
 }
@@ -401,7 +415,7 @@ fn backward_chain_matches_torch_autograd() {
     let (dw1, db1, dw2, db2) = (buf(t["w1"].len()), buf(6), buf(t["w2"].len()), buf(4));
     let mut ds = vec![
         pool_backward::adaptive_avg_pool(&ctx, &tk, 8, 4, 4, 2, 2, &r, &dp).unwrap(),
-        pool_backward::max_pool(&ctx, &tk, 8, 9, 9, 3, 2, &a2b, &dp, &da2).unwrap(),
+        pool_backward::max_pool(&ctx, &tk, 8, 9, 9, 3, 2, false, &a2b, &dp, &da2).unwrap(),
         relu_backward::dispatch(&ctx, &tk, a2.len(), &a2b, &da2).unwrap(),
         conv_backward::grad_input(&ctx, &tk, &s2, &w2, &da2, &da1).unwrap(),
     ];

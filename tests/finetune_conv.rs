@@ -1,7 +1,8 @@
 //! `--train-from conv4` and `conv1` against PyTorch: the reduced-width net of each preset
 //! fine-tuned from conv4 (conv1..conv3 frozen; conv4, conv5, fc6, fc7 and a new fc8 trained), and
-//! the torchvision and Caffe nets from conv1 (everything trained; conv1's K = 363 is not a
-//! multiple of 4, so its forward GEMM reads a padded copy of its weights), for 4 SGD-momentum
+//! the torchvision and Caffe nets and the zoo-style BVLC ONNX (max pools rounding up) from
+//! conv1 (everything trained; conv1's K = 363 is not a multiple of 4, so its forward GEMM reads
+//! a padded copy of its weights), for 4 SGD-momentum
 //! steps with weight decay, batches of 2 then 1 (a remainder batch), against
 //! `torch.optim.SGD` on `requires_grad` parameters in float64
 //! (`scripts/make_conv_finetune_fixtures.py`, `tests/fixtures/finetune_conv{4,1}_*.npz`).
@@ -77,6 +78,19 @@ fn caffe_from_conv1_follows_pytorch() {
         Arch::Caffe,
         "input_227_caffe.npy",
         "caffe",
+        1,
+    );
+}
+
+/// The zoo-style BVLC ONNX from conv1: its max pools round up (ONNX pads `[0, 0, 1, 1]`; they
+/// used to be refused for training), at Caffe's 227 crop, on Caffe's fixture input / 64.
+#[test]
+fn bvlc_onnx_with_rounding_up_pools_from_conv1_follows_pytorch() {
+    against_torch(
+        "bvlc_small.onnx",
+        Arch::Caffe,
+        "input_227_caffe.npy/64",
+        "bvlc",
         1,
     );
 }

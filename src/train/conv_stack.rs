@@ -243,13 +243,6 @@ impl ConvStack {
                     )))
                 }
             };
-            if train.is_some() {
-                if let Op::MaxPool { ceil: true, .. } = op {
-                    return Err(Error::Invalid(
-                        "max pools rounding up (ceil mode, from an ONNX file) cannot be trained through yet".into(),
-                    ));
-                }
-            }
             ops.push(OpInfo {
                 op,
                 input: shape,
@@ -512,7 +505,11 @@ impl ConvStack {
                         }
                     }
                 }
-                Op::MaxPool { kernel, stride, .. } => {
+                Op::MaxPool {
+                    kernel,
+                    stride,
+                    ceil,
+                } => {
                     if let Some(g_in) = g_in {
                         out.push(pool_backward::max_pool(
                             ctx,
@@ -522,6 +519,7 @@ impl ConvStack {
                             w,
                             *kernel,
                             *stride,
+                            *ceil,
                             x,
                             g_out,
                             g_in,

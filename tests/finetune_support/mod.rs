@@ -102,11 +102,17 @@ pub fn against_torch(weights: &str, arch: Arch, input: &str, preset: &str, first
     let ctx = ctx();
     let w = Weights::load(&fixture(weights), Some(arch)).unwrap();
     let want = tensors(&fixture(&format!("finetune_conv{first}_{preset}.npz")));
-    let x = read_tensors(&fixture(input))
+    // `NAME.npy/64`: that input scaled by 1/64 (exact in f32, as the script does).
+    let (file, scale) = match input.strip_suffix("/64") {
+        Some(f) => (f, 1.0 / 64.0),
+        None => (input, 1.0),
+    };
+    let x = read_tensors(&fixture(file))
         .unwrap()
         .remove(0)
         .data
         .unwrap();
+    let x: Vec<f32> = x.into_iter().map(|v| v * scale).collect();
     let set = frozen_rows(&ctx, &w, &format!("conv{first}"), &x, 3);
 
     let mut head = HeadWeights::new(HeadKind::Conv(first), &w, 3, 0).unwrap();

@@ -6,13 +6,14 @@
 use crate::error::Result;
 use crate::gpu::{uniform_buffer, GpuContext};
 use crate::kernels::adaptive_avg_pool::AdaptiveAvgPoolParams;
-use crate::kernels::max_pool::{out_size, MaxPoolParams};
+use crate::kernels::max_pool::{out_size_rounded, MaxPoolParams};
 use crate::kernels::{grid_1d, Dispatch};
 
 use super::TrainKernels;
 
 /// `dx` (the pool's input shape) from its input `x` and `dy`; windows without padding as in
-/// the forward kernel.
+/// the forward kernel, `ceil`: the output size rounded up, the last window clipped to the
+/// image (`max_pool::dispatch_rounded`, ONNX's `ceil_mode`).
 #[allow(clippy::too_many_arguments)]
 pub fn max_pool(
     ctx: &GpuContext,
@@ -22,13 +23,14 @@ pub fn max_pool(
     in_w: usize,
     window: usize,
     stride: usize,
+    ceil: bool,
     x: &wgpu::Buffer,
     dy: &wgpu::Buffer,
     dx: &wgpu::Buffer,
 ) -> Result<Dispatch> {
     let (out_h, out_w) = (
-        out_size(in_h, window, stride, 0)?,
-        out_size(in_w, window, stride, 0)?,
+        out_size_rounded(in_h, window, stride, ceil)?,
+        out_size_rounded(in_w, window, stride, ceil)?,
     );
     let params = MaxPoolParams {
         planes: planes as u32,
@@ -54,6 +56,7 @@ pub fn max_pool(
 
 /// CPU reference: each window's gradient goes to its first largest value (row-major), as
 /// PyTorch's `max_pool2d` backward.
+#[allow(clippy::too_many_arguments)]
 pub fn max_pool_reference(
     x: &[f32],
     dy: &[f32],
@@ -62,9 +65,10 @@ pub fn max_pool_reference(
     in_w: usize,
     window: usize,
     stride: usize,
+    ceil: bool,
 ) -> Vec<f32> {
-    let oh = out_size(in_h, window, stride, 0).expect("valid pool");
-    let ow = out_size(in_w, window, stride, 0).expect("valid pool");
+    let oh = out_size_rounded(in_h, window, stride, ceil).expect("valid pool");
+    let ow = out_size_rounded(in_w, window, stride, ceil).expect("valid pool");
     let mut dx = vec![0f64; x.len()];
     for p in 0..planes {
         for oy in 0..oh {
