@@ -271,12 +271,35 @@ fn a_batch_over_the_binding_limit_runs_in_sub_batches() {
 // logits move by ~1e-3 of their range. A wrong layout or a lost half gives O(1) errors.
 const TOL_F16: f32 = 5e-3;
 
+/// Both f16 GEMMs end to end: the portable bit-operation kernel, and the native `enable f16`
+/// one where the adapter has `SHADER_F16` (lavapipe does; it defaults to the portable one).
 fn check_f16(weights_file: &str, input: &str, logits: &str, pool5: Option<&str>) {
-    use alexnet_wgpu::kernels::Precision;
     let ctx = ctx();
+    let natives: &[bool] = if ctx.features.contains(wgpu::Features::SHADER_F16) {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    for &native in natives {
+        check_f16_with(&ctx, native, weights_file, input, logits, pool5);
+    }
+}
+
+fn check_f16_with(
+    ctx: &alexnet_wgpu::gpu::GpuContext,
+    native: bool,
+    weights_file: &str,
+    input: &str,
+    logits: &str,
+    pool5: Option<&str>,
+) {
+    use alexnet_wgpu::kernels::{Kernels, Precision};
     let w = Weights::load(&fixture(weights_file), None).unwrap();
-    let mut net = Network::with_precision(&ctx, &w, Precision::F16).unwrap();
+    let mut ks = Kernels::new(ctx);
+    ks.native_f16 = native;
+    let mut net = Network::with_kernels(ctx, &w, Precision::F16, ks).unwrap();
     assert_eq!(net.precision(), Precision::F16);
+    let weights_file = &format!("{weights_file} (native f16: {native})");
     let (shape, x) = npy(input);
     let out = net
         .forward(&x, shape[0], shape[2], shape[3], pool5.is_some())

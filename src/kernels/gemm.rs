@@ -111,11 +111,19 @@ pub fn dispatch(
 }
 
 /// Whether f16 GEMMs use [`native_f16_source`] (the default of [`Kernels::native_f16`]): the
-/// adapter has `SHADER_F16` (requested by `GpuContext::new` when offered) and `ALEXNET_F16` is
-/// not `portable` (A/B runs, and the portable kernel on adapters that have the feature).
+/// adapter has `SHADER_F16` (requested by `GpuContext::new` when offered) and is not a CPU
+/// adapter, unless `ALEXNET_F16` says `portable` or `native` (A/B runs, tests). On lavapipe,
+/// which offers the feature, the native loads were 1.4-1.5x slower than the portable bit
+/// operations for the whole network (`bench --precision f16`, two alternating rounds: batch 1
+/// 529 / 478 ms native vs 342 / 354 ms portable, batch 8 3568 / 3337 vs 2372 / 2274 ms):
+/// llvmpipe widens each half lane by lane. GPUs load halves natively.
 pub fn native_f16(ctx: &GpuContext) -> bool {
-    ctx.features.contains(wgpu::Features::SHADER_F16)
-        && std::env::var("ALEXNET_F16").map_or(true, |v| v != "portable")
+    let has = ctx.features.contains(wgpu::Features::SHADER_F16);
+    match std::env::var("ALEXNET_F16").as_deref() {
+        Ok("portable") => false,
+        Ok("native") => has,
+        _ => has && ctx.info.device_type != wgpu::DeviceType::Cpu,
+    }
 }
 
 /// `per_vec`: values of K per vector load (4 for `gemm.wgsl`, 8 for `gemm_f16.wgsl`).
