@@ -47,6 +47,18 @@ fn inputs(dir: &Path) -> Vec<PathBuf> {
     ]
 }
 
+/// `paths` as a two-class folder set, alternating labels.
+fn two_classes(paths: &[PathBuf]) -> ClassFolders {
+    ClassFolders {
+        classes: vec!["a".into(), "b".into()],
+        items: paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.clone(), i % 2))
+            .collect(),
+    }
+}
+
 /// The sequential path: each batch decoded, its good images run by `forward` and waited for.
 /// Returns per input `Some(logits ++ features)` or `None` for a failed one.
 fn sequential(
@@ -200,14 +212,7 @@ fn feature_cache_views_stay_put_across_batch_sizes() {
     let w = weights();
     let pre = Preprocess::for_arch(w.arch);
     let mut net = Network::new(&ctx, &w).unwrap();
-    let data = ClassFolders {
-        classes: vec!["a".into(), "b".into()],
-        items: paths
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.clone(), i % 2))
-            .collect(),
-    };
+    let data = two_classes(&paths);
     let opts = LoadOptions::default();
     let a = extract_pool5_with(&mut net, &data, &pre, opts, 2, 7, 4, &|_| {}).unwrap();
     let b = extract_pool5_with(&mut net, &data, &pre, opts, 2, 7, 6, &|_| {}).unwrap();
@@ -255,14 +260,7 @@ fn frozen_conv_cache_rows_equal_the_sequential_path() {
     let w = weights();
     let pre = Preprocess::for_arch(w.arch);
     let kind = HeadKind::Conv(4);
-    let data = ClassFolders {
-        classes: vec!["a".into(), "b".into()],
-        items: paths
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.clone(), i % 2))
-            .collect(),
-    };
+    let data = two_classes(&paths);
     let opts = LoadOptions::default();
     let mut one = frozen_stack(&ctx, &w, kind, &pre, 1).unwrap();
     let mut want = Vec::new();

@@ -47,8 +47,9 @@ pub fn reduce_factor(w: usize, h: usize, target_w: usize, target_h: usize) -> u3
 
 /// The most pixels an image may have: PIL's `DecompressionBombError` threshold (twice its
 /// `MAX_IMAGE_PIXELS` of 89,478,485), 537 MB as 8-bit RGB. Checked from the header before
-/// anything is decoded: `image`'s decoders allocate what the header claims (a PNG or JPEG
-/// header claiming 65535 x 65535 took 23 GB and the out-of-memory killer before this check).
+/// anything is decoded: `image`'s decoders allocate what the header claims (before this check a
+/// JPEG header claiming 65535 x 65535 made `classify --exact-resize` ask for 12.9 GB and abort,
+/// and the default path decode a ~400 MB grey picture and classify it).
 pub const MAX_PIXELS: u64 = 2 * 89_478_485;
 
 /// Whether a JPEG of `len` bytes can hold `w` x `h` pixels. A Huffman-coded JPEG spends at
