@@ -191,9 +191,15 @@ fn kernels_follow_a_cached_winner_unless_a_variant_is_forced() {
     let forced = MatmulPath::parse("blocked-gemv").unwrap();
     let ks = Kernels::with_tuned(&ctx, forced, Some(t.clone()));
     assert_eq!(dense_labels(&ctx, &ks, 3, 64, 40), ["dense(mm gemv)"]);
-    // On the Gemm path the table is not read (`gemm` everywhere, as before tuning existed).
+    // The Gemm path (CPU adapters' default) reads the table too: an `mm` winner runs there,
+    // shapes without one keep `gemm.wgsl`.
     let ks = Kernels::with_tuned(&ctx, MatmulPath::Gemm, Some(t));
-    assert_eq!(dense_labels(&ctx, &ks, 5, 64, 40), ["dense(gemm)"]);
+    assert_eq!(
+        dense_labels(&ctx, &ks, 5, 64, 40),
+        ["dense(mm 128x64x16-split2)", "dense(mm split-K reduce)"]
+    );
+    assert_eq!(dense_labels(&ctx, &ks, 3, 64, 40), ["dense(gemm)"]);
+    assert_eq!(dense_labels(&ctx, &ks, 6, 64, 40), ["dense(gemm)"]);
 }
 
 const TOL: f32 = 1e-4;
@@ -259,9 +265,9 @@ fn a_tuning_run_times_every_candidate_and_its_winners_match_onnxruntime() {
     assert_close("tuned logits", &out.logits, &want, TOL);
 }
 
-/// A table that sends conv1, conv3 and fc7 to `gemm` and the rest to `mm.wgsl` variants: one
-/// plan mixes both paths (the im2col scratch sized for the `gemm` convs only) and still matches
-/// onnxruntime.
+/// A table that sends conv1, conv3, conv5 and fc7 to `gemm` and the rest to `mm.wgsl`
+/// variants: one plan mixes both (the im2col scratch sized for the `gemm` convs only) and still
+/// matches onnxruntime, on the `Blocked` and on the `Gemm` path.
 #[test]
 fn a_plan_mixing_gemm_and_mm_winners_matches_onnxruntime() {
     let ctx = ctx();
@@ -297,9 +303,23 @@ fn a_plan_mixing_gemm_and_mm_winners_matches_onnxruntime() {
         }
     }
     assert_eq!((conv_i, dense_i), (5, 3));
-    let blocked = MatmulPath::Blocked(Force::default());
-    let ks = Kernels::with_tuned(&ctx, blocked, Some(t));
-    let mut net = Network::with_kernels(&ctx, &w, Precision::F32, ks).unwrap();
+    // On both paths that read the table: the GPU default and the CPU adapters' default.
+    for path in [MatmulPath::Blocked(Force::default()), MatmulPath::Gemm] {
+        let ks = Kernels::with_tuned(&ctx, path, Some(t.clone()));
+        check_mixed_plan(&ctx, &w, ks, &x, (batch, h, wd), &want);
+    }
+}
+
+fn check_mixed_plan(
+    ctx: &alexnet_wgpu::gpu::GpuContext,
+    w: &Weights,
+    ks: Kernels,
+    x: &[f32],
+    (batch, h, wd): (usize, usize, usize),
+    want: &[f32],
+) {
+    let path = ks.path;
+    let mut net = Network::with_kernels(ctx, w, Precision::F32, ks).unwrap();
     let labels = plan_labels(&mut net, batch, h, wd);
     let count = |l: &str| labels.iter().filter(|x| x.as_str() == l).count();
     assert_eq!(count("conv2d(mm 64x128x16)"), 2, "{labels:?}");
@@ -308,6 +328,11 @@ fn a_plan_mixing_gemm_and_mm_winners_matches_onnxruntime() {
     assert_eq!(count("dense(mm 64x64x32-split2)"), 1, "{labels:?}");
     // fc8 (K = 10, not whole vec4 loads) stays on dense.wgsl whatever the table says.
     assert_eq!(count("dense"), 1, "{labels:?}");
-    let out = net.forward(&x, batch, h, wd, false).unwrap();
-    assert_close("mixed-plan logits", &out.logits, &want, TOL);
+    let out = net.forward(x, batch, h, wd, false).unwrap();
+    assert_close(
+        &format!("{path:?}: mixed-plan logits"),
+        &out.logits,
+        want,
+        TOL,
+    );
 }

@@ -1,12 +1,12 @@
 //! Dense layers. Weights are `[out, in]`, possibly split by rows over several buffers.
-//! On the [`MatmulPath::Gemm`] path (CPU adapters) with `in` a multiple of 4: `gemm.wgsl`
+//! On the [`MatmulPath::Gemm`](super::MatmulPath::Gemm) path (CPU adapters) with `in` a multiple of 4: `gemm.wgsl`
 //! (its 1-row tile streams the weights for batch 1). Else `dense.wgsl` for small batches
 //! (bandwidth-bound) and, for large batches, `conv2d.wgsl` as a 1x1 convolution on 1x1 images.
-//! On the [`MatmulPath::Blocked`] path (GPUs) with `in` a multiple of 4: `mm.wgsl` (gemv,
+//! On the [`MatmulPath::Blocked`](super::MatmulPath::Blocked) path (GPUs) with `in` a multiple of 4: `mm.wgsl` (gemv,
 //! tiles or split-K tiles, see [`super::mm::DenseKind`]), or `gemm.wgsl` where the tuner chose
 //! it for this shape.
 
-use super::{check_groups, conv2d, gemm, Dispatch, Kernels, MatmulPath, Precision};
+use super::{check_groups, conv2d, gemm, Dispatch, Kernels, Precision};
 use crate::error::Result;
 use crate::gpu::{uniform_buffer, GpuContext, SplitWeight};
 
@@ -42,11 +42,15 @@ pub fn dispatch(
     let mut out = Vec::new();
     for (row_start, rows, buf) in &weight.parts {
         let vec4 = in_f % 4 == 0 && *rows > 0;
-        // The `Gemm` path, or a `Blocked` layer whose tuned winner is `gemm`.
+        // The `Gemm` path's kernel (unless tuned to an `mm` variant), or a `Blocked` layer
+        // whose tuned winner is `gemm`.
         let gemm = kernels.dense_runs_gemm(batch, in_f, *rows);
-        if let (MatmulPath::Blocked(force), true, false) = (kernels.path, vec4, gemm) {
-            let tuned = kernels.tuned_dense(batch, in_f, *rows).and_then(|v| v.mm());
-            let kind = force.dense(batch, in_f, *rows, tuned);
+        let mm_kind = if vec4 {
+            kernels.dense_kind(batch, in_f, *rows)
+        } else {
+            None
+        };
+        if let Some(kind) = mm_kind {
             out.extend(super::mm::dispatch_dense(
                 ctx,
                 kernels,

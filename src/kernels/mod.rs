@@ -223,11 +223,19 @@ impl Kernels {
     }
 
     /// As [`Kernels::new`] with the matmul path forced (tests cover both on one adapter).
+    /// The tuner's table (if installed) is read on the `Blocked` and `Gemm` paths, except
+    /// when `ALEXNET_MATMUL=gemm` forces the `Gemm` kernels everywhere.
     pub fn with_path(ctx: &GpuContext, path: MatmulPath) -> Self {
+        let forced_gemm =
+            path == MatmulPath::Gemm && std::env::var("ALEXNET_MATMUL").is_ok_and(|v| v == "gemm");
         Kernels {
             path,
             cache: ctx.pipelines.clone(),
-            tuned: tuned::installed(),
+            tuned: if forced_gemm {
+                None
+            } else {
+                tuned::installed()
+            },
             native_f16: gemm::native_f16(ctx),
         }
     }
@@ -264,11 +272,11 @@ impl Kernels {
     }
 
     /// Whether an f32 convolution runs the `Gemm` path's kernels (`im2col` + `gemm.wgsl`): on
-    /// that path always, on the `Blocked` path where the tuner chose `gemm` and no `mm`
-    /// variant is forced.
+    /// that path unless the tuner chose an `mm.wgsl` tile for this shape, on the `Blocked` path
+    /// where the tuner chose `gemm` and no `mm` variant is forced.
     pub fn conv_runs_gemm(&self, shape: &conv2d::Conv2dShape) -> bool {
         match self.path {
-            MatmulPath::Gemm => true,
+            MatmulPath::Gemm => !matches!(self.tuned_conv(shape), Some(tuned::Variant::Mm(_))),
             MatmulPath::Tiled => false,
             MatmulPath::Blocked(force) => {
                 force.is_empty() && self.tuned_conv(shape) == Some(tuned::Variant::Gemm)
@@ -276,14 +284,45 @@ impl Kernels {
         }
     }
 
+    /// The `mm.wgsl` tile an f32 convolution runs, if it does not run `im2col` + `gemm.wgsl`
+    /// ([`Kernels::conv_runs_gemm`]) nor the `Tiled` kernel: forced, tuned or heuristic on the
+    /// `Blocked` path, tuned on the `Gemm` path.
+    pub fn conv_tile(&self, shape: &conv2d::Conv2dShape) -> Result<Option<mm::Tile>> {
+        if self.conv_runs_gemm(shape) {
+            return Ok(None);
+        }
+        let tuned = self.tuned_conv(shape).and_then(|v| v.mm());
+        Ok(match self.path {
+            MatmulPath::Blocked(force) => Some(force.conv(shape, tuned)?),
+            MatmulPath::Gemm => tuned,
+            MatmulPath::Tiled => None,
+        })
+    }
+
     /// As [`Kernels::conv_runs_gemm`] for one f32 dense part.
     pub fn dense_runs_gemm(&self, batch: usize, k: usize, rows: usize) -> bool {
         match self.path {
-            MatmulPath::Gemm => true,
+            MatmulPath::Gemm => !matches!(
+                self.tuned_dense(batch, k, rows),
+                Some(tuned::Variant::Mm(_))
+            ),
             MatmulPath::Tiled => false,
             MatmulPath::Blocked(force) => {
                 force.is_empty() && self.tuned_dense(batch, k, rows) == Some(tuned::Variant::Gemm)
             }
+        }
+    }
+
+    /// As [`Kernels::conv_tile`] for one f32 dense part (whose K is whole vec4 loads).
+    pub fn dense_kind(&self, batch: usize, k: usize, rows: usize) -> Option<mm::DenseKind> {
+        if self.dense_runs_gemm(batch, k, rows) {
+            return None;
+        }
+        let tuned = self.tuned_dense(batch, k, rows).and_then(|v| v.mm());
+        match self.path {
+            MatmulPath::Blocked(force) => Some(force.dense(batch, k, rows, tuned)),
+            MatmulPath::Gemm => tuned,
+            MatmulPath::Tiled => None,
         }
     }
 

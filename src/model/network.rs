@@ -334,13 +334,17 @@ impl<'a> Network<'a> {
                     let shape = layer.conv_shape(batch, [c, ih, iw]).expect("a conv layer");
                     let gemm = precision == Precision::F16 || self.kernels.conv_runs_gemm(&shape);
                     let im2col = if gemm { scratch.as_ref() } else { None };
-                    match (im2col, self.kernels.path) {
-                        (None, MatmulPath::Blocked(force)) => {
-                            let tuned = self.kernels.tuned_conv(&shape).and_then(|v| v.mm());
+                    let tile = if gemm {
+                        None
+                    } else {
+                        self.kernels.conv_tile(&shape)?
+                    };
+                    match (im2col, tile) {
+                        (None, Some(tile)) => {
                             vec![kernels::mm::dispatch_conv(
                                 ctx,
                                 &self.kernels,
-                                force.conv(&shape, tuned)?,
+                                tile,
                                 &shape,
                                 *relu,
                                 weight,
