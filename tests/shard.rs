@@ -642,7 +642,7 @@ fn output_folders_are_checked_before_anything_is_read() {
 
 #[test]
 fn examples_are_valid_yaml_and_shell() {
-    let text = std::fs::read_to_string(root().join("examples/k8s_indexed_job.yaml")).unwrap();
+    let text = std::fs::read_to_string(root().join("deploy/k8s_indexed_job.yaml")).unwrap();
     let docs: Vec<serde_json::Value> = serde_norway::Deserializer::from_str(&text)
         .map(|d| serde::Deserialize::deserialize(d).expect("valid YAML"))
         .collect();
@@ -693,7 +693,7 @@ fn examples_are_valid_yaml_and_shell() {
         assert!(help.contains(flag), "{flag} in classify --help");
     }
 
-    let script = root().join("examples/slurm_array.sh");
+    let script = root().join("deploy/slurm_array.sh");
     match Command::new("bash").arg("-n").arg(&script).output() {
         Ok(o) => assert!(o.status.success(), "bash -n: {}", stderr(&o)),
         Err(e) => eprintln!("bash not found ({e}); the Slurm script's syntax was not checked"),

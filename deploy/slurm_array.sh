@@ -7,7 +7,7 @@
 #   alexnet fetch-weights                                   # weights into the shared cache
 #   find /shared/photos -type f | LC_ALL=C sort > /shared/photos.list
 # Then submit the array (64 parts, --array is 0-based) and the merge after it:
-#   jid=$(sbatch --parsable --array=0-63 examples/slurm_array.sh)
+#   jid=$(sbatch --parsable --array=0-63 deploy/slurm_array.sh)
 #   sbatch --dependency=afterok:$jid --wrap "alexnet merge /shared/alexnet-run/parts /shared/alexnet-run/all"
 #
 # Retried or requeued tasks (sbatch --requeue, preemption) are safe: a part appears whole or
