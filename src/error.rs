@@ -26,6 +26,15 @@ pub enum Error {
     #[error("GPU error: {0}")]
     Gpu(String),
 
+    #[error("not supported by this device: {0}")]
+    Unsupported(String),
+
+    #[error("validation failed on {adapter}:\n  {}", messages.join("\n  "))]
+    Validation {
+        adapter: String,
+        messages: Vec<String>,
+    },
+
     #[error(
         "{what} needs a buffer of {needed} bytes, over this adapter's limit of {limit} bytes ({limit_name}).\n  hint: {hint}"
     )]

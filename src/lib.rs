@@ -71,6 +71,8 @@ pub mod gpu;
 pub mod kernels;
 pub mod labels;
 pub mod model;
+pub mod options;
+pub mod selftest;
 pub mod shard;
 pub mod train;
 pub mod weights;

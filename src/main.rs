@@ -8,6 +8,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    cli::validate::install_logger();
     // SIGINT / SIGTERM / SIGHUP: remove every temporary file of a write in progress (a signal
     // runs no destructors), say what was kept, and exit with 130 as shells expect.
     let _ = ctrlc::set_handler(|| {
@@ -23,6 +24,15 @@ fn main() -> ExitCode {
             eprintln!("pipeline compiled: {name} x{count}");
         }
     }
+    // Errors the driver's validation layer reported after the last read-back.
+    let late = alexnet_wgpu::gpu::validation::take_driver_errors();
+    let result = match result {
+        Ok(_) if !late.is_empty() => Err(anyhow::anyhow!(
+            "validation failed:\n  {}",
+            late.join("\n  ")
+        )),
+        r => r,
+    };
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -15,10 +15,7 @@ use finetune_support::against_torch;
 fn fine_tuning_on_the_blocked_path_follows_pytorch() {
     std::env::set_var("ALEXNET_MATMUL", "blocked");
     let ctx = common::ctx();
-    assert!(matches!(
-        MatmulPath::for_adapter(&ctx.info),
-        MatmulPath::Blocked(_)
-    ));
+    assert!(matches!(ctx.matmul_path(), MatmulPath::Blocked(_)));
     drop(ctx);
     against_torch(
         "torchvision_small.npz",

@@ -725,16 +725,49 @@ fn mm_variant_names_parse_and_heuristics() {
     for bad in ["blocked-99x99x9", "blocked-split0", "fast", "blockedx"] {
         assert!(MatmulPath::parse(bad).is_err(), "{bad} parsed");
     }
+    // A GPU's limits (32 KiB of workgroup memory, as lavapipe and most desktop cards).
+    let gpu = wgpu::Limits {
+        max_compute_workgroup_storage_size: 32768,
+        max_compute_invocations_per_workgroup: 1024,
+        ..Default::default()
+    };
     // fc6 at batch 128: 128x128 tiles fill only 32 workgroups, so K is split (8 slices).
     assert_eq!(
-        dense_heuristic(128, 9216, 4096),
+        dense_heuristic(128, 9216, 4096, &gpu),
         DenseKind::Tiles {
             tile: Tile::new(128, 128, 8),
             split: 8
         }
     );
-    assert_eq!(dense_heuristic(1, 9216, 4096), DenseKind::Gemv);
-    assert_eq!(dense_heuristic(8, 4096, 4096), DenseKind::Gemv);
+    assert_eq!(dense_heuristic(1, 9216, 4096, &gpu), DenseKind::Gemv);
+    assert_eq!(dense_heuristic(8, 4096, 4096, &gpu), DenseKind::Gemv);
+    // Under WebGPU's baseline (16 KiB) only 128x128x8 and 64x64x16 fit, and the heuristics
+    // pick nothing else: conv2 at batch 64 takes 128x64x16 with 32 KiB, a fitting tile here.
+    let webgpu = wgpu::Limits::default();
+    let fitting: Vec<String> = kernels::mm::TILES
+        .iter()
+        .filter(|t| t.fits(&webgpu))
+        .map(|t| t.name())
+        .collect();
+    assert_eq!(fitting, ["128x128x8", "64x64x16"]);
+    for (m, n) in [(192, 64 * 27 * 27), (64, 64 * 55 * 55), (384, 13 * 13), (256, 8 * 169)] {
+        let big = kernels::mm::conv_heuristic(m, n, &gpu);
+        let small = kernels::mm::conv_heuristic(m, n, &webgpu);
+        assert!(big.fits(&gpu) && small.fits(&webgpu), "{m}x{n}: {big:?} / {small:?}");
+    }
+    assert_eq!(
+        kernels::mm::conv_heuristic(192, 64 * 27 * 27, &gpu),
+        Tile::new(128, 64, 16)
+    );
+    assert_eq!(
+        kernels::mm::conv_heuristic(192, 64 * 27 * 27, &webgpu),
+        Tile::new(64, 64, 16)
+    );
+    // A forced tile the device cannot run is refused, naming the tiles that fit.
+    let force = kernels::mm::Force::parse("-128x64x16").unwrap();
+    let shape = conv(64, 64, 27, 192, 5, 1, 2, 1);
+    let err = force.conv(&shape, None, &webgpu).unwrap_err().to_string();
+    assert!(err.contains("128x128x8, 64x64x16"), "{err}");
     for kind in [
         DenseKind::Gemv,
         DenseKind::Tiles {

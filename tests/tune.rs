@@ -241,14 +241,14 @@ fn a_tuning_run_times_every_candidate_and_its_winners_match_onnxruntime() {
         let names: Vec<&str> = t.times.iter().map(|(n, _)| n.as_str()).collect();
         assert!(names.contains(&"gemm"), "{}: {names:?}", t.shape);
         let want: Vec<String> = if t.shape.starts_with("conv ") {
-            tuned::conv_candidates().iter().map(|v| v.name()).collect()
+            tuned::conv_candidates(&ctx.limits).iter().map(|v| v.name()).collect()
         } else {
             // `dense b{batch} k{k} o{rows}`
             let n: Vec<usize> = t.shape[6..]
                 .split(' ')
                 .map(|f| f[1..].parse().unwrap())
                 .collect();
-            let c = tuned::dense_candidates(n[0], n[1], n[2]);
+            let c = tuned::dense_candidates(n[0], n[1], n[2], &ctx.limits);
             c.iter().map(|v| v.name()).collect()
         };
         assert_eq!(names, want, "{}", t.shape);

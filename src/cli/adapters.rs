@@ -15,7 +15,7 @@ pub struct AdaptersArgs {
 }
 
 pub fn run(args: AdaptersArgs) -> anyhow::Result<ExitCode> {
-    let adapters = list_adapters(&args.gpu.choice())?;
+    let adapters = list_adapters(&args.gpu.choice(), args.gpu.limits)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&adapters)?);
         return Ok(ExitCode::SUCCESS);
@@ -44,6 +44,15 @@ pub fn run(args: AdaptersArgs) -> anyhow::Result<ExitCode> {
             a.max_storage_buffers_per_shader_stage,
             a.max_compute_workgroup_storage_size,
             a.max_compute_invocations_per_workgroup
+        );
+        println!(
+            "    limits in force: {} (--limits {})",
+            if args.gpu.limits == alexnet_wgpu::options::LimitsProfile::WebGpu {
+                "WebGPU's baseline"
+            } else {
+                "the adapter's"
+            },
+            args.gpu.limits
         );
         println!(
             "    timestamp queries: {}, shader f16: {}",

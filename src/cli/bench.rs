@@ -398,7 +398,7 @@ fn gemm_ceiling(
             // with the output transposed (the variant the dense heuristic/tuner picks).
             MatmulPath::Blocked(force) => {
                 let tuned = kernels.tuned_dense(n, k, m).and_then(|v| v.mm());
-                let kind = force.dense(n, k, m, tuned);
+                let kind = force.dense(n, k, m, tuned, &kernels.limits)?;
                 kernels::mm::dispatch_dense(
                     ctx,
                     &kernels,

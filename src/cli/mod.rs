@@ -13,15 +13,19 @@ mod fetch_weights;
 pub mod hint;
 mod merge;
 mod plots;
+mod selftest;
 mod sharding;
 mod summary;
 mod train_head;
+pub mod validate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use alexnet_wgpu::gpu::{AdapterChoice, GpuContext};
+use alexnet_wgpu::kernels::MatmulPath;
 use alexnet_wgpu::model::Arch;
+use alexnet_wgpu::options::{ConvBackward, F16Loads, LimitsProfile, RuntimeOptions};
 use alexnet_wgpu::model::Weights;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -63,17 +67,50 @@ enum Command {
     Merge(merge::MergeArgs),
     /// Export a model (any weights file, e.g. a train-head model) as a standard ONNX graph.
     Export(export::ExportArgs),
+    /// Check every kernel and path against its CPU reference on this adapter (does this
+    /// program compute correctly on my GPU?); exit 1 on any mismatch.
+    Selftest(selftest::SelftestArgs),
 }
 
-/// Adapter selection shared by every GPU command.
+/// Adapter selection and runtime options shared by every GPU command. Each flag has an
+/// environment twin (the flag wins); unknown values are refused with the accepted ones.
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "GPU")]
 pub struct GpuArgs {
-    /// Graphics API: vulkan, metal, dx12 or gl (default: WGPU_BACKEND, else any).
-    #[arg(long, value_name = "B")]
+    /// Graphics API: vulkan, metal, dx12 or gl, or a comma list (default: any).
+    #[arg(long, value_name = "B", env = "WGPU_BACKEND")]
     pub backend: Option<String>,
-    /// Use the adapter whose name contains this (default: WGPU_ADAPTER_NAME, else the best).
-    #[arg(long, value_name = "S")]
+    /// Use the adapter whose name contains this (default: the best).
+    #[arg(long, value_name = "S", env = "WGPU_ADAPTER_NAME")]
     pub adapter: Option<String>,
+    /// Device limits: `adapter` (all it offers) or `webgpu` (exactly WebGPU's baseline, what
+    /// every conforming adapter guarantees).
+    #[arg(long, value_name = "L", env = "ALEXNET_LIMITS", default_value = "adapter")]
+    pub limits: LimitsProfile,
+    /// Validation mode: wgpu's validation, the Khronos Vulkan layer when installed, shader
+    /// bounds checks; any validation error fails the run. Messages go through RUST_LOG.
+    #[arg(long, env = "ALEXNET_VALIDATE", value_parser = switch)]
+    #[arg(num_args = 0..=1, default_missing_value = "1", default_value = "0")]
+    pub validate: bool,
+    /// Matmul kernels: tiled, gemm, blocked, blocked-TILE (e.g. blocked-64x64x16),
+    /// blocked-gemv, blocked-splitN (default: gemm on CPU adapters, blocked on GPUs).
+    #[arg(long, value_name = "PATH", env = "ALEXNET_MATMUL")]
+    pub matmul: Option<MatmulPath>,
+    /// f16 GEMM loads: auto (native on GPUs with shader-f16), native or portable.
+    #[arg(long, value_name = "M", env = "ALEXNET_F16", default_value = "auto")]
+    pub f16_loads: F16Loads,
+    /// Gradients of trained convolutions: gemm or direct (the reference loops).
+    #[arg(long, value_name = "K", env = "ALEXNET_CONV_BACKWARD", default_value = "gemm")]
+    pub conv_backward: ConvBackward,
+    /// Keep naga's bounds checks in every shader (debugging a kernel; on under --validate).
+    #[arg(long, env = "ALEXNET_SHADER_CHECKS", value_parser = switch)]
+    #[arg(num_args = 0..=1, default_missing_value = "1", default_value = "0")]
+    pub shader_checks: bool,
+}
+
+/// `1/true/on/yes`, `0/false/off/no` (and empty: off); anything else refused.
+fn switch(s: &str) -> Result<bool, String> {
+    alexnet_wgpu::options::parse_switch(s)
 }
 
 impl GpuArgs {
@@ -84,10 +121,24 @@ impl GpuArgs {
         }
     }
 
+    pub fn options(&self) -> RuntimeOptions {
+        RuntimeOptions {
+            matmul: self.matmul,
+            f16_loads: self.f16_loads,
+            conv_backward: self.conv_backward,
+            shader_checks: self.shader_checks,
+            limits: self.limits,
+            validate: self.validate,
+        }
+    }
+
     /// The adapter's context, with this adapter's autotuner winners (if `bench --tune` has
     /// run) installed for the kernels; a corrupt, stale or foreign cache is one warning.
     pub fn context(&self) -> anyhow::Result<GpuContext> {
-        let ctx = GpuContext::new(&self.choice())?;
+        if self.validate {
+            validate::announce();
+        }
+        let ctx = GpuContext::with_options(&self.choice(), self.options())?;
         if let Ok(path) = tune_cache_path() {
             if let Some(w) = alexnet_wgpu::model::tune::load_and_install(&path, &ctx.info) {
                 eprintln!("warning: {w}");
@@ -179,6 +230,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Convert(a) => convert::run(a),
         Command::Merge(a) => merge::run(a),
         Command::Export(a) => export::run(a),
+        Command::Selftest(a) => selftest::run(a),
     }
 }
 

@@ -141,6 +141,7 @@ pub fn map_staging_as<T: bytemuck::Pod>(
     let out = bytemuck::cast_slice::<u8, T>(&view)[..len].to_vec();
     drop(view);
     staging.unmap();
+    ctx.check()?;
     Ok(out)
 }
 

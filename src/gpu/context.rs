@@ -1,18 +1,21 @@
+use super::validation::ErrorLog;
 use crate::error::{Error, Result};
+use crate::options::{LimitsProfile, RuntimeOptions};
 
-/// How the user narrowed the adapter choice (`--backend`, `--adapter`, or the `WGPU_*` variables).
+/// How the user narrowed the adapter choice (the binary's `--backend` and `--adapter`, whose
+/// environment twins are `WGPU_BACKEND` and `WGPU_ADAPTER_NAME`).
 #[derive(Debug, Clone, Default)]
 pub struct AdapterChoice {
-    /// `vulkan`, `metal`, `dx12` or `gl` (comma lists allowed); `None` reads `WGPU_BACKEND`, else all.
+    /// `vulkan`, `metal`, `dx12` or `gl` (comma lists allowed); `None`: any.
     pub backend: Option<String>,
-    /// Case-insensitive substring of the adapter name; `None` reads `WGPU_ADAPTER_NAME`.
+    /// Case-insensitive substring of the adapter name; `None`: the best adapter.
     pub adapter: Option<String>,
 }
 
 impl AdapterChoice {
     fn backends(&self) -> Result<wgpu::Backends> {
         let Some(spec) = self.backend.as_deref() else {
-            return Ok(wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()));
+            return Ok(wgpu::Backends::all());
         };
         let mut backends = wgpu::Backends::empty();
         for part in spec.split(',').map(|s| s.trim().to_ascii_lowercase()) {
@@ -30,7 +33,6 @@ impl AdapterChoice {
     fn name_filter(&self) -> Option<String> {
         self.adapter
             .clone()
-            .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
             .filter(|s| !s.is_empty())
             .map(|s| s.to_lowercase())
     }
@@ -39,8 +41,6 @@ impl AdapterChoice {
         let mut parts = Vec::new();
         if let Some(b) = &self.backend {
             parts.push(format!("backend '{b}'"));
-        } else if let Ok(b) = std::env::var("WGPU_BACKEND") {
-            parts.push(format!("WGPU_BACKEND='{b}'"));
         }
         if let Some(a) = self.name_filter() {
             parts.push(format!("name containing '{a}'"));
@@ -70,9 +70,9 @@ pub struct AdapterSummary {
     pub shader_f16: bool,
 }
 
-fn summarize(adapter: &wgpu::Adapter) -> AdapterSummary {
+fn summarize(adapter: &wgpu::Adapter, profile: LimitsProfile) -> AdapterSummary {
     let info = adapter.get_info();
-    let limits = adapter.limits();
+    let limits = profile.limits(&adapter.limits());
     let features = adapter.features();
     AdapterSummary {
         name: info.name,
@@ -90,15 +90,25 @@ fn summarize(adapter: &wgpu::Adapter) -> AdapterSummary {
     }
 }
 
-fn instance(backends: wgpu::Backends) -> wgpu::Instance {
-    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+/// The instance: validation mode adds wgpu's `VALIDATION` (which enables the Khronos layer
+/// when the Vulkan loader finds it). Not `DEBUG`: its shader debug info names WGSL as the
+/// SPIR-V source language (operand 10), which the layers Debian ships (1.3.239) reject as
+/// invalid SPIR-V on every module.
+fn instance(backends: wgpu::Backends, validate: bool) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = backends;
+    desc.flags = if validate {
+        wgpu::InstanceFlags::VALIDATION
+    } else {
+        wgpu::InstanceFlags::empty()
+    };
     wgpu::Instance::new(desc)
 }
 
-fn enumerate(choice: &AdapterChoice) -> Result<Vec<wgpu::Adapter>> {
+fn enumerate(choice: &AdapterChoice, validate: bool) -> Result<Vec<wgpu::Adapter>> {
     let backends = choice.backends()?;
-    let adapters = pollster::block_on(instance(backends).enumerate_adapters(backends));
+    let instance = instance(backends, validate);
+    let adapters = pollster::block_on(instance.enumerate_adapters(backends));
     let filter = choice.name_filter();
     Ok(adapters
         .into_iter()
@@ -110,11 +120,12 @@ fn enumerate(choice: &AdapterChoice) -> Result<Vec<wgpu::Adapter>> {
         .collect())
 }
 
-/// Every adapter wgpu finds for the choice, best first.
-pub fn list_adapters(choice: &AdapterChoice) -> Result<Vec<AdapterSummary>> {
-    let mut adapters = enumerate(choice)?;
+/// Every adapter wgpu finds for the choice, best first, with the limits `profile` would put
+/// in force.
+pub fn list_adapters(choice: &AdapterChoice, profile: LimitsProfile) -> Result<Vec<AdapterSummary>> {
+    let mut adapters = enumerate(choice, false)?;
     adapters.sort_by_key(rank);
-    Ok(adapters.iter().map(summarize).collect())
+    Ok(adapters.iter().map(|a| summarize(a, profile)).collect())
 }
 
 /// Lower is better: real GPUs first, native APIs before GL, software adapters last.
@@ -134,36 +145,50 @@ fn rank(adapter: &wgpu::Adapter) -> (u8, u8) {
     (kind, api)
 }
 
-/// An open device with the adapter's real limits, shared by every kernel and network.
+/// An open device with its limits, runtime options and pipeline cache, shared by every kernel
+/// and network. Cheap to clone (every field is a handle).
+#[derive(Clone)]
 pub struct GpuContext {
     pub adapter: wgpu::Adapter,
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
+    /// The limits in force: the adapter's, or WebGPU's baseline under
+    /// [`LimitsProfile::WebGpu`]. Kernels size tiles, splits and bindings from these.
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
+    /// What chooses kernels and how the device was opened.
+    pub options: RuntimeOptions,
     /// Every pipeline of this device, compiled once on first use.
     pub pipelines: std::sync::Arc<super::PipelineCache>,
+    /// Validation errors of this device, turned into errors by [`GpuContext::check`].
+    pub errors: std::sync::Arc<ErrorLog>,
 }
 
 impl GpuContext {
-    /// The best adapter for `choice`, with its real limits (not wgpu's conservative defaults:
-    /// AlexNet's fc6 alone is 144 MiB) and the optional features we can use.
+    /// The best adapter for `choice`, with the limits of its profile (by default the adapter's
+    /// real limits, not wgpu's conservative defaults: AlexNet's fc6 alone is 144 MiB) and the
+    /// optional features we can use.
     pub fn new(choice: &AdapterChoice) -> Result<Self> {
-        let adapter = enumerate(choice)?
+        Self::with_options(choice, RuntimeOptions::default())
+    }
+
+    /// As [`GpuContext::new`] with runtime options (limits, validation, kernel choices).
+    pub fn with_options(choice: &AdapterChoice, options: RuntimeOptions) -> Result<Self> {
+        let adapter = enumerate(choice, options.validate)?
             .into_iter()
             .min_by_key(rank)
             .ok_or_else(|| Error::NoAdapter {
                 filter: choice.describe(),
             })?;
-        Self::from_adapter(adapter)
+        Self::from_adapter(adapter, options)
     }
 
-    pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
+    pub fn from_adapter(adapter: wgpu::Adapter, options: RuntimeOptions) -> Result<Self> {
         let info = adapter.get_info();
         let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
         let features = adapter.features() & wanted;
-        let limits = adapter.limits();
+        let limits = options.limits.limits(&adapter.limits());
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("alexnet"),
             required_features: features,
@@ -176,15 +201,49 @@ impl GpuContext {
             adapter: info.name.clone(),
             cause: source,
         })?;
+        // wgpu's default handler panics; ours records, and `check` reports.
+        let errors = std::sync::Arc::new(ErrorLog::default());
+        let sink = errors.clone();
+        device.on_uncaptured_error(std::sync::Arc::new(move |e: wgpu::Error| {
+            sink.push(e.to_string())
+        }));
         Ok(GpuContext {
             adapter,
-            pipelines: std::sync::Arc::new(super::PipelineCache::new(device.clone())),
+            pipelines: std::sync::Arc::new(super::PipelineCache::new(
+                device.clone(),
+                options.shader_checks(),
+            )),
             device,
             queue,
             info,
             limits,
             features,
+            options,
+            errors,
         })
+    }
+
+    /// `Err` with every validation error recorded since the last check (this device's, and
+    /// the driver layer's when a logger forwards them): called by every read-back, so a
+    /// result computed under a validation error never reaches the caller.
+    pub fn check(&self) -> Result<()> {
+        let mut messages = self.errors.take();
+        messages.extend(super::validation::take_driver_errors());
+        if messages.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Validation {
+                adapter: self.adapter_label(),
+                messages,
+            })
+        }
+    }
+
+    /// The matmul path kernels use: the options' choice, else the adapter's default.
+    pub fn matmul_path(&self) -> crate::kernels::MatmulPath {
+        self.options
+            .matmul
+            .unwrap_or_else(|| crate::kernels::MatmulPath::default_for(self.info.device_type))
     }
 
     /// The pipeline for `entry` of `shader` (compiled on first use, then shared).

@@ -3,6 +3,7 @@
 mod buffers;
 mod context;
 mod pipelines;
+pub mod validation;
 
 pub use buffers::{
     copy_to_staging, map_staging, map_staging_as, read_back_f32, storage_buffer, uniform_buffer,

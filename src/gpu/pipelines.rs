@@ -142,15 +142,12 @@ pub fn shader_facts(file: &str, source: &str) -> Result<ShaderFacts> {
 
 type Key = (&'static str, &'static str);
 
-/// Whether shaders keep naga's injected bounds checks and workgroup-memory zeroing
-/// (`ALEXNET_SHADER_CHECKS=1`, for debugging a kernel), or run without them (the default).
-pub fn runtime_checks() -> bool {
-    std::env::var("ALEXNET_SHADER_CHECKS").is_ok_and(|v| v != "0" && !v.is_empty())
-}
-
 /// Compiled pipelines of one device, by (shader file, entry point).
 pub struct PipelineCache {
     device: wgpu::Device,
+    /// Keep naga's injected bounds checks and workgroup-memory zeroing (the runtime options'
+    /// shader checks, for debugging a kernel, and validation mode), or run without them.
+    checks: bool,
     kernels: Mutex<HashMap<Key, Arc<Kernel>>>,
 }
 
@@ -159,9 +156,10 @@ pub struct PipelineCache {
 static COMPILED: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
 
 impl PipelineCache {
-    pub fn new(device: wgpu::Device) -> Self {
+    pub fn new(device: wgpu::Device, checks: bool) -> Self {
         PipelineCache {
             device,
+            checks,
             kernels: Mutex::new(HashMap::new()),
         }
     }
@@ -202,13 +200,13 @@ impl PipelineCache {
             label: Some(name),
             source: wgpu::ShaderSource::Wgsl(shader.source.into()),
         };
-        let module = if runtime_checks() {
+        let module = if self.checks {
             self.device.create_shader_module(desc)
         } else {
             // SAFETY: our own shaders, every one of which clamps or guards each index against
             // its params (see the shaders' headers), and the host sizes every buffer from the
             // same shapes it writes into the params (the dispatch functions check the shapes
-            // chain). `ALEXNET_SHADER_CHECKS=1` turns naga's bounds checks back on.
+            // chain). The shader-checks option turns naga's bounds checks back on.
             unsafe {
                 self.device
                     .create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
@@ -223,7 +221,7 @@ impl PipelineCache {
                 entry_point: Some(entry),
                 compilation_options: wgpu::PipelineCompilationOptions {
                     // Every kernel writes its workgroup arrays before reading them.
-                    zero_initialize_workgroup_memory: runtime_checks(),
+                    zero_initialize_workgroup_memory: self.checks,
                     ..Default::default()
                 },
                 cache: None,

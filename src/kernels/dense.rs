@@ -46,7 +46,7 @@ pub fn dispatch(
         // whose tuned winner is `gemm`.
         let gemm = kernels.dense_runs_gemm(batch, in_f, *rows);
         let mm_kind = if vec4 {
-            kernels.dense_kind(batch, in_f, *rows)
+            kernels.dense_kind(batch, in_f, *rows)?
         } else {
             None
         };

@@ -5,6 +5,7 @@
 use super::{check_groups, Dispatch, Kernel, Kernels, Precision};
 use crate::error::{Error, Result};
 use crate::gpu::{uniform_buffer, GpuContext};
+use crate::options::F16Loads;
 
 /// Mirrors `struct Params` in `gemm.wgsl`.
 #[repr(C)]
@@ -112,17 +113,17 @@ pub fn dispatch(
 
 /// Whether f16 GEMMs use [`native_f16_source`] (the default of [`Kernels::native_f16`]): the
 /// adapter has `SHADER_F16` (requested by `GpuContext::new` when offered) and is not a CPU
-/// adapter, unless `ALEXNET_F16` says `portable` or `native` (A/B runs, tests). On lavapipe,
+/// adapter, unless the runtime options say `portable` or `native` (A/B runs, tests). On lavapipe,
 /// which offers the feature, the native loads were 1.4-1.5x slower than the portable bit
 /// operations for the whole network (`bench --precision f16`, two alternating rounds: batch 1
 /// 529 / 478 ms native vs 342 / 354 ms portable, batch 8 3568 / 3337 vs 2372 / 2274 ms):
 /// llvmpipe widens each half lane by lane. GPUs load halves natively.
 pub fn native_f16(ctx: &GpuContext) -> bool {
     let has = ctx.features.contains(wgpu::Features::SHADER_F16);
-    match std::env::var("ALEXNET_F16").as_deref() {
-        Ok("portable") => false,
-        Ok("native") => has,
-        _ => has && ctx.info.device_type != wgpu::DeviceType::Cpu,
+    match ctx.options.f16_loads {
+        F16Loads::Portable => false,
+        F16Loads::Native => has,
+        F16Loads::Auto => has && ctx.info.device_type != wgpu::DeviceType::Cpu,
     }
 }
 

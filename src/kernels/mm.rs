@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use super::conv2d::Conv2dShape;
+pub use super::path::{Force, Tile, TILES};
 use super::{check_groups, grid_1d, Dispatch, Kernels};
 use crate::error::{Error, Result};
 use crate::gpu::{storage_buffer, upload, GpuContext, ShaderSource};
@@ -43,41 +44,7 @@ pub struct MmParams {
     pub _pad: [u32; 3],
 }
 
-/// A workgroup tile: `bm` rows (output channels / features) by `bn` columns (pixels / batch
-/// rows), K steps of `bk`. `(bn / 8) * (bm / 8)` invocations of 8x8 outputs each.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Tile {
-    pub bm: u32,
-    pub bn: u32,
-    pub bk: u32,
-}
-
-/// The tiles built and tuned over (largest first). Each fits 32 KiB of workgroup memory
-/// (`2 * bk * (bm + bn) * 4` bytes) and at most 256 invocations.
-pub const TILES: &[Tile] = &[
-    Tile::new(128, 128, 8),
-    Tile::new(128, 128, 16),
-    Tile::new(128, 64, 16),
-    Tile::new(64, 128, 16),
-    Tile::new(64, 64, 16),
-    Tile::new(64, 64, 32),
-];
-
 impl Tile {
-    pub const fn new(bm: u32, bn: u32, bk: u32) -> Self {
-        Tile { bm, bn, bk }
-    }
-
-    /// `128x64x16` (the form `ALEXNET_MATMUL` and the tuner cache use).
-    pub fn name(&self) -> String {
-        format!("{}x{}x{}", self.bm, self.bn, self.bk)
-    }
-
-    /// Bytes of workgroup memory the tile uses.
-    pub fn workgroup_bytes(&self) -> u32 {
-        2 * self.bk * (self.bm + self.bn) * 4
-    }
-
     /// The shader with this tile's constants (built once per process and tile).
     pub fn source(&self) -> ShaderSource {
         static SOURCES: OnceLock<Mutex<HashMap<Tile, ShaderSource>>> = OnceLock::new();
@@ -111,31 +78,6 @@ impl Tile {
         })
     }
 
-    /// Workgroups for an `m` x `n` output (per group / slice).
-    pub fn tiles(&self, m: usize, n: usize) -> usize {
-        m.div_ceil(self.bm as usize) * n.div_ceil(self.bn as usize)
-    }
-
-    /// Computed outputs over useful ones (1.0: no tile remainder).
-    pub fn waste(&self, m: usize, n: usize) -> f64 {
-        let padded = m.div_ceil(self.bm as usize) * self.bm as usize;
-        let padded = padded * n.div_ceil(self.bn as usize) * self.bn as usize;
-        padded as f64 / (m * n).max(1) as f64
-    }
-}
-
-impl std::str::FromStr for Tile {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        TILES
-            .iter()
-            .find(|t| t.name() == s)
-            .copied()
-            .ok_or_else(|| {
-                let names: Vec<String> = TILES.iter().map(Tile::name).collect();
-                format!("unknown tile {s:?} (expected one of {})", names.join(", "))
-            })
-    }
 }
 
 /// How one dense layer runs on the blocked path.
@@ -157,49 +99,29 @@ impl DenseKind {
     }
 }
 
-/// What `ALEXNET_MATMUL=blocked[-TILE][-gemv|-splitN]` forces; unset fields are chosen per
-/// shape (tuner cache, else [`conv_heuristic`] / [`dense_heuristic`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Force {
-    pub tile: Option<Tile>,
-    pub gemv: bool,
-    pub split: Option<u32>,
-}
-
 impl Force {
-    /// Parses what follows `blocked` in `ALEXNET_MATMUL` (`""`, `-64x64x16`, `-gemv`,
-    /// `-split4`, `-128x64x16-split2`).
-    pub fn parse(rest: &str) -> std::result::Result<Force, String> {
-        let mut f = Force::default();
-        for part in rest.split('-').filter(|p| !p.is_empty()) {
-            if part == "gemv" {
-                f.gemv = true;
-            } else if let Some(n) = part.strip_prefix("split") {
-                let n: u32 = n
-                    .parse()
-                    .ok()
-                    .filter(|&n| n >= 1)
-                    .ok_or_else(|| format!("split factor {n:?} is not a positive integer"))?;
-                f.split = Some(n);
-            } else {
-                f.tile = Some(part.parse()?);
-            }
-        }
-        Ok(f)
-    }
-
-    /// Nothing forced (plain `blocked`): the tuner's winners, else the heuristics, decide.
-    pub fn is_empty(&self) -> bool {
-        *self == Force::default()
-    }
-
-    /// The dense variant: forced fields, else `tuned` (a tuner cache hit), else the heuristic.
-    pub fn dense(&self, batch: usize, k: usize, out: usize, tuned: Option<DenseKind>) -> DenseKind {
+    /// The dense variant: forced fields, else `tuned` (a tuner cache hit that fits `limits`),
+    /// else the heuristic. A forced tile the device cannot run is an error naming its limit.
+    pub fn dense(
+        &self,
+        batch: usize,
+        k: usize,
+        out: usize,
+        tuned: Option<DenseKind>,
+        limits: &wgpu::Limits,
+    ) -> Result<DenseKind> {
         if self.gemv {
-            return DenseKind::Gemv;
+            return Ok(DenseKind::Gemv);
         }
-        let base = tuned.unwrap_or_else(|| dense_heuristic(batch, k, out));
-        match (self.tile, self.split, base) {
+        if let Some(t) = self.tile {
+            check_fits(t, limits)?;
+        }
+        let tuned = tuned.filter(|d| match d {
+            DenseKind::Gemv => true,
+            DenseKind::Tiles { tile, .. } => tile.fits(limits),
+        });
+        let base = tuned.unwrap_or_else(|| dense_heuristic(batch, k, out, limits));
+        Ok(match (self.tile, self.split, base) {
             (None, None, b) => b,
             (tile, split, DenseKind::Tiles { tile: t, split: s }) => DenseKind::Tiles {
                 tile: tile.unwrap_or(t),
@@ -209,16 +131,53 @@ impl Force {
                 tile: tile.unwrap_or(Tile::new(64, 64, 16)),
                 split: split.unwrap_or(1),
             },
-        }
+        })
     }
 
-    pub fn conv(&self, shape: &Conv2dShape, tuned: Option<Tile>) -> Result<Tile> {
-        Ok(self
-            .tile
-            .or(tuned)
-            .unwrap_or(conv_heuristic(shape.out_c / shape.groups, pixels(shape)?)))
+    /// The conv tile: forced, else `tuned` if it fits `limits`, else the heuristic.
+    pub fn conv(
+        &self,
+        shape: &Conv2dShape,
+        tuned: Option<Tile>,
+        limits: &wgpu::Limits,
+    ) -> Result<Tile> {
+        if let Some(t) = self.tile {
+            check_fits(t, limits)?;
+            return Ok(t);
+        }
+        Ok(tuned.filter(|t| t.fits(limits)).unwrap_or(conv_heuristic(
+            shape.out_c / shape.groups,
+            pixels(shape)?,
+            limits,
+        )))
     }
 }
+
+/// A forced tile the device cannot run: refused with the limit it exceeds.
+fn check_fits(tile: Tile, limits: &wgpu::Limits) -> Result<()> {
+    if tile.fits(limits) {
+        return Ok(());
+    }
+    let usable: Vec<String> = TILES
+        .iter()
+        .filter(|t| t.fits(limits))
+        .map(Tile::name)
+        .collect();
+    Err(Error::Unsupported(format!(
+        "the {} tile needs {} bytes of workgroup memory and {} invocations; this device allows \
+         {} bytes and {} invocations (tiles that fit: {})",
+        tile.name(),
+        tile.workgroup_bytes(),
+        tile.invocations(),
+        limits.max_compute_workgroup_storage_size,
+        limits.max_compute_invocations_per_workgroup,
+        usable.join(", ")
+    )))
+}
+
+/// The tile every conforming device runs (16 KiB of workgroup memory, 64 invocations): the
+/// heuristics' fallback.
+const BASELINE: Tile = Tile::new(64, 64, 16);
 
 /// Workgroups that keep a large GPU busy (an H200 has 132 SMs, a 4090 128; two or more
 /// workgroups per SM hide latency): the heuristics prefer big tiles until they give fewer.
@@ -228,7 +187,9 @@ pub const FILL: usize = 256;
 /// (most reuse per load) that still gives [`FILL`] workgroups and wastes at most a quarter of
 /// its outputs on remainders; else the one with the least waste among those filling the GPU;
 /// else 64x64x16 (small problems: more, smaller workgroups).
-pub fn conv_heuristic(m: usize, n: usize) -> Tile {
+/// Only tiles that fit `limits` are considered (under WebGPU's baseline: 128x128x8 and
+/// 64x64x16).
+pub fn conv_heuristic(m: usize, n: usize, limits: &wgpu::Limits) -> Tile {
     let big = [
         Tile::new(128, 128, 8),
         Tile::new(128, 64, 16),
@@ -236,8 +197,9 @@ pub fn conv_heuristic(m: usize, n: usize) -> Tile {
     ];
     big.iter()
         .copied()
+        .filter(|t| t.fits(limits))
         .find(|t| t.tiles(m, n) >= FILL && t.waste(m, n) <= 1.25)
-        .unwrap_or(Tile::new(64, 64, 16))
+        .unwrap_or(BASELINE)
 }
 
 /// The heuristic dense variant: [`DenseKind::Gemv`] for batch 1-8 (bandwidth-bound: each
@@ -245,18 +207,19 @@ pub fn conv_heuristic(m: usize, n: usize) -> Tile {
 /// quarter of its outputs (64x64x16 if none), split over K until the workgroups reach [`FILL`]
 /// with slices of at least 256 values of K, at most 16 (fc6 at batch 128: 32 tiles of
 /// 128x128, split 8 of 1152).
-pub fn dense_heuristic(batch: usize, k: usize, out: usize) -> DenseKind {
+pub fn dense_heuristic(batch: usize, k: usize, out: usize, limits: &wgpu::Limits) -> DenseKind {
     if batch <= 8 {
         return DenseKind::Gemv;
     }
     let tile = [
         Tile::new(128, 128, 8),
         Tile::new(128, 64, 16),
-        Tile::new(64, 64, 16),
+        BASELINE,
     ]
     .into_iter()
+    .filter(|t| t.fits(limits))
     .find(|t| t.waste(out, batch) <= 1.25)
-    .unwrap_or(Tile::new(64, 64, 16));
+    .unwrap_or(BASELINE);
     let tiles = tile.tiles(out, batch);
     let mut split = 1u32;
     while tiles * (split as usize) < FILL && k / (2 * split as usize) >= 256 && split < 16 {

@@ -8,6 +8,7 @@ pub mod gemm;
 pub mod lrn;
 pub mod max_pool;
 pub mod mm;
+pub mod path;
 pub mod relu;
 pub mod softmax;
 pub mod timing;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 pub use crate::gpu::Kernel;
+pub use path::MatmulPath;
 use crate::gpu::{GpuContext, PipelineCache, ShaderSource};
 
 /// Every shader of the forward pass, by file name, for validation and for building pipelines.
@@ -48,82 +50,6 @@ pub fn shader(file: &str) -> ShaderSource {
         .find(|(name, _)| *name == file)
         .map(|(file, source)| ShaderSource { file, source })
         .expect("every kernel's shader is listed in SHADERS")
-}
-
-/// How convolutions (and dense layers with K a multiple of 4) are computed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MatmulPath {
-    /// `conv2d.wgsl`'s workgroup-memory tiles (implicit GEMM) and `dense.wgsl`: the textbook
-    /// kernels (kept for A/B runs and as the path for dense layers with K not a multiple of 4).
-    Tiled,
-    /// `im2col.wgsl` + `gemm.wgsl` (register tiles, vec4 loads, no workgroup memory) and
-    /// `gemm.wgsl` for dense layers: CPU adapters such as lavapipe, where loads are done lane by
-    /// lane and barriers are expensive (about 3x faster there, see README "Performance").
-    Gemm,
-    /// `mm.wgsl`: register-blocked 8x8-per-invocation tiles for GPUs (implicit GEMM for
-    /// convolutions; tiles, split-K or matrix-vector for dense layers), the variant per layer
-    /// chosen by the [`mm::Force`] fields set, else the tuner cache, else the heuristic.
-    Blocked(mm::Force),
-}
-
-impl MatmulPath {
-    /// The default for this adapter: [`MatmulPath::Gemm`] on CPU adapters, else
-    /// [`MatmulPath::Blocked`] with nothing forced. `ALEXNET_MATMUL` overrides (for tests and
-    /// A/B runs): `tiled`, `gemm`, `blocked`, `blocked-TILE` (`blocked-128x64x16`),
-    /// `blocked-gemv`, `blocked-splitN`, or a tile and a split (`blocked-64x64x16-split4`).
-    /// An unknown value is reported once on stderr and ignored.
-    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
-        let default = if info.device_type == wgpu::DeviceType::Cpu {
-            MatmulPath::Gemm
-        } else {
-            MatmulPath::Blocked(mm::Force::default())
-        };
-        match std::env::var("ALEXNET_MATMUL") {
-            Ok(v) => Self::parse(&v).unwrap_or_else(|e| {
-                static WARNED: std::sync::Once = std::sync::Once::new();
-                WARNED.call_once(|| eprintln!("warning: ALEXNET_MATMUL: {e}; using the default"));
-                default
-            }),
-            Err(_) => default,
-        }
-    }
-
-    /// Parses an `ALEXNET_MATMUL` value (see [`MatmulPath::for_adapter`]).
-    pub fn parse(v: &str) -> std::result::Result<Self, String> {
-        match v {
-            "tiled" => Ok(MatmulPath::Tiled),
-            "gemm" => Ok(MatmulPath::Gemm),
-            _ => match v.strip_prefix("blocked") {
-                Some(rest) if rest.is_empty() || rest.starts_with('-') => {
-                    Ok(MatmulPath::Blocked(mm::Force::parse(rest)?))
-                }
-                _ => Err(format!(
-                    "unknown matmul path {v:?} (expected tiled, gemm or blocked[-TILE][-gemv|-splitN])"
-                )),
-            },
-        }
-    }
-
-    /// Short name for reports (`gemm`, `tiled`, `blocked`, `blocked-64x64x16-split2`).
-    pub fn name(&self) -> String {
-        match self {
-            MatmulPath::Tiled => "tiled".into(),
-            MatmulPath::Gemm => "gemm".into(),
-            MatmulPath::Blocked(f) => {
-                let mut s = String::from("blocked");
-                if let Some(t) = f.tile {
-                    s += &format!("-{}", t.name());
-                }
-                if f.gemv {
-                    s += "-gemv";
-                }
-                if let Some(n) = f.split {
-                    s += &format!("-split{n}");
-                }
-                s
-            }
-        }
-    }
 }
 
 /// The default images per forward pass for `classify`: 8 on CPU adapters (throughput is flat
@@ -207,6 +133,8 @@ pub struct Kernels {
     /// f16 GEMMs with native `enable f16;` loads ([`gemm::native_f16`]) rather than the
     /// portable bit operations (tests set it to cover both on one adapter).
     pub native_f16: bool,
+    /// The device's limits in force: tiles that do not fit are never chosen.
+    pub limits: wgpu::Limits,
 }
 
 macro_rules! kernel_getters {
@@ -218,16 +146,16 @@ macro_rules! kernel_getters {
 }
 
 impl Kernels {
+    /// The kernels of the context's matmul path ([`GpuContext::matmul_path`]).
     pub fn new(ctx: &GpuContext) -> Self {
-        Self::with_path(ctx, MatmulPath::for_adapter(&ctx.info))
+        Self::with_path(ctx, ctx.matmul_path())
     }
 
     /// As [`Kernels::new`] with the matmul path forced (tests cover both on one adapter).
     /// The tuner's table (if installed) is read on the `Blocked` and `Gemm` paths, except
-    /// when `ALEXNET_MATMUL=gemm` forces the `Gemm` kernels everywhere.
+    /// when the runtime options force `gemm` (then the `Gemm` kernels run everywhere).
     pub fn with_path(ctx: &GpuContext, path: MatmulPath) -> Self {
-        let forced_gemm =
-            path == MatmulPath::Gemm && std::env::var("ALEXNET_MATMUL").is_ok_and(|v| v == "gemm");
+        let forced_gemm = path == MatmulPath::Gemm && ctx.options.matmul == Some(MatmulPath::Gemm);
         Kernels {
             path,
             cache: ctx.pipelines.clone(),
@@ -237,6 +165,7 @@ impl Kernels {
                 tuned::installed()
             },
             native_f16: gemm::native_f16(ctx),
+            limits: ctx.limits.clone(),
         }
     }
 
@@ -293,8 +222,8 @@ impl Kernels {
         }
         let tuned = self.tuned_conv(shape).and_then(|v| v.mm());
         Ok(match self.path {
-            MatmulPath::Blocked(force) => Some(force.conv(shape, tuned)?),
-            MatmulPath::Gemm => tuned,
+            MatmulPath::Blocked(force) => Some(force.conv(shape, tuned, &self.limits)?),
+            MatmulPath::Gemm => tuned.filter(|t| t.fits(&self.limits)),
             MatmulPath::Tiled => None,
         })
     }
@@ -314,16 +243,19 @@ impl Kernels {
     }
 
     /// As [`Kernels::conv_tile`] for one f32 dense part (whose K is whole vec4 loads).
-    pub fn dense_kind(&self, batch: usize, k: usize, rows: usize) -> Option<mm::DenseKind> {
+    pub fn dense_kind(&self, batch: usize, k: usize, rows: usize) -> Result<Option<mm::DenseKind>> {
         if self.dense_runs_gemm(batch, k, rows) {
-            return None;
+            return Ok(None);
         }
         let tuned = self.tuned_dense(batch, k, rows).and_then(|v| v.mm());
-        match self.path {
-            MatmulPath::Blocked(force) => Some(force.dense(batch, k, rows, tuned)),
-            MatmulPath::Gemm => tuned,
+        Ok(match self.path {
+            MatmulPath::Blocked(force) => Some(force.dense(batch, k, rows, tuned, &self.limits)?),
+            MatmulPath::Gemm => tuned.filter(|d| match d {
+                mm::DenseKind::Gemv => true,
+                mm::DenseKind::Tiles { tile, .. } => tile.fits(&self.limits),
+            }),
             MatmulPath::Tiled => None,
-        }
+        })
     }
 
     kernel_getters! {

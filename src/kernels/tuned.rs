@@ -102,24 +102,35 @@ pub fn parse_dense_kind(s: &str) -> Option<DenseKind> {
     })
 }
 
-/// Every conv candidate the tuner times: the `Gemm` path, then every tile.
-pub fn conv_candidates() -> Vec<Variant<Tile>> {
+/// Every conv candidate the tuner times: the `Gemm` path, then every tile that fits `limits`.
+pub fn conv_candidates(limits: &wgpu::Limits) -> Vec<Variant<Tile>> {
     let mut out = vec![Variant::Gemm];
-    out.extend(mm::TILES.iter().copied().map(Variant::Mm));
+    out.extend(
+        mm::TILES
+            .iter()
+            .copied()
+            .filter(|t| t.fits(limits))
+            .map(Variant::Mm),
+    );
     out
 }
 
 /// The dense candidates: the `Gemm` path, gemv at batch <= 8, every tile unsplit, and split-K
 /// factors 2-16 on the heuristic's tile where the slices keep at least 256 values of K.
-pub fn dense_candidates(batch: usize, k: usize, rows: usize) -> Vec<Variant<DenseKind>> {
+pub fn dense_candidates(
+    batch: usize,
+    k: usize,
+    rows: usize,
+    limits: &wgpu::Limits,
+) -> Vec<Variant<DenseKind>> {
     let mut out = vec![Variant::Gemm];
     if batch <= 8 {
         out.push(Variant::Mm(DenseKind::Gemv));
     }
-    for &tile in mm::TILES {
+    for &tile in mm::TILES.iter().filter(|t| t.fits(limits)) {
         out.push(Variant::Mm(DenseKind::Tiles { tile, split: 1 }));
     }
-    if let DenseKind::Tiles { tile, .. } = mm::dense_heuristic(batch.max(9), k, rows) {
+    if let DenseKind::Tiles { tile, .. } = mm::dense_heuristic(batch.max(9), k, rows, limits) {
         for split in [2, 4, 8, 16] {
             if k / split as usize >= 256 {
                 out.push(Variant::Mm(DenseKind::Tiles { tile, split }));

@@ -133,11 +133,11 @@ impl<'a> Network<'a> {
         weights: &Weights,
         precision: Precision,
     ) -> Result<Self> {
-        Self::with_path(ctx, weights, precision, MatmulPath::for_adapter(&ctx.info))
+        Self::with_path(ctx, weights, precision, ctx.matmul_path())
     }
 
     /// As [`Network::with_precision`] with the matmul path forced (tests run every variant on
-    /// one adapter; `ALEXNET_MATMUL` does the same for the binary).
+    /// one adapter; the runtime options' matmul path does the same for the binary).
     pub fn with_path(
         ctx: &'a GpuContext,
         weights: &Weights,

@@ -255,7 +255,7 @@ fn tune_layer(
         let words = kernels::conv2d::scratch_words(ctx, shape.im2col_words(Precision::F32)?);
         let scratch = storage_buffer(ctx, "tune im2col", words, hint)?;
         let mut times = Vec::new();
-        for variant in tuned::conv_candidates() {
+        for variant in tuned::conv_candidates(&ctx.limits) {
             let ds = match variant {
                 Variant::Gemm => kernels::conv2d::dispatch_gemm(
                     ctx,
@@ -296,7 +296,7 @@ fn tune_layer(
             seen.push(*rows);
             let part = (*start, *rows, n_out);
             let mut times = Vec::new();
-            for variant in tuned::dense_candidates(batch, k, *rows) {
+            for variant in tuned::dense_candidates(batch, k, *rows, &ctx.limits) {
                 let ds = match variant {
                     Variant::Gemm => vec![kernels::dense::gemm_part(
                         ctx,

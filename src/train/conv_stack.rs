@@ -285,7 +285,7 @@ impl ConvStack {
             }
             None => None,
         };
-        let direct = std::env::var("ALEXNET_CONV_BACKWARD").is_ok_and(|v| v == "direct");
+        let direct = ctx.options.conv_backward == crate::options::ConvBackward::Direct;
         let gemm_scratch = match train {
             Some(_) if !direct && !params.is_empty() => {
                 let shapes: Vec<Conv2dShape> = params
@@ -376,7 +376,7 @@ impl ConvStack {
                             out.push(kernels::mm::dispatch_conv(
                                 ctx,
                                 &self.fk,
-                                force.conv(&shape, tuned)?,
+                                force.conv(&shape, tuned, &self.fk.limits)?,
                                 &shape,
                                 *relu,
                                 weight,

@@ -3,10 +3,46 @@
 use alexnet_wgpu::gpu::{AdapterChoice, GpuContext};
 use rand::{Rng, SeedableRng};
 
-/// The adapter the suite runs on (lavapipe in CI). Honours WGPU_BACKEND / WGPU_ADAPTER_NAME.
+/// The adapter the suite runs on (lavapipe in CI), with the runtime options the binary's
+/// environment twins give (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, `ALEXNET_MATMUL`,
+/// `ALEXNET_LIMITS`, `ALEXNET_VALIDATE`, `ALEXNET_F16`, `ALEXNET_CONV_BACKWARD`): CI runs the
+/// GPU tests again on SwiftShader under WebGPU's limits with validation on, and with each
+/// matmul path forced. (The library reads no environment variable; the tests map them here as
+/// the CLI does.)
 pub fn ctx() -> GpuContext {
-    GpuContext::new(&AdapterChoice::default())
+    let options = env_options();
+    if options.validate {
+        // The Vulkan layer's errors reach us through `log`: without a logger they are lost.
+        alexnet_wgpu::gpu::validation::install_capture_logger();
+    }
+    GpuContext::with_options(&env_choice(), options)
         .expect("a wgpu adapter (install mesa-vulkan-drivers)")
+}
+
+pub fn env_choice() -> AdapterChoice {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    AdapterChoice {
+        backend: var("WGPU_BACKEND"),
+        adapter: var("WGPU_ADAPTER_NAME"),
+    }
+}
+
+pub fn env_options() -> alexnet_wgpu::options::RuntimeOptions {
+    fn parse<T: std::str::FromStr<Err = String>>(key: &str) -> Option<T> {
+        let v = std::env::var(key).ok().filter(|v| !v.is_empty())?;
+        Some(v.parse().unwrap_or_else(|e| panic!("{key}: {e}")))
+    }
+    let validate = std::env::var("ALEXNET_VALIDATE").ok().map(|v| {
+        alexnet_wgpu::options::parse_switch(&v).unwrap_or_else(|e| panic!("ALEXNET_VALIDATE: {e}"))
+    });
+    alexnet_wgpu::options::RuntimeOptions {
+        matmul: parse("ALEXNET_MATMUL"),
+        limits: parse("ALEXNET_LIMITS").unwrap_or_default(),
+        validate: validate.unwrap_or(false),
+        f16_loads: parse("ALEXNET_F16").unwrap_or_default(),
+        conv_backward: parse("ALEXNET_CONV_BACKWARD").unwrap_or_default(),
+        shader_checks: false,
+    }
 }
 
 pub fn random(len: usize, seed: u64, scale: f32) -> Vec<f32> {

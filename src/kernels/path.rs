@@ -1,0 +1,200 @@
+//! Which matmul kernels run, as plain values: the path ([`MatmulPath`]), the `mm.wgsl` tile
+//! shapes ([`Tile`]) and what a user forces ([`Force`]). A leaf module (it imports nothing of
+//! the crate), so that the runtime options ([`crate::options`]) and the GPU context that
+//! carries them can name a matmul path without depending on the kernels themselves.
+
+/// How convolutions (and dense layers with K a multiple of 4) are computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulPath {
+    /// `conv2d.wgsl`'s workgroup-memory tiles (implicit GEMM) and `dense.wgsl`: the textbook
+    /// kernels (kept for A/B runs and as the path for dense layers with K not a multiple of 4).
+    Tiled,
+    /// `im2col.wgsl` + `gemm.wgsl` (register tiles, vec4 loads, no workgroup memory) and
+    /// `gemm.wgsl` for dense layers: CPU adapters such as lavapipe, where loads are done lane by
+    /// lane and barriers are expensive (about 3x faster there, see README "Performance").
+    Gemm,
+    /// `mm.wgsl`: register-blocked 8x8-per-invocation tiles for GPUs (implicit GEMM for
+    /// convolutions; tiles, split-K or matrix-vector for dense layers), the variant per layer
+    /// chosen by the [`Force`] fields set, else the tuner cache, else the heuristic.
+    Blocked(Force),
+}
+
+impl MatmulPath {
+    /// The default for an adapter of this type: [`MatmulPath::Gemm`] on CPU adapters (lavapipe,
+    /// SwiftShader), else [`MatmulPath::Blocked`] with nothing forced. The runtime options
+    /// ([`crate::options::RuntimeOptions::matmul`]) override it.
+    pub fn default_for(device_type: wgpu::DeviceType) -> Self {
+        if device_type == wgpu::DeviceType::Cpu {
+            MatmulPath::Gemm
+        } else {
+            MatmulPath::Blocked(Force::default())
+        }
+    }
+
+    /// Parses a matmul path: `tiled`, `gemm`, `blocked`, `blocked-TILE` (`blocked-128x64x16`),
+    /// `blocked-gemv`, `blocked-splitN`, or a tile and a split (`blocked-64x64x16-split4`).
+    pub fn parse(v: &str) -> std::result::Result<Self, String> {
+        match v {
+            "tiled" => Ok(MatmulPath::Tiled),
+            "gemm" => Ok(MatmulPath::Gemm),
+            _ => match v.strip_prefix("blocked") {
+                Some(rest) if rest.is_empty() || rest.starts_with('-') => {
+                    Ok(MatmulPath::Blocked(Force::parse(rest)?))
+                }
+                _ => Err(format!(
+                    "unknown matmul path {v:?} (expected tiled, gemm or blocked[-TILE][-gemv|-splitN])"
+                )),
+            },
+        }
+    }
+
+    /// Short name for reports (`gemm`, `tiled`, `blocked`, `blocked-64x64x16-split2`).
+    pub fn name(&self) -> String {
+        match self {
+            MatmulPath::Tiled => "tiled".into(),
+            MatmulPath::Gemm => "gemm".into(),
+            MatmulPath::Blocked(f) => {
+                let mut s = String::from("blocked");
+                if let Some(t) = f.tile {
+                    s += &format!("-{}", t.name());
+                }
+                if f.gemv {
+                    s += "-gemv";
+                }
+                if let Some(n) = f.split {
+                    s += &format!("-split{n}");
+                }
+                s
+            }
+        }
+    }
+}
+
+
+/// A workgroup tile: `bm` rows (output channels / features) by `bn` columns (pixels / batch
+/// rows), K steps of `bk`. `(bn / 8) * (bm / 8)` invocations of 8x8 outputs each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tile {
+    pub bm: u32,
+    pub bn: u32,
+    pub bk: u32,
+}
+
+/// The tiles built and tuned over (largest first). Each fits 32 KiB of workgroup memory
+/// (`2 * bk * (bm + bn) * 4` bytes) and at most 256 invocations.
+pub const TILES: &[Tile] = &[
+    Tile::new(128, 128, 8),
+    Tile::new(128, 128, 16),
+    Tile::new(128, 64, 16),
+    Tile::new(64, 128, 16),
+    Tile::new(64, 64, 16),
+    Tile::new(64, 64, 32),
+];
+
+impl Tile {
+    pub const fn new(bm: u32, bn: u32, bk: u32) -> Self {
+        Tile { bm, bn, bk }
+    }
+
+    /// `128x64x16` (the form `ALEXNET_MATMUL` and the tuner cache use).
+    pub fn name(&self) -> String {
+        format!("{}x{}x{}", self.bm, self.bn, self.bk)
+    }
+
+    /// Invocations per workgroup: `(bn / 8) * (bm / 8)`, each computing 8x8 outputs.
+    pub fn invocations(&self) -> u32 {
+        (self.bn / 8) * (self.bm / 8)
+    }
+
+    /// Whether a device with these limits can run the tile (workgroup memory, invocations and
+    /// workgroup dimensions): under WebGPU's baseline (16 KiB, 256 invocations) only 128x128x8
+    /// and 64x64x16 do.
+    pub fn fits(&self, limits: &wgpu::Limits) -> bool {
+        self.workgroup_bytes() <= limits.max_compute_workgroup_storage_size
+            && self.invocations() <= limits.max_compute_invocations_per_workgroup
+            && self.bn / 8 <= limits.max_compute_workgroup_size_x
+            && self.bm / 8 <= limits.max_compute_workgroup_size_y
+    }
+
+    /// Bytes of workgroup memory the tile uses.
+    pub fn workgroup_bytes(&self) -> u32 {
+        2 * self.bk * (self.bm + self.bn) * 4
+    }
+
+    /// Workgroups for an `m` x `n` output (per group / slice).
+    pub fn tiles(&self, m: usize, n: usize) -> usize {
+        m.div_ceil(self.bm as usize) * n.div_ceil(self.bn as usize)
+    }
+
+    /// Computed outputs over useful ones (1.0: no tile remainder).
+    pub fn waste(&self, m: usize, n: usize) -> f64 {
+        let padded = m.div_ceil(self.bm as usize) * self.bm as usize;
+        let padded = padded * n.div_ceil(self.bn as usize) * self.bn as usize;
+        padded as f64 / (m * n).max(1) as f64
+    }
+}
+
+impl std::str::FromStr for MatmulPath {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Self::parse(s)
+    }
+}
+
+impl std::fmt::Display for MatmulPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl std::str::FromStr for Tile {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        TILES
+            .iter()
+            .find(|t| t.name() == s)
+            .copied()
+            .ok_or_else(|| {
+                let names: Vec<String> = TILES.iter().map(Tile::name).collect();
+                format!("unknown tile {s:?} (expected one of {})", names.join(", "))
+            })
+    }
+}
+
+
+/// What `ALEXNET_MATMUL=blocked[-TILE][-gemv|-splitN]` forces; unset fields are chosen per
+/// shape (tuner cache, else [`conv_heuristic`] / [`dense_heuristic`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Force {
+    pub tile: Option<Tile>,
+    pub gemv: bool,
+    pub split: Option<u32>,
+}
+
+impl Force {
+    /// Parses what follows `blocked` in `ALEXNET_MATMUL` (`""`, `-64x64x16`, `-gemv`,
+    /// `-split4`, `-128x64x16-split2`).
+    pub fn parse(rest: &str) -> std::result::Result<Force, String> {
+        let mut f = Force::default();
+        for part in rest.split('-').filter(|p| !p.is_empty()) {
+            if part == "gemv" {
+                f.gemv = true;
+            } else if let Some(n) = part.strip_prefix("split") {
+                let n: u32 = n
+                    .parse()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| format!("split factor {n:?} is not a positive integer"))?;
+                f.split = Some(n);
+            } else {
+                f.tile = Some(part.parse()?);
+            }
+        }
+        Ok(f)
+    }
+
+    /// Nothing forced (plain `blocked`): the tuner's winners, else the heuristics, decide.
+    pub fn is_empty(&self) -> bool {
+        *self == Force::default()
+    }
+}
