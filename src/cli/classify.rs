@@ -117,11 +117,45 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
     if let Some(d) = &args.sharding.out_dir {
         sharding::prepare_out_dir(d)?;
     }
+    // No output may replace an input or another output (checked before any work).
+    let weights_file = args.model.path().ok();
+    let mut outputs: Vec<(&str, &std::path::Path)> = Vec::new();
+    if let Some(p) = &args.logits_out {
+        outputs.push(("--logits-out", p));
+    }
+    if let Some(p) = &args.features_out {
+        outputs.push(("--features-out", p));
+    }
+    let mut inputs: Vec<(&str, &std::path::Path)> = Vec::new();
+    if let Some(p) = &weights_file {
+        inputs.push(("--weights", p));
+    }
+    if let Some(p) = &args.labels {
+        inputs.push(("--labels", p));
+    }
+    if let Some(p) = &args.sharding.list {
+        inputs.push(("--list", p));
+    }
+    inputs.extend(
+        args.paths
+            .iter()
+            .filter(|p| p.as_os_str() != "-")
+            .map(|p| ("", p.as_path())),
+    );
+    alexnet_wgpu::clobber::check_outputs(&inputs, &outputs)?;
     // The whole input list, then this shard's contiguous slice of it.
     let all = sharding::read_inputs(&args.paths, args.sharding.list.as_deref())?;
     if all.is_empty() {
         anyhow::bail!("no images found in {:?}", args.paths);
     }
+    // The files found in input folders and lists, too.
+    alexnet_wgpu::clobber::check_outputs_by_name(
+        "",
+        all.iter().map(|i| match &i.source {
+            InputSource::Image(p) | InputSource::NpyItem(p, _) => p.as_path(),
+        }),
+        &outputs,
+    )?;
     let shard = args.sharding.shard();
     let range = shard.range(all.len());
 

@@ -135,6 +135,10 @@ pub struct TrainHeadArgs {
     /// The trained model (backbone + new head + class names): .npz, .safetensors or .onnx.
     #[arg(long, default_value = "model.npz")]
     out: PathBuf,
+    /// Let --out name the --weights file: the trained model replaces the backbone it was
+    /// trained on (refused without this flag, as the backbone would be lost).
+    #[arg(long)]
+    replace_weights: bool,
     /// Continue exactly from the checkpoint written after every epoch: --out with its
     /// extension replaced by `.ckpt.npz` (model.npz -> model.ckpt.npz).
     #[arg(long)]
@@ -189,6 +193,55 @@ fn subset(set: &FeatureSet, idx: &[usize]) -> FeatureSet {
     out
 }
 
+/// Refuses, before any work, an output (the model, its checkpoint, --log-steps, the plots)
+/// that would replace an input or another output. `--resume` reads the checkpoint it then
+/// rewrites: that one is meant.
+fn check_outputs(args: &TrainHeadArgs) -> anyhow::Result<()> {
+    use alexnet_wgpu::clobber::{check_outputs, same_file};
+    let checkpoint = args.out.with_extension("ckpt.npz");
+    let plots = args
+        .plot
+        .as_ref()
+        .map(|d| [d.join("curves.png"), d.join("confusion.png")]);
+    let mut outputs: Vec<(&str, &std::path::Path)> =
+        vec![("--out", &args.out), ("--out's checkpoint", &checkpoint)];
+    if let Some(p) = &args.log_steps {
+        outputs.push(("--log-steps", p));
+    }
+    if let Some([curves, confusion]) = &plots {
+        outputs.push(("--plot", curves));
+        outputs.push(("--plot", confusion));
+    }
+    let mut inputs: Vec<(&str, &std::path::Path)> = Vec::new();
+    for (flag, p) in [
+        ("--data", &args.data),
+        ("--val", &args.val),
+        ("--features", &args.features),
+        ("--init-head", &args.init_head),
+    ] {
+        if let Some(p) = p {
+            inputs.push((flag, p));
+        }
+    }
+    let weights = args.model.path().ok();
+    if let Some(w) = &weights {
+        if same_file(&args.out, w) {
+            anyhow::ensure!(
+                args.replace_weights,
+                "--out {} is the --weights file: the trained model would replace the backbone; \
+                 choose another --out, or pass --replace-weights to replace it",
+                args.out.display()
+            );
+            // Allowed for --out only: the other outputs are still checked against it.
+            check_outputs(&[("--weights", w)], &outputs[1..])?;
+        } else {
+            inputs.push(("--weights", w));
+        }
+    }
+    check_outputs(&inputs, &outputs)?;
+    Ok(())
+}
+
 pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
     let out_ext = args
         .out
@@ -200,6 +253,7 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         args.out.display(),
         alexnet_wgpu::model::formats::OUTPUT_FORMATS
     );
+    check_outputs(&args)?;
     let backbone = args.model.load()?;
     let ctx = args.gpu.context()?;
     let pre = Preprocess::for_arch(backbone.arch);
