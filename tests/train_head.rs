@@ -778,3 +778,69 @@ fn a_diverging_run_stops_without_saving_a_model() {
         }
     }
 }
+
+#[test]
+fn features_that_cannot_train_are_refused_naming_the_file() {
+    use alexnet_wgpu::weights::{write_npz, NpzEntry};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.npz");
+    let b = backbone();
+    let cases: [(&str, Vec<f32>, Vec<i64>, Vec<&str>, &str); 4] = [
+        (
+            "one.npz",
+            vec![0.5; 8],
+            vec![0, 0],
+            vec!["a"],
+            "single class ('a')",
+        ),
+        (
+            "one_used.npz",
+            vec![0.5; 8],
+            vec![1, 1],
+            vec!["a", "b"],
+            "rows of a single class ('b', of 2 classes)",
+        ),
+        (
+            "twice.npz",
+            vec![0.5; 8],
+            vec![0, 1],
+            vec!["a", "a"],
+            "class 'a' is named more than once",
+        ),
+        (
+            "nan.npz",
+            vec![0.5, 0.5, 0.5, 0.5, 0.5, f32::NAN, 0.5, 0.5],
+            vec![0, 1],
+            vec!["a", "b"],
+            "NaN or infinite value (row 1, column 1)",
+        ),
+    ];
+    for (name, features, labels, classes, want) in cases {
+        let path = dir.path().join(name);
+        let classes: Vec<String> = classes.iter().map(|s| s.to_string()).collect();
+        write_npz(
+            &path,
+            &[
+                ("features".into(), NpzEntry::F32(&[2, 4], &features)),
+                ("labels".into(), NpzEntry::I64(&[2], &labels)),
+                ("classes".into(), NpzEntry::Str(&classes)),
+            ],
+        )
+        .unwrap();
+        let o = alexnet(&[
+            "train-head",
+            "--weights",
+            &b,
+            "--features",
+            path.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let e = stderr_of(&o);
+        assert_eq!(o.status.code(), Some(2), "{name}: {e}");
+        assert!(e.contains(name) && e.contains(want), "{name}: {e}");
+        assert!(!out.exists(), "{name}: no model");
+    }
+}

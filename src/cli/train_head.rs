@@ -340,6 +340,7 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
             kind.first_layer()
         );
         let all = FeatureSet::load(f)?;
+        all.check_trainable(f)?;
         let (tr, va) = stratified_split(&all.labels, all.classes.len(), args.val_split, args.seed);
         (subset(&all, &tr), subset(&all, &va))
     } else {
