@@ -167,9 +167,38 @@ fn a_broken_image_is_reported_and_the_rest_still_run() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("b.jpg"), "{}", stderr(&o));
     let csv = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(csv.lines().count(), 3, "header + two rows: {csv}");
-    assert!(csv.contains("a.jpg") && csv.contains("c.jpg"));
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4, "header + three rows: {csv}");
+    assert_eq!(lines[0], "input,rank,class,label,probability,logit,error");
+    // The failed input has a row too, with its error, as in the JSON formats.
+    assert!(
+        lines[1].contains("a.jpg") && lines[1].ends_with(','),
+        "{csv}"
+    );
+    assert!(
+        lines[2].contains("b.jpg,,,,,,") && lines[2].len() > "b.jpg,,,,,,".len() + 10,
+        "{csv}"
+    );
+    assert!(
+        lines[3].contains("c.jpg") && lines[3].ends_with(','),
+        "{csv}"
+    );
     assert_eq!(npy(&logits).0, vec![2, 7]);
+    // --top 0 would print no class at all.
+    let o = alexnet(&[
+        "classify",
+        "--weights",
+        fixture("caffe_small.npz").to_str().unwrap(),
+        "--top",
+        "0",
+        "assets/images/chelsea.jpg",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--top") && stderr(&o).contains("1 or more"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -34,8 +34,8 @@ pub struct ClassifyArgs {
     /// `kernels::default_batch`). Batches over the adapter's binding limit run as sub-batches.
     #[arg(long)]
     batch: Option<usize>,
-    /// How many classes to print per input.
-    #[arg(long, default_value_t = 5)]
+    /// How many classes to print per input (1 or more).
+    #[arg(long, default_value_t = 5, value_parser = super::train_head::at_least_one)]
     top: usize,
     /// Class names, one per line (default: the model's own, or ImageNet's for 1000 classes).
     #[arg(long, value_name = "FILE")]
@@ -394,7 +394,9 @@ impl<'a> Sink<'a> {
         features: Option<NpyWriter>,
     ) -> anyhow::Result<Sink<'a>> {
         if format == Some(Format::Csv) {
-            println!("input,rank,class,label,probability,logit");
+            // `error` is empty on the rows of inputs that ran; an input that failed has one row
+            // with only `input` and `error`, as the JSON formats have an error object.
+            println!("input,rank,class,label,probability,logit,error");
         }
         Ok(Sink {
             names,
@@ -438,13 +440,16 @@ impl<'a> Sink<'a> {
                     for (rank, (class, prob, logit)) in row.top.iter().enumerate() {
                         writeln!(
                             out,
-                            "{},{},{},{},{prob},{logit}",
+                            "{},{},{},{},{prob},{logit},",
                             csv_field(&row.name),
                             rank + 1,
                             class,
                             csv_field(&names[*class])
                         )?;
                     }
+                }
+                (Some(Format::Csv), Err(e)) => {
+                    writeln!(out, "{},,,,,,{}", csv_field(&item.name()), csv_field(e))?;
                 }
                 (Some(Format::Json), _) => self.json.push(row_json(item, r, names)),
                 (Some(Format::Jsonl), _) => {

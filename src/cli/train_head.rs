@@ -168,8 +168,8 @@ fn parse_number<T: std::str::FromStr>(s: &str) -> Result<T, String> {
         .map_err(|_| format!("'{s}' is not a number"))
 }
 
-/// A count of 1 or more.
-fn at_least_one(s: &str) -> Result<usize, String> {
+/// A count of 1 or more (also `classify --top`).
+pub(super) fn at_least_one(s: &str) -> Result<usize, String> {
     match parse_number::<usize>(s)? {
         0 => Err("expected 1 or more".into()),
         n => Ok(n),
