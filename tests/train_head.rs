@@ -785,7 +785,9 @@ fn features_that_cannot_train_are_refused_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.npz");
     let b = backbone();
-    let cases: [(&str, Vec<f32>, Vec<i64>, Vec<&str>, &str); 4] = [
+    // (file, features [2, 4], labels, classes, what the error says)
+    type Case<'a> = (&'a str, Vec<f32>, Vec<i64>, Vec<&'a str>, &'a str);
+    let cases: [Case; 4] = [
         (
             "one.npz",
             vec![0.5; 8],
