@@ -58,6 +58,21 @@ pub enum Error {
     #[error("no training samples")]
     NoTrainingSamples,
 
+    /// A loss or a weight turned NaN or infinite: training stopped before the epoch's
+    /// checkpoint was written, so the last one on disk (if any) is the last good one.
+    #[error(
+        "training diverged in epoch {epoch}: {what} is not finite; no model was returned{}",
+        match checkpoint {
+            Some(p) => format!(", and the last good checkpoint {} was kept", p.display()),
+            None => String::new(),
+        }
+    )]
+    Diverged {
+        epoch: usize,
+        what: String,
+        checkpoint: Option<PathBuf>,
+    },
+
     #[error("resuming needs a checkpoint file, and none was given")]
     ResumeWithoutCheckpoint,
 

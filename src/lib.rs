@@ -63,6 +63,7 @@
 //! # }
 //! ```
 
+pub mod clobber;
 pub mod data;
 pub mod error;
 pub mod fetch;

@@ -167,9 +167,38 @@ fn a_broken_image_is_reported_and_the_rest_still_run() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("b.jpg"), "{}", stderr(&o));
     let csv = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(csv.lines().count(), 3, "header + two rows: {csv}");
-    assert!(csv.contains("a.jpg") && csv.contains("c.jpg"));
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4, "header + three rows: {csv}");
+    assert_eq!(lines[0], "input,rank,class,label,probability,logit,error");
+    // The failed input has a row too, with its error, as in the JSON formats.
+    assert!(
+        lines[1].contains("a.jpg") && lines[1].ends_with(','),
+        "{csv}"
+    );
+    assert!(
+        lines[2].contains("b.jpg,,,,,,") && lines[2].len() > "b.jpg,,,,,,".len() + 10,
+        "{csv}"
+    );
+    assert!(
+        lines[3].contains("c.jpg") && lines[3].ends_with(','),
+        "{csv}"
+    );
     assert_eq!(npy(&logits).0, vec![2, 7]);
+    // --top 0 would print no class at all.
+    let o = alexnet(&[
+        "classify",
+        "--weights",
+        fixture("caffe_small.npz").to_str().unwrap(),
+        "--top",
+        "0",
+        "assets/images/chelsea.jpg",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--top") && stderr(&o).contains("1 or more"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -368,5 +397,198 @@ fn gpu_matmul_path_matches_onnxruntime_and_bench_times_layers() {
             .iter()
             .any(|l| l["label"] == "lrn size 5 alpha 0.0001 beta 0.75 k 1"),
         "{layers:?}"
+    );
+}
+
+/// Copies fixture `name` into `dir`.
+fn copy_fixture(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::copy(fixture(name), &p).unwrap();
+    p
+}
+
+/// Runs `args`, expects exit 2 with every one of `want` in the message, and `keep` unchanged.
+fn assert_refused(args: &[&str], want: &[&str], keep: &Path) {
+    let before = std::fs::read(keep).unwrap();
+    let o = alexnet(args);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
+    for w in want {
+        assert!(e.contains(w), "{args:?}: no {w:?} in: {e}");
+    }
+    assert_eq!(
+        std::fs::read(keep).unwrap(),
+        before,
+        "{args:?}: {keep:?} changed"
+    );
+}
+
+#[test]
+fn outputs_that_would_replace_an_input_or_each_other_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let w = copy_fixture(d, "torchvision_small.npz");
+    let ws = w.to_str().unwrap();
+    let img = d.join("img.png");
+    std::fs::copy(root().join("assets/images/camera.png"), &img).unwrap();
+    let imgs = img.to_str().unwrap();
+    let data = fixture("train_data");
+
+    // The photo itself, through a symbolic link and through a hard link.
+    assert_refused(
+        &["classify", "--weights", ws, "--logits-out", imgs, imgs],
+        &["--logits-out", "would overwrite the input", "img.png"],
+        &img,
+    );
+    #[cfg(unix)]
+    {
+        let link = d.join("link.npy");
+        std::os::unix::fs::symlink(&img, &link).unwrap();
+        assert_refused(
+            &[
+                "classify",
+                "--weights",
+                ws,
+                "--features-out",
+                link.to_str().unwrap(),
+                imgs,
+            ],
+            &["--features-out", "link.npy"],
+            &img,
+        );
+        let hard = d.join("hard.npy");
+        std::fs::hard_link(&img, &hard).unwrap();
+        assert_refused(
+            &[
+                "classify",
+                "--weights",
+                ws,
+                "--logits-out",
+                hard.to_str().unwrap(),
+                imgs,
+            ],
+            &["--logits-out", "hard.npy"],
+            &img,
+        );
+    }
+    // A file found in an input folder.
+    let folder = d.join("folder");
+    std::fs::create_dir(&folder).unwrap();
+    let inner = folder.join("inner.jpg");
+    std::fs::copy(root().join("assets/images/chelsea.jpg"), &inner).unwrap();
+    assert_refused(
+        &[
+            "classify",
+            "--weights",
+            ws,
+            "--logits-out",
+            inner.to_str().unwrap(),
+            folder.to_str().unwrap(),
+        ],
+        &["--logits-out", "inner.jpg"],
+        &inner,
+    );
+    // A preprocessed batch.
+    let batch = copy_fixture(d, "input_224.npy");
+    let bs = batch.to_str().unwrap();
+    assert_refused(
+        &["classify", "--weights", ws, "--logits-out", bs, bs],
+        &["--logits-out", "input_224.npy"],
+        &batch,
+    );
+    // The weights.
+    assert_refused(
+        &["classify", "--weights", ws, "--logits-out", ws, imgs],
+        &["--logits-out", "--weights"],
+        &w,
+    );
+    assert_refused(
+        &[
+            "features",
+            "--weights",
+            ws,
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            ws,
+        ],
+        &["--out", "--weights"],
+        &w,
+    );
+    assert_refused(&["convert", ws, ws], &["would overwrite the input"], &w);
+    let onnx = copy_fixture(d, "torchvision_small_torch.onnx");
+    let onnxs = onnx.to_str().unwrap();
+    assert_refused(
+        &["export", "--weights", onnxs, onnxs],
+        &["--weights", "would overwrite"],
+        &onnx,
+    );
+    // train-head: the backbone unless --replace-weights says so; an output named twice.
+    let th = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["train-head", "--weights", ws, "--data"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.push(data.to_str().unwrap().into());
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let args = th(&["--out", ws]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_refused(&args, &["--out", "--weights", "--replace-weights"], &w);
+    let m = d.join("m.npz");
+    std::fs::write(&m, b"old model").unwrap();
+    let ms = m.to_str().unwrap();
+    let args = th(&["--out", ms, "--log-steps", ms]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_refused(&args, &["--out", "--log-steps", "same file"], &m);
+    let args = th(&[
+        "--out",
+        ms,
+        "--log-steps",
+        d.join("m.ckpt.npz").to_str().unwrap(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_refused(&args, &["checkpoint", "--log-steps"], &m);
+    // --replace-weights lets --out be the backbone (here the run then stops at its missing
+    // --data, after the output check), but no other output.
+    let missing = d.join("no_such_data");
+    let o = alexnet(&[
+        "train-head",
+        "--weights",
+        ws,
+        "--data",
+        missing.to_str().unwrap(),
+        "--replace-weights",
+        "--out",
+        ws,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no_such_data") && !stderr(&o).contains("would"),
+        "{}",
+        stderr(&o)
+    );
+    let args = th(&["--replace-weights", "--out", ms, "--log-steps", ws]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_refused(&args, &["--log-steps", "--weights"], &w);
+
+    // Two outputs of one run.
+    let x = d.join("x.npy");
+    let xs = x.to_str().unwrap();
+    std::fs::write(&x, b"old").unwrap();
+    assert_refused(
+        &[
+            "classify",
+            "--weights",
+            ws,
+            "--logits-out",
+            xs,
+            "--features-out",
+            xs,
+            imgs,
+        ],
+        &["--logits-out", "--features-out", "same file"],
+        &x,
     );
 }

@@ -701,3 +701,67 @@ fn examples_are_valid_yaml_and_shell() {
     let s = std::fs::read_to_string(&script).unwrap();
     assert!(s.contains("--shard \"$I/$N\"") && s.contains("--skip-existing"));
 }
+
+/// Three complete parts of one input each, written directly (no GPU run): a `classify` run
+/// with logits of width 2.
+fn synthetic_parts(dir: &Path) {
+    use alexnet_wgpu::shard::{PartPaths, RunIdentity, Shard};
+    std::fs::create_dir_all(dir).unwrap();
+    let run = RunIdentity {
+        command: "classify".into(),
+        count: 3,
+        total_inputs: 3,
+        list_sha256: "list".into(),
+        model_sha256: "model".into(),
+        options: Default::default(),
+    };
+    for i in 0..3 {
+        let paths = PartPaths::new(dir, Shard::new(i, 3).unwrap());
+        std::fs::write(paths.file("jsonl"), format!("{{\"input\":\"{i}.jpg\"}}\n")).unwrap();
+        alexnet_wgpu::weights::write_npy(&paths.file("logits"), &[1, 2], &[i as f32, 1.0]).unwrap();
+        paths
+            .write_manifest(&run, i, 1, 1, 0, &["jsonl", "logits"])
+            .unwrap();
+    }
+}
+
+#[test]
+fn merge_refuses_to_write_over_its_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let parts = dir.path().join("parts");
+    synthetic_parts(&parts);
+    let before: Vec<Vec<u8>> = part_files(&parts)
+        .iter()
+        .map(|n| std::fs::read(parts.join(n)).unwrap())
+        .collect();
+    let parts_s = parts.to_str().unwrap();
+    // The output prefix of part 0: its .jsonl and .logits.npy are part 0's own files.
+    let part0 = parts.join("part-00000-of-00003");
+    // Through a link to the folder, and with the name of a part of another run.
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&parts, dir.path().join("link")).unwrap();
+    for out in [
+        part0.clone(),
+        dir.path().join("link/part-00001-of-00003"),
+        parts.join("part-00000-of-00002"),
+    ] {
+        if !cfg!(unix) && out.starts_with(dir.path().join("link")) {
+            continue;
+        }
+        let o = alexnet(&["merge", parts_s, out.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{out:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("a part's name"), "{}", stderr(&o));
+        let after: Vec<Vec<u8>> = part_files(&parts)
+            .iter()
+            .map(|n| std::fs::read(parts.join(n)).unwrap())
+            .collect();
+        assert_eq!(after, before, "{out:?}: the parts are unchanged");
+    }
+    // Another prefix in the same folder is fine.
+    let o = alexnet(&["merge", parts_s, parts.join("all").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        npy(&parts.join("all.logits.npy")).1,
+        [0.0, 1.0, 1.0, 1.0, 2.0, 1.0]
+    );
+}

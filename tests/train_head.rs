@@ -684,3 +684,165 @@ fn spill_file_round_trip_and_cleanup() {
     drop(f);
     assert!(!path.exists(), "{} left behind", path.display());
 }
+
+#[test]
+fn training_settings_that_cannot_train_are_refused_with_their_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.npz");
+    let (b, d, o) = (backbone(), data(), out.display().to_string());
+    for (flag, value, range) in [
+        ("--lr", "nan", "finite number above 0"),
+        ("--lr", "inf", "finite number above 0"),
+        ("--lr", "-1", "finite number above 0"),
+        ("--lr", "0", "finite number above 0"),
+        ("--weight-decay", "nan", "finite number of 0 or more"),
+        ("--weight-decay", "-0.1", "finite number of 0 or more"),
+        ("--momentum", "nan", "from 0 up to, not including, 1"),
+        ("--momentum", "-5", "from 0 up to, not including, 1"),
+        ("--steps", "0", "1 or more"),
+        ("--batch", "0", "1 or more"),
+        ("--epochs", "0", "1 or more"),
+        ("--dropout", "2", "from 0 up to, not including, 1"),
+        ("--dropout", "1", "from 0 up to, not including, 1"),
+        ("--dropout", "-1", "from 0 up to, not including, 1"),
+        ("--val-split", "-0.1", "from 0 up to, not including, 1"),
+        ("--val-split", "1.5", "from 0 up to, not including, 1"),
+        ("--val-split", "nan", "from 0 up to, not including, 1"),
+        ("--augment", "0", "1 or more"),
+        ("--extract-batch", "0", "1 or more"),
+        ("--lr-step-epochs", "0", "1 or more"),
+        ("--batch", "x", "not a number"),
+    ] {
+        let arg = format!("{flag}={value}");
+        let o = alexnet(&[
+            "train-head",
+            "--weights",
+            &b,
+            "--data",
+            &d,
+            "--head",
+            "classifier",
+            "--out",
+            &o,
+            &arg,
+        ]);
+        let e = stderr_of(&o);
+        assert_eq!(o.status.code(), Some(2), "{arg}: {e}");
+        assert!(e.contains(flag) && e.contains(range), "{arg}: {e}");
+        assert!(!out.exists(), "{arg}: nothing written");
+    }
+}
+
+#[test]
+fn a_diverging_run_stops_without_saving_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    for (class, img) in [("cat", "chelsea.jpg"), ("cup", "coffee.jpg")] {
+        std::fs::create_dir_all(small.join(class)).unwrap();
+        for i in 0..3 {
+            std::fs::copy(root_img(img), small.join(format!("{class}/{i}.jpg"))).unwrap();
+        }
+    }
+    let out = dir.path().join("m.npz");
+    let o = alexnet(&[
+        "train-head",
+        "--weights",
+        &backbone(),
+        "--data",
+        small.to_str().unwrap(),
+        "--head",
+        "classifier",
+        "--lr",
+        "1e30",
+        "--batch",
+        "2",
+        "--epochs",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let e = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("training diverged in epoch") && e.contains("is not finite"),
+        "{e}"
+    );
+    assert!(e.contains("hint: a lower --lr"), "{e}");
+    assert!(!out.exists(), "no model saved: {e}");
+    // The checkpoint on disk, if any, is the last finite one.
+    let ck = dir.path().join("m.ckpt.npz");
+    if ck.exists() {
+        assert!(e.contains("last good checkpoint"), "{e}");
+        for (name, v) in tensors(&ck) {
+            assert!(v.iter().all(|x| x.is_finite()), "{name} in the checkpoint");
+        }
+    }
+}
+
+#[test]
+fn features_that_cannot_train_are_refused_naming_the_file() {
+    use alexnet_wgpu::weights::{write_npz, NpzEntry};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.npz");
+    let b = backbone();
+    // (file, features [2, 4], labels, classes, what the error says)
+    type Case<'a> = (&'a str, Vec<f32>, Vec<i64>, Vec<&'a str>, &'a str);
+    let cases: [Case; 4] = [
+        (
+            "one.npz",
+            vec![0.5; 8],
+            vec![0, 0],
+            vec!["a"],
+            "single class ('a')",
+        ),
+        (
+            "one_used.npz",
+            vec![0.5; 8],
+            vec![1, 1],
+            vec!["a", "b"],
+            "rows of a single class ('b', of 2 classes)",
+        ),
+        (
+            "twice.npz",
+            vec![0.5; 8],
+            vec![0, 1],
+            vec!["a", "a"],
+            "class 'a' is named more than once",
+        ),
+        (
+            "nan.npz",
+            vec![0.5, 0.5, 0.5, 0.5, 0.5, f32::NAN, 0.5, 0.5],
+            vec![0, 1],
+            vec!["a", "b"],
+            "NaN or infinite value (row 1, column 1)",
+        ),
+    ];
+    for (name, features, labels, classes, want) in cases {
+        let path = dir.path().join(name);
+        let classes: Vec<String> = classes.iter().map(|s| s.to_string()).collect();
+        write_npz(
+            &path,
+            &[
+                ("features".into(), NpzEntry::F32(&[2, 4], &features)),
+                ("labels".into(), NpzEntry::I64(&[2], &labels)),
+                ("classes".into(), NpzEntry::Str(&classes)),
+            ],
+        )
+        .unwrap();
+        let o = alexnet(&[
+            "train-head",
+            "--weights",
+            &b,
+            "--features",
+            path.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let e = stderr_of(&o);
+        assert_eq!(o.status.code(), Some(2), "{name}: {e}");
+        assert!(e.contains(name) && e.contains(want), "{name}: {e}");
+        assert!(!out.exists(), "{name}: no model");
+    }
+}

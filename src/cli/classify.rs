@@ -34,8 +34,8 @@ pub struct ClassifyArgs {
     /// `kernels::default_batch`). Batches over the adapter's binding limit run as sub-batches.
     #[arg(long)]
     batch: Option<usize>,
-    /// How many classes to print per input.
-    #[arg(long, default_value_t = 5)]
+    /// How many classes to print per input (1 or more).
+    #[arg(long, default_value_t = 5, value_parser = super::train_head::at_least_one)]
     top: usize,
     /// Class names, one per line (default: the model's own, or ImageNet's for 1000 classes).
     #[arg(long, value_name = "FILE")]
@@ -117,11 +117,45 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
     if let Some(d) = &args.sharding.out_dir {
         sharding::prepare_out_dir(d)?;
     }
+    // No output may replace an input or another output (checked before any work).
+    let weights_file = args.model.path().ok();
+    let mut outputs: Vec<(&str, &std::path::Path)> = Vec::new();
+    if let Some(p) = &args.logits_out {
+        outputs.push(("--logits-out", p));
+    }
+    if let Some(p) = &args.features_out {
+        outputs.push(("--features-out", p));
+    }
+    let mut inputs: Vec<(&str, &std::path::Path)> = Vec::new();
+    if let Some(p) = &weights_file {
+        inputs.push(("--weights", p));
+    }
+    if let Some(p) = &args.labels {
+        inputs.push(("--labels", p));
+    }
+    if let Some(p) = &args.sharding.list {
+        inputs.push(("--list", p));
+    }
+    inputs.extend(
+        args.paths
+            .iter()
+            .filter(|p| p.as_os_str() != "-")
+            .map(|p| ("", p.as_path())),
+    );
+    alexnet_wgpu::clobber::check_outputs(&inputs, &outputs)?;
     // The whole input list, then this shard's contiguous slice of it.
     let all = sharding::read_inputs(&args.paths, args.sharding.list.as_deref())?;
     if all.is_empty() {
         anyhow::bail!("no images found in {:?}", args.paths);
     }
+    // The files found in input folders and lists, too.
+    alexnet_wgpu::clobber::check_outputs_by_name(
+        "",
+        all.iter().map(|i| match &i.source {
+            InputSource::Image(p) | InputSource::NpyItem(p, _) => p.as_path(),
+        }),
+        &outputs,
+    )?;
     let shard = args.sharding.shard();
     let range = shard.range(all.len());
 
@@ -360,7 +394,9 @@ impl<'a> Sink<'a> {
         features: Option<NpyWriter>,
     ) -> anyhow::Result<Sink<'a>> {
         if format == Some(Format::Csv) {
-            println!("input,rank,class,label,probability,logit");
+            // `error` is empty on the rows of inputs that ran; an input that failed has one row
+            // with only `input` and `error`, as the JSON formats have an error object.
+            println!("input,rank,class,label,probability,logit,error");
         }
         Ok(Sink {
             names,
@@ -404,13 +440,16 @@ impl<'a> Sink<'a> {
                     for (rank, (class, prob, logit)) in row.top.iter().enumerate() {
                         writeln!(
                             out,
-                            "{},{},{},{},{prob},{logit}",
+                            "{},{},{},{},{prob},{logit},",
                             csv_field(&row.name),
                             rank + 1,
                             class,
                             csv_field(&names[*class])
                         )?;
                     }
+                }
+                (Some(Format::Csv), Err(e)) => {
+                    writeln!(out, "{},,,,,,{}", csv_field(&item.name()), csv_field(e))?;
                 }
                 (Some(Format::Json), _) => self.json.push(row_json(item, r, names)),
                 (Some(Format::Jsonl), _) => {

@@ -74,6 +74,28 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     if let Some(d) = &args.sharding.out_dir {
         sharding::prepare_out_dir(d)?;
     }
+    // --out may replace no input (`--out W.npz` would destroy the weights), checked before
+    // any work.
+    let weights_file = args.model.path().ok();
+    let outputs: Vec<(&str, &std::path::Path)> =
+        args.out.iter().map(|p| ("--out", p.as_path())).collect();
+    let mut inputs: Vec<(&str, &std::path::Path)> = Vec::new();
+    if let Some(p) = &weights_file {
+        inputs.push(("--weights", p));
+    }
+    if let Some(p) = &args.data {
+        inputs.push(("--data", p));
+    }
+    if let Some(p) = &args.sharding.list {
+        inputs.push(("--list", p));
+    }
+    inputs.extend(
+        args.paths
+            .iter()
+            .filter(|p| p.as_os_str() != "-")
+            .map(|p| ("", p.as_path())),
+    );
+    alexnet_wgpu::clobber::check_outputs(&inputs, &outputs)?;
     // The whole input list (class folders, or paths with no labels), then this shard's slice.
     let labelled = args.data.is_some();
     let (classes, all) = match &args.data {
@@ -102,6 +124,11 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
             (Vec::new(), paths)
         }
     };
+    alexnet_wgpu::clobber::check_outputs_by_name(
+        "",
+        all.iter().map(|(p, _)| p.as_path()),
+        &outputs,
+    )?;
     let shard = args.sharding.shard();
     let range = shard.range(all.len());
 

@@ -25,6 +25,9 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
         Error::CheckpointMismatch { .. } => {
             "hint: resume with the same options and data, or drop --resume to start over".into()
         }
+        Error::Diverged { .. } => "hint: a lower --lr (10x lower, say) usually trains; start \
+             over without --resume, as the checkpoint is of these options"
+            .into(),
         Error::ResumeWithoutCheckpoint => "hint: --resume continues from --out's checkpoint".into(),
         _ => return None,
     })

@@ -54,8 +54,8 @@ pub struct TrainHeadArgs {
     /// Validation images in the same layout (default: a stratified --val-split of --data).
     #[arg(long, value_name = "DIR")]
     val: Option<PathBuf>,
-    /// Share of each class held out for validation when there is no --val.
-    #[arg(long, default_value_t = 0.2)]
+    /// Share of each class held out for validation when there is no --val (0 <= S < 1).
+    #[arg(long, default_value_t = 0.2, value_parser = val_fraction)]
     val_split: f64,
     /// Train from features exported by `alexnet features` instead of images.
     #[arg(long, value_name = "F.npz", conflicts_with = "data")]
@@ -77,28 +77,31 @@ pub struct TrainHeadArgs {
     /// discriminative rates use e.g. 0.1.
     #[arg(long, value_name = "M", default_value_t = 1.0)]
     lr_backbone_mult: f32,
-    /// Dropout before fc6 and fc7 when they are trained; 0 disables.
-    #[arg(long, default_value_t = 0.5)]
+    /// Dropout before fc6 and fc7 when they are trained (0 <= P < 1); 0 disables.
+    #[arg(long, default_value_t = 0.5, value_parser = probability_below_one)]
     dropout: f32,
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = at_least_one)]
     epochs: usize,
     /// Stop after this many optimizer steps (overrides --epochs).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     steps: Option<usize>,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = at_least_one)]
     batch: usize,
-    #[arg(long, default_value_t = 0.01)]
+    /// Learning rate (finite, above 0).
+    #[arg(long, default_value_t = 0.01, value_parser = finite_positive)]
     lr: f32,
-    #[arg(long, default_value_t = 0.9)]
+    /// SGD momentum (0 <= M < 1).
+    #[arg(long, default_value_t = 0.9, value_parser = probability_below_one)]
     momentum: f32,
-    #[arg(long, default_value_t = 0.0)]
+    /// L2 weight decay (finite, 0 or more).
+    #[arg(long, default_value_t = 0.0, value_parser = finite_non_negative)]
     weight_decay: f32,
     #[arg(long, value_enum, default_value = "sgd")]
     optimizer: OptimizerArg,
     #[arg(long, value_enum, default_value = "constant")]
     schedule: ScheduleArg,
     /// With --schedule step: multiply the rate by 0.1 every this many epochs.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = at_least_one)]
     lr_step_epochs: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -110,7 +113,7 @@ pub struct TrainHeadArgs {
     /// once (fixed views) when the convolutions are frozen; with --train-from conv1..conv5
     /// fresh views are drawn every epoch (seeded by --seed, image and epoch, so --resume
     /// repeats them) and the frozen convolutions run at every step.
-    #[arg(long, value_name = "VIEWS", num_args = 0..=1, default_missing_value = "4")]
+    #[arg(long, value_name = "VIEWS", num_args = 0..=1, default_missing_value = "4", value_parser = at_least_one)]
     augment: Option<usize>,
     /// With --train-from conv1..conv5 (without --augment): the most memory the cached
     /// frozen-part output of the training images may take; a larger cache goes to a temporary
@@ -135,6 +138,10 @@ pub struct TrainHeadArgs {
     /// The trained model (backbone + new head + class names): .npz, .safetensors or .onnx.
     #[arg(long, default_value = "model.npz")]
     out: PathBuf,
+    /// Let --out name the --weights file: the trained model replaces the backbone it was
+    /// trained on (refused without this flag, as the backbone would be lost).
+    #[arg(long)]
+    replace_weights: bool,
     /// Continue exactly from the checkpoint written after every epoch: --out with its
     /// extension replaced by `.ckpt.npz` (model.npz -> model.ckpt.npz).
     #[arg(long)]
@@ -146,8 +153,67 @@ pub struct TrainHeadArgs {
     #[arg(long, hide = true)]
     interrupt_after: Option<usize>,
     /// Images per forward pass when extracting features.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = at_least_one)]
     extract_batch: usize,
+}
+
+// Value parsers: a setting that cannot train (a NaN or negative rate, a batch of 0, a
+// dropout that drops everything, a validation share that leaves no training images) is
+// refused by clap with the accepted range, before anything is loaded, instead of running
+// as something else or producing a NaN model.
+
+fn parse_number<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number"))
+}
+
+/// A count of 1 or more (also `classify --top`).
+pub(super) fn at_least_one(s: &str) -> Result<usize, String> {
+    match parse_number::<usize>(s)? {
+        0 => Err("expected 1 or more".into()),
+        n => Ok(n),
+    }
+}
+
+/// A finite number above 0.
+fn finite_positive(s: &str) -> Result<f32, String> {
+    let v: f32 = parse_number(s)?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err("expected a finite number above 0".into())
+    }
+}
+
+/// A finite number of 0 or more.
+fn finite_non_negative(s: &str) -> Result<f32, String> {
+    let v: f32 = parse_number(s)?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err("expected a finite number of 0 or more".into())
+    }
+}
+
+/// 0 <= v < 1 (a dropout of 1 drops every activation; a momentum of 1 never forgets).
+fn probability_below_one(s: &str) -> Result<f32, String> {
+    let v: f32 = parse_number(s)?;
+    if (0.0..1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err("expected a number from 0 up to, not including, 1".into())
+    }
+}
+
+/// 0 <= v < 1: a share of 1 would leave no training images.
+fn val_fraction(s: &str) -> Result<f64, String> {
+    let v: f64 = parse_number(s)?;
+    if (0.0..1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err("expected a share from 0 up to, not including, 1".into())
+    }
 }
 
 /// Which epoch was saved and why, for the summary line.
@@ -189,6 +255,55 @@ fn subset(set: &FeatureSet, idx: &[usize]) -> FeatureSet {
     out
 }
 
+/// Refuses, before any work, an output (the model, its checkpoint, --log-steps, the plots)
+/// that would replace an input or another output. `--resume` reads the checkpoint it then
+/// rewrites: that one is meant.
+fn check_outputs(args: &TrainHeadArgs) -> anyhow::Result<()> {
+    use alexnet_wgpu::clobber::{check_outputs, same_file};
+    let checkpoint = args.out.with_extension("ckpt.npz");
+    let plots = args
+        .plot
+        .as_ref()
+        .map(|d| [d.join("curves.png"), d.join("confusion.png")]);
+    let mut outputs: Vec<(&str, &std::path::Path)> =
+        vec![("--out", &args.out), ("--out's checkpoint", &checkpoint)];
+    if let Some(p) = &args.log_steps {
+        outputs.push(("--log-steps", p));
+    }
+    if let Some([curves, confusion]) = &plots {
+        outputs.push(("--plot", curves));
+        outputs.push(("--plot", confusion));
+    }
+    let mut inputs: Vec<(&str, &std::path::Path)> = Vec::new();
+    for (flag, p) in [
+        ("--data", &args.data),
+        ("--val", &args.val),
+        ("--features", &args.features),
+        ("--init-head", &args.init_head),
+    ] {
+        if let Some(p) = p {
+            inputs.push((flag, p));
+        }
+    }
+    let weights = args.model.path().ok();
+    if let Some(w) = &weights {
+        if same_file(&args.out, w) {
+            anyhow::ensure!(
+                args.replace_weights,
+                "--out {} is the --weights file: the trained model would replace the backbone; \
+                 choose another --out, or pass --replace-weights to replace it",
+                args.out.display()
+            );
+            // Allowed for --out only: the other outputs are still checked against it.
+            check_outputs(&[("--weights", w)], &outputs[1..])?;
+        } else {
+            inputs.push(("--weights", w));
+        }
+    }
+    check_outputs(&inputs, &outputs)?;
+    Ok(())
+}
+
 pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
     let out_ext = args
         .out
@@ -200,6 +315,7 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         args.out.display(),
         alexnet_wgpu::model::formats::OUTPUT_FORMATS
     );
+    check_outputs(&args)?;
     let backbone = args.model.load()?;
     let ctx = args.gpu.context()?;
     let pre = Preprocess::for_arch(backbone.arch);
@@ -224,6 +340,7 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
             kind.first_layer()
         );
         let all = FeatureSet::load(f)?;
+        all.check_trainable(f)?;
         let (tr, va) = stratified_split(&all.labels, all.classes.len(), args.val_split, args.seed);
         (subset(&all, &tr), subset(&all, &va))
     } else {

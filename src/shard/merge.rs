@@ -53,6 +53,60 @@ fn manifest_name(name: &str) -> Option<(usize, usize)> {
     Some((i.parse().ok()?, n.parse().ok()?))
 }
 
+/// Whether `name` is a part's file name (`part-IIIII-of-NNNNN.*`), of any run.
+fn is_part_name(name: &str) -> bool {
+    let Some((stem, _)) = name.split_once('.') else {
+        return false;
+    };
+    let Some((i, n)) = stem
+        .strip_prefix("part-")
+        .and_then(|r| r.split_once("-of-"))
+    else {
+        return false;
+    };
+    [i, n]
+        .iter()
+        .all(|x| x.len() == 5 && x.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Refuses merged files that would replace a part (`merge DIR DIR/part-00000-of-00003` names
+/// part 0's own `.jsonl`): none may be a file the merge reads (also through links), nor carry
+/// a part's name inside `dir` (the part of another run there would be lost). Checked before
+/// anything is written.
+fn check_merged_paths(
+    dir: &Path,
+    out: &Path,
+    kinds: &[String],
+    manifests: &[(PathBuf, Manifest)],
+) -> Result<()> {
+    let dests: Vec<PathBuf> = kinds.iter().map(|k| merged_path(out, k)).collect();
+    for d in &dests {
+        let in_dir = crate::clobber::same_file(&crate::fsutil::parent_dir(d), dir);
+        if in_dir
+            && d.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(is_part_name)
+        {
+            return Err(merge_err(
+                out,
+                format!(
+                    "the merged file {} would have a part's name in {}; choose an output prefix that is not part-IIIII-of-NNNNN",
+                    d.display(),
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    let mut parts: Vec<PathBuf> = Vec::new();
+    for (manifest, m) in manifests {
+        parts.push(manifest.clone());
+        parts.extend(m.files.iter().map(|f| dir.join(&f.name)));
+    }
+    let inputs: Vec<(&str, &Path)> = parts.iter().map(|p| ("part", p.as_path())).collect();
+    let outputs: Vec<(&str, &Path)> = dests.iter().map(|p| ("merged file", p.as_path())).collect();
+    crate::clobber::check_outputs(&inputs, &outputs)
+}
+
 /// Copies `src` from `offset` to the end into `out`, returning the SHA-256 of the whole of
 /// `src` (checked against the manifest afterwards).
 fn copy_hashed(src: &Path, offset: u64, out: &mut StreamFile) -> Result<(u64, String)> {
@@ -198,6 +252,8 @@ pub fn merge(dir: &Path, out: &Path) -> Result<MergeReport> {
             ));
         }
     }
+
+    check_merged_paths(dir, out, &kinds, &manifests)?;
 
     let file_of = |m: &Manifest, kind: &str| -> PartFile {
         m.files

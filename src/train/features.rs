@@ -94,12 +94,65 @@ impl FeatureSet {
         if let Some(l) = labels.iter().find(|&&l| l >= classes.len()) {
             return Err(bad(format!("label {l} but only {} classes", classes.len())));
         }
+        // Two classes of one name could never be told apart by the names the model keeps.
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(c) = classes.iter().find(|c| !seen.insert(c.as_str())) {
+            return Err(bad(format!(
+                "class '{c}' is named more than once in 'classes'"
+            )));
+        }
+        // A NaN or infinite feature turns every loss and weight it touches into NaN.
+        let dim = f.shape[1];
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            return Err(bad(format!(
+                "'features' holds a NaN or infinite value (row {}, column {})",
+                i / dim.max(1),
+                i % dim.max(1)
+            )));
+        }
         Ok(FeatureSet {
             features: data,
             dim: f.shape[1],
             labels,
             paths,
             classes,
+        })
+    }
+}
+
+impl FeatureSet {
+    /// Fails unless at least two classes have rows: a one-class "classifier" trains to 100%
+    /// accuracy and says nothing (class folders are refused the same way, by
+    /// [`ClassFolders::scan`]). `path` is the file the set came from, for the message.
+    pub fn check_trainable(&self, path: &Path) -> Result<()> {
+        let mut rows = vec![0usize; self.classes.len()];
+        for &l in &self.labels {
+            if let Some(n) = rows.get_mut(l) {
+                *n += 1;
+            }
+        }
+        let with_rows: Vec<&str> = self
+            .classes
+            .iter()
+            .zip(&rows)
+            .filter(|(_, &n)| n > 0)
+            .map(|(c, _)| c.as_str())
+            .collect();
+        let message = match (with_rows.len(), self.classes.len()) {
+            (0, _) => "has no rows".to_string(),
+            (1, 1) => format!(
+                "has a single class ('{}'); training a classifier needs at least two",
+                with_rows[0]
+            ),
+            (1, k) => format!(
+                "has rows of a single class ('{}', of {k} classes); training a classifier needs at least two",
+                with_rows[0]
+            ),
+            _ => return Ok(()),
+        };
+        Err(Error::WeightFile {
+            path: path.to_path_buf(),
+            message,
         })
     }
 }

@@ -228,6 +228,17 @@ pub fn fit_rows(
             lrs.push(lr_now);
         }
         let stats = trainer.take_epoch_stats(steps_this_epoch)?;
+        // A NaN or infinite loss (a rate far too high, bad features) poisons every later step
+        // and, kept by `Keep::Last` or a NaN-blind comparison, the saved model: stop before
+        // this epoch's checkpoint replaces the last good one.
+        let diverged = |what: String| Error::Diverged {
+            epoch: epoch + 1,
+            what,
+            checkpoint: opts.checkpoint.clone().filter(|p| p.is_file()),
+        };
+        if !stats.loss().is_finite() {
+            return Err(diverged(format!("the training loss ({})", stats.loss())));
+        }
         let first_step = progress.steps_done as usize - steps_this_epoch;
         for (i, (loss, lr)) in stats.step_losses.iter().zip(&lrs).enumerate() {
             progress.steps.push(StepRecord {
@@ -243,6 +254,9 @@ pub fn fit_rows(
             }
             _ => (None, None),
         };
+        if let Some(v) = val_loss.filter(|v| !v.is_finite()) {
+            return Err(diverged(format!("the validation loss ({v})")));
+        }
         let record = EpochRecord {
             epoch: epoch + 1,
             train_loss: stats.loss(),
@@ -256,6 +270,9 @@ pub fn fit_rows(
         progress.history.push(record);
         progress.epochs_done = epoch + 1;
         let current = trainer.head()?;
+        if let Some(name) = current.non_finite() {
+            return Err(diverged(format!("a weight of {name}")));
+        }
         last_head = current.clone();
         let improved = match (val_loss, progress.best_val_loss) {
             (Some(v), Some(b)) => v < b,

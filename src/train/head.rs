@@ -184,6 +184,20 @@ pub struct HeadWeights {
 }
 
 impl HeadWeights {
+    /// The name of the first layer holding a NaN or infinite weight or bias, if any.
+    pub fn non_finite(&self) -> Option<&str> {
+        let bad = |w: &[f32], b: &[f32]| w.iter().chain(b).any(|v| !v.is_finite());
+        let convs = self.conv.iter().flat_map(|c| &c.convs);
+        convs
+            .map(|c| (c.name.as_str(), bad(&c.weight, &c.bias)))
+            .chain(
+                self.layers
+                    .iter()
+                    .map(|l| (l.name.as_str(), bad(&l.weight, &l.bias))),
+            )
+            .find_map(|(name, b)| b.then_some(name))
+    }
+
     /// A head for `classes` classes: the trained layers below fc8 copied from the backbone, a
     /// new fc8 initialised like PyTorch's `nn.Linear` (uniform +-1/sqrt(fan_in)) from `seed`.
     pub fn new(
