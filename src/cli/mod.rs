@@ -11,6 +11,7 @@ mod export;
 mod features;
 mod fetch_weights;
 pub mod hint;
+mod lpips;
 mod merge;
 mod plots;
 mod sharding;
@@ -63,6 +64,8 @@ enum Command {
     Merge(merge::MergeArgs),
     /// Export a model (any weights file, e.g. a train-head model) as a standard ONNX graph.
     Export(export::ExportArgs),
+    /// LPIPS perceptual distances (the `lpips` package's net='alex') between image pairs.
+    Lpips(lpips::LpipsArgs),
 }
 
 /// Adapter selection shared by every GPU command.
@@ -179,6 +182,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Convert(a) => convert::run(a),
         Command::Merge(a) => merge::run(a),
         Command::Export(a) => export::run(a),
+        Command::Lpips(a) => lpips::run(a),
     }
 }
 
