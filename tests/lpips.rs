@@ -324,3 +324,126 @@ fn a_trunk_of_another_shape_is_refused_naming_the_key() {
         "{err}"
     );
 }
+
+fn alexnet(args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_alexnet"))
+        .args(args)
+        .current_dir(common::fixture("lpips"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn pair_value(e: &Value, a: &str, b: &str, key: &str) -> f64 {
+    let p = e["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["a"] == a && p["b"] == b)
+        .unwrap();
+    f(&p[key])
+}
+
+/// Pairs from standard input (one of them mismatched in size: named, the rest computed,
+/// exit 1), JSON with per-layer terms, and spatial maps as .npy.
+#[test]
+fn cli_pairs_from_stdin_with_spatial_maps() {
+    let e = expected();
+    let dir = tempfile::tempdir().unwrap();
+    let trunk = trunk_npz(dir.path());
+    let spatial = dir.path().join("maps");
+    let o = alexnet(
+        &[
+            "lpips",
+            "--weights",
+            trunk.to_str().unwrap(),
+            "--pairs",
+            "-",
+            "--format",
+            "json",
+            "--per-layer",
+            "--spatial",
+            spatial.to_str().unwrap(),
+        ],
+        Some("sq_a.png\tsq_c.png\nsq_a.png rect_a.png\nrect_a.png rect_b.png\n"),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("sq_a.png is 64x64 but rect_a.png is 48x80"), "{err}");
+    let rows: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    check_rel("cli sq", f(&rows[0]["distance"]) as f32, pair_value(&e, "sq_a.png", "sq_c.png", "v0.1"));
+    check_rel("cli rect", f(&rows[1]["distance"]) as f32, pair_value(&e, "rect_a.png", "rect_b.png", "v0.1"));
+    assert_eq!(rows[0]["layers"].as_array().unwrap().len(), 5);
+    for (row, file) in [(&rows[0], "spatial_sq.npy"), (&rows[1], "spatial_rect.npy")] {
+        let (shape, got) = {
+            let t = read_tensors(Path::new(row["spatial"].as_str().unwrap())).unwrap().remove(0);
+            (t.shape, t.data.unwrap())
+        };
+        let (wshape, want) = common::fixture_npy(&format!("lpips/{file}"));
+        assert_eq!(shape, wshape);
+        check_map(file, &got, &want);
+    }
+}
+
+/// `--all-pairs` over a folder with a 30 px image and a corrupt file (both named, exit 1) and
+/// the six squares: the matrix .npy against the package, CSV on stdout; v0.0 for two images.
+#[test]
+fn cli_all_pairs_matrix_and_two_images() {
+    let e = expected();
+    let dir = tempfile::tempdir().unwrap();
+    let trunk = trunk_npz(dir.path());
+    let imgs = dir.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    for n in ["sq_a", "sq_b", "sq_c", "sq_d", "sq_e", "sq_f"] {
+        std::fs::copy(common::fixture(&format!("lpips/{n}.png")), imgs.join(format!("{n}.png"))).unwrap();
+    }
+    RgbImage::new(30, 64).save(imgs.join("tiny.png")).unwrap();
+    std::fs::write(imgs.join("broken.png"), b"not a png").unwrap();
+    let m = dir.path().join("m.npy");
+    let o = alexnet(
+        &[
+            "lpips",
+            "--weights",
+            trunk.to_str().unwrap(),
+            "--all-pairs",
+            imgs.to_str().unwrap(),
+            "--matrix-out",
+            m.to_str().unwrap(),
+            "--format",
+            "csv",
+        ],
+        None,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("tiny.png: 30x64 is too small"), "{err}");
+    assert!(err.contains("broken.png"), "{err}");
+    let csv = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(csv.lines().count(), 1 + 15, "{csv}");
+    let t = read_tensors(&m).unwrap().remove(0);
+    assert_eq!(t.shape, [6, 6]);
+    let got = t.data.unwrap();
+    for (i, row) in e["matrix_v0.1"]["values"].as_array().unwrap().iter().enumerate() {
+        for (j, want) in row.as_array().unwrap().iter().enumerate() {
+            check_rel(&format!("cli matrix[{i}][{j}]"), got[i * 6 + j], f(want));
+        }
+    }
+
+    let o = alexnet(
+        &["lpips", "--weights", trunk.to_str().unwrap(), "--lin", "v0.0", "--format", "jsonl", "gray.png", "rgba.png"],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let row: Value = serde_json::from_slice(&o.stdout).unwrap();
+    check_rel("cli v0.0 gray/rgba", f(&row["distance"]) as f32, pair_value(&e, "gray.png", "rgba.png", "v0.0"));
+}
