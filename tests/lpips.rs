@@ -89,7 +89,10 @@ fn check_rel(what: &str, got: f32, want: f64) -> f64 {
         return 0.0;
     }
     let rel = (got as f64 - want).abs() / want.abs();
-    assert!(rel <= 1e-4, "{what}: got {got}, want {want} (relative {rel:e})");
+    assert!(
+        rel <= 1e-4,
+        "{what}: got {got}, want {want} (relative {rel:e})"
+    );
     rel
 }
 
@@ -100,7 +103,10 @@ fn check_map(what: &str, got: &[f32], want: &[f32]) -> f64 {
         .iter()
         .zip(want)
         .fold(0f64, |m, (a, b)| m.max((*a as f64 - *b as f64).abs()));
-    assert!(diff <= 1e-4 * max, "{what}: max diff {diff:e} > 1e-4 x {max:e}");
+    assert!(
+        diff <= 1e-4 * max,
+        "{what}: max diff {diff:e} > 1e-4 x {max:e}"
+    );
     diff / max
 }
 
@@ -132,7 +138,10 @@ fn trunk_formula_matches_the_fixture_check_values() {
             );
             let sum: f64 = data.iter().map(|&v| v as f64).sum();
             let want = f(&check["sum_f64"][&k]);
-            assert!((sum - want).abs() <= 1e-9 * want.abs().max(1.0), "{k} sum {sum} vs {want}");
+            assert!(
+                (sum - want).abs() <= 1e-9 * want.abs().max(1.0),
+                "{k} sum {sum} vs {want}"
+            );
         }
     }
 }
@@ -140,14 +149,25 @@ fn trunk_formula_matches_the_fixture_check_values() {
 #[test]
 fn built_in_lin_weights_are_read_from_the_legacy_pth_files() {
     // README of assets/lpips: lin0 max 0.492139 (v0.1) / 0.533004 (v0.0), all >= 0.
-    for (lin, max0, max4) in [(Lin::V0_1, 0.492139, 0.41307), (Lin::V0_0, 0.533004, 0.282471)] {
+    for (lin, max0, max4) in [
+        (Lin::V0_1, 0.492139, 0.41307),
+        (Lin::V0_0, 0.533004, 0.282471),
+    ] {
         let w = lin.weights().unwrap();
         let lens: Vec<usize> = w.iter().map(Vec::len).collect();
         assert_eq!(lens, [64, 192, 384, 256, 256]);
         assert!(w.iter().flatten().all(|&v| v >= 0.0));
         let max = |v: &[f32]| v.iter().copied().fold(0f32, f32::max) as f64;
-        assert!((max(&w[0]) - max0).abs() < 1e-6, "{lin} lin0 max {}", max(&w[0]));
-        assert!((max(&w[4]) - max4).abs() < 1e-5, "{lin} lin4 max {}", max(&w[4]));
+        assert!(
+            (max(&w[0]) - max0).abs() < 1e-6,
+            "{lin} lin0 max {}",
+            max(&w[0])
+        );
+        assert!(
+            (max(&w[4]) - max4).abs() < 1e-5,
+            "{lin} lin4 max {}",
+            max(&w[4])
+        );
     }
 }
 
@@ -164,7 +184,10 @@ fn lpips_kernel_matches_the_f64_reference() {
     for c in 0..channels {
         feats[c * hw + 5] = 0.0; // image 0, position 5: all zero
     }
-    let lin: Vec<f32> = common::random(channels, 8, 1.0).iter().map(|v| v.abs()).collect();
+    let lin: Vec<f32> = common::random(channels, 8, 1.0)
+        .iter()
+        .map(|v| v.abs())
+        .collect();
     let pairs = [(0u32, 1u32), (1, 2), (2, 0), (1, 1)];
     let up = |d: &[f32]| alexnet_wgpu::gpu::upload_f32(&ctx, "t", d).unwrap();
     let idx: Vec<u32> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
@@ -175,8 +198,17 @@ fn lpips_kernel_matches_the_f64_reference() {
     let k = ctx
         .pipelines
         .get(alexnet_wgpu::kernels::shader("lpips.wgsl"), "main");
-    let d = kernel::dispatch(&ctx, &k, pairs.len(), channels, hw, 1, 2, [&fb, &ib, &lb, &maps, &terms])
-        .unwrap();
+    let d = kernel::dispatch(
+        &ctx,
+        &k,
+        pairs.len(),
+        channels,
+        hw,
+        1,
+        2,
+        [&fb, &ib, &lb, &maps, &terms],
+    )
+    .unwrap();
     alexnet_wgpu::kernels::run(&ctx, &[d]).unwrap();
     let got_maps = alexnet_wgpu::gpu::read_back_f32(&ctx, &maps, pairs.len() * hw).unwrap();
     let got_terms = alexnet_wgpu::gpu::read_back_f32(&ctx, &terms, pairs.len() * 2).unwrap();
@@ -191,7 +223,11 @@ fn lpips_kernel_matches_the_f64_reference() {
         }
         common::assert_close("map", &got_maps[p * hw..(p + 1) * hw], &want, 1e-5);
         let rel = (got_terms[p * 2 + 1] as f64 - mean).abs() / mean;
-        assert!(rel < 1e-5, "pair {p}: term {} vs {mean}", got_terms[p * 2 + 1]);
+        assert!(
+            rel < 1e-5,
+            "pair {p}: term {} vs {mean}",
+            got_terms[p * 2 + 1]
+        );
     }
 }
 
@@ -206,18 +242,37 @@ fn distances_match_the_package() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (image(p["a"].as_str().unwrap()), image(p["b"].as_str().unwrap()), p))
+        .map(|p| {
+            (
+                image(p["a"].as_str().unwrap()),
+                image(p["b"].as_str().unwrap()),
+                p,
+            )
+        })
         .collect();
     let refs: Vec<(&RgbImage, &RgbImage)> = pairs.iter().map(|(a, b, _)| (a, b)).collect();
     let mut worst = 0f64;
-    for (lin, key) in [(Lin::V0_1, "v0.1"), (Lin::V0_0, "v0.0"), (Lin::None, "baseline")] {
+    for (lin, key) in [
+        (Lin::V0_1, "v0.1"),
+        (Lin::V0_0, "v0.0"),
+        (Lin::None, "baseline"),
+    ] {
         let lpips = Lpips::load(&ctx, &trunk, lin).unwrap();
         let got = lpips.distances(&refs).unwrap();
         for ((_, _, p), d) in pairs.iter().zip(&got) {
             let what = format!("{key} {} {}", p["a"], p["b"]);
             worst = worst.max(check_rel(&what, d.distance, f(&p[key])));
-            for (k, want) in p[format!("{key}_layers")].as_array().unwrap().iter().enumerate() {
-                worst = worst.max(check_rel(&format!("{what} layer {k}"), d.layers[k], f(want)));
+            for (k, want) in p[format!("{key}_layers")]
+                .as_array()
+                .unwrap()
+                .iter()
+                .enumerate()
+            {
+                worst = worst.max(check_rel(
+                    &format!("{what} layer {k}"),
+                    d.layers[k],
+                    f(want),
+                ));
             }
         }
     }
@@ -253,7 +308,10 @@ fn matrix_spatial_maps_and_trunk_outputs_match_the_package() {
     // Spatial maps, square and not.
     for key in ["sq", "rect"] {
         let s = &e["spatial_v0.1"][key];
-        let (a, b) = (image(s["a"].as_str().unwrap()), image(s["b"].as_str().unwrap()));
+        let (a, b) = (
+            image(s["a"].as_str().unwrap()),
+            image(s["b"].as_str().unwrap()),
+        );
         let got = lpips.spatial(&a, &b).unwrap();
         let (shape, want) = common::fixture_npy(&format!("lpips/{}", s["file"].as_str().unwrap()));
         assert_eq!(shape, [got.map.height, got.map.width]);
@@ -263,12 +321,27 @@ fn matrix_spatial_maps_and_trunk_outputs_match_the_package() {
 
     // Native per-layer maps and raw trunk outputs of (sq_a, sq_c).
     let raw = read_tensors(&common::fixture("lpips/sq_layers.npz")).unwrap();
-    let get = |k: &str| raw.iter().find(|t| t.key == k).unwrap().data.clone().unwrap();
+    let get = |k: &str| {
+        raw.iter()
+            .find(|t| t.key == k)
+            .unwrap()
+            .data
+            .clone()
+            .unwrap()
+    };
     let (a, c) = (image("sq_a.png"), image("sq_c.png"));
     let sp = lpips.spatial(&a, &c).unwrap();
-    check_rel("sq_layers distance", sp.distance.distance, f(&e["sq_layers_v0.1"]["distance"]));
+    check_rel(
+        "sq_layers distance",
+        sp.distance.distance,
+        f(&e["sq_layers_v0.1"]["distance"]),
+    );
     for k in 0..5 {
-        check_map(&format!("layer{k}"), &sp.layers[k].data, &get(&format!("layer{k}")));
+        check_map(
+            &format!("layer{k}"),
+            &sp.layers[k].data,
+            &get(&format!("layer{k}")),
+        );
     }
     for (name, img) in [("a", &a), ("b", &c)] {
         let acts = lpips.activations(img).unwrap();
@@ -311,7 +384,10 @@ fn a_trunk_of_another_shape_is_refused_naming_the_key() {
             NpzEntry::F32(shape, &params[l].0)
         };
         entries.push((format!("{key}.weight"), w));
-        entries.push((format!("{key}.bias"), NpzEntry::F32(&bias_shapes[l], &params[l].1)));
+        entries.push((
+            format!("{key}.bias"),
+            NpzEntry::F32(&bias_shapes[l], &params[l].1),
+        ));
     }
     write_npz(&path, &entries).unwrap();
     let ctx = common::ctx();
@@ -320,7 +396,9 @@ fn a_trunk_of_another_shape_is_refused_naming_the_key() {
         Ok(_) => panic!("a 3x3 conv2 was accepted"),
     };
     assert!(
-        err.contains("features.3.weight") && err.contains("[192, 64, 5, 5]") && err.contains("[192, 64, 3, 3]"),
+        err.contains("features.3.weight")
+            && err.contains("[192, 64, 5, 5]")
+            && err.contains("[192, 64, 3, 3]"),
         "{err}"
     );
 }
@@ -377,16 +455,29 @@ fn cli_pairs_from_stdin_with_spatial_maps() {
     );
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("sq_a.png is 64x64 but rect_a.png is 48x80"), "{err}");
+    assert!(
+        err.contains("sq_a.png is 64x64 but rect_a.png is 48x80"),
+        "{err}"
+    );
     let rows: Value = serde_json::from_slice(&o.stdout).unwrap();
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 2);
-    check_rel("cli sq", f(&rows[0]["distance"]) as f32, pair_value(&e, "sq_a.png", "sq_c.png", "v0.1"));
-    check_rel("cli rect", f(&rows[1]["distance"]) as f32, pair_value(&e, "rect_a.png", "rect_b.png", "v0.1"));
+    check_rel(
+        "cli sq",
+        f(&rows[0]["distance"]) as f32,
+        pair_value(&e, "sq_a.png", "sq_c.png", "v0.1"),
+    );
+    check_rel(
+        "cli rect",
+        f(&rows[1]["distance"]) as f32,
+        pair_value(&e, "rect_a.png", "rect_b.png", "v0.1"),
+    );
     assert_eq!(rows[0]["layers"].as_array().unwrap().len(), 5);
     for (row, file) in [(&rows[0], "spatial_sq.npy"), (&rows[1], "spatial_rect.npy")] {
         let (shape, got) = {
-            let t = read_tensors(Path::new(row["spatial"].as_str().unwrap())).unwrap().remove(0);
+            let t = read_tensors(Path::new(row["spatial"].as_str().unwrap()))
+                .unwrap()
+                .remove(0);
             (t.shape, t.data.unwrap())
         };
         let (wshape, want) = common::fixture_npy(&format!("lpips/{file}"));
@@ -405,7 +496,11 @@ fn cli_all_pairs_matrix_and_two_images() {
     let imgs = dir.path().join("imgs");
     std::fs::create_dir(&imgs).unwrap();
     for n in ["sq_a", "sq_b", "sq_c", "sq_d", "sq_e", "sq_f"] {
-        std::fs::copy(common::fixture(&format!("lpips/{n}.png")), imgs.join(format!("{n}.png"))).unwrap();
+        std::fs::copy(
+            common::fixture(&format!("lpips/{n}.png")),
+            imgs.join(format!("{n}.png")),
+        )
+        .unwrap();
     }
     RgbImage::new(30, 64).save(imgs.join("tiny.png")).unwrap();
     std::fs::write(imgs.join("broken.png"), b"not a png").unwrap();
@@ -433,17 +528,36 @@ fn cli_all_pairs_matrix_and_two_images() {
     let t = read_tensors(&m).unwrap().remove(0);
     assert_eq!(t.shape, [6, 6]);
     let got = t.data.unwrap();
-    for (i, row) in e["matrix_v0.1"]["values"].as_array().unwrap().iter().enumerate() {
+    for (i, row) in e["matrix_v0.1"]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
         for (j, want) in row.as_array().unwrap().iter().enumerate() {
             check_rel(&format!("cli matrix[{i}][{j}]"), got[i * 6 + j], f(want));
         }
     }
 
     let o = alexnet(
-        &["lpips", "--weights", trunk.to_str().unwrap(), "--lin", "v0.0", "--format", "jsonl", "gray.png", "rgba.png"],
+        &[
+            "lpips",
+            "--weights",
+            trunk.to_str().unwrap(),
+            "--lin",
+            "v0.0",
+            "--format",
+            "jsonl",
+            "gray.png",
+            "rgba.png",
+        ],
         None,
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let row: Value = serde_json::from_slice(&o.stdout).unwrap();
-    check_rel("cli v0.0 gray/rgba", f(&row["distance"]) as f32, pair_value(&e, "gray.png", "rgba.png", "v0.0"));
+    check_rel(
+        "cli v0.0 gray/rgba",
+        f(&row["distance"]) as f32,
+        pair_value(&e, "gray.png", "rgba.png", "v0.0"),
+    );
 }

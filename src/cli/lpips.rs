@@ -82,8 +82,12 @@ fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
         .split_once(['x', 'X'])
         .with_context(|| format!("--resize {s:?}: expected WxH, e.g. 224x224"))?;
     let (w, h): (u32, u32) = (
-        w.trim().parse().with_context(|| format!("--resize {s:?}: bad width"))?,
-        h.trim().parse().with_context(|| format!("--resize {s:?}: bad height"))?,
+        w.trim()
+            .parse()
+            .with_context(|| format!("--resize {s:?}: bad width"))?,
+        h.trim()
+            .parse()
+            .with_context(|| format!("--resize {s:?}: bad height"))?,
     );
     if (w.min(h) as usize) < MIN_SIDE {
         bail!("--resize {s}: LPIPS's AlexNet trunk needs at least {MIN_SIDE} px per side");
@@ -111,7 +115,10 @@ fn load(path: &Path, resize: Option<(u32, u32)>) -> anyhow::Result<RgbImage> {
 }
 
 /// The pairs to compare, from the positional paths or `--pairs`.
-fn list_pairs(args: &LpipsArgs, errors: &mut Vec<String>) -> anyhow::Result<Vec<(PathBuf, PathBuf)>> {
+fn list_pairs(
+    args: &LpipsArgs,
+    errors: &mut Vec<String>,
+) -> anyhow::Result<Vec<(PathBuf, PathBuf)>> {
     if let Some(list) = &args.pairs {
         let text = if list.as_os_str() == "-" {
             let mut s = String::new();
@@ -163,12 +170,20 @@ fn list_pairs(args: &LpipsArgs, errors: &mut Vec<String>) -> anyhow::Result<Vec<
         for pb in list_images(b) {
             let rel = pb.strip_prefix(b).expect("listed below b");
             if !a.join(rel).is_file() {
-                errors.push(format!("{}: no counterpart {}", pb.display(), a.join(rel).display()));
+                errors.push(format!(
+                    "{}: no counterpart {}",
+                    pb.display(),
+                    a.join(rel).display()
+                ));
             }
         }
         Ok(pairs)
     } else if a.is_dir() || b.is_dir() {
-        bail!("{} and {}: give two images or two folders", a.display(), b.display());
+        bail!(
+            "{} and {}: give two images or two folders",
+            a.display(),
+            b.display()
+        );
     } else {
         Ok(vec![(a.clone(), b.clone())])
     }
@@ -225,8 +240,11 @@ pub fn run(args: LpipsArgs) -> anyhow::Result<ExitCode> {
         };
         let n = names.len();
         let layers = if args.per_layer {
-            let idx: Vec<(usize, usize)> = (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))).collect();
-            let p: Vec<(&RgbImage, &RgbImage)> = idx.iter().map(|&(i, j)| (refs[i], refs[j])).collect();
+            let idx: Vec<(usize, usize)> = (0..n)
+                .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
+                .collect();
+            let p: Vec<(&RgbImage, &RgbImage)> =
+                idx.iter().map(|&(i, j)| (refs[i], refs[j])).collect();
             Some(lpips.distances(&p)?)
         } else {
             None
@@ -284,7 +302,8 @@ pub fn run(args: LpipsArgs) -> anyhow::Result<ExitCode> {
                 loaded.push((index, pa, pb, a, b));
             }
             if let Some(dir) = &args.spatial {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
                 for (i, pa, pb, a, b) in &loaded {
                     let s = lpips.spatial(a, b)?;
                     let path = dir.join(format!("pair-{i:05}.npy"));
@@ -297,7 +316,8 @@ pub fn run(args: LpipsArgs) -> anyhow::Result<ExitCode> {
                     });
                 }
             } else {
-                let refs: Vec<(&RgbImage, &RgbImage)> = loaded.iter().map(|(_, _, _, a, b)| (a, b)).collect();
+                let refs: Vec<(&RgbImage, &RgbImage)> =
+                    loaded.iter().map(|(_, _, _, a, b)| (a, b)).collect();
                 let ds = lpips.distances(&refs)?;
                 for ((_, pa, pb, _, _), d) in loaded.iter().zip(ds) {
                     rows.push(Row {
@@ -346,7 +366,8 @@ fn csv_field(s: &str) -> String {
 }
 
 fn row_json(r: &Row, per_layer: bool, lin: Lin) -> serde_json::Value {
-    let mut v = serde_json::json!({ "a": r.a, "b": r.b, "lin": lin.name(), "distance": r.d.distance });
+    let mut v =
+        serde_json::json!({ "a": r.a, "b": r.b, "lin": lin.name(), "distance": r.d.distance });
     if per_layer {
         v["layers"] = serde_json::json!(r.d.layers);
     }
@@ -370,7 +391,8 @@ fn render(rows: &[Row], format: Format, per_layer: bool, lin: Lin) -> String {
             }
         }
         Format::Json => {
-            let all: Vec<serde_json::Value> = rows.iter().map(|r| row_json(r, per_layer, lin)).collect();
+            let all: Vec<serde_json::Value> =
+                rows.iter().map(|r| row_json(r, per_layer, lin)).collect();
             s = serde_json::to_string_pretty(&all).expect("plain JSON values") + "\n";
         }
         Format::Jsonl => {

@@ -119,7 +119,9 @@ impl std::str::FromStr for Lin {
             "v0.1" | "0.1" => Ok(Lin::V0_1),
             "v0.0" | "0.0" => Ok(Lin::V0_0),
             "none" | "baseline" => Ok(Lin::None),
-            _ => Err(format!("unknown LPIPS version {s:?} (expected v0.1, v0.0 or none)")),
+            _ => Err(format!(
+                "unknown LPIPS version {s:?} (expected v0.1, v0.0 or none)"
+            )),
         }
     }
 }
@@ -330,16 +332,22 @@ impl<'a> Lpips<'a> {
         }
         for group in by_size.values() {
             for chunk in group.chunks(PAIRS_PER_BATCH) {
-                let images: Vec<&RgbImage> =
-                    chunk.iter().flat_map(|&i| [pairs[i].0, pairs[i].1]).collect();
-                let idx: Vec<(usize, usize)> = (0..chunk.len()).map(|j| (2 * j, 2 * j + 1)).collect();
+                let images: Vec<&RgbImage> = chunk
+                    .iter()
+                    .flat_map(|&i| [pairs[i].0, pairs[i].1])
+                    .collect();
+                let idx: Vec<(usize, usize)> =
+                    (0..chunk.len()).map(|j| (2 * j, 2 * j + 1)).collect();
                 let run = self.run(&images, &idx, false)?;
                 for (j, &i) in chunk.iter().enumerate() {
                     out[i] = Some(Distance::from_layers(run.terms[j]));
                 }
             }
         }
-        Ok(out.into_iter().map(|d| d.expect("every pair computed")).collect())
+        Ok(out
+            .into_iter()
+            .map(|d| d.expect("every pair computed"))
+            .collect())
     }
 
     /// The spatial map of a pair (lpips' `spatial=True`) with the native per-layer maps.
@@ -351,7 +359,10 @@ impl<'a> Lpips<'a> {
         let mut map = vec![0f32; (w * h) as usize];
         for m in &layers {
             // Summed in layer order, as `val = 0 + res[0] + ...` does with the upsampled maps.
-            for (acc, v) in map.iter_mut().zip(upsample_bilinear(m, h as usize, w as usize)) {
+            for (acc, v) in map
+                .iter_mut()
+                .zip(upsample_bilinear(m, h as usize, w as usize))
+            {
                 *acc += v;
             }
         }
@@ -424,11 +435,7 @@ impl<'a> Lpips<'a> {
             for (p, px) in img.pixels().enumerate() {
                 for c in 0..3 {
                     let x = (px.0[c] as f32 - 127.5) / 127.5;
-                    out[start + c * plane + p] = if scale {
-                        (x - SHIFT[c]) / SCALE[c]
-                    } else {
-                        x
-                    };
+                    out[start + c * plane + p] = if scale { (x - SHIFT[c]) / SCALE[c] } else { x };
                 }
             }
         }
@@ -452,17 +459,20 @@ impl<'a> Lpips<'a> {
         let idx = upload(ctx, "lpips pairs", &idx)?;
         let hint = "use fewer pairs per call";
         let terms = storage_buffer(ctx, "lpips terms", np * 5, hint)?;
-        let kernel = self.trunk.kernels().get(crate::kernels::shader("lpips.wgsl"), "main");
+        let kernel = self
+            .trunk
+            .kernels()
+            .get(crate::kernels::shader("lpips.wgsl"), "main");
         let mut map_bufs = Vec::new();
         let mut dispatches = acts.dispatches;
-        for k in 0..5 {
+        for (k, &channels) in CHANNELS.iter().enumerate() {
             let [lh, lw] = acts.sizes[k];
             let m = storage_buffer(ctx, "lpips map", np * lh * lw, hint)?;
             dispatches.push(kernel::dispatch(
                 ctx,
                 &kernel,
                 np,
-                CHANNELS[k],
+                channels,
                 lh * lw,
                 k,
                 5,

@@ -123,8 +123,18 @@ impl Trunk {
             )?);
         }
         // conv1 output -> pool -> conv2 -> pool -> conv3 -> conv4 -> conv5.
-        let p1 = storage_buffer(ctx, "lpips pool1", batch * 64 * sizes[1][0] * sizes[1][1], hint)?;
-        let p2 = storage_buffer(ctx, "lpips pool2", batch * 192 * sizes[2][0] * sizes[2][1], hint)?;
+        let p1 = storage_buffer(
+            ctx,
+            "lpips pool1",
+            batch * 64 * sizes[1][0] * sizes[1][1],
+            hint,
+        )?;
+        let p2 = storage_buffer(
+            ctx,
+            "lpips pool2",
+            batch * 192 * sizes[2][0] * sizes[2][1],
+            hint,
+        )?;
         let inputs = [
             (input, [h, w]),
             (&p1, sizes[1]),
@@ -152,8 +162,7 @@ impl Trunk {
             None
         };
         let mut dispatches = Vec::new();
-        for l in 0..5 {
-            let shape = &shapes[l];
+        for (l, shape) in shapes.iter().enumerate() {
             let (src, dst) = (inputs[l].0, &relu[l]);
             let GpuConv { weight, bias } = &self.convs[l];
             let tile = if self.kernels.conv_runs_gemm(shape) {

@@ -90,7 +90,9 @@ impl Objects for Persist {
                             Value::List(kv) | Value::Tuple(kv) if kv.len() == 2 => {
                                 items.push((kv[0].clone(), kv[1].clone()))
                             }
-                            _ => return Err("OrderedDict: an item is not a (key, value) pair".into()),
+                            _ => {
+                                return Err("OrderedDict: an item is not a (key, value) pair".into())
+                            }
                         }
                     }
                 }
