@@ -561,3 +561,50 @@ fn cli_all_pairs_matrix_and_two_images() {
         pair_value(&e, "gray.png", "rgba.png", "v0.0"),
     );
 }
+
+/// Two folders paired by relative path (a file without counterpart named, exit 1), `--resize`
+/// making a 48x80 / 64x64 pair comparable, and `--out` in table format.
+#[test]
+fn cli_folders_resize_and_out_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let trunk = trunk_npz(dir.path());
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(a.join("sub")).unwrap();
+    std::fs::create_dir_all(b.join("sub")).unwrap();
+    let copy = |from: &str, to: &Path| {
+        std::fs::copy(common::fixture(&format!("lpips/{from}")), to).unwrap()
+    };
+    copy("sq_a.png", &a.join("x.png"));
+    copy("sq_a.png", &b.join("x.png"));
+    copy("sq_b.png", &a.join("sub/y.png"));
+    copy("rect_a.png", &b.join("sub/y.png"));
+    copy("sq_c.png", &a.join("only_a.png"));
+    let out = dir.path().join("out.txt");
+    let o = alexnet(
+        &[
+            "lpips",
+            "--weights",
+            trunk.to_str().unwrap(),
+            "--resize",
+            "64x64",
+            "--out",
+            out.to_str().unwrap(),
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+        ],
+        None,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("only_a.png: no counterpart"), "{err}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    // Sorted by path: `sub/y.png` before `x.png`.
+    assert!(
+        lines[1].starts_with("0.000000 ") && lines[1].contains("x.png"),
+        "{text}"
+    );
+    let d: f64 = lines[0].split_whitespace().next().unwrap().parse().unwrap();
+    assert!(d > 0.0 && lines[0].contains("y.png"), "{text}");
+}
