@@ -71,6 +71,7 @@ pub mod fsutil;
 pub mod gpu;
 pub mod kernels;
 pub mod labels;
+pub mod lpips;
 pub mod model;
 pub mod options;
 pub mod selftest;

@@ -132,6 +132,10 @@ fn params_structs_match_the_shaders() {
         ("adaptive_avg_pool.wgsl", size_of::<AdaptiveAvgPoolParams>()),
         ("softmax.wgsl", size_of::<SoftmaxParams>()),
         ("relu.wgsl", size_of::<ReluParams>()),
+        (
+            "lpips.wgsl",
+            size_of::<alexnet_wgpu::lpips::kernel::LpipsParams>(),
+        ),
         ("dense_backward.wgsl", size_of::<DenseBackwardParams>()),
         ("relu_backward.wgsl", size_of::<ReluBackwardParams>()),
         ("dropout.wgsl", size_of::<DropoutParams>()),

@@ -11,6 +11,7 @@ mod export;
 mod features;
 mod fetch_weights;
 pub mod hint;
+mod lpips;
 mod merge;
 mod plots;
 mod selftest;
@@ -70,6 +71,8 @@ enum Command {
     /// Check every kernel and path against its CPU reference on this adapter (does this
     /// program compute correctly on my GPU?); exit 1 on any mismatch.
     Selftest(selftest::SelftestArgs),
+    /// LPIPS perceptual distances (the `lpips` package's net='alex') between image pairs.
+    Lpips(lpips::LpipsArgs),
 }
 
 /// Adapter selection and runtime options shared by every GPU command. Each flag has an
@@ -231,6 +234,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Merge(a) => merge::run(a),
         Command::Export(a) => export::run(a),
         Command::Selftest(a) => selftest::run(a),
+        Command::Lpips(a) => lpips::run(a),
     }
 }
 

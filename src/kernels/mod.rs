@@ -41,6 +41,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ),
     ("softmax.wgsl", include_str!("../../shaders/softmax.wgsl")),
     ("relu.wgsl", include_str!("../../shaders/relu.wgsl")),
+    ("lpips.wgsl", include_str!("../../shaders/lpips.wgsl")),
 ];
 
 /// A forward-pass shader by file name (panics on a name not in [`SHADERS`]: a build defect).

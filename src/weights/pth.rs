@@ -79,7 +79,25 @@ impl Objects for Persist {
     /// Applies an allowed callable to its arguments: builds data, never runs anything.
     fn reduce(&self, g: Global, args: &[Value]) -> VmResult<Value> {
         match g {
-            Global::OrderedDict => Ok(Value::Dict(map(Vec::new())?)),
+            Global::OrderedDict => {
+                // Python 3 pickles an empty OrderedDict and SETITEMS; Python 2's protocol 2
+                // passes the items as the argument, `OrderedDict([[key, value], ...])` (the
+                // legacy files of the `lpips` package, assets/lpips).
+                let mut items = Vec::new();
+                if let Some(Value::List(l) | Value::Tuple(l)) = args.first() {
+                    for item in l.iter() {
+                        match item {
+                            Value::List(kv) | Value::Tuple(kv) if kv.len() == 2 => {
+                                items.push((kv[0].clone(), kv[1].clone()))
+                            }
+                            _ => {
+                                return Err("OrderedDict: an item is not a (key, value) pair".into())
+                            }
+                        }
+                    }
+                }
+                Ok(Value::Dict(map(items)?))
+            }
             Global::RebuildTensor | Global::RebuildTensorV2 => {
                 let (Some(Value::Storage(s)), Some(off), Some(size), Some(stride)) =
                     (args.first(), args.get(1), args.get(2), args.get(3))

@@ -1,0 +1,427 @@
+//! `alexnet lpips`: LPIPS distances (the `lpips` 0.1.4 package's `net='alex'`) between two
+//! images, two folders paired by relative path, a list of pairs, or all pairs of a folder.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use alexnet_wgpu::data::inputs::list_images;
+use alexnet_wgpu::data::load_image;
+use alexnet_wgpu::lpips::{Distance, Lin, Lpips, MIN_SIDE};
+use alexnet_wgpu::weights::write_npy;
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use image::RgbImage;
+
+use super::{GpuArgs, ModelArgs};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Jsonl,
+    Csv,
+}
+
+#[derive(Args)]
+pub struct LpipsArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    gpu: GpuArgs,
+    /// Lin layer calibration: v0.1 (the package's default), v0.0 (the original release; no
+    /// input scaling) or none (the "baseline": squared differences summed over channels).
+    #[arg(long, default_value = "v0.1")]
+    lin: Lin,
+    /// Also report the five per-layer terms (the distance is their sum).
+    #[arg(long)]
+    per_layer: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Write the output to FILE (atomically) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Write each pair's spatial map (the per-layer maps upsampled to the image size and
+    /// summed) as float32 .npy [H, W] into DIR, named `pair-NNNNN.npy` by pair order.
+    #[arg(long, value_name = "DIR", conflicts_with = "all_pairs")]
+    spatial: Option<PathBuf>,
+    /// Resize every image to W x H first (triangle filter); otherwise the two images of a pair
+    /// must have the same size.
+    #[arg(long, value_name = "WxH")]
+    resize: Option<String>,
+    /// Pairs from FILE: two paths per line (tab-separated, or whitespace when there is no
+    /// tab); `-` reads standard input.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["paths", "all_pairs"])]
+    pairs: Option<PathBuf>,
+    /// Every pair of the images in DIR (each image's features computed once).
+    #[arg(long, value_name = "DIR", conflicts_with = "paths")]
+    all_pairs: Option<PathBuf>,
+    /// With --all-pairs: write the [N, N] float32 distance matrix as .npy (rows in the sorted
+    /// path order printed).
+    #[arg(long, value_name = "M.npy", requires = "all_pairs")]
+    matrix_out: Option<PathBuf>,
+    /// Two images, or two folders whose images are paired by relative path.
+    #[arg(value_name = "PATH", num_args = 0..=2)]
+    paths: Vec<PathBuf>,
+}
+
+/// One computed pair, for the output.
+struct Row {
+    a: String,
+    b: String,
+    d: Distance,
+    spatial: Option<PathBuf>,
+}
+
+/// Pairs per GPU call: images are decoded a chunk at a time, so memory stays bounded.
+const CHUNK: usize = 64;
+
+fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .with_context(|| format!("--resize {s:?}: expected WxH, e.g. 224x224"))?;
+    let (w, h): (u32, u32) = (
+        w.trim()
+            .parse()
+            .with_context(|| format!("--resize {s:?}: bad width"))?,
+        h.trim()
+            .parse()
+            .with_context(|| format!("--resize {s:?}: bad height"))?,
+    );
+    if (w.min(h) as usize) < MIN_SIDE {
+        bail!("--resize {s}: LPIPS's AlexNet trunk needs at least {MIN_SIDE} px per side");
+    }
+    Ok((w, h))
+}
+
+/// Decodes one image (grey replicated to RGB, alpha dropped, as lpips' OpenCV loading does),
+/// resized when asked, and checks its size; the error names the file.
+fn load(path: &Path, resize: Option<(u32, u32)>) -> anyhow::Result<RgbImage> {
+    let img = load_image(path)?;
+    let img = match resize {
+        Some((w, h)) => alexnet_wgpu::data::resize::resize_triangle(img, w as usize, h as usize)
+            .with_context(|| format!("{}: resizing", path.display()))?,
+        None => img,
+    };
+    let (w, h) = img.dimensions();
+    if (w.min(h) as usize) < MIN_SIDE {
+        bail!(
+            "{}: {w}x{h} is too small: LPIPS's AlexNet trunk needs at least {MIN_SIDE} px per side",
+            path.display()
+        );
+    }
+    Ok(img)
+}
+
+/// The pairs to compare, from the positional paths or `--pairs`.
+fn list_pairs(
+    args: &LpipsArgs,
+    errors: &mut Vec<String>,
+) -> anyhow::Result<Vec<(PathBuf, PathBuf)>> {
+    if let Some(list) = &args.pairs {
+        let text = if list.as_os_str() == "-" {
+            let mut s = String::new();
+            for line in std::io::stdin().lock().lines() {
+                s += &line.context("reading pairs from standard input")?;
+                s.push('\n');
+            }
+            s
+        } else {
+            std::fs::read_to_string(list).with_context(|| format!("reading {}", list.display()))?
+        };
+        let mut pairs = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim_end_matches('\r');
+            if line.trim().is_empty() || line.trim_start().starts_with('#') {
+                continue;
+            }
+            let parts: Vec<&str> = if line.contains('\t') {
+                line.split('\t').filter(|s| !s.is_empty()).collect()
+            } else {
+                line.split_whitespace().collect()
+            };
+            match parts[..] {
+                [a, b] => pairs.push((PathBuf::from(a), PathBuf::from(b))),
+                _ => errors.push(format!(
+                    "{} line {}: expected two paths, found {}",
+                    list.display(),
+                    n + 1,
+                    parts.len()
+                )),
+            }
+        }
+        return Ok(pairs);
+    }
+    let [a, b] = &args.paths[..] else {
+        bail!("give two images (or two folders), --pairs FILE or --all-pairs DIR");
+    };
+    if a.is_dir() && b.is_dir() {
+        let mut pairs = Vec::new();
+        for pa in list_images(a) {
+            let rel = pa.strip_prefix(a).expect("listed below a").to_path_buf();
+            let pb = b.join(&rel);
+            if pb.is_file() {
+                pairs.push((pa, pb));
+            } else {
+                errors.push(format!("{}: no counterpart {}", pa.display(), pb.display()));
+            }
+        }
+        for pb in list_images(b) {
+            let rel = pb.strip_prefix(b).expect("listed below b");
+            if !a.join(rel).is_file() {
+                errors.push(format!(
+                    "{}: no counterpart {}",
+                    pb.display(),
+                    a.join(rel).display()
+                ));
+            }
+        }
+        Ok(pairs)
+    } else if a.is_dir() || b.is_dir() {
+        bail!(
+            "{} and {}: give two images or two folders",
+            a.display(),
+            b.display()
+        );
+    } else {
+        Ok(vec![(a.clone(), b.clone())])
+    }
+}
+
+pub fn run(args: LpipsArgs) -> anyhow::Result<ExitCode> {
+    let resize = args.resize.as_deref().map(parse_size).transpose()?;
+    let mut errors: Vec<String> = Vec::new();
+    // Before any GPU work: the pair list and the trunk file.
+    let pairs = match &args.all_pairs {
+        Some(_) => Vec::new(),
+        None => list_pairs(&args, &mut errors)?,
+    };
+    let weights = args.model.path()?;
+    let ctx = args.gpu.context()?;
+    let lpips = Lpips::load(&ctx, &weights, args.lin)
+        .with_context(|| format!("loading the LPIPS trunk from {}", weights.display()))?;
+    let mut rows = Vec::new();
+    let mut matrix = None;
+
+    if let Some(dir) = &args.all_pairs {
+        let mut names = Vec::new();
+        let mut images = Vec::new();
+        for p in list_images(dir) {
+            match load(&p, resize) {
+                Ok(img) => {
+                    if let Some(first) = images.first().map(RgbImage::dimensions) {
+                        if img.dimensions() != first {
+                            let ((w, h), (fw, fh)) = (img.dimensions(), first);
+                            errors.push(format!(
+                                "{}: {w}x{h} differs from {} ({fw}x{fh}); use --resize WxH",
+                                p.display(),
+                                names[0]
+                            ));
+                            continue;
+                        }
+                    }
+                    names.push(p.display().to_string());
+                    images.push(img);
+                }
+                Err(e) => errors.push(format!("{e:#}")),
+            }
+        }
+        if images.is_empty() && errors.is_empty() {
+            bail!("{}: no images found", dir.display());
+        }
+        let refs: Vec<&RgbImage> = images.iter().collect();
+        let m = if refs.is_empty() {
+            None
+        } else {
+            // Per-layer terms are not part of the matrix: with --per-layer the pairs go through
+            // `distances` (each image then runs once per pair it is in).
+            Some(lpips.matrix(&refs)?)
+        };
+        let n = names.len();
+        let layers = if args.per_layer {
+            let idx: Vec<(usize, usize)> = (0..n)
+                .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
+                .collect();
+            let p: Vec<(&RgbImage, &RgbImage)> =
+                idx.iter().map(|&(i, j)| (refs[i], refs[j])).collect();
+            Some(lpips.distances(&p)?)
+        } else {
+            None
+        };
+        if let Some(m) = &m {
+            let mut k = 0;
+            for i in 0..n {
+                for j in i + 1..n {
+                    let d = match &layers {
+                        Some(l) => Distance {
+                            distance: m.values[i * n + j],
+                            layers: l[k].layers,
+                        },
+                        None => Distance {
+                            distance: m.values[i * n + j],
+                            layers: [f32::NAN; 5],
+                        },
+                    };
+                    k += 1;
+                    rows.push(Row {
+                        a: names[i].clone(),
+                        b: names[j].clone(),
+                        d,
+                        spatial: None,
+                    });
+                }
+            }
+        }
+        matrix = m.map(|m| (n, m.values));
+    } else {
+        let mut index = 0usize;
+        for chunk in pairs.chunks(CHUNK) {
+            let mut loaded = Vec::new();
+            for (pa, pb) in chunk {
+                index += 1;
+                let (a, b) = match (load(pa, resize), load(pb, resize)) {
+                    (Ok(a), Ok(b)) => (a, b),
+                    (ra, rb) => {
+                        for e in [ra.err(), rb.err()].into_iter().flatten() {
+                            errors.push(format!("{e:#}"));
+                        }
+                        continue;
+                    }
+                };
+                if a.dimensions() != b.dimensions() {
+                    let ((aw, ah), (bw, bh)) = (a.dimensions(), b.dimensions());
+                    errors.push(format!(
+                        "{} is {aw}x{ah} but {} is {bw}x{bh}: the images of a pair must have the \
+                         same size (or pass --resize WxH)",
+                        pa.display(),
+                        pb.display()
+                    ));
+                    continue;
+                }
+                loaded.push((index, pa, pb, a, b));
+            }
+            if let Some(dir) = &args.spatial {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                for (i, pa, pb, a, b) in &loaded {
+                    let s = lpips.spatial(a, b)?;
+                    let path = dir.join(format!("pair-{i:05}.npy"));
+                    write_npy(&path, &[s.map.height, s.map.width], &s.map.data)?;
+                    rows.push(Row {
+                        a: pa.display().to_string(),
+                        b: pb.display().to_string(),
+                        d: s.distance,
+                        spatial: Some(path),
+                    });
+                }
+            } else {
+                let refs: Vec<(&RgbImage, &RgbImage)> =
+                    loaded.iter().map(|(_, _, _, a, b)| (a, b)).collect();
+                let ds = lpips.distances(&refs)?;
+                for ((_, pa, pb, _, _), d) in loaded.iter().zip(ds) {
+                    rows.push(Row {
+                        a: pa.display().to_string(),
+                        b: pb.display().to_string(),
+                        d,
+                        spatial: None,
+                    });
+                }
+            }
+        }
+    }
+
+    if let (Some(path), Some((n, values))) = (&args.matrix_out, &matrix) {
+        write_npy(path, &[*n, *n], values)?;
+    }
+    let text = render(&rows, args.format, args.per_layer, args.lin);
+    match &args.out {
+        Some(path) => alexnet_wgpu::fsutil::write_atomic(path, |f| f.write_all(text.as_bytes()))?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+    if !errors.is_empty() {
+        eprintln!(
+            "{} problem(s); {} pair(s) computed",
+            errors.len(),
+            rows.len()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn row_json(r: &Row, per_layer: bool, lin: Lin) -> serde_json::Value {
+    let mut v =
+        serde_json::json!({ "a": r.a, "b": r.b, "lin": lin.name(), "distance": r.d.distance });
+    if per_layer {
+        v["layers"] = serde_json::json!(r.d.layers);
+    }
+    if let Some(p) = &r.spatial {
+        v["spatial"] = serde_json::json!(p.display().to_string());
+    }
+    v
+}
+
+fn render(rows: &[Row], format: Format, per_layer: bool, lin: Lin) -> String {
+    let mut s = String::new();
+    match format {
+        Format::Table => {
+            for r in rows {
+                s += &format!("{:.6}  {}  {}", r.d.distance, r.a, r.b);
+                if per_layer {
+                    let l: Vec<String> = r.d.layers.iter().map(|v| format!("{v:.6}")).collect();
+                    s += &format!("  [{}]", l.join(" "));
+                }
+                s.push('\n');
+            }
+        }
+        Format::Json => {
+            let all: Vec<serde_json::Value> =
+                rows.iter().map(|r| row_json(r, per_layer, lin)).collect();
+            s = serde_json::to_string_pretty(&all).expect("plain JSON values") + "\n";
+        }
+        Format::Jsonl => {
+            for r in rows {
+                s += &format!("{}\n", row_json(r, per_layer, lin));
+            }
+        }
+        Format::Csv => {
+            s += "a,b,distance";
+            if per_layer {
+                s += ",layer0,layer1,layer2,layer3,layer4";
+            }
+            if rows.iter().any(|r| r.spatial.is_some()) {
+                s += ",spatial";
+            }
+            s.push('\n');
+            for r in rows {
+                s += &format!("{},{},{}", csv_field(&r.a), csv_field(&r.b), r.d.distance);
+                if per_layer {
+                    for v in r.d.layers {
+                        s += &format!(",{v}");
+                    }
+                }
+                if let Some(p) = &r.spatial {
+                    s += &format!(",{}", csv_field(&p.display().to_string()));
+                }
+                s.push('\n');
+            }
+        }
+    }
+    s
+}

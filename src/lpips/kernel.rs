@@ -1,0 +1,78 @@
+//! `lpips.wgsl`: one trunk layer's LPIPS terms for many pairs (unit-normalise over channels,
+//! squared difference, 1x1 lin weights, spatial mean), and its f64 CPU reference.
+
+use crate::error::Result;
+use crate::gpu::{uniform_buffer, GpuContext};
+use crate::kernels::{grid_1d, Dispatch, Kernel};
+
+/// Mirrors `struct Params` in `lpips.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct LpipsParams {
+    pub pairs: u32,
+    pub channels: u32,
+    pub hw: u32,
+    pub layer: u32,
+    pub layers: u32,
+    pub _pad: [u32; 3],
+}
+
+/// Binds one layer: `feats` `[images, channels, hw]`, `pairs` `[pairs, 2]` (u32 image
+/// indices), `lin` `[channels]`; writes `maps` `[pairs, hw]` and `terms[pair * layers + layer]`.
+#[allow(clippy::too_many_arguments)]
+pub fn dispatch(
+    ctx: &GpuContext,
+    kernel: &Kernel,
+    pairs: usize,
+    channels: usize,
+    hw: usize,
+    layer: usize,
+    layers: usize,
+    buffers: [&wgpu::Buffer; 5],
+) -> Result<Dispatch> {
+    let params = LpipsParams {
+        pairs: pairs as u32,
+        channels: channels as u32,
+        hw: hw as u32,
+        layer: layer as u32,
+        layers: layers as u32,
+        _pad: [0; 3],
+    };
+    let uniform = uniform_buffer(ctx, "lpips params", &params);
+    Ok(Dispatch {
+        label: format!("lpips layer {layer}"),
+        pipeline: kernel.pipeline.clone(),
+        bind_group: kernel.bind(ctx, &uniform, &buffers),
+        // One workgroup per pair, folded into y past the per-dimension limit.
+        workgroups: grid_1d(ctx, pairs, 1)?,
+        flops: (pairs * hw * channels * 7) as f64,
+        _params: uniform,
+    })
+}
+
+/// CPU reference in f64 for one pair: `(map [hw], mean)` from the two `[channels, hw]` feature
+/// maps and the lin weights.
+pub fn reference(a: &[f32], b: &[f32], lin: &[f32], hw: usize) -> (Vec<f64>, f64) {
+    let channels = lin.len();
+    assert_eq!(a.len(), channels * hw);
+    assert_eq!(b.len(), channels * hw);
+    let mut map = vec![0f64; hw];
+    for (pos, m) in map.iter_mut().enumerate() {
+        let norm = |f: &[f32]| {
+            (0..channels)
+                .map(|c| (f[c * hw + pos] as f64).powi(2))
+                .sum::<f64>()
+                .sqrt()
+                + 1e-10
+        };
+        let (na, nb) = (norm(a), norm(b));
+        *m = (0..channels)
+            .map(|c| {
+                let d = a[c * hw + pos] as f64 / na - b[c * hw + pos] as f64 / nb;
+                lin[c] as f64 * d * d
+            })
+            .sum();
+    }
+    let mean = map.iter().sum::<f64>() / hw as f64;
+    (map, mean)
+}

@@ -1,0 +1,234 @@
+//! The AlexNet `features` trunk as LPIPS uses it: conv1..conv5 with their ReLUs and the two
+//! max-pools between, every ReLU output kept in its own GPU buffer (the LPIPS kernel reads all
+//! five). The project's `Network` streams activations through two ping-pong buffers and ends in
+//! the classifier, so the trunk is recorded here from the same kernels, with the same choice of
+//! convolution kernel per adapter (`Kernels::conv_runs_gemm` / `conv_tile`).
+
+use crate::error::{Error, Result};
+use crate::gpu::{storage_buffer, upload_f32, GpuContext};
+use crate::kernels::{self, conv2d::Conv2dShape, Dispatch, Kernels, MatmulPath, Precision};
+
+/// `(out channels, in channels, kernel, stride, padding)` of conv1..conv5 (torchvision).
+pub const CONVS: [(usize, usize, usize, usize, usize); 5] = [
+    (64, 3, 11, 4, 2),
+    (192, 64, 5, 1, 2),
+    (384, 192, 3, 1, 1),
+    (256, 384, 3, 1, 1),
+    (256, 256, 3, 1, 1),
+];
+
+/// Channels of the five ReLU outputs.
+pub const CHANNELS: [usize; 5] = [64, 192, 384, 256, 256];
+
+/// The smallest side the trunk accepts: at 30 the second max-pool has no window.
+pub const MIN_SIDE: usize = 31;
+
+/// `[h, w]` of the five ReLU outputs for an `h` x `w` input (`None` under [`MIN_SIDE`]).
+pub fn layer_sizes(h: usize, w: usize) -> Option<[[usize; 2]; 5]> {
+    let side = |s: usize| -> Option<[usize; 3]> {
+        let c1 = (s + 4).checked_sub(11)? / 4 + 1;
+        let p1 = c1.checked_sub(3)? / 2 + 1;
+        let p2 = p1.checked_sub(3)? / 2 + 1;
+        Some([c1, p1, p2])
+    };
+    let ([h1, h2, h3], [w1, w2, w3]) = (side(h)?, side(w)?);
+    Some([[h1, w1], [h2, w2], [h3, w3], [h3, w3], [h3, w3]])
+}
+
+struct GpuConv {
+    weight: wgpu::Buffer,
+    bias: wgpu::Buffer,
+}
+
+pub(crate) struct Trunk {
+    kernels: Kernels,
+    convs: Vec<GpuConv>,
+}
+
+/// The five ReLU outputs of a batch, on the GPU: `[batch, C_k, h_k, w_k]` each.
+pub(crate) struct Activations {
+    pub relu: Vec<wgpu::Buffer>,
+    pub sizes: [[usize; 2]; 5],
+    /// The dispatches that fill them (recorded by the caller with its own work after).
+    pub dispatches: Vec<Dispatch>,
+    /// Kept alive until the dispatches have run.
+    _scratch: Vec<wgpu::Buffer>,
+}
+
+fn conv_shape(l: usize, batch: usize, in_h: usize, in_w: usize) -> Conv2dShape {
+    let (out_c, in_c, kernel, stride, pad) = CONVS[l];
+    Conv2dShape {
+        batch,
+        in_c,
+        in_h,
+        in_w,
+        out_c,
+        kernel,
+        stride,
+        pad,
+        groups: 1,
+    }
+}
+
+impl Trunk {
+    /// Uploads conv1..conv5 (`(weight OIHW, bias)`, shapes already checked), laid out for the
+    /// kernels this adapter runs (as `Network` does).
+    pub fn new(ctx: &GpuContext, params: &[(Vec<f32>, Vec<f32>)]) -> Result<Trunk> {
+        let kernels = Kernels::new(ctx);
+        let mut convs = Vec::new();
+        for (l, (w, b)) in params.iter().enumerate() {
+            let shape = conv_shape(l, 1, 64, 64);
+            let weight = match kernels.path {
+                MatmulPath::Gemm | MatmulPath::Blocked(_) => upload_f32(
+                    ctx,
+                    "lpips trunk weight",
+                    &kernels::conv2d::weight_for_gemm(&shape, w),
+                )?,
+                MatmulPath::Tiled => upload_f32(ctx, "lpips trunk weight", w)?,
+            };
+            convs.push(GpuConv {
+                weight,
+                bias: upload_f32(ctx, "lpips trunk bias", b)?,
+            });
+        }
+        Ok(Trunk { kernels, convs })
+    }
+
+    pub fn kernels(&self) -> &Kernels {
+        &self.kernels
+    }
+
+    /// Records the trunk for `batch` images of `h` x `w` already in `input`.
+    pub fn record(
+        &self,
+        ctx: &GpuContext,
+        input: &wgpu::Buffer,
+        batch: usize,
+        h: usize,
+        w: usize,
+    ) -> Result<Activations> {
+        let sizes = layer_sizes(h, w).ok_or_else(|| {
+            Error::Invalid(format!(
+                "a {w}x{h} image is too small for the AlexNet trunk (at least {MIN_SIDE} px per side)"
+            ))
+        })?;
+        let hint = "use fewer or smaller images per call";
+        let mut relu = Vec::new();
+        for (k, [oh, ow]) in sizes.iter().enumerate() {
+            relu.push(storage_buffer(
+                ctx,
+                &format!("lpips relu{}", k + 1),
+                batch * CHANNELS[k] * oh * ow,
+                hint,
+            )?);
+        }
+        // conv1 output -> pool -> conv2 -> pool -> conv3 -> conv4 -> conv5.
+        let p1 = storage_buffer(
+            ctx,
+            "lpips pool1",
+            batch * 64 * sizes[1][0] * sizes[1][1],
+            hint,
+        )?;
+        let p2 = storage_buffer(
+            ctx,
+            "lpips pool2",
+            batch * 192 * sizes[2][0] * sizes[2][1],
+            hint,
+        )?;
+        let inputs = [
+            (input, [h, w]),
+            (&p1, sizes[1]),
+            (&p2, sizes[2]),
+            (&relu[2], sizes[2]),
+            (&relu[3], sizes[2]),
+        ];
+        let shapes: Vec<Conv2dShape> = (0..5)
+            .map(|l| conv_shape(l, batch, inputs[l].1[0], inputs[l].1[1]))
+            .collect();
+        let mut need = 0;
+        for s in &shapes {
+            if self.kernels.conv_runs_gemm(s) {
+                need = need.max(s.im2col_words(Precision::F32)?);
+            }
+        }
+        let scratch = if need > 0 {
+            Some(storage_buffer(
+                ctx,
+                "lpips im2col",
+                kernels::conv2d::scratch_words(ctx, need),
+                hint,
+            )?)
+        } else {
+            None
+        };
+        let mut dispatches = Vec::new();
+        for (l, shape) in shapes.iter().enumerate() {
+            let (src, dst) = (inputs[l].0, &relu[l]);
+            let GpuConv { weight, bias } = &self.convs[l];
+            let tile = if self.kernels.conv_runs_gemm(shape) {
+                None
+            } else {
+                self.kernels.conv_tile(shape)?
+            };
+            match (self.kernels.conv_runs_gemm(shape), tile, scratch.as_ref()) {
+                (true, _, Some(scratch)) => dispatches.extend(kernels::conv2d::dispatch_gemm(
+                    ctx,
+                    &self.kernels,
+                    Precision::F32,
+                    shape,
+                    true,
+                    weight,
+                    bias,
+                    src,
+                    dst,
+                    scratch,
+                )?),
+                (false, Some(tile), _) => dispatches.push(kernels::mm::dispatch_conv(
+                    ctx,
+                    &self.kernels,
+                    tile,
+                    shape,
+                    true,
+                    weight,
+                    bias,
+                    src,
+                    dst,
+                )?),
+                _ => dispatches.push(kernels::conv2d::dispatch(
+                    ctx,
+                    &self.kernels.conv2d(),
+                    shape,
+                    true,
+                    weight,
+                    0,
+                    shape.out_c,
+                    bias,
+                    src,
+                    dst,
+                )?),
+            }
+            if l < 2 {
+                let [ih, iw] = sizes[l];
+                dispatches.push(kernels::max_pool::dispatch(
+                    ctx,
+                    &self.kernels.max_pool(),
+                    batch * CHANNELS[l],
+                    ih,
+                    iw,
+                    3,
+                    2,
+                    &relu[l],
+                    if l == 0 { &p1 } else { &p2 },
+                )?);
+            }
+        }
+        let mut keep = vec![p1, p2];
+        keep.extend(scratch);
+        Ok(Activations {
+            relu,
+            sizes,
+            dispatches,
+            _scratch: keep,
+        })
+    }
+}
