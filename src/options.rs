@@ -151,6 +151,10 @@ pub fn parse_switch(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "on" | "yes" => Ok(true),
         "" | "0" | "false" | "off" | "no" => Ok(false),
-        _ => Err(refuse("switch value", s, "1, true, on, yes, 0, false, off, no")),
+        _ => Err(refuse(
+            "switch value",
+            s,
+            "1, true, on, yes, 0, false, off, no",
+        )),
     }
 }

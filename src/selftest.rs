@@ -9,7 +9,8 @@
 //! adaptive average pool, softmax, ReLU; the backward kernels (convolution direct and as GEMMs,
 //! pools, LRN) and a training protocol per optimizer (SGD with momentum and Adam, through the
 //! dense, ReLU, dropout and cross-entropy backward kernels) against the f64 CPU protocol; and
-//! reduced-width networks of the three presets end to end on every matmul path.
+//! reduced-width networks of the three presets end to end on every matmul path; and the LPIPS
+//! kernel.
 //!
 //! Tolerances (max |gpu - cpu| / max |cpu|): 1e-5 for f32 kernels (f32 sums of at most a few
 //! thousand terms in another order: ~sqrt(K) * 6e-8, while an indexing bug gives O(1)); 1e-6
@@ -219,123 +220,147 @@ fn forward_conv_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
     for (i, s) in conv_shapes().into_iter().enumerate() {
         let seed = 100 + 10 * i as u64;
         let relu = i % 2 == 0;
-        out.push(Case::new("conv2d", "tiled", conv_label(&s), 1e-5, move |ctx| {
-            let d = conv_data(&s, seed)?;
-            let ks = Kernels::with_path(ctx, MatmulPath::Tiled);
-            let (wb, bb, xb) = (
-                upload_f32(ctx, "w", &d.w)?,
-                upload_f32(ctx, "b", &d.b)?,
-                upload_f32(ctx, "x", &d.x)?,
-            );
-            let yb = storage_buffer(ctx, "y", d.out_len, "")?;
-            let ds = [kernels::conv2d::dispatch(
-                ctx,
-                &ks.conv2d(),
-                &s,
-                relu,
-                &wb,
-                0,
-                s.out_c / s.groups,
-                &bb,
-                &xb,
-                &yb,
-            )?];
-            let (got, ms) = run_read(ctx, &ds, &yb, d.out_len)?;
-            let want = kernels::conv2d::reference(&s, &d.w, &d.b, &d.x, relu);
-            Ok(Compared { got, want, ms })
-        }));
-        // im2col + gemm.wgsl, with the patch matrix whole and in chunks of 7 rows.
-        for chunked in [false, true] {
-            let path = if chunked { "gemm (chunked)" } else { "gemm" };
-            out.push(Case::new("conv2d", path, conv_label(&s), 1e-5, move |ctx| {
+        out.push(Case::new(
+            "conv2d",
+            "tiled",
+            conv_label(&s),
+            1e-5,
+            move |ctx| {
                 let d = conv_data(&s, seed)?;
-                let ks = Kernels::with_path(ctx, MatmulPath::Gemm);
+                let ks = Kernels::with_path(ctx, MatmulPath::Tiled);
                 let (wb, bb, xb) = (
-                    upload_f32(ctx, "w", &kernels::conv2d::weight_for_gemm(&s, &d.w))?,
+                    upload_f32(ctx, "w", &d.w)?,
                     upload_f32(ctx, "b", &d.b)?,
                     upload_f32(ctx, "x", &d.x)?,
                 );
                 let yb = storage_buffer(ctx, "y", d.out_len, "")?;
-                let words = if chunked {
-                    7 * s.kp()
-                } else {
-                    s.im2col_words(Precision::F32)?
-                };
-                // Garbage in the scratch: im2col must zero the K tail itself.
-                let sb = upload_f32(ctx, "scratch", &random(words, seed + 3, 9.0))?;
-                let ds = kernels::conv2d::dispatch_gemm(
+                let ds = [kernels::conv2d::dispatch(
                     ctx,
-                    &ks,
-                    Precision::F32,
+                    &ks.conv2d(),
                     &s,
                     relu,
                     &wb,
+                    0,
+                    s.out_c / s.groups,
                     &bb,
                     &xb,
                     &yb,
-                    &sb,
-                )?;
-                let (got, ms) = run_read(ctx, &ds, &yb, d.out_len)?;
-                let want = kernels::conv2d::reference(&s, &d.w, &d.b, &d.x, relu);
-                Ok(Compared { got, want, ms })
-            }));
-        }
-        for &tile in TILES.iter().filter(|t| t.fits(&ctx.limits)) {
-            let path = format!("blocked-{}", tile.name());
-            out.push(Case::new("conv2d", path, conv_label(&s), 1e-5, move |ctx| {
-                let d = conv_data(&s, seed)?;
-                let ks = Kernels::with_path(ctx, MatmulPath::Blocked(Default::default()));
-                let (wb, bb, xb) = (
-                    upload_f32(ctx, "w", &kernels::conv2d::weight_for_gemm(&s, &d.w))?,
-                    upload_f32(ctx, "b", &d.b)?,
-                    upload_f32(ctx, "x", &d.x)?,
-                );
-                // Garbage in the output: every element must be written.
-                let yb = upload_f32(ctx, "y", &random(d.out_len, seed + 4, 9.0))?;
-                let ds = [kernels::mm::dispatch_conv(
-                    ctx, &ks, tile, &s, relu, &wb, &bb, &xb, &yb,
                 )?];
                 let (got, ms) = run_read(ctx, &ds, &yb, d.out_len)?;
                 let want = kernels::conv2d::reference(&s, &d.w, &d.b, &d.x, relu);
                 Ok(Compared { got, want, ms })
-            }));
+            },
+        ));
+        // im2col + gemm.wgsl, with the patch matrix whole and in chunks of 7 rows.
+        for chunked in [false, true] {
+            let path = if chunked { "gemm (chunked)" } else { "gemm" };
+            out.push(Case::new(
+                "conv2d",
+                path,
+                conv_label(&s),
+                1e-5,
+                move |ctx| {
+                    let d = conv_data(&s, seed)?;
+                    let ks = Kernels::with_path(ctx, MatmulPath::Gemm);
+                    let (wb, bb, xb) = (
+                        upload_f32(ctx, "w", &kernels::conv2d::weight_for_gemm(&s, &d.w))?,
+                        upload_f32(ctx, "b", &d.b)?,
+                        upload_f32(ctx, "x", &d.x)?,
+                    );
+                    let yb = storage_buffer(ctx, "y", d.out_len, "")?;
+                    let words = if chunked {
+                        7 * s.kp()
+                    } else {
+                        s.im2col_words(Precision::F32)?
+                    };
+                    // Garbage in the scratch: im2col must zero the K tail itself.
+                    let sb = upload_f32(ctx, "scratch", &random(words, seed + 3, 9.0))?;
+                    let ds = kernels::conv2d::dispatch_gemm(
+                        ctx,
+                        &ks,
+                        Precision::F32,
+                        &s,
+                        relu,
+                        &wb,
+                        &bb,
+                        &xb,
+                        &yb,
+                        &sb,
+                    )?;
+                    let (got, ms) = run_read(ctx, &ds, &yb, d.out_len)?;
+                    let want = kernels::conv2d::reference(&s, &d.w, &d.b, &d.x, relu);
+                    Ok(Compared { got, want, ms })
+                },
+            ));
+        }
+        for &tile in TILES.iter().filter(|t| t.fits(&ctx.limits)) {
+            let path = format!("blocked-{}", tile.name());
+            out.push(Case::new(
+                "conv2d",
+                path,
+                conv_label(&s),
+                1e-5,
+                move |ctx| {
+                    let d = conv_data(&s, seed)?;
+                    let ks = Kernels::with_path(ctx, MatmulPath::Blocked(Default::default()));
+                    let (wb, bb, xb) = (
+                        upload_f32(ctx, "w", &kernels::conv2d::weight_for_gemm(&s, &d.w))?,
+                        upload_f32(ctx, "b", &d.b)?,
+                        upload_f32(ctx, "x", &d.x)?,
+                    );
+                    // Garbage in the output: every element must be written.
+                    let yb = upload_f32(ctx, "y", &random(d.out_len, seed + 4, 9.0))?;
+                    let ds = [kernels::mm::dispatch_conv(
+                        ctx, &ks, tile, &s, relu, &wb, &bb, &xb, &yb,
+                    )?];
+                    let (got, ms) = run_read(ctx, &ds, &yb, d.out_len)?;
+                    let want = kernels::conv2d::reference(&s, &d.w, &d.b, &d.x, relu);
+                    Ok(Compared { got, want, ms })
+                },
+            ));
         }
         // f16 storage: portable loads always, native ones where the adapter has SHADER_F16.
         let has_f16 = ctx.features.contains(wgpu::Features::SHADER_F16);
         for native in [false, true].into_iter().filter(|&n| !n || has_f16) {
             let path = if native { "f16 native" } else { "f16 portable" };
-            out.push(Case::new("conv2d", path, conv_label(&s), 1e-5, move |ctx| {
-                let d = conv_data(&s, seed)?;
-                let mut ks = Kernels::with_path(ctx, MatmulPath::Gemm);
-                ks.native_f16 = native;
-                let (wb, bb, xb) = (
-                    upload(ctx, "w", &kernels::conv2d::weight_for_gemm_f16(&s, &d.w))?,
-                    upload_f32(ctx, "b", &d.b)?,
-                    upload_f32(ctx, "x", &d.x)?,
-                );
-                let yb = storage_buffer(ctx, "y", d.out_len, "")?;
-                let words = s.im2col_words(Precision::F16)?;
-                let sb = upload_f32(ctx, "scratch", &random(words, seed + 3, 9.0))?;
-                let ds = kernels::conv2d::dispatch_gemm(
-                    ctx,
-                    &ks,
-                    Precision::F16,
-                    &s,
-                    relu,
-                    &wb,
-                    &bb,
-                    &xb,
-                    &yb,
-                    &sb,
-                )?;
-                let (got, ms) = run_read(ctx, &ds, &yb, d.out_len)?;
-                let (w16, x16) = (
-                    kernels::gemm::round_f16(&d.w),
-                    kernels::gemm::round_f16(&d.x),
-                );
-                let want = kernels::conv2d::reference(&s, &w16, &d.b, &x16, relu);
-                Ok(Compared { got, want, ms })
-            }));
+            out.push(Case::new(
+                "conv2d",
+                path,
+                conv_label(&s),
+                1e-5,
+                move |ctx| {
+                    let d = conv_data(&s, seed)?;
+                    let mut ks = Kernels::with_path(ctx, MatmulPath::Gemm);
+                    ks.native_f16 = native;
+                    let (wb, bb, xb) = (
+                        upload(ctx, "w", &kernels::conv2d::weight_for_gemm_f16(&s, &d.w))?,
+                        upload_f32(ctx, "b", &d.b)?,
+                        upload_f32(ctx, "x", &d.x)?,
+                    );
+                    let yb = storage_buffer(ctx, "y", d.out_len, "")?;
+                    let words = s.im2col_words(Precision::F16)?;
+                    let sb = upload_f32(ctx, "scratch", &random(words, seed + 3, 9.0))?;
+                    let ds = kernels::conv2d::dispatch_gemm(
+                        ctx,
+                        &ks,
+                        Precision::F16,
+                        &s,
+                        relu,
+                        &wb,
+                        &bb,
+                        &xb,
+                        &yb,
+                        &sb,
+                    )?;
+                    let (got, ms) = run_read(ctx, &ds, &yb, d.out_len)?;
+                    let (w16, x16) = (
+                        kernels::gemm::round_f16(&d.w),
+                        kernels::gemm::round_f16(&d.x),
+                    );
+                    let want = kernels::conv2d::reference(&s, &w16, &d.b, &x16, relu);
+                    Ok(Compared { got, want, ms })
+                },
+            ));
         }
     }
 }
@@ -368,17 +393,25 @@ fn dense_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
             )
         };
         for path in [MatmulPath::Tiled, MatmulPath::Gemm] {
-            out.push(Case::new("dense", path.name(), shape.clone(), 1e-5, move |ctx| {
-                let (w, b, x) = data();
-                let ks = Kernels::with_path(ctx, path);
-                let split = SplitWeight::upload_with_rows_per_part(ctx, "w", &w, out_f, in_f, rows)?;
-                let (bb, xb) = (upload_f32(ctx, "b", &b)?, upload_f32(ctx, "x", &x)?);
-                let yb = storage_buffer(ctx, "y", batch * out_f, "")?;
-                let ds = kernels::dense::dispatch(ctx, &ks, batch, &split, &bb, relu, &xb, &yb)?;
-                let (got, ms) = run_read(ctx, &ds, &yb, batch * out_f)?;
-                let want = kernels::dense::reference(&w, &b, &x, batch, relu);
-                Ok(Compared { got, want, ms })
-            }));
+            out.push(Case::new(
+                "dense",
+                path.name(),
+                shape.clone(),
+                1e-5,
+                move |ctx| {
+                    let (w, b, x) = data();
+                    let ks = Kernels::with_path(ctx, path);
+                    let split =
+                        SplitWeight::upload_with_rows_per_part(ctx, "w", &w, out_f, in_f, rows)?;
+                    let (bb, xb) = (upload_f32(ctx, "b", &b)?, upload_f32(ctx, "x", &x)?);
+                    let yb = storage_buffer(ctx, "y", batch * out_f, "")?;
+                    let ds =
+                        kernels::dense::dispatch(ctx, &ks, batch, &split, &bb, relu, &xb, &yb)?;
+                    let (got, ms) = run_read(ctx, &ds, &yb, batch * out_f)?;
+                    let want = kernels::dense::reference(&w, &b, &x, batch, relu);
+                    Ok(Compared { got, want, ms })
+                },
+            ));
         }
         if in_f % 4 != 0 {
             continue; // mm.wgsl's dense kernels read whole vec4 rows
@@ -395,7 +428,8 @@ fn dense_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
             out.push(Case::new("dense", path, shape.clone(), 1e-5, move |ctx| {
                 let (w, b, x) = data();
                 let ks = Kernels::with_path(ctx, MatmulPath::Blocked(Default::default()));
-                let split = SplitWeight::upload_with_rows_per_part(ctx, "w", &w, out_f, in_f, rows)?;
+                let split =
+                    SplitWeight::upload_with_rows_per_part(ctx, "w", &w, out_f, in_f, rows)?;
                 let (bb, xb) = (upload_f32(ctx, "b", &b)?, upload_f32(ctx, "x", &x)?);
                 let yb = upload_f32(ctx, "y", &random(batch * out_f, seed + 3, 9.0))?;
                 let mut ds = Vec::new();
@@ -482,41 +516,53 @@ fn elementwise_cases(out: &mut Vec<Case>) {
     }
     for (planes, ih, iw) in [(3, 7, 7), (2, 13, 9), (1, 1, 1)] {
         let shape = format!("{planes}x{ih}x{iw} -> 6x6");
-        out.push(Case::new("adaptive_avg_pool", "-", shape, 1e-5, move |ctx| {
-            let ks = Kernels::new(ctx);
-            let x = random(planes * ih * iw, 520, 1.0);
-            let want = kernels::adaptive_avg_pool::reference(&x, planes, ih, iw, 6, 6);
-            let xb = upload_f32(ctx, "x", &x)?;
-            let yb = storage_buffer(ctx, "y", want.len(), "")?;
-            let d = kernels::adaptive_avg_pool::dispatch(
-                ctx,
-                &ks.adaptive_avg_pool(),
-                planes,
-                ih,
-                iw,
-                6,
-                6,
-                &xb,
-                &yb,
-            )?;
-            let (got, ms) = run_read(ctx, &[d], &yb, want.len())?;
-            Ok(Compared { got, want, ms })
-        }));
+        out.push(Case::new(
+            "adaptive_avg_pool",
+            "-",
+            shape,
+            1e-5,
+            move |ctx| {
+                let ks = Kernels::new(ctx);
+                let x = random(planes * ih * iw, 520, 1.0);
+                let want = kernels::adaptive_avg_pool::reference(&x, planes, ih, iw, 6, 6);
+                let xb = upload_f32(ctx, "x", &x)?;
+                let yb = storage_buffer(ctx, "y", want.len(), "")?;
+                let d = kernels::adaptive_avg_pool::dispatch(
+                    ctx,
+                    &ks.adaptive_avg_pool(),
+                    planes,
+                    ih,
+                    iw,
+                    6,
+                    6,
+                    &xb,
+                    &yb,
+                )?;
+                let (got, ms) = run_read(ctx, &[d], &yb, want.len())?;
+                Ok(Compared { got, want, ms })
+            },
+        ));
     }
     for (rows, cols) in [(3, 1000), (1, 7), (5, 65)] {
-        out.push(Case::new("softmax", "-", format!("{rows}x{cols}"), 1e-5, move |ctx| {
-            let ks = Kernels::new(ctx);
-            let x = random(rows * cols, 530, 20.0);
-            let xb = upload_f32(ctx, "x", &x)?;
-            let yb = storage_buffer(ctx, "y", x.len(), "")?;
-            let d = kernels::softmax::dispatch(ctx, &ks.softmax(), rows, cols, &xb, &yb)?;
-            let (got, ms) = run_read(ctx, &[d], &yb, x.len())?;
-            Ok(Compared {
-                got,
-                want: kernels::softmax::reference(&x, rows, cols),
-                ms,
-            })
-        }));
+        out.push(Case::new(
+            "softmax",
+            "-",
+            format!("{rows}x{cols}"),
+            1e-5,
+            move |ctx| {
+                let ks = Kernels::new(ctx);
+                let x = random(rows * cols, 530, 20.0);
+                let xb = upload_f32(ctx, "x", &x)?;
+                let yb = storage_buffer(ctx, "y", x.len(), "")?;
+                let d = kernels::softmax::dispatch(ctx, &ks.softmax(), rows, cols, &xb, &yb)?;
+                let (got, ms) = run_read(ctx, &[d], &yb, x.len())?;
+                Ok(Compared {
+                    got,
+                    want: kernels::softmax::reference(&x, rows, cols),
+                    ms,
+                })
+            },
+        ));
     }
     out.push(Case::new("relu", "-", "1001", 0.0, |ctx| {
         let ks = Kernels::new(ctx);
@@ -545,76 +591,89 @@ fn backward_cases(out: &mut Vec<Case>) {
     {
         let seed = 600 + 10 * i as u64;
         for path in ["direct", "gemm", "gemm (chunked)"] {
-            out.push(Case::new("conv_backward", path, conv_label(&s), 1e-5, move |ctx| {
-                let (oh, ow) = s.out_hw()?;
-                let tk = TrainKernels::new(ctx);
-                let fk = Kernels::new(ctx);
-                let x = random(s.batch * s.in_c * s.in_h * s.in_w, seed, 1.0);
-                let w = random(s.weight_len(), seed + 1, 0.5);
-                let dy = random(s.batch * s.out_c * oh * ow, seed + 2, 1.0);
-                let (rdx, rdw, rdb) = conv_backward::reference(&s, &w, &x, &dy);
-                let (xb, wb, dyb) = (
-                    upload_f32(ctx, "x", &x)?,
-                    upload_f32(ctx, "w", &w)?,
-                    upload_f32(ctx, "dy", &dy)?,
-                );
-                let dx = storage_buffer(ctx, "dx", x.len(), "")?;
-                let dw = storage_buffer(ctx, "dw", w.len(), "")?;
-                let db = storage_buffer(ctx, "db", s.out_c, "")?;
-                let mut ds = Vec::new();
-                if path == "direct" {
-                    ds.push(conv_backward::grad_input(ctx, &tk, &s, &wb, &dyb, &dx)?);
-                    ds.extend(conv_backward::grad_weight_bias(
-                        ctx, &tk, &s, false, &xb, &dyb, &dw, &db,
-                    )?);
-                } else {
-                    let scratch = if path == "gemm" {
-                        ConvGemmScratch::new(ctx, &[s])?
+            out.push(Case::new(
+                "conv_backward",
+                path,
+                conv_label(&s),
+                1e-5,
+                move |ctx| {
+                    let (oh, ow) = s.out_hw()?;
+                    let tk = TrainKernels::new(ctx);
+                    let fk = Kernels::new(ctx);
+                    let x = random(s.batch * s.in_c * s.in_h * s.in_w, seed, 1.0);
+                    let w = random(s.weight_len(), seed + 1, 0.5);
+                    let dy = random(s.batch * s.out_c * oh * ow, seed + 2, 1.0);
+                    let (rdx, rdw, rdb) = conv_backward::reference(&s, &w, &x, &dy);
+                    let (xb, wb, dyb) = (
+                        upload_f32(ctx, "x", &x)?,
+                        upload_f32(ctx, "w", &w)?,
+                        upload_f32(ctx, "dy", &dy)?,
+                    );
+                    let dx = storage_buffer(ctx, "dx", x.len(), "")?;
+                    let dw = storage_buffer(ctx, "dw", w.len(), "")?;
+                    let db = storage_buffer(ctx, "db", s.out_c, "")?;
+                    let mut ds = Vec::new();
+                    if path == "direct" {
+                        ds.push(conv_backward::grad_input(ctx, &tk, &s, &wb, &dyb, &dx)?);
+                        ds.extend(conv_backward::grad_weight_bias(
+                            ctx, &tk, &s, false, &xb, &dyb, &dw, &db,
+                        )?);
                     } else {
-                        let p4 = (s.batch * oh * ow).div_ceil(4) * 4;
-                        let per_image = s.groups * oh * ow * s.k().max(s.out_c / s.groups + 3);
-                        ConvGemmScratch::with_cap(ctx, &[s], per_image.max(3 * s.groups * p4))?
-                    };
-                    ds.extend(conv_gemm_backward::grad_weight(
-                        ctx, &tk, &fk, &s, &xb, &dyb, &dw, &scratch,
-                    )?);
-                    ds.push(conv_backward::grad_bias(ctx, &tk, &s, &dyb, &db)?);
-                    ds.extend(conv_gemm_backward::grad_input(
-                        ctx, &tk, &fk, &s, &wb, &dyb, &dx, &scratch,
-                    )?);
-                }
-                let t = Instant::now();
-                kernels::run(ctx, &ds)?;
-                let mut got = read_back_f32(ctx, &dx, x.len())?;
-                got.extend(read_back_f32(ctx, &dw, w.len())?);
-                got.extend(read_back_f32(ctx, &db, s.out_c)?);
-                let ms = t.elapsed().as_secs_f64() * 1e3;
-                let want = [rdx, rdw, rdb].concat();
-                Ok(Compared { got, want, ms })
-            }));
+                        let scratch = if path == "gemm" {
+                            ConvGemmScratch::new(ctx, &[s])?
+                        } else {
+                            let p4 = (s.batch * oh * ow).div_ceil(4) * 4;
+                            let per_image = s.groups * oh * ow * s.k().max(s.out_c / s.groups + 3);
+                            ConvGemmScratch::with_cap(ctx, &[s], per_image.max(3 * s.groups * p4))?
+                        };
+                        ds.extend(conv_gemm_backward::grad_weight(
+                            ctx, &tk, &fk, &s, &xb, &dyb, &dw, &scratch,
+                        )?);
+                        ds.push(conv_backward::grad_bias(ctx, &tk, &s, &dyb, &db)?);
+                        ds.extend(conv_gemm_backward::grad_input(
+                            ctx, &tk, &fk, &s, &wb, &dyb, &dx, &scratch,
+                        )?);
+                    }
+                    let t = Instant::now();
+                    kernels::run(ctx, &ds)?;
+                    let mut got = read_back_f32(ctx, &dx, x.len())?;
+                    got.extend(read_back_f32(ctx, &dw, w.len())?);
+                    got.extend(read_back_f32(ctx, &db, s.out_c)?);
+                    let ms = t.elapsed().as_secs_f64() * 1e3;
+                    let want = [rdx, rdw, rdb].concat();
+                    Ok(Compared { got, want, ms })
+                },
+            ));
         }
     }
     for (planes, h, w, k, s, ceil) in [(5, 10, 11, 3, 2, false), (4, 14, 12, 3, 2, true)] {
         let path = if ceil { "ceil" } else { "floor" };
         let shape = format!("{planes}x{h}x{w} k{k} s{s}");
-        out.push(Case::new("max_pool_backward", path, shape, 1e-6, move |ctx| {
-            let tk = TrainKernels::new(ctx);
-            let oh = kernels::max_pool::out_size_rounded(h, k, s, ceil)?;
-            let ow = kernels::max_pool::out_size_rounded(w, k, s, ceil)?;
-            // Distinct values: no ties, so the reference's argmax is the only answer.
-            let mut x: Vec<f32> = (0..planes * h * w).map(|i| i as f32 * 0.01).collect();
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(700);
-            for i in (1..x.len()).rev() {
-                x.swap(i, rng.random_range(0..=i));
-            }
-            let dy = random(planes * oh * ow, 701, 1.0);
-            let want = pool_backward::max_pool_reference(&x, &dy, planes, h, w, k, s, ceil);
-            let (xb, dyb) = (upload_f32(ctx, "x", &x)?, upload_f32(ctx, "dy", &dy)?);
-            let dx = storage_buffer(ctx, "dx", x.len(), "")?;
-            let d = pool_backward::max_pool(ctx, &tk, planes, h, w, k, s, ceil, &xb, &dyb, &dx)?;
-            let (got, ms) = run_read(ctx, &[d], &dx, x.len())?;
-            Ok(Compared { got, want, ms })
-        }));
+        out.push(Case::new(
+            "max_pool_backward",
+            path,
+            shape,
+            1e-6,
+            move |ctx| {
+                let tk = TrainKernels::new(ctx);
+                let oh = kernels::max_pool::out_size_rounded(h, k, s, ceil)?;
+                let ow = kernels::max_pool::out_size_rounded(w, k, s, ceil)?;
+                // Distinct values: no ties, so the reference's argmax is the only answer.
+                let mut x: Vec<f32> = (0..planes * h * w).map(|i| i as f32 * 0.01).collect();
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(700);
+                for i in (1..x.len()).rev() {
+                    x.swap(i, rng.random_range(0..=i));
+                }
+                let dy = random(planes * oh * ow, 701, 1.0);
+                let want = pool_backward::max_pool_reference(&x, &dy, planes, h, w, k, s, ceil);
+                let (xb, dyb) = (upload_f32(ctx, "x", &x)?, upload_f32(ctx, "dy", &dy)?);
+                let dx = storage_buffer(ctx, "dx", x.len(), "")?;
+                let d =
+                    pool_backward::max_pool(ctx, &tk, planes, h, w, k, s, ceil, &xb, &dyb, &dx)?;
+                let (got, ms) = run_read(ctx, &[d], &dx, x.len())?;
+                Ok(Compared { got, want, ms })
+            },
+        ));
     }
     out.push(Case::new(
         "adaptive_avg_pool_backward",
@@ -633,18 +692,24 @@ fn backward_cases(out: &mut Vec<Case>) {
             Ok(Compared { got, want, ms })
         },
     ));
-    out.push(Case::new("lrn_backward", "-", "b2 c11 hw30 size 5", 1e-4, |ctx| {
-        let tk = TrainKernels::new(ctx);
-        let (lrn, batch, channels, hw) = (Lrn::default(), 2, 11, 30);
-        let x = random(batch * channels * hw, 720, 30.0);
-        let dy = random(x.len(), 721, 1.0);
-        let want = lrn_backward::reference(&lrn, &x, &dy, batch, channels, hw);
-        let (xb, dyb) = (upload_f32(ctx, "x", &x)?, upload_f32(ctx, "dy", &dy)?);
-        let dx = storage_buffer(ctx, "dx", x.len(), "")?;
-        let d = lrn_backward::dispatch(ctx, &tk, &lrn, batch, channels, hw, &xb, &dyb, &dx)?;
-        let (got, ms) = run_read(ctx, &[d], &dx, x.len())?;
-        Ok(Compared { got, want, ms })
-    }));
+    out.push(Case::new(
+        "lrn_backward",
+        "-",
+        "b2 c11 hw30 size 5",
+        1e-4,
+        |ctx| {
+            let tk = TrainKernels::new(ctx);
+            let (lrn, batch, channels, hw) = (Lrn::default(), 2, 11, 30);
+            let x = random(batch * channels * hw, 720, 30.0);
+            let dy = random(x.len(), 721, 1.0);
+            let want = lrn_backward::reference(&lrn, &x, &dy, batch, channels, hw);
+            let (xb, dyb) = (upload_f32(ctx, "x", &x)?, upload_f32(ctx, "dy", &dy)?);
+            let dx = storage_buffer(ctx, "dx", x.len(), "")?;
+            let d = lrn_backward::dispatch(ctx, &tk, &lrn, batch, channels, hw, &xb, &dyb, &dx)?;
+            let (got, ms) = run_read(ctx, &[d], &dx, x.len())?;
+            Ok(Compared { got, want, ms })
+        },
+    ));
 }
 
 /// A three-layer head (fc6 with dropout, fc7, fc8) trained three steps on the GPU and by the
@@ -764,6 +829,63 @@ fn network_cases(out: &mut Vec<Case>) {
     }
 }
 
+/// `lpips.wgsl` (unit normalisation over channels, squared difference, lin weights, spatial
+/// mean) on three feature maps of 37 channels x 150 positions, three pairs: the maps and the
+/// means (concatenated) against the f64 reference.
+fn lpips_cases(out: &mut Vec<Case>) {
+    out.push(Case::new(
+        "lpips",
+        "-",
+        "3 pairs, 37 ch x 150",
+        1e-5,
+        |ctx| {
+            let (channels, hw, pairs) = (37usize, 150usize, [(0u32, 1u32), (1, 2), (2, 0)]);
+            let feats: Vec<f32> = random(3 * channels * hw, 1000, 1.0)
+                .into_iter()
+                .map(|v| v.max(0.0))
+                .collect();
+            let lin: Vec<f32> = random(channels, 1001, 1.0)
+                .iter()
+                .map(|v| v.abs())
+                .collect();
+            let idx: Vec<u32> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
+            let (fb, lb) = (
+                upload_f32(ctx, "feats", &feats)?,
+                upload_f32(ctx, "lin", &lin)?,
+            );
+            let ib = upload(ctx, "pairs", &idx)?;
+            let maps = storage_buffer(ctx, "maps", pairs.len() * hw, "")?;
+            let terms = storage_buffer(ctx, "terms", pairs.len(), "")?;
+            let k = ctx.kernel(kernels::shader("lpips.wgsl"), "main");
+            let d = crate::lpips::kernel::dispatch(
+                ctx,
+                &k,
+                pairs.len(),
+                channels,
+                hw,
+                0,
+                1,
+                [&fb, &ib, &lb, &maps, &terms],
+            )?;
+            let t = Instant::now();
+            kernels::run(ctx, &[d])?;
+            let mut got = read_back_f32(ctx, &maps, pairs.len() * hw)?;
+            got.extend(read_back_f32(ctx, &terms, pairs.len())?);
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            let image =
+                |i: u32| &feats[i as usize * channels * hw..(i as usize + 1) * channels * hw];
+            let (mut want, mut means) = (Vec::new(), Vec::new());
+            for &(a, b) in &pairs {
+                let (map, mean) = crate::lpips::kernel::reference(image(a), image(b), &lin, hw);
+                want.extend(map.iter().map(|&v| v as f32));
+                means.push(mean as f32);
+            }
+            want.extend(means);
+            Ok(Compared { got, want, ms })
+        },
+    ));
+}
+
 /// Every case, for the device's limits and features.
 pub fn cases(ctx: &GpuContext) -> Vec<Case> {
     let mut out = Vec::new();
@@ -772,6 +894,7 @@ pub fn cases(ctx: &GpuContext) -> Vec<Case> {
     elementwise_cases(&mut out);
     backward_cases(&mut out);
     training_cases(&mut out);
+    lpips_cases(&mut out);
     network_cases(&mut out);
     out
 }
@@ -789,4 +912,54 @@ pub fn run(ctx: &GpuContext, progress: &mut dyn FnMut(usize, usize, &Check)) -> 
             check
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The selftest's own net: a wrong result, an error and a panic each fail their check.
+    #[test]
+    fn wrong_results_errors_and_panics_fail() {
+        let Ok(ctx) = GpuContext::new(&Default::default()) else {
+            eprintln!("no adapter: skipped");
+            return;
+        };
+        let wrong = Case::new("k", "p", "s", 1e-5, |_| {
+            Ok(Compared {
+                got: vec![1.0, 2.0],
+                want: vec![1.0, 2.1],
+                ms: 0.0,
+            })
+        });
+        let c = wrong.run(&ctx);
+        assert!(!c.ok && (c.max_rel_err - 0.1 / 2.1).abs() < 1e-6, "{c:?}");
+        let nan = Case::new("k", "p", "s", 1e-5, |_| {
+            Ok(Compared {
+                got: vec![f32::NAN],
+                want: vec![1.0],
+                ms: 0.0,
+            })
+        });
+        assert!(!nan.run(&ctx).ok);
+        let err = Case::new("k", "p", "s", 1e-5, |_| {
+            Err(Error::Invalid("refused".into()))
+        });
+        let c = err.run(&ctx);
+        assert!(!c.ok && c.error.as_deref() == Some("refused"), "{c:?}");
+        let panics = Case::new("k", "p", "s", 1e-5, |_| panic!("boom"));
+        let c = panics.run(&ctx);
+        assert!(
+            !c.ok && c.error.as_deref().is_some_and(|e| e.contains("boom")),
+            "{c:?}"
+        );
+        let right = Case::new("k", "p", "s", 1e-5, |_| {
+            Ok(Compared {
+                got: vec![1.0],
+                want: vec![1.0],
+                ms: 0.0,
+            })
+        });
+        assert!(right.run(&ctx).ok);
+    }
 }

@@ -750,10 +750,18 @@ fn mm_variant_names_parse_and_heuristics() {
         .map(|t| t.name())
         .collect();
     assert_eq!(fitting, ["128x128x8", "64x64x16"]);
-    for (m, n) in [(192, 64 * 27 * 27), (64, 64 * 55 * 55), (384, 13 * 13), (256, 8 * 169)] {
+    for (m, n) in [
+        (192, 64 * 27 * 27),
+        (64, 64 * 55 * 55),
+        (384, 13 * 13),
+        (256, 8 * 169),
+    ] {
         let big = kernels::mm::conv_heuristic(m, n, &gpu);
         let small = kernels::mm::conv_heuristic(m, n, &webgpu);
-        assert!(big.fits(&gpu) && small.fits(&webgpu), "{m}x{n}: {big:?} / {small:?}");
+        assert!(
+            big.fits(&gpu) && small.fits(&webgpu),
+            "{m}x{n}: {big:?} / {small:?}"
+        );
     }
     // conv2 at batch 64 (M = 192: 128-row tiles waste a third): 64x128x16 with 24 KiB.
     assert_eq!(

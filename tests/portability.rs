@@ -51,7 +51,11 @@ fn khronos_layer_installed() -> bool {
         "/etc/vulkan/explicit_layer.d",
     ]
     .iter()
-    .any(|d| Path::new(d).join("VkLayer_khronos_validation.json").is_file())
+    .any(|d| {
+        Path::new(d)
+            .join("VkLayer_khronos_validation.json")
+            .is_file()
+    })
 }
 
 /// The two drivers: lavapipe (the loader's default ICDs) and SwiftShader (its ICD alone).
@@ -144,20 +148,37 @@ fn presets_match_onnxruntime_on_swiftshader_with_every_matmul_path() {
     }
     let dir = tempfile::tempdir().unwrap();
     let presets = [
-        ("torchvision_small.npz", "input_224.npy", "torchvision_logits.npy"),
+        (
+            "torchvision_small.npz",
+            "input_224.npy",
+            "torchvision_logits.npy",
+        ),
         ("caffe_small.npz", "input_227_caffe.npy", "caffe_logits.npy"),
         ("keras_small.npz", "input_227_keras.npy", "keras_logits.npy"),
     ];
-    for path in ["tiled", "gemm", "blocked", "blocked-128x128x8", "blocked-gemv"] {
+    for path in [
+        "tiled",
+        "gemm",
+        "blocked",
+        "blocked-128x128x8",
+        "blocked-gemv",
+    ] {
         for (weights, input, logits) in presets {
             let out = dir.path().join(format!("{path}-{weights}.npy"));
             let mut c = alexnet(Driver::SwiftShader).unwrap();
-            c.args(["classify", "--limits", "webgpu", "--validate", "--matmul", path])
-                .arg("--weights")
-                .arg(common::fixture(weights))
-                .arg(common::fixture(input))
-                .arg("--logits-out")
-                .arg(&out);
+            c.args([
+                "classify",
+                "--limits",
+                "webgpu",
+                "--validate",
+                "--matmul",
+                path,
+            ])
+            .arg("--weights")
+            .arg(common::fixture(weights))
+            .arg(common::fixture(input))
+            .arg("--logits-out")
+            .arg(&out);
             run(c, &format!("classify {weights} --matmul {path}"));
             let got = read_tensors(&out).unwrap().remove(0).data.unwrap();
             let want = read_tensors(&common::fixture(logits))
@@ -177,11 +198,16 @@ fn presets_match_onnxruntime_on_swiftshader_with_every_matmul_path() {
 fn finetune_conv4_follows_pytorch_under_webgpu_limits() {
     for driver in [Driver::Lavapipe, Driver::SwiftShader] {
         let mut c = Command::new(std::env::current_exe().unwrap());
-        c.args(["--ignored", "--exact", "child_finetune_conv4", "--nocapture"])
-            .env("WGPU_BACKEND", "vulkan")
-            .env("ALEXNET_LIMITS", "webgpu")
-            .env("ALEXNET_VALIDATE", "1")
-            .env_remove("ALEXNET_MATMUL");
+        c.args([
+            "--ignored",
+            "--exact",
+            "child_finetune_conv4",
+            "--nocapture",
+        ])
+        .env("WGPU_BACKEND", "vulkan")
+        .env("ALEXNET_LIMITS", "webgpu")
+        .env("ALEXNET_VALIDATE", "1")
+        .env_remove("ALEXNET_MATMUL");
         match driver {
             Driver::Lavapipe => {
                 c.env("WGPU_ADAPTER_NAME", "llvmpipe");
@@ -210,7 +236,11 @@ fn finetune_conv4_follows_pytorch_under_webgpu_limits() {
 #[ignore = "run by finetune_conv4_follows_pytorch_under_webgpu_limits in a child process"]
 fn child_finetune_conv4() {
     let ctx = common::ctx();
-    assert_eq!(ctx.limits, wgpu::Limits::default(), "WebGPU's limits in force");
+    assert_eq!(
+        ctx.limits,
+        wgpu::Limits::default(),
+        "WebGPU's limits in force"
+    );
     assert!(ctx.options.validate);
     eprintln!("fine-tuning on {}", ctx.adapter_label());
     drop(ctx);
@@ -234,9 +264,12 @@ fn child_finetune_conv4() {
 /// gemm.wgsl run against a CPU result: `scripts/browser-shaders.sh`.
 #[test]
 fn every_shader_compiles_in_chromium_webgpu() {
-    let chromium = ["chromium", "chromium-browser"]
-        .iter()
-        .any(|c| Command::new("sh").args(["-c", &format!("command -v {c}")]).output().is_ok_and(|o| o.status.success()));
+    let chromium = ["chromium", "chromium-browser"].iter().any(|c| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {c}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
     if !chromium {
         missing("Chromium", "apt-get install chromium");
         return;

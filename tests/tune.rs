@@ -241,7 +241,10 @@ fn a_tuning_run_times_every_candidate_and_its_winners_match_onnxruntime() {
         let names: Vec<&str> = t.times.iter().map(|(n, _)| n.as_str()).collect();
         assert!(names.contains(&"gemm"), "{}: {names:?}", t.shape);
         let want: Vec<String> = if t.shape.starts_with("conv ") {
-            tuned::conv_candidates(&ctx.limits).iter().map(|v| v.name()).collect()
+            tuned::conv_candidates(&ctx.limits)
+                .iter()
+                .map(|v| v.name())
+                .collect()
         } else {
             // `dense b{batch} k{k} o{rows}`
             let n: Vec<usize> = t.shape[6..]

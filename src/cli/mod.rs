@@ -26,8 +26,8 @@ use std::process::ExitCode;
 use alexnet_wgpu::gpu::{AdapterChoice, GpuContext};
 use alexnet_wgpu::kernels::MatmulPath;
 use alexnet_wgpu::model::Arch;
-use alexnet_wgpu::options::{ConvBackward, F16Loads, LimitsProfile, RuntimeOptions};
 use alexnet_wgpu::model::Weights;
+use alexnet_wgpu::options::{ConvBackward, F16Loads, LimitsProfile, RuntimeOptions};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
@@ -88,7 +88,12 @@ pub struct GpuArgs {
     pub adapter: Option<String>,
     /// Device limits: `adapter` (all it offers) or `webgpu` (exactly WebGPU's baseline, what
     /// every conforming adapter guarantees).
-    #[arg(long, value_name = "L", env = "ALEXNET_LIMITS", default_value = "adapter")]
+    #[arg(
+        long,
+        value_name = "L",
+        env = "ALEXNET_LIMITS",
+        default_value = "adapter"
+    )]
     pub limits: LimitsProfile,
     /// Validation mode: wgpu's validation, the Khronos Vulkan layer when installed, shader
     /// bounds checks; any validation error fails the run. Messages go through RUST_LOG.
@@ -103,7 +108,12 @@ pub struct GpuArgs {
     #[arg(long, value_name = "M", env = "ALEXNET_F16", default_value = "auto")]
     pub f16_loads: F16Loads,
     /// Gradients of trained convolutions: gemm or direct (the reference loops).
-    #[arg(long, value_name = "K", env = "ALEXNET_CONV_BACKWARD", default_value = "gemm")]
+    #[arg(
+        long,
+        value_name = "K",
+        env = "ALEXNET_CONV_BACKWARD",
+        default_value = "gemm"
+    )]
     pub conv_backward: ConvBackward,
     /// Keep naga's bounds checks in every shader (debugging a kernel; on under --validate).
     #[arg(long, env = "ALEXNET_SHADER_CHECKS", value_parser = switch)]

@@ -48,10 +48,10 @@ pub fn run(args: SelftestArgs) -> anyhow::Result<ExitCode> {
                     check.kernel,
                     check.path,
                     check.shape,
-                    check
-                        .error
-                        .clone()
-                        .unwrap_or_else(|| format!("max rel err {:.3e} > {:.0e}", check.max_rel_err, check.tol))
+                    check.error.clone().unwrap_or_else(|| format!(
+                        "max rel err {:.3e} > {:.0e}",
+                        check.max_rel_err, check.tol
+                    ))
                 )
             });
         }

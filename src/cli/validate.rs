@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use log::Log as _;
 
-
 use alexnet_wgpu::gpu::validation;
 
 /// Set when a command opens its device in validation mode: warnings are shown from then on.

@@ -122,7 +122,10 @@ fn enumerate(choice: &AdapterChoice, validate: bool) -> Result<Vec<wgpu::Adapter
 
 /// Every adapter wgpu finds for the choice, best first, with the limits `profile` would put
 /// in force.
-pub fn list_adapters(choice: &AdapterChoice, profile: LimitsProfile) -> Result<Vec<AdapterSummary>> {
+pub fn list_adapters(
+    choice: &AdapterChoice,
+    profile: LimitsProfile,
+) -> Result<Vec<AdapterSummary>> {
     let mut adapters = enumerate(choice, false)?;
     adapters.sort_by_key(rank);
     Ok(adapters.iter().map(|a| summarize(a, profile)).collect())

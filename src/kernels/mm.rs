@@ -77,7 +77,6 @@ impl Tile {
             }
         })
     }
-
 }
 
 /// How one dense layer runs on the blocked path.
@@ -211,15 +210,11 @@ pub fn dense_heuristic(batch: usize, k: usize, out: usize, limits: &wgpu::Limits
     if batch <= 8 {
         return DenseKind::Gemv;
     }
-    let tile = [
-        Tile::new(128, 128, 8),
-        Tile::new(128, 64, 16),
-        BASELINE,
-    ]
-    .into_iter()
-    .filter(|t| t.fits(limits))
-    .find(|t| t.waste(out, batch) <= 1.25)
-    .unwrap_or(BASELINE);
+    let tile = [Tile::new(128, 128, 8), Tile::new(128, 64, 16), BASELINE]
+        .into_iter()
+        .filter(|t| t.fits(limits))
+        .find(|t| t.waste(out, batch) <= 1.25)
+        .unwrap_or(BASELINE);
     let tiles = tile.tiles(out, batch);
     let mut split = 1u32;
     while tiles * (split as usize) < FILL && k / (2 * split as usize) >= 256 && split < 16 {

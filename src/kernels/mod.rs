@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 pub use crate::gpu::Kernel;
-pub use path::MatmulPath;
 use crate::gpu::{GpuContext, PipelineCache, ShaderSource};
+pub use path::MatmulPath;
 
 /// Every shader of the forward pass, by file name, for validation and for building pipelines.
 pub const SHADERS: &[(&str, &str)] = &[

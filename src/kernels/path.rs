@@ -70,7 +70,6 @@ impl MatmulPath {
     }
 }
 
-
 /// A workgroup tile: `bm` rows (output channels / features) by `bn` columns (pixels / batch
 /// rows), K steps of `bk`. `(bn / 8) * (bm / 8)` invocations of 8x8 outputs each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -160,7 +159,6 @@ impl std::str::FromStr for Tile {
             })
     }
 }
-
 
 /// What `ALEXNET_MATMUL=blocked[-TILE][-gemv|-splitN]` forces; unset fields are chosen per
 /// shape (tuner cache, else [`conv_heuristic`] / [`dense_heuristic`]).
