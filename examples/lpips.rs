@@ -7,12 +7,12 @@
 
 use alexnet_wgpu::data::load_image;
 use alexnet_wgpu::gpu::{AdapterChoice, GpuContext};
-use alexnet_wgpu::lpips::{Lin, Lpips};
+use alexnet_wgpu::{Lin, Lpips};
 
-fn main() -> anyhow::Result<()> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [weights, a, b] = &args[..] else {
-        anyhow::bail!("usage: lpips WEIGHTS A B");
+        return Err("usage: lpips WEIGHTS A B".into());
     };
     let ctx = GpuContext::new(&AdapterChoice::default())?;
     let lpips = Lpips::load(&ctx, weights.as_ref(), Lin::V0_1)?;

@@ -63,6 +63,7 @@
 //! # }
 //! ```
 
+mod api;
 pub mod clobber;
 pub mod data;
 pub mod error;
@@ -79,4 +80,9 @@ pub mod shard;
 pub mod train;
 pub mod weights;
 
+pub use api::{AlexNet, AlexNetBuilder, Classification, Embeddings, ImageBatch, Prediction, Tap};
 pub use error::{Error, Result};
+/// The `image` crate this one decodes with (its `RgbImage` is what [`Lpips`] compares).
+pub use image;
+pub use lpips::{Lin, Lpips};
+pub use options::RuntimeOptions;

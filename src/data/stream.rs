@@ -41,14 +41,14 @@ pub trait GpuStage {
 }
 
 /// The network as a pipeline stage, for inputs of `h` x `w`.
-pub struct NetStage<'n, 'a> {
-    pub net: &'n mut Network<'a>,
+pub struct NetStage<'n> {
+    pub net: &'n mut Network,
     pub h: usize,
     pub w: usize,
     pub want_features: bool,
 }
 
-impl GpuStage for NetStage<'_, '_> {
+impl GpuStage for NetStage<'_> {
     type Pending = Pending;
     type Out = Output;
     fn submit(&mut self, input: &[f32], rows: usize) -> Result<Pending> {

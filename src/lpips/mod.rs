@@ -187,8 +187,8 @@ pub struct Activation {
 }
 
 /// The metric: trunk and lin weights on the GPU, loaded once.
-pub struct Lpips<'a> {
-    ctx: &'a GpuContext,
+pub struct Lpips {
+    ctx: GpuContext,
     lin: Lin,
     trunk: trunk::Trunk,
     lin_buffers: Vec<wgpu::Buffer>,
@@ -200,11 +200,11 @@ fn conv_name(l: usize, leaf: &str) -> String {
     format!("conv{}.{leaf}", l + 1)
 }
 
-impl<'a> Lpips<'a> {
+impl Lpips {
     /// Loads the trunk from an AlexNet weights file (any format the project reads; only
     /// `features.{0,3,6,8,10}.{weight,bias}` or their Caffe/Keras equivalents are used, the
     /// classifier may be absent) with the built-in lin weights of `lin`.
-    pub fn load(ctx: &'a GpuContext, path: &Path, lin: Lin) -> Result<Self> {
+    pub fn load(ctx: &GpuContext, path: &Path, lin: Lin) -> Result<Self> {
         let raw = read_tensors(path)?;
         let mapped = MappedTensors::new(path, &raw)?;
         let mut params = Vec::new();
@@ -237,7 +237,7 @@ impl<'a> Lpips<'a> {
     }
 
     /// As [`Lpips::load`] from validated network weights (torchvision widths required).
-    pub fn from_weights(ctx: &'a GpuContext, weights: &Weights, lin: Lin) -> Result<Self> {
+    pub fn from_weights(ctx: &GpuContext, weights: &Weights, lin: Lin) -> Result<Self> {
         let mut params = Vec::new();
         let mut problems = Vec::new();
         for (l, &(out_c, in_c, k, _, _)) in trunk::CONVS.iter().enumerate() {
@@ -267,7 +267,7 @@ impl<'a> Lpips<'a> {
 
     /// From conv1..conv5 `(weight OIHW, bias)` in memory (shapes as torchvision's AlexNet).
     pub fn from_params(
-        ctx: &'a GpuContext,
+        ctx: &GpuContext,
         params: Vec<(Vec<f32>, Vec<f32>)>,
         lin: Lin,
     ) -> Result<Self> {
@@ -294,7 +294,7 @@ impl<'a> Lpips<'a> {
             .map(|w| upload_f32(ctx, "lpips lin", w))
             .collect::<Result<_>>()?;
         Ok(Lpips {
-            ctx,
+            ctx: ctx.clone(),
             lin,
             trunk: trunk::Trunk::new(ctx, &params)?,
             lin_buffers,
@@ -405,7 +405,7 @@ impl<'a> Lpips<'a> {
     /// The raw trunk outputs (after the input scaling, before normalisation) of one image.
     pub fn activations(&self, image: &RgbImage) -> Result<Vec<Activation>> {
         check_size(image)?;
-        let ctx = self.ctx;
+        let ctx = &self.ctx;
         let (w, h) = image.dimensions();
         let (h, w) = (h as usize, w as usize);
         let input = upload_f32(ctx, "lpips input", &self.input_tensor(&[image]))?;
@@ -446,7 +446,7 @@ impl<'a> Lpips<'a> {
     /// `pairs` (indices into `images`), all in one submission; reads back the terms and, when
     /// asked, the native maps.
     fn run(&self, images: &[&RgbImage], pairs: &[(usize, usize)], maps: bool) -> Result<Run> {
-        let ctx = self.ctx;
+        let ctx = &self.ctx;
         let (w, h) = images[0].dimensions();
         let (h, w) = (h as usize, w as usize);
         let input = upload_f32(ctx, "lpips input", &self.input_tensor(images))?;

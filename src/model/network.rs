@@ -73,8 +73,8 @@ pub struct Plan {
     input_len: usize,
 }
 
-pub struct Network<'a> {
-    pub ctx: &'a GpuContext,
+pub struct Network {
+    pub ctx: GpuContext,
     pub spec: NetSpec,
     kernels: Kernels,
     precision: Precision,
@@ -119,9 +119,9 @@ fn fuse(spec: &NetSpec) -> (Vec<Op>, Option<usize>) {
     (ops, features_op)
 }
 
-impl<'a> Network<'a> {
+impl Network {
     /// Uploads the weights (dense matrices split under the binding limit) and compiles kernels.
-    pub fn new(ctx: &'a GpuContext, weights: &Weights) -> Result<Self> {
+    pub fn new(ctx: &GpuContext, weights: &Weights) -> Result<Self> {
         Self::with_precision(ctx, weights, Precision::F32)
     }
 
@@ -129,7 +129,7 @@ impl<'a> Network<'a> {
     /// [`Precision::F16`] runs convolutions and dense layers with `im2col_f16.wgsl` +
     /// `gemm_f16.wgsl` on every adapter (f32 accumulation and activations).
     pub fn with_precision(
-        ctx: &'a GpuContext,
+        ctx: &GpuContext,
         weights: &Weights,
         precision: Precision,
     ) -> Result<Self> {
@@ -139,7 +139,7 @@ impl<'a> Network<'a> {
     /// As [`Network::with_precision`] with the matmul path forced (tests run every variant on
     /// one adapter; the runtime options' matmul path does the same for the binary).
     pub fn with_path(
-        ctx: &'a GpuContext,
+        ctx: &GpuContext,
         weights: &Weights,
         precision: Precision,
         path: MatmulPath,
@@ -150,7 +150,7 @@ impl<'a> Network<'a> {
     /// As [`Network::with_path`] with the kernels given (tests bring a tuner table of their
     /// own: [`Kernels::with_tuned`]).
     pub fn with_kernels(
-        ctx: &'a GpuContext,
+        ctx: &GpuContext,
         weights: &Weights,
         precision: Precision,
         kernels: Kernels,
@@ -207,7 +207,7 @@ impl<'a> Network<'a> {
         }
         let classes = infos.last().map(|i| i.output.len()).unwrap_or(0);
         Ok(Network {
-            ctx,
+            ctx: ctx.clone(),
             kernels,
             precision,
             spec,
@@ -248,7 +248,7 @@ impl<'a> Network<'a> {
         if batch == 0 {
             return Err(Error::Invalid("batch size must be at least 1".into()));
         }
-        let ctx = self.ctx;
+        let ctx = &self.ctx;
         let spec = self.spec.with_input_hw(h, w);
         let infos = spec.infer()?;
         let hint = "use a smaller batch";
@@ -598,7 +598,7 @@ impl<'a> Network<'a> {
     ) -> Result<Piece> {
         let classes = self.classes;
         let feature_len = self.feature_len().unwrap_or(0);
-        let ctx = self.ctx;
+        let ctx = &self.ctx.clone();
         self.plan(batch, h, w)?;
         let plan = self
             .plans

@@ -30,17 +30,17 @@ fn variants(ds: &[Dispatch]) -> Vec<String> {
     out
 }
 
-impl Network<'_> {
+impl Network {
     /// Whether per-step times come from GPU timestamps (else from wall clock per submission).
     pub fn has_timestamps(&self) -> bool {
-        kernels::timing::has_timestamps(self.ctx)
+        kernels::timing::has_timestamps(&self.ctx)
     }
 
     /// Times each step of one forward pass of the plan for (batch, h, w): with timestamp
     /// queries (one compute pass per step) when the adapter has them, else by submitting and
     /// waiting for each step alone. The input buffer's current contents are used.
     pub fn time_steps(&mut self, batch: usize, h: usize, w: usize) -> Result<Vec<StepTiming>> {
-        let ctx = self.ctx;
+        let ctx = &self.ctx.clone();
         let timestamps = self.has_timestamps();
         let plan = self.plan(batch, h, w)?;
         let n = plan.steps.len();

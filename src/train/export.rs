@@ -46,6 +46,12 @@ pub fn save_model(
         }),
         preprocess: serde_json::to_value(Preprocess::for_arch(backbone.arch)).ok(),
     };
+    save_with_meta(path, &model, &m)
+}
+
+/// Writes `model` atomically with its metadata (class names, preset, head) in the format of
+/// `path`'s extension: `.npz`, `.safetensors` or `.onnx`.
+pub fn save_with_meta(path: &Path, model: &Weights, m: &ModelMeta) -> Result<()> {
     let (json, names) = m.to_strings();
     let npz = path
         .extension()

@@ -102,8 +102,8 @@ struct StepPlan {
     eval: Vec<Step>,
 }
 
-pub struct Trainer<'a> {
-    ctx: &'a GpuContext,
+pub struct Trainer {
+    ctx: GpuContext,
     tk: TrainKernels,
     fk: Kernels,
     pub kind: HeadKind,
@@ -132,11 +132,11 @@ pub(crate) fn dropout_seed(seed: u64, tag: u32) -> u32 {
     (seed as u32) ^ ((seed >> 32) as u32) ^ tag.wrapping_mul(0x9E37_79B9)
 }
 
-impl<'a> Trainer<'a> {
+impl Trainer {
     /// Uploads `head` and allocates everything for batches of up to `max_batch` and epochs of up
     /// to `steps_per_epoch` steps (for the per-step loss log).
     pub fn new(
-        ctx: &'a GpuContext,
+        ctx: &GpuContext,
         head: &HeadWeights,
         cfg: TrainConfig,
         max_batch: usize,
@@ -231,7 +231,7 @@ impl<'a> Trainer<'a> {
         });
         let tk = TrainKernels::new(ctx);
         let mut trainer = Trainer {
-            ctx,
+            ctx: ctx.clone(),
             fk: Kernels::new(ctx),
             kind: head.kind,
             cfg,
@@ -277,9 +277,9 @@ impl<'a> Trainer<'a> {
     ) -> Result<Dispatch> {
         match (self.cfg.optimizer, s2) {
             (Optimizer::Adam { .. }, Some(s2)) => {
-                adam::dispatch(self.ctx, &self.tk, len, grad, param, s1, s2)
+                adam::dispatch(&self.ctx, &self.tk, len, grad, param, s1, s2)
             }
-            _ => sgd::dispatch(self.ctx, &self.tk, len, grad, param, s1),
+            _ => sgd::dispatch(&self.ctx, &self.tk, len, grad, param, s1),
         }
     }
 
@@ -320,10 +320,10 @@ impl<'a> Trainer<'a> {
             for (j, ((param, len), grad)) in params.into_iter().zip(grads).enumerate() {
                 let d = match self.cfg.optimizer {
                     Optimizer::Sgd { .. } => {
-                        sgd::dispatch(self.ctx, &self.tk, len, grad, param, &l.state1[j])?
+                        sgd::dispatch(&self.ctx, &self.tk, len, grad, param, &l.state1[j])?
                     }
                     Optimizer::Adam { .. } => adam::dispatch(
-                        self.ctx,
+                        &self.ctx,
                         &self.tk,
                         len,
                         grad,
@@ -346,7 +346,7 @@ impl<'a> Trainer<'a> {
     }
 
     fn build_plan(&self, batch: usize) -> Result<StepPlan> {
-        let (ctx, n) = (self.ctx, self.layers.len());
+        let (ctx, n) = (&self.ctx, self.layers.len());
         let classes = self.layers[n - 1].meta.out;
         let input_of = |i: usize| {
             if i == 0 {
@@ -605,7 +605,7 @@ impl<'a> Trainer<'a> {
     }
 
     fn take_stats(&self, buf: &wgpu::Buffer, steps: usize) -> Result<Stats> {
-        let v = read_back_f32(self.ctx, buf, cross_entropy::STATS_HEADER + steps)?;
+        let v = read_back_f32(&self.ctx, buf, cross_entropy::STATS_HEADER + steps)?;
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
         encoder.clear_buffer(buf, 0, None);
         self.ctx.queue.submit([encoder.finish()]);
@@ -638,7 +638,7 @@ impl<'a> Trainer<'a> {
             return Ok(Vec::new());
         }
         read_back_f32(
-            self.ctx,
+            &self.ctx,
             &self.layers[self.layers.len() - 1].act,
             batch * classes,
         )
@@ -651,7 +651,7 @@ impl<'a> Trainer<'a> {
     fn read_parts(&self, bufs: &[wgpu::Buffer], l: &Layer) -> Result<Vec<f32>> {
         let mut out = Vec::with_capacity(l.meta.out * l.meta.inp);
         for ((_, rows, _), b) in l.dense.weight.parts.iter().zip(bufs) {
-            out.extend(read_back_f32(self.ctx, b, rows * l.meta.inp)?);
+            out.extend(read_back_f32(&self.ctx, b, rows * l.meta.inp)?);
         }
         Ok(out)
     }
@@ -669,13 +669,13 @@ impl<'a> Trainer<'a> {
                 .collect();
             layers.push(DenseHost {
                 weight: self.read_parts(&bufs, l)?,
-                bias: read_back_f32(self.ctx, &l.dense.bias, l.meta.out)?,
+                bias: read_back_f32(&self.ctx, &l.dense.bias, l.meta.out)?,
                 ..l.meta.clone()
             });
         }
         let conv = match (&self.conv, &self.conv_meta) {
             (Some(stack), Some(meta)) => Some(super::head::ConvPart {
-                convs: stack.read_convs(self.ctx)?,
+                convs: stack.read_convs(&self.ctx)?,
                 ..meta.clone()
             }),
             _ => None,
@@ -695,8 +695,8 @@ impl<'a> Trainer<'a> {
                 if let [w, b] = state.as_slice() {
                     out.push((
                         format!("{}.state{k}", p.name),
-                        read_back_f32(self.ctx, w, p.shape.weight_len())?,
-                        read_back_f32(self.ctx, b, p.shape.out_c)?,
+                        read_back_f32(&self.ctx, w, p.shape.weight_len())?,
+                        read_back_f32(&self.ctx, b, p.shape.out_c)?,
                     ));
                 }
             }
@@ -710,7 +710,7 @@ impl<'a> Trainer<'a> {
                 out.push((
                     format!("{}.state{k}", l.meta.name),
                     self.read_parts(&state[..n], l)?,
-                    read_back_f32(self.ctx, &state[n], l.meta.out)?,
+                    read_back_f32(&self.ctx, &state[n], l.meta.out)?,
                 ));
             }
         }

@@ -1,5 +1,7 @@
 #![allow(dead_code)]
 
+pub mod lpips_trunk;
+
 use alexnet_wgpu::gpu::{AdapterChoice, GpuContext};
 use rand::{Rng, SeedableRng};
 

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::kernels::Dispatch;
 
-impl Trainer<'_> {
+impl Trainer {
     /// Times one training step on a batch in three separately submitted parts, each waited
     /// for: the forward pass with the loss (`evaluate`'s dispatches), forward + backward (the
     /// step without updates; backward = the difference) and the optimizer updates alone.
@@ -25,22 +25,22 @@ impl Trainer<'_> {
                 .poll(wgpu::PollType::wait_indefinitely())
                 .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))
         };
-        wait(self.ctx)?;
+        wait(&self.ctx)?;
         let (mut f, mut fb, mut o) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..iters.max(1) {
             let plan = &self.plans[&batch];
             let t = std::time::Instant::now();
             self.record(&plan.eval, &[]);
-            wait(self.ctx)?;
+            wait(&self.ctx)?;
             f.push(t.elapsed().as_secs_f64());
             let t = std::time::Instant::now();
             self.record(&plan.train, &[]);
-            wait(self.ctx)?;
+            wait(&self.ctx)?;
             fb.push(t.elapsed().as_secs_f64());
             let updates: Vec<&Dispatch> = self.updates.iter().map(|(d, _, _)| d).collect();
             let t = std::time::Instant::now();
             self.record(&[], &updates);
-            wait(self.ctx)?;
+            wait(&self.ctx)?;
             o.push(t.elapsed().as_secs_f64());
         }
         let median = |mut v: Vec<f64>| {

@@ -1,0 +1,453 @@
+//! The facade: what most programs need, in a few calls, re-exported at the crate root.
+//!
+//! ```no_run
+//! use alexnet_wgpu::AlexNet;
+//!
+//! # fn main() -> alexnet_wgpu::Result<()> {
+//! let net = AlexNet::from_file("alexnet.npz")?; // or AlexNet::pretrained()
+//! for c in net.classify(&["cat.jpg", "dog.jpg"], 5)? {
+//!     let (label, p) = (&c.top[0].label, c.top[0].prob);
+//!     println!("{}: {label} ({:.1} %)", c.path.display(), 100.0 * p);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Loading (`pretrained`, `from_file`, `builder`) picks the best adapter and the preset from
+//! the weights' keys; `classify` and `embed` take any list of image paths and run them batched,
+//! with decoding on all cores overlapping the GPU, as `alexnet classify` does; `forward` takes a
+//! typed [`ImageBatch`]. Preprocessing is the preset's ([`AlexNet::transforms`]), the CLI's
+//! default (JPEG DCT-domain downscaling and SIMD resize; `exact_resize` for PIL's path).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::data::stream::{self, NetStage, Shape};
+use crate::data::{LoadOptions, Preprocess};
+use crate::error::{Error, Result};
+use crate::gpu::{AdapterChoice, GpuContext};
+use crate::kernels::Precision;
+use crate::lpips::{Lin, Lpips};
+use crate::model::network::Output;
+use crate::model::{Arch, Network, Weights};
+use crate::options::RuntimeOptions;
+use crate::train::FeatureSet;
+
+/// Where an embedding is taken: the flattened pool5 (9216 floats for torchvision's net), or
+/// the activations after fc6's or fc7's ReLU (4096 each): fc7 is the classic "AlexNet
+/// features" of transfer-learning papers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Tap {
+    Pool5,
+    Fc6,
+    #[default]
+    Fc7,
+}
+
+/// One class of a prediction.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Prediction {
+    pub class: usize,
+    pub label: String,
+    /// Softmax probability.
+    pub prob: f32,
+}
+
+/// The best classes of one image, or why it could not be read.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Classification {
+    pub path: PathBuf,
+    /// Best first; empty when `error` is set.
+    pub top: Vec<Prediction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Embeddings of a list of images: `rows[i]` for `paths[i]`, all of length `dim`; images that
+/// could not be read are left out and listed in `failed`.
+#[derive(Clone, Debug, Default)]
+pub struct Embeddings {
+    pub dim: usize,
+    pub paths: Vec<PathBuf>,
+    pub rows: Vec<f32>,
+    pub failed: Vec<(PathBuf, String)>,
+}
+
+impl Embeddings {
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.rows[i * self.dim..(i + 1) * self.dim]
+    }
+}
+
+/// Preprocessed input: `n` images of 3 x `h` x `w` floats, NCHW, normalised as the preset
+/// expects (what [`AlexNet::transforms`] produces).
+#[derive(Clone, Debug, Default)]
+pub struct ImageBatch {
+    data: Vec<f32>,
+    n: usize,
+    h: usize,
+    w: usize,
+}
+
+impl ImageBatch {
+    /// `data` must hold exactly `n * 3 * h * w` floats.
+    pub fn new(data: Vec<f32>, n: usize, h: usize, w: usize) -> Result<Self> {
+        if data.len() != n * 3 * h * w || n == 0 {
+            return Err(Error::Shape(format!(
+                "an image batch of {n} x 3 x {h} x {w} needs {} floats, got {}",
+                n * 3 * h * w,
+                data.len()
+            )));
+        }
+        Ok(ImageBatch { data, n, h, w })
+    }
+
+    /// Decodes and preprocesses image files (the first failure is returned, naming the file).
+    pub fn from_files<P: AsRef<Path>>(paths: &[P], pre: &Preprocess) -> Result<Self> {
+        let mut data = Vec::with_capacity(paths.len() * 3 * pre.crop * pre.crop);
+        for p in paths {
+            data.extend(crate::data::prepare(
+                p.as_ref(),
+                pre,
+                LoadOptions::default(),
+            )?);
+        }
+        Self::new(data, paths.len(), pre.crop, pre.crop)
+    }
+
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// `(h, w)` of every image.
+    pub fn size(&self) -> (usize, usize) {
+        (self.h, self.w)
+    }
+
+    pub fn as_slice(&self) -> &[f32] {
+        &self.data
+    }
+}
+
+/// How [`AlexNet`] is loaded: every field has the CLI's default.
+#[derive(Clone, Debug, Default)]
+pub struct AlexNetBuilder {
+    weights: Option<PathBuf>,
+    arch: Option<Arch>,
+    adapter: AdapterChoice,
+    options: RuntimeOptions,
+    precision: Precision,
+    batch: Option<usize>,
+    load: LoadOptions,
+}
+
+impl AlexNetBuilder {
+    /// Weights file (any supported format); default: the cached pre-trained weights
+    /// (`alexnet fetch-weights`).
+    pub fn weights(mut self, path: impl AsRef<Path>) -> Self {
+        self.weights = Some(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Network preset; default: inferred from the weights' keys.
+    pub fn arch(mut self, arch: Arch) -> Self {
+        self.arch = Some(arch);
+        self
+    }
+
+    /// Adapter whose name contains `name` (case-insensitive); default: the best.
+    pub fn adapter(mut self, name: impl Into<String>) -> Self {
+        self.adapter.adapter = Some(name.into());
+        self
+    }
+
+    /// Graphics API: `vulkan`, `metal`, `dx12` or `gl` (comma lists allowed); default: any.
+    pub fn backend(mut self, backend: impl Into<String>) -> Self {
+        self.adapter.backend = Some(backend.into());
+        self
+    }
+
+    /// Runtime options: matmul path, limits (`LimitsProfile::WebGpu`), validation, ...
+    pub fn options(mut self, options: RuntimeOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Weight storage (`Precision::F16` halves the memory; f32 accumulation).
+    pub fn precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+
+    /// Images per forward pass for `classify`/`embed`; default: 8 on CPU adapters, 64 on GPUs.
+    pub fn batch(mut self, batch: usize) -> Self {
+        self.batch = Some(batch.max(1));
+        self
+    }
+
+    /// Image loading (exact PIL-style resize, EXIF orientation).
+    pub fn load_options(mut self, load: LoadOptions) -> Self {
+        self.load = load;
+        self
+    }
+
+    pub fn build(self) -> Result<AlexNet> {
+        let path = match self.weights {
+            Some(p) => p,
+            None => crate::fetch::cached_weights()?,
+        };
+        let weights = Weights::load(&path, self.arch)?;
+        let ctx = GpuContext::with_options(&self.adapter, self.options)?;
+        AlexNet::assemble(ctx, weights, &path, self.precision, self.batch, self.load)
+    }
+}
+
+/// AlexNet loaded on a GPU: classify, embed, forward, save; fine-tune and LPIPS from here.
+pub struct AlexNet {
+    ctx: GpuContext,
+    weights: Weights,
+    classes: Vec<String>,
+    pre: Preprocess,
+    batch: usize,
+    load: LoadOptions,
+    net: Mutex<Network>,
+}
+
+impl AlexNet {
+    /// torchvision's pre-trained weights from the cache (`alexnet fetch-weights`; the library
+    /// never downloads), on the best adapter.
+    pub fn pretrained() -> Result<Self> {
+        Self::builder().build()
+    }
+
+    /// Any weights file (.npz, .pth, .h5/.keras, .safetensors, .onnx, a folder of .npy), the
+    /// preset inferred, on the best adapter.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        Self::builder().weights(path).build()
+    }
+
+    pub fn builder() -> AlexNetBuilder {
+        AlexNetBuilder::default()
+    }
+
+    /// Weights already in memory, on a context of the caller's.
+    pub fn from_weights(ctx: &GpuContext, weights: Weights) -> Result<Self> {
+        let source = weights.source.clone();
+        Self::assemble(
+            ctx.clone(),
+            weights,
+            &source,
+            Precision::F32,
+            None,
+            LoadOptions::default(),
+        )
+    }
+
+    fn assemble(
+        ctx: GpuContext,
+        weights: Weights,
+        path: &Path,
+        precision: Precision,
+        batch: Option<usize>,
+        load: LoadOptions,
+    ) -> Result<Self> {
+        let net = Network::with_precision(&ctx, &weights, precision)?;
+        // A train-head model names its classes; 1000 outputs are ImageNet's; else `class i`.
+        let named = crate::weights::meta::ModelMeta::read(path)
+            .ok()
+            .flatten()
+            .map(|m| (m.classes, path));
+        let classes = crate::labels::names_for(net.classes, named)?;
+        Ok(AlexNet {
+            pre: Preprocess::for_arch(weights.arch),
+            batch: batch.unwrap_or_else(|| crate::kernels::default_batch(&ctx.info)),
+            ctx,
+            weights,
+            classes,
+            load,
+            net: Mutex::new(net),
+        })
+    }
+
+    /// Class names, in output order.
+    pub fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    /// The preset's preprocessing (resize, crop, mean/std or BGR mean), as torchvision's
+    /// `weights.transforms()`.
+    pub fn transforms(&self) -> &Preprocess {
+        &self.pre
+    }
+
+    pub fn weights(&self) -> &Weights {
+        &self.weights
+    }
+
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// Logits, probabilities and (asked or not) pool5 features of a preprocessed batch.
+    pub fn forward(&self, batch: &ImageBatch) -> Result<Output> {
+        let mut net = self.net.lock().unwrap_or_else(|e| e.into_inner());
+        net.forward(batch.as_slice(), batch.n, batch.h, batch.w, true)
+    }
+
+    /// The `top_k` classes of each image, in input order; an image that cannot be read has
+    /// its `error` set and the others still run.
+    pub fn classify<P: AsRef<Path> + Sync>(
+        &self,
+        images: &[P],
+        top_k: usize,
+    ) -> Result<Vec<Classification>> {
+        let mut out = Vec::with_capacity(images.len());
+        self.run(images, false, &mut |path, row| {
+            out.push(match row {
+                Ok((_, probs, _)) => {
+                    let mut idx: Vec<usize> = (0..probs.len()).collect();
+                    idx.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+                    Classification {
+                        path: path.to_path_buf(),
+                        top: idx
+                            .into_iter()
+                            .take(top_k)
+                            .map(|c| Prediction {
+                                class: c,
+                                label: self.classes[c].clone(),
+                                prob: probs[c],
+                            })
+                            .collect(),
+                        error: None,
+                    }
+                }
+                Err(e) => Classification {
+                    path: path.to_path_buf(),
+                    top: Vec::new(),
+                    error: Some(e),
+                },
+            })
+        })?;
+        Ok(out)
+    }
+
+    /// Embeddings of any list of images at `tap` (pool5 on the GPU batch by batch; fc6/fc7
+    /// through the frozen dense layers on the GPU).
+    pub fn embed<P: AsRef<Path> + Sync>(&self, images: &[P], tap: Tap) -> Result<Embeddings> {
+        let mut e = Embeddings::default();
+        self.run(images, true, &mut |path, row| match row {
+            Ok((_, _, features)) => {
+                e.dim = features.len();
+                e.paths.push(path.to_path_buf());
+                e.rows.extend_from_slice(features);
+            }
+            Err(msg) => e.failed.push((path.to_path_buf(), msg)),
+        })?;
+        let names: &[&str] = match tap {
+            Tap::Pool5 => return Ok(e),
+            Tap::Fc6 => &["fc6"],
+            Tap::Fc7 => &["fc6", "fc7"],
+        };
+        if e.is_empty() {
+            return Ok(e);
+        }
+        let pool5 = FeatureSet {
+            labels: vec![0; e.len()],
+            features: std::mem::take(&mut e.rows),
+            dim: e.dim,
+            paths: Vec::new(),
+            classes: vec!["-".into()],
+        };
+        let out = crate::train::frozen_dense(&self.ctx, &self.weights, names, &pool5)?;
+        e.dim = out.dim;
+        e.rows = out.features;
+        Ok(e)
+    }
+
+    /// Runs `images` through the network batched and pipelined, calling `emit` per image in
+    /// input order with `(logits, probs, pool5)` or the reason it could not be read.
+    #[allow(clippy::type_complexity)]
+    fn run<P: AsRef<Path> + Sync>(
+        &self,
+        images: &[P],
+        want_features: bool,
+        emit: &mut dyn FnMut(&Path, std::result::Result<(&[f32], &[f32], &[f32]), String>),
+    ) -> Result<()> {
+        let pre = &self.pre;
+        let load = self.load;
+        let fill = |p: &P, out: &mut [f32]| -> Result<()> {
+            crate::data::prepare_into(p.as_ref(), pre, load, out).map(|_| ())
+        };
+        let shape = Shape {
+            batch: self.batch,
+            rows_per_item: 1,
+            row_len: 3 * pre.crop * pre.crop,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let mut net = self.net.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stage = NetStage {
+            net: &mut net,
+            h: pre.crop,
+            w: pre.crop,
+            want_features,
+        };
+        stream::run(images, shape, &fill, &mut stage, &mut |d| {
+            let mut row = 0usize;
+            for (status, item) in d.status.iter().zip(d.items) {
+                match status {
+                    Ok(()) => {
+                        let out = d.out.as_ref().expect("rows were run");
+                        let (c, f) = (out.classes, out.feature_len);
+                        let feats = out
+                            .features
+                            .as_deref()
+                            .map_or(&[][..], |v| &v[row * f..(row + 1) * f]);
+                        emit(
+                            item.as_ref(),
+                            Ok((
+                                &out.logits[row * c..(row + 1) * c],
+                                &out.probs[row * c..(row + 1) * c],
+                                feats,
+                            )),
+                        );
+                        row += 1;
+                    }
+                    Err(e) => emit(item.as_ref(), Err(e.to_string())),
+                }
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Writes the weights (and class names) in the format of `path`'s extension: `.npz`,
+    /// `.safetensors` or `.onnx`.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let meta = crate::weights::meta::ModelMeta {
+            format: "alexnet-wgpu model".into(),
+            version: crate::weights::meta::META_VERSION,
+            arch: self.weights.arch.to_string(),
+            classes: self.classes.clone(),
+            head: None,
+            preprocess: serde_json::to_value(&self.pre).ok(),
+        };
+        crate::train::export::save_with_meta(path.as_ref(), &self.weights, &meta)
+    }
+
+    /// LPIPS with this network's trunk (torchvision preset) and the `lin` weights.
+    pub fn lpips(&self, lin: Lin) -> Result<Lpips> {
+        Lpips::from_weights(&self.ctx, &self.weights, lin)
+    }
+}
