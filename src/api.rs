@@ -441,7 +441,7 @@ impl AlexNet {
             arch: self.weights.arch.to_string(),
             classes: self.classes.clone(),
             head: None,
-            preprocess: serde_json::to_value(&self.pre).ok(),
+            preprocess: serde_json::to_value(self.pre).ok(),
         };
         crate::train::export::save_with_meta(path.as_ref(), &self.weights, &meta)
     }

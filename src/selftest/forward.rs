@@ -1,0 +1,429 @@
+//! The forward kernels' cases: convolutions by every route, dense layers by every variant, the
+//! element-wise and pooling kernels, and the LPIPS kernel.
+
+use std::time::Instant;
+
+use super::{conv_data, conv_label, conv_shapes, random, run_read, Case, Compared};
+use crate::gpu::{read_back_f32, storage_buffer, upload, upload_f32, GpuContext, SplitWeight};
+use crate::kernels::lrn::Lrn;
+use crate::kernels::mm::{DenseKind, TILES};
+use crate::kernels::{self, Kernels, MatmulPath, Precision};
+
+pub(super) fn conv_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
+    for (i, s) in conv_shapes().into_iter().enumerate() {
+        let seed = 100 + 10 * i as u64;
+        let relu = i % 2 == 0;
+        out.push(Case::new(
+            "conv2d",
+            "tiled",
+            conv_label(&s),
+            1e-5,
+            move |ctx| {
+                let d = conv_data(&s, seed)?;
+                let ks = Kernels::with_path(ctx, MatmulPath::Tiled);
+                let (wb, bb, xb) = (
+                    upload_f32(ctx, "w", &d.w)?,
+                    upload_f32(ctx, "b", &d.b)?,
+                    upload_f32(ctx, "x", &d.x)?,
+                );
+                let yb = storage_buffer(ctx, "y", d.out_len, "")?;
+                let ds = [kernels::conv2d::dispatch(
+                    ctx,
+                    &ks.conv2d(),
+                    &s,
+                    relu,
+                    &wb,
+                    0,
+                    s.out_c / s.groups,
+                    &bb,
+                    &xb,
+                    &yb,
+                )?];
+                let (got, ms) = run_read(ctx, &ds, &yb, d.out_len)?;
+                let want = kernels::conv2d::reference(&s, &d.w, &d.b, &d.x, relu);
+                Ok(Compared { got, want, ms })
+            },
+        ));
+        // im2col + gemm.wgsl, with the patch matrix whole and in chunks of 7 rows.
+        for chunked in [false, true] {
+            let path = if chunked { "gemm (chunked)" } else { "gemm" };
+            out.push(Case::new(
+                "conv2d",
+                path,
+                conv_label(&s),
+                1e-5,
+                move |ctx| {
+                    let d = conv_data(&s, seed)?;
+                    let ks = Kernels::with_path(ctx, MatmulPath::Gemm);
+                    let (wb, bb, xb) = (
+                        upload_f32(ctx, "w", &kernels::conv2d::weight_for_gemm(&s, &d.w))?,
+                        upload_f32(ctx, "b", &d.b)?,
+                        upload_f32(ctx, "x", &d.x)?,
+                    );
+                    let yb = storage_buffer(ctx, "y", d.out_len, "")?;
+                    let words = if chunked {
+                        7 * s.kp()
+                    } else {
+                        s.im2col_words(Precision::F32)?
+                    };
+                    // Garbage in the scratch: im2col must zero the K tail itself.
+                    let sb = upload_f32(ctx, "scratch", &random(words, seed + 3, 9.0))?;
+                    let ds = kernels::conv2d::dispatch_gemm(
+                        ctx,
+                        &ks,
+                        Precision::F32,
+                        &s,
+                        relu,
+                        &wb,
+                        &bb,
+                        &xb,
+                        &yb,
+                        &sb,
+                    )?;
+                    let (got, ms) = run_read(ctx, &ds, &yb, d.out_len)?;
+                    let want = kernels::conv2d::reference(&s, &d.w, &d.b, &d.x, relu);
+                    Ok(Compared { got, want, ms })
+                },
+            ));
+        }
+        for &tile in TILES.iter().filter(|t| t.fits(&ctx.limits)) {
+            let path = format!("blocked-{}", tile.name());
+            out.push(Case::new(
+                "conv2d",
+                path,
+                conv_label(&s),
+                1e-5,
+                move |ctx| {
+                    let d = conv_data(&s, seed)?;
+                    let ks = Kernels::with_path(ctx, MatmulPath::Blocked(Default::default()));
+                    let (wb, bb, xb) = (
+                        upload_f32(ctx, "w", &kernels::conv2d::weight_for_gemm(&s, &d.w))?,
+                        upload_f32(ctx, "b", &d.b)?,
+                        upload_f32(ctx, "x", &d.x)?,
+                    );
+                    // Garbage in the output: every element must be written.
+                    let yb = upload_f32(ctx, "y", &random(d.out_len, seed + 4, 9.0))?;
+                    let ds = [kernels::mm::dispatch_conv(
+                        ctx, &ks, tile, &s, relu, &wb, &bb, &xb, &yb,
+                    )?];
+                    let (got, ms) = run_read(ctx, &ds, &yb, d.out_len)?;
+                    let want = kernels::conv2d::reference(&s, &d.w, &d.b, &d.x, relu);
+                    Ok(Compared { got, want, ms })
+                },
+            ));
+        }
+        // f16 storage: portable loads always, native ones where the adapter has SHADER_F16.
+        let has_f16 = ctx.features.contains(wgpu::Features::SHADER_F16);
+        for native in [false, true].into_iter().filter(|&n| !n || has_f16) {
+            let path = if native { "f16 native" } else { "f16 portable" };
+            out.push(Case::new(
+                "conv2d",
+                path,
+                conv_label(&s),
+                1e-5,
+                move |ctx| {
+                    let d = conv_data(&s, seed)?;
+                    let mut ks = Kernels::with_path(ctx, MatmulPath::Gemm);
+                    ks.native_f16 = native;
+                    let (wb, bb, xb) = (
+                        upload(ctx, "w", &kernels::conv2d::weight_for_gemm_f16(&s, &d.w))?,
+                        upload_f32(ctx, "b", &d.b)?,
+                        upload_f32(ctx, "x", &d.x)?,
+                    );
+                    let yb = storage_buffer(ctx, "y", d.out_len, "")?;
+                    let words = s.im2col_words(Precision::F16)?;
+                    let sb = upload_f32(ctx, "scratch", &random(words, seed + 3, 9.0))?;
+                    let ds = kernels::conv2d::dispatch_gemm(
+                        ctx,
+                        &ks,
+                        Precision::F16,
+                        &s,
+                        relu,
+                        &wb,
+                        &bb,
+                        &xb,
+                        &yb,
+                        &sb,
+                    )?;
+                    let (got, ms) = run_read(ctx, &ds, &yb, d.out_len)?;
+                    let (w16, x16) = (
+                        kernels::gemm::round_f16(&d.w),
+                        kernels::gemm::round_f16(&d.x),
+                    );
+                    let want = kernels::conv2d::reference(&s, &w16, &d.b, &x16, relu);
+                    Ok(Compared { got, want, ms })
+                },
+            ));
+        }
+    }
+}
+
+/// `(batch, in, out, rows per weight part)`: odd sizes, batch 1, K a multiple of 4 and not,
+/// weights split over several bindings.
+const DENSE: &[(usize, usize, usize, usize)] = &[
+    (1, 37, 11, usize::MAX),
+    (3, 130, 67, usize::MAX),
+    (5, 128, 67, usize::MAX),
+    (3, 64, 40, 9),
+    (9, 300, 70, usize::MAX),
+];
+
+pub(super) fn dense_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
+    for (i, &(batch, in_f, out_f, rows)) in DENSE.iter().enumerate() {
+        let seed = 300 + 10 * i as u64;
+        let relu = i % 2 == 1;
+        let parts = if rows == usize::MAX {
+            String::new()
+        } else {
+            format!(" in parts of {rows} rows")
+        };
+        let shape = format!("b{batch} {in_f} -> {out_f}{parts}");
+        let data = move || {
+            (
+                random(out_f * in_f, seed, 0.3),
+                random(out_f, seed + 1, 0.3),
+                random(batch * in_f, seed + 2, 1.0),
+            )
+        };
+        for path in [MatmulPath::Tiled, MatmulPath::Gemm] {
+            out.push(Case::new(
+                "dense",
+                path.name(),
+                shape.clone(),
+                1e-5,
+                move |ctx| {
+                    let (w, b, x) = data();
+                    let ks = Kernels::with_path(ctx, path);
+                    let split =
+                        SplitWeight::upload_with_rows_per_part(ctx, "w", &w, out_f, in_f, rows)?;
+                    let (bb, xb) = (upload_f32(ctx, "b", &b)?, upload_f32(ctx, "x", &x)?);
+                    let yb = storage_buffer(ctx, "y", batch * out_f, "")?;
+                    let ds =
+                        kernels::dense::dispatch(ctx, &ks, batch, &split, &bb, relu, &xb, &yb)?;
+                    let (got, ms) = run_read(ctx, &ds, &yb, batch * out_f)?;
+                    let want = kernels::dense::reference(&w, &b, &x, batch, relu);
+                    Ok(Compared { got, want, ms })
+                },
+            ));
+        }
+        if in_f % 4 != 0 {
+            continue; // mm.wgsl's dense kernels read whole vec4 rows
+        }
+        let mut kinds = vec![DenseKind::Gemv];
+        for &tile in TILES.iter().filter(|t| t.fits(&ctx.limits)) {
+            kinds.push(DenseKind::Tiles { tile, split: 1 });
+        }
+        if let Some(&tile) = TILES.iter().find(|t| t.fits(&ctx.limits)) {
+            kinds.push(DenseKind::Tiles { tile, split: 3 });
+        }
+        for kind in kinds {
+            let path = format!("blocked-{}", kind.name());
+            out.push(Case::new("dense", path, shape.clone(), 1e-5, move |ctx| {
+                let (w, b, x) = data();
+                let ks = Kernels::with_path(ctx, MatmulPath::Blocked(Default::default()));
+                let split =
+                    SplitWeight::upload_with_rows_per_part(ctx, "w", &w, out_f, in_f, rows)?;
+                let (bb, xb) = (upload_f32(ctx, "b", &b)?, upload_f32(ctx, "x", &x)?);
+                let yb = upload_f32(ctx, "y", &random(batch * out_f, seed + 3, 9.0))?;
+                let mut ds = Vec::new();
+                for (start, n, buf) in &split.parts {
+                    ds.extend(kernels::mm::dispatch_dense(
+                        ctx,
+                        &ks,
+                        kind,
+                        batch,
+                        in_f,
+                        (*start, *n, out_f),
+                        relu,
+                        buf,
+                        &bb,
+                        &xb,
+                        &yb,
+                    )?);
+                }
+                let (got, ms) = run_read(ctx, &ds, &yb, batch * out_f)?;
+                let want = kernels::dense::reference(&w, &b, &x, batch, relu);
+                Ok(Compared { got, want, ms })
+            }));
+        }
+    }
+}
+
+pub(super) fn elementwise_cases(out: &mut Vec<Case>) {
+    // Max pool: AlexNet's 3/2 windows, a clipped edge, 2/1, and ceil mode (the zoo's ONNX).
+    for (planes, h, w, k, s, ceil) in [
+        (5, 27, 20, 3, 2, false),
+        (3, 7, 9, 2, 1, false),
+        (4, 14, 12, 3, 2, true),
+    ] {
+        let path = if ceil { "ceil" } else { "floor" };
+        let shape = format!("{planes}x{h}x{w} k{k} s{s}");
+        out.push(Case::new("max_pool", path, shape, 0.0, move |ctx| {
+            let ks = Kernels::new(ctx);
+            let x = random(planes * h * w, 500, 1.0);
+            let want = kernels::max_pool::reference_rounded(&x, planes, h, w, k, s, ceil);
+            let xb = upload_f32(ctx, "x", &x)?;
+            let yb = storage_buffer(ctx, "y", want.len(), "")?;
+            let d = kernels::max_pool::dispatch_rounded(
+                ctx,
+                &ks.max_pool(),
+                planes,
+                h,
+                w,
+                k,
+                s,
+                ceil,
+                &xb,
+                &yb,
+            )?;
+            let (got, ms) = run_read(ctx, &[d], &yb, want.len())?;
+            Ok(Compared { got, want, ms })
+        }));
+    }
+    for (lrn, batch, channels, hw, scale) in [
+        (Lrn::default(), 2, 13, 35, 30.0),
+        (
+            Lrn {
+                size: 4,
+                alpha: 0.1,
+                beta: 0.5,
+                k: 1.0,
+            },
+            1,
+            3,
+            4,
+            2.0,
+        ),
+    ] {
+        let shape = format!("b{batch} c{channels} hw{hw} size {}", lrn.size);
+        out.push(Case::new("lrn", "-", shape, 1e-5, move |ctx| {
+            let ks = Kernels::new(ctx);
+            let x = random(batch * channels * hw, 510, scale);
+            let xb = upload_f32(ctx, "x", &x)?;
+            let yb = storage_buffer(ctx, "y", x.len(), "")?;
+            let d = kernels::lrn::dispatch(ctx, &ks.lrn(), &lrn, batch, channels, hw, &xb, &yb)?;
+            let (got, ms) = run_read(ctx, &[d], &yb, x.len())?;
+            let want = kernels::lrn::reference(&lrn, &x, batch, channels, hw);
+            Ok(Compared { got, want, ms })
+        }));
+    }
+    for (planes, ih, iw) in [(3, 7, 7), (2, 13, 9), (1, 1, 1)] {
+        let shape = format!("{planes}x{ih}x{iw} -> 6x6");
+        out.push(Case::new(
+            "adaptive_avg_pool",
+            "-",
+            shape,
+            1e-5,
+            move |ctx| {
+                let ks = Kernels::new(ctx);
+                let x = random(planes * ih * iw, 520, 1.0);
+                let want = kernels::adaptive_avg_pool::reference(&x, planes, ih, iw, 6, 6);
+                let xb = upload_f32(ctx, "x", &x)?;
+                let yb = storage_buffer(ctx, "y", want.len(), "")?;
+                let d = kernels::adaptive_avg_pool::dispatch(
+                    ctx,
+                    &ks.adaptive_avg_pool(),
+                    planes,
+                    ih,
+                    iw,
+                    6,
+                    6,
+                    &xb,
+                    &yb,
+                )?;
+                let (got, ms) = run_read(ctx, &[d], &yb, want.len())?;
+                Ok(Compared { got, want, ms })
+            },
+        ));
+    }
+    for (rows, cols) in [(3, 1000), (1, 7), (5, 65)] {
+        out.push(Case::new(
+            "softmax",
+            "-",
+            format!("{rows}x{cols}"),
+            1e-5,
+            move |ctx| {
+                let ks = Kernels::new(ctx);
+                let x = random(rows * cols, 530, 20.0);
+                let xb = upload_f32(ctx, "x", &x)?;
+                let yb = storage_buffer(ctx, "y", x.len(), "")?;
+                let d = kernels::softmax::dispatch(ctx, &ks.softmax(), rows, cols, &xb, &yb)?;
+                let (got, ms) = run_read(ctx, &[d], &yb, x.len())?;
+                Ok(Compared {
+                    got,
+                    want: kernels::softmax::reference(&x, rows, cols),
+                    ms,
+                })
+            },
+        ));
+    }
+    out.push(Case::new("relu", "-", "1001", 0.0, |ctx| {
+        let ks = Kernels::new(ctx);
+        let x = random(1001, 540, 1.0);
+        let xb = upload_f32(ctx, "x", &x)?;
+        let d = kernels::relu::dispatch(ctx, &ks.relu(), x.len(), &xb)?;
+        let (got, ms) = run_read(ctx, &[d], &xb, x.len())?;
+        Ok(Compared {
+            got,
+            want: kernels::relu::reference(&x),
+            ms,
+        })
+    }));
+}
+
+/// `lpips.wgsl` (unit normalisation over channels, squared difference, lin weights, spatial
+/// mean) on three feature maps of 37 channels x 150 positions, three pairs: the maps and the
+/// means (concatenated) against the f64 reference.
+pub(super) fn lpips_cases(out: &mut Vec<Case>) {
+    out.push(Case::new(
+        "lpips",
+        "-",
+        "3 pairs, 37 ch x 150",
+        1e-5,
+        |ctx| {
+            let (channels, hw, pairs) = (37usize, 150usize, [(0u32, 1u32), (1, 2), (2, 0)]);
+            let feats: Vec<f32> = random(3 * channels * hw, 1000, 1.0)
+                .into_iter()
+                .map(|v| v.max(0.0))
+                .collect();
+            let lin: Vec<f32> = random(channels, 1001, 1.0)
+                .iter()
+                .map(|v| v.abs())
+                .collect();
+            let idx: Vec<u32> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
+            let (fb, lb) = (
+                upload_f32(ctx, "feats", &feats)?,
+                upload_f32(ctx, "lin", &lin)?,
+            );
+            let ib = upload(ctx, "pairs", &idx)?;
+            let maps = storage_buffer(ctx, "maps", pairs.len() * hw, "")?;
+            let terms = storage_buffer(ctx, "terms", pairs.len(), "")?;
+            let k = ctx.kernel(kernels::shader("lpips.wgsl"), "main");
+            let d = crate::lpips::kernel::dispatch(
+                ctx,
+                &k,
+                pairs.len(),
+                channels,
+                hw,
+                0,
+                1,
+                [&fb, &ib, &lb, &maps, &terms],
+            )?;
+            let t = Instant::now();
+            kernels::run(ctx, &[d])?;
+            let mut got = read_back_f32(ctx, &maps, pairs.len() * hw)?;
+            got.extend(read_back_f32(ctx, &terms, pairs.len())?);
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            let image =
+                |i: u32| &feats[i as usize * channels * hw..(i as usize + 1) * channels * hw];
+            let (mut want, mut means) = (Vec::new(), Vec::new());
+            for &(a, b) in &pairs {
+                let (map, mean) = crate::lpips::kernel::reference(image(a), image(b), &lin, hw);
+                want.extend(map.iter().map(|&v| v as f32));
+                means.push(mean as f32);
+            }
+            want.extend(means);
+            Ok(Compared { got, want, ms })
+        },
+    ));
+}
