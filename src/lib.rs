@@ -67,6 +67,7 @@ pub mod clobber;
 pub mod data;
 pub mod error;
 pub mod fetch;
+pub mod fine_tune;
 pub mod fsutil;
 pub mod gpu;
 pub mod kernels;
