@@ -187,8 +187,15 @@ fn settings_that_cannot_train_are_errors() {
         "needs images",
     );
     assert!(base().fit(root().join("no/such/folder")).is_err());
-    invalid(
-        base().val_folder(root().join("tests/fixtures")).fit(data()),
-        "has classes",
-    );
+    // A validation folder with other classes than the training data.
+    let val = tempfile::tempdir().unwrap();
+    for class in ["a", "b"] {
+        std::fs::create_dir(val.path().join(class)).unwrap();
+        std::fs::copy(
+            data().join("cat/cat_00.jpg"),
+            val.path().join(class).join("x.jpg"),
+        )
+        .unwrap();
+    }
+    invalid(base().val_folder(val.path()).fit(data()), "has classes");
 }
