@@ -22,7 +22,8 @@
 //! # }
 //! ```
 //!
-//! Train a new last layer on class folders (what `alexnet train-head` does):
+//! Train a new last layer on class folders, step by step (what `alexnet train-head` does, in
+//! one call: [`fine_tune::FineTune`]):
 //!
 //! ```no_run
 //! use alexnet_wgpu::data::{ClassFolders, Preprocess};
@@ -68,6 +69,7 @@ pub mod clobber;
 pub mod data;
 pub mod error;
 pub mod fetch;
+pub mod fine_tune;
 pub mod fsutil;
 pub mod gpu;
 pub mod kernels;

@@ -1,20 +1,15 @@
-use std::path::PathBuf;
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::rc::Rc;
 
-use alexnet_wgpu::data::folder::stratified_split;
-use alexnet_wgpu::data::{ClassFolders, Preprocess};
+use alexnet_wgpu::fine_tune::{FineTune, Progress, Trained};
 use alexnet_wgpu::fsutil::write_atomic;
-use alexnet_wgpu::model::Network;
-use alexnet_wgpu::train::export::save_model;
-use alexnet_wgpu::train::init_head::load_init_head;
-use alexnet_wgpu::train::FitOutcome;
-use alexnet_wgpu::train::{
-    check_readable, extract_frozen, extract_pool5_with, fit_rows, frozen_dense, frozen_fc7,
-    frozen_stack, Cached, FeatureSet, FitOptions, FreshViews, HeadKind, HeadWeights, Keep, Metrics,
-    Optimizer, Schedule, SpillFile, TrainConfig, TrainRows,
-};
+use alexnet_wgpu::train::{FeatureSet, HeadKind, Keep, Optimizer, Schedule};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+
+use indicatif::ProgressBar;
 
 use super::features::bar;
 use super::{GpuArgs, LoadArgs, ModelArgs};
@@ -217,7 +212,7 @@ fn val_fraction(s: &str) -> Result<f64, String> {
 }
 
 /// Which epoch was saved and why, for the summary line.
-fn kept_summary(o: &FitOutcome) -> String {
+fn kept_summary(o: &Trained) -> String {
     let with_val = o.history.iter().any(|r| r.val_loss.is_some());
     match o.kept {
         Keep::Best if with_val => format!(
@@ -237,22 +232,6 @@ fn kept_summary(o: &FitOutcome) -> String {
             o.kept_epoch, o.epochs_done
         ),
     }
-}
-
-fn subset(set: &FeatureSet, idx: &[usize]) -> FeatureSet {
-    let mut out = FeatureSet {
-        dim: set.dim,
-        classes: set.classes.clone(),
-        ..Default::default()
-    };
-    for &i in idx {
-        out.features.extend_from_slice(set.row(i));
-        out.labels.push(set.labels[i]);
-        if let Some(p) = set.paths.get(i) {
-            out.paths.push(p.clone());
-        }
-    }
-    out
 }
 
 /// Refuses, before any work, an output (the model, its checkpoint, --log-steps, the plots)
@@ -304,6 +283,105 @@ fn check_outputs(args: &TrainHeadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the library reports, shown as `train-head` always has: progress bars on stderr, one
+/// line per extraction pass and per epoch, warnings for skipped images.
+fn show(
+    pb: &Rc<RefCell<Option<ProgressBar>>>,
+    checkpoint: &Path,
+    cache_budget_mb: u64,
+) -> impl FnMut(&Progress<'_>) + 'static {
+    let pb = pb.clone();
+    let checkpoint = checkpoint.to_path_buf();
+    move |p: &Progress<'_>| {
+        let mut pb = pb.borrow_mut();
+        let clear = |pb: &mut Option<ProgressBar>| {
+            if let Some(b) = pb.take() {
+                b.finish_and_clear();
+            }
+        };
+        match *p {
+            Progress::Extracting { what, done, total } => {
+                pb.get_or_insert_with(|| bar(total, what))
+                    .set_position(done as u64);
+            }
+            Progress::Skipped { path, error } => {
+                clear(&mut pb);
+                eprintln!("warning: skipped unreadable image {}: {error}", path.display());
+            }
+            Progress::Extracted {
+                what,
+                images,
+                rows,
+                dim,
+                seconds,
+                spill,
+            } => {
+                clear(&mut pb);
+                let place = match spill {
+                    Some(f) => format!(
+                        "on disk in {} (over --cache-budget-mb {cache_budget_mb})",
+                        f.display()
+                    ),
+                    None => "in memory".into(),
+                };
+                eprintln!(
+                    "{what}: {images} images -> {rows} cached rows of {dim} floats ({:.1} KB each, {:.1} MB {place}) in {seconds:.1} s ({:.2} images/s)",
+                    dim as f64 * 4.0 / 1e3,
+                    (rows * dim) as f64 * 4.0 / 1e6,
+                    images as f64 / seconds.max(1e-9)
+                );
+            }
+            Progress::FreshViews { images, views } => eprintln!(
+                "training images: {images} -> {views} fresh augmented views each per epoch, through the frozen layers at every step"
+            ),
+            // (The fc6 activations of `--train-from fc7` have never had a line.)
+            Progress::Activations {
+                layer: "fc7",
+                rows,
+                seconds,
+            } => eprintln!("fc7 activations for {rows} rows in {seconds:.2} s"),
+            Progress::Training {
+                first_layer,
+                classes,
+                train_rows,
+                val_rows,
+                steps_per_epoch,
+                epochs,
+            } => {
+                super::set_interrupt_checkpoint(Some(checkpoint.clone()));
+                eprintln!(
+                    "training from {first_layer}: {classes} classes, {train_rows} training rows, {val_rows} validation rows, {steps_per_epoch} steps per epoch"
+                );
+                *pb = Some(bar(epochs, "epochs"));
+            }
+            Progress::Epoch(r) => {
+                let v = match (r.val_loss, r.val_accuracy) {
+                    (Some(l), Some(a)) => format!("  val loss {l:.4} acc {:.1}%", 100.0 * a),
+                    _ => String::new(),
+                };
+                let line = || {
+                    eprintln!(
+                        "epoch {:>3}: train loss {:.4} acc {:.1}%{v}  lr {:.4}  {:.2} s",
+                        r.epoch,
+                        r.train_loss,
+                        100.0 * r.train_accuracy,
+                        r.lr,
+                        r.seconds
+                    )
+                };
+                match pb.as_ref() {
+                    Some(b) => {
+                        b.set_position(r.epoch as u64);
+                        b.suspend(line);
+                    }
+                    None => line(),
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
     let out_ext = args
         .out
@@ -318,7 +396,6 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
     check_outputs(&args)?;
     let backbone = args.model.load()?;
     let ctx = args.gpu.context()?;
-    let pre = Preprocess::for_arch(backbone.arch);
     let t_start = std::time::Instant::now();
     let kind = args.train_from.unwrap_or(args.head);
     anyhow::ensure!(
@@ -326,177 +403,6 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         "--lr-backbone-mult {}: expected a finite factor of 0 or more",
         args.lr_backbone_mult
     );
-
-    // 1. Pool5 features, computed once (per augmented view).
-    let mut skipped = 0;
-    // Where training reads its rows when not from the in-memory `train5` (a spilled cache or
-    // fresh augmentations); dropping it removes a spill file.
-    let mut train_rows: Option<Box<dyn TrainRows + '_>> = None;
-    let mut fresh_skipped = 0;
-    let (train5, val5) = if let Some(f) = &args.features {
-        anyhow::ensure!(
-            !matches!(kind, HeadKind::Conv(_)),
-            "--train-from {} needs images (--data): a features file holds pool5 rows, above the layer",
-            kind.first_layer()
-        );
-        let all = FeatureSet::load(f)?;
-        all.check_trainable(f)?;
-        let (tr, va) = stratified_split(&all.labels, all.classes.len(), args.val_split, args.seed);
-        (subset(&all, &tr), subset(&all, &va))
-    } else {
-        let dir = args
-            .data
-            .as_ref()
-            .expect("clap requires --data without --features");
-        let all = ClassFolders::scan(dir)?;
-        let (train_set, val_set) = match &args.val {
-            Some(v) => {
-                let val = ClassFolders::scan(v)?;
-                anyhow::ensure!(
-                    val.classes == all.classes,
-                    "{} has classes {:?} but {} has {:?}",
-                    v.display(),
-                    val.classes,
-                    dir.display(),
-                    all.classes
-                );
-                (all, val)
-            }
-            None => all.split(args.val_split, args.seed),
-        };
-        let mut net = Network::new(&ctx, &backbone)?;
-        let views = args.augment.unwrap_or(0);
-        let load = args.load.options();
-        let out_dir = alexnet_wgpu::fsutil::parent_dir(&args.out);
-        let budget = args.cache_budget_mb.saturating_mul(1 << 20);
-        let mut run = |set: &ClassFolders,
-                       views: usize,
-                       spill: bool,
-                       what: &str|
-         -> anyhow::Result<(FeatureSet, Option<SpillFile>)> {
-            let pb = bar(set.items.len(), what);
-            let mut file = None;
-            let ex = match kind {
-                HeadKind::Conv(_) => {
-                    let (ex, f) = extract_frozen(
-                        &ctx,
-                        &backbone,
-                        kind,
-                        set,
-                        &pre,
-                        load,
-                        views,
-                        args.seed,
-                        args.extract_batch.max(1),
-                        spill.then_some((budget, out_dir.as_path())),
-                        &|n| pb.set_position(n as u64),
-                    )?;
-                    file = f;
-                    ex
-                }
-                _ => extract_pool5_with(
-                    &mut net,
-                    set,
-                    &pre,
-                    load,
-                    views,
-                    args.seed,
-                    args.extract_batch.max(1),
-                    &|n| pb.set_position(n as u64),
-                )?,
-            };
-            pb.finish_and_clear();
-            for (p, e) in &ex.skipped {
-                eprintln!("warning: skipped unreadable image {}: {e}", p.display());
-            }
-            skipped += ex.skipped.len();
-            let place = match &file {
-                Some(f) => format!(
-                    "on disk in {} (over --cache-budget-mb {})",
-                    f.path().display(),
-                    args.cache_budget_mb
-                ),
-                None => "in memory".into(),
-            };
-            eprintln!(
-                    "{what}: {} images -> {} cached rows of {} floats ({:.1} KB each, {:.1} MB {place}) in {:.1} s ({:.2} images/s)",
-                    ex.images,
-                    ex.set.len(),
-                    ex.set.dim,
-                    ex.set.dim as f64 * 4.0 / 1e3,
-                    (ex.set.len() * ex.set.dim) as f64 * 4.0 / 1e6,
-                    ex.seconds,
-                    ex.images as f64 / ex.seconds.max(1e-9)
-                );
-            Ok((ex.set, file))
-        };
-        let tr = if matches!(kind, HeadKind::Conv(_)) && views > 0 {
-            // Fresh augmentations every epoch: nothing cached, the frozen part runs per step.
-            let (readable, bad) = check_readable(&train_set, &pre, load);
-            for (p, e) in &bad {
-                eprintln!("warning: skipped unreadable image {}: {e}", p.display());
-            }
-            fresh_skipped = bad.len();
-            let stack = frozen_stack(&ctx, &backbone, kind, &pre, args.batch.max(1))?;
-            let fresh = FreshViews::new(&ctx, stack, &readable, views, &pre, load, args.seed);
-            let set = fresh.labels(&readable.classes);
-            eprintln!(
-                "training images: {} -> {views} fresh augmented views each per epoch, through the frozen layers at every step",
-                readable.items.len()
-            );
-            train_rows = Some(Box::new(fresh));
-            set
-        } else {
-            let (set, file) = run(&train_set, views, true, "training features")?;
-            if let Some(f) = file {
-                train_rows = Some(Box::new(f));
-            }
-            set
-        };
-        let va = if val_set.items.is_empty() {
-            FeatureSet {
-                dim: tr.dim,
-                classes: tr.classes.clone(),
-                ..Default::default()
-            }
-        } else {
-            run(&val_set, 0, false, "validation features")?.0
-        };
-        (tr, va)
-    };
-    skipped += fresh_skipped;
-    anyhow::ensure!(!train5.is_empty(), "no training images could be read");
-    let classes = train5.classes.clone();
-
-    // 2. The `last` head trains on fc7 activations of the frozen fc6/fc7, `--train-from fc7`
-    // on fc6 activations.
-    let (train_x, val_x) = match kind {
-        HeadKind::Last => {
-            let t = std::time::Instant::now();
-            let (a, b) = (
-                frozen_fc7(&ctx, &backbone, &train5)?,
-                frozen_fc7(&ctx, &backbone, &val5)?,
-            );
-            eprintln!(
-                "fc7 activations for {} rows in {:.2} s",
-                a.len() + b.len(),
-                t.elapsed().as_secs_f64()
-            );
-            (a, b)
-        }
-        HeadKind::Fc7 => (
-            frozen_dense(&ctx, &backbone, &["fc6"], &train5)?,
-            frozen_dense(&ctx, &backbone, &["fc6"], &val5)?,
-        ),
-        HeadKind::Classifier | HeadKind::Conv(_) => (train5, val5),
-    };
-
-    // 3. Train.
-    let mut head = HeadWeights::new(kind, &backbone, classes.len(), args.seed)?;
-    if let Some(p) = &args.init_head {
-        let flatten_source = alexnet_wgpu::model::params::flatten_source(&backbone.spec())?;
-        load_init_head(p, &mut head, flatten_source)?;
-    }
     let optimizer = match args.optimizer {
         OptimizerArg::Sgd => Optimizer::Sgd {
             momentum: args.momentum,
@@ -516,100 +422,84 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let checkpoint = args.out.with_extension("ckpt.npz");
-    super::set_interrupt_checkpoint(Some(checkpoint.clone()));
-    let opts = FitOptions {
-        epochs: args.epochs,
-        steps: args.steps,
-        batch: args.batch.max(1),
-        lr: args.lr,
-        schedule,
-        shuffle: !args.no_shuffle,
-        patience: args.patience,
-        keep: match args.keep {
+    let pb: Rc<RefCell<Option<ProgressBar>>> = Rc::default();
+    let mut ft = FineTune::with_weights(&ctx, backbone)
+        .train_from(kind)
+        .epochs(args.epochs)
+        .steps(args.steps)
+        .batch(args.batch)
+        .lr(args.lr)
+        .lr_backbone_mult(args.lr_backbone_mult)
+        .optimizer(optimizer)
+        .weight_decay(args.weight_decay)
+        .dropout(args.dropout)
+        .schedule(schedule)
+        .seed(args.seed)
+        .shuffle(!args.no_shuffle)
+        .augment(args.augment.unwrap_or(0))
+        .val_split(args.val_split)
+        .patience(args.patience)
+        .keep(match args.keep {
             KeepArg::Best => Keep::Best,
             KeepArg::Last => Keep::Last,
-        },
-        config: TrainConfig {
-            optimizer,
-            weight_decay: args.weight_decay,
-            dropout: if kind == HeadKind::Last {
-                0.0
-            } else {
-                args.dropout
-            },
-            seed: args.seed,
-            lr_backbone_mult: args.lr_backbone_mult,
-        },
-        checkpoint: Some(checkpoint.clone()),
-        resume: args.resume,
-        interrupt_after: args.interrupt_after,
+        })
+        .checkpoint(&checkpoint)
+        .resume(args.resume)
+        .interrupt_after(args.interrupt_after)
+        .cache_budget(args.cache_budget_mb.saturating_mul(1 << 20))
+        .spill_dir(alexnet_wgpu::fsutil::parent_dir(&args.out))
+        .extract_batch(args.extract_batch)
+        .load_options(args.load.options())
+        .on_progress(show(&pb, &checkpoint, args.cache_budget_mb));
+    if let Some(p) = &args.init_head {
+        ft = ft.init_head(p);
+    }
+    let trained = if let Some(f) = &args.features {
+        anyhow::ensure!(
+            !matches!(kind, HeadKind::Conv(_)),
+            "--train-from {} needs images (--data): a features file holds pool5 rows, above the layer",
+            kind.first_layer()
+        );
+        let all = FeatureSet::load(f)?;
+        all.check_trainable(f)?;
+        ft.fit_features(&all)?
+    } else {
+        let dir = args
+            .data
+            .as_ref()
+            .expect("clap requires --data without --features");
+        if let Some(v) = &args.val {
+            ft = ft.val_folder(v);
+        }
+        ft.fit(dir)?
     };
-    let steps_per_epoch = train_x.len().div_ceil(opts.batch);
-    let total = opts
-        .steps
-        .map(|s| s.div_ceil(steps_per_epoch))
-        .unwrap_or(opts.epochs);
-    eprintln!(
-        "training from {}: {} classes, {} training rows, {} validation rows, {} steps per epoch",
-        kind.first_layer(),
-        classes.len(),
-        train_x.len(),
-        val_x.len(),
-        steps_per_epoch
-    );
-    let pb = bar(total, "epochs");
-    let val = (!val_x.is_empty()).then_some(&val_x);
-    let mut cached = Cached(&train_x);
-    let rows: &mut dyn TrainRows = match &mut train_rows {
-        Some(r) => r.as_mut(),
-        None => &mut cached,
-    };
-    let outcome = fit_rows(&ctx, &head, &train_x, rows, val, &opts, &mut |r| {
-        pb.set_position(r.epoch as u64);
-        let v = match (r.val_loss, r.val_accuracy) {
-            (Some(l), Some(a)) => format!("  val loss {l:.4} acc {:.1}%", 100.0 * a),
-            _ => String::new(),
-        };
-        pb.suspend(|| {
-            eprintln!(
-                "epoch {:>3}: train loss {:.4} acc {:.1}%{v}  lr {:.4}  {:.2} s",
-                r.epoch,
-                r.train_loss,
-                100.0 * r.train_accuracy,
-                r.lr,
-                r.seconds
-            )
-        });
-    })?;
-    pb.finish_and_clear();
+    if let Some(b) = pb.borrow_mut().take() {
+        b.finish_and_clear();
+    }
 
-    // 4. Save and report.
-    save_model(&args.out, &backbone, &outcome.head, &classes)?;
-    eprintln!("saved {} ({})", args.out.display(), kept_summary(&outcome));
+    // Save and report.
+    trained.save(&args.out)?;
+    eprintln!("saved {} ({})", args.out.display(), kept_summary(&trained));
     if let Some(p) = &args.log_steps {
         write_atomic(p, |f| {
             use std::io::Write;
             let mut w = std::io::BufWriter::new(f);
             writeln!(w, "step,loss,lr")?;
-            for s in &outcome.steps {
+            for s in &trained.steps {
                 writeln!(w, "{},{},{}", s.step, s.loss, s.lr)?;
             }
             w.flush()
         })
         .with_context(|| format!("writing {}", p.display()))?;
     }
-    let metrics = outcome
-        .val_logits
-        .as_ref()
-        .map(|logits| Metrics::from_logits(&classes, logits, &val_x.labels));
-    if let Some(m) = &metrics {
+    if let Some(m) = &trained.metrics {
         println!("validation: {}", m.report());
     }
     if let Some(dir) = &args.plot {
-        super::plots::write(dir, &outcome.history, metrics.as_ref())?;
+        super::plots::write(dir, &trained.history, trained.metrics.as_ref())?;
     }
-    if skipped > 0 {
-        eprintln!("{skipped} unreadable images were skipped");
+    if !trained.skipped.is_empty() {
+        eprintln!("{} unreadable images were skipped", trained.skipped.len());
     }
     eprintln!("total {:.1} s", t_start.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
