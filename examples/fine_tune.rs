@@ -1,21 +1,18 @@
-//! Fine-tune AlexNet from conv4 on class folders and save the model:
+//! Fine-tune AlexNet from conv4 on class folders (one sub-folder per class), print the
+//! validation accuracy and save the model:
 //!
 //!     cargo run --release --example fine_tune -- WEIGHTS DATA_DIR OUT.npz
 
-use alexnet_wgpu::fine_tune::FineTune;
-use alexnet_wgpu::gpu::{AdapterChoice, GpuContext};
-use alexnet_wgpu::model::Weights;
-use alexnet_wgpu::train::HeadKind;
+use alexnet_wgpu::{AlexNet, HeadKind};
 
-fn main() -> alexnet_wgpu::Result<()> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [weights, data, out] = args.as_slice() else {
-        eprintln!("usage: fine_tune WEIGHTS DATA_DIR OUT.npz");
-        std::process::exit(2);
+        return Err("usage: fine_tune WEIGHTS DATA_DIR OUT.npz".into());
     };
-    let backbone = Weights::load(weights.as_ref(), None)?;
-    let ctx = GpuContext::new(&AdapterChoice::default())?;
-    let trained = FineTune::with_weights(&ctx, backbone)
+    let net = AlexNet::from_file(weights)?;
+    let trained = net
+        .fine_tune()
         .train_from(HeadKind::Conv(4))
         .epochs(5)
         .on_epoch(|e| eprintln!("epoch {}: train loss {:.4}", e.epoch, e.train_loss))

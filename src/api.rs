@@ -25,6 +25,7 @@ use std::sync::Mutex;
 use crate::data::stream::{self, NetStage, Shape};
 use crate::data::{LoadOptions, Preprocess};
 use crate::error::{Error, Result};
+use crate::fine_tune::FineTune;
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::kernels::Precision;
 use crate::lpips::{Lin, Lpips};
@@ -444,6 +445,12 @@ impl AlexNet {
             preprocess: serde_json::to_value(self.pre).ok(),
         };
         crate::train::export::save_with_meta(path.as_ref(), &self.weights, &meta)
+    }
+
+    /// Transfer learning from this network: a [`FineTune`] builder with the CLI's defaults
+    /// (`train-head`), whose `fit(dir)` trains on class folders and returns the model.
+    pub fn fine_tune(&self) -> FineTune {
+        FineTune::new(&self.ctx, &self.weights)
     }
 
     /// LPIPS with this network's trunk (torchvision preset) and the `lin` weights.

@@ -1,7 +1,39 @@
-//! AlexNet inference and transfer learning with WGSL compute shaders on wgpu.
+//! AlexNet inference, transfer learning and LPIPS with WGSL compute shaders on wgpu: any
+//! Vulkan, Metal or DX12 GPU, or a software adapter (Mesa's lavapipe) where there is none.
 //!
-//! Classify a preprocessed batch (the GPU work takes a [`gpu::GpuContext`], so callers and
-//! tests bring their own device):
+//! Start with [`AlexNet`]: load weights (any supported file; the preset is inferred), then
+//! classify or embed any list of images, batched on the GPU with decoding on every core:
+//!
+//! ```no_run
+//! use alexnet_wgpu::{AlexNet, HeadKind, Tap};
+//!
+//! # fn main() -> alexnet_wgpu::Result<()> {
+//! let net = AlexNet::from_file("alexnet.npz")?; // or AlexNet::pretrained() after `alexnet fetch-weights`
+//! for c in net.classify(&["cat.jpg", "dog.jpg"], 5)? {
+//!     println!("{}: {} ({:.1} %)", c.path.display(), c.top[0].label, 100.0 * c.top[0].prob);
+//! }
+//! let fc7 = net.embed(&["cat.jpg", "dog.jpg"], Tap::Fc7)?; // 4096 floats per image
+//! println!("{} x {}", fc7.len(), fc7.dim);
+//! // Transfer learning: one sub-folder of images per class, trained from conv4 up.
+//! let trained = net.fine_tune().train_from(HeadKind::Conv(4)).epochs(5).fit("photos")?;
+//! println!("validation accuracy {:?}", trained.val_accuracy());
+//! trained.save("my_model.npz")?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`AlexNet::builder`] chooses the adapter, backend, precision, batch and the
+//! [`RuntimeOptions`] (matmul path, WebGPU baseline limits, validation); [`FineTune`] (from
+//! [`AlexNet::fine_tune`]) has every `train-head` setting with the CLI's defaults; [`Lpips`]
+//! gives the perceptual distance (`AlexNet::lpips` or `Lpips::load`); [`selftest`] checks
+//! every kernel on the adapter. Runnable programs, each under 40 lines:
+//! `examples/classify.rs` (`WEIGHTS IMAGE...`, the top 5 per image), `examples/embed.rs`
+//! (`WEIGHTS DIR OUT.npy`, fc7 rows of a flat folder), `examples/fine_tune.rs`
+//! (`WEIGHTS DATA_DIR OUT`, from conv4, prints the validation accuracy), `examples/lpips.rs`
+//! (`WEIGHTS A B`).
+//!
+//! Lower down, the same work step by step: the GPU work takes a [`gpu::GpuContext`], so callers
+//! and tests bring their own device:
 //!
 //! ```no_run
 //! use alexnet_wgpu::data::{load_image, preprocess, Preprocess};
@@ -84,7 +116,9 @@ pub mod weights;
 
 pub use api::{AlexNet, AlexNetBuilder, Classification, Embeddings, ImageBatch, Prediction, Tap};
 pub use error::{Error, Result};
+pub use fine_tune::{FineTune, Trained};
 /// The `image` crate this one decodes with (its `RgbImage` is what [`Lpips`] compares).
 pub use image;
 pub use lpips::{Lin, Lpips};
 pub use options::RuntimeOptions;
+pub use train::HeadKind;

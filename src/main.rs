@@ -1,4 +1,6 @@
 //! The `alexnet` command: parses arguments and hands over to the library.
+// The CLI's doc comments are clap help texts ("[N, 9216]" is a shape, not a link).
+#![allow(rustdoc::broken_intra_doc_links)]
 
 mod cli;
 

@@ -189,7 +189,7 @@ fn dispatch_on(
 
 /// `gemm_f16.wgsl` with native f16 loads (`enable f16;`, operands bound as `array<vec4<f16>>`)
 /// for adapters with `Features::SHADER_F16`, made from the portable source so the two cannot
-/// drift apart. Same packed layout, bound as halves: vec4<f16> `2i` of a row holds
+/// drift apart. Same packed layout, bound as halves: `vec4<f16>` `2i` of a row holds
 /// k = 8i + (0, 4, 1, 5) and `2i + 1` k = 8i + (2, 6, 3, 7), the same permutation in A and B,
 /// so the two 4-wide dots of each group of 8 still sum the right products. Converted to f32 on
 /// load and accumulated in f32 (as the portable kernel: same rounding of the stored values,

@@ -161,7 +161,7 @@ impl std::str::FromStr for Tile {
 }
 
 /// What `ALEXNET_MATMUL=blocked[-TILE][-gemv|-splitN]` forces; unset fields are chosen per
-/// shape (tuner cache, else [`conv_heuristic`] / [`dense_heuristic`]).
+/// shape (tuner cache, else `mm::conv_heuristic` / `mm::dense_heuristic`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Force {
     pub tile: Option<Tile>,

@@ -232,7 +232,7 @@ fn keras_indices(
     }
 }
 
-/// Converts a tensor of our `shape` from the file's layout (see [`keras_indices`]).
+/// Converts a tensor of our `shape` from the file's layout (see `keras_indices`).
 pub fn to_our_layout(
     scheme: Scheme,
     shape: &[usize],

@@ -26,7 +26,7 @@ use super::raw::{file_err, RawTensor};
 use crate::error::{Error, Result};
 
 /// The tensors of a file hold at most this many times the elements of its storages (plus
-/// [`GATHER_SLACK`]).
+/// `GATHER_SLACK`).
 pub const MAX_GATHER_RATIO: usize = 16;
 const GATHER_SLACK: usize = 1 << 16;
 
