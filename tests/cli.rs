@@ -592,3 +592,59 @@ fn outputs_that_would_replace_an_input_or_each_other_are_refused() {
         &x,
     );
 }
+
+/// The first third of a JPEG: PIL and torchvision raise an error; it used to be classified
+/// with confidence (both decode paths filled the missing rows with grey). Now a failed input on
+/// the fast and the exact path, in classify and features, unless --allow-truncated.
+#[test]
+fn a_truncated_jpeg_is_a_failed_input_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = std::fs::read(root().join("assets/images/chelsea.jpg")).unwrap();
+    let cut = dir.path().join("cut.jpg");
+    std::fs::write(&cut, &whole[..whole.len() / 3]).unwrap();
+    let weights = fixture("torchvision_small.npz");
+    let (w, c) = (weights.to_str().unwrap(), cut.to_str().unwrap());
+    for exact in [&[][..], &["--exact-resize"][..]] {
+        let mut args = vec!["classify", "--weights", w, c, "assets/images/coffee.jpg"];
+        args.extend_from_slice(exact);
+        let o = alexnet(&args);
+        assert_eq!(o.status.code(), Some(1), "{exact:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("cut.jpg")
+                && stderr(&o).contains("truncated")
+                && stderr(&o).contains("1 of 2 inputs failed"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!String::from_utf8_lossy(&o.stdout).contains("cut.jpg"));
+        args.push("--allow-truncated");
+        let o = alexnet(&args);
+        assert_eq!(o.status.code(), Some(0), "{exact:?}: {}", stderr(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("cut.jpg"));
+    }
+    let data = dir.path().join("data");
+    for (class, name) in [("a", "chelsea.jpg"), ("b", "coffee.jpg")] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        std::fs::copy(
+            root().join("assets/images").join(name),
+            data.join(class).join(name),
+        )
+        .unwrap();
+    }
+    std::fs::copy(&cut, data.join("b/cut.jpg")).unwrap();
+    let out = dir.path().join("f.npz");
+    let o = alexnet(&[
+        "features",
+        "--weights",
+        w,
+        "--out",
+        out.to_str().unwrap(),
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cut.jpg") && stderr(&o).contains("truncated"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -74,7 +74,9 @@ pub fn decode_image(bytes: &[u8], path: &Path) -> Result<RgbImage> {
     let opts = super::decode::LoadOptions {
         exact: true,
         ignore_orientation: true,
+        allow_truncated: false,
     };
+    super::decode::check_complete(path, bytes, opts)?;
     Ok(super::decode::decode_any(path, bytes, opts)?.image)
 }
 
