@@ -115,6 +115,142 @@ pub fn abandon_pending_writes() -> Vec<PathBuf> {
     removed
 }
 
+/// The most bytes read from a small text file: class names (1000 ImageNet names are 10 KB), a
+/// part manifest, the tuner's cache.
+pub const MAX_TEXT_BYTES: u64 = 16 << 20;
+
+/// The most bytes read from a list of paths (`--list`, `-`, `--pairs`): ten million paths of
+/// a hundred bytes.
+pub const MAX_LIST_BYTES: u64 = 1 << 30;
+
+/// The longest line of a list of paths (Linux's PATH_MAX is 4096; two paths and a separator
+/// in a `--pairs` line fit many times over).
+pub const MAX_LIST_LINE: u64 = 64 << 10;
+
+fn too_big(source: &Path, message: String) -> Error {
+    Error::Input {
+        path: source.to_path_buf(),
+        message,
+    }
+}
+
+/// Reads a whole UTF-8 text of at most `cap` bytes from `reader` (`source` names it in errors).
+/// Every text file the tools read goes through this or [`read_lines_capped`]: before, `--labels
+/// /dev/zero` grew a string until the process was killed for memory.
+pub fn read_text_capped(reader: impl std::io::Read, source: &Path, cap: u64) -> Result<String> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(reader, cap + 1), &mut bytes)
+        .map_err(|e| Error::io(source, e))?;
+    if bytes.len() as u64 > cap {
+        return Err(too_big(
+            source,
+            format!(
+                "is over {cap} bytes, the most read from a text file here (is it the right file?)"
+            ),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| too_big(source, format!("is not UTF-8 text: {e}")))
+}
+
+/// [`read_text_capped`] of the file at `path`.
+pub fn read_file_capped(path: &Path, cap: u64) -> Result<String> {
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    read_text_capped(f, path, cap)
+}
+
+/// The lines of a list (a trailing `\n` and `\r` removed), each at most [`MAX_LIST_LINE`] bytes
+/// and all together at most [`MAX_LIST_BYTES`]: each line is read through its own `take`, so a
+/// file without newlines (`/dev/zero`) is refused after one line's worth, not after a gigabyte.
+pub fn read_lines_capped(mut reader: impl std::io::BufRead, source: &Path) -> Result<Vec<String>> {
+    let (mut out, mut total, mut buf) = (Vec::new(), 0u64, Vec::new());
+    loop {
+        buf.clear();
+        let n = std::io::BufRead::read_until(
+            &mut std::io::Read::take(&mut reader, MAX_LIST_LINE + 1),
+            b'\n',
+            &mut buf,
+        )
+        .map_err(|e| Error::io(source, e))? as u64;
+        if n == 0 {
+            return Ok(out);
+        }
+        total += n;
+        if n > MAX_LIST_LINE {
+            return Err(too_big(
+                source,
+                format!(
+                    "line {} is over {MAX_LIST_LINE} bytes (a list has one path per line; is it \
+                     the right file?)",
+                    out.len() + 1
+                ),
+            ));
+        }
+        if total > MAX_LIST_BYTES {
+            return Err(too_big(
+                source,
+                format!("is over {MAX_LIST_BYTES} bytes, the most read from a list"),
+            ));
+        }
+        let line = std::str::from_utf8(&buf).map_err(|e| {
+            too_big(
+                source,
+                format!("line {}: not UTF-8 text: {e}", out.len() + 1),
+            )
+        })?;
+        let line = line.strip_suffix('\n').unwrap_or(line);
+        out.push(line.strip_suffix('\r').unwrap_or(line).to_string());
+    }
+}
+
+/// What kind of file `meta` describes, for messages about files that are not regular.
+fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return "a device";
+        }
+    }
+    if t.is_dir() {
+        "a folder"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Reads a whole input file, refusing anything that is not a regular file (after following
+/// links) before opening it: opening a FIFO blocks until something writes to it (before this,
+/// `classify W fifo.jpg` hung forever), and a device such as `/dev/zero` never ends.
+pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(|e| match std::fs::read_link(path) {
+        Ok(target) if e.kind() == std::io::ErrorKind::NotFound => Error::Input {
+            path: path.to_path_buf(),
+            message: format!(
+                "is a dangling symbolic link (to {}, which does not exist)",
+                target.display()
+            ),
+        },
+        _ => Error::io(path, e),
+    })?;
+    if !meta.is_file() {
+        return Err(Error::Input {
+            path: path.to_path_buf(),
+            message: format!(
+                "is {}, not a regular file; inputs are read whole",
+                kind_of(&meta)
+            ),
+        });
+    }
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
 /// How many temporary files are pending now (for tests).
 pub fn pending_count() -> usize {
     pending().len()

@@ -648,3 +648,80 @@ fn a_truncated_jpeg_is_a_failed_input_unless_allowed() {
         stderr(&o)
     );
 }
+
+/// Runs alexnet with `stdin` as its standard input, killed after 60 s (what used to hang).
+fn alexnet_bounded(args: &[&str], stdin: std::process::Stdio) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_alexnet"))
+        .args(args)
+        .current_dir(root())
+        .stdin(stdin)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run alexnet");
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed().as_secs() > 60 {
+            let _ = child.kill();
+            panic!("alexnet {args:?} still running after 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Reads that had no bound: `--labels /dev/zero` and `--list /dev/zero` grew a string until
+/// the process was killed for memory, and so did `-` fed from /dev/zero; a FIFO given as an
+/// image blocked forever; FIFOs and dangling links in a folder were skipped without a word.
+#[cfg(unix)]
+#[test]
+fn unbounded_and_blocking_inputs_are_refused() {
+    let weights = fixture("torchvision_small.npz");
+    let w = weights.to_str().unwrap();
+    let img = "assets/images/chelsea.jpg";
+    for (args, want) in [
+        (
+            vec!["classify", "--weights", w, "--labels", "/dev/zero", img],
+            "/dev/zero",
+        ),
+        (
+            vec!["classify", "--weights", w, "--list", "/dev/zero"],
+            "/dev/zero",
+        ),
+        (vec!["classify", "--weights", w, "-"], "<stdin>"),
+    ] {
+        let zero = std::fs::File::open("/dev/zero").unwrap();
+        let o = alexnet_bounded(&args, zero.into());
+        assert!(!o.status.success(), "{args:?}");
+        assert!(
+            stderr(&o).contains(want) && stderr(&o).contains("bytes"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.jpg");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    std::os::unix::fs::symlink(dir.path().join("gone.jpg"), dir.path().join("dangling.jpg"))
+        .unwrap();
+    std::fs::copy(root().join(img), dir.path().join("real.jpg")).unwrap();
+    // Named on the command line, and found in a folder: each a failed input, the rest run.
+    for args in [
+        vec!["classify", "--weights", w, fifo.to_str().unwrap(), img],
+        vec!["classify", "--weights", w, dir.path().to_str().unwrap()],
+    ] {
+        let o = alexnet_bounded(&args, std::process::Stdio::null());
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains("pipe.jpg") && err.contains("FIFO"), "{err}");
+        assert!(String::from_utf8_lossy(&o.stdout).contains(".jpg"));
+        if args.len() == 4 {
+            assert!(err.contains("dangling.jpg"), "{err}");
+            assert!(err.contains("2 of 3 inputs failed"), "{err}");
+        }
+    }
+}

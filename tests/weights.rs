@@ -208,7 +208,9 @@ fn npz_sizes_are_checked_before_inflating() {
     std::fs::write(&p, &bytes).unwrap();
     let msg = read_tensors(&p).unwrap_err().to_string();
     assert!(
-        msg.contains("short.npy") && msg.contains("needs 4000000 bytes") && msg.contains("holds 16"),
+        msg.contains("short.npy")
+            && msg.contains("needs 4000000 bytes")
+            && msg.contains("holds 16"),
         "{msg}"
     );
     // A member stored with 1.1 MB, then marked deflated and declaring 1 GiB + 4 KiB (within
@@ -227,10 +229,7 @@ fn npz_sizes_are_checked_before_inflating() {
     // Local header: method at 8, uncompressed size at 22; central directory entry: 10 and 24.
     bytes[8..10].copy_from_slice(&8u16.to_le_bytes());
     bytes[22..26].copy_from_slice(&size);
-    let cd = bytes
-        .windows(4)
-        .rposition(|w| w == b"PK\x01\x02")
-        .unwrap();
+    let cd = bytes.windows(4).rposition(|w| w == b"PK\x01\x02").unwrap();
     bytes[cd + 10..cd + 12].copy_from_slice(&8u16.to_le_bytes());
     bytes[cd + 24..cd + 28].copy_from_slice(&size);
     std::fs::write(&p, &bytes).unwrap();
@@ -240,5 +239,8 @@ fn npz_sizes_are_checked_before_inflating() {
         msg.contains("bomb.npz") && msg.contains("'big.npy'") && msg.contains("inflates to"),
         "{msg}"
     );
-    assert!(start.elapsed().as_secs_f64() < 1.0, "refused before inflating");
+    assert!(
+        start.elapsed().as_secs_f64() < 1.0,
+        "refused before inflating"
+    );
 }

@@ -155,7 +155,7 @@ fn swaps_axes(o: Orientation) -> bool {
 
 /// Reads and decodes `path` for preprocessing with `pre`.
 pub fn decode(path: &Path, pre: &Preprocess, opts: LoadOptions) -> Result<Decoded> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::fsutil::read_regular(path)?;
     decode_bytes(path, &bytes, pre, opts)
 }
 
