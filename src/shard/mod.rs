@@ -254,6 +254,22 @@ impl PartPaths {
         Some(m)
     }
 
+    /// Removes the temporary files a killed run of this part left (kill -9 runs no handler):
+    /// those of its manifest and of each of its data files, when their process is gone. A
+    /// rewrite of a file does this itself; this is for a part that is skipped as complete and
+    /// for merge, which write none of them.
+    pub fn remove_stale_temps(&self) {
+        let stem = self.shard.stem();
+        for name in [
+            format!("{stem}.manifest.json"),
+            file_name(&stem, "jsonl"),
+            file_name(&stem, "logits"),
+            file_name(&stem, "features"),
+        ] {
+            crate::fsutil::remove_stale_temps(&self.dir, &name);
+        }
+    }
+
     /// Removes the manifest (before a part is rewritten, so old manifest and new data never
     /// meet).
     pub fn invalidate(&self) -> Result<()> {
