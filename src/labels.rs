@@ -13,7 +13,7 @@ pub fn imagenet() -> Vec<String> {
 
 /// One name per line; blank trailing lines ignored.
 pub fn read_labels(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::fsutil::read_file_capped(path, crate::fsutil::MAX_TEXT_BYTES)?;
     Ok(text
         .trim_end()
         .lines()

@@ -3,6 +3,8 @@
 #![allow(rustdoc::broken_intra_doc_links)]
 
 mod cli;
+#[cfg(unix)]
+mod signals;
 
 use std::process::ExitCode;
 
@@ -12,13 +14,19 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     cli::validate::install_logger();
     // SIGINT / SIGTERM / SIGHUP: remove every temporary file of a write in progress (a signal
-    // runs no destructors), say what was kept, and exit with 130 as shells expect.
-    let _ = ctrlc::set_handler(|| {
+    // runs no destructors), say what was kept, and exit with 128 + the signal's number as
+    // shells expect (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
+    let cleanup = |code: i32| {
         alexnet_wgpu::fsutil::abandon_pending_writes();
         eprintln!();
         eprintln!("{}", cli::interrupt_note());
-        std::process::exit(130);
-    });
+        std::process::exit(code);
+    };
+    #[cfg(unix)]
+    let _ = signals::install(move |sig| cleanup(128 + sig));
+    // Windows has no signal numbers: Ctrl-C and closing the console both exit 130.
+    #[cfg(not(unix))]
+    let _ = ctrlc::set_handler(move || cleanup(130));
     let result = cli::run(args);
     // For tests and the curious: how often each pipeline was compiled in this process.
     if std::env::var_os("ALEXNET_REPORT_PIPELINES").is_some() {

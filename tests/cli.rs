@@ -592,3 +592,136 @@ fn outputs_that_would_replace_an_input_or_each_other_are_refused() {
         &x,
     );
 }
+
+/// The first third of a JPEG: PIL and torchvision raise an error; it used to be classified
+/// with confidence (both decode paths filled the missing rows with grey). Now a failed input on
+/// the fast and the exact path, in classify and features, unless --allow-truncated.
+#[test]
+fn a_truncated_jpeg_is_a_failed_input_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = std::fs::read(root().join("assets/images/chelsea.jpg")).unwrap();
+    let cut = dir.path().join("cut.jpg");
+    std::fs::write(&cut, &whole[..whole.len() / 3]).unwrap();
+    let weights = fixture("torchvision_small.npz");
+    let (w, c) = (weights.to_str().unwrap(), cut.to_str().unwrap());
+    for exact in [&[][..], &["--exact-resize"][..]] {
+        let mut args = vec!["classify", "--weights", w, c, "assets/images/coffee.jpg"];
+        args.extend_from_slice(exact);
+        let o = alexnet(&args);
+        assert_eq!(o.status.code(), Some(1), "{exact:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("cut.jpg")
+                && stderr(&o).contains("truncated")
+                && stderr(&o).contains("1 of 2 inputs failed"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!String::from_utf8_lossy(&o.stdout).contains("cut.jpg"));
+        args.push("--allow-truncated");
+        let o = alexnet(&args);
+        assert_eq!(o.status.code(), Some(0), "{exact:?}: {}", stderr(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("cut.jpg"));
+    }
+    let data = dir.path().join("data");
+    for (class, name) in [("a", "chelsea.jpg"), ("b", "coffee.jpg")] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        std::fs::copy(
+            root().join("assets/images").join(name),
+            data.join(class).join(name),
+        )
+        .unwrap();
+    }
+    std::fs::copy(&cut, data.join("b/cut.jpg")).unwrap();
+    let out = dir.path().join("f.npz");
+    let o = alexnet(&[
+        "features",
+        "--weights",
+        w,
+        "--out",
+        out.to_str().unwrap(),
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cut.jpg") && stderr(&o).contains("truncated"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// Runs alexnet with `stdin` as its standard input, killed after 60 s (what used to hang).
+fn alexnet_bounded(args: &[&str], stdin: std::process::Stdio) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_alexnet"))
+        .args(args)
+        .current_dir(root())
+        .stdin(stdin)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run alexnet");
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed().as_secs() > 60 {
+            let _ = child.kill();
+            panic!("alexnet {args:?} still running after 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Reads that had no bound: `--labels /dev/zero` and `--list /dev/zero` grew a string until
+/// the process was killed for memory, and so did `-` fed from /dev/zero; a FIFO given as an
+/// image blocked forever; FIFOs and dangling links in a folder were skipped without a word.
+#[cfg(unix)]
+#[test]
+fn unbounded_and_blocking_inputs_are_refused() {
+    let weights = fixture("torchvision_small.npz");
+    let w = weights.to_str().unwrap();
+    let img = "assets/images/chelsea.jpg";
+    for (args, want) in [
+        (
+            vec!["classify", "--weights", w, "--labels", "/dev/zero", img],
+            "/dev/zero",
+        ),
+        (
+            vec!["classify", "--weights", w, "--list", "/dev/zero"],
+            "/dev/zero",
+        ),
+        (vec!["classify", "--weights", w, "-"], "<stdin>"),
+    ] {
+        let zero = std::fs::File::open("/dev/zero").unwrap();
+        let o = alexnet_bounded(&args, zero.into());
+        assert!(!o.status.success(), "{args:?}");
+        assert!(
+            stderr(&o).contains(want) && stderr(&o).contains("bytes"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.jpg");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    std::os::unix::fs::symlink(dir.path().join("gone.jpg"), dir.path().join("dangling.jpg"))
+        .unwrap();
+    std::fs::copy(root().join(img), dir.path().join("real.jpg")).unwrap();
+    // Named on the command line, and found in a folder: each a failed input, the rest run.
+    for args in [
+        vec!["classify", "--weights", w, fifo.to_str().unwrap(), img],
+        vec!["classify", "--weights", w, dir.path().to_str().unwrap()],
+    ] {
+        let o = alexnet_bounded(&args, std::process::Stdio::null());
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains("pipe.jpg") && err.contains("FIFO"), "{err}");
+        assert!(String::from_utf8_lossy(&o.stdout).contains(".jpg"));
+        if args.len() == 4 {
+            assert!(err.contains("dangling.jpg"), "{err}");
+            assert!(err.contains("2 of 3 inputs failed"), "{err}");
+        }
+    }
+}

@@ -551,6 +551,36 @@ fn truncated_and_hostile_onnx_files_are_refused() {
         let e = err_text(read_tensors(&p).unwrap_err());
         assert!(e.contains(why), "{loc}: {e}");
     }
+    // A symbolic link in the model's folder leading out of it is refused (it used to be read:
+    // 48 bytes of a system file became a bias); one that stays inside is followed.
+    #[cfg(unix)]
+    {
+        let m = dir.path().join("m");
+        std::fs::create_dir(&m).unwrap();
+        write(&m, "in.bin", &[0u8; 64]);
+        std::os::unix::fs::symlink("in.bin", m.join("inside.bin")).unwrap();
+        std::os::unix::fs::symlink("../w.bin", m.join("escape.bin")).unwrap();
+        for (loc, refused) in [("inside.bin", false), ("escape.bin", true)] {
+            let mut t = tensor("w", &[4, 1, 2, 2], vec![]);
+            t.data_location = 1;
+            t.external_data = vec![StringStringEntryProto {
+                key: "location".into(),
+                value: loc.into(),
+            }];
+            let p = write(&m, "ext.onnx", &conv_model(t));
+            match read_tensors(&p) {
+                Ok(_) => assert!(!refused, "{loc} was read"),
+                Err(e) => {
+                    let e = err_text(e);
+                    assert!(refused, "{loc}: {e}");
+                    assert!(
+                        e.contains("escape.bin") && e.contains("outside the model's folder"),
+                        "{e}"
+                    );
+                }
+            }
+        }
+    }
     // Not a graph of ours: the first node that does not fit is named.
     let p = write(
         dir.path(),

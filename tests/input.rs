@@ -20,10 +20,12 @@ fn input(name: &str) -> PathBuf {
 const FAST: LoadOptions = LoadOptions {
     exact: false,
     ignore_orientation: false,
+    allow_truncated: false,
 };
 const EXACT: LoadOptions = LoadOptions {
     exact: true,
     ignore_orientation: false,
+    allow_truncated: false,
 };
 
 /// (mean, max) |a - b| in grey levels of a preset whose grey level is `grey` in tensor units.

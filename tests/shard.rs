@@ -428,6 +428,60 @@ fn a_killed_shard_leaves_no_part_that_merge_accepts() {
     ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("no part manifests"), "{}", stderr(&o));
+    // The killed run's temporary files are named after its part files and its pid: a rerun of
+    // the part removes them (they used to stay for good, through reruns and merge).
+    let killed: Vec<String> = names
+        .iter()
+        .filter(|n| n.starts_with(".alexnet-"))
+        .cloned()
+        .collect();
+    assert!(!killed.is_empty(), "{names:?}");
+    let rerun = [
+        "classify",
+        "--weights",
+        &fixture("torchvision_small.npz"),
+        "--batch",
+        "8",
+        "--list",
+        list.to_str().unwrap(),
+        "--out-dir",
+        parts.to_str().unwrap(),
+        "--skip-existing",
+    ];
+    let o = alexnet(&rerun);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let after = part_files(&parts);
+    assert!(
+        !after.iter().any(|n| n.starts_with(".alexnet-")),
+        "{after:?}"
+    );
+    // Left by a dead process beside a complete part: removed by a --skip-existing rerun (which
+    // writes nothing) and by merge; a live process's (ours) is kept.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let jsonl = after
+        .iter()
+        .find(|n| n.ends_with(".jsonl"))
+        .expect("a part file")
+        .clone();
+    let stale = format!(".alexnet-{jsonl}-{dead}-aB3xYz.tmp");
+    let live = format!(".alexnet-{jsonl}-{}-aB3xYz.tmp", std::process::id());
+    std::fs::write(parts.join(&live), b"x").unwrap();
+    for run in [
+        &rerun[..],
+        &[
+            "merge",
+            parts.to_str().unwrap(),
+            dir.path().join("all").to_str().unwrap(),
+        ][..],
+    ] {
+        std::fs::write(parts.join(&stale), b"x").unwrap();
+        let o = alexnet(run);
+        assert!(o.status.success(), "{run:?}: {}", stderr(&o));
+        assert!(!parts.join(&stale).exists(), "{run:?}");
+        assert!(parts.join(&live).exists(), "{run:?}");
+    }
 }
 
 #[test]

@@ -181,3 +181,66 @@ fn saved_weights_keep_their_naming_and_load_back_identically() {
         assert_eq!((back.arch, back.tensors), (w.arch, w.tensors), "{file}");
     }
 }
+
+/// A version 1 `.npy` header for float32 of `shape` (a Python tuple), padded as numpy pads it.
+fn npy_header(shape: &str) -> Vec<u8> {
+    let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + dict.len() + 1) % 64 != 0 {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out
+}
+
+/// Sizes are checked before anything is inflated or read: a header whose shape needs more
+/// bytes than the array holds, and a deflated member declaring more than 1 GiB (the ratio
+/// check alone let a 4 MB archive inflate 4.1 GB before it was refused).
+#[test]
+fn npz_sizes_are_checked_before_inflating() {
+    let dir = tempfile::tempdir().unwrap();
+    // A header claiming a million floats over 16 bytes of data.
+    let p = dir.path().join("short.npy");
+    let mut bytes = npy_header("(1000000,)");
+    bytes.extend_from_slice(&[0; 16]);
+    std::fs::write(&p, &bytes).unwrap();
+    let msg = read_tensors(&p).unwrap_err().to_string();
+    assert!(
+        msg.contains("short.npy")
+            && msg.contains("needs 4000000 bytes")
+            && msg.contains("holds 16"),
+        "{msg}"
+    );
+    // A member stored with 1.1 MB, then marked deflated and declaring 1 GiB + 4 KiB (within
+    // deflate's 1032:1): refused from the directory, before any inflating.
+    let p = dir.path().join("bomb.npz");
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::FileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(false);
+    zip.start_file("big.npy", opts).unwrap();
+    let mut member = npy_header("(268436480,)");
+    member.resize(1_100_000, 0);
+    std::io::Write::write_all(&mut zip, &member).unwrap();
+    let mut bytes = zip.finish().unwrap().into_inner();
+    let size = ((1u32 << 30) + 4096).to_le_bytes();
+    // Local header: method at 8, uncompressed size at 22; central directory entry: 10 and 24.
+    bytes[8..10].copy_from_slice(&8u16.to_le_bytes());
+    bytes[22..26].copy_from_slice(&size);
+    let cd = bytes.windows(4).rposition(|w| w == b"PK\x01\x02").unwrap();
+    bytes[cd + 10..cd + 12].copy_from_slice(&8u16.to_le_bytes());
+    bytes[cd + 24..cd + 28].copy_from_slice(&size);
+    std::fs::write(&p, &bytes).unwrap();
+    let start = std::time::Instant::now();
+    let msg = read_tensors(&p).unwrap_err().to_string();
+    assert!(
+        msg.contains("bomb.npz") && msg.contains("'big.npy'") && msg.contains("inflates to"),
+        "{msg}"
+    );
+    assert!(
+        start.elapsed().as_secs_f64() < 1.0,
+        "refused before inflating"
+    );
+}

@@ -1,12 +1,13 @@
 //! `alexnet lpips`: LPIPS distances (the `lpips` 0.1.4 package's `net='alex'`) between two
 //! images, two folders paired by relative path, a list of pairs, or all pairs of a folder.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use alexnet_wgpu::data::inputs::list_images;
 use alexnet_wgpu::data::load_image;
+use alexnet_wgpu::fsutil::read_lines_capped;
 use alexnet_wgpu::lpips::{Distance, Lin, Lpips, MIN_SIDE};
 use alexnet_wgpu::weights::write_npy;
 use anyhow::{bail, Context};
@@ -120,18 +121,16 @@ fn list_pairs(
     errors: &mut Vec<String>,
 ) -> anyhow::Result<Vec<(PathBuf, PathBuf)>> {
     if let Some(list) = &args.pairs {
-        let text = if list.as_os_str() == "-" {
-            let mut s = String::new();
-            for line in std::io::stdin().lock().lines() {
-                s += &line.context("reading pairs from standard input")?;
-                s.push('\n');
-            }
-            s
+        // Bounded like every list (fsutil::read_lines_capped): `--pairs /dev/zero` is refused.
+        let lines = if list.as_os_str() == "-" {
+            read_lines_capped(std::io::stdin().lock(), Path::new("<stdin>"))?
         } else {
-            std::fs::read_to_string(list).with_context(|| format!("reading {}", list.display()))?
+            let f =
+                std::fs::File::open(list).with_context(|| format!("reading {}", list.display()))?;
+            read_lines_capped(std::io::BufReader::new(f), list)?
         };
         let mut pairs = Vec::new();
-        for (n, line) in text.lines().enumerate() {
+        for (n, line) in lines.iter().enumerate() {
             let line = line.trim_end_matches('\r');
             if line.trim().is_empty() || line.trim_start().starts_with('#') {
                 continue;

@@ -179,6 +179,10 @@ pub struct LoadArgs {
     /// does (by default a sideways-stored phone photo is turned upright first).
     #[arg(long)]
     pub ignore_orientation: bool,
+    /// Decode a JPEG that ends early (a cut-off download) as far as its data goes, as PIL's
+    /// LOAD_TRUNCATED_IMAGES does (by default it is a failed input, as in PIL and torchvision).
+    #[arg(long)]
+    pub allow_truncated: bool,
 }
 
 impl LoadArgs {
@@ -186,6 +190,7 @@ impl LoadArgs {
         alexnet_wgpu::data::LoadOptions {
             exact: self.exact_resize,
             ignore_orientation: self.ignore_orientation,
+            allow_truncated: self.allow_truncated,
         }
     }
 }

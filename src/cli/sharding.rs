@@ -86,7 +86,7 @@ fn check_writable_dir(flag: &str, shown: &Path, dir: &Path) -> anyhow::Result<()
             dir.display()
         );
     }
-    PendingFile::new_in(dir, ".alexnet-check-", ".tmp").map_err(|e| {
+    PendingFile::keyed(dir, "check").map_err(|e| {
         anyhow::anyhow!(
             "{flag} {}: cannot write in {}: {e}",
             shown.display(),
@@ -182,6 +182,9 @@ impl PartOut {
 
 /// Reports a skipped part on stderr; the exit status the run that made it had.
 pub fn report_skipped(paths: &PartPaths, m: &Manifest) -> std::process::ExitCode {
+    // A killed earlier run of this part may have left temporary files; this run writes nothing
+    // that would remove them.
+    paths.remove_stale_temps();
     eprintln!(
         "{} is complete ({} inputs, same model, options and inputs): skipped",
         paths.manifest().display(),

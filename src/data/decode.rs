@@ -23,6 +23,11 @@ pub struct LoadOptions {
     /// Leave the pixels as stored, ignoring the EXIF orientation tag (torchvision's
     /// `ImageFolder` does not apply it).
     pub ignore_orientation: bool,
+    /// Decode a JPEG that ends before its end-of-image marker (a cut-off download or copy)
+    /// as far as its data goes, as PIL does with `ImageFile.LOAD_TRUNCATED_IMAGES`. By
+    /// default such a file is an error, as in PIL and torchvision: the decoders would
+    /// otherwise fill the missing rows with grey and classify the result confidently.
+    pub allow_truncated: bool,
 }
 
 /// A decoded image and the DCT scale denominator it was decoded at (1 = full resolution).
@@ -64,6 +69,80 @@ pub fn plausible_jpeg_size(w: usize, h: usize, len: usize) -> bool {
     w.saturating_mul(h) <= len.saturating_mul(1024).max(16 << 20)
 }
 
+/// Refuses a truncated JPEG unless `opts.allow_truncated`. Checked before either decode path
+/// because neither reports it reliably: libjpeg-turbo only warns (and a warning is also what
+/// sends a file to the fallbacks), jpeg-decoder and zune-jpeg fill the missing blocks with
+/// grey and succeed, and the result was classified with confidence.
+pub fn check_complete(path: &Path, bytes: &[u8], opts: LoadOptions) -> Result<()> {
+    if bytes.starts_with(&[0xFF, 0xD8]) && !opts.allow_truncated && jpeg_is_truncated(bytes) {
+        return Err(image_error(
+            path,
+            format!(
+                "the JPEG data ends before its end-of-image marker ({} bytes; a truncated \
+                 file?); --allow-truncated decodes what is there",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a JPEG stream ends before its end-of-image (EOI) marker: its marker segments are
+/// walked from SOI, skipping each segment by its length and each scan's entropy-coded data
+/// (where 0xFF is always followed by a stuffed 0x00 or a restart marker), so the EOI of an
+/// embedded EXIF thumbnail is never mistaken for the file's own. Bytes after EOI are allowed
+/// (some cameras append data). One pass over the bytes, no allocation.
+pub fn jpeg_is_truncated(bytes: &[u8]) -> bool {
+    let len = bytes.len();
+    let mut i = 2;
+    loop {
+        // The next marker: stray bytes between segments are skipped, as libjpeg does (with a
+        // warning), then any 0xFF fill bytes.
+        match bytes[i.min(len)..].iter().position(|&b| b == 0xFF) {
+            Some(p) => i += p,
+            None => return true,
+        }
+        while i < len && bytes[i] == 0xFF {
+            i += 1;
+        }
+        if i >= len {
+            return true;
+        }
+        let marker = bytes[i];
+        i += 1;
+        match marker {
+            0xD9 => return false,
+            // Markers without a length: TEM, RSTn, SOI.
+            0x01 | 0xD0..=0xD8 => continue,
+            _ => {}
+        }
+        if i + 2 > len {
+            return true;
+        }
+        let seg = u16::from_be_bytes([bytes[i], bytes[i + 1]]) as usize;
+        i += seg.max(2);
+        if i > len {
+            return true;
+        }
+        if marker == 0xDA {
+            // Entropy-coded data up to the next marker that is neither a stuffed zero nor a
+            // restart marker.
+            loop {
+                match bytes[i..].iter().position(|&b| b == 0xFF) {
+                    Some(p) => i += p,
+                    None => return true,
+                }
+                match bytes.get(i + 1) {
+                    None => return true,
+                    Some(0x00 | 0xD0..=0xD7) => i += 2,
+                    Some(0xFF) => i += 1,
+                    Some(_) => break,
+                }
+            }
+        }
+    }
+}
+
 fn swaps_axes(o: Orientation) -> bool {
     matches!(
         o,
@@ -76,7 +155,7 @@ fn swaps_axes(o: Orientation) -> bool {
 
 /// Reads and decodes `path` for preprocessing with `pre`.
 pub fn decode(path: &Path, pre: &Preprocess, opts: LoadOptions) -> Result<Decoded> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::fsutil::read_regular(path)?;
     decode_bytes(path, &bytes, pre, opts)
 }
 
@@ -87,7 +166,9 @@ pub fn decode_bytes(
     pre: &Preprocess,
     opts: LoadOptions,
 ) -> Result<Decoded> {
-    if !opts.exact && bytes.starts_with(&[0xFF, 0xD8]) {
+    check_complete(path, bytes, opts)?;
+    let jpeg = bytes.starts_with(&[0xFF, 0xD8]);
+    if !opts.exact && jpeg {
         // Anything the fast path does not take (or fails on) goes the general way below,
         // which then reports its own error.
         if let Some(d) = decode_jpeg_fast(bytes, pre, opts) {
@@ -134,7 +215,7 @@ fn decode_jpeg_fast(bytes: &[u8], pre: &Preprocess, opts: LoadOptions) -> Option
     // 12 MP photos against PIL's exact pipeline: libjpeg-turbo's 1/8, i.e. PIL's draft(), is
     // 0.6 grey levels mean, 1/4 0.23; jpeg-decoder's 1/8 moved logits 2.7 %; see the README).
     let a = reduce_factor(vw, vh, 2 * tw, 2 * th);
-    let image = match decode_turbo(bytes, a as usize) {
+    let image = match decode_turbo(bytes, a as usize, opts.allow_truncated) {
         Some(image) => image,
         // Full resolution: `image` (zune-jpeg) is faster than jpeg-decoder there.
         None if a == 1 => return None,
@@ -152,8 +233,10 @@ fn decode_jpeg_fast(bytes: &[u8], pre: &Preprocess, opts: LoadOptions) -> Option
 
 /// libjpeg-turbo's decode at 1/`a` scale (`a` in 1, 2, 4, 8) straight into RGB (grey JPEGs
 /// are replicated by libjpeg-turbo's colour converter). Its defaults are PIL's: the accurate
-/// integer IDCT and "fancy" (triangle) chroma upsampling.
-fn decode_turbo(bytes: &[u8], a: usize) -> Option<RgbImage> {
+/// integer IDCT and "fancy" (triangle) chroma upsampling. With `allow_truncated`, the
+/// "premature end" warning libjpeg-turbo gives on a cut-off file is not a failure: it has
+/// decoded what is there and filled the rest, as PIL does with `LOAD_TRUNCATED_IMAGES`.
+fn decode_turbo(bytes: &[u8], a: usize, allow_truncated: bool) -> Option<RgbImage> {
     let mut d = turbojpeg::Decompressor::new().ok()?;
     let factor = turbojpeg::ScalingFactor::new(1, a);
     d.set_scaling_factor(factor).ok()?;
@@ -167,7 +250,12 @@ fn decode_turbo(bytes: &[u8], a: usize) -> Option<RgbImage> {
         height: h,
         format: turbojpeg::PixelFormat::RGB,
     };
-    d.decompress(bytes, out).ok()?;
+    match d.decompress(bytes, out) {
+        Ok(()) => {}
+        Err(turbojpeg::Error::TurboJpegError(m))
+            if allow_truncated && m.to_ascii_lowercase().contains("premature end") => {}
+        Err(_) => return None,
+    }
     RgbImage::from_raw(u32::try_from(w).ok()?, u32::try_from(h).ok()?, pixels)
 }
 
@@ -254,6 +342,25 @@ mod tests {
         // A forged 65535 x 65535 header on a few hundred bytes, or on 1 MB.
         assert!(!plausible_jpeg_size(65535, 65535, 300));
         assert!(!plausible_jpeg_size(65535, 65535, 1 << 20));
+    }
+
+    #[test]
+    fn truncated_jpegs_are_told_from_whole_ones() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for name in [
+            "assets/images/chelsea.jpg",
+            "tests/fixtures/input/exif_rotate90.jpg",
+            "tests/fixtures/input/cmyk.jpg",
+        ] {
+            let whole = std::fs::read(root.join(name)).unwrap();
+            assert!(!jpeg_is_truncated(&whole), "{name} whole");
+            let mut trailing = whole.clone();
+            trailing.extend_from_slice(b"appended by a camera");
+            assert!(!jpeg_is_truncated(&trailing), "{name} with trailing bytes");
+            for cut in [whole.len() / 3, whole.len() - 2, 3, 100] {
+                assert!(jpeg_is_truncated(&whole[..cut]), "{name} cut at {cut}");
+            }
+        }
     }
 
     #[test]

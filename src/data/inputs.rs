@@ -39,14 +39,26 @@ fn is_npy(p: &Path) -> bool {
     p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))
 }
 
-/// Every image file below `dir` (recursively, following links), sorted by path.
+/// Every image file below `dir` (recursively, following links), sorted by path. Entries with an
+/// image extension that are not regular files (a FIFO, a socket, a dangling link) are listed
+/// too, not skipped silently: each then fails when it is read, named and counted with the
+/// inputs that failed (reading refuses what is not a regular file, see
+/// `fsutil::read_regular`).
 pub fn list_images(dir: &Path) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = walkdir::WalkDir::new(dir)
         .follow_links(true)
         .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file() && is_image_path(e.path()))
-        .map(|e| e.into_path())
+        .filter_map(|e| match e {
+            Ok(e) if e.file_type().is_dir() => None,
+            Ok(e) => Some(e.into_path()),
+            // A dangling link (its target cannot be stat'ed); not a link loop, which is a
+            // folder's problem, nor an unreadable folder.
+            Err(e) if e.loop_ancestor().is_none() && e.depth() > 0 => {
+                e.path().map(Path::to_path_buf)
+            }
+            Err(_) => None,
+        })
+        .filter(|p| is_image_path(p))
         .collect();
     found.sort();
     found
@@ -134,7 +146,7 @@ pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<InputItem>> {
             out.extend(list_images(path).into_iter().map(|p| InputItem {
                 source: InputSource::Image(p),
             }));
-        } else if is_npy(path) {
+        } else if is_npy(path) && meta.is_file() {
             // Checked whole here (dtype, shape, finite values), so a bad batch stops the run
             // before any work, like every other unusable argument.
             let ([n, ..], _) = load_npy_batch(path)?;
@@ -142,6 +154,8 @@ pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<InputItem>> {
                 source: InputSource::NpyItem(path.clone(), i),
             }));
         } else {
+            // Anything else, a FIFO too, is an image to read: reading refuses what is not a
+            // regular file, as a failed input (fsutil::read_regular).
             out.push(InputItem {
                 source: InputSource::Image(path.clone()),
             });

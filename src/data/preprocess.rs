@@ -5,7 +5,7 @@ use std::path::Path;
 use image::imageops::FilterType;
 use image::RgbImage;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::Arch;
 
 /// How an image becomes a `[3, H, W]` float tensor.
@@ -64,7 +64,7 @@ impl Preprocess {
 /// as stored (no EXIF orientation), with the header checks of the input pipeline (at most
 /// [`super::decode::MAX_PIXELS`], a JPEG's size plausible for its bytes).
 pub fn load_image(path: &Path) -> Result<RgbImage> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::fsutil::read_regular(path)?;
     decode_image(&bytes, path)
 }
 
@@ -74,7 +74,9 @@ pub fn decode_image(bytes: &[u8], path: &Path) -> Result<RgbImage> {
     let opts = super::decode::LoadOptions {
         exact: true,
         ignore_orientation: true,
+        allow_truncated: false,
     };
+    super::decode::check_complete(path, bytes, opts)?;
     Ok(super::decode::decode_any(path, bytes, opts)?.image)
 }
 

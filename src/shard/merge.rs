@@ -187,6 +187,10 @@ pub fn merge(dir: &Path, out: &Path) -> Result<MergeReport> {
                 ),
             ));
         }
+        // What killed runs of this part left (kill -9: no handler ran), now that it is done.
+        if let Ok(shard) = Shard::new(*i, count) {
+            PartPaths::new(&crate::fsutil::parent_dir(p), shard).remove_stale_temps();
+        }
         manifests.push((p.clone(), m));
     }
     let first = manifests[0].1.run.clone();

@@ -97,15 +97,12 @@ impl std::fmt::Display for Shard {
 
 /// Reads a list of paths, one per line (blank lines are skipped, a trailing `\r` is removed).
 pub fn read_path_list(reader: impl BufRead, source: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for line in reader.lines() {
-        let line = line.map_err(|e| Error::io(source, e))?;
-        let line = line.strip_suffix('\r').unwrap_or(&line);
-        if !line.trim().is_empty() {
-            out.push(PathBuf::from(line));
-        }
-    }
-    Ok(out)
+    // Bounded in line length and in all (see fsutil::read_lines_capped).
+    Ok(crate::fsutil::read_lines_capped(reader, source)?
+        .into_iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(PathBuf::from)
+        .collect())
 }
 
 /// Inputs from listed paths: a path with an image extension is taken as one image without
@@ -257,6 +254,22 @@ impl PartPaths {
         Some(m)
     }
 
+    /// Removes the temporary files a killed run of this part left (kill -9 runs no handler):
+    /// those of its manifest and of each of its data files, when their process is gone. A
+    /// rewrite of a file does this itself; this is for a part that is skipped as complete and
+    /// for merge, which write none of them.
+    pub fn remove_stale_temps(&self) {
+        let stem = self.shard.stem();
+        for name in [
+            format!("{stem}.manifest.json"),
+            file_name(&stem, "jsonl"),
+            file_name(&stem, "logits"),
+            file_name(&stem, "features"),
+        ] {
+            crate::fsutil::remove_stale_temps(&self.dir, &name);
+        }
+    }
+
     /// Removes the manifest (before a part is rewritten, so old manifest and new data never
     /// meet).
     pub fn invalidate(&self) -> Result<()> {
@@ -318,7 +331,7 @@ pub fn file_name(stem: &str, kind: &str) -> String {
 
 impl Manifest {
     pub fn read(path: &Path) -> Result<Manifest> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::fsutil::read_file_capped(path, crate::fsutil::MAX_TEXT_BYTES)?;
         let m: Manifest = serde_json::from_str(&text).map_err(|e| Error::Input {
             path: path.to_path_buf(),
             message: format!("not a part manifest: {e}"),

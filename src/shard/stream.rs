@@ -5,7 +5,7 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::fsutil::{parent_dir, PendingFile};
+use crate::fsutil::PendingFile;
 
 /// A file written through a temporary file beside it and renamed into place by
 /// [`StreamFile::finish`]; dropped unfinished (or on a signal), it leaves nothing.
@@ -17,7 +17,7 @@ pub struct StreamFile {
 
 impl StreamFile {
     pub fn create(dest: &Path) -> Result<StreamFile> {
-        let mut pending = PendingFile::new_in(&parent_dir(dest), ".alexnet-", ".tmp")?;
+        let mut pending = PendingFile::for_dest(dest)?;
         let file = pending
             .file_mut()
             .try_clone()

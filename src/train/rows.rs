@@ -65,7 +65,8 @@ impl SpillFile {
     /// A new, empty cache file in `dir` for rows of `dim` values.
     pub fn new_in(dir: &Path, dim: usize) -> Result<SpillFile> {
         Ok(SpillFile {
-            file: PendingFile::new_in(dir, ".alexnet-cache-", ".tmp")?,
+            // Keyed "cache": a run removes what killed runs left in the folder (fsutil).
+            file: PendingFile::keyed(dir, "cache")?,
             dim,
             rows: 0,
             failed: false,

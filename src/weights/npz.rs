@@ -54,6 +54,13 @@ fn member_size(file: &zip::read::ZipFile<'_>, name: &str, path: &Path) -> Result
     Ok(size)
 }
 
+/// The most bytes a deflated `.npz` member may inflate to: 1 GiB, over three times the largest
+/// AlexNet tensor (fc6, 151 MB as float32, 302 MB as float64) and a `np.savez_compressed`
+/// feature matrix of 29,000 rows of 9216. The ratio check above still lets a 4 MB archive
+/// declare 4 GB; this refuses it before inflating anything. Stored members (what this crate and
+/// `np.savez` write) are not capped: their bytes are on disk already.
+pub const MAX_INFLATED_MEMBER: u64 = 1 << 30;
+
 /// The deepest bracket nesting of an `.npy` header handed to npyz. Its Python-literal parser
 /// (py_literal, a PEG) backtracks exponentially in the nesting: 8 levels took 7 s, 12 took 6
 /// minutes (found by the `npz` fuzz target). A plain array's header nests 2 deep (dict, shape
@@ -170,6 +177,7 @@ pub(crate) fn open_npy<R: Read>(
     path: &Path,
 ) -> Result<npyz::NpyFile<std::io::Chain<std::io::Cursor<Vec<u8>>, R>>> {
     let bad = |m: String| file_err(path, format!("array '{key}': not a valid .npy file: {m}"));
+    let mut header_end = None;
     let mut pre = Vec::with_capacity(12);
     (&mut r)
         .take(12)
@@ -191,6 +199,7 @@ pub(crate) fn open_npy<R: Read>(
             )));
         }
         // `pre` may hold the header's first bytes already (a version 1 header starts at 10).
+        header_end = Some(start as u64 + len);
         let have = pre.len().saturating_sub(start) as u64;
         (&mut r)
             .take(len.saturating_sub(have))
@@ -204,7 +213,33 @@ pub(crate) fn open_npy<R: Read>(
             )));
         }
     }
-    npyz::NpyFile::new(std::io::Cursor::new(pre).chain(r)).map_err(|e| bad(e.to_string()))
+    let npy =
+        npyz::NpyFile::new(std::io::Cursor::new(pre).chain(r)).map_err(|e| bad(e.to_string()))?;
+    // The data the header's shape and dtype call for, against what the stream holds, before
+    // any of it is read: a header claiming more than is there is refused now, not after
+    // inflating (or allocating for) what the member declares.
+    if let (Some(end), DType::Plain(ts)) = (header_end, npy.dtype()) {
+        let needed = npy
+            .shape()
+            .iter()
+            .try_fold(ts.num_bytes().unwrap_or(0) as u64, |a, &d| a.checked_mul(d));
+        let holds = available.saturating_sub(end);
+        match needed {
+            Some(n) if n <= holds => {}
+            _ => {
+                return Err(file_err(
+                    path,
+                    format!(
+                        "array '{key}': its header's shape {:?} of {ts} needs {} bytes, the \
+                         array holds {holds} (a truncated or damaged file?)",
+                        npy.shape(),
+                        needed.map_or("more than 2^64".to_string(), |n| n.to_string())
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(npy)
 }
 
 /// The arrays of an `.npz` archive.
@@ -253,6 +288,16 @@ pub(crate) fn read_npz<R: Read + Seek>(mut reader: R, path: &Path) -> Result<Vec
             )
         })?;
         let size = member_size(&file, &name, path)?;
+        if file.compression() == zip::CompressionMethod::Deflated && size > MAX_INFLATED_MEMBER {
+            return Err(file_err(
+                path,
+                format!(
+                    "member '{member}' is compressed and inflates to {size} bytes, over the \
+                     {MAX_INFLATED_MEMBER} this tool inflates (a decompression bomb? save \
+                     large arrays uncompressed, with np.savez)"
+                ),
+            ));
+        }
         let npy = open_npy(file.take(size), size, &name, path)?;
         out.push(read_npy(npy, &name, path)?);
     }

@@ -264,9 +264,41 @@ impl Reader<'_> {
                 )));
             }
         }
-        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
         let file_path = dir.join(rel);
-        let mut f = std::fs::File::open(&file_path).map_err(|e| {
+        // The location's text stays inside the folder (checked above), but a symbolic link in
+        // the folder may point anywhere (48 bytes of a system file became a bias): the real
+        // paths are compared. Links that stay inside the folder are fine.
+        let outside = |why: String| {
+            self.err(format!(
+                "tensor '{name}': the external data location '{location}' {why}"
+            ))
+        };
+        let real_dir = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+        let real = std::fs::canonicalize(&file_path).map_err(|e| {
+            file_err(
+                &file_path,
+                format!(
+                    "external data of tensor '{name}' (named by {}): {e}",
+                    self.path.display()
+                ),
+            )
+        })?;
+        if !real.starts_with(&real_dir) {
+            return Err(outside(format!(
+                "resolves to {}, outside the model's folder {} (a symbolic link?)",
+                real.display(),
+                real_dir.display()
+            )));
+        }
+        // Opening a FIFO would block; a device never ends.
+        if !std::fs::metadata(&real).is_ok_and(|m| m.is_file()) {
+            return Err(outside("is not a regular file".into()));
+        }
+        let mut f = std::fs::File::open(&real).map_err(|e| {
             file_err(
                 &file_path,
                 format!(
