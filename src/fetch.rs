@@ -28,17 +28,26 @@ pub const CAFFE_URL: &str = "https://github.com/onnx/models/raw/main/validated/v
 pub const CAFFE_SHA256: &str = "6b0da9510f27f234ee96a85dc3809dd210150fdefad87f6850f9788513216945";
 /// The converted Caffe weights' file name in the cache directory.
 pub const CACHED_CAFFE_FILE: &str = "alexnet-caffe.npz";
-/// Overrides the cache directory.
+/// The binary's environment twin of `--cache-dir` (named in messages; the library itself
+/// reads no environment variable: the binary passes it to [`set_cache_dir`]).
 pub const CACHE_ENV: &str = "ALEXNET_CACHE_DIR";
+
+/// The cache directory set by the program (the binary's `--cache-dir` / `ALEXNET_CACHE_DIR`).
+static CACHE_DIR: std::sync::RwLock<Option<PathBuf>> = std::sync::RwLock::new(None);
+
+/// Sets the cache directory for this process (`None`: the platform's default again).
+pub fn set_cache_dir(dir: Option<PathBuf>) {
+    *CACHE_DIR.write().unwrap_or_else(|e| e.into_inner()) = dir.filter(|d| !d.as_os_str().is_empty());
+}
 /// The converted weights' file name in the cache directory.
 pub const CACHED_FILE: &str = "alexnet-torchvision.npz";
 
-/// The cache directory: `$ALEXNET_CACHE_DIR`, else the platform's cache folder (XDG on Linux:
-/// `$XDG_CACHE_HOME` or `~/.cache`; `~/Library/Caches` on macOS; `%LOCALAPPDATA%` on Windows)
-/// followed by `alexnet-wgpu`.
+/// The cache directory: the one [`set_cache_dir`] set, else the platform's cache folder (XDG
+/// on Linux: `$XDG_CACHE_HOME` or `~/.cache`; `~/Library/Caches` on macOS; `%LOCALAPPDATA%`
+/// on Windows) followed by `alexnet-wgpu`.
 pub fn cache_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os(CACHE_ENV).filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir));
+    if let Some(dir) = CACHE_DIR.read().unwrap_or_else(|e| e.into_inner()).clone() {
+        return Ok(dir);
     }
     dirs::cache_dir()
         .map(|d| d.join("alexnet-wgpu"))

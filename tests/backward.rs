@@ -456,7 +456,7 @@ fn backward_chain_matches_torch_autograd() {
     );
 }
 
-/// Timings of the conv backward kernels at torchvision's shapes (batch 4), for the README:
+/// Timings of the conv backward kernels at torchvision's shapes (batch 4), for docs/performance.md:
 /// `cargo test --release --test backward -- --ignored --nocapture`.
 #[test]
 #[ignore]

@@ -76,7 +76,7 @@ fn fast_path_matches_pil_on_a_small_photo() {
 }
 
 /// The fast path decodes the committed 2000x1500 JPEG at 1/2 scale. Tolerances against the
-/// exact (full-resolution) path, from the measured values (see the README's Performance
+/// exact (full-resolution) path, from the measured values (see docs/performance.md's
 /// section): tensors mean |diff| under 0.75 grey levels (measured 0.24 with libjpeg-turbo, 0.31 with
 /// jpeg-decoder); logits of the reduced-width fixture network within 3 % of max |logit|
 /// (measured 0.58 %, jpeg-decoder 1.56 %) and the same top class.

@@ -38,6 +38,10 @@ use clap::{Args, Parser, Subcommand};
     about = "AlexNet on any GPU (or lavapipe) with WGSL compute shaders"
 )]
 pub struct Cli {
+    /// Where fetch-weights caches weights and bench --tune its winners (default: the
+    /// platform's cache folder, e.g. ~/.cache/alexnet-wgpu).
+    #[arg(long, global = true, value_name = "DIR", env = "ALEXNET_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,7 +56,8 @@ enum Command {
     Summary(summary::SummaryArgs),
     /// Time forward passes: images/s, GFLOP/s and (--per-layer) GPU time per layer.
     Bench(bench::BenchArgs),
-    /// Train a new last layer (or the whole classifier) on folders of your own images.
+    /// Fine-tune on folders of your own images: a new last layer for your classes, or the
+    /// classifier, or from any convolution up (--train-from); the rest stays frozen.
     TrainHead(train_head::TrainHeadArgs),
     /// Accuracy, per-class precision/recall and confusion matrix of a model on class folders.
     Eval(eval::EvalArgs),
@@ -236,6 +241,7 @@ impl ModelArgs {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    alexnet_wgpu::fetch::set_cache_dir(cli.cache_dir);
     match cli.command {
         Command::Classify(a) => classify::run(a),
         Command::Adapters(a) => adapters::run(a),

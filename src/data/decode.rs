@@ -213,7 +213,7 @@ fn decode_jpeg_fast(bytes: &[u8], pre: &Preprocess, opts: LoadOptions) -> Option
     // Decode to at least twice the target, not just the target as PIL's draft() does: the
     // antialiased resize then averages over the reduced IDCT's block structure (measured on
     // 12 MP photos against PIL's exact pipeline: libjpeg-turbo's 1/8, i.e. PIL's draft(), is
-    // 0.6 grey levels mean, 1/4 0.23; jpeg-decoder's 1/8 moved logits 2.7 %; see the README).
+    // 0.6 grey levels mean, 1/4 0.23; jpeg-decoder's 1/8 moved logits 2.7 %; see docs/performance.md).
     let a = reduce_factor(vw, vh, 2 * tw, 2 * th);
     let image = match decode_turbo(bytes, a as usize, opts.allow_truncated) {
         Some(image) => image,

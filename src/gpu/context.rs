@@ -243,10 +243,10 @@ impl GpuContext {
     }
 
     /// The matmul path kernels use: the options' choice, else the adapter's default.
-    pub fn matmul_path(&self) -> crate::kernels::MatmulPath {
+    pub fn matmul_path(&self) -> crate::options::MatmulPath {
         self.options
             .matmul
-            .unwrap_or_else(|| crate::kernels::MatmulPath::default_for(self.info.device_type))
+            .unwrap_or_else(|| crate::options::MatmulPath::default_for(self.info.device_type))
     }
 
     /// The pipeline for `entry` of `shader` (compiled on first use, then shared).

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use super::conv2d::Conv2dShape;
-pub use super::path::{Force, Tile, TILES};
+pub use crate::options::matmul::{Force, Tile, TILES};
 use super::{check_groups, grid_1d, Dispatch, Kernels};
 use crate::error::{Error, Result};
 use crate::gpu::{storage_buffer, upload, GpuContext, ShaderSource};

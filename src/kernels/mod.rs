@@ -8,7 +8,6 @@ pub mod gemm;
 pub mod lrn;
 pub mod max_pool;
 pub mod mm;
-pub mod path;
 pub mod relu;
 pub mod softmax;
 pub mod timing;
@@ -19,7 +18,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 pub use crate::gpu::Kernel;
 use crate::gpu::{GpuContext, PipelineCache, ShaderSource};
-pub use path::MatmulPath;
+pub use crate::options::MatmulPath;
 
 /// Every shader of the forward pass, by file name, for validation and for building pipelines.
 pub const SHADERS: &[(&str, &str)] = &[

@@ -1,5 +1,7 @@
 //! The tuner's winners as the kernels read them: per layer shape, which variant runs on the
-//! `Blocked` path: an [`mm`] variant or the CPU-shaped `im2col` + `gemm.wgsl` kernels. Filled from the on-disk cache (`model::tune`, which owns the file, the adapter key and the
+//! `Blocked` path and on the `Gemm` path (CPU adapters' default; only a forced `gemm` ignores
+//! the table): an [`mm`] variant or the CPU-shaped `im2col` + `gemm.wgsl` kernels. Winners
+//! whose tile does not fit the device's limits (`--limits webgpu`) are ignored. Filled from the on-disk cache (`model::tune`, which owns the file, the adapter key and the
 //! timing) and installed once per process; empty until `alexnet bench --tune` has run, in
 //! which case the heuristics of [`mm`] decide.
 

@@ -1,5 +1,5 @@
-//! The autotuner: per adapter and layer shape, which variant runs fastest on the `Blocked`
-//! path: an `mm.wgsl` variant (tile, split-K, gemv) or the CPU-shaped `Gemm` path's kernels
+//! The autotuner: per adapter and layer shape, which variant runs fastest on the `Blocked` and
+//! `Gemm` paths (only tiles that fit the device's limits are timed): an `mm.wgsl` variant (tile, split-K, gemv) or the CPU-shaped `Gemm` path's kernels
 //! (`im2col` + `gemm.wgsl`). Timed once by `alexnet bench --tune` with GPU timestamps (wall
 //! clock where the adapter has no timestamp queries) and kept in a versioned JSON cache
 //! (`tune.json` in the cache directory the CLI passes, the one `fetch-weights` uses).

@@ -1,4 +1,8 @@
-//! Transfer learning: a new head trained on the GPU on cached backbone features.
+//! Transfer learning on the GPU: the trained layers (a new last layer, the classifier, or from
+//! any convolution up) with their forward, backward and optimizer kernels; the frozen part run
+//! once per image and cached (in memory or spilled to disk) or per step for fresh
+//! augmentations; the fit loop (epochs, schedules, validation, early stopping, checkpoints),
+//! metrics, plots and export. The recipe over all of it is `FineTune`, one layer up.
 
 pub mod checkpoint;
 pub mod conv_stack;

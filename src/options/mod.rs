@@ -1,5 +1,5 @@
 //! Runtime options: every choice that changes which kernels run or how the device is opened,
-//! as one value carried by the [`GpuContext`](crate::gpu::GpuContext). The library reads no
+//! as one value carried by the GPU context (`gpu::GpuContext`). The library reads no
 //! environment variable: the binary maps its flags (and their `ALEXNET_*` twins) onto this
 //! value, and library users set its fields.
 //!
@@ -9,7 +9,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::kernels::path::MatmulPath;
+pub mod matmul;
+
+pub use matmul::{Force, MatmulPath, Tile, TILES};
 
 /// Which device limits are requested.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Which matmul kernels run, as plain values: the path ([`MatmulPath`]), the `mm.wgsl` tile
-//! shapes ([`Tile`]) and what a user forces ([`Force`]). A leaf module (it imports nothing of
-//! the crate), so that the runtime options ([`crate::options`]) and the GPU context that
-//! carries them can name a matmul path without depending on the kernels themselves.
+//! shapes ([`Tile`]) and what a user forces ([`Force`]). Part of the runtime options (it
+//! imports nothing of the crate), so that the GPU context that carries them can name a matmul
+//! path without depending on the kernels; `kernels::mm` adds the heuristics and dispatch.
 
 /// How convolutions (and dense layers with K a multiple of 4) are computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -11,7 +11,7 @@ pub enum MatmulPath {
     Tiled,
     /// `im2col.wgsl` + `gemm.wgsl` (register tiles, vec4 loads, no workgroup memory) and
     /// `gemm.wgsl` for dense layers: CPU adapters such as lavapipe, where loads are done lane by
-    /// lane and barriers are expensive (about 3x faster there, see README "Performance").
+    /// lane and barriers are expensive (about 3x faster there, see docs/performance.md).
     Gemm,
     /// `mm.wgsl`: register-blocked 8x8-per-invocation tiles for GPUs (implicit GEMM for
     /// convolutions; tiles, split-K or matrix-vector for dense layers), the variant per layer
@@ -22,7 +22,7 @@ pub enum MatmulPath {
 impl MatmulPath {
     /// The default for an adapter of this type: [`MatmulPath::Gemm`] on CPU adapters (lavapipe,
     /// SwiftShader), else [`MatmulPath::Blocked`] with nothing forced. The runtime options
-    /// ([`crate::options::RuntimeOptions::matmul`]) override it.
+    /// ([`RuntimeOptions::matmul`](super::RuntimeOptions::matmul)) override it.
     pub fn default_for(device_type: wgpu::DeviceType) -> Self {
         if device_type == wgpu::DeviceType::Cpu {
             MatmulPath::Gemm
@@ -161,7 +161,7 @@ impl std::str::FromStr for Tile {
 }
 
 /// What `ALEXNET_MATMUL=blocked[-TILE][-gemv|-splitN]` forces; unset fields are chosen per
-/// shape (tuner cache, else `mm::conv_heuristic` / `mm::dense_heuristic`).
+/// shape (tuner cache, else `kernels::mm::conv_heuristic` / `dense_heuristic`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Force {
     pub tile: Option<Tile>,
