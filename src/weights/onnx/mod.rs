@@ -6,6 +6,7 @@
 
 pub mod proto;
 mod read;
+mod reader;
 mod tensor;
 mod write;
 

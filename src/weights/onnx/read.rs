@@ -16,16 +16,10 @@ use prost::Message;
 
 use super::super::RawTensor;
 use super::proto::{AttributeProto, DimValue, ModelProto, NodeProto, TensorProto};
+use super::reader::{file_err, Reader};
 use super::tensor::ints_of;
 use super::{OnnxLayer, OnnxModel, OnnxOp};
 use crate::error::{Error, Result};
-
-pub(super) fn file_err(path: &Path, message: impl Into<String>) -> Error {
-    Error::WeightFile {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
-}
 
 /// Largest ONNX file we parse in memory (protobuf's own limit is 2 GiB).
 const MAX_FILE: u64 = 2 << 30;
@@ -68,11 +62,6 @@ pub fn read_onnx_bytes(path: &Path, bytes: &[u8]) -> Result<OnnxModel> {
     .run()
 }
 
-pub(super) struct Reader<'a> {
-    pub(super) path: &'a Path,
-    pub(super) model: &'a ModelProto,
-}
-
 /// A weight input by name: its initializer, and the perm of a Transpose it goes through.
 type WeightOf<'t, 'c> = dyn Fn(&str) -> Option<(&'t TensorProto, Option<Vec<i64>>)> + 'c;
 
@@ -90,10 +79,6 @@ fn node_label(node: &NodeProto, index: usize) -> String {
 }
 
 impl Reader<'_> {
-    pub(super) fn err(&self, message: impl Into<String>) -> Error {
-        file_err(self.path, message)
-    }
-
     fn run(&self) -> Result<OnnxModel> {
         let graph = self
             .model
