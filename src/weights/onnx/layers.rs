@@ -47,8 +47,7 @@ impl Chain<'_> {
                 "{label}: the weight '{wname}' is not an initializer (a weight computed in the graph is not supported)"
             ))
         })?;
-        let wt =
-            r.raw_permuted(w, &format!("conv{}.weight", self.n_conv + 1), perm, label)?;
+        let wt = r.raw_permuted(w, &format!("conv{}.weight", self.n_conv + 1), perm, label)?;
         self.used.insert(w.name.clone());
         if wt.shape.len() != 4 {
             return Err(r.err(format!(
@@ -182,7 +181,12 @@ impl Chain<'_> {
         let consts = self.consts;
         let graph = self.graph;
         let consumers = self.consumers;
-        match node.input.get(1).and_then(|s| consts.tensor(s)).map(ints_of) {
+        match node
+            .input
+            .get(1)
+            .and_then(|s| consts.tensor(s))
+            .map(ints_of)
+        {
             Some(shape) if shape.len() != 2 => {
                 return Err(r.err(format!(
                     "{label}: reshapes to {shape:?}; an AlexNet flattens to [N, features]"

@@ -71,7 +71,11 @@ impl Reader<'_> {
             .ok_or_else(|| self.err("the ONNX model has no graph"))?;
         let consts = Constants::of(graph);
 
-        let inputs: Vec<_> = graph.input.iter().filter(|i| !consts.is_const(&i.name)).collect();
+        let inputs: Vec<_> = graph
+            .input
+            .iter()
+            .filter(|i| !consts.is_const(&i.name))
+            .collect();
         let input = match inputs.as_slice() {
             [one] => *one,
             [] => return Err(self.err("the graph has no input")),

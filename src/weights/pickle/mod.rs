@@ -11,10 +11,10 @@
 //!
 //! Why not a crate: `serde-pickle` resolves no globals (a tensor becomes an opaque or `None`
 //! value, losing storage offset, size and stride), and `repugnant-pickle` is an unmaintained
-//! 0.0.1 "low effort scraping" parser with no allow-list. The machine (`machine.rs`) has an explicit
-//! allow-list, never recurses on file data, and bounds its memory and work by the pickle's
-//! size: containers are shared (`Rc`, copy on write) and the copying is budgeted, nesting is
-//! bounded, error descriptions are bounded.
+//! 0.0.1 "low effort scraping" parser with no allow-list. The machine (`machine.rs`) has an
+//! explicit allow-list, never recurses on file data, and bounds its memory and work by the
+//! pickle's size: containers are shared (`Rc`, copy on write) and the copying is budgeted,
+//! nesting is bounded, error descriptions are bounded.
 
 use std::rc::Rc;
 

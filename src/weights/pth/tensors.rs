@@ -139,7 +139,9 @@ impl Objects for Persist {
 
 /// The `(key, tensor)` pairs of a state_dict, looking under `state_dict` / `model` when the file
 /// is a training checkpoint.
-pub(super) fn state_dict(root: &Value) -> std::result::Result<Vec<(String, Rc<TensorRef>)>, String> {
+pub(super) fn state_dict(
+    root: &Value,
+) -> std::result::Result<Vec<(String, Rc<TensorRef>)>, String> {
     let Value::Dict(d) = root else {
         return Err(format!(
             "the pickle holds a {}, not a state_dict (save `model.state_dict()`, not the model)",
