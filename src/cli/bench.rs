@@ -5,16 +5,11 @@ use alexnet_wgpu::gpu::{storage_buffer, upload_f32, GpuContext};
 use alexnet_wgpu::kernels::{self, conv2d::Conv2dShape, Kernels, MatmulPath, Precision};
 use alexnet_wgpu::model::Weights;
 use alexnet_wgpu::model::{Arch, Network, StepTiming};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use rand::{Rng, SeedableRng};
 
+pub use super::bench_format::Format;
 use super::{GpuArgs, LoadArgs};
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-}
 
 #[derive(Args)]
 pub struct BenchArgs {

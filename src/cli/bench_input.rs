@@ -7,7 +7,7 @@ use std::time::Instant;
 use alexnet_wgpu::data::{inputs::list_images, LoadOptions, Loader, Preprocess};
 use alexnet_wgpu::model::Arch;
 
-use super::bench::Format;
+use super::bench_format::Format;
 
 #[derive(serde::Serialize)]
 struct InputBench {

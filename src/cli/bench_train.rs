@@ -6,7 +6,7 @@ use alexnet_wgpu::gpu::GpuContext;
 use alexnet_wgpu::model::Weights;
 use alexnet_wgpu::train::{HeadKind, HeadWeights, Optimizer, TrainConfig, Trainer};
 
-use super::bench::Format;
+use super::bench_format::Format;
 
 pub fn run(
     ctx: &GpuContext,

@@ -11,7 +11,7 @@ use std::path::Path;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, RgbImage};
 
-use super::preprocess::{resize_target, Preprocess};
+use super::transform::{resize_target, Preprocess};
 use crate::error::{Error, Result};
 
 /// How files become pixels. The default is the fast path with the orientation applied.

@@ -7,6 +7,7 @@ pub mod pipeline;
 pub mod preprocess;
 pub mod resize;
 pub mod stream;
+mod transform;
 
 pub use decode::LoadOptions;
 pub use folder::ClassFolders;

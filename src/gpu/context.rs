@@ -163,7 +163,7 @@ pub struct GpuContext {
     /// What chooses kernels and how the device was opened.
     pub options: RuntimeOptions,
     /// Every pipeline of this device, compiled once on first use.
-    pub pipelines: std::sync::Arc<super::PipelineCache>,
+    pub pipelines: std::sync::Arc<super::pipelines::PipelineCache>,
     /// Validation errors of this device, turned into errors by [`GpuContext::check`].
     pub errors: std::sync::Arc<ErrorLog>,
 }
@@ -212,7 +212,7 @@ impl GpuContext {
         }));
         Ok(GpuContext {
             adapter,
-            pipelines: std::sync::Arc::new(super::PipelineCache::new(
+            pipelines: std::sync::Arc::new(super::pipelines::PipelineCache::new(
                 device.clone(),
                 options.shader_checks(),
             )),
@@ -252,9 +252,9 @@ impl GpuContext {
     /// The pipeline for `entry` of `shader` (compiled on first use, then shared).
     pub fn kernel(
         &self,
-        shader: super::ShaderSource,
+        shader: super::shader::ShaderSource,
         entry: &'static str,
-    ) -> std::sync::Arc<super::Kernel> {
+    ) -> std::sync::Arc<super::pipelines::Kernel> {
         self.pipelines.get(shader, entry)
     }
 

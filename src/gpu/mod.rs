@@ -1,8 +1,10 @@
 //! Device creation, buffers and read-back: everything that talks to wgpu but knows nothing of AlexNet.
 
+mod bind_group;
 mod buffers;
 mod context;
 mod pipelines;
+mod shader;
 pub mod validation;
 
 pub use buffers::{
@@ -10,6 +12,5 @@ pub use buffers::{
     upload, upload_f32, SplitWeight,
 };
 pub use context::{list_adapters, AdapterChoice, AdapterSummary, GpuContext};
-pub use pipelines::{
-    compile_counts, shader_facts, Kernel, PipelineCache, ShaderFacts, ShaderSource,
-};
+pub use pipelines::{compile_counts, Kernel, PipelineCache};
+pub use shader::{shader_facts, ShaderFacts, ShaderSource};

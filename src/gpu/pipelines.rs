@@ -10,15 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use super::GpuContext;
-use crate::error::{Error, Result};
-
-/// A WGSL shader known at build time: its file name (the cache key and label) and source.
-#[derive(Clone, Copy, Debug)]
-pub struct ShaderSource {
-    pub file: &'static str,
-    pub source: &'static str,
-}
+use super::shader::{shader_facts, ShaderSource};
 
 /// A compute pipeline with its (shader-derived) bind group layout: binding 0 is the uniform
 /// params struct, bindings 1.. the storage buffers in the shader's order.
@@ -30,9 +22,9 @@ pub struct Kernel {
     /// `@workgroup_size` of the entry point, as naga reads it.
     pub workgroup_size: [u32; 3],
     /// The module's named integer constants (`const BM: u32 = 64u;`), as naga reads them.
-    constants: BTreeMap<String, u32>,
+    pub(super) constants: BTreeMap<String, u32>,
     /// Size of the binding-0 params struct as naga lays it out.
-    params_size: Option<u32>,
+    pub(super) params_size: Option<u32>,
 }
 
 impl Kernel {
@@ -48,96 +40,6 @@ impl Kernel {
             )
         })
     }
-
-    /// A bind group with explicit binding numbers (for entry points that skip some bindings).
-    pub fn bind_at(&self, ctx: &GpuContext, entries: &[(u32, &wgpu::Buffer)]) -> wgpu::BindGroup {
-        if let Some((_, params)) = entries.iter().find(|(b, _)| *b == 0) {
-            // The Rust params struct must be the WGSL one byte for byte (a host module binding the
-            // wrong struct, or one edited on one side only): a defect of the build, never of input.
-            assert_eq!(
-                Some(params.size()),
-                self.params_size.map(u64::from),
-                "{}: the params buffer does not match the shader's binding-0 struct",
-                self.name
-            );
-        }
-        let entries: Vec<wgpu::BindGroupEntry> = entries
-            .iter()
-            .map(|(binding, buf)| wgpu::BindGroupEntry {
-                binding: *binding,
-                resource: buf.as_entire_binding(),
-            })
-            .collect();
-        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(self.name),
-            layout: &self.layout,
-            entries: &entries,
-        })
-    }
-
-    /// Binding 0 = `params`, bindings 1.. = `storage` in order.
-    pub fn bind(
-        &self,
-        ctx: &GpuContext,
-        params: &wgpu::Buffer,
-        storage: &[&wgpu::Buffer],
-    ) -> wgpu::BindGroup {
-        let mut entries = vec![(0u32, params)];
-        entries.extend(storage.iter().enumerate().map(|(i, b)| (i as u32 + 1, *b)));
-        self.bind_at(ctx, &entries)
-    }
-}
-
-/// What naga reads from a shader: per entry point its workgroup size, and named constants.
-pub struct ShaderFacts {
-    pub workgroup_sizes: BTreeMap<String, [u32; 3]>,
-    pub constants: BTreeMap<String, u32>,
-    /// Size in bytes of the uniform at `@group(0) @binding(0)` (the params struct) as naga lays
-    /// it out, if the shader has one.
-    pub params_size: Option<u32>,
-}
-
-/// Parses `source` with naga (the front end wgpu itself uses) for the facts the host needs.
-pub fn shader_facts(file: &str, source: &str) -> Result<ShaderFacts> {
-    let module = naga::front::wgsl::parse_str(source)
-        .map_err(|e| Error::Gpu(format!("{file}: {}", e.emit_to_string(source))))?;
-    let workgroup_sizes = module
-        .entry_points
-        .iter()
-        .map(|ep| (ep.name.clone(), ep.workgroup_size))
-        .collect();
-    let mut constants = BTreeMap::new();
-    for (_, c) in module.constants.iter() {
-        let Some(name) = &c.name else { continue };
-        let value = match module.global_expressions[c.init] {
-            naga::Expression::Literal(naga::Literal::U32(v)) => Some(v),
-            naga::Expression::Literal(naga::Literal::I32(v)) => u32::try_from(v).ok(),
-            naga::Expression::Literal(naga::Literal::AbstractInt(v)) => u32::try_from(v).ok(),
-            _ => None,
-        };
-        if let Some(v) = value {
-            constants.insert(name.clone(), v);
-        }
-    }
-    let mut layouter = naga::proc::Layouter::default();
-    layouter
-        .update(module.to_ctx())
-        .map_err(|e| Error::Gpu(format!("{file}: laying out types: {e}")))?;
-    let params_size = module
-        .global_variables
-        .iter()
-        .find(|(_, g)| {
-            g.space == naga::AddressSpace::Uniform
-                && g.binding
-                    .as_ref()
-                    .is_some_and(|b| b.group == 0 && b.binding == 0)
-        })
-        .map(|(_, g)| layouter[g.ty].size);
-    Ok(ShaderFacts {
-        workgroup_sizes,
-        constants,
-        params_size,
-    })
 }
 
 type Key = (&'static str, &'static str);

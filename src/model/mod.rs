@@ -3,6 +3,7 @@
 pub mod arch;
 pub mod dense;
 pub mod formats;
+mod load;
 pub mod naming;
 pub mod network;
 pub mod params;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::naming::{self, Scheme};
 use super::{Arch, Layer, NetSpec, Shape, Widths};
 use crate::error::{Error, Result};
-use crate::weights::{read_tensors, write_npz, NpzEntry, RawTensor};
+use crate::weights::{write_npz, NpzEntry, RawTensor};
 
 /// `(file key, file shape, data)` of one parameter.
 pub type FileTensor = (String, Vec<usize>, Vec<f32>);
@@ -38,20 +38,6 @@ impl Weights {
             }
         }
         spec
-    }
-
-    /// Loads and checks `path`; `arch: None` infers the preset from key names and shapes (for
-    /// an `.onnx`, from the layers of its graph).
-    pub fn load(path: &Path, arch: Option<Arch>) -> Result<Weights> {
-        if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
-        {
-            let model = crate::weights::onnx::read_onnx(path)?;
-            return super::formats::from_onnx(path, model, arch);
-        }
-        let raw = read_tensors(path)?;
-        from_raw(path, raw, arch)
     }
 
     /// Deterministic random weights (He-scaled normal-ish uniform), for benchmarks and tests.

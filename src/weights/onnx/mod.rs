@@ -4,12 +4,17 @@
 //!
 //! Protobuf: `prost` with the ONNX message types in [`proto`], committed as Rust source.
 
+mod graph;
+mod layers;
 pub mod proto;
 mod read;
+mod reader;
 mod tensor;
+mod window;
 mod write;
 
-pub use read::{read_onnx, read_onnx_bytes, window_out};
+pub use read::{read_onnx, read_onnx_bytes};
+pub use window::window_out;
 pub use write::{encode, write_onnx, OnnxExport};
 
 use super::RawTensor;

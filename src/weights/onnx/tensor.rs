@@ -6,7 +6,7 @@ use std::path::{Component, Path};
 
 use super::super::RawTensor;
 use super::proto::{data_type, TensorProto, DATA_LOCATION_EXTERNAL};
-use super::read::{file_err, Reader};
+use super::reader::{file_err, Reader};
 use crate::error::{Error, Result};
 
 impl Reader<'_> {

@@ -1,0 +1,70 @@
+//! The per-preset transform settings, and the size an image is resized to before the crop:
+//! what both the exact preprocessing and the fast decoders (which shrink while decoding) need.
+
+use crate::model::Arch;
+
+/// How an image becomes a `[3, H, W]` float tensor.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Preprocess {
+    /// Resize so the shorter side is this long (aspect kept), or to exactly this square.
+    pub resize: usize,
+    pub resize_square: bool,
+    pub crop: usize,
+    /// Multiply 0..255 values by this before the mean and std.
+    pub scale: f32,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    /// Channel order BGR instead of RGB (mean/std are given in the output order).
+    pub bgr: bool,
+}
+
+impl Preprocess {
+    pub fn for_arch(arch: Arch) -> Preprocess {
+        match arch {
+            // torchvision: Resize(256), CenterCrop(224), ToTensor, Normalize(ImageNet mean/std).
+            Arch::Torchvision => Preprocess {
+                resize: 256,
+                resize_square: false,
+                crop: 224,
+                scale: 1.0 / 255.0,
+                mean: [0.485, 0.456, 0.406],
+                std: [0.229, 0.224, 0.225],
+                bgr: false,
+            },
+            // BVLC Caffe: warp to 256x256, centre crop 227, BGR 0..255 minus the mean pixel.
+            Arch::Caffe => Preprocess {
+                resize: 256,
+                resize_square: true,
+                crop: 227,
+                scale: 1.0,
+                mean: [104.0, 117.0, 123.0],
+                std: [1.0, 1.0, 1.0],
+                bgr: true,
+            },
+            // The plain Keras net: shorter side 256, centre crop 227, x / 255.
+            Arch::Keras => Preprocess {
+                resize: 256,
+                resize_square: false,
+                crop: 227,
+                scale: 1.0 / 255.0,
+                mean: [0.0; 3],
+                std: [1.0; 3],
+                bgr: false,
+            },
+        }
+    }
+}
+
+/// The size the preset resizes a `w` x `h` image to before the centre crop (torchvision's
+/// `Resize(256)` rule: the shorter side to `resize`, the longer truncated; never under the crop).
+pub fn resize_target(w: usize, h: usize, p: &Preprocess) -> (usize, usize) {
+    let (nw, nh) = if p.resize_square {
+        (p.resize, p.resize)
+    } else if w <= h {
+        // torchvision truncates the long side: int(size * long / short).
+        (p.resize, (p.resize as f64 * h as f64 / w as f64) as usize)
+    } else {
+        ((p.resize as f64 * w as f64 / h as f64) as usize, p.resize)
+    };
+    (nw.max(p.crop), nh.max(p.crop))
+}
