@@ -34,7 +34,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "lpips",
-        &["error", "fsutil", "gpu", "kernels", "weights", "model", "data"],
+        &[
+            "error", "fsutil", "gpu", "kernels", "weights", "model", "data",
+        ],
     ),
     (
         "fine_tune",
@@ -53,8 +55,19 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "api",
         &[
-            "error", "options", "fsutil", "labels", "gpu", "kernels", "weights", "model", "data",
-            "train", "fetch", "lpips", "fine_tune",
+            "error",
+            "options",
+            "fsutil",
+            "labels",
+            "gpu",
+            "kernels",
+            "weights",
+            "model",
+            "data",
+            "train",
+            "fetch",
+            "lpips",
+            "fine_tune",
         ],
     ),
 ];

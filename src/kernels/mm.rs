@@ -12,10 +12,10 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use super::conv2d::Conv2dShape;
-pub use crate::options::matmul::{Force, Tile, TILES};
 use super::{check_groups, grid_1d, Dispatch, Kernels};
 use crate::error::{Error, Result};
 use crate::gpu::{storage_buffer, upload, GpuContext, ShaderSource};
+pub use crate::options::matmul::{Force, Tile, TILES};
 
 /// The shader as written (the 64x64x16 tile).
 pub const SOURCE: &str = include_str!("../../shaders/mm.wgsl");

@@ -14,6 +14,7 @@ pub mod head;
 pub mod init_head;
 pub mod kernels;
 pub mod metrics;
+#[cfg(feature = "cli")]
 pub mod plot;
 pub mod reference;
 pub mod rows;

@@ -6,15 +6,16 @@
 //! file is renamed into place, so an interrupted or corrupt download is never taken for a good
 //! one.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use sha2::{Digest, Sha256};
+#[cfg(feature = "cli")]
+mod download;
 
 use crate::error::{Error, Result};
 use crate::model::Weights;
 use crate::weights::{pth, read_tensors};
+#[cfg(feature = "cli")]
+pub use download::fetch_weights;
 
 /// torchvision's `AlexNet_Weights.IMAGENET1K_V1`.
 pub const TORCHVISION_URL: &str = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth";
@@ -37,7 +38,8 @@ static CACHE_DIR: std::sync::RwLock<Option<PathBuf>> = std::sync::RwLock::new(No
 
 /// Sets the cache directory for this process (`None`: the platform's default again).
 pub fn set_cache_dir(dir: Option<PathBuf>) {
-    *CACHE_DIR.write().unwrap_or_else(|e| e.into_inner()) = dir.filter(|d| !d.as_os_str().is_empty());
+    *CACHE_DIR.write().unwrap_or_else(|e| e.into_inner()) =
+        dir.filter(|d| !d.as_os_str().is_empty());
 }
 /// The converted weights' file name in the cache directory.
 pub const CACHED_FILE: &str = "alexnet-torchvision.npz";
@@ -116,153 +118,6 @@ pub enum Fetched {
         bytes: u64,
         sha256: String,
     },
-}
-
-fn download_err(url: &str, message: impl Into<String>) -> Error {
-    Error::Download {
-        url: url.to_string(),
-        message: message.into(),
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Downloads, verifies and converts the weights (unless `dest` exists and `force` is off).
-pub fn fetch_weights(opts: &FetchOptions) -> Result<Fetched> {
-    if opts.dest.is_file() && !opts.force {
-        return Ok(Fetched::Cached(opts.dest.clone()));
-    }
-    let prefix = opts.sha256_prefix.to_ascii_lowercase();
-    if !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(download_err(
-            &opts.url,
-            format!("the expected SHA-256 prefix '{prefix}' is not hexadecimal"),
-        ));
-    }
-    let dir = crate::fsutil::parent_dir(&opts.dest);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-
-    // The reader dispatches on the suffix: `.onnx` for an ONNX download, else `.pth`. Removed
-    // on drop and on a signal.
-    let path_part = opts.url.split(['?', '#']).next().unwrap_or_default();
-    let suffix = if path_part.to_ascii_lowercase().ends_with(".onnx") {
-        ".onnx"
-    } else {
-        ".pth"
-    };
-    let mut tmp = crate::fsutil::PendingFile::new_in(&dir, ".alexnet-download-", suffix)?;
-    let (bytes, sha256) = download(&opts.url, tmp.file_mut(), opts.progress)?;
-    if !sha256.starts_with(&prefix) {
-        return Err(Error::HashMismatch {
-            url: opts.url.clone(),
-            expected: prefix,
-            found: sha256,
-        });
-    }
-    convert_file(tmp.path(), &opts.dest, None).map_err(|e| match e {
-        Error::WeightFile { message, .. } => Error::WeightFile {
-            path: PathBuf::from(&opts.url),
-            message,
-        },
-        Error::WeightMismatch { arch, problems, .. } => Error::WeightMismatch {
-            path: PathBuf::from(&opts.url),
-            arch,
-            problems,
-        },
-        other => other,
-    })?;
-    Ok(Fetched::Downloaded {
-        path: opts.dest.clone(),
-        bytes,
-        sha256,
-    })
-}
-
-/// Streams `url` into `out`, returning the byte count and the SHA-256 (hex).
-fn download(url: &str, out: &mut std::fs::File, progress: bool) -> Result<(u64, String)> {
-    // A proxy from the environment can never reach this machine's loopback address.
-    let loopback = url
-        .parse::<ureq::http::Uri>()
-        .ok()
-        .and_then(|u| {
-            u.host()
-                .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
-        })
-        .is_some_and(|h| {
-            h == "localhost"
-                || h.parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        });
-    let mut config = ureq::Agent::config_builder();
-    if loopback {
-        config = config.proxy(None);
-    }
-    let agent: ureq::Agent = config
-        .timeout_connect(Some(Duration::from_secs(20)))
-        .timeout_recv_response(Some(Duration::from_secs(60)))
-        .timeout_per_read(Some(Duration::from_secs(60)))
-        .user_agent(concat!("alexnet-wgpu/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into();
-    let mut resp = agent.get(url).call().map_err(|e| match e {
-        ureq::Error::StatusCode(_) => download_err(url, e.to_string()),
-        _ => Error::Unreachable {
-            url: url.to_string(),
-            message: e.to_string(),
-        },
-    })?;
-    let expected_len = resp.body().content_length();
-    let bar = if progress {
-        let bar = match expected_len {
-            Some(n) => indicatif::ProgressBar::new(n),
-            None => indicatif::ProgressBar::new_spinner(),
-        };
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar.set_message("downloading");
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let mut reader = resp.body_mut().as_reader();
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut total = 0u64;
-    let mut writer = std::io::BufWriter::new(out);
-    loop {
-        let n = reader
-            .read(&mut buf)
-            .map_err(|e| download_err(url, format!("after {total} bytes: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        writer
-            .write_all(&buf[..n])
-            .map_err(|e| download_err(url, format!("writing the temporary file: {e}")))?;
-        total += n as u64;
-        bar.set_position(total);
-    }
-    bar.finish_and_clear();
-    writer
-        .flush()
-        .map_err(|e| download_err(url, format!("writing the temporary file: {e}")))?;
-    if let Some(n) = expected_len {
-        if n != total {
-            return Err(download_err(
-                url,
-                format!("the connection ended after {total} of {n} bytes"),
-            ));
-        }
-    }
-    Ok((total, hex(&hasher.finalize())))
 }
 
 /// Converts any supported weights file (.npz, .npy folder, .pth/.pt, .h5/.keras) to our `.npz`
