@@ -104,6 +104,7 @@ fn top_k(probs: &[f32], logits: &[f32], k: usize) -> Vec<(usize, f32, f32)> {
 }
 
 pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
     if args.batch == Some(0) {
         anyhow::bail!("--batch must be at least 1");
     }
@@ -341,6 +342,12 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     if args.timings {
         eprintln!("{}", times.summary());
+        eprintln!(
+            "{:.2} s in all, of which {:.2} s loading the weights, opening the device and \
+             compiling pipelines before the first input",
+            started.elapsed().as_secs_f64(),
+            (started.elapsed().as_secs_f64() - times.wall_s).max(0.0)
+        );
     }
 
     let (ok, failed) = (sink.ok, sink.failed);

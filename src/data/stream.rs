@@ -124,9 +124,13 @@ impl PipeTimes {
         (self.decoder_wait_s / self.wall_s.max(1e-9)).clamp(0.0, 1.0)
     }
 
-    /// Which side bounds the run: the one the other waited on more.
+    /// Which side bounds the run: the one the other waited on more. With one batch nothing
+    /// can be told (the GPU waits for the only batch to decode, and the decoders never wait
+    /// for the GPU), so nothing is claimed.
     pub fn bound(&self) -> String {
-        if self.gpu_idle() > self.decoder_idle() {
+        if self.batches < 2 {
+            "one batch: too few to tell whether decoding or the GPU bounds the run".into()
+        } else if self.gpu_idle() > self.decoder_idle() {
             format!(
                 "decode-bound: GPU idle {:.0} % waiting for input",
                 100.0 * self.gpu_idle()
@@ -139,15 +143,17 @@ impl PipeTimes {
         }
     }
 
-    /// The `--timings` line.
+    /// The `--timings` line (the pipeline only: loading and setup are the caller's to add).
     pub fn summary(&self) -> String {
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         format!(
-            "{} inputs in {:.2} s ({:.2} images/s), {} batches: decoding {:.2} s on CPU threads, \
+            "{} in {:.2} s ({:.2} images/s), {}: decoding {:.2} s on CPU threads, \
              GPU busy {:.2} s, overlapped ({:.2} s of the two ran at once); {}",
-            self.items,
+            plural(self.items, "input", "inputs"),
             self.wall_s,
             self.items as f64 / self.wall_s.max(1e-9),
-            self.batches,
+            plural(self.batches, "batch", "batches"),
             self.decode_s,
             self.gpu_s,
             (self.decode_s + self.gpu_s - self.wall_s).max(0.0),

@@ -1,11 +1,11 @@
 //! The plan for one input size: every buffer bound and every dispatch recorded, so that a
 //! forward pass only uploads, submits and reads back.
 
+use super::super::Layer;
 use super::{Network, Op, Param};
 use crate::error::{Error, Result};
 use crate::gpu::storage_buffer;
 use crate::kernels::{self, Dispatch, Precision};
-use crate::model::Layer;
 
 /// Which buffer an op reads or writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -400,7 +400,7 @@ fn pairs(items: Vec<Value>) -> VmResult<Vec<(Value, Value)>> {
 
 /// Runs the pickle that starts at `data[pos]` until its STOP; returns its value and the position
 /// after it.
-pub(in crate::weights) fn run_pickle<O: Objects>(
+pub(in super::super) fn run_pickle<O: Objects>(
     data: &[u8],
     pos: usize,
     objects: &O,
