@@ -329,3 +329,26 @@ fn torchvision_names_refuse_another_arch() {
     }
     Weights::load(&fixture("torchvision_small.npz"), Some(Arch::Torchvision)).unwrap();
 }
+
+#[cfg(unix)]
+#[test]
+fn outputs_honour_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    for (umask, mode) in [("027", 0o640), ("002", 0o664)] {
+        let out = dir.path().join(format!("w{umask}.npz"));
+        let o = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "umask {umask} && exec \"$0\" convert \"$1\" \"$2\""
+            ))
+            .arg(env!("CARGO_BIN_EXE_alexnet"))
+            .arg(fixture("torchvision_small.npz"))
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let got = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(got, mode, "umask {umask}: mode {got:o}");
+    }
+}
