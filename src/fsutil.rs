@@ -116,11 +116,13 @@ impl PendingFile {
         // handler's abandon_pending_writes() that comes in between waits for the insert and
         // removes the file, rather than missing one created a moment before.
         let mut set = pending();
-        let tmp = tempfile::Builder::new()
-            .prefix(prefix)
-            .suffix(suffix)
-            .tempfile_in(dir)
-            .map_err(|e| Error::io(dir, e))?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(prefix).suffix(suffix);
+        // Outputs get the mode other tools give new files (0666 less the umask, applied by
+        // open(2)), not tempfile's private 0600.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let tmp = builder.tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
         let path = tmp.path().to_path_buf();
         set.insert(path.clone());
         drop(set);

@@ -725,3 +725,50 @@ fn unbounded_and_blocking_inputs_are_refused() {
         }
     }
 }
+
+#[test]
+fn eval_scores_a_one_class_folder() {
+    // A model with class names; the folder holds one of them only.
+    let dir = tempfile::tempdir().unwrap();
+    let w = alexnet_wgpu::model::Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    let classes: Vec<String> = (0..w.widths.classes)
+        .map(|i| {
+            if i == 3 {
+                "cat".into()
+            } else {
+                format!("c{i}")
+            }
+        })
+        .collect();
+    let meta = alexnet_wgpu::weights::meta::ModelMeta {
+        format: "alexnet-wgpu model".into(),
+        version: alexnet_wgpu::weights::meta::META_VERSION,
+        arch: "torchvision".into(),
+        classes,
+        head: None,
+        preprocess: None,
+    };
+    let (json, names) = meta.to_strings();
+    let model = dir.path().join("m.npz");
+    w.save_npz(&model, alexnet_wgpu::weights::meta::entries(&json, &names))
+        .unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("cat")).unwrap();
+    std::fs::copy(
+        root().join("assets/images/chelsea.jpg"),
+        data.join("cat/chelsea.jpg"),
+    )
+    .unwrap();
+    let o = alexnet(&[
+        "eval",
+        "--weights",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["count"], 1, "{v}");
+}

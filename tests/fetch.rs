@@ -92,6 +92,7 @@ fn opts(url: &str, prefix: &str, dest: PathBuf) -> FetchOptions {
         dest,
         force: false,
         progress: false,
+        max_bytes: alexnet_wgpu::fetch::MAX_DOWNLOAD_BYTES,
     }
 }
 
@@ -331,4 +332,71 @@ fn without_weights_or_cache_commands_fail_fast_with_the_fix() {
     let mut head = [0u8; 2];
     f.read_exact(&mut head).unwrap();
     assert_eq!(&head, b"PK");
+}
+
+#[test]
+fn only_http_urls_are_fetched() {
+    let cache = tempfile::tempdir().unwrap();
+    let dest = cache.path().join(CACHED_FILE);
+    let local = fixture("torchvision_small.pth");
+    for url in [
+        format!("file://{}", local.display()),
+        local.display().to_string(),
+    ] {
+        let msg = fetch_weights(&opts(&url, "", dest.clone()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("only https://") && msg.contains("convert"),
+            "{msg}"
+        );
+    }
+    assert!(listing(cache.path()).is_empty());
+}
+
+#[test]
+fn a_download_stops_at_the_expected_size() {
+    let cache = tempfile::tempdir().unwrap();
+    let dest = cache.path().join(CACHED_FILE);
+    let body = pth_bytes();
+    // Announced bigger than the cap: refused before reading.
+    let server = serve(body.clone(), false, 2);
+    let mut o = opts(&server.url, "", dest.clone());
+    o.max_bytes = body.len() as u64 - 1;
+    let msg = fetch_weights(&o).unwrap_err().to_string();
+    assert!(
+        msg.contains(&format!("more than the expected {} bytes", body.len() - 1)),
+        "{msg}"
+    );
+    assert!(listing(cache.path()).is_empty());
+    // Exactly the cap: fine.
+    o.max_bytes = body.len() as u64;
+    fetch_weights(&o).unwrap();
+    // No Content-Length, a body that never ends: stopped at the cap.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+        }
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+        let chunk = vec![0u8; 1 << 16];
+        while s.write_all(&chunk).is_ok() {}
+    });
+    let mut o = opts(&format!("http://127.0.0.1:{port}/w.pth"), "", dest.clone());
+    o.force = true;
+    o.max_bytes = 1 << 20;
+    let msg = fetch_weights(&o).unwrap_err().to_string();
+    assert!(
+        msg.contains("more than the expected 1048576 bytes"),
+        "{msg}"
+    );
+    assert_eq!(listing(cache.path()), vec![CACHED_FILE.to_string()]);
 }

@@ -659,6 +659,7 @@ fn fetch_weights_caffe_downloads_checks_and_converts_an_onnx() {
         dest: dest.clone(),
         force: false,
         progress: false,
+        max_bytes: alexnet_wgpu::fetch::MAX_DOWNLOAD_BYTES,
     };
     // Wrong hash: nothing kept.
     let e = fetch_weights(&opts(&"0".repeat(64))).unwrap_err();

@@ -819,3 +819,36 @@ fn merge_refuses_to_write_over_its_parts() {
         [0.0, 1.0, 1.0, 1.0, 2.0, 1.0]
     );
 }
+
+#[test]
+fn a_missing_listed_path_fails_only_its_line() {
+    // Without an image extension too: one input that fails, not the whole run.
+    let dir = tempfile::tempdir().unwrap();
+    let ghost = dir.path().join("ghost");
+    let items = alexnet_wgpu::shard::expand_listed(&[
+        ghost.clone(),
+        dir.path().join("gone.jpg"),
+        dir.path().to_path_buf(),
+    ])
+    .unwrap();
+    assert_eq!(items.len(), 2, "{items:?}");
+    let first = root().join("assets/images/chelsea.jpg");
+    let listing = format!("{}\n{}\n", ghost.display(), first.display());
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, &listing).unwrap();
+    let weights = fixture("torchvision_small.npz");
+    let base = ["classify", "--weights", &weights, "--format", "jsonl"];
+    for o in [
+        alexnet_stdin(&[base.as_slice(), &["-"]].concat(), &listing),
+        alexnet(&[base.as_slice(), &["--list", list.to_str().unwrap()]].concat()),
+    ] {
+        let lines = jsonl(&String::from_utf8(o.stdout.clone()).unwrap());
+        assert_eq!(lines.len(), 2, "{}", stderr(&o));
+        assert!(
+            lines[0]["input"].as_str().unwrap().ends_with("ghost") && lines[0]["error"].is_string(),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[1]["error"].is_null(), "{}", lines[1]);
+    }
+}

@@ -82,13 +82,11 @@ fn unrelated_file_is_refused() {
 
 #[test]
 fn wrong_arch_for_the_file_names_the_mismatch() {
-    // Torchvision weights forced into the grouped Caffe net: conv2 has too many input channels.
-    let msg = load_err("torchvision_small.npz", Some(Arch::Caffe));
+    // Caffe's grouped weights forced into the plain Keras net: conv2 has half the input
+    // channels. (torchvision's names under another arch: `torchvision_names_refuse_another_arch`.)
+    let msg = load_err("caffe_small.npz", Some(Arch::Keras));
     assert!(
-        msg.contains("'caffe'") && msg.contains("features.3.weight: expected shape [40, 6, 5, 5]")
-            || msg.contains(
-                "key 'features.3.weight': expected shape [40, 6, 5, 5], found [40, 12, 5, 5]"
-            ),
+        msg.contains("'keras'") && msg.contains("key 'conv2.weight': expected shape"),
         "{msg}"
     );
 }
@@ -243,4 +241,114 @@ fn npz_sizes_are_checked_before_inflating() {
         start.elapsed().as_secs_f64() < 1.0,
         "refused before inflating"
     );
+}
+
+#[test]
+fn safetensors_header_errors_name_the_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, header: &str, data: usize| {
+        let mut f = (header.len() as u64).to_le_bytes().to_vec();
+        f.extend_from_slice(header.as_bytes());
+        f.extend(vec![0u8; data]);
+        let p = dir.path().join(name);
+        std::fs::write(&p, f).unwrap();
+        Weights::load(&p, None).unwrap_err().to_string()
+    };
+    // A byte count that does not fit shape x dtype.
+    let e = file(
+        "size.safetensors",
+        r#"{"features.0.bias":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"features.0.weight":{"dtype":"F32","shape":[3],"data_offsets":[4,12]}}"#,
+        12,
+    );
+    assert!(
+        e.contains("size.safetensors")
+            && e.contains("tensor 'features.0.weight'")
+            && e.contains("needs 12 bytes"),
+        "{e}"
+    );
+    // Offsets past the data.
+    let e = file(
+        "off.safetensors",
+        r#"{"classifier.1.weight":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
+        4,
+    );
+    assert!(
+        e.contains("tensor 'classifier.1.weight'") && e.contains("[0, 8]"),
+        "{e}"
+    );
+    // A dtype the format does not have.
+    let e = file(
+        "dtype.safetensors",
+        r#"{"features.3.weight":{"dtype":"Q4","shape":[2],"data_offsets":[0,4]}}"#,
+        4,
+    );
+    assert!(
+        e.contains("tensor 'features.3.weight'") && e.contains("'Q4'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_npz_without_npy_members_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("empty.npz");
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
+    z.start_file("readme.txt", zip::write::FileOptions::default())
+        .unwrap();
+    std::io::Write::write_all(&mut z, b"hello").unwrap();
+    z.finish().unwrap();
+    let e = Weights::load(&p, None).unwrap_err().to_string();
+    assert!(
+        e.contains("empty.npz") && e.contains("no .npy members"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_npz_without_extension_converts() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("download");
+    std::fs::copy(fixture("torchvision_small.npz"), &p).unwrap();
+    let out = dir.path().join("out.npz");
+    let w = alexnet_wgpu::fetch::convert_file(&p, &out, None).unwrap();
+    assert_eq!(w.arch, Arch::Torchvision);
+    // A PyTorch zip without extension still goes to the .pth reader.
+    let q = dir.path().join("download2");
+    std::fs::copy(fixture("torchvision_small.pth"), &q).unwrap();
+    alexnet_wgpu::fetch::convert_file(&q, &dir.path().join("out2.npz"), None).unwrap();
+}
+
+#[test]
+fn torchvision_names_refuse_another_arch() {
+    for arch in [Arch::Keras, Arch::Caffe] {
+        let msg = load_err("torchvision_small.npz", Some(arch));
+        assert!(
+            msg.contains(&format!("'{arch}'")) && msg.contains("torchvision's names"),
+            "{msg}"
+        );
+    }
+    Weights::load(&fixture("torchvision_small.npz"), Some(Arch::Torchvision)).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn outputs_honour_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    for (umask, mode) in [("027", 0o640), ("002", 0o664)] {
+        let out = dir.path().join(format!("w{umask}.npz"));
+        let o = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "umask {umask} && exec \"$0\" convert \"$1\" \"$2\""
+            ))
+            .arg(env!("CARGO_BIN_EXE_alexnet"))
+            .arg(fixture("torchvision_small.npz"))
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let got = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(got, mode, "umask {umask}: mode {got:o}");
+    }
 }

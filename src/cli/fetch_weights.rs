@@ -41,23 +41,31 @@ pub struct FetchWeightsArgs {
 }
 
 pub fn run(args: FetchWeightsArgs) -> anyhow::Result<ExitCode> {
-    let (url, sha, cached) = match args.arch {
+    let (url, sha, cached, size) = match args.arch {
         Arch::Torchvision => (
             fetch::TORCHVISION_URL,
             fetch::TORCHVISION_SHA256_PREFIX,
             fetch::cached_weights_path()?,
+            fetch::TORCHVISION_BYTES,
         ),
         Arch::Caffe => (
             fetch::CAFFE_URL,
             fetch::CAFFE_SHA256,
             fetch::cached_caffe_weights_path()?,
+            fetch::CAFFE_BYTES,
         ),
         Arch::Keras => anyhow::bail!(
             "no official pre-trained weights for the keras preset; pass --weights with your own"
         ),
     };
     let dest = args.out.unwrap_or(cached);
+    // The official file's size caps its download; another URL gets the general cap.
+    let max_bytes = match &args.url {
+        Some(u) if u != url => fetch::MAX_DOWNLOAD_BYTES,
+        _ => size,
+    };
     let opts = FetchOptions {
+        max_bytes,
         url: args.url.unwrap_or_else(|| url.to_string()),
         sha256_prefix: args.sha256_prefix.unwrap_or_else(|| sha.to_string()),
         dest,

@@ -27,6 +27,16 @@ impl ClassFolders {
     /// Scans `dir`: every sub-folder is a class, every image below it (recursively) a sample.
     /// An empty class, a single class or no images at all is an error.
     pub fn scan(dir: &Path) -> Result<ClassFolders> {
+        Self::scan_min(dir, 2)
+    }
+
+    /// [`ClassFolders::scan`] of labelled images to score a model on (`eval`): a single class
+    /// is fine there (how well the model finds that one class).
+    pub fn scan_to_evaluate(dir: &Path) -> Result<ClassFolders> {
+        Self::scan_min(dir, 1)
+    }
+
+    fn scan_min(dir: &Path, min_classes: usize) -> Result<ClassFolders> {
         let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
         let mut class_dirs: Vec<PathBuf> = entries
             .filter_map(|e| e.ok())
@@ -67,7 +77,7 @@ impl ClassFolders {
                 format!("class folder(s) with no images: {}", empty.join(", ")),
             ));
         }
-        if out.classes.len() < 2 {
+        if out.classes.len() < min_classes {
             return Err(data_err(
                 dir,
                 format!(

@@ -25,6 +25,17 @@ pub fn fetch_weights(opts: &FetchOptions) -> Result<Fetched> {
     if opts.dest.is_file() && !opts.force {
         return Ok(Fetched::Cached(opts.dest.clone()));
     }
+    let scheme = opts
+        .url
+        .split_once("://")
+        .map(|(s, _)| s.to_ascii_lowercase());
+    if !matches!(scheme.as_deref(), Some("https" | "http")) {
+        return Err(download_err(
+            &opts.url,
+            "only https:// (or http://) URLs are fetched; a weights file already on disk is \
+             read by `convert FILE OUT` or given to --weights directly",
+        ));
+    }
     let prefix = opts.sha256_prefix.to_ascii_lowercase();
     if !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(download_err(
@@ -44,7 +55,7 @@ pub fn fetch_weights(opts: &FetchOptions) -> Result<Fetched> {
         ".pth"
     };
     let mut tmp = crate::fsutil::PendingFile::new_in(&dir, ".alexnet-download-", suffix)?;
-    let (bytes, sha256) = download(&opts.url, tmp.file_mut(), opts.progress)?;
+    let (bytes, sha256) = download(&opts.url, tmp.file_mut(), opts.progress, opts.max_bytes)?;
     if !sha256.starts_with(&prefix) {
         return Err(Error::HashMismatch {
             url: opts.url.clone(),
@@ -72,7 +83,12 @@ pub fn fetch_weights(opts: &FetchOptions) -> Result<Fetched> {
 }
 
 /// Streams `url` into `out`, returning the byte count and the SHA-256 (hex).
-fn download(url: &str, out: &mut std::fs::File, progress: bool) -> Result<(u64, String)> {
+fn download(
+    url: &str,
+    out: &mut std::fs::File,
+    progress: bool,
+    max_bytes: u64,
+) -> Result<(u64, String)> {
     // A proxy from the environment can never reach this machine's loopback address.
     let loopback = url
         .parse::<ureq::http::Uri>()
@@ -105,6 +121,15 @@ fn download(url: &str, out: &mut std::fs::File, progress: bool) -> Result<(u64, 
         },
     })?;
     let expected_len = resp.body().content_length();
+    let too_much = || {
+        download_err(
+            url,
+            format!("the server sends more than the expected {max_bytes} bytes; stopped there"),
+        )
+    };
+    if expected_len.is_some_and(|n| n > max_bytes) {
+        return Err(too_much());
+    }
     let bar = if progress {
         let bar = match expected_len {
             Some(n) => indicatif::ProgressBar::new(n),
@@ -133,6 +158,9 @@ fn download(url: &str, out: &mut std::fs::File, progress: bool) -> Result<(u64, 
             .map_err(|e| download_err(url, format!("after {total} bytes: {e}")))?;
         if n == 0 {
             break;
+        }
+        if total + n as u64 > max_bytes {
+            return Err(too_much());
         }
         hasher.update(&buf[..n]);
         writer

@@ -27,6 +27,13 @@ pub const CAFFE_URL: &str = "https://github.com/onnx/models/raw/main/validated/v
 /// The whole SHA-256 of `bvlcalexnet-12.onnx` (243,863,787 bytes), as published in the zoo's
 /// `ONNX_HUB_MANIFEST.json` (`model_sha`, which is also its Git LFS object id).
 pub const CAFFE_SHA256: &str = "6b0da9510f27f234ee96a85dc3809dd210150fdefad87f6850f9788513216945";
+/// The size of `bvlcalexnet-12.onnx`: a download stops there.
+pub const CAFFE_BYTES: u64 = 243_863_787;
+/// The size of `alexnet-owt-7be5be79.pth` (torchvision's `_file_size` 233.087 MB): a download
+/// stops there.
+pub const TORCHVISION_BYTES: u64 = 244_408_911;
+/// The most a download from another `--url` may send (AlexNet's files are under 250 MB).
+pub const MAX_DOWNLOAD_BYTES: u64 = 1 << 30;
 /// The converted Caffe weights' file name in the cache directory.
 pub const CACHED_CAFFE_FILE: &str = "alexnet-caffe.npz";
 /// The binary's environment twin of `--cache-dir` (named in messages; the library itself
@@ -92,6 +99,9 @@ pub struct FetchOptions {
     pub force: bool,
     /// Show a progress bar on stderr (hidden anyway when stderr is not a terminal).
     pub progress: bool,
+    /// The download stops with an error past this many bytes (the official files' sizes, or
+    /// [`MAX_DOWNLOAD_BYTES`] for another URL).
+    pub max_bytes: u64,
 }
 
 impl FetchOptions {
@@ -103,6 +113,7 @@ impl FetchOptions {
             dest: cached_weights_path()?,
             force: false,
             progress: true,
+            max_bytes: TORCHVISION_BYTES,
         })
     }
 }
@@ -133,8 +144,13 @@ pub fn convert_file(
         Weights::load(input, arch)?
     } else {
         let raw = if input.is_file() && input.extension().is_none() {
-            // A download without extension: sniff a PyTorch file.
-            pth::read_pth(input)?
+            // A download without extension: an .npz is a zip of .npy members, anything else
+            // is read as a PyTorch file.
+            if crate::weights::read::is_npz(input) {
+                read_tensors(input)?
+            } else {
+                pth::read_pth(input)?
+            }
         } else {
             read_tensors(input)?
         };

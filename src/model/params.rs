@@ -259,6 +259,22 @@ impl<'a> MappedTensors<'a> {
 pub fn from_raw(path: &Path, raw: Vec<RawTensor>, arch: Option<Arch>) -> Result<Weights> {
     let mapped = MappedTensors::new(path, &raw)?;
     let scheme = mapped.scheme;
+    // torchvision's names belong to torchvision's net alone (the Caffe and Keras names are
+    // also used for the other nets, in either layout): another preset would silently build a
+    // different network from the file's widths.
+    if let (Scheme::Torchvision, Some(a)) = (scheme, arch) {
+        if a != Arch::Torchvision {
+            return Err(Error::WeightMismatch {
+                path: path.to_path_buf(),
+                arch: a.to_string(),
+                problems: vec![format!(
+                    "the keys are torchvision's names (features.0.weight ... classifier.6.bias), \
+                     which only the 'torchvision' network has, not the '{a}' one asked for; \
+                     drop --arch or pass --arch torchvision"
+                )],
+            });
+        }
+    }
     let arch = arch.unwrap_or_else(|| infer_arch(&mapped));
 
     // Widths come from the file (so reduced-width and k-class models load); gaps keep defaults.

@@ -108,11 +108,13 @@ pub fn read_path_list(reader: impl BufRead, source: &Path) -> Result<Vec<PathBuf
 /// Inputs from listed paths: a path with an image extension is taken as one image without
 /// touching the file system (so listing ten million files costs no `stat` per file; a missing
 /// file fails when it is decoded), anything else (a folder, a `.npy` batch) is expanded like a
-/// command-line path.
+/// command-line path. A listed path that cannot be stat'ed (missing, unreadable) is one input
+/// that fails when it is read, with or without an image extension: one bad line of a long
+/// list does not stop the run.
 pub fn expand_listed(paths: &[PathBuf]) -> Result<Vec<InputItem>> {
     let mut out = Vec::with_capacity(paths.len());
     for p in paths {
-        if is_image_path(p) {
+        if is_image_path(p) || std::fs::metadata(p).is_err() {
             out.push(InputItem {
                 source: InputSource::Image(p.clone()),
             });

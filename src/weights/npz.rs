@@ -258,6 +258,12 @@ pub(crate) fn read_npz<R: Read + Seek>(mut reader: R, path: &Path) -> Result<Vec
     })?;
     let mut names: Vec<String> = archive.array_names().map(str::to_string).collect();
     names.sort();
+    if names.is_empty() {
+        return Err(file_err(
+            path,
+            "the zip archive has no .npy members: not an .npz of arrays",
+        ));
+    }
     let zip = archive.zip_archive();
     let mut out = Vec::with_capacity(names.len());
     let mut budget = archive_len;

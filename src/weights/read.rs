@@ -98,6 +98,19 @@ pub fn read_tensors_from_bytes(
     Ok(out)
 }
 
+/// Whether `path` is a zip archive holding `.npy` members (an `.npz`, whatever its name) and no
+/// `data.pkl` (a PyTorch zip): how a file without extension is told apart.
+pub(crate) fn is_npz(path: &Path) -> bool {
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    let Ok(zip) = zip::ZipArchive::new(BufReader::new(file)) else {
+        return false;
+    };
+    let names: Vec<&str> = zip.file_names().collect();
+    names.iter().any(|n| n.ends_with(".npy")) && !names.iter().any(|n| n.ends_with("data.pkl"))
+}
+
 fn npy_key(path: &Path) -> String {
     path.file_stem()
         .unwrap_or_default()

@@ -29,11 +29,77 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>> {
 
 fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>> {
     SafeTensors::deserialize(bytes).map_err(|e| {
-        file_err(
-            path,
-            format!("not a readable .safetensors file: {e} (is the file truncated or not a .safetensors?)"),
-        )
+        let what = match culprit(bytes) {
+            Some(t) => format!("{t} ({e})"),
+            None => format!("{e} (is the file truncated or not a .safetensors?)"),
+        };
+        file_err(path, format!("not a readable .safetensors file: {what}"))
     })
+}
+
+/// Bytes per element of the dtypes the crate reads whole bytes of (`None`: another name).
+fn dtype_size(name: &str) -> Option<u64> {
+    Some(match name {
+        "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" | "F8_E8M0" => 1,
+        "I16" | "U16" | "F16" | "BF16" => 2,
+        "I32" | "U32" | "F32" => 4,
+        "I64" | "U64" | "F64" | "C64" => 8,
+        _ => return None,
+    })
+}
+
+/// The first tensor whose header entry the crate refuses, with what is wrong with it (the
+/// crate's own errors name no tensor for a bad dtype or a byte count that does not fit).
+fn culprit(bytes: &[u8]) -> Option<String> {
+    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let end = 8usize.checked_add(usize::try_from(n).ok()?)?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(bytes.get(8..end)?).ok()?;
+    let data_len = (bytes.len() - end) as u64;
+    for (name, v) in header.iter().filter(|(k, _)| *k != "__metadata__") {
+        let t = format!("tensor '{name}'");
+        let Some(dtype) = v.get("dtype").and_then(|d| d.as_str()) else {
+            return Some(format!("{t} has no dtype"));
+        };
+        let shape: Option<Vec<u64>> = v
+            .get("shape")
+            .and_then(|s| s.as_array())
+            .and_then(|s| s.iter().map(|d| d.as_u64()).collect());
+        let Some(shape) = shape else {
+            return Some(format!("{t} has no shape of whole numbers"));
+        };
+        let offs: Option<Vec<u64>> = v
+            .get("data_offsets")
+            .and_then(|s| s.as_array())
+            .and_then(|s| s.iter().map(|d| d.as_u64()).collect());
+        let Some([s, e]) = offs.as_deref().and_then(|o| <[u64; 2]>::try_from(o).ok()) else {
+            return Some(format!("{t} has no data_offsets [begin, end]"));
+        };
+        if s > e || e > data_len {
+            return Some(format!(
+                "{t}: data_offsets [{s}, {e}] do not fit the file's {data_len} data bytes"
+            ));
+        }
+        let Some(size) = dtype_size(dtype) else {
+            // Sub-byte types are the crate's to judge; an unknown name is named here.
+            if dtype.starts_with("F4") || dtype.starts_with("F6") {
+                continue;
+            }
+            return Some(format!("{t}: unknown dtype '{dtype}'"));
+        };
+        let need = shape.iter().try_fold(size, |a, &d| a.checked_mul(d));
+        match need {
+            Some(need) if need == e - s => {}
+            Some(need) => {
+                return Some(format!(
+                    "{t}: shape {shape:?} of {dtype} needs {need} bytes, its data_offsets [{s}, {e}] hold {}",
+                    e - s
+                ))
+            }
+            None => return Some(format!("{t}: shape {shape:?} of {dtype} overflows")),
+        }
+    }
+    None
 }
 
 fn decode(view: &TensorView<'_>) -> std::result::Result<Vec<f32>, String> {
