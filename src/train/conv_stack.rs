@@ -14,12 +14,12 @@
 
 use std::collections::HashMap;
 
+use super::config::Optimizer;
 use super::head::ConvHost;
 use super::kernels::conv_gemm_backward::{self, ConvGemmScratch};
 use super::kernels::{
     conv_backward, lrn_backward, pad_rows, pool_backward, relu_backward, TrainKernels,
 };
-use super::trainer::Optimizer;
 use crate::error::{Error, Result};
 use crate::gpu::{read_back_f32, storage_buffer, upload_f32, GpuContext};
 use crate::kernels::conv2d::{self, Conv2dShape};
