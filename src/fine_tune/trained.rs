@@ -7,7 +7,7 @@ use crate::model::Weights;
 use crate::train::export::save_model;
 use crate::train::{EpochRecord, HeadWeights, Keep, Metrics, StepRecord};
 
-/// What [`FineTune::fit`] returns.
+/// What [`FineTune::fit`](super::FineTune::fit) returns.
 #[derive(Clone, Debug)]
 pub struct Trained {
     /// The backbone with the trained layers and a new last layer for `classes`.

@@ -117,7 +117,8 @@ impl FeatureSet {
 impl FeatureSet {
     /// Fails unless at least two classes have rows: a one-class "classifier" trains to 100%
     /// accuracy and says nothing (class folders are refused the same way, by
-    /// [`crate::data::ClassFolders::scan`]). `path` is the file the set came from, for the message.
+    /// [`crate::data::ClassFolders::scan`]). `path` is the file the set came from, for the
+    /// message.
     pub fn check_trainable(&self, path: &Path) -> Result<()> {
         let mut rows = vec![0usize; self.classes.len()];
         for &l in &self.labels {
