@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
+use super::config::OptimizerState;
 use super::features::FeatureSet;
-use super::fit::{EpochRecord, FitOptions, StepRecord};
+use super::fit_options::{EpochRecord, FitOptions, StepRecord};
 use super::head::HeadWeights;
-use super::trainer::OptimizerState;
 use crate::error::{Error, Result};
 use crate::weights::{read_strings, read_tensors, write_npz, NpzEntry};
 

@@ -2,73 +2,18 @@
 //! stopping, and a checkpoint after every epoch (`checkpoint.rs`) that `--resume` continues
 //! exactly.
 
-use std::path::PathBuf;
-
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::checkpoint::{fingerprint, load_checkpoint, save_checkpoint, Progress};
 use super::features::FeatureSet;
+pub use super::fit_options::{EpochRecord, FitOptions, Keep, StepRecord};
 use super::head::HeadWeights;
 use super::rows::{Cached, TrainRows};
 pub use super::schedule::Schedule;
-use super::trainer::{Stats, TrainConfig, Trainer};
+use super::trainer::{Stats, Trainer};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-
-/// Which epoch's weights a run returns (and `train-head` saves).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Keep {
-    /// The epoch with the lowest validation loss (the last one when there is no validation
-    /// set): the default, as the validation loss is the run's only evidence of generalisation.
-    #[default]
-    Best,
-    /// The last epoch trained (Keras' default, `restore_best_weights=False`).
-    Last,
-}
-
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct FitOptions {
-    pub epochs: usize,
-    /// Stop after this many optimizer steps (overrides `epochs`).
-    pub steps: Option<usize>,
-    pub batch: usize,
-    pub lr: f32,
-    pub schedule: Schedule,
-    pub shuffle: bool,
-    /// Stop when the validation loss has not improved for this many epochs (best kept).
-    pub patience: Option<usize>,
-    /// Which epoch's weights are returned (not part of the checkpoint's fingerprint: it does
-    /// not change training, so a run may be resumed with the other choice).
-    #[serde(default)]
-    pub keep: Keep,
-    pub config: TrainConfig,
-    /// Written atomically after every epoch; `resume` continues from it.
-    pub checkpoint: Option<PathBuf>,
-    pub resume: bool,
-    /// Stop after this many epochs of this invocation, as an interruption would (tests).
-    #[serde(skip)]
-    pub interrupt_after: Option<usize>,
-}
-
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct EpochRecord {
-    pub epoch: usize,
-    pub train_loss: f64,
-    pub train_accuracy: f64,
-    pub val_loss: Option<f64>,
-    pub val_accuracy: Option<f64>,
-    pub lr: f32,
-    pub seconds: f64,
-}
-
-/// One line of `--log-steps`: the loss of the step's batch before its update.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct StepRecord {
-    pub step: usize,
-    pub loss: f32,
-    pub lr: f32,
-}
 
 pub struct FitOutcome {
     /// The head of the epoch `keep` chose: `best_epoch` (lowest validation loss; the last

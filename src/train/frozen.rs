@@ -5,14 +5,13 @@
 use std::path::Path;
 
 use super::conv_stack::ConvStack;
-use super::features::{extract_rows, Extraction, FeatureSet};
+use super::features::{extract_rows, Extraction};
+pub use super::frozen_dense::frozen_dense;
 use super::head::{conv_hosts, ConvPart, HeadKind};
 use super::rows::SpillFile;
 use crate::data::{ClassFolders, LoadOptions, Preprocess};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-use crate::kernels::Precision;
-use crate::model::dense::{DenseStack, GpuDense};
 use crate::model::Weights;
 
 /// The frozen part below `convN` (`kind` = `HeadKind::Conv(n)`) as a forward-only stack for
@@ -84,32 +83,4 @@ pub fn extract_frozen(
         },
     )?;
     Ok((ex, file))
-}
-
-/// The frozen dense layers `names` (each followed by its ReLU) of `backbone` applied to pool5
-/// rows on the GPU, by the network's own dense forward: fc6 and fc7 for `--head last`, fc6 for
-/// `--train-from fc7`.
-pub fn frozen_dense(
-    ctx: &GpuContext,
-    backbone: &Weights,
-    names: &[&str],
-    pool5: &FeatureSet,
-) -> Result<FeatureSet> {
-    let layers = names
-        .iter()
-        .map(|name| GpuDense::from_weights(ctx, backbone, name, true, Precision::F32))
-        .collect::<Result<Vec<_>>>()?;
-    if pool5.dim != layers[0].inp {
-        return Err(Error::Invalid(format!(
-            "the cached features have {} values per image but the backbone's fc6 takes {}",
-            pool5.dim, layers[0].inp
-        )));
-    }
-    let mut stack = DenseStack::new(ctx, layers, 64)?;
-    let features = stack.forward(ctx, &pool5.features)?;
-    Ok(FeatureSet {
-        features,
-        dim: stack.output_len(),
-        ..pool5.clone()
-    })
 }

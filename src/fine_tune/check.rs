@@ -1,0 +1,82 @@
+//! The settings a run refuses before it starts: zero counts, rates and shares out of range, a
+//! resume without a checkpoint.
+
+use super::FineTune;
+use crate::error::{Error, Result};
+use crate::train::{Optimizer, Schedule};
+
+pub(super) fn invalid(msg: String) -> Error {
+    Error::Invalid(msg)
+}
+
+impl FineTune {
+    /// Refuses settings that cannot train, naming the accepted range.
+    pub(super) fn check(&self) -> Result<()> {
+        let count = |what: &str, n: usize| {
+            if n == 0 {
+                Err(invalid(format!("{what} 0: expected 1 or more")))
+            } else {
+                Ok(())
+            }
+        };
+        count("epochs", self.epochs)?;
+        count("batch", self.batch)?;
+        count("extract batch", self.extract_batch)?;
+        if let Some(s) = self.steps {
+            count("steps", s)?;
+        }
+        if let Schedule::Step { every, gamma } = self.schedule {
+            count("step schedule every", every)?;
+            if !(gamma.is_finite() && gamma > 0.0) {
+                return Err(invalid(format!(
+                    "step schedule gamma {gamma}: expected a finite number above 0"
+                )));
+            }
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(invalid(format!(
+                "learning rate {}: expected a finite number above 0",
+                self.lr
+            )));
+        }
+        if !(self.lr_backbone_mult.is_finite() && self.lr_backbone_mult >= 0.0) {
+            return Err(invalid(format!(
+                "backbone learning-rate factor {}: expected a finite factor of 0 or more",
+                self.lr_backbone_mult
+            )));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(invalid(format!(
+                "weight decay {}: expected a finite number of 0 or more",
+                self.weight_decay
+            )));
+        }
+        let below_one = |what: &str, v: f64| {
+            if (0.0..1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(invalid(format!(
+                    "{what} {v}: expected a number from 0 up to, not including, 1"
+                )))
+            }
+        };
+        below_one("dropout", self.dropout as f64)?;
+        below_one("validation share", self.val_split)?;
+        match self.optimizer {
+            Optimizer::Sgd { momentum } => below_one("momentum", momentum as f64)?,
+            Optimizer::Adam { beta1, beta2, eps } => {
+                below_one("Adam beta1", beta1 as f64)?;
+                below_one("Adam beta2", beta2 as f64)?;
+                if !(eps.is_finite() && eps > 0.0) {
+                    return Err(invalid(format!(
+                        "Adam eps {eps}: expected a finite number above 0"
+                    )));
+                }
+            }
+        }
+        if self.resume && self.checkpoint.is_none() {
+            return Err(Error::ResumeWithoutCheckpoint);
+        }
+        Ok(())
+    }
+}

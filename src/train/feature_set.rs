@@ -1,0 +1,178 @@
+//! The cached rows training reads: activations `[len, dim]` with their labels, paths and class
+//! names, saved to and loaded from `.npz`.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::weights::{read_strings, read_tensors, write_npz, NpzEntry};
+
+/// Cached activations with their labels: `features` is `[len, dim]`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FeatureSet {
+    pub features: Vec<f32>,
+    pub dim: usize,
+    pub labels: Vec<usize>,
+    pub paths: Vec<String>,
+    pub classes: Vec<String>,
+}
+
+impl FeatureSet {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.features[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// Writes `features` `[N, dim]` f32, `labels` `[N]` i64, `paths` and `classes` (strings).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let labels: Vec<i64> = self.labels.iter().map(|&l| l as i64).collect();
+        let shape = [self.len(), self.dim];
+        let lshape = [self.len()];
+        write_npz(
+            path,
+            &[
+                ("features".into(), NpzEntry::F32(&shape, &self.features)),
+                ("labels".into(), NpzEntry::I64(&lshape, &labels)),
+                ("paths".into(), NpzEntry::Str(&self.paths)),
+                ("classes".into(), NpzEntry::Str(&self.classes)),
+            ],
+        )
+    }
+
+    /// Reads a file written by [`FeatureSet::save`], or by numpy with only `features` and
+    /// `labels`: without `classes` the classes are named `0`..`k-1` (k = the largest label + 1),
+    /// without `paths` the rows have none.
+    pub fn load(path: &Path) -> Result<FeatureSet> {
+        let bad = |m: String| Error::WeightFile {
+            path: path.to_path_buf(),
+            message: m,
+        };
+        let classes = read_strings(path, "classes")?;
+        let paths = read_strings(path, "paths")?.unwrap_or_default();
+        let mut features = None;
+        let mut labels = None;
+        for t in read_tensors(path)? {
+            match t.key.as_str() {
+                "features" => features = Some(t),
+                "labels" => labels = Some(t),
+                _ => {}
+            }
+        }
+        let f = features.ok_or_else(|| bad("no 'features' array".into()))?;
+        if f.shape.len() != 2 {
+            return Err(bad(format!(
+                "'features': expected shape [N, F], found {:?}",
+                f.shape
+            )));
+        }
+        let data = f.data.map_err(|e| bad(format!("'features': {e}")))?;
+        // Labels are integers: read them directly (read_tensors refuses integer weights).
+        let n = f.shape[0];
+        let labels: Vec<usize> = match labels {
+            Some(_) => read_labels(path)?,
+            None => return Err(bad("no 'labels' array".into())),
+        };
+        if labels.len() != n {
+            return Err(bad(format!("{} labels for {n} feature rows", labels.len())));
+        }
+        let classes = classes.unwrap_or_else(|| {
+            let k = labels.iter().max().map_or(0, |&m| m + 1);
+            (0..k).map(|c| c.to_string()).collect()
+        });
+        if let Some(l) = labels.iter().find(|&&l| l >= classes.len()) {
+            return Err(bad(format!("label {l} but only {} classes", classes.len())));
+        }
+        // Two classes of one name could never be told apart by the names the model keeps.
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(c) = classes.iter().find(|c| !seen.insert(c.as_str())) {
+            return Err(bad(format!(
+                "class '{c}' is named more than once in 'classes'"
+            )));
+        }
+        // A NaN or infinite feature turns every loss and weight it touches into NaN.
+        let dim = f.shape[1];
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            return Err(bad(format!(
+                "'features' holds a NaN or infinite value (row {}, column {})",
+                i / dim.max(1),
+                i % dim.max(1)
+            )));
+        }
+        Ok(FeatureSet {
+            features: data,
+            dim: f.shape[1],
+            labels,
+            paths,
+            classes,
+        })
+    }
+}
+
+impl FeatureSet {
+    /// Fails unless at least two classes have rows: a one-class "classifier" trains to 100%
+    /// accuracy and says nothing (class folders are refused the same way, by
+    /// [`crate::data::ClassFolders::scan`]). `path` is the file the set came from, for the
+    /// message.
+    pub fn check_trainable(&self, path: &Path) -> Result<()> {
+        let mut rows = vec![0usize; self.classes.len()];
+        for &l in &self.labels {
+            if let Some(n) = rows.get_mut(l) {
+                *n += 1;
+            }
+        }
+        let with_rows: Vec<&str> = self
+            .classes
+            .iter()
+            .zip(&rows)
+            .filter(|(_, &n)| n > 0)
+            .map(|(c, _)| c.as_str())
+            .collect();
+        let message = match (with_rows.len(), self.classes.len()) {
+            (0, _) => "has no rows".to_string(),
+            (1, 1) => format!(
+                "has a single class ('{}'); training a classifier needs at least two",
+                with_rows[0]
+            ),
+            (1, k) => format!(
+                "has rows of a single class ('{}', of {k} classes); training a classifier needs at least two",
+                with_rows[0]
+            ),
+            _ => return Ok(()),
+        };
+        Err(Error::WeightFile {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+}
+
+fn read_labels(path: &Path) -> Result<Vec<usize>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut npz = npyz::npz::NpzArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| Error::io(path, e))?;
+    let npy = npz
+        .by_name("labels")
+        .map_err(|e| Error::io(path, e))?
+        .ok_or_else(|| Error::WeightFile {
+            path: path.to_path_buf(),
+            message: "no 'labels' array".into(),
+        })?;
+    let v: Vec<i64> = npy.into_vec().map_err(|e| Error::WeightFile {
+        path: path.to_path_buf(),
+        message: format!("'labels' must be int64: {e}"),
+    })?;
+    v.into_iter()
+        .map(|l| {
+            usize::try_from(l).map_err(|_| Error::WeightFile {
+                path: path.to_path_buf(),
+                message: format!("negative label {l}"),
+            })
+        })
+        .collect()
+}
