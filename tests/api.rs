@@ -173,4 +173,13 @@ fn examples_run_on_the_fixtures() {
         ],
     );
     assert!(text.starts_with("LPIPS (v0.1): "), "{text}");
+    let data = fixture("train_data");
+    let model = dir.path().join("mine.npz");
+    let text = run(
+        "fine_tune",
+        &[weights.as_os_str(), data.as_os_str(), model.as_os_str()],
+    );
+    assert!(text.contains("validation accuracy"), "{text}");
+    let again = AlexNet::from_file(&model).unwrap();
+    assert_eq!(again.classes().len(), 3);
 }
