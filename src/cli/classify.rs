@@ -127,21 +127,13 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
     if let Some(p) = &args.features_out {
         outputs.push(("--features-out", p));
     }
-    let mut inputs: Vec<(&str, &std::path::Path)> = Vec::new();
-    if let Some(p) = &weights_file {
-        inputs.push(("--weights", p));
-    }
-    if let Some(p) = &args.labels {
-        inputs.push(("--labels", p));
-    }
-    if let Some(p) = &args.sharding.list {
-        inputs.push(("--list", p));
-    }
-    inputs.extend(
-        args.paths
-            .iter()
-            .filter(|p| p.as_os_str() != "-")
-            .map(|p| ("", p.as_path())),
+    let inputs = super::input_files(
+        &[
+            ("--weights", weights_file.as_deref()),
+            ("--labels", args.labels.as_deref()),
+            ("--list", args.sharding.list.as_deref()),
+        ],
+        &args.paths,
     );
     alexnet_wgpu::clobber::check_outputs(&inputs, &outputs)?;
     // The whole input list, then this shard's contiguous slice of it.

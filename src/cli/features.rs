@@ -79,21 +79,13 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     let weights_file = args.model.path().ok();
     let outputs: Vec<(&str, &std::path::Path)> =
         args.out.iter().map(|p| ("--out", p.as_path())).collect();
-    let mut inputs: Vec<(&str, &std::path::Path)> = Vec::new();
-    if let Some(p) = &weights_file {
-        inputs.push(("--weights", p));
-    }
-    if let Some(p) = &args.data {
-        inputs.push(("--data", p));
-    }
-    if let Some(p) = &args.sharding.list {
-        inputs.push(("--list", p));
-    }
-    inputs.extend(
-        args.paths
-            .iter()
-            .filter(|p| p.as_os_str() != "-")
-            .map(|p| ("", p.as_path())),
+    let inputs = super::input_files(
+        &[
+            ("--weights", weights_file.as_deref()),
+            ("--data", args.data.as_deref()),
+            ("--list", args.sharding.list.as_deref()),
+        ],
+        &args.paths,
     );
     alexnet_wgpu::clobber::check_outputs(&inputs, &outputs)?;
     // The whole input list (class folders, or paths with no labels), then this shard's slice.

@@ -167,6 +167,25 @@ impl GpuArgs {
     }
 }
 
+/// The files a command reads, for `clobber::check_outputs`: each flag's file when given, then
+/// the positional paths (`-`, standard input, left out).
+pub fn input_files<'a>(
+    flags: &[(&'static str, Option<&'a std::path::Path>)],
+    positional: &'a [PathBuf],
+) -> Vec<(&'static str, &'a std::path::Path)> {
+    let mut inputs: Vec<(&'static str, &std::path::Path)> = flags
+        .iter()
+        .filter_map(|&(flag, p)| p.map(|p| (flag, p)))
+        .collect();
+    inputs.extend(
+        positional
+            .iter()
+            .filter(|p| p.as_os_str() != "-")
+            .map(|p| ("", p.as_path())),
+    );
+    inputs
+}
+
 /// Where the autotuner's winners live: `tune.json` in the cache directory of `fetch-weights`.
 pub fn tune_cache_path() -> anyhow::Result<std::path::PathBuf> {
     Ok(alexnet_wgpu::fetch::cache_dir()?.join(alexnet_wgpu::model::tune::FILE))
