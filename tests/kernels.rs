@@ -128,17 +128,7 @@ fn conv(
     pad: usize,
     groups: usize,
 ) -> Conv2dShape {
-    Conv2dShape {
-        batch,
-        in_c,
-        in_h: hw,
-        in_w: hw,
-        out_c,
-        kernel,
-        stride,
-        pad,
-        groups,
-    }
+    Conv2dShape::square(batch, in_c, hw, out_c, kernel, stride, pad, groups)
 }
 
 #[test]

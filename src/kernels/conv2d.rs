@@ -45,6 +45,31 @@ pub struct Conv2dShape {
 }
 
 impl Conv2dShape {
+    /// A convolution of square `hw` x `hw` images (what tests and the selftest write most).
+    #[allow(clippy::too_many_arguments)]
+    pub fn square(
+        batch: usize,
+        in_c: usize,
+        hw: usize,
+        out_c: usize,
+        kernel: usize,
+        stride: usize,
+        pad: usize,
+        groups: usize,
+    ) -> Self {
+        Conv2dShape {
+            batch,
+            in_c,
+            in_h: hw,
+            in_w: hw,
+            out_c,
+            kernel,
+            stride,
+            pad,
+            groups,
+        }
+    }
+
     /// Output height and width, or an error naming what does not fit.
     pub fn out_hw(&self) -> Result<(usize, usize)> {
         if self.groups == 0

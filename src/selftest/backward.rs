@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 
-use super::{conv, conv_label, random, run_read, Case, Compared};
+use super::{conv_label, random, run_read, Case, Compared};
 use crate::error::Error;
 use crate::gpu::{read_back_f32, storage_buffer, upload_f32};
+use crate::kernels::conv2d::Conv2dShape;
 use crate::kernels::lrn::Lrn;
 use crate::kernels::{self, Kernels};
 use crate::train::kernels::conv_gemm_backward::{self, ConvGemmScratch};
@@ -18,9 +19,9 @@ pub(super) fn backward_cases(out: &mut Vec<Case>) {
     // Convolution gradients (dx, dw, db concatenated), direct loops and as GEMMs (whole, and
     // with the scratch capped to a few rows so the work is chunked).
     for (i, s) in [
-        conv(2, 3, 19, 8, 11, 4, 2, 1),
-        conv(2, 12, 9, 18, 3, 1, 1, 2),
-        conv(3, 5, 7, 6, 3, 2, 1, 1),
+        Conv2dShape::square(2, 3, 19, 8, 11, 4, 2, 1),
+        Conv2dShape::square(2, 12, 9, 18, 3, 1, 1, 2),
+        Conv2dShape::square(3, 5, 7, 6, 3, 2, 1, 1),
     ]
     .into_iter()
     .enumerate()

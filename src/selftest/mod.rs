@@ -154,30 +154,6 @@ pub(crate) fn run_read(
     Ok((got, t.elapsed().as_secs_f64() * 1e3))
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn conv(
-    batch: usize,
-    in_c: usize,
-    hw: usize,
-    out_c: usize,
-    kernel: usize,
-    stride: usize,
-    pad: usize,
-    groups: usize,
-) -> Conv2dShape {
-    Conv2dShape {
-        batch,
-        in_c,
-        in_h: hw,
-        in_w: hw,
-        out_c,
-        kernel,
-        stride,
-        pad,
-        groups,
-    }
-}
-
 pub(crate) fn conv_label(s: &Conv2dShape) -> String {
     format!(
         "b{} {}x{}x{} -> {} k{} s{} p{} g{}",
@@ -207,11 +183,11 @@ pub(crate) fn conv_data(s: &Conv2dShape, seed: u64) -> Result<ConvData> {
 /// every tile, groups, 1x1 images, batch 1.
 pub(crate) fn conv_shapes() -> Vec<Conv2dShape> {
     vec![
-        conv(2, 3, 35, 10, 11, 4, 2, 1),
-        conv(3, 7, 13, 70, 5, 1, 2, 1),
-        conv(2, 12, 9, 18, 3, 1, 1, 2),
-        conv(1, 9, 6, 6, 3, 2, 0, 3),
-        conv(5, 33, 1, 130, 1, 1, 0, 1),
+        Conv2dShape::square(2, 3, 35, 10, 11, 4, 2, 1),
+        Conv2dShape::square(3, 7, 13, 70, 5, 1, 2, 1),
+        Conv2dShape::square(2, 12, 9, 18, 3, 1, 1, 2),
+        Conv2dShape::square(1, 9, 6, 6, 3, 2, 0, 3),
+        Conv2dShape::square(5, 33, 1, 130, 1, 1, 0, 1),
     ]
 }
 
