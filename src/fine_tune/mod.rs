@@ -36,6 +36,7 @@ use crate::model::Weights;
 use crate::train::{EpochRecord, HeadKind, Keep, Optimizer, Schedule};
 
 mod check;
+mod data_dir;
 mod progress;
 mod recipe;
 mod trained;
@@ -157,7 +158,9 @@ impl FineTune {
         self
     }
 
-    /// Default `Optimizer::Sgd { momentum: 0.9 }`.
+    /// Default `Optimizer::Sgd { momentum: 0.9 }`; [`Optimizer::adam`] is Adam with
+    /// PyTorch's betas (0.9, 0.999) and eps (1e-8), `Optimizer::Adam { beta1, beta2, eps }`
+    /// sets them (0 <= beta < 1, eps finite and above 0, checked when the run starts).
     pub fn optimizer(mut self, o: Optimizer) -> Self {
         self.optimizer = o;
         self
@@ -209,7 +212,8 @@ impl FineTune {
     }
 
     /// Validation images in class folders with the training data's classes (instead of a
-    /// split).
+    /// split). Refused with a split dataset (a data folder holding `train/` and `val/`), which
+    /// brings its own.
     pub fn val_folder(mut self, dir: impl AsRef<Path>) -> Self {
         self.val_folder = Some(dir.as_ref().to_path_buf());
         self

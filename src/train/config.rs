@@ -9,11 +9,30 @@ pub enum Optimizer {
     Sgd {
         momentum: f32,
     },
+    /// Adam (PyTorch semantics, L2 weight decay added to the gradient); 0 <= beta1, beta2 < 1,
+    /// eps finite and above 0. [`Optimizer::adam`] has PyTorch's defaults.
     Adam {
         beta1: f32,
         beta2: f32,
         eps: f32,
     },
+}
+
+impl Optimizer {
+    /// PyTorch's (and Keras') Adam defaults: the decay of the first and second moment
+    /// averages, and the term that keeps the step finite where the second moment is ~0.
+    pub const ADAM_BETA1: f32 = 0.9;
+    pub const ADAM_BETA2: f32 = 0.999;
+    pub const ADAM_EPS: f32 = 1e-8;
+
+    /// Adam with PyTorch's defaults (betas 0.9, 0.999, eps 1e-8).
+    pub fn adam() -> Optimizer {
+        Optimizer::Adam {
+            beta1: Self::ADAM_BETA1,
+            beta2: Self::ADAM_BETA2,
+            eps: Self::ADAM_EPS,
+        }
+    }
 }
 
 /// Everything about one training run's arithmetic (not its data or schedule).
