@@ -659,7 +659,14 @@ fn npz_members_carry_a_fixed_timestamp() {
         let f = zip.by_index(i).unwrap();
         let t = f.last_modified();
         assert_eq!(
-            (t.year(), t.month(), t.day(), t.hour(), t.minute(), t.second()),
+            (
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            ),
             (1980, 1, 1, 0, 0, 0),
             "{} is stamped {t:?}",
             f.name()
@@ -699,7 +706,10 @@ fn confusion_matrix_columns_are_named_and_aligned() {
     for row in rows {
         assert_eq!(width(row), width(header), "misaligned:\n{r}");
     }
-    assert!(rows[0].starts_with("cat ") && rows[0].ends_with("1        0        0"), "{r}");
+    assert!(
+        rows[0].starts_with("cat ") && rows[0].ends_with("1        0        0"),
+        "{r}"
+    );
     assert!(rows[1].ends_with("0        0        1"), "{r}");
     assert!(rows[2].starts_with("a_very_long_class_name"), "{r}");
     assert!(rows[2].ends_with("0        0        2"), "{r}");

@@ -910,7 +910,7 @@ fn help_groups_the_flags_under_headings() {
 #[test]
 fn adam_hyper_parameters_follow_the_cpu_reference() {
     use alexnet_wgpu::train::reference::train_cpu;
-    use alexnet_wgpu::train::{FeatureSet, HeadWeights, Optimizer, TrainConfig};
+    use alexnet_wgpu::train::{FeatureSet, HeadKind, HeadWeights, Optimizer, TrainConfig};
     let dir = tempfile::tempdir().unwrap();
     let (rows, dim, seed) = (12, 1008, 7);
     let set = FeatureSet {
@@ -993,13 +993,16 @@ fn adam_hyper_parameters_follow_the_cpu_reference() {
             ("bias", &layer.bias, &want.bias, &default.bias),
         ] {
             let name = format!("{}.{part}", layer.name);
-            let delta = |v: &[f32]| -> Vec<f32> { v.iter().zip(init).map(|(a, b)| a - b).collect() };
-            let (d_got, d_want, d_default) =
-                (delta(got.get(&name)), delta(want), delta(default));
+            let delta =
+                |v: &[f32]| -> Vec<f32> { v.iter().zip(init).map(|(a, b)| a - b).collect() };
+            let (d_got, d_want, d_default) = (delta(got.get(&name)), delta(want), delta(default));
             let err = common::rel_max_diff(&d_got, &d_want);
             let apart = common::rel_max_diff(&d_default, &d_want);
-            assert!(err <= 1e-3, "{name}: update off the reference by {err:e}");
-            assert!(apart > 0.05, "{name}: the betas barely matter here ({apart:e})");
+            assert!(err <= 1e-4, "{name}: update off the reference by {err:e}");
+            assert!(
+                apart > 0.05,
+                "{name}: the betas barely matter here ({apart:e})"
+            );
         }
     }
 }
@@ -1066,14 +1069,17 @@ fn a_split_dataset_folder_trains_on_train_and_validates_on_val() {
         p.join("val").display()
     );
     assert!(e.contains(&said), "{e}");
-    let classes = "3 classes (12 images + 6 for validation): cat 4+2, coffee 4+2, rocket 4+2";
+    let classes =
+        "3 classes (12 training images + 6 for validation): cat 4+2, coffee 4+2, rocket 4+2";
     let (at_classes, at_caching) = (e.find(classes), e.find("training features: 12 images"));
     assert!(
         at_classes.is_some() && at_caching.is_some() && at_classes < at_caching,
         "{e}"
     );
     assert!(
-        e.contains("training from fc8: 3 classes, 12 training rows, 6 validation rows, 3 steps per epoch"),
+        e.contains(
+            "training from fc8: 3 classes, 12 training rows, 6 validation rows, 3 steps per epoch"
+        ),
         "{e}"
     );
     // Piped stderr: plain progress lines instead of (hidden) bars.
@@ -1085,7 +1091,10 @@ fn a_split_dataset_folder_trains_on_train_and_validates_on_val() {
         assert!(e.contains(line), "no '{line}' in\n{e}");
     }
     for epoch in ["epoch   1: train loss ", "epoch   2: train loss "] {
-        let l = e.lines().find(|l| l.starts_with(epoch)).unwrap_or_else(|| panic!("{e}"));
+        let l = e
+            .lines()
+            .find(|l| l.starts_with(epoch))
+            .unwrap_or_else(|| panic!("{e}"));
         assert!(l.contains("val loss") && l.ends_with(" s"), "{l}");
     }
     assert_eq!(Weights::load(&a, None).unwrap().widths.classes, 3);
@@ -1101,10 +1110,17 @@ fn a_split_dataset_folder_trains_on_train_and_validates_on_val() {
     );
 
     // --val next to a split dataset is refused.
-    let o = run(&p, &dir.path().join("c.npz"), &["--val", p.join("val").to_str().unwrap()]);
+    let o = run(
+        &p,
+        &dir.path().join("c.npz"),
+        &["--val", p.join("val").to_str().unwrap()],
+    );
     let e = stderr_of(&o);
     assert_eq!(o.status.code(), Some(2), "{e}");
-    assert!(e.contains("split dataset") && e.contains("validation folder"), "{e}");
+    assert!(
+        e.contains("split dataset") && e.contains("validation folder"),
+        "{e}"
+    );
     // train/ + test/ is not recognised (train + val|valid|validation only): refused with a hint.
     let q = dir.path().join("tt");
     split_dataset(&q, "test");
@@ -1125,7 +1141,10 @@ fn a_split_dataset_folder_trains_on_train_and_validates_on_val() {
     let e = stderr_of(&o);
     assert_eq!(o.status.code(), Some(2), "{e}");
     assert!(
-        e.contains(&format!("use {} as the data folder", r.join("images").display())),
+        e.contains(&format!(
+            "use {} as the data folder",
+            r.join("images").display()
+        )),
         "{e}"
     );
     assert!(!dir.path().join("c.npz").exists() && !dir.path().join("d.npz").exists());
@@ -1148,5 +1167,8 @@ fn adam_flags_without_adam_are_refused() {
     ]);
     let e = stderr_of(&o);
     assert_eq!(o.status.code(), Some(2), "{e}");
-    assert!(e.contains("--adam-beta2") && e.contains("--optimizer adam"), "{e}");
+    assert!(
+        e.contains("--adam-beta2") && e.contains("--optimizer adam"),
+        "{e}"
+    );
 }

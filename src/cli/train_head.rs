@@ -57,7 +57,12 @@ pub struct TrainHeadArgs {
     #[arg(long, default_value_t = 0.2, value_parser = val_fraction, help_heading = "Data")]
     val_split: f64,
     /// Train from features exported by `alexnet features` instead of images.
-    #[arg(long, value_name = "F.npz", conflicts_with = "data", help_heading = "Data")]
+    #[arg(
+        long,
+        value_name = "F.npz",
+        conflicts_with = "data",
+        help_heading = "Data"
+    )]
     features: Option<PathBuf>,
 
     /// Train this layer and every layer above it (conv1..conv5, fc6, fc7, fc8, as `alexnet
@@ -84,9 +89,15 @@ pub struct TrainHeadArgs {
     /// convolutions, fc6, fc7) against the last layer's --lr. 1 (default) = one rate for all,
     /// as PyTorch fine-tuning with `requires_grad` and one parameter group does; fastai-style
     /// discriminative rates use e.g. 0.1.
-    #[arg(long, value_name = "M", default_value_t = 1.0, help_heading = "What to train")]
+    #[arg(
+        long,
+        value_name = "M",
+        default_value_t = 1.0,
+        help_heading = "What to train"
+    )]
     lr_backbone_mult: f32,
 
+    /// sgd (with --momentum) or adam (with --adam-beta1, --adam-beta2, --adam-eps).
     #[arg(long, value_enum, default_value = "sgd", help_heading = "Optimizer")]
     optimizer: OptimizerArg,
     /// Learning rate (finite, above 0).
@@ -113,15 +124,19 @@ pub struct TrainHeadArgs {
     #[arg(help_heading = "Optimizer")]
     weight_decay: f32,
 
+    /// Passes over the training images.
     #[arg(long, default_value_t = 10, value_parser = at_least_one)]
     #[arg(help_heading = "Schedule and stopping")]
     epochs: usize,
     /// Stop after this many optimizer steps (overrides --epochs).
     #[arg(long, value_parser = at_least_one, help_heading = "Schedule and stopping")]
     steps: Option<usize>,
+    /// Training images (rows) per optimizer step.
     #[arg(long, default_value_t = 32, value_parser = at_least_one)]
     #[arg(help_heading = "Schedule and stopping")]
     batch: usize,
+    /// How --lr changes over the run: constant, cosine (decaying to 0 over all steps) or step
+    /// (see --lr-step-epochs).
     #[arg(long, value_enum, default_value = "constant")]
     #[arg(help_heading = "Schedule and stopping")]
     schedule: ScheduleArg,
@@ -135,7 +150,12 @@ pub struct TrainHeadArgs {
     /// Which epoch's weights --out gets: best = lowest validation loss (default: the
     /// validation loss is the only evidence of generalisation; without validation it is the
     /// last epoch), last = the last epoch trained (Keras' default). The summary says which.
-    #[arg(long, value_enum, default_value = "best", help_heading = "Schedule and stopping")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "best",
+        help_heading = "Schedule and stopping"
+    )]
     keep: KeepArg,
     /// Seeds the validation split, the new layer, the order, dropout and augmentations.
     #[arg(long, default_value_t = 0, help_heading = "Schedule and stopping")]
@@ -168,7 +188,11 @@ pub struct TrainHeadArgs {
 
     /// The trained model (backbone + new last layer + class names): .npz, .safetensors or
     /// .onnx.
-    #[arg(long, default_value = "model.npz", help_heading = "Output and checkpoints")]
+    #[arg(
+        long,
+        default_value = "model.npz",
+        help_heading = "Output and checkpoints"
+    )]
     out: PathBuf,
     /// Let --out name the --weights file: the trained model replaces the backbone it was
     /// trained on (refused without this flag, as the backbone would be lost).

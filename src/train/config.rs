@@ -6,16 +6,10 @@
 #[serde(rename_all = "lowercase")]
 pub enum Optimizer {
     /// SGD with momentum (PyTorch semantics; momentum 0 is plain SGD).
-    Sgd {
-        momentum: f32,
-    },
+    Sgd { momentum: f32 },
     /// Adam (PyTorch semantics, L2 weight decay added to the gradient); 0 <= beta1, beta2 < 1,
     /// eps finite and above 0. [`Optimizer::adam`] has PyTorch's defaults.
-    Adam {
-        beta1: f32,
-        beta2: f32,
-        eps: f32,
-    },
+    Adam { beta1: f32, beta2: f32, eps: f32 },
 }
 
 impl Optimizer {

@@ -55,14 +55,11 @@ pub(super) fn show(
             ),
             Progress::Classes { names, train, val } => {
                 let (t, v): (usize, usize) = (train.iter().sum(), val.iter().sum());
+                let t = count(t, "training image", "training images");
                 let split = if v > 0 {
-                    format!(
-                        "{} + {} for validation",
-                        count(t, "image", "images"),
-                        count(v, "image", "images")
-                    )
+                    format!("{t} + {v} for validation")
                 } else {
-                    format!("{}, no validation", count(t, "image", "images"))
+                    format!("{t}, no validation")
                 };
                 eprintln!(
                     "{} ({split}): {}",
