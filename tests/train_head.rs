@@ -581,7 +581,7 @@ fn train_from_conv4_fresh_augmentations() {
         "5",
         &["--log-steps", log.to_str().unwrap()],
     )));
-    assert!(err.contains("fresh augmented views"), "{err}");
+    assert!(err.contains("-> 1 fresh augmented view each per epoch"), "{err}");
     ok(&run(&a2, "5", &[]));
     assert_eq!(tensors(&a), tensors(&a2), "same --seed, other model");
     ok(&run(&c, "5", &["--interrupt-after", "1"]));
@@ -1098,6 +1098,24 @@ fn a_split_dataset_folder_trains_on_train_and_validates_on_val() {
         assert!(l.contains("val loss") && l.ends_with(" s"), "{l}");
     }
     assert_eq!(Weights::load(&a, None).unwrap().widths.classes, 3);
+    // `eval` counts in the singular (old: "1 images could not be read").
+    std::fs::write(p.join("val/cat/broken.jpg"), b"not an image").unwrap();
+    let o = alexnet(&[
+        "eval",
+        "--weights",
+        a.to_str().unwrap(),
+        "--data",
+        p.join("val").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr_of(&o));
+    assert!(
+        stderr_of(&o).contains("1 image could not be read"),
+        "{}",
+        stderr_of(&o)
+    );
+    let report = String::from_utf8_lossy(&o.stdout);
+    assert!(report.contains("on 6 images"), "{report}");
+    std::fs::remove_file(p.join("val/cat/broken.jpg")).unwrap();
     // The checkpoint is gone once the model is written...
     assert!(!dir.path().join("a.ckpt.npz").exists(), "{e}");
     assert!(e.contains("removed the checkpoint"), "{e}");

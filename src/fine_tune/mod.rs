@@ -237,7 +237,8 @@ impl FineTune {
         self
     }
 
-    /// Write a checkpoint here after every epoch (default none).
+    /// Write a checkpoint here after every epoch (default none). It stays after the run, for
+    /// [`FineTune::resume`]; `train-head` removes it once the model is saved.
     pub fn checkpoint(mut self, path: impl AsRef<Path>) -> Self {
         self.checkpoint = Some(path.as_ref().to_path_buf());
         self
