@@ -581,7 +581,10 @@ fn train_from_conv4_fresh_augmentations() {
         "5",
         &["--log-steps", log.to_str().unwrap()],
     )));
-    assert!(err.contains("-> 1 fresh augmented view each per epoch"), "{err}");
+    assert!(
+        err.contains("-> 1 fresh augmented view each per epoch"),
+        "{err}"
+    );
     ok(&run(&a2, "5", &[]));
     assert_eq!(tensors(&a), tensors(&a2), "same --seed, other model");
     ok(&run(&c, "5", &["--interrupt-after", "1"]));
