@@ -896,7 +896,7 @@ fn help_groups_the_flags_under_headings() {
         ("--resume", 7),
         ("--backend", 8),
     ] {
-        let l = at(&format!("{flag}"));
+        let l = at(flag);
         assert!(
             l > lines[heading] && lines.get(heading + 1).is_none_or(|&n| l < n),
             "{flag} not under {}:\n{help}",

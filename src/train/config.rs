@@ -13,8 +13,9 @@ pub enum Optimizer {
 }
 
 impl Optimizer {
-    /// PyTorch's (and Keras') Adam defaults: the decay of the first and second moment
-    /// averages, and the term that keeps the step finite where the second moment is ~0.
+    /// PyTorch's Adam defaults (Keras' are the same but eps 1e-7): the decay of the first and
+    /// second moment averages, and the term that keeps the step finite where the second moment
+    /// is ~0.
     pub const ADAM_BETA1: f32 = 0.9;
     pub const ADAM_BETA2: f32 = 0.999;
     pub const ADAM_EPS: f32 = 1e-8;

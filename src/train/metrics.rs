@@ -128,7 +128,7 @@ fn cut(name: &str, width: usize) -> String {
 }
 
 /// The singular for 1, the plural otherwise ("1 image", "2 images").
-pub fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
     if n == 1 {
         one
     } else {
