@@ -15,6 +15,7 @@ mod common;
 
 use alexnet_wgpu::gpu::{read_back_f32, storage_buffer, upload_f32};
 use alexnet_wgpu::kernels::{self, adaptive_avg_pool, conv2d, conv2d::Conv2dShape, lrn::Lrn};
+use alexnet_wgpu::kernels::{adaptive_avg_pool::AdaptivePoolShape, max_pool::PoolShape};
 use alexnet_wgpu::train::kernels::conv_gemm_backward::{self, ConvGemmScratch};
 use alexnet_wgpu::train::kernels::{conv_backward, lrn_backward, pool_backward, TrainKernels};
 use common::{assert_close, ctx, random};
@@ -231,34 +232,34 @@ fn max_pool_backward_matches_reference_and_finite_differences() {
         (4, 14, 12, 3, 2, true),
         (2, 10, 11, 3, 2, true),
     ] {
-        let oh = kernels::max_pool::out_size_rounded(h, k, s, ceil).unwrap();
-        let ow = kernels::max_pool::out_size_rounded(w, k, s, ceil).unwrap();
+        let pool = PoolShape {
+            ceil,
+            ..PoolShape::floor(planes, h, w, k, s)
+        };
+        let (oh, ow) = pool.out_hw().unwrap();
         if ceil {
             assert!(oh > kernels::max_pool::out_size(h, k, s, 0).unwrap());
         }
         let x = distinct(planes * h * w, 50 + h as u64);
         let dy = random(planes * oh * ow, 60, 1.0);
-        let want = pool_backward::max_pool_reference(&x, &dy, planes, h, w, k, s, ceil);
+        let want = pool_backward::max_pool_reference(&x, &dy, &pool);
         let (xb, dyb) = (
             upload_f32(&ctx, "x", &x).unwrap(),
             upload_f32(&ctx, "dy", &dy).unwrap(),
         );
         let dx = storage_buffer(&ctx, "dx", x.len(), "").unwrap();
-        let d =
-            pool_backward::max_pool(&ctx, &tk, planes, h, w, k, s, ceil, &xb, &dyb, &dx).unwrap();
+        let d = pool_backward::max_pool(&ctx, &tk, &pool, &xb, &dyb, &dx).unwrap();
         kernels::run(&ctx, &[d]).unwrap();
         let got = read_back_f32(&ctx, &dx, x.len()).unwrap();
         assert_close("max_pool dx", &got, &want, 1e-6);
         check_fd("max_pool dx", &x, &want, 1e-3, 1, &|v| {
-            dot(
-                &kernels::max_pool::reference_rounded(v, planes, h, w, k, s, ceil),
-                &dy,
-            )
+            dot(&kernels::max_pool::reference(v, &pool), &dy)
         });
     }
     // Ties: a constant plane sends each window's gradient to its first value (PyTorch).
     let (x, dy) = (vec![1.0f32; 16], vec![1.0f32, 2.0, 3.0, 4.0]);
-    let want = pool_backward::max_pool_reference(&x, &dy, 1, 4, 4, 2, 2, false);
+    let pool = PoolShape::floor(1, 4, 4, 2, 2);
+    let want = pool_backward::max_pool_reference(&x, &dy, &pool);
     assert_eq!(want[0], 1.0);
     assert_eq!(want[2], 2.0);
     assert_eq!(want[8], 3.0);
@@ -268,7 +269,7 @@ fn max_pool_backward_matches_reference_and_finite_differences() {
         upload_f32(&ctx, "dy", &dy).unwrap(),
     );
     let dx = storage_buffer(&ctx, "dx", 16, "").unwrap();
-    let d = pool_backward::max_pool(&ctx, &tk, 1, 4, 4, 2, 2, false, &xb, &dyb, &dx).unwrap();
+    let d = pool_backward::max_pool(&ctx, &tk, &pool, &xb, &dyb, &dx).unwrap();
     kernels::run(&ctx, &[d]).unwrap();
     assert_eq!(read_back_f32(&ctx, &dx, 16).unwrap(), want);
 }
@@ -284,13 +285,19 @@ fn adaptive_avg_pool_backward_matches_reference_and_finite_differences() {
         (2, 5, 5, 3, 3),
         (3, 7, 4, 2, 3),
     ] {
-        let x = random(planes * ih * iw, 70, 1.0);
-        let dy = random(planes * oh * ow, 71, 1.0);
-        let want = pool_backward::adaptive_avg_pool_reference(&dy, planes, ih, iw, oh, ow);
+        let pool = AdaptivePoolShape {
+            planes,
+            in_h: ih,
+            in_w: iw,
+            out_h: oh,
+            out_w: ow,
+        };
+        let x = random(pool.in_len(), 70, 1.0);
+        let dy = random(pool.out_len(), 71, 1.0);
+        let want = pool_backward::adaptive_avg_pool_reference(&dy, &pool);
         let dyb = upload_f32(&ctx, "dy", &dy).unwrap();
         let dx = storage_buffer(&ctx, "dx", x.len(), "").unwrap();
-        let d =
-            pool_backward::adaptive_avg_pool(&ctx, &tk, planes, ih, iw, oh, ow, &dyb, &dx).unwrap();
+        let d = pool_backward::adaptive_avg_pool(&ctx, &tk, &pool, &dyb, &dx).unwrap();
         kernels::run(&ctx, &[d]).unwrap();
         let got = read_back_f32(&ctx, &dx, x.len()).unwrap();
         assert_close(
@@ -300,10 +307,7 @@ fn adaptive_avg_pool_backward_matches_reference_and_finite_differences() {
             1e-6,
         );
         check_fd("adaptive pool dx", &x, &want, 0.25, 1, &|v| {
-            dot(
-                &adaptive_avg_pool::reference(v, planes, ih, iw, oh, ow),
-                &dy,
-            )
+            dot(&adaptive_avg_pool::reference(v, &pool), &dy)
         });
     }
 }
@@ -398,8 +402,16 @@ fn backward_chain_matches_torch_autograd() {
     // Forward on the CPU references; the forward itself is checked against torch's output.
     let a1 = conv2d::reference(&s1, &t["w1"], &t["b1"], &t["x"], true);
     let a2 = conv2d::reference(&s2, &t["w2"], &t["b2"], &a1, true);
-    let p = kernels::max_pool::reference(&a2, 8, 9, 9, 3, 2);
-    let out = adaptive_avg_pool::reference(&p, 8, 4, 4, 2, 2);
+    let pool = PoolShape::floor(8, 9, 9, 3, 2);
+    let avg = AdaptivePoolShape {
+        planes: 8,
+        in_h: 4,
+        in_w: 4,
+        out_h: 2,
+        out_w: 2,
+    };
+    let p = kernels::max_pool::reference(&a2, &pool);
+    let out = adaptive_avg_pool::reference(&p, &avg);
     assert_close("forward", &out, &t["out"], 1e-5);
 
     let up = |name: &str, v: &[f32]| upload_f32(&ctx, name, v).unwrap();
@@ -414,8 +426,8 @@ fn backward_chain_matches_torch_autograd() {
     );
     let (dw1, db1, dw2, db2) = (buf(t["w1"].len()), buf(6), buf(t["w2"].len()), buf(4));
     let mut ds = vec![
-        pool_backward::adaptive_avg_pool(&ctx, &tk, 8, 4, 4, 2, 2, &r, &dp).unwrap(),
-        pool_backward::max_pool(&ctx, &tk, 8, 9, 9, 3, 2, false, &a2b, &dp, &da2).unwrap(),
+        pool_backward::adaptive_avg_pool(&ctx, &tk, &avg, &r, &dp).unwrap(),
+        pool_backward::max_pool(&ctx, &tk, &pool, &a2b, &dp, &da2).unwrap(),
         relu_backward::dispatch(&ctx, &tk, a2.len(), &a2b, &da2).unwrap(),
         conv_backward::grad_input(&ctx, &tk, &s2, &w2, &da2, &da1).unwrap(),
     ];

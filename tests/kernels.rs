@@ -10,6 +10,7 @@ mod common;
 
 use alexnet_wgpu::gpu::{read_back_f32, storage_buffer, upload_f32, SplitWeight};
 use alexnet_wgpu::kernels::{self, conv2d::Conv2dShape, lrn::Lrn, Kernels, MatmulPath, Precision};
+use alexnet_wgpu::kernels::{adaptive_avg_pool::AdaptivePoolShape, max_pool::PoolShape};
 use common::{assert_close, ctx, random};
 
 const TOL: f32 = 1e-5;
@@ -241,10 +242,10 @@ fn max_pool_matches_reference() {
     ] {
         let x = random(planes * h * w, 20, 1.0);
         let xb = upload_f32(&ctx, "x", &x).unwrap();
-        let want = kernels::max_pool::reference(&x, planes, h, w, k, s);
+        let pool = PoolShape::floor(planes, h, w, k, s);
+        let want = kernels::max_pool::reference(&x, &pool);
         let yb = storage_buffer(&ctx, "y", want.len(), "").unwrap();
-        let d = kernels::max_pool::dispatch(&ctx, &ks.max_pool(), planes, h, w, k, s, &xb, &yb)
-            .unwrap();
+        let d = kernels::max_pool::dispatch(&ctx, &ks.max_pool(), &pool, &xb, &yb).unwrap();
         kernels::run(&ctx, &[d]).unwrap();
         let got = read_back_f32(&ctx, &yb, want.len()).unwrap();
         assert_eq!(got, want, "max pool {planes}x{h}x{w} k{k} s{s}");
@@ -308,20 +309,18 @@ fn adaptive_avg_pool_matches_reference() {
     ] {
         let x = random(planes * ih * iw, 22, 1.0);
         let xb = upload_f32(&ctx, "x", &x).unwrap();
-        let want = kernels::adaptive_avg_pool::reference(&x, planes, ih, iw, oh, ow);
-        let yb = storage_buffer(&ctx, "y", want.len(), "").unwrap();
-        let d = kernels::adaptive_avg_pool::dispatch(
-            &ctx,
-            &ks.adaptive_avg_pool(),
+        let pool = AdaptivePoolShape {
             planes,
-            ih,
-            iw,
-            oh,
-            ow,
-            &xb,
-            &yb,
-        )
-        .unwrap();
+            in_h: ih,
+            in_w: iw,
+            out_h: oh,
+            out_w: ow,
+        };
+        let want = kernels::adaptive_avg_pool::reference(&x, &pool);
+        let yb = storage_buffer(&ctx, "y", want.len(), "").unwrap();
+        let d =
+            kernels::adaptive_avg_pool::dispatch(&ctx, &ks.adaptive_avg_pool(), &pool, &xb, &yb)
+                .unwrap();
         kernels::run(&ctx, &[d]).unwrap();
         let got = read_back_f32(&ctx, &yb, want.len()).unwrap();
         assert_close(

@@ -16,52 +16,83 @@ pub struct AdaptiveAvgPoolParams {
     pub _pad: [u32; 3],
 }
 
-#[allow(clippy::too_many_arguments)]
+/// An adaptive average pool's geometry (PyTorch's `AdaptiveAvgPool2d`): `planes` planes of
+/// `in_h` x `in_w` averaged into `out_h` x `out_w` cells. Forward, backward
+/// (`train::kernels::pool_backward::adaptive_avg_pool`) and both CPU references take this one
+/// value; [`AdaptivePoolShape::cell`] is PyTorch's window formula, in one place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdaptivePoolShape {
+    pub planes: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+}
+
+impl AdaptivePoolShape {
+    /// The input rows (or columns) `start..end` that output cell `o` of `out` averages, from an
+    /// input of `input`: `floor(o * input / out) .. ceil((o + 1) * input / out)`.
+    pub fn cell(o: usize, input: usize, out: usize) -> (usize, usize) {
+        (o * input / out, ((o + 1) * input).div_ceil(out))
+    }
+
+    /// Floats of the input (and of its gradient).
+    pub fn in_len(&self) -> usize {
+        self.planes * self.in_h * self.in_w
+    }
+
+    /// Floats of the output (and of its gradient).
+    pub fn out_len(&self) -> usize {
+        self.planes * self.out_h * self.out_w
+    }
+
+    /// The uniform both `adaptive_avg_pool.wgsl` and its backward read.
+    pub fn params(&self) -> AdaptiveAvgPoolParams {
+        AdaptiveAvgPoolParams {
+            planes: self.planes as u32,
+            in_h: self.in_h as u32,
+            in_w: self.in_w as u32,
+            out_h: self.out_h as u32,
+            out_w: self.out_w as u32,
+            _pad: [0; 3],
+        }
+    }
+}
+
+/// Binds `output` = the adaptive average pool of `input` over `s`.
 pub fn dispatch(
     ctx: &GpuContext,
     kernel: &Kernel,
-    planes: usize,
-    in_h: usize,
-    in_w: usize,
-    out_h: usize,
-    out_w: usize,
+    s: &AdaptivePoolShape,
     input: &wgpu::Buffer,
     output: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let params = AdaptiveAvgPoolParams {
-        planes: planes as u32,
-        in_h: in_h as u32,
-        in_w: in_w as u32,
-        out_h: out_h as u32,
-        out_w: out_w as u32,
-        _pad: [0; 3],
-    };
-    let uniform = uniform_buffer(ctx, "adaptive_avg_pool params", &params);
+    let uniform = uniform_buffer(ctx, "adaptive_avg_pool params", &s.params());
     Ok(Dispatch {
         label: "adaptive_avg_pool".into(),
         pipeline: kernel.pipeline.clone(),
         bind_group: kernel.bind(ctx, &uniform, &[input, output]),
-        workgroups: grid_1d(ctx, planes * out_h * out_w, kernel.workgroup_size[0])?,
-        flops: (planes * in_h * in_w) as f64,
+        workgroups: grid_1d(ctx, s.out_len(), kernel.workgroup_size[0])?,
+        flops: s.in_len() as f64,
         _params: uniform,
     })
 }
 
 /// CPU reference (f64).
-pub fn reference(
-    x: &[f32],
-    planes: usize,
-    in_h: usize,
-    in_w: usize,
-    out_h: usize,
-    out_w: usize,
-) -> Vec<f32> {
-    let mut y = vec![0f32; planes * out_h * out_w];
+pub fn reference(x: &[f32], s: &AdaptivePoolShape) -> Vec<f32> {
+    let AdaptivePoolShape {
+        planes,
+        in_h,
+        in_w,
+        out_h,
+        out_w,
+    } = *s;
+    let mut y = vec![0f32; s.out_len()];
     for p in 0..planes {
         for oy in 0..out_h {
-            let (y0, y1) = (oy * in_h / out_h, ((oy + 1) * in_h).div_ceil(out_h));
+            let (y0, y1) = AdaptivePoolShape::cell(oy, in_h, out_h);
             for ox in 0..out_w {
-                let (x0, x1) = (ox * in_w / out_w, ((ox + 1) * in_w).div_ceil(out_w));
+                let (x0, x1) = AdaptivePoolShape::cell(ox, in_w, out_w);
                 let mut s = 0f64;
                 for iy in y0..y1 {
                     for ix in x0..x1 {

@@ -362,8 +362,7 @@ pub fn dispatch_gemm(
             kernels,
             precision,
             label,
-            (cout_g, n_count, kp, groups),
-            (cout_g * kp / per_vec, n_count * kp / per_vec, cout_g),
+            &gemm::GemmDims::grouped(cout_g, n_count, kp, groups, per_vec),
             gemm::GemmOut {
                 n_off: n_start,
                 hw: hw as u32,

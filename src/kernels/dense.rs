@@ -282,8 +282,7 @@ pub fn gemm_part(
         kernels,
         precision,
         label,
-        (batch, rows, k, 1),
-        (0, 0, 0),
+        &gemm::GemmDims::single(batch, rows, k),
         gemm::GemmOut {
             n_off: row_start,
             hw: u32::MAX,

@@ -67,18 +67,59 @@ pub fn round_f16(data: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// Binds one `C = A B^T` over `groups` z slices: A holds `groups * m` rows of `k` at vector
-/// stride `a_gstride` per group, B `groups * n` rows likewise. `k` is a multiple of
-/// `precision.per_vec()`; strides count vector loads (`vec4<f32>`, or `vec4<u32>` = eight packed
-/// halves for [`Precision::F16`], whose operands are in the [`pack_f16_rows`] layout).
+/// The sizes of one `C = A B^T` dispatch over `groups` z slices: A holds `groups * m` rows of
+/// `k`, group g's starting `g * a_gstride` vector loads in, B `groups * n` rows likewise
+/// (`b_gstride`), and group g writes C's rows from `g * m_goff`. Strides count vector loads
+/// (`vec4<f32>`, or `vec4<u32>` = eight packed halves for [`Precision::F16`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmDims {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub groups: usize,
+    pub a_gstride: usize,
+    pub b_gstride: usize,
+    pub m_goff: usize,
+}
+
+impl GemmDims {
+    /// One product (one group): `[m, k] x [n, k]^T`.
+    pub fn single(m: usize, n: usize, k: usize) -> Self {
+        GemmDims {
+            m,
+            n,
+            k,
+            groups: 1,
+            a_gstride: 0,
+            b_gstride: 0,
+            m_goff: 0,
+        }
+    }
+
+    /// `groups` products packed back to back: A's groups `m * k` floats apart, B's `n * k`, C's
+    /// rows `m` apart (grouped convolutions); `per_vec` floats per vector load.
+    pub fn grouped(m: usize, n: usize, k: usize, groups: usize, per_vec: usize) -> Self {
+        GemmDims {
+            m,
+            n,
+            k,
+            groups,
+            a_gstride: m * k / per_vec,
+            b_gstride: n * k / per_vec,
+            m_goff: m,
+        }
+    }
+}
+
+/// Binds one `C = A B^T` of `dims`. `k` is a multiple of `precision.per_vec()` (operands of
+/// [`Precision::F16`] in the [`pack_f16_rows`] layout).
 #[allow(clippy::too_many_arguments)]
 pub fn dispatch(
     ctx: &GpuContext,
     kernels: &Kernels,
     precision: Precision,
     label: &str,
-    dims: (usize, usize, usize, usize),
-    strides: (usize, usize, usize),
+    dims: &GemmDims,
     out: GemmOut,
     relu: bool,
     a: &wgpu::Buffer,
@@ -101,7 +142,6 @@ pub fn dispatch(
         precision.per_vec(),
         label,
         dims,
-        strides,
         out,
         relu,
         a,
@@ -134,8 +174,7 @@ fn dispatch_on(
     (main, main_m1): (&Kernel, &Kernel),
     per_vec: usize,
     label: &str,
-    (m, n, k, groups): (usize, usize, usize, usize),
-    (a_gstride, b_gstride, m_goff): (usize, usize, usize),
+    dims: &GemmDims,
     out: GemmOut,
     relu: bool,
     a: &wgpu::Buffer,
@@ -143,6 +182,15 @@ fn dispatch_on(
     bias: &wgpu::Buffer,
     c: &wgpu::Buffer,
 ) -> Result<Dispatch> {
+    let GemmDims {
+        m,
+        n,
+        k,
+        groups,
+        a_gstride,
+        b_gstride,
+        m_goff,
+    } = *dims;
     if k % per_vec != 0 || m == 0 || n == 0 {
         return Err(Error::Shape(format!(
             "gemm needs K a multiple of {per_vec} and non-empty operands (M {m}, N {n}, K {k})"

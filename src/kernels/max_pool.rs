@@ -40,86 +40,101 @@ pub fn out_size_rounded(input: usize, kernel: usize, stride: usize, ceil: bool) 
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A max pool's geometry: `planes` (batch x channels) planes of `in_h` x `in_w`, square
+/// `window`s every `stride` pixels, no padding; `ceil` rounds the output size up (Caffe's
+/// rounding, PyTorch's and ONNX's `ceil_mode`), the last window clipped to the input. The
+/// forward kernel, its backward (`train::kernels::pool_backward::max_pool`) and both CPU
+/// references take this one value, so the output size has one formula: [`PoolShape::out_hw`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolShape {
+    pub planes: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub window: usize,
+    pub stride: usize,
+    pub ceil: bool,
+}
+
+impl PoolShape {
+    /// A floor-mode pool (PyTorch's default, Keras' 'valid').
+    pub fn floor(planes: usize, in_h: usize, in_w: usize, window: usize, stride: usize) -> Self {
+        PoolShape {
+            planes,
+            in_h,
+            in_w,
+            window,
+            stride,
+            ceil: false,
+        }
+    }
+
+    /// `(out_h, out_w)`, or a shape error when the window does not fit.
+    pub fn out_hw(&self) -> Result<(usize, usize)> {
+        Ok((
+            out_size_rounded(self.in_h, self.window, self.stride, self.ceil)?,
+            out_size_rounded(self.in_w, self.window, self.stride, self.ceil)?,
+        ))
+    }
+
+    /// Floats of the input (and of its gradient).
+    pub fn in_len(&self) -> usize {
+        self.planes * self.in_h * self.in_w
+    }
+
+    /// Floats of the output (and of its gradient).
+    pub fn out_len(&self) -> Result<usize> {
+        let (oh, ow) = self.out_hw()?;
+        Ok(self.planes * oh * ow)
+    }
+
+    /// The uniform both `max_pool.wgsl` and `max_pool_backward.wgsl` read.
+    pub fn params(&self) -> Result<MaxPoolParams> {
+        let (out_h, out_w) = self.out_hw()?;
+        Ok(MaxPoolParams {
+            planes: self.planes as u32,
+            in_h: self.in_h as u32,
+            in_w: self.in_w as u32,
+            out_h: out_h as u32,
+            out_w: out_w as u32,
+            kernel: self.window as u32,
+            stride: self.stride as u32,
+            pad: 0,
+        })
+    }
+}
+
+/// Binds `output` = the max pool of `input` over `s`.
 pub fn dispatch(
     ctx: &GpuContext,
     kernel: &Kernel,
-    planes: usize,
-    in_h: usize,
-    in_w: usize,
-    window: usize,
-    stride: usize,
+    s: &PoolShape,
     input: &wgpu::Buffer,
     output: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    dispatch_rounded(
-        ctx, kernel, planes, in_h, in_w, window, stride, false, input, output,
-    )
-}
-
-/// As [`dispatch`], with the output size rounded up when `ceil` (see [`out_size_rounded`]).
-#[allow(clippy::too_many_arguments)]
-pub fn dispatch_rounded(
-    ctx: &GpuContext,
-    kernel: &Kernel,
-    planes: usize,
-    in_h: usize,
-    in_w: usize,
-    window: usize,
-    stride: usize,
-    ceil: bool,
-    input: &wgpu::Buffer,
-    output: &wgpu::Buffer,
-) -> Result<Dispatch> {
-    let (out_h, out_w) = (
-        out_size_rounded(in_h, window, stride, ceil)?,
-        out_size_rounded(in_w, window, stride, ceil)?,
-    );
-    let params = MaxPoolParams {
-        planes: planes as u32,
-        in_h: in_h as u32,
-        in_w: in_w as u32,
-        out_h: out_h as u32,
-        out_w: out_w as u32,
-        kernel: window as u32,
-        stride: stride as u32,
-        pad: 0,
-    };
+    let params = s.params()?;
+    let out_len = s.out_len()?;
     let uniform = uniform_buffer(ctx, "max_pool params", &params);
     Ok(Dispatch {
         label: "max_pool".into(),
         pipeline: kernel.pipeline.clone(),
         bind_group: kernel.bind(ctx, &uniform, &[input, output]),
-        workgroups: grid_1d(ctx, planes * out_h * out_w, kernel.workgroup_size[0])?,
-        flops: (planes * out_h * out_w * window * window) as f64,
+        workgroups: grid_1d(ctx, out_len, kernel.workgroup_size[0])?,
+        flops: (out_len * s.window * s.window) as f64,
         _params: uniform,
     })
 }
 
-/// CPU reference.
-pub fn reference(
-    x: &[f32],
-    planes: usize,
-    in_h: usize,
-    in_w: usize,
-    window: usize,
-    stride: usize,
-) -> Vec<f32> {
-    reference_rounded(x, planes, in_h, in_w, window, stride, false)
-}
-
-/// CPU reference of [`dispatch_rounded`].
-pub fn reference_rounded(
-    x: &[f32],
-    planes: usize,
-    in_h: usize,
-    in_w: usize,
-    window: usize,
-    stride: usize,
-    ceil: bool,
-) -> Vec<f32> {
-    let oh = out_size_rounded(in_h, window, stride, ceil).expect("valid pool");
-    let ow = out_size_rounded(in_w, window, stride, ceil).expect("valid pool");
+/// CPU reference of [`dispatch`].
+pub fn reference(x: &[f32], s: &PoolShape) -> Vec<f32> {
+    let PoolShape {
+        planes,
+        in_h,
+        in_w,
+        window,
+        stride,
+        ..
+    } = *s;
+    let (oh, ow) = s.out_hw().expect("valid pool");
     let mut y = vec![0f32; planes * oh * ow];
     for p in 0..planes {
         for oy in 0..oh {

@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{storage_buffer, upload_f32, GpuContext};
+use crate::kernels::max_pool::PoolShape;
 use crate::kernels::{self, conv2d::Conv2dShape, Dispatch, Kernels, MatmulPath, Precision};
 
 /// `(out channels, in channels, kernel, stride, padding)` of conv1..conv5 (torchvision).
@@ -25,14 +26,18 @@ pub const MIN_SIDE: usize = 31;
 
 /// `[h, w]` of the five ReLU outputs for an `h` x `w` input (`None` under [`MIN_SIDE`]).
 pub fn layer_sizes(h: usize, w: usize) -> Option<[[usize; 2]; 5]> {
-    let side = |s: usize| -> Option<[usize; 3]> {
-        let c1 = (s + 4).checked_sub(11)? / 4 + 1;
-        let p1 = c1.checked_sub(3)? / 2 + 1;
-        let p2 = p1.checked_sub(3)? / 2 + 1;
-        Some([c1, p1, p2])
-    };
-    let ([h1, h2, h3], [w1, w2, w3]) = (side(h)?, side(w)?);
-    Some([[h1, w1], [h2, w2], [h3, w3], [h3, w3], [h3, w3]])
+    // The trunk's order: conv1, pool, conv2, pool, conv3, conv4, conv5 (a ReLU after each
+    // conv), sized by the kernels' own formulas (`Conv2dShape::out_hw`, `PoolShape::out_hw`).
+    let mut sizes = [[0; 2]; 5];
+    let (mut ih, mut iw) = (h, w);
+    for (l, size) in sizes.iter_mut().enumerate() {
+        if l == 1 || l == 2 {
+            (ih, iw) = PoolShape::floor(1, ih, iw, 3, 2).out_hw().ok()?;
+        }
+        (ih, iw) = conv_shape(l, 1, ih, iw).out_hw().ok()?;
+        *size = [ih, iw];
+    }
+    Some(sizes)
 }
 
 struct GpuConv {
@@ -209,14 +214,11 @@ impl Trunk {
             }
             if l < 2 {
                 let [ih, iw] = sizes[l];
+                let pool = PoolShape::floor(batch * CHANNELS[l], ih, iw, 3, 2);
                 dispatches.push(kernels::max_pool::dispatch(
                     ctx,
                     &self.kernels.max_pool(),
-                    batch * CHANNELS[l],
-                    ih,
-                    iw,
-                    3,
-                    2,
+                    &pool,
                     &relu[l],
                     if l == 0 { &p1 } else { &p2 },
                 )?);
@@ -230,5 +232,29 @@ impl Trunk {
             dispatches,
             _scratch: keep,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sizes by hand from torchvision's layer definitions (conv1 11x11/4 pad 2, pools 3/2,
+    /// the other convs keep the size), and LPIPS' minimum side: 31 is the smallest input whose
+    /// relu3..5 are not empty.
+    #[test]
+    fn layer_sizes_follow_the_trunk_and_vanish_under_31() {
+        assert_eq!(
+            layer_sizes(64, 100),
+            Some([[15, 24], [7, 11], [3, 5], [3, 5], [3, 5]])
+        );
+        assert_eq!(
+            layer_sizes(MIN_SIDE, MIN_SIDE),
+            Some([[7, 7], [3, 3], [1, 1], [1, 1], [1, 1]])
+        );
+        for side in [0, 5, 10, MIN_SIDE - 1] {
+            assert_eq!(layer_sizes(side, 64), None, "side {side}");
+            assert_eq!(layer_sizes(64, side), None, "side {side}");
+        }
     }
 }

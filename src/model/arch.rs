@@ -6,7 +6,7 @@ use std::str::FromStr;
 use crate::error::{Error, Result};
 use crate::kernels::conv2d::Conv2dShape;
 use crate::kernels::lrn::Lrn;
-use crate::kernels::max_pool;
+use crate::kernels::max_pool::PoolShape;
 
 /// The AlexNet variant: decides layer geometry, preprocessing and weight naming.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -370,10 +370,15 @@ impl NetSpec {
                     ceil,
                 } => {
                     let [c, h, w] = map(&shape)?;
-                    let oh = max_pool::out_size_rounded(h, *kernel, *stride, *ceil)
-                        .map_err(|e| ctx(e.to_string()))?;
-                    let ow = max_pool::out_size_rounded(w, *kernel, *stride, *ceil)
-                        .map_err(|e| ctx(e.to_string()))?;
+                    let pool = PoolShape {
+                        planes: c,
+                        in_h: h,
+                        in_w: w,
+                        window: *kernel,
+                        stride: *stride,
+                        ceil: *ceil,
+                    };
+                    let (oh, ow) = pool.out_hw().map_err(|e| ctx(e.to_string()))?;
                     (Shape::Map([c, oh, ow]), vec![], 0.0)
                 }
                 Layer::AdaptiveAvgPool { h, w } => {

@@ -4,6 +4,8 @@
 use super::Layer;
 use super::Weights;
 use crate::error::Result;
+use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
+use crate::kernels::max_pool::PoolShape;
 use crate::kernels::{adaptive_avg_pool, conv2d, dense, lrn, max_pool, relu, softmax};
 
 /// Returns (logits `[batch, classes]`, flattened features `[batch, F]` if the net flattens).
@@ -43,11 +45,28 @@ pub fn forward_cpu(
                 kernel,
                 stride,
                 ceil,
-            } => max_pool::reference_rounded(&x, batch * c, ih, iw, *kernel, *stride, *ceil),
+            } => max_pool::reference(
+                &x,
+                &PoolShape {
+                    planes: batch * c,
+                    in_h: ih,
+                    in_w: iw,
+                    window: *kernel,
+                    stride: *stride,
+                    ceil: *ceil,
+                },
+            ),
             Layer::Lrn(l) => lrn::reference(l, &x, batch, c, ih * iw),
-            Layer::AdaptiveAvgPool { h: oh, w: ow } => {
-                adaptive_avg_pool::reference(&x, batch * c, ih, iw, *oh, *ow)
-            }
+            Layer::AdaptiveAvgPool { h: oh, w: ow } => adaptive_avg_pool::reference(
+                &x,
+                &AdaptivePoolShape {
+                    planes: batch * c,
+                    in_h: ih,
+                    in_w: iw,
+                    out_h: *oh,
+                    out_w: *ow,
+                },
+            ),
             Layer::Flatten => {
                 features = Some(x.clone());
                 x

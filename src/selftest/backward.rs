@@ -8,8 +8,10 @@ use rand::{Rng, SeedableRng};
 use super::{conv_label, random, run_read, Case, Compared};
 use crate::error::Error;
 use crate::gpu::{read_back_f32, storage_buffer, upload_f32};
+use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
 use crate::kernels::conv2d::Conv2dShape;
 use crate::kernels::lrn::Lrn;
+use crate::kernels::max_pool::PoolShape;
 use crate::kernels::{self, Kernels};
 use crate::train::kernels::conv_gemm_backward::{self, ConvGemmScratch};
 use crate::train::kernels::{conv_backward, lrn_backward, pool_backward, TrainKernels};
@@ -93,20 +95,21 @@ pub(super) fn backward_cases(out: &mut Vec<Case>) {
             1e-6,
             move |ctx| {
                 let tk = TrainKernels::new(ctx);
-                let oh = kernels::max_pool::out_size_rounded(h, k, s, ceil)?;
-                let ow = kernels::max_pool::out_size_rounded(w, k, s, ceil)?;
+                let pool = PoolShape {
+                    ceil,
+                    ..PoolShape::floor(planes, h, w, k, s)
+                };
                 // Distinct values: no ties, so the reference's argmax is the only answer.
                 let mut x: Vec<f32> = (0..planes * h * w).map(|i| i as f32 * 0.01).collect();
                 let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(700);
                 for i in (1..x.len()).rev() {
                     x.swap(i, rng.random_range(0..=i));
                 }
-                let dy = random(planes * oh * ow, 701, 1.0);
-                let want = pool_backward::max_pool_reference(&x, &dy, planes, h, w, k, s, ceil);
+                let dy = random(pool.out_len()?, 701, 1.0);
+                let want = pool_backward::max_pool_reference(&x, &dy, &pool);
                 let (xb, dyb) = (upload_f32(ctx, "x", &x)?, upload_f32(ctx, "dy", &dy)?);
                 let dx = storage_buffer(ctx, "dx", x.len(), "")?;
-                let d =
-                    pool_backward::max_pool(ctx, &tk, planes, h, w, k, s, ceil, &xb, &dyb, &dx)?;
+                let d = pool_backward::max_pool(ctx, &tk, &pool, &xb, &dyb, &dx)?;
                 let (got, ms) = run_read(ctx, &[d], &dx, x.len())?;
                 Ok(Compared { got, want, ms })
             },
@@ -119,12 +122,18 @@ pub(super) fn backward_cases(out: &mut Vec<Case>) {
         1e-6,
         |ctx| {
             let tk = TrainKernels::new(ctx);
-            let (planes, ih, iw, oh, ow) = (3, 7, 4, 2, 3);
-            let dy = random(planes * oh * ow, 710, 1.0);
-            let want = pool_backward::adaptive_avg_pool_reference(&dy, planes, ih, iw, oh, ow);
+            let pool = AdaptivePoolShape {
+                planes: 3,
+                in_h: 7,
+                in_w: 4,
+                out_h: 2,
+                out_w: 3,
+            };
+            let dy = random(pool.out_len(), 710, 1.0);
+            let want = pool_backward::adaptive_avg_pool_reference(&dy, &pool);
             let dyb = upload_f32(ctx, "dy", &dy)?;
             let dx = storage_buffer(ctx, "dx", want.len(), "")?;
-            let d = pool_backward::adaptive_avg_pool(ctx, &tk, planes, ih, iw, oh, ow, &dyb, &dx)?;
+            let d = pool_backward::adaptive_avg_pool(ctx, &tk, &pool, &dyb, &dx)?;
             let (got, ms) = run_read(ctx, &[d], &dx, want.len())?;
             Ok(Compared { got, want, ms })
         },

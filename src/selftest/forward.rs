@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use super::{conv_data, conv_label, conv_shapes, random, run_read, Case, Compared};
 use crate::gpu::{read_back_f32, storage_buffer, upload, upload_f32, GpuContext, SplitWeight};
+use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
 use crate::kernels::lrn::Lrn;
+use crate::kernels::max_pool::PoolShape;
 use crate::kernels::mm::{DenseKind, TILES};
 use crate::kernels::{self, Kernels, MatmulPath, Precision};
 
@@ -261,21 +263,14 @@ pub(super) fn elementwise_cases(out: &mut Vec<Case>) {
         out.push(Case::new("max_pool", path, shape, 0.0, move |ctx| {
             let ks = Kernels::new(ctx);
             let x = random(planes * h * w, 500, 1.0);
-            let want = kernels::max_pool::reference_rounded(&x, planes, h, w, k, s, ceil);
+            let pool = PoolShape {
+                ceil,
+                ..PoolShape::floor(planes, h, w, k, s)
+            };
+            let want = kernels::max_pool::reference(&x, &pool);
             let xb = upload_f32(ctx, "x", &x)?;
             let yb = storage_buffer(ctx, "y", want.len(), "")?;
-            let d = kernels::max_pool::dispatch_rounded(
-                ctx,
-                &ks.max_pool(),
-                planes,
-                h,
-                w,
-                k,
-                s,
-                ceil,
-                &xb,
-                &yb,
-            )?;
+            let d = kernels::max_pool::dispatch(ctx, &ks.max_pool(), &pool, &xb, &yb)?;
             let (got, ms) = run_read(ctx, &[d], &yb, want.len())?;
             Ok(Compared { got, want, ms })
         }));
@@ -317,17 +312,20 @@ pub(super) fn elementwise_cases(out: &mut Vec<Case>) {
             move |ctx| {
                 let ks = Kernels::new(ctx);
                 let x = random(planes * ih * iw, 520, 1.0);
-                let want = kernels::adaptive_avg_pool::reference(&x, planes, ih, iw, 6, 6);
+                let pool = AdaptivePoolShape {
+                    planes,
+                    in_h: ih,
+                    in_w: iw,
+                    out_h: 6,
+                    out_w: 6,
+                };
+                let want = kernels::adaptive_avg_pool::reference(&x, &pool);
                 let xb = upload_f32(ctx, "x", &x)?;
                 let yb = storage_buffer(ctx, "y", want.len(), "")?;
                 let d = kernels::adaptive_avg_pool::dispatch(
                     ctx,
                     &ks.adaptive_avg_pool(),
-                    planes,
-                    ih,
-                    iw,
-                    6,
-                    6,
+                    &pool,
                     &xb,
                     &yb,
                 )?;

@@ -20,8 +20,10 @@ use super::kernels::conv_gemm_backward::ConvGemmScratch;
 use super::kernels::{pad_rows, TrainKernels};
 use crate::error::{Error, Result};
 use crate::gpu::{read_back_f32, storage_buffer, upload_f32, GpuContext};
+use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
 use crate::kernels::conv2d::{self, Conv2dShape};
 use crate::kernels::lrn::Lrn;
+use crate::kernels::max_pool::PoolShape;
 use crate::kernels::{self, Dispatch, Kernels, MatmulPath, Precision};
 use crate::model::Layer;
 
@@ -57,6 +59,25 @@ enum ConvForward {
     Mm(kernels::mm::Force),
     /// `conv2d.wgsl` (OIHW).
     Tiled,
+}
+
+/// The [`PoolShape`] of an `Op::MaxPool` over `planes` planes of `h` x `w`.
+fn pool_shape(
+    planes: usize,
+    h: usize,
+    w: usize,
+    kernel: usize,
+    stride: usize,
+    ceil: bool,
+) -> PoolShape {
+    PoolShape {
+        planes,
+        in_h: h,
+        in_w: w,
+        window: kernel,
+        stride,
+        ceil,
+    }
 }
 
 impl ConvForward {
@@ -226,11 +247,10 @@ impl ConvStack {
                         stride: *stride,
                         ceil: *ceil,
                     },
-                    [
-                        c,
-                        kernels::max_pool::out_size_rounded(h, *kernel, *stride, *ceil)?,
-                        kernels::max_pool::out_size_rounded(w, *kernel, *stride, *ceil)?,
-                    ],
+                    {
+                        let (oh, ow) = pool_shape(c, h, w, *kernel, *stride, *ceil).out_hw()?;
+                        [c, oh, ow]
+                    },
                 ),
                 Layer::Lrn(l) => (Op::Lrn(*l), shape),
                 Layer::AdaptiveAvgPool { h: oh, w: ow } => {
@@ -403,15 +423,10 @@ impl ConvStack {
                     kernel,
                     stride,
                     ceil,
-                } => out.push(kernels::max_pool::dispatch_rounded(
+                } => out.push(kernels::max_pool::dispatch(
                     ctx,
                     &self.fk.max_pool(),
-                    batch * c,
-                    h,
-                    w,
-                    *kernel,
-                    *stride,
-                    *ceil,
+                    &pool_shape(batch * c, h, w, *kernel, *stride, *ceil),
                     x,
                     y,
                 )?),
@@ -428,11 +443,13 @@ impl ConvStack {
                 Op::AvgPool { h: oh, w: ow } => out.push(kernels::adaptive_avg_pool::dispatch(
                     ctx,
                     &self.fk.adaptive_avg_pool(),
-                    batch * c,
-                    h,
-                    w,
-                    *oh,
-                    *ow,
+                    &AdaptivePoolShape {
+                        planes: batch * c,
+                        in_h: h,
+                        in_w: w,
+                        out_h: *oh,
+                        out_w: *ow,
+                    },
                     x,
                     y,
                 )?),

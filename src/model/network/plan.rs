@@ -5,6 +5,8 @@ use super::super::Layer;
 use super::{Network, Op, Param};
 use crate::error::{Error, Result};
 use crate::gpu::storage_buffer;
+use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
+use crate::kernels::max_pool::PoolShape;
 use crate::kernels::{self, Dispatch, Precision};
 
 /// Which buffer an op reads or writes.
@@ -191,15 +193,19 @@ impl Network {
                         ceil,
                     },
                 ) => {
-                    vec![kernels::max_pool::dispatch_rounded(
+                    let pool = PoolShape {
+                        planes: batch * c,
+                        in_h: ih,
+                        in_w: iw,
+                        window: *kernel,
+                        stride: *stride,
+                        ceil: *ceil,
+                    };
+                    let pipeline = self.kernels.max_pool();
+                    vec![kernels::max_pool::dispatch(
                         ctx,
-                        &self.kernels.max_pool(),
-                        batch * c,
-                        ih,
-                        iw,
-                        *kernel,
-                        *stride,
-                        *ceil,
+                        &pipeline,
+                        &pool,
                         buf(cur),
                         buf(dst),
                     )?]
@@ -215,14 +221,18 @@ impl Network {
                     buf(dst),
                 )?],
                 (Op::AvgPool { .. }, Layer::AdaptiveAvgPool { h: oh, w: ow }) => {
+                    let pool = AdaptivePoolShape {
+                        planes: batch * c,
+                        in_h: ih,
+                        in_w: iw,
+                        out_h: *oh,
+                        out_w: *ow,
+                    };
+                    let pipeline = self.kernels.adaptive_avg_pool();
                     vec![kernels::adaptive_avg_pool::dispatch(
                         ctx,
-                        &self.kernels.adaptive_avg_pool(),
-                        batch * c,
-                        ih,
-                        iw,
-                        *oh,
-                        *ow,
+                        &pipeline,
+                        &pool,
                         buf(cur),
                         buf(dst),
                     )?]

@@ -6,6 +6,7 @@ use super::super::kernels::{conv_backward, lrn_backward, pool_backward, relu_bac
 use super::{ConvStack, Op};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
+use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
 use crate::kernels::conv2d::Conv2dShape;
 use crate::kernels::Dispatch;
 
@@ -83,12 +84,7 @@ impl ConvStack {
                         out.push(pool_backward::max_pool(
                             ctx,
                             tk,
-                            batch * c,
-                            h,
-                            w,
-                            *kernel,
-                            *stride,
-                            *ceil,
+                            &super::pool_shape(batch * c, h, w, *kernel, *stride, *ceil),
                             x,
                             g_out,
                             g_in,
@@ -115,11 +111,13 @@ impl ConvStack {
                         out.push(pool_backward::adaptive_avg_pool(
                             ctx,
                             tk,
-                            batch * c,
-                            h,
-                            w,
-                            *oh,
-                            *ow,
+                            &AdaptivePoolShape {
+                                planes: batch * c,
+                                in_h: h,
+                                in_w: w,
+                                out_h: *oh,
+                                out_w: *ow,
+                            },
                             g_out,
                             g_in,
                         )?);

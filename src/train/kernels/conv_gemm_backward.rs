@@ -16,7 +16,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{storage_buffer, uniform_buffer, GpuContext};
 use crate::kernels::conv2d::Conv2dShape;
-use crate::kernels::gemm::{self, GemmOut};
+use crate::kernels::gemm::{self, GemmDims, GemmOut};
 use crate::kernels::{grid_1d, Dispatch, Kernels, Precision};
 
 use super::TrainKernels;
@@ -211,8 +211,7 @@ pub fn grad_weight(
             fk,
             Precision::F32,
             "conv grad weight (gemm)",
-            (g.cout_g, k_count, g.p4, groups),
-            (g.cout_g * g.p4 / 4, k_count * g.p4 / 4, g.cout_g),
+            &GemmDims::grouped(g.cout_g, k_count, g.p4, groups, 4),
             GemmOut {
                 n_off: k_start,
                 hw: u32::MAX,
@@ -284,8 +283,7 @@ pub fn grad_input(
             fk,
             Precision::F32,
             "conv grad input (gemm)",
-            (nc, g.k, g.co4, groups),
-            (nc * g.co4 / 4, g.k * g.co4 / 4, nc),
+            &GemmDims::grouped(nc, g.k, g.co4, groups, 4),
             GemmOut {
                 n_off: 0,
                 hw: u32::MAX,
