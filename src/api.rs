@@ -22,7 +22,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::data::stream::{self, NetStage, Shape};
+use crate::data::stream::{self, Shape};
 use crate::data::{LoadOptions, Preprocess};
 use crate::error::{Error, Result};
 use crate::fine_tune::FineTune;
@@ -30,7 +30,7 @@ use crate::gpu::{AdapterChoice, GpuContext};
 use crate::kernels::Precision;
 use crate::lpips::{Lin, Lpips};
 use crate::model::network::Output;
-use crate::model::{Arch, Network, Weights};
+use crate::model::{Arch, NetStage, Network, Weights};
 use crate::options::RuntimeOptions;
 use crate::train::FeatureSet;
 

@@ -1,9 +1,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use alexnet_wgpu::data::stream::{self, NetStage, Shape};
+use alexnet_wgpu::data::stream::{self, Shape};
 use alexnet_wgpu::data::{prepare_into, ClassFolders, Preprocess};
-use alexnet_wgpu::model::Network;
+use alexnet_wgpu::model::{NetStage, Network};
 use alexnet_wgpu::train::Metrics;
 use alexnet_wgpu::weights::meta::ModelMeta;
 use clap::{Args, ValueEnum};
