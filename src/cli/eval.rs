@@ -39,7 +39,7 @@ pub struct EvalArgs {
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let path = args.model.path()?;
     let weights = args.model.load()?;
-    let data = ClassFolders::scan_to_evaluate(&args.data)?;
+    let data = ClassFolders::scan_labelled(&args.data)?;
     let model_classes = match ModelMeta::read(&path)? {
         Some(m) => m.classes,
         None if weights.widths.classes == data.classes.len() => data.classes.clone(),

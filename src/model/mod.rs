@@ -12,6 +12,7 @@ mod preprocess;
 pub mod profile;
 pub mod reference;
 mod stage;
+pub mod tap;
 pub mod tune;
 
 pub use arch::{Arch, Layer, LayerInfo, NetSpec, Shape, Widths};
@@ -20,3 +21,4 @@ pub use network::{Network, Output, Pending};
 pub use params::Weights;
 pub use profile::StepTiming;
 pub use stage::NetStage;
+pub use tap::{Tap, TapLayers};
