@@ -203,10 +203,11 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         0,
         batch,
         &mut |b: PoolBatch| {
-            let features = layers.apply(&ctx, b.features)?;
+            // This batch's rows at the tap (pool5's own rows at pool5).
+            let tap_rows = layers.apply(&ctx, b.features)?;
             let mut write = || -> anyhow::Result<()> {
                 // Each input in order: the next row of the batch, or why it failed.
-                let mut rows = features.chunks(dim.max(1));
+                let mut rows = tap_rows.chunks(dim.max(1));
                 let stdout = std::io::stdout();
                 let mut stdout = std::io::BufWriter::new(stdout.lock());
                 for ((path, label), st) in b.items.iter().zip(&b.status) {
@@ -254,7 +255,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
                 ));
             }
             if collect_all {
-                set.features.extend_from_slice(&features);
+                set.features.extend_from_slice(&tap_rows);
             }
             pb.inc(b.items.len() as u64);
             Ok(())
