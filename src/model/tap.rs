@@ -117,3 +117,24 @@ impl TapLayers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every tap parses from its name (the CLI's `--layer` values are these names) and an
+    /// unknown one is refused, listing the three.
+    #[test]
+    fn taps_parse_from_their_names() {
+        for tap in Tap::ALL {
+            assert_eq!(tap.name().parse::<Tap>().unwrap(), tap);
+            assert_eq!(tap.to_string(), tap.name());
+        }
+        let err = "fc8".parse::<Tap>().unwrap_err().to_string();
+        assert!(
+            err.contains("'fc8'") && err.contains("pool5, fc6 or fc7"),
+            "{err}"
+        );
+        assert_eq!(Tap::Fc7.dense_layers(), ["fc6", "fc7"]);
+    }
+}
