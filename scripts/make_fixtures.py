@@ -5,6 +5,9 @@ Usage:
     pip install numpy onnx onnxruntime pillow
     python scripts/make_fixtures.py
 
+torchvision_taps.npz (fc6/fc7 of torchvision_small by PyTorch) comes from
+scripts/make_tap_fixtures.py, run after this one.
+
 Reference outputs come from onnxruntime (CPUExecutionProvider, float32) running ONNX
 graphs built here with onnx.helper. Every graph is also checked against a plain float64
 numpy implementation of the same net; the script fails if they disagree by more than

@@ -22,7 +22,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::data::stream::{self, NetStage, Shape};
+use crate::data::stream::{self, Shape};
 use crate::data::{LoadOptions, Preprocess};
 use crate::error::{Error, Result};
 use crate::fine_tune::FineTune;
@@ -30,20 +30,9 @@ use crate::gpu::{AdapterChoice, GpuContext};
 use crate::kernels::Precision;
 use crate::lpips::{Lin, Lpips};
 use crate::model::network::Output;
-use crate::model::{Arch, Network, Weights};
+pub use crate::model::Tap;
+use crate::model::{Arch, NetStage, Network, TapLayers, Weights};
 use crate::options::RuntimeOptions;
-use crate::train::FeatureSet;
-
-/// Where an embedding is taken: the flattened pool5 (9216 floats for torchvision's net), or
-/// the activations after fc6's or fc7's ReLU (4096 each): fc7 is the classic "AlexNet
-/// features" of transfer-learning papers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Tap {
-    Pool5,
-    Fc6,
-    #[default]
-    Fc7,
-}
 
 /// One class of a prediction.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -356,24 +345,12 @@ impl AlexNet {
             }
             Err(msg) => e.failed.push((path.to_path_buf(), msg)),
         })?;
-        let names: &[&str] = match tap {
-            Tap::Pool5 => return Ok(e),
-            Tap::Fc6 => &["fc6"],
-            Tap::Fc7 => &["fc6", "fc7"],
-        };
-        if e.is_empty() {
+        if tap == Tap::Pool5 || e.is_empty() {
             return Ok(e);
         }
-        let pool5 = FeatureSet {
-            labels: vec![0; e.len()],
-            features: std::mem::take(&mut e.rows),
-            dim: e.dim,
-            paths: Vec::new(),
-            classes: vec!["-".into()],
-        };
-        let out = crate::train::frozen_dense(&self.ctx, &self.weights, names, &pool5)?;
-        e.dim = out.dim;
-        e.rows = out.features;
+        let mut layers = TapLayers::new(&self.ctx, &self.weights, tap, e.dim)?;
+        e.rows = layers.apply(&self.ctx, &e.rows)?.into_owned();
+        e.dim = layers.dim();
         Ok(e)
     }
 

@@ -11,6 +11,7 @@ use std::process::Command;
 
 use alexnet_wgpu::kernels::dense;
 use alexnet_wgpu::model::reference::forward_cpu;
+use alexnet_wgpu::model::TapLayers;
 use alexnet_wgpu::weights::read_tensors;
 use alexnet_wgpu::{AlexNet, ImageBatch, Tap};
 use common::{assert_close, fixture};
@@ -105,6 +106,31 @@ fn classify_and_embed_follow_the_reference_network() {
         assert_eq!((e.len(), e.rows.len()), (n, want.len()), "{tap:?}");
         assert_close(&format!("{tap:?}"), &e.rows, want, 1e-4);
     }
+}
+
+/// The taps' frozen dense layers on PyTorch's own pool5 (`torchvision_pool5.npy`) give
+/// PyTorch's fc6 and fc7 (`torchvision_taps.npz`: classifier[2] and classifier[5], the ReLUs
+/// after fc6 and fc7), to 1e-4 of the largest value; pool5 passes through.
+#[test]
+fn tap_layers_reproduce_pytorch_fc6_and_fc7() {
+    let net = net();
+    let (shape, pool5) = npy("torchvision_pool5.npy");
+    let taps = read_tensors(&common::fixture("torchvision_taps.npz")).unwrap();
+    for (tap, want) in [(Tap::Fc6, &taps[0]), (Tap::Fc7, &taps[1])] {
+        assert_eq!(want.key, tap.name());
+        let mut layers = TapLayers::new(net.context(), net.weights(), tap, shape[1]).unwrap();
+        let got = layers.apply(net.context(), &pool5).unwrap();
+        assert_eq!([shape[0], layers.dim()], want.shape[..], "{tap}");
+        assert_close(tap.name(), &got, want.data.as_ref().unwrap(), 1e-4);
+    }
+    let mut layers = TapLayers::new(net.context(), net.weights(), Tap::Pool5, shape[1]).unwrap();
+    assert_eq!(layers.apply(net.context(), &pool5).unwrap(), &pool5[..]);
+    // pool5 rows of the wrong width are refused, naming both widths.
+    let err = TapLayers::new(net.context(), net.weights(), Tap::Fc7, 9216)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("9216") && err.contains("1008"), "{err}");
 }
 
 #[test]

@@ -772,3 +772,166 @@ fn eval_scores_a_one_class_folder() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["count"], 1, "{v}");
 }
+
+/// The three photos of `input_224.npy`, in its order.
+const TAP_PHOTOS: [&str; 3] = [
+    "assets/images/chelsea.jpg",
+    "assets/images/coffee.jpg",
+    "assets/images/astronaut.jpg",
+];
+
+fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0f32, |m, x| m.max(x.abs()))
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}
+
+/// `features --layer fc6|fc7` on the photos of `input_224`, written with --out (the `layer`
+/// recorded) and printed with --format jsonl (the same rows), against two independent
+/// references: PyTorch's classifier[2] / classifier[5] (`torchvision_taps.npz`, computed from
+/// PIL's preprocessing, so within the preprocessing's difference: 2 % of the largest value,
+/// measured under 0.5 %), and the CPU reference network (f64 sums) on our own exact-path
+/// tensors, to 1e-4. A pre-ReLU fc7, or fc6 given for fc7, is off by far more than either.
+#[test]
+fn features_at_fc6_and_fc7_match_pytorch_and_the_cpu_reference() {
+    use alexnet_wgpu::data::{prepare, LoadOptions, Preprocess};
+    use alexnet_wgpu::kernels::dense;
+    use alexnet_wgpu::model::{reference::forward_cpu, Weights};
+
+    let dir = tempfile::tempdir().unwrap();
+    let weights = fixture("torchvision_small.npz");
+    let ws = weights.to_str().unwrap();
+    let taps = read_tensors(&fixture("torchvision_taps.npz")).unwrap();
+    // The CPU reference: pool5 of our exact-path tensors, then fc6 -> ReLU -> fc7 -> ReLU.
+    let w = Weights::load(&weights, None).unwrap();
+    let pre = Preprocess::for_arch(w.arch);
+    let exact = LoadOptions {
+        exact: true,
+        ..Default::default()
+    };
+    let x: Vec<f32> = TAP_PHOTOS
+        .iter()
+        .flat_map(|p| prepare(&root().join(p), &pre, exact).unwrap())
+        .collect();
+    let pool5 = forward_cpu(&w, &x, 3, pre.crop, pre.crop)
+        .unwrap()
+        .1
+        .unwrap();
+    let fc = |x: &[f32], name: &str| {
+        let (wt, b) = (format!("{name}.weight"), format!("{name}.bias"));
+        dense::reference(w.get(&wt), w.get(&b), x, 3, true)
+    };
+    let fc6 = fc(&pool5, "fc6");
+    let fc7 = fc(&fc6, "fc7");
+    for (layer, cpu) in [("fc6", &fc6), ("fc7", &fc7)] {
+        let torch = taps.iter().find(|t| t.key == layer).unwrap();
+        let out = dir.path().join(format!("{layer}.npz"));
+        let mut args = vec![
+            "features",
+            "--weights",
+            ws,
+            "--layer",
+            layer,
+            "--exact-resize",
+        ];
+        args.extend(TAP_PHOTOS);
+        let o = alexnet(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+        assert!(o.status.success(), "{layer}: {}", stderr(&o));
+        let got = read_tensors(&out)
+            .unwrap()
+            .into_iter()
+            .find(|t| t.key == "features")
+            .unwrap();
+        assert_eq!(got.shape, torch.shape, "{layer}");
+        let got = got.data.unwrap();
+        let layer_key = alexnet_wgpu::weights::read_strings(&out, "layer").unwrap();
+        assert_eq!(layer_key, Some(vec![layer.to_string()]));
+        let want = torch.data.as_ref().unwrap();
+        let (d, scale) = (max_diff(&got, want), max_abs(want));
+        eprintln!(
+            "{layer}: CLI vs PyTorch max |diff| {d} ({:.3} %)",
+            100.0 * d / scale
+        );
+        assert!(
+            d <= 0.02 * scale,
+            "{layer} vs PyTorch: {d} > 2 % of {scale}"
+        );
+        let d = max_diff(&got, cpu);
+        assert!(
+            d <= 1e-4 * max_abs(cpu),
+            "{layer} vs the CPU reference: {d}"
+        );
+        // --format jsonl: the same rows, in input order.
+        let o = alexnet(&[&args[..], &["--format", "jsonl"]].concat());
+        assert!(o.status.success(), "{layer}: {}", stderr(&o));
+        let lines: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let dim = torch.shape[1];
+        assert_eq!(lines.len(), 3);
+        for (i, l) in lines.iter().enumerate() {
+            assert_eq!(l["input"], TAP_PHOTOS[i]);
+            let row: Vec<f32> = l["features"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
+            assert_eq!(row, got[i * dim..(i + 1) * dim], "{layer}: row {i}");
+        }
+    }
+}
+
+/// `features --data DIR` with a single class folder extracts its features (one class is a
+/// training problem, not a feature-extraction one); `train-head --features` then refuses the
+/// file for holding one class, and an fc7 file for its layer, naming the file, the layer and
+/// the one expected.
+#[test]
+fn features_of_a_single_class_folder_and_train_head_refusing_fc7_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let class = data.join("coffee");
+    std::fs::create_dir_all(&class).unwrap();
+    for p in ["assets/images/coffee.jpg", "assets/images/chelsea.jpg"] {
+        let name = Path::new(p).file_name().unwrap();
+        std::fs::copy(root().join(p), class.join(name)).unwrap();
+    }
+    let weights = fixture("torchvision_small.npz");
+    let ws = weights.to_str().unwrap();
+    let ds = data.to_str().unwrap();
+    for layer in ["pool5", "fc7"] {
+        let out = dir.path().join(format!("{layer}.npz"));
+        let os = out.to_str().unwrap();
+        // pool5 by default: the single-class case runs as before `--layer` existed.
+        let mut args = vec!["features", "--weights", ws, "--data", ds, "--out", os];
+        if layer != "pool5" {
+            args.extend(["--layer", layer]);
+        }
+        let o = alexnet(&args);
+        assert!(o.status.success(), "{layer}: {}", stderr(&o));
+        assert!(stderr(&o).contains("2 images x"), "{}", stderr(&o));
+        let set = alexnet_wgpu::train::FeatureSet::load(&out);
+        let o = alexnet(&["train-head", "--weights", ws, "--features", os]);
+        assert!(!o.status.success(), "{layer}: train-head accepted {os}");
+        let e = stderr(&o);
+        if layer == "pool5" {
+            let set = set.unwrap();
+            assert_eq!(
+                (set.len(), set.dim, &set.classes[..]),
+                (2, 1008, &["coffee".to_string()][..])
+            );
+            assert!(e.contains("single class"), "{e}");
+        } else {
+            assert!(set.is_err());
+            assert!(
+                e.contains(os) && e.contains("fc7") && e.contains("expected pool5"),
+                "{e}"
+            );
+        }
+    }
+}

@@ -16,11 +16,16 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("gpu", &["error", "options"]),
     ("kernels", &["error", "gpu", "options"]),
     ("weights", &["error", "fsutil"]),
+    // Decoding and preprocessing know no network: the GPU side of the decode/GPU pipeline
+    // (`data::stream::GpuStage`) is implemented by `model`, and the preset transforms are
+    // plain values that `model` picks per preset.
+    ("data", &["error", "fsutil", "weights"]),
     (
         "model",
-        &["error", "fsutil", "gpu", "kernels", "weights", "options"],
+        &[
+            "error", "fsutil", "gpu", "kernels", "weights", "options", "data",
+        ],
     ),
-    ("data", &["error", "fsutil", "model", "weights"]),
     (
         "train",
         &[

@@ -11,10 +11,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use alexnet_wgpu::data::stream::{self, NetStage, Shape};
+use alexnet_wgpu::data::stream::{self, Shape};
 use alexnet_wgpu::data::{prepare, prepare_into, ClassFolders, LoadOptions, Preprocess};
 use alexnet_wgpu::gpu::GpuContext;
-use alexnet_wgpu::model::{Network, Weights};
+use alexnet_wgpu::model::{NetStage, Network, Weights};
 use alexnet_wgpu::train::{extract_pool5_with, stream_pool5, PoolBatch};
 use common::ctx;
 

@@ -852,3 +852,107 @@ fn a_missing_listed_path_fails_only_its_line() {
         assert!(lines[1]["error"].is_null(), "{}", lines[1]);
     }
 }
+
+/// `features --layer fc6` sharded and merged equals the single run, for class folders (the
+/// merged .npz records the layer, which `train-head --features` then refuses) and for flat
+/// paths (the merged features .npy); parts of another layer are foreign to the run.
+#[test]
+fn features_at_fc6_sharded_and_merged_equal_the_single_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for class in ["coffee", "rocket"] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        let src = root().join("tests/fixtures/train_data").join(class);
+        let mut files: Vec<_> = std::fs::read_dir(&src)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files.iter().take(2) {
+            std::fs::copy(f, data.join(class).join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let weights = fixture("torchvision_small.npz");
+    let data_s = data.to_str().unwrap();
+    for labelled in [true, false] {
+        // Flat paths: the folder itself, walked.
+        let inputs: Vec<&str> = if labelled {
+            vec!["--data", data_s]
+        } else {
+            vec![data_s]
+        };
+        let run = |extra: &[&str]| {
+            let mut args = vec!["features", "--weights", &weights, "--layer", "fc6"];
+            args.extend(&inputs);
+            args.extend(extra);
+            let o = alexnet(&args);
+            assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        };
+        let sub = dir.path().join(if labelled { "labelled" } else { "flat" });
+        std::fs::create_dir_all(&sub).unwrap();
+        let whole = sub.join("whole.npz");
+        run(&["--out", whole.to_str().unwrap()]);
+        let parts = sub.join("parts");
+        for i in 0..2 {
+            let shard = format!("{i}/2");
+            run(&[
+                "--batch",
+                "1",
+                "--shard",
+                &shard,
+                "--out-dir",
+                parts.to_str().unwrap(),
+            ]);
+        }
+        let all = sub.join("all");
+        let o = alexnet(&["merge", parts.to_str().unwrap(), all.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let want = read_tensors(&whole)
+            .unwrap()
+            .into_iter()
+            .find(|t| t.key == "features")
+            .unwrap();
+        assert_eq!(want.shape, [4, 100]);
+        let want = want.data.unwrap();
+        let (shape, got) = npy(&sub.join("all.features.npy"));
+        assert_eq!(shape, [4, 100]);
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let diff = got
+            .iter()
+            .zip(&want)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(diff <= 1e-4 * scale, "{diff} > 1e-4 x {scale}");
+        let merged_npz = sub.join("all.npz");
+        assert_eq!(merged_npz.exists(), labelled);
+        if labelled {
+            let layer = alexnet_wgpu::weights::read_strings(&merged_npz, "layer").unwrap();
+            assert_eq!(layer, Some(vec!["fc6".to_string()]));
+            let o = alexnet(&[
+                "train-head",
+                "--weights",
+                &weights,
+                "--features",
+                merged_npz.to_str().unwrap(),
+            ]);
+            let e = stderr(&o);
+            assert!(
+                !o.status.success() && e.contains("fc6") && e.contains("expected pool5"),
+                "{e}"
+            );
+        }
+        // A part of another layer (pool5, the default) is foreign to this run.
+        let mut args = vec!["features", "--weights", &weights];
+        args.extend(&inputs);
+        let o = alexnet(
+            &[
+                &args[..],
+                &["--shard", "1/2", "--out-dir", parts.to_str().unwrap()],
+            ]
+            .concat(),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = alexnet(&["merge", parts.to_str().unwrap(), all.to_str().unwrap()]);
+        assert!(!o.status.success(), "merged parts of two layers");
+        assert!(stderr(&o).contains("fc6"), "{}", stderr(&o));
+    }
+}

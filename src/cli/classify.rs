@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use alexnet_wgpu::data::inputs::load_npy_batch;
-use alexnet_wgpu::data::stream::{self, NetStage, PipeTimes, Shape};
+use alexnet_wgpu::data::stream::{self, PipeTimes, Shape};
 use alexnet_wgpu::data::{InputItem, InputSource, Preprocess};
 use alexnet_wgpu::labels;
-use alexnet_wgpu::model::Network;
+use alexnet_wgpu::model::{NetStage, Network};
 use alexnet_wgpu::shard::{hash_names, NpyWriter, PartPaths, RunIdentity};
 use anyhow::Context;
 use clap::{Args, ValueEnum};

@@ -1,9 +1,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use alexnet_wgpu::data::stream::{self, NetStage, Shape};
+use alexnet_wgpu::data::stream::{self, Shape};
 use alexnet_wgpu::data::{prepare_into, ClassFolders, Preprocess};
-use alexnet_wgpu::model::Network;
+use alexnet_wgpu::model::{NetStage, Network};
 use alexnet_wgpu::train::Metrics;
 use alexnet_wgpu::weights::meta::ModelMeta;
 use clap::{Args, ValueEnum};
@@ -39,7 +39,7 @@ pub struct EvalArgs {
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let path = args.model.path()?;
     let weights = args.model.load()?;
-    let data = ClassFolders::scan_to_evaluate(&args.data)?;
+    let data = ClassFolders::scan_labelled(&args.data)?;
     let model_classes = match ModelMeta::read(&path)? {
         Some(m) => m.classes,
         None if weights.widths.classes == data.classes.len() => data.classes.clone(),

@@ -4,10 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use alexnet_wgpu::data::{ClassFolders, InputSource, Preprocess};
-use alexnet_wgpu::model::Network;
+use alexnet_wgpu::model::{Network, Tap, TapLayers};
 use alexnet_wgpu::shard::{hash_names, PartPaths, RunIdentity};
+use alexnet_wgpu::train::feature_set::LAYER_KEY;
 use alexnet_wgpu::train::{stream_pool5, FeatureSet, PoolBatch};
 use alexnet_wgpu::weights::{write_npz, NpzEntry};
+use clap::builder::TypedValueParser;
 use clap::{Args, ValueEnum};
 
 use super::sharding::{self, PartOut, ShardArgs};
@@ -32,10 +34,15 @@ pub struct FeaturesArgs {
     /// standard input, one per line.
     #[arg(value_name = "PATH")]
     paths: Vec<PathBuf>,
-    /// Output .npz: features [N, 9216] f32 and paths (with --data also labels [N] int64 and
-    /// classes, what `train-head --features` reads).
+    /// Output .npz: features [N, D] f32, layer (its name), paths, and with --data also labels
+    /// [N] int64 and classes (at pool5, what `train-head --features` reads).
     #[arg(long, value_name = "FILE.npz", conflicts_with_all = ["out_dir", "format"])]
     out: Option<PathBuf>,
+    /// Where the features are taken: pool5 (the flattened last pooling, D = 9216 for the
+    /// full net), fc6 or fc7 (D = 4096 each, after their ReLU: fc7 is torchvision's
+    /// classifier[5] output, the usual "fc7 features"; fc6 is classifier[2]'s).
+    #[arg(long, default_value = "pool5", value_parser = layer_parser())]
+    layer: Tap,
     /// Print to standard output instead of writing --out.
     #[arg(long, value_enum, conflicts_with = "out_dir")]
     format: Option<FeaturesFormat>,
@@ -49,6 +56,12 @@ pub struct FeaturesArgs {
     /// Print how the time split between decoding and GPU work, and which one bounds the run.
     #[arg(long)]
     timings: bool,
+}
+
+/// `--layer`'s values: the taps' names, checked by clap (listed in the help and the error).
+fn layer_parser() -> impl TypedValueParser<Value = Tap> {
+    clap::builder::PossibleValuesParser::new(Tap::ALL.map(Tap::name))
+        .map(|name| name.parse::<Tap>().expect("a listed layer"))
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
@@ -92,7 +105,8 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     let labelled = args.data.is_some();
     let (classes, all) = match &args.data {
         Some(dir) => {
-            let data = ClassFolders::scan(dir)?;
+            // One class is fine here: the features of a single folder are still features.
+            let data = ClassFolders::scan_labelled(dir)?;
             (data.classes, data.items)
         }
         None => {
@@ -129,6 +143,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         Some(dir) => {
             let mut options = BTreeMap::new();
             options.insert("arch".into(), serde_json::json!(weights.arch));
+            options.insert("layer".into(), serde_json::json!(args.layer.name()));
             options.insert(
                 "classes".into(),
                 if labelled {
@@ -160,7 +175,8 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
 
     let ctx = args.gpu.context()?;
     let mut net = Network::new(&ctx, &weights)?;
-    let dim = net.feature_len().unwrap_or(0);
+    let mut layers = TapLayers::new(&ctx, &weights, args.layer, net.feature_len().unwrap_or(0))?;
+    let dim = layers.dim();
     let pre = Preprocess::for_arch(weights.arch);
     let batch = args.batch.max(1);
     let mut out_part = match &part {
@@ -187,9 +203,11 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         0,
         batch,
         &mut |b: PoolBatch| {
+            // This batch's rows at the tap (pool5's own rows at pool5).
+            let tap_rows = layers.apply(&ctx, b.features)?;
             let mut write = || -> anyhow::Result<()> {
                 // Each input in order: the next row of the batch, or why it failed.
-                let mut rows = b.features.chunks(dim.max(1));
+                let mut rows = tap_rows.chunks(dim.max(1));
                 let stdout = std::io::stdout();
                 let mut stdout = std::io::BufWriter::new(stdout.lock());
                 for ((path, label), st) in b.items.iter().zip(&b.status) {
@@ -237,7 +255,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
                 ));
             }
             if collect_all {
-                set.features.extend_from_slice(b.features);
+                set.features.extend_from_slice(&tap_rows);
             }
             pb.inc(b.items.len() as u64);
             Ok(())
@@ -259,7 +277,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(path) = &args.out {
         if labelled {
-            set.save(path)?;
+            set.save(path, args.layer.name())?;
         } else {
             let shape = [set.paths.len(), dim];
             write_npz(
@@ -267,14 +285,16 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
                 &[
                     ("features".into(), NpzEntry::F32(&shape, &set.features)),
                     ("paths".into(), NpzEntry::Str(&set.paths)),
+                    (LAYER_KEY.into(), NpzEntry::Str(&[args.layer.name().into()])),
                 ],
             )?;
         }
         eprintln!(
-            "wrote {} ({} images x {} features, {} classes) in {seconds:.1} s",
+            "wrote {} ({} images x {} {} features, {} classes) in {seconds:.1} s",
             path.display(),
             set.paths.len(),
             dim,
+            args.layer,
             set.classes.len(),
         );
     }

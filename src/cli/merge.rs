@@ -12,7 +12,8 @@ pub struct MergeArgs {
     #[arg(value_name = "DIR")]
     dir: PathBuf,
     /// Output prefix: writes OUT.jsonl and OUT.logits.npy / OUT.features.npy (whichever the
-    /// parts have); parts of `features --data` also give OUT.npz for `train-head --features`.
+    /// parts have); parts of `features --data` also give OUT.npz (with the parts' `layer`;
+    /// `train-head --features` reads pool5's).
     #[arg(value_name = "OUT")]
     out: PathBuf,
 }
@@ -31,7 +32,14 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
         let npz = PathBuf::from(npz);
         let set = feature_set(&args.out, classes)
             .with_context(|| format!("joining the merged features into {}", npz.display()))?;
-        set.save(&npz)?;
+        // Parts written before `--layer` existed hold pool5 rows.
+        let layer = report
+            .run
+            .options
+            .get("layer")
+            .and_then(|l| l.as_str())
+            .unwrap_or("pool5");
+        set.save(&npz, layer)?;
         written.push(npz);
     }
     eprintln!(

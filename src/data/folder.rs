@@ -30,9 +30,10 @@ impl ClassFolders {
         Self::scan_min(dir, 2)
     }
 
-    /// [`ClassFolders::scan`] of labelled images to score a model on (`eval`): a single class
-    /// is fine there (how well the model finds that one class).
-    pub fn scan_to_evaluate(dir: &Path) -> Result<ClassFolders> {
+    /// [`ClassFolders::scan`] of labelled images for anything but training a classifier: a
+    /// single class is fine to score a model on (`eval`: how well it finds that one class) or
+    /// to extract features of (`features --data`).
+    pub fn scan_labelled(dir: &Path) -> Result<ClassFolders> {
         Self::scan_min(dir, 1)
     }
 

@@ -10,14 +10,15 @@
 //!
 //! Two host buffers suffice: a buffer goes back to the decoders as soon as its batch is
 //! submitted (the upload copies it out), so one is filled while the other is uploaded. On the
-//! device, `Network::submit` writes the input buffer with `queue.write_buffer`, which stages
+//! device, the network's `submit` writes the input buffer with `queue.write_buffer`, which stages
 //! the bytes at once and orders the copy after every pass already submitted: the staging
 //! belt is the second device-side input buffer, and batch n+1's upload overlaps batch n's
 //! passes. Read-back buffers come from a per-plan pool, one per batch in flight.
 //!
-//! [`run`] is generic over the GPU side ([`GpuStage`]) so the scheduling is unit-tested with a
-//! fake stage; [`NetStage`] is the real one. `classify`, `features`, `eval` and train-head's
-//! feature cache all run through it.
+//! [`run`] is generic over the GPU side ([`GpuStage`]), so this layer knows no network and the
+//! scheduling is unit-tested with a fake stage; the real one, the network (`model::NetStage`),
+//! is defined above, in `model`. `classify`, `features`, `eval` and train-head's feature cache
+//! all run through it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,7 +26,6 @@ use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
-use crate::model::{Network, Output, Pending};
 
 /// The GPU side of the pipeline: work is submitted without waiting, and read back later.
 pub trait GpuStage {
@@ -38,29 +38,6 @@ pub trait GpuStage {
     fn poll(&mut self) {}
     /// Waits for submitted work; returns its output and when it finished.
     fn collect(&mut self, pending: Self::Pending) -> Result<(Self::Out, Instant)>;
-}
-
-/// The network as a pipeline stage, for inputs of `h` x `w`.
-pub struct NetStage<'n> {
-    pub net: &'n mut Network,
-    pub h: usize,
-    pub w: usize,
-    pub want_features: bool,
-}
-
-impl GpuStage for NetStage<'_> {
-    type Pending = Pending;
-    type Out = Output;
-    fn submit(&mut self, input: &[f32], rows: usize) -> Result<Pending> {
-        self.net
-            .submit(input, rows, self.h, self.w, self.want_features)
-    }
-    fn poll(&mut self) {
-        self.net.poll();
-    }
-    fn collect(&mut self, pending: Pending) -> Result<(Output, Instant)> {
-        self.net.collect(pending)
-    }
 }
 
 /// How the pipeline is shaped: items per batch, rows (tensors) each item yields, floats per

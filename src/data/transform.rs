@@ -1,8 +1,6 @@
 //! The per-preset transform settings, and the size an image is resized to before the crop:
 //! what both the exact preprocessing and the fast decoders (which shrink while decoding) need.
 
-use crate::model::Arch;
-
 /// How an image becomes a `[3, H, W]` float tensor.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct Preprocess {
@@ -18,41 +16,42 @@ pub struct Preprocess {
     pub bgr: bool,
 }
 
+/// The three presets' transforms. Which one a network expects is the model's to say
+/// (`Preprocess::for_arch`, defined beside the presets of the network in `model::preprocess`),
+/// so that this layer knows nothing of the network.
 impl Preprocess {
-    pub fn for_arch(arch: Arch) -> Preprocess {
-        match arch {
-            // torchvision: Resize(256), CenterCrop(224), ToTensor, Normalize(ImageNet mean/std).
-            Arch::Torchvision => Preprocess {
-                resize: 256,
-                resize_square: false,
-                crop: 224,
-                scale: 1.0 / 255.0,
-                mean: [0.485, 0.456, 0.406],
-                std: [0.229, 0.224, 0.225],
-                bgr: false,
-            },
-            // BVLC Caffe: warp to 256x256, centre crop 227, BGR 0..255 minus the mean pixel.
-            Arch::Caffe => Preprocess {
-                resize: 256,
-                resize_square: true,
-                crop: 227,
-                scale: 1.0,
-                mean: [104.0, 117.0, 123.0],
-                std: [1.0, 1.0, 1.0],
-                bgr: true,
-            },
-            // The plain Keras net: shorter side 256, centre crop 227, x / 255.
-            Arch::Keras => Preprocess {
-                resize: 256,
-                resize_square: false,
-                crop: 227,
-                scale: 1.0 / 255.0,
-                mean: [0.0; 3],
-                std: [1.0; 3],
-                bgr: false,
-            },
-        }
-    }
+    /// torchvision: Resize(256), CenterCrop(224), ToTensor, Normalize(ImageNet mean/std).
+    pub const TORCHVISION: Preprocess = Preprocess {
+        resize: 256,
+        resize_square: false,
+        crop: 224,
+        scale: 1.0 / 255.0,
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+        bgr: false,
+    };
+
+    /// BVLC Caffe: warp to 256x256, centre crop 227, BGR 0..255 minus the mean pixel.
+    pub const CAFFE: Preprocess = Preprocess {
+        resize: 256,
+        resize_square: true,
+        crop: 227,
+        scale: 1.0,
+        mean: [104.0, 117.0, 123.0],
+        std: [1.0, 1.0, 1.0],
+        bgr: true,
+    };
+
+    /// The plain Keras net: shorter side 256, centre crop 227, x / 255.
+    pub const KERAS: Preprocess = Preprocess {
+        resize: 256,
+        resize_square: false,
+        crop: 227,
+        scale: 1.0 / 255.0,
+        mean: [0.0; 3],
+        std: [1.0; 3],
+        bgr: false,
+    };
 }
 
 /// The size the preset resizes a `w` x `h` image to before the centre crop (torchvision's

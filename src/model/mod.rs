@@ -1,4 +1,5 @@
-//! Network descriptions (presets), shape inference, and the GPU network built from them.
+//! Network descriptions (presets, with the input transform each expects), shape inference, and
+//! the GPU network built from them (also as the GPU stage of the decode/GPU pipeline).
 
 pub mod arch;
 pub mod dense;
@@ -7,8 +8,11 @@ mod load;
 pub mod naming;
 pub mod network;
 pub mod params;
+mod preprocess;
 pub mod profile;
 pub mod reference;
+mod stage;
+pub mod tap;
 pub mod tune;
 
 pub use arch::{Arch, Layer, LayerInfo, NetSpec, Shape, Widths};
@@ -16,3 +20,5 @@ pub use naming::Scheme;
 pub use network::{Network, Output, Pending};
 pub use params::Weights;
 pub use profile::StepTiming;
+pub use stage::NetStage;
+pub use tap::{Tap, TapLayers};

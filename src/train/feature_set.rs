@@ -6,6 +6,12 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::weights::{read_strings, read_tensors, write_npz, NpzEntry};
 
+/// The key of a feature file naming the layer its rows come from.
+pub const LAYER_KEY: &str = "layer";
+
+/// The layer whose rows a feature file for training holds.
+const TRAINED_FROM: &str = "pool5";
+
 /// Cached activations with their labels: `features` is `[len, dim]`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FeatureSet {
@@ -29,8 +35,9 @@ impl FeatureSet {
         &self.features[i * self.dim..(i + 1) * self.dim]
     }
 
-    /// Writes `features` `[N, dim]` f32, `labels` `[N]` i64, `paths` and `classes` (strings).
-    pub fn save(&self, path: &Path) -> Result<()> {
+    /// Writes `features` `[N, dim]` f32, `labels` `[N]` i64, `paths` and `classes` (strings),
+    /// and `layer` (one string: where the rows were taken, `pool5`, `fc6` or `fc7`).
+    pub fn save(&self, path: &Path, layer: &str) -> Result<()> {
         let labels: Vec<i64> = self.labels.iter().map(|&l| l as i64).collect();
         let shape = [self.len(), self.dim];
         let lshape = [self.len()];
@@ -41,18 +48,30 @@ impl FeatureSet {
                 ("labels".into(), NpzEntry::I64(&lshape, &labels)),
                 ("paths".into(), NpzEntry::Str(&self.paths)),
                 ("classes".into(), NpzEntry::Str(&self.classes)),
+                (LAYER_KEY.into(), NpzEntry::Str(&[layer.to_string()])),
             ],
         )
     }
 
-    /// Reads a file written by [`FeatureSet::save`], or by numpy with only `features` and
-    /// `labels`: without `classes` the classes are named `0`..`k-1` (k = the largest label + 1),
-    /// without `paths` the rows have none.
+    /// Reads a file of pool5 rows written by [`FeatureSet::save`], or by numpy with only
+    /// `features` and `labels`: without `classes` the classes are named `0`..`k-1` (k = the
+    /// largest label + 1), without `paths` the rows have none. Training starts from pool5, so
+    /// a file whose `layer` says otherwise (fc6 or fc7 rows) is refused; a file without
+    /// `layer` (numpy's, or written before the key existed) holds pool5 rows.
     pub fn load(path: &Path) -> Result<FeatureSet> {
         let bad = |m: String| Error::WeightFile {
             path: path.to_path_buf(),
             message: m,
         };
+        if let Some(layer) = read_strings(path, LAYER_KEY)? {
+            if layer != [TRAINED_FROM] {
+                return Err(bad(format!(
+                    "holds {} features (its '{LAYER_KEY}'), expected {TRAINED_FROM} features: \
+                     training starts from pool5 (extract the features at layer pool5)",
+                    layer.join(", ")
+                )));
+            }
+        }
         let classes = read_strings(path, "classes")?;
         let paths = read_strings(path, "paths")?.unwrap_or_default();
         let mut features = None;

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use rand::SeedableRng;
 
-use crate::data::stream::{self, NetStage, PipeTimes, Shape};
+use crate::data::stream::{self, PipeTimes, Shape};
 use crate::data::{augment, load_view, prepare_into, ClassFolders, LoadOptions, Preprocess};
 use crate::error::{Error, Result};
-use crate::model::Network;
+use crate::model::{NetStage, Network};
 
 pub use super::feature_set::FeatureSet;
 pub use super::frozen_dense::frozen_fc7;
