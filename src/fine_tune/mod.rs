@@ -10,7 +10,7 @@
 //! use alexnet_wgpu::train::HeadKind;
 //!
 //! # fn main() -> alexnet_wgpu::Result<()> {
-//! let backbone = Weights::load("alexnet.npz".as_ref(), None)?;
+//! let backbone = Weights::load("alexnet.npz", None)?;
 //! let ctx = GpuContext::new(&AdapterChoice::default())?;
 //! let trained = FineTune::new(&ctx, &backbone)
 //!     .train_from(HeadKind::Conv(4))
@@ -145,7 +145,8 @@ impl FineTune {
         self
     }
 
-    /// Learning rate of the last layer (default 0.01).
+    /// Learning rate (default 0.01): the new last layer's, and every trained layer's unless
+    /// [`FineTune::lr_backbone_mult`] sets another factor for the layers below it.
     pub fn lr(mut self, lr: f32) -> Self {
         self.lr = lr;
         self
@@ -157,7 +158,8 @@ impl FineTune {
         self
     }
 
-    /// Default `Optimizer::Sgd { momentum: 0.9 }`.
+    /// Default [`Optimizer::sgd`]`(0.9)`; [`Optimizer::adam`] gives Adam with PyTorch's betas
+    /// and eps.
     pub fn optimizer(mut self, o: Optimizer) -> Self {
         self.optimizer = o;
         self

@@ -7,13 +7,36 @@
 pub enum Optimizer {
     /// SGD with momentum (PyTorch semantics; momentum 0 is plain SGD).
     Sgd {
+        /// 0 <= momentum < 1; `train-head`'s default is 0.9 ([`Optimizer::sgd`]).
         momentum: f32,
     },
+    /// Adam (PyTorch semantics, bias-corrected; weight decay added to the gradient as
+    /// `torch.optim.Adam` does). [`Optimizer::adam`] gives PyTorch's defaults.
     Adam {
+        /// Decay of the first-moment average, 0 <= beta1 < 1 (default 0.9).
         beta1: f32,
+        /// Decay of the second-moment average, 0 <= beta2 < 1 (default 0.999).
         beta2: f32,
+        /// Added to the square root of the second moment (default 1e-8).
         eps: f32,
     },
+}
+
+impl Optimizer {
+    /// SGD with this momentum (`train-head --optimizer sgd --momentum M`; the CLI's default is 0.9).
+    pub fn sgd(momentum: f32) -> Self {
+        Optimizer::Sgd { momentum }
+    }
+
+    /// Adam with PyTorch's (and `train-head --optimizer adam`'s) defaults: betas (0.9, 0.999),
+    /// eps 1e-8.
+    pub fn adam() -> Self {
+        Optimizer::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
 }
 
 /// Everything about one training run's arithmetic (not its data or schedule).
