@@ -68,6 +68,7 @@ fn fine_tune_from_conv4_matches_train_head() {
         .on_epoch(move |r| e1.borrow_mut().push(r.epoch))
         .on_progress(move |p| {
             let name = match p {
+                Progress::Classes { .. } => "classes",
                 Progress::Extracting { .. } => "extracting",
                 Progress::Extracted { .. } => "extracted",
                 Progress::Training { .. } => "training",
@@ -87,6 +88,7 @@ fn fine_tune_from_conv4_matches_train_head() {
     assert_eq!(
         *events.borrow(),
         [
+            "classes",
             "extracting",
             "extracted",
             "extracting",
@@ -192,6 +194,18 @@ fn settings_that_cannot_train_are_errors() {
         "momentum",
     );
     invalid(base().lr_backbone_mult(-1.0).fit(data()), "factor");
+    let adam = |beta1, beta2, eps| base().optimizer(Optimizer::Adam { beta1, beta2, eps });
+    invalid(adam(1.0, 0.999, 1e-8).fit(data()), "Adam beta1 1");
+    invalid(adam(0.9, -0.5, 1e-8).fit(data()), "Adam beta2 -0.5");
+    invalid(adam(0.9, 0.999, 0.0).fit(data()), "Adam eps 0");
+    assert_eq!(
+        Optimizer::adam(),
+        Optimizer::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8
+        }
+    );
     assert!(matches!(
         base().resume(true).fit(data()),
         Err(Error::ResumeWithoutCheckpoint)
@@ -214,4 +228,60 @@ fn settings_that_cannot_train_are_errors() {
         .unwrap();
     }
     invalid(base().val_folder(val.path()).fit(data()), "has classes");
+}
+
+/// `fit(P)` on a split dataset (`P/train/<class>`, `P/valid/<class>`) trains on `train` and
+/// validates on `valid`, reporting both and the classes with their counts before any image is
+/// read; a validation folder next to it is refused. (Old code: classes "train" and "valid".)
+#[test]
+fn fit_recognises_a_split_dataset() {
+    let ctx = common::ctx();
+    let w = Weights::load(&backbone_path(), None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("ds");
+    for class in ["cat", "coffee", "rocket"] {
+        for (part, i) in [("train", 0), ("train", 1), ("train", 2), ("valid", 3)] {
+            let d = p.join(part).join(class);
+            std::fs::create_dir_all(&d).unwrap();
+            let name = format!("{class}_{i:02}.jpg");
+            std::fs::copy(data().join(class).join(&name), d.join(&name)).unwrap();
+        }
+    }
+    let seen = Rc::new(RefCell::new(Vec::<String>::new()));
+    let s = seen.clone();
+    let trained = FineTune::new(&ctx, &w)
+        .epochs(1)
+        .on_progress(move |p| match p {
+            Progress::SplitDataset { dir, train, val } => s.borrow_mut().push(format!(
+                "split {} {} {}",
+                dir.file_name().unwrap().to_string_lossy(),
+                train.file_name().unwrap().to_string_lossy(),
+                val.file_name().unwrap().to_string_lossy()
+            )),
+            Progress::Classes { names, train, val } => s
+                .borrow_mut()
+                .push(format!("classes {names:?} {train:?} {val:?}")),
+            Progress::Extracting { done: 0, .. } => s.borrow_mut().push("extracting".into()),
+            _ => {}
+        })
+        .fit(&p)
+        .unwrap();
+    assert_eq!(trained.classes, ["cat", "coffee", "rocket"]);
+    assert_eq!((trained.train_rows, trained.val_rows), (9, 3));
+    assert_eq!(
+        *seen.borrow(),
+        [
+            "split ds train valid",
+            r#"classes ["cat", "coffee", "rocket"] [3, 3, 3] [1, 1, 1]"#,
+            "extracting",
+            "extracting"
+        ]
+    );
+    match FineTune::new(&ctx, &w).val_folder(p.join("valid")).fit(&p) {
+        Err(Error::Input { message, .. }) => {
+            assert!(message.contains("split dataset"), "{message}")
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a validation folder next to a split dataset was accepted"),
+    }
 }

@@ -635,3 +635,86 @@ fn resume_with_rows_of_another_kind_is_refused() {
     .unwrap();
     assert_eq!(out.history.len(), 3);
 }
+
+/// Every `.npz` member carries zip's fixed earliest time (1980-01-01 00:00), not the clock's:
+/// two runs with one seed write byte-identical models. (Old code stamped the current time.)
+#[test]
+fn npz_members_carry_a_fixed_timestamp() {
+    use alexnet_wgpu::weights::{write_npz, NpzEntry};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.npz");
+    let names = vec!["a".to_string(), "bc".to_string()];
+    write_npz(
+        &path,
+        &[
+            ("w".into(), NpzEntry::F32(&[2], &[1.0, 2.0])),
+            ("n".into(), NpzEntry::I64(&[1], &[7])),
+            ("classes".into(), NpzEntry::Str(&names)),
+        ],
+    )
+    .unwrap();
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&path).unwrap()).unwrap();
+    assert_eq!(zip.len(), 3);
+    for i in 0..zip.len() {
+        let f = zip.by_index(i).unwrap();
+        let t = f.last_modified();
+        assert_eq!(
+            (
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            ),
+            (1980, 1, 1, 0, 0, 0),
+            "{} is stamped {t:?}",
+            f.name()
+        );
+    }
+}
+
+/// The text confusion matrix names its columns (cut to the column width), stays aligned with
+/// long names, and counts in the singular for one image. (Old code numbered the columns 0..n.)
+#[test]
+fn confusion_matrix_columns_are_named_and_aligned() {
+    use alexnet_wgpu::train::Metrics;
+    let classes: Vec<String> = ["cat", "dog", "a_very_long_class_name"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    // True classes 0, 1, 2, 2; predicted 0, 2, 2, 2.
+    let logits = [
+        9.0, 0.0, 0.0, //
+        0.0, 1.0, 5.0, //
+        0.0, 0.0, 3.0, //
+        1.0, 0.0, 2.0,
+    ];
+    let m = Metrics::from_logits(&classes, &logits, &[0, 1, 2, 2]);
+    let r = m.report();
+    let lines: Vec<&str> = r.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("confusion matrix"))
+        .unwrap();
+    let header = lines[at + 1];
+    let cols: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(cols, ["cat", "dog", "a_very_…"], "{r}");
+    let rows = &lines[at + 2..];
+    assert_eq!(rows.len(), 3, "{r}");
+    let width = |l: &str| l.chars().count();
+    for row in rows {
+        assert_eq!(width(row), width(header), "misaligned:\n{r}");
+    }
+    assert!(
+        rows[0].starts_with("cat ") && rows[0].ends_with("1        0        0"),
+        "{r}"
+    );
+    assert!(rows[1].ends_with("0        0        1"), "{r}");
+    assert!(rows[2].starts_with("a_very_long_class_name"), "{r}");
+    assert!(rows[2].ends_with("0        0        2"), "{r}");
+    // Singular and plural.
+    let one = Metrics::from_logits(&classes, &logits[..3], &[0]).report();
+    assert!(one.starts_with("accuracy 100.00% on 1 image\n"), "{one}");
+    assert!(r.starts_with("accuracy 75.00% on 4 images"), "{r}");
+}

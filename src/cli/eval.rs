@@ -109,7 +109,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         Format::Text => print!("{}", metrics.report()),
     }
     if failed > 0 {
-        eprintln!("{failed} images could not be read");
+        eprintln!(
+            "{} could not be read",
+            super::plural::count(failed, "image", "images")
+        );
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

@@ -14,7 +14,9 @@ mod fetch_weights;
 pub mod hint;
 mod lpips;
 mod merge;
+mod meter;
 mod plots;
+mod plural;
 mod selftest;
 mod sharding;
 mod summary;
@@ -57,8 +59,9 @@ enum Command {
     Summary(summary::SummaryArgs),
     /// Time forward passes: images/s, GFLOP/s and (--per-layer) GPU time per layer.
     Bench(bench::BenchArgs),
-    /// Fine-tune on folders of your own images: a new last layer for your classes, or the
-    /// classifier, or from any convolution up (--train-from); the rest stays frozen.
+    /// Fine-tune on folders of your own images: train any layer from conv1 up
+    /// (--train-from; default only the last one) with a new last layer for your classes; the
+    /// layers below stay frozen.
     TrainHead(train_head::TrainHeadArgs),
     /// Accuracy, per-class precision/recall and confusion matrix of a model on class folders.
     Eval(eval::EvalArgs),

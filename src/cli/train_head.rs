@@ -1,18 +1,20 @@
 use std::cell::RefCell;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
 
-use alexnet_wgpu::fine_tune::{FineTune, Progress, Trained};
+use alexnet_wgpu::fine_tune::{FineTune, Trained};
 use alexnet_wgpu::fsutil::write_atomic;
 use alexnet_wgpu::train::{FeatureSet, HeadKind, Keep, Optimizer, Schedule};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use indicatif::ProgressBar;
-
-use super::features::bar;
+use super::meter::Meter;
+use super::plural::count;
 use super::{GpuArgs, LoadArgs, ModelArgs};
+
+mod show;
+use show::show;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum OptimizerArg {
@@ -35,121 +37,187 @@ pub enum KeepArg {
     Last,
 }
 
+/// `train-head`'s flags, grouped under help headings in the order a run uses them: the
+/// backbone, the data, what trains, how (optimizer, schedule), memory, outputs, the GPU.
 #[derive(Args)]
 pub struct TrainHeadArgs {
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Model")]
     model: ModelArgs,
-    #[command(flatten)]
-    load: LoadArgs,
-    #[command(flatten)]
-    gpu: GpuArgs,
-    /// Training images: one sub-folder per class (class names = folder names, sorted).
+
+    /// Training images: one sub-folder per class (class names = folder names, sorted). A
+    /// folder holding `train/` and `val/` (or `valid/`, `validation/`), each with the class
+    /// folders, is a split dataset: its `train/` trains and its `val/` validates.
     #[arg(long, value_name = "DIR", required_unless_present = "features")]
+    #[arg(help_heading = "Data")]
     data: Option<PathBuf>,
     /// Validation images in the same layout (default: a stratified --val-split of --data).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Data")]
     val: Option<PathBuf>,
     /// Share of each class held out for validation when there is no --val (0 <= S < 1).
-    #[arg(long, default_value_t = 0.2, value_parser = val_fraction)]
+    #[arg(long, default_value_t = 0.2, value_parser = val_fraction, help_heading = "Data")]
     val_split: f64,
     /// Train from features exported by `alexnet features` instead of images.
-    #[arg(long, value_name = "F.npz", conflicts_with = "data")]
+    #[arg(
+        long,
+        value_name = "F.npz",
+        conflicts_with = "data",
+        help_heading = "Data"
+    )]
     features: Option<PathBuf>,
-    /// last: new last layer on frozen fc6/fc7 (= --train-from fc8); classifier: fine-tune fc6,
-    /// fc7 and a new last layer (= --train-from fc6).
-    #[arg(long, default_value = "last")]
-    head: HeadKind,
+
     /// Train this layer and every layer above it (conv1..conv5, fc6, fc7, fc8, as `alexnet
-    /// summary` names them); the layers below stay frozen (unchanged in the saved model), run
-    /// once per image and cached (the input of the layer per image: conv4 of torchvision's
-    /// AlexNet 384x13x13 floats, 260 KB; in memory up to --cache-budget-mb, else on disk);
-    /// with --augment they run at every step on fresh views instead.
+    /// summary` names them), the last one replaced by a new layer for your classes; the layers
+    /// below stay frozen (unchanged in the saved model), run once per image and cached (the
+    /// input of the layer per image: conv4 of torchvision's AlexNet 384x13x13 floats, 260 KB;
+    /// in memory up to --cache-budget-mb, else on disk); with --augment they run at every
+    /// step on fresh views instead. Default: fc8 (= --head last).
     #[arg(long, value_name = "LAYER", value_parser = HeadKind::from_layer, conflicts_with = "head")]
+    #[arg(help_heading = "What to train")]
     train_from: Option<HeadKind>,
+    /// Shorthands for --train-from: last = only the new last layer, on frozen fc6/fc7
+    /// (= fc8); classifier = fc6, fc7 and the new last layer (= fc6).
+    #[arg(long, default_value = "last", help_heading = "What to train")]
+    head: HeadKind,
+    /// Start the trained layers from these weights (same key names as the model file).
+    #[arg(long, value_name = "FILE.npz", help_heading = "What to train")]
+    init_head: Option<PathBuf>,
+    /// Dropout before fc6 and fc7 when they are trained (0 <= P < 1); 0 disables.
+    #[arg(long, default_value_t = 0.5, value_parser = probability_below_one)]
+    #[arg(help_heading = "What to train")]
+    dropout: f32,
     /// Learning-rate factor of the trained layers below the new last one (trained
     /// convolutions, fc6, fc7) against the last layer's --lr. 1 (default) = one rate for all,
     /// as PyTorch fine-tuning with `requires_grad` and one parameter group does; fastai-style
     /// discriminative rates use e.g. 0.1.
-    #[arg(long, value_name = "M", default_value_t = 1.0)]
+    #[arg(
+        long,
+        value_name = "M",
+        default_value_t = 1.0,
+        help_heading = "What to train"
+    )]
     lr_backbone_mult: f32,
-    /// Dropout before fc6 and fc7 when they are trained (0 <= P < 1); 0 disables.
-    #[arg(long, default_value_t = 0.5, value_parser = probability_below_one)]
-    dropout: f32,
-    #[arg(long, default_value_t = 10, value_parser = at_least_one)]
-    epochs: usize,
-    /// Stop after this many optimizer steps (overrides --epochs).
-    #[arg(long, value_parser = at_least_one)]
-    steps: Option<usize>,
-    #[arg(long, default_value_t = 32, value_parser = at_least_one)]
-    batch: usize,
+
+    /// sgd (with --momentum) or adam (with --adam-beta1, --adam-beta2, --adam-eps).
+    #[arg(long, value_enum, default_value = "sgd", help_heading = "Optimizer")]
+    optimizer: OptimizerArg,
     /// Learning rate (finite, above 0).
     #[arg(long, default_value_t = 0.01, value_parser = finite_positive)]
+    #[arg(help_heading = "Optimizer")]
     lr: f32,
     /// SGD momentum (0 <= M < 1).
     #[arg(long, default_value_t = 0.9, value_parser = probability_below_one)]
+    #[arg(help_heading = "Optimizer")]
     momentum: f32,
+    /// Adam's first-moment decay (0 <= B < 1) [default: 0.9]; refused with --optimizer sgd.
+    #[arg(long, value_name = "B", value_parser = probability_below_one)]
+    #[arg(help_heading = "Optimizer")]
+    adam_beta1: Option<f32>,
+    /// Adam's second-moment decay (0 <= B < 1) [default: 0.999]; refused with --optimizer sgd.
+    #[arg(long, value_name = "B", value_parser = probability_below_one)]
+    #[arg(help_heading = "Optimizer")]
+    adam_beta2: Option<f32>,
+    /// Adam's epsilon (finite, above 0) [default: 1e-8]; refused with --optimizer sgd.
+    #[arg(long, value_name = "E", value_parser = finite_positive, help_heading = "Optimizer")]
+    adam_eps: Option<f32>,
     /// L2 weight decay (finite, 0 or more).
     #[arg(long, default_value_t = 0.0, value_parser = finite_non_negative)]
+    #[arg(help_heading = "Optimizer")]
     weight_decay: f32,
-    #[arg(long, value_enum, default_value = "sgd")]
-    optimizer: OptimizerArg,
+
+    /// Passes over the training images.
+    #[arg(long, default_value_t = 10, value_parser = at_least_one)]
+    #[arg(help_heading = "Schedule and stopping")]
+    epochs: usize,
+    /// Stop after this many optimizer steps (overrides --epochs).
+    #[arg(long, value_parser = at_least_one, help_heading = "Schedule and stopping")]
+    steps: Option<usize>,
+    /// Training images (rows) per optimizer step.
+    #[arg(long, default_value_t = 32, value_parser = at_least_one)]
+    #[arg(help_heading = "Schedule and stopping")]
+    batch: usize,
+    /// How --lr changes over the run: constant, cosine (decaying to 0 over all steps) or step
+    /// (see --lr-step-epochs).
     #[arg(long, value_enum, default_value = "constant")]
+    #[arg(help_heading = "Schedule and stopping")]
     schedule: ScheduleArg,
     /// With --schedule step: multiply the rate by 0.1 every this many epochs.
     #[arg(long, default_value_t = 5, value_parser = at_least_one)]
+    #[arg(help_heading = "Schedule and stopping")]
     lr_step_epochs: usize,
-    #[arg(long, default_value_t = 0)]
+    /// Early stopping: stop when the validation loss has not improved for N epochs.
+    #[arg(long, help_heading = "Schedule and stopping")]
+    patience: Option<usize>,
+    /// Which epoch's weights --out gets: best = lowest validation loss (default: the
+    /// validation loss is the only evidence of generalisation; without validation it is the
+    /// last epoch), last = the last epoch trained (Keras' default). The summary says which.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "best",
+        help_heading = "Schedule and stopping"
+    )]
+    keep: KeepArg,
+    /// Seeds the validation split, the new layer, the order, dropout and augmentations.
+    #[arg(long, default_value_t = 0, help_heading = "Schedule and stopping")]
     seed: u64,
     /// Visit the training images in sorted (class, file) order every epoch: the order of
     /// `alexnet features` (and of --features rows), the same in every epoch.
-    #[arg(long)]
+    #[arg(long, help_heading = "Schedule and stopping")]
     no_shuffle: bool,
+
     /// Random resized crops + horizontal flips: this many views per training image, cached
     /// once (fixed views) when the convolutions are frozen; with --train-from conv1..conv5
     /// fresh views are drawn every epoch (seeded by --seed, image and epoch, so --resume
     /// repeats them) and the frozen convolutions run at every step.
     #[arg(long, value_name = "VIEWS", num_args = 0..=1, default_missing_value = "4", value_parser = at_least_one)]
+    #[arg(help_heading = "Augmentation and memory")]
     augment: Option<usize>,
     /// With --train-from conv1..conv5 (without --augment): the most memory the cached
     /// frozen-part output of the training images may take; a larger cache goes to a temporary
     /// file in --out's folder (`.alexnet-cache-*.tmp`, removed at exit and on Ctrl-C) and
     /// batches are read back from it. The validation rows stay in memory.
     #[arg(long, value_name = "MB", default_value_t = 2048)]
+    #[arg(help_heading = "Augmentation and memory")]
     cache_budget_mb: u64,
-    /// Early stopping: stop when the validation loss has not improved for N epochs.
-    #[arg(long)]
-    patience: Option<usize>,
-    /// Which epoch's weights --out gets: best = lowest validation loss (default: the
-    /// validation loss is the only evidence of generalisation; without validation it is the
-    /// last epoch), last = the last epoch trained (Keras' default). The summary says which.
-    #[arg(long, value_enum, default_value = "best")]
-    keep: KeepArg,
-    /// Start from these head weights (same key names as the model file).
-    #[arg(long, value_name = "FILE.npz")]
-    init_head: Option<PathBuf>,
-    /// Write step, loss (of the step's batch, before its update) and lr per step.
-    #[arg(long, value_name = "FILE.csv")]
-    log_steps: Option<PathBuf>,
-    /// The trained model (backbone + new head + class names): .npz, .safetensors or .onnx.
-    #[arg(long, default_value = "model.npz")]
+    /// Images per forward pass when extracting features.
+    #[arg(long, default_value_t = 16, value_parser = at_least_one)]
+    #[arg(help_heading = "Augmentation and memory")]
+    extract_batch: usize,
+    #[command(flatten, next_help_heading = "Image decoding")]
+    load: LoadArgs,
+
+    /// The trained model (backbone + new last layer + class names): .npz, .safetensors or
+    /// .onnx.
+    #[arg(
+        long,
+        default_value = "model.npz",
+        help_heading = "Output and checkpoints"
+    )]
     out: PathBuf,
     /// Let --out name the --weights file: the trained model replaces the backbone it was
     /// trained on (refused without this flag, as the backbone would be lost).
-    #[arg(long)]
+    #[arg(long, help_heading = "Output and checkpoints")]
     replace_weights: bool,
     /// Continue exactly from the checkpoint written after every epoch: --out with its
-    /// extension replaced by `.ckpt.npz` (model.npz -> model.ckpt.npz).
-    #[arg(long)]
+    /// extension replaced by `.ckpt.npz` (model.npz -> model.ckpt.npz). The checkpoint is
+    /// removed once --out is written (it stays after a failed or interrupted run).
+    #[arg(long, help_heading = "Output and checkpoints")]
     resume: bool,
+    /// Keep the checkpoint (--out's `.ckpt.npz`) after a successful run.
+    #[arg(long, help_heading = "Output and checkpoints")]
+    keep_checkpoint: bool,
+    /// Write step, loss (of the step's batch, before its update) and lr per step.
+    #[arg(long, value_name = "FILE.csv", help_heading = "Output and checkpoints")]
+    log_steps: Option<PathBuf>,
     /// Write curves.png and confusion.png here.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Output and checkpoints")]
     plot: Option<PathBuf>,
     /// Stop after N epochs as if interrupted (to test --resume).
     #[arg(long, hide = true)]
     interrupt_after: Option<usize>,
-    /// Images per forward pass when extracting features.
-    #[arg(long, default_value_t = 16, value_parser = at_least_one)]
-    extract_batch: usize,
+
+    #[command(flatten)]
+    gpu: GpuArgs,
 }
 
 // Value parsers: a setting that cannot train (a NaN or negative rate, a batch of 0, a
@@ -283,103 +351,34 @@ fn check_outputs(args: &TrainHeadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What the library reports, shown as `train-head` always has: progress bars on stderr, one
-/// line per extraction pass and per epoch, warnings for skipped images.
-fn show(
-    pb: &Rc<RefCell<Option<ProgressBar>>>,
-    checkpoint: &Path,
-    cache_budget_mb: u64,
-) -> impl FnMut(&Progress<'_>) + 'static {
-    let pb = pb.clone();
-    let checkpoint = checkpoint.to_path_buf();
-    move |p: &Progress<'_>| {
-        let mut pb = pb.borrow_mut();
-        let clear = |pb: &mut Option<ProgressBar>| {
-            if let Some(b) = pb.take() {
-                b.finish_and_clear();
+/// The optimizer the flags name. Adam's flags with `--optimizer sgd` are refused rather than
+/// ignored: a setting that silently does nothing would be read as having been used.
+fn optimizer(args: &TrainHeadArgs) -> anyhow::Result<Optimizer> {
+    Ok(match args.optimizer {
+        OptimizerArg::Sgd => {
+            let given: Vec<&str> = [
+                ("--adam-beta1", args.adam_beta1.is_some()),
+                ("--adam-beta2", args.adam_beta2.is_some()),
+                ("--adam-eps", args.adam_eps.is_some()),
+            ]
+            .iter()
+            .filter_map(|&(f, on)| on.then_some(f))
+            .collect();
+            anyhow::ensure!(
+                given.is_empty(),
+                "{} set(s) Adam's hyper-parameters, but --optimizer is sgd; add --optimizer adam",
+                given.join(", ")
+            );
+            Optimizer::Sgd {
+                momentum: args.momentum,
             }
-        };
-        match *p {
-            Progress::Extracting { what, done, total } => {
-                pb.get_or_insert_with(|| bar(total, what))
-                    .set_position(done as u64);
-            }
-            Progress::Skipped { path, error } => {
-                clear(&mut pb);
-                eprintln!("warning: skipped unreadable image {}: {error}", path.display());
-            }
-            Progress::Extracted {
-                what,
-                images,
-                rows,
-                dim,
-                seconds,
-                spill,
-            } => {
-                clear(&mut pb);
-                let place = match spill {
-                    Some(f) => format!(
-                        "on disk in {} (over --cache-budget-mb {cache_budget_mb})",
-                        f.display()
-                    ),
-                    None => "in memory".into(),
-                };
-                eprintln!(
-                    "{what}: {images} images -> {rows} cached rows of {dim} floats ({:.1} KB each, {:.1} MB {place}) in {seconds:.1} s ({:.2} images/s)",
-                    dim as f64 * 4.0 / 1e3,
-                    (rows * dim) as f64 * 4.0 / 1e6,
-                    images as f64 / seconds.max(1e-9)
-                );
-            }
-            Progress::FreshViews { images, views } => eprintln!(
-                "training images: {images} -> {views} fresh augmented views each per epoch, through the frozen layers at every step"
-            ),
-            // (The fc6 activations of `--train-from fc7` have never had a line.)
-            Progress::Activations {
-                layer: "fc7",
-                rows,
-                seconds,
-            } => eprintln!("fc7 activations for {rows} rows in {seconds:.2} s"),
-            Progress::Training {
-                first_layer,
-                classes,
-                train_rows,
-                val_rows,
-                steps_per_epoch,
-                epochs,
-            } => {
-                super::set_interrupt_checkpoint(Some(checkpoint.clone()));
-                eprintln!(
-                    "training from {first_layer}: {classes} classes, {train_rows} training rows, {val_rows} validation rows, {steps_per_epoch} steps per epoch"
-                );
-                *pb = Some(bar(epochs, "epochs"));
-            }
-            Progress::Epoch(r) => {
-                let v = match (r.val_loss, r.val_accuracy) {
-                    (Some(l), Some(a)) => format!("  val loss {l:.4} acc {:.1}%", 100.0 * a),
-                    _ => String::new(),
-                };
-                let line = || {
-                    eprintln!(
-                        "epoch {:>3}: train loss {:.4} acc {:.1}%{v}  lr {:.4}  {:.2} s",
-                        r.epoch,
-                        r.train_loss,
-                        100.0 * r.train_accuracy,
-                        r.lr,
-                        r.seconds
-                    )
-                };
-                match pb.as_ref() {
-                    Some(b) => {
-                        b.set_position(r.epoch as u64);
-                        b.suspend(line);
-                    }
-                    None => line(),
-                }
-            }
-            _ => {}
         }
-    }
+        OptimizerArg::Adam => Optimizer::Adam {
+            beta1: args.adam_beta1.unwrap_or(Optimizer::ADAM_BETA1),
+            beta2: args.adam_beta2.unwrap_or(Optimizer::ADAM_BETA2),
+            eps: args.adam_eps.unwrap_or(Optimizer::ADAM_EPS),
+        },
+    })
 }
 
 pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
@@ -394,6 +393,7 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         alexnet_wgpu::model::formats::OUTPUT_FORMATS
     );
     check_outputs(&args)?;
+    let optimizer = optimizer(&args)?;
     let backbone = args.model.load()?;
     let ctx = args.gpu.context()?;
     let t_start = std::time::Instant::now();
@@ -403,16 +403,6 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         "--lr-backbone-mult {}: expected a finite factor of 0 or more",
         args.lr_backbone_mult
     );
-    let optimizer = match args.optimizer {
-        OptimizerArg::Sgd => Optimizer::Sgd {
-            momentum: args.momentum,
-        },
-        OptimizerArg::Adam => Optimizer::Adam {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
-    };
     let schedule = match args.schedule {
         ScheduleArg::Constant => Schedule::Constant,
         ScheduleArg::Cosine => Schedule::Cosine,
@@ -422,7 +412,7 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let checkpoint = args.out.with_extension("ckpt.npz");
-    let pb: Rc<RefCell<Option<ProgressBar>>> = Rc::default();
+    let pb: Rc<RefCell<Option<Meter>>> = Rc::default();
     let mut ft = FineTune::with_weights(&ctx, backbone)
         .train_from(kind)
         .epochs(args.epochs)
@@ -473,13 +463,30 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         }
         ft.fit(dir)?
     };
-    if let Some(b) = pb.borrow_mut().take() {
-        b.finish_and_clear();
+    if let Some(m) = pb.borrow_mut().take() {
+        m.finish();
     }
 
     // Save and report.
     trained.save(&args.out)?;
     eprintln!("saved {} ({})", args.out.display(), kept_summary(&trained));
+    // The checkpoint (the size of the model, 228 MB for AlexNet) has served its purpose once
+    // the model is written: removed, unless asked for or the run stopped early on purpose
+    // (--interrupt-after stands for Ctrl-C, after which --resume needs it).
+    if !args.keep_checkpoint && args.interrupt_after.is_none() {
+        super::set_interrupt_checkpoint(None);
+        match std::fs::remove_file(&checkpoint) {
+            Ok(()) => eprintln!(
+                "removed the checkpoint {} (--keep-checkpoint keeps it)",
+                checkpoint.display()
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => eprintln!(
+                "warning: could not remove the checkpoint {}: {e}",
+                checkpoint.display()
+            ),
+        }
+    }
     if let Some(p) = &args.log_steps {
         write_atomic(p, |f| {
             use std::io::Write;
@@ -499,7 +506,12 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         super::plots::write(dir, &trained.history, trained.metrics.as_ref())?;
     }
     if !trained.skipped.is_empty() {
-        eprintln!("{} unreadable images were skipped", trained.skipped.len());
+        let n = trained.skipped.len();
+        eprintln!(
+            "{} {} skipped",
+            count(n, "unreadable image", "unreadable images"),
+            if n == 1 { "was" } else { "were" }
+        );
     }
     eprintln!("total {:.1} s", t_start.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)

@@ -36,6 +36,7 @@ use crate::model::Weights;
 use crate::train::{EpochRecord, HeadKind, Keep, Optimizer, Schedule};
 
 mod check;
+mod data_dir;
 mod progress;
 mod recipe;
 mod trained;
@@ -158,8 +159,9 @@ impl FineTune {
         self
     }
 
-    /// Default [`Optimizer::sgd`]`(0.9)`; [`Optimizer::adam`] gives Adam with PyTorch's betas
-    /// and eps.
+    /// Default [`Optimizer::sgd`]`(0.9)`; [`Optimizer::adam`] is Adam with PyTorch's betas
+    /// (0.9, 0.999) and eps (1e-8), `Optimizer::Adam { beta1, beta2, eps }` sets them
+    /// (0 <= beta < 1, eps finite and above 0, checked when the run starts).
     pub fn optimizer(mut self, o: Optimizer) -> Self {
         self.optimizer = o;
         self
@@ -211,7 +213,8 @@ impl FineTune {
     }
 
     /// Validation images in class folders with the training data's classes (instead of a
-    /// split).
+    /// split). Refused with a split dataset (a data folder holding `train/` and `val/`), which
+    /// brings its own.
     pub fn val_folder(mut self, dir: impl AsRef<Path>) -> Self {
         self.val_folder = Some(dir.as_ref().to_path_buf());
         self
@@ -235,7 +238,8 @@ impl FineTune {
         self
     }
 
-    /// Write a checkpoint here after every epoch (default none).
+    /// Write a checkpoint here after every epoch (default none). It stays after the run, for
+    /// [`FineTune::resume`]; `train-head` removes it once the model is saved.
     pub fn checkpoint(mut self, path: impl AsRef<Path>) -> Self {
         self.checkpoint = Some(path.as_ref().to_path_buf());
         self

@@ -9,6 +9,19 @@ use crate::train::EpochRecord;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Progress<'a> {
+    /// The data folder `dir` is a split dataset: `train` trains, `val` validates.
+    SplitDataset {
+        dir: &'a Path,
+        train: &'a Path,
+        val: &'a Path,
+    },
+    /// The classes (label order) with their training and validation images (rows for
+    /// [`FineTune::fit_features`](super::FineTune::fit_features)), before any image is read.
+    Classes {
+        names: &'a [String],
+        train: &'a [usize],
+        val: &'a [usize],
+    },
     /// `done` of `total` images of `what` ("training features", "validation features") run
     /// through the frozen layers; the first report of a pass has `done` = 0.
     Extracting {

@@ -19,6 +19,7 @@ use crate::train::{
 };
 
 use super::check::invalid;
+use super::data_dir::resolve;
 use super::progress::{Events, Progress};
 use super::{FineTune, Trained};
 
@@ -48,12 +49,26 @@ impl FineTune {
 
     /// Trains on class folders under `data` (one sub-folder per class, names sorted), with
     /// validation on the [`FineTune::val_folder`] or a stratified [`FineTune::val_split`].
+    /// A `data` holding `train/` and `val/` (or `valid/`, `validation/`), each with the class
+    /// folders, is a split dataset: `train/` trains, `val/` validates. Class folders that hold
+    /// no images, only the same sub-folders (the classes one level down), are refused.
     pub fn fit(mut self, data: impl AsRef<Path>) -> Result<Trained> {
         self.check()?;
         let events = self.take_events();
-        let dir = data.as_ref();
+        let dirs = resolve(data.as_ref(), self.val_folder.as_deref())?;
+        let dir = dirs.train.as_path();
+        if let (true, Some(v)) = (dirs.split_dataset, &dirs.val) {
+            Events::emit(
+                &events,
+                Progress::SplitDataset {
+                    dir: data.as_ref(),
+                    train: dir,
+                    val: v,
+                },
+            );
+        }
         let all = ClassFolders::scan(dir)?;
-        let (train_set, val_set) = match &self.val_folder {
+        let (train_set, val_set) = match &dirs.val {
             Some(v) => {
                 let val = ClassFolders::scan(v)?;
                 if val.classes != all.classes {
@@ -69,6 +84,14 @@ impl FineTune {
             }
             None => all.split(self.val_split, self.seed),
         };
+        Events::emit(
+            &events,
+            Progress::Classes {
+                names: &train_set.classes,
+                train: &train_set.count_per_class(),
+                val: &val_set.count_per_class(),
+            },
+        );
         let kind = self.kind;
         let pre = Preprocess::for_arch(self.backbone.arch);
         let mut skipped = Vec::new();
@@ -177,6 +200,19 @@ impl FineTune {
             self.seed,
         );
         let (tr, va) = (subset(features, &tr), subset(features, &va));
+        let per_class = |set: &FeatureSet| {
+            let mut n = vec![0; set.classes.len()];
+            set.labels.iter().for_each(|&l| n[l] += 1);
+            n
+        };
+        Events::emit(
+            &events,
+            Progress::Classes {
+                names: &features.classes,
+                train: &per_class(&tr),
+                val: &per_class(&va),
+            },
+        );
         self.train(tr, va, None, Vec::new(), &events)
     }
 

@@ -10,19 +10,27 @@ pub enum Optimizer {
         /// 0 <= momentum < 1; `train-head`'s default is 0.9 ([`Optimizer::sgd`]).
         momentum: f32,
     },
-    /// Adam (PyTorch semantics, bias-corrected; weight decay added to the gradient as
+    /// Adam (PyTorch semantics, bias-corrected; L2 weight decay added to the gradient as
     /// `torch.optim.Adam` does). [`Optimizer::adam`] gives PyTorch's defaults.
     Adam {
-        /// Decay of the first-moment average, 0 <= beta1 < 1 (default 0.9).
+        /// Decay of the first-moment average, 0 <= beta1 < 1 (default [`Optimizer::ADAM_BETA1`]).
         beta1: f32,
-        /// Decay of the second-moment average, 0 <= beta2 < 1 (default 0.999).
+        /// Decay of the second-moment average, 0 <= beta2 < 1 (default [`Optimizer::ADAM_BETA2`]).
         beta2: f32,
-        /// Added to the square root of the second moment (default 1e-8).
+        /// Added to the square root of the second moment, finite and above 0 (default
+        /// [`Optimizer::ADAM_EPS`]).
         eps: f32,
     },
 }
 
 impl Optimizer {
+    /// PyTorch's Adam defaults (Keras' are the same but eps 1e-7): the decay of the first and
+    /// second moment averages, and the term that keeps the step finite where the second moment
+    /// is ~0.
+    pub const ADAM_BETA1: f32 = 0.9;
+    pub const ADAM_BETA2: f32 = 0.999;
+    pub const ADAM_EPS: f32 = 1e-8;
+
     /// SGD with this momentum (`train-head --optimizer sgd --momentum M`; the CLI's default is 0.9).
     pub fn sgd(momentum: f32) -> Self {
         Optimizer::Sgd { momentum }
@@ -32,9 +40,9 @@ impl Optimizer {
     /// eps 1e-8.
     pub fn adam() -> Self {
         Optimizer::Adam {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
+            beta1: Self::ADAM_BETA1,
+            beta2: Self::ADAM_BETA2,
+            eps: Self::ADAM_EPS,
         }
     }
 }

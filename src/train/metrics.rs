@@ -44,11 +44,18 @@ impl Metrics {
     }
 
     /// A plain-text report: accuracy, per-class precision/recall, confusion matrix.
+    ///
+    /// The matrix's columns are headed by the class names, cut to the column width (at most
+    /// 8 characters, the last one `…` when cut): names read better than numbers, and with up
+    /// to ~20 classes the table still fits a wide terminal. Rows carry the names in full (up
+    /// to 24 characters), in the same order as the columns, so a cut header is read off its
+    /// row.
     pub fn report(&self) -> String {
         let mut s = format!(
-            "accuracy {:.2}% on {} images",
+            "accuracy {:.2}% on {} {}",
             100.0 * self.accuracy,
-            self.count
+            self.count,
+            plural(self.count, "image", "images")
         );
         if let Some(t) = self.top5 {
             s += &format!(", top-5 {:.2}%", 100.0 * t);
@@ -56,11 +63,11 @@ impl Metrics {
         let width = self
             .classes
             .iter()
-            .map(|c| c.len())
+            .map(|c| c.chars().count())
             .max()
             .unwrap_or(5)
             .clamp(5, 24)
-            + 4;
+            + 2;
         s += &format!(
             "\n{:<width$} {:>9} {:>9} {:>7}\n",
             "class", "precision", "recall", "images"
@@ -68,27 +75,63 @@ impl Metrics {
         for (c, name) in self.classes.iter().enumerate() {
             s += &format!(
                 "{:<width$} {:>8.1}% {:>8.1}% {:>7}\n",
-                name,
+                cut(name, width),
                 100.0 * self.precision[c],
                 100.0 * self.recall[c],
                 self.matrix[c].iter().sum::<usize>()
             );
         }
+        // Wide enough for the largest count and (up to 8 characters) the longest name.
+        let digits = self
+            .matrix
+            .iter()
+            .flatten()
+            .max()
+            .map_or(1, |m| m.to_string().len());
+        let col = self
+            .classes
+            .iter()
+            .map(|c| c.chars().count())
+            .max()
+            .unwrap_or(1)
+            .min(8)
+            .max(digits)
+            .max(3);
         s += &format!(
             "confusion matrix (rows: true class, columns: predicted)\n{:<width$}",
             ""
         );
-        for c in 0..self.classes.len() {
-            s += &format!(" {c:>5}");
+        for name in &self.classes {
+            s += &format!(" {:>col$}", cut(name, col));
         }
         s.push('\n');
         for (c, name) in self.classes.iter().enumerate() {
-            s += &format!("{:<width$}", format!("{c:>3} {name}"));
+            s += &format!("{:<width$}", cut(name, width));
             for v in &self.matrix[c] {
-                s += &format!(" {v:>5}");
+                s += &format!(" {v:>col$}");
             }
             s.push('\n');
         }
         s
+    }
+}
+
+/// `name` in at most `width` characters: cut names end in `…`.
+fn cut(name: &str, width: usize) -> String {
+    if name.chars().count() <= width {
+        name.to_string()
+    } else {
+        let mut s: String = name.chars().take(width.saturating_sub(1)).collect();
+        s.push('…');
+        s
+    }
+}
+
+/// The singular for 1, the plural otherwise ("1 image", "2 images").
+fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 {
+        one
+    } else {
+        many
     }
 }

@@ -344,8 +344,12 @@ pub fn write_npz(path: &Path, entries: &[(String, NpzEntry<'_>)]) -> Result<()> 
     write_atomic(path, |file| {
         let mut npz = npyz::npz::NpzWriter::new(std::io::BufWriter::new(file));
         for (name, entry) in entries {
+            // A fixed timestamp (zip's earliest, 1980-01-01 00:00) instead of the clock's:
+            // the same arrays give the same bytes, so two runs with one seed can be compared
+            // with `cmp` and a model's hash says what it holds, not when it was written.
             let opts = zip::write::FileOptions::default()
-                .compression_method(zip::CompressionMethod::Stored);
+                .compression_method(zip::CompressionMethod::Stored)
+                .last_modified_time(zip::DateTime::default());
             match entry {
                 NpzEntry::F32(shape, data) => {
                     let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
