@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let ctx = GpuContext::new(&AdapterChoice::default())?;
     let lpips = Lpips::load(&ctx, weights.as_ref(), Lin::V0_1)?;
-    let (a, b) = (load_image(a.as_ref())?, load_image(b.as_ref())?);
+    let (a, b) = (load_image(a)?, load_image(b)?);
     let s = lpips.spatial(&a, &b)?;
     println!("LPIPS (v0.1): {:.6}", s.distance.distance);
     for (k, term) in s.distance.layers.iter().enumerate() {

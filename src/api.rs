@@ -14,7 +14,8 @@
 //! ```
 //!
 //! Loading (`pretrained`, `from_file`, `builder`) picks the best adapter and the preset from
-//! the weights' keys; `classify` and `embed` take any list of image paths and run them batched,
+//! the weights' keys; `classify` and `embed` take any list of image files (a folder is not
+//! walked: [`images_in`] lists a folder's images, sorted) and run them batched,
 //! with decoding on all cores overlapping the GPU, as `alexnet classify` does; `forward` takes a
 //! typed [`ImageBatch`]. Preprocessing is the preset's ([`AlexNet::transforms`]), the CLI's
 //! default (JPEG DCT-domain downscaling and SIMD resize; `exact_resize` for PIL's path).
@@ -25,7 +26,7 @@ use std::sync::Mutex;
 use crate::data::stream::{self, Shape};
 use crate::data::{LoadOptions, Preprocess};
 use crate::error::{Error, Result};
-use crate::fine_tune::FineTune;
+use crate::fine_tune::{FineTune, Trained};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::kernels::Precision;
 use crate::lpips::{Lin, Lpips};
@@ -33,6 +34,27 @@ use crate::model::network::Output;
 pub use crate::model::Tap;
 use crate::model::{Arch, NetStage, Network, TapLayers, Weights};
 use crate::options::RuntimeOptions;
+
+/// Every image file below `dir` (recursively, following links), sorted by path: the list
+/// `classify`, `embed` and `Lpips` calls take. An empty or missing folder is an error naming it.
+pub fn images_in(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
+    let dir = dir.as_ref();
+    if !dir.is_dir() {
+        return Err(Error::Input {
+            path: dir.to_path_buf(),
+            message: "not a folder".into(),
+        });
+    }
+    let found = crate::data::inputs::list_images(dir);
+    if found.is_empty() {
+        return Err(Error::Input {
+            path: dir.to_path_buf(),
+            message: "no image files (.jpg, .jpeg, .png, .bmp, .gif, .tif, .tiff, .webp) found"
+                .into(),
+        });
+    }
+    Ok(found)
+}
 
 /// One class of a prediction.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -46,9 +68,12 @@ pub struct Prediction {
 /// The best classes of one image, or why it could not be read.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Classification {
+    /// The input, as given.
     pub path: PathBuf,
     /// Best first; empty when `error` is set.
     pub top: Vec<Prediction>,
+    /// Why the image could not be used (unreadable, not an image, truncated, ...); the message
+    /// already names the file. The other images of the call are classified all the same.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -57,13 +82,19 @@ pub struct Classification {
 /// could not be read are left out and listed in `failed`.
 #[derive(Clone, Debug, Default)]
 pub struct Embeddings {
+    /// Floats per image: 9216 for pool5 and 4096 for fc6/fc7 of the full-size presets (less
+    /// for reduced-width test networks).
     pub dim: usize,
+    /// The images embedded, in input order (the failed ones left out).
     pub paths: Vec<PathBuf>,
+    /// `len() x dim` floats, row-major: image `i` is `rows[i * dim..(i + 1) * dim]` ([`Embeddings::row`]).
     pub rows: Vec<f32>,
+    /// The images that could not be read, with the reason (which names the file).
     pub failed: Vec<(PathBuf, String)>,
 }
 
 impl Embeddings {
+    /// Images embedded.
     pub fn len(&self) -> usize {
         self.paths.len()
     }
@@ -72,6 +103,7 @@ impl Embeddings {
         self.paths.is_empty()
     }
 
+    /// The embedding of `paths[i]` (`dim` floats).
     pub fn row(&self, i: usize) -> &[f32] {
         &self.rows[i * self.dim..(i + 1) * self.dim]
     }
@@ -200,7 +232,15 @@ impl AlexNetBuilder {
         };
         let weights = Weights::load(&path, self.arch)?;
         let ctx = GpuContext::with_options(&self.adapter, self.options)?;
-        AlexNet::assemble(ctx, weights, &path, self.precision, self.batch, self.load)
+        AlexNet::assemble(
+            ctx,
+            weights,
+            Some(&path),
+            None,
+            self.precision,
+            self.batch,
+            self.load,
+        )
     }
 }
 
@@ -228,17 +268,72 @@ impl AlexNet {
         Self::builder().weights(path).build()
     }
 
+    /// Every loading choice, each with the CLI's default: weights file, preset, adapter,
+    /// backend, [`RuntimeOptions`], precision, batch, image loading. `.build()` loads.
+    ///
+    /// ```no_run
+    /// use alexnet_wgpu::{AlexNet, LimitsProfile, Precision, RuntimeOptions};
+    ///
+    /// # fn main() -> alexnet_wgpu::Result<()> {
+    /// let options = RuntimeOptions {
+    ///     limits: LimitsProfile::WebGpu, // only what every WebGPU adapter guarantees
+    ///     validate: true,                // wgpu + Vulkan validation; any error fails the call
+    ///     ..RuntimeOptions::default()
+    /// };
+    /// let net = AlexNet::builder()
+    ///     .weights("alexnet.npz")
+    ///     .backend("vulkan")
+    ///     .adapter("llvmpipe")
+    ///     .options(options)
+    ///     .precision(Precision::F16)
+    ///     .batch(16)
+    ///     .build()?;
+    /// let report = net.selftest(); // every kernel against its CPU reference on this adapter
+    /// assert!(report.iter().all(|c| c.ok));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn builder() -> AlexNetBuilder {
         AlexNetBuilder::default()
     }
 
-    /// Weights already in memory, on a context of the caller's.
+    /// Weights already in memory, on a context of the caller's. Class names come from the
+    /// weights' source file when it is a saved model, else ImageNet's for 1000 outputs, else
+    /// `class i`: for a model fresh from [`FineTune::fit`] use [`AlexNet::from_trained`], which
+    /// keeps its class names.
     pub fn from_weights(ctx: &GpuContext, weights: Weights) -> Result<Self> {
         let source = weights.source.clone();
         Self::assemble(
             ctx.clone(),
             weights,
-            &source,
+            Some(&source),
+            None,
+            Precision::F32,
+            None,
+            LoadOptions::default(),
+        )
+    }
+
+    /// The model a fine-tune returned, with its class names, ready to classify (no need to
+    /// save and reload it).
+    ///
+    /// ```no_run
+    /// use alexnet_wgpu::{AlexNet, HeadKind};
+    ///
+    /// # fn main() -> alexnet_wgpu::Result<()> {
+    /// let net = AlexNet::from_file("alexnet.npz")?;
+    /// let trained = net.fine_tune().train_from(HeadKind::Conv(4)).fit("photos")?;
+    /// let mine = AlexNet::from_trained(net.context(), &trained)?;
+    /// println!("{:?}", mine.classes()); // the class folders' names
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_trained(ctx: &GpuContext, trained: &Trained) -> Result<Self> {
+        Self::assemble(
+            ctx.clone(),
+            trained.model.clone(),
+            None,
+            Some(trained.classes.clone()),
             Precision::F32,
             None,
             LoadOptions::default(),
@@ -248,18 +343,34 @@ impl AlexNet {
     fn assemble(
         ctx: GpuContext,
         weights: Weights,
-        path: &Path,
+        path: Option<&Path>,
+        classes: Option<Vec<String>>,
         precision: Precision,
         batch: Option<usize>,
         load: LoadOptions,
     ) -> Result<Self> {
         let net = Network::with_precision(&ctx, &weights, precision)?;
-        // A train-head model names its classes; 1000 outputs are ImageNet's; else `class i`.
-        let named = crate::weights::meta::ModelMeta::read(path)
-            .ok()
-            .flatten()
-            .map(|m| (m.classes, path));
-        let classes = crate::labels::names_for(net.classes, named)?;
+        // Given names; else a train-head model's from its file; 1000 outputs are ImageNet's;
+        // else `class i`.
+        let classes = match classes {
+            Some(c) if c.len() == net.classes => c,
+            Some(c) => {
+                return Err(Error::Invalid(format!(
+                    "{} class names for a network with {} outputs",
+                    c.len(),
+                    net.classes
+                )))
+            }
+            None => {
+                let named = path.and_then(|path| {
+                    crate::weights::meta::ModelMeta::read(path)
+                        .ok()
+                        .flatten()
+                        .map(|m| (m.classes, path))
+                });
+                crate::labels::names_for(net.classes, named)?
+            }
+        };
         Ok(AlexNet {
             pre: Preprocess::for_arch(weights.arch),
             batch: batch.unwrap_or_else(|| crate::kernels::default_batch(&ctx.info)),
@@ -282,12 +393,22 @@ impl AlexNet {
         &self.pre
     }
 
+    /// The weights as loaded (host copy): every tensor by canonical name, the preset, the source.
     pub fn weights(&self) -> &Weights {
         &self.weights
     }
 
+    /// The GPU device this network runs on (cheap to clone): hand it to [`Lpips::load`],
+    /// [`AlexNet::from_weights`], [`crate::selftest::run`] or lower-level calls to share it.
     pub fn context(&self) -> &GpuContext {
         &self.ctx
+    }
+
+    /// Checks every kernel and matmul path on this network's adapter against its f64 CPU
+    /// reference (what `alexnet selftest` prints): about a hundred checks, 20-40 s on a
+    /// software adapter. A check that fails has `ok: false` and says why.
+    pub fn selftest(&self) -> Vec<crate::selftest::Check> {
+        crate::selftest::run(&self.ctx, &mut |_, _, _| {})
     }
 
     /// Logits, probabilities and (asked or not) pool5 features of a preprocessed batch.

@@ -1,15 +1,19 @@
 //! The library's error type: every variant names what the user has to look at. The library
-//! names no command-line flags: the `alexnet` binary adds those hints (`cli::hint`).
+//! names no command-line flags or environment variables: the `alexnet` binary adds those
+//! hints (`cli::hint`).
+//!
+//! There is deliberately no `From<std::io::Error>`: every I/O error of the library names its
+//! file ([`Error::io`]). A program that mixes its own I/O with this crate's calls can return
+//! `Box<dyn std::error::Error>` (or `anyhow::Result`) from `main`. `Debug` prints the same
+//! message as `Display`, so `fn main() -> alexnet_wgpu::Result<()>` reports errors readably.
 
 use std::path::PathBuf;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum Error {
-    #[error(
-        "no GPU adapter found{filter}.\n  hint: on Linux install Mesa's Vulkan drivers for the lavapipe software adapter \
-         (Debian/Ubuntu: `apt-get install mesa-vulkan-drivers libvulkan1`); \
-         check `alexnet adapters` and the WGPU_BACKEND / WGPU_ADAPTER_NAME variables"
-    )]
+    /// No adapter at all (`filter` empty: no Vulkan/Metal/DX12 driver), or none matching the
+    /// backend or name asked for (`filter` says which; `gpu::list_adapters` lists them).
+    #[error("{}", no_adapter(filter))]
     NoAdapter { filter: String },
 
     /// (The cause is shown in the message, so it is not also the error's `source()`: printers
@@ -120,17 +124,32 @@ pub enum Error {
     },
 
     #[error(
-        "no weights given and no pre-trained weights in the cache ({path} does not exist; \
-         {env} may point to a folder holding {file})"
+        "no weights given and no pre-trained weights in the cache ({path} does not exist: \
+         `fetch::fetch_weights` downloads them, or `fetch::set_cache_dir` points at a folder \
+         holding {file})"
     )]
-    NoCachedWeights {
-        path: PathBuf,
-        env: &'static str,
-        file: &'static str,
-    },
+    NoCachedWeights { path: PathBuf, file: &'static str },
 
-    #[error("no cache directory: the platform has none (no HOME?); set {env} to a folder for the pre-trained weights")]
-    NoCacheDir { env: &'static str },
+    #[error("no cache directory: the platform has none (no HOME?); `fetch::set_cache_dir` names one for the pre-trained weights")]
+    NoCacheDir,
+}
+
+fn no_adapter(filter: &str) -> String {
+    if filter.is_empty() {
+        "no GPU adapter found: no Vulkan, Metal or DX12 driver answered. On Linux install \
+         Mesa's Vulkan drivers for the lavapipe software adapter (Debian/Ubuntu: `apt-get \
+         install mesa-vulkan-drivers libvulkan1`)"
+            .into()
+    } else {
+        format!("no GPU adapter{filter}: `gpu::list_adapters` lists the adapters there are")
+    }
+}
+
+/// The message, as `Display` (what `fn main() -> Result<()>` prints on an error).
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -5,93 +5,68 @@
 //! classify or embed any list of images, batched on the GPU with decoding on every core:
 //!
 //! ```no_run
-//! use alexnet_wgpu::{AlexNet, HeadKind, Tap};
+//! use alexnet_wgpu::{images_in, AlexNet, HeadKind, Optimizer, Tap};
 //!
 //! # fn main() -> alexnet_wgpu::Result<()> {
 //! let net = AlexNet::from_file("alexnet.npz")?; // or AlexNet::pretrained() after `alexnet fetch-weights`
 //! for c in net.classify(&["cat.jpg", "dog.jpg"], 5)? {
-//!     println!("{}: {} ({:.1} %)", c.path.display(), c.top[0].label, 100.0 * c.top[0].prob);
+//!     match c.top.first() {
+//!         Some(best) => println!("{}: {} ({:.1} %)", c.path.display(), best.label, 100.0 * best.prob),
+//!         None => println!("{}", c.error.unwrap_or_default()), // unreadable: the others still ran
+//!     }
 //! }
-//! let fc7 = net.embed(&["cat.jpg", "dog.jpg"], Tap::Fc7)?; // 4096 floats per image
+//! let photos = images_in("holiday")?; // every image below a folder, sorted
+//! let fc7 = net.embed(&photos, Tap::Fc7)?; // 4096 floats per image
 //! println!("{} x {}", fc7.len(), fc7.dim);
 //! // Transfer learning: one sub-folder of images per class, trained from conv4 up.
-//! let trained = net.fine_tune().train_from(HeadKind::Conv(4)).epochs(5).fit("photos")?;
+//! let trained = net
+//!     .fine_tune()
+//!     .train_from(HeadKind::Conv(4))
+//!     .optimizer(Optimizer::adam())
+//!     .lr(1e-4)
+//!     .epochs(5)
+//!     .fit("photos")?;
 //! println!("validation accuracy {:?}", trained.val_accuracy());
-//! trained.save("my_model.npz")?;
+//! trained.save("my_model.npz")?; // or keep going in memory:
+//! let mine = AlexNet::from_trained(net.context(), &trained)?;
+//! println!("{:?}", mine.classify(&["new.jpg"], 1)?[0].top);
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! [`AlexNet::builder`] chooses the adapter, backend, precision, batch and the
-//! [`RuntimeOptions`] (matmul path, WebGPU baseline limits, validation); [`FineTune`] (from
-//! [`AlexNet::fine_tune`]) has every `train-head` setting with the CLI's defaults; [`Lpips`]
-//! gives the perceptual distance (`AlexNet::lpips` or `Lpips::load`); [`selftest`] checks
-//! every kernel on the adapter. Runnable programs, each under 40 lines:
-//! `examples/classify.rs` (`WEIGHTS IMAGE...`, the top 5 per image), `examples/embed.rs`
-//! (`WEIGHTS DIR OUT.npy`, fc7 rows of a flat folder), `examples/fine_tune.rs`
-//! (`WEIGHTS DATA_DIR OUT`, from conv4, prints the validation accuracy), `examples/lpips.rs`
-//! (`WEIGHTS A B`).
+//! - [`AlexNet::builder`] chooses the weights, preset, adapter, backend, precision, batch and the
+//!   [`RuntimeOptions`] (matmul path, WebGPU baseline limits, validation).
+//! - [`FineTune`] (from [`AlexNet::fine_tune`]) has every `train-head` setting with the CLI's
+//!   defaults; [`Trained`] holds the model, its class names, the per-epoch history and the
+//!   validation metrics.
+//! - [`Lpips`] gives the perceptual distance, batched pairs, the all-pairs matrix and spatial
+//!   maps ([`AlexNet::lpips`] or [`Lpips::load`]); it compares `image::RgbImage`s, from the
+//!   re-exported [`image`] crate.
+//! - [`AlexNet::selftest`] checks every kernel on the adapter against its CPU reference.
+//! - Errors are one [`Error`] type whose message names the file, key or shape at fault; its
+//!   `Debug` is its message, so `fn main() -> alexnet_wgpu::Result<()>` prints it readably.
 //!
-//! Lower down, the same work step by step: the GPU work takes a [`gpu::GpuContext`], so callers
-//! and tests bring their own device:
+//! Runnable programs, each under 40 lines: `examples/classify.rs` (`WEIGHTS IMAGE...`, the top
+//! 5 per image), `examples/embed.rs` (`WEIGHTS DIR OUT.npy`, fc7 rows of a flat folder),
+//! `examples/fine_tune.rs` (`WEIGHTS DATA_DIR OUT`, from conv4, prints the validation
+//! accuracy), `examples/lpips.rs` (`WEIGHTS A B`).
 //!
-//! ```no_run
-//! use alexnet_wgpu::data::{load_image, preprocess, Preprocess};
-//! use alexnet_wgpu::gpu::{AdapterChoice, GpuContext};
-//! use alexnet_wgpu::model::Network;
-//! use alexnet_wgpu::model::Weights;
-//!
-//! # fn main() -> alexnet_wgpu::Result<()> {
-//! let weights = Weights::load("alexnet.npz".as_ref(), None)?; // preset inferred from the keys
-//! let ctx = GpuContext::new(&AdapterChoice::default())?;
-//! let mut net = Network::new(&ctx, &weights)?;
-//! let pre = Preprocess::for_arch(weights.arch);
-//! let x = preprocess(&load_image("cat.jpg".as_ref())?, &pre);
-//! let out = net.forward(&x, 1, pre.crop, pre.crop, true)?;
-//! let best = (0..out.classes).max_by(|&a, &b| out.logits[a].total_cmp(&out.logits[b]));
-//! println!("class {best:?}, pool5 features: {}", out.feature_len);
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! Train a new last layer on class folders, step by step (what `alexnet train-head` does, in
-//! one call: [`fine_tune::FineTune`]):
+//! Lower down, the modules are the layers the facade is built from, for programs that need
+//! them: [`gpu`] (the device: [`GpuContext`], bring your own), [`kernels`] (each WGSL kernel's
+//! dispatch with its CPU reference), [`model`] (presets, [`Weights`], the planned
+//! [`model::Network`]), [`data`] (decoding and preprocessing), [`train`] (the trainer and its
+//! kernels), [`weights`] (the file readers and writers), [`fetch`] (the weights cache).
+//! A forward pass by hand, with the preset's preprocessing:
 //!
 //! ```no_run
-//! use alexnet_wgpu::data::{ClassFolders, Preprocess};
-//! use alexnet_wgpu::gpu::{AdapterChoice, GpuContext};
-//! use alexnet_wgpu::model::Network;
-//! use alexnet_wgpu::train::{self, FitOptions, HeadKind, HeadWeights, Metrics, Optimizer, Schedule, TrainConfig};
-//! use alexnet_wgpu::model::Weights;
+//! use alexnet_wgpu::{AlexNet, ImageBatch};
 //!
 //! # fn main() -> alexnet_wgpu::Result<()> {
-//! let backbone = Weights::load("alexnet.npz".as_ref(), None)?;
-//! let ctx = GpuContext::new(&AdapterChoice::default())?;
-//! let (train_set, val_set) = ClassFolders::scan("photos".as_ref())?.split(0.2, 0);
-//! let mut net = Network::new(&ctx, &backbone)?;
-//! let pre = Preprocess::for_arch(backbone.arch);
-//! let pool5 = train::extract_pool5(&mut net, &train_set, &pre, 0, 0, 16, &|_| {})?.set;
-//! let val5 = train::extract_pool5(&mut net, &val_set, &pre, 0, 0, 16, &|_| {})?.set;
-//! let (x, v) = (train::frozen_fc7(&ctx, &backbone, &pool5)?, train::frozen_fc7(&ctx, &backbone, &val5)?);
-//! let head = HeadWeights::new(HeadKind::Last, &backbone, train_set.classes.len(), 0)?;
-//! let opts = FitOptions {
-//!     epochs: 10,
-//!     steps: None,
-//!     batch: 32,
-//!     lr: 0.01,
-//!     schedule: Schedule::Constant,
-//!     shuffle: true,
-//!     patience: None,
-//!     keep: train::Keep::Best,
-//!     config: TrainConfig { optimizer: Optimizer::Sgd { momentum: 0.9 }, weight_decay: 0.0, dropout: 0.0, seed: 0, lr_backbone_mult: 1.0 },
-//!     checkpoint: None,
-//!     resume: false,
-//!     interrupt_after: None,
-//! };
-//! let outcome = train::fit(&ctx, &head, &x, Some(&v), &opts, &mut |epoch| println!("{epoch:?}"))?;
-//! let metrics = Metrics::from_logits(&train_set.classes, &outcome.val_logits.unwrap(), &v.labels);
-//! println!("{}", metrics.report());
-//! train::export::save_model("model.npz".as_ref(), &backbone, &outcome.head, &train_set.classes)?;
+//! let net = AlexNet::from_file("alexnet.npz")?;
+//! let batch = ImageBatch::from_files(&["cat.jpg", "dog.jpg"], net.transforms())?;
+//! let out = net.forward(&batch)?; // logits, softmax and pool5 rows of both images
+//! let best = (0..out.classes).max_by(|&a, &b| out.probs[a].total_cmp(&out.probs[b]));
+//! println!("first image: class {best:?}; pool5 features: {} floats", out.feature_len);
 //! # Ok(())
 //! # }
 //! ```
@@ -114,11 +89,17 @@ pub mod shard;
 pub mod train;
 pub mod weights;
 
-pub use api::{AlexNet, AlexNetBuilder, Classification, Embeddings, ImageBatch, Prediction, Tap};
+pub use api::{
+    images_in, AlexNet, AlexNetBuilder, Classification, Embeddings, ImageBatch, Prediction, Tap,
+};
+pub use data::LoadOptions;
 pub use error::{Error, Result};
 pub use fine_tune::{FineTune, Trained};
+pub use gpu::GpuContext;
 /// The `image` crate this one decodes with (its `RgbImage` is what [`Lpips`] compares).
 pub use image;
+pub use kernels::Precision;
 pub use lpips::{Lin, Lpips};
-pub use options::RuntimeOptions;
-pub use train::HeadKind;
+pub use model::{Arch, Weights};
+pub use options::{LimitsProfile, RuntimeOptions};
+pub use train::{EpochRecord, HeadKind, Metrics, Optimizer};

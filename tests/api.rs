@@ -209,3 +209,40 @@ fn examples_run_on_the_fixtures() {
     let again = AlexNet::from_file(&model).unwrap();
     assert_eq!(again.classes().len(), 3);
 }
+
+/// `images_in`: every image below a folder, sorted, recursively; a missing or image-less
+/// folder is an error naming it.
+#[test]
+fn images_in_lists_a_folder_sorted_and_names_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    for name in ["b.jpg", "a.PNG", "sub/c.webp", "notes.txt"] {
+        std::fs::write(dir.path().join(name), b"x").unwrap();
+    }
+    let found = alexnet_wgpu::images_in(dir.path()).unwrap();
+    let rel: Vec<_> = found
+        .iter()
+        .map(|p| p.strip_prefix(dir.path()).unwrap().to_path_buf())
+        .collect();
+    assert_eq!(
+        rel,
+        [
+            Path::new("a.PNG"),
+            Path::new("b.jpg"),
+            Path::new("sub/c.webp")
+        ]
+    );
+    let empty = tempfile::tempdir().unwrap();
+    for bad in [empty.path().to_path_buf(), dir.path().join("missing")] {
+        let e = alexnet_wgpu::images_in(&bad).unwrap_err().to_string();
+        assert!(e.contains(&bad.display().to_string()), "{e}");
+    }
+}
+
+/// The error's `Debug` is its message (what `fn main() -> alexnet_wgpu::Result<()>` prints).
+#[test]
+fn errors_debug_as_their_message() {
+    let e = AlexNet::from_file("no/such/weights.npz").unwrap_err();
+    assert_eq!(format!("{e:?}"), e.to_string());
+    assert!(e.to_string().contains("no/such/weights.npz"), "{e}");
+}

@@ -14,7 +14,7 @@ use alexnet_wgpu::fine_tune::{FineTune, Progress};
 use alexnet_wgpu::model::Weights;
 use alexnet_wgpu::train::{HeadKind, Optimizer};
 use alexnet_wgpu::weights::read_tensors;
-use alexnet_wgpu::Error;
+use alexnet_wgpu::{images_in, AlexNet, Error};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -109,6 +109,22 @@ fn fine_tune_from_conv4_matches_train_head() {
     let dir = tempfile::tempdir().unwrap();
     let lib = dir.path().join("lib.npz");
     trained.save(&lib).unwrap();
+    // In memory as on disk: the class names, and the outputs of the file read back.
+    let mine = AlexNet::from_trained(&ctx, &trained).unwrap();
+    assert_eq!(mine.classes(), ["cat", "coffee", "rocket"]);
+    let reread = AlexNet::from_file(&lib).unwrap();
+    let some = &images_in(data()).unwrap()[..4];
+    let (a, b) = (
+        mine.classify(some, 3).unwrap(),
+        reread.classify(some, 3).unwrap(),
+    );
+    for (a, b) in a.iter().zip(&b) {
+        assert_eq!(a.path, b.path);
+        for (p, q) in a.top.iter().zip(&b.top) {
+            assert_eq!(p.label, q.label, "{}", a.path.display());
+            assert!((p.prob - q.prob).abs() < 1e-5, "{p:?} vs {q:?}");
+        }
+    }
     let out = alexnet(&[
         "classify",
         "--weights",

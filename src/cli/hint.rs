@@ -9,14 +9,27 @@ use alexnet_wgpu::Error;
 pub fn hint(e: &anyhow::Error) -> Option<String> {
     let lib = e.chain().find_map(|c| c.downcast_ref::<Error>())?;
     Some(match lib {
-        Error::NoCachedWeights { path, env, file } => format!(
+        Error::NoCachedWeights { path, file } => format!(
             "hint: run `alexnet fetch-weights` to download torchvision's pre-trained AlexNet \
              (about 233 MB) into the cache, or pass --weights FILE (.npz, .pth, .h5).\n  \
              offline: copy a converted file to {p} (`alexnet convert \
-             alexnet-owt-7be5be79.pth {p}` on any machine), or set {env} to a folder holding \
-             {file}",
-            p = path.display()
+             alexnet-owt-7be5be79.pth {p}` on any machine), or set --cache-dir / {env} to a \
+             folder holding {file}",
+            p = path.display(),
+            env = alexnet_wgpu::fetch::CACHE_ENV,
         ),
+        Error::NoCacheDir => format!(
+            "hint: --cache-dir DIR (or {}) names a folder for the pre-trained weights",
+            alexnet_wgpu::fetch::CACHE_ENV
+        ),
+        Error::NoAdapter { filter } if filter.is_empty() => {
+            "hint: `alexnet adapters` lists what wgpu finds; --backend / WGPU_BACKEND \
+             chooses the graphics API"
+                .into()
+        }
+        Error::NoAdapter { .. } => "hint: `alexnet adapters` lists the adapters; --adapter / \
+             WGPU_ADAPTER_NAME matches part of a name, --backend / WGPU_BACKEND the API"
+            .into(),
         Error::Unreachable { .. } => "hint: no network? download the file on another machine and \
              run `alexnet convert FILE.pth OUT.npz`, then pass --weights OUT.npz or copy it to \
              the cache (see `alexnet fetch-weights --help`)"

@@ -11,7 +11,8 @@ use crate::error::Result;
 /// Decodes any format and colour type `image` supports into 8-bit RGB, at full resolution and
 /// as stored (no EXIF orientation), with the header checks of the input pipeline (at most
 /// [`super::decode::MAX_PIXELS`], a JPEG's size plausible for its bytes).
-pub fn load_image(path: &Path) -> Result<RgbImage> {
+pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage> {
+    let path = path.as_ref();
     let bytes = crate::fsutil::read_regular(path)?;
     decode_image(&bytes, path)
 }

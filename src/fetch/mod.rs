@@ -60,7 +60,7 @@ pub fn cache_dir() -> Result<PathBuf> {
     }
     dirs::cache_dir()
         .map(|d| d.join("alexnet-wgpu"))
-        .ok_or(Error::NoCacheDir { env: CACHE_ENV })
+        .ok_or(Error::NoCacheDir)
 }
 
 /// Where `fetch-weights` stores the converted weights.
@@ -81,7 +81,6 @@ pub fn cached_weights() -> Result<PathBuf> {
     } else {
         Err(Error::NoCachedWeights {
             path,
-            env: CACHE_ENV,
             file: CACHED_FILE,
         })
     }

@@ -10,7 +10,7 @@
 //! use alexnet_wgpu::train::HeadKind;
 //!
 //! # fn main() -> alexnet_wgpu::Result<()> {
-//! let backbone = Weights::load("alexnet.npz".as_ref(), None)?;
+//! let backbone = Weights::load("alexnet.npz", None)?;
 //! let ctx = GpuContext::new(&AdapterChoice::default())?;
 //! let trained = FineTune::new(&ctx, &backbone)
 //!     .train_from(HeadKind::Conv(4))
@@ -146,7 +146,8 @@ impl FineTune {
         self
     }
 
-    /// Learning rate of the last layer (default 0.01).
+    /// Learning rate (default 0.01): the new last layer's, and every trained layer's unless
+    /// [`FineTune::lr_backbone_mult`] sets another factor for the layers below it.
     pub fn lr(mut self, lr: f32) -> Self {
         self.lr = lr;
         self
@@ -158,9 +159,9 @@ impl FineTune {
         self
     }
 
-    /// Default `Optimizer::Sgd { momentum: 0.9 }`; [`Optimizer::adam`] is Adam with
-    /// PyTorch's betas (0.9, 0.999) and eps (1e-8), `Optimizer::Adam { beta1, beta2, eps }`
-    /// sets them (0 <= beta < 1, eps finite and above 0, checked when the run starts).
+    /// Default [`Optimizer::sgd`]`(0.9)`; [`Optimizer::adam`] is Adam with PyTorch's betas
+    /// (0.9, 0.999) and eps (1e-8), `Optimizer::Adam { beta1, beta2, eps }` sets them
+    /// (0 <= beta < 1, eps finite and above 0, checked when the run starts).
     pub fn optimizer(mut self, o: Optimizer) -> Self {
         self.optimizer = o;
         self

@@ -15,8 +15,8 @@
 //! # fn main() -> alexnet_wgpu::Result<()> {
 //! let ctx = GpuContext::new(&AdapterChoice::default())?;
 //! let lpips = Lpips::load(&ctx, "alexnet.pth".as_ref(), Lin::V0_1)?;
-//! let a = alexnet_wgpu::data::load_image("a.png".as_ref())?;
-//! let b = alexnet_wgpu::data::load_image("b.png".as_ref())?;
+//! let a = alexnet_wgpu::data::load_image("a.png")?;
+//! let b = alexnet_wgpu::data::load_image("b.png")?;
 //! println!("{}", lpips.distance(&a, &b)?);
 //! # Ok(())
 //! # }

@@ -412,7 +412,8 @@ impl Weights {
     /// Writes the weights in the format of `path`'s extension (.npz, .safetensors, .onnx), with
     /// string metadata (`(key, value)`: npz string arrays, safetensors `__metadata__`, ONNX
     /// `metadata_props`); any other extension is an error listing the supported ones.
-    pub fn save_as(&self, path: &Path, metadata: &[(String, String)]) -> Result<()> {
+    pub fn save_as(&self, path: impl AsRef<Path>, metadata: &[(String, String)]) -> Result<()> {
+        let path = path.as_ref();
         let ext = path
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase())

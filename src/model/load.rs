@@ -12,7 +12,8 @@ use crate::weights::read_tensors;
 impl Weights {
     /// Loads and checks `path`; `arch: None` infers the preset from key names and shapes (for
     /// an `.onnx`, from the layers of its graph).
-    pub fn load(path: &Path, arch: Option<Arch>) -> Result<Weights> {
+    pub fn load(path: impl AsRef<Path>, arch: Option<Arch>) -> Result<Weights> {
+        let path = path.as_ref();
         if path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))

@@ -6,10 +6,21 @@
 #[serde(rename_all = "lowercase")]
 pub enum Optimizer {
     /// SGD with momentum (PyTorch semantics; momentum 0 is plain SGD).
-    Sgd { momentum: f32 },
-    /// Adam (PyTorch semantics, L2 weight decay added to the gradient); 0 <= beta1, beta2 < 1,
-    /// eps finite and above 0. [`Optimizer::adam`] has PyTorch's defaults.
-    Adam { beta1: f32, beta2: f32, eps: f32 },
+    Sgd {
+        /// 0 <= momentum < 1; `train-head`'s default is 0.9 ([`Optimizer::sgd`]).
+        momentum: f32,
+    },
+    /// Adam (PyTorch semantics, bias-corrected; L2 weight decay added to the gradient as
+    /// `torch.optim.Adam` does). [`Optimizer::adam`] gives PyTorch's defaults.
+    Adam {
+        /// Decay of the first-moment average, 0 <= beta1 < 1 (default [`Optimizer::ADAM_BETA1`]).
+        beta1: f32,
+        /// Decay of the second-moment average, 0 <= beta2 < 1 (default [`Optimizer::ADAM_BETA2`]).
+        beta2: f32,
+        /// Added to the square root of the second moment, finite and above 0 (default
+        /// [`Optimizer::ADAM_EPS`]).
+        eps: f32,
+    },
 }
 
 impl Optimizer {
@@ -20,8 +31,14 @@ impl Optimizer {
     pub const ADAM_BETA2: f32 = 0.999;
     pub const ADAM_EPS: f32 = 1e-8;
 
-    /// Adam with PyTorch's defaults (betas 0.9, 0.999, eps 1e-8).
-    pub fn adam() -> Optimizer {
+    /// SGD with this momentum (`train-head --optimizer sgd --momentum M`; the CLI's default is 0.9).
+    pub fn sgd(momentum: f32) -> Self {
+        Optimizer::Sgd { momentum }
+    }
+
+    /// Adam with PyTorch's (and `train-head --optimizer adam`'s) defaults: betas (0.9, 0.999),
+    /// eps 1e-8.
+    pub fn adam() -> Self {
         Optimizer::Adam {
             beta1: Self::ADAM_BETA1,
             beta2: Self::ADAM_BETA2,

@@ -41,14 +41,23 @@ pub struct FitOptions {
     pub interrupt_after: Option<usize>,
 }
 
+/// What one epoch of training measured (one line of `train-head`'s log).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochRecord {
+    /// 1-based.
     pub epoch: usize,
+    /// Mean cross-entropy over the epoch's training images, each batch's measured before its
+    /// update (with dropout and augmentation as trained, so it can exceed `val_loss`).
     pub train_loss: f64,
+    /// Share of the epoch's training images whose top class was right (same measurement).
     pub train_accuracy: f64,
+    /// Mean cross-entropy over the validation images after the epoch (`None` without validation).
     pub val_loss: Option<f64>,
+    /// Top-1 accuracy on the validation images after the epoch, 0..1.
     pub val_accuracy: Option<f64>,
+    /// The last layer's learning rate during the epoch (the schedule's value).
     pub lr: f32,
+    /// Wall time of the epoch, validation included.
     pub seconds: f64,
 }
 

@@ -26,7 +26,9 @@ pub struct Output {
     pub probs: Vec<f32>,
     /// `[batch, features]`: the flattened input of the first dense layer (pool5), when asked.
     pub features: Option<Vec<f32>>,
+    /// Outputs per image (the row length of `logits` and `probs`).
     pub classes: usize,
+    /// Floats per image in `features` (9216 for the full-size presets).
     pub feature_len: usize,
 }
 
