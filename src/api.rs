@@ -255,6 +255,19 @@ pub struct AlexNet {
     net: Mutex<Network>,
 }
 
+/// The preset, adapter, outputs and batch (not the weights).
+impl std::fmt::Debug for AlexNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlexNet")
+            .field("arch", &self.weights.arch)
+            .field("source", &self.weights.source)
+            .field("adapter", &self.ctx.info.name)
+            .field("classes", &self.classes.len())
+            .field("batch", &self.batch)
+            .finish()
+    }
+}
+
 impl AlexNet {
     /// torchvision's pre-trained weights from the cache (`alexnet fetch-weights`; the library
     /// never downloads), on the best adapter.

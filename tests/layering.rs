@@ -73,6 +73,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "fetch",
             "lpips",
             "fine_tune",
+            "selftest",
         ],
     ),
 ];

@@ -927,7 +927,7 @@ fn adam_hyper_parameters_follow_the_cpu_reference() {
         classes: vec!["a".into(), "b".into(), "c".into()],
     };
     let feats = dir.path().join("f.npz");
-    set.save(&feats).unwrap();
+    set.save(&feats, "pool5").unwrap();
     let model = dir.path().join("m.npz");
     let (beta1, beta2, eps, lr) = (0.5f32, 0.9f32, 1e-3f32, 0.01f32);
     let o = alexnet(&[

@@ -87,17 +87,19 @@ pub struct RuntimeOptions {
     /// How trained convolutions compute gradients.
     pub conv_backward: ConvBackward,
     /// Keep naga's bounds checks and workgroup-memory zeroing in every shader (debugging a
-    /// kernel; on by default under [`RuntimeOptions::validate`]).
+    /// kernel). `validate: true` turns them on whatever this field says: the value in force is
+    /// the method [`RuntimeOptions::shader_checks`], not this field.
     pub shader_checks: bool,
     /// Which limits to request.
     pub limits: LimitsProfile,
-    /// Validation mode: wgpu's validation and debug flags, the Khronos Vulkan validation layer
-    /// when installed, shader bounds checks; any validation error fails the run.
+    /// Validation mode: wgpu's validation, the Khronos Vulkan validation layer when installed,
+    /// shader bounds checks; any validation error fails the next read-back (and the call).
     pub validate: bool,
 }
 
 impl RuntimeOptions {
-    /// Whether shaders keep their runtime bounds checks.
+    /// Whether shaders keep their runtime bounds checks: the `shader_checks` field, or on
+    /// under `validate`.
     pub fn shader_checks(&self) -> bool {
         self.shader_checks || self.validate
     }
