@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-mod common;
+use crate::common;
 
 use alexnet_wgpu::model::Weights;
 use alexnet_wgpu::weights::read_tensors;

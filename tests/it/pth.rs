@@ -3,7 +3,7 @@
 //! every float dtype come out as torch gives them, and hostile or damaged files are refused
 //! without running anything.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -4,8 +4,8 @@
 //! real GPU takes. One test function: the variable is set before any GPU work and nothing
 //! else runs in this process. Tolerances as in tests/finetune_conv.rs.
 
-mod common;
-mod finetune_support;
+use crate::common;
+use crate::common::finetune_support;
 
 use alexnet_wgpu::kernels::MatmulPath;
 use alexnet_wgpu::model::Arch;

@@ -7,7 +7,7 @@
 //! and augmented views. The scheduler's order of submissions and read-backs (the overlap
 //! itself) is unit-tested with a fake GPU in src/data/stream.rs.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! `.weights.h5` and `.keras`, Keras 2 `save_weights` `.h5` and full-model `.h5`. The converted
 //! network gives onnxruntime's logits; damaged files are refused with the reason.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

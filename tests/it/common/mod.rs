@@ -1,5 +1,6 @@
 #![allow(dead_code)]
 
+pub mod finetune_support;
 pub mod lpips_trunk;
 
 use alexnet_wgpu::gpu::{AdapterChoice, GpuContext};

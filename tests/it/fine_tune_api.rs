@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::rc::Rc;
 
-mod common;
+use crate::common;
 
 use alexnet_wgpu::fine_tune::{FineTune, Progress};
 use alexnet_wgpu::model::Weights;

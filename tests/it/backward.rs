@@ -11,7 +11,7 @@
 //! so the quotient is exact up to the f32 rounding of the forward outputs; LRN is smooth and
 //! its truncation error (step^2 / 6 times a third derivative of order 1) stays below 1e-4.
 
-mod common;
+use crate::common;
 
 use alexnet_wgpu::gpu::{read_back_f32, storage_buffer, upload_f32};
 use alexnet_wgpu::kernels::{self, adaptive_avg_pool, conv2d, conv2d::Conv2dShape, lrn::Lrn};

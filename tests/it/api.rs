@@ -4,7 +4,7 @@
 //! fixtures. Tolerances as tests/network.rs (1e-4 of the largest value: f32 sums in another
 //! order than onnxruntime's or the f64 reference).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

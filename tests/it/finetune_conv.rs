@@ -16,8 +16,8 @@
 //! Also: `--resume` with convolutions training continues exactly (bit-identical to an
 //! uninterrupted run), and `--lr-backbone-mult` scales only the layers below fc8.
 
-mod common;
-mod finetune_support;
+use crate::common;
+use crate::common::finetune_support;
 
 use alexnet_wgpu::model::{Arch, Weights};
 use alexnet_wgpu::train::conv_stack::ConvStack;

@@ -5,7 +5,7 @@
 //! different order (onnxruntime's im2col/GEMM blocking vs our tiles), so bit equality is not
 //! expected; errors of a wrong index, layout or padding are orders of magnitude larger.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

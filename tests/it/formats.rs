@@ -8,7 +8,7 @@
 //! different summation order, as in tests/network.rs). Weights read back from a file we wrote
 //! must be bit-identical.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
