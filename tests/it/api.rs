@@ -13,12 +13,8 @@ use alexnet_wgpu::kernels::dense;
 use alexnet_wgpu::model::reference::forward_cpu;
 use alexnet_wgpu::weights::read_tensors;
 use alexnet_wgpu::{AlexNet, ImageBatch, Tap};
+use common::fixture_npy as npy;
 use common::{assert_close, fixture};
-
-fn npy(name: &str) -> (Vec<usize>, Vec<f32>) {
-    let t = read_tensors(&fixture(name)).unwrap().remove(0);
-    (t.shape, t.data.unwrap())
-}
 
 fn net() -> AlexNet {
     AlexNet::builder()

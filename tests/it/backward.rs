@@ -17,7 +17,7 @@ use alexnet_wgpu::gpu::{read_back_f32, storage_buffer, upload_f32};
 use alexnet_wgpu::kernels::{self, adaptive_avg_pool, conv2d, conv2d::Conv2dShape, lrn::Lrn};
 use alexnet_wgpu::train::kernels::conv_gemm_backward::{self, ConvGemmScratch};
 use alexnet_wgpu::train::kernels::{conv_backward, lrn_backward, pool_backward, TrainKernels};
-use common::{assert_close, ctx, random};
+use common::{assert_close, ctx, fixture, random};
 
 fn dot(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
@@ -357,11 +357,9 @@ fn lrn_backward_matches_reference_and_finite_differences() {
     }
 }
 
-fn fixture(name: &str) -> std::collections::HashMap<String, Vec<f32>> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    alexnet_wgpu::weights::read_tensors(&path)
+/// A fixture's tensors by key.
+fn fixture_tensors(name: &str) -> std::collections::HashMap<String, Vec<f32>> {
+    alexnet_wgpu::weights::read_tensors(&fixture(name))
         .unwrap()
         .into_iter()
         .map(|t| (t.key.clone(), t.data.unwrap()))
@@ -377,7 +375,7 @@ fn backward_chain_matches_torch_autograd() {
     use alexnet_wgpu::train::kernels::relu_backward;
     let ctx = ctx();
     let tk = TrainKernels::new(&ctx);
-    let t = fixture("backward_chain.npz");
+    let t = fixture_tensors("backward_chain.npz");
     let s1 = Conv2dShape {
         batch: 2,
         in_c: 4,

@@ -4,15 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use alexnet_wgpu::weights::{read_tensors, write_npy};
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn fixture(name: &str) -> PathBuf {
-    root().join("tests/fixtures").join(name)
-}
+use crate::common::{fixture, npy, root, stderr};
+use alexnet_wgpu::weights::write_npy;
 
 fn alexnet(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_alexnet"))
@@ -20,15 +13,6 @@ fn alexnet(args: &[&str]) -> Output {
         .current_dir(root())
         .output()
         .expect("run alexnet")
-}
-
-fn npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
-    let t = read_tensors(path).unwrap().remove(0);
-    (t.shape, t.data.unwrap())
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
 }
 
 /// Tolerance 1e-4 x max |logit|: see tests/network.rs.

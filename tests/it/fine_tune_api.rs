@@ -15,10 +15,7 @@ use alexnet_wgpu::model::Weights;
 use alexnet_wgpu::train::{HeadKind, Optimizer};
 use alexnet_wgpu::weights::read_tensors;
 use alexnet_wgpu::Error;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use common::root;
 
 fn backbone_path() -> PathBuf {
     root().join("tests/fixtures/torchvision_small.npz")

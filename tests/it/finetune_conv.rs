@@ -24,7 +24,7 @@ use alexnet_wgpu::train::conv_stack::ConvStack;
 use alexnet_wgpu::train::head::conv_hosts;
 use alexnet_wgpu::train::{fit, ConvPart, FeatureSet, HeadKind, HeadWeights, Optimizer};
 use alexnet_wgpu::weights::read_tensors;
-use common::ctx;
+use common::{ctx, fixture};
 use finetune_support::*;
 
 #[test]

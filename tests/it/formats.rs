@@ -27,22 +27,11 @@ use alexnet_wgpu::weights::onnx::proto::{
 };
 use alexnet_wgpu::weights::read_tensors;
 use common::{assert_close, ctx};
+use common::{fixture, fixture_npy as npy};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
 const TOL: f32 = 1e-4;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-fn npy(name: &str) -> (Vec<usize>, Vec<f32>) {
-    let mut t = read_tensors(&fixture(name)).unwrap();
-    let t = t.remove(0);
-    (t.shape, t.data.unwrap())
-}
 
 fn logits(w: &Weights, input: &str) -> Vec<f32> {
     let ctx = ctx();

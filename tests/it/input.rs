@@ -2,16 +2,13 @@
 //! against PIL and against the exact path, EXIF orientation, odd colour types, and the `.npy`
 //! refusals. Benchmarks are not here: they are measured with `alexnet bench --input`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use crate::common::root;
 use alexnet_wgpu::data::{collect_inputs, load_image, load_view, prepare, LoadOptions, Preprocess};
 use alexnet_wgpu::model::{reference::forward_cpu, Arch, Weights};
 use alexnet_wgpu::weights::{read_tensors, write_npy};
 use image::RgbImage;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn input(name: &str) -> PathBuf {
     root().join("tests/fixtures/input").join(name)

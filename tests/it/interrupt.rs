@@ -6,11 +6,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::root;
 use alexnet_wgpu::fsutil::{abandon_pending_writes, PendingFile};
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn temp_files(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)

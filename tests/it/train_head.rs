@@ -9,10 +9,7 @@ use crate::common;
 
 use alexnet_wgpu::model::Weights;
 use alexnet_wgpu::weights::read_tensors;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use common::root;
 
 fn backbone() -> String {
     root()
