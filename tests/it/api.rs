@@ -1,7 +1,7 @@
 //! The facade (`AlexNet`) against independent references: `forward` on onnxruntime's logits,
 //! `classify` on the same batch as the CLI's pipeline, `embed` at pool5/fc6/fc7 against the
 //! CPU reference network (f64 accumulation), `save` round trip; and the examples run on the
-//! fixtures. Tolerances as tests/network.rs (1e-4 of the largest value: f32 sums in another
+//! fixtures. Tolerances as tests/it/network.rs (1e-4 of the largest value: f32 sums in another
 //! order than onnxruntime's or the f64 reference).
 
 use crate::common;

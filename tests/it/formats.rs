@@ -1,11 +1,12 @@
-//! `.safetensors` and `.onnx` weights: the same reduced-width nets as `tests/network.rs`, written
-//! by the real libraries (`scripts/make_format_fixtures.py`: safetensors, onnx), give the same
-//! logits as onnxruntime on the same weights; the zoo-style BVLC model loads as `caffe` at its
-//! declared 224 input (Caffe's rounding-up pools); our ONNX export runs in onnxruntime (logits
-//! committed by the script) and is re-read by our importer; hostile files are refused.
+//! `.safetensors` and `.onnx` weights: the same reduced-width nets as `tests/it/network.rs`,
+//! written by the real libraries (`scripts/make_format_fixtures.py`: safetensors, onnx), give
+//! the same logits as onnxruntime on the same weights; the zoo-style BVLC model loads as
+//! `caffe` at its declared 224 input (Caffe's rounding-up pools); our ONNX export runs in
+//! onnxruntime (logits committed by the script) and is re-read by our importer; hostile files
+//! are refused.
 //!
 //! Tolerance: max |diff| <= 1e-4 x max |logit| against onnxruntime (float32 on both sides with a
-//! different summation order, as in tests/network.rs). Weights read back from a file we wrote
+//! different summation order, as in tests/it/network.rs). Weights read back from a file we wrote
 //! must be bit-identical.
 
 use crate::common;

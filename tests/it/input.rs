@@ -50,7 +50,7 @@ fn pixel_diff(a: &RgbImage, b: &RgbImage) -> (f64, u8) {
 const TV_GREY: f32 = 1.0 / 255.0 / 0.226;
 
 /// The default (fast) path on a photo under twice the target (no DCT reduction: only the
-/// resize differs) against the PIL fixture, with the tolerance tests/preprocess.rs gives
+/// resize differs) against the PIL fixture, with the tolerance tests/it/preprocess.rs gives
 /// the exact path: mean under 1.5, max under 12 grey levels.
 #[test]
 fn fast_path_matches_pil_on_a_small_photo() {

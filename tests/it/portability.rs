@@ -11,8 +11,8 @@
 //! judge is a failure: there they are installed, and a test that silently skipped would prove
 //! nothing.
 //!
-//! Tolerances: as the tests they repeat (logits 1e-4 of the largest, tests/network.rs; the
-//! fine-tuning 1e-4 on losses and 1e-3 on parameters, tests/finetune_conv.rs; the selftest's
+//! Tolerances: as the tests they repeat (logits 1e-4 of the largest, tests/it/network.rs; the
+//! fine-tuning 1e-4 on losses and 1e-3 on parameters, tests/it/finetune_conv.rs; the selftest's
 //! own per check).
 
 use crate::common;

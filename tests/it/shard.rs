@@ -5,7 +5,7 @@
 //!
 //! Tolerances: the shards run other batch compositions than the unsharded run (batch 2 over
 //! parts of 3, 2 and 3 inputs), so logits and features are compared within 1e-4 x max |value|
-//! (the bound tests/network.rs uses against onnxruntime); input names, row order, top-k
+//! (the bound tests/it/network.rs uses against onnxruntime); input names, row order, top-k
 //! classes and error lines must be identical.
 
 use std::io::Write;
