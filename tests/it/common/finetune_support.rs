@@ -117,7 +117,7 @@ pub fn against_torch_on(
         .data
         .unwrap();
     let x: Vec<f32> = x.into_iter().map(|v| v * scale).collect();
-    let set = frozen_rows(&ctx, &w, &format!("conv{first}"), &x, 3);
+    let set = frozen_rows(ctx, &w, &format!("conv{first}"), &x, 3);
 
     let mut head = HeadWeights::new(HeadKind::Conv(first), &w, 3, 0).unwrap();
     head.set(
@@ -128,7 +128,7 @@ pub fn against_torch_on(
     )
     .unwrap();
     let lr = want["lr"][0];
-    let out = fit(&ctx, &head, &set, None, &options(lr, 4), &mut |_| {}).unwrap();
+    let out = fit(ctx, &head, &set, None, &options(lr, 4), &mut |_| {}).unwrap();
 
     let losses = &want["loss"];
     assert_eq!(out.steps.len(), losses.len());
