@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs Mesa's lavapipe (software Vulkan) from bookworm-backports (Mesa 25: its lavapipe runs
 # our GEMMs ~1.7x faster than bookworm's 22.3), falling back to the release suite; the build
-# tools for libjpeg-turbo (cmake, nasm); and the judges of tests/portability.rs: SwiftShader (a
+# tools for libjpeg-turbo (cmake, nasm); and the judges of tests/it/portability.rs: SwiftShader (a
 # second Vulkan driver, whose ICD ships in chromium-common), the Khronos validation layer
 # (vulkan-validationlayers) and Chromium (its WebGPU/Tint, for scripts/browser-shaders.sh).
 set -euo pipefail

@@ -3,7 +3,7 @@ the reduced-width net of each preset (tests/fixtures/{torchvision,caffe,keras_sm
 made by make_fixtures.py) fine-tuned from conv4 (every preset) or from conv1 (torchvision,
 Caffe, and the zoo-style BVLC ONNX bvlc_small.onnx: conv1's K = 363 is not a multiple of 4,
 Caffe adds LRN and groups to the backward, the ONNX file max pools that round up)
-with `requires_grad`, step by step, in float64. CI never runs this; tests/finetune_conv.rs
+with `requires_grad`, step by step, in float64. CI never runs this; tests/it/finetune_conv.rs
 reads what it writes:
 
     python scripts/make_conv_finetune_fixtures.py   # tests/fixtures/finetune_<first>_<preset>.npz
@@ -40,7 +40,7 @@ PRESETS = {
     # The zoo-style BVLC ONNX (make_format_fixtures.py): Caffe's layers, max pools rounding up
     # (ONNX pads [0, 0, 1, 1], i.e. ceil_mode), initializers conv1_w_0... Trained at Caffe's
     # 227 crop (what train-head feeds it; there the rounding changes no size, the kernels'
-    # rounded-up windows are tested in tests/backward.rs), on input_227_caffe.npy / 64.
+    # rounded-up windows are tested in tests/it/backward.rs), on input_227_caffe.npy / 64.
     "bvlc": ("bvlc_small.onnx", None,
              ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"],
              [(4, 0, 1), (1, 2, 2), (1, 1, 1), (1, 1, 2), (1, 1, 2)], True, False),

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """ONNX files written by the real exporters, and a fine-tuned model exported by us, each with
-the logits onnxruntime computes on it (tests/formats.rs).
+the logits onnxruntime computes on it (tests/it/formats.rs).
 
 Usage (versions used: tests/fixtures/README.md, "ONNX from the real exporters"):
 

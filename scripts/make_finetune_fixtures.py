@@ -20,7 +20,7 @@ def backward_chain():
     """Gradients by torch autograd (float64) through a reduced-width conv4-conv5-pool5 tail
     (conv 3x3 pad 1 -> ReLU -> conv 3x3 pad 1, 2 groups -> ReLU -> max pool 3/2 -> adaptive
     average pool 2x2) of f = sum(r * out), and through Caffe's LRN (torch's
-    LocalResponseNorm has the same alpha / size convention). tests/backward.rs chains the
+    LocalResponseNorm has the same alpha / size convention). tests/it/backward.rs chains the
     GPU kernels and compares."""
     import torch
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the .safetensors / .onnx fixtures of tests/formats.rs, with onnxruntime logits.
+"""Writes the .safetensors / .onnx fixtures of tests/it/formats.rs, with onnxruntime logits.
 
 Usage (see tests/fixtures/README.md, "safetensors and ONNX files", for the versions used):
 

@@ -1,6 +1,6 @@
 """PyTorch reference for issue 11's "Done when": the FULL-SIZE torchvision AlexNet fine-tuned
 from conv4 with `requires_grad` (conv1..conv3 frozen), step by step, against `alexnet train-head
---train-from conv4` (tests/finetune_fullsize.rs). CI never runs this; it writes the small
+--train-from conv4` (tests/it/finetune_fullsize.rs). CI never runs this; it writes the small
 fixture tests/fixtures/finetune_fullsize_conv4.npz:
 
     python scripts/make_fullsize_finetune_fixture.py

@@ -1,5 +1,5 @@
 """Seed corpus for the fuzz targets (fuzz/corpus/<target>/) and the hostile files of
-tests/fuzz_regressions.rs (tests/fixtures/fuzz/). numpy, Pillow and h5py only; a second.
+tests/it/fuzz_regressions.rs (tests/fixtures/fuzz/). numpy, Pillow and h5py only; a second.
 
     python -m venv /tmp/fzenv && /tmp/fzenv/bin/pip install numpy pillow h5py
     /tmp/fzenv/bin/python scripts/make_fuzz_fixtures.py

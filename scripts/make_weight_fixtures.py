@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the PyTorch and Keras weight-file fixtures of tests/pth.rs, tests/h5.rs, tests/fetch.rs.
+"""Writes the PyTorch and Keras weight-file fixtures of tests/it/pth.rs, tests/it/h5.rs,
+tests/it/fetch.rs.
 
 Every file is written by the real library (torch.save, Keras' own save functions), from the
 weights of the existing fixtures, so the logits that onnxruntime computed for those

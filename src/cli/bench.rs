@@ -59,6 +59,10 @@ pub struct BenchArgs {
     /// backward and optimizer time (SGD with momentum; the frozen part, cached, is not timed).
     #[arg(long, value_delimiter = ',', value_name = "LAYERS", value_parser = alexnet_wgpu::train::HeadKind::from_layer)]
     train_from: Vec<alexnet_wgpu::train::HeadKind>,
+    /// Time the convolution backward passes instead (grad input; grad weight + bias) at
+    /// torchvision's five conv shapes, on the --conv-backward path, at each --batch size.
+    #[arg(long, conflicts_with_all = ["input", "train_from", "tune", "gemm", "per_layer"])]
+    backward: bool,
     #[command(flatten)]
     load: LoadArgs,
     #[command(flatten)]
@@ -91,6 +95,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             args.warmup,
             args.format,
         );
+    }
+    if args.backward {
+        let ctx = args.gpu.context()?;
+        let iters = args.iters.max(1);
+        super::bench_backward::run(&ctx, &args.batch, iters, args.warmup, args.format)?;
+        return Ok(ExitCode::SUCCESS);
     }
     let weights = match &args.weights {
         Some(p) => Weights::load(p, args.arch)?,

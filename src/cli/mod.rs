@@ -2,6 +2,7 @@
 
 mod adapters;
 mod bench;
+mod bench_backward;
 mod bench_format;
 mod bench_input;
 mod bench_train;

@@ -91,7 +91,8 @@ impl PipelineCache {
             // One small leak per distinct pipeline per process, for a `'static` label.
             Box::leak(format!("{}:{entry}", shader.file).into_boxed_str())
         };
-        // Our own shaders, validated by tests/shaders.rs: a parse failure here is a build defect.
+        // Our own shaders, validated by tests/it/shaders.rs: a parse failure here is a build
+        // defect.
         let facts = shader_facts(shader.file, shader.source)
             .unwrap_or_else(|e| panic!("built-in shader does not parse: {e}"));
         let workgroup_size = *facts

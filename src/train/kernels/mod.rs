@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::gpu::{GpuContext, Kernel, PipelineCache, ShaderSource};
 
-/// Every training shader, by file name (validated and translated by tests/shaders.rs).
+/// Every training shader, by file name (validated and translated by tests/it/shaders.rs).
 pub const SHADERS: &[(&str, &str)] = &[
     (
         "dense_backward.wgsl",
@@ -102,7 +102,7 @@ pub fn vec4_optimizer(file: &'static str) -> ShaderSource {
     ShaderSource { file: name, source }
 }
 
-/// The generated shader variants (validated by tests/shaders.rs beside [`SHADERS`]).
+/// The generated shader variants (validated by tests/it/shaders.rs beside [`SHADERS`]).
 pub fn generated_shaders() -> Vec<ShaderSource> {
     vec![vec4_optimizer("sgd.wgsl"), vec4_optimizer("adam.wgsl")]
 }

@@ -3,20 +3,14 @@
 //! under `tests/fixtures/fuzz/` (made by `scripts/make_fuzz_fixtures.py`); each test reads the
 //! file from disk and from memory, and must finish well inside a second.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::common::fixture;
 use alexnet_wgpu::weights::{read_tensors, read_tensors_from_bytes, Format};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/fuzz")
-        .join(name)
-}
 
 /// Reads `name` both ways; both must fail, quickly, naming the file and saying `expect`.
 fn refused(name: &str, expect: &str) {
-    let path = fixture(name);
+    let path = fixture(&format!("fuzz/{name}"));
     let bytes = std::fs::read(&path).unwrap();
     let start = Instant::now();
     let from_file = read_tensors(&path)

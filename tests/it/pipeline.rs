@@ -7,7 +7,7 @@
 //! and augmented views. The scheduler's order of submissions and read-backs (the overlap
 //! itself) is unit-tested with a fake GPU in src/data/stream.rs.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
@@ -17,10 +17,7 @@ use alexnet_wgpu::gpu::GpuContext;
 use alexnet_wgpu::model::{NetStage, Network, Weights};
 use alexnet_wgpu::train::{extract_pool5_with, stream_pool5, PoolBatch};
 use common::ctx;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use common::root;
 
 fn weights() -> Weights {
     Weights::load(&root().join("tests/fixtures/torchvision_small.npz"), None).unwrap()

@@ -1,6 +1,7 @@
-#![allow(dead_code)]
-
+pub mod finetune_support;
 pub mod lpips_trunk;
+
+use std::path::{Path, PathBuf};
 
 use alexnet_wgpu::gpu::{AdapterChoice, GpuContext};
 use rand::{Rng, SeedableRng};
@@ -12,7 +13,13 @@ use rand::{Rng, SeedableRng};
 /// matmul path forced. (The library reads no environment variable; the tests map them here as
 /// the CLI does.)
 pub fn ctx() -> GpuContext {
-    let options = env_options();
+    ctx_with(env_options())
+}
+
+/// The suite's adapter with these runtime options: a test that needs another option than the
+/// environment's (a matmul path, say) passes it here. Never `std::env::set_var`: the tests
+/// share one process, so a variable set by one would reach the others' contexts.
+pub fn ctx_with(options: alexnet_wgpu::options::RuntimeOptions) -> GpuContext {
     if options.validate {
         // The Vulkan layer's errors reach us through `log`: without a logger they are lost.
         alexnet_wgpu::gpu::validation::install_capture_logger();
@@ -69,16 +76,29 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
     assert!(d <= tol, "{what}: max |diff| / max |ref| = {d:e} > {tol:e}");
 }
 
+/// The repository's root (the manifest's folder), where the committed images, scripts and
+/// fixtures are.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
 /// A file under `tests/fixtures/`.
-pub fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures").join(name)
+}
+
+/// The first tensor of a tensor file (`.npy`, or an archive's first member): (shape, data).
+pub fn npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    let t = alexnet_wgpu::weights::read_tensors(path).unwrap().remove(0);
+    (t.shape, t.data.unwrap())
 }
 
 /// A `.npy` fixture under `tests/fixtures/`: (shape, data).
 pub fn fixture_npy(name: &str) -> (Vec<usize>, Vec<f32>) {
-    let mut t = alexnet_wgpu::weights::read_tensors(&fixture(name)).unwrap();
-    let t = t.remove(0);
-    (t.shape, t.data.unwrap())
+    npy(&fixture(name))
+}
+
+/// A finished command's standard error, as text.
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
 }

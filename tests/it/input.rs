@@ -2,16 +2,13 @@
 //! against PIL and against the exact path, EXIF orientation, odd colour types, and the `.npy`
 //! refusals. Benchmarks are not here: they are measured with `alexnet bench --input`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use crate::common::root;
 use alexnet_wgpu::data::{collect_inputs, load_image, load_view, prepare, LoadOptions, Preprocess};
 use alexnet_wgpu::model::{reference::forward_cpu, Arch, Weights};
 use alexnet_wgpu::weights::{read_tensors, write_npy};
 use image::RgbImage;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn input(name: &str) -> PathBuf {
     root().join("tests/fixtures/input").join(name)
@@ -53,7 +50,7 @@ fn pixel_diff(a: &RgbImage, b: &RgbImage) -> (f64, u8) {
 const TV_GREY: f32 = 1.0 / 255.0 / 0.226;
 
 /// The default (fast) path on a photo under twice the target (no DCT reduction: only the
-/// resize differs) against the PIL fixture, with the tolerance tests/preprocess.rs gives
+/// resize differs) against the PIL fixture, with the tolerance tests/it/preprocess.rs gives
 /// the exact path: mean under 1.5, max under 12 grey levels.
 #[test]
 fn fast_path_matches_pil_on_a_small_photo() {

@@ -1,7 +1,7 @@
 //! Training kernels against CPU references (f64) and finite differences, and the GPU trainer
 //! against a CPU implementation of the same protocol, step by step.
 
-mod common;
+use crate::common;
 
 use alexnet_wgpu::gpu::{read_back_f32, storage_buffer, upload_f32, SplitWeight};
 use alexnet_wgpu::kernels;

@@ -5,26 +5,19 @@
 //!
 //! Tolerances: the shards run other batch compositions than the unsharded run (batch 2 over
 //! parts of 3, 2 and 3 inputs), so logits and features are compared within 1e-4 x max |value|
-//! (the bound tests/network.rs uses against onnxruntime); input names, row order, top-k
+//! (the bound tests/it/network.rs uses against onnxruntime); input names, row order, top-k
 //! classes and error lines must be identical.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use crate::common::{fixture, npy, root, stderr};
 use alexnet_wgpu::weights::{read_tensors, write_npz, NpzEntry};
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn fixture(name: &str) -> String {
-    root()
-        .join("tests/fixtures")
-        .join(name)
-        .to_str()
-        .unwrap()
-        .to_string()
+/// A fixture's path as a command-line argument.
+fn fixture_arg(name: &str) -> String {
+    fixture(name).display().to_string()
 }
 
 fn cmd(args: &[&str]) -> Command {
@@ -51,15 +44,6 @@ fn alexnet_stdin(args: &[&str], input: &str) -> Output {
         .write_all(input.as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
-    let t = read_tensors(path).unwrap().remove(0);
-    (t.shape, t.data.unwrap())
 }
 
 fn assert_close(got: &Path, want: &Path) {
@@ -150,7 +134,7 @@ fn shards_as_separate_processes_merge_to_the_unsharded_run() {
     let dir = tempfile::tempdir().unwrap();
     let photos = photos(dir.path());
     let photos_s = photos.to_str().unwrap();
-    let weights = fixture("torchvision_small.npz");
+    let weights = fixture_arg("torchvision_small.npz");
     let (logits, feats) = (dir.path().join("l.npy"), dir.path().join("f.npy"));
     let whole = alexnet(&[
         "classify",
@@ -230,7 +214,7 @@ fn shards_as_separate_processes_merge_to_the_unsharded_run() {
 
 /// Weights of the same shapes with one value changed: another model.
 fn other_weights(dir: &Path) -> String {
-    let tensors = read_tensors(Path::new(&fixture("torchvision_small.npz"))).unwrap();
+    let tensors = read_tensors(&fixture("torchvision_small.npz")).unwrap();
     let data: Vec<(String, Vec<usize>, Vec<f32>)> = tensors
         .into_iter()
         .map(|t| {
@@ -259,7 +243,7 @@ fn skip_existing_and_merge_refusing_missing_foreign_and_killed_parts() {
     let parts_s = parts.to_str().unwrap();
     let all = dir.path().join("all");
     let all_s = all.to_str().unwrap();
-    let weights = fixture("torchvision_small.npz");
+    let weights = fixture_arg("torchvision_small.npz");
     let other = other_weights(dir.path());
     let shard = |i: usize, w: &str| {
         alexnet(&[
@@ -382,7 +366,7 @@ fn a_killed_shard_leaves_no_part_that_merge_accepts() {
     let mut child = cmd(&[
         "classify",
         "--weights",
-        &fixture("torchvision_small.npz"),
+        &fixture_arg("torchvision_small.npz"),
         "--batch",
         "1",
         "--list",
@@ -439,7 +423,7 @@ fn a_killed_shard_leaves_no_part_that_merge_accepts() {
     let rerun = [
         "classify",
         "--weights",
-        &fixture("torchvision_small.npz"),
+        &fixture_arg("torchvision_small.npz"),
         "--batch",
         "8",
         "--list",
@@ -487,7 +471,7 @@ fn a_killed_shard_leaves_no_part_that_merge_accepts() {
 #[test]
 fn paths_from_stdin_and_a_list_file_give_the_folder_run() {
     let dir = tempfile::tempdir().unwrap();
-    let weights = fixture("torchvision_small.npz");
+    let weights = fixture_arg("torchvision_small.npz");
     let base = &[
         "classify",
         "--weights",
@@ -571,7 +555,7 @@ fn features_of_class_folders_sharded_and_merged_equal_the_single_run() {
             std::fs::copy(f, data.join(class).join(f.file_name().unwrap())).unwrap();
         }
     }
-    let weights = fixture("torchvision_small.npz");
+    let weights = fixture_arg("torchvision_small.npz");
     let whole = dir.path().join("whole.npz");
     let data_s = data.to_str().unwrap();
     let o = alexnet(&[
@@ -836,7 +820,7 @@ fn a_missing_listed_path_fails_only_its_line() {
     let listing = format!("{}\n{}\n", ghost.display(), first.display());
     let list = dir.path().join("list.txt");
     std::fs::write(&list, &listing).unwrap();
-    let weights = fixture("torchvision_small.npz");
+    let weights = fixture_arg("torchvision_small.npz");
     let base = ["classify", "--weights", &weights, "--format", "jsonl"];
     for o in [
         alexnet_stdin(&[base.as_slice(), &["-"]].concat(), &listing),
@@ -872,7 +856,7 @@ fn features_at_fc6_sharded_and_merged_equal_the_single_run() {
             std::fs::copy(f, data.join(class).join(f.file_name().unwrap())).unwrap();
         }
     }
-    let weights = fixture("torchvision_small.npz");
+    let weights = fixture_arg("torchvision_small.npz");
     let data_s = data.to_str().unwrap();
     for labelled in [true, false] {
         // Flat paths: the folder itself, walked.

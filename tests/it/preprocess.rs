@@ -6,15 +6,10 @@
 //! 0.5 grey levels and a maximum under 4 grey levels (measured: 0.19 and 2.0) (in the preset's own scale), which a
 //! wrong crop offset, channel order, mean or std fails by far.
 
-use std::path::Path;
-
+use crate::common::root;
 use alexnet_wgpu::data::{load_image, preprocess, Preprocess};
 use alexnet_wgpu::model::Arch;
 use alexnet_wgpu::weights::read_tensors;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 #[test]
 fn preprocessing_matches_pil() {

@@ -5,14 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-mod common;
+use crate::common;
 
 use alexnet_wgpu::model::Weights;
 use alexnet_wgpu::weights::read_tensors;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use common::root;
 
 fn backbone() -> String {
     root()

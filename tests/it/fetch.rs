@@ -11,16 +11,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::fixture;
 use alexnet_wgpu::error::Error;
 use alexnet_wgpu::fetch::{fetch_weights, FetchOptions, Fetched, CACHED_FILE, CACHE_ENV};
 use alexnet_wgpu::model::Weights;
 use sha2::{Digest, Sha256};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
 
 /// A one-file HTTP/1.1 server on 127.0.0.1: `/w.pth` is `body` (or, with `cut`, a response that
 /// announces the whole body but sends half and closes); anything else is 404. Serves at most

@@ -3,7 +3,7 @@
 //! every float dtype come out as torch gives them, and hostile or damaged files are refused
 //! without running anything.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,17 +13,7 @@ use alexnet_wgpu::model::Weights;
 use alexnet_wgpu::model::{Arch, Network};
 use alexnet_wgpu::weights::{read_tensors, RawTensor};
 use common::{assert_close, ctx};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-fn npy(name: &str) -> (Vec<usize>, Vec<f32>) {
-    let t = read_tensors(&fixture(name)).unwrap().remove(0);
-    (t.shape, t.data.unwrap())
-}
+use common::{fixture, fixture_npy as npy};
 
 fn load_err(path: &Path) -> String {
     match Weights::load(path, None) {

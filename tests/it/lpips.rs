@@ -1,7 +1,7 @@
 //! LPIPS against the `lpips` 0.1.4 package (tests/fixtures/lpips, see its README): the trunk
 //! weights regenerated from the documented integer formula, the real v0.1/v0.0 lin weights.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

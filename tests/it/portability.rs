@@ -11,12 +11,12 @@
 //! judge is a failure: there they are installed, and a test that silently skipped would prove
 //! nothing.
 //!
-//! Tolerances: as the tests they repeat (logits 1e-4 of the largest, tests/network.rs; the
-//! fine-tuning 1e-4 on losses and 1e-3 on parameters, tests/finetune_conv.rs; the selftest's
+//! Tolerances: as the tests they repeat (logits 1e-4 of the largest, tests/it/network.rs; the
+//! fine-tuning 1e-4 on losses and 1e-3 on parameters, tests/it/finetune_conv.rs; the selftest's
 //! own per check).
 
-mod common;
-mod finetune_support;
+use crate::common;
+use crate::common::finetune_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -201,7 +201,7 @@ fn finetune_conv4_follows_pytorch_under_webgpu_limits() {
         c.args([
             "--ignored",
             "--exact",
-            "child_finetune_conv4",
+            "portability::child_finetune_conv4",
             "--nocapture",
         ])
         .env("WGPU_BACKEND", "vulkan")

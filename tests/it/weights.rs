@@ -1,17 +1,10 @@
 //! Weight files that must be refused, with messages naming the file, the key, and the expected
 //! and found shapes; and the formats that must load.
 
-use std::path::{Path, PathBuf};
-
+use crate::common::fixture;
 use alexnet_wgpu::model::Arch;
 use alexnet_wgpu::model::Weights;
 use alexnet_wgpu::weights::{read_tensors, write_npz, NpzEntry};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
 
 fn load_err(name: &str, arch: Option<Arch>) -> String {
     match Weights::load(&fixture(name), arch) {

@@ -16,15 +16,15 @@
 //! Also: `--resume` with convolutions training continues exactly (bit-identical to an
 //! uninterrupted run), and `--lr-backbone-mult` scales only the layers below fc8.
 
-mod common;
-mod finetune_support;
+use crate::common;
+use crate::common::finetune_support;
 
 use alexnet_wgpu::model::{Arch, Weights};
 use alexnet_wgpu::train::conv_stack::ConvStack;
 use alexnet_wgpu::train::head::conv_hosts;
 use alexnet_wgpu::train::{fit, ConvPart, FeatureSet, HeadKind, HeadWeights, Optimizer};
 use alexnet_wgpu::weights::read_tensors;
-use common::ctx;
+use common::{ctx, fixture};
 use finetune_support::*;
 
 #[test]

@@ -5,7 +5,7 @@
 //! Tolerance: 1e-4 x max |logit|, as for the fixture tests (f32 accumulation over up to 9216
 //! terms per output in a different order than the f64 reference).
 
-mod common;
+use crate::common;
 
 use alexnet_wgpu::model::Weights;
 use alexnet_wgpu::model::{reference::forward_cpu, Arch, Network};

@@ -4,15 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::common::{fixture, npy, root, stderr};
 use alexnet_wgpu::weights::{read_tensors, write_npy};
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn fixture(name: &str) -> PathBuf {
-    root().join("tests/fixtures").join(name)
-}
 
 fn alexnet(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_alexnet"))
@@ -22,16 +15,7 @@ fn alexnet(args: &[&str]) -> Output {
         .expect("run alexnet")
 }
 
-fn npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
-    let t = read_tensors(path).unwrap().remove(0);
-    (t.shape, t.data.unwrap())
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-/// Tolerance 1e-4 x max |logit|: see tests/network.rs.
+/// Tolerance 1e-4 x max |logit|: see tests/it/network.rs.
 fn assert_logits_match(got: &Path, want: &str) {
     let (gs, g) = npy(got);
     let (ws, w) = npy(&fixture(want));
@@ -290,7 +274,7 @@ fn no_adapter_says_what_to_install() {
 
 #[test]
 fn classify_and_bench_with_f16_precision() {
-    // f16 weights: onnxruntime's logits within 5e-3 x max |logit| (see tests/network.rs).
+    // f16 weights: onnxruntime's logits within 5e-3 x max |logit| (see tests/it/network.rs).
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("f16.npy");
     let o = alexnet(&[
@@ -403,6 +387,48 @@ fn gpu_matmul_path_matches_onnxruntime_and_bench_times_layers() {
             .any(|l| l["label"] == "lrn size 5 alpha 0.0001 beta 0.75 k 1"),
         "{layers:?}"
     );
+}
+
+/// `bench --backward` (once an ignored test of the backward kernels): on each conv backward
+/// path, grad input and grad weight + bias timed at torchvision's five conv shapes.
+#[test]
+fn bench_backward_times_both_conv_backward_paths() {
+    for path in ["gemm", "direct"] {
+        let o = alexnet(&[
+            "bench",
+            "--backward",
+            "--conv-backward",
+            path,
+            "--batch",
+            "1",
+            "--iters",
+            "1",
+            "--warmup",
+            "0",
+            "--format",
+            "json",
+        ]);
+        assert!(o.status.success(), "{path}: {}", stderr(&o));
+        let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(doc["conv_backward"], path);
+        let rows = doc["results"].as_array().unwrap();
+        let layers: Vec<&str> = rows.iter().map(|r| r["layer"].as_str().unwrap()).collect();
+        assert_eq!(layers, ["conv1", "conv2", "conv3", "conv4", "conv5"]);
+        for r in rows {
+            for key in [
+                "grad_input_ms",
+                "grad_input_gflops_per_s",
+                "grad_weight_bias_ms",
+                "grad_weight_bias_gflops_per_s",
+            ] {
+                let v = r[key].as_f64().unwrap();
+                assert!(v.is_finite() && v > 0.0, "{path} {key}: {r}");
+            }
+        }
+    }
+    // Forward-pass options make no sense with it: refused, not ignored.
+    let o = alexnet(&["bench", "--backward", "--tune"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
 
 /// Copies fixture `name` into `dir`.

@@ -1,13 +1,12 @@
-//! What the PyTorch comparisons of `--train-from convN` share (tests/finetune_conv.rs, and
-//! tests/finetune_conv_blocked.rs, which runs them on the GPU default matmul path): fixtures,
+//! What the PyTorch comparisons of `--train-from convN` share (tests/it/finetune_conv.rs, and
+//! tests/it/finetune_conv_blocked.rs, which runs them on the GPU default matmul path): fixtures,
 //! the frozen part's rows, the fit options of the fixture script, and the comparison itself
-//! (tolerances: see tests/finetune_conv.rs).
-#![allow(dead_code)]
+//! (tolerances: see tests/it/finetune_conv.rs).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::common::ctx;
+use crate::common::{ctx, fixture};
 use alexnet_wgpu::model::{Arch, Weights};
 use alexnet_wgpu::train::conv_stack::ConvStack;
 use alexnet_wgpu::train::export::with_head;
@@ -17,12 +16,6 @@ use alexnet_wgpu::train::{
     TrainConfig,
 };
 use alexnet_wgpu::weights::read_tensors;
-
-pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
 
 pub fn tensors(path: &Path) -> BTreeMap<String, Vec<f32>> {
     read_tensors(path)
@@ -99,7 +92,18 @@ pub fn l2(v: impl Iterator<Item = f64>) -> f64 {
 }
 
 pub fn against_torch(weights: &str, arch: Arch, input: &str, preset: &str, first: usize) {
-    let ctx = ctx();
+    against_torch_on(&ctx(), weights, arch, input, preset, first)
+}
+
+/// [`against_torch`] on a given context (one with other runtime options than the suite's).
+pub fn against_torch_on(
+    ctx: &alexnet_wgpu::gpu::GpuContext,
+    weights: &str,
+    arch: Arch,
+    input: &str,
+    preset: &str,
+    first: usize,
+) {
     let w = Weights::load(&fixture(weights), Some(arch)).unwrap();
     let want = tensors(&fixture(&format!("finetune_conv{first}_{preset}.npz")));
     // `NAME.npy/64`: that input scaled by 1/64 (exact in f32, as the script does).
@@ -113,7 +117,7 @@ pub fn against_torch(weights: &str, arch: Arch, input: &str, preset: &str, first
         .data
         .unwrap();
     let x: Vec<f32> = x.into_iter().map(|v| v * scale).collect();
-    let set = frozen_rows(&ctx, &w, &format!("conv{first}"), &x, 3);
+    let set = frozen_rows(ctx, &w, &format!("conv{first}"), &x, 3);
 
     let mut head = HeadWeights::new(HeadKind::Conv(first), &w, 3, 0).unwrap();
     head.set(
@@ -124,7 +128,7 @@ pub fn against_torch(weights: &str, arch: Arch, input: &str, preset: &str, first
     )
     .unwrap();
     let lr = want["lr"][0];
-    let out = fit(&ctx, &head, &set, None, &options(lr, 4), &mut |_| {}).unwrap();
+    let out = fit(ctx, &head, &set, None, &options(lr, 4), &mut |_| {}).unwrap();
 
     let losses = &want["loss"];
     assert_eq!(out.steps.len(), losses.len());

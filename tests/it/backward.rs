@@ -11,14 +11,14 @@
 //! so the quotient is exact up to the f32 rounding of the forward outputs; LRN is smooth and
 //! its truncation error (step^2 / 6 times a third derivative of order 1) stays below 1e-4.
 
-mod common;
+use crate::common;
 
 use alexnet_wgpu::gpu::{read_back_f32, storage_buffer, upload_f32};
 use alexnet_wgpu::kernels::{self, adaptive_avg_pool, conv2d, conv2d::Conv2dShape, lrn::Lrn};
 use alexnet_wgpu::kernels::{adaptive_avg_pool::AdaptivePoolShape, max_pool::PoolShape};
 use alexnet_wgpu::train::kernels::conv_gemm_backward::{self, ConvGemmScratch};
 use alexnet_wgpu::train::kernels::{conv_backward, lrn_backward, pool_backward, TrainKernels};
-use common::{assert_close, ctx, random};
+use common::{assert_close, ctx, fixture, random};
 
 fn dot(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
@@ -361,11 +361,9 @@ fn lrn_backward_matches_reference_and_finite_differences() {
     }
 }
 
-fn fixture(name: &str) -> std::collections::HashMap<String, Vec<f32>> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    alexnet_wgpu::weights::read_tensors(&path)
+/// A fixture's tensors by key.
+fn fixture_tensors(name: &str) -> std::collections::HashMap<String, Vec<f32>> {
+    alexnet_wgpu::weights::read_tensors(&fixture(name))
         .unwrap()
         .into_iter()
         .map(|t| (t.key.clone(), t.data.unwrap()))
@@ -381,7 +379,7 @@ fn backward_chain_matches_torch_autograd() {
     use alexnet_wgpu::train::kernels::relu_backward;
     let ctx = ctx();
     let tk = TrainKernels::new(&ctx);
-    let t = fixture("backward_chain.npz");
+    let t = fixture_tensors("backward_chain.npz");
     let s1 = Conv2dShape {
         batch: 2,
         in_c: 4,
@@ -466,61 +464,4 @@ fn backward_chain_matches_torch_autograd() {
         &t["lrn_dx"],
         1e-4,
     );
-}
-
-/// Timings of the conv backward kernels at torchvision's shapes (batch 4), for docs/performance.md:
-/// `cargo test --release --test backward -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn conv_backward_timings() {
-    let ctx = ctx();
-    let tk = TrainKernels::new(&ctx);
-    let conv = |in_c, hw, out_c, kernel, stride, pad| Conv2dShape {
-        batch: 4,
-        in_c,
-        in_h: hw,
-        in_w: hw,
-        out_c,
-        kernel,
-        stride,
-        pad,
-        groups: 1,
-    };
-    for (name, s) in [
-        ("conv1", conv(3, 224, 64, 11, 4, 2)),
-        ("conv2", conv(64, 27, 192, 5, 1, 2)),
-        ("conv3", conv(192, 13, 384, 3, 1, 1)),
-        ("conv4", conv(384, 13, 256, 3, 1, 1)),
-        ("conv5", conv(256, 13, 256, 3, 1, 1)),
-    ] {
-        let (oh, ow) = s.out_hw().unwrap();
-        let buf = |n: usize| storage_buffer(&ctx, "b", n, "").unwrap();
-        let (x, w, dy) = (
-            buf(s.batch * s.in_c * s.in_h * s.in_w),
-            buf(s.weight_len()),
-            buf(s.batch * s.out_c * oh * ow),
-        );
-        let (dx, dw, db) = (
-            buf(s.batch * s.in_c * s.in_h * s.in_w),
-            buf(s.weight_len()),
-            buf(s.out_c),
-        );
-        let gi = vec![conv_backward::grad_input(&ctx, &tk, &s, &w, &dy, &dx).unwrap()];
-        let gw = conv_backward::grad_weight_bias(&ctx, &tk, &s, false, &x, &dy, &dw, &db).unwrap();
-        kernels::run(&ctx, &gi).unwrap();
-        kernels::run(&ctx, &gw).unwrap();
-        let time = |ds: &[kernels::Dispatch]| {
-            let t = std::time::Instant::now();
-            kernels::run(&ctx, ds).unwrap();
-            t.elapsed().as_secs_f64()
-        };
-        let (ti, tw) = (time(&gi), time(&gw));
-        println!(
-            "{name}: grad input {:.1} ms ({:.1} GFLOP/s), grad weight+bias {:.1} ms ({:.1} GFLOP/s)",
-            ti * 1e3,
-            s.flops() / ti / 1e9,
-            tw * 1e3,
-            s.flops() / tw / 1e9
-        );
-    }
 }

@@ -6,7 +6,7 @@
 //! f64 reference; with K <= ~2000 terms of random sign the f32 rounding error stays near
 //! sqrt(K) * 6e-8 relative, far below 1e-5, while any indexing bug gives O(1) errors.
 
-mod common;
+use crate::common;
 
 use alexnet_wgpu::gpu::{read_back_f32, storage_buffer, upload_f32, SplitWeight};
 use alexnet_wgpu::kernels::{self, conv2d::Conv2dShape, lrn::Lrn, Kernels, MatmulPath, Precision};

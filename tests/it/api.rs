@@ -1,10 +1,10 @@
 //! The facade (`AlexNet`) against independent references: `forward` on onnxruntime's logits,
 //! `classify` on the same batch as the CLI's pipeline, `embed` at pool5/fc6/fc7 against the
 //! CPU reference network (f64 accumulation), `save` round trip; and the examples run on the
-//! fixtures. Tolerances as tests/network.rs (1e-4 of the largest value: f32 sums in another
+//! fixtures. Tolerances as tests/it/network.rs (1e-4 of the largest value: f32 sums in another
 //! order than onnxruntime's or the f64 reference).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,12 +14,8 @@ use alexnet_wgpu::model::reference::forward_cpu;
 use alexnet_wgpu::model::TapLayers;
 use alexnet_wgpu::weights::read_tensors;
 use alexnet_wgpu::{AlexNet, ImageBatch, Tap};
+use common::fixture_npy as npy;
 use common::{assert_close, fixture};
-
-fn npy(name: &str) -> (Vec<usize>, Vec<f32>) {
-    let t = read_tensors(&fixture(name)).unwrap().remove(0);
-    (t.shape, t.data.unwrap())
-}
 
 fn net() -> AlexNet {
     AlexNet::builder()

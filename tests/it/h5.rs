@@ -2,26 +2,15 @@
 //! `.weights.h5` and `.keras`, Keras 2 `save_weights` `.h5` and full-model `.h5`. The converted
 //! network gives onnxruntime's logits; damaged files are refused with the reason.
 
-mod common;
+use crate::common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use alexnet_wgpu::model::Weights;
 use alexnet_wgpu::model::{Arch, Network};
 use alexnet_wgpu::weights::read_tensors;
 use common::{assert_close, ctx};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-fn npy(name: &str) -> (Vec<usize>, Vec<f32>) {
-    let t = read_tensors(&fixture(name)).unwrap().remove(0);
-    (t.shape, t.data.unwrap())
-}
+use common::{fixture, fixture_npy as npy};
 
 /// The keras-preset net at fixture widths, as written by Keras 3 (`save_weights`) and Keras 2
 /// (`save_weights` and `model.save`), all from the weights of `keras_small.npz`.

@@ -5,29 +5,14 @@
 //! different order (onnxruntime's im2col/GEMM blocking vs our tiles), so bit equality is not
 //! expected; errors of a wrong index, layout or padding are orders of magnitude larger.
 
-mod common;
-
-use std::path::{Path, PathBuf};
+use crate::common;
 
 use alexnet_wgpu::model::Weights;
 use alexnet_wgpu::model::{Arch, Network};
-use alexnet_wgpu::weights::read_tensors;
 use common::{assert_close, ctx};
+use common::{fixture, fixture_npy as npy};
 
 const TOL: f32 = 1e-4;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// A `.npy` fixture: (shape, data).
-fn npy(name: &str) -> (Vec<usize>, Vec<f32>) {
-    let mut t = read_tensors(&fixture(name)).unwrap();
-    let t = t.remove(0);
-    (t.shape, t.data.unwrap())
-}
 
 fn check(
     weights_file: &str,

@@ -3,7 +3,7 @@
 //! small tuning run whose winners must reproduce onnxruntime's logits. No timing is asserted
 //! (timing is `alexnet bench --tune`'s business; only that every candidate was timed).
 
-mod common;
+use crate::common;
 
 use alexnet_wgpu::gpu::{storage_buffer, upload_f32, SplitWeight};
 use alexnet_wgpu::kernels::mm::{DenseKind, Force, Tile};

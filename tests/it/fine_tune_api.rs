@@ -8,17 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::rc::Rc;
 
-mod common;
+use crate::common;
 
 use alexnet_wgpu::fine_tune::{FineTune, Progress};
 use alexnet_wgpu::model::Weights;
 use alexnet_wgpu::train::{HeadKind, Optimizer};
 use alexnet_wgpu::weights::read_tensors;
 use alexnet_wgpu::{images_in, AlexNet, Error};
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use common::root;
 
 fn backbone_path() -> PathBuf {
     root().join("tests/fixtures/torchvision_small.npz")

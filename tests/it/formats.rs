@@ -1,14 +1,15 @@
-//! `.safetensors` and `.onnx` weights: the same reduced-width nets as `tests/network.rs`, written
-//! by the real libraries (`scripts/make_format_fixtures.py`: safetensors, onnx), give the same
-//! logits as onnxruntime on the same weights; the zoo-style BVLC model loads as `caffe` at its
-//! declared 224 input (Caffe's rounding-up pools); our ONNX export runs in onnxruntime (logits
-//! committed by the script) and is re-read by our importer; hostile files are refused.
+//! `.safetensors` and `.onnx` weights: the same reduced-width nets as `tests/it/network.rs`,
+//! written by the real libraries (`scripts/make_format_fixtures.py`: safetensors, onnx), give
+//! the same logits as onnxruntime on the same weights; the zoo-style BVLC model loads as
+//! `caffe` at its declared 224 input (Caffe's rounding-up pools); our ONNX export runs in
+//! onnxruntime (logits committed by the script) and is re-read by our importer; hostile files
+//! are refused.
 //!
 //! Tolerance: max |diff| <= 1e-4 x max |logit| against onnxruntime (float32 on both sides with a
-//! different summation order, as in tests/network.rs). Weights read back from a file we wrote
+//! different summation order, as in tests/it/network.rs). Weights read back from a file we wrote
 //! must be bit-identical.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -27,22 +28,11 @@ use alexnet_wgpu::weights::onnx::proto::{
 };
 use alexnet_wgpu::weights::read_tensors;
 use common::{assert_close, ctx};
+use common::{fixture, fixture_npy as npy};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
 const TOL: f32 = 1e-4;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-fn npy(name: &str) -> (Vec<usize>, Vec<f32>) {
-    let mut t = read_tensors(&fixture(name)).unwrap();
-    let t = t.remove(0);
-    (t.shape, t.data.unwrap())
-}
 
 fn logits(w: &Weights, input: &str) -> Vec<f32> {
     let ctx = ctx();

@@ -149,7 +149,7 @@ fn modules_import_only_the_layers_below() {
             let m = m.trim_end_matches(';');
             if !LAYERS.iter().any(|(n, _)| *n == m) {
                 problems.push(format!(
-                    "lib.rs: module {m} has no layer in tests/layering.rs"
+                    "lib.rs: module {m} has no layer in tests/it/layering.rs"
                 ));
             }
         }

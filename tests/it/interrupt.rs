@@ -6,11 +6,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::root;
 use alexnet_wgpu::fsutil::{abandon_pending_writes, PendingFile};
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn temp_files(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -82,9 +79,31 @@ fn sigterm_during_train_head_keeps_the_last_checkpoint() {
 }
 
 /// What the handler does, in process: pending temporary files are removed and never renamed.
-/// (It locks the registry for good, so it is the only in-process use of it in this binary.)
+/// It locks the registry for good, and every test of this binary shares the process (any
+/// atomic write after it would wait for ever), so [`child_abandon_removes_pending_temp_files`]
+/// runs in a child process of its own.
 #[test]
 fn abandon_removes_pending_temp_files() {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "interrupt::child_abandon_removes_pending_temp_files",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "the child test failed or did not run:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Run by [`abandon_removes_pending_temp_files`] in a child process.
+#[test]
+#[ignore = "run by abandon_removes_pending_temp_files in a child process"]
+fn child_abandon_removes_pending_temp_files() {
     let dir = tempfile::tempdir().unwrap();
     let mut f = PendingFile::new_in(dir.path(), ".alexnet-", ".tmp").unwrap();
     std::io::Write::write_all(f.file_mut(), b"half").unwrap();
