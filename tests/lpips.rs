@@ -150,7 +150,8 @@ fn lpips_kernel_matches_the_f64_reference() {
         hw,
         1,
         2,
-        [&fb, &ib, &lb, &maps, &terms],
+        true,
+        [&fb, &fb, &ib, &lb, &maps, &terms],
     )
     .unwrap();
     alexnet_wgpu::kernels::run(&ctx, &[d]).unwrap();
