@@ -25,9 +25,6 @@ use super::trunk::{self, CHANNELS};
 /// measured, and keeps the first results coming).
 const TRUNK_BATCH: usize = 16;
 
-/// The smallest budget used, whatever was asked for: 1 MiB.
-const MIN_BUDGET: u64 = 1 << 20;
-
 /// An all-pairs distance matrix, row-major `[n, n]`, exactly symmetric with an exactly zero
 /// diagonal; with its per-layer terms (`[n * n]`, the diagonal all zero) when asked for.
 #[derive(Clone, Debug, PartialEq)]
@@ -63,36 +60,44 @@ impl Lpips {
         self.matrix_of(images.len(), |i| Ok(images[i].clone()), false, &mut |_| {})
     }
 
-    /// The plan [`Lpips::matrix_of`] follows for `n` images of `h` x `w` under this budget.
+    /// The plan [`Lpips::matrix_of`] follows for `n` images of `h` x `w` under this budget:
+    /// resident when the n images' features and at least one image's trunk fit the budget
+    /// together (the trunk batch is then what the budget has left), spilled otherwise (trunk
+    /// batches within the budget, and reduction blocks of which two fit it). A block's layer
+    /// buffer also fits the adapter's storage binding limit.
     pub fn matrix_plan(&self, n: usize, h: usize, w: usize) -> MatrixPlan {
-        let budget = self.memory_bytes.max(MIN_BUDGET);
+        let budget = self.memory_bytes.max(1);
+        let n = n.max(1);
         let feature_bytes = feature_floats(h, w).unwrap_or(1) as u64 * 4;
         let work_bytes = trunk::working_floats(h, w).unwrap_or(1) as u64 * 4;
-        // A block's layer buffer ([block, C_k, h_k, w_k]) must fit one storage binding.
         let widest_layer = trunk::layer_sizes(h, w)
-            .map(|s| (0..5).map(|k| CHANNELS[k] * s[k][0] * s[k][1]).max())
-            .flatten()
+            .and_then(|s| (0..5).map(|k| CHANNELS[k] * s[k][0] * s[k][1]).max())
             .unwrap_or(1) as u64
             * 4;
         let per_binding = (self.ctx.max_binding() / widest_layer).max(1) as usize;
-        let trunk_batch = ((budget / work_bytes) as usize)
-            .clamp(1, TRUNK_BATCH)
-            .min(per_binding)
-            .min(n.max(1));
-        let resident =
-            (n as u64).saturating_mul(feature_bytes) + trunk_batch as u64 * work_bytes <= budget;
-        let block = if resident {
-            trunk_batch
-        } else {
-            ((budget / 2 / feature_bytes) as usize)
-                .max(1)
+        let batch_of = |bytes: u64| {
+            ((bytes / work_bytes) as usize)
+                .clamp(1, TRUNK_BATCH)
                 .min(per_binding)
-                .min(n.max(1))
+                .min(n)
         };
-        MatrixPlan {
-            trunk_batch,
-            resident,
-            block,
+        let all_features = (n as u64).saturating_mul(feature_bytes);
+        if all_features.saturating_add(work_bytes) <= budget {
+            let trunk_batch = batch_of(budget - all_features);
+            MatrixPlan {
+                trunk_batch,
+                resident: true,
+                block: trunk_batch,
+            }
+        } else {
+            MatrixPlan {
+                trunk_batch: batch_of(budget),
+                resident: false,
+                block: ((budget / 2 / feature_bytes) as usize)
+                    .max(1)
+                    .min(per_binding)
+                    .min(n),
+            }
         }
     }
 

@@ -166,8 +166,8 @@ impl Lpips {
         })
     }
 
-    /// The GPU memory budget of the batched calls, in bytes (at least 1 MiB is used: a budget
-    /// smaller than one image's trunk still runs one image at a time).
+    /// The GPU memory budget of the batched calls, in bytes (a budget smaller than one image's
+    /// trunk still runs one image at a time: the budget bounds batching, it cannot refuse).
     pub fn with_memory_budget(mut self, bytes: u64) -> Self {
         self.memory_bytes = bytes;
         self
