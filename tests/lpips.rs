@@ -797,3 +797,66 @@ fn pth_trunk_read_skips_the_classifier_storages() {
         assert_eq!(g.data.as_ref().unwrap(), w.data.as_ref().unwrap(), "{}", g.key);
     }
 }
+
+/// `--all-pairs --per-layer` under a 1 MiB budget (features spilled to $TMPDIR, removed after):
+/// the per-layer terms come from the matrix, equal to the package's for (sq_a, sq_b..sq_e) and
+/// summing to each distance.
+#[test]
+fn cli_all_pairs_per_layer_within_a_small_budget() {
+    let e = expected();
+    let dir = tempfile::tempdir().unwrap();
+    let trunk = trunk_npz(dir.path());
+    let imgs = dir.path().join("imgs");
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&imgs).unwrap();
+    std::fs::create_dir(&tmp).unwrap();
+    for n in ["sq_a", "sq_b", "sq_c", "sq_d", "sq_e", "sq_f"] {
+        std::fs::copy(
+            common::fixture(&format!("lpips/{n}.png")),
+            imgs.join(format!("{n}.png")),
+        )
+        .unwrap();
+    }
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_alexnet"))
+        .args(["lpips", "--weights", trunk.to_str().unwrap()])
+        .args(["--all-pairs", imgs.to_str().unwrap(), "--per-layer"])
+        .args(["--memory-mb", "1", "--format", "json"])
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 15);
+    let mut checked = 0;
+    for r in rows {
+        let name = |k: &str| {
+            Path::new(r[k].as_str().unwrap())
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .to_string()
+        };
+        let layers: Vec<f32> = r["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| f(v) as f32)
+            .collect();
+        let sum = layers.iter().fold(0f32, |a, &t| a + t);
+        assert_eq!(sum, f(&r["distance"]) as f32, "{r}");
+        if let Some(p) = e["pairs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["a"] == name("a").as_str() && p["b"] == name("b").as_str())
+        {
+            for (k, want) in p["v0.1_layers"].as_array().unwrap().iter().enumerate() {
+                check_rel(&format!("cli {r} layer {k}"), layers[k], f(want));
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 4, "sq_a against sq_b..sq_e");
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "temporary file left");
+}
