@@ -564,8 +564,9 @@ fn matrix_images(e: &Value) -> Vec<RgbImage> {
         .collect()
 }
 
-/// The matrix under budgets that force each plan (one resident block; several resident
-/// blocks; spilled to a temporary file in blocks of two, four trunk batches... ): every entry
+/// The matrix under budgets that force each plan (one trunk batch; three trunk batches
+/// copied into one block; spilled to a temporary file in blocks of two; one image at a
+/// time): every entry
 /// within 1e-4 relative of the package's matrix, exactly symmetric with a zero diagonal, each
 /// image's trunk run once, the per-layer terms those of the package's pairs, the temporary
 /// file there while the pairs are reduced and gone after.
@@ -591,7 +592,8 @@ fn matrix_within_any_budget_matches_the_package_running_each_trunk_once() {
     // At 64x64: 127,488 bytes of features and 522,796 of trunk per image.
     for (budget, want_resident, want_block) in [
         (1u64 << 30, true, 6),
-        (1_900_000, true, 2),
+        // Trunk batches of 2 copied into one block.
+        (1_900_000, true, 6),
         (600_000, false, 2),
         (1, false, 1),
     ] {
@@ -623,7 +625,10 @@ fn matrix_within_any_budget_matches_the_package_running_each_trunk_once() {
         assert!(spilled_files().is_empty(), "{what}: {:?}", spilled_files());
         assert_eq!(
             events.last(),
-            Some(&MatrixProgress::Pairs { done: 15, total: 15 }),
+            Some(&MatrixProgress::Pairs {
+                done: 15,
+                total: 15
+            }),
             "{what}"
         );
         assert!(events.contains(&MatrixProgress::Features { done: 6, total: 6 }));
@@ -636,7 +641,11 @@ fn matrix_within_any_budget_matches_the_package_running_each_trunk_once() {
         {
             for (j, want) in row.as_array().unwrap().iter().enumerate() {
                 let v = m.values[i * n + j];
-                assert_eq!(v.to_bits(), m.values[j * n + i].to_bits(), "{what}: symmetry");
+                assert_eq!(
+                    v.to_bits(),
+                    m.values[j * n + i].to_bits(),
+                    "{what}: symmetry"
+                );
                 check_rel(&format!("{what} [{i}][{j}]"), v, f(want));
                 let l = layers[i * n + j];
                 assert_eq!(l, layers[j * n + i], "{what}: layer symmetry");
@@ -794,7 +803,12 @@ fn pth_trunk_read_skips_the_classifier_storages() {
     assert_eq!(got.len(), 10);
     for (g, w) in got.iter().zip(&want) {
         assert_eq!((&g.key, &g.shape), (&w.key, &w.shape));
-        assert_eq!(g.data.as_ref().unwrap(), w.data.as_ref().unwrap(), "{}", g.key);
+        assert_eq!(
+            g.data.as_ref().unwrap(),
+            w.data.as_ref().unwrap(),
+            "{}",
+            g.key
+        );
     }
 }
 
@@ -858,5 +872,9 @@ fn cli_all_pairs_per_layer_within_a_small_budget() {
         }
     }
     assert_eq!(checked, 4, "sq_a against sq_b..sq_e");
-    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "temporary file left");
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "temporary file left"
+    );
 }

@@ -379,9 +379,9 @@ fn all_pairs(
         |i| match kept[i].take() {
             Some(img) => Ok(img),
             // Decoded once already: a failure now (the file changed) stops the matrix.
-            None => load(&paths[i], resize).map_err(|e| {
-                alexnet_wgpu::Error::Invalid(format!("{e:#}"))
-            }),
+            None => {
+                load(&paths[i], resize).map_err(|e| alexnet_wgpu::Error::Invalid(format!("{e:#}")))
+            }
         },
         per_layer,
         &mut |p| match p {

@@ -4,8 +4,9 @@
 //!
 //! The images are featurised in trunk batches (decoded one batch at a time through the
 //! caller's `load`, never all at once). When every image's five ReLU outputs fit the budget
-//! together, the batches' outputs stay on the GPU as they are and the pairs between batches I
-//! and J are reduced straight from them ("resident"). Otherwise each batch's outputs are read
+//! together, each batch's outputs are copied (on the GPU) into blocks as large as a storage
+//! binding allows, usually one block for all n, and the pairs within and between blocks are
+//! reduced from them ("resident"): few large dispatches, few waits. Otherwise each batch's outputs are read
 //! back and appended to a temporary file ([`spill`]), and the pairs are reduced between blocks
 //! read back from it, two blocks on the GPU at a time ("spilled"): uploading a block costs far
 //! less than running its trunk again. No per-pair map is ever allocated (the kernel's maps
@@ -14,7 +15,7 @@
 use image::RgbImage;
 
 use crate::error::{Error, Result};
-use crate::gpu::upload_f32;
+use crate::gpu::{storage_buffer, upload_f32};
 
 use super::metric::{check_size, feature_floats, Lpips};
 use super::outputs::Distance;
@@ -48,7 +49,7 @@ pub struct MatrixPlan {
     pub trunk_batch: usize,
     /// Whether every image's features stay on the GPU (otherwise: a temporary file).
     pub resident: bool,
-    /// Images per block of the pair reduction (the trunk batch when resident).
+    /// Images per block of the pair reduction (a multiple of the trunk batch when resident).
     pub block: usize,
 }
 
@@ -87,7 +88,8 @@ impl Lpips {
             MatrixPlan {
                 trunk_batch,
                 resident: true,
-                block: trunk_batch,
+                // Whole trunk batches, so that a batch is copied into one block.
+                block: (per_binding.min(n) / trunk_batch).max(1) * trunk_batch,
             }
         } else {
             MatrixPlan {
@@ -134,6 +136,19 @@ impl Lpips {
         let mut first = Some(first);
 
         // Featurise: each trunk batch's outputs kept on the GPU, or appended to the file.
+        let block_layers = |len: usize| -> Result<Vec<wgpu::Buffer>> {
+            (0..5)
+                .map(|k| {
+                    let floats = len * CHANNELS[k] * sizes[k][0] * sizes[k][1];
+                    storage_buffer(
+                        &self.ctx,
+                        "lpips feature block",
+                        floats,
+                        "use a smaller --memory-mb",
+                    )
+                })
+                .collect()
+        };
         let mut resident: Vec<Vec<wgpu::Buffer>> = Vec::new();
         let mut file = if plan.resident {
             None
@@ -165,10 +180,19 @@ impl Lpips {
             crate::kernels::run(&self.ctx, &std::mem::take(&mut acts.dispatches))?;
             drop(batch);
             match &mut file {
-                None => resident.push(std::mem::take(&mut acts.relu)),
+                None => {
+                    let (b, at) = (start / plan.block, start % plan.block);
+                    if at == 0 {
+                        resident.push(block_layers((n - start).min(plan.block))?);
+                    }
+                    self.copy_into_block(&acts.relu, &resident[b], &sizes, at, end - start);
+                }
                 Some(f) => f.append(&self.ctx, &acts.relu, &acts.sizes, end - start)?,
             }
-            progress(MatrixProgress::Features { done: end, total: n });
+            progress(MatrixProgress::Features {
+                done: end,
+                total: n,
+            });
         }
 
         // Reduce: the pairs within block I and between I and every later block J.
@@ -224,6 +248,34 @@ impl Lpips {
             }
         }
         Ok(matrix)
+    }
+
+    /// Copies a trunk batch's five outputs (`count` images) into a block from image `at` on.
+    fn copy_into_block(
+        &self,
+        relu: &[wgpu::Buffer],
+        block: &[wgpu::Buffer],
+        sizes: &[[usize; 2]; 5],
+        at: usize,
+        count: usize,
+    ) {
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("lpips block copy"),
+            });
+        for k in 0..5 {
+            let bytes = (CHANNELS[k] * sizes[k][0] * sizes[k][1] * 4) as u64;
+            encoder.copy_buffer_to_buffer(
+                &relu[k],
+                0,
+                &block[k],
+                at as u64 * bytes,
+                count as u64 * bytes,
+            );
+        }
+        self.ctx.queue.submit([encoder.finish()]);
     }
 
     /// Images `start..end` of the file as five GPU buffers `[end - start, C_k, h_k * w_k]`.

@@ -230,5 +230,9 @@ pub(crate) fn check_pair(a: &RgbImage, b: &RgbImage) -> Result<()> {
 /// Floats of one image's five ReLU outputs at `h` x `w`.
 pub(crate) fn feature_floats(h: usize, w: usize) -> Option<usize> {
     let sizes = trunk::layer_sizes(h, w)?;
-    Some((0..5).map(|k| CHANNELS[k] * sizes[k][0] * sizes[k][1]).sum())
+    Some(
+        (0..5)
+            .map(|k| CHANNELS[k] * sizes[k][0] * sizes[k][1])
+            .sum(),
+    )
 }

@@ -67,8 +67,8 @@ impl Lpips {
             by_size.entry(a.dimensions()).or_default().push(i);
         }
         for (&(w, h), group) in &by_size {
-            let per_batch = (self.images_per_batch(h as usize, w as usize) / 2)
-                .clamp(1, PAIRS_PER_BATCH);
+            let per_batch =
+                (self.images_per_batch(h as usize, w as usize) / 2).clamp(1, PAIRS_PER_BATCH);
             for chunk in group.chunks(per_batch) {
                 let images: Vec<&RgbImage> = chunk
                     .iter()

@@ -41,7 +41,9 @@ impl FeatureFile {
         sizes: &[[usize; 2]; 5],
         batch: usize,
     ) -> Result<()> {
-        let lens: Vec<usize> = (0..5).map(|k| CHANNELS[k] * sizes[k][0] * sizes[k][1]).collect();
+        let lens: Vec<usize> = (0..5)
+            .map(|k| CHANNELS[k] * sizes[k][0] * sizes[k][1])
+            .collect();
         let layers: Vec<Vec<f32>> = (0..5)
             .map(|k| read_back_f32(ctx, &relu[k], batch * lens[k]))
             .collect::<Result<_>>()?;
@@ -78,7 +80,9 @@ impl FeatureFile {
         f.seek(SeekFrom::Start(at)).map_err(io)?;
         f.read_exact(bytemuck::cast_slice_mut(&mut flat))
             .map_err(io)?;
-        let lens: Vec<usize> = (0..5).map(|k| CHANNELS[k] * sizes[k][0] * sizes[k][1]).collect();
+        let lens: Vec<usize> = (0..5)
+            .map(|k| CHANNELS[k] * sizes[k][0] * sizes[k][1])
+            .collect();
         let mut layers: Vec<Vec<f32>> = lens
             .iter()
             .map(|l| Vec::with_capacity(l * (end - start)))
