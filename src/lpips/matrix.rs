@@ -28,6 +28,12 @@ use super::trunk::{self, CHANNELS};
 /// images' batches anyway (10 MB per 256x256 image).
 const TRUNK_BATCH: usize = 128;
 
+/// GPU bytes per pair of a reduction: five f32 terms and two u32 image indices.
+const PAIR_BYTES: u64 = 28;
+
+/// The most pairs one reduction dispatch takes (28 MiB of terms and indices).
+const MAX_PAIRS: usize = 1 << 20;
+
 /// An all-pairs distance matrix, row-major `[n, n]`, exactly symmetric with an exactly zero
 /// diagonal; with its per-layer terms (`[n * n]`, the diagonal all zero) when asked for.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,6 +59,8 @@ pub struct MatrixPlan {
     pub resident: bool,
     /// Images per block of the pair reduction (a multiple of the trunk batch when resident).
     pub block: usize,
+    /// Pairs per reduction dispatch (a block of n images has up to n² pairs).
+    pub pairs: usize,
 }
 
 impl Lpips {
@@ -84,6 +92,11 @@ impl Lpips {
                 .min(per_binding)
                 .min(n)
         };
+        // A pair costs 28 bytes (5 f32 terms, 2 u32 indices) on the GPU and more on the host
+        // while its results are stored: an eighth of the budget, within the binding limit.
+        let pairs = ((budget / 8 / PAIR_BYTES) as usize)
+            .min((self.ctx.max_binding() / 20) as usize)
+            .clamp(1, MAX_PAIRS);
         let all_features = (n as u64).saturating_mul(feature_bytes);
         if all_features.saturating_add(work_bytes) <= budget {
             let trunk_batch = batch_of(budget - all_features);
@@ -92,6 +105,7 @@ impl Lpips {
                 resident: true,
                 // Whole trunk batches, so that a batch is copied into one block.
                 block: (per_binding.min(n) / trunk_batch).max(1) * trunk_batch,
+                pairs,
             }
         } else {
             MatrixPlan {
@@ -101,6 +115,7 @@ impl Lpips {
                     .max(1)
                     .min(per_binding)
                     .min(n),
+                pairs,
             }
         }
     }
@@ -218,35 +233,35 @@ impl Lpips {
                     (None, Some(_)) => feats_i,
                     (None, None) => &resident[bj],
                 };
-                let idx: Vec<(usize, usize)> = if bi == bj {
-                    (0..ei - si)
-                        .flat_map(|a| (a + 1..ei - si).map(move |b| (a, b)))
-                        .collect()
+                let (mi, mj) = (ei - si, ej - sj);
+                let mut pairs: Box<dyn Iterator<Item = (usize, usize)>> = if bi == bj {
+                    Box::new((0..mi).flat_map(move |a| (a + 1..mi).map(move |b| (a, b))))
                 } else {
-                    (0..ei - si)
-                        .flat_map(|a| (0..ej - sj).map(move |b| (a, b)))
-                        .collect()
+                    Box::new((0..mi).flat_map(move |a| (0..mj).map(move |b| (a, b))))
                 };
-                if idx.is_empty() {
-                    continue;
-                }
-                let mut red = self.record_reduce(&sizes, feats_i, feats_j, &idx, false)?;
-                crate::kernels::run(&self.ctx, &std::mem::take(&mut red.dispatches))?;
-                for (&(a, b), terms) in idx.iter().zip(red.terms(&self.ctx)?) {
-                    let (i, j) = (si + a, sj + b);
-                    let d = Distance::from_layers(terms).distance;
-                    matrix.values[i * n + j] = d;
-                    matrix.values[j * n + i] = d;
-                    if let Some(l) = &mut matrix.layers {
-                        l[i * n + j] = terms;
-                        l[j * n + i] = terms;
+                loop {
+                    let idx: Vec<(usize, usize)> = pairs.by_ref().take(plan.pairs).collect();
+                    if idx.is_empty() {
+                        break;
                     }
+                    let mut red = self.record_reduce(&sizes, feats_i, feats_j, &idx, false)?;
+                    crate::kernels::run(&self.ctx, &std::mem::take(&mut red.dispatches))?;
+                    for (&(a, b), terms) in idx.iter().zip(red.terms(&self.ctx)?) {
+                        let (i, j) = (si + a, sj + b);
+                        let d = Distance::from_layers(terms).distance;
+                        matrix.values[i * n + j] = d;
+                        matrix.values[j * n + i] = d;
+                        if let Some(l) = &mut matrix.layers {
+                            l[i * n + j] = terms;
+                            l[j * n + i] = terms;
+                        }
+                    }
+                    pairs_done += idx.len();
+                    progress(MatrixProgress::Pairs {
+                        done: pairs_done,
+                        total: total_pairs,
+                    });
                 }
-                pairs_done += idx.len();
-                progress(MatrixProgress::Pairs {
-                    done: pairs_done,
-                    total: total_pairs,
-                });
             }
         }
         Ok(matrix)
