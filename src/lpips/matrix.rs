@@ -161,7 +161,7 @@ impl Lpips {
                         &self.ctx,
                         "lpips feature block",
                         floats,
-                        "use a smaller --memory-mb",
+                        "use a smaller memory budget",
                     )
                 })
                 .collect()
