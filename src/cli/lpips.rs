@@ -8,12 +8,13 @@ use std::process::ExitCode;
 use alexnet_wgpu::data::inputs::list_images;
 use alexnet_wgpu::data::load_image;
 use alexnet_wgpu::fsutil::read_lines_capped;
-use alexnet_wgpu::lpips::{Distance, Lin, Lpips, MIN_SIDE};
+use alexnet_wgpu::lpips::{Distance, Lin, Lpips, Matrix, MatrixProgress, MIN_SIDE};
 use alexnet_wgpu::weights::write_npy;
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use image::RgbImage;
 
+use super::features::bar;
 use super::{GpuArgs, ModelArgs};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -62,6 +63,11 @@ pub struct LpipsArgs {
     /// path order printed).
     #[arg(long, value_name = "M.npy", requires = "all_pairs")]
     matrix_out: Option<PathBuf>,
+    /// GPU memory budget in MiB: batches, and the --all-pairs features kept on the GPU, stay
+    /// within it; features that do not fit go to a temporary file (in $TMPDIR) and are
+    /// uploaded a block at a time.
+    #[arg(long, value_name = "MB", default_value_t = 1024)]
+    memory_mb: u64,
     /// Two images, or two folders whose images are paired by relative path.
     #[arg(value_name = "PATH", num_args = 0..=2)]
     paths: Vec<PathBuf>,
@@ -75,7 +81,8 @@ struct Row {
     spatial: Option<PathBuf>,
 }
 
-/// Pairs per GPU call: images are decoded a chunk at a time, so memory stays bounded.
+/// Pairs per GPU call: images are decoded a chunk at a time (at most 128 decoded images held),
+/// and `Lpips::distances` splits a chunk further into trunk batches within the memory budget.
 const CHUNK: usize = 64;
 
 fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
@@ -199,82 +206,37 @@ pub fn run(args: LpipsArgs) -> anyhow::Result<ExitCode> {
     let weights = args.model.path()?;
     let ctx = args.gpu.context()?;
     let lpips = Lpips::load(&ctx, &weights, args.lin)
-        .with_context(|| format!("loading the LPIPS trunk from {}", weights.display()))?;
+        .with_context(|| format!("loading the LPIPS trunk from {}", weights.display()))?
+        .with_memory_budget(args.memory_mb.saturating_mul(1 << 20));
     let mut rows = Vec::new();
     let mut matrix = None;
 
     if let Some(dir) = &args.all_pairs {
-        let mut names = Vec::new();
-        let mut images = Vec::new();
-        for p in list_images(dir) {
-            match load(&p, resize) {
-                Ok(img) => {
-                    if let Some(first) = images.first().map(RgbImage::dimensions) {
-                        if img.dimensions() != first {
-                            let ((w, h), (fw, fh)) = (img.dimensions(), first);
-                            errors.push(format!(
-                                "{}: {w}x{h} differs from {} ({fw}x{fh}); use --resize WxH",
-                                p.display(),
-                                names[0]
-                            ));
-                            continue;
-                        }
-                    }
-                    names.push(p.display().to_string());
-                    images.push(img);
-                }
-                Err(e) => errors.push(format!("{e:#}")),
-            }
-        }
-        if images.is_empty() && errors.is_empty() {
-            bail!("{}: no images found", dir.display());
-        }
-        let refs: Vec<&RgbImage> = images.iter().collect();
-        let m = if refs.is_empty() {
-            None
-        } else {
-            // Per-layer terms are not part of the matrix: with --per-layer the pairs go through
-            // `distances` (each image then runs once per pair it is in).
-            Some(lpips.matrix(&refs)?)
-        };
-        let n = names.len();
-        let layers = if args.per_layer {
-            let idx: Vec<(usize, usize)> = (0..n)
-                .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
-                .collect();
-            let p: Vec<(&RgbImage, &RgbImage)> =
-                idx.iter().map(|&(i, j)| (refs[i], refs[j])).collect();
-            Some(lpips.distances(&p)?)
-        } else {
-            None
-        };
+        let (names, m) = all_pairs(&lpips, dir, resize, args.per_layer, &mut errors)?;
         if let Some(m) = &m {
-            let mut k = 0;
+            let n = m.n;
             for i in 0..n {
                 for j in i + 1..n {
-                    let d = match &layers {
-                        Some(l) => Distance {
-                            distance: m.values[i * n + j],
-                            layers: l[k].layers,
-                        },
-                        None => Distance {
-                            distance: m.values[i * n + j],
-                            layers: [f32::NAN; 5],
-                        },
+                    let layers = match &m.layers {
+                        Some(l) => l[i * n + j],
+                        None => [f32::NAN; 5],
                     };
-                    k += 1;
                     rows.push(Row {
                         a: names[i].clone(),
                         b: names[j].clone(),
-                        d,
+                        d: Distance {
+                            distance: m.values[i * n + j],
+                            layers,
+                        },
                         spatial: None,
                     });
                 }
             }
         }
-        matrix = m.map(|m| (n, m.values));
+        matrix = m.map(|m| (m.n, m.values));
     } else {
         let mut index = 0usize;
+        let pairs_bar = bar(pairs.len(), "lpips pairs");
         for chunk in pairs.chunks(CHUNK) {
             let mut loaded = Vec::new();
             for (pa, pb) in chunk {
@@ -327,7 +289,9 @@ pub fn run(args: LpipsArgs) -> anyhow::Result<ExitCode> {
                     });
                 }
             }
+            pairs_bar.inc(chunk.len() as u64);
         }
+        pairs_bar.finish_and_clear();
     }
 
     if let (Some(path), Some((n, values))) = (&args.matrix_out, &matrix) {
@@ -354,6 +318,88 @@ pub fn run(args: LpipsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--all-pairs DIR`: the images that decode and have the first one's size (the others go to
+/// `errors`), then their matrix. The first pass keeps the decoded images while they fit the
+/// memory budget (every run of a few hundred images decodes once); the others are decoded
+/// again, a trunk batch at a time, when the matrix needs them.
+fn all_pairs(
+    lpips: &Lpips,
+    dir: &Path,
+    resize: Option<(u32, u32)>,
+    per_layer: bool,
+    errors: &mut Vec<String>,
+) -> anyhow::Result<(Vec<String>, Option<Matrix>)> {
+    let mut paths = Vec::new();
+    let mut kept: Vec<Option<RgbImage>> = Vec::new();
+    let mut kept_bytes = 0u64;
+    let mut first: Option<(PathBuf, (u32, u32))> = None;
+    for p in list_images(dir) {
+        let img = match load(&p, resize) {
+            Ok(img) => img,
+            Err(e) => {
+                errors.push(format!("{e:#}"));
+                continue;
+            }
+        };
+        if let Some((fp, (fw, fh))) = &first {
+            if img.dimensions() != (*fw, *fh) {
+                let (w, h) = img.dimensions();
+                errors.push(format!(
+                    "{}: {w}x{h} differs from {} ({fw}x{fh}); use --resize WxH",
+                    p.display(),
+                    fp.display()
+                ));
+                continue;
+            }
+        } else {
+            first = Some((p.clone(), img.dimensions()));
+        }
+        let bytes = img.as_raw().len() as u64;
+        if kept_bytes + bytes <= lpips.memory_budget() {
+            kept_bytes += bytes;
+            kept.push(Some(img));
+        } else {
+            kept.push(None);
+        }
+        paths.push(p);
+    }
+    if paths.is_empty() {
+        if errors.is_empty() {
+            bail!("{}: no images found", dir.display());
+        }
+        return Ok((Vec::new(), None));
+    }
+    let n = paths.len();
+    let features = bar(n, "lpips features");
+    let mut pairs_bar = None;
+    let m = lpips.matrix_of(
+        n,
+        |i| match kept[i].take() {
+            Some(img) => Ok(img),
+            // Decoded once already: a failure now (the file changed) stops the matrix.
+            None => {
+                load(&paths[i], resize).map_err(|e| alexnet_wgpu::Error::Invalid(format!("{e:#}")))
+            }
+        },
+        per_layer,
+        &mut |p| match p {
+            MatrixProgress::Features { done, .. } => features.set_position(done as u64),
+            MatrixProgress::Pairs { done, total } => {
+                features.finish_and_clear();
+                pairs_bar
+                    .get_or_insert_with(|| bar(total, "lpips pairs"))
+                    .set_position(done as u64);
+            }
+        },
+    )?;
+    features.finish_and_clear();
+    if let Some(b) = pairs_bar {
+        b.finish_and_clear();
+    }
+    let names = paths.iter().map(|p| p.display().to_string()).collect();
+    Ok((names, Some(m)))
 }
 
 fn csv_field(s: &str) -> String {

@@ -14,11 +14,15 @@ pub struct LpipsParams {
     pub hw: u32,
     pub layer: u32,
     pub layers: u32,
-    pub _pad: [u32; 3],
+    /// 1 to write the maps, 0 for the terms only.
+    pub write_maps: u32,
+    pub _pad: [u32; 2],
 }
 
-/// Binds one layer: `feats` `[images, channels, hw]`, `pairs` `[pairs, 2]` (u32 image
-/// indices), `lin` `[channels]`; writes `maps` `[pairs, hw]` and `terms[pair * layers + layer]`.
+/// Binds one layer: `buffers` are `feats_a` and `feats_b` `[images, channels, hw]` (may be the
+/// same buffer), `pairs` `[pairs, 2]` (u32 indices into feats_a and feats_b), `lin`
+/// `[channels]`, `maps` and `terms`; writes `terms[pair * layers + layer]` and, when
+/// `write_maps`, `maps` `[pairs, hw]` (otherwise `maps` may be a one-element placeholder).
 #[allow(clippy::too_many_arguments)]
 pub fn dispatch(
     ctx: &GpuContext,
@@ -28,7 +32,8 @@ pub fn dispatch(
     hw: usize,
     layer: usize,
     layers: usize,
-    buffers: [&wgpu::Buffer; 5],
+    write_maps: bool,
+    buffers: [&wgpu::Buffer; 6],
 ) -> Result<Dispatch> {
     let params = LpipsParams {
         pairs: pairs as u32,
@@ -36,7 +41,8 @@ pub fn dispatch(
         hw: hw as u32,
         layer: layer as u32,
         layers: layers as u32,
-        _pad: [0; 3],
+        write_maps: write_maps as u32,
+        _pad: [0; 2],
     };
     let uniform = uniform_buffer(ctx, "lpips params", &params);
     Ok(Dispatch {

@@ -40,6 +40,22 @@ pub fn layer_sizes(h: usize, w: usize) -> Option<[[usize; 2]; 5]> {
     Some(sizes)
 }
 
+/// Floats of GPU memory the trunk of one `h` x `w` image takes while it runs: its input, the
+/// five ReLU outputs, the two pooled maps and the largest im2col patch matrix (an upper bound:
+/// the patch matrix is shared by the batch and capped, see `conv2d::scratch_words`).
+pub fn working_floats(h: usize, w: usize) -> Option<usize> {
+    let sizes = layer_sizes(h, w)?;
+    let hw = |k: usize| sizes[k][0] * sizes[k][1];
+    let relu: usize = (0..5).map(|k| CHANNELS[k] * hw(k)).sum();
+    let pools = 64 * hw(1) + 192 * hw(2);
+    // conv l reads an input of CONVS[l].1 channels and writes hw(l) positions.
+    let im2col = (0..5)
+        .map(|l| CONVS[l].1 * CONVS[l].2 * CONVS[l].2 * hw(l))
+        .max()
+        .unwrap_or(0);
+    Some(3 * h * w + relu + pools + im2col)
+}
+
 struct GpuConv {
     weight: wgpu::Buffer,
     bias: wgpu::Buffer,

@@ -405,7 +405,8 @@ pub(super) fn lpips_cases(out: &mut Vec<Case>) {
                 hw,
                 0,
                 1,
-                [&fb, &ib, &lb, &maps, &terms],
+                true,
+                [&fb, &fb, &ib, &lb, &maps, &terms],
             )?;
             let t = Instant::now();
             kernels::run(ctx, &[d])?;

@@ -4,7 +4,8 @@
 //! `model::params`'s business.
 //!
 //! - `raw`: [`RawTensor`], what every reader returns.
-//! - `read`: [`read_tensors`] (by extension, or a directory of `.npy`) and
+//! - `read`: [`read_tensors`] (by extension, or a directory of `.npy`), [`read_tensors_matching`]
+//!   (only the keys asked for, skipping the others' bytes where the format allows) and
 //!   [`read_tensors_from_bytes`] (a buffer in memory, for fuzzing).
 //! - `npz`: `.npy` / `.npz` reading and (atomic) writing.
 //! - `pickle`: the restricted pickle machine (opcodes, values, allow-listed globals, bounds).
@@ -26,4 +27,4 @@ pub mod safetensors;
 
 pub use npz::{read_strings, write_npy, write_npz, NpzEntry};
 pub use raw::RawTensor;
-pub use read::{read_tensors, read_tensors_from_bytes, Format};
+pub use read::{read_tensors, read_tensors_from_bytes, read_tensors_matching, Format};

@@ -242,8 +242,13 @@ pub(crate) fn open_npy<R: Read>(
     Ok(npy)
 }
 
-/// The arrays of an `.npz` archive.
-pub(crate) fn read_npz<R: Read + Seek>(mut reader: R, path: &Path) -> Result<Vec<RawTensor>> {
+/// The arrays of an `.npz` archive whose names `keep` accepts (the other members are not read;
+/// an archive with no arrays at all is still refused).
+pub(crate) fn read_npz<R: Read + Seek>(
+    mut reader: R,
+    path: &Path,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Vec<RawTensor>> {
     let archive_len = reader
         .seek(std::io::SeekFrom::End(0))
         .and_then(|n| reader.rewind().map(|()| n))
@@ -267,7 +272,7 @@ pub(crate) fn read_npz<R: Read + Seek>(mut reader: R, path: &Path) -> Result<Vec
     let zip = archive.zip_archive();
     let mut out = Vec::with_capacity(names.len());
     let mut budget = archive_len;
-    for name in names {
+    for name in names.into_iter().filter(|n| keep(n)) {
         let member = npyz::npz::file_name_from_array_name(&name);
         let file = match zip.by_name(&member) {
             Ok(f) => f,

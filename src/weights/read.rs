@@ -50,14 +50,23 @@ impl Format {
 /// the paths below the directory without `.npy`, with `/` separators), a `.pth` state_dict or
 /// Keras weights, in key order.
 pub fn read_tensors(path: &Path) -> Result<Vec<RawTensor>> {
+    read_tensors_matching(path, &|_| true)
+}
+
+/// [`read_tensors`] of the tensors whose key `keep` accepts, reading as little of the file as
+/// its format allows: a `.pth` zip's or an `.npz`'s other members and a directory's other
+/// `.npy` files are never opened, a `.safetensors` file's other tensors never decoded; the
+/// legacy `.pth`, HDF5 and ONNX files are read whole and filtered. Every check of the full read
+/// applies to what is read.
+pub fn read_tensors_matching(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<RawTensor>> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     let mut out = if meta.is_dir() {
-        read_dir(path)?
+        read_dir(path, keep)?
     } else {
         match Format::of_path(path) {
-            Format::Pth => pth::read_pth(path)?,
+            Format::Pth => pth::read_pth_matching(path, keep)?,
             Format::H5 => h5::read_h5(path)?,
-            Format::Safetensors => super::safetensors::read_safetensors(path)?,
+            Format::Safetensors => super::safetensors::read_safetensors_matching(path, keep)?,
             Format::Onnx => super::onnx::read_onnx_tensors(path)?,
             Format::Npy => {
                 let file = File::open(path).map_err(|e| Error::io(path, e))?;
@@ -66,10 +75,11 @@ pub fn read_tensors(path: &Path) -> Result<Vec<RawTensor>> {
             }
             Format::Npz => {
                 let file = File::open(path).map_err(|e| Error::io(path, e))?;
-                read_npz(BufReader::new(file), path)?
+                read_npz(BufReader::new(file), path, keep)?
             }
         }
     };
+    out.retain(|t| keep(&t.key));
     out.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(out)
 }
@@ -92,7 +102,7 @@ pub fn read_tensors_from_bytes(
             let npy = open_npy(bytes, bytes.len() as u64, &npy_key(path), path)?;
             vec![read_npy(npy, &npy_key(path), path)?]
         }
-        Format::Npz => read_npz(std::io::Cursor::new(bytes), path)?,
+        Format::Npz => read_npz(std::io::Cursor::new(bytes), path, &|_| true)?,
     };
     out.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(out)
@@ -123,7 +133,8 @@ fn has_ext(path: &Path, ext: &str) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case(ext))
 }
 
-fn read_dir(dir: &Path) -> Result<Vec<RawTensor>> {
+fn read_dir(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<RawTensor>> {
+    let mut found = false;
     let mut out = Vec::new();
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
         let entry = entry.map_err(|e| file_err(dir, e.to_string()))?;
@@ -137,6 +148,10 @@ fn read_dir(dir: &Path) -> Result<Vec<RawTensor>> {
             .map(|c| c.as_os_str().to_string_lossy().to_string())
             .collect::<Vec<_>>()
             .join("/");
+        found = true;
+        if !keep(&key) {
+            continue;
+        }
         let file = File::open(p).map_err(|e| Error::io(p, e))?;
         let len = entry
             .metadata()
@@ -145,7 +160,7 @@ fn read_dir(dir: &Path) -> Result<Vec<RawTensor>> {
         let npy = open_npy(BufReader::new(file), len, &key, p)?;
         out.push(read_npy(npy, &key, p)?);
     }
-    if out.is_empty() {
+    if !found {
         return Err(file_err(dir, "the directory holds no .npy files"));
     }
     Ok(out)

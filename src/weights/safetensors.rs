@@ -135,12 +135,30 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<RawTensor>> {
     read_safetensors_bytes(path, &read_bytes(path)?)
 }
 
+/// [`read_safetensors`] of the tensors whose name `keep` accepts: the file is read (and its
+/// header checked) whole, the others are not decoded.
+pub fn read_safetensors_matching(
+    path: &Path,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Vec<RawTensor>> {
+    decode_matching(path, &read_bytes(path)?, keep)
+}
+
 /// [`read_safetensors`] of a file's bytes in memory (`path` names it in errors).
 pub fn read_safetensors_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<RawTensor>> {
+    decode_matching(path, bytes, &|_| true)
+}
+
+fn decode_matching(
+    path: &Path,
+    bytes: &[u8],
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Vec<RawTensor>> {
     let st = parse(path, bytes)?;
     let mut out: Vec<RawTensor> = st
         .tensors()
         .into_iter()
+        .filter(|(key, _)| keep(key))
         .map(|(key, view)| RawTensor {
             key,
             shape: view.shape().to_vec(),

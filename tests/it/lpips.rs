@@ -3,10 +3,10 @@
 
 use crate::common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use alexnet_wgpu::data::load_image;
-use alexnet_wgpu::lpips::{kernel, Lin, Lpips};
+use alexnet_wgpu::lpips::{kernel, Lin, Lpips, MatrixProgress};
 use alexnet_wgpu::weights::{read_tensors, write_npz, NpzEntry};
 use image::RgbImage;
 use serde_json::Value;
@@ -150,7 +150,8 @@ fn lpips_kernel_matches_the_f64_reference() {
         hw,
         1,
         2,
-        [&fb, &ib, &lb, &maps, &terms],
+        true,
+        [&fb, &fb, &ib, &lb, &maps, &terms],
     )
     .unwrap();
     alexnet_wgpu::kernels::run(&ctx, &[d]).unwrap();
@@ -551,4 +552,331 @@ fn cli_folders_resize_and_out_file() {
     );
     let d: f64 = lines[0].split_whitespace().next().unwrap().parse().unwrap();
     assert!(d > 0.0 && lines[0].contains("y.png"), "{text}");
+}
+
+/// The six squares of the fixture matrix, in its order.
+fn matrix_images(e: &Value) -> Vec<RgbImage> {
+    e["matrix_v0.1"]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| image(n.as_str().unwrap()))
+        .collect()
+}
+
+/// The matrix under budgets that force each plan (one trunk batch; three trunk batches
+/// copied into one block; spilled to a temporary file in blocks of two; one image at a
+/// time): every entry
+/// within 1e-4 relative of the package's matrix, exactly symmetric with a zero diagonal, each
+/// image's trunk run once, the per-layer terms those of the package's pairs, the temporary
+/// file there while the pairs are reduced and gone after.
+#[test]
+fn matrix_within_any_budget_matches_the_package_running_each_trunk_once() {
+    let e = expected();
+    let ctx = common::ctx();
+    let imgs = matrix_images(&e);
+    let names: Vec<&str> = e["matrix_v0.1"]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let n = imgs.len();
+    let spill = tempfile::tempdir().unwrap();
+    let spilled_files = || {
+        std::fs::read_dir(spill.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect::<Vec<_>>()
+    };
+    // At 64x64: 127,488 bytes of features and 522,796 of trunk per image.
+    for (budget, want_resident, want_block) in [
+        (1u64 << 30, true, 6),
+        // Trunk batches of 2 copied into one block.
+        (1_900_000, true, 6),
+        (600_000, false, 2),
+        (1, false, 1),
+    ] {
+        let lpips = Lpips::from_params(&ctx, trunk_params(), Lin::V0_1)
+            .unwrap()
+            .with_memory_budget(budget)
+            .with_spill_dir(spill.path());
+        let plan = lpips.matrix_plan(n, 64, 64);
+        assert_eq!(
+            (plan.resident, plan.block),
+            (want_resident, want_block),
+            "budget {budget}: {plan:?}"
+        );
+        // The one-byte budget also reduces one pair per dispatch.
+        assert!(budget > 1 || plan.pairs == 1, "{plan:?}");
+        let mut events = Vec::new();
+        let mut saw_file = false;
+        let m = lpips
+            .matrix_of(n, |i| Ok(imgs[i].clone()), true, &mut |p| {
+                if matches!(p, MatrixProgress::Pairs { .. }) {
+                    saw_file |= spilled_files()
+                        .iter()
+                        .any(|f| f.starts_with(".alexnet-lpips-features-") && f.ends_with(".tmp"));
+                }
+                events.push(p);
+            })
+            .unwrap();
+        let what = format!("budget {budget}");
+        assert_eq!(lpips.trunk_images(), n as u64, "{what}: each trunk once");
+        assert_eq!(saw_file, !want_resident, "{what}: the temporary file");
+        assert!(spilled_files().is_empty(), "{what}: {:?}", spilled_files());
+        assert_eq!(
+            events.last(),
+            Some(&MatrixProgress::Pairs {
+                done: 15,
+                total: 15
+            }),
+            "{what}"
+        );
+        assert!(events.contains(&MatrixProgress::Features { done: 6, total: 6 }));
+        let layers = m.layers.as_ref().unwrap();
+        for (i, row) in e["matrix_v0.1"]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
+            for (j, want) in row.as_array().unwrap().iter().enumerate() {
+                let v = m.values[i * n + j];
+                assert_eq!(
+                    v.to_bits(),
+                    m.values[j * n + i].to_bits(),
+                    "{what}: symmetry"
+                );
+                check_rel(&format!("{what} [{i}][{j}]"), v, f(want));
+                let l = layers[i * n + j];
+                assert_eq!(l, layers[j * n + i], "{what}: layer symmetry");
+                assert_eq!(l.iter().fold(0f32, |a, &t| a + t), v, "{what}: sum");
+            }
+        }
+        // The package's per-layer terms of (sq_a, sq_b..sq_e).
+        for p in e["pairs"].as_array().unwrap() {
+            let (a, b) = (p["a"].as_str().unwrap(), p["b"].as_str().unwrap());
+            let (Some(i), Some(j)) = (
+                names.iter().position(|x| *x == a),
+                names.iter().position(|x| *x == b),
+            ) else {
+                continue;
+            };
+            if i == j {
+                continue;
+            }
+            for (k, want) in p["v0.1_layers"].as_array().unwrap().iter().enumerate() {
+                check_rel(
+                    &format!("{what} {a} {b} layer {k}"),
+                    layers[i * n + j][k],
+                    f(want),
+                );
+            }
+        }
+    }
+}
+
+/// A matrix of images of two sizes is refused naming both; one image is a 1x1 zero matrix.
+#[test]
+fn matrix_of_mixed_sizes_is_refused() {
+    let ctx = common::ctx();
+    let lpips = Lpips::from_params(&ctx, trunk_params(), Lin::V0_1).unwrap();
+    let (a, b) = (image("sq_a.png"), image("rect_a.png"));
+    let err = lpips.matrix(&[&a, &a, &b]).unwrap_err().to_string();
+    assert!(err.contains("64x64") && err.contains("48x80"), "{err}");
+    let one = lpips.matrix(&[&a]).unwrap();
+    assert_eq!((one.n, one.values.clone()), (1, vec![0.0]));
+}
+
+/// An archive of the trunk plus `extra` raw `.npy` members.
+fn trunk_npz_with(dir: &Path, name: &str, skip: Option<&str>, extra: &[(&str, &[u8])]) -> PathBuf {
+    use std::io::{Read, Write};
+    let clean = trunk_npz(dir);
+    let mut src = zip::ZipArchive::new(std::fs::File::open(&clean).unwrap()).unwrap();
+    let path = dir.join(name);
+    let mut out = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let opts =
+        zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for i in 0..src.len() {
+        let mut m = src.by_index(i).unwrap();
+        if skip.is_some_and(|s| m.name() == format!("{s}.npy")) {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        m.read_to_end(&mut bytes).unwrap();
+        out.start_file(m.name(), opts).unwrap();
+        out.write_all(&bytes).unwrap();
+    }
+    for (member, bytes) in extra {
+        out.start_file(format!("{member}.npy"), opts).unwrap();
+        out.write_all(bytes).unwrap();
+    }
+    out.finish().unwrap();
+    path
+}
+
+/// `Lpips::load` reads only the trunk: a classifier member claiming 2^40 floats (and one that
+/// is not an .npy at all) is never opened, the distance is the package's; a missing trunk key
+/// is refused with the message it always had.
+#[test]
+fn load_reads_only_the_trunk() {
+    let e = expected();
+    let dir = tempfile::tempdir().unwrap();
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776,), }";
+    let mut huge = b"\x93NUMPY\x01\x00".to_vec();
+    let pad = 64 - (10 + header.len() + 1) % 64;
+    let h = format!("{header}{}\n", " ".repeat(pad));
+    huge.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    huge.extend_from_slice(h.as_bytes());
+    huge.extend_from_slice(&[0u8; 16]);
+    let path = trunk_npz_with(
+        dir.path(),
+        "with_classifier.npz",
+        None,
+        &[
+            ("classifier.1.weight", &huge),
+            ("classifier.1.bias", b"not an npy file"),
+        ],
+    );
+    assert!(read_tensors(&path).is_err(), "the full read must fail");
+    let ctx = common::ctx();
+    let lpips = Lpips::load(&ctx, &path, Lin::V0_1).unwrap();
+    let (a, b) = (image("sq_a.png"), image("sq_c.png"));
+    check_rel(
+        "trunk of a file with a broken classifier",
+        lpips.distance(&a, &b).unwrap(),
+        pair_value(&e, "sq_a.png", "sq_c.png", "v0.1"),
+    );
+
+    let path = trunk_npz_with(
+        dir.path(),
+        "no_conv2.npz",
+        Some("features.3.weight"),
+        &[("classifier.1.bias", b"not an npy file")],
+    );
+    let err = match Lpips::load(&ctx, &path, Lin::V0_1) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a trunk without conv2's weight was accepted"),
+    };
+    assert!(
+        err.contains("missing key 'features.3.weight' (expected shape [192, 64, 5, 5])"),
+        "{err}"
+    );
+}
+
+/// `read_tensors_matching` on a file torch.save wrote, with the classifier's storages broken
+/// (one cut to 8 bytes, one missing): the full read fails, the trunk's tensors come out as
+/// from the intact file.
+#[test]
+fn pth_trunk_read_skips_the_classifier_storages() {
+    use std::io::{Read, Write};
+    let src_path = common::fixture("torchvision_small.pth");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken_classifier.pth");
+    let mut src = zip::ZipArchive::new(std::fs::File::open(&src_path).unwrap()).unwrap();
+    let mut out = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let opts =
+        zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for i in 0..src.len() {
+        let mut m = src.by_index(i).unwrap();
+        let name = m.name().to_string();
+        let mut bytes = Vec::new();
+        m.read_to_end(&mut bytes).unwrap();
+        // Storages 10..15 are classifier.{1,4,6}.{weight,bias}.
+        if name.ends_with("/data/12") {
+            continue;
+        }
+        if name.ends_with("/data/10") {
+            bytes.truncate(8);
+        }
+        out.start_file(name, opts).unwrap();
+        out.write_all(&bytes).unwrap();
+    }
+    out.finish().unwrap();
+    assert!(read_tensors(&path).is_err(), "the full read must fail");
+    let trunk = |k: &str| k.starts_with("features.");
+    let got = alexnet_wgpu::weights::read_tensors_matching(&path, &trunk).unwrap();
+    let want: Vec<_> = read_tensors(&src_path)
+        .unwrap()
+        .into_iter()
+        .filter(|t| trunk(&t.key))
+        .collect();
+    assert_eq!(got.len(), 10);
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!((&g.key, &g.shape), (&w.key, &w.shape));
+        assert_eq!(
+            g.data.as_ref().unwrap(),
+            w.data.as_ref().unwrap(),
+            "{}",
+            g.key
+        );
+    }
+}
+
+/// `--all-pairs --per-layer` under a 1 MiB budget (features spilled to $TMPDIR, removed after):
+/// the per-layer terms come from the matrix, equal to the package's for (sq_a, sq_b..sq_e) and
+/// summing to each distance.
+#[test]
+fn cli_all_pairs_per_layer_within_a_small_budget() {
+    let e = expected();
+    let dir = tempfile::tempdir().unwrap();
+    let trunk = trunk_npz(dir.path());
+    let imgs = dir.path().join("imgs");
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&imgs).unwrap();
+    std::fs::create_dir(&tmp).unwrap();
+    for n in ["sq_a", "sq_b", "sq_c", "sq_d", "sq_e", "sq_f"] {
+        std::fs::copy(
+            common::fixture(&format!("lpips/{n}.png")),
+            imgs.join(format!("{n}.png")),
+        )
+        .unwrap();
+    }
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_alexnet"))
+        .args(["lpips", "--weights", trunk.to_str().unwrap()])
+        .args(["--all-pairs", imgs.to_str().unwrap(), "--per-layer"])
+        .args(["--memory-mb", "1", "--format", "json"])
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 15);
+    let mut checked = 0;
+    for r in rows {
+        let name = |k: &str| {
+            Path::new(r[k].as_str().unwrap())
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .to_string()
+        };
+        let layers: Vec<f32> = r["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| f(v) as f32)
+            .collect();
+        let sum = layers.iter().fold(0f32, |a, &t| a + t);
+        assert_eq!(sum, f(&r["distance"]) as f32, "{r}");
+        if let Some(p) = e["pairs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["a"] == name("a").as_str() && p["b"] == name("b").as_str())
+        {
+            for (k, want) in p["v0.1_layers"].as_array().unwrap().iter().enumerate() {
+                check_rel(&format!("cli {r} layer {k}"), layers[k], f(want));
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 4, "sq_a against sq_b..sq_e");
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "temporary file left"
+    );
 }

@@ -28,6 +28,13 @@ use tensors::{state_dict, tensors_from, Persist};
 
 /// Reads the state_dict of a `.pth` / `.pt` file (zip or legacy format).
 pub fn read_pth(path: &Path) -> Result<Vec<RawTensor>> {
+    read_pth_matching(path, &|_| true)
+}
+
+/// [`read_pth`] of the entries whose key `keep` accepts. In the zip format the storages of the
+/// others are never read (a state_dict's classifier is most of an AlexNet file); the legacy
+/// format is one stream, read whole and filtered.
+pub fn read_pth_matching(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<RawTensor>> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut magic = [0u8; 4];
     let n = file.read(&mut magic).map_err(|e| Error::io(path, e))?;
@@ -35,11 +42,13 @@ pub fn read_pth(path: &Path) -> Result<Vec<RawTensor>> {
     match kind(&magic[..n]) {
         Some(Kind::Zip) => {
             let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-            read_zip(path, std::io::BufReader::new(file), len)
+            read_zip(path, std::io::BufReader::new(file), len, keep)
         }
         Some(Kind::Legacy) => {
             let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            read_legacy(path, &bytes)
+            let mut all = read_legacy(path, &bytes)?;
+            all.retain(|t| keep(&t.key));
+            Ok(all)
         }
         None => Err(not_pytorch(path)),
     }
@@ -48,7 +57,12 @@ pub fn read_pth(path: &Path) -> Result<Vec<RawTensor>> {
 /// [`read_pth`] of a file's bytes already in memory; `path` only names it in errors.
 pub fn read_pth_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<RawTensor>> {
     match kind(bytes) {
-        Some(Kind::Zip) => read_zip(path, std::io::Cursor::new(bytes), bytes.len() as u64),
+        Some(Kind::Zip) => read_zip(
+            path,
+            std::io::Cursor::new(bytes),
+            bytes.len() as u64,
+            &|_| true,
+        ),
         Some(Kind::Legacy) => read_legacy(path, bytes),
         None => Err(not_pytorch(path)),
     }
@@ -77,7 +91,12 @@ fn not_pytorch(path: &Path) -> Error {
     )
 }
 
-fn read_zip<R: Read + Seek>(path: &Path, reader: R, archive_len: u64) -> Result<Vec<RawTensor>> {
+fn read_zip<R: Read + Seek>(
+    path: &Path,
+    reader: R,
+    archive_len: u64,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Vec<RawTensor>> {
     let mut zip = zip::ZipArchive::new(reader).map_err(|e| {
         file_err(
             path,
@@ -150,6 +169,7 @@ fn read_zip<R: Read + Seek>(path: &Path, reader: R, archive_len: u64) -> Result<
         &root,
         |key| read_entry(&format!("{prefix}data/{key}")),
         big_endian,
+        keep,
     )
 }
 
@@ -231,5 +251,6 @@ fn read_legacy(path: &Path, bytes: &[u8]) -> Result<Vec<RawTensor>> {
                 .ok_or_else(|| file_err(path, format!("storage '{key}' is missing")))
         },
         !little,
+        &|_| true,
     )
 }

@@ -288,14 +288,17 @@ fn gather(t: &TensorRef, storage: &[f32]) -> std::result::Result<Vec<f32>, Strin
     Ok(out)
 }
 
-/// Builds the RawTensors once every storage's bytes can be fetched.
+/// Builds the RawTensors of the entries `keep` accepts once their storages' bytes can be
+/// fetched (the storages of the others are never asked for).
 pub(super) fn tensors_from(
     path: &Path,
     root: &Value,
     mut storage_bytes: impl FnMut(&str) -> Result<Vec<u8>>,
     big_endian: bool,
+    keep: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<RawTensor>> {
-    let entries = state_dict(root).map_err(|m| file_err(path, m))?;
+    let mut entries = state_dict(root).map_err(|m| file_err(path, m))?;
+    entries.retain(|(key, _)| keep(key));
     let mut cache: HashMap<String, std::result::Result<Vec<f32>, String>> = HashMap::new();
     let mut out = Vec::with_capacity(entries.len());
     // Elements of the storages decoded, and of the tensors gathered from them so far.
