@@ -5,8 +5,8 @@
 //! ALEXNET_WEIGHTS: any torchvision AlexNet weights file (`alexnet fetch-weights` caches one);
 //! only the `features` convolutions are used. Distances match `lpips.LPIPS(net='alex')`.
 
-use alexnet_wgpu::data::load_image;
 use alexnet_wgpu::gpu::{AdapterChoice, GpuContext};
+use alexnet_wgpu::lpips::load_image;
 use alexnet_wgpu::{Lin, Lpips};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -15,8 +15,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: lpips WEIGHTS A B".into());
     };
     let ctx = GpuContext::new(&AdapterChoice::default())?;
-    let lpips = Lpips::load(&ctx, weights.as_ref(), Lin::V0_1)?;
-    let (a, b) = (load_image(a)?, load_image(b)?);
+    let lpips = Lpips::load(&ctx, weights, Lin::V0_1)?;
+    let (a, b) = (load_image(a, None)?, load_image(b, None)?);
     let s = lpips.spatial(&a, &b)?;
     println!("LPIPS (v0.1): {:.6}", s.distance.distance);
     for (k, term) in s.distance.layers.iter().enumerate() {

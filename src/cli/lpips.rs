@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use alexnet_wgpu::data::inputs::list_images;
-use alexnet_wgpu::data::load_image;
 use alexnet_wgpu::fsutil::read_lines_capped;
 use alexnet_wgpu::lpips::{Distance, Lin, Lpips, Matrix, MatrixProgress, MIN_SIDE};
 use alexnet_wgpu::weights::write_npy;
@@ -106,20 +105,7 @@ fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
 /// Decodes one image (grey replicated to RGB, alpha dropped, as lpips' OpenCV loading does),
 /// resized when asked, and checks its size; the error names the file.
 fn load(path: &Path, resize: Option<(u32, u32)>) -> anyhow::Result<RgbImage> {
-    let img = load_image(path)?;
-    let img = match resize {
-        Some((w, h)) => alexnet_wgpu::data::resize::resize_triangle(img, w as usize, h as usize)
-            .with_context(|| format!("{}: resizing", path.display()))?,
-        None => img,
-    };
-    let (w, h) = img.dimensions();
-    if (w.min(h) as usize) < MIN_SIDE {
-        bail!(
-            "{}: {w}x{h} is too small: LPIPS's AlexNet trunk needs at least {MIN_SIDE} px per side",
-            path.display()
-        );
-    }
-    Ok(img)
+    Ok(alexnet_wgpu::lpips::load_image(path, resize)?)
 }
 
 /// The pairs to compare, from the positional paths or `--pairs`.

@@ -42,9 +42,7 @@ impl log::Log for Logger {
     }
 
     fn log(&self, record: &log::Record) {
-        if record.level() == log::Level::Error && record.target().starts_with("wgpu_hal") {
-            validation::record_driver_error(format!("{}: {}", record.target(), record.args()));
-        }
+        validation::capture(record);
         if self.shown(record.metadata()) {
             self.inner.log(record);
         }

@@ -231,7 +231,11 @@ impl GpuContext {
     /// result computed under a validation error never reaches the caller.
     pub fn check(&self) -> Result<()> {
         let mut messages = self.errors.take();
-        messages.extend(super::validation::take_driver_errors());
+        messages.extend(
+            super::validation::take_driver_errors()
+                .into_iter()
+                .filter(|m| super::validation::concerns_backend(m, self.info.backend)),
+        );
         if messages.is_empty() {
             Ok(())
         } else {

@@ -55,6 +55,35 @@ pub fn record_driver_error(message: String) {
         .push(message);
 }
 
+/// What a `log` logger calls with every record (the binary's and [`install_capture_logger`]'s
+/// do): an error-level record of wgpu-hal (the validation layer's messages, and the drivers')
+/// is recorded with [`record_driver_error`] as `"target: message"`.
+pub fn capture(record: &log::Record) {
+    if record.level() == log::Level::Error && record.target().starts_with("wgpu_hal") {
+        record_driver_error(format!("{}: {}", record.target(), record.args()));
+    }
+}
+
+/// Whether a recorded driver message (`"target: message"`) can concern a device of `backend`.
+/// One of another backend's module cannot: enumerating adapters probes every backend, and on a
+/// machine with Vulkan but no GL driver, wgpu's GL backend logs EGL's "DRI2: failed to load
+/// driver" at error level; it must not fail the first read-back of a Vulkan device.
+pub fn concerns_backend(message: &str, backend: wgpu::Backend) -> bool {
+    const MODULES: [(&str, wgpu::Backend); 4] = [
+        ("wgpu_hal::vulkan", wgpu::Backend::Vulkan),
+        ("wgpu_hal::gles", wgpu::Backend::Gl),
+        ("wgpu_hal::metal", wgpu::Backend::Metal),
+        ("wgpu_hal::dx12", wgpu::Backend::Dx12),
+    ];
+    match MODULES
+        .iter()
+        .find(|(module, _)| message.starts_with(module))
+    {
+        Some(&(_, b)) => b == backend,
+        None => true,
+    }
+}
+
 /// The driver messages recorded so far (and forgets them).
 pub fn take_driver_errors() -> Vec<String> {
     std::mem::take(&mut *DRIVER.lock().unwrap_or_else(|e| e.into_inner()))
@@ -74,9 +103,7 @@ pub fn install_capture_logger() -> bool {
             if !self.enabled(record.metadata()) {
                 return;
             }
-            if record.level() == log::Level::Error && record.target().starts_with("wgpu_hal") {
-                record_driver_error(format!("{}: {}", record.target(), record.args()));
-            }
+            capture(record);
             eprintln!("[{} {}] {}", record.level(), record.target(), record.args());
         }
         fn flush(&self) {}
@@ -87,4 +114,26 @@ pub fn install_capture_logger() -> bool {
         log::set_max_level(log::LevelFilter::Warn);
     }
     installed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The EGL probe's message (seen under `selftest --validate` on a machine without GL) does
+    /// not concern a Vulkan device; a Vulkan layer message does, and so does one of no backend.
+    #[test]
+    fn other_backends_messages_do_not_concern_the_device() {
+        let egl =
+            "wgpu_hal::gles::egl: EGL 'eglInitialize' code 0x3001: DRI2: failed to load driver";
+        let layer = "wgpu_hal::vulkan::instance: VALIDATION [VUID-...] invalid descriptor";
+        assert!(!concerns_backend(egl, wgpu::Backend::Vulkan));
+        assert!(concerns_backend(egl, wgpu::Backend::Gl));
+        assert!(concerns_backend(layer, wgpu::Backend::Vulkan));
+        assert!(!concerns_backend(layer, wgpu::Backend::Metal));
+        assert!(concerns_backend(
+            "wgpu_hal::auxil: something",
+            wgpu::Backend::Dx12
+        ));
+    }
 }

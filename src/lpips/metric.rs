@@ -61,7 +61,8 @@ impl Lpips {
     /// classifier may be absent) with the built-in lin weights of `lin`. Only the trunk's
     /// tensors are read where the format allows it (`.pth`, `.npz`, `.safetensors`, a folder of
     /// `.npy`; see [`read_tensors_matching`]).
-    pub fn load(ctx: &GpuContext, path: &Path, lin: Lin) -> Result<Self> {
+    pub fn load(ctx: &GpuContext, path: impl AsRef<Path>, lin: Lin) -> Result<Self> {
+        let path = path.as_ref();
         let mut raw = read_tensors_matching(path, &is_trunk_key)?;
         if raw.is_empty() {
             // No trunk key at all: the full read's key list makes the error say what is there.
@@ -205,6 +206,31 @@ impl Lpips {
 }
 
 /// Refuses an image with a side under [`MIN_SIDE`].
+/// An image for LPIPS, as `alexnet lpips` reads it: decoded to 8-bit RGB (grey replicated,
+/// alpha dropped), resized to `size` (`(width, height)`) with the antialiased triangle filter
+/// (PIL's bilinear `resize`, what `--resize WxH` does) when given, and refused, naming the
+/// file, when a side is under [`MIN_SIDE`]. Images of other sizes must be brought to one size
+/// before [`Lpips::matrix`] or a pair's distance.
+pub fn load_image(path: impl AsRef<Path>, size: Option<(u32, u32)>) -> Result<RgbImage> {
+    let path = path.as_ref();
+    let img = crate::data::load_image(path)?;
+    let img = match size {
+        Some((w, h)) => crate::data::resize::resize_triangle(img, w as usize, h as usize)?,
+        None => img,
+    };
+    let (w, h) = img.dimensions();
+    if (w.min(h) as usize) < MIN_SIDE {
+        return Err(Error::Input {
+            path: path.to_path_buf(),
+            message: format!(
+                "{w}x{h} is too small: LPIPS's AlexNet trunk needs at least {MIN_SIDE} px per side"
+            ),
+        });
+    }
+    Ok(img)
+}
+
+/// Refuses an image with a side under [`MIN_SIDE`] (LPIPS' relu3..5 would be empty).
 pub fn check_size(img: &RgbImage) -> Result<()> {
     let (w, h) = img.dimensions();
     if (w.min(h) as usize) < MIN_SIDE {

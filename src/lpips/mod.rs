@@ -21,9 +21,9 @@
 //! use alexnet_wgpu::lpips::{Lin, Lpips};
 //! # fn main() -> alexnet_wgpu::Result<()> {
 //! let ctx = GpuContext::new(&AdapterChoice::default())?;
-//! let lpips = Lpips::load(&ctx, "alexnet.pth".as_ref(), Lin::V0_1)?;
-//! let a = alexnet_wgpu::data::load_image("a.png")?;
-//! let b = alexnet_wgpu::data::load_image("b.png")?;
+//! let lpips = Lpips::load(&ctx, "alexnet.pth", Lin::V0_1)?;
+//! let a = alexnet_wgpu::lpips::load_image("a.png", None)?;
+//! let b = alexnet_wgpu::lpips::load_image("b.jpg", Some((640, 480)))?; // resized as PIL does
 //! println!("{}", lpips.distance(&a, &b)?);
 //! # Ok(())
 //! # }
@@ -40,7 +40,7 @@ pub mod trunk;
 
 pub use lin::Lin;
 pub use matrix::{Matrix, MatrixPlan, MatrixProgress};
-pub use metric::{check_size, Lpips, DEFAULT_MEMORY_BYTES};
+pub use metric::{check_size, load_image, Lpips, DEFAULT_MEMORY_BYTES};
 pub use outputs::{Activation, Distance, Map, Spatial};
 pub use pairs::upsample_bilinear;
 pub use trunk::{layer_sizes, CHANNELS, MIN_SIDE};

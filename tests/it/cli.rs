@@ -761,7 +761,7 @@ fn unbounded_and_blocking_inputs_are_refused() {
 fn eval_scores_a_one_class_folder() {
     // A model with class names; the folder holds one of them only.
     let dir = tempfile::tempdir().unwrap();
-    let w = alexnet_wgpu::model::Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    let w = alexnet_wgpu::model::Weights::load(fixture("torchvision_small.npz"), None).unwrap();
     let classes: Vec<String> = (0..w.widths.classes)
         .map(|i| {
             if i == 3 {
@@ -965,4 +965,26 @@ fn features_of_a_single_class_folder_and_train_head_refusing_fc7_files() {
             );
         }
     }
+}
+
+/// Under `--validate` with every backend probed (no `WGPU_BACKEND`): the GL backend's EGL probe
+/// fails at error level on a machine without a GL driver ("DRI2: failed to load driver"),
+/// which used to fail the Vulkan device's first read-back. Only the device's own backend's
+/// driver messages count now (`gpu::validation::concerns_backend`).
+#[test]
+fn validate_ignores_other_backends_probing_errors() {
+    let o = Command::new(env!("CARGO_BIN_EXE_alexnet"))
+        .args([
+            "classify",
+            "--validate",
+            "--weights",
+            fixture("torchvision_small.npz").to_str().unwrap(),
+            "assets/images/chelsea.jpg",
+        ])
+        .env_remove("WGPU_BACKEND")
+        .env_remove("ALEXNET_VALIDATE")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
 }

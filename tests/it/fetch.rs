@@ -123,7 +123,7 @@ fn good_download_is_verified_converted_cached_and_reused() {
         }
     );
     let w = Weights::load(&dest, None).unwrap();
-    let reference = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    let reference = Weights::load(fixture("torchvision_small.npz"), None).unwrap();
     assert_eq!(w.tensors, reference.tensors);
     assert_eq!(listing(&cache.path().join("sub")), [CACHED_FILE]);
 

@@ -51,7 +51,7 @@ fn tensors(p: &Path) -> Vec<(String, Vec<f32>)> {
 #[test]
 fn fine_tune_from_conv4_matches_train_head() {
     let ctx = common::ctx();
-    let w = Weights::load(&backbone_path(), None).unwrap();
+    let w = Weights::load(backbone_path(), None).unwrap();
     let epochs_seen = Rc::new(RefCell::new(Vec::new()));
     let events = Rc::new(RefCell::new(Vec::<String>::new()));
     let (e1, e2) = (epochs_seen.clone(), events.clone());
@@ -172,7 +172,7 @@ fn fine_tune_from_conv4_matches_train_head() {
 #[test]
 fn settings_that_cannot_train_are_errors() {
     let ctx = common::ctx();
-    let w = Weights::load(&backbone_path(), None).unwrap();
+    let w = Weights::load(backbone_path(), None).unwrap();
     let base = || FineTune::new(&ctx, &w);
     let invalid = |r: alexnet_wgpu::Result<_>, want: &str| match r {
         Err(Error::Invalid(m)) => assert!(m.contains(want), "{m}"),
@@ -233,7 +233,7 @@ fn settings_that_cannot_train_are_errors() {
 #[test]
 fn fit_recognises_a_split_dataset() {
     let ctx = common::ctx();
-    let w = Weights::load(&backbone_path(), None).unwrap();
+    let w = Weights::load(backbone_path(), None).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("ds");
     for class in ["cat", "coffee", "rocket"] {

@@ -101,7 +101,7 @@ fn bvlc_onnx_with_rounding_up_pools_from_conv1_follows_pytorch() {
 #[test]
 fn resume_with_convolutions_training_is_exact() {
     let ctx = ctx();
-    let w = Weights::load(&fixture("torchvision_small.npz"), Some(Arch::Torchvision)).unwrap();
+    let w = Weights::load(fixture("torchvision_small.npz"), Some(Arch::Torchvision)).unwrap();
     let x = read_tensors(&fixture("input_224.npy"))
         .unwrap()
         .remove(0)

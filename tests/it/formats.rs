@@ -61,8 +61,8 @@ fn err_text(e: impl std::fmt::Display) -> String {
 
 #[test]
 fn safetensors_gives_the_npz_weights_and_onnxruntime_logits() {
-    let st = Weights::load(&fixture("torchvision_small.safetensors"), None).unwrap();
-    let npz = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    let st = Weights::load(fixture("torchvision_small.safetensors"), None).unwrap();
+    let npz = Weights::load(fixture("torchvision_small.npz"), None).unwrap();
     same_tensors(&st, &npz, "safetensors vs npz");
     let (_, want) = npy("torchvision_logits.npy");
     assert_close(
@@ -75,10 +75,10 @@ fn safetensors_gives_the_npz_weights_and_onnxruntime_logits() {
 
 #[test]
 fn torch_export_layout_onnx_loads_as_torchvision() {
-    let npz = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    let npz = Weights::load(fixture("torchvision_small.npz"), None).unwrap();
     let (_, want) = npy("torchvision_logits.npy");
     for f in ["torchvision_small_torch.onnx", "torchvision_small_ext.onnx"] {
-        let w = Weights::load(&fixture(f), None).unwrap();
+        let w = Weights::load(fixture(f), None).unwrap();
         assert_eq!(w.arch, Arch::Torchvision, "{f}");
         assert!(!w.pool_ceil, "{f}: torch's pools round down");
         same_tensors(&w, &npz, f);
@@ -89,9 +89,9 @@ fn torch_export_layout_onnx_loads_as_torchvision() {
 #[test]
 fn zoo_style_bvlc_onnx_loads_as_caffe_at_its_declared_224_input() {
     let (_, want) = npy("bvlc_small_logits.npy");
-    let npz = Weights::load(&fixture("caffe_small.npz"), None).unwrap();
+    let npz = Weights::load(fixture("caffe_small.npz"), None).unwrap();
     for f in ["bvlc_small.onnx", "bvlc_small_ceil.onnx"] {
-        let w = Weights::load(&fixture(f), None).unwrap();
+        let w = Weights::load(fixture(f), None).unwrap();
         assert_eq!(w.arch, Arch::Caffe, "{f}");
         assert!(w.pool_ceil, "{f}: the pools must round up at 224");
         let mut plain = w.clone();
@@ -116,7 +116,7 @@ fn zoo_style_bvlc_onnx_loads_as_caffe_at_its_declared_224_input() {
         assert_eq!(fc6(&plain), vec![100, 28 * 5 * 5]);
     }
     // At 227 the two roundings agree: the caffe fixture's logits still hold.
-    let w = Weights::load(&fixture("bvlc_small.onnx"), None).unwrap();
+    let w = Weights::load(fixture("bvlc_small.onnx"), None).unwrap();
     let (_, want) = npy("caffe_logits.npy");
     assert_close(
         "bvlc_small.onnx at 227",
@@ -128,7 +128,7 @@ fn zoo_style_bvlc_onnx_loads_as_caffe_at_its_declared_224_input() {
 
 /// `(file, onnxruntime's logits of that file)`, written by `scripts/make_export_fixtures.py`.
 fn exported(file: &str) -> (Weights, Vec<f32>) {
-    let w = Weights::load(&fixture(file), None).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let w = Weights::load(fixture(file), None).unwrap_or_else(|e| panic!("{file}: {e}"));
     let (_, ort) = npy(&file.replace(".onnx", "_logits.npy"));
     (w, ort)
 }
@@ -137,7 +137,7 @@ fn exported(file: &str) -> (Weights, Vec<f32>) {
 fn real_torch_onnx_exports_load_as_torchvision() {
     // torch.onnx.export of torchvision's AlexNet (reduced widths): the TorchScript exporter
     // (Flatten, Gemm, opset 17) and the dynamo exporter (Reshape to [-1, 1008], opset 18+).
-    let npz = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    let npz = Weights::load(fixture("torchvision_small.npz"), None).unwrap();
     for f in [
         "torchvision_small_legacy.onnx",
         "torchvision_small_dynamo.onnx",
@@ -156,7 +156,7 @@ fn keras_onnx_exports_load_as_keras() {
     // flatten (Transpose, then a Reshape fed by a Shape branch), MatMul [in, out] + Add; and the
     // same graph with HWIO conv kernels through Transpose nodes (no constant folding). fc6's
     // rows come out in our NCHW order: the weights equal the .npz's exactly.
-    let npz = Weights::load(&fixture("keras_small.npz"), None).unwrap();
+    let npz = Weights::load(fixture("keras_small.npz"), None).unwrap();
     for f in ["keras_small_export.onnx", "keras_small_export_hwio.onnx"] {
         let m = alexnet_wgpu::weights::onnx::read_onnx(&fixture(f)).unwrap();
         assert!(m.input_nhwc, "{f}");
@@ -221,11 +221,11 @@ fn an_odd_transpose_or_computed_reshape_is_refused_naming_the_node() {
 #[test]
 fn an_onnx_graph_that_is_not_the_preset_is_refused_naming_the_node() {
     let e =
-        err_text(Weights::load(&fixture("bvlc_small.onnx"), Some(Arch::Torchvision)).unwrap_err());
+        err_text(Weights::load(fixture("bvlc_small.onnx"), Some(Arch::Torchvision)).unwrap_err());
     assert!(e.contains("bvlc_small.onnx"), "{e}");
     assert!(e.contains("node"), "{e}");
     let e = err_text(
-        Weights::load(&fixture("torchvision_small_torch.onnx"), Some(Arch::Caffe)).unwrap_err(),
+        Weights::load(fixture("torchvision_small_torch.onnx"), Some(Arch::Caffe)).unwrap_err(),
     );
     assert!(e.contains("torchvision_small_torch.onnx"), "{e}");
 }
@@ -237,7 +237,7 @@ fn our_onnx_export_matches_onnxruntime_and_reads_back() {
         ("caffe", "input_227_caffe.npy", "caffe_logits.npy"),
         ("keras", "input_227_keras.npy", "keras_logits.npy"),
     ] {
-        let npz = Weights::load(&fixture(&format!("{preset}_small.npz")), None).unwrap();
+        let npz = Weights::load(fixture(&format!("{preset}_small.npz")), None).unwrap();
         // onnxruntime ran our committed export: its logits are ours within tolerance.
         let (_, ort) = npy(&format!("export_{preset}_logits.npy"));
         let ours = logits(&npz, input);
@@ -255,7 +255,7 @@ fn our_onnx_export_matches_onnxruntime_and_reads_back() {
             TOL,
         );
         // The committed export and a fresh one read back as the same weights.
-        let committed = Weights::load(&fixture(&format!("export_{preset}.onnx")), None).unwrap();
+        let committed = Weights::load(fixture(&format!("export_{preset}.onnx")), None).unwrap();
         same_tensors(&committed, &npz, &format!("export_{preset}.onnx"));
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("m.onnx");
@@ -281,7 +281,7 @@ fn our_onnx_export_matches_onnxruntime_and_reads_back() {
 
 #[test]
 fn a_model_with_classes_round_trips_through_safetensors_and_onnx() {
-    let w = Weights::load(&fixture("caffe_small.npz"), None).unwrap();
+    let w = Weights::load(fixture("caffe_small.npz"), None).unwrap();
     let meta = ModelMeta {
         format: "alexnet-wgpu model".into(),
         version: 1,
@@ -304,7 +304,7 @@ fn a_model_with_classes_round_trips_through_safetensors_and_onnx() {
         same_tensors(&back, &w, ext);
         assert_eq!(ModelMeta::read(&p).unwrap().as_ref(), Some(&meta), "{ext}");
     }
-    let e = err_text(w.save_as(&dir.path().join("m.txt"), &[]).unwrap_err());
+    let e = err_text(w.save_as(dir.path().join("m.txt"), &[]).unwrap_err());
     assert!(e.contains(".npz, .safetensors, .onnx"), "{e}");
     assert!(!dir.path().join("m.txt").exists());
 }
@@ -313,7 +313,7 @@ fn a_model_with_classes_round_trips_through_safetensors_and_onnx() {
 fn keras_names_round_trip_through_safetensors_and_softmax_exports_read_back() {
     let dir = tempfile::tempdir().unwrap();
     // Keras names and layout (HWIO, [in, out], fc6 rows NHWC) kept in a .safetensors.
-    let k = Weights::load(&fixture("keras_small.npz"), None).unwrap();
+    let k = Weights::load(fixture("keras_small.npz"), None).unwrap();
     let p = dir.path().join("k.safetensors");
     k.save_safetensors(&p, &Default::default()).unwrap();
     let keys: Vec<String> = read_tensors(&p)
@@ -359,7 +359,7 @@ fn convert_follows_the_output_extension_and_refuses_unknown_ones() {
         );
         assert!(!dir.path().join(bad).exists());
     }
-    let npz = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    let npz = Weights::load(fixture("torchvision_small.npz"), None).unwrap();
     for ext in ["safetensors", "onnx", "npz"] {
         let out = dir.path().join(format!("w.{ext}"));
         let o = Command::new(exe)
@@ -389,7 +389,7 @@ fn a_fine_tuned_model_exported_to_onnx_gives_our_logits_in_onnxruntime() {
     assert_eq!(w.arch, Arch::Torchvision);
     assert_eq!(w.widths.classes, 3);
     // The head was trained (the backbone's convolutions were not).
-    let backbone = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    let backbone = Weights::load(fixture("torchvision_small.npz"), None).unwrap();
     assert!(w.get("conv5.weight") == backbone.get("conv5.weight"));
     assert!(w.get("fc7.weight") != backbone.get("fc7.weight"));
     assert_close(
@@ -662,7 +662,7 @@ fn fetch_weights_caffe_downloads_checks_and_converts_an_onnx() {
     assert_eq!(w.arch, Arch::Caffe);
     same_tensors(
         &w,
-        &Weights::load(&fixture("caffe_small.npz"), None).unwrap(),
+        &Weights::load(fixture("caffe_small.npz"), None).unwrap(),
         "fetched",
     );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);

@@ -22,12 +22,12 @@ const KERAS_SMALL: [&str; 3] = [
 
 #[test]
 fn keras_files_give_onnxruntime_logits() {
-    let reference = Weights::load(&fixture("keras_small.npz"), None).unwrap();
+    let reference = Weights::load(fixture("keras_small.npz"), None).unwrap();
     let ctx = ctx();
     let (shape, x) = npy("input_227_keras.npy");
     let (_, want) = npy("keras_logits.npy");
     for file in KERAS_SMALL {
-        let w = Weights::load(&fixture(file), None).unwrap();
+        let w = Weights::load(fixture(file), None).unwrap();
         assert_eq!(w.arch, Arch::Keras, "{file}");
         assert_eq!(w.widths, reference.widths, "{file}");
         assert_eq!(
@@ -124,7 +124,7 @@ fn convert_writes_an_npz_that_loads_identically() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let src = Weights::load(&fixture("keras_small_k2_model.h5"), None).unwrap();
+    let src = Weights::load(fixture("keras_small_k2_model.h5"), None).unwrap();
     // The .npz is in PyTorch layout with Caffe names; the keras preset is inferred back.
     let back = Weights::load(&out, None).unwrap();
     assert_eq!(back.arch, Arch::Keras);

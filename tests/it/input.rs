@@ -99,8 +99,7 @@ fn fast_path_stays_close_to_exact_on_a_large_jpeg() {
         })
         .collect();
     eprintln!("fast - exact, mean per channel: {bias:?} grey levels");
-    let weights =
-        Weights::load(&root().join("tests/fixtures/torchvision_small.npz"), None).unwrap();
+    let weights = Weights::load(root().join("tests/fixtures/torchvision_small.npz"), None).unwrap();
     let both: Vec<f32> = fast.iter().chain(&exact).copied().collect();
     let (logits, _) = forward_cpu(&weights, &both, 2, 224, 224).unwrap();
     let (lf, le) = logits.split_at(logits.len() / 2);
@@ -127,7 +126,7 @@ fn fast_path_stays_close_to_exact_on_a_large_jpeg() {
 #[test]
 fn exif_orientation_is_applied_unless_ignored() {
     let pre = Preprocess::for_arch(Arch::Torchvision);
-    let upright = load_image(&input("upright.jpg")).unwrap();
+    let upright = load_image(input("upright.jpg")).unwrap();
     for opts in [FAST, EXACT] {
         let turned = load_view(&input("exif_rotate90.jpg"), &pre, opts).unwrap();
         let (mean, _) = pixel_diff(&turned, &upright);
@@ -172,7 +171,7 @@ fn with_exif_orientation(jpeg: &[u8], value: u16) -> Vec<u8> {
 fn exif_orientation_on_the_reduced_path() {
     let dir = tempfile::tempdir().unwrap();
     let pre = Preprocess::for_arch(Arch::Torchvision);
-    let upright = load_image(&input("large_2000x1500.jpg")).unwrap();
+    let upright = load_image(input("large_2000x1500.jpg")).unwrap();
     let stored = image::imageops::rotate90(&upright);
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
@@ -200,7 +199,7 @@ fn exif_orientation_on_the_reduced_path() {
 fn colour_types_become_rgb() {
     let dir = tempfile::tempdir().unwrap();
     let pre = Preprocess::for_arch(Arch::Torchvision);
-    let rgb = load_image(&input("upright.jpg")).unwrap();
+    let rgb = load_image(input("upright.jpg")).unwrap();
     for opts in [FAST, EXACT] {
         let cmyk = load_view(&input("cmyk.jpg"), &pre, opts).unwrap();
         let (mean, _) = pixel_diff(&cmyk, &rgb);

@@ -19,7 +19,7 @@ fn expected() -> Value {
 }
 
 fn image(name: &str) -> RgbImage {
-    load_image(&common::fixture(&format!("lpips/{name}"))).unwrap()
+    load_image(common::fixture(&format!("lpips/{name}"))).unwrap()
 }
 
 fn f(v: &Value) -> f64 {

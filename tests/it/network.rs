@@ -24,7 +24,7 @@ fn check(
     tol: f32,
 ) {
     let ctx = ctx();
-    let w = Weights::load(&fixture(weights_file), arch).unwrap();
+    let w = Weights::load(fixture(weights_file), arch).unwrap();
     assert_eq!(w.arch, expect_arch, "{weights_file}: arch");
     let mut net = Network::new(&ctx, &w).unwrap();
     let (shape, x) = npy(input);
@@ -192,7 +192,7 @@ fn f16_and_f64_weights_are_converted() {
 #[test]
 fn a_batch_over_the_binding_limit_is_a_clear_error() {
     let ctx = ctx();
-    let w = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    let w = Weights::load(fixture("torchvision_small.npz"), None).unwrap();
     let mut net = Network::new(&ctx, &w).unwrap();
     // conv1's output alone is 12 x 55 x 55 floats per image: 5000 images need ~725 MB.
     let msg = match net.plan(5000, 224, 224) {
@@ -212,7 +212,7 @@ fn a_batch_over_the_binding_limit_is_a_clear_error() {
 fn a_batch_over_the_binding_limit_runs_in_sub_batches() {
     let mut small = ctx();
     small.limits.max_storage_buffer_binding_size = 2 << 20;
-    let w = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    let w = Weights::load(fixture("torchvision_small.npz"), None).unwrap();
     let (shape, x) = npy("input_224.npy");
     let (_, want) = npy("torchvision_logits.npy");
     let n = shape[0];
@@ -279,7 +279,7 @@ fn check_f16_with(
     pool5: Option<&str>,
 ) {
     use alexnet_wgpu::kernels::{Kernels, Precision};
-    let w = Weights::load(&fixture(weights_file), None).unwrap();
+    let w = Weights::load(fixture(weights_file), None).unwrap();
     let mut ks = Kernels::new(ctx);
     ks.native_f16 = native;
     let mut net = Network::with_kernels(ctx, &w, Precision::F16, ks).unwrap();
@@ -347,7 +347,7 @@ fn f16_storage_matches_onnxruntime_loosely() {
 fn every_matmul_variant_matches_onnxruntime() {
     use alexnet_wgpu::kernels::{MatmulPath, Precision};
     let ctx = ctx();
-    let w = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    let w = Weights::load(fixture("torchvision_small.npz"), None).unwrap();
     let (shape, x) = npy("input_224.npy");
     let (_, want) = npy("torchvision_logits.npy");
     let (_, pool5) = npy("torchvision_pool5.npy");
@@ -385,7 +385,7 @@ fn blocked_path_in_sub_batches() {
     use alexnet_wgpu::kernels::{MatmulPath, Precision};
     let mut small = ctx();
     small.limits.max_storage_buffer_binding_size = 2 << 20;
-    let w = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    let w = Weights::load(fixture("torchvision_small.npz"), None).unwrap();
     let (shape, x) = npy("input_224.npy");
     let (_, want) = npy("torchvision_logits.npy");
     let n = shape[0];

@@ -20,7 +20,7 @@ use common::ctx;
 use common::root;
 
 fn weights() -> Weights {
-    Weights::load(&root().join("tests/fixtures/torchvision_small.npz"), None).unwrap()
+    Weights::load(root().join("tests/fixtures/torchvision_small.npz"), None).unwrap()
 }
 
 /// 11 inputs: the repository's images (small, large, EXIF-rotated, CMYK, PNG), a broken file

@@ -13,7 +13,7 @@ use alexnet_wgpu::weights::read_tensors;
 
 #[test]
 fn preprocessing_matches_pil() {
-    let img = load_image(&root().join("assets/images/chelsea.jpg")).unwrap();
+    let img = load_image(root().join("assets/images/chelsea.jpg")).unwrap();
     for (arch, file, grey) in [
         (
             Arch::Torchvision,
@@ -47,7 +47,7 @@ fn preprocessing_matches_pil() {
 
 #[test]
 fn grey_and_odd_images_become_rgb() {
-    let img = load_image(&root().join("assets/images/camera.png")).unwrap();
+    let img = load_image(root().join("assets/images/camera.png")).unwrap();
     let t = preprocess(&img, &Preprocess::for_arch(Arch::Torchvision));
     let plane = 224 * 224;
     assert_eq!(t.len(), 3 * plane);

@@ -24,9 +24,9 @@ fn load_err(path: &Path) -> String {
 
 #[test]
 fn torch_saved_state_dict_gives_onnxruntime_logits() {
-    let w = Weights::load(&fixture("torchvision_small.pth"), None).unwrap();
+    let w = Weights::load(fixture("torchvision_small.pth"), None).unwrap();
     assert_eq!(w.arch, Arch::Torchvision);
-    let reference = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    let reference = Weights::load(fixture("torchvision_small.npz"), None).unwrap();
     assert_eq!(w.widths, reference.widths);
     assert_eq!(w.tensors, reference.tensors, "same weights as the .npz");
 
@@ -216,7 +216,7 @@ fn convert_writes_an_npz_that_loads_identically() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let back = Weights::load(&out, None).unwrap();
-    let src = Weights::load(&fixture("torchvision_small.pth"), None).unwrap();
+    let src = Weights::load(fixture("torchvision_small.pth"), None).unwrap();
     assert_eq!(back.arch, Arch::Torchvision);
     assert_eq!(back.tensors, src.tensors);
     // The converted file has torchvision's keys.

@@ -961,7 +961,7 @@ fn adam_hyper_parameters_follow_the_cpu_reference() {
     ]);
     ok(&o);
 
-    let w = Weights::load(&PathBuf::from(backbone()), None).unwrap();
+    let w = Weights::load(PathBuf::from(backbone()), None).unwrap();
     let head = HeadWeights::new(HeadKind::Classifier, &w, 3, seed).unwrap();
     let batches: Vec<(Vec<f32>, Vec<u32>)> = (0..3)
         .map(|b| {

@@ -219,7 +219,7 @@ fn plan_labels(net: &mut Network, batch: usize, h: usize, w: usize) -> Vec<Strin
 #[test]
 fn a_tuning_run_times_every_candidate_and_its_winners_match_onnxruntime() {
     let ctx = ctx();
-    let w = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    let w = Weights::load(fixture("torchvision_small.npz"), None).unwrap();
     let (shape, x) = fixture_npy("input_224.npy");
     let (_, want) = fixture_npy("torchvision_logits.npy");
     let batch = shape[0];
@@ -274,7 +274,7 @@ fn a_tuning_run_times_every_candidate_and_its_winners_match_onnxruntime() {
 #[test]
 fn a_plan_mixing_gemm_and_mm_winners_matches_onnxruntime() {
     let ctx = ctx();
-    let w = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    let w = Weights::load(fixture("torchvision_small.npz"), None).unwrap();
     let (shape, x) = fixture_npy("input_224.npy");
     let (_, want) = fixture_npy("torchvision_logits.npy");
     let (batch, h, wd) = (shape[0], shape[2], shape[3]);

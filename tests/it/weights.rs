@@ -7,7 +7,7 @@ use alexnet_wgpu::model::Weights;
 use alexnet_wgpu::weights::{read_tensors, write_npz, NpzEntry};
 
 fn load_err(name: &str, arch: Option<Arch>) -> String {
-    match Weights::load(&fixture(name), arch) {
+    match Weights::load(fixture(name), arch) {
         Ok(_) => panic!("{name} loaded but must be refused"),
         Err(e) => e.to_string(),
     }
@@ -67,7 +67,7 @@ fn unrelated_file_is_refused() {
         msg.contains("no AlexNet weights recognised") && msg.contains("foo"),
         "{msg}"
     );
-    let missing = Weights::load(&dir.path().join("nope.npz"), None)
+    let missing = Weights::load(dir.path().join("nope.npz"), None)
         .unwrap_err()
         .to_string();
     assert!(missing.contains("nope.npz"), "{missing}");
@@ -113,7 +113,7 @@ fn non_finite_values_are_refused() {
 #[test]
 fn keras_prefixed_and_suffixed_names_and_npy_directories_load() {
     let raw = read_tensors(&fixture("keras_small.npz")).unwrap();
-    let reference = Weights::load(&fixture("keras_small.npz"), None).unwrap();
+    let reference = Weights::load(fixture("keras_small.npz"), None).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // Keras 3 prefixes the model name; TensorFlow 2 appends ":0"; layers numbered from 5 (a
     // second model in the same session); stored as a directory of .npy files.
@@ -136,7 +136,7 @@ fn keras_prefixed_and_suffixed_names_and_npy_directories_load() {
 
 #[test]
 fn class_count_comes_from_the_last_layer() {
-    let w = Weights::load(&fixture("torchvision_small.npz"), None).unwrap();
+    let w = Weights::load(fixture("torchvision_small.npz"), None).unwrap();
     assert_eq!(w.widths.classes, 7);
     assert_eq!(w.widths.conv, [12, 40, 56, 44, 28]);
     assert_eq!((w.widths.fc6, w.widths.fc7), (100, 90));
@@ -150,7 +150,7 @@ fn saved_weights_keep_their_naming_and_load_back_identically() {
         ("torchvision_small.npz", "features.0.weight"),
         ("caffe_small.npz", "conv1.weight"),
     ] {
-        let w = Weights::load(&fixture(file), None).unwrap();
+        let w = Weights::load(fixture(file), None).unwrap();
         let p = dir.path().join(file);
         w.save_npz(&p, vec![]).unwrap();
         // Same keys, shapes and values as the source file (Keras: HWIO, [in, out], NHWC rows).
@@ -320,7 +320,7 @@ fn torchvision_names_refuse_another_arch() {
             "{msg}"
         );
     }
-    Weights::load(&fixture("torchvision_small.npz"), Some(Arch::Torchvision)).unwrap();
+    Weights::load(fixture("torchvision_small.npz"), Some(Arch::Torchvision)).unwrap();
 }
 
 #[cfg(unix)]

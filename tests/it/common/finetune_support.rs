@@ -104,7 +104,7 @@ pub fn against_torch_on(
     preset: &str,
     first: usize,
 ) {
-    let w = Weights::load(&fixture(weights), Some(arch)).unwrap();
+    let w = Weights::load(fixture(weights), Some(arch)).unwrap();
     let want = tensors(&fixture(&format!("finetune_conv{first}_{preset}.npz")));
     // `NAME.npy/64`: that input scaled by 1/64 (exact in f32, as the script does).
     let (file, scale) = match input.strip_suffix("/64") {
