@@ -66,7 +66,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let mut net = Network::new(&ctx, &weights)?;
     let pre = Preprocess::for_arch(weights.arch);
     let opts = args.load.options();
-    let pb = super::features::bar(data.items.len(), "evaluating");
+    // A bar on a terminal, plain progress lines when piped.
+    let mut pb = super::meter::Meter::new(data.items.len(), "evaluating", "images");
+    let mut done = 0usize;
     let (mut logits, mut labels, mut failed) = (Vec::new(), Vec::new(), 0usize);
     let fill = |(p, _): &(PathBuf, usize), out: &mut [f32]| -> alexnet_wgpu::Result<()> {
         prepare_into(p, &pre, opts, out).map(|_| ())
@@ -96,10 +98,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         if let Some(out) = d.out {
             logits.extend(out.logits);
         }
-        pb.inc(d.items.len() as u64);
+        done += d.items.len();
+        pb.set(done);
         Ok(())
     })?;
-    pb.finish_and_clear();
+    pb.finish();
     if args.timings {
         eprintln!("{}", times.summary());
     }

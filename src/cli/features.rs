@@ -189,7 +189,9 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     let mut failed = 0usize;
-    let pb = bar(items.len(), "features");
+    // A bar on a terminal, plain progress lines when piped.
+    let mut pb = super::meter::Meter::new(items.len(), "features", "images");
+    let mut done = 0usize;
     let start = std::time::Instant::now();
     let collect_all = args.out.is_some();
     // An output error inside the pipeline's callback, returned as is after the run.
@@ -257,7 +259,8 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
             if collect_all {
                 set.features.extend_from_slice(&tap_rows);
             }
-            pb.inc(b.items.len() as u64);
+            done += b.items.len();
+            pb.set(done);
             Ok(())
         },
     );
@@ -265,7 +268,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         return Err(e);
     }
     let times = times?;
-    pb.finish_and_clear();
+    pb.finish();
     let seconds = start.elapsed().as_secs_f64();
     if args.timings {
         eprintln!("{}", times.summary());
@@ -289,13 +292,13 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
                 ],
             )?;
         }
+        let (n, c) = (set.paths.len(), set.classes.len());
         eprintln!(
-            "wrote {} ({} images x {} {} features, {} classes) in {seconds:.1} s",
+            "wrote {} ({n} image{} x {dim} {} features, {c} class{}) in {seconds:.1} s",
             path.display(),
-            set.paths.len(),
-            dim,
+            if n == 1 { "" } else { "s" },
             args.layer,
-            set.classes.len(),
+            if c == 1 { "" } else { "es" },
         );
     }
     Ok(if failed == 0 {

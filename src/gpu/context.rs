@@ -184,6 +184,7 @@ impl GpuContext {
             .ok_or_else(|| Error::NoAdapter {
                 filter: choice.describe(),
             })?;
+        super::validation::forget_other_backends(adapter.get_info().backend);
         Self::from_adapter(adapter, options)
     }
 

@@ -84,6 +84,16 @@ pub fn concerns_backend(message: &str, backend: wgpu::Backend) -> bool {
     }
 }
 
+/// Forgets the recorded messages that cannot concern a device of `backend` (the other
+/// backends' probing while adapters were enumerated): called when a context opens its device,
+/// so that neither its read-backs nor the binary's last check at exit see them.
+pub fn forget_other_backends(backend: wgpu::Backend) {
+    DRIVER
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|m| concerns_backend(m, backend));
+}
+
 /// The driver messages recorded so far (and forgets them).
 pub fn take_driver_errors() -> Vec<String> {
     std::mem::take(&mut *DRIVER.lock().unwrap_or_else(|e| e.into_inner()))

@@ -988,3 +988,37 @@ fn validate_ignores_other_backends_probing_errors() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// Piped (stderr not a terminal, where the bar draws nothing), `features` prints plain progress
+/// lines (as `eval` and `train-head` do, through the same `cli::meter`), and says "1 image".
+#[test]
+fn features_prints_progress_lines_when_piped() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = fixture("torchvision_small.npz");
+    let data = root().join("tests/fixtures/train_data");
+    let out = dir.path().join("f.npz");
+    let o = alexnet(&[
+        "features",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--batch",
+        "16",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let e = stderr(&o);
+    assert!(o.status.success(), "{e}");
+    assert!(e.contains("features: 16/60 images"), "{e}");
+    let o = alexnet(&[
+        "features",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "assets/images/chelsea.jpg",
+    ]);
+    let e = stderr(&o);
+    assert!(o.status.success() && e.contains("(1 image x"), "{e}");
+}
