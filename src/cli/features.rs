@@ -64,18 +64,6 @@ fn layer_parser() -> impl TypedValueParser<Value = Tap> {
         .map(|name| name.parse::<Tap>().expect("a listed layer"))
 }
 
-/// A progress bar on stderr (hidden when stderr is not a terminal).
-pub fn bar(len: usize, what: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(len as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(&format!(
-            "{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} {{per_sec}} eta {{eta}}"
-        ))
-        .expect("valid template"),
-    );
-    bar
-}
-
 pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     if args.out.is_none() && args.sharding.out_dir.is_none() && args.format.is_none() {
         anyhow::bail!("say where the features go: --out FILE.npz, --out-dir DIR or --format jsonl");

@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use image::RgbImage;
 
-use super::features::bar;
+use super::meter::bar;
 use super::{GpuArgs, ModelArgs};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

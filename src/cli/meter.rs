@@ -29,7 +29,7 @@ impl Meter {
     /// A bar, or plain "what: done/total unit, N s" lines when stderr is not a terminal.
     pub fn new(total: usize, what: &str, unit: &str) -> Meter {
         if std::io::stderr().is_terminal() {
-            Meter::Bar(super::features::bar(total, what))
+            Meter::Bar(bar(total, what))
         } else {
             let now = Instant::now();
             Meter::Lines {
@@ -46,7 +46,7 @@ impl Meter {
     /// A bar on a terminal, nothing when piped.
     pub fn bar_only(total: usize, what: &str) -> Meter {
         if std::io::stderr().is_terminal() {
-            Meter::Bar(super::features::bar(total, what))
+            Meter::Bar(bar(total, what))
         } else {
             Meter::Silent
         }
@@ -94,4 +94,16 @@ impl Meter {
             b.finish_and_clear();
         }
     }
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub fn bar(len: usize, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} {{per_sec}} eta {{eta}}"
+        ))
+        .expect("valid template"),
+    );
+    bar
 }

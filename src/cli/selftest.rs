@@ -37,7 +37,7 @@ struct Report<'a> {
 
 pub fn run(args: SelftestArgs) -> anyhow::Result<ExitCode> {
     let ctx = args.gpu.context()?;
-    let bar = super::features::bar(0, "selftest");
+    let bar = super::meter::bar(0, "selftest");
     let checks = selftest::run(&ctx, &mut |done, total, check| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
