@@ -21,7 +21,7 @@
 //! A cycle is then a strongly connected group of two or more files.
 //!
 //! Where this port departs from the script, it fixes the script (on today's `src/` these change
-//! 14 of ~720 edges and no group):
+//! 25 of ~720 edges and no group):
 //! - `x as y` renames and names containing "as": the script deleted the spaces and cut names at
 //!   any "as" (`ClassFolders` -> `Cl`, `dataset` -> `dat`), so their re-exports were not followed;
 //! - an inline path through a type (`crate::data::Preprocess::for_arch`) takes the name right
