@@ -15,6 +15,7 @@ mod api;
 mod backward;
 mod cli;
 mod fetch;
+mod file_cycles;
 mod fine_tune_api;
 mod finetune_conv;
 mod finetune_conv_blocked;
