@@ -1,28 +1,20 @@
 //! `alexnet lpips`: LPIPS distances (the `lpips` 0.1.4 package's `net='alex'`) between two
 //! images, two folders paired by relative path, a list of pairs, or all pairs of a folder.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use alexnet_wgpu::data::inputs::list_images;
 use alexnet_wgpu::fsutil::read_lines_capped;
-use alexnet_wgpu::lpips::{Distance, Lin, Lpips, Matrix, MatrixProgress, MIN_SIDE};
+use alexnet_wgpu::lpips::{Lin, Lpips, MatrixProgress, MIN_SIDE};
 use alexnet_wgpu::weights::write_npy;
 use anyhow::{bail, Context};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use image::RgbImage;
 
+use super::lpips_out::{Format, MatrixNpy, Row, RowWriter};
 use super::meter::bar;
 use super::{GpuArgs, ModelArgs};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-    Jsonl,
-    Csv,
-}
 
 #[derive(Args)]
 pub struct LpipsArgs {
@@ -55,29 +47,24 @@ pub struct LpipsArgs {
     /// tab); `-` reads standard input.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["paths", "all_pairs"])]
     pairs: Option<PathBuf>,
-    /// Every pair of the images in DIR (each image's features computed once).
+    /// Every pair of the images in DIR (each image's features computed once), written as they
+    /// are computed, in sorted (a, b) path order; memory stays within --memory-mb however many
+    /// images.
     #[arg(long, value_name = "DIR", conflicts_with = "paths")]
     all_pairs: Option<PathBuf>,
     /// With --all-pairs: write the [N, N] float32 distance matrix as .npy (rows in the sorted
-    /// path order printed).
+    /// path order printed), filled on disk as the pairs come (never held in memory).
     #[arg(long, value_name = "M.npy", requires = "all_pairs")]
     matrix_out: Option<PathBuf>,
-    /// GPU memory budget in MiB: batches, and the --all-pairs features kept on the GPU, stay
+    /// Memory budget in MiB: batches, and the --all-pairs features kept on the GPU, stay
     /// within it; features that do not fit go to a temporary file (in $TMPDIR) and are
-    /// uploaded a block at a time.
+    /// uploaded a block at a time. The --all-pairs results wait on the host a band of rows at a
+    /// time (at most a quarter of the budget) before they are written.
     #[arg(long, value_name = "MB", default_value_t = 1024)]
     memory_mb: u64,
     /// Two images, or two folders whose images are paired by relative path.
     #[arg(value_name = "PATH", num_args = 0..=2)]
     paths: Vec<PathBuf>,
-}
-
-/// One computed pair, for the output.
-struct Row {
-    a: String,
-    b: String,
-    d: Distance,
-    spatial: Option<PathBuf>,
 }
 
 /// Pairs per GPU call: images are decoded a chunk at a time (at most 128 decoded images held),
@@ -194,33 +181,20 @@ pub fn run(args: LpipsArgs) -> anyhow::Result<ExitCode> {
     let lpips = Lpips::load(&ctx, &weights, args.lin)
         .with_context(|| format!("loading the LPIPS trunk from {}", weights.display()))?
         .with_memory_budget(args.memory_mb.saturating_mul(1 << 20));
-    let mut rows = Vec::new();
-    let mut matrix = None;
+    let writer = |spatial: bool| {
+        RowWriter::create(
+            args.out.as_deref(),
+            args.format,
+            args.per_layer,
+            args.lin,
+            spatial,
+        )
+    };
 
-    if let Some(dir) = &args.all_pairs {
-        let (names, m) = all_pairs(&lpips, dir, resize, args.per_layer, &mut errors)?;
-        if let Some(m) = &m {
-            let n = m.n;
-            for i in 0..n {
-                for j in i + 1..n {
-                    let layers = match &m.layers {
-                        Some(l) => l[i * n + j],
-                        None => [f32::NAN; 5],
-                    };
-                    rows.push(Row {
-                        a: names[i].clone(),
-                        b: names[j].clone(),
-                        d: Distance {
-                            distance: m.values[i * n + j],
-                            layers,
-                        },
-                        spatial: None,
-                    });
-                }
-            }
-        }
-        matrix = m.map(|m| (m.n, m.values));
+    let computed = if let Some(dir) = &args.all_pairs {
+        all_pairs(&lpips, &args, dir, resize, writer, &mut errors)?
     } else {
+        let mut out = writer(args.spatial.is_some())?;
         let mut index = 0usize;
         let pairs_bar = bar(pairs.len(), "lpips pairs");
         for chunk in pairs.chunks(CHUNK) {
@@ -255,68 +229,57 @@ pub fn run(args: LpipsArgs) -> anyhow::Result<ExitCode> {
                     let s = lpips.spatial(a, b)?;
                     let path = dir.join(format!("pair-{i:05}.npy"));
                     write_npy(&path, &[s.map.height, s.map.width], &s.map.data)?;
-                    rows.push(Row {
+                    out.row(&Row {
                         a: pa.display().to_string(),
                         b: pb.display().to_string(),
                         d: s.distance,
                         spatial: Some(path),
-                    });
+                    })?;
                 }
             } else {
                 let refs: Vec<(&RgbImage, &RgbImage)> =
                     loaded.iter().map(|(_, _, _, a, b)| (a, b)).collect();
                 let ds = lpips.distances(&refs)?;
                 for ((_, pa, pb, _, _), d) in loaded.iter().zip(ds) {
-                    rows.push(Row {
+                    out.row(&Row {
                         a: pa.display().to_string(),
                         b: pb.display().to_string(),
                         d,
                         spatial: None,
-                    });
+                    })?;
                 }
             }
+            out.flush()?;
             pairs_bar.inc(chunk.len() as u64);
         }
         pairs_bar.finish_and_clear();
-    }
+        out.finish()?
+    };
 
-    if let (Some(path), Some((n, values))) = (&args.matrix_out, &matrix) {
-        write_npy(path, &[*n, *n], values)?;
-    }
-    let text = render(&rows, args.format, args.per_layer, args.lin);
-    match &args.out {
-        Some(path) => alexnet_wgpu::fsutil::write_atomic(path, |f| f.write_all(text.as_bytes()))?,
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())?;
-            out.flush()?;
-        }
-    }
     for e in &errors {
         eprintln!("error: {e}");
     }
     if !errors.is_empty() {
-        eprintln!(
-            "{} problem(s); {} pair(s) computed",
-            errors.len(),
-            rows.len()
-        );
+        eprintln!("{} problem(s); {} pair(s) computed", errors.len(), computed);
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `--all-pairs DIR`: the images that decode and have the first one's size (the others go to
-/// `errors`), then their matrix. The first pass keeps the decoded images while they fit the
-/// memory budget (every run of a few hundred images decodes once); the others are decoded
-/// again, a trunk batch at a time, when the matrix needs them.
+/// `errors`), then their pairs, written band by band as the matrix hands them on (rows in
+/// sorted (i, j) order, the `--matrix-out` file filled at its offsets). The first pass keeps
+/// the decoded images while they fit the memory budget (every run of a few hundred images
+/// decodes once); the others are decoded again, a trunk batch at a time, when the matrix needs
+/// them. Returns the number of rows written.
 fn all_pairs(
     lpips: &Lpips,
+    args: &LpipsArgs,
     dir: &Path,
     resize: Option<(u32, u32)>,
-    per_layer: bool,
+    writer: impl FnOnce(bool) -> alexnet_wgpu::Result<RowWriter>,
     errors: &mut Vec<String>,
-) -> anyhow::Result<(Vec<String>, Option<Matrix>)> {
+) -> anyhow::Result<usize> {
     let mut paths = Vec::new();
     let mut kept: Vec<Option<RgbImage>> = Vec::new();
     let mut kept_bytes = 0u64;
@@ -351,16 +314,22 @@ fn all_pairs(
         }
         paths.push(p);
     }
+    if paths.is_empty() && errors.is_empty() {
+        bail!("{}: no images found", dir.display());
+    }
+    let mut out = writer(false)?;
     if paths.is_empty() {
-        if errors.is_empty() {
-            bail!("{}: no images found", dir.display());
-        }
-        return Ok((Vec::new(), None));
+        return Ok(out.finish()?);
     }
     let n = paths.len();
+    let mut matrix = match &args.matrix_out {
+        Some(path) => Some(MatrixNpy::create(path, n)?),
+        None => None,
+    };
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     let features = bar(n, "lpips features");
     let mut pairs_bar = None;
-    let m = lpips.matrix_of(
+    lpips.matrix_blocks(
         n,
         |i| match kept[i].take() {
             Some(img) => Ok(img),
@@ -369,7 +338,6 @@ fn all_pairs(
                 load(&paths[i], resize).map_err(|e| alexnet_wgpu::Error::Invalid(format!("{e:#}")))
             }
         },
-        per_layer,
         &mut |p| match p {
             MatrixProgress::Features { done, .. } => features.set_position(done as u64),
             MatrixProgress::Pairs { done, total } => {
@@ -379,80 +347,28 @@ fn all_pairs(
                     .set_position(done as u64);
             }
         },
+        &mut |band| {
+            for &(i, j, d) in &band.pairs {
+                out.row(&Row {
+                    a: names[i].clone(),
+                    b: names[j].clone(),
+                    d,
+                    spatial: None,
+                })?;
+            }
+            out.flush()?;
+            match &mut matrix {
+                Some(m) => m.band(band),
+                None => Ok(()),
+            }
+        },
     )?;
     features.finish_and_clear();
     if let Some(b) = pairs_bar {
         b.finish_and_clear();
     }
-    let names = paths.iter().map(|p| p.display().to_string()).collect();
-    Ok((names, Some(m)))
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
+    if let Some(m) = matrix {
+        m.finish()?;
     }
-}
-
-fn row_json(r: &Row, per_layer: bool, lin: Lin) -> serde_json::Value {
-    let mut v =
-        serde_json::json!({ "a": r.a, "b": r.b, "lin": lin.name(), "distance": r.d.distance });
-    if per_layer {
-        v["layers"] = serde_json::json!(r.d.layers);
-    }
-    if let Some(p) = &r.spatial {
-        v["spatial"] = serde_json::json!(p.display().to_string());
-    }
-    v
-}
-
-fn render(rows: &[Row], format: Format, per_layer: bool, lin: Lin) -> String {
-    let mut s = String::new();
-    match format {
-        Format::Table => {
-            for r in rows {
-                s += &format!("{:.6}  {}  {}", r.d.distance, r.a, r.b);
-                if per_layer {
-                    let l: Vec<String> = r.d.layers.iter().map(|v| format!("{v:.6}")).collect();
-                    s += &format!("  [{}]", l.join(" "));
-                }
-                s.push('\n');
-            }
-        }
-        Format::Json => {
-            let all: Vec<serde_json::Value> =
-                rows.iter().map(|r| row_json(r, per_layer, lin)).collect();
-            s = serde_json::to_string_pretty(&all).expect("plain JSON values") + "\n";
-        }
-        Format::Jsonl => {
-            for r in rows {
-                s += &format!("{}\n", row_json(r, per_layer, lin));
-            }
-        }
-        Format::Csv => {
-            s += "a,b,distance";
-            if per_layer {
-                s += ",layer0,layer1,layer2,layer3,layer4";
-            }
-            if rows.iter().any(|r| r.spatial.is_some()) {
-                s += ",spatial";
-            }
-            s.push('\n');
-            for r in rows {
-                s += &format!("{},{},{}", csv_field(&r.a), csv_field(&r.b), r.d.distance);
-                if per_layer {
-                    for v in r.d.layers {
-                        s += &format!(",{v}");
-                    }
-                }
-                if let Some(p) = &r.spatial {
-                    s += &format!(",{}", csv_field(&p.display().to_string()));
-                }
-                s.push('\n');
-            }
-        }
-    }
-    s
+    Ok(out.finish()?)
 }

@@ -14,6 +14,7 @@ mod features;
 mod fetch_weights;
 pub mod hint;
 mod lpips;
+mod lpips_out;
 mod merge;
 mod meter;
 mod plots;

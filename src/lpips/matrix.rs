@@ -11,6 +11,15 @@
 //! read back from it, two blocks on the GPU at a time ("spilled"): uploading a block costs far
 //! less than running its trunk again. No per-pair map is ever allocated (the kernel's maps
 //! are off), so the GPU holds features, pair indices and five terms per pair of a block.
+//!
+//! The results stream out ([`Lpips::matrix_blocks`]) in bands of whole rows, so the host never
+//! holds the n x n matrix either: a band is rows `r0..r1` of the upper triangle (every pair
+//! (i, j) with r0 <= i < r1 and i < j < n), sorted by i then j, and bands come in row order, so
+//! the concatenated bands are every pair in sorted (i, j) order. A band holds at most
+//! [`MatrixPlan::band_pairs`] pairs (but always one whole row), a quarter of the budget on the
+//! host. [`Lpips::matrix_of`] collects the bands into a [`Matrix`] for callers that want it.
+
+use std::ops::Range;
 
 use image::RgbImage;
 
@@ -34,6 +43,9 @@ const PAIR_BYTES: u64 = 28;
 /// The most pairs one reduction dispatch takes (28 MiB of terms and indices).
 const MAX_PAIRS: usize = 1 << 20;
 
+/// Host bytes per pair of a band ([`PairBlock`]): two indices and a [`Distance`].
+const BAND_PAIR_BYTES: u64 = std::mem::size_of::<(usize, usize, Distance)>() as u64;
+
 /// An all-pairs distance matrix, row-major `[n, n]`, exactly symmetric with an exactly zero
 /// diagonal; with its per-layer terms (`[n * n]`, the diagonal all zero) when asked for.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +53,15 @@ pub struct Matrix {
     pub n: usize,
     pub values: Vec<f32>,
     pub layers: Option<Vec<[f32; 5]>>,
+}
+
+/// One band of the matrix's pairs, as [`Lpips::matrix_blocks`] hands it on: every pair (i, j)
+/// with i in `rows` and i < j < n, sorted by i then j (global image indices), each with its
+/// distance and five per-layer terms.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PairBlock {
+    pub rows: Range<usize>,
+    pub pairs: Vec<(usize, usize, Distance)>,
 }
 
 /// How far a matrix has got, for a progress display: images featurised, then pairs reduced.
@@ -61,6 +82,8 @@ pub struct MatrixPlan {
     pub block: usize,
     /// Pairs per reduction dispatch (a block of n images has up to n² pairs).
     pub pairs: usize,
+    /// The most pairs of one [`PairBlock`] handed on (a band of rows), unless one row has more.
+    pub band_pairs: usize,
 }
 
 impl Lpips {
@@ -97,6 +120,9 @@ impl Lpips {
         let pairs = ((budget / 8 / PAIR_BYTES) as usize)
             .min((self.ctx.max_binding() / 20) as usize)
             .clamp(1, MAX_PAIRS);
+        // A band of results waits on the host until its rows are complete: a quarter of the
+        // budget.
+        let band_pairs = ((budget / 4 / BAND_PAIR_BYTES) as usize).max(1);
         let all_features = (n as u64).saturating_mul(feature_bytes);
         if all_features.saturating_add(work_bytes) <= budget {
             let trunk_batch = batch_of(budget - all_features);
@@ -106,28 +132,35 @@ impl Lpips {
                 // Whole trunk batches, so that a batch is copied into one block.
                 block: (per_binding.min(n) / trunk_batch).max(1) * trunk_batch,
                 pairs,
+                band_pairs,
             }
         } else {
             MatrixPlan {
                 trunk_batch: batch_of(budget),
                 resident: false,
+                // A spilled block is also a band (the rows of block I are reduced against each
+                // later block J uploaded once): its rows' pairs fit the band's share, so that
+                // no block is uploaded once per band. Smaller blocks upload more (n²/2/block
+                // images in all) but keep the host within the budget for any n.
                 block: ((budget / 2 / feature_bytes) as usize)
+                    .min(band_pairs / (n - 1).max(1))
                     .max(1)
                     .min(per_binding)
                     .min(n),
                 pairs,
+                band_pairs,
             }
         }
     }
 
-    /// The matrix of `n` images that `load(i)` gives one at a time (in trunk batches, so that
-    /// never more than a batch of decoded images is held), with the per-layer terms when
-    /// `per_layer`, reporting to `progress` after each trunk batch and each block of pairs.
-    /// The first image's size is every image's size (another is refused, naming both).
+    /// The matrix of `n` images that `load(i)` gives one at a time, collected from
+    /// [`Lpips::matrix_blocks`] into n x n values (and the per-layer terms when `per_layer`):
+    /// for callers that want the whole matrix in memory (`4 n²` bytes, `24 n²` more with the
+    /// terms); stream the blocks instead for large n.
     pub fn matrix_of(
         &self,
         n: usize,
-        mut load: impl FnMut(usize) -> Result<RgbImage>,
+        load: impl FnMut(usize) -> Result<RgbImage>,
         per_layer: bool,
         progress: &mut dyn FnMut(MatrixProgress),
     ) -> Result<Matrix> {
@@ -136,13 +169,41 @@ impl Lpips {
             values: vec![0f32; n * n],
             layers: per_layer.then(|| vec![[0f32; 5]; n * n]),
         };
+        self.matrix_blocks(n, load, progress, &mut |block| {
+            for &(i, j, d) in &block.pairs {
+                matrix.values[i * n + j] = d.distance;
+                matrix.values[j * n + i] = d.distance;
+                if let Some(l) = &mut matrix.layers {
+                    l[i * n + j] = d.layers;
+                    l[j * n + i] = d.layers;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(matrix)
+    }
+
+    /// The n(n-1)/2 pairs i < j of the `n` images that `load(i)` gives one at a time (in trunk
+    /// batches, so that never more than a batch of decoded images is held), handed to `sink`
+    /// band by band as they are read back (see the module: bands of whole rows, in sorted
+    /// (i, j) order, each within [`MatrixPlan::band_pairs`]), so that memory stays within the
+    /// budget for any n. Reports to `progress` after each trunk batch and each dispatch of
+    /// pairs. The first image's size is every image's size (another is refused, naming both).
+    /// An error of `sink` stops the matrix and is returned.
+    pub fn matrix_blocks(
+        &self,
+        n: usize,
+        mut load: impl FnMut(usize) -> Result<RgbImage>,
+        progress: &mut dyn FnMut(MatrixProgress),
+        sink: &mut dyn FnMut(&PairBlock) -> Result<()>,
+    ) -> Result<()> {
         if n == 0 {
-            return Ok(matrix);
+            return Ok(());
         }
         let first = load(0)?;
         check_size(&first)?;
         if n == 1 {
-            return Ok(matrix);
+            return Ok(());
         }
         let (w, h) = first.dimensions();
         let (h, w) = (h as usize, w as usize);
@@ -212,7 +273,8 @@ impl Lpips {
             });
         }
 
-        // Reduce: the pairs within block I and between I and every later block J.
+        // Reduce, band by band: the rows r0..r1 of block I against block I (j > i) and every
+        // later block J, collected, put in (i, j) order and handed on.
         let blocks: Vec<(usize, usize)> = (0..n)
             .step_by(plan.block)
             .map(|s| (s, (s + plan.block).min(n)))
@@ -223,48 +285,54 @@ impl Lpips {
                 None => None,
             };
             let feats_i = spilled_i.as_ref().unwrap_or_else(|| &resident[bi]);
-            for (bj, &(sj, ej)) in blocks.iter().enumerate().skip(bi) {
-                let spilled_j = match &mut file {
-                    Some(f) if bj != bi => Some(self.upload_block(f, sj, ej, &sizes)?),
-                    _ => None,
-                };
-                let feats_j = match (&spilled_j, &file) {
-                    (Some(b), _) => b,
-                    (None, Some(_)) => feats_i,
-                    (None, None) => &resident[bj],
-                };
-                let (mi, mj) = (ei - si, ej - sj);
-                let mut pairs: Box<dyn Iterator<Item = (usize, usize)>> = if bi == bj {
-                    Box::new((0..mi).flat_map(move |a| (a + 1..mi).map(move |b| (a, b))))
-                } else {
-                    Box::new((0..mi).flat_map(move |a| (0..mj).map(move |b| (a, b))))
-                };
-                loop {
-                    let idx: Vec<(usize, usize)> = pairs.by_ref().take(plan.pairs).collect();
-                    if idx.is_empty() {
-                        break;
-                    }
-                    let mut red = self.record_reduce(&sizes, feats_i, feats_j, &idx, false)?;
-                    crate::kernels::run(&self.ctx, &std::mem::take(&mut red.dispatches))?;
-                    for (&(a, b), terms) in idx.iter().zip(red.terms(&self.ctx)?) {
-                        let (i, j) = (si + a, sj + b);
-                        let d = Distance::from_layers(terms).distance;
-                        matrix.values[i * n + j] = d;
-                        matrix.values[j * n + i] = d;
-                        if let Some(l) = &mut matrix.layers {
-                            l[i * n + j] = terms;
-                            l[j * n + i] = terms;
+            let mut r0 = si;
+            while r0 < ei.min(n - 1) {
+                let r1 = r0 + (plan.band_pairs / (n - r0 - 1)).clamp(1, ei - r0);
+                let mut band = Vec::with_capacity((r0..r1).map(|i| n - i - 1).sum());
+                for (bj, &(sj, ej)) in blocks.iter().enumerate().skip(bi) {
+                    let spilled_j = match &mut file {
+                        Some(f) if bj != bi => Some(self.upload_block(f, sj, ej, &sizes)?),
+                        _ => None,
+                    };
+                    let feats_j = match (&spilled_j, &file) {
+                        (Some(b), _) => b,
+                        (None, Some(_)) => feats_i,
+                        (None, None) => &resident[bj],
+                    };
+                    let ((a0, a1), mj) = ((r0 - si, r1 - si), ej - sj);
+                    let mut pairs: Box<dyn Iterator<Item = (usize, usize)>> = if bi == bj {
+                        Box::new((a0..a1).flat_map(move |a| (a + 1..mj).map(move |b| (a, b))))
+                    } else {
+                        Box::new((a0..a1).flat_map(move |a| (0..mj).map(move |b| (a, b))))
+                    };
+                    loop {
+                        let idx: Vec<(usize, usize)> = pairs.by_ref().take(plan.pairs).collect();
+                        if idx.is_empty() {
+                            break;
                         }
+                        let mut red = self.record_reduce(&sizes, feats_i, feats_j, &idx, false)?;
+                        crate::kernels::run(&self.ctx, &std::mem::take(&mut red.dispatches))?;
+                        for (&(a, b), terms) in idx.iter().zip(red.terms(&self.ctx)?) {
+                            band.push((si + a, sj + b, Distance::from_layers(terms)));
+                        }
+                        pairs_done += idx.len();
+                        progress(MatrixProgress::Pairs {
+                            done: pairs_done,
+                            total: total_pairs,
+                        });
                     }
-                    pairs_done += idx.len();
-                    progress(MatrixProgress::Pairs {
-                        done: pairs_done,
-                        total: total_pairs,
-                    });
                 }
+                // Already sorted when there is one block J; otherwise row i's pairs came
+                // block by block.
+                band.sort_unstable_by_key(|&(i, j, _)| (i, j));
+                sink(&PairBlock {
+                    rows: r0..r1,
+                    pairs: band,
+                })?;
+                r0 = r1;
             }
         }
-        Ok(matrix)
+        Ok(())
     }
 
     /// Copies a trunk batch's five outputs (`count` images) into a block from image `at` on.

@@ -13,7 +13,8 @@
 //! - `lin`: the lin layers' calibration, [`Lin`].
 //! - `metric`: [`Lpips`] (loading, budget, trunk count).
 //! - `pairs`: distances, spatial maps and activations of pairs.
-//! - `matrix`: the all-pairs [`Matrix`], within the budget; `spill`: its temporary file.
+//! - `matrix`: the all-pairs pairs streamed in bands ([`PairBlock`]) or collected ([`Matrix`]),
+//!   within the budget; `spill`: its temporary file.
 //! - `outputs`: what is returned ([`Distance`], [`Map`], [`Spatial`], [`Activation`]).
 //!
 //! ```no_run
@@ -39,7 +40,7 @@ mod spill;
 pub mod trunk;
 
 pub use lin::Lin;
-pub use matrix::{Matrix, MatrixPlan, MatrixProgress};
+pub use matrix::{Matrix, MatrixPlan, MatrixProgress, PairBlock};
 pub use metric::{check_size, load_image, Lpips, DEFAULT_MEMORY_BYTES};
 pub use outputs::{Activation, Distance, Map, Spatial};
 pub use pairs::upsample_bilinear;

@@ -25,7 +25,7 @@ mod merge;
 mod stream;
 
 pub use merge::{merge, merged_path, MergeReport};
-pub use stream::{read_npy_header, NpyWriter, StreamFile};
+pub use stream::{npy_header, read_npy_header, NpyWriter, StreamFile};
 
 /// The most shards a run can have (part names hold five digits).
 pub const MAX_SHARDS: usize = 99_999;

@@ -58,7 +58,8 @@ impl StreamFile {
 /// The `.npy` header we write: always 128 bytes, so the row count can be filled in at the end.
 pub(super) const NPY_HEADER_LEN: usize = 128;
 
-pub(super) fn npy_header(rows: usize, cols: usize) -> Vec<u8> {
+/// The 128-byte header of a little-endian float32 `[rows, cols]` `.npy` (C order).
+pub fn npy_header(rows: usize, cols: usize) -> Vec<u8> {
     let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     let mut h = b"\x93NUMPY\x01\x00".to_vec();
     let len = NPY_HEADER_LEN - 10;

@@ -13,21 +13,21 @@ use serde_json::Value;
 
 use common::lpips_trunk::{trunk_npz, trunk_params, TRUNK};
 
-fn expected() -> Value {
+pub(crate) fn expected() -> Value {
     let text = std::fs::read_to_string(common::fixture("lpips/expected.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
-fn image(name: &str) -> RgbImage {
+pub(crate) fn image(name: &str) -> RgbImage {
     load_image(common::fixture(&format!("lpips/{name}"))).unwrap()
 }
 
-fn f(v: &Value) -> f64 {
+pub(crate) fn f(v: &Value) -> f64 {
     v.as_f64().unwrap()
 }
 
 /// |got - want| <= 1e-4 |want|, and exactly 0 when want is 0; returns the relative error.
-fn check_rel(what: &str, got: f32, want: f64) -> f64 {
+pub(crate) fn check_rel(what: &str, got: f32, want: f64) -> f64 {
     if want == 0.0 {
         assert_eq!(got, 0.0, "{what}: expected exactly 0");
         return 0.0;
@@ -348,7 +348,7 @@ fn a_trunk_of_another_shape_is_refused_naming_the_key() {
     );
 }
 
-fn alexnet(args: &[&str], stdin: Option<&str>) -> std::process::Output {
+pub(crate) fn alexnet(args: &[&str], stdin: Option<&str>) -> std::process::Output {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_alexnet"))
@@ -555,7 +555,7 @@ fn cli_folders_resize_and_out_file() {
 }
 
 /// The six squares of the fixture matrix, in its order.
-fn matrix_images(e: &Value) -> Vec<RgbImage> {
+pub(crate) fn matrix_images(e: &Value) -> Vec<RgbImage> {
     e["matrix_v0.1"]["images"]
         .as_array()
         .unwrap()

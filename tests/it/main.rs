@@ -29,6 +29,7 @@ mod interrupt;
 mod kernels;
 mod layering;
 mod lpips;
+mod lpips_stream;
 mod network;
 mod pipeline;
 mod portability;
