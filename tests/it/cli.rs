@@ -264,7 +264,8 @@ fn no_adapter_says_what_to_install() {
     // The library's message names the filter (not the drivers to install: some adapter
     // answered, just not this one); the binary's hint names its command and flags.
     assert!(
-        e.contains("no GPU adapter matching name containing 'no-such-adapter-anywhere'")
+        e.contains("no GPU adapter matching ")
+            && e.contains("name containing 'no-such-adapter-anywhere'")
             && e.contains("`alexnet adapters` lists the adapters")
             && e.contains("WGPU_ADAPTER_NAME")
             && !e.contains("mesa-vulkan-drivers"),
