@@ -294,7 +294,7 @@ def table(d):
     lo, lt, p1t, p1 = get("ours", "loadonly"), get("ours", "loadonly-trunk"), get("ours", "pair1-trunk"), get("ours", "pair1")
     p64, p256, ap = get("ours", "pairs64"), get("ours", "pairs256"), get("ours", "allpairs64")
     print("  ours, process + adapter + weights + pipelines, no GPU work: %s (full 233 MiB file), %s (trunk-only 9 MiB file)" % (fmt(lo), fmt(lt)))
-    print("    -> reading the full torchvision file costs %s s (Lpips::load reads every tensor, the classifier's 58.6M unused ones too)" % fmt(lo - lt if lo and lt else None))
+    print("    -> reading the full torchvision file costs %s s more than the trunk-only copy (Lpips::load reads only the trunk's tensors where the format allows: the rest is opening the file and its zip directory)" % fmt(lo - lt if lo and lt else None))
     print("  ours, 1 pair: %s (full file), %s (trunk-only file)" % (fmt(p1), fmt(p1t)))
     if p64 and p1:
         print("  ours, marginal per pair at 64x64: %.1f ms ((100 pairs - 1 pair) / 99; each pair runs both trunks)" % ((p64 - p1) / 99 * 1e3))
