@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
+use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
 use crate::kernels::conv2d::Conv2dShape;
 use crate::kernels::lrn::Lrn;
 use crate::kernels::max_pool::PoolShape;
@@ -221,6 +222,43 @@ impl Layer {
         }
     }
 
+    /// The pooling geometry of a `MaxPool` layer for `batch` inputs of `[c, h, w]`.
+    pub fn pool_shape(&self, batch: usize, [c, h, w]: [usize; 3]) -> Option<PoolShape> {
+        match *self {
+            Layer::MaxPool {
+                kernel,
+                stride,
+                ceil,
+            } => Some(PoolShape {
+                planes: batch * c,
+                in_h: h,
+                in_w: w,
+                window: kernel,
+                stride,
+                ceil,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The geometry of an `AdaptiveAvgPool` layer for `batch` inputs of `[c, h, w]`.
+    pub fn adaptive_pool_shape(
+        &self,
+        batch: usize,
+        [c, h, w]: [usize; 3],
+    ) -> Option<AdaptivePoolShape> {
+        match *self {
+            Layer::AdaptiveAvgPool { h: out_h, w: out_w } => Some(AdaptivePoolShape {
+                planes: batch * c,
+                in_h: h,
+                in_w: w,
+                out_h,
+                out_w,
+            }),
+            _ => None,
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Layer::Conv {
@@ -364,20 +402,9 @@ impl NetSpec {
                         conv.flops(),
                     )
                 }
-                Layer::MaxPool {
-                    kernel,
-                    stride,
-                    ceil,
-                } => {
+                Layer::MaxPool { .. } => {
                     let [c, h, w] = map(&shape)?;
-                    let pool = PoolShape {
-                        planes: c,
-                        in_h: h,
-                        in_w: w,
-                        window: *kernel,
-                        stride: *stride,
-                        ceil: *ceil,
-                    };
+                    let pool = layer.pool_shape(1, [c, h, w]).expect("a max pool");
                     let (oh, ow) = pool.out_hw().map_err(|e| ctx(e.to_string()))?;
                     (Shape::Map([c, oh, ow]), vec![], 0.0)
                 }

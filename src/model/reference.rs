@@ -4,8 +4,6 @@
 use super::Layer;
 use super::Weights;
 use crate::error::Result;
-use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
-use crate::kernels::max_pool::PoolShape;
 use crate::kernels::{adaptive_avg_pool, conv2d, dense, lrn, max_pool, relu, softmax};
 
 /// Returns (logits `[batch, classes]`, flattened features `[batch, F]` if the net flattens).
@@ -41,31 +39,16 @@ pub fn forward_cpu(
                 false,
             ),
             Layer::Relu => relu::reference(&x),
-            Layer::MaxPool {
-                kernel,
-                stride,
-                ceil,
-            } => max_pool::reference(
+            Layer::MaxPool { .. } => max_pool::reference(
                 &x,
-                &PoolShape {
-                    planes: batch * c,
-                    in_h: ih,
-                    in_w: iw,
-                    window: *kernel,
-                    stride: *stride,
-                    ceil: *ceil,
-                },
+                &layer.pool_shape(batch, [c, ih, iw]).expect("a max pool"),
             ),
             Layer::Lrn(l) => lrn::reference(l, &x, batch, c, ih * iw),
-            Layer::AdaptiveAvgPool { h: oh, w: ow } => adaptive_avg_pool::reference(
+            Layer::AdaptiveAvgPool { .. } => adaptive_avg_pool::reference(
                 &x,
-                &AdaptivePoolShape {
-                    planes: batch * c,
-                    in_h: ih,
-                    in_w: iw,
-                    out_h: *oh,
-                    out_w: *ow,
-                },
+                &layer
+                    .adaptive_pool_shape(batch, [c, ih, iw])
+                    .expect("an adaptive pool"),
             ),
             Layer::Flatten => {
                 features = Some(x.clone());

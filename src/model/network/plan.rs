@@ -5,8 +5,6 @@ use super::super::Layer;
 use super::{Network, Op, Param};
 use crate::error::{Error, Result};
 use crate::gpu::storage_buffer;
-use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
-use crate::kernels::max_pool::PoolShape;
 use crate::kernels::{self, Dispatch, Precision};
 
 /// Which buffer an op reads or writes.
@@ -185,22 +183,8 @@ impl Network {
                         scratch.as_ref(),
                     )?
                 }
-                (
-                    Op::MaxPool { .. },
-                    Layer::MaxPool {
-                        kernel,
-                        stride,
-                        ceil,
-                    },
-                ) => {
-                    let pool = PoolShape {
-                        planes: batch * c,
-                        in_h: ih,
-                        in_w: iw,
-                        window: *kernel,
-                        stride: *stride,
-                        ceil: *ceil,
-                    };
+                (Op::MaxPool { .. }, layer @ Layer::MaxPool { .. }) => {
+                    let pool = layer.pool_shape(batch, [c, ih, iw]).expect("a max pool");
                     let pipeline = self.kernels.max_pool();
                     vec![kernels::max_pool::dispatch(
                         ctx,
@@ -220,14 +204,10 @@ impl Network {
                     buf(cur),
                     buf(dst),
                 )?],
-                (Op::AvgPool { .. }, Layer::AdaptiveAvgPool { h: oh, w: ow }) => {
-                    let pool = AdaptivePoolShape {
-                        planes: batch * c,
-                        in_h: ih,
-                        in_w: iw,
-                        out_h: *oh,
-                        out_w: *ow,
-                    };
+                (Op::AvgPool { .. }, layer @ Layer::AdaptiveAvgPool { .. }) => {
+                    let pool = layer
+                        .adaptive_pool_shape(batch, [c, ih, iw])
+                        .expect("an adaptive pool");
                     let pipeline = self.kernels.adaptive_avg_pool();
                     vec![kernels::adaptive_avg_pool::dispatch(
                         ctx,
