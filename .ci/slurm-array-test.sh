@@ -37,9 +37,16 @@ for tool in munged mungekey slurmctld slurmd sbatch scontrol sinfo; do
     fi
 done
 
+if [ "$(id -u)" != 0 ]; then
+    echo "the one-node Slurm needs root here (slurmd runs each job as its user): run as root" >&2
+    exit 77
+fi
+
 # shellcheck source=slurm-cluster.sh
 source "$ROOT/.ci/slurm-cluster.sh"
 trap slurm_stop EXIT
+trap "exit 143" TERM
+trap "exit 130" INT
 start=$SECONDS
 slurm_start "$WORK/slurm"
 echo "one-node Slurm up in $((SECONDS - start)) s ($(slurmctld -V))"

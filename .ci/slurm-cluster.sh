@@ -21,6 +21,12 @@ SLURM_CI_PIDS=()
 
 slurm_stop() {
     local pid
+    # Jobs still running (a failed test) are cancelled first, so that no task outlives the
+    # cluster (their slurmstepd and processes are not ours to know by PID).
+    if ((${#SLURM_CI_PIDS[@]})) && [ -n "${SLURM_CONF:-}" ]; then
+        scancel --full --quiet --user="$(id -un)" 2>/dev/null || true
+        slurm_wait_for 10 bash -c '[ -z "$(squeue -h -o %i 2>/dev/null)" ]' || true
+    fi
     # Reverse order: slurmd, slurmctld, munged.
     for ((i = ${#SLURM_CI_PIDS[@]} - 1; i >= 0; i--)); do
         pid=${SLURM_CI_PIDS[i]}

@@ -65,7 +65,10 @@ pub fn run(args: AdaptersArgs) -> anyhow::Result<ExitCode> {
         } else {
             a.pci_bus_id.as_str()
         };
-        println!("    driver: {} {}; PCI bus id: {bus}", a.driver, a.driver_info);
+        println!(
+            "    driver: {} {}; PCI bus id: {bus}",
+            a.driver, a.driver_info
+        );
         println!(
             "    max buffer {} MiB, max storage binding {} MiB, {} storage buffers/stage, {} B workgroup memory, {} invocations/workgroup",
             a.max_buffer_size >> 20,
@@ -93,7 +96,10 @@ pub fn run(args: AdaptersArgs) -> anyhow::Result<ExitCode> {
     }
     match chosen {
         Ok((i, why)) => {
-            println!("chosen: {} ({}), because {why}", adapters[i].name, adapters[i].backend);
+            println!(
+                "chosen: {} ({}), because {why}",
+                adapters[i].name, adapters[i].backend
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

@@ -122,7 +122,9 @@ mod tests {
             .assignment
             .unwrap();
         assert_eq!(a.origin, "SLURM_STEP_GPUS=1");
-        let a = from_env(env(&[("ROCR_VISIBLE_DEVICES", "1")])).unwrap().assignment;
+        let a = from_env(env(&[("ROCR_VISIBLE_DEVICES", "1")]))
+            .unwrap()
+            .assignment;
         assert_eq!(a.unwrap().devices, vec![DeviceRef::Index(1)]);
     }
 

@@ -42,10 +42,12 @@ impl Assignment {
                         detail: "an empty entry in the list".into(),
                     })
                 } else if s.bytes().all(|b| b.is_ascii_digit()) {
-                    s.parse().map(DeviceRef::Index).map_err(|_| Error::GpuAssignment {
-                        origin: origin.clone(),
-                        detail: format!("device index {s} is out of range"),
-                    })
+                    s.parse()
+                        .map(DeviceRef::Index)
+                        .map_err(|_| Error::GpuAssignment {
+                            origin: origin.clone(),
+                            detail: format!("device index {s} is out of range"),
+                        })
                 } else {
                     Ok(DeviceRef::Uuid(s.to_string()))
                 }
@@ -64,6 +66,22 @@ impl Assignment {
             .find(|(u, _)| u.eq_ignore_ascii_case(uuid))
             .and_then(|(_, bus)| normalize_bus_id(bus))
     }
+}
+
+/// Lower is better: real GPUs first, native APIs before GL, software adapters last.
+pub(super) fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let kind = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    };
+    let api = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    };
+    (kind, api)
 }
 
 /// `dddd:bb:dd.f` in lower case with a 4-digit domain (nvidia-smi writes 8 digits, wgpu 4).
@@ -97,7 +115,7 @@ pub fn physical_gpus(adapters: &[wgpu::AdapterInfo]) -> Vec<usize> {
         match normalize_bus_id(&a.device_pci_bus_id) {
             Some(bus) => {
                 let slot = by_bus.entry(bus).or_insert(i);
-                if super::context::rank(a) < super::context::rank(&adapters[*slot]) {
+                if rank(a) < rank(&adapters[*slot]) {
                     *slot = i;
                 }
             }
@@ -159,9 +177,9 @@ pub fn resolve(adapters: &[wgpu::AdapterInfo], assignment: &Assignment) -> Resul
             DeviceRef::Index(k) => gpus.get(*k).copied(),
             DeviceRef::Uuid(u) => {
                 let bus = assignment.bus_id_of(u)?;
-                gpus.iter()
-                    .copied()
-                    .find(|&i| normalize_bus_id(&adapters[i].device_pci_bus_id) == Some(bus.clone()))
+                gpus.iter().copied().find(|&i| {
+                    normalize_bus_id(&adapters[i].device_pci_bus_id) == Some(bus.clone())
+                })
             }
         }
     };
@@ -169,7 +187,10 @@ pub fn resolve(adapters: &[wgpu::AdapterInfo], assignment: &Assignment) -> Resul
         let i = direct(first).expect("checked");
         let why = match first {
             DeviceRef::Index(k) => format!("{origin}: GPU {k} of {} in PCI bus order", gpus.len()),
-            DeviceRef::Uuid(u) => format!("{origin}: {u} is at PCI {}", assignment.bus_id_of(u).unwrap_or_default()),
+            DeviceRef::Uuid(u) => format!(
+                "{origin}: {u} is at PCI {}",
+                assignment.bus_id_of(u).unwrap_or_default()
+            ),
         };
         return Ok((i, why));
     }
@@ -294,13 +315,19 @@ mod tests {
         // platform cannot map; Slurm with cgroups: GPU 2's task sees one GPU.
         let visible = vec![lavapipe(), gpu("H100", Backend::Vulkan, "0000:af:00.0")];
         for (origin, list) in [
-            ("NVIDIA_VISIBLE_DEVICES", "GPU-8f3c0d2e-1111-2222-3333-444455556666"),
+            (
+                "NVIDIA_VISIBLE_DEVICES",
+                "GPU-8f3c0d2e-1111-2222-3333-444455556666",
+            ),
             ("SLURM_STEP_GPUS", "2"),
         ] {
             let a = Assignment::parse(origin, list).unwrap();
             let (i, why) = resolve(&visible, &a).unwrap();
             assert_eq!(visible[i].name, "H100");
-            assert!(why.contains("only the 1 assigned GPU(s) are visible"), "{why}");
+            assert!(
+                why.contains("only the 1 assigned GPU(s) are visible"),
+                "{why}"
+            );
         }
     }
 
@@ -308,7 +335,11 @@ mod tests {
     fn an_assignment_naming_no_adapter_is_an_error() {
         let node = node();
         let cases = [
-            ("CUDA_VISIBLE_DEVICES", "7", "GPU 7 is not among the adapters"),
+            (
+                "CUDA_VISIBLE_DEVICES",
+                "7",
+                "GPU 7 is not among the adapters",
+            ),
             ("ROCR_VISIBLE_DEVICES", "1,9", "GPU 9 is not among"),
             ("CUDA_VISIBLE_DEVICES", "GPU-ffff", "GPU-ffff is not among"),
         ];
@@ -317,12 +348,18 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(origin) && e.contains(want), "{e}");
-            assert!(e.contains("the 4 GPU(s) in PCI bus order are 0: H100 a"), "{e}");
+            assert!(
+                e.contains("the 4 GPU(s) in PCI bus order are 0: H100 a"),
+                "{e}"
+            );
         }
         // No GPU at all (lavapipe only): the assignment cannot be honoured.
-        let e = resolve(&[lavapipe()], &Assignment::parse("CUDA_VISIBLE_DEVICES", "0").unwrap())
-            .unwrap_err()
-            .to_string();
+        let e = resolve(
+            &[lavapipe()],
+            &Assignment::parse("CUDA_VISIBLE_DEVICES", "0").unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("no GPU adapter here (only: llvmpipe"), "{e}");
         for bad in ["", "0,,1", "99999999999999999999999"] {
             assert!(Assignment::parse("SLURM_JOB_GPUS", bad).is_err(), "{bad:?}");
@@ -331,8 +368,14 @@ mod tests {
 
     #[test]
     fn bus_ids_normalize() {
-        assert_eq!(normalize_bus_id("00000000:3B:00.0").as_deref(), Some("0000:3b:00.0"));
-        assert_eq!(normalize_bus_id("0000:af:1f.7").as_deref(), Some("0000:af:1f.7"));
+        assert_eq!(
+            normalize_bus_id("00000000:3B:00.0").as_deref(),
+            Some("0000:3b:00.0")
+        );
+        assert_eq!(
+            normalize_bus_id("0000:af:1f.7").as_deref(),
+            Some("0000:af:1f.7")
+        );
         assert_eq!(normalize_bus_id(""), None);
         assert_eq!(normalize_bus_id("3b:00.0"), None);
     }

@@ -1,4 +1,4 @@
-use super::assign::{resolve, Assignment};
+use super::assign::{rank, resolve, Assignment};
 use super::validation::ErrorLog;
 use crate::error::{Error, Result};
 use crate::options::{LimitsProfile, RuntimeOptions};
@@ -169,27 +169,17 @@ fn select(infos: &[wgpu::AdapterInfo], choice: &AdapterChoice) -> Result<(usize,
                 Some(a) => format!(" (the scheduler's {} is not used)", a.origin),
                 None => String::new(),
             };
-            Ok((i, format!("the best adapter whose name contains '{name}'{note}")))
+            Ok((
+                i,
+                format!("the best adapter whose name contains '{name}'{note}"),
+            ))
         }
         (Some(assignment), None) => resolve(infos, assignment),
-        (None, None) => Ok((best()?, "the best adapter: no name or GPU assignment given".into())),
+        (None, None) => Ok((
+            best()?,
+            "the best adapter: no name or GPU assignment given".into(),
+        )),
     }
-}
-
-/// Lower is better: real GPUs first, native APIs before GL, software adapters last.
-pub(super) fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
-    let kind = match info.device_type {
-        wgpu::DeviceType::DiscreteGpu => 0,
-        wgpu::DeviceType::IntegratedGpu => 1,
-        wgpu::DeviceType::VirtualGpu => 2,
-        wgpu::DeviceType::Other => 3,
-        wgpu::DeviceType::Cpu => 4,
-    };
-    let api = match info.backend {
-        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
-        _ => 1,
-    };
-    (kind, api)
 }
 
 /// An open device with its limits, runtime options and pipeline cache, shared by every kernel
