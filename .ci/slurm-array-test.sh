@@ -14,7 +14,8 @@
 # variable until the kill), so it ends FAILED and the cluster cancels the merge
 # (kill_invalid_depend); `alexnet merge` refuses, naming the missing part; task 2 alone is
 # resubmitted (--array=2, N=4) with a new merge after it, and both complete. A submission
-# without N fails with the script's message. Every wait is bounded, and the daemons are
+# without N fails with the script's message; a requeued task finds its part complete and
+# appends to its log. Every wait is bounded, and the daemons are
 # stopped by PID on exit.
 #
 # Two tasks of `alexnet adapters` check that each task is told its own GPU (WORK/gpu-0.out,
@@ -92,7 +93,7 @@ cat >"$WORK/alexnet-holding" <<EOF
 #!/bin/bash
 if [ "\${SLURM_ARRAY_TASK_ID:-}" = 2 ]; then
     echo \$\$ > "$WORK/held.pid.tmp" && mv "$WORK/held.pid.tmp" "$WORK/held.pid"
-    exec sleep 120
+    exec sleep 300
 fi
 exec "$ALEXNET_BIN" "\$@"
 EOF
@@ -119,7 +120,7 @@ slurm_wait_for 60 test -s "$WORK/held.pid" || {
     exit 1
 }
 kill -KILL "$(cat "$WORK/held.pid")"
-wait_done "$jid" 60
+wait_done "$jid" 120
 wait_done "$mid" 30
 expect_states "$jid" "COMPLETED COMPLETED COMPLETED FAILED " "the array with task 2 killed"
 expect_states "$mid" "CANCELLED " "the merge after a failed task"
@@ -134,15 +135,27 @@ cat "$WORK/refused.err"
 grep -q "shard 2;" "$WORK/refused.err"
 test ! -e "$WORK/refused.jsonl"
 
+# A requeue (what node failures and preemption do; here `scontrol requeue` of the finished
+# task 0) reruns the task after cred_expire: its part is complete, so it is skipped, and its
+# second run is appended to the same log (--open-mode=append).
 t0=$SECONDS
+scontrol requeue "${jid}_0"
 jid2=$(sbatch --parsable --array=2 --export=ALL,N=4,ALEXNET="$ALEXNET_BIN" "$ROOT/deploy/slurm_array.sh")
 mid2=$(sbatch --parsable --dependency=afterok:"$jid2" --output=logs/merge-%j.out \
     --wrap "'$ALEXNET_BIN' merge '$PARTS' '$WORK/all'")
-wait_done "$jid2" 60
+wait_done "$jid2" 120
 wait_done "$mid2" 30
 expect_states "$jid2" "COMPLETED " "the resubmitted task 2"
 expect_states "$mid2" "COMPLETED " "the merge after the resubmission"
 echo "task 2 resubmitted alone and merged in $((SECONDS - t0)) s"
+slurm_wait_for 60 bash -c "grep -q 'skipped' logs/alexnet-classify-${jid}_0.out" || {
+    echo "the requeued task 0 did not run again: $(states "$jid")" >&2
+    cat logs/alexnet-classify-"${jid}"_0.out >&2
+    exit 1
+}
+wait_done "$jid" 30
+grep -q "wrote .*part-00000-of-00004.manifest.json" logs/alexnet-classify-"${jid}"_0.out
+echo "task 0 requeued: skipped, its log appended to, after $((SECONDS - t0)) s"
 
 "$ALEXNET_BIN" classify --weights "$WEIGHTS" --list "$LIST" --format jsonl \
     --logits-out "$WORK/single.logits.npy" >"$WORK/single.jsonl"

@@ -11,8 +11,8 @@
 # (--gres=gpu:1, --cpus-per-task=8, --mem=16G) is accepted unchanged under
 # `EnforcePartLimits=ALL` and four tasks run at once. Nothing is enforced (no cgroups):
 # the tasks share the machine's real cores. `DependencyParameters=kill_invalid_depend` cancels a
-# job whose `afterok` dependency can no longer be met; `cred_expire=10` lets a requeued job
-# start again after 10 s instead of 120.
+# job whose `afterok` dependency can no longer be met; `cred_expire=5` lets a requeued job
+# start again after 5 s instead of 120.
 #
 # Needs root (or a user that may run the daemons as itself) and Debian's `slurm-wlm` and
 # `munge` (22.05 tested; `.ci/install-slurm.sh`). No systemd, nothing outside DIR is written.
@@ -59,7 +59,7 @@ slurm_start() {
     local ctld_port=${SLURM_CI_CTLD_PORT:-$base}
     local slurmd_port=${SLURM_CI_SLURMD_PORT:-$((base + 1))}
     local host user
-    host=$(hostname -s)
+    host=$(hostname -s 2>/dev/null || hostname)
     user=$(id -un)
     mkdir -p "$dir"/{munge,ctld,spool,dev}
     chmod 700 "$dir/munge"
@@ -88,7 +88,7 @@ SlurmUser=$user
 SlurmdUser=$user
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$dir/munge/munge.sock,cred_expire=10
+AuthInfo=socket=$dir/munge/munge.sock,cred_expire=5
 StateSaveLocation=$dir/ctld
 SlurmdSpoolDir=$dir/spool/%n
 SlurmctldPidFile=$dir/slurmctld.pid
@@ -101,6 +101,7 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 MpiDefault=none
+MailProg=/bin/true
 SwitchType=switch/none
 SchedulerType=sched/builtin
 SchedulerParameters=sched_interval=1

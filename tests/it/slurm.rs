@@ -33,7 +33,10 @@ fn adapter_name() -> String {
     let o = c.output().expect("run alexnet adapters");
     assert!(o.status.success(), "{}", stderr(&o));
     let list: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
-    let chosen = list.iter().find(|a| a["chosen"] == true).expect("a chosen adapter");
+    let chosen = list
+        .iter()
+        .find(|a| a["chosen"] == true)
+        .expect("a chosen adapter");
     chosen["name"].as_str().unwrap().to_string()
 }
 
