@@ -19,7 +19,8 @@ pub struct AdaptersArgs {
 /// none (an assignment that names no adapter).
 pub fn run(args: AdaptersArgs) -> anyhow::Result<ExitCode> {
     let env = super::gpu_env::from_env(super::env_var)?;
-    let (adapters, chosen) = explain_choice(&args.gpu.choice()?, args.gpu.limits)?;
+    let report = explain_choice(&args.gpu.choice()?, args.gpu.limits)?;
+    let (adapters, chosen) = (report.adapters, report.chosen);
     let chosen_index = chosen.as_ref().ok().map(|(i, _)| *i);
     if args.json {
         // The array of adapters as before, each with `chosen`, the chosen one with `why`.

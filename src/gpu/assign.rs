@@ -183,8 +183,8 @@ pub fn resolve(adapters: &[wgpu::AdapterInfo], assignment: &Assignment) -> Resul
             }
         }
     };
-    if assignment.devices.iter().all(|d| direct(d).is_some()) {
-        let i = direct(first).expect("checked");
+    let mapped: Option<Vec<usize>> = assignment.devices.iter().map(direct).collect();
+    if let Some(&i) = mapped.as_ref().and_then(|m| m.first()) {
         let why = match first {
             DeviceRef::Index(k) => format!("{origin}: GPU {k} of {} in PCI bus order", gpus.len()),
             DeviceRef::Uuid(u) => format!(
@@ -206,13 +206,6 @@ pub fn resolve(adapters: &[wgpu::AdapterInfo], assignment: &Assignment) -> Resul
             ),
         ));
     }
-    let named = match first {
-        DeviceRef::Index(k) => format!("GPU {k}"),
-        DeviceRef::Uuid(u) if assignment.bus_id_of(u).is_some() => {
-            format!("{u} (PCI {})", assignment.bus_id_of(u).unwrap_or_default())
-        }
-        DeviceRef::Uuid(u) => format!("{u}, whose PCI bus id is unknown,"),
-    };
     let wrong = assignment
         .devices
         .iter()
@@ -221,7 +214,7 @@ pub fn resolve(adapters: &[wgpu::AdapterInfo], assignment: &Assignment) -> Resul
             DeviceRef::Index(k) => format!("GPU {k}"),
             DeviceRef::Uuid(u) => u.clone(),
         })
-        .unwrap_or(named);
+        .unwrap_or_default();
     Err(err(format!(
         "{wrong} is not among the adapters, and {} GPU(s) are assigned where {} are visible; {}",
         assignment.devices.len(),

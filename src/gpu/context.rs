@@ -139,18 +139,24 @@ pub fn list_adapters(
     Ok(adapters.iter().map(|a| summarize(a, profile)).collect())
 }
 
-/// The adapters of [`list_adapters`] and which of them `choice` opens (an index into the
-/// list) with the reason, or why it opens none (an assignment naming no adapter, nothing
-/// matching the name).
-pub fn explain_choice(
-    choice: &AdapterChoice,
-    profile: LimitsProfile,
-) -> Result<(Vec<AdapterSummary>, Result<(usize, String)>)> {
+/// What [`explain_choice`] found: the adapters of [`list_adapters`] and which of them the
+/// choice opens.
+pub struct ChoiceReport {
+    pub adapters: Vec<AdapterSummary>,
+    /// An index into `adapters` with the reason, or why none is opened (an assignment naming
+    /// no adapter, nothing matching the name).
+    pub chosen: Result<(usize, String)>,
+}
+
+/// The adapters `choice` sees, best first, and the one it opens, and why.
+pub fn explain_choice(choice: &AdapterChoice, profile: LimitsProfile) -> Result<ChoiceReport> {
     let mut adapters = enumerate(choice, false)?;
     adapters.sort_by_key(|a| rank(&a.get_info()));
     let infos: Vec<wgpu::AdapterInfo> = adapters.iter().map(|a| a.get_info()).collect();
-    let summaries = adapters.iter().map(|a| summarize(a, profile)).collect();
-    Ok((summaries, select(&infos, choice)))
+    Ok(ChoiceReport {
+        adapters: adapters.iter().map(|a| summarize(a, profile)).collect(),
+        chosen: select(&infos, choice),
+    })
 }
 
 /// Which of `infos` (filtered by the choice's backend and name) the choice opens, and why.

@@ -13,6 +13,8 @@ pub use buffers::{
     copy_to_staging, map_staging, map_staging_as, read_back_f32, storage_buffer, uniform_buffer,
     upload, upload_f32, SplitWeight,
 };
-pub use context::{explain_choice, list_adapters, AdapterChoice, AdapterSummary, GpuContext};
+pub use context::{
+    explain_choice, list_adapters, AdapterChoice, AdapterSummary, ChoiceReport, GpuContext,
+};
 pub use pipelines::{compile_counts, Kernel, PipelineCache};
 pub use shader::{shader_facts, ShaderFacts, ShaderSource};
