@@ -23,6 +23,7 @@ mod finetune_fullsize;
 mod formats;
 mod full_size;
 mod fuzz_regressions;
+mod gpu_assignment;
 mod h5;
 mod input;
 mod interrupt;
