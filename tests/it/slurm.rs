@@ -7,8 +7,9 @@
 //! inputs, order, classes; probabilities within 1e-5, logits within 1e-4 x max, as in
 //! tests/it/shard.rs: the batches are composed differently).
 //!
-//! Where Slurm is not installed the test says so and passes, except under `CI` (then it
-//! fails): `.ci/run` installs it (`.ci/install-slurm.sh`).
+//! Where Slurm is not installed (or not root) that test says so and passes, except under
+//! `CI` (then it fails): `.ci/run` installs it (`.ci/install-slurm.sh`). The script's own
+//! checks (N, WEIGHTS, ARCH) also run without a scheduler, on every machine.
 
 use std::process::Command;
 
@@ -81,4 +82,92 @@ fn array_job_with_a_killed_task_resubmitted_merges_to_the_unsharded_run() {
         let log = read(&format!("gpu-{i}.out"));
         assert!(log.contains(&format!("CUDA_VISIBLE_DEVICES={i}")), "{log}");
     }
+}
+
+/// The script's own checks and arguments without a scheduler (bash and Slurm's variables
+/// only; `ALEXNET` is a stub that prints its arguments): N required and checked against the
+/// task, WEIGHTS and ARCH passed through, a missing WEIGHTS file named.
+#[test]
+fn the_script_requires_n_and_passes_weights_and_arch_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("photos.list");
+    std::fs::write(&list, "a.jpg\n").unwrap();
+    let stub = dir.path().join("alexnet-stub");
+    std::fs::write(&stub, "#!/bin/sh\necho \"$@\"\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let weights = fixture("torchvision_small.npz");
+    let run = |vars: &[(&str, &str)]| {
+        let mut c = Command::new("bash");
+        c.arg(root().join("deploy/slurm_array.sh"))
+            .env_remove("N")
+            .env_remove("WEIGHTS")
+            .env_remove("ARCH")
+            .env_remove("SLURM_ARRAY_TASK_MAX")
+            .env("LIST", &list)
+            .env("PARTS", dir.path().join("parts"))
+            .env("ALEXNET", &stub)
+            .env("ALEXNET_CACHE_DIR", dir.path().join("empty-cache"));
+        c.envs(vars.iter().copied());
+        c.output().expect("run bash")
+    };
+    let w = weights.to_str().unwrap();
+    let o = run(&[("SLURM_ARRAY_TASK_ID", "1"), ("WEIGHTS", w)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("set N to the number of parts"),
+        "{}",
+        stderr(&o)
+    );
+    for (task, max, n) in [("4", "4", "4"), ("1", "5", "4")] {
+        let o = run(&[
+            ("SLURM_ARRAY_TASK_ID", task),
+            ("SLURM_ARRAY_TASK_MAX", max),
+            ("N", n),
+            ("WEIGHTS", w),
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            stderr(&o).contains("is outside 0-3 for N=4"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    let o = run(&[("SLURM_ARRAY_TASK_ID", "0"), ("N", "x4")]);
+    assert!(
+        stderr(&o).contains("N must be a positive number"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&[("SLURM_ARRAY_TASK_ID", "0"), ("N", "4")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("or set WEIGHTS=FILE"), "{}", stderr(&o));
+    let o = run(&[
+        ("SLURM_ARRAY_TASK_ID", "0"),
+        ("N", "4"),
+        ("WEIGHTS", "/no/such.npz"),
+    ]);
+    assert!(
+        stderr(&o).contains("WEIGHTS=/no/such.npz: no such file"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&[
+        ("SLURM_ARRAY_TASK_ID", "2"),
+        ("SLURM_ARRAY_TASK_MAX", "2"),
+        ("N", "4"),
+        ("WEIGHTS", w),
+        ("ARCH", "torchvision"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let args = String::from_utf8_lossy(&o.stdout);
+    let want = format!(
+        "classify --weights {w} --arch torchvision --list {} --batch 32 --shard 2/4 --out-dir {} --skip-existing",
+        list.display(),
+        dir.path().join("parts").display()
+    );
+    assert_eq!(args.trim(), want);
 }
