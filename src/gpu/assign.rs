@@ -41,6 +41,16 @@ impl Assignment {
                         origin: origin.clone(),
                         detail: "an empty entry in the list".into(),
                     })
+                } else if s.len() > 1
+                    && s.starts_with('-')
+                    && s[1..].bytes().all(|b| b.is_ascii_digit())
+                {
+                    Err(Error::GpuAssignment {
+                        origin: origin.clone(),
+                        detail: format!(
+                            "{s} names no GPU (a negative index is CUDA's way of hiding them all)"
+                        ),
+                    })
                 } else if s.bytes().all(|b| b.is_ascii_digit()) {
                     s.parse()
                         .map(DeviceRef::Index)
@@ -354,7 +364,12 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("no GPU adapter here (only: llvmpipe"), "{e}");
-        for bad in ["", "0,,1", "99999999999999999999999"] {
+        let e = Assignment::parse("CUDA_VISIBLE_DEVICES=-1", "-1").unwrap_err();
+        assert!(
+            e.to_string().contains("-1 names no GPU (a negative index"),
+            "{e}"
+        );
+        for bad in ["", "0,,1", "99999999999999999999999", "1,-1"] {
             assert!(Assignment::parse("SLURM_JOB_GPUS", bad).is_err(), "{bad:?}");
         }
     }
