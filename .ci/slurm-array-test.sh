@@ -15,11 +15,12 @@
 # (kill_invalid_depend); `alexnet merge` refuses, naming the missing part; task 2 alone is
 # resubmitted (--array=2, N=4) with a new merge after it, and both complete. A submission
 # without N fails with the script's message; a requeued task finds its part complete and
-# appends to its log. Every wait is bounded, and the daemons are
-# stopped by PID on exit.
+# appends to its log. Two tasks of `alexnet adapters` check that each task is told its own
+# GPU (WORK/gpu-0.out, gpu-1.out). Every wait is bounded; on exit, jobs still running are
+# cancelled and the daemons stopped by PID.
 #
-# Two tasks of `alexnet adapters` check that each task is told its own GPU (WORK/gpu-0.out,
-# gpu-1.out). Exit 77 where Slurm or munge is not installed (.ci/install-slurm.sh installs them).
+# Exit 77 where Slurm or munge is not installed (.ci/install-slurm.sh installs them) or when
+# not run as root.
 set -euo pipefail
 if (($# != 4)); then
     echo "usage: $0 ALEXNET WEIGHTS IMAGES WORK" >&2
@@ -31,7 +32,7 @@ IMAGES=$(realpath "$3")
 WORK=$(realpath "$4")
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
-for tool in munged mungekey slurmctld slurmd sbatch scontrol sinfo; do
+for tool in munged mungekey slurmctld slurmd sbatch scontrol sinfo squeue scancel; do
     if ! command -v "$tool" >/dev/null; then
         echo "Slurm is not installed here ($tool not found): install slurm-wlm and munge (.ci/install-slurm.sh)" >&2
         exit 77
