@@ -35,6 +35,7 @@ mod pipeline;
 mod portability;
 mod preprocess;
 mod pth;
+mod selftest_paths;
 mod shaders;
 mod shard;
 mod train;
