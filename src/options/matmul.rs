@@ -53,14 +53,12 @@ impl MatmulPath {
     /// selftest runs under in CI, so a new form added here is checked on every adapter the
     /// tests see.
     pub fn forms() -> Vec<MatmulPath> {
-        let blocked = |tile, gemv, split| {
-            MatmulPath::Blocked(Force {
-                tile,
-                gemv,
-                split,
-            })
-        };
-        let mut out = vec![MatmulPath::Tiled, MatmulPath::Gemm, blocked(None, false, None)];
+        let blocked = |tile, gemv, split| MatmulPath::Blocked(Force { tile, gemv, split });
+        let mut out = vec![
+            MatmulPath::Tiled,
+            MatmulPath::Gemm,
+            blocked(None, false, None),
+        ];
         out.extend(TILES.iter().map(|&t| blocked(Some(t), false, None)));
         out.extend([
             blocked(None, true, None),

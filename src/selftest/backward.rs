@@ -77,7 +77,12 @@ pub(super) fn backward_cases(out: &mut Vec<Case>) {
                     got.extend(read_back_f32(ctx, &db, s.out_c)?);
                     let ms = t.elapsed().as_secs_f64() * 1e3;
                     let want = [rdx, rdw, rdb].concat();
-                    Ok(Compared { got, want, ms, tol: None })
+                    Ok(Compared {
+                        got,
+                        want,
+                        ms,
+                        tol: None,
+                    })
                 },
             ));
         }
@@ -108,7 +113,12 @@ pub(super) fn backward_cases(out: &mut Vec<Case>) {
                 let dx = storage_buffer(ctx, "dx", x.len(), "")?;
                 let d = pool_backward::max_pool(ctx, &tk, &pool, &xb, &dyb, &dx)?;
                 let (got, ms) = run_read(ctx, &[d], &dx, x.len())?;
-                Ok(Compared { got, want, ms, tol: None })
+                Ok(Compared {
+                    got,
+                    want,
+                    ms,
+                    tol: None,
+                })
             },
         ));
     }
@@ -132,7 +142,12 @@ pub(super) fn backward_cases(out: &mut Vec<Case>) {
             let dx = storage_buffer(ctx, "dx", want.len(), "")?;
             let d = pool_backward::adaptive_avg_pool(ctx, &tk, &pool, &dyb, &dx)?;
             let (got, ms) = run_read(ctx, &[d], &dx, want.len())?;
-            Ok(Compared { got, want, ms, tol: None })
+            Ok(Compared {
+                got,
+                want,
+                ms,
+                tol: None,
+            })
         },
     ));
     out.push(Case::new(
@@ -150,7 +165,12 @@ pub(super) fn backward_cases(out: &mut Vec<Case>) {
             let dx = storage_buffer(ctx, "dx", x.len(), "")?;
             let d = lrn_backward::dispatch(ctx, &tk, &lrn, batch, channels, hw, &xb, &dyb, &dx)?;
             let (got, ms) = run_read(ctx, &[d], &dx, x.len())?;
-            Ok(Compared { got, want, ms, tol: None })
+            Ok(Compared {
+                got,
+                want,
+                ms,
+                tol: None,
+            })
         },
     ));
 }

@@ -43,7 +43,12 @@ pub(super) fn conv_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
                 )?];
                 let (got, ms) = run_read(ctx, &ds, &yb, d.out_len)?;
                 let want = kernels::conv2d::reference(&s, &d.w, &d.b, &d.x, relu);
-                Ok(Compared { got, want, ms, tol: None })
+                Ok(Compared {
+                    got,
+                    want,
+                    ms,
+                    tol: None,
+                })
             },
         ));
         // im2col + gemm.wgsl, with the patch matrix whole and in chunks of 7 rows.
@@ -84,7 +89,12 @@ pub(super) fn conv_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
                     )?;
                     let (got, ms) = run_read(ctx, &ds, &yb, d.out_len)?;
                     let want = kernels::conv2d::reference(&s, &d.w, &d.b, &d.x, relu);
-                    Ok(Compared { got, want, ms, tol: None })
+                    Ok(Compared {
+                        got,
+                        want,
+                        ms,
+                        tol: None,
+                    })
                 },
             ));
         }
@@ -110,7 +120,12 @@ pub(super) fn conv_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
                     )?];
                     let (got, ms) = run_read(ctx, &ds, &yb, d.out_len)?;
                     let want = kernels::conv2d::reference(&s, &d.w, &d.b, &d.x, relu);
-                    Ok(Compared { got, want, ms, tol: None })
+                    Ok(Compared {
+                        got,
+                        want,
+                        ms,
+                        tol: None,
+                    })
                 },
             ));
         }
@@ -153,7 +168,12 @@ pub(super) fn conv_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
                         kernels::gemm::round_f16(&d.x),
                     );
                     let want = kernels::conv2d::reference(&s, &w16, &d.b, &x16, relu);
-                    Ok(Compared { got, want, ms, tol: None })
+                    Ok(Compared {
+                        got,
+                        want,
+                        ms,
+                        tol: None,
+                    })
                 },
             ));
         }
@@ -204,7 +224,12 @@ pub(super) fn dense_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
                         kernels::dense::dispatch(ctx, &ks, batch, &split, &bb, relu, &xb, &yb)?;
                     let (got, ms) = run_read(ctx, &ds, &yb, batch * out_f)?;
                     let want = kernels::dense::reference(&w, &b, &x, batch, relu);
-                    Ok(Compared { got, want, ms, tol: None })
+                    Ok(Compared {
+                        got,
+                        want,
+                        ms,
+                        tol: None,
+                    })
                 },
             ));
         }
@@ -245,7 +270,12 @@ pub(super) fn dense_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
                 }
                 let (got, ms) = run_read(ctx, &ds, &yb, batch * out_f)?;
                 let want = kernels::dense::reference(&w, &b, &x, batch, relu);
-                Ok(Compared { got, want, ms, tol: None })
+                Ok(Compared {
+                    got,
+                    want,
+                    ms,
+                    tol: None,
+                })
             }));
         }
     }
@@ -272,7 +302,12 @@ pub(super) fn elementwise_cases(out: &mut Vec<Case>) {
             let yb = storage_buffer(ctx, "y", want.len(), "")?;
             let d = kernels::max_pool::dispatch(ctx, &ks.max_pool(), &pool, &xb, &yb)?;
             let (got, ms) = run_read(ctx, &[d], &yb, want.len())?;
-            Ok(Compared { got, want, ms, tol: None })
+            Ok(Compared {
+                got,
+                want,
+                ms,
+                tol: None,
+            })
         }));
     }
     for (lrn, batch, channels, hw, scale) in [
@@ -299,7 +334,12 @@ pub(super) fn elementwise_cases(out: &mut Vec<Case>) {
             let d = kernels::lrn::dispatch(ctx, &ks.lrn(), &lrn, batch, channels, hw, &xb, &yb)?;
             let (got, ms) = run_read(ctx, &[d], &yb, x.len())?;
             let want = kernels::lrn::reference(&lrn, &x, batch, channels, hw);
-            Ok(Compared { got, want, ms, tol: None })
+            Ok(Compared {
+                got,
+                want,
+                ms,
+                tol: None,
+            })
         }));
     }
     for (planes, ih, iw) in [(3, 7, 7), (2, 13, 9), (1, 1, 1)] {
@@ -330,7 +370,12 @@ pub(super) fn elementwise_cases(out: &mut Vec<Case>) {
                     &yb,
                 )?;
                 let (got, ms) = run_read(ctx, &[d], &yb, want.len())?;
-                Ok(Compared { got, want, ms, tol: None })
+                Ok(Compared {
+                    got,
+                    want,
+                    ms,
+                    tol: None,
+                })
             },
         ));
     }
@@ -424,7 +469,12 @@ pub(super) fn lpips_cases(out: &mut Vec<Case>) {
                 means.push(mean as f32);
             }
             want.extend(means);
-            Ok(Compared { got, want, ms, tol: None })
+            Ok(Compared {
+                got,
+                want,
+                ms,
+                tol: None,
+            })
         },
     ));
 }

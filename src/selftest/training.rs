@@ -185,7 +185,10 @@ mod tests {
             });
             let got = wrong.reference(&wrong.head, &wrong.batches).unwrap();
             let err = rel_err(&got, &want);
-            assert!(err > 100.0 * tol, "betas {beta1} {beta2}: {err:e} vs {tol:e}");
+            assert!(
+                err > 100.0 * tol,
+                "betas {beta1} {beta2}: {err:e} vs {tol:e}"
+            );
         }
     }
 }

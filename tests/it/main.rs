@@ -24,6 +24,7 @@ mod formats;
 mod full_size;
 mod fuzz_regressions;
 mod h5;
+mod host_memory;
 mod input;
 mod interrupt;
 mod kernels;
