@@ -1,7 +1,7 @@
 //! Host memory sized by flags or by a file's values is refused before any work, naming what
 //! it would take (issue 28, defects 6 and 7: `--augment 1000000` aborted, `--augment 4096`
 //! segfaulted under a memory limit, `bench --batch 100000` and `classify --batch 20000` aborted,
-//! a features label of 2^40 aborted on allocation).
+//! a features label of 2^40 aborted on allocation; defect 8: `lpips --resize 100000x100000`).
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -124,4 +124,17 @@ fn feature_labels_beyond_the_rows_are_refused() {
         ],
         "label 1099511627776 makes 1099511627777 classes",
     );
+}
+
+/// `lpips --resize` is bounded like the decoder (100000x100000 used to abort on allocation).
+#[test]
+fn an_lpips_resize_over_the_decoder_limit_is_refused() {
+    let a = root().join("assets/images/camera.png");
+    let a = a.to_str().unwrap();
+    refused(
+        &["lpips", "--resize", "100000x100000", a, a],
+        "over the 179 MP limit",
+    );
+    let e = alexnet_wgpu::lpips::load_image(a, Some((100_000, 100_000))).unwrap_err();
+    assert!(e.to_string().contains("over the 179 MP limit"), "{e}");
 }
