@@ -25,11 +25,14 @@ use crate::train::{DenseHost, HeadKind, HeadWeights, Optimizer, TrainConfig, Tra
 /// parameter here, far above either (`a_wrong_adam_fails_the_tolerance`).
 const SPREADS: f64 = 2.0;
 
+/// Training batches: rows and their labels.
+type Batches = Vec<(Vec<f32>, Vec<u32>)>;
+
 /// A three-layer head (fc6 with dropout, fc7, fc8), three batches and their learning rates.
 struct Protocol {
     head: HeadWeights,
     cfg: TrainConfig,
-    batches: Vec<(Vec<f32>, Vec<u32>)>,
+    batches: Batches,
     lrs: [f32; 3],
 }
 
@@ -109,7 +112,7 @@ fn perturbed(
     head: &HeadWeights,
     batches: &[(Vec<f32>, Vec<u32>)],
     seed: u64,
-) -> (HeadWeights, Vec<(Vec<f32>, Vec<u32>)>) {
+) -> (HeadWeights, Batches) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut nudge = |v: &[f32]| -> Vec<f32> {
         v.iter()
