@@ -109,6 +109,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             Weights::random(arch, arch.default_widths(), 1)?
         }
     };
+    // Each batch's random input is one host buffer: refused before any work when too large.
+    let [_, h, w] = weights.spec().input;
+    for &batch in &args.batch {
+        anyhow::ensure!(batch > 0, "batch sizes must be positive");
+        alexnet_wgpu::data::host_memory::check_batch(batch, 3 * h * w, "input images")?;
+    }
     let ctx = args.gpu.context()?;
     if !args.train_from.is_empty() {
         super::bench_train::run(

@@ -202,6 +202,17 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
     let mut net = Network::with_precision(&ctx, &weights, args.precision)?;
     let names = labels::names_for(net.classes, given)?;
     let pre = Preprocess::for_arch(weights.arch);
+    // The batch's host buffers, refused before any output when too large (a batch larger than
+    // the inputs takes only the inputs).
+    let batch = args
+        .batch
+        .unwrap_or_else(|| alexnet_wgpu::kernels::default_batch(&ctx.info))
+        .min(items.len().max(1));
+    alexnet_wgpu::data::host_memory::check_batch(
+        batch,
+        3 * pre.crop * pre.crop,
+        &format!("images of 3x{0}x{0}", pre.crop),
+    )?;
     let want_features = args.features_out.is_some() || args.with_features;
     let feature_len = net.feature_len().unwrap_or(0);
     let mut sink = match &part {
@@ -276,9 +287,7 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
             }
         };
         let shape = Shape {
-            batch: args
-                .batch
-                .unwrap_or_else(|| alexnet_wgpu::kernels::default_batch(&ctx.info)),
+            batch,
             rows_per_item: 1,
             row_len,
             threads,

@@ -86,6 +86,14 @@ fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
     if (w.min(h) as usize) < MIN_SIDE {
         bail!("--resize {s}: LPIPS's AlexNet trunk needs at least {MIN_SIDE} px per side");
     }
+    let max = alexnet_wgpu::data::decode::MAX_PIXELS;
+    if w as u64 * h as u64 > max {
+        bail!(
+            "--resize {s}: {:.0} MP, over the {:.0} MP limit for images",
+            w as f64 * h as f64 / 1e6,
+            max as f64 / 1e6
+        );
+    }
     Ok((w, h))
 }
 

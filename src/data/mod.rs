@@ -2,6 +2,7 @@
 
 pub mod decode;
 pub mod folder;
+pub mod host_memory;
 pub mod inputs;
 pub mod pipeline;
 pub mod preprocess;

@@ -241,7 +241,12 @@ pub fn run<T: Sync, S: GpuStage>(
     emit: &mut Emit<'_, T, S::Out>,
 ) -> Result<PipeTimes> {
     let start = Instant::now();
-    let batch = shape.batch.max(1);
+    let batch = shape.batch.max(1).min(items.len().max(1));
+    super::host_memory::check_batch(
+        batch.saturating_mul(shape.rows_per_item),
+        shape.row_len,
+        "input rows (items times rows per item)",
+    )?;
     let per_item = shape.rows_per_item * shape.row_len;
     let mut times = PipeTimes {
         items: items.len(),

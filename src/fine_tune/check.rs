@@ -80,3 +80,47 @@ impl FineTune {
         Ok(())
     }
 }
+
+impl FineTune {
+    /// Refuses, before the caching pass, what the rows cannot fit: one image's augmented views
+    /// are one pipeline item, so at least one batch buffer holds them all; the rows the run
+    /// keeps (labels and paths per row, and the features themselves where the head trains
+    /// from a cache in memory) must fit the machine.
+    pub(super) fn check_host_memory(
+        &self,
+        train: &crate::data::ClassFolders,
+        val: &crate::data::ClassFolders,
+        feature_len: usize,
+    ) -> Result<()> {
+        use crate::data::host_memory::{check_batch, check_resident};
+        let crop = crate::data::Preprocess::for_arch(self.backbone.arch).crop;
+        let views = self.augment.max(1);
+        let row = 3 * crop * crop;
+        if self.augment > 0 {
+            check_batch(
+                views.max(self.extract_batch.min(train.items.len().max(1) * views)),
+                row,
+                &format!("augmented views of 3x{crop}x{crop} of one image"),
+            )?;
+        } else {
+            check_batch(
+                self.extract_batch.min(train.items.len().max(1)),
+                row,
+                &format!("images of 3x{crop}x{crop}"),
+            )?;
+        }
+        let rows = train.items.len() as u128 * views as u128 + val.items.len() as u128;
+        // A label and a shared path per row; the pool5 row too where the head trains from a
+        // cache in memory (convolutions training spill theirs within the cache budget, or run
+        // the frozen part per step).
+        let per_row = 64
+            + match self.kind {
+                crate::train::HeadKind::Conv(_) => 0,
+                _ => 4 * feature_len as u128,
+            };
+        check_resident(
+            rows * per_row,
+            &format!("{rows} training and validation rows"),
+        )
+    }
+}

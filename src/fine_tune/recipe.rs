@@ -100,6 +100,7 @@ impl FineTune {
         let mut train_rows: Option<Box<dyn TrainRows + '_>> = None;
         let mut net = Network::new(&self.ctx, &self.backbone)?;
         let views = self.augment;
+        self.check_host_memory(&train_set, &val_set, net.feature_len().unwrap_or(0))?;
         let tr = if matches!(kind, HeadKind::Conv(_)) && views > 0 {
             // Fresh augmentations every epoch: nothing cached, the frozen part runs per step.
             let (readable, bad) = check_readable(&train_set, &pre, self.load);

@@ -213,6 +213,18 @@ impl Lpips {
 /// before [`Lpips::matrix`] or a pair's distance.
 pub fn load_image(path: impl AsRef<Path>, size: Option<(u32, u32)>) -> Result<RgbImage> {
     let path = path.as_ref();
+    if let Some((w, h)) = size {
+        // The decoder's own bound, checked before decoding: a resize target may not ask for
+        // more than any decoded image may hold.
+        let max = crate::data::decode::MAX_PIXELS;
+        if w as u64 * h as u64 > max {
+            return Err(Error::Invalid(format!(
+                "a resize to {w}x{h} is {:.0} MP, over the {:.0} MP limit for images",
+                w as f64 * h as f64 / 1e6,
+                max as f64 / 1e6
+            )));
+        }
+    }
     let img = crate::data::load_image(path)?;
     let img = match size {
         Some((w, h)) => crate::data::resize::resize_triangle(img, w as usize, h as usize)?,

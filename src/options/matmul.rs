@@ -48,6 +48,28 @@ impl MatmulPath {
         }
     }
 
+    /// One path of every form [`MatmulPath::parse`] accepts: `tiled`, `gemm`, `blocked`, each
+    /// tile of [`TILES`], `-gemv`, `-splitN`, and a tile with a split and with gemv. What the
+    /// selftest runs under in CI, so a new form added here is checked on every adapter the
+    /// tests see.
+    pub fn forms() -> Vec<MatmulPath> {
+        let blocked = |tile, gemv, split| MatmulPath::Blocked(Force { tile, gemv, split });
+        let mut out = vec![
+            MatmulPath::Tiled,
+            MatmulPath::Gemm,
+            blocked(None, false, None),
+        ];
+        out.extend(TILES.iter().map(|&t| blocked(Some(t), false, None)));
+        out.extend([
+            blocked(None, true, None),
+            blocked(None, false, Some(2)),
+            blocked(None, false, Some(3)),
+            blocked(Some(Tile::new(64, 64, 16)), false, Some(4)),
+            blocked(Some(Tile::new(128, 128, 8)), true, None),
+        ]);
+        out
+    }
+
     /// Short name for reports (`gemm`, `tiled`, `blocked`, `blocked-64x64x16-split2`).
     pub fn name(&self) -> String {
         match self {

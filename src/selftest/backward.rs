@@ -1,12 +1,10 @@
-//! The backward kernels' cases, and a training protocol per optimizer against the f64 CPU
-//! protocol.
+//! The backward kernels' cases.
 
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 
 use super::{conv_label, random, run_read, Case, Compared};
-use crate::error::Error;
 use crate::gpu::{read_back_f32, storage_buffer, upload_f32};
 use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
 use crate::kernels::conv2d::Conv2dShape;
@@ -15,7 +13,6 @@ use crate::kernels::lrn::Lrn;
 use crate::kernels::max_pool::PoolShape;
 use crate::kernels::{self, Kernels};
 use crate::kernels::{conv_backward, lrn_backward, pool_backward};
-use crate::train::{DenseHost, HeadKind, HeadWeights, Optimizer, TrainConfig, Trainer};
 
 pub(super) fn backward_cases(out: &mut Vec<Case>) {
     // Convolution gradients (dx, dw, db concatenated), direct loops and as GEMMs (whole, and
@@ -80,7 +77,12 @@ pub(super) fn backward_cases(out: &mut Vec<Case>) {
                     got.extend(read_back_f32(ctx, &db, s.out_c)?);
                     let ms = t.elapsed().as_secs_f64() * 1e3;
                     let want = [rdx, rdw, rdb].concat();
-                    Ok(Compared { got, want, ms })
+                    Ok(Compared {
+                        got,
+                        want,
+                        ms,
+                        tol: None,
+                    })
                 },
             ));
         }
@@ -111,7 +113,12 @@ pub(super) fn backward_cases(out: &mut Vec<Case>) {
                 let dx = storage_buffer(ctx, "dx", x.len(), "")?;
                 let d = pool_backward::max_pool(ctx, &tk, &pool, &xb, &dyb, &dx)?;
                 let (got, ms) = run_read(ctx, &[d], &dx, x.len())?;
-                Ok(Compared { got, want, ms })
+                Ok(Compared {
+                    got,
+                    want,
+                    ms,
+                    tol: None,
+                })
             },
         ));
     }
@@ -135,7 +142,12 @@ pub(super) fn backward_cases(out: &mut Vec<Case>) {
             let dx = storage_buffer(ctx, "dx", want.len(), "")?;
             let d = pool_backward::adaptive_avg_pool(ctx, &tk, &pool, &dyb, &dx)?;
             let (got, ms) = run_read(ctx, &[d], &dx, want.len())?;
-            Ok(Compared { got, want, ms })
+            Ok(Compared {
+                got,
+                want,
+                ms,
+                tol: None,
+            })
         },
     ));
     out.push(Case::new(
@@ -153,92 +165,12 @@ pub(super) fn backward_cases(out: &mut Vec<Case>) {
             let dx = storage_buffer(ctx, "dx", x.len(), "")?;
             let d = lrn_backward::dispatch(ctx, &tk, &lrn, batch, channels, hw, &xb, &dyb, &dx)?;
             let (got, ms) = run_read(ctx, &[d], &dx, x.len())?;
-            Ok(Compared { got, want, ms })
+            Ok(Compared {
+                got,
+                want,
+                ms,
+                tol: None,
+            })
         },
     ));
-}
-
-/// A three-layer head (fc6 with dropout, fc7, fc8) trained three steps on the GPU and by the
-/// f64 CPU protocol; compared: every parameter after the last step.
-pub(super) fn training_cases(out: &mut Vec<Case>) {
-    let optimizers = [
-        ("sgd", Optimizer::Sgd { momentum: 0.9 }),
-        (
-            "adam",
-            Optimizer::Adam {
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-            },
-        ),
-    ];
-    for (name, optimizer) in optimizers {
-        out.push(Case::new(
-            "train_step",
-            name,
-            "60-40-48-5, 3 steps, dropout 0.3",
-            1e-5,
-            move |ctx| {
-                let dims = [(60, 40, true), (40, 48, true), (48, 5, false)];
-                let layers = dims
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &(inp, out, relu))| DenseHost {
-                        name: ["fc6", "fc7", "fc8"][i].into(),
-                        inp,
-                        out,
-                        relu,
-                        weight: random(out * inp, 800 + i as u64, (3.0 / inp as f32).sqrt()),
-                        bias: random(out, 810 + i as u64, 0.1),
-                    })
-                    .collect();
-                let head = HeadWeights {
-                    kind: HeadKind::Classifier,
-                    layers,
-                    conv: None,
-                };
-                let cfg = TrainConfig {
-                    optimizer,
-                    weight_decay: 1e-3,
-                    dropout: 0.3,
-                    seed: 77,
-                    lr_backbone_mult: 1.0,
-                };
-                let batches: Vec<(Vec<f32>, Vec<u32>)> = (0..3u64)
-                    .map(|s| {
-                        let b = if s == 2 { 3 } else { 8 };
-                        let x = random(b * 60, 820 + s, 1.0)
-                            .into_iter()
-                            .map(|v| v.max(0.0) * 2.0)
-                            .collect();
-                        (x, (0..b as u32).map(|i| (i + s as u32) % 5).collect())
-                    })
-                    .collect();
-                let lrs = [0.05f32, 0.05, 0.02];
-                let want = crate::train::reference::train_cpu(&head, &cfg, &batches, &lrs);
-                let t = Instant::now();
-                let mut tr = Trainer::new(ctx, &head, cfg, 8, 3)?;
-                for (step, ((x, y), lr)) in batches.iter().zip(lrs).enumerate() {
-                    tr.train_step(x, y, lr, step)?;
-                }
-                let got_head = tr.head()?;
-                let ms = t.elapsed().as_secs_f64() * 1e3;
-                let flat = |h: &HeadWeights| -> Vec<f32> {
-                    h.layers
-                        .iter()
-                        .flat_map(|l| l.weight.iter().chain(&l.bias).copied())
-                        .collect()
-                };
-                let want_head = &want
-                    .last()
-                    .ok_or_else(|| Error::Invalid("no steps".into()))?
-                    .1;
-                Ok(Compared {
-                    got: flat(&got_head),
-                    want: flat(want_head),
-                    ms,
-                })
-            },
-        ));
-    }
 }

@@ -91,7 +91,12 @@ pub(super) fn conv_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
                         }
                         _ => kernels::conv2d::reference(&s, &d.w, &d.b, &d.x, relu),
                     };
-                    Ok(Compared { got, want, ms })
+                    Ok(Compared {
+                        got,
+                        want,
+                        ms,
+                        tol: None,
+                    })
                 },
             ));
         }
@@ -142,7 +147,12 @@ pub(super) fn dense_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
                         kernels::dense::dispatch(ctx, &ks, batch, &split, &bb, relu, &xb, &yb)?;
                     let (got, ms) = run_read(ctx, &ds, &yb, batch * out_f)?;
                     let want = kernels::dense::reference(&w, &b, &x, batch, relu);
-                    Ok(Compared { got, want, ms })
+                    Ok(Compared {
+                        got,
+                        want,
+                        ms,
+                        tol: None,
+                    })
                 },
             ));
         }
@@ -183,7 +193,12 @@ pub(super) fn dense_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
                 }
                 let (got, ms) = run_read(ctx, &ds, &yb, batch * out_f)?;
                 let want = kernels::dense::reference(&w, &b, &x, batch, relu);
-                Ok(Compared { got, want, ms })
+                Ok(Compared {
+                    got,
+                    want,
+                    ms,
+                    tol: None,
+                })
             }));
         }
     }
@@ -210,7 +225,12 @@ pub(super) fn elementwise_cases(out: &mut Vec<Case>) {
             let yb = storage_buffer(ctx, "y", want.len(), "")?;
             let d = kernels::max_pool::dispatch(ctx, &ks.max_pool(), &pool, &xb, &yb)?;
             let (got, ms) = run_read(ctx, &[d], &yb, want.len())?;
-            Ok(Compared { got, want, ms })
+            Ok(Compared {
+                got,
+                want,
+                ms,
+                tol: None,
+            })
         }));
     }
     for (lrn, batch, channels, hw, scale) in [
@@ -237,7 +257,12 @@ pub(super) fn elementwise_cases(out: &mut Vec<Case>) {
             let d = kernels::lrn::dispatch(ctx, &ks.lrn(), &lrn, batch, channels, hw, &xb, &yb)?;
             let (got, ms) = run_read(ctx, &[d], &yb, x.len())?;
             let want = kernels::lrn::reference(&lrn, &x, batch, channels, hw);
-            Ok(Compared { got, want, ms })
+            Ok(Compared {
+                got,
+                want,
+                ms,
+                tol: None,
+            })
         }));
     }
     for (planes, ih, iw) in [(3, 7, 7), (2, 13, 9), (1, 1, 1)] {
@@ -268,7 +293,12 @@ pub(super) fn elementwise_cases(out: &mut Vec<Case>) {
                     &yb,
                 )?;
                 let (got, ms) = run_read(ctx, &[d], &yb, want.len())?;
-                Ok(Compared { got, want, ms })
+                Ok(Compared {
+                    got,
+                    want,
+                    ms,
+                    tol: None,
+                })
             },
         ));
     }
@@ -289,6 +319,7 @@ pub(super) fn elementwise_cases(out: &mut Vec<Case>) {
                     got,
                     want: kernels::softmax::reference(&x, rows, cols),
                     ms,
+                    tol: None,
                 })
             },
         ));
@@ -303,6 +334,7 @@ pub(super) fn elementwise_cases(out: &mut Vec<Case>) {
             got,
             want: kernels::relu::reference(&x),
             ms,
+            tol: None,
         })
     }));
 }
@@ -360,7 +392,12 @@ pub(super) fn lpips_cases(out: &mut Vec<Case>) {
                 means.push(mean as f32);
             }
             want.extend(means);
-            Ok(Compared { got, want, ms })
+            Ok(Compared {
+                got,
+                want,
+                ms,
+                tol: None,
+            })
         },
     ));
 }

@@ -33,7 +33,12 @@ pub(super) fn network_cases(out: &mut Vec<Case>) {
                 let got = net.forward(&x, 2, h, w, false)?.logits;
                 let ms = t.elapsed().as_secs_f64() * 1e3;
                 let (want, _) = crate::model::reference::forward_cpu(&weights, &x, 2, h, w)?;
-                Ok(Compared { got, want, ms })
+                Ok(Compared {
+                    got,
+                    want,
+                    ms,
+                    tol: None,
+                })
             }));
         }
     }

@@ -100,10 +100,22 @@ impl FeatureSet {
         if labels.len() != n {
             return Err(bad(format!("{} labels for {n} feature rows", labels.len())));
         }
-        let classes = classes.unwrap_or_else(|| {
-            let k = labels.iter().max().map_or(0, |&m| m + 1);
-            (0..k).map(|c| c.to_string()).collect()
-        });
+        let classes = match classes {
+            Some(c) => c,
+            None => {
+                // Classes 0..=max, each needing rows: more classes than rows cannot be (and a
+                // label of 2^40 would name 2^40 classes), so refuse before naming them.
+                let k = labels.iter().max().map_or(0, |&m| m.saturating_add(1));
+                if k > n {
+                    return Err(bad(format!(
+                        "label {} makes {k} classes (0..{}, no 'classes' array) but there are                          only {n} rows: classes without rows cannot train",
+                        k - 1,
+                        k - 1
+                    )));
+                }
+                (0..k).map(|c| c.to_string()).collect()
+            }
+        };
         if let Some(l) = labels.iter().find(|&&l| l >= classes.len()) {
             return Err(bad(format!("label {l} but only {} classes", classes.len())));
         }
@@ -162,7 +174,26 @@ impl FeatureSet {
                 "has rows of a single class ('{}', of {k} classes); training a classifier needs at least two",
                 with_rows[0]
             ),
-            _ => return Ok(()),
+            _ => {
+                let empty: Vec<String> = self
+                    .classes
+                    .iter()
+                    .zip(&rows)
+                    .filter(|(_, &n)| n == 0)
+                    .map(|(c, _)| format!("'{c}'"))
+                    .collect();
+                if empty.is_empty() {
+                    return Ok(());
+                }
+                let shown = empty[..empty.len().min(5)].join(", ");
+                format!(
+                    "has {} of {} classes without rows ({shown}{}): their outputs would never \
+                     train; remove them from 'classes'",
+                    empty.len(),
+                    self.classes.len(),
+                    if empty.len() > 5 { ", ..." } else { "" }
+                )
+            }
         };
         Err(Error::WeightFile {
             path: path.to_path_buf(),

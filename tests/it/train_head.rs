@@ -791,7 +791,14 @@ fn features_that_cannot_train_are_refused_naming_the_file() {
     let b = backbone();
     // (file, features [2, 4], labels, classes, what the error says)
     type Case<'a> = (&'a str, Vec<f32>, Vec<i64>, Vec<&'a str>, &'a str);
-    let cases: [Case; 4] = [
+    let cases: [Case; 5] = [
+        (
+            "empty_class.npz",
+            vec![0.5; 8],
+            vec![0, 1],
+            vec!["a", "b", "c"],
+            "1 of 3 classes without rows ('c')",
+        ),
         (
             "one.npz",
             vec![0.5; 8],

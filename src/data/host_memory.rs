@@ -1,0 +1,79 @@
+//! Host memory that settings size (rows per batch, augmented views per image, cached rows):
+//! refused before any work when it cannot fit, naming the bytes it would take, instead of an
+//! allocation that aborts (or, under a memory limit, a copy that segfaults) mid-run.
+
+use crate::error::{Error, Result};
+
+/// The most one host batch buffer may hold (the decode pipeline keeps two): 1 GiB, about
+/// 1780 images at 224x224 or one image's 1780 augmented views. Far above the default batches
+/// (at most 64 images, 39 MB), and small enough that two buffers and the network's own
+/// buffers fit a small machine.
+pub const BATCH_BUFFER_LIMIT: u64 = 1 << 30;
+
+/// Refuses a batch buffer of `rows` rows of `row_len` floats over [`BATCH_BUFFER_LIMIT`];
+/// `what` says what the rows are ("images of 3x224x224 per batch").
+pub fn check_batch(rows: usize, row_len: usize, what: &str) -> Result<()> {
+    let bytes = rows as u128 * row_len as u128 * 4;
+    if bytes > BATCH_BUFFER_LIMIT as u128 {
+        return Err(Error::Invalid(format!(
+            "{rows} {what} need {} of host memory per batch buffer, over the {} limit: \
+             use fewer rows per batch",
+            size(bytes),
+            size(BATCH_BUFFER_LIMIT as u128)
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses to keep `bytes` resident (a cache of rows in memory) when they exceed the machine's
+/// physical memory (`MemTotal` where `/proc/meminfo` says; else 1 TiB, no refusal in practice).
+pub fn check_resident(bytes: u128, what: &str) -> Result<()> {
+    let total = physical_memory().unwrap_or(1 << 40);
+    if bytes > total as u128 {
+        return Err(Error::Invalid(format!(
+            "{what} would need {} of memory, more than this machine's {}",
+            size(bytes),
+            size(total as u128)
+        )));
+    }
+    Ok(())
+}
+
+/// The machine's physical memory in bytes, from `/proc/meminfo` (Linux), read bounded.
+pub fn physical_memory() -> Option<u64> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open("/proc/meminfo")
+        .ok()?
+        .take(64 << 10)
+        .read_to_string(&mut text)
+        .ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// `1.5 GiB`, `602 MiB`.
+fn size(bytes: u128) -> String {
+    let b = bytes as f64;
+    if b >= (1u64 << 30) as f64 {
+        format!("{:.1} GiB", b / (1u64 << 30) as f64)
+    } else {
+        format!("{:.0} MiB", b / (1u64 << 20) as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_over_the_limit_are_refused_naming_the_size() {
+        assert!(check_batch(64, 3 * 224 * 224, "images").is_ok());
+        let e = check_batch(4096, 3 * 224 * 224, "augmented views of one image").unwrap_err();
+        assert!(e.to_string().contains("2.3 GiB"), "{e}");
+        assert!(check_batch(usize::MAX, usize::MAX, "rows").is_err());
+        assert!(check_resident(u128::MAX, "the cache").is_err());
+        assert!(check_resident(1, "the cache").is_ok());
+    }
+}
