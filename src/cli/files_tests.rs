@@ -84,7 +84,9 @@ fn run_child(argv: &[String]) -> (Option<i32>, String) {
 
 /// Every subcommand (recursively) with its path arguments and their roles.
 fn commands() -> Vec<(String, Vec<(clap::Arg, Role)>)> {
-    let cli = Cli::command();
+    // Built: positional indexes assigned, global arguments propagated.
+    let mut cli = Cli::command();
+    cli.build();
     let mut out = Vec::new();
     let mut stack: Vec<&clap::Command> = cli.get_subcommands().collect();
     while let Some(sub) = stack.pop() {
@@ -125,7 +127,8 @@ fn is_output(r: Role) -> bool {
 
 #[test]
 fn every_path_argument_has_a_role() {
-    let cli = Cli::command();
+    let mut cli = Cli::command();
+    cli.build();
     let mut missing = Vec::new();
     let mut stack: Vec<&clap::Command> = vec![&cli];
     while let Some(c) = stack.pop() {
