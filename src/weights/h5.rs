@@ -23,7 +23,7 @@ use hdf5_reader::group::Group;
 use hdf5_reader::{Datatype, Hdf5File};
 
 use super::raw::{file_err, RawTensor};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A chunked dataset may decode to at most this many times the file's bytes (deflate's largest
 /// ratio is 1032:1; an uncompressed or contiguous dataset is at most the file itself).
@@ -34,7 +34,7 @@ const SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
 
 /// Reads the weights of a Keras `.h5` / `.hdf5` / `.weights.h5` / `.keras` file.
 pub fn read_h5(path: &Path) -> Result<Vec<RawTensor>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::fsutil::read_regular_capped(path, super::read::MAX_WEIGHTS_FILE)?;
     if bytes.starts_with(b"PK") {
         let inner = weights_from_keras_zip(path, &bytes)?;
         return read_h5_vec(path, inner);

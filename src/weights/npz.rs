@@ -8,7 +8,6 @@
 //! than it declares, so an archive never expands past about a thousand times its size (bzip2
 //! and zstd members, whose ratios have no such bound, are refused).
 
-use std::fs::File;
 use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 
@@ -407,7 +406,7 @@ pub fn write_npz(path: &Path, entries: &[(String, NpzEntry<'_>)]) -> Result<()> 
 
 /// A 1-D string array (`<U` or `|S`) of an `.npz`, or `None` when the key is absent.
 pub fn read_strings(path: &Path, key: &str) -> Result<Option<Vec<String>>> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = crate::fsutil::open_regular(path)?;
     let mut archive = npyz::npz::NpzArchive::new(BufReader::new(file))
         .map_err(|e| file_err(path, format!("not a readable .npz (zip) archive: {e}")))?;
     let member = npyz::npz::file_name_from_array_name(key);

@@ -53,6 +53,10 @@ pub fn read_tensors(path: &Path) -> Result<Vec<RawTensor>> {
     read_tensors_matching(path, &|_| true)
 }
 
+/// The largest weights file read whole (`.h5`, `.safetensors`, legacy `.pth`): a full-size
+/// AlexNet is 233 MB in float32, 466 MB in float64.
+pub const MAX_WEIGHTS_FILE: u64 = 4 << 30;
+
 /// [`read_tensors`] of the tensors whose key `keep` accepts, reading as little of the file as
 /// its format allows: a `.pth` zip's or an `.npz`'s other members and a directory's other
 /// `.npy` files are never opened, a `.safetensors` file's other tensors never decoded; the
@@ -63,6 +67,8 @@ pub fn read_tensors_matching(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result
     let mut out = if meta.is_dir() {
         read_dir(path, keep)?
     } else {
+        // A FIFO would block the open, a device never ends: refused before opening.
+        crate::fsutil::regular_file(path)?;
         match Format::of_path(path) {
             Format::Pth => pth::read_pth_matching(path, keep)?,
             Format::H5 => h5::read_h5(path)?,
@@ -111,7 +117,7 @@ pub fn read_tensors_from_bytes(
 /// Whether `path` is a zip archive holding `.npy` members (an `.npz`, whatever its name) and no
 /// `data.pkl` (a PyTorch zip): how a file without extension is told apart.
 pub(crate) fn is_npz(path: &Path) -> bool {
-    let Ok(file) = File::open(path) else {
+    let Ok(file) = crate::fsutil::open_regular(path) else {
         return false;
     };
     let Ok(zip) = zip::ZipArchive::new(BufReader::new(file)) else {
