@@ -31,6 +31,7 @@ mod layering;
 mod lpips;
 mod lpips_stream;
 mod network;
+mod nothing_lost;
 mod pipeline;
 mod portability;
 mod preprocess;

@@ -308,19 +308,6 @@ impl Reader<'_> {
             )
         })?;
         let flen = f.metadata().map_err(|e| Error::io(&file_path, e))?.len();
-        // Without a `length`, the data runs from the offset to the end of the file, and must
-        // be exactly the tensor's bytes (as onnx.numpy_helper requires): a longer file is
-        // another file, or the wrong one.
-        if length.is_none() && offset < flen && flen - offset != nbytes as u64 {
-            return Err(file_err(
-                &file_path,
-                format!(
-                    "external data of tensor '{name}': {} bytes from offset {offset} to the end of the file, but shape {:?} takes {nbytes} (give a length, or the right file)",
-                    flen - offset,
-                    t.dims
-                ),
-            ));
-        }
         if offset
             .checked_add(nbytes as u64)
             .is_none_or(|end| end > flen)
@@ -329,6 +316,19 @@ impl Reader<'_> {
                 &file_path,
                 format!(
                     "external data of tensor '{name}': {nbytes} bytes at offset {offset} run past the end of the {flen}-byte file (is it truncated?)"
+                ),
+            ));
+        }
+        // Without a `length`, the data runs from the offset to the end of the file, and must
+        // be exactly the tensor's bytes (as onnx.numpy_helper requires): a longer file is
+        // another file, or the wrong one.
+        if length.is_none() && flen - offset != nbytes as u64 {
+            return Err(file_err(
+                &file_path,
+                format!(
+                    "external data of tensor '{name}': {} bytes from offset {offset} to the end of the file, but shape {:?} takes {nbytes} (give a length, or the right file)",
+                    flen - offset,
+                    t.dims
                 ),
             ));
         }
