@@ -340,7 +340,8 @@ fn compare(name: &str, m: &ArgMatches, f: &Files) -> anyhow::Result<()> {
             .map(|o| (o.label.as_str(), o.path.as_path()))
             .collect();
         outs.push((&o.label, &o.path));
-        check_outputs(&ins, &outs)?;
+        check_outputs(&ins, &[(&o.label, &o.path)])?;
+        check_outputs(&[], &outs)?;
         // An output replacing a file that an input folder's listing reads.
         if o.path.is_file() {
             let real = std::fs::canonicalize(&o.path)?;

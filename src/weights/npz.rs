@@ -60,6 +60,10 @@ fn member_size(file: &zip::read::ZipFile<'_>, name: &str, path: &Path) -> Result
 /// `np.savez` write) are not capped: their bytes are on disk already.
 pub const MAX_INFLATED_MEMBER: u64 = 1 << 30;
 
+/// The most bytes all the deflated members of one `.npz` may inflate to together: 1.5 GiB,
+/// three times a float64 AlexNet (488 MB).
+pub const MAX_INFLATED_FILE: u64 = 3 << 29;
+
 /// The deepest bracket nesting of an `.npy` header handed to npyz. Its Python-literal parser
 /// (py_literal, a PEG) backtracks exponentially in the nesting: 8 levels took 7 s, 12 took 6
 /// minutes (found by the `npz` fuzz target). A plain array's header nests 2 deep (dict, shape
@@ -269,6 +273,27 @@ pub(crate) fn read_npz<R: Read + Seek>(
         ));
     }
     let zip = archive.zip_archive();
+    // The whole archive's inflated total, from the members' declared sizes before any is
+    // inflated: 16 members each just under the member cap inflated 5.4 GB from 17 MB.
+    let mut inflated = 0u64;
+    for name in names.iter().filter(|n| keep(n)) {
+        let member = npyz::npz::file_name_from_array_name(name);
+        if let Ok(file) = zip.by_name(&member) {
+            if file.compression() == zip::CompressionMethod::Deflated {
+                inflated = inflated.saturating_add(file.size());
+            }
+        }
+    }
+    if inflated > MAX_INFLATED_FILE {
+        return Err(file_err(
+            path,
+            format!(
+                "its compressed members inflate to {inflated} bytes together, over the \
+                 {MAX_INFLATED_FILE} this tool inflates from one file (a decompression bomb? \
+                 save large arrays uncompressed, with np.savez)"
+            ),
+        ));
+    }
     let mut out = Vec::with_capacity(names.len());
     let mut budget = archive_len;
     for name in names.into_iter().filter(|n| keep(n)) {

@@ -528,7 +528,7 @@ fn truncated_and_hostile_onnx_files_are_refused() {
         // No length: the data runs to the end of the file, which must be the tensor's 64
         // bytes (as onnx.numpy_helper requires); 80 bytes is another file (it used to be read).
         ("long.bin", "0", "to the end of the file"),
-        ("w.bin", "16", "to the end of the file"),
+        ("long.bin", "8", "to the end of the file"),
     ] {
         let mut t = tensor("w", &[4, 1, 2, 2], vec![]);
         t.data_location = 1;
