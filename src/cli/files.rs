@@ -74,7 +74,10 @@ impl Names {
             Names::Parts => name.strip_prefix("part-").is_some_and(|r| {
                 r.len() > 14
                     && r.as_bytes()[5..9] == *b"-of-"
-                    && r[..5].bytes().chain(r[9..14].bytes()).all(|b| b.is_ascii_digit())
+                    && r[..5]
+                        .bytes()
+                        .chain(r[9..14].bytes())
+                        .all(|b| b.is_ascii_digit())
             }),
         }
     }
@@ -372,7 +375,11 @@ fn compare(name: &str, m: &ArgMatches, f: &Files) -> anyhow::Result<()> {
             .inputs
             .iter()
             .map(|n| (shown(n), n.path.as_path()))
-            .chain(inputs.iter().map(|(l, p)| (format!("{l} {}", p.display()), *p)))
+            .chain(
+                inputs
+                    .iter()
+                    .map(|(l, p)| (format!("{l} {}", p.display()), *p)),
+            )
             .chain(f.outputs.iter().map(|n| (shown(n), n.path.as_path())));
         for (what, p) in others {
             if here(p) {
@@ -460,7 +467,10 @@ fn regular_input(label: &str, path: &Path, folder_ok: bool) -> anyhow::Result<()
 fn regular_output(label: &str, path: &Path) -> anyhow::Result<()> {
     if let Ok(meta) = std::fs::metadata(path) {
         if meta.is_dir() {
-            bail!("{label} {}: is a folder, expected a file name", path.display());
+            bail!(
+                "{label} {}: is a folder, expected a file name",
+                path.display()
+            );
         }
         if !meta.is_file() {
             bail!(
@@ -478,8 +488,7 @@ fn list_entries(path: &Path, pairs: bool) -> Vec<PathBuf> {
     let Ok(file) = std::fs::File::open(path) else {
         return Vec::new();
     };
-    let Ok(lines) =
-        alexnet_wgpu::fsutil::read_lines_capped(std::io::BufReader::new(file), path)
+    let Ok(lines) = alexnet_wgpu::fsutil::read_lines_capped(std::io::BufReader::new(file), path)
     else {
         return Vec::new();
     };

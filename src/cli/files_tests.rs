@@ -96,9 +96,8 @@ fn commands() -> Vec<(String, Vec<(clap::Arg, Role)>)> {
             .get_arguments()
             .filter(|a| is_path(a))
             .map(|a| {
-                let r = role(&name, a.get_id().as_str()).unwrap_or_else(|| {
-                    panic!("{name} {}: a path without a role", a.get_id())
-                });
+                let r = role(&name, a.get_id().as_str())
+                    .unwrap_or_else(|| panic!("{name} {}: a path without a role", a.get_id()));
                 (a.clone(), r)
             })
             .collect();
@@ -232,9 +231,7 @@ fn output_for(role: Role, file: &Path) -> Option<PathBuf> {
             .iter()
             .find_map(|s| name.strip_suffix(s))
             .map(|stem| file.with_file_name(stem)),
-        Role::OutputDir(names) => {
-            (names.example() == name).then(|| crate_parent(file))
-        }
+        Role::OutputDir(names) => (names.example() == name).then(|| crate_parent(file)),
         _ => None,
     }
 }
@@ -272,7 +269,8 @@ fn complete(line: &mut Line, args: &[(clap::Arg, Role)], dir: &Path, cache: &Pat
     }
     for _ in 0..args.len() + 1 {
         let argv = line.argv(cache);
-        let argv = std::iter::once(OsString::from("alexnet")).chain(argv.iter().map(OsString::from));
+        let argv =
+            std::iter::once(OsString::from("alexnet")).chain(argv.iter().map(OsString::from));
         match super::parse(argv) {
             Ok(_) => return true,
             Err(e) if e.kind() == clap::error::ErrorKind::ArgumentConflict => return false,
@@ -285,8 +283,7 @@ fn complete(line: &mut Line, args: &[(clap::Arg, Role)], dir: &Path, cache: &Pat
                     (None, None) => false,
                 };
                 let next = args.iter().find(|(a, _)| !line.has(a) && named(a));
-                let Some((a, r)) = next.or_else(|| args.iter().find(|(a, _)| !line.has(a)))
-                else {
+                let Some((a, r)) = next.or_else(|| args.iter().find(|(a, _)| !line.has(a))) else {
                     return false;
                 };
                 line.values.push((a.clone(), fresh(*r, dir, a)));

@@ -34,7 +34,7 @@ const SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
 
 /// Reads the weights of a Keras `.h5` / `.hdf5` / `.weights.h5` / `.keras` file.
 pub fn read_h5(path: &Path) -> Result<Vec<RawTensor>> {
-    let bytes = crate::fsutil::read_regular_capped(path, super::read::MAX_WEIGHTS_FILE)?;
+    let bytes = crate::fsutil::read_regular_capped(path, super::raw::MAX_WEIGHTS_FILE)?;
     if bytes.starts_with(b"PK") {
         let inner = weights_from_keras_zip(path, &bytes)?;
         return read_h5_vec(path, inner);
@@ -467,4 +467,20 @@ fn read_dataset(
         )),
     };
     Ok(RawTensor { key, shape, data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_files_datasets_share_one_decoding_budget() {
+        let p = Path::new("bomb.h5");
+        let b = Budget::new(17 << 20);
+        // Each just under a GiB: the first two fit, the third is refused before it is read.
+        b.charge(p, "a", 1 << 30).unwrap();
+        b.charge(p, "b", (1 << 29) + (16 << 20)).unwrap();
+        let e = b.charge(p, "c", 1 << 30).unwrap_err().to_string();
+        assert!(e.contains("bomb.h5") && e.contains("'/c'"), "{e}");
+    }
 }

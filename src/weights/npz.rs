@@ -279,8 +279,10 @@ pub(crate) fn read_npz<R: Read + Seek>(
     for name in names.iter().filter(|n| keep(n)) {
         let member = npyz::npz::file_name_from_array_name(name);
         if let Ok(file) = zip.by_name(&member) {
+            // Each member's own checks first (the ratio), then the total.
+            let size = member_size(&file, name, path)?;
             if file.compression() == zip::CompressionMethod::Deflated {
-                inflated = inflated.saturating_add(file.size());
+                inflated = inflated.saturating_add(size);
             }
         }
     }

@@ -53,10 +53,6 @@ pub fn read_tensors(path: &Path) -> Result<Vec<RawTensor>> {
     read_tensors_matching(path, &|_| true)
 }
 
-/// The largest weights file read whole (`.h5`, `.safetensors`, legacy `.pth`): a full-size
-/// AlexNet is 233 MB in float32, 466 MB in float64.
-pub const MAX_WEIGHTS_FILE: u64 = 4 << 30;
-
 /// [`read_tensors`] of the tensors whose key `keep` accepts, reading as little of the file as
 /// its format allows: a `.pth` zip's or an `.npz`'s other members and a directory's other
 /// `.npy` files are never opened, a `.safetensors` file's other tensors never decoded; the

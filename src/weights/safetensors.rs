@@ -24,7 +24,7 @@ fn file_err(path: &Path, message: impl Into<String>) -> Error {
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    crate::fsutil::read_regular_capped(path, super::read::MAX_WEIGHTS_FILE)
+    crate::fsutil::read_regular_capped(path, super::raw::MAX_WEIGHTS_FILE)
 }
 
 fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>> {

@@ -29,13 +29,26 @@ fn assert_refused(args: &[&str], keep: &Path) {
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
     assert!(
-        ["would overwrite", "would replace", "name the same file", "would write"]
-            .iter()
-            .any(|w| e.contains(w)),
+        [
+            "would overwrite",
+            "would replace",
+            "name the same file",
+            "would write"
+        ]
+        .iter()
+        .any(|w| e.contains(w)),
         "{args:?}: {e}"
     );
-    assert_eq!(std::fs::read(keep).unwrap(), before, "{args:?}: {keep:?} changed");
-    assert_eq!(std::fs::read_link(keep).ok(), link, "{args:?}: {keep:?} replaced");
+    assert_eq!(
+        std::fs::read(keep).unwrap(),
+        before,
+        "{args:?}: {keep:?} changed"
+    );
+    assert_eq!(
+        std::fs::read_link(keep).ok(),
+        link,
+        "{args:?}: {keep:?} replaced"
+    );
 }
 
 fn s(p: &Path) -> &str {
@@ -85,7 +98,15 @@ fn lpips_outputs_never_replace_an_input_or_each_other() {
         &map1,
     );
     assert_refused(
-        &["lpips", "--weights", s(&w_in_maps), "--spatial", s(&spatial), s(&a), s(&b)],
+        &[
+            "lpips",
+            "--weights",
+            s(&w_in_maps),
+            "--spatial",
+            s(&spatial),
+            s(&a),
+            s(&b),
+        ],
         &w_in_maps,
     );
     // A --matrix-out that is a symbolic link to an input: the input stays, the link stays.
@@ -244,7 +265,11 @@ fn weights_and_the_tuner_cache_that_are_not_regular_files_are_refused_at_once() 
     let dir = tempfile::tempdir().unwrap();
     for ext in ["onnx", "safetensors", "h5", "keras", "pth", "npz", "npy"] {
         let fifo = dir.path().join(format!("w-fifo.{ext}"));
-        assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        assert!(Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
         let zero = dir.path().join(format!("w-zero.{ext}"));
         std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
         for (p, kind) in [(fifo, "FIFO"), (zero, "device")] {
@@ -274,9 +299,8 @@ fn weights_and_the_tuner_cache_that_are_not_regular_files_are_refused_at_once() 
             std::os::unix::fs::symlink("/dev/zero", &p).unwrap();
         }
         let q = p.clone();
-        let (file, warning) = within_10_s("tune::read", move || {
-            alexnet_wgpu::model::tune::read(&q)
-        });
+        let (file, warning) =
+            within_10_s("tune::read", move || alexnet_wgpu::model::tune::read(&q));
         assert!(file.entries.is_empty());
         let w = warning.unwrap_or_default();
         assert!(w.contains("not a regular file"), "{w}");

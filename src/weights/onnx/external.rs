@@ -83,7 +83,8 @@ pub fn external_data_files(path: &Path) -> Result<Vec<PathBuf>> {
             continue;
         };
         let rel = Path::new(&location.value);
-        if rel.as_os_str().is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_)))
+        if rel.as_os_str().is_empty()
+            || !rel.components().all(|c| matches!(c, Component::Normal(_)))
         {
             continue;
         }

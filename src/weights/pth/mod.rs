@@ -44,8 +44,7 @@ pub fn read_pth_matching(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec
             read_zip(path, std::io::BufReader::new(file), len, keep)
         }
         Some(Kind::Legacy) => {
-            let bytes =
-                crate::fsutil::read_regular_capped(path, crate::weights::read::MAX_WEIGHTS_FILE)?;
+            let bytes = crate::fsutil::read_regular_capped(path, super::raw::MAX_WEIGHTS_FILE)?;
             let mut all = read_legacy(path, &bytes)?;
             all.retain(|t| keep(&t.key));
             Ok(all)
