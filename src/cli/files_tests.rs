@@ -413,6 +413,7 @@ fn every_output_named_like_an_input_or_another_output_is_refused() {
             }
         }
     }
+    eprintln!("{tried} command lines tried");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     assert!(tried >= 40, "only {tried} cases");
 }
@@ -465,6 +466,7 @@ fn a_fifo_or_a_device_as_any_path_argument_is_refused_in_bounded_time() {
             }
         }
     }
+    eprintln!("{tried} command lines tried");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     assert!(tried >= 30, "only {tried} cases");
 }

@@ -83,6 +83,23 @@ fn lpips_outputs_never_replace_an_input_or_each_other() {
     let l = s(&list);
     assert_refused(&["lpips", "--weights", w, "--pairs", l, "--out", l], &list);
     assert_refused(&["lpips", "--weights", w, "--pairs", l, "--out", s(&b)], &b);
+    // The same list on standard input: its pairs are compared once read.
+    let before = std::fs::read(&b).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_alexnet"))
+        .args(["lpips", "--weights", w, "--pairs", "-", "--out", s(&b)])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        std::fs::read(&list).unwrap().as_slice(),
+    )
+    .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("would overwrite"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&b).unwrap(), before);
     // --matrix-out over an image of the --all-pairs folder, the weights, --out.
     let all = ["lpips", "--weights", w, "--all-pairs", s(&imgs)];
     assert_refused(&[&all[..], &["--matrix-out", s(&a)]].concat(), &a);
