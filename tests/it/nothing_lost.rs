@@ -246,7 +246,12 @@ fn an_onnx_models_external_data_is_an_input() {
     let want =
         alexnet_wgpu::model::Weights::load(fixture("torchvision_small_torch.onnx"), None).unwrap();
     assert_eq!(got.tensors, want.tensors);
-    // ...so its external data file is an input of every command that reads it.
+    // ...so its external data file is an input of every command that reads it, and of the
+    // library's conversion.
+    let before = std::fs::read(&ext).unwrap();
+    let e = alexnet_wgpu::fetch::convert_file(&model, &ext, None).unwrap_err();
+    assert!(e.to_string().contains("would overwrite"), "{e}");
+    assert_eq!(std::fs::read(&ext).unwrap(), before);
     assert_refused(&["convert", s(&model), s(&ext)], &ext);
     assert_refused(&["export", "--weights", s(&model), s(&ext)], &ext);
     let ext_npy = dir.path().join("ext.npy");
