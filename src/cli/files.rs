@@ -36,8 +36,10 @@ pub enum Role {
     List,
     /// A list of pairs of paths, two per line.
     Pairs,
-    /// An image, a `.npy` batch, or a folder whose images (and batches) are inputs.
+    /// An image, or a folder whose images are inputs.
     Images,
+    /// An image, a `.npy` batch, or a folder whose images and batches are inputs (`classify`).
+    Batches,
     /// A folder every file of which may be read (the parts `merge` joins).
     Folder,
     /// A file written.
@@ -105,7 +107,8 @@ pub fn role(command: &str, arg: &str) -> Option<Role> {
         (_, "list") => List,
         (_, "out_dir") => OutputDir(Names::Parts),
         ("lpips", "pairs") => Pairs,
-        ("classify" | "features" | "lpips", "paths") => Images,
+        ("classify", "paths") => Batches,
+        ("features" | "lpips", "paths") => Images,
         ("features" | "eval" | "train-head", "data") | ("train-head", "val") => Images,
         ("lpips", "all_pairs") | ("bench", "input") => Images,
         ("merge", "dir") => Folder,
@@ -135,8 +138,8 @@ struct Named {
 #[derive(Default)]
 struct Files {
     inputs: Vec<Named>,
-    /// Input folders, with whether any file inside is read (else images and batches only).
-    folders: Vec<(Named, bool)>,
+    /// Input folders, with their role (what their listing reads: [`reads_from_folder`]).
+    folders: Vec<(Named, Role)>,
     /// Entries of list files (compared by name).
     entries: Vec<(String, PathBuf)>,
     outputs: Vec<Named>,
@@ -224,7 +227,7 @@ fn gather(name: &str, command: &clap::Command, m: &ArgMatches) -> anyhow::Result
                     }
                     f.inputs.push(named(label, path));
                 }
-                Role::Images | Role::Folder => {
+                Role::Images | Role::Batches | Role::Folder => {
                     // A flag's folder (or image) must be one; a FIFO or device named on the
                     // command line as an image is a failed input, named, like one in a folder.
                     let meta = std::fs::metadata(&path).ok();
@@ -241,8 +244,7 @@ fn gather(name: &str, command: &clap::Command, m: &ArgMatches) -> anyhow::Result
                         }
                     }
                     if path.is_dir() {
-                        f.folders
-                            .push((named(label.clone(), path.clone()), role == Role::Folder));
+                        f.folders.push((named(label.clone(), path.clone()), role));
                     }
                     f.inputs.push(named(label, path));
                 }
@@ -348,11 +350,11 @@ fn compare(name: &str, m: &ArgMatches, f: &Files) -> anyhow::Result<()> {
         // An output replacing a file that an input folder's listing reads.
         if o.path.is_file() {
             let real = std::fs::canonicalize(&o.path)?;
-            for (folder, any_file) in &f.folders {
+            for (folder, role) in &f.folders {
                 let Ok(dir) = std::fs::canonicalize(&folder.path) else {
                     continue;
                 };
-                if real.starts_with(&dir) && (*any_file || read_from_folder(&real)) {
+                if real.starts_with(&dir) && reads_from_folder(*role, &real) {
                     bail!(
                         "{} would overwrite {}, a file inside the input folder {}: choose another output file",
                         shown(o),
@@ -393,7 +395,7 @@ fn compare(name: &str, m: &ArgMatches, f: &Files) -> anyhow::Result<()> {
         let Ok(real) = std::fs::canonicalize(&dir.path) else {
             continue;
         };
-        for (folder, any_file) in &f.folders {
+        for (folder, role) in &f.folders {
             let Ok(fdir) = std::fs::canonicalize(&folder.path) else {
                 continue;
             };
@@ -402,8 +404,7 @@ fn compare(name: &str, m: &ArgMatches, f: &Files) -> anyhow::Result<()> {
             }
             let taken = std::fs::read_dir(&real)?.flatten().find(|e| {
                 let p = e.path();
-                names.matches(&e.file_name().to_string_lossy())
-                    && (*any_file || read_from_folder(&p))
+                names.matches(&e.file_name().to_string_lossy()) && reads_from_folder(*role, &p)
             });
             if let Some(e) = taken {
                 bail!(
@@ -418,10 +419,19 @@ fn compare(name: &str, m: &ArgMatches, f: &Files) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether listing an input folder reads this file: images and `.npy` batches.
-fn read_from_folder(p: &Path) -> bool {
-    alexnet_wgpu::data::inputs::is_image_path(p)
-        || p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+/// Whether the listing of an input folder of this role reads `file`: images; for `classify`
+/// also `.npy` batches; every file of `merge`'s parts folder.
+pub fn reads_from_folder(role: Role, file: &Path) -> bool {
+    let image = alexnet_wgpu::data::inputs::is_image_path(file);
+    let npy = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    match role {
+        Role::Folder => true,
+        Role::Batches => image || npy,
+        Role::Images => image,
+        _ => false,
+    }
 }
 
 /// What kind of thing `meta` is, for a refusal.

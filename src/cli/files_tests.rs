@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use clap::CommandFactory;
 
-use super::files::{role, Names, Role};
+use super::files::{reads_from_folder, role, Names, Role};
 use super::Cli;
 
 const CHILD_ARGV: &str = "ALEXNET_FILES_TEST_ARGV";
@@ -113,7 +113,13 @@ fn is_path(a: &clap::Arg) -> bool {
 fn is_input(r: Role) -> bool {
     matches!(
         r,
-        Role::File | Role::Weights | Role::List | Role::Pairs | Role::Images | Role::Folder
+        Role::File
+            | Role::Weights
+            | Role::List
+            | Role::Pairs
+            | Role::Images
+            | Role::Batches
+            | Role::Folder
     )
 }
 
@@ -193,7 +199,7 @@ impl Line {
 fn make_input(role: Role, dir: &Path, name: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     match role {
-        Role::Images | Role::File | Role::Weights => {
+        Role::Images | Role::Batches | Role::File | Role::Weights => {
             let p = dir.join(name);
             std::fs::write(&p, format!("input {name}")).unwrap();
             p
@@ -342,11 +348,15 @@ fn every_output_named_like_an_input_or_another_output_is_refused() {
                 let tmp = tempfile::tempdir().unwrap();
                 let d = tmp.path();
                 match irole {
-                    Role::Folder | Role::Images => {
+                    Role::Folder | Role::Images | Role::Batches => {
                         let folder = d.join("folder");
                         let inner = make_input(Role::Images, &folder.join("class"), &name);
-                        targets.push(("a file inside the input folder", folder, inner));
-                        if *irole == Role::Images {
+                        // Only what the folder's listing reads is an input (an lpips folder's
+                        // pair-00001.npy is not).
+                        if reads_from_folder(*irole, &inner) {
+                            targets.push(("a file inside the input folder", folder, inner));
+                        }
+                        if *irole != Role::Folder {
                             let file = make_input(Role::Images, &d.join("single"), &name);
                             targets.push(("the input file", file.clone(), file));
                         }
@@ -432,7 +442,9 @@ fn a_fifo_or_a_device_as_any_path_argument_is_refused_in_bounded_time() {
     let mut tried = 0;
     for (command, args) in commands() {
         for (a, r) in &args {
-            if *r == Role::Setting || (*r == Role::Images && a.get_long().is_none()) {
+            let image_argument =
+                matches!(r, Role::Images | Role::Batches) && a.get_long().is_none();
+            if *r == Role::Setting || image_argument {
                 // Image paths on the command line are failed inputs, named, the others run
                 // (tests/it/cli.rs unbounded_and_blocking_inputs_are_refused).
                 continue;
