@@ -317,10 +317,10 @@ fn kind_of(meta: &std::fs::Metadata) -> &'static str {
     }
 }
 
-/// Reads a whole input file, refusing anything that is not a regular file (after following
-/// links) before opening it: opening a FIFO blocks until something writes to it (before this,
-/// `classify W fifo.jpg` hung forever), and a device such as `/dev/zero` never ends.
-pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
+/// The metadata of the regular file at `path` (links followed); anything else refused before
+/// it is opened: opening a FIFO blocks until something writes to it (before this, `classify W
+/// fifo.jpg` hung forever), and a device such as `/dev/zero` never ends.
+pub fn regular_file(path: &Path) -> Result<std::fs::Metadata> {
     let meta = std::fs::metadata(path).map_err(|e| match std::fs::read_link(path) {
         Ok(target) if e.kind() == std::io::ErrorKind::NotFound => Error::Input {
             path: path.to_path_buf(),
@@ -340,7 +340,41 @@ pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
             ),
         });
     }
+    Ok(meta)
+}
+
+/// Reads a whole input file, refusing anything that is not a regular file (see
+/// [`regular_file`]).
+pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
+    regular_file(path)?;
     std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// [`read_regular`] of a file of at most `cap` bytes (checked before reading, and again while
+/// reading, for a file that grows): every weights file is read through this.
+pub fn read_regular_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
+    let meta = regular_file(path)?;
+    let over = || Error::Input {
+        path: path.to_path_buf(),
+        message: format!("is over {cap} bytes, the most read from a file of this kind"),
+    };
+    if meta.len() > cap {
+        return Err(over());
+    }
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::io::Read::read_to_end(&mut std::io::Read::take(f, cap + 1), &mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > cap {
+        return Err(over());
+    }
+    Ok(bytes)
+}
+
+/// Opens a regular file for reading (see [`regular_file`]).
+pub fn open_regular(path: &Path) -> Result<File> {
+    regular_file(path)?;
+    File::open(path).map_err(|e| Error::io(path, e))
 }
 
 /// How many temporary files are pending now (for tests).

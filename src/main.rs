@@ -8,10 +8,8 @@ mod signals;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let (args, matches) = cli::parse(std::env::args_os()).unwrap_or_else(|e| e.exit());
     cli::validate::install_logger();
     // SIGINT / SIGTERM / SIGHUP: remove every temporary file of a write in progress (a signal
     // runs no destructors), say what was kept, and exit with 128 + the signal's number as
@@ -27,7 +25,7 @@ fn main() -> ExitCode {
     // Windows has no signal numbers: Ctrl-C and closing the console both exit 130.
     #[cfg(not(unix))]
     let _ = ctrlc::set_handler(move || cleanup(130));
-    let result = cli::run(args);
+    let result = cli::run(args, &matches);
     // For tests and the curious: how often each pipeline was compiled in this process.
     if std::env::var_os("ALEXNET_REPORT_PIPELINES").is_some() {
         for (name, count) in alexnet_wgpu::gpu::compile_counts() {

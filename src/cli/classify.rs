@@ -118,8 +118,8 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
     if let Some(d) = &args.sharding.out_dir {
         sharding::prepare_out_dir(d)?;
     }
-    // No output may replace an input or another output (checked before any work).
-    let weights_file = args.model.path().ok();
+    // The declared inputs and outputs were checked by `files::check`; paths read from
+    // standard input are compared below, once read.
     let mut outputs: Vec<(&str, &std::path::Path)> = Vec::new();
     if let Some(p) = &args.logits_out {
         outputs.push(("--logits-out", p));
@@ -127,15 +127,6 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
     if let Some(p) = &args.features_out {
         outputs.push(("--features-out", p));
     }
-    let inputs = super::input_files(
-        &[
-            ("--weights", weights_file.as_deref()),
-            ("--labels", args.labels.as_deref()),
-            ("--list", args.sharding.list.as_deref()),
-        ],
-        &args.paths,
-    );
-    alexnet_wgpu::clobber::check_outputs(&inputs, &outputs)?;
     // The whole input list, then this shard's contiguous slice of it.
     let all = sharding::read_inputs(&args.paths, args.sharding.list.as_deref())?;
     if all.is_empty() {

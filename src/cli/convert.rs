@@ -32,8 +32,6 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         args.output.display(),
         alexnet_wgpu::model::formats::OUTPUT_FORMATS
     );
-    // `convert a.onnx a.onnx` would replace the weights it reads.
-    alexnet_wgpu::clobber::check_outputs(&[("", &args.input)], &[("", &args.output)])?;
     let w = alexnet_wgpu::fetch::convert_file(&args.input, &args.output, args.arch)
         .with_context(|| format!("converting {}", args.input.display()))?;
     let params: usize = w.tensors.values().map(Vec::len).sum();

@@ -32,7 +32,6 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         args.output.display()
     );
     let path = args.model.path()?;
-    alexnet_wgpu::clobber::check_outputs(&[("--weights", &path)], &[("", &args.output)])?;
     let w = args.model.load()?;
     let meta = ModelMeta::read(&path)?;
     let metadata = match &meta {

@@ -75,20 +75,10 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     if let Some(d) = &args.sharding.out_dir {
         sharding::prepare_out_dir(d)?;
     }
-    // --out may replace no input (`--out W.npz` would destroy the weights), checked before
-    // any work.
-    let weights_file = args.model.path().ok();
+    // The declared inputs and outputs were checked by `files::check`; paths read from
+    // standard input are compared below, once read.
     let outputs: Vec<(&str, &std::path::Path)> =
         args.out.iter().map(|p| ("--out", p.as_path())).collect();
-    let inputs = super::input_files(
-        &[
-            ("--weights", weights_file.as_deref()),
-            ("--data", args.data.as_deref()),
-            ("--list", args.sharding.list.as_deref()),
-        ],
-        &args.paths,
-    );
-    alexnet_wgpu::clobber::check_outputs(&inputs, &outputs)?;
     // The whole input list (class folders, or paths with no labels), then this shard's slice.
     let labelled = args.data.is_some();
     let (classes, all) = match &args.data {

@@ -184,6 +184,16 @@ pub fn run(args: LpipsArgs) -> anyhow::Result<ExitCode> {
         Some(_) => Vec::new(),
         None => list_pairs(&args, &mut errors)?,
     };
+    // The declared files were checked by `files::check`; the pairs of `--pairs -` (standard
+    // input) only now that they are read.
+    if args.pairs.as_deref().is_some_and(|p| p.as_os_str() == "-") {
+        let outputs: Vec<(&str, &Path)> = args.out.iter().map(|p| ("--out", p.as_path())).collect();
+        alexnet_wgpu::clobber::check_outputs_by_name(
+            "--pairs (standard input)",
+            pairs.iter().flat_map(|(a, b)| [a.as_path(), b.as_path()]),
+            &outputs,
+        )?;
+    }
     let weights = args.model.path()?;
     let ctx = args.gpu.context()?;
     let lpips = Lpips::load(&ctx, &weights, args.lin)

@@ -12,6 +12,9 @@ mod eval;
 mod export;
 mod features;
 mod fetch_weights;
+pub mod files;
+#[cfg(test)]
+mod files_tests;
 mod gpu_env;
 pub mod hint;
 mod lpips;
@@ -181,25 +184,6 @@ impl GpuArgs {
     }
 }
 
-/// The files a command reads, for `clobber::check_outputs`: each flag's file when given, then
-/// the positional paths (`-`, standard input, left out).
-pub fn input_files<'a>(
-    flags: &[(&'static str, Option<&'a std::path::Path>)],
-    positional: &'a [PathBuf],
-) -> Vec<(&'static str, &'a std::path::Path)> {
-    let mut inputs: Vec<(&'static str, &std::path::Path)> = flags
-        .iter()
-        .filter_map(|&(flag, p)| p.map(|p| (flag, p)))
-        .collect();
-    inputs.extend(
-        positional
-            .iter()
-            .filter(|p| p.as_os_str() != "-")
-            .map(|p| ("", p.as_path())),
-    );
-    inputs
-}
-
 /// Where the autotuner's winners live: `tune.json` in the cache directory of `fetch-weights`.
 pub fn tune_cache_path() -> anyhow::Result<std::path::PathBuf> {
     Ok(alexnet_wgpu::fetch::cache_dir()?.join(alexnet_wgpu::model::tune::FILE))
@@ -274,8 +258,21 @@ impl ModelArgs {
     }
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// Parses `argv` (the program's name first) as `main` does: the arguments, and clap's matches
+/// for the shared file check.
+pub fn parse(
+    argv: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Result<(Cli, clap::ArgMatches), clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().try_get_matches_from(argv)?;
+    Ok((Cli::from_arg_matches(&matches)?, matches))
+}
+
+/// Runs the command, after the declared files of every command ([`files::check`]): no output
+/// may replace an input or another output, and none may be a FIFO or a device.
+pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
     alexnet_wgpu::fetch::set_cache_dir(cli.cache_dir);
+    files::check(&<Cli as clap::CommandFactory>::command(), matches)?;
     match cli.command {
         Command::Classify(a) => classify::run(a),
         Command::Adapters(a) => adapters::run(a),

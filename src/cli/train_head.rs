@@ -302,55 +302,6 @@ fn kept_summary(o: &Trained) -> String {
     }
 }
 
-/// Refuses, before any work, an output (the model, its checkpoint, --log-steps, the plots)
-/// that would replace an input or another output. `--resume` reads the checkpoint it then
-/// rewrites: that one is meant.
-fn check_outputs(args: &TrainHeadArgs) -> anyhow::Result<()> {
-    use alexnet_wgpu::clobber::{check_outputs, same_file};
-    let checkpoint = args.out.with_extension("ckpt.npz");
-    let plots = args
-        .plot
-        .as_ref()
-        .map(|d| [d.join("curves.png"), d.join("confusion.png")]);
-    let mut outputs: Vec<(&str, &std::path::Path)> =
-        vec![("--out", &args.out), ("--out's checkpoint", &checkpoint)];
-    if let Some(p) = &args.log_steps {
-        outputs.push(("--log-steps", p));
-    }
-    if let Some([curves, confusion]) = &plots {
-        outputs.push(("--plot", curves));
-        outputs.push(("--plot", confusion));
-    }
-    let mut inputs: Vec<(&str, &std::path::Path)> = Vec::new();
-    for (flag, p) in [
-        ("--data", &args.data),
-        ("--val", &args.val),
-        ("--features", &args.features),
-        ("--init-head", &args.init_head),
-    ] {
-        if let Some(p) = p {
-            inputs.push((flag, p));
-        }
-    }
-    let weights = args.model.path().ok();
-    if let Some(w) = &weights {
-        if same_file(&args.out, w) {
-            anyhow::ensure!(
-                args.replace_weights,
-                "--out {} is the --weights file: the trained model would replace the backbone; \
-                 choose another --out, or pass --replace-weights to replace it",
-                args.out.display()
-            );
-            // Allowed for --out only: the other outputs are still checked against it.
-            check_outputs(&[("--weights", w)], &outputs[1..])?;
-        } else {
-            inputs.push(("--weights", w));
-        }
-    }
-    check_outputs(&inputs, &outputs)?;
-    Ok(())
-}
-
 /// The optimizer the flags name. Adam's flags with `--optimizer sgd` are refused rather than
 /// ignored: a setting that silently does nothing would be read as having been used.
 fn optimizer(args: &TrainHeadArgs) -> anyhow::Result<Optimizer> {
@@ -392,7 +343,6 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         args.out.display(),
         alexnet_wgpu::model::formats::OUTPUT_FORMATS
     );
-    check_outputs(&args)?;
     let optimizer = optimizer(&args)?;
     let backbone = args.model.load()?;
     let ctx = args.gpu.context()?;

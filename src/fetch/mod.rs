@@ -138,6 +138,18 @@ pub fn convert_file(
     arch: Option<crate::model::Arch>,
 ) -> Result<Weights> {
     let is = |p: &Path, x: &str| p.extension().is_some_and(|e| e.eq_ignore_ascii_case(x));
+    // The output may replace neither the input nor an ONNX model's external data files (which
+    // are read only while loading, after the output's name is chosen).
+    let external = if is(input, "onnx") && input.is_file() {
+        crate::weights::onnx::external_data_files(input).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let inputs: Vec<(&str, &Path)> = std::iter::once(input)
+        .chain(external.iter().map(PathBuf::as_path))
+        .map(|p| ("", p))
+        .collect();
+    crate::clobber::check_outputs(&inputs, &[("", output)])?;
     let w = if is(input, "onnx") {
         // Checked layer by layer against the preset.
         Weights::load(input, arch)?

@@ -79,9 +79,16 @@ pub fn read(path: &Path) -> (CacheFile, Option<String>) {
         candidates: candidates_id(),
         entries: BTreeMap::new(),
     };
-    let text = match std::fs::read_to_string(path) {
+    if std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        return (empty, None);
+    }
+    // Every GPU command reads this file: a FIFO there would block them all, a link to
+    // /dev/zero fill the memory. A regular file of at most 16 MiB (a cache of every layer of
+    // many adapters is a few KiB).
+    let text = match crate::fsutil::read_regular_capped(path, 16 << 20)
+        .and_then(|b| String::from_utf8(b).map_err(|e| Error::Invalid(e.to_string())))
+    {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (empty, None),
         Err(e) => {
             let w = format!("ignoring tuner cache {}: {e}", path.display());
             return (empty, Some(w));

@@ -203,7 +203,7 @@ impl FeatureSet {
 }
 
 fn read_labels(path: &Path) -> Result<Vec<usize>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = crate::fsutil::open_regular(path)?;
     let mut npz = npyz::npz::NpzArchive::new(std::io::BufReader::new(file))
         .map_err(|e| Error::io(path, e))?;
     let npy = npz

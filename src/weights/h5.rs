@@ -23,7 +23,7 @@ use hdf5_reader::group::Group;
 use hdf5_reader::{Datatype, Hdf5File};
 
 use super::raw::{file_err, RawTensor};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A chunked dataset may decode to at most this many times the file's bytes (deflate's largest
 /// ratio is 1032:1; an uncompressed or contiguous dataset is at most the file itself).
@@ -34,7 +34,7 @@ const SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
 
 /// Reads the weights of a Keras `.h5` / `.hdf5` / `.weights.h5` / `.keras` file.
 pub fn read_h5(path: &Path) -> Result<Vec<RawTensor>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::fsutil::read_regular_capped(path, super::raw::MAX_WEIGHTS_FILE)?;
     if bytes.starts_with(b"PK") {
         let inner = weights_from_keras_zip(path, &bytes)?;
         return read_h5_vec(path, inner);
@@ -89,6 +89,45 @@ fn weights_from_keras_zip(path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// What a whole file may decode to: its datasets together at most [`MAX_DECODED_FILE`] bytes
+/// beyond the file's own size (each dataset alone is bounded by the file times deflate's
+/// ratio; 16 chunked datasets just under that inflated 5.8 GB from a 17 MB file).
+pub struct Budget {
+    len: u64,
+    decoded: std::cell::Cell<u64>,
+}
+
+/// The most bytes the datasets of one file decode to, beyond its own size: a float64 AlexNet
+/// (488 MB) three times over.
+pub const MAX_DECODED_FILE: u64 = 3 << 29;
+
+impl Budget {
+    fn new(len: u64) -> Budget {
+        Budget {
+            len,
+            decoded: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Counts a dataset's `nbytes` before it is read, refusing it past the budget.
+    fn charge(&self, path: &Path, at: &str, nbytes: u64) -> Result<()> {
+        let total = self.decoded.get().saturating_add(nbytes);
+        if total > self.len.saturating_add(MAX_DECODED_FILE) {
+            return Err(file_err(
+                path,
+                format!(
+                    "dataset '/{at}': the datasets read so far decode to {total} bytes, over the \
+                     {} this tool decodes from a {}-byte file (a decompression bomb?)",
+                    self.len.saturating_add(MAX_DECODED_FILE),
+                    self.len
+                ),
+            ));
+        }
+        self.decoded.set(total);
+        Ok(())
+    }
+}
+
 fn read_h5_vec(path: &Path, bytes: Vec<u8>) -> Result<Vec<RawTensor>> {
     let has_sig = [0usize, 512, 1024, 2048]
         .iter()
@@ -120,7 +159,7 @@ fn read_h5_vec(path: &Path, bytes: Vec<u8>) -> Result<Vec<RawTensor>> {
             ));
         }
         let root = file.root_group().map_err(h5err)?;
-        read_root(path, &root, len)
+        read_root(path, &root, &Budget::new(len))
     });
     match result {
         Ok(r) => r,
@@ -131,7 +170,7 @@ fn read_h5_vec(path: &Path, bytes: Vec<u8>) -> Result<Vec<RawTensor>> {
     }
 }
 
-fn read_root(path: &Path, root: &Group, len: u64) -> Result<Vec<RawTensor>> {
+fn read_root(path: &Path, root: &Group, len: &Budget) -> Result<Vec<RawTensor>> {
     let h5err = |what: &str, e: H5Error| file_err(path, format!("{what}: {e}"));
     let (groups, _) = root.member_names().map_err(|e| h5err("listing '/'", e))?;
     let mut out = if has_attr(root, "layer_names") {
@@ -202,7 +241,7 @@ fn string_list_attr(path: &Path, g: &Group, name: &str, at: &str) -> Result<Vec<
 }
 
 /// Keras 2 `save_weights` layout (also inside `model_weights` of a full-model file).
-fn read_legacy(path: &Path, g: &Group, at: &str, len: u64) -> Result<Vec<RawTensor>> {
+fn read_legacy(path: &Path, g: &Group, at: &str, len: &Budget) -> Result<Vec<RawTensor>> {
     let layers = string_list_attr(path, g, "layer_names", at)?;
     let mut out = Vec::new();
     for layer in layers {
@@ -254,7 +293,7 @@ fn read_keras3(
     prefix: &str,
     out: &mut Vec<RawTensor>,
     depth: usize,
-    len: u64,
+    len: &Budget,
 ) -> Result<()> {
     if depth > 16 {
         return Err(file_err(path, format!("groups nest too deeply at '/{at}'")));
@@ -328,7 +367,7 @@ fn read_all(
     at: &str,
     out: &mut Vec<RawTensor>,
     depth: usize,
-    len: u64,
+    len: &Budget,
 ) -> Result<()> {
     if depth > 16 {
         return Err(file_err(path, format!("groups nest too deeply at '/{at}'")));
@@ -354,7 +393,7 @@ fn read_dataset(
     ds: &hdf5_reader::Dataset,
     key: String,
     at: &str,
-    file_len: u64,
+    budget: &Budget,
 ) -> Result<RawTensor> {
     let shape: Vec<usize> = ds.shape().iter().map(|&d| d as usize).collect();
     let data = match ds.dtype() {
@@ -366,6 +405,7 @@ fn read_dataset(
                 .iter()
                 .try_fold(1usize, |a, &d| a.checked_mul(d))
                 .and_then(|n| n.checked_mul(size).map(|b| (n, b)));
+            let file_len = budget.len;
             let limit = if ds.chunks().is_some() {
                 file_len.saturating_mul(MAX_EXPANSION)
             } else {
@@ -380,6 +420,7 @@ fn read_dataset(
                     ),
                 ));
             };
+            budget.charge(path, at, nbytes as u64)?;
             let bytes = ds.read_native_bytes().map_err(|e| {
                 file_err(
                     path,
@@ -426,4 +467,20 @@ fn read_dataset(
         )),
     };
     Ok(RawTensor { key, shape, data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_files_datasets_share_one_decoding_budget() {
+        let p = Path::new("bomb.h5");
+        let b = Budget::new(17 << 20);
+        // Each just under a GiB: the first two fit, the third is refused before it is read.
+        b.charge(p, "a", 1 << 30).unwrap();
+        b.charge(p, "b", (1 << 29) + (16 << 20)).unwrap();
+        let e = b.charge(p, "c", 1 << 30).unwrap_err().to_string();
+        assert!(e.contains("bomb.h5") && e.contains("'/c'"), "{e}");
+    }
 }

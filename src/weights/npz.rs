@@ -8,7 +8,6 @@
 //! than it declares, so an archive never expands past about a thousand times its size (bzip2
 //! and zstd members, whose ratios have no such bound, are refused).
 
-use std::fs::File;
 use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 
@@ -60,6 +59,10 @@ fn member_size(file: &zip::read::ZipFile<'_>, name: &str, path: &Path) -> Result
 /// declare 4 GB; this refuses it before inflating anything. Stored members (what this crate and
 /// `np.savez` write) are not capped: their bytes are on disk already.
 pub const MAX_INFLATED_MEMBER: u64 = 1 << 30;
+
+/// The most bytes all the deflated members of one `.npz` may inflate to together: 1.5 GiB,
+/// three times a float64 AlexNet (488 MB).
+pub const MAX_INFLATED_FILE: u64 = 3 << 29;
 
 /// The deepest bracket nesting of an `.npy` header handed to npyz. Its Python-literal parser
 /// (py_literal, a PEG) backtracks exponentially in the nesting: 8 levels took 7 s, 12 took 6
@@ -270,6 +273,29 @@ pub(crate) fn read_npz<R: Read + Seek>(
         ));
     }
     let zip = archive.zip_archive();
+    // The whole archive's inflated total, from the members' declared sizes before any is
+    // inflated: 16 members each just under the member cap inflated 5.4 GB from 17 MB.
+    let mut inflated = 0u64;
+    for name in names.iter().filter(|n| keep(n)) {
+        let member = npyz::npz::file_name_from_array_name(name);
+        if let Ok(file) = zip.by_name(&member) {
+            // Each member's own checks first (the ratio), then the total.
+            let size = member_size(&file, name, path)?;
+            if file.compression() == zip::CompressionMethod::Deflated {
+                inflated = inflated.saturating_add(size);
+            }
+        }
+    }
+    if inflated > MAX_INFLATED_FILE {
+        return Err(file_err(
+            path,
+            format!(
+                "its compressed members inflate to {inflated} bytes together, over the \
+                 {MAX_INFLATED_FILE} this tool inflates from one file (a decompression bomb? \
+                 save large arrays uncompressed, with np.savez)"
+            ),
+        ));
+    }
     let mut out = Vec::with_capacity(names.len());
     let mut budget = archive_len;
     for name in names.into_iter().filter(|n| keep(n)) {
@@ -407,7 +433,7 @@ pub fn write_npz(path: &Path, entries: &[(String, NpzEntry<'_>)]) -> Result<()> 
 
 /// A 1-D string array (`<U` or `|S`) of an `.npz`, or `None` when the key is absent.
 pub fn read_strings(path: &Path, key: &str) -> Result<Option<Vec<String>>> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = crate::fsutil::open_regular(path)?;
     let mut archive = npyz::npz::NpzArchive::new(BufReader::new(file))
         .map_err(|e| file_err(path, format!("not a readable .npz (zip) archive: {e}")))?;
     let member = npyz::npz::file_name_from_array_name(key);

@@ -21,3 +21,7 @@ pub(crate) fn file_err(path: &Path, message: impl Into<String>) -> Error {
         message: message.into(),
     }
 }
+
+/// The largest weights file read whole (`.h5`, `.safetensors`, legacy `.pth`): a full-size
+/// AlexNet is 233 MB in float32, 466 MB in float64.
+pub const MAX_WEIGHTS_FILE: u64 = 4 << 30;

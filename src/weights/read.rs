@@ -63,6 +63,8 @@ pub fn read_tensors_matching(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result
     let mut out = if meta.is_dir() {
         read_dir(path, keep)?
     } else {
+        // A FIFO would block the open, a device never ends: refused before opening.
+        crate::fsutil::regular_file(path)?;
         match Format::of_path(path) {
             Format::Pth => pth::read_pth_matching(path, keep)?,
             Format::H5 => h5::read_h5(path)?,
@@ -111,7 +113,7 @@ pub fn read_tensors_from_bytes(
 /// Whether `path` is a zip archive holding `.npy` members (an `.npz`, whatever its name) and no
 /// `data.pkl` (a PyTorch zip): how a file without extension is told apart.
 pub(crate) fn is_npz(path: &Path) -> bool {
-    let Ok(file) = File::open(path) else {
+    let Ok(file) = crate::fsutil::open_regular(path) else {
         return false;
     };
     let Ok(zip) = zip::ZipArchive::new(BufReader::new(file)) else {

@@ -24,7 +24,7 @@ fn file_err(path: &Path, message: impl Into<String>) -> Error {
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io(path, e))
+    crate::fsutil::read_regular_capped(path, super::raw::MAX_WEIGHTS_FILE)
 }
 
 fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>> {
@@ -171,7 +171,7 @@ fn decode_matching(
 
 /// The header's `__metadata__` (empty when there is none).
 pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut f = crate::fsutil::open_regular(path)?;
     // Only the header: 8-byte length, then that much JSON (bounded by the file's size).
     let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut n = [0u8; 8];

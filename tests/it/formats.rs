@@ -519,11 +519,16 @@ fn truncated_and_hostile_onnx_files_are_refused() {
     );
     // External data outside the model's folder, or past the end of the file.
     write(dir.path(), "w.bin", &[0u8; 64]);
+    write(dir.path(), "long.bin", &[0u8; 80]);
     for (loc, off, why) in [
         ("../w.bin", "0", "relative path inside"),
         ("/etc/passwd", "0", "relative path inside"),
         ("w.bin", "40", "past the end"),
         ("missing.bin", "0", "missing.bin"),
+        // No length: the data runs to the end of the file, which must be the tensor's 64
+        // bytes (as onnx.numpy_helper requires); 80 bytes is another file (it used to be read).
+        ("long.bin", "0", "to the end of the file"),
+        ("long.bin", "8", "to the end of the file"),
     ] {
         let mut t = tensor("w", &[4, 1, 2, 2], vec![]);
         t.data_location = 1;

@@ -33,6 +33,7 @@ mod layering;
 mod lpips;
 mod lpips_stream;
 mod network;
+mod nothing_lost;
 mod one_route;
 mod pipeline;
 mod portability;

@@ -236,6 +236,56 @@ fn npz_sizes_are_checked_before_inflating() {
     );
 }
 
+/// The whole archive's inflated total is capped too, before anything is inflated: two members
+/// each under the 1 GiB member cap and within deflate's ratio, 1.8 GB together from a 1.8 MB
+/// file (16 such members inflated 5.4 GB and aborted).
+#[test]
+fn npz_inflated_total_is_capped_per_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bombs.npz");
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::FileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(false);
+    let declared: u32 = 900_000_000;
+    for name in ["a.npy", "b.npy"] {
+        zip.start_file(name, opts).unwrap();
+        let mut member = npy_header(&format!("({},)", (declared as usize - 128) / 4));
+        member.resize(900_000, 0);
+        std::io::Write::write_all(&mut zip, &member).unwrap();
+    }
+    let mut bytes = zip.finish().unwrap().into_inner();
+    // Each member marked deflated and declaring 900 MB, in its local header and its central
+    // directory entry.
+    let size = declared.to_le_bytes();
+    let locals: Vec<usize> = (0..bytes.len() - 4)
+        .filter(|&i| bytes[i..i + 4] == *b"PK\x03\x04")
+        .collect();
+    let centrals: Vec<usize> = (0..bytes.len() - 4)
+        .filter(|&i| bytes[i..i + 4] == *b"PK\x01\x02")
+        .collect();
+    assert_eq!((locals.len(), centrals.len()), (2, 2));
+    for l in locals {
+        bytes[l + 8..l + 10].copy_from_slice(&8u16.to_le_bytes());
+        bytes[l + 22..l + 26].copy_from_slice(&size);
+    }
+    for c in centrals {
+        bytes[c + 10..c + 12].copy_from_slice(&8u16.to_le_bytes());
+        bytes[c + 24..c + 28].copy_from_slice(&size);
+    }
+    std::fs::write(&p, &bytes).unwrap();
+    let start = std::time::Instant::now();
+    let msg = read_tensors(&p).unwrap_err().to_string();
+    assert!(
+        msg.contains("bombs.npz") && msg.contains("1800000000 bytes together"),
+        "{msg}"
+    );
+    assert!(
+        start.elapsed().as_secs_f64() < 1.0,
+        "refused before inflating"
+    );
+}
+
 #[test]
 fn safetensors_header_errors_name_the_tensor() {
     let dir = tempfile::tempdir().unwrap();

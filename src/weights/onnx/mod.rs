@@ -4,6 +4,7 @@
 //!
 //! Protobuf: `prost` with the ONNX message types in [`proto`], committed as Rust source.
 
+mod external;
 mod graph;
 mod layers;
 pub mod proto;
@@ -13,6 +14,7 @@ mod tensor;
 mod window;
 mod write;
 
+pub use external::external_data_files;
 pub use read::{read_onnx, read_onnx_bytes};
 pub use window::window_out;
 pub use write::{encode, write_onnx, OnnxExport};

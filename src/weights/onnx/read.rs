@@ -19,16 +19,14 @@ use super::layers::Chain;
 use super::proto::{DimValue, ModelProto};
 use super::reader::{file_err, Reader};
 use super::{OnnxLayer, OnnxModel, OnnxOp};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Largest ONNX file we parse in memory (protobuf's own limit is 2 GiB).
-const MAX_FILE: u64 = 2 << 30;
+pub(super) const MAX_FILE: u64 = 2 << 30;
 
 /// Reads an `.onnx` file (initializers inline or in external data files beside it).
 pub fn read_onnx(path: &Path) -> Result<OnnxModel> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .len();
+    let len = crate::fsutil::regular_file(path)?.len();
     if len > MAX_FILE {
         return Err(file_err(
             path,
@@ -37,7 +35,7 @@ pub fn read_onnx(path: &Path) -> Result<OnnxModel> {
             ),
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::fsutil::read_regular_capped(path, MAX_FILE)?;
     read_onnx_bytes(path, &bytes)
 }
 

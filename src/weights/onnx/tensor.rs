@@ -319,6 +319,19 @@ impl Reader<'_> {
                 ),
             ));
         }
+        // Without a `length`, the data runs from the offset to the end of the file, and must
+        // be exactly the tensor's bytes (as onnx.numpy_helper requires): a longer file is
+        // another file, or the wrong one.
+        if length.is_none() && flen - offset != nbytes as u64 {
+            return Err(file_err(
+                &file_path,
+                format!(
+                    "external data of tensor '{name}': {} bytes from offset {offset} to the end of the file, but shape {:?} takes {nbytes} (give a length, or the right file)",
+                    flen - offset,
+                    t.dims
+                ),
+            ));
+        }
         f.seek(SeekFrom::Start(offset))
             .map_err(|e| Error::io(&file_path, e))?;
         let mut buf = vec![0u8; nbytes];

@@ -13,7 +13,6 @@
 //! naming one storage a million times would otherwise multiply it).
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{Read, Seek};
 use std::path::Path;
 
@@ -35,7 +34,7 @@ pub fn read_pth(path: &Path) -> Result<Vec<RawTensor>> {
 /// others are never read (a state_dict's classifier is most of an AlexNet file); the legacy
 /// format is one stream, read whole and filtered.
 pub fn read_pth_matching(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<RawTensor>> {
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut file = crate::fsutil::open_regular(path)?;
     let mut magic = [0u8; 4];
     let n = file.read(&mut magic).map_err(|e| Error::io(path, e))?;
     file.rewind().map_err(|e| Error::io(path, e))?;
@@ -45,7 +44,7 @@ pub fn read_pth_matching(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec
             read_zip(path, std::io::BufReader::new(file), len, keep)
         }
         Some(Kind::Legacy) => {
-            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            let bytes = crate::fsutil::read_regular_capped(path, super::raw::MAX_WEIGHTS_FILE)?;
             let mut all = read_legacy(path, &bytes)?;
             all.retain(|t| keep(&t.key));
             Ok(all)
