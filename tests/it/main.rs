@@ -37,6 +37,7 @@ mod preprocess;
 mod pth;
 mod shaders;
 mod shard;
+mod sweep;
 mod train;
 mod train_head;
 mod tune;
