@@ -230,8 +230,8 @@ for r in rows:
           f"{ratio(r['ours_img_s'], r['torch_ieee_img_s']):>6} {ratio(r['ours_img_s'], r['torch_default_img_s']):>6} "
           f"{ratio(r['ours_img_s'], r['torch_f16_img_s']):>6} {ratio(r['ours_gpu_img_s'], r['torch_ieee_img_s']):>10}")
 g = sweep["gemm_tflops"]
-print(f"\nGEMM TFLOP/s: f32 square {fmt(g['f32'], 2)}, f32 best shape {fmt(g['f32_best_shape'], 2)}, "
-      f"cooperative matrices {fmt(g['coop'], 2)}")
+print(f"\nGEMM TFLOP/s: f32 square {fmt(g['f32'], 3)}, f32 best shape {fmt(g['f32_best_shape'], 3)}, "
+      f"cooperative matrices {fmt(g['coop'], 3)}")
 PY
 rc=$?
 echo "tables rc=$rc $(( $(date +%s) - start ))s in all" | tee -a "$out/stages.txt" >&2
