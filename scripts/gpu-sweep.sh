@@ -62,7 +62,7 @@ if [ "$small" = 1 ]; then
   cap_probe=30; cap_self=120; cap_untuned=40; cap_tune=60; cap_bench=60; cap_torch=60
 else
   batches=1,8,64,256; tune_batches=1,8,256; iters=10; tune_reps=5; t_iters=20; t_warm=5; torch_dev=()
-  cap_probe=20; cap_self=50; cap_untuned=40; cap_tune=110; cap_bench=110; cap_torch=90
+  cap_probe=20; cap_self=50; cap_untuned=40; cap_tune=100; cap_bench=100; cap_torch=90
 fi
 weight_args=()
 [ -n "$weights" ] && weight_args=(--weights "$weights")
