@@ -169,11 +169,22 @@ fn small_sweep_runs_every_stage_and_writes_sweep_json() {
         ours["layer_timing"], "gpu timestamps inside one pass",
         "lavapipe has TIMESTAMP_QUERY_INSIDE_PASSES"
     );
-    assert!(ours["gemm"]
-        .as_array()
-        .unwrap()
+    let gemm_rows = ours["gemm"].as_array().unwrap();
+    assert!(gemm_rows
         .iter()
         .any(|g| g["shape"] == "square" && g["timing"] == "gpu timestamps"));
+    // Each conv's GEMM shape, by hand for the reduced-width net's conv1 (12 filters of
+    // 3 x 11 x 11 at stride 4, pad 2 on 224 x 224: 55 x 55 pixels; K = 363 rounded up to 8)
+    // and conv2 at batch 2 (40 filters of 12 x 5 x 5 on 27 x 27).
+    let dims = |shape: &str| {
+        gemm_rows
+            .iter()
+            .find(|g| g["shape"] == shape && g["precision"] == "f32")
+            .map(|g| [&g["m"], &g["n"], &g["k"]].map(|v| v.as_u64().unwrap()))
+            .unwrap_or_else(|| panic!("no GEMM row {shape}"))
+    };
+    assert_eq!(dims("conv1 b1"), [12, 55 * 55, 368]);
+    assert_eq!(dims("conv2 b2"), [40, 2 * 27 * 27, 304]);
     let adapters: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("adapters.json")).unwrap()).unwrap();
     let a = &adapters[0];
