@@ -173,9 +173,18 @@ pub struct AlexNetBuilder {
     precision: Precision,
     batch: Option<usize>,
     load: LoadOptions,
+    tuner_cache: Option<PathBuf>,
 }
 
 impl AlexNetBuilder {
+    /// The tuner's winners (`tune.json`, written by `alexnet bench --tune`); default: the one in
+    /// [`crate::fetch::cache_dir`], as the binary reads it. Missing, corrupt or another
+    /// adapter's entries: the heuristics choose.
+    pub fn tuner_cache(mut self, path: impl AsRef<Path>) -> Self {
+        self.tuner_cache = Some(path.as_ref().to_path_buf());
+        self
+    }
+
     /// Weights file (any supported format); default: the cached pre-trained weights
     /// (`alexnet fetch-weights`).
     pub fn weights(mut self, path: impl AsRef<Path>) -> Self {
@@ -232,6 +241,13 @@ impl AlexNetBuilder {
         };
         let weights = Weights::load(&path, self.arch)?;
         let ctx = GpuContext::with_options(&self.adapter, self.options)?;
+        let tuner = match self.tuner_cache {
+            Some(path) => Ok(path),
+            None => crate::fetch::cache_dir().map(|d| d.join(crate::model::tune::FILE)),
+        };
+        if let Ok(path) = tuner {
+            crate::model::tune::load_into(&ctx, &path);
+        }
         AlexNet::assemble(
             ctx,
             weights,
@@ -393,6 +409,14 @@ impl AlexNet {
             load,
             net: Mutex::new(net),
         })
+    }
+
+    /// Which kernels each layer runs for `batch` images at the preset's input size:
+    /// `(layer, kernels)` in execution order.
+    pub fn kernel_plan(&self, batch: usize) -> Result<Vec<(String, Vec<String>)>> {
+        let [_, h, w] = self.weights.spec().input;
+        let mut net = self.net.lock().unwrap_or_else(|e| e.into_inner());
+        net.kernel_plan(batch, h, w)
     }
 
     /// Class names, in output order.

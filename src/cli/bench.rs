@@ -394,6 +394,6 @@ fn tune(
     let timed = tune::tune(ctx, weights, batches, reps.max(1), &mut file)?;
     tune::write(&path, &file)?;
     eprintln!("tuner cache written: {}", path.display());
-    tune::load_and_install(&path, &ctx.info);
+    tune::load_into(ctx, &path);
     Ok(timed)
 }

@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use alexnet_wgpu::gpu::{storage_buffer, upload_f32, GpuContext};
-use alexnet_wgpu::kernels::{self, conv2d::Conv2dShape, Dispatch, Kernels, MatmulPath, Precision};
+use alexnet_wgpu::kernels::{self, Dispatch, Kernels, Precision};
 use alexnet_wgpu::model::tune::timing_data;
 use alexnet_wgpu::model::{Layer, NetSpec};
 
@@ -182,7 +182,9 @@ fn time(ctx: &GpuContext, ds: &[Dispatch], iters: usize, timestamps: bool) -> an
     Ok(times[times.len() / 2])
 }
 
-/// The adapter's f32 matmul kernel on `C = A B^T`.
+/// The adapter's f32 matmul kernel on `C = A B^T`: the kernel a dense layer of this shape runs
+/// (its route: the path, the tuner, the heuristics), `C[n][m] = sum_k A[m][k] B[n][k]`, i.e. the
+/// same product transposed.
 fn f32_product(
     ctx: &GpuContext,
     kernels: &Kernels,
@@ -192,55 +194,16 @@ fn f32_product(
     bias: &wgpu::Buffer,
     c: &wgpu::Buffer,
 ) -> anyhow::Result<Vec<Dispatch>> {
-    Ok(match kernels.path {
-        // mm.wgsl's dense kernels: C[n][m] = sum_k A[m][k] B[n][k], i.e. the same product
-        // with the output transposed (the variant the dense heuristic/tuner picks).
-        MatmulPath::Blocked(force) => {
-            let tuned = kernels.tuned_dense(n, k, m).and_then(|v| v.mm());
-            let kind = force.dense(n, k, m, tuned, &kernels.limits)?;
-            kernels::mm::dispatch_dense(ctx, kernels, kind, n, k, (0, m, m), false, a, bias, b, c)?
-        }
-        MatmulPath::Gemm => vec![kernels::gemm::dispatch(
-            ctx,
-            kernels,
-            Precision::F32,
-            "gemm",
-            &kernels::gemm::GemmDims::single(m, n, k),
-            kernels::gemm::GemmOut {
-                n_off: 0,
-                hw: n as u32,
-                c_bstride: 0,
-                c_mstride: n,
-                bias_on_n: false,
-            },
-            false,
-            a,
-            b,
-            bias,
-            c,
-        )?],
-        // conv2d.wgsl as a 1x1 convolution: A = weights [M][K], B^T = input [K][N].
-        MatmulPath::Tiled => vec![kernels::conv2d::dispatch(
-            ctx,
-            &kernels.conv2d(),
-            &Conv2dShape {
-                batch: 1,
-                in_c: k,
-                in_h: 1,
-                in_w: n,
-                out_c: m,
-                kernel: 1,
-                stride: 1,
-                pad: 0,
-                groups: 1,
-            },
-            false,
-            a,
-            0,
-            m,
-            bias,
-            b,
-            c,
-        )?],
-    })
+    Ok(kernels.dense_route(n, k, m)?.dispatch_part(
+        ctx,
+        kernels,
+        n,
+        k,
+        (0, m, m),
+        false,
+        a,
+        bias,
+        b,
+        c,
+    )?)
 }

@@ -334,6 +334,12 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     if args.timings {
         eprintln!("{}", times.summary());
+        let batch = args
+            .batch
+            .unwrap_or_else(|| alexnet_wgpu::kernels::default_batch(&ctx.info));
+        for (layer, kernels) in net.kernel_plan(batch, pre.crop, pre.crop)? {
+            eprintln!("kernels: {layer}: {}", kernels.join(", "));
+        }
         eprintln!(
             "{:.2} s in all, of which {:.2} s loading the weights, opening the device and \
              compiling pipelines before the first input",

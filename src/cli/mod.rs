@@ -165,7 +165,7 @@ impl GpuArgs {
         }
         let ctx = GpuContext::with_options(&self.choice(), self.options())?;
         if let Ok(path) = tune_cache_path() {
-            if let Some(w) = alexnet_wgpu::model::tune::load_and_install(&path, &ctx.info) {
+            if let Some(w) = alexnet_wgpu::model::tune::load_into(&ctx, &path) {
                 eprintln!("warning: {w}");
             }
         }

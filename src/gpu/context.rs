@@ -220,6 +220,9 @@ pub struct GpuContext {
     pub pipelines: std::sync::Arc<super::pipelines::PipelineCache>,
     /// Validation errors of this device, turned into errors by [`GpuContext::check`].
     pub errors: std::sync::Arc<ErrorLog>,
+    /// The tuner's winners for this device (shared by the context's clones), read by every
+    /// kernel set made afterwards: empty until [`GpuContext::set_tuned`].
+    tuned: std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<crate::options::Tuned>>>>,
 }
 
 impl GpuContext {
@@ -282,7 +285,19 @@ impl GpuContext {
             features,
             options,
             errors,
+            tuned: Default::default(),
         })
+    }
+
+    /// Makes `tuned` the table of winners every kernel set made from this context (or any of
+    /// its clones) afterwards reads.
+    pub fn set_tuned(&self, tuned: crate::options::Tuned) {
+        *self.tuned.write().unwrap_or_else(|e| e.into_inner()) = Some(std::sync::Arc::new(tuned));
+    }
+
+    /// This device's table of tuner winners, if one was set.
+    pub fn tuned(&self) -> Option<std::sync::Arc<crate::options::Tuned>> {
+        self.tuned.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// `Err` with every validation error recorded since the last check (this device's, and

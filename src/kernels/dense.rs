@@ -6,6 +6,8 @@
 //! tiles or split-K tiles, see [`super::mm::DenseKind`]), or `gemm.wgsl` where the tuner chose
 //! it for this shape.
 
+use super::mm::DenseKind;
+use super::tuned::Variant;
 use super::{check_groups, conv2d, gemm, Dispatch, Kernels, Precision};
 use crate::error::Result;
 use crate::gpu::{uniform_buffer, GpuContext, SplitWeight};
@@ -26,7 +28,125 @@ pub struct DenseParams {
 /// From this batch size on, the tiled GEMM beats streaming the weights once per 4 images.
 pub const GEMM_MIN_BATCH: usize = 16;
 
-/// Binds `y = x w^T + b` (optionally ReLU) for every part of `weight`.
+/// Which kernel one f32 dense weight part runs ([`Kernels::dense_route`]: the one place that
+/// decides it, for networks, training, the tuner and `bench`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DenseRoute {
+    /// An `mm.wgsl` variant (gemv, tiles, split-K tiles).
+    Mm(DenseKind),
+    /// `gemm.wgsl` with the bias along N ([`gemm_part`]).
+    Gemm,
+    /// `conv2d.wgsl` as a 1x1 convolution of 1x1 images (large batches on the `Tiled` path, or
+    /// K not whole vec4 loads).
+    Conv1x1,
+    /// `dense.wgsl`: each weight streamed once per 4 images (small batches).
+    Stream,
+}
+
+impl From<Variant<DenseKind>> for DenseRoute {
+    /// The route of a tuner winner (or candidate).
+    fn from(v: Variant<DenseKind>) -> Self {
+        match v {
+            Variant::Gemm => DenseRoute::Gemm,
+            Variant::Mm(kind) => DenseRoute::Mm(kind),
+        }
+    }
+}
+
+impl Kernels {
+    /// The kernel an f32 dense part of `rows` outputs over `k` inputs runs at `batch`: an
+    /// `mm.wgsl` variant or `gemm.wgsl` where K is whole vec4 loads (the path, the tuner's
+    /// entry, what is forced, the heuristics: [`Kernels::dense_runs_gemm`],
+    /// [`Kernels::dense_kind`]); else `conv2d.wgsl` as a 1x1 convolution from
+    /// [`GEMM_MIN_BATCH`] images on, `dense.wgsl` below.
+    pub fn dense_route(&self, batch: usize, k: usize, rows: usize) -> Result<DenseRoute> {
+        if k.is_multiple_of(4) && rows > 0 {
+            if let Some(kind) = self.dense_kind(batch, k, rows)? {
+                return Ok(DenseRoute::Mm(kind));
+            }
+            if self.dense_runs_gemm(batch, k, rows) {
+                return Ok(DenseRoute::Gemm);
+            }
+        }
+        Ok(if batch >= GEMM_MIN_BATCH {
+            DenseRoute::Conv1x1
+        } else {
+            DenseRoute::Stream
+        })
+    }
+}
+
+impl DenseRoute {
+    /// The dispatches of one weight part: `weight` holds rows `row_start..row_start + rows` of
+    /// the `out_f` outputs (`[rows, k]`), `input` is `[batch, k]`, `output` `[batch, out_f]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dispatch_part(
+        self,
+        ctx: &GpuContext,
+        kernels: &Kernels,
+        batch: usize,
+        k: usize,
+        (row_start, rows, out_f): (usize, usize, usize),
+        relu: bool,
+        weight: &wgpu::Buffer,
+        bias: &wgpu::Buffer,
+        input: &wgpu::Buffer,
+        output: &wgpu::Buffer,
+    ) -> Result<Vec<Dispatch>> {
+        let part = (row_start, rows, out_f);
+        Ok(match self {
+            DenseRoute::Mm(kind) => super::mm::dispatch_dense(
+                ctx, kernels, kind, batch, k, part, relu, weight, bias, input, output,
+            )?,
+            DenseRoute::Gemm => vec![gemm_part(
+                ctx,
+                kernels,
+                Precision::F32,
+                batch,
+                k,
+                part,
+                relu,
+                input,
+                weight,
+                bias,
+                output,
+            )?],
+            DenseRoute::Conv1x1 => {
+                let shape = conv2d::Conv2dShape {
+                    batch,
+                    in_c: k,
+                    in_h: 1,
+                    in_w: 1,
+                    out_c: out_f,
+                    kernel: 1,
+                    stride: 1,
+                    pad: 0,
+                    groups: 1,
+                };
+                let mut d = conv2d::dispatch(
+                    ctx,
+                    &kernels.conv2d(),
+                    &shape,
+                    relu,
+                    weight,
+                    row_start,
+                    rows,
+                    bias,
+                    input,
+                    output,
+                )?;
+                d.label = "dense(gemm)".into();
+                vec![d]
+            }
+            DenseRoute::Stream => vec![dispatch_stream(
+                ctx, kernels, batch, k, part, relu, weight, bias, input, output,
+            )?],
+        })
+    }
+}
+
+/// Binds `y = x w^T + b` (optionally ReLU) for every part of `weight`, each part by its
+/// [`DenseRoute`].
 #[allow(clippy::too_many_arguments)]
 pub fn dispatch(
     ctx: &GpuContext,
@@ -41,107 +161,66 @@ pub fn dispatch(
     let (out_f, in_f) = (weight.rows, weight.cols);
     let mut out = Vec::new();
     for (row_start, rows, buf) in &weight.parts {
-        let vec4 = in_f % 4 == 0 && *rows > 0;
-        // The `Gemm` path's kernel (unless tuned to an `mm` variant), or a `Blocked` layer
-        // whose tuned winner is `gemm`.
-        let gemm = kernels.dense_runs_gemm(batch, in_f, *rows);
-        let mm_kind = if vec4 {
-            kernels.dense_kind(batch, in_f, *rows)?
-        } else {
-            None
-        };
-        if let Some(kind) = mm_kind {
-            out.extend(super::mm::dispatch_dense(
-                ctx,
-                kernels,
-                kind,
-                batch,
-                in_f,
-                (*row_start, *rows, out_f),
-                relu,
-                buf,
-                bias,
-                input,
-                output,
-            )?);
-            continue;
-        }
-        if gemm && vec4 {
-            out.push(gemm_part(
-                ctx,
-                kernels,
-                Precision::F32,
-                batch,
-                in_f,
-                (*row_start, *rows, out_f),
-                relu,
-                input,
-                buf,
-                bias,
-                output,
-            )?);
-            continue;
-        }
-        if batch >= GEMM_MIN_BATCH {
-            let shape = conv2d::Conv2dShape {
-                batch,
-                in_c: in_f,
-                in_h: 1,
-                in_w: 1,
-                out_c: out_f,
-                kernel: 1,
-                stride: 1,
-                pad: 0,
-                groups: 1,
-            };
-            let mut d = conv2d::dispatch(
-                ctx,
-                &kernels.conv2d(),
-                &shape,
-                relu,
-                buf,
-                *row_start,
-                *rows,
-                bias,
-                input,
-                output,
-            )?;
-            d.label = "dense(gemm)".into();
-            out.push(d);
-            continue;
-        }
-        let params = DenseParams {
-            batch: batch as u32,
-            in_f: in_f as u32,
-            out_f: out_f as u32,
-            row_start: *row_start as u32,
-            rows: *rows as u32,
-            relu: relu as u32,
-            _pad: [0; 2],
-        };
-        // `ROWS` weight rows by `BT` images per workgroup (the shader's constants).
-        let dense = kernels.dense();
-        let (tile_rows, tile_batch) = (
-            dense.constant("ROWS") as usize,
-            dense.constant("BT") as usize,
-        );
-        let workgroups = check_groups(
+        out.extend(kernels.dense_route(batch, in_f, *rows)?.dispatch_part(
             ctx,
-            "dense",
-            [rows.div_ceil(tile_rows), batch.div_ceil(tile_batch), 1],
-        )?;
-        let uniform = uniform_buffer(ctx, "dense params", &params);
-        let bind_group = dense.bind(ctx, &uniform, &[buf, bias, input, output]);
-        out.push(Dispatch {
-            label: "dense".into(),
-            pipeline: dense.pipeline.clone(),
-            bind_group,
-            workgroups,
-            flops: 2.0 * (batch * rows * in_f) as f64,
-            _params: uniform,
-        });
+            kernels,
+            batch,
+            in_f,
+            (*row_start, *rows, out_f),
+            relu,
+            buf,
+            bias,
+            input,
+            output,
+        )?);
     }
     Ok(out)
+}
+
+/// `dense.wgsl` on one weight part.
+#[allow(clippy::too_many_arguments)]
+fn dispatch_stream(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    batch: usize,
+    in_f: usize,
+    (row_start, rows, out_f): (usize, usize, usize),
+    relu: bool,
+    buf: &wgpu::Buffer,
+    bias: &wgpu::Buffer,
+    input: &wgpu::Buffer,
+    output: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let params = DenseParams {
+        batch: batch as u32,
+        in_f: in_f as u32,
+        out_f: out_f as u32,
+        row_start: row_start as u32,
+        rows: rows as u32,
+        relu: relu as u32,
+        _pad: [0; 2],
+    };
+    // `ROWS` weight rows by `BT` images per workgroup (the shader's constants).
+    let dense = kernels.dense();
+    let (tile_rows, tile_batch) = (
+        dense.constant("ROWS") as usize,
+        dense.constant("BT") as usize,
+    );
+    let workgroups = check_groups(
+        ctx,
+        "dense",
+        [rows.div_ceil(tile_rows), batch.div_ceil(tile_batch), 1],
+    )?;
+    let uniform = uniform_buffer(ctx, "dense params", &params);
+    let bind_group = dense.bind(ctx, &uniform, &[buf, bias, input, output]);
+    Ok(Dispatch {
+        label: "dense".into(),
+        pipeline: dense.pipeline.clone(),
+        bind_group,
+        workgroups,
+        flops: 2.0 * (batch * rows * in_f) as f64,
+        _params: uniform,
+    })
 }
 
 /// Uploads `[rows, cols]` weights for [`dispatch_f16`]: rows packed to f16

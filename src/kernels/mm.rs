@@ -15,7 +15,7 @@ use super::conv2d::Conv2dShape;
 use super::{check_groups, grid_1d, Dispatch, Kernels};
 use crate::error::{Error, Result};
 use crate::gpu::{storage_buffer, upload, GpuContext, ShaderSource};
-pub use crate::options::matmul::{Force, Tile, TILES};
+pub use crate::options::matmul::{DenseKind, Force, Tile, TILES};
 
 /// The shader as written (the 64x64x16 tile).
 pub const SOURCE: &str = include_str!("../../shaders/mm.wgsl");
@@ -76,25 +76,6 @@ impl Tile {
                 source: Box::leak(src.into_boxed_str()),
             }
         })
-    }
-}
-
-/// How one dense layer runs on the blocked path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DenseKind {
-    /// `gemv`: every weight read once per 4 rows of the batch (batch 1-4).
-    Gemv,
-    /// `dense` (split 1) or `dense_split` + `reduce` over `split` K slices.
-    Tiles { tile: Tile, split: u32 },
-}
-
-impl DenseKind {
-    pub fn name(&self) -> String {
-        match self {
-            DenseKind::Gemv => "gemv".into(),
-            DenseKind::Tiles { tile, split: 1 } => tile.name(),
-            DenseKind::Tiles { tile, split } => format!("{}-split{split}", tile.name()),
-        }
     }
 }
 

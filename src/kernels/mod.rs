@@ -9,6 +9,7 @@ pub mod lrn;
 pub mod max_pool;
 pub mod mm;
 pub mod relu;
+pub mod route;
 pub mod softmax;
 pub mod timing;
 pub mod tuned;
@@ -128,7 +129,8 @@ pub struct Kernels {
     /// Which kernels convolutions and dense layers use (chosen per adapter).
     pub path: MatmulPath,
     cache: Arc<PipelineCache>,
-    /// The tuner's winners (see [`tuned::install`]); `None`: heuristics only.
+    /// The tuner's winners (the context's table, [`GpuContext::set_tuned`]); `None`:
+    /// heuristics only.
     pub tuned: Option<Arc<tuned::Tuned>>,
     /// f16 GEMMs with native `enable f16;` loads ([`gemm::native_f16`]) rather than the
     /// portable bit operations (tests set it to cover both on one adapter).
@@ -159,11 +161,7 @@ impl Kernels {
         Kernels {
             path,
             cache: ctx.pipelines.clone(),
-            tuned: if forced_gemm {
-                None
-            } else {
-                tuned::installed()
-            },
+            tuned: if forced_gemm { None } else { ctx.tuned() },
             native_f16: gemm::native_f16(ctx),
             limits: ctx.limits.clone(),
         }
@@ -200,35 +198,9 @@ impl Kernels {
             .copied()
     }
 
-    /// Whether an f32 convolution runs the `Gemm` path's kernels (`im2col` + `gemm.wgsl`): on
-    /// that path unless the tuner chose an `mm.wgsl` tile for this shape, on the `Blocked` path
-    /// where the tuner chose `gemm` and no `mm` variant is forced.
-    pub fn conv_runs_gemm(&self, shape: &conv2d::Conv2dShape) -> bool {
-        match self.path {
-            MatmulPath::Gemm => !matches!(self.tuned_conv(shape), Some(tuned::Variant::Mm(_))),
-            MatmulPath::Tiled => false,
-            MatmulPath::Blocked(force) => {
-                force.is_empty() && self.tuned_conv(shape) == Some(tuned::Variant::Gemm)
-            }
-        }
-    }
-
-    /// The `mm.wgsl` tile an f32 convolution runs, if it does not run `im2col` + `gemm.wgsl`
-    /// ([`Kernels::conv_runs_gemm`]) nor the `Tiled` kernel: forced, tuned or heuristic on the
-    /// `Blocked` path, tuned on the `Gemm` path.
-    pub fn conv_tile(&self, shape: &conv2d::Conv2dShape) -> Result<Option<mm::Tile>> {
-        if self.conv_runs_gemm(shape) {
-            return Ok(None);
-        }
-        let tuned = self.tuned_conv(shape).and_then(|v| v.mm());
-        Ok(match self.path {
-            MatmulPath::Blocked(force) => Some(force.conv(shape, tuned, &self.limits)?),
-            MatmulPath::Gemm => tuned.filter(|t| t.fits(&self.limits)),
-            MatmulPath::Tiled => None,
-        })
-    }
-
-    /// As [`Kernels::conv_runs_gemm`] for one f32 dense part.
+    /// Whether one f32 dense part runs `gemm.wgsl`: on the `Gemm` path unless the tuner chose
+    /// an `mm.wgsl` variant, on the `Blocked` path where the tuner chose `gemm` and nothing is
+    /// forced.
     pub fn dense_runs_gemm(&self, batch: usize, k: usize, rows: usize) -> bool {
         match self.path {
             MatmulPath::Gemm => !matches!(
@@ -242,7 +214,8 @@ impl Kernels {
         }
     }
 
-    /// As [`Kernels::conv_tile`] for one f32 dense part (whose K is whole vec4 loads).
+    /// The `mm.wgsl` variant one f32 dense part (whose K is whole vec4 loads) runs, if it does
+    /// not run `gemm.wgsl` ([`Kernels::dense_runs_gemm`]) nor the `Tiled` kernels.
     pub fn dense_kind(&self, batch: usize, k: usize, rows: usize) -> Result<Option<mm::DenseKind>> {
         if self.dense_runs_gemm(batch, k, rows) {
             return Ok(None);

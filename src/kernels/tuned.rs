@@ -1,64 +1,15 @@
 //! The tuner's winners as the kernels read them: per layer shape, which variant runs on the
 //! `Blocked` path and on the `Gemm` path (CPU adapters' default; only a forced `gemm` ignores
 //! the table): an [`mm`] variant or the CPU-shaped `im2col` + `gemm.wgsl` kernels. Winners
-//! whose tile does not fit the device's limits (`--limits webgpu`) are ignored. Filled from the on-disk cache (`model::tune`, which owns the file, the adapter key and the
-//! timing) and installed once per process; empty until `alexnet bench --tune` has run, in
-//! which case the heuristics of [`mm`] decide.
-
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+//! whose tile does not fit the device's limits (`--limits webgpu`) are ignored. The table is
+//! plain data in `options::tuned`, held by each GPU context (`GpuContext::set_tuned`) and
+//! filled from the on-disk cache (`model::tune`, which owns the file, the adapter key and the
+//! timing); empty until `alexnet bench --tune` has run, in which case the heuristics of [`mm`]
+//! decide. This module keeps the shape keys and the candidate lists.
 
 use super::conv2d::Conv2dShape;
 use super::mm::{self, DenseKind, Tile};
-
-/// One layer's winner: the `Gemm` path's kernels (`im2col.wgsl` + `gemm.wgsl` for a conv,
-/// `gemm.wgsl` for a dense layer: the candidate that wins on CPU-like adapters and on some
-/// small shapes), or an `mm.wgsl` variant (`T`: a [`Tile`] or a [`DenseKind`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Variant<T> {
-    Gemm,
-    Mm(T),
-}
-
-impl<T> Variant<T> {
-    /// The `mm.wgsl` variant, if that is the winner.
-    pub fn mm(self) -> Option<T> {
-        match self {
-            Variant::Gemm => None,
-            Variant::Mm(t) => Some(t),
-        }
-    }
-}
-
-impl Variant<Tile> {
-    /// `gemm` or the tile's name (`128x64x16`), as the cache stores it.
-    pub fn name(&self) -> String {
-        match self {
-            Variant::Gemm => GEMM.into(),
-            Variant::Mm(t) => t.name(),
-        }
-    }
-}
-
-impl Variant<DenseKind> {
-    /// `gemm` or [`DenseKind::name`], as the cache stores it.
-    pub fn name(&self) -> String {
-        match self {
-            Variant::Gemm => GEMM.into(),
-            Variant::Mm(d) => d.name(),
-        }
-    }
-}
-
-/// The cache's name for the `Gemm` path's kernels.
-pub const GEMM: &str = "gemm";
-
-/// Winners for one adapter and precision, by shape key ([`conv_key`], [`dense_key`]).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Tuned {
-    pub conv: HashMap<String, Variant<Tile>>,
-    pub dense: HashMap<String, Variant<DenseKind>>,
-}
+pub use crate::options::tuned::{parse_conv, parse_dense, parse_dense_kind, Tuned, Variant, GEMM};
 
 /// `conv b8 3x224x224 o64 k11 s4 p2 g1`: everything the variant choice depends on.
 pub fn conv_key(s: &Conv2dShape) -> String {
@@ -68,40 +19,22 @@ pub fn conv_key(s: &Conv2dShape) -> String {
     )
 }
 
+/// [`conv_key`] without the batch size: `conv 3x224x224 o64 k11 s4 p2 g1`.
+pub fn conv_geometry_key(s: &Conv2dShape) -> String {
+    strip_batch(&conv_key(s))
+}
+
+/// A conv key without its batch token (`b8`).
+pub fn strip_batch(key: &str) -> String {
+    key.split(' ')
+        .filter(|t| !(t.starts_with('b') && t[1..].parse::<usize>().is_ok()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// `dense b8 k9216 o4096` (`o`: rows of this weight part).
 pub fn dense_key(batch: usize, k: usize, rows: usize) -> String {
     format!("dense b{batch} k{k} o{rows}")
-}
-
-/// Parses a conv winner as [`Variant::name`] writes it.
-pub fn parse_conv(s: &str) -> Option<Variant<Tile>> {
-    if s == GEMM {
-        return Some(Variant::Gemm);
-    }
-    s.parse().ok().map(Variant::Mm)
-}
-
-/// Parses a dense winner as [`Variant::name`] writes it.
-pub fn parse_dense(s: &str) -> Option<Variant<DenseKind>> {
-    if s == GEMM {
-        return Some(Variant::Gemm);
-    }
-    parse_dense_kind(s).map(Variant::Mm)
-}
-
-/// Parses an `mm.wgsl` dense variant as [`DenseKind::name`] writes it.
-pub fn parse_dense_kind(s: &str) -> Option<DenseKind> {
-    if s == "gemv" {
-        return Some(DenseKind::Gemv);
-    }
-    let (tile, split) = match s.split_once("-split") {
-        Some((t, n)) => (t, n.parse().ok().filter(|&n: &u32| n >= 1)?),
-        None => (s, 1),
-    };
-    Some(DenseKind::Tiles {
-        tile: tile.parse().ok()?,
-        split,
-    })
 }
 
 /// Every conv candidate the tuner times: the `Gemm` path, then every tile that fits `limits`.
@@ -140,16 +73,4 @@ pub fn dense_candidates(
         }
     }
     out
-}
-
-static INSTALLED: RwLock<Option<Arc<Tuned>>> = RwLock::new(None);
-
-/// Makes `tuned` what every [`super::Kernels`] created afterwards in this process reads.
-pub fn install(tuned: Tuned) {
-    *INSTALLED.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(tuned));
-}
-
-/// The installed table, if any.
-pub fn installed() -> Option<Arc<Tuned>> {
-    INSTALLED.read().unwrap_or_else(|e| e.into_inner()).clone()
 }

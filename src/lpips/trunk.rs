@@ -1,13 +1,13 @@
 //! The AlexNet `features` trunk as LPIPS uses it: conv1..conv5 with their ReLUs and the two
 //! max-pools between, every ReLU output kept in its own GPU buffer (the LPIPS kernel reads all
 //! five). The project's `Network` streams activations through two ping-pong buffers and ends in
-//! the classifier, so the trunk is recorded here from the same kernels, with the same choice of
-//! convolution kernel per adapter (`Kernels::conv_runs_gemm` / `conv_tile`).
+//! the classifier, so the trunk is recorded here from the same kernels, with the same route per
+//! convolution (`Kernels::conv_route`).
 
 use crate::error::{Error, Result};
 use crate::gpu::{storage_buffer, upload_f32, GpuContext};
 use crate::kernels::max_pool::PoolShape;
-use crate::kernels::{self, conv2d::Conv2dShape, Dispatch, Kernels, MatmulPath, Precision};
+use crate::kernels::{self, conv2d::Conv2dShape, Dispatch, Kernels, Precision};
 
 /// `(out channels, in channels, kernel, stride, padding)` of conv1..conv5 (torchvision).
 pub const CONVS: [(usize, usize, usize, usize, usize); 5] = [
@@ -99,14 +99,10 @@ impl Trunk {
         let mut convs = Vec::new();
         for (l, (w, b)) in params.iter().enumerate() {
             let shape = conv_shape(l, 1, 64, 64);
-            let weight = match kernels.path {
-                MatmulPath::Gemm | MatmulPath::Blocked(_) => upload_f32(
-                    ctx,
-                    "lpips trunk weight",
-                    &kernels::conv2d::weight_for_gemm(&shape, w),
-                )?,
-                MatmulPath::Tiled => upload_f32(ctx, "lpips trunk weight", w)?,
-            };
+            let weight =
+                kernels
+                    .conv_layout(Precision::F32)
+                    .upload(ctx, "lpips trunk weight", &shape, w)?;
             convs.push(GpuConv {
                 weight,
                 bias: upload_f32(ctx, "lpips trunk bias", b)?,
@@ -166,68 +162,28 @@ impl Trunk {
         let shapes: Vec<Conv2dShape> = (0..5)
             .map(|l| conv_shape(l, batch, inputs[l].1[0], inputs[l].1[1]))
             .collect();
-        let mut need = 0;
-        for s in &shapes {
-            if self.kernels.conv_runs_gemm(s) {
-                need = need.max(s.im2col_words(Precision::F32)?);
-            }
-        }
-        let scratch = if need > 0 {
-            Some(storage_buffer(
-                ctx,
-                "lpips im2col",
-                kernels::conv2d::scratch_words(ctx, need),
-                hint,
-            )?)
-        } else {
-            None
+        let scratch = match self
+            .kernels
+            .conv_scratch_words(ctx, &shapes, Precision::F32)?
+        {
+            Some(words) => Some(storage_buffer(ctx, "lpips im2col", words, hint)?),
+            None => None,
         };
         let mut dispatches = Vec::new();
         for (l, shape) in shapes.iter().enumerate() {
             let (src, dst) = (inputs[l].0, &relu[l]);
             let GpuConv { weight, bias } = &self.convs[l];
-            let tile = if self.kernels.conv_runs_gemm(shape) {
-                None
-            } else {
-                self.kernels.conv_tile(shape)?
-            };
-            match (self.kernels.conv_runs_gemm(shape), tile, scratch.as_ref()) {
-                (true, _, Some(scratch)) => dispatches.extend(kernels::conv2d::dispatch_gemm(
-                    ctx,
-                    &self.kernels,
-                    Precision::F32,
-                    shape,
-                    true,
-                    weight,
-                    bias,
-                    src,
-                    dst,
-                    scratch,
-                )?),
-                (false, Some(tile), _) => dispatches.push(kernels::mm::dispatch_conv(
-                    ctx,
-                    &self.kernels,
-                    tile,
-                    shape,
-                    true,
-                    weight,
-                    bias,
-                    src,
-                    dst,
-                )?),
-                _ => dispatches.push(kernels::conv2d::dispatch(
-                    ctx,
-                    &self.kernels.conv2d(),
-                    shape,
-                    true,
-                    weight,
-                    0,
-                    shape.out_c,
-                    bias,
-                    src,
-                    dst,
-                )?),
-            }
+            dispatches.extend(self.kernels.conv_route(shape, Precision::F32)?.dispatch(
+                ctx,
+                &self.kernels,
+                shape,
+                true,
+                weight,
+                bias,
+                src,
+                dst,
+                scratch.as_ref(),
+            )?);
             if l < 2 {
                 let [ih, iw] = sizes[l];
                 let pool = PoolShape::floor(batch * CHANNELS[l], ih, iw, 3, 2);

@@ -22,8 +22,10 @@ use sha2::{Digest, Sha256};
 use super::{Layer, Weights};
 use crate::error::{Error, Result};
 use crate::gpu::{storage_buffer, upload_f32, GpuContext, SplitWeight};
+use crate::kernels::dense::DenseRoute;
 use crate::kernels::mm;
-use crate::kernels::tuned::{self, Tuned, Variant};
+use crate::kernels::route::ConvRoute;
+use crate::kernels::tuned::{self, Tuned};
 use crate::kernels::{self, Kernels, MatmulPath, Precision};
 
 /// Bumped when the file's layout or meaning changes (2: `gemm` winners, timestamp timing).
@@ -147,12 +149,13 @@ pub fn select(file: &CacheFile, info: &wgpu::AdapterInfo, precision: Precision) 
     (out, unknown)
 }
 
-/// Loads the cache at `path` and installs this adapter's f32 entries for every
-/// [`Kernels`] made afterwards; returns the warning to print, if any.
-pub fn load_and_install(path: &Path, info: &wgpu::AdapterInfo) -> Option<String> {
+/// Loads the cache at `path` into `ctx` ([`GpuContext::set_tuned`]): this adapter's f32
+/// entries, read by every [`Kernels`] made from `ctx` afterwards; returns the warning to
+/// print, if any.
+pub fn load_into(ctx: &GpuContext, path: &Path) -> Option<String> {
     let (file, warning) = read(path);
-    let (t, _) = select(&file, info, Precision::F32);
-    tuned::install(t);
+    let (t, _) = select(&file, &ctx.info, Precision::F32);
+    ctx.set_tuned(t);
     warning
 }
 
@@ -277,25 +280,17 @@ fn tune_layer(
         let scratch = storage_buffer(ctx, "tune im2col", words, hint)?;
         let mut times = Vec::new();
         for variant in tuned::conv_candidates(&ctx.limits) {
-            let ds = match variant {
-                Variant::Gemm => kernels::conv2d::dispatch_gemm(
-                    ctx,
-                    ks,
-                    Precision::F32,
-                    &shape,
-                    true,
-                    &wt,
-                    &b,
-                    &x,
-                    &y,
-                    &scratch,
-                )?,
-                Variant::Mm(tile) => {
-                    vec![mm::dispatch_conv(
-                        ctx, ks, tile, &shape, true, &wt, &b, &x, &y,
-                    )?]
-                }
-            };
+            let ds = ConvRoute::from(variant).dispatch(
+                ctx,
+                ks,
+                &shape,
+                true,
+                &wt,
+                &b,
+                &x,
+                &y,
+                Some(&scratch),
+            )?;
             times.push((variant.name(), time(&ds)?));
         }
         out.push((tuned::conv_key(&shape), times));
@@ -318,24 +313,8 @@ fn tune_layer(
             let part = (*start, *rows, n_out);
             let mut times = Vec::new();
             for variant in tuned::dense_candidates(batch, k, *rows, &ctx.limits) {
-                let ds = match variant {
-                    Variant::Gemm => vec![kernels::dense::gemm_part(
-                        ctx,
-                        ks,
-                        Precision::F32,
-                        batch,
-                        k,
-                        part,
-                        true,
-                        &x,
-                        buf,
-                        &b,
-                        &y,
-                    )?],
-                    Variant::Mm(kind) => {
-                        mm::dispatch_dense(ctx, ks, kind, batch, k, part, true, buf, &b, &x, &y)?
-                    }
-                };
+                let ds = DenseRoute::from(variant)
+                    .dispatch_part(ctx, ks, batch, k, part, true, buf, &b, &x, &y)?;
                 times.push((variant.name(), time(&ds)?));
             }
             out.push((tuned::dense_key(batch, k, *rows), times));

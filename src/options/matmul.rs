@@ -160,6 +160,25 @@ impl std::str::FromStr for Tile {
     }
 }
 
+/// How one dense layer runs on the blocked path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DenseKind {
+    /// `gemv`: every weight read once per 4 rows of the batch (batch 1-4).
+    Gemv,
+    /// `dense` (split 1) or `dense_split` + `reduce` over `split` K slices.
+    Tiles { tile: Tile, split: u32 },
+}
+
+impl DenseKind {
+    pub fn name(&self) -> String {
+        match self {
+            DenseKind::Gemv => "gemv".into(),
+            DenseKind::Tiles { tile, split: 1 } => tile.name(),
+            DenseKind::Tiles { tile, split } => format!("{}-split{split}", tile.name()),
+        }
+    }
+}
+
 /// What `ALEXNET_MATMUL=blocked[-TILE][-gemv|-splitN]` forces; unset fields are chosen per
 /// shape (tuner cache, else `kernels::mm::conv_heuristic` / `dense_heuristic`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

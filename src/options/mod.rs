@@ -10,8 +10,10 @@ use std::fmt;
 use std::str::FromStr;
 
 pub mod matmul;
+pub mod tuned;
 
-pub use matmul::{Force, MatmulPath, Tile, TILES};
+pub use matmul::{DenseKind, Force, MatmulPath, Tile, TILES};
+pub use tuned::Tuned;
 
 /// Which device limits are requested.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

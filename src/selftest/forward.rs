@@ -9,150 +9,88 @@ use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
 use crate::kernels::lrn::Lrn;
 use crate::kernels::max_pool::PoolShape;
 use crate::kernels::mm::{DenseKind, TILES};
+use crate::kernels::route::ConvRoute;
 use crate::kernels::{self, Kernels, MatmulPath, Precision};
 
+/// Every convolution route ([`ConvRoute`]) on every conv shape, each through the route's own
+/// weight layout, scratch and dispatches (what networks, training and LPIPS run).
 pub(super) fn conv_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
+    // `(name, route, native f16 loads, scratch of 7 patch rows)`.
+    let mut routes = vec![
+        ("tiled".to_string(), ConvRoute::Direct, false, false),
+        (
+            "gemm".into(),
+            ConvRoute::Im2col(Precision::F32),
+            false,
+            false,
+        ),
+        // The patch matrix in chunks of 7 rows.
+        (
+            "gemm (chunked)".into(),
+            ConvRoute::Im2col(Precision::F32),
+            false,
+            true,
+        ),
+    ];
+    for &tile in TILES.iter().filter(|t| t.fits(&ctx.limits)) {
+        routes.push((
+            format!("blocked-{}", tile.name()),
+            ConvRoute::Mm(tile),
+            false,
+            false,
+        ));
+    }
+    // f16 storage: portable loads always, native ones where the adapter has SHADER_F16.
+    let has_f16 = ctx.features.contains(wgpu::Features::SHADER_F16);
+    for native in [false, true].into_iter().filter(|&n| !n || has_f16) {
+        let name = if native { "f16 native" } else { "f16 portable" };
+        routes.push((
+            name.into(),
+            ConvRoute::Im2col(Precision::F16),
+            native,
+            false,
+        ));
+    }
     for (i, s) in conv_shapes().into_iter().enumerate() {
         let seed = 100 + 10 * i as u64;
         let relu = i % 2 == 0;
-        out.push(Case::new(
-            "conv2d",
-            "tiled",
-            conv_label(&s),
-            1e-5,
-            move |ctx| {
-                let d = conv_data(&s, seed)?;
-                let ks = Kernels::with_path(ctx, MatmulPath::Tiled);
-                let (wb, bb, xb) = (
-                    upload_f32(ctx, "w", &d.w)?,
-                    upload_f32(ctx, "b", &d.b)?,
-                    upload_f32(ctx, "x", &d.x)?,
-                );
-                let yb = storage_buffer(ctx, "y", d.out_len, "")?;
-                let ds = [kernels::conv2d::dispatch(
-                    ctx,
-                    &ks.conv2d(),
-                    &s,
-                    relu,
-                    &wb,
-                    0,
-                    s.out_c / s.groups,
-                    &bb,
-                    &xb,
-                    &yb,
-                )?];
-                let (got, ms) = run_read(ctx, &ds, &yb, d.out_len)?;
-                let want = kernels::conv2d::reference(&s, &d.w, &d.b, &d.x, relu);
-                Ok(Compared { got, want, ms })
-            },
-        ));
-        // im2col + gemm.wgsl, with the patch matrix whole and in chunks of 7 rows.
-        for chunked in [false, true] {
-            let path = if chunked { "gemm (chunked)" } else { "gemm" };
+        for (name, route, native, chunked) in routes.clone() {
             out.push(Case::new(
                 "conv2d",
-                path,
+                name,
                 conv_label(&s),
                 1e-5,
                 move |ctx| {
                     let d = conv_data(&s, seed)?;
-                    let ks = Kernels::with_path(ctx, MatmulPath::Gemm);
+                    let mut ks = Kernels::new(ctx);
+                    ks.native_f16 = native;
                     let (wb, bb, xb) = (
-                        upload_f32(ctx, "w", &kernels::conv2d::weight_for_gemm(&s, &d.w))?,
+                        route.layout().upload(ctx, "w", &s, &d.w)?,
                         upload_f32(ctx, "b", &d.b)?,
                         upload_f32(ctx, "x", &d.x)?,
                     );
-                    let yb = storage_buffer(ctx, "y", d.out_len, "")?;
+                    // Garbage in the output (every element must be written) and in the scratch
+                    // (im2col must zero the K tail itself).
+                    let yb = upload_f32(ctx, "y", &random(d.out_len, seed + 4, 9.0))?;
                     let words = if chunked {
                         7 * s.kp()
                     } else {
-                        s.im2col_words(Precision::F32)?
+                        route.scratch_words(&s)?
                     };
-                    // Garbage in the scratch: im2col must zero the K tail itself.
-                    let sb = upload_f32(ctx, "scratch", &random(words, seed + 3, 9.0))?;
-                    let ds = kernels::conv2d::dispatch_gemm(
-                        ctx,
-                        &ks,
-                        Precision::F32,
-                        &s,
-                        relu,
-                        &wb,
-                        &bb,
-                        &xb,
-                        &yb,
-                        &sb,
-                    )?;
+                    let sb = match words {
+                        0 => None,
+                        n => Some(upload_f32(ctx, "scratch", &random(n, seed + 3, 9.0))?),
+                    };
+                    let ds = route.dispatch(ctx, &ks, &s, relu, &wb, &bb, &xb, &yb, sb.as_ref())?;
                     let (got, ms) = run_read(ctx, &ds, &yb, d.out_len)?;
-                    let want = kernels::conv2d::reference(&s, &d.w, &d.b, &d.x, relu);
-                    Ok(Compared { got, want, ms })
-                },
-            ));
-        }
-        for &tile in TILES.iter().filter(|t| t.fits(&ctx.limits)) {
-            let path = format!("blocked-{}", tile.name());
-            out.push(Case::new(
-                "conv2d",
-                path,
-                conv_label(&s),
-                1e-5,
-                move |ctx| {
-                    let d = conv_data(&s, seed)?;
-                    let ks = Kernels::with_path(ctx, MatmulPath::Blocked(Default::default()));
-                    let (wb, bb, xb) = (
-                        upload_f32(ctx, "w", &kernels::conv2d::weight_for_gemm(&s, &d.w))?,
-                        upload_f32(ctx, "b", &d.b)?,
-                        upload_f32(ctx, "x", &d.x)?,
-                    );
-                    // Garbage in the output: every element must be written.
-                    let yb = upload_f32(ctx, "y", &random(d.out_len, seed + 4, 9.0))?;
-                    let ds = [kernels::mm::dispatch_conv(
-                        ctx, &ks, tile, &s, relu, &wb, &bb, &xb, &yb,
-                    )?];
-                    let (got, ms) = run_read(ctx, &ds, &yb, d.out_len)?;
-                    let want = kernels::conv2d::reference(&s, &d.w, &d.b, &d.x, relu);
-                    Ok(Compared { got, want, ms })
-                },
-            ));
-        }
-        // f16 storage: portable loads always, native ones where the adapter has SHADER_F16.
-        let has_f16 = ctx.features.contains(wgpu::Features::SHADER_F16);
-        for native in [false, true].into_iter().filter(|&n| !n || has_f16) {
-            let path = if native { "f16 native" } else { "f16 portable" };
-            out.push(Case::new(
-                "conv2d",
-                path,
-                conv_label(&s),
-                1e-5,
-                move |ctx| {
-                    let d = conv_data(&s, seed)?;
-                    let mut ks = Kernels::with_path(ctx, MatmulPath::Gemm);
-                    ks.native_f16 = native;
-                    let (wb, bb, xb) = (
-                        upload(ctx, "w", &kernels::conv2d::weight_for_gemm_f16(&s, &d.w))?,
-                        upload_f32(ctx, "b", &d.b)?,
-                        upload_f32(ctx, "x", &d.x)?,
-                    );
-                    let yb = storage_buffer(ctx, "y", d.out_len, "")?;
-                    let words = s.im2col_words(Precision::F16)?;
-                    let sb = upload_f32(ctx, "scratch", &random(words, seed + 3, 9.0))?;
-                    let ds = kernels::conv2d::dispatch_gemm(
-                        ctx,
-                        &ks,
-                        Precision::F16,
-                        &s,
-                        relu,
-                        &wb,
-                        &bb,
-                        &xb,
-                        &yb,
-                        &sb,
-                    )?;
-                    let (got, ms) = run_read(ctx, &ds, &yb, d.out_len)?;
-                    let (w16, x16) = (
-                        kernels::gemm::round_f16(&d.w),
-                        kernels::gemm::round_f16(&d.x),
-                    );
-                    let want = kernels::conv2d::reference(&s, &w16, &d.b, &x16, relu);
+                    let want = match route {
+                        ConvRoute::Im2col(Precision::F16) => {
+                            let w16 = kernels::gemm::round_f16(&d.w);
+                            let x16 = kernels::gemm::round_f16(&d.x);
+                            kernels::conv2d::reference(&s, &w16, &d.b, &x16, relu)
+                        }
+                        _ => kernels::conv2d::reference(&s, &d.w, &d.b, &d.x, relu),
+                    };
                     Ok(Compared { got, want, ms })
                 },
             ));

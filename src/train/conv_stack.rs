@@ -4,9 +4,10 @@
 //! its convolutions. The frozen part below the first trained layer is the same stack without
 //! gradients, run forward once per image to fill the cache.
 //!
-//! Forward convolutions go through the network's own kernels for the adapter's matmul path
-//! (`im2col` + `gemm.wgsl` on CPU adapters, `mm.wgsl` tiles on GPUs, the first tiled kernel with
-//! `ALEXNET_MATMUL=tiled`). Those GEMMs read weight rows padded to a multiple of 4; a trained
+//! Forward convolutions run what the network's own route picks for each shape
+//! (`Kernels::conv_route`: the matmul path, the tuner's entry, the heuristics), so training and
+//! inference run the same kernel for the same shape. Those GEMMs read weight rows padded to a
+//! multiple of 4 (`ConvLayout::PaddedRows`); a trained
 //! convolution keeps its weights OIHW, the layout its gradient kernels and the optimizer read,
 //! which is the same layout exactly when K = in_c / groups * k^2 is a multiple of 4 (conv2..conv5
 //! of every preset). A trained convolution whose K is not (conv1: K = 363) gets a padded copy
@@ -24,7 +25,8 @@ use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
 use crate::kernels::conv2d::{self, Conv2dShape};
 use crate::kernels::lrn::Lrn;
 use crate::kernels::max_pool::PoolShape;
-use crate::kernels::{self, Dispatch, Kernels, MatmulPath, Precision};
+use crate::kernels::route::ConvLayout;
+use crate::kernels::{self, Dispatch, Kernels, Precision};
 use crate::model::Layer;
 
 mod backward;
@@ -37,8 +39,8 @@ pub struct ConvParam {
     /// OIHW (trained, K a multiple of 4, or the tiled kernel), else rows padded for the GEMM.
     pub weight: wgpu::Buffer,
     pub bias: wgpu::Buffer,
-    /// The forward kernel.
-    forward: ConvForward,
+    /// How the forward kernels read `weight` (or `padded`).
+    layout: ConvLayout,
     /// Trained with K not a multiple of 4 on a GEMM path: the rows-padded copy of `weight`
     /// the forward GEMM reads, refreshed before each forward pass.
     padded: Option<wgpu::Buffer>,
@@ -48,17 +50,6 @@ pub struct ConvParam {
     pub state1: Vec<wgpu::Buffer>,
     /// Second moments (Adam only).
     pub state2: Vec<wgpu::Buffer>,
-}
-
-/// How a convolution runs forward (from the adapter's matmul path).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ConvForward {
-    /// `im2col` + `gemm.wgsl` (rows-padded weights).
-    Gemm,
-    /// An `mm.wgsl` tile (rows-padded weights), as the tuner or heuristic picks.
-    Mm(kernels::mm::Force),
-    /// `conv2d.wgsl` (OIHW).
-    Tiled,
 }
 
 /// The [`PoolShape`] of an `Op::MaxPool` over `planes` planes of `h` x `w`.
@@ -77,12 +68,6 @@ fn pool_shape(
         window: kernel,
         stride,
         ceil,
-    }
-}
-
-impl ConvForward {
-    fn padded_rows(self) -> bool {
-        self != ConvForward::Tiled
     }
 }
 
@@ -170,17 +155,10 @@ impl ConvStack {
                             host.bias.len()
                         )));
                     }
-                    let forward = match fk.path {
-                        MatmulPath::Gemm => ConvForward::Gemm,
-                        MatmulPath::Blocked(force) => ConvForward::Mm(force),
-                        MatmulPath::Tiled => ConvForward::Tiled,
-                    };
-                    let repad = forward.padded_rows() && s.k() != s.kp();
+                    let layout = fk.conv_layout(Precision::F32);
+                    let repad = layout == ConvLayout::PaddedRows && s.k() != s.kp();
                     let (weight, padded) = match (repad, train) {
-                        (true, None) => (
-                            upload_f32(ctx, name, &conv2d::weight_for_gemm(&s, &host.weight))?,
-                            None,
-                        ),
+                        (true, None) => (layout.upload(ctx, name, &s, &host.weight)?, None),
                         (true, Some(_)) => (
                             upload_f32(ctx, name, &host.weight)?,
                             Some(storage_buffer(ctx, name, s.out_c * s.kp(), hint)?),
@@ -208,7 +186,7 @@ impl ConvStack {
                         shape: s,
                         weight,
                         bias: upload_f32(ctx, name, &host.bias)?,
-                        forward,
+                        layout,
                         padded,
                         grad_w,
                         grad_b,
@@ -285,25 +263,23 @@ impl ConvStack {
                 .collect::<Result<Vec<_>>>()?,
             None => Vec::new(),
         };
-        let need = params
-            .iter()
-            .filter(|p| p.forward == ConvForward::Gemm)
-            .map(|p| {
-                Conv2dShape {
+        // One scratch for every batch size the stack runs (up to `max_batch`): sized at
+        // `max_batch` for each convolution that may run `im2col` at some batch size.
+        let mut need = 0;
+        for p in &params {
+            if fk.conv_may_use_im2col(&p.shape, Precision::F32) {
+                let s = Conv2dShape {
                     batch: max_batch,
                     ..p.shape
-                }
-                .im2col_words(Precision::F32)
-            })
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .max();
-        let scratch = match need {
-            Some(n) => {
-                let words = conv2d::scratch_words(ctx, n);
-                Some(storage_buffer(ctx, "im2col", words, hint)?)
+                };
+                need = need.max(s.im2col_words(Precision::F32)?);
             }
-            None => None,
+        }
+        let scratch = if need > 0 {
+            let words = conv2d::scratch_words(ctx, need);
+            Some(storage_buffer(ctx, "im2col", words, hint)?)
+        } else {
+            None
         };
         let direct = ctx.options.conv_backward == crate::options::ConvBackward::Direct;
         let gemm_scratch = match train {
@@ -378,46 +354,17 @@ impl ConvStack {
                         }
                         None => &p.weight,
                     };
-                    match (&self.scratch, p.forward) {
-                        (Some(scratch), ConvForward::Gemm) => out.extend(conv2d::dispatch_gemm(
-                            ctx,
-                            &self.fk,
-                            Precision::F32,
-                            &shape,
-                            *relu,
-                            weight,
-                            &p.bias,
-                            x,
-                            y,
-                            scratch,
-                        )?),
-                        (_, ConvForward::Mm(force)) => {
-                            let tuned = self.fk.tuned_conv(&shape).and_then(|v| v.mm());
-                            out.push(kernels::mm::dispatch_conv(
-                                ctx,
-                                &self.fk,
-                                force.conv(&shape, tuned, &self.fk.limits)?,
-                                &shape,
-                                *relu,
-                                weight,
-                                &p.bias,
-                                x,
-                                y,
-                            )?)
-                        }
-                        _ => out.push(conv2d::dispatch(
-                            ctx,
-                            &self.fk.conv2d(),
-                            &shape,
-                            *relu,
-                            weight,
-                            0,
-                            shape.out_c / shape.groups,
-                            &p.bias,
-                            x,
-                            y,
-                        )?),
-                    }
+                    out.extend(self.fk.conv_route(&shape, Precision::F32)?.dispatch(
+                        ctx,
+                        &self.fk,
+                        &shape,
+                        *relu,
+                        weight,
+                        &p.bias,
+                        x,
+                        y,
+                        self.scratch.as_ref(),
+                    )?);
                 }
                 Op::MaxPool {
                     kernel,
@@ -487,8 +434,9 @@ impl ConvStack {
             .map(|p| {
                 // Stored with padded rows: a frozen conv with K not a multiple of 4 on a
                 // GEMM path (a trained one keeps OIHW and a padded copy).
-                let stored_padded =
-                    p.forward.padded_rows() && p.padded.is_none() && p.shape.k() != p.shape.kp();
+                let stored_padded = p.layout == ConvLayout::PaddedRows
+                    && p.padded.is_none()
+                    && p.shape.k() != p.shape.kp();
                 let mut weight = read_back_f32(
                     ctx,
                     &p.weight,

@@ -10,7 +10,7 @@ use super::Weights;
 use super::{Layer, NetSpec};
 use crate::error::{Error, Result};
 use crate::gpu::{upload_f32, GpuContext};
-use crate::kernels::{self, Kernels, MatmulPath, Precision};
+use crate::kernels::{Kernels, MatmulPath, Precision};
 
 mod plan;
 mod timed;
@@ -148,23 +148,13 @@ impl Network {
                     let shape = layer
                         .conv_shape(1, info.input.as_map())
                         .expect("a conv layer");
-                    // Re-laid out once for the kernel that reads it (rows padded to whole vector
-                    // loads; f16: rounded and packed in pairs).
-                    let weight = match (precision, kernels.path) {
-                        (Precision::F16, _) => crate::gpu::upload(
-                            ctx,
-                            &format!("{name}.weight (f16)"),
-                            &kernels::conv2d::weight_for_gemm_f16(&shape, w),
-                        )?,
-                        (Precision::F32, MatmulPath::Gemm | MatmulPath::Blocked(_)) => upload_f32(
-                            ctx,
-                            &format!("{name}.weight"),
-                            &kernels::conv2d::weight_for_gemm(&shape, w),
-                        )?,
-                        (Precision::F32, MatmulPath::Tiled) => {
-                            upload_f32(ctx, &format!("{name}.weight"), w)?
-                        }
-                    };
+                    // Laid out once for the kernels that read it, at every batch size.
+                    let weight = kernels.conv_layout(precision).upload(
+                        ctx,
+                        &format!("{name}.weight"),
+                        &shape,
+                        w,
+                    )?;
                     params.insert(
                         name.to_string(),
                         Param::Conv {
@@ -223,6 +213,22 @@ impl Network {
             self.plans.insert((batch, h, w), plan);
         }
         Ok(&self.plans[&(batch, h, w)])
+    }
+
+    /// Which kernels each layer runs for `batch` images of `h` x `w`, in execution order:
+    /// `(layer, dispatch labels)` (the routes the plan took: adapter, precision, tuner table).
+    pub fn kernel_plan(
+        &mut self,
+        batch: usize,
+        h: usize,
+        w: usize,
+    ) -> Result<Vec<(String, Vec<String>)>> {
+        let plan = self.plan(batch, h, w)?;
+        Ok(plan
+            .steps
+            .iter()
+            .map(|(layer, ds)| (layer.clone(), ds.iter().map(|d| d.label.clone()).collect()))
+            .collect())
     }
 
     /// Runs `batch` images (`[batch, 3, h, w]`, row-major) and reads back logits, probabilities

@@ -50,23 +50,30 @@ impl Network {
         let max_act = infos.iter().map(|i| i.output.len()).max().unwrap_or(1) * batch;
         let ping = storage_buffer(ctx, "activations A", max_act, hint)?;
         let pong = storage_buffer(ctx, "activations B", max_act, hint)?;
-        // im2col scratch (f16, the Gemm path, or Blocked convs tuned to `gemm`): the largest
-        // such conv's matrix (f16: or packed dense input), in 32-bit words, capped (convs then
-        // go in chunks). `None` when no conv runs `im2col`.
+        // im2col scratch: the largest patch matrix of the convolutions whose route runs
+        // `im2col` (f16: or the packed input of a dense layer), in 32-bit words, capped (convs
+        // then go in chunks). `None` when nothing runs `im2col`.
         let precision = self.precision;
-        let mut need = 0;
-        for (layer, info) in spec.layers.iter().zip(&infos) {
-            if let Some(s) = layer.conv_shape(batch, info.input.as_map()) {
-                if precision == Precision::F16 || self.kernels.conv_runs_gemm(&s) {
-                    need = need.max(s.im2col_words(precision)?);
+        let conv_shapes: Vec<_> = spec
+            .layers
+            .iter()
+            .zip(&infos)
+            .filter_map(|(layer, info)| layer.conv_shape(batch, info.input.as_map()))
+            .collect();
+        let mut need = self
+            .kernels
+            .conv_scratch_words(ctx, &conv_shapes, precision)?
+            .unwrap_or(0);
+        if precision == Precision::F16 {
+            for (layer, info) in spec.layers.iter().zip(&infos) {
+                if matches!(layer, Layer::Dense { .. }) {
+                    let words = kernels::dense::scratch_words_f16(batch, info.input.len());
+                    need = need.max(kernels::conv2d::scratch_words(ctx, words));
                 }
-            } else if precision == Precision::F16 && matches!(layer, Layer::Dense { .. }) {
-                need = need.max(kernels::dense::scratch_words_f16(batch, info.input.len()));
             }
         }
         let scratch = if need > 0 {
-            let words = kernels::conv2d::scratch_words(ctx, need);
-            Some(storage_buffer(ctx, "im2col", words, hint)?)
+            Some(storage_buffer(ctx, "im2col", need, hint)?)
         } else {
             None
         };
@@ -123,52 +130,17 @@ impl Network {
                         unreachable!("conv params uploaded in new()")
                     };
                     let shape = layer.conv_shape(batch, [c, ih, iw]).expect("a conv layer");
-                    let gemm = precision == Precision::F16 || self.kernels.conv_runs_gemm(&shape);
-                    let im2col = if gemm { scratch.as_ref() } else { None };
-                    let tile = if gemm {
-                        None
-                    } else {
-                        self.kernels.conv_tile(&shape)?
-                    };
-                    match (im2col, tile) {
-                        (None, Some(tile)) => {
-                            vec![kernels::mm::dispatch_conv(
-                                ctx,
-                                &self.kernels,
-                                tile,
-                                &shape,
-                                *relu,
-                                weight,
-                                bias,
-                                buf(cur),
-                                buf(dst),
-                            )?]
-                        }
-                        (Some(scratch), _) => kernels::conv2d::dispatch_gemm(
-                            ctx,
-                            &self.kernels,
-                            self.precision,
-                            &shape,
-                            *relu,
-                            weight,
-                            bias,
-                            buf(cur),
-                            buf(dst),
-                            scratch,
-                        )?,
-                        (None, _) => vec![kernels::conv2d::dispatch(
-                            ctx,
-                            &self.kernels.conv2d(),
-                            &shape,
-                            *relu,
-                            weight,
-                            0,
-                            shape.out_c / shape.groups,
-                            bias,
-                            buf(cur),
-                            buf(dst),
-                        )?],
-                    }
+                    self.kernels.conv_route(&shape, precision)?.dispatch(
+                        ctx,
+                        &self.kernels,
+                        &shape,
+                        *relu,
+                        weight,
+                        bias,
+                        buf(cur),
+                        buf(dst),
+                        scratch.as_ref(),
+                    )?
                 }
                 (Op::Dense { .. }, Layer::Dense { name, .. }) => {
                     let Some(Param::Dense(dense)) = self.params.get(*name) else {

@@ -1,0 +1,234 @@
+//! The one place that decides how each convolution runs: which kernel (from the matmul path,
+//! the precision, the tuner's entry for the shape and the device's limits), how its weights are
+//! laid out, how much scratch it needs, and its dispatches. Inference (`model::Network`),
+//! training (`train::ConvStack`), LPIPS' trunk, `bench`, the tuner and the selftest all ask a
+//! [`ConvRoute`]; none of them decides by itself, so a new convolution kernel lands here (plus
+//! its own module and shader) and every caller runs it.
+//!
+//! Dense layers route per weight part in [`super::dense`] ([`Kernels::dense_route`]), the same
+//! way.
+
+use super::conv2d::{self, Conv2dShape};
+use super::mm::{self, Tile};
+use super::{tuned, Dispatch, Kernels, MatmulPath, Precision};
+use crate::error::Result;
+use crate::gpu::{upload, upload_f32, GpuContext};
+
+/// How a convolution's weights are stored on the GPU. One layout per network (it is uploaded
+/// once), shared by every route the network's convolutions can take at any batch size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvLayout {
+    /// OIHW rows zero-padded from K to a multiple of 4 ([`conv2d::weight_for_gemm`]): what
+    /// `gemm.wgsl` and `mm.wgsl` read (the same data as OIHW when K is a multiple of 4).
+    PaddedRows,
+    /// Rows of packed halves ([`conv2d::weight_for_gemm_f16`]): `gemm_f16.wgsl`.
+    PackedF16,
+    /// OIHW as stored: `conv2d.wgsl`.
+    Oihw,
+}
+
+impl ConvLayout {
+    /// Uploads OIHW `weight` of `shape` in this layout.
+    pub fn upload(
+        self,
+        ctx: &GpuContext,
+        label: &str,
+        shape: &Conv2dShape,
+        weight: &[f32],
+    ) -> Result<wgpu::Buffer> {
+        match self {
+            ConvLayout::PaddedRows => {
+                upload_f32(ctx, label, &conv2d::weight_for_gemm(shape, weight))
+            }
+            ConvLayout::PackedF16 => upload(
+                ctx,
+                &format!("{label} (f16)"),
+                &conv2d::weight_for_gemm_f16(shape, weight),
+            ),
+            ConvLayout::Oihw => upload_f32(ctx, label, weight),
+        }
+    }
+
+    /// 32-bit words a stored weight of `shape` takes.
+    pub fn words(self, shape: &Conv2dShape) -> usize {
+        match self {
+            ConvLayout::PaddedRows => shape.out_c * shape.kp(),
+            ConvLayout::PackedF16 => {
+                shape.out_c * Precision::F16.words(Precision::F16.pad_k(shape.k()))
+            }
+            ConvLayout::Oihw => shape.weight_len(),
+        }
+    }
+}
+
+/// Which kernel one convolution runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvRoute {
+    /// `im2col.wgsl` + `gemm.wgsl` (f32) or `im2col_f16.wgsl` + `gemm_f16.wgsl` (f16): the
+    /// CPU-shaped kernels, through a scratch patch matrix (in pixel chunks when it is capped).
+    Im2col(Precision),
+    /// An `mm.wgsl` tile as an implicit GEMM.
+    Mm(Tile),
+    /// `conv2d.wgsl`, the first tiled kernel (`ALEXNET_MATMUL=tiled`).
+    Direct,
+}
+
+impl ConvRoute {
+    /// The weight layout this route reads.
+    pub fn layout(self) -> ConvLayout {
+        match self {
+            ConvRoute::Im2col(Precision::F16) => ConvLayout::PackedF16,
+            ConvRoute::Im2col(Precision::F32) | ConvRoute::Mm(_) => ConvLayout::PaddedRows,
+            ConvRoute::Direct => ConvLayout::Oihw,
+        }
+    }
+
+    /// 32-bit words of scratch this route wants for `shape` (the whole batch's patch matrix;
+    /// 0 when it needs none). Plans cap it with [`conv2d::scratch_words`]; the GEMM then runs in
+    /// pixel chunks.
+    pub fn scratch_words(self, shape: &Conv2dShape) -> Result<usize> {
+        match self {
+            ConvRoute::Im2col(precision) => shape.im2col_words(precision),
+            ConvRoute::Mm(_) | ConvRoute::Direct => Ok(0),
+        }
+    }
+
+    /// The name benchmarks and the tuner print: `gemm`, `gemm_f16`, the tile's name, `direct`.
+    pub fn name(self) -> String {
+        match self {
+            ConvRoute::Im2col(Precision::F32) => tuned::GEMM.into(),
+            ConvRoute::Im2col(Precision::F16) => "gemm_f16".into(),
+            ConvRoute::Mm(tile) => tile.name(),
+            ConvRoute::Direct => "direct".into(),
+        }
+    }
+
+    /// The dispatches of one convolution: `weight` in [`ConvRoute::layout`], NCHW `input` and
+    /// `output`, bias and ReLU fused. `scratch` is needed when [`ConvRoute::scratch_words`] is
+    /// not 0 (any size from one patch row up).
+    #[allow(clippy::too_many_arguments)]
+    pub fn dispatch(
+        self,
+        ctx: &GpuContext,
+        kernels: &Kernels,
+        shape: &Conv2dShape,
+        relu: bool,
+        weight: &wgpu::Buffer,
+        bias: &wgpu::Buffer,
+        input: &wgpu::Buffer,
+        output: &wgpu::Buffer,
+        scratch: Option<&wgpu::Buffer>,
+    ) -> Result<Vec<Dispatch>> {
+        Ok(match self {
+            ConvRoute::Im2col(precision) => {
+                let scratch = scratch.ok_or_else(|| {
+                    crate::error::Error::Invalid(format!(
+                        "a {} convolution needs an im2col scratch buffer",
+                        self.name()
+                    ))
+                })?;
+                conv2d::dispatch_gemm(
+                    ctx, kernels, precision, shape, relu, weight, bias, input, output, scratch,
+                )?
+            }
+            ConvRoute::Mm(tile) => vec![mm::dispatch_conv(
+                ctx, kernels, tile, shape, relu, weight, bias, input, output,
+            )?],
+            ConvRoute::Direct => vec![conv2d::dispatch(
+                ctx,
+                &kernels.conv2d(),
+                shape,
+                relu,
+                weight,
+                0,
+                shape.out_c / shape.groups,
+                bias,
+                input,
+                output,
+            )?],
+        })
+    }
+}
+
+impl From<tuned::Variant<Tile>> for ConvRoute {
+    /// The route of a tuner winner (or candidate) for an f32 convolution.
+    fn from(v: tuned::Variant<Tile>) -> Self {
+        match v {
+            tuned::Variant::Gemm => ConvRoute::Im2col(Precision::F32),
+            tuned::Variant::Mm(tile) => ConvRoute::Mm(tile),
+        }
+    }
+}
+
+impl Kernels {
+    /// The weight layout of every convolution these kernels run in `precision`.
+    pub fn conv_layout(&self, precision: Precision) -> ConvLayout {
+        match (precision, self.path) {
+            (Precision::F16, _) => ConvLayout::PackedF16,
+            (Precision::F32, MatmulPath::Gemm | MatmulPath::Blocked(_)) => ConvLayout::PaddedRows,
+            (Precision::F32, MatmulPath::Tiled) => ConvLayout::Oihw,
+        }
+    }
+
+    /// The kernel one convolution of `shape` (its batch included: the tuner's entries are per
+    /// batch size) runs in `precision`: f16 on the `im2col_f16` + `gemm_f16` kernels; f32 on the
+    /// `Gemm` path as `im2col` + `gemm` unless the tuner chose an `mm.wgsl` tile; on the
+    /// `Blocked` path a forced, tuned or heuristic tile, or `im2col` + `gemm` where the tuner
+    /// chose it and nothing is forced; `conv2d.wgsl` on the `Tiled` path. Its
+    /// [`ConvRoute::layout`] is always [`Kernels::conv_layout`].
+    pub fn conv_route(&self, shape: &Conv2dShape, precision: Precision) -> Result<ConvRoute> {
+        if precision == Precision::F16 {
+            return Ok(ConvRoute::Im2col(Precision::F16));
+        }
+        let tuned = self.tuned_conv(shape);
+        let tuned_tile = tuned.and_then(|v| v.mm());
+        Ok(match self.path {
+            MatmulPath::Tiled => ConvRoute::Direct,
+            MatmulPath::Gemm => match tuned_tile.filter(|t| t.fits(&self.limits)) {
+                Some(tile) => ConvRoute::Mm(tile),
+                None => ConvRoute::Im2col(Precision::F32),
+            },
+            MatmulPath::Blocked(force) => {
+                if force.is_empty() && tuned == Some(tuned::Variant::Gemm) {
+                    ConvRoute::Im2col(Precision::F32)
+                } else {
+                    ConvRoute::Mm(force.conv(shape, tuned_tile, &self.limits)?)
+                }
+            }
+        })
+    }
+
+    /// Whether a convolution of `shape`'s geometry could run `im2col` at some batch size (so a
+    /// stack planned once for several batch sizes allocates the scratch): f16, the `Gemm`
+    /// path, or a tuner entry choosing `gemm` for this geometry at any batch.
+    pub fn conv_may_use_im2col(&self, shape: &Conv2dShape, precision: Precision) -> bool {
+        if precision == Precision::F16 || self.path == MatmulPath::Gemm {
+            return true;
+        }
+        let MatmulPath::Blocked(force) = self.path else {
+            return false;
+        };
+        force.is_empty()
+            && self.tuned.as_ref().is_some_and(|t| {
+                let geometry = tuned::conv_geometry_key(shape);
+                t.conv.iter().any(|(key, v)| {
+                    *v == tuned::Variant::Gemm && tuned::strip_batch(key) == geometry
+                })
+            })
+    }
+
+    /// Words of im2col scratch for `shapes` (each at the batch it runs), capped for this device
+    /// ([`conv2d::scratch_words`]); `None` when none of them runs `im2col`.
+    pub fn conv_scratch_words(
+        &self,
+        ctx: &GpuContext,
+        shapes: &[Conv2dShape],
+        precision: Precision,
+    ) -> Result<Option<usize>> {
+        let mut need = 0;
+        for s in shapes {
+            need = need.max(self.conv_route(s, precision)?.scratch_words(s)?);
+        }
+        Ok((need > 0).then(|| conv2d::scratch_words(ctx, need)))
+    }
+}
