@@ -232,6 +232,30 @@ for r in rows:
 g = sweep["gemm_tflops"]
 print(f"\nGEMM TFLOP/s: f32 square {fmt(g['f32'], 3)}, f32 best shape {fmt(g['f32_best_shape'], 3)}, "
       f"cooperative matrices {fmt(g['coop'], 3)}")
+
+# Issue 26's "Done when", read off this run (full mode on an H100/H200 is what counts).
+def row(prec, batch):
+    return next((r for r in rows if r["prec"] == prec and r["batch"] == batch), None)
+def at_least(a, b, x):
+    if a is None or not b:
+        return "-"
+    return f"{'yes' if a >= x * b else 'NO '} ({a / b:.2f}x, want >= {x})"
+print("\ndone when (issue 26):")
+b1, big = row("f32", 1), row("f32", 256)
+h = row("f16", 256)
+get = lambda r, k: r[k] if r else None
+print(f"  b1 f32 wall vs torch IEEE:        {at_least(get(b1, 'ours_img_s'), get(b1, 'torch_ieee_img_s'), 1.0)}")
+print(f"  b1 f32 wall vs torch default:     {at_least(get(b1, 'ours_img_s'), get(b1, 'torch_default_img_s'), 1.0)}")
+print(f"  b256 f32 wall vs torch IEEE:      {at_least(get(big, 'ours_img_s'), get(big, 'torch_ieee_img_s'), 0.4)}")
+print(f"  b256 f32 GPU vs torch IEEE:       {at_least(get(big, 'ours_gpu_img_s'), get(big, 'torch_ieee_img_s'), 0.4)}")
+print(f"  b256 f16 wall vs torch IEEE:      {at_least(get(h, 'ours_img_s'), get(h, 'torch_ieee_img_s'), 1.0)}")
+print(f"  b256 f16 wall vs torch f16:       {at_least(get(h, 'ours_img_s'), get(h, 'torch_f16_img_s'), 0.5)}")
+err = get(h, "logit_error_vs_f32")
+print(f"  b256 f16 logits vs f32 (not f64): {'-' if err is None else f'{err:.2e} (want <= 2e-3 vs the f64 reference)'}")
+def tflops(v, want):
+    return "-" if v is None else f"{'yes' if v >= want else 'NO '} ({v:.3f} TFLOP/s, want >= {want})"
+print(f"  GEMM f32 square (timestamps):     {tflops(g['f32'], 35)}")
+print(f"  GEMM cooperative matrices:        {tflops(g['coop'], 150)}")
 PY
 rc=$?
 echo "tables rc=$rc $(( $(date +%s) - start ))s in all" | tee -a "$out/stages.txt" >&2
