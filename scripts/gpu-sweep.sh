@@ -61,7 +61,7 @@ if [ "$small" = 1 ]; then
   batches=1,2; tune_batches=1,2; iters=2; tune_reps=1; t_iters=3; t_warm=1; torch_dev=(--device cpu)
   cap_probe=30; cap_self=120; cap_untuned=40; cap_tune=60; cap_bench=60; cap_torch=60
 else
-  batches=1,8,64,256; tune_batches=1,8,256; iters=10; tune_reps=5; t_iters=20; t_warm=5; torch_dev=()
+  batches=1,8,64,256; tune_batches=1,8,256; iters=10; tune_reps=5; t_iters=15; t_warm=3; torch_dev=()
   cap_probe=20; cap_self=50; cap_untuned=40; cap_tune=100; cap_bench=100; cap_torch=90
 fi
 weight_args=()

@@ -20,6 +20,7 @@ machine without CUDA it runs on the CPU (`default` and `ieee` are then the same 
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -144,6 +145,25 @@ def main():
     # The default row first: nothing changed yet but cudnn.benchmark.
     modes = [m for m in ("default", "ieee", "f16") if m in args.modes.split(",")]
     settings, rows, kernels = {}, [], {}
+
+    def save():
+        """Writes what is measured so far (after every row: a run cut short keeps its rows)."""
+        if not args.out:
+            return
+        result = {
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+            "cuda": torch.version.cuda if cuda else None,
+            "cudnn": torch.backends.cudnn.version() if cuda else None,
+            "device": name,
+            "cudnn_benchmark": True,
+            "settings": settings,
+            "results": rows,
+            "kernels": kernels if cuda else None,
+        }
+        with open(args.out + ".part", "w") as f:
+            json.dump(result, f, indent=1)
+        os.replace(args.out + ".part", args.out)
     for mode in modes:
         if mode == "f16" and not cuda:
             settings[mode] = {"skipped": "CPU autocast is bf16, not this comparison"}
@@ -182,6 +202,7 @@ def main():
                 "gflops": GFLOP_PER_IMAGE * batch / best,
             }
             rows.append(row)
+            save()
             print(
                 f"pytorch {mode:>7} batch {batch:4d}: {row['median_ms']:9.3f} ms "
                 f"{row['images_per_s']:10.1f} img/s {row['gflops']:9.1f} GFLOP/s ({fmt}; "
@@ -194,20 +215,7 @@ def main():
                 kernels[mode] = kernel_names(make_run(nchw), x, sync)
             except Exception as e:  # noqa: BLE001 - the profiler is a bonus, never fatal
                 kernels[mode] = [{"error": str(e)}]
-    result = {
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "cuda": torch.version.cuda if cuda else None,
-        "cudnn": torch.backends.cudnn.version() if cuda else None,
-        "device": name,
-        "cudnn_benchmark": True,
-        "settings": settings,
-        "results": rows,
-        "kernels": kernels if cuda else None,
-    }
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
+    save()
 
 
 if __name__ == "__main__":
