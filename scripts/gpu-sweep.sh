@@ -27,9 +27,11 @@
 #   3 kernels   tune.json: `bench --tune`, every candidate kernel of every conv/fc shape at
 #               each batch (today's variants among them: the baseline), GPU timestamps
 #   4 bench     ours.json: `bench` with the tuned winners, f32 and f16 at each batch (wall,
-#               GPU and upload ms per pass; per layer; GEMM ceiling with timestamps)
-#   5 torch     torch.json: scripts/torch_bench.py (IEEE fp32, default TF32, f16 autocast)
-#   6 tables    sweep.json (machine-readable) and summary.txt, printed last
+#               GPU and upload ms per pass; per layer)
+#   5 gemm      gemm.json: `bench --gemm`, the GEMM ceiling with timestamps (4096^3 and each
+#               conv's GEMM at each batch)
+#   6 torch     torch.json: scripts/torch_bench.py (IEEE fp32, default TF32, f16 autocast)
+#   7 tables    sweep.json (machine-readable) and summary.txt, printed last
 # A stage that fails or times out is noted in stages.txt and the sweep goes on.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -59,10 +61,10 @@ export WGPU_BACKEND=${WGPU_BACKEND:-vulkan}
 
 if [ "$small" = 1 ]; then
   batches=1,2; tune_batches=1,2; iters=2; tune_reps=1; t_iters=3; t_warm=1; torch_dev=(--device cpu)
-  cap_probe=30; cap_self=120; cap_untuned=40; cap_tune=60; cap_bench=60; cap_torch=60
+  cap_probe=30; cap_self=120; cap_untuned=40; cap_tune=60; cap_bench=60; cap_gemm=40; cap_torch=60
 else
   batches=1,8,64,256; tune_batches=1,8,256; iters=10; tune_reps=5; t_iters=15; t_warm=3; torch_dev=()
-  cap_probe=20; cap_self=50; cap_untuned=40; cap_tune=100; cap_bench=100; cap_torch=90
+  cap_probe=20; cap_self=40; cap_untuned=40; cap_tune=90; cap_bench=60; cap_gemm=50; cap_torch=90
 fi
 weight_args=()
 [ -n "$weights" ] && weight_args=(--weights "$weights")
@@ -115,7 +117,11 @@ stage untuned "$cap_untuned" untuned.json "$bin" bench "${weight_args[@]}" --bat
 stage kernels "$cap_tune" tune.json "$bin" bench "${weight_args[@]}" --tune --batch "$tune_batches" \
   --iters "$tune_reps" --warmup 1 --format json
 stage bench "$cap_bench" ours.json "$bin" bench "${weight_args[@]}" --batch "$batches" \
-  --iters "$iters" --warmup 2 --per-layer --gemm --precision f32,f16 --format json
+  --iters "$iters" --warmup 2 --per-layer --precision f32,f16 --format json
+# The GEMM ceiling apart, so that its large operands cannot cost the rows above (its own
+# forward rows are not used).
+stage gemm "$cap_gemm" gemm.json "$bin" bench "${weight_args[@]}" --batch "$batches" \
+  --iters 3 --warmup 0 --gemm --precision f32,f16 --format json
 if python3 -c 'import torch, torchvision' 2>/dev/null; then
   stage torch "$cap_torch" torch.log python3 "$here/torch_bench.py" "${torch_dev[@]}" \
     --batch "$batches" --iters "$t_iters" --warmup "$t_warm" --out "$out/torch.json"
@@ -134,8 +140,8 @@ def load(name):
     except Exception:
         return None
 
-ours, untuned, torch, tune, selftest = (load(n) for n in
-    ("ours.json", "untuned.json", "torch.json", "tune.json", "selftest.json"))
+ours, untuned, torch, tune, selftest, gemm_run = (load(n) for n in
+    ("ours.json", "untuned.json", "torch.json", "tune.json", "selftest.json", "gemm.json"))
 adapters = load("adapters.json") or []
 if not driver:
     driver = (ours or {}).get("driver") or (adapters[0]["driver_info"] if adapters else "")
@@ -164,7 +170,7 @@ for r in (ours or {}).get("results", []):
         "torch_f16_img_s": ips("f16", r["batch"]),
     })
 
-gemm = (ours or {}).get("gemm") or []
+gemm = (gemm_run or {}).get("gemm") or (ours or {}).get("gemm") or []
 def best(pred):
     v = [g["gflops_per_s"] / 1e3 for g in gemm if pred(g)]
     return max(v) if v else None

@@ -99,7 +99,9 @@ fn small_sweep_runs_every_stage_and_writes_sweep_json() {
 
     // Every stage ran and succeeded.
     let stages = std::fs::read_to_string(out.join("stages.txt")).unwrap();
-    for stage in ["probe", "selftest", "untuned", "kernels", "bench", "tables"] {
+    for stage in [
+        "probe", "selftest", "untuned", "kernels", "bench", "gemm", "tables",
+    ] {
         let line = stages
             .lines()
             .find(|l| l.starts_with(&format!("{stage} rc=")))
@@ -169,7 +171,9 @@ fn small_sweep_runs_every_stage_and_writes_sweep_json() {
         ours["layer_timing"], "gpu timestamps inside one pass",
         "lavapipe has TIMESTAMP_QUERY_INSIDE_PASSES"
     );
-    let gemm_rows = ours["gemm"].as_array().unwrap();
+    let gemm_run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("gemm.json")).unwrap()).unwrap();
+    let gemm_rows = gemm_run["gemm"].as_array().unwrap();
     assert!(gemm_rows
         .iter()
         .any(|g| g["shape"] == "square" && g["timing"] == "gpu timestamps"));
