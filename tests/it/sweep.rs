@@ -279,3 +279,26 @@ fn a_pass_splits_into_upload_and_gpu_time() {
     let err = net.time_pass(&input[1..], batch, h, w).unwrap_err();
     assert!(err.to_string().contains("expected"), "{err}");
 }
+
+/// A batch over the binding limit is timed as the sub-batches `forward` runs (lowered limit: 8
+/// images of 224 do not fit), their times summed.
+#[test]
+fn a_pass_over_the_binding_limit_is_timed_in_sub_batches() {
+    let mut ctx = common::ctx();
+    ctx.limits.max_storage_buffer_binding_size = 2 << 20;
+    let w = Weights::load(common::fixture("torchvision_small.npz"), None).unwrap();
+    let [_, h, wd] = w.spec().input;
+    let mut net = Network::new(&ctx, &w).unwrap();
+    let batch = 8;
+    let sub = net.fitting_batch(batch, h, wd).unwrap();
+    assert!((1..batch).contains(&sub), "sub-batch {sub}");
+    let input = common::random(batch * 3 * h * wd, 12, 1.0);
+    let one = net
+        .time_pass(&input[..sub * 3 * h * wd], sub, h, wd)
+        .unwrap();
+    let all = net.time_pass(&input, batch, h, wd).unwrap();
+    assert!(all.upload_ms > 0.0, "{all:?}");
+    if let (Some(a), Some(o)) = (all.gpu_ms, one.gpu_ms) {
+        assert!(a > 0.0 && o > 0.0, "{all:?} {one:?}");
+    }
+}
