@@ -73,7 +73,7 @@ card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1
 driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n 1)
 if [ -z "$card" ]; then
   card=$(timeout 20 "$bin" adapters --json 2>/dev/null | python3 -c \
-    'import json,sys; a=json.load(sys.stdin); print(a[0]["name"] if a else "")' 2>/dev/null)
+    'import json,sys; a=json.load(sys.stdin); c=[x for x in a if x.get("chosen")] or a; print(c[0]["name"] if c else "")' 2>/dev/null)
 fi
 card=${card:-unknown}
 slug=$(printf '%s' "$card" | tr 'A-Z' 'a-z' | sed -e 's/^nvidia //' -e 's/[^a-z0-9]\{1,\}/-/g' -e 's/^-//' -e 's/-$//')
@@ -143,6 +143,8 @@ def load(name):
 ours, untuned, torch, tune, selftest, gemm_run = (load(n) for n in
     ("ours.json", "untuned.json", "torch.json", "tune.json", "selftest.json", "gemm.json"))
 adapters = load("adapters.json") or []
+# The adapter the binary opens (marked `chosen`), else the first listed.
+adapters = [a for a in adapters if a.get("chosen")] or adapters
 if not driver:
     driver = (ours or {}).get("driver") or (adapters[0]["driver_info"] if adapters else "")
 peer = {(r.get("mode"), r["batch"]): r for r in (torch or {}).get("results", [])}

@@ -24,6 +24,11 @@ pub enum Error {
         cause: wgpu::RequestDeviceError,
     },
 
+    /// A job scheduler's GPU assignment that names no adapter, or cannot be read; `origin`
+    /// is where the caller found it.
+    #[error("cannot use the GPU assignment {origin}: {detail}")]
+    GpuAssignment { origin: String, detail: String },
+
     #[error("unknown backend '{0}' (expected vulkan, metal, dx12 or gl)")]
     UnknownBackend(String),
 

@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use alexnet_wgpu::gpu::list_adapters;
+use alexnet_wgpu::gpu::explain_choice;
 use clap::Args;
 
 use super::GpuArgs;
@@ -14,11 +14,35 @@ pub struct AdaptersArgs {
     json: bool,
 }
 
+/// Lists the adapters and marks the one a GPU command would open with these flags and this
+/// environment (a scheduler's GPU assignment included), saying why; exit 1 when it would open
+/// none (an assignment that names no adapter).
 pub fn run(args: AdaptersArgs) -> anyhow::Result<ExitCode> {
-    let adapters = list_adapters(&args.gpu.choice(), args.gpu.limits)?;
+    let env = super::gpu_env::from_env(super::env_var)?;
+    let report = explain_choice(&args.gpu.choice()?, args.gpu.limits)?;
+    let (adapters, chosen) = (report.adapters, report.chosen);
+    let chosen_index = chosen.as_ref().ok().map(|(i, _)| *i);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&adapters)?);
-        return Ok(ExitCode::SUCCESS);
+        // The array of adapters as before, each with `chosen`, the chosen one with `why`.
+        let mut list = Vec::with_capacity(adapters.len());
+        for (i, a) in adapters.iter().enumerate() {
+            let mut v = serde_json::to_value(a)?;
+            v["chosen"] = (chosen_index == Some(i)).into();
+            if let (Some(k), Ok((_, why))) = (chosen_index, &chosen) {
+                if k == i {
+                    v["why"] = why.clone().into();
+                }
+            }
+            list.push(v);
+        }
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(match chosen {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        });
     }
     if adapters.is_empty() {
         // Same message as a failed device request, so the hint is the same everywhere.
@@ -28,15 +52,24 @@ pub fn run(args: AdaptersArgs) -> anyhow::Result<ExitCode> {
         .into());
     }
     for (i, a) in adapters.iter().enumerate() {
+        let mark = chosen_index == Some(i);
         println!(
             "{}{} ({}, {}){}",
-            if i == 0 { "* " } else { "  " },
+            if mark { "* " } else { "  " },
             a.name,
             a.backend,
             a.device_type,
-            if i == 0 { "  <- default" } else { "" }
+            if mark { "  <- chosen" } else { "" }
         );
-        println!("    driver: {} {}", a.driver, a.driver_info);
+        let bus = if a.pci_bus_id.is_empty() {
+            "none reported"
+        } else {
+            a.pci_bus_id.as_str()
+        };
+        println!(
+            "    driver: {} {}; PCI bus id: {bus}",
+            a.driver, a.driver_info
+        );
         println!(
             "    max buffer {} MiB, max storage binding {} MiB, {} storage buffers/stage, {} B workgroup memory, {} invocations/workgroup",
             a.max_buffer_size >> 20,
@@ -92,5 +125,23 @@ pub fn run(args: AdaptersArgs) -> anyhow::Result<ExitCode> {
             }
         );
     }
-    Ok(ExitCode::SUCCESS)
+    for note in &env.notes {
+        println!("note: {note}");
+    }
+    match chosen {
+        Ok((i, why)) => {
+            println!(
+                "chosen: {} ({}), because {why}",
+                adapters[i].name, adapters[i].backend
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: no adapter would be opened: {e}");
+            eprintln!(
+                "  hint: --adapter NAME (or WGPU_ADAPTER_NAME) names one instead of the assignment"
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
 }

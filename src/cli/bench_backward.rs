@@ -9,10 +9,10 @@
 use std::time::Instant;
 
 use alexnet_wgpu::gpu::{storage_buffer, GpuContext};
+use alexnet_wgpu::kernels::conv_backward;
+use alexnet_wgpu::kernels::conv_gemm_backward::{self, ConvGemmScratch};
 use alexnet_wgpu::kernels::{self, conv2d::Conv2dShape, Dispatch, Kernels};
 use alexnet_wgpu::options::ConvBackward;
-use alexnet_wgpu::train::kernels::conv_gemm_backward::{self, ConvGemmScratch};
-use alexnet_wgpu::train::kernels::{conv_backward, TrainKernels};
 
 use super::bench_format::Format;
 
@@ -54,7 +54,7 @@ pub fn run(
     } else {
         "wall-clock"
     };
-    let (tk, fk) = (TrainKernels::new(ctx), Kernels::new(ctx));
+    let (tk, fk) = (Kernels::new(ctx), Kernels::new(ctx));
     // Median of `iters` runs after `warmup` untimed ones (lavapipe compiles at first use).
     let time = |ds: &[Dispatch]| -> anyhow::Result<f64> {
         for _ in 0..warmup {

@@ -30,6 +30,10 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
         Error::NoAdapter { .. } => "hint: `alexnet adapters` lists the adapters; --adapter / \
              WGPU_ADAPTER_NAME matches part of a name, --backend / WGPU_BACKEND the API"
             .into(),
+        Error::GpuAssignment { .. } => "hint: `alexnet adapters` shows the GPUs in PCI bus order \
+             and which one each variable names; --adapter NAME (or WGPU_ADAPTER_NAME) picks one \
+             by name instead"
+            .into(),
         Error::Unreachable { .. } => "hint: no network? download the file on another machine and \
              run `alexnet convert FILE.pth OUT.npz`, then pass --weights OUT.npz or copy it to \
              the cache (see `alexnet fetch-weights --help`)"

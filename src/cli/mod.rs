@@ -13,6 +13,7 @@ mod eval;
 mod export;
 mod features;
 mod fetch_weights;
+mod gpu_env;
 pub mod hint;
 mod lpips;
 mod lpips_out;
@@ -133,17 +134,25 @@ pub struct GpuArgs {
     pub shader_checks: bool,
 }
 
+/// A variable's value, `None` where unset or not Unicode.
+fn env_var(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
+
 /// `1/true/on/yes`, `0/false/off/no` (and empty: off); anything else refused.
 fn switch(s: &str) -> Result<bool, String> {
     alexnet_wgpu::options::parse_switch(s)
 }
 
 impl GpuArgs {
-    pub fn choice(&self) -> AdapterChoice {
-        AdapterChoice {
+    /// The backend and name flags, and (used when no adapter is named) the GPU a job
+    /// scheduler assigned in the environment (`gpu_env`).
+    pub fn choice(&self) -> anyhow::Result<AdapterChoice> {
+        Ok(AdapterChoice {
             backend: self.backend.clone(),
             adapter: self.adapter.clone(),
-        }
+            assignment: gpu_env::from_env(env_var)?.assignment,
+        })
     }
 
     pub fn options(&self) -> RuntimeOptions {
@@ -163,7 +172,7 @@ impl GpuArgs {
         if self.validate {
             validate::announce();
         }
-        let ctx = GpuContext::with_options(&self.choice(), self.options())?;
+        let ctx = GpuContext::with_options(&self.choice()?, self.options())?;
         if let Ok(path) = tune_cache_path() {
             if let Some(w) = alexnet_wgpu::model::tune::load_into(&ctx, &path) {
                 eprintln!("warning: {w}");

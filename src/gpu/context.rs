@@ -1,3 +1,4 @@
+use super::assign::{rank, resolve, Assignment};
 use super::validation::ErrorLog;
 use crate::error::{Error, Result};
 use crate::options::{LimitsProfile, RuntimeOptions};
@@ -8,8 +9,12 @@ use crate::options::{LimitsProfile, RuntimeOptions};
 pub struct AdapterChoice {
     /// `vulkan`, `metal`, `dx12` or `gl` (comma lists allowed); `None`: any.
     pub backend: Option<String>,
-    /// Case-insensitive substring of the adapter name; `None`: the best adapter.
+    /// Case-insensitive substring of the adapter name; `None`: the best adapter, or the one
+    /// `assignment` names.
     pub adapter: Option<String>,
+    /// The GPU a job scheduler gave this process (`CUDA_VISIBLE_DEVICES` and its kin, read by
+    /// the caller), used when no adapter is named.
+    pub assignment: Option<Assignment>,
 }
 
 impl AdapterChoice {
@@ -57,6 +62,8 @@ impl AdapterChoice {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AdapterSummary {
     pub name: String,
+    /// `dddd:bb:dd.f`, empty where the backend does not say.
+    pub pci_bus_id: String,
     pub backend: String,
     pub device_type: String,
     pub driver: String,
@@ -108,6 +115,7 @@ fn summarize(adapter: &wgpu::Adapter, profile: LimitsProfile) -> AdapterSummary 
     let limits = profile.limits(&adapter.limits());
     let features = adapter.features();
     AdapterSummary {
+        pci_bus_id: info.device_pci_bus_id.clone(),
         name: info.name,
         backend: format!("{:?}", info.backend),
         device_type: format!("{:?}", info.device_type),
@@ -181,25 +189,57 @@ pub fn list_adapters(
     profile: LimitsProfile,
 ) -> Result<Vec<AdapterSummary>> {
     let mut adapters = enumerate(choice, false)?;
-    adapters.sort_by_key(rank);
+    adapters.sort_by_key(|a| rank(&a.get_info()));
     Ok(adapters.iter().map(|a| summarize(a, profile)).collect())
 }
 
-/// Lower is better: real GPUs first, native APIs before GL, software adapters last.
-fn rank(adapter: &wgpu::Adapter) -> (u8, u8) {
-    let info = adapter.get_info();
-    let kind = match info.device_type {
-        wgpu::DeviceType::DiscreteGpu => 0,
-        wgpu::DeviceType::IntegratedGpu => 1,
-        wgpu::DeviceType::VirtualGpu => 2,
-        wgpu::DeviceType::Other => 3,
-        wgpu::DeviceType::Cpu => 4,
+/// What [`explain_choice`] found: the adapters of [`list_adapters`] and which of them the
+/// choice opens.
+pub struct ChoiceReport {
+    pub adapters: Vec<AdapterSummary>,
+    /// An index into `adapters` with the reason, or why none is opened (an assignment naming
+    /// no adapter, nothing matching the name).
+    pub chosen: Result<(usize, String)>,
+}
+
+/// The adapters `choice` sees, best first, and the one it opens, and why.
+pub fn explain_choice(choice: &AdapterChoice, profile: LimitsProfile) -> Result<ChoiceReport> {
+    let mut adapters = enumerate(choice, false)?;
+    adapters.sort_by_key(|a| rank(&a.get_info()));
+    let infos: Vec<wgpu::AdapterInfo> = adapters.iter().map(|a| a.get_info()).collect();
+    Ok(ChoiceReport {
+        adapters: adapters.iter().map(|a| summarize(a, profile)).collect(),
+        chosen: select(&infos, choice),
+    })
+}
+
+/// Which of `infos` (filtered by the choice's backend and name) the choice opens, and why.
+fn select(infos: &[wgpu::AdapterInfo], choice: &AdapterChoice) -> Result<(usize, String)> {
+    let best = || {
+        (0..infos.len())
+            .min_by_key(|&i| rank(&infos[i]))
+            .ok_or_else(|| Error::NoAdapter {
+                filter: choice.describe(),
+            })
     };
-    let api = match info.backend {
-        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
-        _ => 1,
-    };
-    (kind, api)
+    match (&choice.assignment, choice.name_filter()) {
+        (_, Some(name)) => {
+            let i = best()?;
+            let note = match &choice.assignment {
+                Some(a) => format!(" (the scheduler's {} is not used)", a.origin),
+                None => String::new(),
+            };
+            Ok((
+                i,
+                format!("the best adapter whose name contains '{name}'{note}"),
+            ))
+        }
+        (Some(assignment), None) => resolve(infos, assignment),
+        (None, None) => Ok((
+            best()?,
+            "the best adapter: no name or GPU assignment given".into(),
+        )),
+    }
 }
 
 /// An open device with its limits, runtime options and pipeline cache, shared by every kernel
@@ -235,12 +275,10 @@ impl GpuContext {
 
     /// As [`GpuContext::new`] with runtime options (limits, validation, kernel choices).
     pub fn with_options(choice: &AdapterChoice, options: RuntimeOptions) -> Result<Self> {
-        let adapter = enumerate(choice, options.validate)?
-            .into_iter()
-            .min_by_key(rank)
-            .ok_or_else(|| Error::NoAdapter {
-                filter: choice.describe(),
-            })?;
+        let mut adapters = enumerate(choice, options.validate)?;
+        let infos: Vec<wgpu::AdapterInfo> = adapters.iter().map(|a| a.get_info()).collect();
+        let (index, _) = select(&infos, choice)?;
+        let adapter = adapters.swap_remove(index);
         super::validation::forget_other_backends(adapter.get_info().backend);
         Self::from_adapter(adapter, options)
     }

@@ -18,7 +18,7 @@ pub struct AdaptiveAvgPoolParams {
 
 /// An adaptive average pool's geometry (PyTorch's `AdaptiveAvgPool2d`): `planes` planes of
 /// `in_h` x `in_w` averaged into `out_h` x `out_w` cells. Forward, backward
-/// (`train::kernels::pool_backward::adaptive_avg_pool`) and both CPU references take this one
+/// (`kernels::pool_backward::adaptive_avg_pool`) and both CPU references take this one
 /// value; [`AdaptivePoolShape::cell`] is PyTorch's window formula, in one place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AdaptivePoolShape {

@@ -43,7 +43,7 @@ pub fn out_size_rounded(input: usize, kernel: usize, stride: usize, ceil: bool) 
 /// A max pool's geometry: `planes` (batch x channels) planes of `in_h` x `in_w`, square
 /// `window`s every `stride` pixels, no padding; `ceil` rounds the output size up (Caffe's
 /// rounding, PyTorch's and ONNX's `ceil_mode`), the last window clipped to the input. The
-/// forward kernel, its backward (`train::kernels::pool_backward::max_pool`) and both CPU
+/// forward kernel, its backward (`kernels::pool_backward::max_pool`) and both CPU
 /// references take this one value, so the output size has one formula: [`PoolShape::out_hw`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolShape {

@@ -1,18 +1,33 @@
-//! One module per WGSL kernel: its params struct (mirrored by the shader's uniform struct), a
-//! thin host-side `dispatch` that binds buffers, and the plain CPU reference it is tested against.
+//! One module per WGSL kernel, forward and backward side by side (`max_pool` /
+//! `pool_backward`, `dense` / `dense_backward`, ...): its params struct (mirrored by the
+//! shader's uniform struct), a thin host-side `dispatch` that binds buffers, and the plain CPU
+//! reference it is tested against. One registry ([`Kernels`]) for every shader: pipelines
+//! compile lazily in the device's cache, so a forward-only run never builds a backward one.
 
+pub mod adam;
 pub mod adaptive_avg_pool;
 pub mod conv2d;
+pub mod conv_backward;
+pub mod conv_gemm_backward;
+pub mod cross_entropy;
 pub mod dense;
+pub mod dense_backward;
+pub mod dropout;
 pub mod gemm;
 pub mod lrn;
+pub mod lrn_backward;
 pub mod max_pool;
 pub mod mm;
+pub mod pad_rows;
+pub mod pool_backward;
 pub mod relu;
+pub mod relu_backward;
 pub mod route;
+pub mod sgd;
 pub mod softmax;
 pub mod timing;
 pub mod tuned;
+pub mod vec4_optimizer;
 
 use std::sync::Arc;
 
@@ -21,7 +36,7 @@ pub use crate::gpu::Kernel;
 use crate::gpu::{GpuContext, PipelineCache, ShaderSource};
 pub use crate::options::MatmulPath;
 
-/// Every shader of the forward pass, by file name, for validation and for building pipelines.
+/// Every shader (forward, backward, loss, optimizers), by file name, for validation and for building pipelines.
 pub const SHADERS: &[(&str, &str)] = &[
     ("conv2d.wgsl", include_str!("../../shaders/conv2d.wgsl")),
     ("dense.wgsl", include_str!("../../shaders/dense.wgsl")),
@@ -42,9 +57,46 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("softmax.wgsl", include_str!("../../shaders/softmax.wgsl")),
     ("relu.wgsl", include_str!("../../shaders/relu.wgsl")),
     ("lpips.wgsl", include_str!("../../shaders/lpips.wgsl")),
+    // Training: backward passes, loss, optimizers.
+    (
+        "dense_backward.wgsl",
+        include_str!("../../shaders/dense_backward.wgsl"),
+    ),
+    (
+        "relu_backward.wgsl",
+        include_str!("../../shaders/relu_backward.wgsl"),
+    ),
+    ("dropout.wgsl", include_str!("../../shaders/dropout.wgsl")),
+    (
+        "cross_entropy.wgsl",
+        include_str!("../../shaders/cross_entropy.wgsl"),
+    ),
+    ("sgd.wgsl", include_str!("../../shaders/sgd.wgsl")),
+    ("adam.wgsl", include_str!("../../shaders/adam.wgsl")),
+    (
+        "conv_backward.wgsl",
+        include_str!("../../shaders/conv_backward.wgsl"),
+    ),
+    (
+        "conv_gemm_backward.wgsl",
+        include_str!("../../shaders/conv_gemm_backward.wgsl"),
+    ),
+    (
+        "max_pool_backward.wgsl",
+        include_str!("../../shaders/max_pool_backward.wgsl"),
+    ),
+    (
+        "lrn_backward.wgsl",
+        include_str!("../../shaders/lrn_backward.wgsl"),
+    ),
+    (
+        "adaptive_avg_pool_backward.wgsl",
+        include_str!("../../shaders/adaptive_avg_pool_backward.wgsl"),
+    ),
+    ("pad_rows.wgsl", include_str!("../../shaders/pad_rows.wgsl")),
 ];
 
-/// A forward-pass shader by file name (panics on a name not in [`SHADERS`]: a build defect).
+/// A shader by file name (panics on a name not in [`SHADERS`]: a build defect).
 pub fn shader(file: &str) -> ShaderSource {
     SHADERS
         .iter()
@@ -246,6 +298,39 @@ impl Kernels {
         adaptive_avg_pool => ("adaptive_avg_pool.wgsl", "main");
         softmax => ("softmax.wgsl", "main");
         relu => ("relu.wgsl", "main");
+        grad_input => ("dense_backward.wgsl", "grad_input");
+        grad_weight => ("dense_backward.wgsl", "grad_weight");
+        grad_bias => ("dense_backward.wgsl", "grad_bias");
+        relu_backward => ("relu_backward.wgsl", "main");
+        dropout => ("dropout.wgsl", "main");
+        cross_entropy => ("cross_entropy.wgsl", "main");
+        conv_grad_input => ("conv_backward.wgsl", "grad_input");
+        conv_grad_weight => ("conv_backward.wgsl", "grad_weight");
+        conv_grad_bias => ("conv_backward.wgsl", "grad_bias");
+        max_pool_backward => ("max_pool_backward.wgsl", "main");
+        lrn_backward => ("lrn_backward.wgsl", "main");
+        adaptive_avg_pool_backward => ("adaptive_avg_pool_backward.wgsl", "main");
+        pad_rows => ("pad_rows.wgsl", "main");
+    }
+
+    /// An entry point of `conv_gemm_backward.wgsl` (`dy_cn`, `im2col_t`, `dy_nc`, `weight_t`,
+    /// `col2im`).
+    pub fn conv_gemm_glue(&self, entry: &'static str) -> Arc<Kernel> {
+        self.cache.get(shader("conv_gemm_backward.wgsl"), entry)
+    }
+
+    /// The optimizer kernel for `len` values: the `vec4` variant when `len` is a multiple of
+    /// 4 ([`vec4_optimizer::vec4_optimizer`]), else the scalar shader. `(kernel, values per
+    /// invocation)`.
+    pub fn optimizer(&self, file: &'static str, len: usize) -> (Arc<Kernel>, usize) {
+        if len.is_multiple_of(4) {
+            (
+                self.cache.get(vec4_optimizer::vec4_optimizer(file), "main"),
+                4,
+            )
+        } else {
+            (self.cache.get(shader(file), "main"), 1)
+        }
     }
 
     /// Entry point `entry` of any shader source (generated variants).

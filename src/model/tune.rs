@@ -66,7 +66,8 @@ pub fn adapter_key(info: &wgpu::AdapterInfo) -> String {
     )
 }
 
-fn entry_key(adapter: &str, precision: Precision, shape: &str) -> String {
+/// `adapter key | precision | shape key`: one entry of the cache file.
+pub fn entry_key(adapter: &str, precision: Precision, shape: &str) -> String {
     format!("{adapter} | {precision} | {shape}")
 }
 

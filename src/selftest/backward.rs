@@ -10,11 +10,11 @@ use crate::error::Error;
 use crate::gpu::{read_back_f32, storage_buffer, upload_f32};
 use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
 use crate::kernels::conv2d::Conv2dShape;
+use crate::kernels::conv_gemm_backward::{self, ConvGemmScratch};
 use crate::kernels::lrn::Lrn;
 use crate::kernels::max_pool::PoolShape;
 use crate::kernels::{self, Kernels};
-use crate::train::kernels::conv_gemm_backward::{self, ConvGemmScratch};
-use crate::train::kernels::{conv_backward, lrn_backward, pool_backward, TrainKernels};
+use crate::kernels::{conv_backward, lrn_backward, pool_backward};
 use crate::train::{DenseHost, HeadKind, HeadWeights, Optimizer, TrainConfig, Trainer};
 
 pub(super) fn backward_cases(out: &mut Vec<Case>) {
@@ -37,7 +37,7 @@ pub(super) fn backward_cases(out: &mut Vec<Case>) {
                 1e-5,
                 move |ctx| {
                     let (oh, ow) = s.out_hw()?;
-                    let tk = TrainKernels::new(ctx);
+                    let tk = Kernels::new(ctx);
                     let fk = Kernels::new(ctx);
                     let x = random(s.batch * s.in_c * s.in_h * s.in_w, seed, 1.0);
                     let w = random(s.weight_len(), seed + 1, 0.5);
@@ -94,7 +94,7 @@ pub(super) fn backward_cases(out: &mut Vec<Case>) {
             shape,
             1e-6,
             move |ctx| {
-                let tk = TrainKernels::new(ctx);
+                let tk = Kernels::new(ctx);
                 let pool = PoolShape {
                     ceil,
                     ..PoolShape::floor(planes, h, w, k, s)
@@ -121,7 +121,7 @@ pub(super) fn backward_cases(out: &mut Vec<Case>) {
         "3x7x4 -> 2x3",
         1e-6,
         |ctx| {
-            let tk = TrainKernels::new(ctx);
+            let tk = Kernels::new(ctx);
             let pool = AdaptivePoolShape {
                 planes: 3,
                 in_h: 7,
@@ -144,7 +144,7 @@ pub(super) fn backward_cases(out: &mut Vec<Case>) {
         "b2 c11 hw30 size 5",
         1e-4,
         |ctx| {
-            let tk = TrainKernels::new(ctx);
+            let tk = Kernels::new(ctx);
             let (lrn, batch, channels, hw) = (Lrn::default(), 2, 11, 30);
             let x = random(batch * channels * hw, 720, 30.0);
             let dy = random(x.len(), 721, 1.0);

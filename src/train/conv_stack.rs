@@ -17,14 +17,14 @@ use std::collections::HashMap;
 
 use super::config::Optimizer;
 use super::head::ConvHost;
-use super::kernels::conv_gemm_backward::ConvGemmScratch;
-use super::kernels::{pad_rows, TrainKernels};
 use crate::error::{Error, Result};
 use crate::gpu::{read_back_f32, storage_buffer, upload_f32, GpuContext};
 use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
 use crate::kernels::conv2d::{self, Conv2dShape};
+use crate::kernels::conv_gemm_backward::ConvGemmScratch;
 use crate::kernels::lrn::Lrn;
 use crate::kernels::max_pool::PoolShape;
+use crate::kernels::pad_rows;
 use crate::kernels::route::ConvLayout;
 use crate::kernels::{self, Dispatch, Kernels, Precision};
 use crate::model::Layer;
@@ -112,7 +112,6 @@ pub struct ConvStack {
     gemm_scratch: Option<ConvGemmScratch>,
     max_batch: usize,
     fk: Kernels,
-    tk: TrainKernels,
     /// Forward dispatches per batch size (for [`ConvStack::run`]).
     plans: HashMap<usize, Vec<Dispatch>>,
 }
@@ -306,7 +305,6 @@ impl ConvStack {
             scratch,
             max_batch,
             fk,
-            tk: TrainKernels::new(ctx),
             plans: HashMap::new(),
         })
     }
@@ -349,7 +347,7 @@ impl ConvStack {
                     let weight = match &p.padded {
                         Some(padded) => {
                             let dims = (shape.out_c, shape.k(), shape.kp());
-                            out.push(pad_rows::dispatch(ctx, &self.tk, dims, &p.weight, padded)?);
+                            out.push(pad_rows::dispatch(ctx, &self.fk, dims, &p.weight, padded)?);
                             padded
                         }
                         None => &p.weight,

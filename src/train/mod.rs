@@ -16,7 +16,6 @@ pub mod frozen;
 pub mod frozen_dense;
 pub mod head;
 pub mod init_head;
-pub mod kernels;
 pub mod metrics;
 #[cfg(feature = "cli")]
 pub mod plot;

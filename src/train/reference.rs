@@ -2,9 +2,9 @@
 //! for tests: the GPU trainer must follow it step by step.
 
 use super::head::HeadWeights;
-use super::kernels::{adam, dropout, sgd};
 use super::trainer::{dropout_seed, Optimizer, TrainConfig};
 use super::HeadKind;
+use crate::kernels::{adam, dropout, sgd};
 
 struct L {
     inp: usize,

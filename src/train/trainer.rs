@@ -8,9 +8,9 @@ use std::collections::HashMap;
 pub use super::config::{Optimizer, OptimizerState, TrainConfig};
 use super::conv_stack::ConvStack;
 use super::head::{DenseHost, HeadKind, HeadWeights};
-use super::kernels::{adam, cross_entropy, dropout, sgd, TrainKernels};
 use crate::error::{Error, Result};
 use crate::gpu::{read_back_f32, storage_buffer, GpuContext};
+use crate::kernels::{adam, cross_entropy, dropout, sgd};
 use crate::kernels::{Dispatch, Kernels, Precision};
 use crate::model::dense::GpuDense;
 
@@ -58,7 +58,6 @@ struct Layer {
 
 pub struct Trainer {
     ctx: GpuContext,
-    tk: TrainKernels,
     fk: Kernels,
     pub kind: HeadKind,
     pub cfg: TrainConfig,
@@ -183,7 +182,6 @@ impl Trainer {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let tk = TrainKernels::new(ctx);
         let mut trainer = Trainer {
             ctx: ctx.clone(),
             fk: Kernels::new(ctx),
@@ -205,7 +203,6 @@ impl Trainer {
             layers,
             conv,
             conv_meta: head.conv.clone(),
-            tk,
         };
         trainer.updates = trainer.build_updates()?;
         Ok(trainer)

@@ -2,7 +2,7 @@
 //! LRN, adaptive average pool) against their CPU references (f64), and the references against
 //! central finite differences of the forward references (`alexnet_wgpu::kernels::*::reference`)
 //! of f = sum(r * layer(x)) for a fixed random r. Flatten has no kernel: NCHW pool5 is fc6's
-//! input row as it is (see `train::kernels::pool_backward`).
+//! input row as it is (see `kernels::pool_backward`).
 //!
 //! Tolerances: GPU vs reference 1e-5 of the largest gradient (f32 sums of at most a few
 //! hundred terms) and 1e-4 for LRN (the shader's `pow`, a few ulp of a few 1e-7 each, times the
@@ -14,10 +14,10 @@
 use crate::common;
 
 use alexnet_wgpu::gpu::{read_back_f32, storage_buffer, upload_f32};
+use alexnet_wgpu::kernels::conv_gemm_backward::{self, ConvGemmScratch};
 use alexnet_wgpu::kernels::{self, adaptive_avg_pool, conv2d, conv2d::Conv2dShape, lrn::Lrn};
 use alexnet_wgpu::kernels::{adaptive_avg_pool::AdaptivePoolShape, max_pool::PoolShape};
-use alexnet_wgpu::train::kernels::conv_gemm_backward::{self, ConvGemmScratch};
-use alexnet_wgpu::train::kernels::{conv_backward, lrn_backward, pool_backward, TrainKernels};
+use alexnet_wgpu::kernels::{conv_backward, lrn_backward, pool_backward, Kernels};
 use common::{assert_close, ctx, fixture, random};
 
 fn dot(a: &[f32], b: &[f32]) -> f64 {
@@ -44,7 +44,7 @@ fn check_fd(what: &str, v: &[f32], want: &[f32], eps: f32, pick: usize, f: &dyn 
 
 fn conv_case(s: Conv2dShape, seed: u64) {
     let ctx = ctx();
-    let tk = TrainKernels::new(&ctx);
+    let tk = Kernels::new(&ctx);
     let (oh, ow) = s.out_hw().unwrap();
     let x = random(s.batch * s.in_c * s.in_h * s.in_w, seed, 1.0);
     let w = random(s.weight_len(), seed + 1, 0.5);
@@ -222,7 +222,7 @@ fn distinct(len: usize, seed: u64) -> Vec<f32> {
 #[test]
 fn max_pool_backward_matches_reference_and_finite_differences() {
     let ctx = ctx();
-    let tk = TrainKernels::new(&ctx);
+    let tk = Kernels::new(&ctx);
     // Overlapping 3/2 windows (AlexNet's), a clipped edge (in 10), 2/2 non-overlapping, and
     // ceil mode (the zoo's BVLC ONNX: 14 -> 7 windows, the last one clipped to 2 rows).
     for (planes, h, w, k, s, ceil) in [
@@ -277,7 +277,7 @@ fn max_pool_backward_matches_reference_and_finite_differences() {
 #[test]
 fn adaptive_avg_pool_backward_matches_reference_and_finite_differences() {
     let ctx = ctx();
-    let tk = TrainKernels::new(&ctx);
+    let tk = Kernels::new(&ctx);
     // torchvision's 13 -> 6 (overlapping cells), the identity, 5 -> 3 and 7x4 -> 2x3.
     for (planes, ih, iw, oh, ow) in [
         (4, 13, 13, 6, 6),
@@ -315,7 +315,7 @@ fn adaptive_avg_pool_backward_matches_reference_and_finite_differences() {
 #[test]
 fn lrn_backward_matches_reference_and_finite_differences() {
     let ctx = ctx();
-    let tk = TrainKernels::new(&ctx);
+    let tk = Kernels::new(&ctx);
     // Caffe's AlexNet LRN on activations of conv1's magnitude, and stronger normalisations
     // (where the cross-channel term dominates), with an even window (before != after).
     let cases = [
@@ -376,9 +376,9 @@ fn fixture_tensors(name: &str) -> std::collections::HashMap<String, Vec<f32>> {
 /// inputs are the f32 roundings of torch's f64 values, and the GPU sums in f32.
 #[test]
 fn backward_chain_matches_torch_autograd() {
-    use alexnet_wgpu::train::kernels::relu_backward;
+    use alexnet_wgpu::kernels::relu_backward;
     let ctx = ctx();
-    let tk = TrainKernels::new(&ctx);
+    let tk = Kernels::new(&ctx);
     let t = fixture_tensors("backward_chain.npz");
     let s1 = Conv2dShape {
         batch: 2,

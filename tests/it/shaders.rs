@@ -2,8 +2,7 @@
 //! (Metal), HLSL (DX12) and GLSL (GL), so a shader that would break on another platform's
 //! back end fails here, on a machine that only has lavapipe.
 
-use alexnet_wgpu::kernels::SHADERS as FORWARD;
-use alexnet_wgpu::train::kernels::SHADERS as TRAINING;
+use alexnet_wgpu::kernels::SHADERS;
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
@@ -24,8 +23,8 @@ fn every_shader_is_listed() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();
         if name.ends_with(".wgsl") {
             assert!(
-                FORWARD.iter().chain(TRAINING).any(|(n, _)| *n == name),
-                "{name} is in neither kernels::SHADERS nor train::kernels::SHADERS, so it is neither built nor validated"
+                SHADERS.iter().any(|(n, _)| *n == name),
+                "{name} is not in kernels::SHADERS, so it is neither built nor validated"
             );
         }
     }
@@ -40,16 +39,11 @@ fn shaders_validate_and_translate_to_every_backend() {
         .collect();
     assert_eq!(tiles.len(), alexnet_wgpu::kernels::mm::TILES.len());
     // Generated variants (the vec4 optimizers).
-    let generated: Vec<(&str, &str)> = alexnet_wgpu::train::kernels::generated_shaders()
+    let generated: Vec<(&str, &str)> = alexnet_wgpu::kernels::vec4_optimizer::generated_shaders()
         .iter()
         .map(|s| (s.file, s.source))
         .collect();
-    for (name, src) in FORWARD
-        .iter()
-        .chain(TRAINING)
-        .chain(&tiles)
-        .chain(&generated)
-    {
+    for (name, src) in SHADERS.iter().chain(&tiles).chain(&generated) {
         let (module, info) = validate(name, src);
         let entries: Vec<String> = module
             .entry_points
@@ -108,15 +102,15 @@ fn shaders_validate_and_translate_to_every_backend() {
 #[test]
 fn params_structs_match_the_shaders() {
     use alexnet_wgpu::kernels::{
-        adaptive_avg_pool::AdaptiveAvgPoolParams, conv2d::Conv2dParams, conv2d::Im2colParams,
-        dense::DenseParams, gemm::GemmParams, lrn::LrnParams, max_pool::MaxPoolParams,
-        mm::MmParams, relu::ReluParams, softmax::SoftmaxParams,
-    };
-    use alexnet_wgpu::train::kernels::{
         adam::AdamParams, conv_backward::ConvBackwardParams, conv_gemm_backward::ConvGemmParams,
         cross_entropy::CrossEntropyParams, dense_backward::DenseBackwardParams,
         dropout::DropoutParams, pad_rows::PadRowsParams, relu_backward::ReluBackwardParams,
         sgd::SgdParams,
+    };
+    use alexnet_wgpu::kernels::{
+        adaptive_avg_pool::AdaptiveAvgPoolParams, conv2d::Conv2dParams, conv2d::Im2colParams,
+        dense::DenseParams, gemm::GemmParams, lrn::LrnParams, max_pool::MaxPoolParams,
+        mm::MmParams, relu::ReluParams, softmax::SoftmaxParams,
     };
     use std::mem::size_of;
     let table: &[(&str, usize)] = &[
@@ -152,7 +146,7 @@ fn params_structs_match_the_shaders() {
         ),
         ("pad_rows.wgsl", size_of::<PadRowsParams>()),
     ];
-    for (name, src) in FORWARD.iter().chain(TRAINING) {
+    for (name, src) in SHADERS.iter() {
         let facts = alexnet_wgpu::gpu::shader_facts(name, src).unwrap();
         let rust = table
             .iter()
@@ -173,12 +167,7 @@ fn params_structs_match_the_shaders() {
 #[test]
 fn host_reads_workgroup_sizes_and_constants_from_the_shaders() {
     let facts = |file: &str| {
-        let src = FORWARD
-            .iter()
-            .chain(TRAINING)
-            .find(|(n, _)| *n == file)
-            .unwrap()
-            .1;
+        let src = SHADERS.iter().find(|(n, _)| *n == file).unwrap().1;
         alexnet_wgpu::gpu::shader_facts(file, src).unwrap()
     };
     for (file, consts) in [

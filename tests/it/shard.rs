@@ -46,7 +46,7 @@ fn alexnet_stdin(args: &[&str], input: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn assert_close(got: &Path, want: &Path) {
+pub(crate) fn assert_close(got: &Path, want: &Path) {
     let ((gs, g), (ws, w)) = (npy(got), npy(want));
     assert_eq!(gs, ws, "{}: shape", got.display());
     let scale = w.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -61,14 +61,14 @@ fn assert_close(got: &Path, want: &Path) {
     );
 }
 
-fn jsonl(text: &str) -> Vec<serde_json::Value> {
+pub(crate) fn jsonl(text: &str) -> Vec<serde_json::Value> {
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSONL line {l:?}: {e}")))
         .collect()
 }
 
 /// Same inputs in the same order, same top-k classes, same errors; probabilities within 1e-5.
-fn assert_same_predictions(got: &[serde_json::Value], want: &[serde_json::Value]) {
+pub(crate) fn assert_same_predictions(got: &[serde_json::Value], want: &[serde_json::Value]) {
     assert_eq!(got.len(), want.len(), "number of lines");
     for (g, w) in got.iter().zip(want) {
         assert_eq!(g["input"], w["input"]);

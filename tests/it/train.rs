@@ -5,8 +5,8 @@ use crate::common;
 
 use alexnet_wgpu::gpu::{read_back_f32, storage_buffer, upload_f32, SplitWeight};
 use alexnet_wgpu::kernels;
-use alexnet_wgpu::train::kernels::{
-    adam, cross_entropy, dense_backward, dropout, relu_backward, sgd, TrainKernels,
+use alexnet_wgpu::kernels::{
+    adam, cross_entropy, dense_backward, dropout, relu_backward, sgd, Kernels,
 };
 use alexnet_wgpu::train::reference::train_cpu;
 use alexnet_wgpu::train::{
@@ -18,7 +18,7 @@ use common::{assert_close, ctx, random};
 #[test]
 fn dense_backward_matches_reference_and_finite_differences() {
     let ctx = ctx();
-    let tk = TrainKernels::new(&ctx);
+    let tk = Kernels::new(&ctx);
     let (batch, inp, out) = (5, 37, 23);
     let w = random(out * inp, 1, 0.5);
     let x = random(batch * inp, 2, 1.0);
@@ -92,7 +92,7 @@ fn dense_backward_matches_reference_and_finite_differences() {
 #[test]
 fn cross_entropy_gradient_matches_reference_and_finite_differences() {
     let ctx = ctx();
-    let tk = TrainKernels::new(&ctx);
+    let tk = Kernels::new(&ctx);
     let (batch, classes) = (70, 9); // more rows than the 64-wide workgroup
     let logits = random(batch * classes, 4, 5.0);
     let labels: Vec<u32> = (0..batch as u32)
@@ -145,7 +145,7 @@ fn cross_entropy_gradient_matches_reference_and_finite_differences() {
 #[test]
 fn relu_backward_dropout_and_optimizers_match_reference() {
     let ctx = ctx();
-    let tk = TrainKernels::new(&ctx);
+    let tk = Kernels::new(&ctx);
     let n = 1000;
     let a = random(n, 5, 1.0);
     let g = random(n, 6, 1.0);
@@ -273,9 +273,9 @@ fn relu_backward_dropout_and_optimizers_match_reference() {
 /// padded, and odd sizes; the padding must be zeros even over a buffer that held other values.
 #[test]
 fn pad_rows_matches_reference() {
-    use alexnet_wgpu::train::kernels::pad_rows;
+    use alexnet_wgpu::kernels::pad_rows;
     let ctx = ctx();
-    let tk = TrainKernels::new(&ctx);
+    let tk = Kernels::new(&ctx);
     for (rows, cols, padded) in [(64, 363, 364), (7, 8, 8), (5, 1, 4), (3, 13, 20)] {
         let src = random(rows * cols, 31, 1.0);
         let sb = upload_f32(&ctx, "src", &src).unwrap();

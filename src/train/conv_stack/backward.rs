@@ -1,14 +1,14 @@
 //! The stack's backward pass: from the gradient of its output, each op's input gradient in
 //! reverse order, and every trained convolution's weight and bias gradients.
 
-use super::super::kernels::conv_gemm_backward;
-use super::super::kernels::{conv_backward, lrn_backward, pool_backward, relu_backward};
 use super::{ConvStack, Op};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
 use crate::kernels::conv2d::Conv2dShape;
+use crate::kernels::conv_gemm_backward;
 use crate::kernels::Dispatch;
+use crate::kernels::{conv_backward, lrn_backward, pool_backward, relu_backward};
 
 impl ConvStack {
     /// The backward pass of `batch` rows from `dy`, the gradient of the last op's output (it
@@ -23,7 +23,7 @@ impl ConvStack {
         if self.ops.is_empty() {
             return Ok(Vec::new());
         }
-        let tk = &self.tk;
+        let tk = &self.fk;
         let mut out = Vec::new();
         let last = self.ops.len() - 1;
         for i in (0..=last).rev() {

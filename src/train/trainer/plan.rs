@@ -3,11 +3,11 @@
 
 use super::super::config::Optimizer;
 use super::super::head::HeadKind;
-use super::super::kernels::{adam, cross_entropy, dense_backward, dropout, relu_backward, sgd};
 use super::step::{Step, StepPlan};
 use super::{dropout_seed, Trainer};
 use crate::error::Result;
 use crate::kernels::Dispatch;
+use crate::kernels::{adam, cross_entropy, dense_backward, dropout, relu_backward, sgd};
 
 impl Trainer {
     /// The learning-rate factor of a trained layer: 1 for the new last layer, the backbone
@@ -30,9 +30,9 @@ impl Trainer {
     ) -> Result<Dispatch> {
         match (self.cfg.optimizer, s2) {
             (Optimizer::Adam { .. }, Some(s2)) => {
-                adam::dispatch(&self.ctx, &self.tk, len, grad, param, s1, s2)
+                adam::dispatch(&self.ctx, &self.fk, len, grad, param, s1, s2)
             }
-            _ => sgd::dispatch(&self.ctx, &self.tk, len, grad, param, s1),
+            _ => sgd::dispatch(&self.ctx, &self.fk, len, grad, param, s1),
         }
     }
 
@@ -73,11 +73,11 @@ impl Trainer {
             for (j, ((param, len), grad)) in params.into_iter().zip(grads).enumerate() {
                 let d = match self.cfg.optimizer {
                     Optimizer::Sgd { .. } => {
-                        sgd::dispatch(&self.ctx, &self.tk, len, grad, param, &l.state1[j])?
+                        sgd::dispatch(&self.ctx, &self.fk, len, grad, param, &l.state1[j])?
                     }
                     Optimizer::Adam { .. } => adam::dispatch(
                         &self.ctx,
-                        &self.tk,
+                        &self.fk,
                         len,
                         grad,
                         param,
@@ -124,7 +124,7 @@ impl Trainer {
                     self.cfg.dropout,
                 );
                 fwd_train.push(Step::Dropout(
-                    dropout::dispatch(ctx, &self.tk, p, input_of(i))?,
+                    dropout::dispatch(ctx, &self.fk, p, input_of(i))?,
                     i as u32,
                 ));
             }
@@ -139,7 +139,7 @@ impl Trainer {
         let ce = |stats| {
             cross_entropy::dispatch(
                 ctx,
-                &self.tk,
+                &self.fk,
                 batch,
                 classes,
                 logits,
@@ -165,7 +165,7 @@ impl Trainer {
             };
             let gw = dense_backward::grad_weight_bias(
                 ctx,
-                &self.tk,
+                &self.fk,
                 batch,
                 &l.dense.weight,
                 input_of(i),
@@ -176,7 +176,7 @@ impl Trainer {
             train.extend(gw.into_iter().map(Step::Fixed));
             if let Some(gin) = &l.grad_in {
                 let gi =
-                    dense_backward::grad_input(ctx, &self.tk, batch, &l.dense.weight, dy, gin)?;
+                    dense_backward::grad_input(ctx, &self.fk, batch, &l.dense.weight, dy, gin)?;
                 train.extend(gi.into_iter().map(Step::Fixed));
                 if self.has_dropout(i) {
                     let len = batch * l.meta.inp;
@@ -187,7 +187,7 @@ impl Trainer {
                         self.cfg.dropout,
                     );
                     train.push(Step::Dropout(
-                        dropout::dispatch(ctx, &self.tk, p, gin)?,
+                        dropout::dispatch(ctx, &self.fk, p, gin)?,
                         i as u32,
                     ));
                 }
@@ -196,7 +196,7 @@ impl Trainer {
                 if i > 0 && self.layers[i - 1].meta.relu {
                     train.push(Step::Fixed(relu_backward::dispatch(
                         ctx,
-                        &self.tk,
+                        &self.fk,
                         batch * l.meta.inp,
                         input_of(i),
                         gin,

@@ -33,6 +33,7 @@ pub fn env_choice() -> AdapterChoice {
     AdapterChoice {
         backend: var("WGPU_BACKEND"),
         adapter: var("WGPU_ADAPTER_NAME"),
+        assignment: None,
     }
 }
 

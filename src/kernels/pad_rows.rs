@@ -1,11 +1,11 @@
 //! `pad_rows.wgsl`: a row-major matrix copied with its rows zero-padded (a trained
 //! convolution's OIHW weights in the vec4-row layout of the forward GEMMs).
 
+use super::{grid_1d, Dispatch};
 use crate::error::{Error, Result};
 use crate::gpu::{uniform_buffer, GpuContext};
-use crate::kernels::{grid_1d, Dispatch};
 
-use super::TrainKernels;
+use super::Kernels;
 
 /// Mirrors `struct Params` in `pad_rows.wgsl`.
 #[repr(C)]
@@ -20,7 +20,7 @@ pub struct PadRowsParams {
 /// `dst[r][c] = src[r][c]` for `c < cols`, 0 up to `cols_padded`.
 pub fn dispatch(
     ctx: &GpuContext,
-    k: &TrainKernels,
+    k: &Kernels,
     (rows, cols, cols_padded): (usize, usize, usize),
     src: &wgpu::Buffer,
     dst: &wgpu::Buffer,

@@ -1,18 +1,18 @@
 //! `lrn_backward.wgsl`: the gradient through Caffe's cross-channel LRN (the forward kernel's
 //! params struct), with its CPU reference (f64).
 
+use super::lrn::{Lrn, LrnParams};
+use super::{grid_1d, Dispatch};
 use crate::error::Result;
 use crate::gpu::{uniform_buffer, GpuContext};
-use crate::kernels::lrn::{Lrn, LrnParams};
-use crate::kernels::{grid_1d, Dispatch};
 
-use super::TrainKernels;
+use super::Kernels;
 
 /// `dx` (NCHW) from the LRN's input `x` and `dy`.
 #[allow(clippy::too_many_arguments)]
 pub fn dispatch(
     ctx: &GpuContext,
-    k: &TrainKernels,
+    k: &Kernels,
     lrn: &Lrn,
     batch: usize,
     channels: usize,

@@ -1,12 +1,12 @@
 //! `conv_backward.wgsl`: input, weight and bias gradients of a convolution (stride, padding,
 //! groups), with their CPU references (f64 accumulation).
 
+use super::conv2d::Conv2dShape;
+use super::{grid_1d, Dispatch};
 use crate::error::Result;
 use crate::gpu::{uniform_buffer, GpuContext};
-use crate::kernels::conv2d::Conv2dShape;
-use crate::kernels::{grid_1d, Dispatch};
 
-use super::TrainKernels;
+use super::Kernels;
 
 /// Mirrors `struct Params` in `conv_backward.wgsl`.
 #[repr(C)]
@@ -49,7 +49,7 @@ impl ConvBackwardParams {
 /// `dx` `[batch, in_c, in_h, in_w]` from `dy` and the OIHW weights `w`.
 pub fn grad_input(
     ctx: &GpuContext,
-    k: &TrainKernels,
+    k: &Kernels,
     shape: &Conv2dShape,
     w: &wgpu::Buffer,
     dy: &wgpu::Buffer,
@@ -77,7 +77,7 @@ pub fn grad_input(
 #[allow(clippy::too_many_arguments)]
 pub fn grad_weight_bias(
     ctx: &GpuContext,
-    k: &TrainKernels,
+    k: &Kernels,
     shape: &Conv2dShape,
     accumulate: bool,
     x: &wgpu::Buffer,
@@ -113,7 +113,7 @@ pub fn grad_weight_bias(
 /// `db` `[out_c]` (written) from `dy`.
 pub fn grad_bias(
     ctx: &GpuContext,
-    k: &TrainKernels,
+    k: &Kernels,
     shape: &Conv2dShape,
     dy: &wgpu::Buffer,
     db: &wgpu::Buffer,

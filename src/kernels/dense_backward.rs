@@ -1,10 +1,10 @@
 //! `dense_backward.wgsl`: input, weight and bias gradients of a dense layer.
 
+use super::{check_groups, grid_1d, Dispatch};
 use crate::error::Result;
 use crate::gpu::{uniform_buffer, GpuContext, SplitWeight};
-use crate::kernels::{check_groups, grid_1d, Dispatch};
 
-use super::TrainKernels;
+use super::Kernels;
 
 /// Mirrors `struct Params` in `dense_backward.wgsl`.
 #[repr(C)]
@@ -40,7 +40,7 @@ fn params(
 /// `dx = dy w` over every part of `w` (the first part writes, the others add).
 pub fn grad_input(
     ctx: &GpuContext,
-    k: &TrainKernels,
+    k: &Kernels,
     batch: usize,
     w: &SplitWeight,
     dy: &wgpu::Buffer,
@@ -76,7 +76,7 @@ pub fn grad_input(
 #[allow(clippy::too_many_arguments)]
 pub fn grad_weight_bias(
     ctx: &GpuContext,
-    k: &TrainKernels,
+    k: &Kernels,
     batch: usize,
     w: &SplitWeight,
     x: &wgpu::Buffer,

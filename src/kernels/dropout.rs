@@ -1,10 +1,10 @@
 //! `dropout.wgsl`: inverted dropout with a hashed, recomputable mask.
 
+use super::{grid_1d, Dispatch};
 use crate::error::Result;
 use crate::gpu::{uniform_buffer, GpuContext};
-use crate::kernels::{grid_1d, Dispatch};
 
-use super::TrainKernels;
+use super::Kernels;
 
 /// Mirrors `struct Params` in `dropout.wgsl`.
 #[repr(C)]
@@ -34,7 +34,7 @@ impl DropoutParams {
 /// Binds dropout over `x` in place; the step is updated per batch with `queue.write_buffer`.
 pub fn dispatch(
     ctx: &GpuContext,
-    k: &TrainKernels,
+    k: &Kernels,
     params: DropoutParams,
     x: &wgpu::Buffer,
 ) -> Result<Dispatch> {

@@ -13,13 +13,11 @@
 //! The bias gradient stays `conv_backward.wgsl`'s `grad_bias` (a sum over pixels). The direct
 //! loops of `conv_backward.rs` remain the reference-tested fallback (`ALEXNET_CONV_BACKWARD=direct`).
 
+use super::conv2d::Conv2dShape;
+use super::gemm::{self, GemmDims, GemmOut};
+use super::{grid_1d, Dispatch, Kernels, Precision};
 use crate::error::{Error, Result};
 use crate::gpu::{storage_buffer, uniform_buffer, GpuContext};
-use crate::kernels::conv2d::Conv2dShape;
-use crate::kernels::gemm::{self, GemmDims, GemmOut};
-use crate::kernels::{grid_1d, Dispatch, Kernels, Precision};
-
-use super::TrainKernels;
 
 /// Mirrors `struct Params` in `conv_gemm_backward.wgsl`.
 #[repr(C)]
@@ -142,7 +140,7 @@ fn params(s: &Conv2dShape, g: &Geometry) -> Result<ConvGemmParams> {
 
 fn glue(
     ctx: &GpuContext,
-    tk: &TrainKernels,
+    tk: &Kernels,
     entry: &'static str,
     p: &ConvGemmParams,
     total: usize,
@@ -165,7 +163,7 @@ fn glue(
 #[allow(clippy::too_many_arguments)]
 pub fn grad_weight(
     ctx: &GpuContext,
-    tk: &TrainKernels,
+    tk: &Kernels,
     fk: &Kernels,
     shape: &Conv2dShape,
     x: &wgpu::Buffer,
@@ -236,7 +234,7 @@ pub fn grad_weight(
 #[allow(clippy::too_many_arguments)]
 pub fn grad_input(
     ctx: &GpuContext,
-    tk: &TrainKernels,
+    tk: &Kernels,
     fk: &Kernels,
     shape: &Conv2dShape,
     w: &wgpu::Buffer,

@@ -1,10 +1,10 @@
 //! `cross_entropy.wgsl`: fused softmax cross-entropy forward + backward with running stats.
 
+use super::Dispatch;
 use crate::error::Result;
 use crate::gpu::{uniform_buffer, GpuContext};
-use crate::kernels::Dispatch;
 
-use super::TrainKernels;
+use super::Kernels;
 
 /// Mirrors `struct Params` in `cross_entropy.wgsl`.
 #[repr(C)]
@@ -33,7 +33,7 @@ pub const STATS_HEADER: usize = 4;
 #[allow(clippy::too_many_arguments)]
 pub fn dispatch(
     ctx: &GpuContext,
-    k: &TrainKernels,
+    k: &Kernels,
     batch: usize,
     classes: usize,
     logits: &wgpu::Buffer,

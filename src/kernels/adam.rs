@@ -1,10 +1,10 @@
 //! `adam.wgsl`: Adam (PyTorch semantics, L2 weight decay).
 
+use super::{grid_1d, Dispatch};
 use crate::error::Result;
 use crate::gpu::{uniform_buffer, GpuContext};
-use crate::kernels::{grid_1d, Dispatch};
 
-use super::TrainKernels;
+use super::Kernels;
 
 /// Mirrors `struct Params` in `adam.wgsl`.
 #[repr(C)]
@@ -24,7 +24,7 @@ pub struct AdamParams {
 
 pub fn dispatch(
     ctx: &GpuContext,
-    k: &TrainKernels,
+    k: &Kernels,
     len: usize,
     grad: &wgpu::Buffer,
     param: &wgpu::Buffer,

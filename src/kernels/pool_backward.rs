@@ -3,19 +3,19 @@
 //! already the row-major `[batch, C*H*W]` rows fc6 reads (Keras fc6 weights are converted to
 //! NCHW order at load), so the gradient of fc6's input is the gradient of pool5, as is.
 
+use super::adaptive_avg_pool::AdaptivePoolShape;
+use super::max_pool::PoolShape;
+use super::{grid_1d, Dispatch};
 use crate::error::Result;
 use crate::gpu::{uniform_buffer, GpuContext};
-use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
-use crate::kernels::max_pool::PoolShape;
-use crate::kernels::{grid_1d, Dispatch};
 
-use super::TrainKernels;
+use super::Kernels;
 
 /// `dx` (the pool's input shape) from its input `x` and `dy` (the forward kernel's
 /// [`PoolShape`]: windows without padding, the last one clipped to the image when `ceil`).
 pub fn max_pool(
     ctx: &GpuContext,
-    k: &TrainKernels,
+    k: &Kernels,
     s: &PoolShape,
     x: &wgpu::Buffer,
     dy: &wgpu::Buffer,
@@ -71,7 +71,7 @@ pub fn max_pool_reference(x: &[f32], dy: &[f32], s: &PoolShape) -> Vec<f32> {
 /// `dx` `[planes, in_h, in_w]` from `dy` `[planes, out_h, out_w]`.
 pub fn adaptive_avg_pool(
     ctx: &GpuContext,
-    k: &TrainKernels,
+    k: &Kernels,
     s: &AdaptivePoolShape,
     dy: &wgpu::Buffer,
     dx: &wgpu::Buffer,

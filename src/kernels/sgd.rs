@@ -1,10 +1,10 @@
 //! `sgd.wgsl`: SGD with momentum and weight decay (PyTorch semantics).
 
+use super::{grid_1d, Dispatch};
 use crate::error::Result;
 use crate::gpu::{uniform_buffer, GpuContext};
-use crate::kernels::{grid_1d, Dispatch};
 
-use super::TrainKernels;
+use super::Kernels;
 
 /// Mirrors `struct Params` in `sgd.wgsl`.
 #[repr(C)]
@@ -21,7 +21,7 @@ pub struct SgdParams {
 
 pub fn dispatch(
     ctx: &GpuContext,
-    k: &TrainKernels,
+    k: &Kernels,
     len: usize,
     grad: &wgpu::Buffer,
     param: &wgpu::Buffer,

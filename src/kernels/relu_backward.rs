@@ -1,10 +1,10 @@
 //! `relu_backward.wgsl`: gradient through a ReLU, given the ReLU's output.
 
+use super::{grid_1d, Dispatch};
 use crate::error::Result;
 use crate::gpu::{uniform_buffer, GpuContext};
-use crate::kernels::{grid_1d, Dispatch};
 
-use super::TrainKernels;
+use super::Kernels;
 
 /// Mirrors `struct Params` in `relu_backward.wgsl`.
 #[repr(C)]
@@ -16,7 +16,7 @@ pub struct ReluBackwardParams {
 
 pub fn dispatch(
     ctx: &GpuContext,
-    k: &TrainKernels,
+    k: &Kernels,
     len: usize,
     activation: &wgpu::Buffer,
     grad: &wgpu::Buffer,
