@@ -22,4 +22,6 @@ SRC
   apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null \
     || apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
   apt-get install -y -qq chromium chromium-common vulkan-validationlayers >/dev/null
+  # python3 (no packages) writes the tables of scripts/gpu-sweep.sh, run by tests/it/sweep.rs.
+  apt-get install -y -qq python3 >/dev/null
 fi

@@ -88,8 +88,41 @@ pub fn run(args: AdaptersArgs) -> anyhow::Result<ExitCode> {
             args.gpu.limits
         );
         println!(
-            "    timestamp queries: {}, shader f16: {}",
-            a.timestamp_query, a.shader_f16
+            "    timestamp queries: {} (inside passes: {}), shader f16: {}, subgroups: {} (size {}..{})",
+            a.timestamp_query,
+            a.timestamp_query_inside_passes,
+            a.shader_f16,
+            a.subgroup,
+            a.subgroup_min_size,
+            a.subgroup_max_size
+        );
+        let coop: Vec<String> = a
+            .cooperative_matrix_configs
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}x{}x{} {}->{}{}",
+                    c.m,
+                    c.n,
+                    c.k,
+                    c.ab,
+                    c.cr,
+                    if c.saturating_accumulation {
+                        " (sat)"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect();
+        println!(
+            "    cooperative matrices: {}{}",
+            if a.cooperative_matrix { "yes" } else { "no" },
+            if coop.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", coop.join(", "))
+            }
         );
     }
     for note in &env.notes {

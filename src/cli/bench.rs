@@ -1,8 +1,8 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use alexnet_wgpu::gpu::{storage_buffer, upload_f32, GpuContext};
-use alexnet_wgpu::kernels::{self, Kernels, MatmulPath, Precision};
+use alexnet_wgpu::gpu::GpuContext;
+use alexnet_wgpu::kernels::{Kernels, MatmulPath, Precision};
 use alexnet_wgpu::model::Weights;
 use alexnet_wgpu::model::{Arch, Network, StepTiming};
 use clap::Args;
@@ -28,7 +28,9 @@ pub struct BenchArgs {
     /// Untimed passes first (lavapipe compiles each pipeline at its first dispatch).
     #[arg(long, default_value_t = 1)]
     warmup: usize,
-    /// Also time each layer (GPU timestamp queries when the adapter has them).
+    /// Also time each layer: GPU timestamps between the dispatches of one real pass where
+    /// the adapter has them inside passes, else one timestamped pass per dispatch, else wall
+    /// clock per layer (the output says which).
     #[arg(long)]
     per_layer: bool,
     /// Re-time every matmul variant (tiles, split-K, gemv) for each conv and dense layer at
@@ -36,8 +38,9 @@ pub struct BenchArgs {
     /// directory) with the winners, then bench with them. Later runs of every command reuse it.
     #[arg(long)]
     tune: bool,
-    /// Also time plain GEMMs (`C = A B^T`, M x N x K) with this adapter's matmul kernel: the
-    /// practical ceiling for the per-layer GFLOP/s.
+    /// Also time plain GEMMs (`C = A B^T`, M x N x K) with this adapter's matmul kernel, with
+    /// GPU timestamps: 4096^3 (512^3 on CPU adapters) and each convolution's GEMM at each
+    /// batch size, the practical ceiling for the per-layer GFLOP/s.
     #[arg(long)]
     gemm: bool,
     /// Weight storage, comma-separated to compare in one run (f32,f16): each batch size runs
@@ -73,11 +76,19 @@ pub struct BenchArgs {
 struct BatchResult {
     precision: String,
     batch: usize,
+    /// Wall time of a whole pass as `classify` pays it (upload, pass, read-back): median,
+    /// fastest and slowest of --iters.
     median_ms: f64,
     min_ms: f64,
     max_ms: f64,
     images_per_s: f64,
     gflops_per_s: f64,
+    /// GPU time of the pass alone (timestamps at the start and end of its compute pass),
+    /// median of --iters separate passes; `None` without timestamp queries.
+    gpu_ms: Option<f64>,
+    gpu_images_per_s: Option<f64>,
+    /// Wall time of the input upload alone (`write_buffer`, submit, wait), median of --iters.
+    upload_ms: f64,
     /// max |logits - f32 logits| / max |f32 logits| on the same input (when f32 also ran).
     #[serde(skip_serializing_if = "Option::is_none")]
     logit_error_vs_f32: Option<f64>,
@@ -133,7 +144,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let gemm = if args.gemm {
-        Some(gemm_ceiling(&ctx, args.iters.max(1), &args.precision)?)
+        Some(super::bench_gemm::gemm_ceiling(
+            &ctx,
+            &weights.spec(),
+            &args.batch,
+            args.iters.max(1),
+            &args.precision,
+        )?)
     } else {
         None
     };
@@ -170,11 +187,19 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                     })
                 })
                 .collect::<Result<_, _>>()?;
-            times.sort_by(f64::total_cmp);
-            let median = times[times.len() / 2];
+            let wall = median(&mut times);
+            // The same passes taken apart: the upload alone, then the pass's GPU time.
+            let (mut gpu, mut upload) = (Vec::new(), Vec::new());
+            for _ in 0..args.iters.max(1) {
+                let t = net.time_pass(&input, batch, h, w)?;
+                upload.push(t.upload_ms);
+                gpu.extend(t.gpu_ms);
+            }
+            let gpu_ms = (!gpu.is_empty()).then(|| median(&mut gpu));
             let layers = if args.per_layer {
-                net.time_steps(batch, h, w)?; // warm the per-pass path too
-                Some(net.time_steps(batch, h, w)?)
+                let how = net.layer_timing();
+                net.time_layers(batch, h, w, how)?; // warm the per-layer path too
+                Some(net.time_layers(batch, h, w, how)?)
             } else {
                 None
             };
@@ -188,11 +213,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             results.push(BatchResult {
                 precision: net.precision().to_string(),
                 batch,
-                median_ms: median,
+                median_ms: wall,
                 min_ms: times[0],
                 max_ms: times[times.len() - 1],
-                images_per_s: batch as f64 / (median / 1e3),
-                gflops_per_s: gflop_per_image * batch as f64 / (median / 1e3),
+                images_per_s: batch as f64 / (wall / 1e3),
+                gflops_per_s: gflop_per_image * batch as f64 / (wall / 1e3),
+                gpu_ms,
+                gpu_images_per_s: gpu_ms.map(|ms| batch as f64 / (ms / 1e3)),
+                upload_ms: median(&mut upload),
                 logit_error_vs_f32,
                 layers,
             });
@@ -207,7 +235,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 "driver": format!("{} {}", ctx.info.driver, ctx.info.driver_info),
                 "arch": spec.arch,
                 "gflop_per_image": gflop_per_image,
-                "timing": if net.has_timestamps() { "gpu-timestamps" } else { "wall-clock" },
+                "pass_timing": if net.has_timestamps() { "gpu timestamps around the pass" } else { "none" },
+                "layer_timing": net.layer_timing().name(),
                 "matmul": Kernels::new(&ctx).path.name(),
                 "results": results,
                 "gemm": gemm,
@@ -249,23 +278,32 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             println!(
-                "{:>5} {:>6} {:>11} {:>11} {:>11} {:>10} {:>9} {:>14}",
+                "(wall: a whole pass as classify pays it; GPU: the pass alone by timestamps; \
+                 upload: the input alone)"
+            );
+            println!(
+                "{:>5} {:>6} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9} {:>10} {:>9} {:>14}",
                 "prec",
                 "batch",
-                "median ms",
+                "wall ms",
                 "min ms",
                 "max ms",
                 "images/s",
                 "GFLOP/s",
+                "GPU ms",
+                "GPU img/s",
+                "upload ms",
                 "logit err/f32"
             );
+            let opt =
+                |v: Option<f64>, p: usize| v.map(|v| format!("{v:.p$}")).unwrap_or("-".into());
             for r in &results {
                 let err = r
                     .logit_error_vs_f32
                     .map(|e| format!("{e:.2e}"))
                     .unwrap_or_default();
                 println!(
-                    "{:>5} {:>6} {:>11.1} {:>11.1} {:>11.1} {:>10.2} {:>9.2} {:>14}",
+                    "{:>5} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>10.2} {:>9.2} {:>9} {:>10} {:>9.2} {:>14}",
                     r.precision,
                     r.batch,
                     r.median_ms,
@@ -273,33 +311,32 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                     r.max_ms,
                     r.images_per_s,
                     r.gflops_per_s,
+                    opt(r.gpu_ms, 2),
+                    opt(r.gpu_images_per_s, 1),
+                    r.upload_ms,
                     err
                 );
             }
-            if let Some(g) = &gemm {
+            if let Some(g) = gemm.as_ref().filter(|g| !g.is_empty()) {
                 println!(
-                    "\nplain GEMM C = A B^T ({} path, wall clock per dispatch):",
-                    g[0].path
+                    "\nplain GEMM C = A B^T ({}, median per product):",
+                    g[0].timing
                 );
                 println!(
-                    "  {:>5} {:>6} {:>6} {:>6} {:>11} {:>9}",
-                    "prec", "M", "N", "K", "median ms", "GFLOP/s"
+                    "  {:<12} {:>5} {:>6} {:>8} {:>6} {:>11} {:>9}  kernels",
+                    "shape", "prec", "M", "N", "K", "median ms", "GFLOP/s"
                 );
                 for r in g {
                     println!(
-                        "  {:>5} {:>6} {:>6} {:>6} {:>11.2} {:>9.2}",
-                        r.precision, r.m, r.n, r.k, r.median_ms, r.gflops_per_s
+                        "  {:<12} {:>5} {:>6} {:>8} {:>6} {:>11.3} {:>9.1}  {}",
+                        r.shape, r.precision, r.m, r.n, r.k, r.median_ms, r.gflops_per_s, r.path
                     );
                 }
             }
             for r in results.iter().filter(|r| r.layers.is_some()) {
                 let layers = r.layers.as_ref().expect("filtered");
                 let total: f64 = layers.iter().map(|l| l.ms).sum();
-                let how = if net.has_timestamps() {
-                    "GPU timestamps"
-                } else {
-                    "wall clock per step (no timestamp queries)"
-                };
+                let how = net.layer_timing().name();
                 println!("\nper layer, {}, batch {} ({how}):", r.precision, r.batch);
                 println!(
                     "  {:<44} {:>9} {:>7} {:>9}",
@@ -330,18 +367,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[derive(serde::Serialize)]
-struct GemmResult {
-    path: String,
-    precision: String,
-    m: usize,
-    n: usize,
-    k: usize,
-    median_ms: f64,
-    gflops_per_s: f64,
-}
-
-/// Times the adapter's matmul kernel on plain GEMMs: square, conv2 at batch 8, fc7 at 8 and 1.
 /// max |a - b| / max |b|.
 fn rel_max_diff(a: &[f32], b: &[f32]) -> f64 {
     let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-30);
@@ -349,106 +374,10 @@ fn rel_max_diff(a: &[f32], b: &[f32]) -> f64 {
     (diff / scale) as f64
 }
 
-/// With f16 in `precisions`, also `gemm_f16.wgsl` on the same shapes (operands packed to f16).
-fn gemm_ceiling(
-    ctx: &GpuContext,
-    iters: usize,
-    precisions: &[Precision],
-) -> anyhow::Result<Vec<GemmResult>> {
-    let kernels = Kernels::new(ctx);
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-    let mut out = Vec::new();
-    for (m, n, k) in [
-        (1024, 1024, 1024),
-        (192, 5832, 1600),
-        (8, 4096, 4096),
-        (1, 4096, 4096),
-    ] {
-        let mut rand =
-            |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0..1.0)).collect() };
-        let (a_host, b_host) = (rand(m * k), rand(n * k));
-        let a = upload_f32(ctx, "A", &a_host)?;
-        let b = upload_f32(ctx, "B", &b_host)?;
-        let bias = upload_f32(ctx, "bias", &vec![0.0; m.max(n)])?;
-        let c = storage_buffer(ctx, "C", m * n, "")?;
-        let out_map = kernels::gemm::GemmOut {
-            n_off: 0,
-            hw: n as u32,
-            c_bstride: 0,
-            c_mstride: n,
-            bias_on_n: false,
-        };
-        let mut runs = Vec::new();
-        if precisions.contains(&Precision::F16) {
-            let pack = |data: &[f32], rows: usize| {
-                alexnet_wgpu::gpu::upload(
-                    ctx,
-                    "f16 operand",
-                    &kernels::gemm::pack_f16_rows(data, rows, k),
-                )
-            };
-            let (a16, b16) = (pack(&a_host, m)?, pack(&b_host, n)?);
-            let d = kernels::gemm::dispatch(
-                ctx,
-                &kernels,
-                Precision::F16,
-                "gemm_f16",
-                &kernels::gemm::GemmDims::single(m, n, k),
-                out_map,
-                false,
-                &a16,
-                &b16,
-                &bias,
-                &c,
-            )?;
-            runs.push((Precision::F16, vec![d]));
-        }
-        // The kernel a dense layer of this shape runs (its route: the path, the tuner, the
-        // heuristics): C[n][m] = sum_k A[m][k] B[n][k], i.e. the same product transposed.
-        let d = kernels.dense_route(n, k, m)?.dispatch_part(
-            ctx,
-            &kernels,
-            n,
-            k,
-            (0, m, m),
-            false,
-            &a,
-            &bias,
-            &b,
-            &c,
-        )?;
-        if precisions.contains(&Precision::F32) {
-            runs.insert(0, (Precision::F32, d));
-        }
-        for (precision, ds) in runs {
-            kernels::run(ctx, &ds)?;
-            let mut times: Vec<f64> = (0..iters)
-                .map(|_| {
-                    let t = Instant::now();
-                    kernels::run(ctx, &ds).map(|_| t.elapsed().as_secs_f64() * 1e3)
-                })
-                .collect::<Result<_, _>>()?;
-            times.sort_by(f64::total_cmp);
-            let median = times[times.len() / 2];
-            out.push(GemmResult {
-                path: match precision {
-                    Precision::F32 => ds
-                        .iter()
-                        .map(|d| d.label.clone())
-                        .collect::<Vec<_>>()
-                        .join(" + "),
-                    Precision::F16 => "gemm_f16".into(),
-                },
-                precision: precision.to_string(),
-                m,
-                n,
-                k,
-                median_ms: median,
-                gflops_per_s: 2.0 * (m * n * k) as f64 / median / 1e6,
-            });
-        }
-    }
-    Ok(out)
+/// Median of `v` (sorted in place); `v` is never empty here.
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 /// `bench --tune`: times the blocked path's variants for every layer at these batches,

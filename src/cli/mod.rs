@@ -4,6 +4,7 @@ mod adapters;
 mod bench;
 mod bench_backward;
 mod bench_format;
+mod bench_gemm;
 mod bench_input;
 mod bench_train;
 mod classify;

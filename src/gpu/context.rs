@@ -75,6 +75,39 @@ pub struct AdapterSummary {
     pub max_compute_invocations_per_workgroup: u32,
     pub timestamp_query: bool,
     pub shader_f16: bool,
+    /// Timestamps between the dispatches of one compute pass (`bench --per-layer` times the
+    /// layers inside the real pass with them).
+    pub timestamp_query_inside_passes: bool,
+    /// The `SUBGROUP` feature (subgroup operations in shaders).
+    pub subgroup: bool,
+    /// Subgroup sizes the adapter may run (the same number twice on most GPUs: 32 on NVIDIA).
+    pub subgroup_min_size: u32,
+    pub subgroup_max_size: u32,
+    pub max_compute_workgroup_size_x: u32,
+    pub max_compute_workgroups_per_dimension: u32,
+    /// `EXPERIMENTAL_COOPERATIVE_MATRIX` (tensor cores from WGSL): set by wgpu only when at
+    /// least one configuration below survives its filter and the memory model allows.
+    pub cooperative_matrix: bool,
+    /// The cooperative-matrix configurations the adapter reports (empty where none).
+    pub cooperative_matrix_configs: Vec<CoopMatrixConfig>,
+    /// Every feature the adapter offers, by wgpu's names.
+    pub features: Vec<String>,
+}
+
+/// One cooperative-matrix configuration: `C[M x N] += A[M x K] B[K x N]` with A and B of
+/// `ab` and C of `cr` (`f16`, `f32`, `i32` or `u32`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CoopMatrixConfig {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub ab: String,
+    pub cr: String,
+    pub saturating_accumulation: bool,
+}
+
+fn scalar_name(t: wgpu::CooperativeScalarType) -> String {
+    format!("{t:?}").to_ascii_lowercase()
 }
 
 fn summarize(adapter: &wgpu::Adapter, profile: LimitsProfile) -> AdapterSummary {
@@ -95,6 +128,27 @@ fn summarize(adapter: &wgpu::Adapter, profile: LimitsProfile) -> AdapterSummary 
         max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
         timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
         shader_f16: features.contains(wgpu::Features::SHADER_F16),
+        timestamp_query_inside_passes: features
+            .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES),
+        subgroup: features.contains(wgpu::Features::SUBGROUP),
+        subgroup_min_size: info.subgroup_min_size,
+        subgroup_max_size: info.subgroup_max_size,
+        max_compute_workgroup_size_x: limits.max_compute_workgroup_size_x,
+        max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+        cooperative_matrix: features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
+        cooperative_matrix_configs: adapter
+            .cooperative_matrix_properties()
+            .into_iter()
+            .map(|c| CoopMatrixConfig {
+                m: c.m_size,
+                n: c.n_size,
+                k: c.k_size,
+                ab: scalar_name(c.ab_type),
+                cr: scalar_name(c.cr_type),
+                saturating_accumulation: c.saturating_accumulation,
+            })
+            .collect(),
+        features: features.iter_names().map(|(n, _)| n.to_string()).collect(),
     }
 }
 
@@ -231,7 +285,11 @@ impl GpuContext {
 
     pub fn from_adapter(adapter: wgpu::Adapter, options: RuntimeOptions) -> Result<Self> {
         let info = adapter.get_info();
-        let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
+        // Timestamps between the dispatches of one pass time each layer inside the real
+        // forward pass (`bench --per-layer`); without them each dispatch gets a pass of its own.
+        let wanted = wgpu::Features::TIMESTAMP_QUERY
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
+            | wgpu::Features::SHADER_F16;
         let features = adapter.features() & wanted;
         let limits = options.limits.limits(&adapter.limits());
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {

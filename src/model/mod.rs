@@ -17,8 +17,8 @@ pub mod tune;
 
 pub use arch::{Arch, Layer, LayerInfo, NetSpec, Shape, Widths};
 pub use naming::Scheme;
-pub use network::{Network, Output, Pending};
+pub use network::{Network, Output, PassTiming, Pending};
 pub use params::Weights;
-pub use profile::StepTiming;
+pub use profile::{LayerTiming, StepTiming};
 pub use stage::NetStage;
 pub use tap::{Tap, TapLayers};

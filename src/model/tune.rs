@@ -240,6 +240,25 @@ pub fn tune(
 
 type Times = Vec<(String, f64)>;
 
+/// What the tuner fills its inputs, weights and biases with: `len` values uniform in
+/// [-1, 1), none of them zero, the same for the same `seed` (a block of 64 Ki values
+/// repeated, so a large layer costs no more to fill than a small one).
+pub fn timing_data(len: usize, seed: u64) -> Vec<f32> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let block: Vec<f32> = (0..len.min(1 << 16))
+        .map(|_| {
+            let v: f32 = rng.random_range(-1.0..1.0);
+            if v == 0.0 {
+                0.5
+            } else {
+                v
+            }
+        })
+        .collect();
+    block.iter().copied().cycle().take(len).collect()
+}
+
 /// Every candidate's time for one layer at `batch` (dense: per distinct weight-part size).
 fn tune_layer(
     ctx: &GpuContext,
@@ -254,14 +273,16 @@ fn tune_layer(
     let mut out = Vec::new();
     if let Some(shape) = layer.conv_shape(batch, [c, h, w]) {
         let (oh, ow) = shape.out_hw()?;
-        let x = storage_buffer(ctx, "tune x", batch * c * h * w, hint)?;
+        // Random inputs, weights and biases: zeros can take faster paths in hardware and
+        // drivers, so timing them would mislead.
+        let x = upload_f32(ctx, "tune x", &timing_data(batch * c * h * w, 1))?;
         let y = storage_buffer(ctx, "tune y", batch * shape.out_c * oh * ow, hint)?;
         let wt = upload_f32(
             ctx,
             "tune w",
-            &kernels::conv2d::weight_for_gemm(&shape, &vec![0.01; shape.weight_len()]),
+            &kernels::conv2d::weight_for_gemm(&shape, &timing_data(shape.weight_len(), 2)),
         )?;
-        let b = upload_f32(ctx, "tune b", &vec![0.0; shape.out_c])?;
+        let b = upload_f32(ctx, "tune b", &timing_data(shape.out_c, 3))?;
         // The Gemm candidate's patch matrix, capped as a network's plan caps it.
         let words = kernels::conv2d::scratch_words(ctx, shape.im2col_words(Precision::F32)?);
         let scratch = storage_buffer(ctx, "tune im2col", words, hint)?;
@@ -286,10 +307,10 @@ fn tune_layer(
         if !k.is_multiple_of(4) {
             return Ok(out);
         }
-        let x = storage_buffer(ctx, "tune x", batch * k, hint)?;
+        let x = upload_f32(ctx, "tune x", &timing_data(batch * k, 4))?;
         let y = storage_buffer(ctx, "tune y", batch * n_out, hint)?;
-        let wt = SplitWeight::upload(ctx, "tune w", &vec![0.01; k * n_out], n_out, k)?;
-        let b = upload_f32(ctx, "tune b", &vec![0.0; n_out])?;
+        let wt = SplitWeight::upload(ctx, "tune w", &timing_data(k * n_out, 5), n_out, k)?;
+        let b = upload_f32(ctx, "tune b", &timing_data(n_out, 6))?;
         // The parts of one layer have (nearly) one shape: each distinct part size once.
         let mut seen = Vec::new();
         for (start, rows, buf) in &wt.parts {

@@ -43,6 +43,7 @@ mod selftest_paths;
 mod shaders;
 mod shard;
 mod slurm;
+mod sweep;
 mod train;
 mod train_head;
 mod tune;

@@ -339,3 +339,24 @@ fn check_mixed_plan(
         TOL,
     );
 }
+
+/// The tuner times random data, never zeros (zeros can take faster paths in hardware).
+#[test]
+fn tuner_timing_data_is_random_and_never_zero() {
+    use alexnet_wgpu::model::tune::timing_data;
+    let a = timing_data(200_000, 1);
+    assert_eq!(a.len(), 200_000);
+    assert!(a.iter().all(|&v| v != 0.0 && (-1.0..1.0).contains(&v)));
+    assert_eq!(a, timing_data(200_000, 1), "same seed, same data");
+    assert_ne!(timing_data(1000, 2), a[..1000], "another seed, other data");
+    let mut distinct: Vec<u32> = a[..1 << 16].iter().map(|v| v.to_bits()).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(
+        distinct.len() > 60_000,
+        "{} distinct values",
+        distinct.len()
+    );
+    let mean = a.iter().map(|&v| v as f64).sum::<f64>() / a.len() as f64;
+    assert!(mean.abs() < 0.02, "mean {mean}");
+}

@@ -13,8 +13,10 @@ use crate::gpu::{upload_f32, GpuContext};
 use crate::kernels::{Kernels, MatmulPath, Precision};
 
 mod plan;
+mod timed;
 
 pub use plan::Plan;
+pub use timed::PassTiming;
 
 /// What one forward pass returns, row-major per image.
 #[derive(Clone, Debug, Default)]

@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# The prepared device sweep (issue 26): everything one short visit to a GPU machine should
+# measure, ours against PyTorch on the same card in one run. For a bare Linux machine with a
+# GPU, its driver and Python with torch + torchvision; no Rust, no network: carry the binary
+# (`cargo build --release`: target/release/alexnet), this scripts/ folder and, where the
+# machine has no Vulkan loader (`ldconfig -p | grep libvulkan` prints nothing), Debian's
+# libvulkan1_*.deb. Then:
+#
+#     scripts/gpu-sweep.sh [OUTDIR]
+#
+# Environment (all optional):
+#   BIN          the binary (default: target/release/alexnet beside this folder)
+#   DEBS         a folder of .deb files (the Vulkan loader) unpacked into a temporary folder
+#                that LD_LIBRARY_PATH points at (removed on exit)
+#   WEIGHTS      weights to time (default: random full-size torchvision weights)
+#   PACK         the archive rewritten after every stage (default: OUTDIR.tgz)
+#   SWEEP_SMALL  1: the whole sweep in small mode, for lavapipe and CI: batches 1 and 2, few
+#                iterations, PyTorch on the CPU (its columns null where it is not importable);
+#                under 3 minutes on 2 cores with reduced-width WEIGHTS
+# OUTDIR defaults to docs/gpu-runs/DATE-CARD (e.g. 2026-12-09-h200).
+#
+# Stages (each capped with `timeout`; full mode at most ~7 minutes in all):
+#   0 probe     machine.txt, adapters.txt, adapters.json (limits, features, subgroup sizes,
+#               cooperative-matrix configurations)
+#   1 selftest  selftest.json: every kernel against its f64 CPU reference on this adapter
+#   2 untuned   untuned.json: `bench` before any tuning (what a first `classify` gets), f32/f16
+#   3 kernels   tune.json: `bench --tune`, every candidate kernel of every conv/fc shape at
+#               each batch (today's variants among them: the baseline), GPU timestamps
+#   4 bench     ours.json: `bench` with the tuned winners, f32 and f16 at each batch (wall,
+#               GPU and upload ms per pass; per layer)
+#   5 gemm      gemm.json: `bench --gemm`, the GEMM ceiling with timestamps (4096^3 and each
+#               conv's GEMM at each batch)
+#   6 torch     torch.json: scripts/torch_bench.py (IEEE fp32, default TF32, f16 autocast)
+#   7 tables    sweep.json (machine-readable) and summary.txt, printed last
+# A stage that fails or times out is noted in stages.txt and the sweep goes on.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+small=${SWEEP_SMALL:-0}
+bin=${BIN:-$root/target/release/alexnet}
+weights=${WEIGHTS:-}
+date=$(date -u +%F)
+start=$(date +%s)
+
+if [ ! -x "$bin" ]; then
+  echo "gpu-sweep: no executable binary at $bin (set BIN)" >&2
+  exit 2
+fi
+if [ -n "${DEBS:-}" ]; then
+  loader=$(mktemp -d "${TMPDIR:-/tmp}/alexnet-sweep-loader.XXXXXX")
+  trap 'rm -rf "$loader"' EXIT
+  for f in "$DEBS"/*.deb; do dpkg -x "$f" "$loader"; done
+  export LD_LIBRARY_PATH="$loader/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+fi
+# NVIDIA containers often ship the ICD file outside the loader's default search path.
+for icd in /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json \
+           /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json; do
+  if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$icd" ]; then export VK_DRIVER_FILES=$icd; fi
+done
+export WGPU_BACKEND=${WGPU_BACKEND:-vulkan}
+
+if [ "$small" = 1 ]; then
+  batches=1,2; tune_batches=1,2; iters=2; tune_reps=1; t_iters=3; t_warm=1; torch_dev=(--device cpu)
+  cap_probe=30; cap_self=120; cap_untuned=40; cap_tune=60; cap_bench=60; cap_gemm=40; cap_torch=60
+else
+  batches=1,8,64,256; tune_batches=1,8,256; iters=10; tune_reps=5; t_iters=15; t_warm=3; torch_dev=()
+  cap_probe=20; cap_self=40; cap_untuned=40; cap_tune=90; cap_bench=60; cap_gemm=50; cap_torch=90
+fi
+weight_args=()
+[ -n "$weights" ] && weight_args=(--weights "$weights")
+
+card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
+driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n 1)
+if [ -z "$card" ]; then
+  card=$(timeout 20 "$bin" adapters --json 2>/dev/null | python3 -c \
+    'import json,sys; a=json.load(sys.stdin); c=[x for x in a if x.get("chosen")] or a; print(c[0]["name"] if c else "")' 2>/dev/null)
+fi
+card=${card:-unknown}
+slug=$(printf '%s' "$card" | tr 'A-Z' 'a-z' | sed -e 's/^nvidia //' -e 's/[^a-z0-9]\{1,\}/-/g' -e 's/^-//' -e 's/-$//')
+out=${1:-$root/docs/gpu-runs/$date-$slug}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+pack=${PACK:-$out.tgz}
+# The tuner cache goes with the results (and a stale one from elsewhere is not picked up).
+export ALEXNET_CACHE_DIR="$out/cache"
+rm -rf "$out/cache"
+: > "$out/stages.txt"
+
+pack() { tar czf "$pack.part" -C "$(dirname "$out")" "$(basename "$out")" && mv "$pack.part" "$pack"; }
+# stage NAME CAP OUTFILE CMD...: runs CMD with stdout to OUTFILE, stderr to NAME.err, noted.
+stage() {
+  local name=$1 cap=$2 file=$3; shift 3
+  local s; s=$(date +%s)
+  echo "== stage $name (cap ${cap}s): $*" >&2
+  timeout "$cap" "$@" > "$out/$file" 2> "$out/$name.err"
+  local rc=$?
+  local took=$(( $(date +%s) - s ))
+  echo "$name rc=$rc ${took}s" | tee -a "$out/stages.txt" >&2
+  [ "$rc" = 0 ] || tail -n 5 "$out/$name.err" >&2
+  pack
+  return 0
+}
+
+{
+  echo "date: $(date -u +%FT%TZ)"
+  echo "card: $card"; echo "driver: ${driver:-}"
+  echo "small: $small"; echo "binary: $bin"; echo "weights: ${weights:-random full-size}"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>/dev/null
+  uname -a; echo "cores: $(nproc)"; echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-}"
+} > "$out/machine.txt" 2>&1
+cat "$out/machine.txt" >&2
+stage probe "$cap_probe" adapters.txt "$bin" adapters
+stage probe-json "$cap_probe" adapters.json "$bin" adapters --json
+stage selftest "$cap_self" selftest.json "$bin" selftest --json
+stage untuned "$cap_untuned" untuned.json "$bin" bench "${weight_args[@]}" --batch "$batches" \
+  --iters "$iters" --warmup 1 --precision f32,f16 --format json
+stage kernels "$cap_tune" tune.json "$bin" bench "${weight_args[@]}" --tune --batch "$tune_batches" \
+  --iters "$tune_reps" --warmup 1 --format json
+stage bench "$cap_bench" ours.json "$bin" bench "${weight_args[@]}" --batch "$batches" \
+  --iters "$iters" --warmup 2 --per-layer --precision f32,f16 --format json
+# The GEMM ceiling apart, so that its large operands cannot cost the rows above (its own
+# forward rows are not used).
+stage gemm "$cap_gemm" gemm.json "$bin" bench "${weight_args[@]}" --batch "$batches" \
+  --iters 3 --warmup 0 --gemm --precision f32,f16 --format json
+if python3 -c 'import torch, torchvision' 2>/dev/null; then
+  stage torch "$cap_torch" torch.log python3 "$here/torch_bench.py" "${torch_dev[@]}" \
+    --batch "$batches" --iters "$t_iters" --warmup "$t_warm" --out "$out/torch.json"
+else
+  echo "torch skipped: python3 cannot import torch and torchvision" | tee -a "$out/stages.txt" >&2
+fi
+
+python3 - "$out" "$card" "${driver:-}" "$date" "$small" <<'PY' > "$out/summary.txt"
+import json, os, sys
+
+out, card, driver, date, small = sys.argv[1:6]
+def load(name):
+    try:
+        with open(os.path.join(out, name)) as f:
+            return json.load(f)
+    except Exception:
+        return None
+
+ours, untuned, torch, tune, selftest, gemm_run = (load(n) for n in
+    ("ours.json", "untuned.json", "torch.json", "tune.json", "selftest.json", "gemm.json"))
+adapters = load("adapters.json") or []
+# The adapter the binary opens (marked `chosen`), else the first listed.
+adapters = [a for a in adapters if a.get("chosen")] or adapters
+if not driver:
+    driver = (ours or {}).get("driver") or (adapters[0]["driver_info"] if adapters else "")
+peer = {(r.get("mode"), r["batch"]): r for r in (torch or {}).get("results", [])}
+first = {(r["precision"], r["batch"]): r for r in (untuned or {}).get("results", [])}
+
+def ips(mode, batch):
+    r = peer.get((mode, batch))
+    return r["images_per_s"] if r else None
+
+rows = []
+for r in (ours or {}).get("results", []):
+    u = first.get((r["precision"], r["batch"]))
+    rows.append({
+        "prec": r["precision"],
+        "batch": r["batch"],
+        "ours_img_s": r["images_per_s"],
+        "ours_gpu_img_s": r.get("gpu_images_per_s"),
+        "ours_wall_ms": r["median_ms"],
+        "ours_gpu_ms": r.get("gpu_ms"),
+        "ours_upload_ms": r.get("upload_ms"),
+        "ours_untuned_img_s": u["images_per_s"] if u else None,
+        "logit_error_vs_f32": r.get("logit_error_vs_f32"),
+        "torch_ieee_img_s": ips("ieee", r["batch"]),
+        "torch_default_img_s": ips("default", r["batch"]),
+        "torch_f16_img_s": ips("f16", r["batch"]),
+    })
+
+gemm = (gemm_run or {}).get("gemm") or (ours or {}).get("gemm") or []
+def best(pred):
+    v = [g["gflops_per_s"] / 1e3 for g in gemm if pred(g)]
+    return max(v) if v else None
+checks = (selftest or {}).get("checks", selftest if isinstance(selftest, list) else [])
+sweep = {
+    "card": card,
+    "driver": driver,
+    "date": date,
+    "small": small == "1",
+    "adapter": (ours or {}).get("adapter") or (adapters[0]["name"] if adapters else None),
+    "matmul": (ours or {}).get("matmul"),
+    "torch": (torch or {}).get("torch"),
+    "torch_device": (torch or {}).get("device"),
+    "selftest": {"checks": len(checks), "failed": sum(1 for c in checks if not c.get("ok"))}
+        if selftest is not None else None,
+    "rows": rows,
+    "gemm_tflops": {
+        # The square product (4096^3; 512^3 on CPU adapters), f32, by GPU timestamps.
+        "f32": best(lambda g: g["precision"] == "f32" and g["shape"] == "square"),
+        "f32_best_shape": best(lambda g: g["precision"] == "f32"),
+        # Kernels on cooperative matrices (tensor cores), where the adapter runs any.
+        "coop": best(lambda g: "coop" in g["path"]),
+    },
+}
+with open(os.path.join(out, "sweep.json"), "w") as f:
+    json.dump(sweep, f, indent=1)
+
+def fmt(v, p=1):
+    return "-" if v is None else f"{v:.{p}f}"
+def ratio(a, b):
+    return "-" if a is None or not b else f"{a / b:.2f}"
+
+print(f"sweep {date}: {card} ({driver}); ours {sweep['adapter']}, matmul {sweep['matmul']}; "
+      f"pytorch {sweep['torch'] or '-'} on {sweep['torch_device'] or '-'}")
+if sweep["selftest"]:
+    print(f"selftest: {sweep['selftest']['checks']} checks, {sweep['selftest']['failed']} failed")
+if tune:
+    print("\nkernel sweep (bench --tune, ms per candidate, winner first):")
+    for t in tune.get("tuning") or []:
+        times = sorted(t["times"], key=lambda x: x[1])
+        print(f"  {t['shape'][:44]:<44} " + ", ".join(f"{n} {ms:.3f}" for n, ms in times[:4]))
+if gemm:
+    print("\nplain GEMM (GFLOP/s, " + gemm[0].get("timing", "?") + "):")
+    for g in gemm:
+        print(f"  {g['shape']:<10} {g['precision']:>4} {g['m']:>5} x {g['n']:>7} x {g['k']:>5} "
+              f"{g['gflops_per_s']:10.1f}  {g['path']}")
+for r in (ours or {}).get("results", []):
+    if r["precision"] != "f32" or not r.get("layers"):
+        continue
+    print(f"\nper layer, f32, batch {r['batch']} ({ours.get('layer_timing')}):")
+    for l in r["layers"]:
+        gf = l["flops"] / 1e6 / l["ms"] if l["ms"] > 0 and l["flops"] > 1e6 else None
+        print(f"  {l['label'][:34]:<34} {l['ms']:9.3f} ms {fmt(gf):>9} GFLOP/s  "
+              + " + ".join(l.get("variants", [])))
+print("\nend to end (img/s; ours wall includes the upload, as classify pays it; "
+      "torch times with its input on the device)")
+print(f"{'prec':>4} {'batch':>5} {'untuned':>9} {'ours':>9} {'ours GPU':>9} {'upload ms':>9} "
+      f"{'t ieee':>9} {'t default':>9} {'t f16':>9} {'x ieee':>6} {'x dflt':>6} {'x f16':>6} {'GPU x ieee':>10}")
+for r in rows:
+    print(f"{r['prec']:>4} {r['batch']:>5} {fmt(r['ours_untuned_img_s']):>9} {fmt(r['ours_img_s']):>9} "
+          f"{fmt(r['ours_gpu_img_s']):>9} {fmt(r['ours_upload_ms'], 2):>9} "
+          f"{fmt(r['torch_ieee_img_s']):>9} {fmt(r['torch_default_img_s']):>9} {fmt(r['torch_f16_img_s']):>9} "
+          f"{ratio(r['ours_img_s'], r['torch_ieee_img_s']):>6} {ratio(r['ours_img_s'], r['torch_default_img_s']):>6} "
+          f"{ratio(r['ours_img_s'], r['torch_f16_img_s']):>6} {ratio(r['ours_gpu_img_s'], r['torch_ieee_img_s']):>10}")
+g = sweep["gemm_tflops"]
+print(f"\nGEMM TFLOP/s: f32 square {fmt(g['f32'], 3)}, f32 best shape {fmt(g['f32_best_shape'], 3)}, "
+      f"cooperative matrices {fmt(g['coop'], 3)}")
+
+# Issue 26's "Done when", read off this run (full mode on an H100/H200 is what counts).
+def row(prec, batch):
+    return next((r for r in rows if r["prec"] == prec and r["batch"] == batch), None)
+def at_least(a, b, x):
+    if a is None or not b:
+        return "-"
+    return f"{'yes' if a >= x * b else 'NO '} ({a / b:.2f}x, want >= {x})"
+print("\ndone when (issue 26):")
+b1, big = row("f32", 1), row("f32", 256)
+h = row("f16", 256)
+get = lambda r, k: r[k] if r else None
+print(f"  b1 f32 wall vs torch IEEE:        {at_least(get(b1, 'ours_img_s'), get(b1, 'torch_ieee_img_s'), 1.0)}")
+print(f"  b1 f32 wall vs torch default:     {at_least(get(b1, 'ours_img_s'), get(b1, 'torch_default_img_s'), 1.0)}")
+print(f"  b256 f32 wall vs torch IEEE:      {at_least(get(big, 'ours_img_s'), get(big, 'torch_ieee_img_s'), 0.4)}")
+print(f"  b256 f32 GPU vs torch IEEE:       {at_least(get(big, 'ours_gpu_img_s'), get(big, 'torch_ieee_img_s'), 0.4)}")
+print(f"  b256 f16 wall vs torch IEEE:      {at_least(get(h, 'ours_img_s'), get(h, 'torch_ieee_img_s'), 1.0)}")
+print(f"  b256 f16 wall vs torch f16:       {at_least(get(h, 'ours_img_s'), get(h, 'torch_f16_img_s'), 0.5)}")
+err = get(h, "logit_error_vs_f32")
+print(f"  b256 f16 logits vs f32 (not f64): {'-' if err is None else f'{err:.2e} (want <= 2e-3 vs the f64 reference)'}")
+def tflops(v, want):
+    return "-" if v is None else f"{'yes' if v >= want else 'NO '} ({v:.3f} TFLOP/s, want >= {want})"
+print(f"  GEMM f32 square (timestamps):     {tflops(g['f32'], 35)}")
+print(f"  GEMM cooperative matrices:        {tflops(g['coop'], 150)}")
+PY
+rc=$?
+echo "tables rc=$rc $(( $(date +%s) - start ))s in all" | tee -a "$out/stages.txt" >&2
+pack
+cat "$out/stages.txt"
+cat "$out/summary.txt"
+echo "results: $out (packed: $pack)"
+[ "$rc" = 0 ] && [ -s "$out/sweep.json" ]

@@ -1,0 +1,67 @@
+//! One forward pass taken apart for `bench`: the input upload alone (wall clock around
+//! `write_buffer`, a submission and its wait: the host copy into a staging buffer, and its
+//! copy to the device) and the GPU time of the pass (timestamps at the start and end of the one
+//! compute pass the forward records).
+
+use std::time::Instant;
+
+use super::Network;
+use crate::error::{Error, Result};
+use crate::kernels::{self, Dispatch};
+
+/// What [`Network::time_pass`] measured, in milliseconds.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct PassTiming {
+    /// Wall time of uploading the input alone: `write_buffer`, a submission, its wait.
+    pub upload_ms: f64,
+    /// GPU time of the forward's compute pass (timestamps at its start and end); `None`
+    /// where the adapter has no timestamp queries.
+    pub gpu_ms: Option<f64>,
+}
+
+impl Network {
+    /// Uploads `batch` images as [`Network::submit`] does and runs the forward pass of the same
+    /// plan, timing the two apart (sub-batches, when the batch passes the binding limit, are
+    /// summed). Nothing is read back.
+    pub fn time_pass(
+        &mut self,
+        input: &[f32],
+        batch: usize,
+        h: usize,
+        w: usize,
+    ) -> Result<PassTiming> {
+        let sub = self.fitting_batch(batch, h, w)?;
+        let per_image = (input.len() / batch.max(1)).max(1);
+        let ctx = self.ctx.clone();
+        let timestamps = kernels::timing::has_timestamps(&ctx);
+        let (mut upload_ms, mut gpu_ms) = (0.0, 0.0);
+        for chunk in input.chunks(sub * per_image) {
+            let n = chunk.len() / per_image;
+            self.plan(n.max(1), h, w)?;
+            let plan = &self.plans[&(n.max(1), h, w)];
+            if chunk.len() != plan.input_len {
+                return Err(Error::Shape(format!(
+                    "input holds {} values, expected {batch} x 3 x {h} x {w}",
+                    input.len()
+                )));
+            }
+            let t = Instant::now();
+            ctx.queue
+                .write_buffer(&plan.input, 0, bytemuck::cast_slice(chunk));
+            ctx.queue.submit(Vec::<wgpu::CommandBuffer>::new());
+            ctx.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+            upload_ms += t.elapsed().as_secs_f64() * 1e3;
+            if timestamps {
+                let all: Vec<&Dispatch> = plan.steps.iter().flat_map(|(_, ds)| ds).collect();
+                gpu_ms += kernels::timing::pass_ms(&ctx, &all)?;
+            }
+        }
+        ctx.check()?;
+        Ok(PassTiming {
+            upload_ms,
+            gpu_ms: timestamps.then_some(gpu_ms),
+        })
+    }
+}
