@@ -67,7 +67,7 @@ export WGPU_BACKEND=${WGPU_BACKEND:-vulkan}
 train_from=${TRAIN_FROM:-fc8,conv4,conv1}
 if [ "$small" = 1 ]; then
   batches=1,2; tune_batches=1,2; iters=2; tune_reps=1; t_iters=3; t_warm=1; torch_dev=(--device cpu)
-  train_batches=1; train_iters=1; tt_iters=2; tt_warm=1
+  train_batches=1,2; train_iters=2; tt_iters=2; tt_warm=1
   cap_probe=30; cap_self=120; cap_untuned=40; cap_tune=60; cap_bench=60; cap_gemm=40; cap_torch=60
   cap_train=90; cap_ttrain=60
 else

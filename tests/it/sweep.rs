@@ -189,7 +189,7 @@ fn small_sweep_runs_every_stage_and_writes_sweep_json() {
     seen.sort();
     let want: Vec<(String, u64)> = ["conv1", "conv4", "fc8"]
         .iter()
-        .map(|f| (f.to_string(), 1))
+        .flat_map(|f| [(f.to_string(), 1), (f.to_string(), 2)])
         .collect();
     assert_eq!(seen, want, "{sweep}");
     for r in train {
