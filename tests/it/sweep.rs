@@ -171,7 +171,10 @@ fn small_sweep_runs_every_stage_and_writes_sweep_json() {
     assert_eq!(sweep["torch"], "0.0+fake", "{sweep}");
     for r in rows {
         assert!(r["torch_f16_img_s"].is_null(), "{r}");
-        assert!(number(&r["torch_ieee_img_s"], "torch_ieee_img_s") > 0.0, "{r}");
+        assert!(
+            number(&r["torch_ieee_img_s"], "torch_ieee_img_s") > 0.0,
+            "{r}"
+        );
     }
 
     // Training rows (issue 27): one per first trained layer and batch, ours in f32 with one
@@ -210,7 +213,9 @@ fn small_sweep_runs_every_stage_and_writes_sweep_json() {
         serde_json::from_str(&std::fs::read_to_string(out.join("torch_train.json")).unwrap())
             .unwrap();
     let fc8 = 4096 * 10 + 10;
-    let conv4_up = (384 * 256 * 9 + 256) + (256 * 256 * 9 + 256) + (9216 * 4096 + 4096)
+    let conv4_up = (384 * 256 * 9 + 256)
+        + (256 * 256 * 9 + 256)
+        + (9216 * 4096 + 4096)
         + (4096 * 4096 + 4096)
         + fc8;
     let all = 61_100_840 - (4096 * 1000 + 1000) + fc8;

@@ -58,7 +58,6 @@ impl Trainer {
         })
     }
 
-
     /// Times one training step on a batch split into three separately submitted parts, each
     /// waited for (the real step, [`Trainer::time_step`], is one submission): the forward pass with the loss (`evaluate`'s dispatches), forward + backward (the
     /// step without updates; backward = the difference) and the optimizer updates alone.
