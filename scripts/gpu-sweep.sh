@@ -76,7 +76,7 @@ else
   # Sum 455 s (the training stages' 100 s partly from the kernel and PyTorch stages' caps), so
   # that the device call's 480 s keeps room for packing and the tables.
   cap_probe=20; cap_self=40; cap_untuned=40; cap_tune=75; cap_bench=60; cap_gemm=50; cap_torch=60
-  cap_train=60; cap_ttrain=40
+  cap_train=50; cap_ttrain=50
 fi
 weight_args=()
 [ -n "$weights" ] && weight_args=(--weights "$weights")
