@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use crate::common::{self, ctx, fixture};
-use alexnet_wgpu::kernels::mm::{DenseKind, Tile};
+use alexnet_wgpu::kernels::mm::{ConvKind, DenseKind, Tile};
 use alexnet_wgpu::kernels::route::ConvRoute;
 use alexnet_wgpu::kernels::tuned::{self, Variant};
 use alexnet_wgpu::kernels::{dense::DenseRoute, Kernels, Precision};
@@ -25,6 +25,7 @@ fn conv_label(route: ConvRoute) -> String {
     match route {
         ConvRoute::Im2col(_) => "conv2d(gemm)".into(),
         ConvRoute::Mm(t) => format!("conv2d(mm {})", t.name()),
+        ConvRoute::MmSplit { tile, split } => format!("conv2d(mm {}-split{split})", tile.name()),
         ConvRoute::Direct => "conv2d".into(),
     }
 }
@@ -38,7 +39,10 @@ fn library_binary_and_training_run_the_tuned_variant_of_every_layer() {
     let infos = spec.infer().unwrap();
     // Every layer's default route (no table), and a table that picks another variant.
     let plain = Kernels::with_tuned(&ctx, ctx.matmul_path(), None);
-    let other_tile = Tile::new(64, 64, 16);
+    let other_tile = ConvKind {
+        tile: Tile::new(64, 64, 16),
+        split: 1,
+    };
     let adapter = tune::adapter_key(&ctx.info);
     let mut entries = BTreeMap::new();
     let mut want_conv = Vec::new();
