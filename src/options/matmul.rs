@@ -82,7 +82,6 @@ impl MatmulPath {
             blocked(None, false, Some(3)),
             blocked(Some(Tile::new(64, 64, 16)), false, Some(4)),
             blocked(Some(Tile::new(128, 128, 8)), true, None),
-            conv_split(None, 2),
             conv_split(None, 3),
             conv_split(Some(Tile::new(64, 32, 16)), 4),
         ]);
