@@ -276,11 +276,10 @@ impl Force {
             if part == "gemv" {
                 f.gemv = true;
             } else if let Some(n) = part.strip_prefix("convsplit") {
-                let n: u32 = n
-                    .parse()
-                    .ok()
-                    .filter(|&n| n >= 1)
-                    .ok_or_else(|| format!("conv split factor {n:?} is not a positive integer"))?;
+                let n: u32 =
+                    n.parse().ok().filter(|&n| n >= 1).ok_or_else(|| {
+                        format!("conv split factor {n:?} is not a positive integer")
+                    })?;
                 f.conv_split = Some(n);
             } else if let Some(n) = part.strip_prefix("split") {
                 let n: u32 = n

@@ -51,7 +51,11 @@ pub(super) fn conv_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
     ];
     for (tile, split, small) in splits.into_iter().filter(|s| s.0.fits(&ctx.limits)) {
         let route = ConvRoute::MmSplit { tile, split };
-        let name = format!("blocked-{}{}", route.name(), if small { " (2 slices)" } else { "" });
+        let name = format!(
+            "blocked-{}{}",
+            route.name(),
+            if small { " (2 slices)" } else { "" }
+        );
         routes.push((name, route, false, small));
     }
     // f16 storage: portable loads always, native ones where the adapter has SHADER_F16.

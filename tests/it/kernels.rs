@@ -630,15 +630,51 @@ fn conv2d_mm_split_k() {
         split,
     };
     // K = 363: 23 steps of 16 in 3 slices of 8, 8, 7 steps; M = 10, N = 128.
-    check_conv_mm_split(k(64, 64, 16, 3), usize::MAX, conv(2, 3, 35, 10, 11, 4, 2, 1), true, 81);
+    check_conv_mm_split(
+        k(64, 64, 16, 3),
+        usize::MAX,
+        conv(2, 3, 35, 10, 11, 4, 2, 1),
+        true,
+        81,
+    );
     // Groups 2 (K = 54 per group) and 3, with the small tiles.
-    check_conv_mm_split(k(64, 32, 16, 2), usize::MAX, conv(2, 12, 9, 18, 3, 1, 1, 2), false, 82);
-    check_conv_mm_split(k(32, 64, 16, 4), usize::MAX, conv(1, 9, 6, 6, 3, 2, 0, 3), true, 83);
+    check_conv_mm_split(
+        k(64, 32, 16, 2),
+        usize::MAX,
+        conv(2, 12, 9, 18, 3, 1, 1, 2),
+        false,
+        82,
+    );
+    check_conv_mm_split(
+        k(32, 64, 16, 4),
+        usize::MAX,
+        conv(1, 9, 6, 6, 3, 2, 0, 3),
+        true,
+        83,
+    );
     // conv3-like at batch 1: K = 360 over 16 slices of 8 (bk 8).
-    check_conv_mm_split(k(128, 128, 8, 16), usize::MAX, conv(1, 40, 11, 24, 3, 1, 1, 1), true, 84);
+    check_conv_mm_split(
+        k(128, 128, 8, 16),
+        usize::MAX,
+        conv(1, 40, 11, 24, 3, 1, 1, 1),
+        true,
+        84,
+    );
     // Room for 2 of 4 slices (2 * 24 * 121 words and change), then for none.
-    check_conv_mm_split(k(64, 64, 16, 4), 2 * 24 * 121 + 7, conv(1, 40, 11, 24, 3, 1, 1, 1), false, 85);
-    check_conv_mm_split(k(64, 64, 16, 4), 24 * 121, conv(1, 40, 11, 24, 3, 1, 1, 1), false, 86);
+    check_conv_mm_split(
+        k(64, 64, 16, 4),
+        2 * 24 * 121 + 7,
+        conv(1, 40, 11, 24, 3, 1, 1, 1),
+        false,
+        85,
+    );
+    check_conv_mm_split(
+        k(64, 64, 16, 4),
+        24 * 121,
+        conv(1, 40, 11, 24, 3, 1, 1, 1),
+        false,
+        86,
+    );
 }
 
 #[test]
