@@ -1,8 +1,11 @@
 // Register-blocked matmul for GPUs: C[m][n] = sum_k A[m][k] * B[k][n] (+ bias, ReLU), one
-// group (conv) or one K slice (split-K dense) per z. Host module: src/kernels/mm.rs.
+// group (conv), one K slice (split-K dense) or one group's K slice (split-K conv) per z.
+// Host module: src/kernels/mm.rs.
 //
 //   conv:  A = weights [Cout][kp] (the Gemm path's layout: rows zero-padded to whole vec4),
-//          B = the input gathered as an implicit im2col (never materialised), C = NCHW output.
+//          B = the input gathered as an implicit im2col (never materialised), C = NCHW output;
+//          `conv_split` writes partial sums of one K slice to `part`, and `reduce_conv` adds
+//          the slices, the bias and the ReLU and writes NCHW.
 //   dense: A = weight rows [out][K], B = activations [batch][K] (both K-contiguous, vec4 loads),
 //          C = [batch][out]; `dense_split` writes partial sums of one K slice to `part`, and
 //          `reduce` adds the slices, the bias and the ReLU.
@@ -52,7 +55,7 @@ struct Params {
     stride: u32,
     pad: u32,
     cin_g: u32,
-    // reduce: number of K slices.
+    // reduce, conv_split and reduce_conv: number of K slices.
     splits: u32,
     _pad0: u32,
     _pad1: u32,
@@ -215,15 +218,10 @@ fn setup_a(t: u32, g: u32, m0: u32) {
     }
 }
 
-@compute @workgroup_size(BN / 8u, BM / 8u, 1)
-fn conv(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(local_invocation_index) t: u32,
-) {
-    let g = wg.z;
-    let m0 = wg.y * BM;
-    let n0 = wg.x * BN;
+// The conv main loop of group g over the K slice [q_start, kend) (vec4 units; q_start a
+// multiple of KQ). Gathers past kend read real table entries (the table is padded to a
+// multiple of 32 >= any BK), whose A values are zero.
+fn conv_loop(t: u32, lid: vec3<u32>, g: u32, q_start: u32, kend: u32, m0: u32, n0: u32) {
     setup_a(t, g, m0);
     // The 4 pixels this invocation gathers, decomposed once.
     let in_hw = p.in_h * p.in_w;
@@ -238,9 +236,9 @@ fn conv(
         g_base[l] = i32((img * p.in_c + g * p.cin_g) * in_hw) + iy * i32(p.in_w) + ix;
     }
     clear_acc();
-    let steps = (p.kv + KQ - 1u) / KQ;
-    load_a(t, 0u, p.kv);
-    load_b_conv(t, 0u);
+    let steps = (kend - q_start + KQ - 1u) / KQ;
+    load_a(t, q_start, kend);
+    load_b_conv(t, q_start * 4u);
     store_a(t, 0u);
     store_b_conv(t, 0u);
     workgroupBarrier();
@@ -248,8 +246,8 @@ fn conv(
         let buf = s % 2u;
         let more = s + 1u < steps;
         if (more) {
-            load_a(t, (s + 1u) * KQ, p.kv);
-            load_b_conv(t, (s + 1u) * BK);
+            load_a(t, q_start + (s + 1u) * KQ, kend);
+            load_b_conv(t, (q_start + (s + 1u) * KQ) * 4u);
         }
         compute(buf, lid.x, lid.y);
         if (more) {
@@ -258,6 +256,18 @@ fn conv(
         }
         workgroupBarrier();
     }
+}
+
+@compute @workgroup_size(BN / 8u, BM / 8u, 1)
+fn conv(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let g = wg.z;
+    let m0 = wg.y * BM;
+    let n0 = wg.x * BN;
+    conv_loop(t, lid, g, 0u, p.kv, m0, n0);
     for (var r = 0u; r < 8u; r++) {
         let m = m0 + row_of(lid.y, r);
         if (m >= p.m) {
@@ -280,6 +290,60 @@ fn conv(
             }
         }
     }
+}
+
+// Convolution split-K: z = group * splits + slice. Slice z's partial sums of output channel
+// co at column (pixel) n go to part[(slice * out_c + co) * N + n], no bias; `reduce_conv`
+// adds them.
+@compute @workgroup_size(BN / 8u, BM / 8u, 1)
+fn conv_split(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let g = wg.z / p.splits;
+    let slice = wg.z % p.splits;
+    let m0 = wg.y * BM;
+    let n0 = wg.x * BN;
+    let q_start = slice * p.kvz;
+    conv_loop(t, lid, g, q_start, min(p.kv, q_start + p.kvz), m0, n0);
+    for (var r = 0u; r < 8u; r++) {
+        let m = m0 + row_of(lid.y, r);
+        if (m >= p.m) {
+            continue;
+        }
+        let row = (slice * p.out_c + g * p.m + m) * p.n;
+        for (var h = 0u; h < 2u; h++) {
+            let v = acc[r * 2u + h];
+            for (var l = 0u; l < 4u; l++) {
+                let n = n0 + col_of(lid.x, h, l);
+                if (n < p.n) {
+                    part[row + n] = v[l];
+                }
+            }
+        }
+    }
+}
+
+// Adds a convolution's split-K slices, the bias and the ReLU, and writes NCHW: one invocation
+// per output value in NCHW order (1-D grid folded into y past 65535 workgroups).
+@compute @workgroup_size(64, 1, 1)
+fn reduce_conv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 64u;
+    if (i >= p.out_c * p.n) {
+        return;
+    }
+    let img = i / (p.out_c * p.out_hw);
+    let co = (i / p.out_hw) % p.out_c;
+    let n = img * p.out_hw + i % p.out_hw;
+    var s = bias[co];
+    for (var z = 0u; z < p.splits; z++) {
+        s += part[(z * p.out_c + co) * p.n + n];
+    }
+    if (p.relu != 0u) {
+        s = max(s, 0.0);
+    }
+    c[i] = s;
 }
 
 // The dense main loop over this workgroup's z slice of K.

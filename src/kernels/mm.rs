@@ -1,6 +1,7 @@
 //! `mm.wgsl`: register-blocked matmul tiles for GPUs (8x8 outputs per invocation, K-major
 //! double-buffered workgroup memory, one barrier per K step), as an implicit GEMM for
-//! convolutions and as a plain GEMM for dense layers, with split-K and a matrix-vector path.
+//! convolutions and as a plain GEMM for dense layers, both with split-K, and a matrix-vector
+//! path.
 //!
 //! Tile shapes are compile-time constants of the shader; each [`Tile`] is its own module, made
 //! by rewriting the shader's three `const` lines (so the compiler unrolls every loop over a
@@ -15,7 +16,7 @@ use super::conv2d::Conv2dShape;
 use super::{check_groups, grid_1d, Dispatch, Kernels};
 use crate::error::{Error, Result};
 use crate::gpu::{storage_buffer, upload, GpuContext, ShaderSource};
-pub use crate::options::matmul::{DenseKind, Force, Tile, TILES};
+pub use crate::options::matmul::{ConvKind, DenseKind, Force, Tile, TILES};
 
 /// The shader as written (the 64x64x16 tile).
 pub const SOURCE: &str = include_str!("../../shaders/mm.wgsl");
@@ -114,22 +115,30 @@ impl Force {
         })
     }
 
-    /// The conv tile: forced, else `tuned` if it fits `limits`, else the heuristic.
+    /// The conv variant: each forced field (tile, conv split), else `tuned` if its tile fits
+    /// `limits`, else the heuristics ([`conv_heuristic`], then [`conv_split_heuristic`] for
+    /// the tile chosen).
     pub fn conv(
         &self,
         shape: &Conv2dShape,
-        tuned: Option<Tile>,
+        tuned: Option<ConvKind>,
         limits: &wgpu::Limits,
-    ) -> Result<Tile> {
+    ) -> Result<ConvKind> {
         if let Some(t) = self.tile {
             check_fits(t, limits)?;
-            return Ok(t);
         }
-        Ok(tuned.filter(|t| t.fits(limits)).unwrap_or(conv_heuristic(
-            shape.out_c / shape.groups,
-            pixels(shape)?,
-            limits,
-        )))
+        let (m, n) = (shape.out_c / shape.groups, pixels(shape)?);
+        let tuned = tuned.filter(|k| k.tile.fits(limits));
+        let tile = self
+            .tile
+            .or(tuned.map(|k| k.tile))
+            .unwrap_or_else(|| conv_heuristic(m, n, limits));
+        let split = match (self.conv_split, tuned) {
+            (Some(s), _) => s,
+            (None, Some(k)) if k.tile == tile => k.split,
+            _ => conv_split_heuristic(tile, shape)?,
+        };
+        Ok(ConvKind { tile, split })
     }
 }
 
@@ -182,6 +191,20 @@ pub fn conv_heuristic(m: usize, n: usize, limits: &wgpu::Limits) -> Tile {
         .unwrap_or(BASELINE)
 }
 
+/// The heuristic conv split-K factor for `tile`: 1 when the output tiles (times groups) fill
+/// the GPU ([`FILL`]); else doubled until they do, keeping slices of at least 256 values of K,
+/// at most 16 (batch 1 conv4 of AlexNet, K 3456: 18 tiles of 64x64, split 8). Large batches
+/// stay unsplit, so the partial sums stay small.
+pub fn conv_split_heuristic(tile: Tile, shape: &Conv2dShape) -> Result<u32> {
+    let tiles = tile.tiles(shape.out_c / shape.groups, pixels(shape)?) * shape.groups;
+    let k = shape.k();
+    let mut split = 1u32;
+    while tiles * (split as usize) < FILL && k / (2 * split as usize) >= 256 && split < 16 {
+        split *= 2;
+    }
+    Ok(split)
+}
+
 /// The heuristic dense variant: [`DenseKind::Gemv`] for batch 1-8 (bandwidth-bound: each
 /// weight read once per 4 rows, no tile remainder); else the largest tile wasting at most a
 /// quarter of its outputs (64x64x16 if none), split over K until the workgroups reach [`FILL`]
@@ -230,21 +253,47 @@ pub fn conv_table(shape: &Conv2dShape) -> Vec<[u32; 2]> {
     t
 }
 
-/// Binds one convolution as an implicit GEMM on `tile`: `weight` in the
+/// The K slices a convolution split `split` ways runs on `tile`: `(slices, kvz)`, each slice
+/// `kvz` vec4 of K (a whole number of K steps), no slice empty.
+pub fn conv_slices(tile: Tile, shape: &Conv2dShape, split: u32) -> (usize, usize) {
+    let kv = shape.kp() / 4;
+    let per = (tile.bk / 4) as usize;
+    let steps = kv.div_ceil(per);
+    let split = (split as usize).clamp(1, steps.max(1));
+    let kvz = steps.div_ceil(split) * per;
+    (kv.div_ceil(kvz), kvz)
+}
+
+/// 32-bit words of partial sums a split convolution writes: one `out_c x pixels` slab per
+/// slice; 0 unsplit.
+pub fn conv_split_words(kind: ConvKind, shape: &Conv2dShape) -> Result<usize> {
+    let (slices, _) = conv_slices(kind.tile, shape, kind.split);
+    Ok(match slices {
+        1 => 0,
+        s => s * shape.out_c * pixels(shape)?,
+    })
+}
+
+/// Binds one convolution as an implicit GEMM on `kind.tile`: `weight` in the
 /// [`super::conv2d::weight_for_gemm`] layout, NCHW `input` and `output`. The gather table is
-/// uploaded here (a few KiB) and kept alive by the bind group.
+/// uploaded here (a few KiB) and kept alive by the bind group. Split (`kind.split > 1`): the
+/// `conv_split` entry writes each K slice's partial sums to `scratch`, then `reduce_conv`
+/// adds them, the bias and the ReLU; the split is lowered to the slices `scratch` holds (no
+/// scratch, or room for fewer than two slices: the unsplit `conv` entry).
 #[allow(clippy::too_many_arguments)]
 pub fn dispatch_conv(
     ctx: &GpuContext,
     kernels: &Kernels,
-    tile: Tile,
+    kind: ConvKind,
     shape: &Conv2dShape,
     relu: bool,
     weight: &wgpu::Buffer,
     bias: &wgpu::Buffer,
     input: &wgpu::Buffer,
     output: &wgpu::Buffer,
-) -> Result<Dispatch> {
+    scratch: Option<&wgpu::Buffer>,
+) -> Result<Vec<Dispatch>> {
+    let tile = kind.tile;
     let (oh, ow) = shape.out_hw()?;
     if shape.kernel > 0xffff || shape.in_h >= 0x7fff || shape.in_w >= 0x7fff {
         return Err(Error::Shape(format!(
@@ -256,7 +305,11 @@ pub fn dispatch_conv(
     // Offsets are i32 in the shader.
     i32::try_from(shape.batch * shape.in_c * shape.in_h * shape.in_w)
         .map_err(|_| Error::Shape("mm conv: input over 2^31 values".into()))?;
-    let params = MmParams {
+    // The split that the scratch holds.
+    let slab = shape.out_c * n;
+    let room = scratch.map_or(0, |b| b.size() as usize / 4) / slab.max(1);
+    let (slices, kvz) = conv_slices(tile, shape, kind.split.min(u(room.max(1))?));
+    let mut params = MmParams {
         m: u(cout_g)?,
         n: u(n)?,
         kv: u(kv)?,
@@ -275,37 +328,73 @@ pub fn dispatch_conv(
         splits: 1,
         ..Default::default()
     };
-    let kernel = kernels.mm(tile, "conv");
     let table = upload(ctx, "mm gather table", &conv_table(shape))?;
-    let workgroups = check_groups(
-        ctx,
-        "mm conv",
-        [
-            n.div_ceil(tile.bn as usize),
-            cout_g.div_ceil(tile.bm as usize),
-            shape.groups,
-        ],
-    )?;
-    let uniform = crate::gpu::uniform_buffer(ctx, "mm params", &params);
+    let uniform = |p: &MmParams| crate::gpu::uniform_buffer(ctx, "mm params", p);
+    let grid = |z: usize| {
+        check_groups(
+            ctx,
+            "mm conv",
+            [
+                n.div_ceil(tile.bn as usize),
+                cout_g.div_ceil(tile.bm as usize),
+                z,
+            ],
+        )
+    };
+    let (Some(part), true) = (scratch, slices > 1) else {
+        let kernel = kernels.mm(tile, "conv");
+        let un = uniform(&params);
+        let bind_group = kernel.bind_at(
+            ctx,
+            &[
+                (0, &un),
+                (1, weight),
+                (2, bias),
+                (3, output),
+                (4, input),
+                (5, &table),
+            ],
+        );
+        return Ok(vec![Dispatch {
+            label: format!("conv2d(mm {})", tile.name()),
+            pipeline: kernel.pipeline.clone(),
+            bind_group,
+            workgroups: grid(shape.groups)?,
+            flops: shape.flops(),
+            _params: un,
+        }]);
+    };
+    params.kvz = u(kvz)?;
+    params.splits = u(slices)?;
+    let kernel = kernels.mm(tile, "conv_split");
+    let un = uniform(&params);
     let bind_group = kernel.bind_at(
         ctx,
-        &[
-            (0, &uniform),
-            (1, weight),
-            (2, bias),
-            (3, output),
-            (4, input),
-            (5, &table),
-        ],
+        &[(0, &un), (1, weight), (4, input), (5, &table), (7, part)],
     );
-    Ok(Dispatch {
-        label: format!("conv2d(mm {})", tile.name()),
+    let main = Dispatch {
+        label: format!("conv2d(mm {}-split{slices})", tile.name()),
         pipeline: kernel.pipeline.clone(),
         bind_group,
-        workgroups,
+        workgroups: grid(shape.groups * slices)?,
         flops: shape.flops(),
-        _params: uniform,
-    })
+        _params: un,
+    };
+    let reduce = kernels.mm(Tile::new(64, 64, 16), "reduce_conv");
+    let un = uniform(&params);
+    let bind_group = reduce.bind_at(ctx, &[(0, &un), (2, bias), (3, output), (7, part)]);
+    let wg = reduce.workgroup_size[0];
+    Ok(vec![
+        main,
+        Dispatch {
+            label: "conv2d(mm split-K reduce)".into(),
+            pipeline: reduce.pipeline.clone(),
+            bind_group,
+            workgroups: grid_1d(ctx, slab, wg)?,
+            flops: 0.0,
+            _params: un,
+        },
+    ])
 }
 
 /// One weight part of a dense layer on the blocked path: `weight` holds `rows` rows of `k`

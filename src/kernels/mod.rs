@@ -228,7 +228,7 @@ impl Kernels {
     }
 
     /// The tuner's winner for this convolution, if it has one.
-    pub fn tuned_conv(&self, shape: &conv2d::Conv2dShape) -> Option<tuned::Variant<mm::Tile>> {
+    pub fn tuned_conv(&self, shape: &conv2d::Conv2dShape) -> Option<tuned::Variant<mm::ConvKind>> {
         self.tuned
             .as_ref()?
             .conv

@@ -9,7 +9,7 @@
 //! way.
 
 use super::conv2d::{self, Conv2dShape};
-use super::mm::{self, Tile};
+use super::mm::{self, ConvKind, Tile};
 use super::{tuned, Dispatch, Kernels, MatmulPath, Precision};
 use crate::error::Result;
 use crate::gpu::{upload, upload_f32, GpuContext};
@@ -69,6 +69,10 @@ pub enum ConvRoute {
     Im2col(Precision),
     /// An `mm.wgsl` tile as an implicit GEMM.
     Mm(Tile),
+    /// An `mm.wgsl` tile as an implicit GEMM split over `split` K slices (`conv_split`, f32
+    /// partial sums in the scratch), then one `reduce_conv` (bias, ReLU, NCHW store): for
+    /// convolutions whose output tiles alone would leave the GPU idle (batch 1 conv3-5).
+    MmSplit { tile: Tile, split: u32 },
     /// `conv2d.wgsl`, the first tiled kernel (`ALEXNET_MATMUL=tiled`).
     Direct,
 }
@@ -78,27 +82,35 @@ impl ConvRoute {
     pub fn layout(self) -> ConvLayout {
         match self {
             ConvRoute::Im2col(Precision::F16) => ConvLayout::PackedF16,
-            ConvRoute::Im2col(Precision::F32) | ConvRoute::Mm(_) => ConvLayout::PaddedRows,
+            ConvRoute::Im2col(Precision::F32) | ConvRoute::Mm(_) | ConvRoute::MmSplit { .. } => {
+                ConvLayout::PaddedRows
+            }
             ConvRoute::Direct => ConvLayout::Oihw,
         }
     }
 
-    /// 32-bit words of scratch this route wants for `shape` (the whole batch's patch matrix;
-    /// 0 when it needs none). Plans cap it with [`conv2d::scratch_words`]; the GEMM then runs in
-    /// pixel chunks.
+    /// 32-bit words of scratch this route wants for `shape` (the whole batch's patch matrix,
+    /// or a split's partial sums; 0 when it needs none). Plans cap it with
+    /// [`conv2d::scratch_words`]; the GEMM then runs in pixel chunks, a split with the slices
+    /// the scratch holds (unsplit when it holds fewer than two).
     pub fn scratch_words(self, shape: &Conv2dShape) -> Result<usize> {
         match self {
             ConvRoute::Im2col(precision) => shape.im2col_words(precision),
+            ConvRoute::MmSplit { tile, split } => {
+                mm::conv_split_words(ConvKind { tile, split }, shape)
+            }
             ConvRoute::Mm(_) | ConvRoute::Direct => Ok(0),
         }
     }
 
-    /// The name benchmarks and the tuner print: `gemm`, `gemm_f16`, the tile's name, `direct`.
+    /// The name benchmarks and the tuner print: `gemm`, `gemm_f16`, the tile's name (with
+    /// `-splitN` when split), `direct`.
     pub fn name(self) -> String {
         match self {
             ConvRoute::Im2col(Precision::F32) => tuned::GEMM.into(),
             ConvRoute::Im2col(Precision::F16) => "gemm_f16".into(),
             ConvRoute::Mm(tile) => tile.name(),
+            ConvRoute::MmSplit { tile, split } => ConvKind { tile, split }.name(),
             ConvRoute::Direct => "direct".into(),
         }
     }
@@ -131,9 +143,30 @@ impl ConvRoute {
                     ctx, kernels, precision, shape, relu, weight, bias, input, output, scratch,
                 )?
             }
-            ConvRoute::Mm(tile) => vec![mm::dispatch_conv(
-                ctx, kernels, tile, shape, relu, weight, bias, input, output,
-            )?],
+            ConvRoute::Mm(tile) => mm::dispatch_conv(
+                ctx,
+                kernels,
+                ConvKind { tile, split: 1 },
+                shape,
+                relu,
+                weight,
+                bias,
+                input,
+                output,
+                None,
+            )?,
+            ConvRoute::MmSplit { tile, split } => mm::dispatch_conv(
+                ctx,
+                kernels,
+                ConvKind { tile, split },
+                shape,
+                relu,
+                weight,
+                bias,
+                input,
+                output,
+                scratch,
+            )?,
             ConvRoute::Direct => vec![conv2d::dispatch(
                 ctx,
                 &kernels.conv2d(),
@@ -150,12 +183,25 @@ impl ConvRoute {
     }
 }
 
-impl From<tuned::Variant<Tile>> for ConvRoute {
+impl From<ConvKind> for ConvRoute {
+    /// [`ConvRoute::Mm`] unsplit, else [`ConvRoute::MmSplit`].
+    fn from(k: ConvKind) -> Self {
+        match k.split {
+            0 | 1 => ConvRoute::Mm(k.tile),
+            split => ConvRoute::MmSplit {
+                tile: k.tile,
+                split,
+            },
+        }
+    }
+}
+
+impl From<tuned::Variant<ConvKind>> for ConvRoute {
     /// The route of a tuner winner (or candidate) for an f32 convolution.
-    fn from(v: tuned::Variant<Tile>) -> Self {
+    fn from(v: tuned::Variant<ConvKind>) -> Self {
         match v {
             tuned::Variant::Gemm => ConvRoute::Im2col(Precision::F32),
-            tuned::Variant::Mm(tile) => ConvRoute::Mm(tile),
+            tuned::Variant::Mm(kind) => kind.into(),
         }
     }
 }
@@ -174,25 +220,26 @@ impl Kernels {
     /// batch size) runs in `precision`: f16 on the `im2col_f16` + `gemm_f16` kernels; f32 on the
     /// `Gemm` path as `im2col` + `gemm` unless the tuner chose an `mm.wgsl` tile; on the
     /// `Blocked` path a forced, tuned or heuristic tile, or `im2col` + `gemm` where the tuner
-    /// chose it and nothing is forced; `conv2d.wgsl` on the `Tiled` path. Its
+    /// chose it and nothing is forced (the tile split over K where its output tiles would
+    /// not fill the GPU, [`mm::conv_split_heuristic`]); `conv2d.wgsl` on the `Tiled` path. Its
     /// [`ConvRoute::layout`] is always [`Kernels::conv_layout`].
     pub fn conv_route(&self, shape: &Conv2dShape, precision: Precision) -> Result<ConvRoute> {
         if precision == Precision::F16 {
             return Ok(ConvRoute::Im2col(Precision::F16));
         }
         let tuned = self.tuned_conv(shape);
-        let tuned_tile = tuned.and_then(|v| v.mm());
+        let tuned_kind = tuned.and_then(|v| v.mm());
         Ok(match self.path {
             MatmulPath::Tiled => ConvRoute::Direct,
-            MatmulPath::Gemm => match tuned_tile.filter(|t| t.fits(&self.limits)) {
-                Some(tile) => ConvRoute::Mm(tile),
+            MatmulPath::Gemm => match tuned_kind.filter(|k| k.tile.fits(&self.limits)) {
+                Some(kind) => kind.into(),
                 None => ConvRoute::Im2col(Precision::F32),
             },
             MatmulPath::Blocked(force) => {
                 if force.is_empty() && tuned == Some(tuned::Variant::Gemm) {
                     ConvRoute::Im2col(Precision::F32)
                 } else {
-                    ConvRoute::Mm(force.conv(shape, tuned_tile, &self.limits)?)
+                    force.conv(shape, tuned_kind, &self.limits)?.into()
                 }
             }
         })

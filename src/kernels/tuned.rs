@@ -7,8 +7,8 @@
 //! timing); empty until `alexnet bench --tune` has run, in which case the heuristics of [`mm`]
 //! decide. This module keeps the shape keys and the candidate lists.
 
-use super::conv2d::Conv2dShape;
-use super::mm::{self, DenseKind, Tile};
+use super::conv2d::{Conv2dShape, IM2COL_MAX_BYTES};
+use super::mm::{self, ConvKind, DenseKind};
 pub use crate::options::tuned::{parse_conv, parse_dense, parse_dense_kind, Tuned, Variant, GEMM};
 
 /// `conv b8 3x224x224 o64 k11 s4 p2 g1`: everything the variant choice depends on.
@@ -37,16 +37,36 @@ pub fn dense_key(batch: usize, k: usize, rows: usize) -> String {
     format!("dense b{batch} k{k} o{rows}")
 }
 
-/// Every conv candidate the tuner times: the `Gemm` path, then every tile that fits `limits`.
-pub fn conv_candidates(limits: &wgpu::Limits) -> Vec<Variant<Tile>> {
+/// Every conv candidate the tuner times for `shape`: the `Gemm` path, every tile that fits
+/// `limits` unsplit, then split-K factors 2-16 on the heuristic's tile and on 64x32x16 where
+/// their output tiles do not fill the GPU ([`mm::FILL`]), the slices keep at least 128 values
+/// of K and the partial sums fit the scratch cap ([`IM2COL_MAX_BYTES`]).
+pub fn conv_candidates(shape: &Conv2dShape, limits: &wgpu::Limits) -> Vec<Variant<ConvKind>> {
     let mut out = vec![Variant::Gemm];
-    out.extend(
-        mm::TILES
-            .iter()
-            .copied()
-            .filter(|t| t.fits(limits))
-            .map(Variant::Mm),
-    );
+    let fitting = mm::TILES.iter().copied().filter(|t| t.fits(limits));
+    out.extend(fitting.map(|tile| Variant::Mm(ConvKind { tile, split: 1 })));
+    let Ok((oh, ow)) = shape.out_hw() else {
+        return out;
+    };
+    let (m, n) = (shape.out_c / shape.groups, shape.batch * oh * ow);
+    let mut tiles = vec![mm::conv_heuristic(m, n, limits)];
+    let small = mm::Tile::new(64, 32, 16);
+    if small.fits(limits) && !tiles.contains(&small) {
+        tiles.push(small);
+    }
+    for tile in tiles {
+        for split in [2, 4, 8, 16] {
+            let kind = ConvKind { tile, split };
+            let filled = tile.tiles(m, n) * shape.groups * split as usize / 2 >= mm::FILL;
+            let words = mm::conv_split_words(kind, shape).unwrap_or(usize::MAX);
+            if !filled
+                && shape.k() / split as usize >= 128
+                && words * 4 <= IM2COL_MAX_BYTES as usize
+            {
+                out.push(Variant::Mm(kind));
+            }
+        }
+    }
     out
 }
 

@@ -50,7 +50,7 @@ pub fn candidates_id() -> String {
         h.update(t.name().as_bytes());
         h.update(b";");
     }
-    h.update(b"gemv;split2,4,8,16;gemm;");
+    h.update(b"gemv;split2,4,8,16;convsplit2,4,8,16;gemm;");
     for file in ["mm.wgsl", "im2col.wgsl", "gemm.wgsl"] {
         h.update(kernels::shader(file).source.as_bytes());
     }
@@ -283,11 +283,17 @@ fn tune_layer(
             &kernels::conv2d::weight_for_gemm(&shape, &timing_data(shape.weight_len(), 2)),
         )?;
         let b = upload_f32(ctx, "tune b", &timing_data(shape.out_c, 3))?;
-        // The Gemm candidate's patch matrix, capped as a network's plan caps it.
-        let words = kernels::conv2d::scratch_words(ctx, shape.im2col_words(Precision::F32)?);
+        // The Gemm candidate's patch matrix or a split's partial sums, capped as a network's
+        // plan caps them.
+        let candidates = tuned::conv_candidates(&shape, &ctx.limits);
+        let mut need = 0;
+        for &v in &candidates {
+            need = need.max(ConvRoute::from(v).scratch_words(&shape)?);
+        }
+        let words = kernels::conv2d::scratch_words(ctx, need);
         let scratch = storage_buffer(ctx, "tune im2col", words, hint)?;
         let mut times = Vec::new();
-        for variant in tuned::conv_candidates(&ctx.limits) {
+        for variant in candidates {
             let ds = ConvRoute::from(variant).dispatch(
                 ctx,
                 ks,

@@ -32,7 +32,8 @@ impl MatmulPath {
     }
 
     /// Parses a matmul path: `tiled`, `gemm`, `blocked`, `blocked-TILE` (`blocked-128x64x16`),
-    /// `blocked-gemv`, `blocked-splitN`, or a tile and a split (`blocked-64x64x16-split4`).
+    /// `blocked-gemv`, `blocked-splitN` (dense split-K), `blocked-convsplitN` (convolution
+    /// split-K), or a tile with splits (`blocked-64x64x16-split4`, `blocked-64x32x16-convsplit8`).
     pub fn parse(v: &str) -> std::result::Result<Self, String> {
         match v {
             "tiled" => Ok(MatmulPath::Tiled),
@@ -42,18 +43,33 @@ impl MatmulPath {
                     Ok(MatmulPath::Blocked(Force::parse(rest)?))
                 }
                 _ => Err(format!(
-                    "unknown matmul path {v:?} (expected tiled, gemm or blocked[-TILE][-gemv|-splitN])"
+                    "unknown matmul path {v:?} (expected tiled, gemm or blocked[-TILE][-gemv|-splitN][-convsplitN])"
                 )),
             },
         }
     }
 
     /// One path of every form [`MatmulPath::parse`] accepts: `tiled`, `gemm`, `blocked`, each
-    /// tile of [`TILES`], `-gemv`, `-splitN`, and a tile with a split and with gemv. What the
+    /// tile of [`TILES`], `-gemv`, `-splitN`, `-convsplitN`, and a tile with a split, with a
+    /// conv split and with gemv. What the
     /// selftest runs under in CI, so a new form added here is checked on every adapter the
     /// tests see.
     pub fn forms() -> Vec<MatmulPath> {
-        let blocked = |tile, gemv, split| MatmulPath::Blocked(Force { tile, gemv, split });
+        let blocked = |tile, gemv, split| {
+            MatmulPath::Blocked(Force {
+                tile,
+                gemv,
+                split,
+                conv_split: None,
+            })
+        };
+        let conv_split = |tile, n| {
+            MatmulPath::Blocked(Force {
+                tile,
+                conv_split: Some(n),
+                ..Force::default()
+            })
+        };
         let mut out = vec![
             MatmulPath::Tiled,
             MatmulPath::Gemm,
@@ -66,6 +82,8 @@ impl MatmulPath {
             blocked(None, false, Some(3)),
             blocked(Some(Tile::new(64, 64, 16)), false, Some(4)),
             blocked(Some(Tile::new(128, 128, 8)), true, None),
+            conv_split(None, 3),
+            conv_split(Some(Tile::new(64, 32, 16)), 4),
         ]);
         out
     }
@@ -86,6 +104,9 @@ impl MatmulPath {
                 if let Some(n) = f.split {
                     s += &format!("-split{n}");
                 }
+                if let Some(n) = f.conv_split {
+                    s += &format!("-convsplit{n}");
+                }
                 s
             }
         }
@@ -102,7 +123,8 @@ pub struct Tile {
 }
 
 /// The tiles built and tuned over (largest first). Each fits 32 KiB of workgroup memory
-/// (`2 * bk * (bm + bn) * 4` bytes) and at most 256 invocations.
+/// (`2 * bk * (bm + bn) * 4` bytes) and at most 256 invocations. The 64x32 and 32x64 tiles
+/// (32 invocations, one NVIDIA warp) are for small pixel or channel counts (batch 1 conv3-5).
 pub const TILES: &[Tile] = &[
     Tile::new(128, 128, 8),
     Tile::new(128, 128, 16),
@@ -110,6 +132,8 @@ pub const TILES: &[Tile] = &[
     Tile::new(64, 128, 16),
     Tile::new(64, 64, 16),
     Tile::new(64, 64, 32),
+    Tile::new(64, 32, 16),
+    Tile::new(32, 64, 16),
 ];
 
 impl Tile {
@@ -128,8 +152,8 @@ impl Tile {
     }
 
     /// Whether a device with these limits can run the tile (workgroup memory, invocations and
-    /// workgroup dimensions): under WebGPU's baseline (16 KiB, 256 invocations) only 128x128x8
-    /// and 64x64x16 do.
+    /// workgroup dimensions): under WebGPU's baseline (16 KiB, 256 invocations) 128x128x8,
+    /// 64x64x16, 64x32x16 and 32x64x16 do.
     pub fn fits(&self, limits: &wgpu::Limits) -> bool {
         self.workgroup_bytes() <= limits.max_compute_workgroup_storage_size
             && self.invocations() <= limits.max_compute_invocations_per_workgroup
@@ -201,23 +225,62 @@ impl DenseKind {
     }
 }
 
-/// What `ALEXNET_MATMUL=blocked[-TILE][-gemv|-splitN]` forces; unset fields are chosen per
-/// shape (tuner cache, else `kernels::mm::conv_heuristic` / `dense_heuristic`).
+/// How one convolution runs on an `mm.wgsl` tile: the `conv` entry (split 1), or `conv_split`
+/// over `split` K slices writing partial sums, then `reduce_conv` (bias, ReLU, NCHW store).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvKind {
+    pub tile: Tile,
+    pub split: u32,
+}
+
+impl ConvKind {
+    /// The tile's name, with `-splitN` when split (`64x64x16-split8`), as the tuner cache
+    /// stores it.
+    pub fn name(&self) -> String {
+        match self.split {
+            1 => self.tile.name(),
+            n => format!("{}-split{n}", self.tile.name()),
+        }
+    }
+
+    /// Parses [`ConvKind::name`].
+    pub fn parse(s: &str) -> Option<ConvKind> {
+        let (tile, split) = match s.split_once("-split") {
+            Some((t, n)) => (t, n.parse().ok().filter(|&n: &u32| n >= 1)?),
+            None => (s, 1),
+        };
+        Some(ConvKind {
+            tile: tile.parse().ok()?,
+            split,
+        })
+    }
+}
+
+/// What `ALEXNET_MATMUL=blocked[-TILE][-gemv|-splitN][-convsplitN]` forces; unset fields are
+/// chosen per shape (tuner cache, else `kernels::mm::conv_heuristic` / `dense_heuristic`).
+/// `split` is the dense layers' split-K, `conv_split` the convolutions'.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Force {
     pub tile: Option<Tile>,
     pub gemv: bool,
     pub split: Option<u32>,
+    pub conv_split: Option<u32>,
 }
 
 impl Force {
     /// Parses what follows `blocked` in `ALEXNET_MATMUL` (`""`, `-64x64x16`, `-gemv`,
-    /// `-split4`, `-128x64x16-split2`).
+    /// `-split4`, `-128x64x16-split2`, `-convsplit8`).
     pub fn parse(rest: &str) -> std::result::Result<Force, String> {
         let mut f = Force::default();
         for part in rest.split('-').filter(|p| !p.is_empty()) {
             if part == "gemv" {
                 f.gemv = true;
+            } else if let Some(n) = part.strip_prefix("convsplit") {
+                let n: u32 =
+                    n.parse().ok().filter(|&n| n >= 1).ok_or_else(|| {
+                        format!("conv split factor {n:?} is not a positive integer")
+                    })?;
+                f.conv_split = Some(n);
             } else if let Some(n) = part.strip_prefix("split") {
                 let n: u32 = n
                     .parse()

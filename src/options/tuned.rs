@@ -5,11 +5,11 @@
 
 use std::collections::HashMap;
 
-use super::matmul::{DenseKind, Tile};
+use super::matmul::{ConvKind, DenseKind};
 
 /// One layer's winner: the `Gemm` path's kernels (`im2col.wgsl` + `gemm.wgsl` for a conv,
 /// `gemm.wgsl` for a dense layer: the candidate that wins on CPU-like adapters and on some
-/// small shapes), or an `mm.wgsl` variant (`T`: a [`Tile`] or a [`DenseKind`]).
+/// small shapes), or an `mm.wgsl` variant (`T`: a [`ConvKind`] or a [`DenseKind`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant<T> {
     Gemm,
@@ -26,12 +26,12 @@ impl<T> Variant<T> {
     }
 }
 
-impl Variant<Tile> {
-    /// `gemm` or the tile's name (`128x64x16`), as the cache stores it.
+impl Variant<ConvKind> {
+    /// `gemm` or [`ConvKind::name`] (`128x64x16`, `64x64x16-split8`), as the cache stores it.
     pub fn name(&self) -> String {
         match self {
             Variant::Gemm => GEMM.into(),
-            Variant::Mm(t) => t.name(),
+            Variant::Mm(k) => k.name(),
         }
     }
 }
@@ -53,16 +53,16 @@ pub const GEMM: &str = "gemm";
 /// `kernels::tuned::dense_key`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Tuned {
-    pub conv: HashMap<String, Variant<Tile>>,
+    pub conv: HashMap<String, Variant<ConvKind>>,
     pub dense: HashMap<String, Variant<DenseKind>>,
 }
 
 /// Parses a conv winner as [`Variant::name`] writes it.
-pub fn parse_conv(s: &str) -> Option<Variant<Tile>> {
+pub fn parse_conv(s: &str) -> Option<Variant<ConvKind>> {
     if s == GEMM {
         return Some(Variant::Gemm);
     }
-    s.parse().ok().map(Variant::Mm)
+    ConvKind::parse(s).map(Variant::Mm)
 }
 
 /// Parses a dense winner as [`Variant::name`] writes it.

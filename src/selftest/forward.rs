@@ -8,14 +8,15 @@ use crate::gpu::{read_back_f32, storage_buffer, upload, upload_f32, GpuContext, 
 use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
 use crate::kernels::lrn::Lrn;
 use crate::kernels::max_pool::PoolShape;
-use crate::kernels::mm::{DenseKind, TILES};
+use crate::kernels::mm::{DenseKind, Tile, TILES};
 use crate::kernels::route::ConvRoute;
 use crate::kernels::{self, Kernels, MatmulPath, Precision};
 
 /// Every convolution route ([`ConvRoute`]) on every conv shape, each through the route's own
 /// weight layout, scratch and dispatches (what networks, training and LPIPS run).
 pub(super) fn conv_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
-    // `(name, route, native f16 loads, scratch of 7 patch rows)`.
+    // `(name, route, native f16 loads, small scratch: 7 patch rows, or 2 slices of partial
+    // sums plus a few words for a split)`.
     let mut routes = vec![
         ("tiled".to_string(), ConvRoute::Direct, false, false),
         (
@@ -39,6 +40,23 @@ pub(super) fn conv_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
             false,
             false,
         ));
+    }
+    // Split-K over uneven slices (the last one shorter), with grouped shapes; and split 4 on a
+    // scratch holding two slices (runs split 2).
+    let splits = [
+        (Tile::new(64, 64, 16), 3, false),
+        (Tile::new(64, 32, 16), 4, false),
+        (Tile::new(128, 128, 8), 5, false),
+        (Tile::new(32, 64, 16), 4, true),
+    ];
+    for (tile, split, small) in splits.into_iter().filter(|s| s.0.fits(&ctx.limits)) {
+        let route = ConvRoute::MmSplit { tile, split };
+        let name = format!(
+            "blocked-{}{}",
+            route.name(),
+            if small { " (2 slices)" } else { "" }
+        );
+        routes.push((name, route, false, small));
     }
     // f16 storage: portable loads always, native ones where the adapter has SHADER_F16.
     let has_f16 = ctx.features.contains(wgpu::Features::SHADER_F16);
@@ -73,7 +91,13 @@ pub(super) fn conv_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
                     // (im2col must zero the K tail itself).
                     let yb = upload_f32(ctx, "y", &random(d.out_len, seed + 4, 9.0))?;
                     let words = if chunked {
-                        7 * s.kp()
+                        match route {
+                            ConvRoute::MmSplit { .. } => {
+                                let (oh, ow) = s.out_hw()?;
+                                2 * s.out_c * s.batch * oh * ow + 5
+                            }
+                            _ => 7 * s.kp(),
+                        }
                     } else {
                         route.scratch_words(&s)?
                     };

@@ -217,16 +217,19 @@ impl ConvStack {
             None => Vec::new(),
         };
         // One scratch for every batch size the stack runs (up to `max_batch`): sized at
-        // `max_batch` for each convolution that may run `im2col` at some batch size.
+        // `max_batch` for each convolution that may run `im2col` at some batch size, and for
+        // the partial sums of its route at `max_batch` (split-K; a split at a smaller batch
+        // runs with the slices this holds).
         let mut need = 0;
         for p in &params {
+            let s = Conv2dShape {
+                batch: max_batch,
+                ..p.shape
+            };
             if fk.conv_may_use_im2col(&p.shape, Precision::F32) {
-                let s = Conv2dShape {
-                    batch: max_batch,
-                    ..p.shape
-                };
                 need = need.max(s.im2col_words(Precision::F32)?);
             }
+            need = need.max(fk.conv_route(&s, Precision::F32)?.scratch_words(&s)?);
         }
         let scratch = if need > 0 {
             let words = conv2d::scratch_words(ctx, need);

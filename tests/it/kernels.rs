@@ -561,6 +561,19 @@ fn f16_packing_order_and_rounding() {
 // ---- mm.wgsl: register-blocked tiles (the GPU path), every variant forced ----
 
 fn check_conv_mm(tile: kernels::mm::Tile, shape: Conv2dShape, relu: bool, seed: u64) {
+    let kind = kernels::mm::ConvKind { tile, split: 1 };
+    check_conv_mm_split(kind, usize::MAX, shape, relu, seed);
+}
+
+/// `kind` on `shape` with a garbage-filled scratch of `scratch_words` (capped at what the
+/// split wants; none when it wants none).
+fn check_conv_mm_split(
+    kind: kernels::mm::ConvKind,
+    scratch_words: usize,
+    shape: Conv2dShape,
+    relu: bool,
+    seed: u64,
+) {
     let ctx = ctx();
     let ks = Kernels::with_path(&ctx, MatmulPath::Blocked(Default::default()));
     let (oh, ow) = shape.out_hw().unwrap();
@@ -577,15 +590,90 @@ fn check_conv_mm(tile: kernels::mm::Tile, shape: Conv2dShape, relu: bool, seed: 
     let out_len = shape.batch * shape.out_c * oh * ow;
     // Garbage in the output: every element must be written.
     let yb = upload_f32(&ctx, "y", &random(out_len, seed + 3, 9.0)).unwrap();
-    let d = kernels::mm::dispatch_conv(&ctx, &ks, tile, &shape, relu, &wb, &bb, &xb, &yb).unwrap();
-    kernels::run(&ctx, &[d]).unwrap();
+    let words = kernels::mm::conv_split_words(kind, &shape)
+        .unwrap()
+        .min(scratch_words);
+    let sb = (words > 0).then(|| upload_f32(&ctx, "part", &random(words, seed + 4, 9.0)).unwrap());
+    let ds = kernels::mm::dispatch_conv(
+        &ctx,
+        &ks,
+        kind,
+        &shape,
+        relu,
+        &wb,
+        &bb,
+        &xb,
+        &yb,
+        sb.as_ref(),
+    )
+    .unwrap();
+    // Split: the split entry and the reduce; unsplit (or no room for two slices): one.
+    assert_eq!(ds.len(), if words >= 2 * out_len { 2 } else { 1 });
+    kernels::run(&ctx, &ds).unwrap();
     let got = read_back_f32(&ctx, &yb, out_len).unwrap();
     let want = kernels::conv2d::reference(&shape, &w, &b, &x, relu);
     assert_close(
-        &format!("conv2d mm {} {shape:?}", tile.name()),
+        &format!("conv2d mm {} {shape:?}", kind.name()),
         &got,
         &want,
         TOL,
+    );
+}
+
+/// Split-K: uneven slices (the last shorter), groups, splits above the K steps (clamped),
+/// and a scratch holding fewer slices than asked (split lowered; none: unsplit).
+#[test]
+fn conv2d_mm_split_k() {
+    use kernels::mm::{ConvKind, Tile};
+    let k = |bm, bn, bk, split| ConvKind {
+        tile: Tile::new(bm, bn, bk),
+        split,
+    };
+    // K = 363: 23 steps of 16 in 3 slices of 8, 8, 7 steps; M = 10, N = 128.
+    check_conv_mm_split(
+        k(64, 64, 16, 3),
+        usize::MAX,
+        conv(2, 3, 35, 10, 11, 4, 2, 1),
+        true,
+        81,
+    );
+    // Groups 2 (K = 54 per group) and 3, with the small tiles.
+    check_conv_mm_split(
+        k(64, 32, 16, 2),
+        usize::MAX,
+        conv(2, 12, 9, 18, 3, 1, 1, 2),
+        false,
+        82,
+    );
+    check_conv_mm_split(
+        k(32, 64, 16, 4),
+        usize::MAX,
+        conv(1, 9, 6, 6, 3, 2, 0, 3),
+        true,
+        83,
+    );
+    // conv3-like at batch 1: K = 360 over 16 slices of 8 (bk 8).
+    check_conv_mm_split(
+        k(128, 128, 8, 16),
+        usize::MAX,
+        conv(1, 40, 11, 24, 3, 1, 1, 1),
+        true,
+        84,
+    );
+    // Room for 2 of 4 slices (2 * 24 * 121 words and change), then for none.
+    check_conv_mm_split(
+        k(64, 64, 16, 4),
+        2 * 24 * 121 + 7,
+        conv(1, 40, 11, 24, 3, 1, 1, 1),
+        false,
+        85,
+    );
+    check_conv_mm_split(
+        k(64, 64, 16, 4),
+        24 * 121,
+        conv(1, 40, 11, 24, 3, 1, 1, 1),
+        false,
+        86,
     );
 }
 
@@ -708,10 +796,19 @@ fn mm_variant_names_parse_and_heuristics() {
         "blocked-gemv",
         "blocked-split4",
         "blocked-64x64x32-split2",
+        "blocked-convsplit8",
+        "blocked-64x32x16-split2-convsplit4",
     ] {
         assert_eq!(MatmulPath::parse(v).unwrap().name(), v);
     }
-    for bad in ["blocked-99x99x9", "blocked-split0", "fast", "blockedx"] {
+    for bad in [
+        "blocked-99x99x9",
+        "blocked-split0",
+        "blocked-convsplit0",
+        "blocked-convsplitx",
+        "fast",
+        "blockedx",
+    ] {
         assert!(MatmulPath::parse(bad).is_err(), "{bad} parsed");
     }
     // A GPU's limits (32 KiB of workgroup memory, as lavapipe and most desktop cards).
@@ -730,15 +827,15 @@ fn mm_variant_names_parse_and_heuristics() {
     );
     assert_eq!(dense_heuristic(1, 9216, 4096, &gpu), DenseKind::Gemv);
     assert_eq!(dense_heuristic(8, 4096, 4096, &gpu), DenseKind::Gemv);
-    // Under WebGPU's baseline (16 KiB) only 128x128x8 and 64x64x16 fit, and the heuristics
-    // pick nothing else (the one that fits wastes least where a larger tile would not).
+    // Under WebGPU's baseline (16 KiB) only 128x128x8, 64x64x16 and the 32-invocation tiles
+    // fit, and the heuristics pick nothing else.
     let webgpu = wgpu::Limits::default();
     let fitting: Vec<String> = kernels::mm::TILES
         .iter()
         .filter(|t| t.fits(&webgpu))
         .map(|t| t.name())
         .collect();
-    assert_eq!(fitting, ["128x128x8", "64x64x16"]);
+    assert_eq!(fitting, ["128x128x8", "64x64x16", "64x32x16", "32x64x16"]);
     for (m, n) in [
         (192, 64 * 27 * 27),
         (64, 64 * 55 * 55),
@@ -761,6 +858,27 @@ fn mm_variant_names_parse_and_heuristics() {
         kernels::mm::conv_heuristic(192, 64 * 27 * 27, &webgpu),
         Tile::new(64, 64, 16)
     );
+    // Split-K where the output tiles leave the GPU idle: batch 1 conv3-5 (AlexNet, 13x13
+    // outputs, K 1728-3456) split into slices of at least 256 values of K; conv1 (K 363) and
+    // large batches are not split.
+    let blocked = kernels::mm::Force::default();
+    let split_of = |s: &Conv2dShape| blocked.conv(s, None, &gpu).unwrap();
+    let at = |tile, split| kernels::mm::ConvKind { tile, split };
+    let t64 = Tile::new(64, 64, 16);
+    assert_eq!(split_of(&conv(1, 192, 13, 384, 3, 1, 1, 1)), at(t64, 4));
+    assert_eq!(split_of(&conv(1, 384, 13, 256, 3, 1, 1, 1)), at(t64, 8));
+    assert_eq!(split_of(&conv(1, 256, 13, 256, 3, 1, 1, 1)), at(t64, 8));
+    assert_eq!(split_of(&conv(1, 64, 27, 192, 5, 1, 2, 1)), at(t64, 4));
+    assert_eq!(split_of(&conv(1, 3, 224, 64, 11, 4, 2, 1)).split, 1);
+    assert_eq!(split_of(&conv(64, 256, 13, 256, 3, 1, 1, 1)).split, 1);
+    // Forced fields win: a conv split on the heuristic tile, a tile with the tuner's split.
+    let forced = kernels::mm::Force::parse("-convsplit3").unwrap();
+    let conv4 = conv(1, 384, 13, 256, 3, 1, 1, 1);
+    assert_eq!(forced.conv(&conv4, None, &gpu).unwrap(), at(t64, 3));
+    let tuned = at(Tile::new(64, 32, 16), 16);
+    assert_eq!(blocked.conv(&conv4, Some(tuned), &gpu).unwrap(), tuned);
+    let forced = kernels::mm::Force::parse("-64x32x16").unwrap();
+    assert_eq!(forced.conv(&conv4, Some(tuned), &gpu).unwrap(), tuned);
     // A forced tile the device cannot run is refused, naming the tiles that fit.
     let force = kernels::mm::Force::parse("-128x64x16").unwrap();
     let shape = conv(64, 64, 27, 192, 5, 1, 2, 1);
@@ -788,9 +906,16 @@ fn mm_variant_names_parse_and_heuristics() {
         use kernels::tuned::{parse_conv, parse_dense, Variant};
         assert_eq!(parse_dense("gemm"), Some(Variant::Gemm));
         assert_eq!(parse_conv("gemm"), Some(Variant::Gemm));
-        let t = Tile::new(128, 64, 16);
-        assert_eq!(parse_conv(&Variant::Mm(t).name()), Some(Variant::Mm(t)));
+        for split in [1, 8] {
+            let t = kernels::mm::ConvKind {
+                tile: Tile::new(128, 64, 16),
+                split,
+            };
+            assert_eq!(parse_conv(&Variant::Mm(t).name()), Some(Variant::Mm(t)));
+        }
+        assert_eq!(parse_conv("128x64x16"), parse_conv("128x64x16-split1"));
         assert_eq!(parse_conv("gemv"), None);
+        assert_eq!(parse_conv("128x64x16-split0"), None);
         assert_eq!(parse_dense("128x64x16-split0"), None);
     }
     // Every tile fits DX12's 32 KiB of workgroup memory and 256 invocations.

@@ -342,7 +342,8 @@ fn f16_storage_matches_onnxruntime_loosely() {
 
 /// Every forceable matmul variant end to end (`ALEXNET_MATMUL` values, through
 /// `Network::with_path`): the blocked GPU tiles with the heuristic's choices, each conv tile,
-/// gemv, split-K, and the older paths, all against onnxruntime at the f32 tolerance.
+/// gemv, split-K (dense and conv), and the older paths, all against onnxruntime at the f32
+/// tolerance.
 #[test]
 fn every_matmul_variant_matches_onnxruntime() {
     use alexnet_wgpu::kernels::{MatmulPath, Precision};
@@ -364,6 +365,9 @@ fn every_matmul_variant_matches_onnxruntime() {
         "blocked-gemv",
         "blocked-64x64x16-split4",
         "blocked-split3",
+        "blocked-convsplit4",
+        "blocked-64x32x16-convsplit8",
+        "blocked-32x64x16",
     ] {
         let path = MatmulPath::parse(v).unwrap();
         let mut net = Network::with_path(&ctx, &w, Precision::F32, path).unwrap();

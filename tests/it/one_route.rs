@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use crate::common::{self, ctx, fixture};
-use alexnet_wgpu::kernels::mm::{DenseKind, Tile};
+use alexnet_wgpu::kernels::mm::{ConvKind, DenseKind, Tile};
 use alexnet_wgpu::kernels::route::ConvRoute;
 use alexnet_wgpu::kernels::tuned::{self, Variant};
 use alexnet_wgpu::kernels::{dense::DenseRoute, Kernels, Precision};
@@ -20,12 +20,16 @@ use alexnet_wgpu::AlexNet;
 
 const BATCH: usize = 2;
 
-/// The conv label each route's dispatch carries.
-fn conv_label(route: ConvRoute) -> String {
+/// The conv labels each route's dispatches carry.
+fn conv_labels(route: ConvRoute) -> Vec<String> {
     match route {
-        ConvRoute::Im2col(_) => "conv2d(gemm)".into(),
-        ConvRoute::Mm(t) => format!("conv2d(mm {})", t.name()),
-        ConvRoute::Direct => "conv2d".into(),
+        ConvRoute::Im2col(_) => vec!["conv2d(gemm)".into()],
+        ConvRoute::Mm(t) => vec![format!("conv2d(mm {})", t.name())],
+        ConvRoute::MmSplit { tile, split } => vec![
+            format!("conv2d(mm {}-split{split})", tile.name()),
+            "conv2d(mm split-K reduce)".into(),
+        ],
+        ConvRoute::Direct => vec!["conv2d".into()],
     }
 }
 
@@ -38,7 +42,11 @@ fn library_binary_and_training_run_the_tuned_variant_of_every_layer() {
     let infos = spec.infer().unwrap();
     // Every layer's default route (no table), and a table that picks another variant.
     let plain = Kernels::with_tuned(&ctx, ctx.matmul_path(), None);
-    let other_tile = Tile::new(64, 64, 16);
+    // Split over K: its partial sums need the scratch that each caller sizes from the route.
+    let other_tile = ConvKind {
+        tile: Tile::new(64, 64, 16),
+        split: 2,
+    };
     let adapter = tune::adapter_key(&ctx.info);
     let mut entries = BTreeMap::new();
     let mut want_conv = Vec::new();
@@ -50,7 +58,7 @@ fn library_binary_and_training_run_the_tuned_variant_of_every_layer() {
                 ConvRoute::Im2col(_) => Variant::Mm(other_tile),
                 _ => Variant::Gemm,
             };
-            want_conv.push(conv_label(ConvRoute::from(pick)));
+            want_conv.extend(conv_labels(ConvRoute::from(pick)));
             assert_ne!(
                 ConvRoute::from(pick),
                 default,
@@ -77,7 +85,10 @@ fn library_binary_and_training_run_the_tuned_variant_of_every_layer() {
         }
     }
     assert_eq!(
-        (want_conv.len(), want_dense.len()),
+        (
+            want_conv.iter().filter(|l| !l.contains("reduce")).count(),
+            want_dense.len()
+        ),
         (5, 2),
         "torchvision_small's layers"
     );

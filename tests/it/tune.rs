@@ -6,7 +6,7 @@
 use crate::common;
 
 use alexnet_wgpu::gpu::{storage_buffer, upload_f32, SplitWeight};
-use alexnet_wgpu::kernels::mm::{DenseKind, Force, Tile};
+use alexnet_wgpu::kernels::mm::{ConvKind, DenseKind, Force, Tile};
 use alexnet_wgpu::kernels::tuned::{self, Tuned, Variant};
 use alexnet_wgpu::kernels::{self, Kernels, MatmulPath, Precision};
 use alexnet_wgpu::model::tune::{self, CacheFile};
@@ -119,7 +119,8 @@ fn only_this_adapters_entries_are_used_and_the_file_round_trips() {
     let (t, unknown) = tune::select(&back, &ctx.info, Precision::F32);
     assert_eq!(unknown, 1, "the unknown tile name is skipped");
     assert_eq!(t.conv.len(), 2);
-    assert_eq!(t.conv[conv], Variant::Mm(Tile::new(128, 64, 16)));
+    let tile = Tile::new(128, 64, 16);
+    assert_eq!(t.conv[conv], Variant::Mm(ConvKind { tile, split: 1 }));
     assert_eq!(t.conv[conv_gemm], Variant::Gemm);
     assert_eq!(t.dense.len(), 2, "{:?}", t.dense);
     assert_eq!(
@@ -237,11 +238,20 @@ fn a_tuning_run_times_every_candidate_and_its_winners_match_onnxruntime() {
         .count();
     // The reduced-width net's fc8 has K = 10 (not whole vec4 loads): dense.wgsl, not tuned.
     assert_eq!((convs, denses), (5, 2), "{timed:#?}");
+    // Each conv's shape by its key (its candidates depend on it: split-K where it is small).
+    let spec = w.spec();
+    let conv_shapes: std::collections::HashMap<String, _> = spec
+        .layers
+        .iter()
+        .zip(&spec.infer().unwrap())
+        .filter_map(|(l, i)| l.conv_shape(batch, i.input.as_map()))
+        .map(|s| (tuned::conv_key(&s), s))
+        .collect();
     for t in &timed {
         let names: Vec<&str> = t.times.iter().map(|(n, _)| n.as_str()).collect();
         assert!(names.contains(&"gemm"), "{}: {names:?}", t.shape);
         let want: Vec<String> = if t.shape.starts_with("conv ") {
-            tuned::conv_candidates(&ctx.limits)
+            tuned::conv_candidates(&conv_shapes[&t.shape], &ctx.limits)
                 .iter()
                 .map(|v| v.name())
                 .collect()
@@ -269,7 +279,8 @@ fn a_tuning_run_times_every_candidate_and_its_winners_match_onnxruntime() {
 }
 
 /// A table that sends conv1, conv3, conv5 and fc7 to `gemm` and the rest to `mm.wgsl`
-/// variants: one plan mixes both (the im2col scratch sized for the `gemm` convs only) and still
+/// variants (conv4 split over K): one plan mixes both (the scratch sized for the `gemm` convs'
+/// patch matrices and conv4's partial sums) and still
 /// matches onnxruntime, on the `Blocked` and on the `Gemm` path.
 #[test]
 fn a_plan_mixing_gemm_and_mm_winners_matches_onnxruntime() {
@@ -284,10 +295,17 @@ fn a_plan_mixing_gemm_and_mm_winners_matches_onnxruntime() {
     let (mut conv_i, mut dense_i) = (0, 0);
     for (layer, info) in spec.layers.iter().zip(&infos) {
         if let Some(s) = layer.conv_shape(batch, info.input.as_map()) {
-            let v = if conv_i % 2 == 0 {
-                Variant::Gemm
-            } else {
-                Variant::Mm(Tile::new(64, 128, 16))
+            // conv2 on a tile, conv4 split over K (its partial sums in the plan's scratch).
+            let v = match conv_i {
+                1 => Variant::Mm(ConvKind {
+                    tile: Tile::new(64, 128, 16),
+                    split: 1,
+                }),
+                3 => Variant::Mm(ConvKind {
+                    tile: Tile::new(64, 32, 16),
+                    split: 3,
+                }),
+                _ => Variant::Gemm,
             };
             t.conv.insert(tuned::conv_key(&s), v);
             conv_i += 1;
@@ -325,7 +343,9 @@ fn check_mixed_plan(
     let mut net = Network::with_kernels(ctx, w, Precision::F32, ks).unwrap();
     let labels = plan_labels(&mut net, batch, h, wd);
     let count = |l: &str| labels.iter().filter(|x| x.as_str() == l).count();
-    assert_eq!(count("conv2d(mm 64x128x16)"), 2, "{labels:?}");
+    assert_eq!(count("conv2d(mm 64x128x16)"), 1, "{labels:?}");
+    assert_eq!(count("conv2d(mm 64x32x16-split3)"), 1, "{labels:?}");
+    assert_eq!(count("conv2d(mm split-K reduce)"), 1, "{labels:?}");
     assert!(count("conv2d(gemm)") >= 3, "{labels:?}");
     assert_eq!(count("dense(gemm)"), 1, "{labels:?}");
     assert_eq!(count("dense(mm 64x64x32-split2)"), 1, "{labels:?}");
