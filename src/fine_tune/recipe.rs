@@ -19,7 +19,7 @@ use crate::train::{
 };
 
 use super::check::invalid;
-use super::data_dir::resolve;
+use crate::data::dataset::resolve;
 use super::progress::{Events, Progress};
 use super::{FineTune, Trained};
 

@@ -1,9 +1,13 @@
-//! Where a run's images are: the data folder as given (one sub-folder per class), or a split
-//! dataset (`DIR/train` and `DIR/val`, each with the class folders) recognised as one, and the
-//! nested layouts that would otherwise train on the wrong "classes" refused with a hint.
+//! Where a run's labelled images are, one resolution for every command that reads class
+//! folders (`train-head --data`, `features --data`, `eval --data`): the data folder as given
+//! (one sub-folder per class), or a split dataset (`DIR/train` and `DIR/val`, each with the
+//! class folders) recognised as one, and the layouts that would otherwise label by the wrong
+//! "classes" refused with a hint: class folders one level down, and `train/` + `val/` holding
+//! images directly (a "train" vs "val" model).
 //!
 //! Class folders are scanned recursively (`cat/2019/*.jpg` is a cat), so without this
-//! `DIR` holding `train/` and `val/` silently trained a two-class "train vs val" model.
+//! `DIR` holding `train/` and `val/` silently trained a two-class "train vs val" model, and
+//! `features --data DIR` exported the classes "train" and "val".
 
 use std::path::{Path, PathBuf};
 
@@ -60,6 +64,17 @@ pub fn resolve(data: &Path, val: Option<&Path>) -> Result<DataDirs> {
     let find = |n: &str| dirs.iter().find(|d| name(d) == n);
     let split_val = VAL_NAMES.iter().find_map(|n| find(n));
     if let (Some(train), Some(split_val)) = (find("train"), split_val) {
+        if has_images(train) && has_images(split_val) {
+            return Err(Error::Input {
+                path: data.to_path_buf(),
+                message: format!(
+                    "its train/ and {v}/ hold images directly, which would label them as two \
+                     classes \"train\" and \"{v}\"; a split dataset's train/ and {v}/ each hold \
+                     one folder per class (train/cat/1.jpg, {v}/cat/2.jpg)",
+                    v = name(split_val)
+                ),
+            });
+        }
         if !sub_dirs(train).is_empty() && !has_images(train) {
             if let Some(v) = val {
                 return Err(Error::Input {
