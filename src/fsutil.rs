@@ -88,10 +88,7 @@ pub fn remove_stale_temps_with_suffix(dir: &Path, key: &str, suffix: &str) -> Ve
     let mut removed = Vec::new();
     for e in entries.flatten() {
         let name = e.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| temp_owner(n, key, suffix))
-        else {
+        let Some(pid) = name.to_str().and_then(|n| temp_owner(n, key, suffix)) else {
             continue;
         };
         if !process_alive(pid) && std::fs::remove_file(e.path()).is_ok() {

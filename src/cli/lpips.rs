@@ -186,6 +186,14 @@ fn list_pairs(
 pub fn run(args: LpipsArgs) -> anyhow::Result<ExitCode> {
     let resize = args.resize.as_deref().map(parse_size).transpose()?;
     let mut errors: Vec<String> = Vec::new();
+    // clap's `requires` does not hold against the positional paths: said here, not ignored.
+    if let (Some(m), None) = (&args.matrix_out, &args.all_pairs) {
+        bail!(
+            "--matrix-out {}: the matrix is of --all-pairs DIR; pairs of two images or --pairs \
+             have no matrix",
+            m.display()
+        );
+    }
     // Before any GPU work: the pair list and the trunk file.
     let pairs = match &args.all_pairs {
         Some(_) => Vec::new(),
@@ -381,9 +389,8 @@ fn all_pairs(
         |i| match kept[i].take() {
             Some(img) => Ok(img),
             // Decoded once already: a failure now (the file changed) stops the matrix.
-            None => {
-                load(lpips, &paths[i], resize).map_err(|e| alexnet_wgpu::Error::Invalid(format!("{e:#}")))
-            }
+            None => load(lpips, &paths[i], resize)
+                .map_err(|e| alexnet_wgpu::Error::Invalid(format!("{e:#}"))),
         },
         &mut |p| match p {
             MatrixProgress::Features { done, .. } => features.set_position(done as u64),

@@ -261,6 +261,29 @@ impl ModelArgs {
     }
 }
 
+/// Removes from this process's environment every flag's variable twin (`WGPU_BACKEND`,
+/// `ALEXNET_CACHE_DIR`, ...) that is set but empty, so that it counts as unset, as the
+/// command line's absent flag does (clap took `WGPU_BACKEND=` as a backend named "" and
+/// `ALEXNET_CACHE_DIR=` as a missing value). Only for `main`, before any thread starts.
+pub fn unset_empty_env_twins() {
+    fn walk(cmd: &clap::Command, names: &mut Vec<std::ffi::OsString>) {
+        names.extend(
+            cmd.get_arguments()
+                .filter_map(|a| a.get_env().map(|e| e.to_os_string())),
+        );
+        for sub in cmd.get_subcommands() {
+            walk(sub, names);
+        }
+    }
+    let mut names = Vec::new();
+    walk(&<Cli as clap::CommandFactory>::command(), &mut names);
+    for n in names {
+        if std::env::var_os(&n).is_some_and(|v| v.is_empty()) {
+            std::env::remove_var(&n);
+        }
+    }
+}
+
 /// Parses `argv` (the program's name first) as `main` does: the arguments, and clap's matches
 /// for the shared file check.
 pub fn parse(

@@ -445,7 +445,10 @@ fn a_download_killed_by_sigkill_is_cleaned_up_by_the_rerun() {
         if let Some(n) = found {
             break n;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "no download started");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no download started"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     child.kill().unwrap();
@@ -455,7 +458,11 @@ fn a_download_killed_by_sigkill_is_cleaned_up_by_the_rerun() {
             && temp.ends_with(".pth"),
         "{temp}"
     );
-    assert_eq!(listing(cache.path()), vec![temp.clone()], "left by the kill");
+    assert_eq!(
+        listing(cache.path()),
+        vec![temp.clone()],
+        "left by the kill"
+    );
     // The rerun, here one that finds the weights needless to fetch and one that fetches.
     let server = serve(body, false, 1);
     let o = alexnet(
@@ -472,9 +479,10 @@ fn a_download_killed_by_sigkill_is_cleaned_up_by_the_rerun() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(listing(cache.path()), vec![CACHED_FILE.to_string()]);
     // A stale one of a download whose run is over goes with any later run, a cached one too.
-    let dead = cache
-        .path()
-        .join(format!(".alexnet-{CACHED_FILE}.download-{}-aB3xYz.onnx", child.id()));
+    let dead = cache.path().join(format!(
+        ".alexnet-{CACHED_FILE}.download-{}-aB3xYz.onnx",
+        child.id()
+    ));
     std::fs::write(&dead, b"half").unwrap();
     let o = alexnet(&["fetch-weights", "--quiet"], cache.path());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

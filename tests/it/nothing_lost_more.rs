@@ -152,7 +152,8 @@ fn every_command_resolves_a_dataset_folder_the_same_way() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let e = stderr(&o);
     assert!(
-        e.contains("is a split dataset") && e.contains(&format!("--data {}", s(&split.join("val")))),
+        e.contains("is a split dataset")
+            && e.contains(&format!("--data {}", s(&split.join("val")))),
         "{e}"
     );
     assert!(!features.exists());
@@ -214,8 +215,10 @@ fn an_lpips_pair_too_large_for_the_adapter_is_that_pairs_error() {
     assert!(out.contains(&format!("{},{}", s(&a), s(&b))), "{out}");
     assert!(!out.contains("big.png"), "{out}");
     assert!(
-        e.contains(&format!("{}: a 3000x3000 image needs a 137 MiB GPU buffer (relu1)", s(&big)))
-            && e.contains("128 MiB binding limit")
+        e.contains(&format!(
+            "{}: a 3000x3000 image needs a 137 MiB GPU buffer (relu1)",
+            s(&big)
+        )) && e.contains("128 MiB binding limit")
             && !e.contains("--batch"),
         "{e}"
     );
@@ -255,21 +258,39 @@ fn rough_edges_are_refused_before_work_or_taken_as_unset() {
     // `--matrix-out` needs `--all-pairs`; a folder as `--matrix-out` is refused before work.
     refused(
         alexnet_env(
-            &["lpips", "--matrix-out", s(&dir.path().join("m.npy")), s(&a), s(&b)],
+            &[
+                "lpips",
+                "--matrix-out",
+                s(&dir.path().join("m.npy")),
+                s(&a),
+                s(&b),
+            ],
             env,
         ),
         "--all-pairs",
     );
     refused(
         alexnet_env(
-            &["lpips", "--all-pairs", s(&fixture("lpips")), "--matrix-out", s(dir.path())],
+            &[
+                "lpips",
+                "--all-pairs",
+                s(&fixture("lpips")),
+                "--matrix-out",
+                s(dir.path()),
+            ],
             env,
         ),
         "is a folder",
     );
     refused(
         alexnet_env(
-            &["lpips", "--out", s(&dir.path().join("missing/o.csv")), s(&a), s(&b)],
+            &[
+                "lpips",
+                "--out",
+                s(&dir.path().join("missing/o.csv")),
+                s(&a),
+                s(&b),
+            ],
             env,
         ),
         "does not exist",
@@ -313,7 +334,10 @@ fn rough_edges_are_refused_before_work_or_taken_as_unset() {
         if json {
             args.push("--json");
         }
-        let o = refused(alexnet_env(&args, env), "no GPU adapter matching backend 'metal'");
+        let o = refused(
+            alexnet_env(&args, env),
+            "no GPU adapter matching backend 'metal'",
+        );
         if json {
             assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "[]");
         }
@@ -329,7 +353,14 @@ fn rough_edges_are_refused_before_work_or_taken_as_unset() {
         alexnet_env(&args, env)
     };
     refused(
-        head(&["--data", s(&data), "--optimizer", "adam", "--momentum", "0.5"]),
+        head(&[
+            "--data",
+            s(&data),
+            "--optimizer",
+            "adam",
+            "--momentum",
+            "0.5",
+        ]),
         "--momentum is SGD's",
     );
     refused(
@@ -338,7 +369,14 @@ fn rough_edges_are_refused_before_work_or_taken_as_unset() {
     );
     let train = data.join("train");
     refused(
-        head(&["--data", s(&train), "--val", s(&data.join("val")), "--val-split", "0.3"]),
+        head(&[
+            "--data",
+            s(&train),
+            "--val",
+            s(&data.join("val")),
+            "--val-split",
+            "0.3",
+        ]),
         "give one of them",
     );
     assert!(!out.exists());
