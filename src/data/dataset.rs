@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::data::inputs::is_image_path;
+use super::inputs::is_image_path;
 use crate::error::{Error, Result};
 
 /// The names a split dataset's validation folder goes by (torchvision/ImageNet `val`, Kaggle's
