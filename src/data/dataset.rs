@@ -58,7 +58,7 @@ fn name(p: &Path) -> String {
 /// Resolves `data` (and the validation folder, if one was given): a split dataset gives its
 /// `train/` and `val/`; class folders that hold no images, only the same sub-folders, are
 /// refused (the classes are one level down). An unreadable or plain class-folder `data` is
-/// returned as is, for [`ClassFolders::scan`](crate::data::ClassFolders::scan) to check.
+/// returned as is, for [`ClassFolders::scan`](super::ClassFolders::scan) to check.
 pub fn resolve(data: &Path, val: Option<&Path>) -> Result<DataDirs> {
     let dirs = sub_dirs(data);
     let find = |n: &str| dirs.iter().find(|d| name(d) == n);
