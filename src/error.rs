@@ -129,13 +129,14 @@ pub enum Error {
     },
 
     #[error(
-        "no weights given and no pre-trained weights in the cache ({path} does not exist: \
-         `fetch::fetch_weights` downloads them, or `fetch::set_cache_dir` points at a folder \
-         holding {file})"
+        "no weights given and no pre-trained weights in the cache ({path} does not exist; the \
+         cache directory is the one set for this process or the platform's, and holds {file} \
+         once downloaded)"
     )]
     NoCachedWeights { path: PathBuf, file: &'static str },
 
-    #[error("no cache directory: the platform has none (no HOME?); `fetch::set_cache_dir` names one for the pre-trained weights")]
+    /// (`fetch::set_cache_dir` names one.)
+    #[error("no cache directory: none was set and the platform has none (no HOME?)")]
     NoCacheDir,
 }
 
@@ -146,7 +147,7 @@ fn no_adapter(filter: &str) -> String {
          install mesa-vulkan-drivers libvulkan1`)"
             .into()
     } else {
-        format!("no GPU adapter{filter}: `gpu::list_adapters` lists the adapters there are")
+        format!("no GPU adapter{filter}")
     }
 }
 

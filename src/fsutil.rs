@@ -52,15 +52,15 @@ fn process_alive(pid: u32) -> bool {
     true
 }
 
-/// The process id in the name of a temporary file of `key` (`.alexnet-{key}-{pid}-XXXXXX.tmp`,
-/// the six characters tempfile's), or `None` when `name` is not one.
-fn temp_owner(name: &str, key: &str) -> Option<u32> {
+/// The process id in the name of a temporary file of `key` (`.alexnet-{key}-{pid}-XXXXXX{suffix}`,
+/// `suffix` usually `.tmp`, the six characters tempfile's), or `None` when `name` is not one.
+fn temp_owner(name: &str, key: &str, suffix: &str) -> Option<u32> {
     let rest = name
         .strip_prefix(".alexnet-")?
         .strip_prefix(key)?
         .strip_prefix('-')?;
     let (pid, rest) = rest.split_once('-')?;
-    let random = rest.strip_suffix(".tmp")?;
+    let random = rest.strip_suffix(suffix)?;
     if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -75,13 +75,20 @@ fn temp_owner(name: &str, key: &str) -> Option<u32> {
 /// touches the temporary files of another run writing now; a key names one final file (or one
 /// run's cache), so other parts' files are never candidates. Returns the paths removed.
 pub fn remove_stale_temps(dir: &Path, key: &str) -> Vec<PathBuf> {
+    remove_stale_temps_with_suffix(dir, key, ".tmp")
+}
+
+/// [`remove_stale_temps`] of temporary files named with `suffix` instead of `.tmp`
+/// ([`PendingFile::keyed_with_suffix`]: a download keeps its format's extension, which the
+/// reader dispatches on).
+pub fn remove_stale_temps_with_suffix(dir: &Path, key: &str, suffix: &str) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     let mut removed = Vec::new();
     for e in entries.flatten() {
         let name = e.file_name();
-        let Some(pid) = name.to_str().and_then(|n| temp_owner(n, key)) else {
+        let Some(pid) = name.to_str().and_then(|n| temp_owner(n, key, suffix)) else {
             continue;
         };
         if !process_alive(pid) && std::fs::remove_file(e.path()).is_ok() {
@@ -135,11 +142,17 @@ impl PendingFile {
     /// A new temporary file in `dir` for `key` (a destination's file name, see [`temp_key`]),
     /// after removing the stale ones of `key` there.
     pub fn keyed(dir: &Path, key: &str) -> Result<PendingFile> {
-        remove_stale_temps(dir, key);
+        PendingFile::keyed_with_suffix(dir, key, ".tmp")
+    }
+
+    /// [`PendingFile::keyed`] named `.alexnet-{key}-{pid}-XXXXXX{suffix}`, after removing the
+    /// stale ones of `key` with that suffix.
+    pub fn keyed_with_suffix(dir: &Path, key: &str, suffix: &str) -> Result<PendingFile> {
+        remove_stale_temps_with_suffix(dir, key, suffix);
         PendingFile::new_in(
             dir,
             &format!(".alexnet-{key}-{}-", std::process::id()),
-            ".tmp",
+            suffix,
         )
     }
 
@@ -421,7 +434,7 @@ mod tests {
         for (n, _) in &files {
             std::fs::write(dir.path().join(n), b"x").unwrap();
         }
-        assert_eq!(temp_owner(&files[0].0, "part.jsonl"), Some(dead));
+        assert_eq!(temp_owner(&files[0].0, "part.jsonl", ".tmp"), Some(dead));
         let removed = remove_stale_temps(dir.path(), "part.jsonl");
         assert_eq!(removed, vec![dir.path().join(&files[0].0)]);
         for (n, gone) in &files {

@@ -9,6 +9,8 @@ mod signals;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Before anything reads the environment, on the one thread there is.
+    cli::unset_empty_env_twins();
     let (args, matches) = cli::parse(std::env::args_os()).unwrap_or_else(|e| e.exit());
     cli::validate::install_logger();
     // SIGINT / SIGTERM / SIGHUP: remove every temporary file of a write in progress (a signal

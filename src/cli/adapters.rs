@@ -19,8 +19,20 @@ pub struct AdaptersArgs {
 /// none (an assignment that names no adapter).
 pub fn run(args: AdaptersArgs) -> anyhow::Result<ExitCode> {
     let env = super::gpu_env::from_env(super::env_var)?;
-    let report = explain_choice(&args.gpu.choice()?, args.gpu.limits)?;
+    let choice = args.gpu.choice()?;
+    let report = explain_choice(&choice, args.gpu.limits)?;
     let (adapters, chosen) = (report.adapters, report.chosen);
+    if adapters.is_empty() {
+        // The same error and exit status as a failed device request, table or JSON (the JSON
+        // is still the empty array, for scripts that read it).
+        if args.json {
+            println!("[]");
+        }
+        return Err(alexnet_wgpu::Error::NoAdapter {
+            filter: choice.describe(),
+        }
+        .into());
+    }
     let chosen_index = chosen.as_ref().ok().map(|(i, _)| *i);
     if args.json {
         // The array of adapters as before, each with `chosen`, the chosen one with `why`.
@@ -43,13 +55,6 @@ pub fn run(args: AdaptersArgs) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             }
         });
-    }
-    if adapters.is_empty() {
-        // Same message as a failed device request, so the hint is the same everywhere.
-        return Err(alexnet_wgpu::Error::NoAdapter {
-            filter: String::new(),
-        }
-        .into());
     }
     for (i, a) in adapters.iter().enumerate() {
         let mark = chosen_index == Some(i);

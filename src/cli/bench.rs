@@ -23,7 +23,7 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,8")]
     batch: Vec<usize>,
     /// Timed forward passes per batch size (after the warm-up).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = super::train_head::at_least_one)]
     iters: usize,
     /// Untimed passes first (lavapipe compiles each pipeline at its first dispatch).
     #[arg(long, default_value_t = 1)]

@@ -22,7 +22,8 @@ pub struct EvalArgs {
     model: ModelArgs,
     #[command(flatten)]
     gpu: GpuArgs,
-    /// One sub-folder per class, named like the model's classes.
+    /// One sub-folder per class, named like the model's classes (a split dataset, DIR/train
+    /// and DIR/val, is evaluated on DIR/val).
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
     #[arg(long, default_value_t = 16)]
@@ -39,7 +40,21 @@ pub struct EvalArgs {
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let path = args.model.path()?;
     let weights = args.model.load()?;
-    let data = ClassFolders::scan_labelled(&args.data)?;
+    // The one dataset resolution of every command: a split dataset is evaluated on its
+    // validation set; nested or flat `train/` + `val/` layouts are refused with a hint.
+    let dirs = alexnet_wgpu::data::dataset::resolve(&args.data, None)?;
+    let data_dir = match (dirs.split_dataset, dirs.val) {
+        (true, Some(val)) => {
+            eprintln!(
+                "{} is a split dataset: evaluating on its validation set, {}",
+                args.data.display(),
+                val.display()
+            );
+            val
+        }
+        _ => dirs.train,
+    };
+    let data = ClassFolders::scan_labelled(&data_dir)?;
     let model_classes = match ModelMeta::read(&path)? {
         Some(m) => m.classes,
         None if weights.widths.classes == data.classes.len() => data.classes.clone(),
@@ -47,7 +62,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             "{} has no class names and {} classes, but {} has {} class folders",
             path.display(),
             weights.widths.classes,
-            args.data.display(),
+            data_dir.display(),
             data.classes.len()
         ),
     };

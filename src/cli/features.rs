@@ -84,7 +84,21 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     let (classes, all) = match &args.data {
         Some(dir) => {
             // One class is fine here: the features of a single folder are still features.
-            let data = ClassFolders::scan_labelled(dir)?;
+            // The one dataset resolution of every command (as `train-head --data`): a split
+            // dataset would otherwise be exported as the two classes "train" and "val".
+            let dirs = alexnet_wgpu::data::dataset::resolve(dir, None)?;
+            if let (true, Some(val)) = (dirs.split_dataset, &dirs.val) {
+                anyhow::bail!(
+                    "{} is a split dataset ({} and {}): export each split on its own, \
+                     --data {} (what train-head --features trains on) and --data {}",
+                    dir.display(),
+                    dirs.train.display(),
+                    val.display(),
+                    dirs.train.display(),
+                    val.display()
+                );
+            }
+            let data = ClassFolders::scan_labelled(&dirs.train)?;
             (data.classes, data.items)
         }
         None => {

@@ -98,8 +98,15 @@ fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
 }
 
 /// Decodes one image (grey replicated to RGB, alpha dropped, as lpips' OpenCV loading does),
-/// resized when asked, and checks its size; the error names the file.
-fn load(path: &Path, resize: Option<(u32, u32)>) -> anyhow::Result<RgbImage> {
+/// resized when asked, and checks its size; the error names the file. Without `resize`, an
+/// image too large for the adapter is refused from its header, before it is decoded (the
+/// target of `resize` was checked once, before any image).
+fn load(lpips: &Lpips, path: &Path, resize: Option<(u32, u32)>) -> anyhow::Result<RgbImage> {
+    if resize.is_none() {
+        lpips
+            .check_file_fits(path)
+            .map_err(|e| anyhow::anyhow!("{e} (--resize WxH)"))?;
+    }
     Ok(alexnet_wgpu::lpips::load_image(path, resize)?)
 }
 
@@ -179,6 +186,14 @@ fn list_pairs(
 pub fn run(args: LpipsArgs) -> anyhow::Result<ExitCode> {
     let resize = args.resize.as_deref().map(parse_size).transpose()?;
     let mut errors: Vec<String> = Vec::new();
+    // clap's `requires` does not hold against the positional paths: said here, not ignored.
+    if let (Some(m), None) = (&args.matrix_out, &args.all_pairs) {
+        bail!(
+            "--matrix-out {}: the matrix is of --all-pairs DIR; pairs of two images or --pairs \
+             have no matrix",
+            m.display()
+        );
+    }
     // Before any GPU work: the pair list and the trunk file.
     let pairs = match &args.all_pairs {
         Some(_) => Vec::new(),
@@ -194,11 +209,33 @@ pub fn run(args: LpipsArgs) -> anyhow::Result<ExitCode> {
             &outputs,
         )?;
     }
+    if let Some(list) = &args.pairs {
+        if pairs.is_empty() && errors.is_empty() {
+            bail!(
+                "--pairs {}: no pairs in it (two paths per line; blank lines and lines starting \
+                 with # are skipped)",
+                list.display()
+            );
+        }
+    }
+    // Every output's folder, before any GPU work (a folder as --matrix-out, or a missing
+    // folder, used to fail only after all pairs were computed).
+    for (flag, path) in [("--out", &args.out), ("--matrix-out", &args.matrix_out)] {
+        if let Some(p) = path {
+            super::sharding::check_output_file(flag, p)?;
+        }
+    }
     let weights = args.model.path()?;
     let ctx = args.gpu.context()?;
     let lpips = Lpips::load(&ctx, &weights, args.lin)
         .with_context(|| format!("loading the LPIPS trunk from {}", weights.display()))?
         .with_memory_budget(args.memory_mb.saturating_mul(1 << 20));
+    if let Some((w, h)) = resize {
+        // Every image becomes this size: one that cannot run stops the run before any work.
+        lpips
+            .check_fits(w, h)
+            .with_context(|| format!("--resize {w}x{h}"))?;
+    }
     let writer = |spatial: bool| {
         RowWriter::create(
             args.out.as_deref(),
@@ -219,7 +256,7 @@ pub fn run(args: LpipsArgs) -> anyhow::Result<ExitCode> {
             let mut loaded = Vec::new();
             for (pa, pb) in chunk {
                 index += 1;
-                let (a, b) = match (load(pa, resize), load(pb, resize)) {
+                let (a, b) = match (load(&lpips, pa, resize), load(&lpips, pb, resize)) {
                     (Ok(a), Ok(b)) => (a, b),
                     (ra, rb) => {
                         for e in [ra.err(), rb.err()].into_iter().flatten() {
@@ -303,7 +340,7 @@ fn all_pairs(
     let mut kept_bytes = 0u64;
     let mut first: Option<(PathBuf, (u32, u32))> = None;
     for p in list_images(dir) {
-        let img = match load(&p, resize) {
+        let img = match load(lpips, &p, resize) {
             Ok(img) => img,
             Err(e) => {
                 errors.push(format!("{e:#}"));
@@ -352,9 +389,8 @@ fn all_pairs(
         |i| match kept[i].take() {
             Some(img) => Ok(img),
             // Decoded once already: a failure now (the file changed) stops the matrix.
-            None => {
-                load(&paths[i], resize).map_err(|e| alexnet_wgpu::Error::Invalid(format!("{e:#}")))
-            }
+            None => load(lpips, &paths[i], resize)
+                .map_err(|e| alexnet_wgpu::Error::Invalid(format!("{e:#}"))),
         },
         &mut |p| match p {
             MatrixProgress::Features { done, .. } => features.set_position(done as u64),

@@ -152,9 +152,11 @@ impl GpuArgs {
     /// The backend and name flags, and (used when no adapter is named) the GPU a job
     /// scheduler assigned in the environment (`gpu_env`).
     pub fn choice(&self) -> anyhow::Result<AdapterChoice> {
+        // A variable set but empty (`WGPU_BACKEND=`) counts as unset, as for every variable.
+        let set = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
         Ok(AdapterChoice {
-            backend: self.backend.clone(),
-            adapter: self.adapter.clone(),
+            backend: set(&self.backend),
+            adapter: set(&self.adapter),
             assignment: gpu_env::from_env(env_var)?.assignment,
         })
     }
@@ -260,6 +262,29 @@ impl ModelArgs {
     }
 }
 
+/// Removes from this process's environment every flag's variable twin (`WGPU_BACKEND`,
+/// `ALEXNET_CACHE_DIR`, ...) that is set but empty, so that it counts as unset, as the
+/// command line's absent flag does (clap took `WGPU_BACKEND=` as a backend named "" and
+/// `ALEXNET_CACHE_DIR=` as a missing value). Only for `main`, before any thread starts.
+pub fn unset_empty_env_twins() {
+    fn walk(cmd: &clap::Command, names: &mut Vec<std::ffi::OsString>) {
+        names.extend(
+            cmd.get_arguments()
+                .filter_map(|a| a.get_env().map(|e| e.to_os_string())),
+        );
+        for sub in cmd.get_subcommands() {
+            walk(sub, names);
+        }
+    }
+    let mut names = Vec::new();
+    walk(&<Cli as clap::CommandFactory>::command(), &mut names);
+    for n in names {
+        if std::env::var_os(&n).is_some_and(|v| v.is_empty()) {
+            std::env::remove_var(&n);
+        }
+    }
+}
+
 /// Parses `argv` (the program's name first) as `main` does: the arguments, and clap's matches
 /// for the shared file check.
 pub fn parse(
@@ -273,7 +298,17 @@ pub fn parse(
 /// Runs the command, after the declared files of every command ([`files::check`]): no output
 /// may replace an input or another output, and none may be a FIFO or a device.
 pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
-    alexnet_wgpu::fetch::set_cache_dir(cli.cache_dir);
+    // Set but empty (`ALEXNET_CACHE_DIR=`) counts as unset; a file there is no cache folder
+    // (it used to be reported as a missing weights file, or "File exists").
+    let cache_dir = cli.cache_dir.filter(|d| !d.as_os_str().is_empty());
+    if let Some(d) = cache_dir.as_ref().filter(|d| d.exists() && !d.is_dir()) {
+        anyhow::bail!(
+            "--cache-dir {} (or {}): is not a folder",
+            d.display(),
+            alexnet_wgpu::fetch::CACHE_ENV
+        );
+    }
+    alexnet_wgpu::fetch::set_cache_dir(cache_dir);
     files::check(&<Cli as clap::CommandFactory>::command(), matches)?;
     match cli.command {
         Command::Classify(a) => classify::run(a),

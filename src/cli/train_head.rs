@@ -53,9 +53,10 @@ pub struct TrainHeadArgs {
     /// Validation images in the same layout (default: a stratified --val-split of --data).
     #[arg(long, value_name = "DIR", help_heading = "Data")]
     val: Option<PathBuf>,
-    /// Share of each class held out for validation when there is no --val (0 <= S < 1).
-    #[arg(long, default_value_t = 0.2, value_parser = val_fraction, help_heading = "Data")]
-    val_split: f64,
+    /// Share of each class held out for validation when there is no --val (0 <= S < 1)
+    /// [default: 0.2]; refused with --val or a split dataset, which have their own.
+    #[arg(long, value_name = "S", value_parser = val_fraction, help_heading = "Data")]
+    val_split: Option<f64>,
     /// Train from features exported by `alexnet features` instead of images.
     #[arg(
         long,
@@ -104,10 +105,10 @@ pub struct TrainHeadArgs {
     #[arg(long, default_value_t = 0.01, value_parser = finite_positive)]
     #[arg(help_heading = "Optimizer")]
     lr: f32,
-    /// SGD momentum (0 <= M < 1).
-    #[arg(long, default_value_t = 0.9, value_parser = probability_below_one)]
+    /// SGD momentum (0 <= M < 1) [default: 0.9]; refused with --optimizer adam.
+    #[arg(long, value_name = "M", value_parser = probability_below_one)]
     #[arg(help_heading = "Optimizer")]
-    momentum: f32,
+    momentum: Option<f32>,
     /// Adam's first-moment decay (0 <= B < 1) [default: 0.9]; refused with --optimizer sgd.
     #[arg(long, value_name = "B", value_parser = probability_below_one)]
     #[arg(help_heading = "Optimizer")]
@@ -302,6 +303,9 @@ fn kept_summary(o: &Trained) -> String {
     }
 }
 
+/// SGD's momentum when `--momentum` is not given.
+const DEFAULT_MOMENTUM: f32 = 0.9;
+
 /// The optimizer the flags name. Adam's flags with `--optimizer sgd` are refused rather than
 /// ignored: a setting that silently does nothing would be read as having been used.
 fn optimizer(args: &TrainHeadArgs) -> anyhow::Result<Optimizer> {
@@ -321,15 +325,46 @@ fn optimizer(args: &TrainHeadArgs) -> anyhow::Result<Optimizer> {
                 given.join(", ")
             );
             Optimizer::Sgd {
-                momentum: args.momentum,
+                momentum: args.momentum.unwrap_or(DEFAULT_MOMENTUM),
             }
         }
+        OptimizerArg::Adam if args.momentum.is_some() => anyhow::bail!(
+            "--momentum is SGD's; Adam's moments are --adam-beta1 and --adam-beta2 (or use \
+             --optimizer sgd)"
+        ),
         OptimizerArg::Adam => Optimizer::Adam {
             beta1: args.adam_beta1.unwrap_or(Optimizer::ADAM_BETA1),
             beta2: args.adam_beta2.unwrap_or(Optimizer::ADAM_BETA2),
             eps: args.adam_eps.unwrap_or(Optimizer::ADAM_EPS),
         },
     })
+}
+
+/// The validation share: `--val-split`'s, refused where another validation set is in use
+/// (`--val`, a split dataset's `val/`) rather than silently ignored.
+fn val_split(args: &TrainHeadArgs) -> anyhow::Result<f64> {
+    let Some(split) = args.val_split else {
+        return Ok(alexnet_wgpu::fine_tune::DEFAULT_VAL_SPLIT);
+    };
+    if let Some(v) = &args.val {
+        anyhow::bail!(
+            "--val-split {split} and --val {}: --val is the validation set; give one of them",
+            v.display()
+        );
+    }
+    if let Some(d) = &args.data {
+        let dirs = alexnet_wgpu::data::dataset::resolve(d, None)?;
+        if let (true, Some(v)) = (dirs.split_dataset, &dirs.val) {
+            anyhow::bail!(
+                "--val-split {split}: {} is a split dataset, whose {} is the validation set; drop \
+                 --val-split (or train on {} alone to split it)",
+                d.display(),
+                v.display(),
+                dirs.train.display()
+            );
+        }
+    }
+    Ok(split)
 }
 
 pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
@@ -344,6 +379,14 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         alexnet_wgpu::model::formats::OUTPUT_FORMATS
     );
     let optimizer = optimizer(&args)?;
+    let val_split = val_split(&args)?;
+    let checkpoint = args.out.with_extension("ckpt.npz");
+    if args.resume && !checkpoint.exists() {
+        eprintln!(
+            "note: --resume: no checkpoint {} yet, so training starts from the first epoch",
+            checkpoint.display()
+        );
+    }
     let backbone = args.model.load()?;
     let ctx = args.gpu.context()?;
     let t_start = std::time::Instant::now();
@@ -361,7 +404,6 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
             gamma: 0.1,
         },
     };
-    let checkpoint = args.out.with_extension("ckpt.npz");
     let pb: Rc<RefCell<Option<Meter>>> = Rc::default();
     let mut ft = FineTune::with_weights(&ctx, backbone)
         .train_from(kind)
@@ -377,7 +419,7 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         .seed(args.seed)
         .shuffle(!args.no_shuffle)
         .augment(args.augment.unwrap_or(0))
-        .val_split(args.val_split)
+        .val_split(val_split)
         .patience(args.patience)
         .keep(match args.keep {
             KeepArg::Best => Keep::Best,

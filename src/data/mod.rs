@@ -1,5 +1,6 @@
 //! Inputs: image decoding and per-preset preprocessing, `.npy` batches, and walking folders.
 
+pub mod dataset;
 pub mod decode;
 pub mod folder;
 pub mod host_memory;

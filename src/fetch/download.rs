@@ -20,8 +20,26 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The extensions a download's temporary file takes (the reader dispatches on them).
+const DOWNLOAD_SUFFIXES: [&str; 2] = [".pth", ".onnx"];
+
+/// The temporary-file key of a download into `dest`: its file name and `.download`, so it is
+/// told apart from the converted file's own temporary (keyed by the file name alone).
+fn download_key(dest: &std::path::Path) -> String {
+    format!("{}.download", crate::fsutil::temp_key(dest))
+}
+
 /// Downloads, verifies and converts the weights (unless `dest` exists and `force` is off).
 pub fn fetch_weights(opts: &FetchOptions) -> Result<Fetched> {
+    // What killed downloads into this destination left, removed by every run (a cached one
+    // too), of either format.
+    for suffix in DOWNLOAD_SUFFIXES {
+        crate::fsutil::remove_stale_temps_with_suffix(
+            &crate::fsutil::parent_dir(&opts.dest),
+            &download_key(&opts.dest),
+            suffix,
+        );
+    }
     if opts.dest.is_file() && !opts.force {
         return Ok(Fetched::Cached(opts.dest.clone()));
     }
@@ -54,7 +72,11 @@ pub fn fetch_weights(opts: &FetchOptions) -> Result<Fetched> {
     } else {
         ".pth"
     };
-    let mut tmp = crate::fsutil::PendingFile::new_in(&dir, ".alexnet-download-", suffix)?;
+    // Named after the destination and this process (`.alexnet-{dest}.download-{pid}-XXXXXX.pth`):
+    // a kill -9 runs no handler, so a rerun for the same destination removes what dead
+    // processes left, of either format, and never the download of a run still going.
+    let key = download_key(&opts.dest);
+    let mut tmp = crate::fsutil::PendingFile::keyed_with_suffix(&dir, &key, suffix)?;
     let (bytes, sha256) = download(&opts.url, tmp.file_mut(), opts.progress, opts.max_bytes)?;
     if !sha256.starts_with(&prefix) {
         return Err(Error::HashMismatch {

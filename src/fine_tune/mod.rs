@@ -36,7 +36,6 @@ use crate::model::Weights;
 use crate::train::{EpochRecord, HeadKind, Keep, Optimizer, Schedule};
 
 mod check;
-mod data_dir;
 mod progress;
 mod recipe;
 mod trained;
@@ -44,6 +43,9 @@ mod trained;
 pub use progress::Progress;
 use progress::{EpochFn, ProgressFn};
 pub use trained::Trained;
+
+/// The share of each class held out for validation when no validation set is given.
+pub const DEFAULT_VAL_SPLIT: f64 = 0.2;
 
 /// A head trained on a frozen backbone: build with [`FineTune::new`], set what differs from
 /// the defaults, then [`FineTune::fit`] class folders (or [`FineTune::fit_features`]).
@@ -104,7 +106,7 @@ impl FineTune {
             seed: 0,
             shuffle: true,
             augment: 0,
-            val_split: 0.2,
+            val_split: DEFAULT_VAL_SPLIT,
             val_folder: None,
             patience: None,
             keep: Keep::Best,

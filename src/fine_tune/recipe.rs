@@ -19,9 +19,9 @@ use crate::train::{
 };
 
 use super::check::invalid;
-use super::data_dir::resolve;
 use super::progress::{Events, Progress};
 use super::{FineTune, Trained};
+use crate::data::dataset::resolve;
 
 fn subset(set: &FeatureSet, idx: &[usize]) -> FeatureSet {
     let mut out = FeatureSet {

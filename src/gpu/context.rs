@@ -42,7 +42,9 @@ impl AdapterChoice {
             .map(|s| s.to_lowercase())
     }
 
-    fn describe(&self) -> String {
+    /// What the choice asks for, as the no-adapter error says it (` matching backend 'x'`;
+    /// empty when it asks for nothing).
+    pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         if let Some(b) = &self.backend {
             parts.push(format!("backend '{b}'"));

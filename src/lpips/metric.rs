@@ -155,6 +155,8 @@ impl Lpips {
             .iter()
             .map(|w| upload_f32(ctx, "lpips lin", w))
             .collect::<Result<_>>()?;
+        // Every run removes the spill files that killed runs left, not only a run that spills.
+        super::spill::remove_stale_spills(None);
         Ok(Lpips {
             ctx: ctx.clone(),
             lin,
@@ -175,10 +177,52 @@ impl Lpips {
     }
 
     /// Where [`Lpips::matrix`] writes the features that do not fit the budget (default: the
-    /// system's temporary folder).
+    /// system's temporary folder). The spill files that processes no longer running left there
+    /// are removed now, as [`Lpips::load`] does in the system's temporary folder.
     pub fn with_spill_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.spill_dir = Some(dir.into());
+        let dir = dir.into();
+        super::spill::remove_stale_spills(Some(&dir));
+        self.spill_dir = Some(dir);
         self
+    }
+
+    /// Refuses an `w` x `h` image whose trunk needs a GPU buffer over the adapter's binding
+    /// limit (on lavapipe and WebGPU's 128 MiB, relu1 of a side over about 2900 px), naming the
+    /// buffer and both sizes: one image's trunk cannot be split into smaller batches. The
+    /// command-line tool checks this from each file's header before decoding it, so one large
+    /// pair is that pair's error, not the run's.
+    pub fn check_fits(&self, w: u32, h: u32) -> Result<()> {
+        let (what, bytes) = largest_trunk_buffer(h as usize, w as usize);
+        let limit = self.ctx.max_binding();
+        if bytes > limit {
+            return Err(Error::Invalid(format!(
+                "a {w}x{h} image needs a {} MiB GPU buffer ({what}), over this adapter's {} MiB \
+                 binding limit (max_storage_buffer_binding_size); compare smaller or resized \
+                 copies",
+                bytes.div_ceil(1 << 20),
+                limit >> 20
+            )));
+        }
+        Ok(())
+    }
+
+    /// [`Lpips::check_fits`] of the image file at `path`, from its header (nothing decoded;
+    /// EXIF orientation cannot change what fits: both orientations are checked). The error
+    /// names the file. A header that cannot be read passes, for the decoder to report.
+    pub fn check_file_fits(&self, path: &Path) -> Result<()> {
+        let Ok((w, h)) = image::ImageReader::open(path)
+            .and_then(|r| r.with_guessed_format())
+            .map_err(|_| ())
+            .and_then(|r| r.into_dimensions().map_err(|_| ()))
+        else {
+            return Ok(());
+        };
+        self.check_fits(w, h)
+            .and_then(|_| self.check_fits(h, w))
+            .map_err(|e| Error::Input {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
     }
 
     pub fn memory_budget(&self) -> u64 {
@@ -273,4 +317,27 @@ pub(crate) fn feature_floats(h: usize, w: usize) -> Option<usize> {
             .map(|k| CHANNELS[k] * sizes[k][0] * sizes[k][1])
             .sum(),
     )
+}
+
+/// The largest single buffer of one `h` x `w` image's trunk (batch 1): its input, a ReLU
+/// output or a pooled map (the im2col scratch is capped by the kernels themselves), in bytes.
+fn largest_trunk_buffer(h: usize, w: usize) -> (&'static str, u64) {
+    let Some(sizes) = trunk::layer_sizes(h, w) else {
+        return ("input", 3 * h as u64 * w as u64 * 4);
+    };
+    let hw = |k: usize| (sizes[k][0] * sizes[k][1]) as u64;
+    const NAMES: [&str; 5] = ["relu1", "relu2", "relu3", "relu4", "relu5"];
+    let mut best = ("input", 3 * h as u64 * w as u64);
+    for k in 0..5 {
+        let floats = CHANNELS[k] as u64 * hw(k);
+        if floats > best.1 {
+            best = (NAMES[k], floats);
+        }
+    }
+    for (name, floats) in [("pool1", 64 * hw(1)), ("pool2", 192 * hw(2))] {
+        if floats > best.1 {
+            best = (name, floats);
+        }
+    }
+    (best.0, best.1 * 4)
 }

@@ -44,4 +44,5 @@ pub use matrix::{Matrix, MatrixPlan, MatrixProgress, PairBlock};
 pub use metric::{check_size, load_image, Lpips, DEFAULT_MEMORY_BYTES};
 pub use outputs::{Activation, Distance, Map, Spatial};
 pub use pairs::upsample_bilinear;
+pub use spill::remove_stale_spills;
 pub use trunk::{layer_sizes, CHANNELS, MIN_SIDE};

@@ -3,16 +3,28 @@
 //! native-endian: written and read by this process only), read back a block of images at a
 //! time. The file has the project's temporary name (`.alexnet-lpips-features-{pid}-XXXXXX.tmp`,
 //! `fsutil::PendingFile`): removed when the matrix is done or fails, by the binary's signal
-//! handler on Ctrl-C, and by the next run after a kill -9.
+//! handler on Ctrl-C, and, after a kill -9, by the next [`Lpips`](super::Lpips) made (every
+//! run of `alexnet lpips`, whether or not it spills: [`remove_stale_spills`]).
 
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::fsutil::PendingFile;
 use crate::gpu::{read_back_f32, GpuContext};
 
 use super::trunk::CHANNELS;
+
+/// The temporary-file key of the spill files (`fsutil::PendingFile::keyed`).
+const SPILL_KEY: &str = "lpips-features";
+
+/// Removes the spill files in `dir` (default: the system's temporary folder) that processes no
+/// longer running left (a kill -9 runs no handler); those of live processes stay. Returns the
+/// paths removed.
+pub fn remove_stale_spills(dir: Option<&Path>) -> Vec<PathBuf> {
+    let dir = dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
+    crate::fsutil::remove_stale_temps(&dir, SPILL_KEY)
+}
 
 pub(crate) struct FeatureFile {
     file: PendingFile,
@@ -26,7 +38,7 @@ impl FeatureFile {
     pub fn create(dir: Option<PathBuf>, per_image: usize) -> Result<FeatureFile> {
         let dir = dir.unwrap_or_else(std::env::temp_dir);
         Ok(FeatureFile {
-            file: PendingFile::keyed(&dir, "lpips-features")?,
+            file: PendingFile::keyed(&dir, SPILL_KEY)?,
             per_image,
             images: 0,
         })

@@ -395,3 +395,96 @@ fn a_download_stops_at_the_expected_size() {
     );
     assert_eq!(listing(cache.path()), vec![CACHED_FILE.to_string()]);
 }
+
+/// Issue 28 defect 14: a download killed by SIGKILL (no handler runs) left
+/// `.alexnet-download-XXXXXX.pth`, hundreds of MB, that no rerun removed. Now the temporary is
+/// named after its destination and process, and the next run for that destination removes it.
+#[cfg(unix)]
+#[test]
+fn a_download_killed_by_sigkill_is_cleaned_up_by_the_rerun() {
+    let body = pth_bytes();
+    let sha = sha256_hex(&body);
+    // A server that sends half the body, then holds the connection open.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let half = body[..body.len() / 2].to_vec();
+    let total = body.len();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+        }
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {total}\r\n\r\n");
+        let _ = s.write_all(head.as_bytes());
+        let _ = s.write_all(&half);
+        let _ = s.flush();
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_alexnet"))
+        .args(["fetch-weights", "--quiet", "--sha256-prefix", &sha[..8]])
+        .args(["--url", &format!("http://127.0.0.1:{port}/w.pth")])
+        .env(CACHE_ENV, cache.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the temporary holds much of the half body sent (the rest may sit in a
+    // buffer), then kill -9.
+    let start = Instant::now();
+    let temp = loop {
+        let found = listing(cache.path()).into_iter().find(|n| {
+            std::fs::metadata(cache.path().join(n)).is_ok_and(|m| m.len() as usize >= total / 4)
+        });
+        if let Some(n) = found {
+            break n;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no download started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        temp.starts_with(&format!(".alexnet-{CACHED_FILE}.download-{}-", child.id()))
+            && temp.ends_with(".pth"),
+        "{temp}"
+    );
+    assert_eq!(
+        listing(cache.path()),
+        vec![temp.clone()],
+        "left by the kill"
+    );
+    // The rerun, here one that finds the weights needless to fetch and one that fetches.
+    let server = serve(body, false, 1);
+    let o = alexnet(
+        &[
+            "fetch-weights",
+            "--quiet",
+            "--url",
+            &server.url,
+            "--sha256-prefix",
+            &sha[..8],
+        ],
+        cache.path(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(listing(cache.path()), vec![CACHED_FILE.to_string()]);
+    // A stale one of a download whose run is over goes with any later run, a cached one too.
+    let dead = cache.path().join(format!(
+        ".alexnet-{CACHED_FILE}.download-{}-aB3xYz.onnx",
+        child.id()
+    ));
+    std::fs::write(&dead, b"half").unwrap();
+    let o = alexnet(&["fetch-weights", "--quiet"], cache.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(listing(cache.path()), vec![CACHED_FILE.to_string()]);
+}

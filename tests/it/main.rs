@@ -34,6 +34,7 @@ mod lpips;
 mod lpips_stream;
 mod network;
 mod nothing_lost;
+mod nothing_lost_more;
 mod one_route;
 mod pipeline;
 mod portability;

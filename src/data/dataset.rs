@@ -1,13 +1,17 @@
-//! Where a run's images are: the data folder as given (one sub-folder per class), or a split
-//! dataset (`DIR/train` and `DIR/val`, each with the class folders) recognised as one, and the
-//! nested layouts that would otherwise train on the wrong "classes" refused with a hint.
+//! Where a run's labelled images are, one resolution for every command that reads class
+//! folders (`train-head --data`, `features --data`, `eval --data`): the data folder as given
+//! (one sub-folder per class), or a split dataset (`DIR/train` and `DIR/val`, each with the
+//! class folders) recognised as one, and the layouts that would otherwise label by the wrong
+//! "classes" refused with a hint: class folders one level down, and `train/` + `val/` holding
+//! images directly (a "train" vs "val" model).
 //!
 //! Class folders are scanned recursively (`cat/2019/*.jpg` is a cat), so without this
-//! `DIR` holding `train/` and `val/` silently trained a two-class "train vs val" model.
+//! `DIR` holding `train/` and `val/` silently trained a two-class "train vs val" model, and
+//! `features --data DIR` exported the classes "train" and "val".
 
 use std::path::{Path, PathBuf};
 
-use crate::data::inputs::is_image_path;
+use super::inputs::is_image_path;
 use crate::error::{Error, Result};
 
 /// The names a split dataset's validation folder goes by (torchvision/ImageNet `val`, Kaggle's
@@ -54,12 +58,23 @@ fn name(p: &Path) -> String {
 /// Resolves `data` (and the validation folder, if one was given): a split dataset gives its
 /// `train/` and `val/`; class folders that hold no images, only the same sub-folders, are
 /// refused (the classes are one level down). An unreadable or plain class-folder `data` is
-/// returned as is, for [`ClassFolders::scan`](crate::data::ClassFolders::scan) to check.
+/// returned as is, for [`ClassFolders::scan`](super::ClassFolders::scan) to check.
 pub fn resolve(data: &Path, val: Option<&Path>) -> Result<DataDirs> {
     let dirs = sub_dirs(data);
     let find = |n: &str| dirs.iter().find(|d| name(d) == n);
     let split_val = VAL_NAMES.iter().find_map(|n| find(n));
     if let (Some(train), Some(split_val)) = (find("train"), split_val) {
+        if has_images(train) && has_images(split_val) {
+            return Err(Error::Input {
+                path: data.to_path_buf(),
+                message: format!(
+                    "its train/ and {v}/ hold images directly, which would label them as two \
+                     classes \"train\" and \"{v}\"; a split dataset's train/ and {v}/ each hold \
+                     one folder per class (train/cat/1.jpg, {v}/cat/2.jpg)",
+                    v = name(split_val)
+                ),
+            });
+        }
         if !sub_dirs(train).is_empty() && !has_images(train) {
             if let Some(v) = val {
                 return Err(Error::Input {
