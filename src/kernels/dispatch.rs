@@ -96,8 +96,9 @@ impl Dispatch {
     }
 
     /// This launch counting `flops` floating-point operations (multiply-add = 2).
-    pub fn with_flops(self, flops: f64) -> Self {
-        Dispatch { flops, ..self }
+    pub fn with_flops(mut self, flops: f64) -> Self {
+        self.flops = flops;
+        self
     }
 
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
@@ -154,7 +155,7 @@ pub fn grid_1d(ctx: &GpuContext, total: usize, wg: u32) -> Result<[u32; 3]> {
     Ok([x as u32, y as u32, 1])
 }
 
-pub(crate) fn check_groups(ctx: &GpuContext, what: &str, counts: [usize; 3]) -> Result<[u32; 3]> {
+fn check_groups(ctx: &GpuContext, what: &str, counts: [usize; 3]) -> Result<[u32; 3]> {
     let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
     if counts.iter().any(|&c| c > max) {
         return Err(Error::Shape(format!(

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use super::conv2d::Conv2dShape;
-use super::{check_groups, grid_1d, Dispatch, Kernels};
+use super::{grid_1d, Dispatch, Grid, Kernels};
 use crate::error::{Error, Result};
 use crate::gpu::{storage_buffer, upload, GpuContext, ShaderSource};
 pub use crate::options::matmul::{DenseKind, Force, Tile, TILES};
@@ -256,6 +256,7 @@ pub fn dispatch_conv(
     // Offsets are i32 in the shader.
     i32::try_from(shape.batch * shape.in_c * shape.in_h * shape.in_w)
         .map_err(|_| Error::Shape("mm conv: input over 2^31 values".into()))?;
+    let geo = shape.geometry()?;
     let params = MmParams {
         m: u(cout_g)?,
         n: u(n)?,
@@ -263,49 +264,28 @@ pub fn dispatch_conv(
         kvz: u(kv)?,
         a_gstride: u(cout_g * kv)?,
         relu: relu as u32,
-        out_c: u(shape.out_c)?,
+        out_c: geo.out_c,
         out_hw: u(oh * ow)?,
-        out_w: u(ow)?,
-        in_c: u(shape.in_c)?,
-        in_h: u(shape.in_h)?,
-        in_w: u(shape.in_w)?,
-        stride: u(shape.stride)?,
-        pad: u(shape.pad)?,
+        out_w: geo.out_w,
+        in_c: geo.in_c,
+        in_h: geo.in_h,
+        in_w: geo.in_w,
+        stride: geo.stride,
+        pad: geo.pad,
         cin_g: u(shape.in_c / shape.groups)?,
         splits: 1,
         ..Default::default()
     };
     let kernel = kernels.mm(tile, "conv");
     let table = upload(ctx, "mm gather table", &conv_table(shape))?;
-    let workgroups = check_groups(
-        ctx,
-        "mm conv",
-        [
-            n.div_ceil(tile.bn as usize),
-            cout_g.div_ceil(tile.bm as usize),
-            shape.groups,
-        ],
-    )?;
-    let uniform = crate::gpu::uniform_buffer(ctx, "mm params", &params);
-    let bind_group = kernel.bind_at(
-        ctx,
-        &[
-            (0, &uniform),
-            (1, weight),
-            (2, bias),
-            (3, output),
-            (4, input),
-            (5, &table),
-        ],
-    );
-    Ok(Dispatch {
-        label: format!("conv2d(mm {})", tile.name()),
-        pipeline: kernel.pipeline.clone(),
-        bind_group,
-        workgroups,
-        flops: shape.flops(),
-        _params: uniform,
-    })
+    let grid = Grid::Groups([
+        n.div_ceil(tile.bn as usize),
+        cout_g.div_ceil(tile.bm as usize),
+        shape.groups,
+    ]);
+    let bindings = [(1, weight), (2, bias), (3, output), (4, input), (5, &table)];
+    let label = format!("conv2d(mm {})", tile.name());
+    Ok(Dispatch::new(ctx, &kernel, label, &params, &bindings, grid)?.with_flops(shape.flops()))
 }
 
 /// One weight part of a dense layer on the blocked path: `weight` holds `rows` rows of `k`
@@ -343,28 +323,14 @@ pub fn dispatch_dense(
         ..Default::default()
     };
     let flops = 2.0 * (batch * rows * k) as f64;
-    let uniform = |p: &MmParams| crate::gpu::uniform_buffer(ctx, "mm params", p);
     match kind {
         DenseKind::Gemv => {
             let kernel = kernels.mm(Tile::new(64, 64, 16), "gemv");
-            let un = uniform(&params);
-            let bg = kernel.bind_at(
-                ctx,
-                &[(0, &un), (1, weight), (2, bias), (3, output), (6, input)],
-            );
+            let bindings = [(1, weight), (2, bias), (3, output), (6, input)];
             let [x, y, _] = grid_1d(ctx, rows, 1)?;
-            Ok(vec![Dispatch {
-                label: "dense(mm gemv)".into(),
-                pipeline: kernel.pipeline.clone(),
-                bind_group: bg,
-                workgroups: check_groups(
-                    ctx,
-                    "mm gemv",
-                    [x as usize, y as usize, batch.div_ceil(4)],
-                )?,
-                flops,
-                _params: un,
-            }])
+            let grid = Grid::Groups([x as usize, y as usize, batch.div_ceil(4)]);
+            let d = Dispatch::new(ctx, &kernel, "dense(mm gemv)", &params, &bindings, grid)?;
+            Ok(vec![d.with_flops(flops)])
         }
         DenseKind::Tiles { tile, split } => {
             let per = (tile.bk / 4) as usize;
@@ -379,19 +345,11 @@ pub fn dispatch_dense(
             ];
             if split == 1 {
                 let kernel = kernels.mm(tile, "dense");
-                let un = uniform(&params);
-                let bg = kernel.bind_at(
-                    ctx,
-                    &[(0, &un), (1, weight), (2, bias), (3, output), (6, input)],
-                );
-                return Ok(vec![Dispatch {
-                    label: format!("dense(mm {})", tile.name()),
-                    pipeline: kernel.pipeline.clone(),
-                    bind_group: bg,
-                    workgroups: check_groups(ctx, "mm dense", groups)?,
-                    flops,
-                    _params: un,
-                }]);
+                let bindings = [(1, weight), (2, bias), (3, output), (6, input)];
+                let label = format!("dense(mm {})", tile.name());
+                let grid = Grid::Groups(groups);
+                let d = Dispatch::new(ctx, &kernel, label, &params, &bindings, grid)?;
+                return Ok(vec![d.with_flops(flops)]);
             }
             params.kvz = u(kvz)?;
             params.splits = u(split)?;
@@ -402,30 +360,24 @@ pub fn dispatch_dense(
                 "use a smaller batch or a smaller split",
             )?;
             let kernel = kernels.mm(tile, "dense_split");
-            let un = uniform(&params);
-            let bg = kernel.bind_at(ctx, &[(0, &un), (1, weight), (6, input), (7, &part)]);
-            let main = Dispatch {
-                label: format!("dense(mm {}-split{split})", tile.name()),
-                pipeline: kernel.pipeline.clone(),
-                bind_group: bg,
-                workgroups: check_groups(ctx, "mm dense split-K", groups)?,
-                flops,
-                _params: un,
-            };
+            let bindings = [(1, weight), (6, input), (7, &part)];
+            let label = format!("dense(mm {}-split{split})", tile.name());
+            let main = Dispatch::new(
+                ctx,
+                &kernel,
+                label,
+                &params,
+                &bindings,
+                Grid::Groups(groups),
+            )?
+            .with_flops(flops);
             let reduce = kernels.mm(Tile::new(64, 64, 16), "reduce");
-            let un = uniform(&params);
-            let bg = reduce.bind_at(ctx, &[(0, &un), (2, bias), (3, output), (7, &part)]);
-            let wg = reduce.workgroup_size[0];
+            let bindings = [(2, bias), (3, output), (7, &part)];
+            let grid = Grid::Items(batch * rows);
+            let label = "dense(mm split-K reduce)";
             Ok(vec![
                 main,
-                Dispatch {
-                    label: "dense(mm split-K reduce)".into(),
-                    pipeline: reduce.pipeline.clone(),
-                    bind_group: bg,
-                    workgroups: grid_1d(ctx, batch * rows, wg)?,
-                    flops: 0.0,
-                    _params: un,
-                },
+                Dispatch::new(ctx, &reduce, label, &params, &bindings, grid)?,
             ])
         }
     }

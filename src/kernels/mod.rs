@@ -36,7 +36,6 @@ use crate::error::Result;
 pub use crate::gpu::Kernel;
 use crate::gpu::{GpuContext, PipelineCache, ShaderSource};
 pub use crate::options::MatmulPath;
-pub(crate) use dispatch::check_groups;
 pub use dispatch::{grid_1d, run, to_u32, Bindings, Dispatch, Grid};
 
 /// Every shader (forward, backward, loss, optimizers), by file name, for validation and for building pipelines.

@@ -161,6 +161,49 @@ fn params_structs_match_the_shaders() {
     }
 }
 
+/// The one geometry prefix: the params struct of every convolution kernel starts with
+/// `ConvGeometry`'s fields, in its order and at its offsets, so `Conv2dShape::geometry` fills
+/// all of them in one place (a shader that renamed, dropped or moved one fails here).
+#[test]
+fn convolution_params_start_with_the_shared_geometry() {
+    use alexnet_wgpu::kernels::conv2d::ConvGeometry;
+    let expected: Vec<(String, u32)> = ConvGeometry::FIELDS
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.to_string(), 4 * i as u32))
+        .collect();
+    assert_eq!(std::mem::size_of::<ConvGeometry>(), 4 * expected.len());
+    for file in [
+        "conv2d.wgsl",
+        "im2col.wgsl",
+        "im2col_f16.wgsl",
+        "conv_backward.wgsl",
+        "conv_gemm_backward.wgsl",
+    ] {
+        let src = SHADERS.iter().find(|(n, _)| *n == file).unwrap().1;
+        let (module, _) = validate(file, src);
+        let members = module
+            .types
+            .iter()
+            .find_map(|(_, ty)| match &ty.inner {
+                naga::TypeInner::Struct { members, .. } if ty.name.as_deref() == Some("Params") => {
+                    Some(members.clone())
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{file}: no struct Params"));
+        let prefix: Vec<(String, u32)> = members
+            .iter()
+            .take(expected.len())
+            .map(|m| (m.name.clone().unwrap_or_default(), m.offset))
+            .collect();
+        assert_eq!(
+            prefix, expected,
+            "{file}: Params does not start with ConvGeometry"
+        );
+    }
+}
+
 /// The host reads workgroup sizes and tile constants from the shaders: every entry point the
 /// host dispatches has a workgroup size naga can read, and the constants the dispatch code
 /// asks for exist.
