@@ -7,6 +7,7 @@ pub mod formats;
 mod load;
 pub mod naming;
 pub mod network;
+pub mod ops;
 pub mod params;
 mod preprocess;
 pub mod profile;

@@ -19,14 +19,12 @@ use super::config::Optimizer;
 use super::head::ConvHost;
 use crate::error::{Error, Result};
 use crate::gpu::{read_back_f32, storage_buffer, upload_f32, GpuContext};
-use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
 use crate::kernels::conv2d::{self, Conv2dShape};
 use crate::kernels::conv_gemm_backward::ConvGemmScratch;
-use crate::kernels::lrn::Lrn;
-use crate::kernels::max_pool::PoolShape;
 use crate::kernels::pad_rows;
 use crate::kernels::route::ConvLayout;
 use crate::kernels::{self, Dispatch, Kernels, Precision};
+use crate::model::ops::{fuse, Op};
 use crate::model::Layer;
 
 mod backward;
@@ -52,51 +50,18 @@ pub struct ConvParam {
     pub state2: Vec<wgpu::Buffer>,
 }
 
-/// The [`PoolShape`] of an `Op::MaxPool` over `planes` planes of `h` x `w`.
-fn pool_shape(
-    planes: usize,
-    h: usize,
-    w: usize,
-    kernel: usize,
-    stride: usize,
-    ceil: bool,
-) -> PoolShape {
-    PoolShape {
-        planes,
-        in_h: h,
-        in_w: w,
-        window: kernel,
-        stride,
-        ceil,
-    }
-}
-
-#[derive(Clone, Debug)]
-enum Op {
-    /// Index into `params`.
-    Conv {
-        conv: usize,
-        relu: bool,
-    },
-    MaxPool {
-        kernel: usize,
-        stride: usize,
-        ceil: bool,
-    },
-    Lrn(Lrn),
-    AvgPool {
-        h: usize,
-        w: usize,
-    },
-}
-
+/// One fused op of the stack ([`fuse`]) with its geometry for one image.
 struct OpInfo {
     op: Op,
+    /// Index into `params` (convolutions).
+    conv: Option<usize>,
     input: [usize; 3],
     output: [usize; 3],
 }
 
 pub struct ConvStack {
+    /// The layers the ops index.
+    layers: Vec<Layer>,
     ops: Vec<OpInfo>,
     pub params: Vec<ConvParam>,
     /// `[max_batch, input]`: what the stack reads (the frozen part's output, or images).
@@ -131,12 +96,28 @@ impl ConvStack {
         let fk = Kernels::new(ctx);
         let mut ops: Vec<OpInfo> = Vec::new();
         let mut params = Vec::new();
+        if let Some(other) = layers.iter().find(|l| {
+            !matches!(
+                l,
+                Layer::Conv { .. }
+                    | Layer::Relu
+                    | Layer::MaxPool { .. }
+                    | Layer::Lrn(_)
+                    | Layer::AdaptiveAvgPool { .. }
+            )
+        }) {
+            return Err(Error::Invalid(format!(
+                "layer '{}' is not part of the convolutional part",
+                other.describe()
+            )));
+        }
         let mut shape = input;
         let mut convs_left = convs.iter();
-        for layer in layers {
-            let [c, h, w] = shape;
-            let (op, out) = match layer {
-                Layer::Conv { name, .. } => {
+        for op in fuse(layers).0 {
+            let layer = &layers[op.layer()];
+            let c = shape[0];
+            let (conv, out) = match (op, layer) {
+                (Op::Conv { .. }, Layer::Conv { name, .. }) => {
                     let s = layer.conv_shape(1, shape).expect("a conv layer");
                     let (oh, ow) = s.out_hw()?;
                     let host = convs_left
@@ -192,56 +173,29 @@ impl ConvStack {
                         state1,
                         state2,
                     });
-                    (
-                        Op::Conv {
-                            conv: params.len() - 1,
-                            relu: false,
-                        },
-                        [s.out_c, oh, ow],
-                    )
+                    (Some(params.len() - 1), [s.out_c, oh, ow])
                 }
-                Layer::Relu => match ops.last_mut() {
-                    Some(OpInfo {
-                        op: Op::Conv { relu, .. },
-                        ..
-                    }) if !*relu => {
-                        *relu = true;
-                        continue;
-                    }
-                    _ => {
-                        return Err(Error::Invalid(
-                            "a ReLU that does not follow a convolution cannot be trained".into(),
-                        ))
-                    }
-                },
-                Layer::MaxPool {
-                    kernel,
-                    stride,
-                    ceil,
-                } => (
-                    Op::MaxPool {
-                        kernel: *kernel,
-                        stride: *stride,
-                        ceil: *ceil,
-                    },
-                    {
-                        let (oh, ow) = pool_shape(c, h, w, *kernel, *stride, *ceil).out_hw()?;
-                        [c, oh, ow]
-                    },
-                ),
-                Layer::Lrn(l) => (Op::Lrn(*l), shape),
-                Layer::AdaptiveAvgPool { h: oh, w: ow } => {
-                    (Op::AvgPool { h: *oh, w: *ow }, [c, *oh, *ow])
+                (Op::MaxPool { .. }, _) => {
+                    let pool = layer.pool_shape(1, shape).expect("a max pool");
+                    let (oh, ow) = pool.out_hw()?;
+                    (None, [c, oh, ow])
                 }
-                other => {
-                    return Err(Error::Invalid(format!(
-                        "layer '{}' is not part of the convolutional part",
-                        other.describe()
-                    )))
+                (Op::Lrn { .. }, _) => (None, shape),
+                (Op::AvgPool { .. }, _) => {
+                    let pool = layer
+                        .adaptive_pool_shape(1, shape)
+                        .expect("an adaptive pool");
+                    (None, [c, pool.out_h, pool.out_w])
+                }
+                _ => {
+                    return Err(Error::Invalid(
+                        "a ReLU that does not follow a convolution cannot be trained".into(),
+                    ))
                 }
             };
             ops.push(OpInfo {
                 op,
+                conv,
                 input: shape,
                 output: out,
             });
@@ -295,6 +249,7 @@ impl ConvStack {
             _ => None,
         };
         Ok(ConvStack {
+            layers: layers.to_vec(),
             gemm_scratch,
             ops,
             params,
@@ -339,10 +294,10 @@ impl ConvStack {
         let mut out = Vec::new();
         for (i, o) in self.ops.iter().enumerate() {
             let (x, y) = (self.act_in(i), &self.acts[i]);
-            let [c, h, w] = o.input;
-            match &o.op {
-                Op::Conv { conv, relu } => {
-                    let p = &self.params[*conv];
+            let layer = &self.layers[o.op.layer()];
+            match o.op {
+                Op::Conv { relu, .. } => {
+                    let p = &self.params[o.conv.expect("a conv op has params")];
                     let shape = Conv2dShape { batch, ..p.shape };
                     let weight = match &p.padded {
                         Some(padded) => {
@@ -356,7 +311,7 @@ impl ConvStack {
                         ctx,
                         &self.fk,
                         &shape,
-                        *relu,
+                        relu,
                         weight,
                         &p.bias,
                         x,
@@ -364,40 +319,38 @@ impl ConvStack {
                         self.scratch.as_ref(),
                     )?);
                 }
-                Op::MaxPool {
-                    kernel,
-                    stride,
-                    ceil,
-                } => out.push(kernels::max_pool::dispatch(
+                Op::MaxPool { .. } => out.push(kernels::max_pool::dispatch(
                     ctx,
                     &self.fk.max_pool(),
-                    &pool_shape(batch * c, h, w, *kernel, *stride, *ceil),
+                    &layer.pool_shape(batch, o.input).expect("a max pool"),
                     x,
                     y,
                 )?),
-                Op::Lrn(l) => out.push(kernels::lrn::dispatch(
-                    ctx,
-                    &self.fk.lrn(),
-                    l,
-                    batch,
-                    c,
-                    h * w,
-                    x,
-                    y,
-                )?),
-                Op::AvgPool { h: oh, w: ow } => out.push(kernels::adaptive_avg_pool::dispatch(
+                Op::Lrn { .. } => {
+                    let (Layer::Lrn(l), [c, h, w]) = (layer, o.input) else {
+                        unreachable!("an LRN op is an LRN layer")
+                    };
+                    out.push(kernels::lrn::dispatch(
+                        ctx,
+                        &self.fk.lrn(),
+                        l,
+                        batch,
+                        c,
+                        h * w,
+                        x,
+                        y,
+                    )?)
+                }
+                Op::AvgPool { .. } => out.push(kernels::adaptive_avg_pool::dispatch(
                     ctx,
                     &self.fk.adaptive_avg_pool(),
-                    &AdaptivePoolShape {
-                        planes: batch * c,
-                        in_h: h,
-                        in_w: w,
-                        out_h: *oh,
-                        out_w: *ow,
-                    },
+                    &layer
+                        .adaptive_pool_shape(batch, o.input)
+                        .expect("an adaptive pool"),
                     x,
                     y,
                 )?),
+                _ => unreachable!("ConvStack::new admits no other op"),
             }
         }
         Ok(out)

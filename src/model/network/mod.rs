@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::dense::GpuDense;
+use super::ops::{fuse, Op};
 use super::Weights;
 use super::{Layer, NetSpec};
 use crate::error::{Error, Result};
@@ -42,18 +43,6 @@ enum Param {
     Dense(GpuDense),
 }
 
-/// A layer after fusing: what one or more dispatches compute.
-#[derive(Clone, Debug)]
-enum Op {
-    Conv { layer: usize, relu: bool },
-    Dense { layer: usize, relu: bool },
-    MaxPool { layer: usize },
-    Lrn { layer: usize },
-    AvgPool { layer: usize },
-    Softmax { layer: usize },
-    Relu { layer: usize },
-}
-
 pub struct Network {
     pub ctx: GpuContext,
     pub spec: NetSpec,
@@ -65,39 +54,6 @@ pub struct Network {
     /// Index into `ops` of the op whose output is flattened (pool5), if any.
     features_op: Option<usize>,
     pub classes: usize,
-}
-
-fn fuse(spec: &NetSpec) -> (Vec<Op>, Option<usize>) {
-    let mut ops: Vec<Op> = Vec::new();
-    let mut features_op = None;
-    for (i, layer) in spec.layers.iter().enumerate() {
-        match layer {
-            Layer::Conv { .. } => ops.push(Op::Conv {
-                layer: i,
-                relu: false,
-            }),
-            Layer::Dense { .. } => ops.push(Op::Dense {
-                layer: i,
-                relu: false,
-            }),
-            Layer::Relu => match ops.last_mut() {
-                Some(Op::Conv { relu, .. } | Op::Dense { relu, .. }) if !*relu => *relu = true,
-                _ => ops.push(Op::Relu { layer: i }),
-            },
-            Layer::MaxPool { .. } => ops.push(Op::MaxPool { layer: i }),
-            Layer::Lrn(_) => ops.push(Op::Lrn { layer: i }),
-            Layer::AdaptiveAvgPool { .. } => ops.push(Op::AvgPool { layer: i }),
-            Layer::Softmax => ops.push(Op::Softmax { layer: i }),
-            Layer::Flatten => {
-                if features_op.is_none() && !ops.is_empty() {
-                    features_op = Some(ops.len() - 1);
-                }
-            }
-            Layer::Dropout(_) => {}
-        }
-    }
-    // A ReLU fused after the features op is still part of what is flattened (it runs in place).
-    (ops, features_op)
 }
 
 impl Network {
@@ -139,7 +95,7 @@ impl Network {
         let spec = weights.spec();
         let infos = spec.infer()?;
         let mut params = HashMap::new();
-        let (ops, features_op) = fuse(&spec);
+        let (ops, features_op) = fuse(&spec.layers);
         for (i, (layer, info)) in spec.layers.iter().zip(&infos).enumerate() {
             match layer {
                 Layer::Conv { name, .. } => {

@@ -82,7 +82,7 @@ impl Network {
         let probs = storage_buffer(ctx, "probabilities", batch * classes, hint)?;
         let features = match self.features_op {
             Some(op) => {
-                let layer = op_layer(&self.ops[op]);
+                let layer = self.ops[op].layer();
                 Some(storage_buffer(
                     ctx,
                     "features",
@@ -109,7 +109,7 @@ impl Network {
         let mut cur = Slot::Input;
         let last = self.ops.len().saturating_sub(1);
         for (k, op) in self.ops.iter().enumerate() {
-            let li = op_layer(op);
+            let li = op.layer();
             let info = &infos[li];
             let in_place = matches!(op, Op::Relu { .. });
             let dst = if in_place {
@@ -243,17 +243,5 @@ impl Network {
             steps,
             input_len,
         })
-    }
-}
-
-fn op_layer(op: &Op) -> usize {
-    match op {
-        Op::Conv { layer, .. }
-        | Op::Dense { layer, .. }
-        | Op::MaxPool { layer }
-        | Op::Lrn { layer }
-        | Op::AvgPool { layer }
-        | Op::Softmax { layer }
-        | Op::Relu { layer } => *layer,
     }
 }

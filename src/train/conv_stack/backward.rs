@@ -1,14 +1,15 @@
 //! The stack's backward pass: from the gradient of its output, each op's input gradient in
 //! reverse order, and every trained convolution's weight and bias gradients.
 
-use super::{ConvStack, Op};
+use super::ConvStack;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
 use crate::kernels::conv2d::Conv2dShape;
 use crate::kernels::conv_gemm_backward;
 use crate::kernels::Dispatch;
 use crate::kernels::{conv_backward, lrn_backward, pool_backward, relu_backward};
+use crate::model::ops::Op;
+use crate::model::Layer;
 
 impl ConvStack {
     /// The backward pass of `batch` rows from `dy`, the gradient of the last op's output (it
@@ -32,13 +33,13 @@ impl ConvStack {
             // The gradient of this op's input (none for the first op: the input is frozen).
             let g_in = (i > 0).then(|| &self.grads[i - 1]);
             let x = self.act_in(i);
-            let [c, h, w] = o.input;
-            match &o.op {
-                Op::Conv { conv, relu } => {
-                    let p = &self.params[*conv];
+            let layer = &self.layers[o.op.layer()];
+            match o.op {
+                Op::Conv { relu, .. } => {
+                    let p = &self.params[o.conv.expect("a conv op has params")];
                     let shape = Conv2dShape { batch, ..p.shape };
                     let [oc, oh, ow] = o.output;
-                    if *relu {
+                    if relu {
                         // The output is after the ReLU: positive exactly where its input was.
                         out.push(relu_backward::dispatch(
                             ctx,
@@ -75,23 +76,22 @@ impl ConvStack {
                         }
                     }
                 }
-                Op::MaxPool {
-                    kernel,
-                    stride,
-                    ceil,
-                } => {
+                Op::MaxPool { .. } => {
                     if let Some(g_in) = g_in {
                         out.push(pool_backward::max_pool(
                             ctx,
                             tk,
-                            &super::pool_shape(batch * c, h, w, *kernel, *stride, *ceil),
+                            &layer.pool_shape(batch, o.input).expect("a max pool"),
                             x,
                             g_out,
                             g_in,
                         )?);
                     }
                 }
-                Op::Lrn(l) => {
+                Op::Lrn { .. } => {
+                    let (Layer::Lrn(l), [c, h, w]) = (layer, o.input) else {
+                        unreachable!("an LRN op is an LRN layer")
+                    };
                     if let Some(g_in) = g_in {
                         out.push(lrn_backward::dispatch(
                             ctx,
@@ -106,23 +106,20 @@ impl ConvStack {
                         )?);
                     }
                 }
-                Op::AvgPool { h: oh, w: ow } => {
+                Op::AvgPool { .. } => {
                     if let Some(g_in) = g_in {
                         out.push(pool_backward::adaptive_avg_pool(
                             ctx,
                             tk,
-                            &AdaptivePoolShape {
-                                planes: batch * c,
-                                in_h: h,
-                                in_w: w,
-                                out_h: *oh,
-                                out_w: *ow,
-                            },
+                            &layer
+                                .adaptive_pool_shape(batch, o.input)
+                                .expect("an adaptive pool"),
                             g_out,
                             g_in,
                         )?);
                     }
                 }
+                _ => unreachable!("ConvStack::new admits no other op"),
             }
         }
         Ok(out)
