@@ -69,7 +69,7 @@ pub fn dispatch(
 ) -> Result<Dispatch> {
     Ok(Dispatch::new(
         ctx,
-        &kernel,
+        kernel,
         "adaptive_avg_pool",
         &s.params()?,
         &[input, output],

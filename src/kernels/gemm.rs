@@ -222,7 +222,7 @@ fn dispatch_on(
     let cols = (kernel.workgroup_size[0] * kernel.constant("TN")) as usize;
     let grid = Grid::Groups([m.div_ceil(rows), n.div_ceil(cols), groups]);
     Ok(
-        Dispatch::new(ctx, &kernel, label, &params, &[a, b, bias, c], grid)?
+        Dispatch::new(ctx, kernel, label, &params, &[a, b, bias, c], grid)?
             .with_flops(2.0 * (m * n * k * groups) as f64),
     )
 }

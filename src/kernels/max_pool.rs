@@ -115,7 +115,7 @@ pub fn dispatch(
     let out_len = s.out_len()?;
     Ok(Dispatch::new(
         ctx,
-        &kernel,
+        kernel,
         "max_pool",
         &params,
         &[input, output],
