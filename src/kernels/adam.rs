@@ -1,6 +1,6 @@
 //! `adam.wgsl`: Adam (PyTorch semantics, L2 weight decay).
 
-use super::{Dispatch, Grid};
+use super::{to_u32, Dispatch, Grid};
 use crate::error::Result;
 use crate::gpu::GpuContext;
 
@@ -36,7 +36,7 @@ pub fn dispatch(
         ctx,
         &kernel,
         "adam",
-        &AdamParams::zeroed_len(len),
+        &AdamParams::zeroed_len(len)?,
         &[grad, param, m, v],
         Grid::Items(len.div_ceil(per)),
     )?
@@ -44,11 +44,11 @@ pub fn dispatch(
 }
 
 impl AdamParams {
-    fn zeroed_len(len: usize) -> Self {
-        AdamParams {
-            len: len as u32,
+    fn zeroed_len(len: usize) -> Result<Self> {
+        Ok(AdamParams {
+            len: to_u32("Adam length", len)?,
             ..bytemuck::Zeroable::zeroed()
-        }
+        })
     }
 }
 

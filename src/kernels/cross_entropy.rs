@@ -1,6 +1,6 @@
 //! `cross_entropy.wgsl`: fused softmax cross-entropy forward + backward with running stats.
 
-use super::{Dispatch, Grid};
+use super::{to_u32, Dispatch, Grid};
 use crate::error::Result;
 use crate::gpu::GpuContext;
 
@@ -41,6 +41,9 @@ pub fn dispatch(
     grad: &wgpu::Buffer,
     stats: &wgpu::Buffer,
 ) -> Result<Dispatch> {
+    // The params' values checked here; the trainer rewrites only `step_slot` afterwards.
+    to_u32("cross-entropy batch", batch)?;
+    to_u32("cross-entropy classes", classes)?;
     Ok(Dispatch::new(
         ctx,
         &k.cross_entropy(),
