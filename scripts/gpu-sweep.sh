@@ -17,9 +17,10 @@
 #   SWEEP_SMALL  1: the whole sweep in small mode, for lavapipe and CI: batches 1 and 2, few
 #                iterations, PyTorch on the CPU (its columns null where it is not importable);
 #                under 3 minutes on 2 cores with reduced-width WEIGHTS
+#   TRAIN_FROM   the training stages' first trained layers (default fc8,conv4,conv1)
 # OUTDIR defaults to docs/gpu-runs/DATE-CARD (e.g. 2026-12-09-h200).
 #
-# Stages (each capped with `timeout`; full mode at most ~7 minutes in all):
+# Stages (each capped with `timeout`; full mode at most ~7.5 minutes in all):
 #   0 probe     machine.txt, adapters.txt, adapters.json (limits, features, subgroup sizes,
 #               cooperative-matrix configurations)
 #   1 selftest  selftest.json: every kernel against its f64 CPU reference on this adapter
@@ -31,7 +32,11 @@
 #   5 gemm      gemm.json: `bench --gemm`, the GEMM ceiling with timestamps (4096^3 and each
 #               conv's GEMM at each batch)
 #   6 torch     torch.json: scripts/torch_bench.py (IEEE fp32, default TF32, f16 autocast)
-#   7 tables    sweep.json (machine-readable) and summary.txt, printed last
+#   7 train     train.json: `bench --train-from` per first trained layer and batch (the real
+#               step, one submission; SGD with momentum, f32)
+#   8 torch-train  torch_train.json: scripts/torch_train_bench.py, the same steps in PyTorch
+#               (same freezing, IEEE fp32, default TF32, f16 autocast)
+#   9 tables    sweep.json (machine-readable) and summary.txt, printed last
 # A stage that fails or times out is noted in stages.txt and the sweep goes on.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -59,12 +64,20 @@ for icd in /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.
 done
 export WGPU_BACKEND=${WGPU_BACKEND:-vulkan}
 
+train_from=${TRAIN_FROM:-fc8,conv4,conv1}
 if [ "$small" = 1 ]; then
   batches=1,2; tune_batches=1,2; iters=2; tune_reps=1; t_iters=3; t_warm=1; torch_dev=(--device cpu)
+  train_batches=1,2; train_iters=2; tt_iters=2; tt_warm=1
   cap_probe=30; cap_self=120; cap_untuned=40; cap_tune=60; cap_bench=60; cap_gemm=40; cap_torch=60
+  cap_train=90; cap_ttrain=60
 else
   batches=1,8,64,256; tune_batches=1,8,256; iters=10; tune_reps=5; t_iters=15; t_warm=3; torch_dev=()
-  cap_probe=20; cap_self=40; cap_untuned=40; cap_tune=90; cap_bench=60; cap_gemm=50; cap_torch=90
+  train_batches=32,128; train_iters=5; tt_iters=10; tt_warm=3
+  # Sum 455 s (probe twice; the training stages' 100 s partly from the kernel and PyTorch
+  # stages' caps: 90 s each before), so that the device call's 480 s keeps room for packing
+  # and the tables.
+  cap_probe=20; cap_self=40; cap_untuned=40; cap_tune=75; cap_bench=60; cap_gemm=50; cap_torch=50
+  cap_train=50; cap_ttrain=50
 fi
 weight_args=()
 [ -n "$weights" ] && weight_args=(--weights "$weights")
@@ -128,6 +141,18 @@ if python3 -c 'import torch, torchvision' 2>/dev/null; then
 else
   echo "torch skipped: python3 cannot import torch and torchvision" | tee -a "$out/stages.txt" >&2
 fi
+# Training: ours (the frozen part cached and untimed, as in `train-head`), then PyTorch's same
+# steps. The weights are the sweep's (random full-size unless WEIGHTS); PyTorch's are always
+# full-size torchvision, so with reduced-width WEIGHTS (small mode) the ratios mean nothing.
+stage train "$cap_train" train.json "$bin" bench "${weight_args[@]}" --train-from "$train_from" \
+  --batch "$train_batches" --iters "$train_iters" --format json
+if python3 -c 'import torch, torchvision' 2>/dev/null; then
+  stage torch-train "$cap_ttrain" torch_train.log python3 "$here/torch_train_bench.py" \
+    "${torch_dev[@]}" --train-from "$train_from" --batch "$train_batches" --iters "$tt_iters" \
+    --warmup "$tt_warm" --out "$out/torch_train.json"
+else
+  echo "torch-train skipped: python3 cannot import torch and torchvision" | tee -a "$out/stages.txt" >&2
+fi
 
 python3 - "$out" "$card" "${driver:-}" "$date" "$small" <<'PY' > "$out/summary.txt"
 import json, os, sys
@@ -140,8 +165,9 @@ def load(name):
     except Exception:
         return None
 
-ours, untuned, torch, tune, selftest, gemm_run = (load(n) for n in
-    ("ours.json", "untuned.json", "torch.json", "tune.json", "selftest.json", "gemm.json"))
+ours, untuned, torch, tune, selftest, gemm_run, train, torch_train = (load(n) for n in
+    ("ours.json", "untuned.json", "torch.json", "tune.json", "selftest.json", "gemm.json",
+     "train.json", "torch_train.json"))
 adapters = load("adapters.json") or []
 # The adapter the binary opens (marked `chosen`), else the first listed.
 adapters = [a for a in adapters if a.get("chosen")] or adapters
@@ -172,6 +198,26 @@ for r in (ours or {}).get("results", []):
         "torch_f16_img_s": ips("f16", r["batch"]),
     })
 
+# Training steps: ours trains in f32 (its weights, gradients and optimizer state), so one row
+# per first trained layer and batch, beside PyTorch's IEEE fp32, default and f16 autocast.
+train_peer = {(r["mode"], r["train_from"], r["batch"]): r
+              for r in (torch_train or {}).get("results", [])}
+def train_ips(mode, first, batch):
+    r = train_peer.get((mode, first, batch))
+    return r["images_per_s"] if r else None
+train_rows = [{
+    "from": r["train_from"],
+    "batch": r["batch"],
+    "prec": "f32",
+    "ours_img_s": r["images_per_s"],
+    "ours_step_ms": r["step_s"] * 1e3,
+    "ours_submissions": r.get("submissions_per_step"),
+    "ours_backward_share": r["backward_s"] / r["split_step_s"] if r.get("split_step_s") else None,
+    "torch_ieee_img_s": train_ips("ieee", r["train_from"], r["batch"]),
+    "torch_default_img_s": train_ips("default", r["train_from"], r["batch"]),
+    "torch_f16_img_s": train_ips("f16", r["train_from"], r["batch"]),
+} for r in (train if isinstance(train, list) else [])]
+
 gemm = (gemm_run or {}).get("gemm") or (ours or {}).get("gemm") or []
 def best(pred):
     v = [g["gflops_per_s"] / 1e3 for g in gemm if pred(g)]
@@ -189,6 +235,8 @@ sweep = {
     "selftest": {"checks": len(checks), "failed": sum(1 for c in checks if not c.get("ok"))}
         if selftest is not None else None,
     "rows": rows,
+    "train": train_rows,
+    "torch_train": (torch_train or {}).get("torch"),
     "gemm_tflops": {
         # The square product (4096^3; 512^3 on CPU adapters), f32, by GPU timestamps.
         "f32": best(lambda g: g["precision"] == "f32" and g["shape"] == "square"),
@@ -237,6 +285,19 @@ for r in rows:
           f"{fmt(r['torch_ieee_img_s']):>9} {fmt(r['torch_default_img_s']):>9} {fmt(r['torch_f16_img_s']):>9} "
           f"{ratio(r['ours_img_s'], r['torch_ieee_img_s']):>6} {ratio(r['ours_img_s'], r['torch_default_img_s']):>6} "
           f"{ratio(r['ours_img_s'], r['torch_f16_img_s']):>6} {ratio(r['ours_gpu_img_s'], r['torch_ieee_img_s']):>10}")
+if train_rows:
+    print("\ntraining steps (img/s, f32, SGD momentum; frozen part cached, untimed; "
+          "ours: upload + one submission per step)")
+    print(f"{'from':>5} {'batch':>5} {'ours':>9} {'step ms':>9} {'subm':>4} {'bwd %':>5} "
+          f"{'t ieee':>9} {'t default':>9} {'t f16':>9} {'x ieee':>6} {'x dflt':>6}")
+    for r in train_rows:
+        bwd = r["ours_backward_share"]
+        print(f"{r['from']:>5} {r['batch']:>5} {fmt(r['ours_img_s']):>9} {fmt(r['ours_step_ms']):>9} "
+              f"{r['ours_submissions'] if r['ours_submissions'] is not None else '-':>4} "
+              f"{'-' if bwd is None else f'{100 * bwd:.0f}':>5} "
+              f"{fmt(r['torch_ieee_img_s']):>9} {fmt(r['torch_default_img_s']):>9} "
+              f"{fmt(r['torch_f16_img_s']):>9} {ratio(r['ours_img_s'], r['torch_ieee_img_s']):>6} "
+              f"{ratio(r['ours_img_s'], r['torch_default_img_s']):>6}")
 g = sweep["gemm_tflops"]
 print(f"\nGEMM TFLOP/s: f32 square {fmt(g['f32'], 3)}, f32 best shape {fmt(g['f32_best_shape'], 3)}, "
       f"cooperative matrices {fmt(g['coop'], 3)}")
@@ -264,6 +325,16 @@ def tflops(v, want):
     return "-" if v is None else f"{'yes' if v >= want else 'NO '} ({v:.3f} TFLOP/s, want >= {want})"
 print(f"  GEMM f32 square (timestamps):     {tflops(g['f32'], 35)}")
 print(f"  GEMM cooperative matrices:        {tflops(g['coop'], 150)}")
+
+# Issue 27's "Done when": training at batch 128, f32, against PyTorch IEEE fp32.
+def train_row(first, batch):
+    return next((r for r in train_rows if r["from"] == first and r["batch"] == batch), None)
+print("\ndone when (issue 27):")
+c1, c4 = train_row("conv1", 128), train_row("conv4", 128)
+print(f"  conv1 b128 f32 vs torch IEEE:     {at_least(get(c1, 'ours_img_s'), get(c1, 'torch_ieee_img_s'), 0.3)}")
+print(f"  conv4 b128 f32 vs torch IEEE:     {at_least(get(c4, 'ours_img_s'), get(c4, 'torch_ieee_img_s'), 0.5)}")
+subs = {r["ours_submissions"] for r in train_rows}
+print(f"  one submission per step:          {'-' if not subs else ('yes' if subs == {1} else f'NO  ({sorted(subs, key=str)})')}")
 PY
 rc=$?
 echo "tables rc=$rc $(( $(date +%s) - start ))s in all" | tee -a "$out/stages.txt" >&2

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The prepared device call for issue 26: scripts/gpu-sweep.sh on the lent GPU machine, one
-# call of at most ~7 minutes. Prepare, from the repository root on the build machine:
+# The prepared device call for issues 26 and 27: scripts/gpu-sweep.sh on the lent GPU machine,
+# one call of at most ~7.5 minutes (the stages' caps sum to 455 s). Prepare, from the repository root on the build machine:
 #
 #     cargo build --release && mkdir -p .dev .gl && cp target/release/alexnet .dev/ \
 #       && (cd .gl && apt-get download libvulkan1)       # Debian's Vulkan loader, 116 kB

@@ -123,12 +123,12 @@ def native_f16_variant(src):
 
 
 def vec4_variant(file, src):
-    """train/kernels/mod.rs `vec4_optimizer`: every array<f32> as vec4, bounds check 4u * i."""
+    """kernels/vec4_optimizer.rs `vec4_optimizer`: every array<f32> as vec4, bounds check 4u * i."""
     out = (src.replace("array<f32>", "array<vec4<f32>>")
            .replace("if (i >= p.len) {", "if (4u * i >= p.len) {"))
     if "4u * i >= p.len" not in out or "array<f32>" in out:
         raise RuntimeError("%s: the vec4 rewrite no longer matches the shader" % file)
-    return "// Generated from %s by train::kernels::vec4_optimizer.\n" % file + out
+    return "// Generated from %s by kernels::vec4_optimizer::vec4_optimizer.\n" % file + out
 
 
 # Literal pieces of the Rust rewrites mirrored above: if one disappears from src/, the host
@@ -141,7 +141,7 @@ REWRITE_MARKERS = [
                              '.replace("array<vec4<u32>>", "array<vec4<f16>>")',
                              '.replace("lo(x", "lo_b(x")', '.replace("hi(w", "hi_a(w")',
                              '.replacen("= b[", "= ", 1)']),
-    ("src/train/kernels/mod.rs", ['.replace("array<f32>", "array<vec4<f32>>")',
+    ("src/kernels/vec4_optimizer.rs", ['.replace("array<f32>", "array<vec4<f32>>")',
                                   '.replace("if (i >= p.len) {", "if (4u * i >= p.len) {")']),
 ]
 

@@ -35,4 +35,4 @@ pub use head::{ConvHost, ConvPart, DenseHost, HeadKind, HeadWeights};
 pub use metrics::Metrics;
 pub use rows::{check_readable, Cached, FreshViews, SpillFile, TrainRows};
 pub use schedule::Schedule;
-pub use trainer::{Stats, Trainer};
+pub use trainer::{Stats, StepTime, Trainer};

@@ -19,6 +19,7 @@ mod profile;
 mod state;
 mod step;
 
+pub use profile::StepTime;
 use step::{Step, StepPlan};
 
 /// Loss and accuracy summed on the GPU over an epoch (or an evaluation).
@@ -79,6 +80,8 @@ pub struct Trainer {
     /// Optimizer steps taken so far (drives Adam's bias correction, SGD's first step and
     /// the dropout masks).
     pub steps_done: u64,
+    /// Command buffers submitted so far (`bench --train-from` shows one per step).
+    submissions: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) fn dropout_seed(seed: u64, tag: u32) -> u32 {
@@ -200,6 +203,7 @@ impl Trainer {
             plans: HashMap::new(),
             updates: Vec::new(),
             steps_done: 0,
+            submissions: Default::default(),
             layers,
             conv,
             conv_meta: head.conv.clone(),
@@ -242,6 +246,11 @@ impl Trainer {
         Ok(batch)
     }
 
+    /// Command buffers this trainer has submitted (a training step is one).
+    pub fn submissions(&self) -> u64 {
+        self.submissions.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn classes(&self) -> usize {
         self.layers.last().map(|l| l.meta.out).unwrap_or(0)
     }
@@ -270,6 +279,8 @@ impl Trainer {
             }
         }
         self.ctx.queue.submit([encoder.finish()]);
+        self.submissions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// One optimizer step on a batch (`x` is `[batch, input_len]`); `slot` is the step's index
@@ -350,6 +361,8 @@ impl Trainer {
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
         encoder.clear_buffer(buf, 0, None);
         self.ctx.queue.submit([encoder.finish()]);
+        self.submissions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Stats {
             loss_sum: v[0] as f64,
             correct: v[1] as f64,

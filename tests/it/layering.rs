@@ -32,7 +32,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "error", "fsutil", "gpu", "kernels", "weights", "model", "data", "options",
         ],
     ),
-    ("fetch", &["error", "fsutil", "weights", "model", "data"]),
+    ("fetch", &["error", "fsutil", "clobber", "weights", "model", "data"]),
     (
         "shard",
         &["error", "fsutil", "weights", "model", "data", "clobber"],

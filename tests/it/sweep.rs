@@ -2,8 +2,9 @@
 //!
 //! `scripts/gpu-sweep.sh` runs whole in small mode (`SWEEP_SMALL=1`) on lavapipe with the
 //! reduced-width weights (~15 s on 2 cores), so that it cannot die on the card for a trivial
-//! reason: every stage succeeds (PyTorch's is skipped where it is not importable) and
-//! `sweep.json` has the issue's shape. It needs bash, python3 (the tables) and lavapipe: a
+//! reason: every stage succeeds and `sweep.json` has the issues' shape (26's rows, 27's
+//! `train` rows). PyTorch is a stand-in (`tests/fixtures/fake_torch`: shapes only, nothing
+//! computed) so that both PyTorch scripts run end to end here and their rows reach the tables. It needs bash, python3 (the tables) and lavapipe: a
 //! failure in CI (`CI` set; `.ci/install-lavapipe.sh` installs them), a note elsewhere.
 //! The library side: per-step timings inside one pass against one pass per dispatch, and the
 //! per-pass split into upload and GPU time.
@@ -71,7 +72,8 @@ fn small_sweep_runs_every_stage_and_writes_sweep_json() {
         .env("PACK", &pack)
         .env("WGPU_BACKEND", "vulkan")
         .env("WGPU_ADAPTER_NAME", "llvmpipe")
-        .env("TMPDIR", dir.path());
+        .env("TMPDIR", dir.path())
+        .env("PYTHONPATH", common::fixture("fake_torch"));
     for var in [
         "DEBS",
         "ALEXNET_MATMUL",
@@ -81,6 +83,7 @@ fn small_sweep_runs_every_stage_and_writes_sweep_json() {
         "ALEXNET_CONV_BACKWARD",
         "ALEXNET_CACHE_DIR",
         "VK_DRIVER_FILES",
+        "TRAIN_FROM",
     ] {
         cmd.env_remove(var);
     }
@@ -100,7 +103,16 @@ fn small_sweep_runs_every_stage_and_writes_sweep_json() {
     // Every stage ran and succeeded.
     let stages = std::fs::read_to_string(out.join("stages.txt")).unwrap();
     for stage in [
-        "probe", "selftest", "untuned", "kernels", "bench", "gemm", "tables",
+        "probe",
+        "selftest",
+        "untuned",
+        "kernels",
+        "bench",
+        "gemm",
+        "torch",
+        "train",
+        "torch-train",
+        "tables",
     ] {
         let line = stages
             .lines()
@@ -108,10 +120,8 @@ fn small_sweep_runs_every_stage_and_writes_sweep_json() {
             .unwrap_or_else(|| panic!("stage {stage} missing:\n{stages}"));
         assert!(line.contains("rc=0 "), "{line}\n{log}");
     }
-    assert!(
-        stages.contains("torch rc=0") || stages.contains("torch skipped"),
-        "{stages}"
-    );
+    let summary = std::fs::read_to_string(out.join("summary.txt")).unwrap();
+    assert!(summary.contains("done when (issue 27)"), "{summary}");
 
     let sweep: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
@@ -157,6 +167,68 @@ fn small_sweep_runs_every_stage_and_writes_sweep_json() {
             assert!(r.get(key).is_some(), "{key} absent: {r}");
         }
     }
+    // The fake PyTorch ran (on the CPU, so no f16 rows): its numbers reach the f32 rows.
+    assert_eq!(sweep["torch"], "0.0+fake", "{sweep}");
+    for r in rows {
+        assert!(r["torch_f16_img_s"].is_null(), "{r}");
+        assert!(
+            number(&r["torch_ieee_img_s"], "torch_ieee_img_s") > 0.0,
+            "{r}"
+        );
+    }
+
+    // Training rows (issue 27): one per first trained layer and batch, ours in f32 with one
+    // submission per step, beside PyTorch's same steps.
+    let train = sweep["train"].as_array().unwrap();
+    let mut seen: Vec<(String, u64)> = train
+        .iter()
+        .map(|r| {
+            (
+                r["from"].as_str().unwrap().to_string(),
+                r["batch"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let want: Vec<(String, u64)> = ["conv1", "conv4", "fc8"]
+        .iter()
+        .flat_map(|f| [(f.to_string(), 1), (f.to_string(), 2)])
+        .collect();
+    assert_eq!(seen, want, "{sweep}");
+    for r in train {
+        assert_eq!(r["prec"], "f32", "{r}");
+        assert!(number(&r["ours_img_s"], "ours_img_s") > 0.0, "{r}");
+        assert_eq!(r["ours_submissions"], 1, "{r}");
+        for key in ["torch_ieee_img_s", "torch_default_img_s"] {
+            assert!(number(&r[key], key) > 0.0, "{key}: {r}");
+        }
+        assert!(r["torch_f16_img_s"].is_null(), "CPU: no f16 autocast: {r}");
+    }
+    assert_eq!(sweep["torch_train"], "0.0+fake", "{sweep}");
+    // PyTorch's freezing, by hand for full-size torchvision with 10 classes: fc8 alone is
+    // 4096 x 10 + 10; from conv4, conv4 (384 -> 256, 3 x 3), conv5 (256 -> 256, 3 x 3), fc6
+    // (9216 -> 4096), fc7 and fc8; from conv1, every layer (AlexNet's 61,100,840 less the
+    // 1000-class fc8 plus the 10-class one).
+    let peer: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("torch_train.json")).unwrap())
+            .unwrap();
+    let fc8 = 4096 * 10 + 10;
+    let conv4_up = (384 * 256 * 9 + 256)
+        + (256 * 256 * 9 + 256)
+        + (9216 * 4096 + 4096)
+        + (4096 * 4096 + 4096)
+        + fc8;
+    let all = 61_100_840 - (4096 * 1000 + 1000) + fc8;
+    for r in peer["results"].as_array().unwrap() {
+        let want = match r["train_from"].as_str().unwrap() {
+            "fc8" => fc8,
+            "conv4" => conv4_up,
+            "conv1" => all,
+            other => panic!("unexpected row {other}"),
+        };
+        assert_eq!(r["trained_parameters"], want, "{r}");
+    }
+
     let gemm = &sweep["gemm_tflops"];
     assert!(number(&gemm["f32"], "gemm_tflops.f32") > 0.0, "{gemm}");
     assert!(
