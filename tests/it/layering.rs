@@ -32,7 +32,10 @@ const LAYERS: &[(&str, &[&str])] = &[
             "error", "fsutil", "gpu", "kernels", "weights", "model", "data", "options",
         ],
     ),
-    ("fetch", &["error", "fsutil", "clobber", "weights", "model", "data"]),
+    (
+        "fetch",
+        &["error", "fsutil", "clobber", "weights", "model", "data"],
+    ),
     (
         "shard",
         &["error", "fsutil", "weights", "model", "data", "clobber"],
