@@ -7,6 +7,8 @@
 // Dense layers with large batches reuse it as a 1x1 convolution on 1x1 images.
 
 struct Params {
+    // ConvGeometry (kernels::conv2d::ConvGeometry, filled by Conv2dShape::geometry): the
+    // first 11 fields of every convolution kernel's params, in this order.
     batch: u32,
     in_c: u32,
     in_h: u32,
@@ -15,20 +17,15 @@ struct Params {
     out_h: u32,
     out_w: u32,
     groups: u32,
-    kh: u32,
-    kw: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_h: u32,
-    pad_w: u32,
+    kernel: u32,
+    stride: u32,
+    pad: u32,
     // First output channel of this dispatch and how many (per group): lets a weight matrix
     // split over several buffers run as several dispatches.
     co_start: u32,
     co_count: u32,
     relu: u32,
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -53,7 +50,7 @@ fn main(
     let g = wg.z;
     let cin_g = p.in_c / p.groups;
     let cout_g = p.out_c / p.groups;
-    let khw = p.kh * p.kw;
+    let khw = p.kernel * p.kernel;
     let k_total = cin_g * khw;
     let out_hw = p.out_h * p.out_w;
     let n_total = p.batch * out_hw;
@@ -67,8 +64,8 @@ fn main(
     let n_ok = n_load < n_total;
     let img = n_load / out_hw;
     let pix = n_load % out_hw;
-    let iy0 = i32((pix / p.out_w) * p.stride_h) - i32(p.pad_h);
-    let ix0 = i32((pix % p.out_w) * p.stride_w) - i32(p.pad_w);
+    let iy0 = i32((pix / p.out_w) * p.stride) - i32(p.pad);
+    let ix0 = i32((pix % p.out_w) * p.stride) - i32(p.pad);
     let x_base = (img * p.in_c + g * cin_g) * p.in_h * p.in_w;
 
     // The A row this invocation loads: 4 consecutive k.
@@ -102,8 +99,8 @@ fn main(
             if (n_ok && k < k_total) {
                 let ci = k / khw;
                 let r = k % khw;
-                let iy = iy0 + i32(r / p.kw);
-                let ix = ix0 + i32(r % p.kw);
+                let iy = iy0 + i32(r / p.kernel);
+                let ix = ix0 + i32(r % p.kernel);
                 if (iy >= 0 && iy < i32(p.in_h) && ix >= 0 && ix < i32(p.in_w)) {
                     v = x[x_base + (ci * p.in_h + u32(iy)) * p.in_w + u32(ix)];
                 }

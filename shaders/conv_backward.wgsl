@@ -9,6 +9,8 @@
 // as their direct sums; `accumulate` adds to the output instead of writing it.
 
 struct Params {
+    // ConvGeometry (kernels::conv2d::ConvGeometry, filled by Conv2dShape::geometry): the
+    // first 11 fields of every convolution kernel's params, in this order.
     batch: u32,
     in_c: u32,
     in_h: u32,

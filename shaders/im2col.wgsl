@@ -5,17 +5,19 @@
 // the pixel's divisions happen once per kh * kw loads, not per load.
 
 struct Params {
+    // ConvGeometry (kernels::conv2d::ConvGeometry, filled by Conv2dShape::geometry): the
+    // first 11 fields of every convolution kernel's params, in this order.
+    batch: u32,
     in_c: u32,
     in_h: u32,
     in_w: u32,
+    out_c: u32,
     out_h: u32,
     out_w: u32,
-    kh: u32,
-    kw: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_h: u32,
-    pad_w: u32,
+    groups: u32,
+    kernel: u32,
+    stride: u32,
+    pad: u32,
     // input channels per group
     cin_g: u32,
     // row length of col (>= cin_g * kh * kw, multiple of 4)
@@ -42,17 +44,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let out_hw = p.out_h * p.out_w;
     let img = n / out_hw;
     let pix = n % out_hw;
-    let iy0 = i32((pix / p.out_w) * p.stride_h) - i32(p.pad_h);
-    let ix0 = i32((pix % p.out_w) * p.stride_w) - i32(p.pad_w);
+    let iy0 = i32((pix / p.out_w) * p.stride) - i32(p.pad);
+    let ix0 = i32((pix % p.out_w) * p.stride) - i32(p.pad);
     let src = (img * p.in_c + g * p.cin_g + ci) * p.in_h * p.in_w;
     let row = (g * p.n_count + nl) * p.kp;
-    let khw = p.kh * p.kw;
+    let khw = p.kernel * p.kernel;
     var dst = row + ci * khw;
-    for (var ky = 0u; ky < p.kh; ky++) {
+    for (var ky = 0u; ky < p.kernel; ky++) {
         let iy = iy0 + i32(ky);
         let row_ok = iy >= 0 && iy < i32(p.in_h);
         let line = src + u32(max(iy, 0)) * p.in_w;
-        for (var kx = 0u; kx < p.kw; kx++) {
+        for (var kx = 0u; kx < p.kernel; kx++) {
             let ix = ix0 + i32(kx);
             var v = 0.0;
             if (row_ok && ix >= 0 && ix < i32(p.in_w)) {

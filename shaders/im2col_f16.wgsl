@@ -8,17 +8,19 @@
 // pixels), so the branches stay uniform.
 
 struct Params {
+    // ConvGeometry (kernels::conv2d::ConvGeometry, filled by Conv2dShape::geometry): the
+    // first 11 fields of every convolution kernel's params, in this order.
+    batch: u32,
     in_c: u32,
     in_h: u32,
     in_w: u32,
+    out_c: u32,
     out_h: u32,
     out_w: u32,
-    kh: u32,
-    kw: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_h: u32,
-    pad_w: u32,
+    groups: u32,
+    kernel: u32,
+    stride: u32,
+    pad: u32,
     cin_g: u32,
     // row length of col in halves (>= cin_g * kh * kw, multiple of 8)
     kp: u32,
@@ -55,10 +57,10 @@ fn fetch(cur: Cursor, src: u32, iy0: i32, ix0: i32) -> f32 {
 fn step(cur: Cursor) -> Cursor {
     var c = cur;
     c.kx++;
-    if (c.kx == p.kw) {
+    if (c.kx == p.kernel) {
         c.kx = 0u;
         c.ky++;
-        if (c.ky == p.kh) {
+        if (c.ky == p.kernel) {
             c.ky = 0u;
             c.ci++;
         }
@@ -89,12 +91,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let out_hw = p.out_h * p.out_w;
     let img = n / out_hw;
     let pix = n % out_hw;
-    let iy0 = i32((pix / p.out_w) * p.stride_h) - i32(p.pad_h);
-    let ix0 = i32((pix % p.out_w) * p.stride_w) - i32(p.pad_w);
+    let iy0 = i32((pix / p.out_w) * p.stride) - i32(p.pad);
+    let ix0 = i32((pix % p.out_w) * p.stride) - i32(p.pad);
     let src = (img * p.in_c + g * p.cin_g) * p.in_h * p.in_w;
-    let khw = p.kh * p.kw;
+    let khw = p.kernel * p.kernel;
     let k0 = 2u * w0;
-    var cur = Cursor(k0 / khw, (k0 % khw) / p.kw, k0 % p.kw);
+    var cur = Cursor(k0 / khw, (k0 % khw) / p.kernel, k0 % p.kernel);
     let dst = (g * p.n_count + nl) * row_words;
     let end = min(w0 + WORDS, row_words);
     // Eight values (four words) at a time: word j = (k + j) | (k + 4 + j) << 16.

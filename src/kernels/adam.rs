@@ -1,8 +1,8 @@
 //! `adam.wgsl`: Adam (PyTorch semantics, L2 weight decay).
 
-use super::{grid_1d, Dispatch};
+use super::{to_u32, Dispatch, Grid};
 use crate::error::Result;
-use crate::gpu::{uniform_buffer, GpuContext};
+use crate::gpu::GpuContext;
 
 use super::Kernels;
 
@@ -31,24 +31,24 @@ pub fn dispatch(
     m: &wgpu::Buffer,
     v: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let uniform = uniform_buffer(ctx, "adam params", &AdamParams::zeroed_len(len));
     let (kernel, per) = k.optimizer("adam.wgsl", len);
-    Ok(Dispatch {
-        label: "adam".into(),
-        pipeline: kernel.pipeline.clone(),
-        bind_group: kernel.bind(ctx, &uniform, &[grad, param, m, v]),
-        workgroups: grid_1d(ctx, len.div_ceil(per), kernel.workgroup_size[0])?,
-        flops: 10.0 * len as f64,
-        _params: uniform,
-    })
+    Ok(Dispatch::new(
+        ctx,
+        &kernel,
+        "adam",
+        &AdamParams::zeroed_len(len)?,
+        &[grad, param, m, v],
+        Grid::Items(len.div_ceil(per)),
+    )?
+    .with_flops(10.0 * len as f64))
 }
 
 impl AdamParams {
-    fn zeroed_len(len: usize) -> Self {
-        AdamParams {
-            len: len as u32,
+    fn zeroed_len(len: usize) -> Result<Self> {
+        Ok(AdamParams {
+            len: to_u32("Adam length", len)?,
             ..bytemuck::Zeroable::zeroed()
-        }
+        })
     }
 }
 

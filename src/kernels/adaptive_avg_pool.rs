@@ -1,8 +1,8 @@
 //! `adaptive_avg_pool.wgsl`: PyTorch's AdaptiveAvgPool2d (to 6x6 before torchvision's classifier).
 
-use super::{grid_1d, Dispatch, Kernel};
+use super::{to_u32, Dispatch, Grid, Kernel};
 use crate::error::Result;
-use crate::gpu::{uniform_buffer, GpuContext};
+use crate::gpu::GpuContext;
 
 /// Mirrors `struct Params` in `adaptive_avg_pool.wgsl`.
 #[repr(C)]
@@ -47,15 +47,15 @@ impl AdaptivePoolShape {
     }
 
     /// The uniform both `adaptive_avg_pool.wgsl` and its backward read.
-    pub fn params(&self) -> AdaptiveAvgPoolParams {
-        AdaptiveAvgPoolParams {
-            planes: self.planes as u32,
-            in_h: self.in_h as u32,
-            in_w: self.in_w as u32,
-            out_h: self.out_h as u32,
-            out_w: self.out_w as u32,
+    pub fn params(&self) -> Result<AdaptiveAvgPoolParams> {
+        Ok(AdaptiveAvgPoolParams {
+            planes: to_u32("pool planes", self.planes)?,
+            in_h: to_u32("pool input height", self.in_h)?,
+            in_w: to_u32("pool input width", self.in_w)?,
+            out_h: to_u32("pool output height", self.out_h)?,
+            out_w: to_u32("pool output width", self.out_w)?,
             _pad: [0; 3],
-        }
+        })
     }
 }
 
@@ -67,15 +67,15 @@ pub fn dispatch(
     input: &wgpu::Buffer,
     output: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let uniform = uniform_buffer(ctx, "adaptive_avg_pool params", &s.params());
-    Ok(Dispatch {
-        label: "adaptive_avg_pool".into(),
-        pipeline: kernel.pipeline.clone(),
-        bind_group: kernel.bind(ctx, &uniform, &[input, output]),
-        workgroups: grid_1d(ctx, s.out_len(), kernel.workgroup_size[0])?,
-        flops: s.in_len() as f64,
-        _params: uniform,
-    })
+    Ok(Dispatch::new(
+        ctx,
+        kernel,
+        "adaptive_avg_pool",
+        &s.params()?,
+        &[input, output],
+        Grid::Items(s.out_len()),
+    )?
+    .with_flops(s.in_len() as f64))
 }
 
 /// CPU reference (f64).

@@ -2,14 +2,18 @@
 //! workgroup-memory tiles (GPUs), and `im2col.wgsl` + `gemm.wgsl` (CPU adapters); see
 //! [`super::MatmulPath`].
 
-use super::{check_groups, gemm, Dispatch, Kernel, Kernels, Precision};
+use super::{gemm, to_u32, Dispatch, Grid, Kernel, Kernels, Precision};
 use crate::error::{Error, Result};
-use crate::gpu::{uniform_buffer, GpuContext};
+use crate::gpu::GpuContext;
 
-/// Mirrors `struct Params` in `conv2d.wgsl`.
+/// The geometry every convolution kernel's params struct starts with: the first 11 fields
+/// of `struct Params` in `conv2d.wgsl`, `im2col.wgsl`, `im2col_f16.wgsl`,
+/// `conv_backward.wgsl` and `conv_gemm_backward.wgsl`, in this order
+/// ([`ConvGeometry::FIELDS`]; `tests/it/shaders.rs` checks each shader against it). Filled
+/// in one place, [`Conv2dShape::geometry`]; `mm.wgsl` reads its geometry from it too.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Conv2dParams {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct ConvGeometry {
     pub batch: u32,
     pub in_c: u32,
     pub in_h: u32,
@@ -18,16 +22,28 @@ pub struct Conv2dParams {
     pub out_h: u32,
     pub out_w: u32,
     pub groups: u32,
-    pub kh: u32,
-    pub kw: u32,
-    pub stride_h: u32,
-    pub stride_w: u32,
-    pub pad_h: u32,
-    pub pad_w: u32,
+    pub kernel: u32,
+    pub stride: u32,
+    pub pad: u32,
+}
+
+impl ConvGeometry {
+    /// The field names, as the shaders' params structs spell them.
+    pub const FIELDS: [&'static str; 11] = [
+        "batch", "in_c", "in_h", "in_w", "out_c", "out_h", "out_w", "groups", "kernel", "stride",
+        "pad",
+    ];
+}
+
+/// Mirrors `struct Params` in `conv2d.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Conv2dParams {
+    pub geo: ConvGeometry,
     pub co_start: u32,
     pub co_count: u32,
     pub relu: u32,
-    pub _pad: [u32; 3],
+    pub _pad: u32,
 }
 
 /// The geometry of one convolution (square kernel, stride and padding).
@@ -102,6 +118,26 @@ impl Conv2dShape {
         ))
     }
 
+    /// The shaders' [`ConvGeometry`] of this convolution: an error when it is not a valid
+    /// convolution or a value does not fit the kernels' `u32`s.
+    pub fn geometry(&self) -> Result<ConvGeometry> {
+        let (out_h, out_w) = self.out_hw()?;
+        let field = |what: &str, value: usize| to_u32(&format!("convolution {what}"), value);
+        Ok(ConvGeometry {
+            batch: field("batch", self.batch)?,
+            in_c: field("input channels", self.in_c)?,
+            in_h: field("input height", self.in_h)?,
+            in_w: field("input width", self.in_w)?,
+            out_c: field("output channels", self.out_c)?,
+            out_h: field("output height", out_h)?,
+            out_w: field("output width", out_w)?,
+            groups: field("groups", self.groups)?,
+            kernel: field("kernel", self.kernel)?,
+            stride: field("stride", self.stride)?,
+            pad: field("padding", self.pad)?,
+        })
+    }
+
     pub fn weight_len(&self) -> usize {
         self.out_c * (self.in_c / self.groups) * self.kernel * self.kernel
     }
@@ -136,24 +172,11 @@ pub fn dispatch(
     let (out_h, out_w) = shape.out_hw()?;
     assert!(shape.groups == 1 || (co_start == 0 && co_count == shape.out_c / shape.groups));
     let params = Conv2dParams {
-        batch: shape.batch as u32,
-        in_c: shape.in_c as u32,
-        in_h: shape.in_h as u32,
-        in_w: shape.in_w as u32,
-        out_c: shape.out_c as u32,
-        out_h: out_h as u32,
-        out_w: out_w as u32,
-        groups: shape.groups as u32,
-        kh: shape.kernel as u32,
-        kw: shape.kernel as u32,
-        stride_h: shape.stride as u32,
-        stride_w: shape.stride as u32,
-        pad_h: shape.pad as u32,
-        pad_w: shape.pad as u32,
-        co_start: co_start as u32,
-        co_count: co_count as u32,
+        geo: shape.geometry()?,
+        co_start: to_u32("first output channel", co_start)?,
+        co_count: to_u32("output channels", co_count)?,
         relu: relu as u32,
-        _pad: [0; 3],
+        _pad: 0,
     };
     let n = shape.batch * out_h * out_w;
     // Workgroup tiles of `BN` pixels by `BM` output channels (the shader's constants).
@@ -161,42 +184,20 @@ pub fn dispatch(
         kernel.constant("BM") as usize,
         kernel.constant("BN") as usize,
     );
-    let workgroups = check_groups(
-        ctx,
-        "conv2d",
-        [n.div_ceil(bn), co_count.div_ceil(bm), shape.groups],
-    )?;
-    let uniform = uniform_buffer(ctx, "conv2d params", &params);
-    let bind_group = kernel.bind(ctx, &uniform, &[weight, bias, input, output]);
+    let grid = Grid::Groups([n.div_ceil(bn), co_count.div_ceil(bm), shape.groups]);
     let part = Conv2dShape {
         out_c: co_count * shape.groups,
         ..*shape
     };
-    Ok(Dispatch {
-        label: "conv2d".into(),
-        pipeline: kernel.pipeline.clone(),
-        bind_group,
-        workgroups,
-        flops: part.flops(),
-        _params: uniform,
-    })
+    let bindings = [weight, bias, input, output];
+    Ok(Dispatch::new(ctx, kernel, "conv2d", &params, &bindings, grid)?.with_flops(part.flops()))
 }
 
 /// Mirrors `struct Params` in `im2col.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Im2colParams {
-    pub in_c: u32,
-    pub in_h: u32,
-    pub in_w: u32,
-    pub out_h: u32,
-    pub out_w: u32,
-    pub kh: u32,
-    pub kw: u32,
-    pub stride_h: u32,
-    pub stride_w: u32,
-    pub pad_h: u32,
-    pub pad_w: u32,
+    pub geo: ConvGeometry,
     pub cin_g: u32,
     pub kp: u32,
     pub n_start: u32,
@@ -257,25 +258,14 @@ pub fn dispatch_im2col(
     input: &wgpu::Buffer,
     scratch: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let (out_h, out_w) = shape.out_hw()?;
     let cin_g = shape.in_c / shape.groups;
     let kp = precision.pad_k(shape.k());
     let params = Im2colParams {
-        in_c: shape.in_c as u32,
-        in_h: shape.in_h as u32,
-        in_w: shape.in_w as u32,
-        out_h: out_h as u32,
-        out_w: out_w as u32,
-        kh: shape.kernel as u32,
-        kw: shape.kernel as u32,
-        stride_h: shape.stride as u32,
-        stride_w: shape.stride as u32,
-        pad_h: shape.pad as u32,
-        pad_w: shape.pad as u32,
-        cin_g: cin_g as u32,
-        kp: kp as u32,
-        n_start: n_start as u32,
-        n_count: n_count as u32,
+        geo: shape.geometry()?,
+        cin_g: to_u32("input channels per group", cin_g)?,
+        kp: to_u32("patch row length", kp)?,
+        n_start: to_u32("first pixel", n_start)?,
+        n_count: to_u32("pixels", n_count)?,
         _pad: 0,
     };
     // f32: one invocation per (pixel, input channel); f16: per (pixel, run of packed words).
@@ -289,17 +279,8 @@ pub fn dispatch_im2col(
         Precision::F16 => (kp / 2).div_ceil(kernel.constant("WORDS") as usize),
     };
     let wg = kernel.workgroup_size[0] as usize;
-    let workgroups = check_groups(ctx, label, [n_count.div_ceil(wg), y, shape.groups])?;
-    let uniform = uniform_buffer(ctx, "im2col params", &params);
-    let bind_group = kernel.bind(ctx, &uniform, &[input, scratch]);
-    Ok(Dispatch {
-        label: label.into(),
-        pipeline: kernel.pipeline.clone(),
-        bind_group,
-        workgroups,
-        flops: 0.0,
-        _params: uniform,
-    })
+    let grid = Grid::Groups([n_count.div_ceil(wg), y, shape.groups]);
+    Dispatch::new(ctx, &kernel, label, &params, &[input, scratch], grid)
 }
 
 /// Largest im2col scratch buffer a plan allocates; larger convolutions run in pixel chunks
@@ -365,7 +346,7 @@ pub fn dispatch_gemm(
             &gemm::GemmDims::grouped(cout_g, n_count, kp, groups, per_vec),
             gemm::GemmOut {
                 n_off: n_start,
-                hw: hw as u32,
+                hw: to_u32("output pixels", hw)?,
                 c_bstride: shape.out_c * hw,
                 c_mstride: hw,
                 bias_on_n: false,

@@ -1,10 +1,10 @@
 //! `conv_backward.wgsl`: input, weight and bias gradients of a convolution (stride, padding,
 //! groups), with their CPU references (f64 accumulation).
 
-use super::conv2d::Conv2dShape;
-use super::{grid_1d, Dispatch};
+use super::conv2d::{Conv2dShape, ConvGeometry};
+use super::{Dispatch, Grid};
 use crate::error::Result;
-use crate::gpu::{uniform_buffer, GpuContext};
+use crate::gpu::GpuContext;
 
 use super::Kernels;
 
@@ -12,35 +12,14 @@ use super::Kernels;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct ConvBackwardParams {
-    pub batch: u32,
-    pub in_c: u32,
-    pub in_h: u32,
-    pub in_w: u32,
-    pub out_c: u32,
-    pub out_h: u32,
-    pub out_w: u32,
-    pub groups: u32,
-    pub kernel: u32,
-    pub stride: u32,
-    pub pad: u32,
+    pub geo: ConvGeometry,
     pub accumulate: u32,
 }
 
 impl ConvBackwardParams {
     pub fn new(s: &Conv2dShape, accumulate: bool) -> Result<Self> {
-        let (oh, ow) = s.out_hw()?;
         Ok(ConvBackwardParams {
-            batch: s.batch as u32,
-            in_c: s.in_c as u32,
-            in_h: s.in_h as u32,
-            in_w: s.in_w as u32,
-            out_c: s.out_c as u32,
-            out_h: oh as u32,
-            out_w: ow as u32,
-            groups: s.groups as u32,
-            kernel: s.kernel as u32,
-            stride: s.stride as u32,
-            pad: s.pad as u32,
+            geo: s.geometry()?,
             accumulate: accumulate as u32,
         })
     }
@@ -56,20 +35,14 @@ pub fn grad_input(
     dx: &wgpu::Buffer,
 ) -> Result<Dispatch> {
     let kernel = k.conv_grad_input();
-    let uniform = uniform_buffer(
-        ctx,
-        "conv grad_input params",
-        &ConvBackwardParams::new(shape, false)?,
-    );
+    let params = ConvBackwardParams::new(shape, false)?;
     let total = shape.batch * shape.in_c * shape.in_h * shape.in_w;
-    Ok(Dispatch {
-        label: "conv grad input".into(),
-        pipeline: kernel.pipeline.clone(),
-        bind_group: kernel.bind_at(ctx, &[(0, &uniform), (1, w), (2, dy), (3, dx)]),
-        workgroups: grid_1d(ctx, total, kernel.workgroup_size[0])?,
-        flops: shape.flops(),
-        _params: uniform,
-    })
+    let bindings = [(1, w), (2, dy), (3, dx)];
+    let grid = Grid::Items(total);
+    Ok(
+        Dispatch::new(ctx, &kernel, "conv grad input", &params, &bindings, grid)?
+            .with_flops(shape.flops()),
+    )
 }
 
 /// `dw` (OIHW, written, or added to when `accumulate`) and `db` `[out_c]` from the layer's
@@ -87,26 +60,28 @@ pub fn grad_weight_bias(
 ) -> Result<Vec<Dispatch>> {
     let params = ConvBackwardParams::new(shape, accumulate)?;
     let (kw, kb) = (k.conv_grad_weight(), k.conv_grad_bias());
-    let uw = uniform_buffer(ctx, "conv grad_weight params", &params);
-    let ub = uniform_buffer(ctx, "conv grad_bias params", &params);
     let (oh, ow) = shape.out_hw()?;
+    let weight_grid = Grid::Items(shape.weight_len());
+    let weight_bindings = [(1, x), (2, dy), (3, dw)];
     Ok(vec![
-        Dispatch {
-            label: "conv grad weight".into(),
-            pipeline: kw.pipeline.clone(),
-            bind_group: kw.bind_at(ctx, &[(0, &uw), (1, x), (2, dy), (3, dw)]),
-            workgroups: grid_1d(ctx, shape.weight_len(), kw.workgroup_size[0])?,
-            flops: shape.flops(),
-            _params: uw,
-        },
-        Dispatch {
-            label: "conv grad bias".into(),
-            pipeline: kb.pipeline.clone(),
-            bind_group: kb.bind_at(ctx, &[(0, &ub), (2, dy), (3, db)]),
-            workgroups: grid_1d(ctx, shape.out_c, kb.workgroup_size[0])?,
-            flops: (shape.batch * shape.out_c * oh * ow) as f64,
-            _params: ub,
-        },
+        Dispatch::new(
+            ctx,
+            &kw,
+            "conv grad weight",
+            &params,
+            &weight_bindings,
+            weight_grid,
+        )?
+        .with_flops(shape.flops()),
+        Dispatch::new(
+            ctx,
+            &kb,
+            "conv grad bias",
+            &params,
+            &[(2, dy), (3, db)],
+            Grid::Items(shape.out_c),
+        )?
+        .with_flops((shape.batch * shape.out_c * oh * ow) as f64),
     ])
 }
 
@@ -120,16 +95,17 @@ pub fn grad_bias(
 ) -> Result<Dispatch> {
     let params = ConvBackwardParams::new(shape, false)?;
     let kb = k.conv_grad_bias();
-    let ub = uniform_buffer(ctx, "conv grad_bias params", &params);
     let (oh, ow) = shape.out_hw()?;
-    Ok(Dispatch {
-        label: "conv grad bias".into(),
-        pipeline: kb.pipeline.clone(),
-        bind_group: kb.bind_at(ctx, &[(0, &ub), (2, dy), (3, db)]),
-        workgroups: grid_1d(ctx, shape.out_c, kb.workgroup_size[0])?,
-        flops: (shape.batch * shape.out_c * oh * ow) as f64,
-        _params: ub,
-    })
+    let grid = Grid::Items(shape.out_c);
+    Ok(Dispatch::new(
+        ctx,
+        &kb,
+        "conv grad bias",
+        &params,
+        &[(2, dy), (3, db)],
+        grid,
+    )?
+    .with_flops((shape.batch * shape.out_c * oh * ow) as f64))
 }
 
 /// CPU reference (f64): (dx NCHW, dw OIHW, db) of `shape` for input `x`, weights `w` and `dy`.

@@ -13,27 +13,17 @@
 //! The bias gradient stays `conv_backward.wgsl`'s `grad_bias` (a sum over pixels). The direct
 //! loops of `conv_backward.rs` remain the reference-tested fallback (`ALEXNET_CONV_BACKWARD=direct`).
 
-use super::conv2d::Conv2dShape;
+use super::conv2d::{Conv2dShape, ConvGeometry};
 use super::gemm::{self, GemmDims, GemmOut};
-use super::{grid_1d, Dispatch, Kernels, Precision};
+use super::{to_u32, Dispatch, Grid, Kernels, Precision};
 use crate::error::{Error, Result};
-use crate::gpu::{storage_buffer, uniform_buffer, GpuContext};
+use crate::gpu::{storage_buffer, GpuContext};
 
 /// Mirrors `struct Params` in `conv_gemm_backward.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct ConvGemmParams {
-    pub batch: u32,
-    pub in_c: u32,
-    pub in_h: u32,
-    pub in_w: u32,
-    pub out_c: u32,
-    pub out_h: u32,
-    pub out_w: u32,
-    pub groups: u32,
-    pub kernel: u32,
-    pub stride: u32,
-    pub pad: u32,
+    pub geo: ConvGeometry,
     pub p4: u32,
     pub co4: u32,
     pub k_start: u32,
@@ -119,21 +109,10 @@ impl ConvGemmScratch {
 }
 
 fn params(s: &Conv2dShape, g: &Geometry) -> Result<ConvGemmParams> {
-    let (oh, ow) = s.out_hw()?;
     Ok(ConvGemmParams {
-        batch: s.batch as u32,
-        in_c: s.in_c as u32,
-        in_h: s.in_h as u32,
-        in_w: s.in_w as u32,
-        out_c: s.out_c as u32,
-        out_h: oh as u32,
-        out_w: ow as u32,
-        groups: s.groups as u32,
-        kernel: s.kernel as u32,
-        stride: s.stride as u32,
-        pad: s.pad as u32,
-        p4: g.p4 as u32,
-        co4: g.co4 as u32,
+        geo: s.geometry()?,
+        p4: to_u32("padded pixels", g.p4)?,
+        co4: to_u32("padded output channels", g.co4)?,
         ..Default::default()
     })
 }
@@ -148,15 +127,8 @@ fn glue(
     dst: &wgpu::Buffer,
 ) -> Result<Dispatch> {
     let kernel = tk.conv_gemm_glue(entry);
-    let uniform = uniform_buffer(ctx, "conv gemm backward params", p);
-    Ok(Dispatch {
-        label: format!("conv backward {entry}"),
-        pipeline: kernel.pipeline.clone(),
-        bind_group: kernel.bind(ctx, &uniform, &[src, dst]),
-        workgroups: grid_1d(ctx, total, kernel.workgroup_size[0])?,
-        flops: 0.0,
-        _params: uniform,
-    })
+    let label = format!("conv backward {entry}");
+    Dispatch::new(ctx, &kernel, label, p, &[src, dst], Grid::Items(total))
 }
 
 /// `dw` (OIHW, written) of `shape` from the layer input `x` and `dy`.
@@ -193,8 +165,8 @@ pub fn grad_weight(
     let mut k_start = 0;
     while k_start < g.k {
         let k_count = rows.min(g.k - k_start);
-        p.k_start = k_start as u32;
-        p.k_count = k_count as u32;
+        p.k_start = to_u32("k start", k_start)?;
+        p.k_count = to_u32("k count", k_count)?;
         out.push(glue(
             ctx,
             tk,
@@ -265,8 +237,8 @@ pub fn grad_input(
     while img_start < shape.batch {
         let img_count = images.min(shape.batch - img_start);
         let nc = img_count * g.hw;
-        p.img_start = img_start as u32;
-        p.img_count = img_count as u32;
+        p.img_start = to_u32("img start", img_start)?;
+        p.img_count = to_u32("img count", img_count)?;
         out.push(glue(
             ctx,
             tk,

@@ -1,8 +1,8 @@
 //! `cross_entropy.wgsl`: fused softmax cross-entropy forward + backward with running stats.
 
-use super::Dispatch;
+use super::{to_u32, Dispatch, Grid};
 use crate::error::Result;
-use crate::gpu::{uniform_buffer, GpuContext};
+use crate::gpu::GpuContext;
 
 use super::Kernels;
 
@@ -41,21 +41,18 @@ pub fn dispatch(
     grad: &wgpu::Buffer,
     stats: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let uniform = uniform_buffer(
+    // The params' values checked here; the trainer rewrites only `step_slot` afterwards.
+    to_u32("cross-entropy batch", batch)?;
+    to_u32("cross-entropy classes", classes)?;
+    Ok(Dispatch::new(
         ctx,
-        "cross_entropy params",
+        &k.cross_entropy(),
+        "cross entropy",
         &CrossEntropyParams::new(batch, classes, 0),
-    );
-    Ok(Dispatch {
-        label: "cross entropy".into(),
-        pipeline: k.cross_entropy().pipeline.clone(),
-        bind_group: k
-            .cross_entropy()
-            .bind(ctx, &uniform, &[logits, labels, grad, stats]),
-        workgroups: [1, 1, 1],
-        flops: (batch * classes * 6) as f64,
-        _params: uniform,
-    })
+        &[logits, labels, grad, stats],
+        Grid::Groups([1, 1, 1]),
+    )?
+    .with_flops((batch * classes * 6) as f64))
 }
 
 /// CPU reference (f64): (mean loss, correct count, grad `[batch, classes]`).

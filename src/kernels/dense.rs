@@ -8,9 +8,9 @@
 
 use super::mm::DenseKind;
 use super::tuned::Variant;
-use super::{check_groups, conv2d, gemm, Dispatch, Kernels, Precision};
+use super::{conv2d, gemm, to_u32, Dispatch, Grid, Kernels, Precision};
 use crate::error::Result;
-use crate::gpu::{uniform_buffer, GpuContext, SplitWeight};
+use crate::gpu::{GpuContext, SplitWeight};
 
 /// Mirrors `struct Params` in `dense.wgsl`.
 #[repr(C)]
@@ -192,11 +192,11 @@ fn dispatch_stream(
     output: &wgpu::Buffer,
 ) -> Result<Dispatch> {
     let params = DenseParams {
-        batch: batch as u32,
-        in_f: in_f as u32,
-        out_f: out_f as u32,
-        row_start: row_start as u32,
-        rows: rows as u32,
+        batch: to_u32("dense batch", batch)?,
+        in_f: to_u32("dense input features", in_f)?,
+        out_f: to_u32("dense output features", out_f)?,
+        row_start: to_u32("dense first row", row_start)?,
+        rows: to_u32("dense rows", rows)?,
         relu: relu as u32,
         _pad: [0; 2],
     };
@@ -206,21 +206,12 @@ fn dispatch_stream(
         dense.constant("ROWS") as usize,
         dense.constant("BT") as usize,
     );
-    let workgroups = check_groups(
-        ctx,
-        "dense",
-        [rows.div_ceil(tile_rows), batch.div_ceil(tile_batch), 1],
-    )?;
-    let uniform = uniform_buffer(ctx, "dense params", &params);
-    let bind_group = dense.bind(ctx, &uniform, &[buf, bias, input, output]);
-    Ok(Dispatch {
-        label: "dense".into(),
-        pipeline: dense.pipeline.clone(),
-        bind_group,
-        workgroups,
-        flops: 2.0 * (batch * rows * in_f) as f64,
-        _params: uniform,
-    })
+    let grid = Grid::Groups([rows.div_ceil(tile_rows), batch.div_ceil(tile_batch), 1]);
+    let bindings = [buf, bias, input, output];
+    Ok(
+        Dispatch::new(ctx, &dense, "dense", &params, &bindings, grid)?
+            .with_flops(2.0 * (batch * rows * in_f) as f64),
+    )
 }
 
 /// Uploads `[rows, cols]` weights for [`dispatch_f16`]: rows packed to f16

@@ -1,8 +1,8 @@
 //! `dense_backward.wgsl`: input, weight and bias gradients of a dense layer.
 
-use super::{check_groups, grid_1d, Dispatch};
+use super::{to_u32, Dispatch, Grid};
 use crate::error::Result;
-use crate::gpu::{uniform_buffer, GpuContext, SplitWeight};
+use crate::gpu::{GpuContext, SplitWeight};
 
 use super::Kernels;
 
@@ -25,16 +25,16 @@ fn params(
     row_start: usize,
     rows: usize,
     accumulate: bool,
-) -> DenseBackwardParams {
-    DenseBackwardParams {
-        batch: batch as u32,
-        in_f: w.cols as u32,
-        out_f: w.rows as u32,
-        row_start: row_start as u32,
-        rows: rows as u32,
+) -> Result<DenseBackwardParams> {
+    Ok(DenseBackwardParams {
+        batch: to_u32("dense batch", batch)?,
+        in_f: to_u32("dense input features", w.cols)?,
+        out_f: to_u32("dense output features", w.rows)?,
+        row_start: to_u32("dense first row", row_start)?,
+        rows: to_u32("dense rows", rows)?,
         accumulate: accumulate as u32,
         _pad: [0; 2],
-    }
+    })
 }
 
 /// `dx = dy w` over every part of `w` (the first part writes, the others add).
@@ -46,27 +46,16 @@ pub fn grad_input(
     dy: &wgpu::Buffer,
     dx: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
+    let kernel = k.grad_input();
     let mut out = Vec::new();
     for (i, (row_start, rows, buf)) in w.parts.iter().enumerate() {
-        let uniform = uniform_buffer(
-            ctx,
-            "grad_input params",
-            &params(batch, w, *row_start, *rows, i > 0),
+        let params = params(batch, w, *row_start, *rows, i > 0)?;
+        let grid = Grid::Items(batch.div_ceil(4) * w.cols.div_ceil(4));
+        let bindings = [(1, buf), (2, dy), (3, dx)];
+        out.push(
+            Dispatch::new(ctx, &kernel, "dense grad input", &params, &bindings, grid)?
+                .with_flops(2.0 * (batch * rows * w.cols) as f64),
         );
-        out.push(Dispatch {
-            label: "dense grad input".into(),
-            pipeline: k.grad_input().pipeline.clone(),
-            bind_group: k
-                .grad_input()
-                .bind_at(ctx, &[(0, &uniform), (1, buf), (2, dy), (3, dx)]),
-            workgroups: grid_1d(
-                ctx,
-                batch.div_ceil(4) * w.cols.div_ceil(4),
-                k.grad_input().workgroup_size[0],
-            )?,
-            flops: 2.0 * (batch * rows * w.cols) as f64,
-            _params: uniform,
-        });
     }
     Ok(out)
 }
@@ -84,47 +73,31 @@ pub fn grad_weight_bias(
     dw_parts: &[wgpu::Buffer],
     db: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
+    let kernel = k.grad_weight();
     let mut out = Vec::new();
     for ((row_start, rows, _), dw) in w.parts.iter().zip(dw_parts) {
-        let uniform = uniform_buffer(
-            ctx,
-            "grad_weight params",
-            &params(batch, w, *row_start, *rows, false),
+        let params = params(batch, w, *row_start, *rows, false)?;
+        let grid = Grid::Items(rows.div_ceil(4) * w.cols.div_ceil(4));
+        let bindings = [(1, x), (2, dy), (3, dw)];
+        out.push(
+            Dispatch::new(ctx, &kernel, "dense grad weight", &params, &bindings, grid)?
+                .with_flops(2.0 * (batch * rows * w.cols) as f64),
         );
-        out.push(Dispatch {
-            label: "dense grad weight".into(),
-            pipeline: k.grad_weight().pipeline.clone(),
-            bind_group: k
-                .grad_weight()
-                .bind_at(ctx, &[(0, &uniform), (1, x), (2, dy), (3, dw)]),
-            workgroups: grid_1d(
-                ctx,
-                rows.div_ceil(4) * w.cols.div_ceil(4),
-                k.grad_weight().workgroup_size[0],
-            )?,
-            flops: 2.0 * (batch * rows * w.cols) as f64,
-            _params: uniform,
-        });
     }
-    let uniform = uniform_buffer(ctx, "grad_bias params", &params(batch, w, 0, w.rows, false));
-    out.push(Dispatch {
-        label: "dense grad bias".into(),
-        pipeline: k.grad_bias().pipeline.clone(),
-        bind_group: k
-            .grad_bias()
-            .bind_at(ctx, &[(0, &uniform), (2, dy), (3, db)]),
-        workgroups: check_groups(
+    let kernel = k.grad_bias();
+    let params = params(batch, w, 0, w.rows, false)?;
+    let grid = Grid::Groups([w.rows.div_ceil(kernel.workgroup_size[0] as usize), 1, 1]);
+    out.push(
+        Dispatch::new(
             ctx,
-            "grad_bias",
-            [
-                w.rows.div_ceil(k.grad_bias().workgroup_size[0] as usize),
-                1,
-                1,
-            ],
-        )?,
-        flops: (batch * w.rows) as f64,
-        _params: uniform,
-    });
+            &kernel,
+            "dense grad bias",
+            &params,
+            &[(2, dy), (3, db)],
+            grid,
+        )?
+        .with_flops((batch * w.rows) as f64),
+    );
     Ok(out)
 }
 

@@ -1,8 +1,8 @@
 //! `dropout.wgsl`: inverted dropout with a hashed, recomputable mask.
 
-use super::{grid_1d, Dispatch};
+use super::{Dispatch, Grid};
 use crate::error::Result;
-use crate::gpu::{uniform_buffer, GpuContext};
+use crate::gpu::GpuContext;
 
 use super::Kernels;
 
@@ -38,15 +38,15 @@ pub fn dispatch(
     params: DropoutParams,
     x: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let uniform = uniform_buffer(ctx, "dropout params", &params);
-    Ok(Dispatch {
-        label: "dropout".into(),
-        pipeline: k.dropout().pipeline.clone(),
-        bind_group: k.dropout().bind(ctx, &uniform, &[x]),
-        workgroups: grid_1d(ctx, params.len as usize, k.dropout().workgroup_size[0])?,
-        flops: params.len as f64,
-        _params: uniform,
-    })
+    Ok(Dispatch::new(
+        ctx,
+        &k.dropout(),
+        "dropout",
+        &params,
+        &[x],
+        Grid::Items(params.len as usize),
+    )?
+    .with_flops(params.len as f64))
 }
 
 fn pcg(v: u32) -> u32 {

@@ -2,9 +2,9 @@
 //! workgroup memory (the fast shape on CPU adapters such as lavapipe). Convolutions reach it
 //! through `im2col.wgsl`, dense layers directly (their weights are already `[out, in]`).
 
-use super::{check_groups, Dispatch, Kernel, Kernels, Precision};
+use super::{to_u32, Dispatch, Grid, Kernel, Kernels, Precision};
 use crate::error::{Error, Result};
-use crate::gpu::{uniform_buffer, GpuContext};
+use crate::gpu::GpuContext;
 use crate::options::F16Loads;
 
 /// Mirrors `struct Params` in `gemm.wgsl`.
@@ -196,9 +196,7 @@ fn dispatch_on(
             "gemm needs K a multiple of {per_vec} and non-empty operands (M {m}, N {n}, K {k})"
         )));
     }
-    let u = |v: usize| -> Result<u32> {
-        u32::try_from(v).map_err(|_| Error::Shape(format!("gemm index {v} does not fit in u32")))
-    };
+    let u = |v: usize| to_u32("gemm index", v);
     let params = GemmParams {
         m: u(m)?,
         n: u(n)?,
@@ -222,17 +220,11 @@ fn dispatch_on(
         (main, main.constant("TM") as usize)
     };
     let cols = (kernel.workgroup_size[0] * kernel.constant("TN")) as usize;
-    let workgroups = check_groups(ctx, "gemm", [m.div_ceil(rows), n.div_ceil(cols), groups])?;
-    let uniform = uniform_buffer(ctx, "gemm params", &params);
-    let bind_group = kernel.bind(ctx, &uniform, &[a, b, bias, c]);
-    Ok(Dispatch {
-        label: label.into(),
-        pipeline: kernel.pipeline.clone(),
-        bind_group,
-        workgroups,
-        flops: 2.0 * (m * n * k * groups) as f64,
-        _params: uniform,
-    })
+    let grid = Grid::Groups([m.div_ceil(rows), n.div_ceil(cols), groups]);
+    Ok(
+        Dispatch::new(ctx, kernel, label, &params, &[a, b, bias, c], grid)?
+            .with_flops(2.0 * (m * n * k * groups) as f64),
+    )
 }
 
 /// `gemm_f16.wgsl` with native f16 loads (`enable f16;`, operands bound as `array<vec4<f16>>`)

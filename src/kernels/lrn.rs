@@ -1,8 +1,8 @@
 //! `lrn.wgsl`: local response normalisation across channels (Caffe's AlexNet).
 
-use super::{grid_1d, Dispatch, Kernel};
+use super::{to_u32, Dispatch, Grid, Kernel};
 use crate::error::Result;
-use crate::gpu::{uniform_buffer, GpuContext};
+use crate::gpu::GpuContext;
 
 /// Mirrors `struct Params` in `lrn.wgsl`.
 #[repr(C)]
@@ -38,6 +38,22 @@ impl Default for Lrn {
     }
 }
 
+impl Lrn {
+    /// The params struct of `lrn.wgsl` and `lrn_backward.wgsl` for `[batch, channels, hw]`.
+    pub fn params(&self, batch: usize, channels: usize, hw: usize) -> Result<LrnParams> {
+        Ok(LrnParams {
+            batch: to_u32("LRN batch", batch)?,
+            channels: to_u32("LRN channels", channels)?,
+            hw: to_u32("LRN pixels", hw)?,
+            size: to_u32("LRN size", self.size)?,
+            alpha: self.alpha,
+            beta: self.beta,
+            k: self.k,
+            _pad: 0,
+        })
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn dispatch(
     ctx: &GpuContext,
@@ -49,26 +65,17 @@ pub fn dispatch(
     input: &wgpu::Buffer,
     output: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let params = LrnParams {
-        batch: batch as u32,
-        channels: channels as u32,
-        hw: hw as u32,
-        size: lrn.size as u32,
-        alpha: lrn.alpha,
-        beta: lrn.beta,
-        k: lrn.k,
-        _pad: 0,
-    };
-    let uniform = uniform_buffer(ctx, "lrn params", &params);
+    let params = lrn.params(batch, channels, hw)?;
     let total = batch * channels * hw;
-    Ok(Dispatch {
-        label: "lrn".into(),
-        pipeline: kernel.pipeline.clone(),
-        bind_group: kernel.bind(ctx, &uniform, &[input, output]),
-        workgroups: grid_1d(ctx, total, kernel.workgroup_size[0])?,
-        flops: (total * (2 * lrn.size + 4)) as f64,
-        _params: uniform,
-    })
+    Ok(Dispatch::new(
+        ctx,
+        kernel,
+        "lrn",
+        &params,
+        &[input, output],
+        Grid::Items(total),
+    )?
+    .with_flops((total * (2 * lrn.size + 4)) as f64))
 }
 
 /// CPU reference (f64), NCHW input.

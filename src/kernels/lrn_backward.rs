@@ -1,10 +1,10 @@
 //! `lrn_backward.wgsl`: the gradient through Caffe's cross-channel LRN (the forward kernel's
 //! params struct), with its CPU reference (f64).
 
-use super::lrn::{Lrn, LrnParams};
-use super::{grid_1d, Dispatch};
+use super::lrn::Lrn;
+use super::{Dispatch, Grid};
 use crate::error::Result;
-use crate::gpu::{uniform_buffer, GpuContext};
+use crate::gpu::GpuContext;
 
 use super::Kernels;
 
@@ -21,27 +21,18 @@ pub fn dispatch(
     dy: &wgpu::Buffer,
     dx: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let params = LrnParams {
-        batch: batch as u32,
-        channels: channels as u32,
-        hw: hw as u32,
-        size: lrn.size as u32,
-        alpha: lrn.alpha,
-        beta: lrn.beta,
-        k: lrn.k,
-        _pad: 0,
-    };
+    let params = lrn.params(batch, channels, hw)?;
     let kernel = k.lrn_backward();
-    let uniform = uniform_buffer(ctx, "lrn_backward params", &params);
     let total = batch * channels * hw;
-    Ok(Dispatch {
-        label: "lrn backward".into(),
-        pipeline: kernel.pipeline.clone(),
-        bind_group: kernel.bind(ctx, &uniform, &[x, dy, dx]),
-        workgroups: grid_1d(ctx, total, kernel.workgroup_size[0])?,
-        flops: (total * lrn.size * (2 * lrn.size + 6)) as f64,
-        _params: uniform,
-    })
+    Ok(Dispatch::new(
+        ctx,
+        &kernel,
+        "lrn backward",
+        &params,
+        &[x, dy, dx],
+        Grid::Items(total),
+    )?
+    .with_flops((total * lrn.size * (2 * lrn.size + 6)) as f64))
 }
 
 /// CPU reference (f64), NCHW: for `y_i = x_i d_i^-beta`, `d_i = k + alpha/size * sum x_j^2`

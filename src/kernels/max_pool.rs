@@ -1,8 +1,8 @@
 //! `max_pool.wgsl`: max pooling per channel plane.
 
-use super::{grid_1d, Dispatch, Kernel};
+use super::{to_u32, Dispatch, Grid, Kernel};
 use crate::error::{Error, Result};
-use crate::gpu::{uniform_buffer, GpuContext};
+use crate::gpu::GpuContext;
 
 /// Mirrors `struct Params` in `max_pool.wgsl`.
 #[repr(C)]
@@ -91,13 +91,13 @@ impl PoolShape {
     pub fn params(&self) -> Result<MaxPoolParams> {
         let (out_h, out_w) = self.out_hw()?;
         Ok(MaxPoolParams {
-            planes: self.planes as u32,
-            in_h: self.in_h as u32,
-            in_w: self.in_w as u32,
-            out_h: out_h as u32,
-            out_w: out_w as u32,
-            kernel: self.window as u32,
-            stride: self.stride as u32,
+            planes: to_u32("pool planes", self.planes)?,
+            in_h: to_u32("pool input height", self.in_h)?,
+            in_w: to_u32("pool input width", self.in_w)?,
+            out_h: to_u32("pool output height", out_h)?,
+            out_w: to_u32("pool output width", out_w)?,
+            kernel: to_u32("pool window", self.window)?,
+            stride: to_u32("pool stride", self.stride)?,
             pad: 0,
         })
     }
@@ -113,15 +113,15 @@ pub fn dispatch(
 ) -> Result<Dispatch> {
     let params = s.params()?;
     let out_len = s.out_len()?;
-    let uniform = uniform_buffer(ctx, "max_pool params", &params);
-    Ok(Dispatch {
-        label: "max_pool".into(),
-        pipeline: kernel.pipeline.clone(),
-        bind_group: kernel.bind(ctx, &uniform, &[input, output]),
-        workgroups: grid_1d(ctx, out_len, kernel.workgroup_size[0])?,
-        flops: (out_len * s.window * s.window) as f64,
-        _params: uniform,
-    })
+    Ok(Dispatch::new(
+        ctx,
+        kernel,
+        "max_pool",
+        &params,
+        &[input, output],
+        Grid::Items(out_len),
+    )?
+    .with_flops((out_len * s.window * s.window) as f64))
 }
 
 /// CPU reference of [`dispatch`].

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use super::conv2d::Conv2dShape;
-use super::{check_groups, grid_1d, Dispatch, Kernels};
+use super::{grid_1d, Dispatch, Grid, Kernels};
 use crate::error::{Error, Result};
 use crate::gpu::{storage_buffer, upload, GpuContext, ShaderSource};
 pub use crate::options::matmul::{ConvKind, DenseKind, Force, Tile, TILES};
@@ -309,6 +309,7 @@ pub fn dispatch_conv(
     let slab = shape.out_c * n;
     let room = scratch.map_or(0, |b| b.size() as usize / 4) / slab.max(1);
     let (slices, kvz) = conv_slices(tile, shape, kind.split.min(u(room.max(1))?));
+    let geo = shape.geometry()?;
     let mut params = MmParams {
         m: u(cout_g)?,
         n: u(n)?,
@@ -316,84 +317,54 @@ pub fn dispatch_conv(
         kvz: u(kv)?,
         a_gstride: u(cout_g * kv)?,
         relu: relu as u32,
-        out_c: u(shape.out_c)?,
+        out_c: geo.out_c,
         out_hw: u(oh * ow)?,
-        out_w: u(ow)?,
-        in_c: u(shape.in_c)?,
-        in_h: u(shape.in_h)?,
-        in_w: u(shape.in_w)?,
-        stride: u(shape.stride)?,
-        pad: u(shape.pad)?,
+        out_w: geo.out_w,
+        in_c: geo.in_c,
+        in_h: geo.in_h,
+        in_w: geo.in_w,
+        stride: geo.stride,
+        pad: geo.pad,
         cin_g: u(shape.in_c / shape.groups)?,
         splits: 1,
         ..Default::default()
     };
     let table = upload(ctx, "mm gather table", &conv_table(shape))?;
-    let uniform = |p: &MmParams| crate::gpu::uniform_buffer(ctx, "mm params", p);
-    let grid = |z: usize| {
-        check_groups(
-            ctx,
-            "mm conv",
-            [
-                n.div_ceil(tile.bn as usize),
-                cout_g.div_ceil(tile.bm as usize),
-                z,
-            ],
-        )
+    let groups = |z: usize| {
+        Grid::Groups([
+            n.div_ceil(tile.bn as usize),
+            cout_g.div_ceil(tile.bm as usize),
+            z,
+        ])
     };
     let (Some(part), true) = (scratch, slices > 1) else {
         let kernel = kernels.mm(tile, "conv");
-        let un = uniform(&params);
-        let bind_group = kernel.bind_at(
+        let bindings = [(1, weight), (2, bias), (3, output), (4, input), (5, &table)];
+        let label = format!("conv2d(mm {})", tile.name());
+        let d = Dispatch::new(
             ctx,
-            &[
-                (0, &un),
-                (1, weight),
-                (2, bias),
-                (3, output),
-                (4, input),
-                (5, &table),
-            ],
-        );
-        return Ok(vec![Dispatch {
-            label: format!("conv2d(mm {})", tile.name()),
-            pipeline: kernel.pipeline.clone(),
-            bind_group,
-            workgroups: grid(shape.groups)?,
-            flops: shape.flops(),
-            _params: un,
-        }]);
+            &kernel,
+            label,
+            &params,
+            &bindings,
+            groups(shape.groups),
+        )?;
+        return Ok(vec![d.with_flops(shape.flops())]);
     };
     params.kvz = u(kvz)?;
     params.splits = u(slices)?;
     let kernel = kernels.mm(tile, "conv_split");
-    let un = uniform(&params);
-    let bind_group = kernel.bind_at(
-        ctx,
-        &[(0, &un), (1, weight), (4, input), (5, &table), (7, part)],
-    );
-    let main = Dispatch {
-        label: format!("conv2d(mm {}-split{slices})", tile.name()),
-        pipeline: kernel.pipeline.clone(),
-        bind_group,
-        workgroups: grid(shape.groups * slices)?,
-        flops: shape.flops(),
-        _params: un,
-    };
+    let bindings = [(1, weight), (4, input), (5, &table), (7, part)];
+    let label = format!("conv2d(mm {}-split{slices})", tile.name());
+    let grid = groups(shape.groups * slices);
+    let main =
+        Dispatch::new(ctx, &kernel, label, &params, &bindings, grid)?.with_flops(shape.flops());
     let reduce = kernels.mm(Tile::new(64, 64, 16), "reduce_conv");
-    let un = uniform(&params);
-    let bind_group = reduce.bind_at(ctx, &[(0, &un), (2, bias), (3, output), (7, part)]);
-    let wg = reduce.workgroup_size[0];
+    let bindings = [(2, bias), (3, output), (7, part)];
+    let label = "conv2d(mm split-K reduce)";
     Ok(vec![
         main,
-        Dispatch {
-            label: "conv2d(mm split-K reduce)".into(),
-            pipeline: reduce.pipeline.clone(),
-            bind_group,
-            workgroups: grid_1d(ctx, slab, wg)?,
-            flops: 0.0,
-            _params: un,
-        },
+        Dispatch::new(ctx, &reduce, label, &params, &bindings, Grid::Items(slab))?,
     ])
 }
 
@@ -432,28 +403,14 @@ pub fn dispatch_dense(
         ..Default::default()
     };
     let flops = 2.0 * (batch * rows * k) as f64;
-    let uniform = |p: &MmParams| crate::gpu::uniform_buffer(ctx, "mm params", p);
     match kind {
         DenseKind::Gemv => {
             let kernel = kernels.mm(Tile::new(64, 64, 16), "gemv");
-            let un = uniform(&params);
-            let bg = kernel.bind_at(
-                ctx,
-                &[(0, &un), (1, weight), (2, bias), (3, output), (6, input)],
-            );
+            let bindings = [(1, weight), (2, bias), (3, output), (6, input)];
             let [x, y, _] = grid_1d(ctx, rows, 1)?;
-            Ok(vec![Dispatch {
-                label: "dense(mm gemv)".into(),
-                pipeline: kernel.pipeline.clone(),
-                bind_group: bg,
-                workgroups: check_groups(
-                    ctx,
-                    "mm gemv",
-                    [x as usize, y as usize, batch.div_ceil(4)],
-                )?,
-                flops,
-                _params: un,
-            }])
+            let grid = Grid::Groups([x as usize, y as usize, batch.div_ceil(4)]);
+            let d = Dispatch::new(ctx, &kernel, "dense(mm gemv)", &params, &bindings, grid)?;
+            Ok(vec![d.with_flops(flops)])
         }
         DenseKind::Tiles { tile, split } => {
             let per = (tile.bk / 4) as usize;
@@ -468,19 +425,11 @@ pub fn dispatch_dense(
             ];
             if split == 1 {
                 let kernel = kernels.mm(tile, "dense");
-                let un = uniform(&params);
-                let bg = kernel.bind_at(
-                    ctx,
-                    &[(0, &un), (1, weight), (2, bias), (3, output), (6, input)],
-                );
-                return Ok(vec![Dispatch {
-                    label: format!("dense(mm {})", tile.name()),
-                    pipeline: kernel.pipeline.clone(),
-                    bind_group: bg,
-                    workgroups: check_groups(ctx, "mm dense", groups)?,
-                    flops,
-                    _params: un,
-                }]);
+                let bindings = [(1, weight), (2, bias), (3, output), (6, input)];
+                let label = format!("dense(mm {})", tile.name());
+                let grid = Grid::Groups(groups);
+                let d = Dispatch::new(ctx, &kernel, label, &params, &bindings, grid)?;
+                return Ok(vec![d.with_flops(flops)]);
             }
             params.kvz = u(kvz)?;
             params.splits = u(split)?;
@@ -491,30 +440,24 @@ pub fn dispatch_dense(
                 "use a smaller batch or a smaller split",
             )?;
             let kernel = kernels.mm(tile, "dense_split");
-            let un = uniform(&params);
-            let bg = kernel.bind_at(ctx, &[(0, &un), (1, weight), (6, input), (7, &part)]);
-            let main = Dispatch {
-                label: format!("dense(mm {}-split{split})", tile.name()),
-                pipeline: kernel.pipeline.clone(),
-                bind_group: bg,
-                workgroups: check_groups(ctx, "mm dense split-K", groups)?,
-                flops,
-                _params: un,
-            };
+            let bindings = [(1, weight), (6, input), (7, &part)];
+            let label = format!("dense(mm {}-split{split})", tile.name());
+            let main = Dispatch::new(
+                ctx,
+                &kernel,
+                label,
+                &params,
+                &bindings,
+                Grid::Groups(groups),
+            )?
+            .with_flops(flops);
             let reduce = kernels.mm(Tile::new(64, 64, 16), "reduce");
-            let un = uniform(&params);
-            let bg = reduce.bind_at(ctx, &[(0, &un), (2, bias), (3, output), (7, &part)]);
-            let wg = reduce.workgroup_size[0];
+            let bindings = [(2, bias), (3, output), (7, &part)];
+            let grid = Grid::Items(batch * rows);
+            let label = "dense(mm split-K reduce)";
             Ok(vec![
                 main,
-                Dispatch {
-                    label: "dense(mm split-K reduce)".into(),
-                    pipeline: reduce.pipeline.clone(),
-                    bind_group: bg,
-                    workgroups: grid_1d(ctx, batch * rows, wg)?,
-                    flops: 0.0,
-                    _params: un,
-                },
+                Dispatch::new(ctx, &reduce, label, &params, &bindings, grid)?,
             ])
         }
     }

@@ -12,6 +12,7 @@ pub mod conv_gemm_backward;
 pub mod cross_entropy;
 pub mod dense;
 pub mod dense_backward;
+mod dispatch;
 pub mod dropout;
 pub mod gemm;
 pub mod lrn;
@@ -31,10 +32,11 @@ pub mod vec4_optimizer;
 
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 pub use crate::gpu::Kernel;
 use crate::gpu::{GpuContext, PipelineCache, ShaderSource};
 pub use crate::options::MatmulPath;
+pub use dispatch::{grid_1d, run, to_u32, Bindings, Dispatch, Grid};
 
 /// Every shader (forward, backward, loss, optimizers), by file name, for validation and for building pipelines.
 pub const SHADERS: &[(&str, &str)] = &[
@@ -342,75 +344,4 @@ impl Kernels {
     pub fn mm(&self, tile: mm::Tile, entry: &'static str) -> Arc<Kernel> {
         self.cache.get(tile.source(), entry)
     }
-}
-
-/// One recorded kernel launch: everything bound, ready to replay for every batch.
-pub struct Dispatch {
-    pub label: String,
-    pub pipeline: wgpu::ComputePipeline,
-    pub bind_group: wgpu::BindGroup,
-    pub workgroups: [u32; 3],
-    /// Floating-point operations (multiply-add = 2), for GFLOP/s reports.
-    pub flops: f64,
-    /// Keeps the params uniform alive as long as the bind group.
-    pub _params: wgpu::Buffer,
-}
-
-impl Dispatch {
-    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &self.bind_group, &[]);
-        let [x, y, z] = self.workgroups;
-        pass.dispatch_workgroups(x, y, z);
-    }
-}
-
-/// Records `dispatches` into one compute pass, submits, and waits (tests and one-off work).
-pub fn run(ctx: &GpuContext, dispatches: &[Dispatch]) -> Result<()> {
-    let mut encoder = ctx
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("run") });
-    {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("run"),
-            timestamp_writes: None,
-        });
-        for d in dispatches {
-            d.record(&mut pass);
-        }
-    }
-    ctx.queue.submit([encoder.finish()]);
-    ctx.device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
-    Ok(())
-}
-
-/// Workgroup counts for `total` invocations of a 1-D kernel of `wg` invocations, folded into
-/// y when x would pass the 65535 limit (shaders index with `gid.x + gid.y * nwg.x * wg`).
-pub fn grid_1d(ctx: &GpuContext, total: usize, wg: u32) -> Result<[u32; 3]> {
-    let groups = total.div_ceil(wg as usize).max(1);
-    let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
-    let x = groups.min(max);
-    let y = groups.div_ceil(x);
-    if y > max {
-        return Err(Error::Shape(format!(
-            "{total} invocations need more than {max}x{max} workgroups: use a smaller batch"
-        )));
-    }
-    Ok([x as u32, y as u32, 1])
-}
-
-pub(crate) fn check_groups(ctx: &GpuContext, what: &str, counts: [usize; 3]) -> Result<[u32; 3]> {
-    let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
-    if counts.iter().any(|&c| c > max) {
-        return Err(Error::Shape(format!(
-            "{what} needs {counts:?} workgroups, over this adapter's {max} per dimension: use a smaller batch"
-        )));
-    }
-    Ok([
-        counts[0].max(1) as u32,
-        counts[1].max(1) as u32,
-        counts[2].max(1) as u32,
-    ])
 }

@@ -1,9 +1,9 @@
 //! `pad_rows.wgsl`: a row-major matrix copied with its rows zero-padded (a trained
 //! convolution's OIHW weights in the vec4-row layout of the forward GEMMs).
 
-use super::{grid_1d, Dispatch};
+use super::{to_u32, Dispatch, Grid};
 use crate::error::{Error, Result};
-use crate::gpu::{uniform_buffer, GpuContext};
+use crate::gpu::GpuContext;
 
 use super::Kernels;
 
@@ -30,25 +30,20 @@ pub fn dispatch(
             "pad_rows: padded width {cols_padded} is below the width {cols}"
         )));
     }
-    let uniform = uniform_buffer(
+    let kernel = k.pad_rows();
+    Dispatch::new(
         ctx,
-        "pad_rows params",
+        &kernel,
+        "pad rows",
         &PadRowsParams {
-            rows: rows as u32,
-            cols: cols as u32,
-            cols_padded: cols_padded as u32,
+            rows: to_u32("pad_rows rows", rows)?,
+            cols: to_u32("pad_rows width", cols)?,
+            cols_padded: to_u32("pad_rows padded width", cols_padded)?,
             _pad: 0,
         },
-    );
-    let kernel = k.pad_rows();
-    Ok(Dispatch {
-        label: "pad rows".into(),
-        pipeline: kernel.pipeline.clone(),
-        bind_group: kernel.bind(ctx, &uniform, &[src, dst]),
-        workgroups: grid_1d(ctx, rows * cols_padded, kernel.workgroup_size[0])?,
-        flops: 0.0,
-        _params: uniform,
-    })
+        &[src, dst],
+        Grid::Items(rows * cols_padded),
+    )
 }
 
 /// CPU reference.

@@ -5,9 +5,9 @@
 
 use super::adaptive_avg_pool::AdaptivePoolShape;
 use super::max_pool::PoolShape;
-use super::{grid_1d, Dispatch};
+use super::{Dispatch, Grid};
 use crate::error::Result;
-use crate::gpu::{uniform_buffer, GpuContext};
+use crate::gpu::GpuContext;
 
 use super::Kernels;
 
@@ -22,15 +22,15 @@ pub fn max_pool(
     dx: &wgpu::Buffer,
 ) -> Result<Dispatch> {
     let kernel = k.max_pool_backward();
-    let uniform = uniform_buffer(ctx, "max_pool_backward params", &s.params()?);
-    Ok(Dispatch {
-        label: "max_pool backward".into(),
-        pipeline: kernel.pipeline.clone(),
-        bind_group: kernel.bind(ctx, &uniform, &[x, dy, dx]),
-        workgroups: grid_1d(ctx, s.in_len(), kernel.workgroup_size[0])?,
-        flops: (s.in_len() * s.window * s.window) as f64,
-        _params: uniform,
-    })
+    Ok(Dispatch::new(
+        ctx,
+        &kernel,
+        "max_pool backward",
+        &s.params()?,
+        &[x, dy, dx],
+        Grid::Items(s.in_len()),
+    )?
+    .with_flops((s.in_len() * s.window * s.window) as f64))
 }
 
 /// CPU reference: each window's gradient goes to its first largest value (row-major), as
@@ -77,15 +77,15 @@ pub fn adaptive_avg_pool(
     dx: &wgpu::Buffer,
 ) -> Result<Dispatch> {
     let kernel = k.adaptive_avg_pool_backward();
-    let uniform = uniform_buffer(ctx, "adaptive_avg_pool_backward params", &s.params());
-    Ok(Dispatch {
-        label: "adaptive_avg_pool backward".into(),
-        pipeline: kernel.pipeline.clone(),
-        bind_group: kernel.bind(ctx, &uniform, &[dy, dx]),
-        workgroups: grid_1d(ctx, s.in_len(), kernel.workgroup_size[0])?,
-        flops: (s.in_len() * s.out_h * s.out_w) as f64,
-        _params: uniform,
-    })
+    Ok(Dispatch::new(
+        ctx,
+        &kernel,
+        "adaptive_avg_pool backward",
+        &s.params()?,
+        &[dy, dx],
+        Grid::Items(s.in_len()),
+    )?
+    .with_flops((s.in_len() * s.out_h * s.out_w) as f64))
 }
 
 /// CPU reference (f64): each cell's gradient spread evenly over the input values it averages.

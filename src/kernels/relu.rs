@@ -1,8 +1,8 @@
 //! `relu.wgsl`: in-place ReLU for the rare ReLU that follows no conv or dense layer.
 
-use super::{grid_1d, Dispatch, Kernel};
+use super::{to_u32, Dispatch, Grid, Kernel};
 use crate::error::Result;
-use crate::gpu::{uniform_buffer, GpuContext};
+use crate::gpu::GpuContext;
 
 /// Mirrors `struct Params` in `relu.wgsl`.
 #[repr(C)]
@@ -19,18 +19,13 @@ pub fn dispatch(
     data: &wgpu::Buffer,
 ) -> Result<Dispatch> {
     let params = ReluParams {
-        len: len as u32,
+        len: to_u32("relu length", len)?,
         _pad: [0; 3],
     };
-    let uniform = uniform_buffer(ctx, "relu params", &params);
-    Ok(Dispatch {
-        label: "relu".into(),
-        pipeline: kernel.pipeline.clone(),
-        bind_group: kernel.bind(ctx, &uniform, &[data]),
-        workgroups: grid_1d(ctx, len, kernel.workgroup_size[0])?,
-        flops: len as f64,
-        _params: uniform,
-    })
+    Ok(
+        Dispatch::new(ctx, kernel, "relu", &params, &[data], Grid::Items(len))?
+            .with_flops(len as f64),
+    )
 }
 
 /// CPU reference.

@@ -1,8 +1,8 @@
 //! `relu_backward.wgsl`: gradient through a ReLU, given the ReLU's output.
 
-use super::{grid_1d, Dispatch};
+use super::{to_u32, Dispatch, Grid};
 use crate::error::Result;
-use crate::gpu::{uniform_buffer, GpuContext};
+use crate::gpu::GpuContext;
 
 use super::Kernels;
 
@@ -21,22 +21,18 @@ pub fn dispatch(
     activation: &wgpu::Buffer,
     grad: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let uniform = uniform_buffer(
+    Ok(Dispatch::new(
         ctx,
-        "relu_backward params",
+        &k.relu_backward(),
+        "relu backward",
         &ReluBackwardParams {
-            len: len as u32,
+            len: to_u32("ReLU backward length", len)?,
             _pad: [0; 3],
         },
-    );
-    Ok(Dispatch {
-        label: "relu backward".into(),
-        pipeline: k.relu_backward().pipeline.clone(),
-        bind_group: k.relu_backward().bind(ctx, &uniform, &[activation, grad]),
-        workgroups: grid_1d(ctx, len, k.relu_backward().workgroup_size[0])?,
-        flops: len as f64,
-        _params: uniform,
-    })
+        &[activation, grad],
+        Grid::Items(len),
+    )?
+    .with_flops(len as f64))
 }
 
 /// CPU reference.

@@ -1,8 +1,8 @@
 //! `sgd.wgsl`: SGD with momentum and weight decay (PyTorch semantics).
 
-use super::{grid_1d, Dispatch};
+use super::{to_u32, Dispatch, Grid};
 use crate::error::Result;
-use crate::gpu::{uniform_buffer, GpuContext};
+use crate::gpu::GpuContext;
 
 use super::Kernels;
 
@@ -27,11 +27,13 @@ pub fn dispatch(
     param: &wgpu::Buffer,
     buf: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let uniform = uniform_buffer(
+    let (kernel, per) = k.optimizer("sgd.wgsl", len);
+    Ok(Dispatch::new(
         ctx,
-        "sgd params",
+        &kernel,
+        "sgd",
         &SgdParams {
-            len: len as u32,
+            len: to_u32("SGD length", len)?,
             first: 1,
             _pad: [0; 2],
             lr: 0.0,
@@ -39,16 +41,10 @@ pub fn dispatch(
             weight_decay: 0.0,
             _pad1: 0.0,
         },
-    );
-    let (kernel, per) = k.optimizer("sgd.wgsl", len);
-    Ok(Dispatch {
-        label: "sgd".into(),
-        pipeline: kernel.pipeline.clone(),
-        bind_group: kernel.bind(ctx, &uniform, &[grad, param, buf]),
-        workgroups: grid_1d(ctx, len.div_ceil(per), kernel.workgroup_size[0])?,
-        flops: 4.0 * len as f64,
-        _params: uniform,
-    })
+        &[grad, param, buf],
+        Grid::Items(len.div_ceil(per)),
+    )?
+    .with_flops(4.0 * len as f64))
 }
 
 /// CPU reference of one step, in place.

@@ -1,8 +1,8 @@
 //! `softmax.wgsl`: row-wise softmax.
 
-use super::{check_groups, Dispatch, Kernel};
+use super::{to_u32, Dispatch, Grid, Kernel};
 use crate::error::Result;
-use crate::gpu::{uniform_buffer, GpuContext};
+use crate::gpu::GpuContext;
 
 /// Mirrors `struct Params` in `softmax.wgsl`.
 #[repr(C)]
@@ -22,19 +22,15 @@ pub fn dispatch(
     output: &wgpu::Buffer,
 ) -> Result<Dispatch> {
     let params = SoftmaxParams {
-        rows: rows as u32,
-        cols: cols as u32,
+        rows: to_u32("softmax rows", rows)?,
+        cols: to_u32("softmax columns", cols)?,
         _pad: [0; 2],
     };
-    let uniform = uniform_buffer(ctx, "softmax params", &params);
-    Ok(Dispatch {
-        label: "softmax".into(),
-        pipeline: kernel.pipeline.clone(),
-        bind_group: kernel.bind(ctx, &uniform, &[input, output]),
-        workgroups: check_groups(ctx, "softmax", [rows, 1, 1])?,
-        flops: (rows * cols * 4) as f64,
-        _params: uniform,
-    })
+    let grid = Grid::Groups([rows, 1, 1]);
+    Ok(
+        Dispatch::new(ctx, kernel, "softmax", &params, &[input, output], grid)?
+            .with_flops((rows * cols * 4) as f64),
+    )
 }
 
 /// CPU reference (f64).

@@ -2,8 +2,8 @@
 //! squared difference, 1x1 lin weights, spatial mean), and its f64 CPU reference.
 
 use crate::error::Result;
-use crate::gpu::{uniform_buffer, GpuContext};
-use crate::kernels::{grid_1d, Dispatch, Kernel};
+use crate::gpu::GpuContext;
+use crate::kernels::{to_u32, Dispatch, Grid, Kernel};
 
 /// Mirrors `struct Params` in `lpips.wgsl`.
 #[repr(C)]
@@ -36,24 +36,19 @@ pub fn dispatch(
     buffers: [&wgpu::Buffer; 6],
 ) -> Result<Dispatch> {
     let params = LpipsParams {
-        pairs: pairs as u32,
-        channels: channels as u32,
-        hw: hw as u32,
-        layer: layer as u32,
-        layers: layers as u32,
+        pairs: to_u32("LPIPS pairs", pairs)?,
+        channels: to_u32("LPIPS channels", channels)?,
+        hw: to_u32("LPIPS pixels", hw)?,
+        layer: to_u32("LPIPS layer", layer)?,
+        layers: to_u32("LPIPS layers", layers)?,
         write_maps: write_maps as u32,
         _pad: [0; 2],
     };
-    let uniform = uniform_buffer(ctx, "lpips params", &params);
-    Ok(Dispatch {
-        label: format!("lpips layer {layer}"),
-        pipeline: kernel.pipeline.clone(),
-        bind_group: kernel.bind(ctx, &uniform, &buffers),
-        // One workgroup per pair, folded into y past the per-dimension limit.
-        workgroups: grid_1d(ctx, pairs, 1)?,
-        flops: (pairs * hw * channels * 7) as f64,
-        _params: uniform,
-    })
+    // One workgroup per pair, folded into y past the per-dimension limit.
+    let grid = Grid::FoldedGroups(pairs);
+    let label = format!("lpips layer {layer}");
+    Ok(Dispatch::new(ctx, kernel, label, &params, &buffers, grid)?
+        .with_flops((pairs * hw * channels * 7) as f64))
 }
 
 /// CPU reference in f64 for one pair: `(map [hw], mean)` from the two `[channels, hw]` feature

@@ -161,6 +161,94 @@ fn params_structs_match_the_shaders() {
     }
 }
 
+/// The one geometry prefix: the params struct of every convolution kernel starts with
+/// `ConvGeometry`'s fields, in its order and at its offsets, so `Conv2dShape::geometry` fills
+/// all of them in one place (a shader that renamed, dropped or moved one fails here).
+#[test]
+fn convolution_params_start_with_the_shared_geometry() {
+    use alexnet_wgpu::kernels::conv2d::ConvGeometry;
+    let expected: Vec<(String, u32)> = ConvGeometry::FIELDS
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.to_string(), 4 * i as u32))
+        .collect();
+    assert_eq!(std::mem::size_of::<ConvGeometry>(), 4 * expected.len());
+    for file in [
+        "conv2d.wgsl",
+        "im2col.wgsl",
+        "im2col_f16.wgsl",
+        "conv_backward.wgsl",
+        "conv_gemm_backward.wgsl",
+    ] {
+        let src = SHADERS.iter().find(|(n, _)| *n == file).unwrap().1;
+        let (module, _) = validate(file, src);
+        let members = module
+            .types
+            .iter()
+            .find_map(|(_, ty)| match &ty.inner {
+                naga::TypeInner::Struct { members, .. } if ty.name.as_deref() == Some("Params") => {
+                    Some(members.clone())
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{file}: no struct Params"));
+        let prefix: Vec<(String, u32)> = members
+            .iter()
+            .take(expected.len())
+            .map(|m| (m.name.clone().unwrap_or_default(), m.offset))
+            .collect();
+        assert_eq!(
+            prefix, expected,
+            "{file}: Params does not start with ConvGeometry"
+        );
+    }
+}
+
+/// `Conv2dShape::geometry` fills the shared prefix from the shape (output size included), and a
+/// value past `u32` is a shape error naming it, never a truncated uniform.
+#[test]
+fn geometry_is_filled_from_the_shape_and_checked() {
+    use alexnet_wgpu::kernels::conv2d::{Conv2dShape, ConvGeometry};
+    use alexnet_wgpu::Error;
+    let shape = Conv2dShape {
+        batch: 2,
+        in_c: 6,
+        in_h: 13,
+        in_w: 11,
+        out_c: 4,
+        kernel: 3,
+        stride: 2,
+        pad: 1,
+        groups: 2,
+    };
+    let expected = ConvGeometry {
+        batch: 2,
+        in_c: 6,
+        in_h: 13,
+        in_w: 11,
+        out_c: 4,
+        out_h: 7,
+        out_w: 6,
+        groups: 2,
+        kernel: 3,
+        stride: 2,
+        pad: 1,
+    };
+    assert_eq!(shape.geometry().unwrap(), expected);
+    let wide = Conv2dShape {
+        in_w: (u32::MAX as usize) + 2,
+        ..shape
+    };
+    match wide.geometry() {
+        Err(Error::Shape(msg)) => assert!(msg.contains("input width"), "{msg}"),
+        other => panic!("expected a shape error, got {other:?}"),
+    }
+    match alexnet_wgpu::kernels::to_u32("pixels", 1 << 32) {
+        Err(Error::Shape(msg)) => assert!(msg.contains("pixels of 4294967296"), "{msg}"),
+        other => panic!("expected a shape error, got {other:?}"),
+    }
+}
+
 /// The host reads workgroup sizes and tile constants from the shaders: every entry point the
 /// host dispatches has a workgroup size naga can read, and the constants the dispatch code
 /// asks for exist.
