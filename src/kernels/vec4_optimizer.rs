@@ -35,7 +35,7 @@ pub fn vec4_optimizer(file: &'static str) -> ShaderSource {
     ShaderSource { file: name, source }
 }
 
-/// The generated shader variants (validated by tests/it/shaders.rs beside [`SHADERS`]).
+/// The generated shader variants (validated by tests/it/shaders.rs beside [`super::SHADERS`]).
 pub fn generated_shaders() -> Vec<ShaderSource> {
     vec![vec4_optimizer("sgd.wgsl"), vec4_optimizer("adam.wgsl")]
 }
