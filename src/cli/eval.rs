@@ -87,27 +87,28 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         prepare_into(p, &pre, opts, out).map(|_| ())
     };
     let shape = RunShape::images(args.batch.max(1), pre.crop, pre.crop);
-    let times = alexnet_wgpu::model::run::run(&mut net, &data.items, &fill, shape, false, &mut |r| {
-        let (p, c) = r.item;
-        match r.row {
-            Ok(row) => {
-                labels.push(map[*c]);
-                logits.extend_from_slice(row.logits);
+    let times =
+        alexnet_wgpu::model::run::run(&mut net, &data.items, &fill, shape, false, &mut |r| {
+            let (p, c) = r.item;
+            match r.row {
+                Ok(row) => {
+                    labels.push(map[*c]);
+                    logits.extend_from_slice(row.logits);
+                }
+                Err(e) => {
+                    pb.suspend(|| eprintln!("warning: skipped {}: {e}", p.display()));
+                    failed += 1;
+                }
             }
-            Err(e) => {
-                pb.suspend(|| eprintln!("warning: skipped {}: {e}", p.display()));
-                failed += 1;
+            if r.batch_end {
+                pb.set(r.index + 1);
             }
-        }
-        if r.batch_end {
-            pb.set(r.index + 1);
-        }
-        Ok::<(), std::convert::Infallible>(())
-    })
-    .map_err(|e| match e {
-        RunError::Network(e) => e,
-        RunError::Callback(never) => match never {},
-    })?;
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .map_err(|e| match e {
+            RunError::Network(e) => e,
+            RunError::Callback(never) => match never {},
+        })?;
     pb.finish();
     if args.timings {
         eprintln!("{}", times.summary());
