@@ -23,7 +23,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::data::stream::{self, Shape};
 use crate::data::{LoadOptions, Preprocess};
 use crate::error::{Error, Result};
 use crate::fine_tune::{FineTune, Trained};
@@ -32,7 +31,7 @@ use crate::kernels::Precision;
 use crate::lpips::{Lin, Lpips};
 use crate::model::network::Output;
 pub use crate::model::Tap;
-use crate::model::{Arch, NetStage, Network, TapLayers, Weights};
+use crate::model::{Arch, Network, Ran, RunShape, TapLayers, Weights};
 use crate::options::RuntimeOptions;
 
 /// Every image file below `dir` (recursively, following links), sorted by path: the list
@@ -462,31 +461,28 @@ impl AlexNet {
         top_k: usize,
     ) -> Result<Vec<Classification>> {
         let mut out = Vec::with_capacity(images.len());
-        self.run(images, false, &mut |path, row| {
-            out.push(match row {
-                Ok((_, probs, _)) => {
-                    let mut idx: Vec<usize> = (0..probs.len()).collect();
-                    idx.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
-                    Classification {
-                        path: path.to_path_buf(),
-                        top: idx
-                            .into_iter()
-                            .take(top_k)
-                            .map(|c| Prediction {
-                                class: c,
-                                label: self.classes[c].clone(),
-                                prob: probs[c],
-                            })
-                            .collect(),
-                        error: None,
-                    }
-                }
-                Err(e) => Classification {
-                    path: path.to_path_buf(),
-                    top: Vec::new(),
-                    error: Some(e),
+        self.run(images, false, &mut |r| {
+            let path = r.item.as_ref().to_path_buf();
+            out.push(match r.row {
+                Ok(row) => Classification {
+                    path,
+                    top: crate::model::top_k(row.logits, top_k)
+                        .into_iter()
+                        .map(|c| Prediction {
+                            class: c,
+                            label: self.classes[c].clone(),
+                            prob: row.probs[c],
+                        })
+                        .collect(),
+                    error: None,
                 },
-            })
+                Err(e) => Classification {
+                    path,
+                    top: Vec::new(),
+                    error: Some(e.to_string()),
+                },
+            });
+            Ok(())
         })?;
         Ok(out)
     }
@@ -495,13 +491,17 @@ impl AlexNet {
     /// through the frozen dense layers on the GPU).
     pub fn embed<P: AsRef<Path> + Sync>(&self, images: &[P], tap: Tap) -> Result<Embeddings> {
         let mut e = Embeddings::default();
-        self.run(images, true, &mut |path, row| match row {
-            Ok((_, _, features)) => {
-                e.dim = features.len();
-                e.paths.push(path.to_path_buf());
-                e.rows.extend_from_slice(features);
+        self.run(images, true, &mut |r| {
+            let path = r.item.as_ref().to_path_buf();
+            match r.row {
+                Ok(row) => {
+                    e.dim = row.features.len();
+                    e.paths.push(path);
+                    e.rows.extend_from_slice(row.features);
+                }
+                Err(msg) => e.failed.push((path, msg.to_string())),
             }
-            Err(msg) => e.failed.push((path.to_path_buf(), msg)),
+            Ok(())
         })?;
         if tap == Tap::Pool5 || e.is_empty() {
             return Ok(e);
@@ -512,59 +512,22 @@ impl AlexNet {
         Ok(e)
     }
 
-    /// Runs `images` through the network batched and pipelined, calling `emit` per image in
-    /// input order with `(logits, probs, pool5)` or the reason it could not be read.
-    #[allow(clippy::type_complexity)]
+    /// Runs `images` through the network batched and pipelined (the library's one runner,
+    /// [`crate::model::run`]), calling `emit` per image in input order.
     fn run<P: AsRef<Path> + Sync>(
         &self,
         images: &[P],
         want_features: bool,
-        emit: &mut dyn FnMut(&Path, std::result::Result<(&[f32], &[f32], &[f32]), String>),
+        emit: &mut dyn FnMut(Ran<'_, P>) -> Result<()>,
     ) -> Result<()> {
         let pre = &self.pre;
         let load = self.load;
         let fill = |p: &P, out: &mut [f32]| -> Result<()> {
             crate::data::prepare_into(p.as_ref(), pre, load, out).map(|_| ())
         };
-        let shape = Shape {
-            batch: self.batch,
-            rows_per_item: 1,
-            row_len: 3 * pre.crop * pre.crop,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        };
+        let shape = RunShape::images(self.batch, pre.crop, pre.crop);
         let mut net = self.net.lock().unwrap_or_else(|e| e.into_inner());
-        let mut stage = NetStage {
-            net: &mut net,
-            h: pre.crop,
-            w: pre.crop,
-            want_features,
-        };
-        stream::run(images, shape, &fill, &mut stage, &mut |d| {
-            let mut row = 0usize;
-            for (status, item) in d.status.iter().zip(d.items) {
-                match status {
-                    Ok(()) => {
-                        let out = d.out.as_ref().expect("rows were run");
-                        let (c, f) = (out.classes, out.feature_len);
-                        let feats = out
-                            .features
-                            .as_deref()
-                            .map_or(&[][..], |v| &v[row * f..(row + 1) * f]);
-                        emit(
-                            item.as_ref(),
-                            Ok((
-                                &out.logits[row * c..(row + 1) * c],
-                                &out.probs[row * c..(row + 1) * c],
-                                feats,
-                            )),
-                        );
-                        row += 1;
-                    }
-                    Err(e) => emit(item.as_ref(), Err(e.to_string())),
-                }
-            }
-            Ok(())
-        })?;
+        crate::model::run::run(&mut net, images, &fill, shape, want_features, emit)?;
         Ok(())
     }
 

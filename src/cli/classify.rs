@@ -4,10 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use alexnet_wgpu::data::inputs::load_npy_batch;
-use alexnet_wgpu::data::stream::{self, PipeTimes, Shape};
+use alexnet_wgpu::data::stream::PipeTimes;
 use alexnet_wgpu::data::{InputItem, InputSource, Preprocess};
 use alexnet_wgpu::labels;
-use alexnet_wgpu::model::{NetStage, Network};
+use alexnet_wgpu::model::run::run as run_network;
+use alexnet_wgpu::model::{top_k, Network, RunError, RunShape};
 use alexnet_wgpu::shard::{hash_names, NpyWriter, PartPaths, RunIdentity};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -92,15 +93,6 @@ fn runs(items: &[InputItem]) -> Vec<(std::ops::Range<usize>, Option<PathBuf>)> {
         }
     }
     out
-}
-
-fn top_k(probs: &[f32], logits: &[f32], k: usize) -> Vec<(usize, f32, f32)> {
-    let mut idx: Vec<usize> = (0..probs.len()).collect();
-    idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
-    idx.into_iter()
-        .take(k)
-        .map(|i| (i, probs[i], logits[i]))
-        .collect()
 }
 
 pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
@@ -243,10 +235,7 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
         .expect("valid template"),
     );
     let opts = args.load.options();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut times = PipeTimes::default();
-    // An output error inside the pipeline's callback, returned as is after the run.
-    let mut sink_err: Option<anyhow::Error> = None;
     for (range, npy) in runs(&items) {
         let run_items = &items[range];
         // A `.npy` batch is read once per run (collect_inputs checked it whole already).
@@ -277,59 +266,39 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
                 }),
             }
         };
-        let shape = Shape {
-            batch,
-            rows_per_item: 1,
-            row_len,
-            threads,
-        };
-        let mut stage = NetStage {
-            net: &mut net,
-            h,
-            w,
-            want_features,
-        };
-        let t = stream::run(run_items, shape, &fill, &mut stage, &mut |d| {
-            let mut rows = 0usize;
-            let results: Vec<Result<Row, String>> = d
-                .status
-                .iter()
-                .zip(d.items)
-                .map(|(st, item)| match st {
-                    Ok(()) => {
-                        let out = d.out.as_ref().expect("rows were run");
-                        let (j, c) = (rows, out.classes);
-                        rows += 1;
-                        let logits = out.logits[j * c..(j + 1) * c].to_vec();
-                        let probs = &out.probs[j * c..(j + 1) * c];
-                        Ok(Row {
-                            name: item.name(),
-                            top: top_k(probs, &logits, args.top),
-                            logits,
-                            features: out.features.as_ref().map(|f| {
-                                f[j * out.feature_len..(j + 1) * out.feature_len].to_vec()
-                            }),
-                        })
-                    }
-                    Err(e) => {
-                        bar.suspend(|| eprintln!("error: {e}"));
-                        Err(e.to_string())
-                    }
-                })
-                .collect();
-            if let Err(e) = bar.suspend(|| sink.batch(d.items, &results)) {
-                sink_err = Some(e);
-                return Err(alexnet_wgpu::Error::Invalid(
-                    "writing the results failed".into(),
-                ));
+        let shape = RunShape::images(batch, h, w);
+        // A batch's results go to the sink together, as soon as its last item is back.
+        let mut results: Vec<Result<Row, String>> = Vec::with_capacity(batch);
+        let t = run_network(&mut net, run_items, &fill, shape, want_features, &mut |r| {
+            results.push(match r.row {
+                Ok(row) => Ok(Row {
+                    name: r.item.name(),
+                    top: top_k(row.logits, args.top)
+                        .into_iter()
+                        .map(|c| (c, row.probs[c], row.logits[c]))
+                        .collect(),
+                    logits: row.logits.to_vec(),
+                    features: want_features.then(|| row.features.to_vec()),
+                }),
+                Err(e) => {
+                    bar.suspend(|| eprintln!("error: {e}"));
+                    Err(e.to_string())
+                }
+            });
+            if r.batch_end {
+                let first = r.index + 1 - results.len();
+                bar.suspend(|| sink.batch(&run_items[first..=r.index], &results))?;
+                bar.inc(results.len() as u64);
+                results.clear();
             }
-            bar.inc(d.items.len() as u64);
             Ok(())
         });
-        if let Some(e) = sink_err.take() {
-            return Err(e);
-        }
-        times.add(&t.context("running the network")?);
+        let t = match t {
+            Ok(t) => t,
+            Err(RunError::Callback(e)) => return Err(e),
+            Err(RunError::Network(e)) => return Err(e).context("running the network"),
+        };
+        times.add(&t);
     }
     bar.finish_and_clear();
     if args.timings {

@@ -1,9 +1,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use alexnet_wgpu::data::stream::{self, Shape};
 use alexnet_wgpu::data::{prepare_into, ClassFolders, Preprocess};
-use alexnet_wgpu::model::{NetStage, Network};
+use alexnet_wgpu::model::{Network, RunError, RunShape};
 use alexnet_wgpu::train::Metrics;
 use alexnet_wgpu::weights::meta::ModelMeta;
 use clap::{Args, ValueEnum};
@@ -83,40 +82,33 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let opts = args.load.options();
     // A bar on a terminal, plain progress lines when piped.
     let mut pb = super::meter::Meter::new(data.items.len(), "evaluating", "images");
-    let mut done = 0usize;
     let (mut logits, mut labels, mut failed) = (Vec::new(), Vec::new(), 0usize);
     let fill = |(p, _): &(PathBuf, usize), out: &mut [f32]| -> alexnet_wgpu::Result<()> {
         prepare_into(p, &pre, opts, out).map(|_| ())
     };
-    let shape = Shape {
-        batch: args.batch.max(1),
-        rows_per_item: 1,
-        row_len: 3 * pre.crop * pre.crop,
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    let mut stage = NetStage {
-        net: &mut net,
-        h: pre.crop,
-        w: pre.crop,
-        want_features: false,
-    };
-    let times = stream::run(&data.items, shape, &fill, &mut stage, &mut |d| {
-        for ((p, c), st) in d.items.iter().zip(&d.status) {
-            match st {
-                Ok(()) => labels.push(map[*c]),
+    let shape = RunShape::images(args.batch.max(1), pre.crop, pre.crop);
+    let times =
+        alexnet_wgpu::model::run::run(&mut net, &data.items, &fill, shape, false, &mut |r| {
+            let (p, c) = r.item;
+            match r.row {
+                Ok(row) => {
+                    labels.push(map[*c]);
+                    logits.extend_from_slice(row.logits);
+                }
                 Err(e) => {
                     pb.suspend(|| eprintln!("warning: skipped {}: {e}", p.display()));
                     failed += 1;
                 }
             }
-        }
-        if let Some(out) = d.out {
-            logits.extend(out.logits);
-        }
-        done += d.items.len();
-        pb.set(done);
-        Ok(())
-    })?;
+            if r.batch_end {
+                pb.set(r.index + 1);
+            }
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .map_err(|e| match e {
+            RunError::Network(e) => e,
+            RunError::Callback(never) => match never {},
+        })?;
     pb.finish();
     if args.timings {
         eprintln!("{}", times.summary());

@@ -17,8 +17,9 @@
 //!
 //! [`run`] is generic over the GPU side ([`GpuStage`]), so this layer knows no network and the
 //! scheduling is unit-tested with a fake stage; the real one, the network (`model::NetStage`),
-//! is defined above, in `model`. `classify`, `features`, `eval` and train-head's feature cache
-//! all run through it.
+//! is defined above, in `model`, and run by `model::run` (the library's image-to-network
+//! runner, under `classify`, `embed`, `features`, `eval` and the pool5 feature cache); the
+//! frozen-conv cache runs its own stage through it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use crate::data::stream::{self, PipeTimes, Shape};
 use crate::data::{augment, load_view, prepare_into, ClassFolders, LoadOptions, Preprocess};
 use crate::error::{Error, Result};
-use crate::model::{NetStage, Network};
+use crate::model::{Network, RunShape};
 
 pub use super::feature_set::FeatureSet;
 pub use super::frozen_dense::frozen_fc7;
@@ -260,36 +260,37 @@ pub fn stream_pool5(
         .feature_len()
         .ok_or_else(|| Error::Invalid("the network has no flatten layer".into()))?;
     let per_image = views.max(1);
-    let row_len = 3 * pre.crop * pre.crop;
     let fill = |(path, _): &(PathBuf, usize), out: &mut [f32]| -> Result<()> {
         fill_item_rows(path, pre, opts, views, seed, out)
     };
-    let shape = Shape {
-        batch: (batch / per_image).max(1),
+    let shape = RunShape {
         rows_per_item: per_image,
-        row_len,
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ..RunShape::images((batch / per_image).max(1), pre.crop, pre.crop)
     };
-    let mut stage = NetStage {
-        net,
-        h: pre.crop,
-        w: pre.crop,
-        want_features: true,
-    };
-    stream::run(items, shape, &fill, &mut stage, &mut |d| {
-        let features = match &d.out {
-            Some(out) => out
-                .features
-                .as_deref()
-                .ok_or_else(|| Error::Invalid("the network returned no features".into()))?,
-            None => &[],
-        };
-        debug_assert_eq!(features.len() % dim.max(1), 0);
-        emit(PoolBatch {
-            first: d.first,
-            items: d.items,
-            status: d.status,
-            features,
-        })
-    })
+    // The runner hands items back one by one; a batch's go to `emit` together, as soon as its
+    // last item is back.
+    let mut status = Vec::new();
+    let mut features = Vec::new();
+    let times = crate::model::run::run(net, items, &fill, shape, true, &mut |r| {
+        match r.row {
+            Ok(row) => {
+                debug_assert_eq!(row.features.len(), dim * per_image);
+                features.extend_from_slice(row.features);
+                status.push(Ok(()));
+            }
+            Err(e) => status.push(Err(e)),
+        }
+        if r.batch_end {
+            let first = r.index + 1 - status.len();
+            emit(PoolBatch {
+                first,
+                items: &items[first..=r.index],
+                status: std::mem::take(&mut status),
+                features: &features,
+            })?;
+            features.clear();
+        }
+        Ok(())
+    })?;
+    Ok(times)
 }

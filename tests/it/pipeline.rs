@@ -390,3 +390,65 @@ fn timings_say_which_side_bounds_the_run() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(model.exists());
 }
+
+/// The library's one runner (`model::run`, under `classify`, `embed`, `eval` and the pool5
+/// stream): per item, in input order, the sequential path's logits and features bit for bit,
+/// the broken image as its error, `batch_end` on each batch's last item (4 + 4 + 3); and an
+/// error from the callback stops the run and comes back as the caller's own value.
+#[test]
+fn the_runner_yields_the_sequential_rows_per_item_and_returns_the_callbacks_error() {
+    use alexnet_wgpu::model::{run, RunError, RunShape};
+    let ctx = ctx();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = inputs(dir.path());
+    let w = weights();
+    let pre = Preprocess::for_arch(w.arch);
+    let mut net = Network::new(&ctx, &w).unwrap();
+    let want = sequential(&mut net, &paths, &pre, 4);
+    let fill = |p: &PathBuf, out: &mut [f32]| -> alexnet_wgpu::Result<()> {
+        prepare_into(p, &pre, LoadOptions::default(), out).map(|_| ())
+    };
+    let shape = RunShape {
+        threads: 3,
+        ..RunShape::images(4, pre.crop, pre.crop)
+    };
+    let (mut got, mut ends, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+    run::run(&mut net, &paths, &fill, shape, true, &mut |r| {
+        assert_eq!(r.index, got.len(), "items in input order");
+        assert_eq!(r.item, &paths[r.index]);
+        if r.batch_end {
+            ends.push(r.index);
+        }
+        got.push(match r.row {
+            Ok(row) => {
+                assert_eq!(row.logits.len(), row.probs.len());
+                Some([row.logits, row.features].concat())
+            }
+            Err(e) => {
+                errors.push(e.to_string());
+                None
+            }
+        });
+        Ok::<(), ()>(())
+    })
+    .unwrap();
+    assert_same("runner, batch 4", &got, &want);
+    assert_eq!(ends, [3, 7, 10]);
+    assert!(
+        errors.len() == 1 && errors[0].contains("broken.jpg"),
+        "{errors:?}"
+    );
+
+    #[derive(Debug, PartialEq)]
+    struct Stop(usize);
+    let mut seen = 0;
+    let r = run::run(&mut net, &paths, &fill, shape, false, &mut |r| {
+        seen += 1;
+        match r.index {
+            2 => Err(Stop(2)),
+            _ => Ok(()),
+        }
+    });
+    assert!(matches!(r, Err(RunError::Callback(Stop(2)))), "{r:?}");
+    assert_eq!(seen, 3, "the run stops at the callback's error");
+}

@@ -1,0 +1,168 @@
+//! The one image-to-network runner: items are decoded on all cores (`fill`) and run through
+//! the network batch by batch with decoding, upload and GPU work overlapped
+//! (`data::stream::run` with the network as its GPU stage), and each item comes back, in input
+//! order, as a typed row or as the reason it could not be read. `AlexNet::classify`/`embed`,
+//! `alexnet classify`, `alexnet eval` and the pool5 feature stream are formatters over it.
+
+use crate::data::stream::{self, PipeTimes};
+use crate::error::{Error, Result};
+
+use super::{NetStage, Network};
+
+/// How the items are batched: items per forward pass, network input rows per item (one per
+/// image; augmented views give several), the input's height and width, decoding threads.
+#[derive(Clone, Copy, Debug)]
+pub struct RunShape {
+    pub batch: usize,
+    pub rows_per_item: usize,
+    pub h: usize,
+    pub w: usize,
+    pub threads: usize,
+}
+
+impl RunShape {
+    /// One row of `h` x `w` per item, decoded on every core.
+    pub fn images(batch: usize, h: usize, w: usize) -> Self {
+        RunShape {
+            batch,
+            rows_per_item: 1,
+            h,
+            w,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// One item's network outputs: its `rows_per_item` rows, each `classes` logits and
+/// probabilities and (when asked for) `feature_len` pool5 features, row after row.
+#[derive(Clone, Copy, Debug)]
+pub struct Row<'a> {
+    pub logits: &'a [f32],
+    pub probs: &'a [f32],
+    /// Empty unless features were asked for.
+    pub features: &'a [f32],
+}
+
+/// One item handed back: its index in the whole list, the item, and its row or why it could
+/// not be read (its `fill` error). `batch_end` is set on the last item of each forward pass
+/// (for callers that flush or report per batch).
+pub struct Ran<'a, T> {
+    pub index: usize,
+    pub item: &'a T,
+    pub row: std::result::Result<Row<'a>, Error>,
+    pub batch_end: bool,
+}
+
+/// Why a run stopped: the network (or the pipeline) failed, or the caller's callback did (its
+/// error as it returned it).
+#[derive(Debug)]
+pub enum RunError<E> {
+    Network(Error),
+    Callback(E),
+}
+
+impl From<RunError<Error>> for Error {
+    fn from(e: RunError<Error>) -> Error {
+        match e {
+            RunError::Network(e) | RunError::Callback(e) => e,
+        }
+    }
+}
+
+/// Runs `items` through `fill` (decoding threads) and `net`, calling `emit` per item in input
+/// order. An item whose `fill` fails gets its error and the others run; an error from the
+/// network or from `emit` stops the run and is returned.
+pub fn run<T: Sync, E>(
+    net: &mut Network,
+    items: &[T],
+    fill: &(dyn Fn(&T, &mut [f32]) -> Result<()> + Sync),
+    shape: RunShape,
+    want_features: bool,
+    emit: &mut dyn FnMut(Ran<'_, T>) -> std::result::Result<(), E>,
+) -> std::result::Result<PipeTimes, RunError<E>> {
+    let per_item = shape.rows_per_item.max(1);
+    let pipe = stream::Shape {
+        batch: shape.batch,
+        rows_per_item: per_item,
+        row_len: 3 * shape.h * shape.w,
+        threads: shape.threads,
+    };
+    let mut stage = NetStage {
+        net,
+        h: shape.h,
+        w: shape.w,
+        want_features,
+    };
+    let mut stopped: Option<E> = None;
+    let result = stream::run(items, pipe, fill, &mut stage, &mut |d| {
+        let stream::Done {
+            first,
+            items: batch,
+            status,
+            out,
+        } = d;
+        let mut row = 0usize;
+        let n = batch.len();
+        for (k, (status, item)) in status.into_iter().zip(batch).enumerate() {
+            let row = match status {
+                Ok(()) => {
+                    let out = out.as_ref().expect("rows were run");
+                    let (c, f) = (out.classes * per_item, out.feature_len * per_item);
+                    let features = match (&out.features, want_features) {
+                        (Some(v), _) => &v[row * f..(row + 1) * f],
+                        (None, false) => &[][..],
+                        (None, true) => {
+                            return Err(Error::Invalid("the network returned no features".into()))
+                        }
+                    };
+                    let r = Row {
+                        logits: &out.logits[row * c..(row + 1) * c],
+                        probs: &out.probs[row * c..(row + 1) * c],
+                        features,
+                    };
+                    row += 1;
+                    Ok(r)
+                }
+                Err(e) => Err(e),
+            };
+            let ran = Ran {
+                index: first + k,
+                item,
+                row,
+                batch_end: k + 1 == n,
+            };
+            if let Err(e) = emit(ran) {
+                stopped = Some(e);
+                return Err(Error::Invalid("the caller stopped the run".into()));
+            }
+        }
+        Ok(())
+    });
+    match (result, stopped) {
+        (_, Some(e)) => Err(RunError::Callback(e)),
+        (Ok(t), None) => Ok(t),
+        (Err(e), None) => Err(RunError::Network(e)),
+    }
+}
+
+/// The `k` best classes of one row, best first: by logit, ties in class order (the
+/// probabilities are the logits' softmax, so the order is theirs, without the ties that
+/// rounding makes among tiny probabilities).
+pub fn top_k(logits: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..logits.len()).collect();
+    idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    idx.truncate(k);
+    idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_orders_by_logit_and_keeps_class_order_on_ties() {
+        assert_eq!(top_k(&[0.5, 2.0, -1.0, 2.0, 1.0], 3), vec![1, 3, 4]);
+        assert_eq!(top_k(&[1.0, 3.0], 5), vec![1, 0]);
+        assert!(top_k(&[1.0], 0).is_empty());
+    }
+}
