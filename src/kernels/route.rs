@@ -248,7 +248,7 @@ impl Kernels {
     /// Whether a convolution of `shape`'s geometry could run `im2col` at some batch size (so a
     /// stack planned once for several batch sizes allocates the scratch): f16, the `Gemm`
     /// path, or a tuner entry choosing `gemm` for this geometry at any batch.
-    pub fn conv_may_use_im2col(&self, shape: &Conv2dShape, precision: Precision) -> bool {
+    fn conv_may_use_im2col(&self, shape: &Conv2dShape, precision: Precision) -> bool {
         if precision == Precision::F16 || self.path == MatmulPath::Gemm {
             return true;
         }
@@ -264,7 +264,28 @@ impl Kernels {
             })
     }
 
-    /// Words of im2col scratch for `shapes` (each at the batch it runs), capped for this device
+    /// Words of scratch for convolutions planned once and run at every batch size up to each
+    /// shape's `batch` (training's stack): each route's need at that batch, and the whole patch
+    /// matrix wherever `im2col` may run at a smaller batch (a tuner entry); capped for this
+    /// device. A split route at a smaller batch runs with the slices this holds. `None`: no
+    /// scratch.
+    pub fn conv_scratch_words_up_to(
+        &self,
+        ctx: &GpuContext,
+        shapes: &[Conv2dShape],
+        precision: Precision,
+    ) -> Result<Option<usize>> {
+        let mut need = 0;
+        for s in shapes {
+            if self.conv_may_use_im2col(s, precision) {
+                need = need.max(s.im2col_words(precision)?);
+            }
+            need = need.max(self.conv_route(s, precision)?.scratch_words(s)?);
+        }
+        Ok((need > 0).then(|| conv2d::scratch_words(ctx, need)))
+    }
+
+    /// Words of scratch for `shapes` (each at the batch it runs), capped for this device
     /// ([`conv2d::scratch_words`]); `None` when none of them runs `im2col`.
     pub fn conv_scratch_words(
         &self,

@@ -4,22 +4,52 @@
 //! the classifier, so the trunk is recorded here from the same kernels, with the same route per
 //! convolution (`Kernels::conv_route`).
 
+use std::sync::LazyLock;
+
 use crate::error::{Error, Result};
 use crate::gpu::{storage_buffer, upload_f32, GpuContext};
 use crate::kernels::max_pool::PoolShape;
 use crate::kernels::{self, conv2d::Conv2dShape, Dispatch, Kernels, Precision};
+use crate::model::{Arch, Layer};
 
-/// `(out channels, in channels, kernel, stride, padding)` of conv1..conv5 (torchvision).
-pub const CONVS: [(usize, usize, usize, usize, usize); 5] = [
-    (64, 3, 11, 4, 2),
-    (192, 64, 5, 1, 2),
-    (384, 192, 3, 1, 1),
-    (256, 384, 3, 1, 1),
-    (256, 256, 3, 1, 1),
-];
+/// The trunk's layers: torchvision's `features` up to conv5's ReLU, read from the preset's own
+/// spec (`Arch::Torchvision` at full width), so LPIPS and the classifier share one geometry.
+pub fn spec_layers() -> Vec<Layer> {
+    let arch = Arch::Torchvision;
+    let layers = arch.spec(&arch.default_widths()).layers;
+    let conv5 = layers
+        .iter()
+        .position(|l| matches!(l, Layer::Conv { name: "conv5", .. }))
+        .expect("torchvision's spec has conv5");
+    layers[..=conv5 + 1].to_vec()
+}
+
+/// `(out channels, in channels, kernel, stride, padding)` of one convolution.
+pub type ConvDims = (usize, usize, usize, usize, usize);
+
+/// [`ConvDims`] of conv1..conv5, from [`spec_layers`].
+pub static CONVS: LazyLock<[ConvDims; 5]> = LazyLock::new(|| {
+    let mut out = [(0, 0, 0, 0, 0); 5];
+    let mut in_c = 3;
+    let convs = spec_layers().into_iter().filter_map(|l| match l {
+        Layer::Conv {
+            out,
+            kernel,
+            stride,
+            pad,
+            ..
+        } => Some((out, kernel, stride, pad)),
+        _ => None,
+    });
+    for (slot, (o, k, st, p)) in out.iter_mut().zip(convs) {
+        *slot = (o, in_c, k, st, p);
+        in_c = o;
+    }
+    out
+});
 
 /// Channels of the five ReLU outputs.
-pub const CHANNELS: [usize; 5] = [64, 192, 384, 256, 256];
+pub static CHANNELS: LazyLock<[usize; 5]> = LazyLock::new(|| CONVS.map(|c| c.0));
 
 /// The smallest side the trunk accepts: at 30 the second max-pool has no window.
 pub const MIN_SIDE: usize = 31;
@@ -214,6 +244,53 @@ mod tests {
     /// The sizes by hand from torchvision's layer definitions (conv1 11x11/4 pad 2, pools 3/2,
     /// the other convs keep the size), and LPIPS' minimum side: 31 is the smallest input whose
     /// relu3..5 are not empty.
+    /// The trunk walks the spec: conv1, pool, conv2, pool, conv3, conv4, conv5 (a ReLU fused
+    /// after each conv, pools 3/2), and torchvision's widths and geometry.
+    #[test]
+    fn the_trunk_is_torchvisions_spec_up_to_conv5() {
+        use crate::model::ops::{fuse, Op};
+        let layers = spec_layers();
+        let kinds: Vec<&str> = fuse(&layers)
+            .0
+            .iter()
+            .map(|op| match (op, &layers[op.layer()]) {
+                (Op::Conv { relu: true, .. }, _) => "conv+relu",
+                (
+                    Op::MaxPool { .. },
+                    Layer::MaxPool {
+                        kernel: 3,
+                        stride: 2,
+                        ceil: false,
+                    },
+                ) => "pool 3/2",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "conv+relu",
+                "pool 3/2",
+                "conv+relu",
+                "pool 3/2",
+                "conv+relu",
+                "conv+relu",
+                "conv+relu"
+            ]
+        );
+        assert_eq!(
+            *CONVS,
+            [
+                (64, 3, 11, 4, 2),
+                (192, 64, 5, 1, 2),
+                (384, 192, 3, 1, 1),
+                (256, 384, 3, 1, 1),
+                (256, 256, 3, 1, 1),
+            ]
+        );
+        assert_eq!(*CHANNELS, [64, 192, 384, 256, 256]);
+    }
+
     #[test]
     fn layer_sizes_follow_the_trunk_and_vanish_under_31() {
         assert_eq!(

@@ -19,7 +19,7 @@ use super::config::Optimizer;
 use super::head::ConvHost;
 use crate::error::{Error, Result};
 use crate::gpu::{read_back_f32, storage_buffer, upload_f32, GpuContext};
-use crate::kernels::conv2d::{self, Conv2dShape};
+use crate::kernels::conv2d::Conv2dShape;
 use crate::kernels::conv_gemm_backward::ConvGemmScratch;
 use crate::kernels::pad_rows;
 use crate::kernels::route::ConvLayout;
@@ -216,26 +216,17 @@ impl ConvStack {
                 .collect::<Result<Vec<_>>>()?,
             None => Vec::new(),
         };
-        // One scratch for every batch size the stack runs (up to `max_batch`): sized at
-        // `max_batch` for each convolution that may run `im2col` at some batch size, and for
-        // the partial sums of its route at `max_batch` (split-K; a split at a smaller batch
-        // runs with the slices this holds).
-        let mut need = 0;
-        for p in &params {
-            let s = Conv2dShape {
+        // One scratch for every batch size the stack runs (up to `max_batch`).
+        let at_max: Vec<Conv2dShape> = params
+            .iter()
+            .map(|p| Conv2dShape {
                 batch: max_batch,
                 ..p.shape
-            };
-            if fk.conv_may_use_im2col(&p.shape, Precision::F32) {
-                need = need.max(s.im2col_words(Precision::F32)?);
-            }
-            need = need.max(fk.conv_route(&s, Precision::F32)?.scratch_words(&s)?);
-        }
-        let scratch = if need > 0 {
-            let words = conv2d::scratch_words(ctx, need);
-            Some(storage_buffer(ctx, "im2col", words, hint)?)
-        } else {
-            None
+            })
+            .collect();
+        let scratch = match fk.conv_scratch_words_up_to(ctx, &at_max, Precision::F32)? {
+            Some(words) => Some(storage_buffer(ctx, "im2col", words, hint)?),
+            None => None,
         };
         let direct = ctx.options.conv_backward == crate::options::ConvBackward::Direct;
         let gemm_scratch = match train {
