@@ -301,6 +301,26 @@ fn matrix_spatial_maps_and_trunk_outputs_match_the_package() {
     }
 }
 
+/// The `lpips` package reads with `cv2.imread`, which turns a photo upright by its EXIF
+/// orientation: a phone photo stored sideways (orientation 6) is the upright view, not another
+/// size (issue 28, defect 11). Both files are quality-95 JPEGs of one view
+/// (`scripts/make_input_images.py`): a few levels apart at most.
+#[test]
+fn images_are_read_upright_by_their_exif_orientation_as_cv2_reads_them() {
+    let input = |n: &str| common::root().join("tests/fixtures/input").join(n);
+    let up = alexnet_wgpu::lpips::load_image(input("upright.jpg"), None).unwrap();
+    let turned = alexnet_wgpu::lpips::load_image(input("exif_rotate90.jpg"), None).unwrap();
+    assert_eq!(turned.dimensions(), up.dimensions());
+    let diff: f64 = up
+        .as_raw()
+        .iter()
+        .zip(turned.as_raw())
+        .map(|(a, b)| (*a as f64 - *b as f64).abs())
+        .sum::<f64>()
+        / up.as_raw().len() as f64;
+    assert!(diff < 2.0, "mean difference {diff}");
+}
+
 #[test]
 fn sizes_below_31_and_mismatched_pairs_are_refused() {
     let ctx = common::ctx();
