@@ -86,6 +86,12 @@ impl Conv2dShape {
         }
     }
 
+    /// A dense layer of `in_f` inputs and `out_f` outputs as a 1x1 convolution of 1x1 images
+    /// (how dense layers reach the convolution kernels and the f16 packing).
+    pub fn dense(batch: usize, in_f: usize, out_f: usize) -> Self {
+        Self::square(batch, in_f, 1, out_f, 1, 1, 0, 1)
+    }
+
     /// Output height and width, or an error naming what does not fit.
     pub fn out_hw(&self) -> Result<(usize, usize)> {
         if self.groups == 0

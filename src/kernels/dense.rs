@@ -112,17 +112,7 @@ impl DenseRoute {
                 output,
             )?],
             DenseRoute::Conv1x1 => {
-                let shape = conv2d::Conv2dShape {
-                    batch,
-                    in_c: k,
-                    in_h: 1,
-                    in_w: 1,
-                    out_c: out_f,
-                    kernel: 1,
-                    stride: 1,
-                    pad: 0,
-                    groups: 1,
-                };
+                let shape = conv2d::Conv2dShape::dense(batch, k, out_f);
                 let mut d = conv2d::dispatch(
                     ctx,
                     &kernels.conv2d(),
@@ -281,17 +271,7 @@ pub fn dispatch_f16(
             scratch.size()
         )));
     }
-    let pack = conv2d::Conv2dShape {
-        batch,
-        in_c: in_f,
-        in_h: 1,
-        in_w: 1,
-        out_c: 1,
-        kernel: 1,
-        stride: 1,
-        pad: 0,
-        groups: 1,
-    };
+    let pack = conv2d::Conv2dShape::dense(batch, in_f, 1);
     let mut out = vec![conv2d::dispatch_im2col(
         ctx,
         kernels,
