@@ -378,27 +378,8 @@ impl AlexNet {
         load: LoadOptions,
     ) -> Result<Self> {
         let net = Network::with_precision(&ctx, &weights, precision)?;
-        // Given names; else a train-head model's from its file; 1000 outputs are ImageNet's;
-        // else `class i`.
-        let classes = match classes {
-            Some(c) if c.len() == net.classes => c,
-            Some(c) => {
-                return Err(Error::Invalid(format!(
-                    "{} class names for a network with {} outputs",
-                    c.len(),
-                    net.classes
-                )))
-            }
-            None => {
-                let named = path.and_then(|path| {
-                    crate::weights::meta::ModelMeta::read(path)
-                        .ok()
-                        .flatten()
-                        .map(|m| (m.classes, path))
-                });
-                crate::labels::names_for(net.classes, named)?
-            }
-        };
+        let given = crate::labels::given(classes.map(crate::labels::GivenNames::listed), path)?;
+        let classes = crate::labels::names_for(net.classes, given)?;
         Ok(AlexNet {
             pre: Preprocess::for_arch(weights.arch),
             batch: batch.unwrap_or_else(|| crate::kernels::default_batch(&ctx.info)),

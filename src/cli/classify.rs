@@ -137,13 +137,13 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
 
     let weights_path = args.model.path()?;
     let weights = args.model.load()?;
-    let model_classes =
-        alexnet_wgpu::weights::meta::ModelMeta::read(&weights_path)?.map(|m| m.classes);
-    let given = match (&args.labels, model_classes) {
-        (Some(p), _) => Some((labels::read_labels(p)?, p.as_path())),
-        (None, Some(names)) => Some((names, weights_path.as_path())),
-        (None, None) => None,
-    };
+    let given = labels::given(
+        args.labels
+            .as_deref()
+            .map(labels::GivenNames::read)
+            .transpose()?,
+        Some(&weights_path),
+    )?;
     let part = match &args.sharding.out_dir {
         Some(dir) => {
             let mut options = BTreeMap::new();
@@ -157,7 +157,7 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
                 "labels_sha256".into(),
                 serde_json::json!(given
                     .as_ref()
-                    .map(|(n, _)| hash_names(n.iter().map(String::as_str)))),
+                    .map(|g| hash_names(g.names.iter().map(String::as_str)))),
             );
             options.insert("features".into(), serde_json::json!(args.with_features));
             let run = RunIdentity {

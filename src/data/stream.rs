@@ -19,7 +19,7 @@
 //! scheduling is unit-tested with a fake stage; the real one, the network (`model::NetStage`),
 //! is defined above, in `model`, and run by `model::run` (the library's image-to-network
 //! runner, under `classify`, `embed`, `features`, `eval` and the pool5 feature cache); the
-//! frozen-conv cache runs its own stage through it.
+//! frozen-conv cache runs its own stage through `model::run::run_stage`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};

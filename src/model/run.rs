@@ -69,6 +69,53 @@ impl From<RunError<Error>> for Error {
     }
 }
 
+/// A GPU stage's output for one batch, read item by item (the good items' rows, in order).
+pub trait BatchRows {
+    /// The `good`-th good item's `per_item` rows.
+    fn item(&self, good: usize, per_item: usize, want_features: bool) -> Result<Row<'_>>;
+}
+
+impl BatchRows for super::Output {
+    fn item(&self, good: usize, per_item: usize, want_features: bool) -> Result<Row<'_>> {
+        let (c, f) = (self.classes * per_item, self.feature_len * per_item);
+        let features = match (&self.features, want_features) {
+            (Some(v), _) => &v[good * f..(good + 1) * f],
+            (None, false) => &[][..],
+            (None, true) => return Err(Error::Invalid("the network returned no features".into())),
+        };
+        Ok(Row {
+            logits: &self.logits[good * c..(good + 1) * c],
+            probs: &self.probs[good * c..(good + 1) * c],
+            features,
+        })
+    }
+}
+
+/// Feature rows `[rows, dim]` with no classifier (the frozen convolution stack's output). Empty
+/// when the stage kept the rows elsewhere (spilled to disk): each item's features are then empty.
+pub struct FeatureRows {
+    pub data: Vec<f32>,
+    pub dim: usize,
+}
+
+impl BatchRows for FeatureRows {
+    fn item(&self, good: usize, per_item: usize, _want_features: bool) -> Result<Row<'_>> {
+        let f = self.dim * per_item;
+        let features = if self.data.is_empty() {
+            &[][..]
+        } else {
+            self.data
+                .get(good * f..(good + 1) * f)
+                .ok_or_else(|| Error::Invalid("the stage returned too few rows".into()))?
+        };
+        Ok(Row {
+            logits: &[],
+            probs: &[],
+            features,
+        })
+    }
+}
+
 /// Runs `items` through `fill` (decoding threads) and `net`, calling `emit` per item in input
 /// order. An item whose `fill` fails gets its error and the others run; an error from the
 /// network or from `emit` stops the run and is returned.
@@ -80,6 +127,29 @@ pub fn run<T: Sync, E>(
     want_features: bool,
     emit: &mut dyn FnMut(Ran<'_, T>) -> std::result::Result<(), E>,
 ) -> std::result::Result<PipeTimes, RunError<E>> {
+    let mut stage = NetStage {
+        net,
+        h: shape.h,
+        w: shape.w,
+        want_features,
+    };
+    run_stage(&mut stage, items, fill, shape, want_features, emit)
+}
+
+/// [`run`] over any GPU stage whose output reads item by item (the network, or training's
+/// frozen convolution stack): the one call of the decode/GPU pipeline outside `data`.
+pub fn run_stage<T: Sync, E, S>(
+    stage: &mut S,
+    items: &[T],
+    fill: &(dyn Fn(&T, &mut [f32]) -> Result<()> + Sync),
+    shape: RunShape,
+    want_features: bool,
+    emit: &mut dyn FnMut(Ran<'_, T>) -> std::result::Result<(), E>,
+) -> std::result::Result<PipeTimes, RunError<E>>
+where
+    S: stream::GpuStage,
+    S::Out: BatchRows,
+{
     let per_item = shape.rows_per_item.max(1);
     let pipe = stream::Shape {
         batch: shape.batch,
@@ -87,40 +157,22 @@ pub fn run<T: Sync, E>(
         row_len: 3 * shape.h * shape.w,
         threads: shape.threads,
     };
-    let mut stage = NetStage {
-        net,
-        h: shape.h,
-        w: shape.w,
-        want_features,
-    };
     let mut stopped: Option<E> = None;
-    let result = stream::run(items, pipe, fill, &mut stage, &mut |d| {
+    let result = stream::run(items, pipe, fill, stage, &mut |d| {
         let stream::Done {
             first,
             items: batch,
             status,
             out,
         } = d;
-        let mut row = 0usize;
+        let mut good = 0usize;
         let n = batch.len();
         for (k, (status, item)) in status.into_iter().zip(batch).enumerate() {
             let row = match status {
                 Ok(()) => {
                     let out = out.as_ref().expect("rows were run");
-                    let (c, f) = (out.classes * per_item, out.feature_len * per_item);
-                    let features = match (&out.features, want_features) {
-                        (Some(v), _) => &v[row * f..(row + 1) * f],
-                        (None, false) => &[][..],
-                        (None, true) => {
-                            return Err(Error::Invalid("the network returned no features".into()))
-                        }
-                    };
-                    let r = Row {
-                        logits: &out.logits[row * c..(row + 1) * c],
-                        probs: &out.probs[row * c..(row + 1) * c],
-                        features,
-                    };
-                    row += 1;
+                    let r = out.item(good, per_item, want_features)?;
+                    good += 1;
                     Ok(r)
                 }
                 Err(e) => Err(e),

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use rand::SeedableRng;
 
-use crate::data::stream::{self, PipeTimes, Shape};
+use crate::data::stream::{self, PipeTimes};
 use crate::data::{augment, load_view, prepare_into, ClassFolders, LoadOptions, Preprocess};
 use crate::error::{Error, Result};
+use crate::model::run::{run_stage, FeatureRows};
 use crate::model::{Network, RunShape};
 
 pub use super::feature_set::FeatureSet;
@@ -146,16 +147,18 @@ pub(crate) type RowRunner<'a> = dyn FnMut(&[f32], usize) -> Result<Vec<f32>> + '
 /// still overlaps the GPU work; only the next upload waits.
 struct BlockingStage<'r, 'a> {
     run: &'r mut RowRunner<'a>,
+    dim: usize,
 }
 
 impl stream::GpuStage for BlockingStage<'_, '_> {
     type Pending = Vec<f32>;
-    type Out = Vec<f32>;
+    type Out = FeatureRows;
     fn submit(&mut self, input: &[f32], rows: usize) -> Result<Vec<f32>> {
         (self.run)(input, rows)
     }
-    fn collect(&mut self, out: Vec<f32>) -> Result<(Vec<f32>, std::time::Instant)> {
-        Ok((out, std::time::Instant::now()))
+    fn collect(&mut self, data: Vec<f32>) -> Result<(FeatureRows, std::time::Instant)> {
+        let dim = self.dim;
+        Ok((FeatureRows { data, dim }, std::time::Instant::now()))
     }
 }
 
@@ -211,18 +214,27 @@ pub(crate) fn extract_rows(
     let fill = |(path, _): &(PathBuf, usize), out: &mut [f32]| -> Result<()> {
         fill_item_rows(path, pre, opts, views, seed, out)
     };
-    let shape = Shape {
-        batch: (batch / per_image).max(1),
+    let shape = RunShape {
         rows_per_item: per_image,
-        row_len: 3 * pre.crop * pre.crop,
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ..RunShape::images((batch / per_image).max(1), pre.crop, pre.crop)
     };
-    let mut stage = BlockingStage { run };
-    stream::run(&data.items, shape, &fill, &mut stage, &mut |d| {
-        let rows = d.out.as_deref().unwrap_or(&[]);
-        absorb_batch(&mut set, &mut skipped, d.items, d.status, per_image, rows);
-        on_progress(d.first + d.items.len());
-        Ok(())
+    let mut stage = BlockingStage { run, dim };
+    run_stage(&mut stage, &data.items, &fill, shape, true, &mut |r| {
+        let (path, label) = r.item;
+        match r.row {
+            Ok(row) => {
+                for _ in 0..per_image {
+                    set.labels.push(*label);
+                    set.paths.push(path.display().to_string());
+                }
+                set.features.extend_from_slice(row.features);
+            }
+            Err(e) => skipped.push((path.clone(), e.to_string())),
+        }
+        if r.batch_end {
+            on_progress(r.index + 1);
+        }
+        Ok::<(), Error>(())
     })?;
     Ok(Extraction {
         set,

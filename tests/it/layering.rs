@@ -11,11 +11,12 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Runtime options (matmul path, limits, validation): plain values, carried by the context.
     ("options", &["error"]),
     ("fsutil", &["error"]),
-    ("labels", &["error", "fsutil"]),
     ("clobber", &["error", "fsutil"]),
     ("gpu", &["error", "options"]),
     ("kernels", &["error", "gpu", "options"]),
     ("weights", &["error", "fsutil"]),
+    // Class names: a list, ImageNet's, or a train-head model file's own (its metadata).
+    ("labels", &["error", "fsutil", "weights"]),
     // Decoding and preprocessing know no network: the GPU side of the decode/GPU pipeline
     // (`data::stream::GpuStage`) is implemented by `model`, and the preset transforms are
     // plain values that `model` picks per preset.
