@@ -7,13 +7,36 @@ use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
 fn validate(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+    validate_with(name, src, Capabilities::default())
+}
+
+fn validate_with(
+    name: &str,
+    src: &str,
+    caps: Capabilities,
+) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(src)
         .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
-    // Default capabilities: what WebGPU guarantees, so no optional feature sneaks in.
-    let info = Validator::new(ValidationFlags::all(), Capabilities::default())
+    let info = Validator::new(ValidationFlags::all(), caps)
         .validate(&module)
         .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
     (module, info)
+}
+
+/// What a shader needs beyond WebGPU's guarantees, and whether it goes to every back end:
+/// default capabilities (so no optional feature sneaks in) except for the shaders that are
+/// only built where the device has the feature. `coop.wgsl` uses cooperative matrices, which
+/// naga writes for SPIR-V alone (wgpu exposes them on Vulkan; Metal's simdgroup matrices
+/// are 8x8); its emulated variant is checked with the other f16 shaders
+/// (`f16_shaders_validate_with_the_f16_capability`).
+fn needs(name: &str) -> (Capabilities, bool) {
+    match name {
+        "coop.wgsl" => (
+            Capabilities::COOPERATIVE_MATRIX | Capabilities::SHADER_FLOAT16,
+            false,
+        ),
+        _ => (Capabilities::default(), true),
+    }
 }
 
 #[test]
@@ -21,7 +44,9 @@ fn every_shader_is_listed() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
     for entry in std::fs::read_dir(dir).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();
-        if name.ends_with(".wgsl") {
+        // A fragment spliced into a listed shader's variant, validated as part of it.
+        let fragment = name == "coop_emulated.wgsl";
+        if name.ends_with(".wgsl") && !fragment {
             assert!(
                 SHADERS.iter().any(|(n, _)| *n == name),
                 "{name} is not in kernels::SHADERS, so it is neither built nor validated"
@@ -44,7 +69,8 @@ fn shaders_validate_and_translate_to_every_backend() {
         .map(|s| (s.file, s.source))
         .collect();
     for (name, src) in SHADERS.iter().chain(&tiles).chain(&generated) {
-        let (module, info) = validate(name, src);
+        let (caps, everywhere) = needs(name);
+        let (module, info) = validate_with(name, src, caps);
         let entries: Vec<String> = module
             .entry_points
             .iter()
@@ -55,6 +81,9 @@ fn shaders_validate_and_translate_to_every_backend() {
 
         spv::write_vec(&module, &info, &spv::Options::default(), None)
             .unwrap_or_else(|e| panic!("{name} -> SPIR-V: {e}"));
+        if !everywhere {
+            continue;
+        }
 
         let msl_opts = msl::Options {
             lang_version: (2, 0),
@@ -145,6 +174,10 @@ fn params_structs_match_the_shaders() {
             size_of::<AdaptiveAvgPoolParams>(),
         ),
         ("pad_rows.wgsl", size_of::<PadRowsParams>()),
+        (
+            "coop.wgsl",
+            size_of::<alexnet_wgpu::kernels::coop::CoopParams>(),
+        ),
     ];
     for (name, src) in SHADERS.iter() {
         let facts = alexnet_wgpu::gpu::shader_facts(name, src).unwrap();
@@ -179,9 +212,10 @@ fn convolution_params_start_with_the_shared_geometry() {
         "im2col_f16.wgsl",
         "conv_backward.wgsl",
         "conv_gemm_backward.wgsl",
+        "coop.wgsl",
     ] {
         let src = SHADERS.iter().find(|(n, _)| *n == file).unwrap().1;
-        let (module, _) = validate(file, src);
+        let (module, _) = validate_with(file, src, needs(file).0);
         let members = module
             .types
             .iter()
@@ -297,41 +331,50 @@ fn host_reads_workgroup_sizes_and_constants_from_the_shaders() {
     );
 }
 
-/// The native-f16 GEMM (generated from gemm_f16.wgsl, `enable f16;`) validates with naga's
-/// f16 capability (what `Features::SHADER_F16` grants) and translates to SPIR-V, MSL and HLSL
-/// (shader model 6.2, the first with 16-bit types). GLSL is not a target for it: wgpu's GL
-/// backend never offers SHADER_F16, so the portable kernel runs there.
+/// The f16 shaders (the native-f16 GEMM generated from gemm_f16.wgsl, and `coop.wgsl` with its
+/// tile product emulated), `enable f16;`, validate with naga's f16 capability (what
+/// `Features::SHADER_F16` grants) and translate to SPIR-V, MSL and HLSL (shader model 6.2, the
+/// first with 16-bit types). GLSL is not a target for them: wgpu's GL backend never offers
+/// SHADER_F16, so the portable kernels run there.
 #[test]
-fn native_f16_gemm_validates_with_the_f16_capability() {
-    let src = alexnet_wgpu::kernels::gemm::native_f16_source();
-    let module = naga::front::wgsl::parse_str(src.source)
+fn f16_shaders_validate_with_the_f16_capability() {
+    let sources = [
+        alexnet_wgpu::kernels::gemm::native_f16_source(),
+        alexnet_wgpu::kernels::coop::Coop::Emulated.source(),
+    ];
+    for src in sources {
+        let module = naga::front::wgsl::parse_str(src.source)
+            .unwrap_or_else(|e| panic!("{}: {}", src.file, e.emit_to_string(src.source)));
+        assert!(
+            Validator::new(ValidationFlags::all(), Capabilities::default())
+                .validate(&module)
+                .is_err(),
+            "{}: without the f16 capability it must not validate",
+            src.file
+        );
+        let info = Validator::new(
+            ValidationFlags::all(),
+            Capabilities::default() | Capabilities::SHADER_FLOAT16,
+        )
+        .validate(&module)
         .unwrap_or_else(|e| panic!("{}: {}", src.file, e.emit_to_string(src.source)));
-    assert!(
-        Validator::new(ValidationFlags::all(), Capabilities::default())
-            .validate(&module)
-            .is_err(),
-        "without the f16 capability the native kernel must not validate"
-    );
-    let info = Validator::new(
-        ValidationFlags::all(),
-        Capabilities::default() | Capabilities::SHADER_FLOAT16,
-    )
-    .validate(&module)
-    .unwrap_or_else(|e| panic!("{}: {}", src.file, e.emit_to_string(src.source)));
-    spv::write_vec(&module, &info, &spv::Options::default(), None).expect("SPIR-V");
-    let msl_opts = msl::Options {
-        lang_version: (2, 1),
-        ..Default::default()
-    };
-    msl::write_string(&module, &info, &msl_opts, &msl::PipelineOptions::default()).expect("MSL");
-    let mut hlsl_out = String::new();
-    let hlsl_opts = hlsl::Options {
-        shader_model: hlsl::ShaderModel::V6_2,
-        ..Default::default()
-    };
-    hlsl::Writer::new(&mut hlsl_out, &hlsl_opts, &hlsl::PipelineOptions::default())
-        .write(&module, &info, None)
-        .expect("HLSL");
-    let facts = alexnet_wgpu::gpu::shader_facts(src.file, src.source).unwrap();
+        spv::write_vec(&module, &info, &spv::Options::default(), None).expect("SPIR-V");
+        let msl_opts = msl::Options {
+            lang_version: (2, 1),
+            ..Default::default()
+        };
+        msl::write_string(&module, &info, &msl_opts, &msl::PipelineOptions::default())
+            .unwrap_or_else(|e| panic!("{} -> MSL: {e}", src.file));
+        let mut hlsl_out = String::new();
+        let hlsl_opts = hlsl::Options {
+            shader_model: hlsl::ShaderModel::V6_2,
+            ..Default::default()
+        };
+        hlsl::Writer::new(&mut hlsl_out, &hlsl_opts, &hlsl::PipelineOptions::default())
+            .write(&module, &info, None)
+            .unwrap_or_else(|e| panic!("{} -> HLSL: {e}", src.file));
+    }
+    let native = alexnet_wgpu::kernels::gemm::native_f16_source();
+    let facts = alexnet_wgpu::gpu::shader_facts(native.file, native.source).unwrap();
     assert_eq!(facts.workgroup_sizes["main_m1"], [8, 1, 1]);
 }
