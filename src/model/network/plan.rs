@@ -35,6 +35,33 @@ pub struct Plan {
 }
 
 impl Network {
+    /// The ops this input size runs, and which of them the features are read after: the
+    /// fused list less each adaptive average pool whose output size is its input's (an
+    /// identity: torchvision's 6x6 pool at 224 input), the op before it then writing where the
+    /// pool would have. Kept where the op before is an in-place ReLU (it has no output of its
+    /// own to redirect).
+    fn ops_at(&self, infos: &[crate::model::LayerInfo]) -> (Vec<Op>, Option<usize>) {
+        let mut ops: Vec<Op> = Vec::with_capacity(self.ops.len());
+        let mut features_op = None;
+        for (k, op) in self.ops.iter().enumerate() {
+            let info = &infos[op.layer()];
+            let identity = matches!(op, Op::AvgPool { .. })
+                && info.input == info.output
+                && matches!(ops.last(), Some(prev) if !matches!(prev, Op::Relu { .. }));
+            if identity {
+                if Some(k) == self.features_op {
+                    features_op = Some(ops.len() - 1);
+                }
+                continue;
+            }
+            if Some(k) == self.features_op {
+                features_op = Some(ops.len());
+            }
+            ops.push(*op);
+        }
+        (ops, features_op)
+    }
+
     pub(super) fn build_plan(&self, batch: usize, h: usize, w: usize) -> Result<Plan> {
         if batch == 0 {
             return Err(Error::Invalid("batch size must be at least 1".into()));
@@ -105,16 +132,17 @@ impl Network {
             }
         };
 
+        let (ops, features_op) = self.ops_at(&infos);
         let mut steps = Vec::new();
         let mut cur = Slot::Input;
-        let last = self.ops.len().saturating_sub(1);
-        for (k, op) in self.ops.iter().enumerate() {
+        let last = ops.len().saturating_sub(1);
+        for (k, op) in ops.iter().enumerate() {
             let li = op.layer();
             let info = &infos[li];
             let in_place = matches!(op, Op::Relu { .. });
             let dst = if in_place {
                 cur
-            } else if Some(k) == self.features_op {
+            } else if Some(k) == features_op {
                 Slot::Features
             } else if k == last {
                 Slot::Logits
