@@ -102,7 +102,9 @@ impl Embeddings {
     /// Holds `4 n²` bytes: for large n, query with [`Embeddings::nearest`] instead.
     pub fn similarity_matrix(&self) -> Vec<f32> {
         let n = self.len();
-        let norms: Vec<f64> = (0..n).map(|i| dot(self.row(i), self.row(i)).sqrt()).collect();
+        let norms: Vec<f64> = (0..n)
+            .map(|i| dot(self.row(i), self.row(i)).sqrt())
+            .collect();
         let mut m = vec![0f32; n * n];
         if n == 0 {
             return m;
@@ -113,7 +115,8 @@ impl Embeddings {
         // Upper triangle (j >= i) row by row; rows dealt round-robin so that every thread
         // gets long and short rows alike.
         std::thread::scope(|s| {
-            let mut rows: Vec<Vec<(usize, &mut [f32])>> = (0..threads).map(|_| Vec::new()).collect();
+            let mut rows: Vec<Vec<(usize, &mut [f32])>> =
+                (0..threads).map(|_| Vec::new()).collect();
             for (i, row) in m.chunks_mut(n).enumerate() {
                 rows[i % threads].push((i, row));
             }

@@ -28,10 +28,15 @@ use super::outputs::Map;
 /// range its colours span (`min` is the colormap's first colour, `max` its last).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Heatmap {
+    /// Pixels per row (the map's width).
     pub width: usize,
+    /// Rows (the map's height).
     pub height: usize,
+    /// `width * height * 3` bytes: R, G, B of each pixel, row after row.
     pub rgb: Vec<u8>,
+    /// The value drawn in the colormap's first colour (black); anything below it too.
     pub min: f32,
+    /// The value drawn in the colormap's last colour (light yellow); anything above it too.
     pub max: f32,
 }
 
@@ -95,7 +100,10 @@ impl Heatmap {
                         self.min, self.max
                     ),
                 ),
-                ("Software", format!("alexnet-wgpu {}", env!("CARGO_PKG_VERSION"))),
+                (
+                    "Software",
+                    format!("alexnet-wgpu {}", env!("CARGO_PKG_VERSION")),
+                ),
             ];
             for (key, value) in text {
                 enc.add_text_chunk(key.into(), value).map_err(bad)?;

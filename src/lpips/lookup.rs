@@ -28,10 +28,15 @@ use super::metric::{load_image, Lpips};
 /// memory) and their distance.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClosePair {
+    /// The first image's row (`i < j`).
     pub i: usize,
+    /// The second image's row.
     pub j: usize,
+    /// `paths[i]` (empty when the matrix has no paths).
     pub a: PathBuf,
+    /// `paths[j]` (empty when the matrix has no paths).
     pub b: PathBuf,
+    /// Their LPIPS distance, `values[i * n + j]`.
     pub distance: f32,
 }
 
@@ -56,7 +61,11 @@ impl Lpips {
 impl Matrix {
     /// The distance between images `i` and `j` (0 when `i == j`). Panics when out of range.
     pub fn get(&self, i: usize, j: usize) -> f32 {
-        assert!(i < self.n && j < self.n, "({i}, {j}) of a {0}x{0} matrix", self.n);
+        assert!(
+            i < self.n && j < self.n,
+            "({i}, {j}) of a {0}x{0} matrix",
+            self.n
+        );
         self.values[i * self.n + j]
     }
 
@@ -91,8 +100,9 @@ impl Matrix {
         };
         // A max-heap of the best k so far would avoid the n²/2 list; the matrix already
         // holds n² floats, so the list costs at most 4x that, briefly.
-        let mut pairs: Vec<(usize, usize)> =
-            (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))).collect();
+        let mut pairs: Vec<(usize, usize)> = (0..n)
+            .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
+            .collect();
         // total_cmp puts -NaN first: send every NaN to the end.
         let nan_last = |a: &(usize, usize), b: &(usize, usize)| {
             let (na, nb) = (key(a).0.is_nan(), key(b).0.is_nan());

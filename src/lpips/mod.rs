@@ -32,8 +32,8 @@
 //! # }
 //! ```
 
-pub mod kernel;
 mod heatmap;
+pub mod kernel;
 mod lin;
 mod lookup;
 mod matrix;

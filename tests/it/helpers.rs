@@ -26,7 +26,9 @@ fn embeddings(n: usize, dim: usize) -> Embeddings {
     }
     Embeddings {
         dim,
-        paths: (0..n).map(|i| PathBuf::from(format!("img/{i}.jpg"))).collect(),
+        paths: (0..n)
+            .map(|i| PathBuf::from(format!("img/{i}.jpg")))
+            .collect(),
         rows,
         failed: Vec::new(),
     }
@@ -57,7 +59,10 @@ fn cosine_nearest_and_matrix_follow_the_f64_formula() {
         for j in 0..n {
             let want = cosine64(e.row(i), e.row(j));
             let got = m[i * n + j];
-            assert!((got as f64 - want).abs() < 1e-6, "[{i}][{j}] {got} vs {want}");
+            assert!(
+                (got as f64 - want).abs() < 1e-6,
+                "[{i}][{j}] {got} vs {want}"
+            );
             assert_eq!(got.to_bits(), m[j * n + i].to_bits(), "symmetric");
             assert_eq!(got.to_bits(), e.cosine(i, j).to_bits(), "cosine = matrix");
         }
@@ -119,11 +124,23 @@ fn matrix_closest_pairs_and_lookups_by_path() {
         .iter()
         .map(|p| (p.i, p.j, p.distance))
         .collect();
-    assert_eq!(&got[..5], &[(0, 2, 0.1), (1, 2, 0.1), (2, 3, 0.2), (0, 1, 0.3), (0, 3, 0.5)]);
+    assert_eq!(
+        &got[..5],
+        &[
+            (0, 2, 0.1),
+            (1, 2, 0.1),
+            (2, 3, 0.2),
+            (0, 1, 0.3),
+            (0, 3, 0.5)
+        ]
+    );
     assert_eq!((got[5].0, got[5].1), (1, 3));
     assert!(got[5].2.is_nan());
     let two = m.closest_pairs(2);
-    assert_eq!((two[1].a.as_path(), two[1].b.as_path()), (Path::new("b"), Path::new("c")));
+    assert_eq!(
+        (two[1].a.as_path(), two[1].b.as_path()),
+        (Path::new("b"), Path::new("c"))
+    );
     assert!(m.closest_pairs(0).is_empty());
     assert_eq!(m.between("d", "c"), Some(0.2));
     assert_eq!(m.between("a", "zz"), None);
@@ -201,8 +218,14 @@ fn heatmap_colours_and_records_its_range() {
         .iter()
         .map(|t| (t.keyword.clone(), t.text.clone()))
         .collect();
-    assert!(text.contains(&("lpips.min".into(), "0.5".into())), "{text:?}");
-    assert!(text.contains(&("lpips.max".into(), "4.5".into())), "{text:?}");
+    assert!(
+        text.contains(&("lpips.min".into(), "0.5".into())),
+        "{text:?}"
+    );
+    assert!(
+        text.contains(&("lpips.max".into(), "4.5".into())),
+        "{text:?}"
+    );
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     let frame = reader.next_frame(&mut buf).unwrap();
     assert_eq!((frame.width, frame.height), (3, 2));
@@ -227,7 +250,11 @@ fn tiny_images(dir: &Path, count: usize) -> Vec<PathBuf> {
         .map(|i| {
             let p = dir.join(format!("{i:04}.png"));
             let img = image::RgbImage::from_fn(4, 4, |x, y| {
-                image::Rgb([(i * 7 % 256) as u8, (i * 13 / 3 % 256) as u8, (x * 40 + y * 9) as u8])
+                image::Rgb([
+                    (i * 7 % 256) as u8,
+                    (i * 13 / 3 % 256) as u8,
+                    (x * 40 + y * 9) as u8,
+                ])
             });
             img.save(&p).unwrap();
             p
@@ -235,12 +262,12 @@ fn tiny_images(dir: &Path, count: usize) -> Vec<PathBuf> {
         .collect()
 }
 
-/// 300 paths (one of them corrupt, one missing) streamed in chunks of 64 (the last one
+/// 200 paths (one of them corrupt, one missing) streamed in chunks of 48 (the last one
 /// partial): every result equals the batch call's, in input order, with the failures in place.
 #[test]
 fn classify_iter_and_embed_iter_equal_the_batch_calls() {
     let dir = tempfile::tempdir().unwrap();
-    let mut paths = tiny_images(dir.path(), 298);
+    let mut paths = tiny_images(dir.path(), 198);
     let bad = dir.path().join("corrupt.png");
     std::fs::write(&bad, b"\x89PNG\r\n\x1a\nnot really").unwrap();
     paths.insert(100, bad);
@@ -255,7 +282,7 @@ fn classify_iter_and_embed_iter_equal_the_batch_calls() {
     let batch = net.classify(&paths, 3).unwrap();
     let streamed: Vec<_> = net
         .classify_iter(paths.iter(), 3)
-        .chunk(64)
+        .chunk(48)
         .map(|r| r.unwrap())
         .collect();
     assert_eq!(streamed.len(), paths.len());
@@ -266,7 +293,13 @@ fn classify_iter_and_embed_iter_equal_the_batch_calls() {
         assert_eq!(s.top.len(), b.top.len());
         for (x, y) in s.top.iter().zip(&b.top) {
             assert_eq!(x.class, y.class, "{}", s.path.display());
-            assert!((x.prob - y.prob).abs() <= 1e-5, "{} {} vs {}", s.path.display(), x.prob, y.prob);
+            assert!(
+                (x.prob - y.prob).abs() <= 1e-5,
+                "{} {} vs {}",
+                s.path.display(),
+                x.prob,
+                y.prob
+            );
         }
         assert_eq!(s.error.is_some(), b.error.is_some(), "{}", s.path.display());
     }
@@ -275,7 +308,7 @@ fn classify_iter_and_embed_iter_equal_the_batch_calls() {
     let whole = net.embed(&paths, Tap::Fc7).unwrap();
     let (mut rows, mut got, mut failed) = (Vec::new(), Vec::new(), Vec::new());
     let mut chunks = 0;
-    for chunk in net.embed_iter(&paths, Tap::Fc7).chunk(64) {
+    for chunk in net.embed_iter(&paths, Tap::Fc7).chunk(48) {
         let chunk = chunk.unwrap();
         assert_eq!(chunk.dim, whole.dim);
         rows.extend(chunk.rows);
@@ -293,5 +326,8 @@ fn classify_iter_and_embed_iter_equal_the_batch_calls() {
         .map(|(a, b)| (a - b).abs())
         .fold(0f32, f32::max);
     let scale = whole.rows.iter().fold(0f32, |m, v| m.max(v.abs()));
-    assert!(worst <= 1e-5 * scale.max(1.0), "fc7 streamed vs batch: {worst} (max {scale})");
+    assert!(
+        worst <= 1e-5 * scale.max(1.0),
+        "fc7 streamed vs batch: {worst} (max {scale})"
+    );
 }

@@ -453,12 +453,20 @@ fn cli_pairs_from_stdin_with_spatial_maps() {
         let file = std::io::BufReader::new(std::fs::File::open(&png).unwrap());
         let reader = png::Decoder::new(file).read_info().unwrap();
         let info = reader.info();
-        assert_eq!([info.height as usize, info.width as usize], [shape[0], shape[1]]);
+        assert_eq!(
+            [info.height as usize, info.width as usize],
+            [shape[0], shape[1]]
+        );
         let text = |k: &str| -> f32 {
-            let t = info.uncompressed_latin1_text.iter().find(|t| t.keyword == k);
+            let t = info
+                .uncompressed_latin1_text
+                .iter()
+                .find(|t| t.keyword == k);
             t.unwrap().text.parse().unwrap()
         };
-        let (lo, hi) = got.iter().fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+        let (lo, hi) = got
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
         assert_eq!((text("lpips.min"), text("lpips.max")), (lo, hi));
     }
 }
