@@ -65,6 +65,20 @@ impl Embeddings {
 
     /// [`Embeddings::nearest`] of the image embedded from `path`; `None` when `path` is not
     /// one of [`Embeddings::paths`].
+    ///
+    /// ```no_run
+    /// use alexnet_wgpu::{images_in, AlexNet, Tap};
+    ///
+    /// # fn main() -> alexnet_wgpu::Result<()> {
+    /// let net = AlexNet::from_file("alexnet.npz")?;
+    /// let photos = images_in("photos")?;
+    /// let fc7 = net.embed(&photos, Tap::Fc7)?;
+    /// for n in fc7.nearest_by_path(&photos[0], 5).unwrap_or_default() {
+    ///     println!("{:.3} {}", n.similarity, n.path.display());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn nearest_by_path(&self, path: impl AsRef<Path>, k: usize) -> Option<Vec<Neighbor>> {
         self.index_of(path).map(|i| self.nearest(i, k))
     }

@@ -3,24 +3,6 @@
 //! run each chunk through the same runner as [`AlexNet::classify`] / [`AlexNet::embed`]
 //! (`model::run`: decoding on all cores, overlapped with the GPU). Memory holds one chunk's
 //! paths and results, however long the list (a file of paths, a folder walk, a generator).
-//!
-//! ```no_run
-//! use alexnet_wgpu::{AlexNet, Tap};
-//!
-//! # fn main() -> alexnet_wgpu::Result<()> {
-//! let net = AlexNet::from_file("alexnet.npz")?;
-//! let list = std::fs::read_to_string("paths.txt").map_err(|e| alexnet_wgpu::Error::io("paths.txt", e))?;
-//! for c in net.classify_iter(list.lines(), 5) {
-//!     let c = c?; // a GPU failure stops the stream; an unreadable image is `c.error`
-//!     println!("{}: {:?}", c.path.display(), c.top.first().map(|p| &p.label));
-//! }
-//! for chunk in net.embed_iter(list.lines(), Tap::Fc7) {
-//!     let chunk = chunk?; // an `Embeddings` of up to `chunk` images, in input order
-//!     println!("{} embedded, {} failed", chunk.len(), chunk.failed.len());
-//! }
-//! # Ok(())
-//! # }
-//! ```
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -160,6 +142,24 @@ impl AlexNet {
     /// [`AlexNet::classify`] as a stream: paths are taken from `paths` a chunk at a time
     /// ([`ClassifyIter::chunk`]) and each result comes back in input order, so a list of any
     /// length runs in the memory of one chunk. Results equal `classify`'s.
+    ///
+    /// ```no_run
+    /// use alexnet_wgpu::{AlexNet, Tap};
+    ///
+    /// # fn main() -> alexnet_wgpu::Result<()> {
+    /// let net = AlexNet::from_file("alexnet.npz")?;
+    /// let list = std::fs::read_to_string("paths.txt").map_err(|e| alexnet_wgpu::Error::io("paths.txt", e))?;
+    /// for c in net.classify_iter(list.lines(), 5) {
+    ///     let c = c?; // a GPU failure stops the stream; an unreadable image is `c.error`
+    ///     println!("{}: {:?}", c.path.display(), c.top.first().map(|p| &p.label));
+    /// }
+    /// for chunk in net.embed_iter(list.lines(), Tap::Fc7) {
+    ///     let chunk = chunk?; // an `Embeddings` of up to `chunk` images, in input order
+    ///     println!("{} embedded, {} failed", chunk.len(), chunk.failed.len());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn classify_iter<I>(&self, paths: I, top_k: usize) -> ClassifyIter<'_, I::IntoIter>
     where
         I: IntoIterator,

@@ -4,19 +4,6 @@
 //! orange to light yellow for the largest). The range goes into the PNG as tEXt chunks
 //! (`lpips.min`, `lpips.max`, and a `Description` that says it in words), so the picture
 //! never loses its scale.
-//!
-//! ```no_run
-//! use alexnet_wgpu::gpu::{AdapterChoice, GpuContext};
-//! use alexnet_wgpu::lpips::{load_image, write_heatmap, Lin, Lpips};
-//! # fn main() -> alexnet_wgpu::Result<()> {
-//! let ctx = GpuContext::new(&AdapterChoice::default())?;
-//! let lpips = Lpips::load(&ctx, "alexnet.pth", Lin::V0_1)?;
-//! let s = lpips.spatial(&load_image("a.png", None)?, &load_image("b.png", None)?)?;
-//! let h = write_heatmap(&s.map, "a-b.png")?;
-//! println!("distance {}; map from {} to {}", s.distance.distance, h.min, h.max);
-//! # Ok(())
-//! # }
-//! ```
 
 use std::path::Path;
 
@@ -124,6 +111,19 @@ impl Heatmap {
 
 /// Renders `map` over its own range ([`render_heatmap`]) and writes it to `path` as a PNG
 /// ([`Heatmap::write_png`]); returns the heatmap (its range: `min`, `max`).
+///
+/// ```no_run
+/// use alexnet_wgpu::gpu::{AdapterChoice, GpuContext};
+/// use alexnet_wgpu::lpips::{load_image, write_heatmap, Lin, Lpips};
+/// # fn main() -> alexnet_wgpu::Result<()> {
+/// let ctx = GpuContext::new(&AdapterChoice::default())?;
+/// let lpips = Lpips::load(&ctx, "alexnet.pth", Lin::V0_1)?;
+/// let s = lpips.spatial(&load_image("a.png", None)?, &load_image("b.png", None)?)?;
+/// let h = write_heatmap(&s.map, "a-b.png")?;
+/// println!("distance {}; map from {} to {}", s.distance.distance, h.min, h.max);
+/// # Ok(())
+/// # }
+/// ```
 pub fn write_heatmap(map: &Map, path: impl AsRef<Path>) -> Result<Heatmap> {
     let h = render_heatmap(map, None);
     h.write_png(path)?;

@@ -1,21 +1,6 @@
 //! What people look up in an all-pairs [`Matrix`] next: its `k` closest pairs (the likeliest
 //! near-duplicates), and distances and rows by file path ([`Lpips::matrix_files`] keeps the
 //! paths with the matrix).
-//!
-//! ```no_run
-//! use alexnet_wgpu::gpu::{AdapterChoice, GpuContext};
-//! use alexnet_wgpu::lpips::{Lin, Lpips};
-//! # fn main() -> alexnet_wgpu::Result<()> {
-//! let ctx = GpuContext::new(&AdapterChoice::default())?;
-//! let lpips = Lpips::load(&ctx, "alexnet.pth", Lin::V0_1)?;
-//! let m = lpips.matrix_files(&alexnet_wgpu::images_in("photos")?, Some((256, 256)))?;
-//! for p in m.closest_pairs(5) {
-//!     println!("{} {} {}", p.a.display(), p.b.display(), p.distance);
-//! }
-//! println!("{:?}", m.between("photos/a.jpg", "photos/b.jpg"));
-//! # Ok(())
-//! # }
-//! ```
 
 use std::path::{Path, PathBuf};
 
@@ -90,6 +75,21 @@ impl Matrix {
 
     /// The `k` pairs `i < j` of smallest distance, smallest first (ties by `(i, j)`); all
     /// n(n-1)/2 when `k` is larger. A NaN distance sorts after every number.
+    ///
+    /// ```no_run
+    /// use alexnet_wgpu::gpu::{AdapterChoice, GpuContext};
+    /// use alexnet_wgpu::lpips::{Lin, Lpips};
+    /// # fn main() -> alexnet_wgpu::Result<()> {
+    /// let ctx = GpuContext::new(&AdapterChoice::default())?;
+    /// let lpips = Lpips::load(&ctx, "alexnet.pth", Lin::V0_1)?;
+    /// let m = lpips.matrix_files(&alexnet_wgpu::images_in("photos")?, Some((256, 256)))?;
+    /// for p in m.closest_pairs(5) {
+    ///     println!("{} {} {}", p.a.display(), p.b.display(), p.distance);
+    /// }
+    /// println!("{:?}", m.between("photos/a.jpg", "photos/b.jpg"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn closest_pairs(&self, k: usize) -> Vec<ClosePair> {
         let n = self.n;
         let key = |&(i, j): &(usize, usize)| (self.values[i * n + j], i, j);
