@@ -5,8 +5,8 @@
 //! of f32 products, and the matrix's rows are split over all cores. The GPU does not pay
 //! here: a query is one pass over `n x dim` floats already in host memory (uploading them
 //! would cost more than reading them once), and the matrix is `n²` floats held on the host,
-//! so it is limited by memory long before by arithmetic (10,000 fc7 rows: 400 MB of matrix,
-//! 2·10¹¹ multiply-adds, seconds on a few cores). Past that size, stream [`Embeddings::nearest`]
+//! so it is limited by memory long before by arithmetic (2,000 fc7 rows: 16 MB of matrix,
+//! 8·10⁹ multiply-adds, 1.8-2.8 s on 2 busy cores; 10,000 rows: 400 MB, about a minute there). Past that size, stream [`Embeddings::nearest`]
 //! per query instead of building the matrix.
 
 use std::path::{Path, PathBuf};
@@ -24,9 +24,23 @@ pub struct Neighbor {
     pub similarity: f32,
 }
 
-/// `a . b` as an f64 sum of f32 products.
+/// `a . b` as f64 sums of f32 products, in eight independent lanes (so that the compiler
+/// vectorises it: one sequential f64 sum ran 4-8x slower) added at the end.
 fn dot(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
+    let mut lanes = [0f64; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| x as f64 * y as f64)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for ((l, &p), &q) in lanes.iter_mut().zip(x).zip(y) {
+            *l += p as f64 * q as f64;
+        }
+    }
+    lanes.iter().sum::<f64>() + tail
 }
 
 /// Cosine similarity from a dot product and two norms; 0 when either vector is all zeros
