@@ -3,6 +3,11 @@
 //! run each chunk through the same runner as [`AlexNet::classify`] / [`AlexNet::embed`]
 //! (`model::run`: decoding on all cores, overlapped with the GPU). Memory holds one chunk's
 //! paths and results, however long the list (a file of paths, a folder walk, a generator).
+//!
+//! Measured (2026-12-07, 2 shared cores, lavapipe, the reduced-width test network, one 31 px
+//! PNG repeated, `/usr/bin/time -v`): peak RSS 178.6 MB for 200, 3,000 and 20,000 paths alike;
+//! 1,000 paths took 18.5-20.3 s streamed and 20.0-20.3 s through `classify` (no cost from the
+//! chunks' pipeline refills that the noise shows).
 
 use std::collections::VecDeque;
 use std::path::Path;
