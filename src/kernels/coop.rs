@@ -180,12 +180,14 @@ fn u(v: usize, what: &str) -> Result<u32> {
 
 /// The dispatches of one convolution: `weight` from [`weight_for_coop`], NCHW f32 `input` and
 /// `output`, bias and ReLU fused; `scratch` holds the f16 patch matrix of as many pixels as fit
-/// (whole multiples of [`BN`]; the pixels go in chunks, two dispatches each).
+/// (whole multiples of [`BN`]; the pixels go in chunks, two dispatches each). `op` names the
+/// dispatches (`conv2d`, or `dense` for a dense layer as a 1x1 convolution of 1x1 images).
 #[allow(clippy::too_many_arguments)]
 pub fn dispatch(
     ctx: &GpuContext,
     kernels: &Kernels,
     coop: Coop,
+    op: &str,
     shape: &Conv2dShape,
     relu: bool,
     weight: &wgpu::Buffer,
@@ -239,14 +241,14 @@ pub fn dispatch(
         out.push(Dispatch::new(
             ctx,
             &im2col,
-            format!("conv2d({} im2col)", coop.name()),
+            format!("{op}({} im2col)", coop.name()),
             &params,
             &[(1, input), (2, scratch)],
             Grid::Items(shape.groups * n_pad * kp),
         )?);
         let grid = Grid::Groups([n_pad / BN, m_pad / BM, shape.groups]);
         let bindings = [(2, scratch), (3, weight), (4, bias), (5, output)];
-        let label = format!("conv2d({})", coop.name());
+        let label = format!("{op}({})", coop.name());
         let d = Dispatch::new(ctx, &gemm, label, &params, &bindings, grid)?;
         out.push(d.with_flops(2.0 * (shape.out_c * n_count * shape.k()) as f64));
         n_start += n_count;

@@ -159,6 +159,7 @@ impl ConvRoute {
                 ctx,
                 kernels,
                 c,
+                "conv2d",
                 shape,
                 relu,
                 weight,

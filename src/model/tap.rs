@@ -83,7 +83,7 @@ impl TapLayers {
         }
         let layers = names
             .iter()
-            .map(|name| GpuDense::from_weights(ctx, weights, name, true, Precision::F32))
+            .map(|name| GpuDense::from_weights(ctx, weights, name, true, Precision::F32, None))
             .collect::<Result<Vec<_>>>()?;
         if layers[0].inp != pool5_len {
             return Err(Error::Invalid(format!(

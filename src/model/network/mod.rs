@@ -126,7 +126,14 @@ impl Network {
                         .any(|op| matches!(op, Op::Dense { layer: l, relu: true } if *l == i));
                     params.insert(
                         name.to_string(),
-                        Param::Dense(GpuDense::from_weights(ctx, weights, name, relu, precision)?),
+                        Param::Dense(GpuDense::from_weights(
+                            ctx,
+                            weights,
+                            name,
+                            relu,
+                            precision,
+                            kernels.coop,
+                        )?),
                     );
                 }
                 _ => {}
