@@ -43,8 +43,14 @@ pub(super) fn backward_cases(out: &mut Vec<Case>) {
                 move |ctx| {
                     let (oh, ow) = s.out_hw()?;
                     let tk = Kernels::new(ctx);
+                    // The mm route on the context's forced tile (`--matmul blocked-TILE`),
+                    // else the heuristic's.
+                    let blocked = match ctx.matmul_path() {
+                        MatmulPath::Blocked(force) => MatmulPath::Blocked(force),
+                        _ => MatmulPath::Blocked(Force::default()),
+                    };
                     let fk = match path.starts_with("mm") {
-                        true => Kernels::with_path(ctx, MatmulPath::Blocked(Force::default())),
+                        true => Kernels::with_path(ctx, blocked),
                         false => Kernels::with_path(ctx, MatmulPath::Gemm),
                     };
                     let x = random(s.batch * s.in_c * s.in_h * s.in_w, seed, 1.0);
