@@ -42,7 +42,9 @@ pub struct MmParams {
     pub pad: u32,
     pub cin_g: u32,
     pub splits: u32,
-    pub _pad: [u32; 3],
+    pub b_gstride: u32,
+    pub c_gstride: u32,
+    pub groups: u32,
 }
 
 impl Tile {

@@ -20,6 +20,7 @@ pub mod lrn;
 pub mod lrn_backward;
 pub mod max_pool;
 pub mod mm;
+pub mod mm_grouped;
 pub mod pad_rows;
 pub mod pool_backward;
 pub mod relu;

@@ -238,7 +238,7 @@ impl ConvStack {
                         ..p.shape
                     })
                     .collect();
-                Some(ConvGemmScratch::new(ctx, &shapes)?)
+                Some(ConvGemmScratch::new(ctx, &shapes)?.with_mm_part(ctx, &fk, &shapes)?)
             }
             _ => None,
         };
