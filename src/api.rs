@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::data::{LoadOptions, Preprocess};
-use crate::error::{Error, Result};
+use crate::error::{Error, InputError, InputErrorKind, Result};
 use crate::fine_tune::{FineTune, Trained};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::kernels::Precision;
@@ -39,18 +39,20 @@ use crate::options::RuntimeOptions;
 pub fn images_in(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
     let dir = dir.as_ref();
     if !dir.is_dir() {
-        return Err(Error::Input {
-            path: dir.to_path_buf(),
-            message: "not a folder".into(),
-        });
+        let (kind, message) = if dir.exists() {
+            (InputErrorKind::NotAFile, "not a folder")
+        } else {
+            (InputErrorKind::NotFound, "no such folder")
+        };
+        return Err(Error::input(dir, kind, message));
     }
     let found = crate::data::inputs::list_images(dir);
     if found.is_empty() {
-        return Err(Error::Input {
-            path: dir.to_path_buf(),
-            message: "no image files (.jpg, .jpeg, .png, .bmp, .gif, .tif, .tiff, .webp) found"
-                .into(),
-        });
+        return Err(Error::input(
+            dir,
+            InputErrorKind::Empty,
+            "no image files (.jpg, .jpeg, .png, .bmp, .gif, .tif, .tiff, .webp) found",
+        ));
     }
     Ok(found)
 }
@@ -71,10 +73,11 @@ pub struct Classification {
     pub path: PathBuf,
     /// Best first; empty when `error` is set.
     pub top: Vec<Prediction>,
-    /// Why the image could not be used (unreadable, not an image, truncated, ...); the message
-    /// already names the file. The other images of the call are classified all the same.
+    /// Why the image could not be used: match its [`InputError::kind`] (not found,
+    /// unreadable, not an image, truncated, ...); its `Display` names the file. The other
+    /// images of the call are classified all the same.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<InputError>,
 }
 
 /// Embeddings of a list of images: `rows[i]` for `paths[i]`, all of length `dim`; images that
@@ -88,8 +91,9 @@ pub struct Embeddings {
     pub paths: Vec<PathBuf>,
     /// `len() x dim` floats, row-major: image `i` is `rows[i * dim..(i + 1) * dim]` ([`Embeddings::row`]).
     pub rows: Vec<f32>,
-    /// The images that could not be read, with the reason (which names the file).
-    pub failed: Vec<(PathBuf, String)>,
+    /// The images that could not be read, in input order, each with its path, kind and
+    /// message.
+    pub failed: Vec<InputError>,
 }
 
 impl Embeddings {
@@ -98,6 +102,7 @@ impl Embeddings {
         self.paths.len()
     }
 
+    /// Whether no image was embedded.
     pub fn is_empty(&self) -> bool {
         self.paths.is_empty()
     }
@@ -148,6 +153,7 @@ impl ImageBatch {
         self.n
     }
 
+    /// Whether no image was embedded.
     pub fn is_empty(&self) -> bool {
         self.n == 0
     }
@@ -458,9 +464,9 @@ impl AlexNet {
                     error: None,
                 },
                 Err(e) => Classification {
+                    error: Some(e.into_input(&path, InputErrorKind::Decode)),
                     path,
                     top: Vec::new(),
-                    error: Some(e.to_string()),
                 },
             });
             Ok(())
@@ -480,7 +486,7 @@ impl AlexNet {
                     e.paths.push(path);
                     e.rows.extend_from_slice(row.features);
                 }
-                Err(msg) => e.failed.push((path, msg.to_string())),
+                Err(err) => e.failed.push(err.into_input(&path, InputErrorKind::Decode)),
             }
             Ok(())
         })?;

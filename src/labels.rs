@@ -72,13 +72,14 @@ pub fn names_for(classes: usize, given: Option<GivenNames>) -> Result<Vec<String
         Some(GivenNames {
             names,
             from: Some(path),
-        }) => Err(Error::Input {
+        }) => Err(Error::input(
             path,
-            message: format!(
+            crate::error::InputErrorKind::Malformed,
+            format!(
                 "has {} labels but the model has {classes} classes",
                 names.len()
             ),
-        }),
+        )),
         Some(GivenNames { names, from: None }) => Err(Error::Invalid(format!(
             "{} class names for a network with {classes} outputs",
             names.len()

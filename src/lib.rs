@@ -12,7 +12,8 @@
 //! for c in net.classify(&["cat.jpg", "dog.jpg"], 5)? {
 //!     match c.top.first() {
 //!         Some(best) => println!("{}: {} ({:.1} %)", c.path.display(), best.label, 100.0 * best.prob),
-//!         None => println!("{}", c.error.unwrap_or_default()), // unreadable: the others still ran
+//!         // Unreadable: the others still ran. `InputError::kind` says why (NotFound, Decode, ...).
+//!         None => println!("{}", c.error.unwrap()),
 //!     }
 //! }
 //! let photos = images_in("holiday")?; // every image below a folder, sorted
@@ -93,7 +94,7 @@ pub use api::{
     images_in, AlexNet, AlexNetBuilder, Classification, Embeddings, ImageBatch, Prediction, Tap,
 };
 pub use data::LoadOptions;
-pub use error::{Error, Result};
+pub use error::{Error, InputError, InputErrorKind, Result};
 pub use fine_tune::{FineTune, Trained};
 pub use gpu::GpuContext;
 /// The `image` crate this one decodes with (its `RgbImage` is what [`Lpips`] compares).

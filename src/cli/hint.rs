@@ -50,6 +50,17 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
     })
 }
 
+/// One failed input's line for stderr: the library's message, and the flag that gets past it
+/// where there is one (a truncated JPEG: `--allow-truncated`).
+pub fn input_failure(e: &Error) -> String {
+    match e {
+        Error::Input(i) if i.kind == alexnet_wgpu::InputErrorKind::Truncated => {
+            format!("{e}\n  hint: --allow-truncated decodes what is there")
+        }
+        _ => e.to_string(),
+    }
+}
+
 /// Printed when a signal stops `train-head`: where the last complete checkpoint is.
 pub fn resume_note(checkpoint: &Path) -> String {
     if checkpoint.is_file() {

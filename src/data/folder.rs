@@ -17,10 +17,11 @@ pub struct ClassFolders {
 }
 
 fn data_err(dir: &Path, message: String) -> Error {
-    Error::Input {
-        path: dir.to_path_buf(),
+    Error::input(
+        dir.to_path_buf(),
+        crate::error::InputErrorKind::Malformed,
         message,
-    }
+    )
 }
 
 impl ClassFolders {
@@ -38,7 +39,7 @@ impl ClassFolders {
     }
 
     fn scan_min(dir: &Path, min_classes: usize) -> Result<ClassFolders> {
-        let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+        let entries = std::fs::read_dir(dir).map_err(|e| Error::read(dir, e))?;
         let mut class_dirs: Vec<PathBuf> = entries
             .filter_map(|e| e.ok())
             .map(|e| e.path())

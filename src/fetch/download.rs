@@ -86,10 +86,10 @@ pub fn fetch_weights(opts: &FetchOptions) -> Result<Fetched> {
         });
     }
     convert_file(tmp.path(), &opts.dest, None).map_err(|e| match e {
-        Error::WeightFile { message, .. } => Error::WeightFile {
+        Error::Input(e) => Error::Input(crate::error::InputError {
             path: PathBuf::from(&opts.url),
-            message,
-        },
+            ..e
+        }),
         Error::WeightMismatch { arch, problems, .. } => Error::WeightMismatch {
             path: PathBuf::from(&opts.url),
             arch,

@@ -219,10 +219,11 @@ impl Lpips {
         };
         self.check_fits(w, h)
             .and_then(|_| self.check_fits(h, w))
-            .map_err(|e| Error::Input {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })
+            .map_err(|e| Error::input(
+                path.to_path_buf(),
+                crate::error::InputErrorKind::TooLarge,
+                e.to_string(),
+            ))
     }
 
     pub fn memory_budget(&self) -> u64 {
@@ -276,12 +277,13 @@ pub fn load_image(path: impl AsRef<Path>, size: Option<(u32, u32)>) -> Result<Rg
     };
     let (w, h) = img.dimensions();
     if (w.min(h) as usize) < MIN_SIDE {
-        return Err(Error::Input {
-            path: path.to_path_buf(),
-            message: format!(
+        return Err(Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::TooSmall,
+            format!(
                 "{w}x{h} is too small: LPIPS's AlexNet trunk needs at least {MIN_SIDE} px per side"
             ),
-        });
+        ));
     }
     Ok(img)
 }

@@ -154,12 +154,12 @@ pub fn hash_tensors<'a>(tensors: impl IntoIterator<Item = (&'a str, &'a [f32])>)
 
 /// Size and SHA-256 of a file.
 pub fn hash_file(path: &Path) -> Result<(u64, String)> {
-    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut f = File::open(path).map_err(|e| Error::read(path, e))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
     loop {
-        let k = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        let k = f.read(&mut buf).map_err(|e| Error::read(path, e))?;
         if k == 0 {
             break;
         }
@@ -334,18 +334,20 @@ pub fn file_name(stem: &str, kind: &str) -> String {
 impl Manifest {
     pub fn read(path: &Path) -> Result<Manifest> {
         let text = crate::fsutil::read_file_capped(path, crate::fsutil::MAX_TEXT_BYTES)?;
-        let m: Manifest = serde_json::from_str(&text).map_err(|e| Error::Input {
-            path: path.to_path_buf(),
-            message: format!("not a part manifest: {e}"),
-        })?;
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::Malformed,
+            format!("not a part manifest: {e}"),
+        ))?;
         if m.version != MANIFEST_VERSION {
-            return Err(Error::Input {
-                path: path.to_path_buf(),
-                message: format!(
+            return Err(Error::input(
+                path.to_path_buf(),
+                crate::error::InputErrorKind::Malformed,
+                format!(
                     "manifest version {} (this build reads {MANIFEST_VERSION})",
                     m.version
                 ),
-            });
+            ));
         }
         Ok(m)
     }

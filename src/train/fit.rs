@@ -88,7 +88,7 @@ pub fn fit_rows(
     on_epoch: &mut dyn FnMut(&EpochRecord),
 ) -> Result<FitOutcome> {
     if train.is_empty() {
-        return Err(Error::NoTrainingSamples);
+        return Err(Error::Invalid("no training samples".into()));
     }
     if train.dim != init.input_len() {
         return Err(Error::Invalid(format!(

@@ -275,9 +275,10 @@ impl HeadWeights {
             return Ok(());
         };
         if weight.len() != layer.weight.len() || bias.len() != layer.bias.len() {
-            return Err(Error::WeightFile {
-                path: source.to_path_buf(),
-                message: format!(
+            return Err(Error::input(
+                source.to_path_buf(),
+                crate::error::InputErrorKind::Malformed,
+                format!(
                     "{name}: expected weight [{}, {}] and bias [{}], found {} and {} values",
                     layer.out,
                     layer.inp,
@@ -285,7 +286,7 @@ impl HeadWeights {
                     weight.len(),
                     bias.len()
                 ),
-            });
+            ));
         }
         layer.weight = weight.to_vec();
         layer.bias = bias.to_vec();

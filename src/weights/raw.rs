@@ -16,10 +16,11 @@ pub struct RawTensor {
 
 /// The error every reader returns for a malformed file.
 pub(crate) fn file_err(path: &Path, message: impl Into<String>) -> Error {
-    Error::WeightFile {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
+    Error::input(
+        path.to_path_buf(),
+        crate::error::InputErrorKind::Malformed,
+        message.into(),
+    )
 }
 
 /// The largest weights file read whole (`.h5`, `.safetensors`, legacy `.pth`): a full-size
