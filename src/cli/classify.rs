@@ -31,8 +31,8 @@ pub struct ClassifyArgs {
     model: ModelArgs,
     #[command(flatten)]
     gpu: GpuArgs,
-    /// Images per forward pass (default: 8 on CPU adapters such as lavapipe, 64 on GPUs; see
-    /// `kernels::default_batch`). Batches over the adapter's binding limit run as sub-batches.
+    /// Images per forward pass (default: 8 on CPU adapters such as lavapipe, 64 on GPUs).
+    /// Batches over the adapter's binding limit run as sub-batches.
     #[arg(long)]
     batch: Option<usize>,
     /// How many classes to print per input (1 or more).

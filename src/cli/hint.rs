@@ -16,11 +16,11 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
              alexnet-owt-7be5be79.pth {p}` on any machine), or set --cache-dir / {env} to a \
              folder holding {file}",
             p = path.display(),
-            env = alexnet_wgpu::fetch::CACHE_ENV,
+            env = super::CACHE_ENV,
         ),
         Error::NoCacheDir => format!(
             "hint: --cache-dir DIR (or {}) names a folder for the pre-trained weights",
-            alexnet_wgpu::fetch::CACHE_ENV
+            super::CACHE_ENV
         ),
         Error::NoAdapter { filter } if filter.is_empty() => {
             "hint: `alexnet adapters` lists what wgpu finds; --backend / WGPU_BACKEND \

@@ -19,7 +19,7 @@ pub enum InputErrorKind {
     Decode,
     /// A JPEG that ends before its end-of-image marker (a cut-off download or copy).
     Truncated,
-    /// An image too small for the network (LPIPS needs at least [`crate::lpips::MIN_SIDE`]
+    /// An image too small for the network (LPIPS needs at least `MIN_SIDE`
     /// px per side).
     TooSmall,
     /// Over a size limit: an image's pixel count (a decompression bomb, a forged header), one
@@ -36,8 +36,8 @@ pub enum InputErrorKind {
 }
 
 /// Why one input could not be used: the per-image failure of
-/// [`crate::Classification::error`] and [`crate::Embeddings::failed`], and what
-/// [`crate::Error::Input`] holds. `Display` is `path: message`.
+/// `Classification::error` and `Embeddings::failed`, and what
+/// `Error::Input` holds. `Display` is `path: message`.
 ///
 /// ```
 /// use alexnet_wgpu::{InputError, InputErrorKind};

@@ -23,7 +23,7 @@ pub use input::{InputError, InputErrorKind};
 #[non_exhaustive]
 pub enum Error {
     /// No adapter at all (`filter` empty: no Vulkan/Metal/DX12 driver), or none matching the
-    /// backend or name asked for (`filter` says which; [`crate::gpu::list_adapters`] lists
+    /// backend or name asked for (`filter` says which; `list_adapters` lists
     /// them).
     #[error("{}", no_adapter(filter))]
     NoAdapter {
@@ -205,7 +205,7 @@ pub enum Error {
         file: &'static str,
     },
 
-    /// No cache directory was set and the platform has none ([`crate::fetch::set_cache_dir`]
+    /// No cache directory was set and the platform has none (`set_cache_dir`
     /// sets one).
     #[error("no cache directory: none was set and the platform has none (no HOME?)")]
     NoCacheDir,

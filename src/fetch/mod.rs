@@ -36,11 +36,8 @@ pub const TORCHVISION_BYTES: u64 = 244_408_911;
 pub const MAX_DOWNLOAD_BYTES: u64 = 1 << 30;
 /// The converted Caffe weights' file name in the cache directory.
 pub const CACHED_CAFFE_FILE: &str = "alexnet-caffe.npz";
-/// The binary's environment twin of `--cache-dir` (named in messages; the library itself
-/// reads no environment variable: the binary passes it to [`set_cache_dir`]).
-pub const CACHE_ENV: &str = "ALEXNET_CACHE_DIR";
-
-/// The cache directory set by the program (the binary's `--cache-dir` / `ALEXNET_CACHE_DIR`).
+/// The cache directory set by the program ([`set_cache_dir`]; the `alexnet` binary sets it
+/// from its cache-directory option or environment variable).
 static CACHE_DIR: std::sync::RwLock<Option<PathBuf>> = std::sync::RwLock::new(None);
 
 /// Sets the cache directory for this process (`None`: the platform's default again).

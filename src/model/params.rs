@@ -271,7 +271,7 @@ pub fn from_raw(path: &Path, raw: Vec<RawTensor>, arch: Option<Arch>) -> Result<
                 problems: vec![format!(
                     "the keys are torchvision's names (features.0.weight ... classifier.6.bias), \
                      which only the 'torchvision' network has, not the '{a}' one asked for; \
-                     drop --arch or pass --arch torchvision"
+                     load it without naming a preset, or as 'torchvision'"
                 )],
             });
         }

@@ -106,7 +106,7 @@ pub fn read(path: &Path) -> (CacheFile, Option<String>) {
         Ok(f) => return (f, None),
     };
     let w = format!(
-        "ignoring tuner cache {}: {why}; heuristics are used until `alexnet bench --tune` rewrites it",
+        "ignoring tuner cache {}: {why}; heuristics are used until the autotuner rewrites it",
         path.display()
     );
     (empty, Some(w))

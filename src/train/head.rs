@@ -157,7 +157,7 @@ impl FromStr for HeadKind {
             "last" => Ok(HeadKind::Last),
             "classifier" => Ok(HeadKind::Classifier),
             _ => Err(format!(
-                "unknown head '{s}' (expected last or classifier; --train-from names any layer)"
+                "unknown head '{s}' (expected last or classifier)"
             )),
         }
     }

@@ -32,6 +32,7 @@ mod kernels;
 mod layering;
 mod lpips;
 mod lpips_stream;
+mod messages;
 mod network;
 mod nothing_lost;
 mod nothing_lost_more;
