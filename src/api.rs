@@ -60,7 +60,9 @@ pub fn images_in(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
 /// One class of a prediction.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Prediction {
+    /// The class index (a row of the logits).
     pub class: usize,
+    /// The class name (ImageNet's, the model's own, or `class N`).
     pub label: String,
     /// Softmax probability.
     pub prob: f32,
@@ -149,11 +151,12 @@ impl ImageBatch {
         Self::new(data, paths.len(), pre.crop, pre.crop)
     }
 
+    /// Images in the batch.
     pub fn len(&self) -> usize {
         self.n
     }
 
-    /// Whether no image was embedded.
+    /// Whether the batch holds no image.
     pub fn is_empty(&self) -> bool {
         self.n == 0
     }
@@ -163,6 +166,7 @@ impl ImageBatch {
         (self.h, self.w)
     }
 
+    /// The `n * 3 * h * w` floats, NCHW.
     pub fn as_slice(&self) -> &[f32] {
         &self.data
     }
@@ -239,6 +243,7 @@ impl AlexNetBuilder {
         self
     }
 
+    /// Loads the weights and opens the device: the network, ready to run.
     pub fn build(self) -> Result<AlexNet> {
         let path = match self.weights {
             Some(p) => p,

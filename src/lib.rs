@@ -72,6 +72,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 mod api;
 pub mod clobber;
 pub mod data;

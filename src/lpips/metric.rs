@@ -226,10 +226,12 @@ impl Lpips {
             ))
     }
 
+    /// The memory budget in bytes ([`Lpips::with_memory_budget`]).
     pub fn memory_budget(&self) -> u64 {
         self.memory_bytes
     }
 
+    /// The lin calibration in use.
     pub fn lin(&self) -> Lin {
         self.lin
     }
