@@ -9,6 +9,7 @@ use super::Kernels;
 /// Mirrors `struct Params` in `adam.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct AdamParams {
     pub len: u32,
     pub _pad: [u32; 3],

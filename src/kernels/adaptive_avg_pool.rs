@@ -7,6 +7,7 @@ use crate::gpu::GpuContext;
 /// Mirrors `struct Params` in `adaptive_avg_pool.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct AdaptiveAvgPoolParams {
     pub planes: u32,
     pub in_h: u32,

@@ -13,6 +13,7 @@ use crate::gpu::GpuContext;
 /// in one place, [`Conv2dShape::geometry`]; `mm.wgsl` reads its geometry from it too.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct ConvGeometry {
     pub batch: u32,
     pub in_c: u32,
@@ -38,6 +39,7 @@ impl ConvGeometry {
 /// Mirrors `struct Params` in `conv2d.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct Conv2dParams {
     pub geo: ConvGeometry,
     pub co_start: u32,
@@ -202,6 +204,7 @@ pub fn dispatch(
 /// Mirrors `struct Params` in `im2col.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct Im2colParams {
     pub geo: ConvGeometry,
     pub cin_g: u32,

@@ -11,6 +11,7 @@ use super::Kernels;
 /// Mirrors `struct Params` in `conv_backward.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct ConvBackwardParams {
     pub geo: ConvGeometry,
     pub accumulate: u32,

@@ -9,6 +9,7 @@ use super::Kernels;
 /// Mirrors `struct Params` in `cross_entropy.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct CrossEntropyParams {
     pub batch: u32,
     pub classes: u32,

@@ -10,6 +10,7 @@ use crate::options::F16Loads;
 /// Mirrors `struct Params` in `gemm.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct GemmParams {
     pub m: u32,
     pub n: u32,

@@ -7,6 +7,7 @@ use crate::gpu::GpuContext;
 /// Mirrors `struct Params` in `lrn.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct LrnParams {
     pub batch: u32,
     pub channels: u32,
