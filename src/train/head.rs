@@ -68,9 +68,13 @@ impl HeadKind {
 /// One trained convolution on the host: OIHW `weight` of `shape` (batch 1).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvHost {
+    /// Its parameter name ("conv4").
     pub name: String,
+    /// Its geometry.
     pub shape: Conv2dShape,
+    /// OIHW weights.
     pub weight: Vec<f32>,
+    /// One bias per output channel.
     pub bias: Vec<f32>,
 }
 
@@ -79,12 +83,16 @@ pub struct ConvHost {
 /// part's output), with the convolutions' values in order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvPart {
+    /// `[C, H, W]` of its input.
     pub input: [usize; 3],
+    /// Its layers, convolutions to the flatten.
     pub layers: Vec<Layer>,
+    /// The convolutions' values, in order.
     pub convs: Vec<ConvHost>,
 }
 
 impl ConvPart {
+    /// Floats of one input.
     pub fn input_len(&self) -> usize {
         self.input.iter().product()
     }
@@ -166,11 +174,17 @@ impl FromStr for HeadKind {
 /// One dense layer on the host: `weight` is `[out, inp]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DenseHost {
+    /// Its parameter name ("fc8").
     pub name: String,
+    /// Inputs.
     pub inp: usize,
+    /// Outputs.
     pub out: usize,
+    /// A ReLU follows (every dense layer but the last).
     pub relu: bool,
+    /// `[out, inp]` weights, row-major.
     pub weight: Vec<f32>,
+    /// One bias per output.
     pub bias: Vec<f32>,
 }
 
@@ -178,8 +192,11 @@ pub struct DenseHost {
 /// dense layers (fc8 only; fc7, fc8; or fc6, fc7, fc8).
 #[derive(Clone, Debug, PartialEq)]
 pub struct HeadWeights {
+    /// Which layers were trained.
     pub kind: HeadKind,
+    /// The dense layers, in order (fc8 last).
     pub layers: Vec<DenseHost>,
+    /// The convolutional part, when training started at a convolution.
     pub conv: Option<ConvPart>,
 }
 
@@ -258,6 +275,7 @@ impl HeadWeights {
         }
     }
 
+    /// Outputs of the last layer: the class count.
     pub fn classes(&self) -> usize {
         self.layers.last().map(|l| l.out).unwrap_or(0)
     }
