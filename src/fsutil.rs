@@ -161,10 +161,12 @@ impl PendingFile {
         PendingFile::keyed(&parent_dir(dest), &temp_key(dest))
     }
 
+    /// The temporary file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The temporary file, to write to.
     pub fn file_mut(&mut self) -> &mut File {
         self.tmp
             .as_mut()

@@ -21,6 +21,7 @@ pub const VAL_NAMES: [&str; 3] = ["val", "valid", "validation"];
 /// Where the training and validation images of a run are.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DataDirs {
+    /// The training folder (one sub-folder per class).
     pub train: PathBuf,
     /// The validation folder: the one given, a split dataset's, or none (a split of `train`).
     pub val: Option<PathBuf>,

@@ -32,7 +32,9 @@ pub struct LoadOptions {
 
 /// A decoded image and the DCT scale denominator it was decoded at (1 = full resolution).
 pub struct Decoded {
+    /// The pixels, upright unless the orientation was ignored.
     pub image: RgbImage,
+    /// The DCT scale denominator it was decoded at (1, 2, 4 or 8).
     pub scale: u32,
 }
 

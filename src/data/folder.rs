@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 /// Labelled image paths; class names are the sorted folder names.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClassFolders {
+    /// The class names: the sub-folders' names, sorted.
     pub classes: Vec<String>,
     /// `(path, class index)`, sorted by class then path.
     pub items: Vec<(PathBuf, usize)>,
@@ -91,6 +92,7 @@ impl ClassFolders {
         Ok(out)
     }
 
+    /// Samples per class, in class order.
     pub fn count_per_class(&self) -> Vec<usize> {
         let mut n = vec![0; self.classes.len()];
         for (_, c) in &self.items {

@@ -9,6 +9,7 @@ const IMAGE_EXTS: &[&str] = &["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff",
 /// Where one input comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InputSource {
+    /// An image file.
     Image(PathBuf),
     /// Item `index` of a preprocessed `[N, 3, H, W]` float32 `.npy` batch.
     NpyItem(PathBuf, usize),
@@ -17,10 +18,12 @@ pub enum InputSource {
 /// One input, in the order the user gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InputItem {
+    /// Where the input comes from.
     pub source: InputSource,
 }
 
 impl InputItem {
+    /// How outputs name the input (the path; `path[index]` for a `.npy` item).
     pub fn name(&self) -> String {
         match &self.source {
             InputSource::Image(p) => p.display().to_string(),
@@ -29,6 +32,7 @@ impl InputItem {
     }
 }
 
+/// Whether `p` has an image extension the input pipeline reads (.jpg, .jpeg, .png, .bmp, .gif, .tif, .tiff, .webp).
 pub fn is_image_path(p: &Path) -> bool {
     p.extension()
         .and_then(|e| e.to_str())

@@ -86,6 +86,7 @@ pub fn cached_weights() -> Result<PathBuf> {
 /// What `fetch_weights` does.
 #[derive(Clone, Debug)]
 pub struct FetchOptions {
+    /// Where to download from.
     pub url: String,
     /// Lower-case hex; the download's SHA-256 must start with it.
     pub sha256_prefix: String,
@@ -121,8 +122,11 @@ pub enum Fetched {
     Cached(PathBuf),
     /// Downloaded, verified and converted.
     Downloaded {
+        /// The converted weights.
         path: PathBuf,
+        /// Bytes downloaded.
         bytes: u64,
+        /// The download's SHA-256, lower-case hex.
         sha256: String,
     },
 }

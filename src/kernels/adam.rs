@@ -23,6 +23,7 @@ pub struct AdamParams {
     pub _pad1: f32,
 }
 
+/// One Adam step over `len` parameters: updates `param` and the moment buffers `m` and `v` from `grad`.
 pub fn dispatch(
     ctx: &GpuContext,
     k: &Kernels,

@@ -23,10 +23,15 @@ pub struct AdaptiveAvgPoolParams {
 /// value; [`AdaptivePoolShape::cell`] is PyTorch's window formula, in one place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AdaptivePoolShape {
+    /// Batch times channels.
     pub planes: usize,
+    /// Input height.
     pub in_h: usize,
+    /// Input width.
     pub in_w: usize,
+    /// Output height.
     pub out_h: usize,
+    /// Output width.
     pub out_w: usize,
 }
 

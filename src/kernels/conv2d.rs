@@ -51,14 +51,23 @@ pub struct Conv2dParams {
 /// The geometry of one convolution (square kernel, stride and padding).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dShape {
+    /// Images.
     pub batch: usize,
+    /// Input channels.
     pub in_c: usize,
+    /// Input height.
     pub in_h: usize,
+    /// Input width.
     pub in_w: usize,
+    /// Output channels.
     pub out_c: usize,
+    /// Kernel side.
     pub kernel: usize,
+    /// Stride.
     pub stride: usize,
+    /// Zero padding on each side.
     pub pad: usize,
+    /// Channel groups.
     pub groups: usize,
 }
 
@@ -146,10 +155,12 @@ impl Conv2dShape {
         })
     }
 
+    /// Floats of the OIHW weights.
     pub fn weight_len(&self) -> usize {
         self.out_c * (self.in_c / self.groups) * self.kernel * self.kernel
     }
 
+    /// Floating-point operations of the batch (a multiply-add counts 2).
     pub fn flops(&self) -> f64 {
         let (oh, ow) = self.out_hw().unwrap_or((0, 0));
         2.0 * (self.batch
@@ -220,6 +231,7 @@ impl Conv2dShape {
         self.in_c / self.groups * self.kernel * self.kernel
     }
 
+    /// K (`in_c / groups * kernel²`) padded for f32 storage.
     pub fn kp(&self) -> usize {
         Precision::F32.pad_k(self.k())
     }

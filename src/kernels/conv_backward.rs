@@ -18,6 +18,7 @@ pub struct ConvBackwardParams {
 }
 
 impl ConvBackwardParams {
+    /// The params of shape `s`; `accumulate` adds to the output instead of overwriting it.
     pub fn new(s: &Conv2dShape, accumulate: bool) -> Result<Self> {
         Ok(ConvBackwardParams {
             geo: s.geometry()?,

@@ -18,6 +18,7 @@ pub struct CrossEntropyParams {
 }
 
 impl CrossEntropyParams {
+    /// The params of `batch` rows of `classes` logits; `step_slot` is where in the stats buffer the step's sums go.
     pub fn new(batch: usize, classes: usize, step_slot: usize) -> Self {
         CrossEntropyParams {
             batch: batch as u32,
@@ -32,6 +33,7 @@ impl CrossEntropyParams {
 pub const STATS_HEADER: usize = 4;
 
 #[allow(clippy::too_many_arguments)]
+/// Softmax cross-entropy of `logits` against `labels`: its gradient into `grad`, loss and correct counts summed into `stats`.
 pub fn dispatch(
     ctx: &GpuContext,
     k: &Kernels,

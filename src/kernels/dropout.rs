@@ -20,6 +20,7 @@ pub struct DropoutParams {
 }
 
 impl DropoutParams {
+    /// The params of a dropout mask over `len` values at `rate`, drawn from `seed` and `step`.
     pub fn new(len: usize, seed: u32, step: u32, rate: f32) -> Self {
         DropoutParams {
             len: len as u32,

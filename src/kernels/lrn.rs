@@ -22,9 +22,13 @@ pub struct LrnParams {
 /// LRN hyper-parameters; `Default` is Caffe's AlexNet (size 5, alpha 1e-4, beta 0.75, k 1).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Lrn {
+    /// Channels in the window.
     pub size: usize,
+    /// Scale.
     pub alpha: f32,
+    /// Exponent.
     pub beta: f32,
+    /// Additive constant.
     pub k: f32,
 }
 
@@ -56,6 +60,7 @@ impl Lrn {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// LRN of `batch` x `channels` planes of `hw` values from `input` into `output`.
 pub fn dispatch(
     ctx: &GpuContext,
     kernel: &Kernel,

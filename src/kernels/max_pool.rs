@@ -48,11 +48,17 @@ pub fn out_size_rounded(input: usize, kernel: usize, stride: usize, ceil: bool) 
 /// references take this one value, so the output size has one formula: [`PoolShape::out_hw`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolShape {
+    /// Batch times channels.
     pub planes: usize,
+    /// Input height.
     pub in_h: usize,
+    /// Input width.
     pub in_w: usize,
+    /// Window side.
     pub window: usize,
+    /// Stride.
     pub stride: usize,
+    /// Output size rounded up (Caffe's pooling).
     pub ceil: bool,
 }
 

@@ -13,6 +13,7 @@ pub struct ReluParams {
     pub _pad: [u32; 3],
 }
 
+/// ReLU of `len` values of `data`, in place.
 pub fn dispatch(
     ctx: &GpuContext,
     kernel: &Kernel,

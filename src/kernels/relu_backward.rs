@@ -15,6 +15,7 @@ pub struct ReluBackwardParams {
     pub _pad: [u32; 3],
 }
 
+/// Zeroes `grad` where `activation` is not positive (`len` values, in place).
 pub fn dispatch(
     ctx: &GpuContext,
     k: &Kernels,

@@ -72,7 +72,12 @@ pub enum ConvRoute {
     /// An `mm.wgsl` tile as an implicit GEMM split over `split` K slices (`conv_split`, f32
     /// partial sums in the scratch), then one `reduce_conv` (bias, ReLU, NCHW store): for
     /// convolutions whose output tiles alone would leave the GPU idle (batch 1 conv3-5).
-    MmSplit { tile: Tile, split: u32 },
+    MmSplit {
+        /// The output tile.
+        tile: Tile,
+        /// K slices.
+        split: u32,
+    },
     /// `conv2d.wgsl`, the first tiled kernel (`ALEXNET_MATMUL=tiled`).
     Direct,
 }

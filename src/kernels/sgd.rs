@@ -20,6 +20,7 @@ pub struct SgdParams {
     pub _pad1: f32,
 }
 
+/// One SGD step over `len` parameters: updates `param` (and the momentum buffer `buf`) from `grad`.
 pub fn dispatch(
     ctx: &GpuContext,
     k: &Kernels,

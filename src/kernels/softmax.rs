@@ -14,6 +14,7 @@ pub struct SoftmaxParams {
     pub _pad: [u32; 2],
 }
 
+/// Softmax of each of `rows` rows of `cols` values, from `input` into `output`.
 pub fn dispatch(
     ctx: &GpuContext,
     kernel: &Kernel,

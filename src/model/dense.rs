@@ -11,13 +11,19 @@ use super::Weights;
 
 /// One dense layer uploaded: `y = x w^T + b`, then ReLU when `relu`.
 pub struct GpuDense {
+    /// Its parameter name ("fc6").
     pub name: String,
     /// Input and output widths.
     pub inp: usize,
+    /// Output width.
     pub out: usize,
+    /// A ReLU follows.
     pub relu: bool,
+    /// How the weights are stored.
     pub precision: Precision,
+    /// The weights, split to fit the binding limit.
     pub weight: SplitWeight,
+    /// The bias.
     pub bias: wgpu::Buffer,
 }
 
@@ -128,6 +134,7 @@ impl GpuDense {
 /// Dense layers applied in order to rows of features, `chunk` rows per GPU submission: the
 /// frozen fc6 -> ReLU -> fc7 -> ReLU that the `last` head trains on.
 pub struct DenseStack {
+    /// The layers, in order.
     pub layers: Vec<GpuDense>,
     kernels: Kernels,
     chunk: usize,
@@ -175,10 +182,12 @@ impl DenseStack {
         })
     }
 
+    /// Floats of one input row.
     pub fn input_len(&self) -> usize {
         self.layers[0].inp
     }
 
+    /// Floats of one output row.
     pub fn output_len(&self) -> usize {
         self.layers.last().expect("non-empty").out
     }

@@ -15,12 +15,15 @@ use super::*;
 /// What [`merge`] wrote.
 #[derive(Clone, Debug)]
 pub struct MergeReport {
+    /// Parts merged.
     pub parts: usize,
+    /// The run they all came from.
     pub run: RunIdentity,
     /// Lines of the merged `.jsonl`.
     pub inputs: usize,
     /// Rows of the merged `.npy` files.
     pub rows: usize,
+    /// Inputs that failed.
     pub failed: usize,
     /// The files written, by kind.
     pub outputs: Vec<(String, PathBuf)>,

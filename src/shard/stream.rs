@@ -16,6 +16,7 @@ pub struct StreamFile {
 }
 
 impl StreamFile {
+    /// A new temporary file for `dest`.
     pub fn create(dest: &Path) -> Result<StreamFile> {
         let mut pending = PendingFile::for_dest(dest)?;
         let file = pending
@@ -29,6 +30,7 @@ impl StreamFile {
         })
     }
 
+    /// The buffered writer.
     pub fn writer(&mut self) -> &mut BufWriter<File> {
         &mut self.w
     }
@@ -38,12 +40,14 @@ impl StreamFile {
         self.w.flush().map_err(|e| Error::io(&self.dest, e))
     }
 
+    /// Writes `bytes`.
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
         self.w
             .write_all(bytes)
             .map_err(|e| Error::io(&self.dest, e))
     }
 
+    /// Where the file goes when finished.
     pub fn dest(&self) -> &Path {
         &self.dest
     }
@@ -79,6 +83,7 @@ pub struct NpyWriter {
 }
 
 impl NpyWriter {
+    /// A `.npy` of `cols` columns for `dest`.
     pub fn create(dest: &Path, cols: usize) -> Result<NpyWriter> {
         let mut file = StreamFile::create(dest)?;
         file.write_all(&npy_header(0, cols))?;
@@ -104,6 +109,7 @@ impl NpyWriter {
         Ok(())
     }
 
+    /// Rows written so far.
     pub fn rows(&self) -> usize {
         self.rows
     }

@@ -15,22 +15,30 @@ const TRAINED_FROM: &str = "pool5";
 /// Cached activations with their labels: `features` is `[len, dim]`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FeatureSet {
+    /// `len * dim` floats, row-major.
     pub features: Vec<f32>,
+    /// Floats per row.
     pub dim: usize,
+    /// Each row's class.
     pub labels: Vec<usize>,
+    /// Each row's source image.
     pub paths: Vec<String>,
+    /// The class names.
     pub classes: Vec<String>,
 }
 
 impl FeatureSet {
+    /// Rows.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
 
+    /// Whether there are no rows.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
 
+    /// Row `i`.
     pub fn row(&self, i: usize) -> &[f32] {
         &self.features[i * self.dim..(i + 1) * self.dim]
     }

@@ -16,10 +16,13 @@ pub use super::frozen_dense::frozen_fc7;
 
 /// What feature extraction produced, and what it had to skip.
 pub struct Extraction {
+    /// The cached rows.
     pub set: FeatureSet,
     /// Images that could not be read: (path, reason).
     pub skipped: Vec<(PathBuf, String)>,
+    /// Wall time.
     pub seconds: f64,
+    /// Images read.
     pub images: usize,
 }
 
@@ -247,9 +250,13 @@ pub(crate) fn extract_rows(
 /// One batch of [`stream_pool5`]: the items, each one's status (`Ok`: its rows are in
 /// `features`, `views.max(1)` each, in order), and the features of the good ones.
 pub struct PoolBatch<'i, 'f> {
+    /// Index of the batch's first item.
     pub first: usize,
+    /// The batch's items: (path, class).
     pub items: &'i [(PathBuf, usize)],
+    /// Each item's status.
     pub status: Vec<Result<()>>,
+    /// The good items' rows.
     pub features: &'f [f32],
 }
 

@@ -18,7 +18,7 @@ pub enum Keep {
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-/// How [`crate::train::fit`] runs: epochs, batches, rates, stopping and checkpoints.
+/// How `fit` runs: epochs, batches, rates, stopping and checkpoints.
 pub struct FitOptions {
     /// Epochs to train (fewer with `patience` or `steps`).
     pub epochs: usize,

@@ -73,14 +73,17 @@ impl SpillFile {
         })
     }
 
+    /// The file's path.
     pub fn path(&self) -> &Path {
         self.file.path()
     }
 
+    /// Rows written.
     pub fn len(&self) -> usize {
         self.rows
     }
 
+    /// Whether no row was written.
     pub fn is_empty(&self) -> bool {
         self.rows == 0
     }

@@ -8,7 +8,9 @@ use crate::error::Error;
 /// One array as found in a file, converted to f32 (or the reason it could not be).
 #[derive(Clone, Debug)]
 pub struct RawTensor {
+    /// Its key in the file.
     pub key: String,
+    /// Its shape.
     pub shape: Vec<usize>,
     /// `Err(reason)` for dtypes we refuse (integers, objects, strings...).
     pub data: std::result::Result<Vec<f32>, String>,

@@ -19,6 +19,7 @@ enum Slot {
 
 /// Everything bound for one (batch, height, width).
 pub struct Plan {
+    /// Images per pass.
     pub batch: usize,
     pub(super) input: wgpu::Buffer,
     pub(super) logits: wgpu::Buffer,
