@@ -379,11 +379,13 @@ pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
 /// reading, for a file that grows): every weights file is read through this.
 pub fn read_regular_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
     let meta = regular_file(path)?;
-    let over = || Error::input(
-        path.to_path_buf(),
-        crate::error::InputErrorKind::TooLarge,
-        format!("is over {cap} bytes, the most read from a file of this kind"),
-    );
+    let over = || {
+        Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::TooLarge,
+            format!("is over {cap} bytes, the most read from a file of this kind"),
+        )
+    };
     if meta.len() > cap {
         return Err(over());
     }

@@ -74,6 +74,11 @@
 
 #![warn(missing_docs)]
 
+/// The README's Rust snippets, compiled as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod api;
 pub mod clobber;
 pub mod data;

@@ -71,11 +71,13 @@ pub fn list_images(dir: &Path) -> Vec<PathBuf> {
 /// Reads the shape of a `.npy` batch without loading it.
 pub fn npy_batch_shape(path: &Path) -> Result<[usize; 4]> {
     let file = std::fs::File::open(path).map_err(|e| Error::read(path, e))?;
-    let npy = npyz::NpyFile::new(std::io::BufReader::new(file)).map_err(|e| Error::input(
-        path.to_path_buf(),
-        crate::error::InputErrorKind::Malformed,
-        format!("not a valid .npy file: {e}"),
-    ))?;
+    let npy = npyz::NpyFile::new(std::io::BufReader::new(file)).map_err(|e| {
+        Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::Malformed,
+            format!("not a valid .npy file: {e}"),
+        )
+    })?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     if let npyz::DType::Plain(ts) = npy.dtype() {
         let kind = match ts.type_char() {
@@ -121,11 +123,13 @@ pub fn npy_batch_shape(path: &Path) -> Result<[usize; 4]> {
 pub fn load_npy_batch(path: &Path) -> Result<([usize; 4], Vec<f32>)> {
     let shape = npy_batch_shape(path)?;
     let mut t = crate::weights::read_tensors(path)?;
-    let data = t.remove(0).data.map_err(|why| Error::input(
-        path.to_path_buf(),
-        crate::error::InputErrorKind::Malformed,
-        why,
-    ))?;
+    let data = t.remove(0).data.map_err(|why| {
+        Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::Malformed,
+            why,
+        )
+    })?;
     if let Some(at) = data.iter().position(|v| !v.is_finite()) {
         let per_item = (shape[1] * shape[2] * shape[3]).max(1);
         let (item, offset) = (at / per_item, at % per_item);

@@ -240,7 +240,11 @@ impl From<InputError> for Error {
 
 impl Error {
     /// An [`Error::Input`] of `kind` about `path`.
-    pub fn input(path: impl Into<PathBuf>, kind: InputErrorKind, message: impl Into<String>) -> Self {
+    pub fn input(
+        path: impl Into<PathBuf>,
+        kind: InputErrorKind,
+        message: impl Into<String>,
+    ) -> Self {
         Error::Input(InputError::new(path, kind, message))
     }
 

@@ -195,16 +195,18 @@ impl<'a> MappedTensors<'a> {
     /// Detects the naming scheme of `raw` (read from `path`) and maps its keys.
     pub fn new(path: &'a Path, raw: &'a [RawTensor]) -> Result<Self> {
         let keys: Vec<&str> = raw.iter().map(|t| t.key.as_str()).collect();
-        let scheme = Scheme::detect(&keys).ok_or_else(|| Error::input(
-            path.to_path_buf(),
-            crate::error::InputErrorKind::Malformed,
-            format!(
+        let scheme = Scheme::detect(&keys).ok_or_else(|| {
+            Error::input(
+                path.to_path_buf(),
+                crate::error::InputErrorKind::Malformed,
+                format!(
                 "no AlexNet weights recognised among the keys [{}]; expected torchvision names \
                  (features.0.weight ...), Caffe names (conv1.weight ... fc8.bias) or Keras names \
                  (conv2d/kernel ... dense_2/bias)",
                 keys.iter().take(12).cloned().collect::<Vec<_>>().join(", ")
             ),
-        ))?;
+            )
+        })?;
         let mapping = naming::map_keys(scheme, &keys);
         let by_key = raw.iter().map(|t| (t.key.as_str(), t)).collect();
         Ok(MappedTensors {

@@ -348,11 +348,13 @@ impl Manifest {
     /// Reads and checks a manifest.
     pub fn read(path: &Path) -> Result<Manifest> {
         let text = crate::fsutil::read_file_capped(path, crate::fsutil::MAX_TEXT_BYTES)?;
-        let m: Manifest = serde_json::from_str(&text).map_err(|e| Error::input(
-            path.to_path_buf(),
-            crate::error::InputErrorKind::Malformed,
-            format!("not a part manifest: {e}"),
-        ))?;
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| {
+            Error::input(
+                path.to_path_buf(),
+                crate::error::InputErrorKind::Malformed,
+                format!("not a part manifest: {e}"),
+            )
+        })?;
         if m.version != MANIFEST_VERSION {
             return Err(Error::input(
                 path.to_path_buf(),

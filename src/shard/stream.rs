@@ -129,11 +129,13 @@ impl NpyWriter {
 
 /// Reads the header of a C-order float32 2-D `.npy`: (`[rows, cols]`, offset of the data).
 pub fn read_npy_header(path: &Path) -> Result<([usize; 2], u64)> {
-    let bad = |m: String| Error::input(
-        path.to_path_buf(),
-        crate::error::InputErrorKind::Malformed,
-        m,
-    );
+    let bad = |m: String| {
+        Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::Malformed,
+            m,
+        )
+    };
     let mut f = File::open(path).map_err(|e| Error::read(path, e))?;
     let mut pre = [0u8; 10];
     f.read_exact(&mut pre)

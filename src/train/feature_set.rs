@@ -67,11 +67,13 @@ impl FeatureSet {
     /// a file whose `layer` says otherwise (fc6 or fc7 rows) is refused; a file without
     /// `layer` (numpy's, or written before the key existed) holds pool5 rows.
     pub fn load(path: &Path) -> Result<FeatureSet> {
-        let bad = |m: String| Error::input(
-            path.to_path_buf(),
-            crate::error::InputErrorKind::Malformed,
-            m,
-        );
+        let bad = |m: String| {
+            Error::input(
+                path.to_path_buf(),
+                crate::error::InputErrorKind::Malformed,
+                m,
+            )
+        };
         if let Some(layer) = read_strings(path, LAYER_KEY)? {
             if layer != [TRAINED_FROM] {
                 return Err(bad(format!(
@@ -219,23 +221,29 @@ fn read_labels(path: &Path) -> Result<Vec<usize>> {
     let npy = npz
         .by_name("labels")
         .map_err(|e| Error::io(path, e))?
-        .ok_or_else(|| Error::input(
-            path.to_path_buf(),
-            crate::error::InputErrorKind::Malformed,
-            "no 'labels' array",
-        ))?;
-    let v: Vec<i64> = npy.into_vec().map_err(|e| Error::input(
-        path.to_path_buf(),
-        crate::error::InputErrorKind::Malformed,
-        format!("'labels' must be int64: {e}"),
-    ))?;
-    v.into_iter()
-        .map(|l| {
-            usize::try_from(l).map_err(|_| Error::input(
+        .ok_or_else(|| {
+            Error::input(
                 path.to_path_buf(),
                 crate::error::InputErrorKind::Malformed,
-                format!("negative label {l}"),
-            ))
+                "no 'labels' array",
+            )
+        })?;
+    let v: Vec<i64> = npy.into_vec().map_err(|e| {
+        Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::Malformed,
+            format!("'labels' must be int64: {e}"),
+        )
+    })?;
+    v.into_iter()
+        .map(|l| {
+            usize::try_from(l).map_err(|_| {
+                Error::input(
+                    path.to_path_buf(),
+                    crate::error::InputErrorKind::Malformed,
+                    format!("negative label {l}"),
+                )
+            })
         })
         .collect()
 }

@@ -164,9 +164,7 @@ impl FromStr for HeadKind {
         match s {
             "last" => Ok(HeadKind::Last),
             "classifier" => Ok(HeadKind::Classifier),
-            _ => Err(format!(
-                "unknown head '{s}' (expected last or classifier)"
-            )),
+            _ => Err(format!("unknown head '{s}' (expected last or classifier)")),
         }
     }
 }

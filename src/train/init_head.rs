@@ -17,16 +17,20 @@ pub fn load_init_head(
     flatten_source: Option<[usize; 3]>,
 ) -> Result<()> {
     let raw = read_tensors(path)?;
-    let mapped = MappedTensors::new(path, &raw).map_err(|_| Error::input(
-        path.to_path_buf(),
-        crate::error::InputErrorKind::Malformed,
-        "no head weights recognised (expected e.g. classifier.6.weight or fc8.weight)",
-    ))?;
-    let bad = |message: String| Error::input(
-        path.to_path_buf(),
-        crate::error::InputErrorKind::Malformed,
-        message,
-    );
+    let mapped = MappedTensors::new(path, &raw).map_err(|_| {
+        Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::Malformed,
+            "no head weights recognised (expected e.g. classifier.6.weight or fc8.weight)",
+        )
+    })?;
+    let bad = |message: String| {
+        Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::Malformed,
+            message,
+        )
+    };
     let mut found = 0;
     let layers: Vec<(String, usize, usize)> = head
         .layers

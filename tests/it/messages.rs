@@ -8,8 +8,23 @@ use std::path::{Path, PathBuf};
 
 /// The library's top-level modules, as a CLI message would name them (`gpu::`).
 const MODULES: &[&str] = &[
-    "api", "clobber", "data", "error", "fetch", "fine_tune", "fsutil", "gpu", "kernels",
-    "labels", "lpips", "model", "options", "selftest", "shard", "train", "weights",
+    "api",
+    "clobber",
+    "data",
+    "error",
+    "fetch",
+    "fine_tune",
+    "fsutil",
+    "gpu",
+    "kernels",
+    "labels",
+    "lpips",
+    "model",
+    "options",
+    "selftest",
+    "shard",
+    "train",
+    "weights",
 ];
 
 /// Environment variables the binary (or a scheduler) reads.
@@ -128,7 +143,11 @@ fn findings(root: &Path) -> Vec<String> {
     files.sort();
     let mut found = Vec::new();
     for f in files {
-        let rel = f.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+        let rel = f
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         let cli = rel.starts_with("src/cli/") || rel == "src/main.rs";
         let (strings, docs) = literals(&std::fs::read_to_string(&f).unwrap());
         if cli {
