@@ -36,6 +36,9 @@ const ENV_PREFIXES: &[&str] = &[
     "SLURM_",
 ];
 
+/// A line number and the text found there.
+type Found = (usize, String);
+
 fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
@@ -50,7 +53,7 @@ fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The string literals of `src` before its first `#[cfg(test)]` (plain, byte and raw; escapes
 /// kept as written), with their line numbers, and separately the `///` lines of items with a
 /// clap attribute (`#[arg(..)]`, `#[command(..)]`), which clap prints as help.
-fn literals(src: &str) -> (Vec<(usize, String)>, Vec<(usize, String)>) {
+fn literals(src: &str) -> (Vec<Found>, Vec<Found>) {
     let src = &src[..src.find("#[cfg(test)]").unwrap_or(src.len())];
     let b = src.as_bytes();
     let line = |i: usize| src[..i].matches('\n').count() + 1;
