@@ -255,7 +255,7 @@ pub(crate) fn read_npz<R: Read + Seek>(
     let archive_len = reader
         .seek(std::io::SeekFrom::End(0))
         .and_then(|n| reader.rewind().map(|()| n))
-        .map_err(|e| Error::io(path, e))?;
+        .map_err(|e| Error::read(path, e))?;
     let mut archive = npyz::npz::NpzArchive::new(reader).map_err(|e| {
         file_err(
             path,

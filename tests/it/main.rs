@@ -27,6 +27,7 @@ mod gpu_assignment;
 mod h5;
 mod host_memory;
 mod input;
+mod input_errors;
 mod interrupt;
 mod kernels;
 mod layering;
