@@ -46,6 +46,9 @@
 //! - [`AlexNet::selftest`] checks every kernel on the adapter against its CPU reference.
 //! - Errors are one [`Error`] type whose message names the file, key or shape at fault; its
 //!   `Debug` is its message, so `fn main() -> alexnet_wgpu::Result<()>` prints it readably.
+//!   One image that cannot be used is an [`InputError`] (path, [`InputErrorKind`], message):
+//!   in [`Classification::error`], [`Embeddings::failed`] and [`Trained::skipped`], the other
+//!   images running all the same, and in [`Error::Input`] where a call's one input failed.
 //!
 //! Runnable programs, each under 40 lines: `examples/classify.rs` (`WEIGHTS IMAGE...`, the top
 //! 5 per image), `examples/embed.rs` (`WEIGHTS DIR OUT.npy`, fc7 rows of a flat folder),

@@ -42,8 +42,8 @@ pub enum Progress<'a> {
     Skipped {
         /// The image.
         path: &'a Path,
-        /// Why (the message names the file).
-        error: &'a str,
+        /// Why: its kind and message (its `Display` names the file).
+        error: &'a crate::error::InputError,
     },
     /// A pass finished: `images` images gave `rows` cached rows of `dim` floats, held in memory
     /// or, over the cache budget, in the temporary file `spill`.

@@ -1,6 +1,6 @@
 //! [`Trained`]: what a fine-tuning run returns, and saving it as a model file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::model::Weights;
@@ -31,8 +31,8 @@ pub struct Trained {
     pub best_epoch: usize,
     /// Epochs trained, resumed ones included.
     pub epochs_done: usize,
-    /// Images that could not be read and were left out, with the reason.
-    pub skipped: Vec<(PathBuf, String)>,
+    /// Images that could not be read and were left out, each with its path, kind and message.
+    pub skipped: Vec<crate::error::InputError>,
     /// Training and validation rows (images times augmented views).
     pub train_rows: usize,
     /// Validation rows (0 without validation).

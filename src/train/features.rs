@@ -19,7 +19,7 @@ pub struct Extraction {
     /// The cached rows.
     pub set: FeatureSet,
     /// Images that could not be read: (path, reason).
-    pub skipped: Vec<(PathBuf, String)>,
+    pub skipped: Vec<crate::error::InputError>,
     /// Wall time.
     pub seconds: f64,
     /// Images read.
@@ -170,7 +170,7 @@ impl stream::GpuStage for BlockingStage<'_, '_> {
 /// rows, in item order.
 fn absorb_batch(
     set: &mut FeatureSet,
-    skipped: &mut Vec<(PathBuf, String)>,
+    skipped: &mut Vec<crate::error::InputError>,
     items: &[(PathBuf, usize)],
     status: Vec<Result<()>>,
     per_image: usize,
@@ -184,7 +184,7 @@ fn absorb_batch(
                     set.paths.push(path.display().to_string());
                 }
             }
-            Err(e) => skipped.push((path.clone(), e.to_string())),
+            Err(e) => skipped.push(e.into_input(path, crate::error::InputErrorKind::Decode)),
         }
     }
     set.features.extend_from_slice(features);
@@ -232,7 +232,7 @@ pub(crate) fn extract_rows(
                 }
                 set.features.extend_from_slice(row.features);
             }
-            Err(e) => skipped.push((path.clone(), e.to_string())),
+            Err(e) => skipped.push(e.into_input(path, crate::error::InputErrorKind::Decode)),
         }
         if r.batch_end {
             on_progress(r.index + 1);
