@@ -29,6 +29,8 @@
 #               each batch (today's variants among them: the baseline), GPU timestamps
 #   4 bench     ours.json: `bench` with the tuned winners, f32 and f16 at each batch (wall,
 #               GPU and upload ms per pass; per layer)
+#   4b coop-off coop_off.json: `bench` f16 with ALEXNET_COOP=off (today's im2col_f16 +
+#               gemm_f16 instead of the tensor-core kernels: their A/B on the same card)
 #   5 gemm      gemm.json: `bench --gemm`, the GEMM ceiling with timestamps (4096^3 and each
 #               conv's GEMM at each batch)
 #   6 torch     torch.json: scripts/torch_bench.py (IEEE fp32, default TF32, f16 autocast)
@@ -69,15 +71,16 @@ if [ "$small" = 1 ]; then
   batches=1,2; tune_batches=1,2; iters=2; tune_reps=1; t_iters=3; t_warm=1; torch_dev=(--device cpu)
   train_batches=1,2; train_iters=2; tt_iters=2; tt_warm=1
   cap_probe=30; cap_self=120; cap_untuned=40; cap_tune=60; cap_bench=60; cap_gemm=40; cap_torch=60
-  cap_train=90; cap_ttrain=60
+  cap_train=90; cap_ttrain=60; cap_coop_off=40
 else
   batches=1,8,64,256; tune_batches=1,8,256; iters=10; tune_reps=5; t_iters=15; t_warm=3; torch_dev=()
   train_batches=32,128; train_iters=5; tt_iters=10; tt_warm=3
   # Sum 455 s (probe twice; the training stages' 100 s partly from the kernel and PyTorch
   # stages' caps: 90 s each before), so that the device call's 480 s keeps room for packing
   # and the tables.
-  cap_probe=20; cap_self=40; cap_untuned=40; cap_tune=75; cap_bench=60; cap_gemm=50; cap_torch=50
-  cap_train=50; cap_ttrain=50
+  # (The f16 A/B without tensor cores, 25 s, from the untuned and kernel stages' caps.)
+  cap_probe=20; cap_self=40; cap_untuned=30; cap_tune=60; cap_bench=60; cap_gemm=50; cap_torch=50
+  cap_train=50; cap_ttrain=50; cap_coop_off=25
 fi
 weight_args=()
 [ -n "$weights" ] && weight_args=(--weights "$weights")
@@ -131,6 +134,8 @@ stage kernels "$cap_tune" tune.json "$bin" bench "${weight_args[@]}" --tune --ba
   --iters "$tune_reps" --warmup 1 --format json
 stage bench "$cap_bench" ours.json "$bin" bench "${weight_args[@]}" --batch "$batches" \
   --iters "$iters" --warmup 2 --per-layer --precision f32,f16 --format json
+ALEXNET_COOP=off stage coop-off "$cap_coop_off" coop_off.json "$bin" bench "${weight_args[@]}" \
+  --batch "$batches" --iters "$iters" --warmup 2 --precision f16 --format json
 # The GEMM ceiling apart, so that its large operands cannot cost the rows above (its own
 # forward rows are not used).
 stage gemm "$cap_gemm" gemm.json "$bin" bench "${weight_args[@]}" --batch "$batches" \
@@ -165,9 +170,9 @@ def load(name):
     except Exception:
         return None
 
-ours, untuned, torch, tune, selftest, gemm_run, train, torch_train = (load(n) for n in
+ours, untuned, torch, tune, selftest, gemm_run, train, torch_train, coop_off = (load(n) for n in
     ("ours.json", "untuned.json", "torch.json", "tune.json", "selftest.json", "gemm.json",
-     "train.json", "torch_train.json"))
+     "train.json", "torch_train.json", "coop_off.json"))
 adapters = load("adapters.json") or []
 # The adapter the binary opens (marked `chosen`), else the first listed.
 adapters = [a for a in adapters if a.get("chosen")] or adapters
@@ -175,6 +180,7 @@ if not driver:
     driver = (ours or {}).get("driver") or (adapters[0]["driver_info"] if adapters else "")
 peer = {(r.get("mode"), r["batch"]): r for r in (torch or {}).get("results", [])}
 first = {(r["precision"], r["batch"]): r for r in (untuned or {}).get("results", [])}
+no_coop = {(r["precision"], r["batch"]): r for r in (coop_off or {}).get("results", [])}
 
 def ips(mode, batch):
     r = peer.get((mode, batch))
@@ -192,6 +198,8 @@ for r in (ours or {}).get("results", []):
         "ours_gpu_ms": r.get("gpu_ms"),
         "ours_upload_ms": r.get("upload_ms"),
         "ours_untuned_img_s": u["images_per_s"] if u else None,
+        # f16 without the tensor-core kernels (ALEXNET_COOP=off), same card, same run.
+        "ours_no_coop_img_s": (no_coop.get((r["precision"], r["batch"])) or {}).get("images_per_s"),
         "logit_error_vs_f32": r.get("logit_error_vs_f32"),
         "torch_ieee_img_s": ips("ieee", r["batch"]),
         "torch_default_img_s": ips("default", r["batch"]),
@@ -285,6 +293,12 @@ for r in rows:
           f"{fmt(r['torch_ieee_img_s']):>9} {fmt(r['torch_default_img_s']):>9} {fmt(r['torch_f16_img_s']):>9} "
           f"{ratio(r['ours_img_s'], r['torch_ieee_img_s']):>6} {ratio(r['ours_img_s'], r['torch_default_img_s']):>6} "
           f"{ratio(r['ours_img_s'], r['torch_f16_img_s']):>6} {ratio(r['ours_gpu_img_s'], r['torch_ieee_img_s']):>10}")
+f16 = [r for r in rows if r["prec"] == "f16"]
+if f16 and any(r["ours_no_coop_img_s"] for r in f16):
+    print("\nf16 with and without the tensor-core kernels (ALEXNET_COOP=off; img/s, wall)")
+    for r in f16:
+        print(f"  b{r['batch']:<5} coop {fmt(r['ours_img_s']):>9}  off {fmt(r['ours_no_coop_img_s']):>9}  "
+              f"x {ratio(r['ours_img_s'], r['ours_no_coop_img_s'])}")
 if train_rows:
     print("\ntraining steps (img/s, f32, SGD momentum; frozen part cached, untimed; "
           "ours: upload + one submission per step)")

@@ -34,6 +34,12 @@ pub use crate::model::Tap;
 use crate::model::{Arch, Network, Ran, RunShape, TapLayers, Weights};
 use crate::options::RuntimeOptions;
 
+mod similarity;
+mod stream;
+
+pub use similarity::Neighbor;
+pub use stream::{ClassifyIter, EmbedIter};
+
 /// Every image file below `dir` (recursively, following links), sorted by path: the list
 /// `classify`, `embed` and `Lpips` calls take. An empty or missing folder is an error naming it.
 pub fn images_in(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {

@@ -101,7 +101,8 @@ pub mod train;
 pub mod weights;
 
 pub use api::{
-    images_in, AlexNet, AlexNetBuilder, Classification, Embeddings, ImageBatch, Prediction, Tap,
+    images_in, AlexNet, AlexNetBuilder, Classification, ClassifyIter, EmbedIter, Embeddings,
+    ImageBatch, Neighbor, Prediction, Tap,
 };
 pub use data::LoadOptions;
 pub use error::{Error, InputError, InputErrorKind, Result};

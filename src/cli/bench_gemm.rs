@@ -139,6 +139,37 @@ fn product(
         )?;
         runs.push((Precision::F16, vec![d]));
     }
+    // Tensor cores where the device has them: the GEMM of `coop.wgsl` alone, on the f16 patch
+    // matrix its im2col made once beforehand (B as a batch of n 1x1 "images" of k channels).
+    let mut coop_prep = Vec::new();
+    if let (Some(coop), true) = (kernels.coop, precisions.contains(&Precision::F16)) {
+        let dense = kernels::conv2d::Conv2dShape::dense(n, k, m);
+        let words = kernels::coop::scratch_words(&dense)?;
+        if (words as u64) * 4 <= ctx.max_binding() {
+            let w = alexnet_wgpu::gpu::upload(
+                ctx,
+                "A (coop f16)",
+                &kernels::coop::weight_for_coop(&dense, &a_host),
+            )?;
+            let scratch = storage_buffer(ctx, "patches (f16)", words, "")?;
+            let mut ds = kernels::coop::dispatch(
+                ctx, kernels, coop, &dense, false, &w, &bias, &b, &c, &scratch,
+            )?;
+            if ds.len() == 2 {
+                let gemm = ds.pop().expect("two dispatches");
+                runs.push((Precision::F16, vec![gemm]));
+                // (The bind groups keep the weight and the scratch alive.)
+                coop_prep = ds;
+            }
+        } else {
+            eprintln!(
+                "note: coop GEMM {shape} skipped: its f16 patch matrix passes the binding limit"
+            );
+        }
+    }
+    if !coop_prep.is_empty() {
+        kernels::run(ctx, &coop_prep)?;
+    }
     for (precision, ds) in runs {
         let median = time(ctx, &ds, iters, timestamps)?;
         out.push(GemmResult {

@@ -15,7 +15,7 @@
 //! - an output that already exists inside an input folder and that the folder's listing
 //!   would read (images and `.npy` batches; any file of `merge`'s parts folder);
 //! - the files an output folder would get (`--plot`'s `curves.png`, `--spatial`'s
-//!   `pair-NNNNN.npy`, `--out-dir`'s parts) against the inputs and the other outputs;
+//!   `pair-NNNNN.npy` and `.png`, `--out-dir`'s parts) against the inputs and the other outputs;
 //! - and refuses an input file or output that exists but is not a regular file (a FIFO
 //!   would block, `/dev/zero` never ends, and a rename would replace a device node).
 
@@ -59,8 +59,8 @@ pub enum Role {
 pub enum Names {
     /// Exactly these.
     Fixed(&'static [&'static str]),
-    /// PREFIX, five or more digits, SUFFIX (`pair-00001.npy`).
-    Numbered(&'static str, &'static str),
+    /// PREFIX, five or more digits, one of the SUFFIXES (`pair-00001.npy`, `pair-00001.png`).
+    Numbered(&'static str, &'static [&'static str]),
     /// A sharded run's parts: `part-IIIII-of-NNNNN.*`.
     Parts,
 }
@@ -69,10 +69,11 @@ impl Names {
     pub fn matches(self, name: &str) -> bool {
         match self {
             Names::Fixed(names) => names.contains(&name),
-            Names::Numbered(prefix, suffix) => name
-                .strip_prefix(prefix)
-                .and_then(|r| r.strip_suffix(suffix))
-                .is_some_and(|d| d.len() >= 5 && d.bytes().all(|b| b.is_ascii_digit())),
+            Names::Numbered(prefix, suffixes) => suffixes.iter().any(|suffix| {
+                name.strip_prefix(prefix)
+                    .and_then(|r| r.strip_suffix(suffix))
+                    .is_some_and(|d| d.len() >= 5 && d.bytes().all(|b| b.is_ascii_digit()))
+            }),
             Names::Parts => name.strip_prefix("part-").is_some_and(|r| {
                 r.len() > 14
                     && r.as_bytes()[5..9] == *b"-of-"
@@ -117,7 +118,7 @@ pub fn role(command: &str, arg: &str) -> Option<Role> {
         ("train-head", "log_steps") | ("convert" | "export", "output") => Output,
         ("train-head", "out") => Model,
         ("train-head", "plot") => OutputDir(Names::Fixed(&["curves.png", "confusion.png"])),
-        ("lpips", "spatial") => OutputDir(Names::Numbered("pair-", ".npy")),
+        ("lpips", "spatial") => OutputDir(Names::Numbered("pair-", &[".npy", ".png"])),
         ("merge", "out") => OutputPrefix(MERGED),
         _ => return None,
     })

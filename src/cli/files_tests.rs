@@ -485,8 +485,11 @@ fn a_fifo_or_a_device_as_any_path_argument_is_refused_in_bounded_time() {
 
 #[test]
 fn names_of_output_folders() {
-    assert!(Names::Numbered("pair-", ".npy").matches("pair-00012.npy"));
-    assert!(!Names::Numbered("pair-", ".npy").matches("pair-12.npy"));
+    let maps = Names::Numbered("pair-", &[".npy", ".png"]);
+    assert!(maps.matches("pair-00012.npy"));
+    assert!(maps.matches("pair-00012.png"));
+    assert!(!maps.matches("pair-12.npy"));
+    assert!(!maps.matches("pair-00012.jpg"));
     assert!(Names::Parts.matches("part-00000-of-00003.logits.npy"));
     assert!(!Names::Parts.matches("part-0-of-3.jsonl"));
     assert!(Names::Fixed(&["curves.png"]).matches("curves.png"));

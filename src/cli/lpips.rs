@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use alexnet_wgpu::data::inputs::list_images;
 use alexnet_wgpu::fsutil::read_lines_capped;
-use alexnet_wgpu::lpips::{Lin, Lpips, MatrixProgress, MIN_SIDE};
+use alexnet_wgpu::lpips::{write_heatmap, Lin, Lpips, MatrixProgress, MIN_SIDE};
 use alexnet_wgpu::weights::write_npy;
 use anyhow::{bail, Context};
 use clap::Args;
@@ -36,7 +36,9 @@ pub struct LpipsArgs {
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Write each pair's spatial map (the per-layer maps upsampled to the image size and
-    /// summed) as float32 .npy [H, W] into DIR, named `pair-NNNNN.npy` by pair order.
+    /// summed) as float32 .npy [H, W] into DIR, named `pair-NNNNN.npy` by pair order, and as a
+    /// heatmap `pair-NNNNN.png` (magma colormap over the map's own range, which its tEXt
+    /// chunks `lpips.min` and `lpips.max` record).
     #[arg(long, value_name = "DIR", conflicts_with = "all_pairs")]
     spatial: Option<PathBuf>,
     /// Resize every image to W x H first (triangle filter); otherwise the two images of a pair
@@ -284,6 +286,7 @@ pub fn run(args: LpipsArgs) -> anyhow::Result<ExitCode> {
                     let s = lpips.spatial(a, b)?;
                     let path = dir.join(format!("pair-{i:05}.npy"));
                     write_npy(&path, &[s.map.height, s.map.width], &s.map.data)?;
+                    write_heatmap(&s.map, dir.join(format!("pair-{i:05}.png")))?;
                     out.row(&Row {
                         a: pa.display().to_string(),
                         b: pb.display().to_string(),

@@ -37,7 +37,7 @@ use alexnet_wgpu::gpu::{AdapterChoice, GpuContext};
 use alexnet_wgpu::kernels::MatmulPath;
 use alexnet_wgpu::model::Arch;
 use alexnet_wgpu::model::Weights;
-use alexnet_wgpu::options::{ConvBackward, F16Loads, LimitsProfile, RuntimeOptions};
+use alexnet_wgpu::options::{ConvBackward, CoopMatrices, F16Loads, LimitsProfile, RuntimeOptions};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
@@ -124,6 +124,10 @@ pub struct GpuArgs {
     /// f16 GEMM loads: auto (native on GPUs with shader-f16), native or portable.
     #[arg(long, value_name = "M", env = "ALEXNET_F16", default_value = "auto")]
     pub f16_loads: F16Loads,
+    /// Tensor cores for `--precision f16` convolutions: auto (where the adapter offers WGSL
+    /// cooperative matrices), off, or emulate (the same kernel without them; slow, for tests).
+    #[arg(long, value_name = "M", env = "ALEXNET_COOP", default_value = "auto")]
+    pub coop: CoopMatrices,
     /// Gradients of trained convolutions: gemm or direct (the reference loops).
     #[arg(
         long,
@@ -166,6 +170,7 @@ impl GpuArgs {
             matmul: self.matmul,
             f16_loads: self.f16_loads,
             conv_backward: self.conv_backward,
+            coop: self.coop,
             shader_checks: self.shader_checks,
             limits: self.limits,
             validate: self.validate,

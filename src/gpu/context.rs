@@ -314,13 +314,32 @@ impl GpuContext {
         let wanted = wgpu::Features::TIMESTAMP_QUERY
             | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
             | wgpu::Features::SHADER_F16;
+        // Cooperative matrices (tensor cores for f16 convolutions) unless turned off: an
+        // experimental wgpu feature, so the device also opts in to experimental features.
+        let coop = options.coop != crate::options::CoopMatrices::Off
+            && adapter
+                .features()
+                .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
+        let wanted = if coop {
+            wanted | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
+        } else {
+            wanted
+        };
         let features = adapter.features() & wanted;
+        let experimental_features = if coop {
+            // SAFETY: wgpu's experimental features may have bugs; the only one requested is
+            // cooperative matrices, used by `coop.wgsl` alone, which the selftest checks
+            // against the f64 reference (`alexnet selftest`).
+            unsafe { wgpu::ExperimentalFeatures::enabled() }
+        } else {
+            wgpu::ExperimentalFeatures::disabled()
+        };
         let limits = options.limits.limits(&adapter.limits());
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("alexnet"),
             required_features: features,
             required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            experimental_features,
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))

@@ -9,6 +9,7 @@ pub mod adaptive_avg_pool;
 pub mod conv2d;
 pub mod conv_backward;
 pub mod conv_gemm_backward;
+pub mod coop;
 pub mod cross_entropy;
 pub mod dense;
 pub mod dense_backward;
@@ -50,6 +51,9 @@ pub const SHADERS: &[(&str, &str)] = &[
         include_str!("../../shaders/im2col_f16.wgsl"),
     ),
     ("mm.wgsl", mm::SOURCE),
+    // Tensor cores (built only where the device has cooperative matrices; the emulated
+    // variant, `coop::Coop::Emulated`, is derived from it).
+    ("coop.wgsl", coop::SOURCE),
     ("max_pool.wgsl", include_str!("../../shaders/max_pool.wgsl")),
     ("lrn.wgsl", include_str!("../../shaders/lrn.wgsl")),
     (
@@ -191,6 +195,9 @@ pub struct Kernels {
     pub native_f16: bool,
     /// The device's limits in force: tiles that do not fit are never chosen.
     pub limits: wgpu::Limits,
+    /// Cooperative matrices for f16 convolutions ([`coop::Coop::detect`]); `None`: the
+    /// `im2col_f16` + `gemm_f16` kernels.
+    pub coop: Option<coop::Coop>,
 }
 
 macro_rules! kernel_getters {
@@ -221,6 +228,7 @@ impl Kernels {
             tuned: if forced_gemm { None } else { ctx.tuned() },
             native_f16: gemm::native_f16(ctx),
             limits: ctx.limits.clone(),
+            coop: coop::Coop::detect(ctx),
         }
     }
 

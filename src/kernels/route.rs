@@ -9,6 +9,7 @@
 //! way.
 
 use super::conv2d::{self, Conv2dShape};
+use super::coop::{self, Coop};
 use super::mm::{self, ConvKind, Tile};
 use super::{tuned, Dispatch, Kernels, MatmulPath, Precision};
 use crate::error::Result;
@@ -25,6 +26,8 @@ pub enum ConvLayout {
     PackedF16,
     /// OIHW as stored: `conv2d.wgsl`.
     Oihw,
+    /// `[groups][m_pad][kp]` halves ([`coop::weight_for_coop`]): `coop.wgsl`.
+    CoopF16,
 }
 
 impl ConvLayout {
@@ -46,6 +49,11 @@ impl ConvLayout {
                 &conv2d::weight_for_gemm_f16(shape, weight),
             ),
             ConvLayout::Oihw => upload_f32(ctx, label, weight),
+            ConvLayout::CoopF16 => upload(
+                ctx,
+                &format!("{label} (coop f16)"),
+                &coop::weight_for_coop(shape, weight),
+            ),
         }
     }
 
@@ -57,6 +65,7 @@ impl ConvLayout {
                 shape.out_c * Precision::F16.words(Precision::F16.pad_k(shape.k()))
             }
             ConvLayout::Oihw => shape.weight_len(),
+            ConvLayout::CoopF16 => coop::weight_words(shape),
         }
     }
 }
@@ -80,6 +89,9 @@ pub enum ConvRoute {
     },
     /// `conv2d.wgsl`, the first tiled kernel (`ALEXNET_MATMUL=tiled`).
     Direct,
+    /// `coop.wgsl`: f16 im2col + a GEMM on cooperative matrices (tensor cores), or the same
+    /// kernel with the tile product emulated.
+    Coop(Coop),
 }
 
 impl ConvRoute {
@@ -91,6 +103,7 @@ impl ConvRoute {
                 ConvLayout::PaddedRows
             }
             ConvRoute::Direct => ConvLayout::Oihw,
+            ConvRoute::Coop(_) => ConvLayout::CoopF16,
         }
     }
 
@@ -104,6 +117,7 @@ impl ConvRoute {
             ConvRoute::MmSplit { tile, split } => {
                 mm::conv_split_words(ConvKind { tile, split }, shape)
             }
+            ConvRoute::Coop(_) => coop::scratch_words(shape),
             ConvRoute::Mm(_) | ConvRoute::Direct => Ok(0),
         }
     }
@@ -117,6 +131,7 @@ impl ConvRoute {
             ConvRoute::Mm(tile) => tile.name(),
             ConvRoute::MmSplit { tile, split } => ConvKind { tile, split }.name(),
             ConvRoute::Direct => "direct".into(),
+            ConvRoute::Coop(c) => c.name().into(),
         }
     }
 
@@ -136,7 +151,27 @@ impl ConvRoute {
         output: &wgpu::Buffer,
         scratch: Option<&wgpu::Buffer>,
     ) -> Result<Vec<Dispatch>> {
+        let need_scratch = || {
+            scratch.ok_or_else(|| {
+                crate::error::Error::Invalid(format!(
+                    "a {} convolution needs a scratch buffer",
+                    self.name()
+                ))
+            })
+        };
         Ok(match self {
+            ConvRoute::Coop(c) => coop::dispatch(
+                ctx,
+                kernels,
+                c,
+                shape,
+                relu,
+                weight,
+                bias,
+                input,
+                output,
+                need_scratch()?,
+            )?,
             ConvRoute::Im2col(precision) => {
                 let scratch = scratch.ok_or_else(|| {
                     crate::error::Error::Invalid(format!(
@@ -215,6 +250,7 @@ impl Kernels {
     /// The weight layout of every convolution these kernels run in `precision`.
     pub fn conv_layout(&self, precision: Precision) -> ConvLayout {
         match (precision, self.path) {
+            (Precision::F16, _) if self.coop.is_some() => ConvLayout::CoopF16,
             (Precision::F16, _) => ConvLayout::PackedF16,
             (Precision::F32, MatmulPath::Gemm | MatmulPath::Blocked(_)) => ConvLayout::PaddedRows,
             (Precision::F32, MatmulPath::Tiled) => ConvLayout::Oihw,
@@ -222,7 +258,7 @@ impl Kernels {
     }
 
     /// The kernel one convolution of `shape` (its batch included: the tuner's entries are per
-    /// batch size) runs in `precision`: f16 on the `im2col_f16` + `gemm_f16` kernels; f32 on the
+    /// batch size) runs in `precision`: f16 on `coop.wgsl` where [`Kernels::coop`] is set, else on the `im2col_f16` + `gemm_f16` kernels; f32 on the
     /// `Gemm` path as `im2col` + `gemm` unless the tuner chose an `mm.wgsl` tile; on the
     /// `Blocked` path a forced, tuned or heuristic tile, or `im2col` + `gemm` where the tuner
     /// chose it and nothing is forced (the tile split over K where its output tiles would
@@ -230,7 +266,10 @@ impl Kernels {
     /// [`ConvRoute::layout`] is always [`Kernels::conv_layout`].
     pub fn conv_route(&self, shape: &Conv2dShape, precision: Precision) -> Result<ConvRoute> {
         if precision == Precision::F16 {
-            return Ok(ConvRoute::Im2col(Precision::F16));
+            return Ok(match self.coop {
+                Some(c) => ConvRoute::Coop(c),
+                None => ConvRoute::Im2col(Precision::F16),
+            });
         }
         let tuned = self.tuned_conv(shape);
         let tuned_kind = tuned.and_then(|v| v.mm());

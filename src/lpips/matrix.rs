@@ -48,6 +48,7 @@ const BAND_PAIR_BYTES: u64 = std::mem::size_of::<(usize, usize, Distance)>() as 
 
 /// An all-pairs distance matrix, row-major `[n, n]`, exactly symmetric with an exactly zero
 /// diagonal; with its per-layer terms (`[n * n]`, the diagonal all zero) when asked for.
+/// Its closest pairs and lookups by path: [`Matrix::closest_pairs`], [`Matrix::between`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Matrix {
     /// Images (rows and columns).
@@ -56,6 +57,9 @@ pub struct Matrix {
     pub values: Vec<f32>,
     /// The five per-layer terms of each pair, in the same order, when asked for.
     pub layers: Option<Vec<[f32; 5]>>,
+    /// The images' files, `paths[i]` for row i, when the matrix was made from files
+    /// ([`Lpips::matrix_files`]); empty for images given in memory.
+    pub paths: Vec<std::path::PathBuf>,
 }
 
 /// One band of the matrix's pairs, as [`Lpips::matrix_blocks`] hands it on: every pair (i, j)
@@ -185,6 +189,7 @@ impl Lpips {
             n,
             values: vec![0f32; n * n],
             layers: per_layer.then(|| vec![[0f32; 5]; n * n]),
+            paths: Vec::new(),
         };
         self.matrix_blocks(n, load, progress, &mut |block| {
             for &(i, j, d) in &block.pairs {

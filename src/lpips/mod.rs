@@ -15,6 +15,8 @@
 //! - `pairs`: distances, spatial maps and activations of pairs.
 //! - `matrix`: the all-pairs pairs streamed in bands ([`PairBlock`]) or collected ([`Matrix`]),
 //!   within the budget; `spill`: its temporary file.
+//! - `lookup`: a matrix's closest pairs and lookups by path ([`Matrix::closest_pairs`]).
+//! - `heatmap`: a map rendered as a PNG heatmap ([`write_heatmap`]).
 //! - `outputs`: what is returned ([`Distance`], [`Map`], [`Spatial`], [`Activation`]).
 //!
 //! ```no_run
@@ -30,8 +32,10 @@
 //! # }
 //! ```
 
+mod heatmap;
 pub mod kernel;
 mod lin;
+mod lookup;
 mod matrix;
 mod metric;
 mod outputs;
@@ -39,7 +43,9 @@ mod pairs;
 mod spill;
 pub mod trunk;
 
+pub use heatmap::{render_heatmap, write_heatmap, Heatmap};
 pub use lin::Lin;
+pub use lookup::ClosePair;
 pub use matrix::{Matrix, MatrixPlan, MatrixProgress, PairBlock};
 pub use metric::{check_size, load_image, Lpips, DEFAULT_MEMORY_BYTES};
 pub use outputs::{Activation, Distance, Map, Spatial};

@@ -83,6 +83,38 @@ impl ConvBackward {
     pub const ACCEPTED: &'static str = "gemm, direct";
 }
 
+/// Whether f16 convolutions run on cooperative matrices (tensor cores).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CoopMatrices {
+    /// Where the adapter offers them (16x16x16, f16 x f16 -> f32, subgroups of 32): the
+    /// device is opened with wgpu's experimental cooperative-matrix feature, and
+    /// `Precision::F16` convolutions run `coop.wgsl`.
+    #[default]
+    Auto,
+    /// Never: the device is opened without the feature (an A/B baseline on the same card).
+    Off,
+    /// `coop.wgsl` with its tile product in plain WGSL, on any adapter with `SHADER_F16`
+    /// (proves the kernel's staging and epilogue where no tensor cores exist; slow).
+    Emulate,
+}
+
+impl CoopMatrices {
+    /// The accepted names, for messages.
+    pub const ACCEPTED: &'static str = "auto, off, emulate";
+}
+
+impl FromStr for CoopMatrices {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(CoopMatrices::Auto),
+            "off" => Ok(CoopMatrices::Off),
+            "emulate" => Ok(CoopMatrices::Emulate),
+            _ => Err(refuse("cooperative-matrix mode", s, Self::ACCEPTED)),
+        }
+    }
+}
+
 /// Everything that chooses kernels or configures the device, with the CLI's defaults.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RuntimeOptions {
@@ -92,6 +124,8 @@ pub struct RuntimeOptions {
     pub f16_loads: F16Loads,
     /// How trained convolutions compute gradients.
     pub conv_backward: ConvBackward,
+    /// Cooperative matrices for f16 convolutions.
+    pub coop: CoopMatrices,
     /// Keep naga's bounds checks and workgroup-memory zeroing in every shader (debugging a
     /// kernel). `validate: true` turns them on whatever this field says: the value in force is
     /// the method [`RuntimeOptions::shader_checks`], not this field.

@@ -6,6 +6,7 @@ use std::time::Instant;
 use super::{conv_data, conv_label, conv_shapes, random, run_read, Case, Compared};
 use crate::gpu::{read_back_f32, storage_buffer, upload, upload_f32, GpuContext, SplitWeight};
 use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
+use crate::kernels::coop::Coop;
 use crate::kernels::lrn::Lrn;
 use crate::kernels::max_pool::PoolShape;
 use crate::kernels::mm::{DenseKind, Tile, TILES};
@@ -69,60 +70,78 @@ pub(super) fn conv_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
             false,
         ));
     }
+    // Cooperative matrices: the hardware's where the device has them, and the same kernel with
+    // the tile product emulated wherever SHADER_F16 exists (whole scratch, and chunks of one
+    // block of pixels).
+    if crate::kernels::coop::hardware_ready(ctx) && has_f16 {
+        routes.push(("coop".into(), ConvRoute::Coop(Coop::Hardware), false, false));
+    }
+    if has_f16 {
+        for chunked in [false, true] {
+            let name = if chunked {
+                "coop-emulated (chunked)"
+            } else {
+                "coop-emulated"
+            };
+            routes.push((name.into(), ConvRoute::Coop(Coop::Emulated), false, chunked));
+        }
+    }
     for (i, s) in conv_shapes().into_iter().enumerate() {
         let seed = 100 + 10 * i as u64;
         let relu = i % 2 == 0;
         for (name, route, native, chunked) in routes.clone() {
-            out.push(Case::new(
-                "conv2d",
-                name,
-                conv_label(&s),
-                1e-5,
-                move |ctx| {
-                    let d = conv_data(&s, seed)?;
-                    let mut ks = Kernels::new(ctx);
-                    ks.native_f16 = native;
-                    let (wb, bb, xb) = (
-                        route.layout().upload(ctx, "w", &s, &d.w)?,
-                        upload_f32(ctx, "b", &d.b)?,
-                        upload_f32(ctx, "x", &d.x)?,
-                    );
-                    // Garbage in the output (every element must be written) and in the scratch
-                    // (im2col must zero the K tail itself).
-                    let yb = upload_f32(ctx, "y", &random(d.out_len, seed + 4, 9.0))?;
-                    let words = if chunked {
-                        match route {
-                            ConvRoute::MmSplit { .. } => {
-                                let (oh, ow) = s.out_hw()?;
-                                2 * s.out_c * s.batch * oh * ow + 5
-                            }
-                            _ => 7 * s.kp(),
+            // Tensor cores: f16 products, f32 sums in the hardware's order and rounding.
+            let tol = match route {
+                ConvRoute::Coop(Coop::Hardware) => 2e-3,
+                _ => 1e-5,
+            };
+            out.push(Case::new("conv2d", name, conv_label(&s), tol, move |ctx| {
+                let d = conv_data(&s, seed)?;
+                let mut ks = Kernels::new(ctx);
+                ks.native_f16 = native;
+                let (wb, bb, xb) = (
+                    route.layout().upload(ctx, "w", &s, &d.w)?,
+                    upload_f32(ctx, "b", &d.b)?,
+                    upload_f32(ctx, "x", &d.x)?,
+                );
+                // Garbage in the output (every element must be written) and in the scratch
+                // (im2col must zero the K tail itself).
+                let yb = upload_f32(ctx, "y", &random(d.out_len, seed + 4, 9.0))?;
+                let words = if chunked {
+                    match route {
+                        ConvRoute::MmSplit { .. } => {
+                            let (oh, ow) = s.out_hw()?;
+                            2 * s.out_c * s.batch * oh * ow + 5
                         }
-                    } else {
-                        route.scratch_words(&s)?
-                    };
-                    let sb = match words {
-                        0 => None,
-                        n => Some(upload_f32(ctx, "scratch", &random(n, seed + 3, 9.0))?),
-                    };
-                    let ds = route.dispatch(ctx, &ks, &s, relu, &wb, &bb, &xb, &yb, sb.as_ref())?;
-                    let (got, ms) = run_read(ctx, &ds, &yb, d.out_len)?;
-                    let want = match route {
-                        ConvRoute::Im2col(Precision::F16) => {
-                            let w16 = kernels::gemm::round_f16(&d.w);
-                            let x16 = kernels::gemm::round_f16(&d.x);
-                            kernels::conv2d::reference(&s, &w16, &d.b, &x16, relu)
+                        ConvRoute::Coop(_) => {
+                            s.groups * crate::kernels::coop::BN * crate::kernels::coop::kp(&s) / 2
                         }
-                        _ => kernels::conv2d::reference(&s, &d.w, &d.b, &d.x, relu),
-                    };
-                    Ok(Compared {
-                        got,
-                        want,
-                        ms,
-                        tol: None,
-                    })
-                },
-            ));
+                        _ => 7 * s.kp(),
+                    }
+                } else {
+                    route.scratch_words(&s)?
+                };
+                let sb = match words {
+                    0 => None,
+                    n => Some(upload_f32(ctx, "scratch", &random(n, seed + 3, 9.0))?),
+                };
+                let ds = route.dispatch(ctx, &ks, &s, relu, &wb, &bb, &xb, &yb, sb.as_ref())?;
+                let (got, ms) = run_read(ctx, &ds, &yb, d.out_len)?;
+                let want = match route {
+                    ConvRoute::Im2col(Precision::F16) | ConvRoute::Coop(_) => {
+                        let w16 = kernels::gemm::round_f16(&d.w);
+                        let x16 = kernels::gemm::round_f16(&d.x);
+                        kernels::conv2d::reference(&s, &w16, &d.b, &x16, relu)
+                    }
+                    _ => kernels::conv2d::reference(&s, &d.w, &d.b, &d.x, relu),
+                };
+                Ok(Compared {
+                    got,
+                    want,
+                    ms,
+                    tol: None,
+                })
+            }));
         }
     }
 }

@@ -448,6 +448,26 @@ fn cli_pairs_from_stdin_with_spatial_maps() {
         let (wshape, want) = common::fixture_npy(&format!("lpips/{file}"));
         assert_eq!(shape, wshape);
         check_map(file, &got, &want);
+        // Beside each map, its heatmap: the map's size, its range in the tEXt chunks.
+        let png = Path::new(row["spatial"].as_str().unwrap()).with_extension("png");
+        let file = std::io::BufReader::new(std::fs::File::open(&png).unwrap());
+        let reader = png::Decoder::new(file).read_info().unwrap();
+        let info = reader.info();
+        assert_eq!(
+            [info.height as usize, info.width as usize],
+            [shape[0], shape[1]]
+        );
+        let text = |k: &str| -> f32 {
+            let t = info
+                .uncompressed_latin1_text
+                .iter()
+                .find(|t| t.keyword == k);
+            t.unwrap().text.parse().unwrap()
+        };
+        let (lo, hi) = got
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+        assert_eq!((text("lpips.min"), text("lpips.max")), (lo, hi));
     }
 }
 

@@ -25,6 +25,7 @@ mod full_size;
 mod fuzz_regressions;
 mod gpu_assignment;
 mod h5;
+mod helpers;
 mod host_memory;
 mod input;
 mod input_errors;

@@ -257,22 +257,25 @@ fn a_batch_over_the_binding_limit_runs_in_sub_batches() {
 const TOL_F16: f32 = 5e-3;
 
 /// Both f16 GEMMs end to end: the portable bit-operation kernel, and the native `enable f16`
-/// one where the adapter has `SHADER_F16` (lavapipe does; it defaults to the portable one).
+/// one where the adapter has `SHADER_F16` (lavapipe does; it defaults to the portable one);
+/// and there too the convolutions on `coop.wgsl` with the tile product emulated (the tensor-core
+/// kernel's staging, padding and epilogue through a whole network).
 fn check_f16(weights_file: &str, input: &str, logits: &str, pool5: Option<&str>) {
+    use alexnet_wgpu::kernels::coop::Coop;
     let ctx = ctx();
-    let natives: &[bool] = if ctx.features.contains(wgpu::Features::SHADER_F16) {
-        &[false, true]
-    } else {
-        &[false]
-    };
-    for &native in natives {
-        check_f16_with(&ctx, native, weights_file, input, logits, pool5);
+    let mut modes = vec![(false, None)];
+    if ctx.features.contains(wgpu::Features::SHADER_F16) {
+        modes.extend([(true, None), (false, Some(Coop::Emulated))]);
+    }
+    for (native, coop) in modes {
+        check_f16_with(&ctx, native, coop, weights_file, input, logits, pool5);
     }
 }
 
 fn check_f16_with(
     ctx: &alexnet_wgpu::gpu::GpuContext,
     native: bool,
+    coop: Option<alexnet_wgpu::kernels::coop::Coop>,
     weights_file: &str,
     input: &str,
     logits: &str,
@@ -282,10 +285,25 @@ fn check_f16_with(
     let w = Weights::load(fixture(weights_file), None).unwrap();
     let mut ks = Kernels::new(ctx);
     ks.native_f16 = native;
+    ks.coop = coop;
     let mut net = Network::with_kernels(ctx, &w, Precision::F16, ks).unwrap();
     assert_eq!(net.precision(), Precision::F16);
-    let weights_file = &format!("{weights_file} (native f16: {native})");
+    let weights_file = &format!("{weights_file} (native f16: {native}, coop: {coop:?})");
     let (shape, x) = npy(input);
+    if coop.is_some() {
+        // Every convolution ran the coop kernel.
+        let plan = net.kernel_plan(shape[0], shape[2], shape[3]).unwrap();
+        let convs: Vec<&String> = plan
+            .iter()
+            .flat_map(|(_, ds)| ds)
+            .filter(|d| d.starts_with("conv2d"))
+            .collect();
+        assert!(!convs.is_empty(), "{weights_file}: {plan:?}");
+        assert!(
+            convs.iter().all(|d| d.contains("coop")),
+            "{weights_file}: {convs:?}"
+        );
+    }
     let out = net
         .forward(&x, shape[0], shape[2], shape[3], pool5.is_some())
         .unwrap();

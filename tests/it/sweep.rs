@@ -108,6 +108,7 @@ fn small_sweep_runs_every_stage_and_writes_sweep_json() {
         "untuned",
         "kernels",
         "bench",
+        "coop-off",
         "gemm",
         "torch",
         "train",

@@ -209,9 +209,9 @@ impl Network {
     /// Uploads `batch` images and submits their forward pass without waiting for it: the
     /// caller decodes (and submits) the next batch while this one runs, then reads this one
     /// back with [`Network::collect`]. The input is copied out of `input` before this returns
-    /// (`queue.write_buffer` stages it, and the queue orders the copy after every pass already
-    /// submitted, so overwriting the device input buffer of a batch still running is safe), so
-    /// the host buffer can be refilled at once. A batch whose buffers would pass the adapter's
+    /// (into one of the plan's mapped upload buffers, whose copy to the device input buffer
+    /// starts the submission, so it runs after every pass already submitted and overwriting
+    /// the input of a batch still running is safe), so the host buffer can be refilled at once. A batch whose buffers would pass the adapter's
     /// binding limit is submitted as sub-batches that fit (the largest the limit allows),
     /// their outputs concatenated by `collect`.
     pub fn submit(
@@ -319,13 +319,12 @@ impl Network {
                 mapped_at_creation: false,
             })
         });
-        ctx.queue
-            .write_buffer(&plan.input, 0, bytemuck::cast_slice(input));
         let mut encoder = ctx
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("forward"),
             });
+        let upload = plan.stage_input(ctx, &mut encoder, input)?;
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("forward"),
@@ -355,6 +354,7 @@ impl Network {
             _ => 0,
         };
         let submission = ctx.queue.submit([encoder.finish()]);
+        let upload = plan::remap_upload(upload);
         // Mapping is requested now; the callback runs (from a poll) once the pass is done.
         let done: MapDone = Arc::new(Mutex::new(None));
         let flag = done.clone();
@@ -368,6 +368,7 @@ impl Network {
             floats: 2 * n + feat_len,
             submission,
             done,
+            upload,
         })
     }
 
@@ -400,6 +401,7 @@ impl Network {
         piece.staging.unmap();
         if let Some(plan) = self.plans.get_mut(&piece.key) {
             plan.staging.push(piece.staging);
+            plan.recycle_upload(piece.upload);
         }
         let n = piece.batch * classes;
         let features = (piece.floats > 2 * n).then(|| all.split_off(2 * n));
@@ -444,4 +446,6 @@ struct Piece {
     floats: usize,
     submission: wgpu::SubmissionIndex,
     done: MapDone,
+    /// The input's upload buffer, being mapped for the next batch.
+    upload: plan::Upload,
 }

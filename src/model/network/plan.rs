@@ -30,12 +30,44 @@ pub struct Plan {
     /// previous one is read back), reused by every batch after.
     pub(super) staging: Vec<wgpu::Buffer>,
     pub(super) staging_bytes: u64,
+    /// Upload buffers (host-visible, mapped for writing) not in use by a submitted batch: the
+    /// input goes through one of these, reused by every batch after, instead of through
+    /// `queue.write_buffer`, whose staging allocation for a large batch (154 MB of f32 at
+    /// batch 256) is fresh device memory every pass.
+    pub(super) uploads: Vec<wgpu::Buffer>,
     /// `(op label, dispatches)` in execution order.
     pub steps: Vec<(String, Vec<Dispatch>)>,
     pub(super) input_len: usize,
 }
 
 impl Network {
+    /// The ops this input size runs, and which of them the features are read after: the
+    /// fused list less each adaptive average pool whose output size is its input's (an
+    /// identity: torchvision's 6x6 pool at 224 input), the op before it then writing where the
+    /// pool would have. Kept where the op before is an in-place ReLU (it has no output of its
+    /// own to redirect).
+    fn ops_at(&self, infos: &[crate::model::LayerInfo]) -> (Vec<Op>, Option<usize>) {
+        let mut ops: Vec<Op> = Vec::with_capacity(self.ops.len());
+        let mut features_op = None;
+        for (k, op) in self.ops.iter().enumerate() {
+            let info = &infos[op.layer()];
+            let identity = matches!(op, Op::AvgPool { .. })
+                && info.input == info.output
+                && matches!(ops.last(), Some(prev) if !matches!(prev, Op::Relu { .. }));
+            if identity {
+                if Some(k) == self.features_op {
+                    features_op = Some(ops.len() - 1);
+                }
+                continue;
+            }
+            if Some(k) == self.features_op {
+                features_op = Some(ops.len());
+            }
+            ops.push(*op);
+        }
+        (ops, features_op)
+    }
+
     pub(super) fn build_plan(&self, batch: usize, h: usize, w: usize) -> Result<Plan> {
         if batch == 0 {
             return Err(Error::Invalid("batch size must be at least 1".into()));
@@ -106,16 +138,17 @@ impl Network {
             }
         };
 
+        let (ops, features_op) = self.ops_at(&infos);
         let mut steps = Vec::new();
         let mut cur = Slot::Input;
-        let last = self.ops.len().saturating_sub(1);
-        for (k, op) in self.ops.iter().enumerate() {
+        let last = ops.len().saturating_sub(1);
+        for (k, op) in ops.iter().enumerate() {
             let li = op.layer();
             let info = &infos[li];
             let in_place = matches!(op, Op::Relu { .. });
             let dst = if in_place {
                 cur
-            } else if Some(k) == self.features_op {
+            } else if Some(k) == features_op {
                 Slot::Features
             } else if k == last {
                 Slot::Logits
@@ -240,9 +273,76 @@ impl Network {
             probs,
             features,
             staging: Vec::new(),
+            uploads: Vec::new(),
             staging_bytes: (4 * batch * (2 * classes + feature_len)).max(4) as u64,
             steps,
             input_len,
         })
     }
+}
+
+impl Plan {
+    /// Copies `input` (its length checked by the caller) into a mapped upload buffer of this
+    /// plan (made, mapped, on first use; reused after) and records its copy into the device
+    /// input buffer in `encoder`, before anything else is recorded. Returns the upload buffer:
+    /// once the submission is done it is mapped again ([`remap_upload`]) and handed back with
+    /// [`Plan::recycle_upload`].
+    pub(super) fn stage_input(
+        &mut self,
+        ctx: &crate::gpu::GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        input: &[f32],
+    ) -> Result<wgpu::Buffer> {
+        let bytes = (input.len() * 4) as u64;
+        let buf = match self.uploads.pop() {
+            Some(b) => b,
+            None => ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("input upload"),
+                size: bytes.max(4),
+                usage: wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: true,
+            }),
+        };
+        {
+            let mut view = buf
+                .slice(..bytes)
+                .get_mapped_range_mut()
+                .map_err(|e| Error::Gpu(format!("mapping the input upload buffer: {e}")))?;
+            view.copy_from_slice(bytemuck::cast_slice(input));
+        }
+        buf.unmap();
+        encoder.copy_buffer_to_buffer(&buf, 0, &self.input, 0, bytes);
+        Ok(buf)
+    }
+
+    /// Takes back an upload buffer whose mapping for writing has completed.
+    pub(super) fn recycle_upload(&mut self, upload: Upload) {
+        let state = upload
+            .mapped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(Ok(())) = state {
+            self.uploads.push(upload.buffer);
+        }
+        // Not (yet) mapped or failed: dropped; the next batch makes a new one.
+    }
+}
+
+/// An upload buffer of a submitted batch, being mapped for writing again.
+pub(super) struct Upload {
+    pub(super) buffer: wgpu::Buffer,
+    mapped:
+        std::sync::Arc<std::sync::Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>>,
+}
+
+/// Asks for `buffer` to be mapped for writing once the submission that reads it is done (the
+/// callback runs in a later poll).
+pub(super) fn remap_upload(buffer: wgpu::Buffer) -> Upload {
+    let mapped = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let flag = mapped.clone();
+    buffer.slice(..).map_async(wgpu::MapMode::Write, move |r| {
+        *flag.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+    });
+    Upload { buffer, mapped }
 }

@@ -1,6 +1,6 @@
-//! One forward pass taken apart for `bench`: the input upload alone (wall clock around
-//! `write_buffer`, a submission and its wait: the host copy into a staging buffer, and its
-//! copy to the device) and the GPU time of the pass (timestamps at the start and end of the one
+//! One forward pass taken apart for `bench`: the input upload alone (wall clock around the
+//! host copy into the plan's mapped upload buffer, the copy to the device, its submission and
+//! wait: what `Network::submit` does) and the GPU time of the pass (timestamps at the start and end of the one
 //! compute pass the forward records).
 
 use std::time::Instant;
@@ -12,7 +12,8 @@ use crate::kernels::{self, Dispatch};
 /// What [`Network::time_pass`] measured, in milliseconds.
 #[derive(Clone, Copy, Debug, serde::Serialize)]
 pub struct PassTiming {
-    /// Wall time of uploading the input alone: `write_buffer`, a submission, its wait.
+    /// Wall time of uploading the input alone: the host copy into the mapped upload buffer,
+    /// the copy to the device, a submission, its wait.
     pub upload_ms: f64,
     /// GPU time of the forward's compute pass (timestamps at its start and end); `None`
     /// where the adapter has no timestamp queries.
@@ -38,21 +39,32 @@ impl Network {
         for chunk in input.chunks(sub * per_image) {
             let n = chunk.len() / per_image;
             self.plan(n.max(1), h, w)?;
-            let plan = &self.plans[&(n.max(1), h, w)];
+            let plan = self
+                .plans
+                .get_mut(&(n.max(1), h, w))
+                .expect("plan built above");
             if chunk.len() != plan.input_len {
                 return Err(Error::Shape(format!(
                     "input holds {} values, expected {batch} x 3 x {h} x {w}",
                     input.len()
                 )));
             }
+            // The upload as `submit` does it: into the plan's mapped upload buffer, copied to
+            // the device input buffer by a submission of its own here.
             let t = Instant::now();
-            ctx.queue
-                .write_buffer(&plan.input, 0, bytemuck::cast_slice(chunk));
-            ctx.queue.submit(Vec::<wgpu::CommandBuffer>::new());
+            let mut encoder = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("upload"),
+                });
+            let upload = plan.stage_input(&ctx, &mut encoder, chunk)?;
+            ctx.queue.submit([encoder.finish()]);
+            let upload = super::plan::remap_upload(upload);
             ctx.device
                 .poll(wgpu::PollType::wait_indefinitely())
                 .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
             upload_ms += t.elapsed().as_secs_f64() * 1e3;
+            plan.recycle_upload(upload);
             if timestamps {
                 let all: Vec<&Dispatch> = plan.steps.iter().flat_map(|(_, ds)| ds).collect();
                 gpu_ms += kernels::timing::pass_ms(&ctx, &all)?;

@@ -51,6 +51,7 @@ pub fn env_options() -> alexnet_wgpu::options::RuntimeOptions {
         validate: validate.unwrap_or(false),
         f16_loads: parse("ALEXNET_F16").unwrap_or_default(),
         conv_backward: parse("ALEXNET_CONV_BACKWARD").unwrap_or_default(),
+        coop: parse("ALEXNET_COOP").unwrap_or_default(),
         shader_checks: false,
     }
 }
