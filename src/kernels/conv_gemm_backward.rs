@@ -28,6 +28,7 @@ use crate::gpu::{storage_buffer, GpuContext};
 /// Mirrors `struct Params` in `conv_gemm_backward.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct ConvGemmParams {
     pub geo: ConvGeometry,
     pub p4: u32,

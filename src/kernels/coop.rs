@@ -21,8 +21,9 @@ pub const SOURCE: &str = include_str!("../../shaders/coop.wgsl");
 /// The MMA section in plain WGSL.
 const EMULATED_MMA: &str = include_str!("../../shaders/coop_emulated.wgsl");
 
-/// Output channels and pixels per workgroup (the shader's `BM`, `BN`).
+/// Output channels per workgroup (the shader's `BM`).
 pub const BM: usize = 32;
+/// Output pixels per workgroup (the shader's `BN`).
 pub const BN: usize = 64;
 
 /// Halves per patch and weight row: K rounded up to the 16 of one tile step.
@@ -60,6 +61,7 @@ impl Coop {
         }
     }
 
+    /// The variant's name, for labels and reports.
     pub fn name(self) -> &'static str {
         match self {
             Coop::Hardware => "coop",
@@ -125,6 +127,7 @@ pub fn emulated_source() -> &'static str {
 /// Mirrors `struct Params` in `coop.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct CoopParams {
     pub geometry: ConvGeometry,
     pub cin_g: u32,

@@ -24,6 +24,7 @@ pub const SOURCE: &str = include_str!("../../shaders/mm.wgsl");
 /// Mirrors `struct Params` in `mm.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct MmParams {
     pub m: u32,
     pub n: u32,

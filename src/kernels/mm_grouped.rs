@@ -21,13 +21,17 @@ pub struct GroupedGemm {
     pub n: usize,
     /// The contraction, a multiple of 4: the row length of A and B.
     pub k: usize,
+    /// Independent products (one per convolution group).
     pub groups: usize,
-    /// Values between consecutive groups' A and B blocks (multiples of 4).
+    /// Values between consecutive groups' A blocks (a multiple of 4).
     pub a_gstride: usize,
+    /// Values between consecutive groups' B blocks (a multiple of 4).
     pub b_gstride: usize,
-    /// C: row stride (per n), offset of m = 0, values between consecutive groups.
+    /// C: row stride (per n).
     pub c_row: usize,
+    /// C: offset of m = 0.
     pub c_off: usize,
+    /// C: values between consecutive groups.
     pub c_gstride: usize,
 }
 

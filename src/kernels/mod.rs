@@ -203,7 +203,10 @@ pub struct Kernels {
 
 macro_rules! kernel_getters {
     ($($(#[$doc:meta])* $name:ident => ($file:literal, $entry:literal);)*) => {
-        $($(#[$doc])* pub fn $name(&self) -> Arc<Kernel> {
+        $(
+        #[doc = concat!("The `", $entry, "` entry point of `", $file, "`, compiled once.")]
+        $(#[$doc])*
+        pub fn $name(&self) -> Arc<Kernel> {
             self.cache.get(shader($file), $entry)
         })*
     };

@@ -81,7 +81,12 @@ pub enum ConvRoute {
     /// An `mm.wgsl` tile as an implicit GEMM split over `split` K slices (`conv_split`, f32
     /// partial sums in the scratch), then one `reduce_conv` (bias, ReLU, NCHW store): for
     /// convolutions whose output tiles alone would leave the GPU idle (batch 1 conv3-5).
-    MmSplit { tile: Tile, split: u32 },
+    MmSplit {
+        /// The output tile.
+        tile: Tile,
+        /// K slices.
+        split: u32,
+    },
     /// `conv2d.wgsl`, the first tiled kernel (`ALEXNET_MATMUL=tiled`).
     Direct,
     /// `coop.wgsl`: f16 im2col + a GEMM on cooperative matrices (tensor cores), or the same
@@ -350,7 +355,12 @@ pub enum ConvBackwardRoute {
     Gemm,
     /// Grouped `mm.wgsl` tiles ([`super::mm_grouped`]): the weight gradient on `wgrad`, split
     /// over K = batch x pixels; the input gradient on `igrad`. The `Blocked` path.
-    Mm { wgrad: Tile, igrad: Tile },
+    Mm {
+        /// The weight gradient's tile.
+        wgrad: Tile,
+        /// The input gradient's tile.
+        igrad: Tile,
+    },
 }
 
 impl Kernels {

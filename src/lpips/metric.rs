@@ -219,16 +219,21 @@ impl Lpips {
         };
         self.check_fits(w, h)
             .and_then(|_| self.check_fits(h, w))
-            .map_err(|e| Error::Input {
-                path: path.to_path_buf(),
-                message: e.to_string(),
+            .map_err(|e| {
+                Error::input(
+                    path.to_path_buf(),
+                    crate::error::InputErrorKind::TooLarge,
+                    e.to_string(),
+                )
             })
     }
 
+    /// The memory budget in bytes ([`Lpips::with_memory_budget`]).
     pub fn memory_budget(&self) -> u64 {
         self.memory_bytes
     }
 
+    /// The lin calibration in use.
     pub fn lin(&self) -> Lin {
         self.lin
     }
@@ -249,12 +254,13 @@ impl Lpips {
     }
 }
 
-/// An image for LPIPS, as `alexnet lpips` reads it: decoded to 8-bit RGB (grey replicated,
-/// alpha dropped), turned upright by its EXIF orientation (as the `lpips` package's
-/// `cv2.imread` does), resized to `size` (`(width, height)`) with the antialiased triangle filter
-/// (PIL's bilinear `resize`, what `--resize WxH` does) when given, and refused, naming the
-/// file, when a side is under [`MIN_SIDE`]. Images of other sizes must be brought to one size
-/// before [`Lpips::matrix`] or a pair's distance.
+/// Reads an image file for LPIPS, as the `lpips` package does: decoded to 8-bit RGB (grey
+/// replicated, alpha dropped) and turned upright by its EXIF orientation (as its `cv2.imread`
+/// does; `data::load_image` leaves it as stored), resized to `size` (`(width, height)`) with
+/// the antialiased triangle filter (PIL's bilinear `resize`) when given, and refused with an
+/// [`Error::Input`] of kind [`InputErrorKind::TooSmall`](crate::error::InputErrorKind::TooSmall)
+/// when a side is under [`MIN_SIDE`]. The two images of a pair, and all images of
+/// [`Lpips::matrix`], must have one size.
 pub fn load_image(path: impl AsRef<Path>, size: Option<(u32, u32)>) -> Result<RgbImage> {
     let path = path.as_ref();
     if let Some((w, h)) = size {
@@ -276,12 +282,13 @@ pub fn load_image(path: impl AsRef<Path>, size: Option<(u32, u32)>) -> Result<Rg
     };
     let (w, h) = img.dimensions();
     if (w.min(h) as usize) < MIN_SIDE {
-        return Err(Error::Input {
-            path: path.to_path_buf(),
-            message: format!(
+        return Err(Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::TooSmall,
+            format!(
                 "{w}x{h} is too small: LPIPS's AlexNet trunk needs at least {MIN_SIDE} px per side"
             ),
-        });
+        ));
     }
     Ok(img)
 }

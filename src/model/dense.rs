@@ -11,15 +11,20 @@ use super::Weights;
 
 /// One dense layer uploaded: `y = x w^T + b`, then ReLU when `relu`.
 pub struct GpuDense {
+    /// Its parameter name ("fc6").
     pub name: String,
     /// Input and output widths.
     pub inp: usize,
+    /// Output width.
     pub out: usize,
+    /// A ReLU follows.
     pub relu: bool,
+    /// How the weights are stored.
     pub precision: Precision,
     /// The weights in parts under the binding limit (f32, or f16 for `gemm_f16`); no parts
     /// when `coop` holds them.
     pub weight: SplitWeight,
+    /// The bias.
     pub bias: wgpu::Buffer,
     /// f16 on cooperative matrices: the weights as `coop.wgsl` reads them
     /// ([`kernels::coop::weight_for_coop`] of the layer as a 1x1 convolution), and the mode.
@@ -200,6 +205,7 @@ impl GpuDense {
 /// Dense layers applied in order to rows of features, `chunk` rows per GPU submission: the
 /// frozen fc6 -> ReLU -> fc7 -> ReLU that the `last` head trains on.
 pub struct DenseStack {
+    /// The layers, in order.
     pub layers: Vec<GpuDense>,
     kernels: Kernels,
     chunk: usize,
@@ -247,10 +253,12 @@ impl DenseStack {
         })
     }
 
+    /// Floats of one input row.
     pub fn input_len(&self) -> usize {
         self.layers[0].inp
     }
 
+    /// Floats of one output row.
     pub fn output_len(&self) -> usize {
         self.layers.last().expect("non-empty").out
     }
