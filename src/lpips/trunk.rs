@@ -64,7 +64,7 @@ fn trunk_at(h: usize, w: usize) -> Option<(NetSpec, Vec<LayerInfo>)> {
         layers: spec_layers(),
     };
     let infos = spec.infer().ok()?;
-    let empty = infos.iter().any(|i| i.output.len() == 0);
+    let empty = infos.iter().any(|i| i.output.is_empty());
     (!empty).then_some((spec, infos))
 }
 
