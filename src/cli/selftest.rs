@@ -31,8 +31,17 @@ struct Report<'a> {
     limits: String,
     validation: Option<String>,
     checks: &'a [Check],
+    /// Kernels not checked on this adapter, and why.
+    skipped: Vec<Skipped>,
     passed: usize,
     failed: usize,
+}
+
+#[derive(serde::Serialize)]
+struct Skipped {
+    kernel: &'static str,
+    path: &'static str,
+    reason: String,
 }
 
 pub fn run(args: SelftestArgs) -> anyhow::Result<ExitCode> {
@@ -59,6 +68,15 @@ pub fn run(args: SelftestArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     let failed = checks.iter().filter(|c| !c.ok).count();
     let passed = checks.len() - failed;
+    // The tensor-core cases run only where the device has cooperative matrices.
+    let skipped: Vec<Skipped> = alexnet_wgpu::kernels::coop::hardware_absent(&ctx)
+        .map(|reason| Skipped {
+            kernel: "conv2d",
+            path: "coop",
+            reason,
+        })
+        .into_iter()
+        .collect();
     if args.json {
         let report = Report {
             adapter: AdapterJson {
@@ -72,6 +90,7 @@ pub fn run(args: SelftestArgs) -> anyhow::Result<ExitCode> {
             limits: ctx.options.limits.to_string(),
             validation: ctx.options.validate.then(super::validate::describe),
             checks: &checks,
+            skipped,
             passed,
             failed,
         };
@@ -102,6 +121,9 @@ pub fn run(args: SelftestArgs) -> anyhow::Result<ExitCode> {
                 c.ms,
                 if c.ok { "ok" } else { "FAILED" }
             );
+        }
+        for s in &skipped {
+            println!("{:<27} {:<26} skipped: {}", s.kernel, s.path, s.reason);
         }
         println!("selftest: {passed} passed, {failed} failed");
     }

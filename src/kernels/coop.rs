@@ -87,16 +87,63 @@ impl Coop {
 
 /// Whether the device has what [`Coop::Hardware`] needs (see [`Coop::detect`]).
 pub fn hardware_ready(ctx: &GpuContext) -> bool {
-    let config = ctx.adapter.cooperative_matrix_properties().iter().any(|c| {
+    hardware_absent(ctx).is_none()
+}
+
+/// Why [`Coop::Hardware`] cannot run on `ctx` (`None`: it can): what the selftest prints for
+/// the tensor-core cases it skips.
+pub fn hardware_absent(ctx: &GpuContext) -> Option<String> {
+    if ctx.options.coop == crate::options::CoopMatrices::Off {
+        return Some("cooperative matrices are turned off in the runtime options".into());
+    }
+    if !ctx
+        .adapter
+        .features()
+        .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+    {
+        return Some("the adapter offers no cooperative matrices".into());
+    }
+    if !ctx.features.contains(wgpu::Features::SHADER_F16) {
+        return Some("the adapter has no SHADER_F16".into());
+    }
+    let configs = ctx.adapter.cooperative_matrix_properties();
+    let wanted = configs.iter().any(|c| {
         (c.m_size, c.n_size, c.k_size) == (16, 16, 16)
             && c.ab_type == wgpu::CooperativeScalarType::F16
             && c.cr_type == wgpu::CooperativeScalarType::F32
     });
-    ctx.features
+    if !wanted {
+        let seen: Vec<String> = configs
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}x{}x{} {:?}->{:?}",
+                    c.m_size, c.n_size, c.k_size, c.ab_type, c.cr_type
+                )
+            })
+            .collect();
+        return Some(format!(
+            "no 16x16x16 f16 x f16 -> f32 configuration (the adapter reports: {})",
+            if seen.is_empty() {
+                "none".to_string()
+            } else {
+                seen.join(", ")
+            }
+        ));
+    }
+    let (min, max) = (ctx.info.subgroup_min_size, ctx.info.subgroup_max_size);
+    if (min, max) != (32, 32) {
+        return Some(format!(
+            "subgroups of {min} to {max} invocations, not exactly 32 (the GEMM's workgroup is one subgroup)"
+        ));
+    }
+    if !ctx
+        .features
         .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
-        && config
-        && ctx.info.subgroup_min_size == 32
-        && ctx.info.subgroup_max_size == 32
+    {
+        return Some("the device was opened without cooperative matrices".into());
+    }
+    None
 }
 
 /// `coop.wgsl` with the section between its MMA markers replaced by `coop_emulated.wgsl` and

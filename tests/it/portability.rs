@@ -119,6 +119,18 @@ fn selftest(driver: Driver, limits: &str) {
         Driver::SwiftShader => "swiftshader",
     };
     assert!(name.contains(want), "adapter {name}");
+    // Neither CPU adapter has cooperative matrices: the tensor-core cases are skipped with the
+    // reason, and the emulated ones run where the adapter has SHADER_F16 (lavapipe).
+    let skipped = report["skipped"].as_array().expect("skipped");
+    assert!(
+        skipped
+            .iter()
+            .any(|s| s["path"] == "coop" && s["reason"].as_str().is_some_and(|r| !r.is_empty())),
+        "{skipped:?}"
+    );
+    if driver == Driver::Lavapipe {
+        assert!(paths.contains("coop-emulated"), "paths: {paths:?}");
+    }
     let validation = report["validation"].as_str().expect("validation on");
     if khronos_layer_installed() || in_ci() {
         assert!(
