@@ -335,15 +335,26 @@ impl GpuContext {
             wgpu::ExperimentalFeatures::disabled()
         };
         let limits = options.limits.limits(&adapter.limits());
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("alexnet"),
-            required_features: features,
-            required_limits: limits.clone(),
-            experimental_features,
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        }))
-        .map_err(|source| Error::RequestDevice {
+        let request = |features: wgpu::Features, experimental_features| {
+            pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+                label: Some("alexnet"),
+                required_features: features,
+                required_limits: limits.clone(),
+                experimental_features,
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            }))
+        };
+        // A device the experimental feature cannot open is opened without it (f16 then runs
+        // the kernels without tensor cores): everything else must not depend on it.
+        let (features, opened) = match request(features, experimental_features) {
+            Err(_) if coop => {
+                let plain = features - wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+                (plain, request(plain, wgpu::ExperimentalFeatures::disabled()))
+            }
+            other => (features, other),
+        };
+        let (device, queue) = opened.map_err(|source| Error::RequestDevice {
             adapter: info.name.clone(),
             cause: source,
         })?;
