@@ -10,6 +10,7 @@ use alexnet_wgpu::labels;
 use alexnet_wgpu::model::run::run as run_network;
 use alexnet_wgpu::model::{top_k, Network, RunError, RunShape};
 use alexnet_wgpu::shard::{hash_names, NpyWriter, PartPaths, RunIdentity};
+use alexnet_wgpu::InputErrorKind;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
@@ -270,7 +271,7 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
         };
         let shape = RunShape::images(batch, h, w);
         // A batch's results go to the sink together, as soon as its last item is back.
-        let mut results: Vec<Result<Row, String>> = Vec::with_capacity(batch);
+        let mut results: Vec<Result<Row, Failure>> = Vec::with_capacity(batch);
         let t = run_network(&mut net, run_items, &fill, shape, want_features, &mut |r| {
             results.push(match r.row {
                 Ok(row) => Ok(Row {
@@ -284,7 +285,12 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
                 }),
                 Err(e) => {
                     bar.suspend(|| eprintln!("error: {}", super::hint::input_failure(&e)));
-                    Err(e.to_string())
+                    let message = e.to_string();
+                    let name = r.item.name();
+                    let kind = e
+                        .into_input(std::path::Path::new(&name), InputErrorKind::Unreadable)
+                        .kind;
+                    Err(Failure { message, kind })
                 }
             });
             if r.batch_end {
@@ -334,8 +340,16 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Why one input failed: the message (naming the input) and its kind, which the JSON rows
+X
+/// `InputErrorKind`).
+struct Failure {
+    message: String,
+    kind: InputErrorKind,
+}
+
 /// One input's result as JSON (the `json` array's items and the `jsonl` lines).
-fn row_json(item: &InputItem, r: &Result<Row, String>, names: &[String]) -> serde_json::Value {
+fn row_json(item: &InputItem, r: &Result<Row, Failure>, names: &[String]) -> serde_json::Value {
     match r {
         Ok(row) => serde_json::json!({
             "input": row.name,
@@ -343,7 +357,9 @@ fn row_json(item: &InputItem, r: &Result<Row, String>, names: &[String]) -> serd
                 "class": c, "label": names[*c], "probability": p, "logit": l
             })).collect::<Vec<_>>(),
         }),
-        Err(e) => serde_json::json!({ "input": item.name(), "error": e }),
+        Err(e) => serde_json::json!({
+            "input": item.name(), "error": e.message, "error_kind": e.kind
+        }),
     }
 }
 
@@ -389,7 +405,7 @@ impl<'a> Sink<'a> {
     fn batch(
         &mut self,
         items: &[InputItem],
-        results: &[Result<Row, String>],
+        results: &[Result<Row, Failure>],
     ) -> anyhow::Result<()> {
         let names = self.names;
         let stdout = std::io::stdout();
@@ -425,7 +441,12 @@ impl<'a> Sink<'a> {
                     }
                 }
                 (Some(Format::Csv), Err(e)) => {
-                    writeln!(out, "{},,,,,,{}", csv_field(&item.name()), csv_field(e))?;
+                    writeln!(
+                        out,
+                        "{},,,,,,{}",
+                        csv_field(&item.name()),
+                        csv_field(&e.message)
+                    )?;
                 }
                 (Some(Format::Json), _) => self.json.push(row_json(item, r, names)),
                 (Some(Format::Jsonl), _) => {

@@ -350,7 +350,10 @@ impl GpuContext {
         let (features, opened) = match request(features, experimental_features) {
             Err(_) if coop => {
                 let plain = features - wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
-                (plain, request(plain, wgpu::ExperimentalFeatures::disabled()))
+                (
+                    plain,
+                    request(plain, wgpu::ExperimentalFeatures::disabled()),
+                )
             }
             other => (features, other),
         };

@@ -159,6 +159,7 @@ fn shards_as_separate_processes_merge_to_the_unsharded_run() {
     let want = jsonl(&String::from_utf8(whole.stdout).unwrap());
     assert_eq!(want.len(), 7, "one JSONL line per input, errors included");
     assert!(want[4]["error"].is_string(), "{:?}", want[4]);
+    assert!(want[4]["error_kind"].is_string(), "{:?}", want[4]);
     assert_eq!(npy(&logits).0, [6, 7]);
 
     let parts = dir.path().join("parts");
@@ -839,6 +840,8 @@ fn a_missing_listed_path_fails_only_its_line() {
             "{}",
             lines[0]
         );
+        // The failure's kind, as the library's `InputErrorKind` names it.
+        assert_eq!(lines[0]["error_kind"], "not_found", "{}", lines[0]);
         assert!(lines[1]["error"].is_null(), "{}", lines[1]);
     }
 }
