@@ -249,9 +249,10 @@ impl Lpips {
     }
 }
 
-/// An image for LPIPS, as `alexnet lpips` reads it: decoded to 8-bit RGB (grey replicated,
-/// alpha dropped), turned upright by its EXIF orientation (as the `lpips` package's
-/// `cv2.imread` does), resized to `size` (`(width, height)`) with the antialiased triangle filter
+/// An image for LPIPS, as `alexnet lpips` reads it: decoded as the `lpips` package's
+/// `cv2.imread` decodes it (libjpeg-turbo's accurate IDCT and fancy upsampling for JPEGs,
+/// 16-bit samples' high byte, grey replicated, alpha dropped; see [`crate::data::decode_cv2`]),
+/// turned upright by its EXIF orientation, resized to `size` (`(width, height)`) with the antialiased triangle filter
 /// (PIL's bilinear `resize`, what `--resize WxH` does) when given, and refused, naming the
 /// file, when a side is under [`MIN_SIDE`]. Images of other sizes must be brought to one size
 /// before [`Lpips::matrix`] or a pair's distance.
@@ -269,7 +270,7 @@ pub fn load_image(path: impl AsRef<Path>, size: Option<(u32, u32)>) -> Result<Rg
             )));
         }
     }
-    let img = crate::data::preprocess::load_image_upright(path)?;
+    let img = crate::data::decode_cv2::load_as_cv2(path)?;
     let img = match size {
         Some((w, h)) => crate::data::resize::resize_triangle(img, w as usize, h as usize)?,
         None => img,

@@ -32,6 +32,7 @@ mod interrupt;
 mod kernels;
 mod layering;
 mod lpips;
+mod lpips_decode;
 mod lpips_stream;
 mod network;
 mod nothing_lost;
