@@ -101,7 +101,7 @@ pub struct TrainHeadArgs {
     /// sgd (with --momentum) or adam (with --adam-beta1, --adam-beta2, --adam-eps).
     #[arg(long, value_enum, default_value = "sgd", help_heading = "Optimizer")]
     optimizer: OptimizerArg,
-    /// Learning rate (finite, above 0).
+    /// Learning rate (above 0, at most 10: above, nothing trains).
     #[arg(long, default_value_t = 0.01, value_parser = finite_positive)]
     #[arg(help_heading = "Optimizer")]
     lr: f32,
@@ -432,7 +432,7 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         .spill_dir(alexnet_wgpu::fsutil::parent_dir(&args.out))
         .extract_batch(args.extract_batch)
         .load_options(args.load.options())
-        .on_progress(show(&pb, &checkpoint, args.cache_budget_mb));
+        .on_progress(show(&pb, &checkpoint, args.cache_budget_mb, args.batch));
     if let Some(p) = &args.init_head {
         ft = ft.init_head(p);
     }

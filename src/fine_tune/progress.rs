@@ -50,12 +50,14 @@ pub enum Progress<'a> {
         rows: usize,
         seconds: f64,
     },
-    /// Training starts: `epochs` is the number of epochs the run will take at most.
+    /// Training starts: `epochs` is the number of epochs the run will take at most; `batch`
+    /// the rows per step (the batch asked for, at most `train_rows`).
     Training {
         first_layer: &'a str,
         classes: usize,
         train_rows: usize,
         val_rows: usize,
+        batch: usize,
         steps_per_epoch: usize,
         epochs: usize,
     },

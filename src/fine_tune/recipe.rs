@@ -108,7 +108,9 @@ impl FineTune {
                 Events::emit(&events, Progress::Skipped { path: p, error: e });
             }
             skipped.extend(bad);
-            let stack = frozen_stack(&self.ctx, &self.backbone, kind, &pre, self.batch)?;
+            // No batch holds more rows than the images' views (see the batch of `fit`).
+            let rows = readable.items.len().saturating_mul(views).max(1);
+            let stack = frozen_stack(&self.ctx, &self.backbone, kind, &pre, self.batch.min(rows))?;
             let fresh = FreshViews::new(
                 &self.ctx, stack, &readable, views, &pre, self.load, self.seed,
             );
@@ -342,7 +344,9 @@ impl FineTune {
         let opts = FitOptions {
             epochs: self.epochs,
             steps: self.steps,
-            batch: self.batch,
+            // A batch larger than the training rows takes only the rows (the GPU buffers are
+            // sized by it: `--batch 1000000` for 48 rows used to fail after the caching pass).
+            batch: self.batch.clamp(1, train_x.len().max(1)),
             lr: self.lr,
             schedule: self.schedule,
             shuffle: self.shuffle,
@@ -375,6 +379,7 @@ impl FineTune {
                 classes: classes.len(),
                 train_rows: train_x.len(),
                 val_rows: val_x.len(),
+                batch: opts.batch,
                 steps_per_epoch,
                 epochs,
             },
