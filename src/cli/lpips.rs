@@ -196,6 +196,18 @@ pub fn run(args: LpipsArgs) -> anyhow::Result<ExitCode> {
             m.display()
         );
     }
+    // `--all-pairs` takes a folder: a file there used to give one image, no pair, exit 0.
+    if let Some(dir) = &args.all_pairs {
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => bail!(
+                "--all-pairs {}: not a folder (--all-pairs compares every pair of the images in \
+                 a folder; two images: give both paths; a list of pairs: --pairs FILE)",
+                dir.display()
+            ),
+            Err(e) => bail!("--all-pairs {}: {e}", dir.display()),
+        }
+    }
     // Before any GPU work: the pair list and the trunk file.
     let pairs = match &args.all_pairs {
         Some(_) => Vec::new(),

@@ -28,6 +28,7 @@ mod selftest;
 mod sharding;
 mod summary;
 mod train_head;
+mod switches;
 pub mod validate;
 
 use std::path::PathBuf;
@@ -296,7 +297,7 @@ pub fn parse(
     argv: impl IntoIterator<Item = std::ffi::OsString>,
 ) -> Result<(Cli, clap::ArgMatches), clap::Error> {
     use clap::{CommandFactory, FromArgMatches};
-    let matches = Cli::command().try_get_matches_from(argv)?;
+    let matches = Cli::command().try_get_matches_from(switches::switch_values_only(argv))?;
     Ok((Cli::from_arg_matches(&matches)?, matches))
 }
 
