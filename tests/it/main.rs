@@ -42,6 +42,7 @@ mod pipeline;
 mod portability;
 mod preprocess;
 mod pth;
+mod rough_edges;
 mod selftest_paths;
 mod shaders;
 mod shard;
