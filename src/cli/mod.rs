@@ -27,8 +27,8 @@ mod plural;
 mod selftest;
 mod sharding;
 mod summary;
-mod train_head;
 mod switches;
+mod train_head;
 pub mod validate;
 
 use std::path::PathBuf;

@@ -43,9 +43,7 @@ pub fn decode_as_cv2(path: &Path, bytes: &[u8]) -> Result<RgbImage> {
     };
     check_complete(path, bytes, opts)?;
     let mut decoder = checked_decoder(path, bytes)?;
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(Orientation::NoTransforms);
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let jpeg = bytes.starts_with(&[0xFF, 0xD8]);
     let sixteen_bit = matches!(
         decoder.color_type(),
@@ -72,6 +70,10 @@ pub fn decode_as_cv2(path: &Path, bytes: &[u8]) -> Result<RgbImage> {
 fn high_bytes(img: DynamicImage) -> RgbImage {
     let wide = img.into_rgb16();
     let (w, h) = wide.dimensions();
-    let narrow = wide.into_raw().into_iter().map(|v| (v >> 8) as u8).collect();
+    let narrow = wide
+        .into_raw()
+        .into_iter()
+        .map(|v| (v >> 8) as u8)
+        .collect();
     RgbImage::from_raw(w, h, narrow).expect("same dimensions, same sample count")
 }

@@ -7,7 +7,7 @@ use crate::train::{Optimizer, Schedule};
 
 /// The largest learning rate a run accepts: far above any rate that trains a head or
 /// fine-tunes convolutions (torchvision's AlexNet recipe: 0.01; fine-tuning: 1e-4 to 1e-1).
-const MAX_LR: f32 = 10.0;
+pub const MAX_LR: f32 = 10.0;
 
 pub(super) fn invalid(msg: String) -> Error {
     Error::Invalid(msg)

@@ -118,14 +118,21 @@ mod tests {
 
     impl Seek for Full {
         fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-            assert_eq!(pos, SeekFrom::Current(0), "only positions asked in this test");
+            assert_eq!(
+                pos,
+                SeekFrom::Current(0),
+                "only positions asked in this test"
+            );
             Ok(self.written as u64)
         }
     }
 
     #[test]
     fn the_first_error_is_returned_and_nothing_reaches_the_writer_after_it() {
-        let mut s = QuietSink::new(Full { room: 10, written: 0 });
+        let mut s = QuietSink::new(Full {
+            room: 10,
+            written: 0,
+        });
         s.write_all(b"12345").unwrap();
         s.check().unwrap();
         assert!(s.write_all(b"678901").is_err(), "the error is returned");
@@ -135,7 +142,10 @@ mod tests {
         assert_eq!(s.stream_position().unwrap(), 5 + 17);
         assert_eq!(s.seek(SeekFrom::Start(2)).unwrap(), 2);
         assert_eq!(s.seek(SeekFrom::End(0)).unwrap(), 22);
-        assert_eq!(s.inner.written, 5, "nothing after the error reached the file");
+        assert_eq!(
+            s.inner.written, 5,
+            "nothing after the error reached the file"
+        );
         assert!(s.check().is_err(), "the failure is remembered");
     }
 }

@@ -25,7 +25,10 @@ fn rgb_npy(name: &str) -> RgbImage {
     let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
     let header = std::str::from_utf8(&bytes[10..10 + len]).unwrap();
     assert!(header.contains("'descr': '|u1'"), "{name}: {header}");
-    assert!(header.contains("'fortran_order': False"), "{name}: {header}");
+    assert!(
+        header.contains("'fortran_order': False"),
+        "{name}: {header}"
+    );
     let shape = &header[header.find("'shape': (").unwrap() + 10..];
     let dims: Vec<u32> = shape[..shape.find(')').unwrap()]
         .split(',')

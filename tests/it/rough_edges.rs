@@ -27,7 +27,11 @@ fn refused_before_output(o: &Output, want: &str) {
     let e = stderr(o);
     assert_eq!(o.status.code(), Some(2), "{want}: {e}");
     assert!(e.contains(want), "{want}: {e}");
-    assert!(o.stdout.is_empty(), "{want}: output before the error: {:?}", o.stdout);
+    assert!(
+        o.stdout.is_empty(),
+        "{want}: output before the error: {:?}",
+        o.stdout
+    );
 }
 
 #[test]
