@@ -6,7 +6,8 @@
 #
 # For each module the program compiles (shaders/*.wgsl, plus the host-side rewrites of src/:
 # mm.wgsl once per tile of src/kernels/mm.rs TILES, gemm_f16.wgsl[native] when the adapter has
-# shader-f16, sgd/adam.wgsl[vec4]) it creates a compute pipeline per @compute entry point
+# shader-f16, coop.wgsl[emulated] likewise (the hardware coop.wgsl is a wgpu extension that
+# WebGPU lacks), sgd/adam.wgsl[vec4]) it creates a compute pipeline per @compute entry point
 # (layout 'auto') on a device with the adapter's limits, and again on one with WebGPU's default
 # limits: one line per (module, entry point), `ok ...` or the error. A shader whose entry point
 # binds more than 8 storage buffers (WebGPU's default per stage) is a failure. Then it runs

@@ -57,9 +57,11 @@ struct Params {
     cin_g: u32,
     // reduce, conv_split and reduce_conv: number of K slices.
     splits: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    // gdense / gdense_split / reduce_grouped (mm_grouped.rs): vec4 between the B rows of
+    // consecutive groups, values between their C blocks, and the number of groups.
+    b_gstride: u32,
+    c_gstride: u32,
+    groups: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -347,10 +349,11 @@ fn reduce_conv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 }
 
 // The dense main loop over this workgroup's z slice of K.
-fn dense_loop(t: u32, lid: vec3<u32>, z: u32, m0: u32, n0: u32) {
-    setup_a(t, 0u, m0);
+// Group g's A rows start at g * a_gstride vec4, its B rows at g * b_gstride (dense: g = 0).
+fn dense_loop(t: u32, lid: vec3<u32>, g: u32, z: u32, m0: u32, n0: u32) {
+    setup_a(t, g, m0);
     for (var i = 0u; i < B_LOADS; i++) {
-        b_row[i] = min(n0 + (t + i * NT) / KQ, p.n - 1u) * p.kv;
+        b_row[i] = g * p.b_gstride + min(n0 + (t + i * NT) / KQ, p.n - 1u) * p.kv;
     }
     clear_acc();
     let q_start = z * p.kvz;
@@ -385,7 +388,7 @@ fn dense(
 ) {
     let m0 = wg.y * BM;
     let n0 = wg.x * BN;
-    dense_loop(t, lid, 0u, m0, n0);
+    dense_loop(t, lid, 0u, 0u, m0, n0);
     for (var r = 0u; r < 8u; r++) {
         let m = m0 + row_of(lid.y, r);
         if (m >= p.m) {
@@ -419,7 +422,7 @@ fn dense_split(
     let m0 = wg.y * BM;
     let n0 = wg.x * BN;
     let z = wg.z;
-    dense_loop(t, lid, z, m0, n0);
+    dense_loop(t, lid, 0u, z, m0, n0);
     for (var r = 0u; r < 8u; r++) {
         let m = m0 + row_of(lid.y, r);
         if (m >= p.m) {
@@ -455,6 +458,81 @@ fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         s = max(s, 0.0);
     }
     c[n * p.out_c + p.m_off + m] = s;
+}
+
+// Grouped GEMMs without bias (training's backward GEMMs, mm_grouped.rs): z = group g *
+// splits + K slice; C[g * c_gstride + n * out_c + m_off + m], written directly (`gdense`,
+// splits 1) or as the slice's partial sums part[(z * N + n) * M + m] (`gdense_split`) that
+// `reduce_grouped` adds.
+@compute @workgroup_size(BN / 8u, BM / 8u, 1)
+fn gdense(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let m0 = wg.y * BM;
+    let n0 = wg.x * BN;
+    let g = wg.z;
+    dense_loop(t, lid, g, 0u, m0, n0);
+    for (var r = 0u; r < 8u; r++) {
+        let m = m0 + row_of(lid.y, r);
+        if (m >= p.m) {
+            continue;
+        }
+        for (var h = 0u; h < 2u; h++) {
+            let v = acc[r * 2u + h];
+            for (var l = 0u; l < 4u; l++) {
+                let n = n0 + col_of(lid.x, h, l);
+                if (n < p.n) {
+                    c[g * p.c_gstride + n * p.out_c + p.m_off + m] = v[l];
+                }
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(BN / 8u, BM / 8u, 1)
+fn gdense_split(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let m0 = wg.y * BM;
+    let n0 = wg.x * BN;
+    dense_loop(t, lid, wg.z / p.splits, wg.z % p.splits, m0, n0);
+    for (var r = 0u; r < 8u; r++) {
+        let m = m0 + row_of(lid.y, r);
+        if (m >= p.m) {
+            continue;
+        }
+        for (var h = 0u; h < 2u; h++) {
+            let v = acc[r * 2u + h];
+            for (var l = 0u; l < 4u; l++) {
+                let n = n0 + col_of(lid.x, h, l);
+                if (n < p.n) {
+                    part[(wg.z * p.n + n) * p.m + m] = v[l];
+                }
+            }
+        }
+    }
+}
+
+// One invocation per output of every group (1-D grid folded into y past 65535 workgroups).
+@compute @workgroup_size(64, 1, 1)
+fn reduce_grouped(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 64u;
+    let mn = p.m * p.n;
+    if (i >= p.groups * mn) {
+        return;
+    }
+    let g = i / mn;
+    let n = (i % mn) / p.m;
+    let m = i % p.m;
+    var s = 0.0;
+    for (var z = 0u; z < p.splits; z++) {
+        s += part[((g * p.splits + z) * p.n + n) * p.m + m];
+    }
+    c[g * p.c_gstride + n * p.out_c + p.m_off + m] = s;
 }
 
 const GV: u32 = 64u;

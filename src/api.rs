@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::data::{LoadOptions, Preprocess};
-use crate::error::{Error, Result};
+use crate::error::{Error, InputError, InputErrorKind, Result};
 use crate::fine_tune::{FineTune, Trained};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::kernels::Precision;
@@ -45,18 +45,20 @@ pub use stream::{ClassifyIter, EmbedIter};
 pub fn images_in(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
     let dir = dir.as_ref();
     if !dir.is_dir() {
-        return Err(Error::Input {
-            path: dir.to_path_buf(),
-            message: "not a folder".into(),
-        });
+        let (kind, message) = if dir.exists() {
+            (InputErrorKind::NotAFile, "not a folder")
+        } else {
+            (InputErrorKind::NotFound, "no such folder")
+        };
+        return Err(Error::input(dir, kind, message));
     }
     let found = crate::data::inputs::list_images(dir);
     if found.is_empty() {
-        return Err(Error::Input {
-            path: dir.to_path_buf(),
-            message: "no image files (.jpg, .jpeg, .png, .bmp, .gif, .tif, .tiff, .webp) found"
-                .into(),
-        });
+        return Err(Error::input(
+            dir,
+            InputErrorKind::Empty,
+            "no image files (.jpg, .jpeg, .png, .bmp, .gif, .tif, .tiff, .webp) found",
+        ));
     }
     Ok(found)
 }
@@ -64,7 +66,9 @@ pub fn images_in(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
 /// One class of a prediction.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Prediction {
+    /// The class index (a row of the logits).
     pub class: usize,
+    /// The class name (ImageNet's, the model's own, or `class N`).
     pub label: String,
     /// Softmax probability.
     pub prob: f32,
@@ -77,10 +81,11 @@ pub struct Classification {
     pub path: PathBuf,
     /// Best first; empty when `error` is set.
     pub top: Vec<Prediction>,
-    /// Why the image could not be used (unreadable, not an image, truncated, ...); the message
-    /// already names the file. The other images of the call are classified all the same.
+    /// Why the image could not be used: match its [`InputError::kind`] (not found,
+    /// unreadable, not an image, truncated, ...); its `Display` names the file. The other
+    /// images of the call are classified all the same.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<InputError>,
 }
 
 /// Embeddings of a list of images: `rows[i]` for `paths[i]`, all of length `dim`; images that
@@ -94,8 +99,9 @@ pub struct Embeddings {
     pub paths: Vec<PathBuf>,
     /// `len() x dim` floats, row-major: image `i` is `rows[i * dim..(i + 1) * dim]` ([`Embeddings::row`]).
     pub rows: Vec<f32>,
-    /// The images that could not be read, with the reason (which names the file).
-    pub failed: Vec<(PathBuf, String)>,
+    /// The images that could not be read, in input order, each with its path, kind and
+    /// message.
+    pub failed: Vec<InputError>,
 }
 
 impl Embeddings {
@@ -104,6 +110,7 @@ impl Embeddings {
         self.paths.len()
     }
 
+    /// Whether no image was embedded.
     pub fn is_empty(&self) -> bool {
         self.paths.is_empty()
     }
@@ -150,10 +157,12 @@ impl ImageBatch {
         Self::new(data, paths.len(), pre.crop, pre.crop)
     }
 
+    /// Images in the batch.
     pub fn len(&self) -> usize {
         self.n
     }
 
+    /// Whether the batch holds no image.
     pub fn is_empty(&self) -> bool {
         self.n == 0
     }
@@ -163,6 +172,7 @@ impl ImageBatch {
         (self.h, self.w)
     }
 
+    /// The `n * 3 * h * w` floats, NCHW.
     pub fn as_slice(&self) -> &[f32] {
         &self.data
     }
@@ -239,6 +249,7 @@ impl AlexNetBuilder {
         self
     }
 
+    /// Loads the weights and opens the device: the network, ready to run.
     pub fn build(self) -> Result<AlexNet> {
         let path = match self.weights {
             Some(p) => p,
@@ -464,9 +475,9 @@ impl AlexNet {
                     error: None,
                 },
                 Err(e) => Classification {
+                    error: Some(e.into_input(&path, InputErrorKind::Decode)),
                     path,
                     top: Vec::new(),
-                    error: Some(e.to_string()),
                 },
             });
             Ok(())
@@ -486,7 +497,7 @@ impl AlexNet {
                     e.paths.push(path);
                     e.rows.extend_from_slice(row.features);
                 }
-                Err(msg) => e.failed.push((path, msg.to_string())),
+                Err(err) => e.failed.push(err.into_input(&path, InputErrorKind::Decode)),
             }
             Ok(())
         })?;

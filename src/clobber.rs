@@ -24,6 +24,7 @@ pub struct FileId {
 }
 
 impl FileId {
+    /// The identity of the file at `path` (its canonical path and, where the platform has them, device and inode).
     pub fn of(path: &Path) -> FileId {
         FileId {
             canonical: canonical(path),
@@ -31,6 +32,7 @@ impl FileId {
         }
     }
 
+    /// Whether both name the same file.
     pub fn same(&self, other: &FileId) -> bool {
         self.canonical == other.canonical || (self.inode.is_some() && self.inode == other.inode)
     }

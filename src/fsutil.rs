@@ -161,10 +161,12 @@ impl PendingFile {
         PendingFile::keyed(&parent_dir(dest), &temp_key(dest))
     }
 
+    /// The temporary file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The temporary file, to write to.
     pub fn file_mut(&mut self) -> &mut File {
         self.tmp
             .as_mut()
@@ -233,10 +235,11 @@ pub const MAX_LIST_BYTES: u64 = 1 << 30;
 pub const MAX_LIST_LINE: u64 = 64 << 10;
 
 fn too_big(source: &Path, message: String) -> Error {
-    Error::Input {
-        path: source.to_path_buf(),
+    Error::input(
+        source.to_path_buf(),
+        crate::error::InputErrorKind::TooLarge,
         message,
-    }
+    )
 }
 
 /// Reads a whole UTF-8 text of at most `cap` bytes from `reader` (`source` names it in errors).
@@ -245,7 +248,7 @@ fn too_big(source: &Path, message: String) -> Error {
 pub fn read_text_capped(reader: impl std::io::Read, source: &Path, cap: u64) -> Result<String> {
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut std::io::Read::take(reader, cap + 1), &mut bytes)
-        .map_err(|e| Error::io(source, e))?;
+        .map_err(|e| Error::read(source, e))?;
     if bytes.len() as u64 > cap {
         return Err(too_big(
             source,
@@ -254,12 +257,18 @@ pub fn read_text_capped(reader: impl std::io::Read, source: &Path, cap: u64) -> 
             ),
         ));
     }
-    String::from_utf8(bytes).map_err(|e| too_big(source, format!("is not UTF-8 text: {e}")))
+    String::from_utf8(bytes).map_err(|e| {
+        Error::input(
+            source,
+            crate::error::InputErrorKind::Malformed,
+            format!("is not UTF-8 text: {e}"),
+        )
+    })
 }
 
 /// [`read_text_capped`] of the file at `path`.
 pub fn read_file_capped(path: &Path, cap: u64) -> Result<String> {
-    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let f = File::open(path).map_err(|e| Error::read(path, e))?;
     read_text_capped(f, path, cap)
 }
 
@@ -275,7 +284,7 @@ pub fn read_lines_capped(mut reader: impl std::io::BufRead, source: &Path) -> Re
             b'\n',
             &mut buf,
         )
-        .map_err(|e| Error::io(source, e))? as u64;
+        .map_err(|e| Error::read(source, e))? as u64;
         if n == 0 {
             return Ok(out);
         }
@@ -297,8 +306,9 @@ pub fn read_lines_capped(mut reader: impl std::io::BufRead, source: &Path) -> Re
             ));
         }
         let line = std::str::from_utf8(&buf).map_err(|e| {
-            too_big(
+            Error::input(
                 source,
+                crate::error::InputErrorKind::Malformed,
                 format!("line {}: not UTF-8 text: {e}", out.len() + 1),
             )
         })?;
@@ -335,23 +345,25 @@ fn kind_of(meta: &std::fs::Metadata) -> &'static str {
 /// fifo.jpg` hung forever), and a device such as `/dev/zero` never ends.
 pub fn regular_file(path: &Path) -> Result<std::fs::Metadata> {
     let meta = std::fs::metadata(path).map_err(|e| match std::fs::read_link(path) {
-        Ok(target) if e.kind() == std::io::ErrorKind::NotFound => Error::Input {
-            path: path.to_path_buf(),
-            message: format!(
+        Ok(target) if e.kind() == std::io::ErrorKind::NotFound => Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::NotFound,
+            format!(
                 "is a dangling symbolic link (to {}, which does not exist)",
                 target.display()
             ),
-        },
-        _ => Error::io(path, e),
+        ),
+        _ => Error::read(path, e),
     })?;
     if !meta.is_file() {
-        return Err(Error::Input {
-            path: path.to_path_buf(),
-            message: format!(
+        return Err(Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::NotAFile,
+            format!(
                 "is {}, not a regular file; inputs are read whole",
                 kind_of(&meta)
             ),
-        });
+        ));
     }
     Ok(meta)
 }
@@ -360,24 +372,27 @@ pub fn regular_file(path: &Path) -> Result<std::fs::Metadata> {
 /// [`regular_file`]).
 pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
     regular_file(path)?;
-    std::fs::read(path).map_err(|e| Error::io(path, e))
+    std::fs::read(path).map_err(|e| Error::read(path, e))
 }
 
 /// [`read_regular`] of a file of at most `cap` bytes (checked before reading, and again while
 /// reading, for a file that grows): every weights file is read through this.
 pub fn read_regular_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
     let meta = regular_file(path)?;
-    let over = || Error::Input {
-        path: path.to_path_buf(),
-        message: format!("is over {cap} bytes, the most read from a file of this kind"),
+    let over = || {
+        Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::TooLarge,
+            format!("is over {cap} bytes, the most read from a file of this kind"),
+        )
     };
     if meta.len() > cap {
         return Err(over());
     }
-    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let f = File::open(path).map_err(|e| Error::read(path, e))?;
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     std::io::Read::read_to_end(&mut std::io::Read::take(f, cap + 1), &mut bytes)
-        .map_err(|e| Error::io(path, e))?;
+        .map_err(|e| Error::read(path, e))?;
     if bytes.len() as u64 > cap {
         return Err(over());
     }
@@ -387,7 +402,7 @@ pub fn read_regular_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
 /// Opens a regular file for reading (see [`regular_file`]).
 pub fn open_regular(path: &Path) -> Result<File> {
     regular_file(path)?;
-    File::open(path).map_err(|e| Error::io(path, e))
+    File::open(path).map_err(|e| Error::read(path, e))
 }
 
 /// How many temporary files are pending now (for tests).

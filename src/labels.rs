@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 /// ImageNet-1k class names in index order (from torchvision; see `assets/README.md`).
 pub const IMAGENET: &str = include_str!("../assets/imagenet_classes.txt");
 
+/// The 1000 ImageNet class names, in torchvision's order.
 pub fn imagenet() -> Vec<String> {
     IMAGENET.lines().map(str::to_string).collect()
 }
@@ -25,7 +26,9 @@ pub fn read_labels(path: &Path) -> Result<Vec<String>> {
 /// for the error when their count does not match the network's outputs.
 #[derive(Clone, Debug)]
 pub struct GivenNames {
+    /// The names.
     pub names: Vec<String>,
+    /// The file they came from, if any.
     pub from: Option<PathBuf>,
 }
 
@@ -72,13 +75,14 @@ pub fn names_for(classes: usize, given: Option<GivenNames>) -> Result<Vec<String
         Some(GivenNames {
             names,
             from: Some(path),
-        }) => Err(Error::Input {
+        }) => Err(Error::input(
             path,
-            message: format!(
+            crate::error::InputErrorKind::Malformed,
+            format!(
                 "has {} labels but the model has {classes} classes",
                 names.len()
             ),
-        }),
+        )),
         Some(GivenNames { names, from: None }) => Err(Error::Invalid(format!(
             "{} class names for a network with {classes} outputs",
             names.len()

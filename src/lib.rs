@@ -12,7 +12,8 @@
 //! for c in net.classify(&["cat.jpg", "dog.jpg"], 5)? {
 //!     match c.top.first() {
 //!         Some(best) => println!("{}: {} ({:.1} %)", c.path.display(), best.label, 100.0 * best.prob),
-//!         None => println!("{}", c.error.unwrap_or_default()), // unreadable: the others still ran
+//!         // Unreadable: the others still ran. `InputError::kind` says why (NotFound, Decode, ...).
+//!         None => println!("{}", c.error.unwrap()),
 //!     }
 //! }
 //! let photos = images_in("holiday")?; // every image below a folder, sorted
@@ -45,6 +46,9 @@
 //! - [`AlexNet::selftest`] checks every kernel on the adapter against its CPU reference.
 //! - Errors are one [`Error`] type whose message names the file, key or shape at fault; its
 //!   `Debug` is its message, so `fn main() -> alexnet_wgpu::Result<()>` prints it readably.
+//!   One image that cannot be used is an [`InputError`] (path, [`InputErrorKind`], message):
+//!   in [`Classification::error`], [`Embeddings::failed`] and [`Trained::skipped`], the other
+//!   images running all the same, and in [`Error::Input`] where a call's one input failed.
 //!
 //! Runnable programs, each under 40 lines: `examples/classify.rs` (`WEIGHTS IMAGE...`, the top
 //! 5 per image), `examples/embed.rs` (`WEIGHTS DIR OUT.npy`, fc7 rows of a flat folder),
@@ -71,6 +75,13 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
+/// The README's Rust snippets, compiled as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod api;
 pub mod clobber;
 pub mod data;
@@ -94,7 +105,7 @@ pub use api::{
     ImageBatch, Neighbor, Prediction, Tap,
 };
 pub use data::LoadOptions;
-pub use error::{Error, Result};
+pub use error::{Error, InputError, InputErrorKind, Result};
 pub use fine_tune::{FineTune, Trained};
 pub use gpu::GpuContext;
 /// The `image` crate this one decodes with (its `RgbImage` is what [`Lpips`] compares).

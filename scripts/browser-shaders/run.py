@@ -4,6 +4,7 @@ compiler, through Dawn) in headless Chromium's WebGPU on SwiftShader.
 
 Python stdlib only. Builds the list of shader modules the program really compiles (the files in
 shaders/ plus the host-side rewrites of src/: mm.wgsl per tile, gemm_f16.wgsl[native],
+coop.wgsl[emulated] (the hardware coop.wgsl is a wgpu extension Tint does not know),
 sgd/adam.wgsl[vec4]), measures each entry point statically (storage bindings, workgroup memory,
 invocations), serves them with page.html / page.js on 127.0.0.1, starts Chromium on that page and
 prints the result lines the page POSTs back. Exit status 0 only if every check passed.
@@ -131,6 +132,18 @@ def vec4_variant(file, src):
     return "// Generated from %s by kernels::vec4_optimizer::vec4_optimizer.\n" % file + out
 
 
+def coop_emulated_variant(src, mma):
+    """kernels/coop.rs `EMULATED`: coop.wgsl with its MMA section replaced by coop_emulated.wgsl
+    and without the cooperative-matrix `enable` (WebGPU has no cooperative matrices; the
+    hardware module is a wgpu extension, validated by naga and spirv-val in tests/it/shaders.rs)."""
+    begin, end = src.find("// MMA BEGIN"), src.find("// MMA END")
+    if begin < 0 or end < 0:
+        raise RuntimeError("coop.wgsl no longer has its MMA markers (coop.rs splices between them)")
+    out = ("// Generated from coop.wgsl by kernels::coop (the MMA section emulated).\n"
+           + src[:begin] + mma + src[end:])
+    return out.replace("enable wgpu_cooperative_matrix;\n", "", 1)
+
+
 # Literal pieces of the Rust rewrites mirrored above: if one disappears from src/, the host
 # rewrite changed and this script must follow (its checks would test stale sources otherwise).
 REWRITE_MARKERS = [
@@ -141,6 +154,8 @@ REWRITE_MARKERS = [
                              '.replace("array<vec4<u32>>", "array<vec4<f16>>")',
                              '.replace("lo(x", "lo_b(x")', '.replace("hi(w", "hi_a(w")',
                              '.replacen("= b[", "= ", 1)']),
+    ("src/kernels/coop.rs", ['"// MMA BEGIN"', '"// MMA END"',
+                             '.replacen("enable wgpu_cooperative_matrix;\\n", "", 1)']),
     ("src/kernels/vec4_optimizer.rs", ['.replace("array<f32>", "array<vec4<f32>>")',
                                   '.replace("if (i >= p.len) {", "if (4u * i >= p.len) {")']),
 ]
@@ -318,6 +333,15 @@ def modules(problems):
         if f == "mm.wgsl":
             add(lambda: [("mm.wgsl[%dx%dx%d]" % (bm, bn, bk), mm_variant(src, bm, bn, bk),
                           {"tileWgBytes": 2 * bk * (bm + bn) * 4}) for bm, bn, bk in mm_tiles()])
+            continue
+        if f == "coop_emulated.wgsl":
+            continue  # a fragment of coop.wgsl's emulated variant, below
+        if f == "coop.wgsl":
+            # The hardware module needs wgpu's cooperative-matrix extension, which WebGPU
+            # (Tint) does not have; the emulated variant is what a browser could run.
+            mma = read(os.path.join("shaders", "coop_emulated.wgsl"))
+            add(lambda: [("coop.wgsl[emulated]", coop_emulated_variant(src, mma),
+                          {"needsF16": True})])
             continue
         out.append((f, src, {}))
         if f == "gemm_f16.wgsl":

@@ -153,7 +153,7 @@ fn product(
             )?;
             let scratch = storage_buffer(ctx, "patches (f16)", words, "")?;
             let mut ds = kernels::coop::dispatch(
-                ctx, kernels, coop, &dense, false, &w, &bias, &b, &c, &scratch,
+                ctx, kernels, coop, "gemm", &dense, false, &w, &bias, &b, &c, &scratch,
             )?;
             if ds.len() == 2 {
                 let gemm = ds.pop().expect("two dispatches");

@@ -31,8 +31,8 @@ pub struct ClassifyArgs {
     model: ModelArgs,
     #[command(flatten)]
     gpu: GpuArgs,
-    /// Images per forward pass (default: 8 on CPU adapters such as lavapipe, 64 on GPUs; see
-    /// `kernels::default_batch`). Batches over the adapter's binding limit run as sub-batches.
+    /// Images per forward pass (default: 8 on CPU adapters such as lavapipe, 64 on GPUs).
+    /// Batches over the adapter's binding limit run as sub-batches.
     #[arg(long)]
     batch: Option<usize>,
     /// How many classes to print per input (1 or more).
@@ -256,14 +256,16 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
                     out.copy_from_slice(&data[i * row_len..(i + 1) * row_len]);
                     Ok(())
                 }
-                (InputSource::NpyItem(p, _), Some(Err(e))) => Err(alexnet_wgpu::Error::Input {
-                    path: p.clone(),
-                    message: e.clone(),
-                }),
-                (InputSource::NpyItem(p, _), None) => Err(alexnet_wgpu::Error::Input {
-                    path: p.clone(),
-                    message: "not read".into(),
-                }),
+                (InputSource::NpyItem(p, _), Some(Err(e))) => Err(alexnet_wgpu::Error::input(
+                    p.clone(),
+                    alexnet_wgpu::InputErrorKind::Malformed,
+                    e.clone(),
+                )),
+                (InputSource::NpyItem(p, _), None) => Err(alexnet_wgpu::Error::input(
+                    p.clone(),
+                    alexnet_wgpu::InputErrorKind::Malformed,
+                    "not read",
+                )),
             }
         };
         let shape = RunShape::images(batch, h, w);
@@ -281,7 +283,7 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
                     features: want_features.then(|| row.features.to_vec()),
                 }),
                 Err(e) => {
-                    bar.suspend(|| eprintln!("error: {e}"));
+                    bar.suspend(|| eprintln!("error: {}", super::hint::input_failure(&e)));
                     Err(e.to_string())
                 }
             });

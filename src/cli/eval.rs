@@ -96,7 +96,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
                     logits.extend_from_slice(row.logits);
                 }
                 Err(e) => {
-                    pb.suspend(|| eprintln!("warning: skipped {}: {e}", p.display()));
+                    let why = super::hint::input_failure(&e);
+                    pb.suspend(|| eprintln!("warning: skipped {}: {why}", p.display()));
                     failed += 1;
                 }
             }

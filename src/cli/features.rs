@@ -212,7 +212,8 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
                     }
                     let features = match st {
                         Err(e) => {
-                            pb.suspend(|| eprintln!("warning: skipped {}: {e}", path.display()));
+                            let why = super::hint::input_failure(e);
+                            pb.suspend(|| eprintln!("warning: skipped {}: {why}", path.display()));
                             line = serde_json::json!({
                                 "input": path.display().to_string(),
                                 "error": e.to_string(),

@@ -16,11 +16,11 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
              alexnet-owt-7be5be79.pth {p}` on any machine), or set --cache-dir / {env} to a \
              folder holding {file}",
             p = path.display(),
-            env = alexnet_wgpu::fetch::CACHE_ENV,
+            env = super::CACHE_ENV,
         ),
         Error::NoCacheDir => format!(
             "hint: --cache-dir DIR (or {}) names a folder for the pre-trained weights",
-            alexnet_wgpu::fetch::CACHE_ENV
+            super::CACHE_ENV
         ),
         Error::NoAdapter { filter } if filter.is_empty() => {
             "hint: `alexnet adapters` lists what wgpu finds; --backend / WGPU_BACKEND \
@@ -48,6 +48,17 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
         Error::ResumeWithoutCheckpoint => "hint: --resume continues from --out's checkpoint".into(),
         _ => return None,
     })
+}
+
+/// One failed input's line for stderr: the library's message, and the flag that gets past it
+/// where there is one (a truncated JPEG: `--allow-truncated`).
+pub fn input_failure(e: &Error) -> String {
+    match e {
+        Error::Input(i) if i.kind == alexnet_wgpu::InputErrorKind::Truncated => {
+            format!("{e}\n  hint: --allow-truncated decodes what is there")
+        }
+        _ => e.to_string(),
+    }
 }
 
 /// Printed when a signal stops `train-head`: where the last complete checkpoint is.

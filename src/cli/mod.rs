@@ -303,6 +303,10 @@ pub fn parse(
 
 /// Runs the command, after the declared files of every command ([`files::check`]): no output
 /// may replace an input or another output, and none may be a FIFO or a device.
+/// The environment twin of `--cache-dir` (the library reads no environment variable: this
+/// binary passes the folder to `set_cache_dir`).
+pub const CACHE_ENV: &str = "ALEXNET_CACHE_DIR";
+
 pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
     // Set but empty (`ALEXNET_CACHE_DIR=`) counts as unset; a file there is no cache folder
     // (it used to be reported as a missing weights file, or "File exists").
@@ -311,7 +315,7 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
         anyhow::bail!(
             "--cache-dir {} (or {}): is not a folder",
             d.display(),
-            alexnet_wgpu::fetch::CACHE_ENV
+            CACHE_ENV
         );
     }
     alexnet_wgpu::fetch::set_cache_dir(cache_dir);

@@ -21,6 +21,7 @@ pub const VAL_NAMES: [&str; 3] = ["val", "valid", "validation"];
 /// Where the training and validation images of a run are.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DataDirs {
+    /// The training folder (one sub-folder per class).
     pub train: PathBuf,
     /// The validation folder: the one given, a split dataset's, or none (a split of `train`).
     pub val: Option<PathBuf>,
@@ -65,21 +66,23 @@ pub fn resolve(data: &Path, val: Option<&Path>) -> Result<DataDirs> {
     let split_val = VAL_NAMES.iter().find_map(|n| find(n));
     if let (Some(train), Some(split_val)) = (find("train"), split_val) {
         if has_images(train) && has_images(split_val) {
-            return Err(Error::Input {
-                path: data.to_path_buf(),
-                message: format!(
+            return Err(Error::input(
+                data.to_path_buf(),
+                crate::error::InputErrorKind::Malformed,
+                format!(
                     "its train/ and {v}/ hold images directly, which would label them as two \
                      classes \"train\" and \"{v}\"; a split dataset's train/ and {v}/ each hold \
                      one folder per class (train/cat/1.jpg, {v}/cat/2.jpg)",
                     v = name(split_val)
                 ),
-            });
+            ));
         }
         if !sub_dirs(train).is_empty() && !has_images(train) {
             if let Some(v) = val {
-                return Err(Error::Input {
-                    path: data.to_path_buf(),
-                    message: format!(
+                return Err(Error::input(
+                    data.to_path_buf(),
+                    crate::error::InputErrorKind::Malformed,
+                    format!(
                         "is a split dataset (train/ and {}/), whose {} is the validation set, \
                          but a validation folder {} was given too; give the dataset alone, or \
                          {} as the training data with your validation folder",
@@ -88,7 +91,7 @@ pub fn resolve(data: &Path, val: Option<&Path>) -> Result<DataDirs> {
                         v.display(),
                         train.display()
                     ),
-                });
+                ));
             }
             return Ok(DataDirs {
                 train: train.clone(),
@@ -128,13 +131,14 @@ fn check_not_nested(data: &Path, dirs: &[PathBuf]) -> Result<()> {
             train.display()
         )
     };
-    Err(Error::Input {
-        path: data.to_path_buf(),
-        message: format!(
+    Err(Error::input(
+        data.to_path_buf(),
+        crate::error::InputErrorKind::Malformed,
+        format!(
             "its folder(s) {} hold no images, only the same sub-folders {}: the class folders are \
              one level down; {hint} (a folder with train/ and val/ is read as a split dataset)",
             folders.join(", "),
             first.join(", ")
         ),
-    })
+    ))
 }

@@ -12,7 +12,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, RgbImage};
 
 use super::transform::{resize_target, Preprocess};
-use crate::error::{Error, Result};
+use crate::error::{Error, InputErrorKind, Result};
 
 /// How files become pixels. The default is the fast path with the orientation applied.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -32,15 +32,18 @@ pub struct LoadOptions {
 
 /// A decoded image and the DCT scale denominator it was decoded at (1 = full resolution).
 pub struct Decoded {
+    /// The pixels, upright unless the orientation was ignored.
     pub image: RgbImage,
+    /// The DCT scale denominator it was decoded at (1, 2, 4 or 8).
     pub scale: u32,
 }
 
-pub(super) fn image_error(path: &Path, message: impl ToString) -> Error {
-    Error::Image {
-        path: path.to_path_buf(),
-        message: message.to_string(),
-    }
+pub(super) fn image_error(path: &Path, kind: InputErrorKind, message: impl ToString) -> Error {
+    Error::input(
+        path,
+        kind,
+        format!("cannot read image: {}", message.to_string()),
+    )
 }
 
 /// PIL's `draft()` rule: the largest of 8, 4, 2 that leaves the image at least as large as
@@ -77,9 +80,11 @@ pub fn check_complete(path: &Path, bytes: &[u8], opts: LoadOptions) -> Result<()
     if bytes.starts_with(&[0xFF, 0xD8]) && !opts.allow_truncated && jpeg_is_truncated(bytes) {
         return Err(image_error(
             path,
+            InputErrorKind::Truncated,
             format!(
                 "the JPEG data ends before its end-of-image marker ({} bytes; a truncated \
-                 file?); --allow-truncated decodes what is there",
+                 file?); it can be decoded as far as its data goes when truncated files are \
+                 allowed",
                 bytes.len()
             ),
         ));
@@ -287,7 +292,8 @@ pub fn decode_any(path: &Path, bytes: &[u8], opts: LoadOptions) -> Result<Decode
     } else {
         decoder.orientation().unwrap_or(Orientation::NoTransforms)
     };
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| image_error(path, e))?;
+    let mut img =
+        DynamicImage::from_decoder(decoder).map_err(|e| image_error(path, decode_kind(&e), e))?;
     img.apply_orientation(orientation);
     Ok(Decoded {
         image: img.into_rgb8(),
@@ -304,18 +310,21 @@ pub(super) fn checked_decoder<'a>(
 ) -> Result<Box<dyn image::ImageDecoder + 'a>> {
     let mut reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?;
+        .map_err(|e| Error::read(path, e))?;
     if reader.format().is_none() {
         if let Ok(f) = image::ImageFormat::from_path(path) {
             reader.set_format(f);
         }
     }
-    let decoder = reader.into_decoder().map_err(|e| image_error(path, e))?;
+    let decoder = reader
+        .into_decoder()
+        .map_err(|e| image_error(path, decode_kind(&e), e))?;
     let (w, h) = decoder.dimensions();
     let pixels = w as u64 * h as u64;
     if pixels > MAX_PIXELS {
         return Err(image_error(
             path,
+            InputErrorKind::TooLarge,
             format!(
                 "{w}x{h} is {:.0} megapixels, over the {:.0} this tool decodes (PIL's \
                  decompression-bomb limit)",
@@ -328,6 +337,7 @@ pub(super) fn checked_decoder<'a>(
     {
         return Err(image_error(
             path,
+            InputErrorKind::TooLarge,
             format!(
                 "its header claims {w}x{h} pixels, more than {} bytes of JPEG data can hold \
                  (a forged or truncated file)",
@@ -336,6 +346,17 @@ pub(super) fn checked_decoder<'a>(
         ));
     }
     Ok(Box::new(decoder))
+}
+
+/// The kind of an `image` decoding error: a format it does not read, a size over its
+/// allocation limits, or (anything else) data it cannot decode.
+pub(super) fn decode_kind(e: &image::ImageError) -> InputErrorKind {
+    match e {
+        image::ImageError::Unsupported(_) => InputErrorKind::Unsupported,
+        image::ImageError::Limits(_) => InputErrorKind::TooLarge,
+        image::ImageError::IoError(_) => InputErrorKind::Unreadable,
+        _ => InputErrorKind::Decode,
+    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,9 @@ use std::path::Path;
 use image::metadata::Orientation;
 use image::{ColorType, DynamicImage, ImageDecoder, RgbImage};
 
-use super::decode::{check_complete, checked_decoder, decode_turbo, image_error, LoadOptions};
+use super::decode::{
+    check_complete, checked_decoder, decode_kind, decode_turbo, image_error, LoadOptions,
+};
 use crate::error::Result;
 
 /// Reads `path` (a regular file) and decodes it as `cv2.imread(path)[:, :, ::-1]` does.
@@ -52,7 +54,8 @@ pub fn decode_as_cv2(path: &Path, bytes: &[u8]) -> Result<RgbImage> {
     let image = match jpeg.then(|| decode_turbo(bytes, 1, false)).flatten() {
         Some(image) => image,
         None => {
-            let img = DynamicImage::from_decoder(decoder).map_err(|e| image_error(path, e))?;
+            let img = DynamicImage::from_decoder(decoder)
+                .map_err(|e| image_error(path, decode_kind(&e), e))?;
             if sixteen_bit {
                 high_bytes(img)
             } else {

@@ -11,16 +11,18 @@ use crate::error::{Error, Result};
 /// Labelled image paths; class names are the sorted folder names.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClassFolders {
+    /// The class names: the sub-folders' names, sorted.
     pub classes: Vec<String>,
     /// `(path, class index)`, sorted by class then path.
     pub items: Vec<(PathBuf, usize)>,
 }
 
 fn data_err(dir: &Path, message: String) -> Error {
-    Error::Input {
-        path: dir.to_path_buf(),
+    Error::input(
+        dir.to_path_buf(),
+        crate::error::InputErrorKind::Malformed,
         message,
-    }
+    )
 }
 
 impl ClassFolders {
@@ -38,7 +40,7 @@ impl ClassFolders {
     }
 
     fn scan_min(dir: &Path, min_classes: usize) -> Result<ClassFolders> {
-        let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+        let entries = std::fs::read_dir(dir).map_err(|e| Error::read(dir, e))?;
         let mut class_dirs: Vec<PathBuf> = entries
             .filter_map(|e| e.ok())
             .map(|e| e.path())
@@ -90,6 +92,7 @@ impl ClassFolders {
         Ok(out)
     }
 
+    /// Samples per class, in class order.
     pub fn count_per_class(&self) -> Vec<usize> {
         let mut n = vec![0; self.classes.len()];
         for (_, c) in &self.items {

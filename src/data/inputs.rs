@@ -9,6 +9,7 @@ const IMAGE_EXTS: &[&str] = &["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff",
 /// Where one input comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InputSource {
+    /// An image file.
     Image(PathBuf),
     /// Item `index` of a preprocessed `[N, 3, H, W]` float32 `.npy` batch.
     NpyItem(PathBuf, usize),
@@ -17,10 +18,12 @@ pub enum InputSource {
 /// One input, in the order the user gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InputItem {
+    /// Where the input comes from.
     pub source: InputSource,
 }
 
 impl InputItem {
+    /// How outputs name the input (the path; `path[index]` for a `.npy` item).
     pub fn name(&self) -> String {
         match &self.source {
             InputSource::Image(p) => p.display().to_string(),
@@ -29,6 +32,7 @@ impl InputItem {
     }
 }
 
+/// Whether `p` has an image extension the input pipeline reads (.jpg, .jpeg, .png, .bmp, .gif, .tif, .tiff, .webp).
 pub fn is_image_path(p: &Path) -> bool {
     p.extension()
         .and_then(|e| e.to_str())
@@ -66,10 +70,13 @@ pub fn list_images(dir: &Path) -> Vec<PathBuf> {
 
 /// Reads the shape of a `.npy` batch without loading it.
 pub fn npy_batch_shape(path: &Path) -> Result<[usize; 4]> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let npy = npyz::NpyFile::new(std::io::BufReader::new(file)).map_err(|e| Error::Input {
-        path: path.to_path_buf(),
-        message: format!("not a valid .npy file: {e}"),
+    let file = std::fs::File::open(path).map_err(|e| Error::read(path, e))?;
+    let npy = npyz::NpyFile::new(std::io::BufReader::new(file)).map_err(|e| {
+        Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::Malformed,
+            format!("not a valid .npy file: {e}"),
+        )
     })?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     if let npyz::DType::Plain(ts) = npy.dtype() {
@@ -81,30 +88,33 @@ pub fn npy_batch_shape(path: &Path) -> Result<[usize; 4]> {
             _ => Some("not a floating-point type"),
         };
         if let Some(kind) = kind {
-            return Err(Error::Input {
-                path: path.to_path_buf(),
-                message: format!(
+            return Err(Error::input(
+                path.to_path_buf(),
+                crate::error::InputErrorKind::Malformed,
+                format!(
                     "dtype {ts} is {kind}; an input batch must hold preprocessed (normalised) \
                      float32 values of shape [N, 3, H, W] (float16 and float64 are converted); \
                      raw 0-255 pixels should be given as image files instead"
                 ),
-            });
+            ));
         }
     } else {
-        return Err(Error::Input {
-            path: path.to_path_buf(),
-            message: "a structured dtype; an input batch must be float32 [N, 3, H, W]".into(),
-        });
+        return Err(Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::Malformed,
+            "a structured dtype; an input batch must be float32 [N, 3, H, W]",
+        ));
     }
     match shape.as_slice() {
         [n, 3, h, w] => Ok([*n, 3, *h, *w]),
         [3, h, w] => Ok([1, 3, *h, *w]),
-        _ => Err(Error::Input {
-            path: path.to_path_buf(),
-            message: format!(
+        _ => Err(Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::Malformed,
+            format!(
                 "expected a preprocessed float32 batch of shape [N, 3, H, W] (NCHW), found {shape:?}"
             ),
-        }),
+        )),
     }
 }
 
@@ -113,9 +123,12 @@ pub fn npy_batch_shape(path: &Path) -> Result<[usize; 4]> {
 pub fn load_npy_batch(path: &Path) -> Result<([usize; 4], Vec<f32>)> {
     let shape = npy_batch_shape(path)?;
     let mut t = crate::weights::read_tensors(path)?;
-    let data = t.remove(0).data.map_err(|why| Error::Input {
-        path: path.to_path_buf(),
-        message: why,
+    let data = t.remove(0).data.map_err(|why| {
+        Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::Malformed,
+            why,
+        )
     })?;
     if let Some(at) = data.iter().position(|v| !v.is_finite()) {
         let per_item = (shape[1] * shape[2] * shape[3]).max(1);
@@ -125,13 +138,14 @@ pub fn load_npy_batch(path: &Path) -> Result<([usize; 4], Vec<f32>)> {
             offset / shape[3] % shape[2],
             offset % shape[3],
         );
-        return Err(Error::Input {
-            path: path.to_path_buf(),
-            message: format!(
+        return Err(Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::Malformed,
+            format!(
                 "item {item} holds {} at [channel {c}, y {y}, x {x}]; input values must be finite",
                 data[at]
             ),
-        });
+        ));
     }
     Ok((shape, data))
 }
@@ -141,7 +155,7 @@ pub fn load_npy_batch(path: &Path) -> Result<([usize; 4], Vec<f32>)> {
 pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<InputItem>> {
     let mut out = Vec::new();
     for path in paths {
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        let meta = std::fs::metadata(path).map_err(|e| Error::read(path, e))?;
         if meta.is_dir() {
             out.extend(list_images(path).into_iter().map(|p| InputItem {
                 source: InputSource::Image(p),

@@ -16,9 +16,13 @@ use crate::error::Result;
 /// Where one image's preprocessing time went (seconds), and the DCT scale it was decoded at.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct StageTimes {
+    /// Decoding time.
     pub decode_s: f64,
+    /// Resizing time.
     pub resize_s: f64,
+    /// Crop and normalisation time.
     pub normalise_s: f64,
+    /// The DCT scale denominator the image was decoded at.
     pub scale: u32,
 }
 
@@ -79,8 +83,11 @@ pub fn prepare(path: &Path, pre: &Preprocess, opts: LoadOptions) -> Result<Vec<f
 /// one, so a slow file holds up no other) into one reused host buffer.
 #[derive(Clone, Debug)]
 pub struct Loader {
+    /// The preset's preprocessing.
     pub pre: Preprocess,
+    /// How files become pixels.
     pub opts: LoadOptions,
+    /// Decoding threads.
     pub threads: usize,
 }
 

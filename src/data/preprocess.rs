@@ -8,9 +8,11 @@ use image::RgbImage;
 pub use super::transform::{resize_target, Preprocess};
 use crate::error::Result;
 
-/// Decodes any format and colour type `image` supports into 8-bit RGB, at full resolution and
-/// as stored (no EXIF orientation), with the header checks of the input pipeline (at most
-/// [`super::decode::MAX_PIXELS`], a JPEG's size plausible for its bytes).
+/// Reads an image file into 8-bit RGB as stored: full resolution, EXIF orientation not
+/// applied (what torchvision's `ImageFolder` sees), any format and colour type `image`
+/// supports, with the header checks of the input pipeline (at most
+/// [`super::decode::MAX_PIXELS`], a JPEG's size plausible for its bytes). For LPIPS, which
+/// reads images upright and needs a minimum size, use `lpips::load_image`.
 pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage> {
     let path = path.as_ref();
     let bytes = crate::fsutil::read_regular(path)?;

@@ -30,7 +30,9 @@ use crate::error::Result;
 
 /// The GPU side of the pipeline: work is submitted without waiting, and read back later.
 pub trait GpuStage {
+    /// A submitted batch not yet read back.
     type Pending;
+    /// A batch's read-back result.
     type Out;
     /// Starts the work on `rows` rows of `input` and returns without waiting for it; `input`
     /// may be overwritten as soon as this returns.
@@ -45,9 +47,13 @@ pub trait GpuStage {
 /// row, decoding threads.
 #[derive(Clone, Copy, Debug)]
 pub struct Shape {
+    /// Items per batch.
     pub batch: usize,
+    /// Host rows per item.
     pub rows_per_item: usize,
+    /// Floats per row.
     pub row_len: usize,
+    /// Decoding threads.
     pub threads: usize,
 }
 
@@ -55,6 +61,7 @@ pub struct Shape {
 pub struct Done<'i, T, O> {
     /// Index of the batch's first item in the whole list.
     pub first: usize,
+    /// The batch's items.
     pub items: &'i [T],
     /// Per item: `Ok` when its rows are in `out` (in item order, `rows_per_item` each), else
     /// why it failed (it has no rows).
@@ -66,8 +73,11 @@ pub struct Done<'i, T, O> {
 /// Where a pipelined run's time went (seconds of wall time).
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct PipeTimes {
+    /// Items run.
     pub items: usize,
+    /// Batches run.
     pub batches: usize,
+    /// Wall time of the whole run.
     pub wall_s: f64,
     /// Decoding threads at work (wall time of each batch's decoding, summed).
     pub decode_s: f64,

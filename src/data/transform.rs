@@ -6,11 +6,15 @@
 pub struct Preprocess {
     /// Resize so the shorter side is this long (aspect kept), or to exactly this square.
     pub resize: usize,
+    /// Resize to a `resize` x `resize` square (aspect not kept) instead of the shorter side.
     pub resize_square: bool,
+    /// The side of the centre crop the network sees (224 or 227).
     pub crop: usize,
     /// Multiply 0..255 values by this before the mean and std.
     pub scale: f32,
+    /// Per-channel mean subtracted after `scale`.
     pub mean: [f32; 3],
+    /// Per-channel standard deviation divided by after the mean.
     pub std: [f32; 3],
     /// Channel order BGR instead of RGB (mean/std are given in the output order).
     pub bgr: bool,

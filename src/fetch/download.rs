@@ -51,7 +51,7 @@ pub fn fetch_weights(opts: &FetchOptions) -> Result<Fetched> {
         return Err(download_err(
             &opts.url,
             "only https:// (or http://) URLs are fetched; a weights file already on disk is \
-             read by `convert FILE OUT` or given to --weights directly",
+             loaded directly, or converted",
         ));
     }
     let prefix = opts.sha256_prefix.to_ascii_lowercase();
@@ -86,10 +86,10 @@ pub fn fetch_weights(opts: &FetchOptions) -> Result<Fetched> {
         });
     }
     convert_file(tmp.path(), &opts.dest, None).map_err(|e| match e {
-        Error::WeightFile { message, .. } => Error::WeightFile {
+        Error::Input(e) => Error::Input(crate::error::InputError {
             path: PathBuf::from(&opts.url),
-            message,
-        },
+            ..e
+        }),
         Error::WeightMismatch { arch, problems, .. } => Error::WeightMismatch {
             path: PathBuf::from(&opts.url),
             arch,

@@ -36,11 +36,8 @@ pub const TORCHVISION_BYTES: u64 = 244_408_911;
 pub const MAX_DOWNLOAD_BYTES: u64 = 1 << 30;
 /// The converted Caffe weights' file name in the cache directory.
 pub const CACHED_CAFFE_FILE: &str = "alexnet-caffe.npz";
-/// The binary's environment twin of `--cache-dir` (named in messages; the library itself
-/// reads no environment variable: the binary passes it to [`set_cache_dir`]).
-pub const CACHE_ENV: &str = "ALEXNET_CACHE_DIR";
-
-/// The cache directory set by the program (the binary's `--cache-dir` / `ALEXNET_CACHE_DIR`).
+/// The cache directory set by the program ([`set_cache_dir`]; the `alexnet` binary sets it
+/// from its cache-directory option or environment variable).
 static CACHE_DIR: std::sync::RwLock<Option<PathBuf>> = std::sync::RwLock::new(None);
 
 /// Sets the cache directory for this process (`None`: the platform's default again).
@@ -89,6 +86,7 @@ pub fn cached_weights() -> Result<PathBuf> {
 /// What `fetch_weights` does.
 #[derive(Clone, Debug)]
 pub struct FetchOptions {
+    /// Where to download from.
     pub url: String,
     /// Lower-case hex; the download's SHA-256 must start with it.
     pub sha256_prefix: String,
@@ -124,8 +122,11 @@ pub enum Fetched {
     Cached(PathBuf),
     /// Downloaded, verified and converted.
     Downloaded {
+        /// The converted weights.
         path: PathBuf,
+        /// Bytes downloaded.
         bytes: u64,
+        /// The download's SHA-256, lower-case hex.
         sha256: String,
     },
 }

@@ -3,7 +3,7 @@
 //! trained ones, the fit, and the validation metrics.
 
 use std::cell::RefCell;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use crate::data::folder::stratified_split;
@@ -104,8 +104,14 @@ impl FineTune {
         let tr = if matches!(kind, HeadKind::Conv(_)) && views > 0 {
             // Fresh augmentations every epoch: nothing cached, the frozen part runs per step.
             let (readable, bad) = check_readable(&train_set, &pre, self.load);
-            for (p, e) in &bad {
-                Events::emit(&events, Progress::Skipped { path: p, error: e });
+            for e in &bad {
+                Events::emit(
+                    &events,
+                    Progress::Skipped {
+                        path: &e.path,
+                        error: e,
+                    },
+                );
             }
             skipped.extend(bad);
             // No batch holds more rows than the images' views (see the batch of `fit`).
@@ -230,7 +236,7 @@ impl FineTune {
         spill: bool,
         what: &str,
         events: &RefCell<Events>,
-        skipped: &mut Vec<(PathBuf, String)>,
+        skipped: &mut Vec<crate::error::InputError>,
     ) -> Result<(FeatureSet, Option<SpillFile>)> {
         let total = set.items.len();
         Events::emit(
@@ -279,8 +285,14 @@ impl FineTune {
                 &on,
             )?,
         };
-        for (p, e) in &ex.skipped {
-            Events::emit(events, Progress::Skipped { path: p, error: e });
+        for e in &ex.skipped {
+            Events::emit(
+                events,
+                Progress::Skipped {
+                    path: &e.path,
+                    error: e,
+                },
+            );
         }
         Events::emit(
             events,
@@ -303,7 +315,7 @@ impl FineTune {
         train5: FeatureSet,
         val5: FeatureSet,
         mut train_rows: Option<Box<dyn TrainRows + '_>>,
-        skipped: Vec<(PathBuf, String)>,
+        skipped: Vec<crate::error::InputError>,
         events: &RefCell<Events>,
     ) -> Result<Trained> {
         if train5.is_empty() {

@@ -1,6 +1,6 @@
 //! [`Trained`]: what a fine-tuning run returns, and saving it as a model file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::model::Weights;
@@ -25,13 +25,17 @@ pub struct Trained {
     /// Which epoch's weights `model` has: `kept_epoch` (1-based) of `epochs_done`;
     /// `best_epoch` had the lowest validation loss (the last without validation).
     pub kept: Keep,
+    /// The epoch (1-based) whose weights the model has.
     pub kept_epoch: usize,
+    /// The epoch (1-based) with the lowest validation loss (the last without validation).
     pub best_epoch: usize,
+    /// Epochs trained, resumed ones included.
     pub epochs_done: usize,
-    /// Images that could not be read and were left out, with the reason.
-    pub skipped: Vec<(PathBuf, String)>,
+    /// Images that could not be read and were left out, each with its path, kind and message.
+    pub skipped: Vec<crate::error::InputError>,
     /// Training and validation rows (images times augmented views).
     pub train_rows: usize,
+    /// Validation rows (0 without validation).
     pub val_rows: usize,
 }
 

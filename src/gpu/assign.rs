@@ -22,6 +22,7 @@ pub enum DeviceRef {
 pub struct Assignment {
     /// Where it came from, as messages show it (e.g. `CUDA_VISIBLE_DEVICES=2`).
     pub origin: String,
+    /// The devices it names, in its order.
     pub devices: Vec<DeviceRef>,
     /// The PCI bus id (`0000:3b:00.0`) of each device UUID the platform reports (NVIDIA's
     /// driver lists them on Linux), as `(uuid, bus id)`.

@@ -148,13 +148,16 @@ pub fn map_staging_as<T: bytemuck::Pod>(
 /// A row-major `[rows, cols]` matrix stored as several buffers of whole rows, each within the
 /// adapter's storage binding limit (fc6 is 144 MiB; lavapipe and WebGPU cap a binding at 128 MiB).
 pub struct SplitWeight {
+    /// Rows of the whole matrix.
     pub rows: usize,
+    /// Columns of the whole matrix.
     pub cols: usize,
     /// `(first_row, row_count, buffer)`, in row order.
     pub parts: Vec<(usize, usize, wgpu::Buffer)>,
 }
 
 impl SplitWeight {
+    /// Uploads a `[rows, cols]` row-major matrix in as many row ranges as the adapter's binding limit needs.
     pub fn upload(
         ctx: &GpuContext,
         label: &str,

@@ -63,19 +63,31 @@ impl AdapterChoice {
 /// One line of `alexnet adapters`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AdapterSummary {
+    /// The adapter's name, as the driver reports it.
     pub name: String,
     /// `dddd:bb:dd.f`, empty where the backend does not say.
     pub pci_bus_id: String,
+    /// The graphics API (vulkan, metal, dx12, gl).
     pub backend: String,
+    /// Discrete, integrated, virtual or CPU.
     pub device_type: String,
+    /// The driver's name.
     pub driver: String,
+    /// The driver's version text.
     pub driver_info: String,
+    /// The largest buffer, in bytes.
     pub max_buffer_size: u64,
+    /// The largest storage buffer one binding may see, in bytes (what bounds a batch).
     pub max_storage_buffer_binding_size: u64,
+    /// Storage buffers one shader stage may bind.
     pub max_storage_buffers_per_shader_stage: u32,
+    /// Workgroup memory per workgroup, in bytes.
     pub max_compute_workgroup_storage_size: u32,
+    /// Invocations per workgroup.
     pub max_compute_invocations_per_workgroup: u32,
+    /// Timestamp queries (GPU timing).
     pub timestamp_query: bool,
+    /// The `SHADER_F16` feature (native f16 arithmetic in WGSL).
     pub shader_f16: bool,
     /// Timestamps between the dispatches of one compute pass (`bench --per-layer` times the
     /// layers inside the real pass with them).
@@ -84,8 +96,11 @@ pub struct AdapterSummary {
     pub subgroup: bool,
     /// Subgroup sizes the adapter may run (the same number twice on most GPUs: 32 on NVIDIA).
     pub subgroup_min_size: u32,
+    /// See `subgroup_min_size`.
     pub subgroup_max_size: u32,
+    /// The largest workgroup size in x.
     pub max_compute_workgroup_size_x: u32,
+    /// The most workgroups per dispatch dimension.
     pub max_compute_workgroups_per_dimension: u32,
     /// `EXPERIMENTAL_COOPERATIVE_MATRIX` (tensor cores from WGSL): set by wgpu only when at
     /// least one configuration below survives its filter and the memory model allows.
@@ -198,6 +213,7 @@ pub fn list_adapters(
 /// What [`explain_choice`] found: the adapters of [`list_adapters`] and which of them the
 /// choice opens.
 pub struct ChoiceReport {
+    /// Every adapter found, in the order listed.
     pub adapters: Vec<AdapterSummary>,
     /// An index into `adapters` with the reason, or why none is opened (an assignment naming
     /// no adapter, nothing matching the name).
@@ -248,13 +264,18 @@ fn select(infos: &[wgpu::AdapterInfo], choice: &AdapterChoice) -> Result<(usize,
 /// and network. Cheap to clone (every field is a handle).
 #[derive(Clone)]
 pub struct GpuContext {
+    /// The adapter the device was opened on.
     pub adapter: wgpu::Adapter,
+    /// The device.
     pub device: wgpu::Device,
+    /// Its queue.
     pub queue: wgpu::Queue,
+    /// The adapter's name, backend, type and driver.
     pub info: wgpu::AdapterInfo,
     /// The limits in force: the adapter's, or WebGPU's baseline under
     /// [`LimitsProfile::WebGpu`]. Kernels size tiles, splits and bindings from these.
     pub limits: wgpu::Limits,
+    /// The features enabled on the device.
     pub features: wgpu::Features,
     /// What chooses kernels and how the device was opened.
     pub options: RuntimeOptions,
@@ -285,6 +306,7 @@ impl GpuContext {
         Self::from_adapter(adapter, options)
     }
 
+    /// Opens a device on `adapter` (bring your own), with `options`.
     pub fn from_adapter(adapter: wgpu::Adapter, options: RuntimeOptions) -> Result<Self> {
         let info = adapter.get_info();
         // Timestamps between the dispatches of one pass time each layer inside the real

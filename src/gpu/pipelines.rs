@@ -17,7 +17,9 @@ use super::shader::{shader_facts, ShaderSource};
 pub struct Kernel {
     /// `file` or `file:entry` for entry points other than `main`.
     pub name: &'static str,
+    /// The compiled pipeline.
     pub pipeline: wgpu::ComputePipeline,
+    /// Its bind group layout.
     pub layout: wgpu::BindGroupLayout,
     /// `@workgroup_size` of the entry point, as naga reads it.
     pub workgroup_size: [u32; 3],
@@ -58,6 +60,7 @@ pub struct PipelineCache {
 static COMPILED: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
 
 impl PipelineCache {
+    /// An empty cache on `device`; `checks` compiles shaders with bounds checks.
     pub fn new(device: wgpu::Device, checks: bool) -> Self {
         PipelineCache {
             device,

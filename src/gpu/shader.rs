@@ -8,13 +8,17 @@ use crate::error::{Error, Result};
 /// A WGSL shader known at build time: its file name (the cache key and label) and source.
 #[derive(Clone, Copy, Debug)]
 pub struct ShaderSource {
+    /// The file name under `shaders/`.
     pub file: &'static str,
+    /// The WGSL source.
     pub source: &'static str,
 }
 
 /// What naga reads from a shader: per entry point its workgroup size, and named constants.
 pub struct ShaderFacts {
+    /// Entry point name -> `@workgroup_size`.
     pub workgroup_sizes: BTreeMap<String, [u32; 3]>,
+    /// Named integer constants (`const BM: u32 = 64u;`).
     pub constants: BTreeMap<String, u32>,
     /// Size in bytes of the uniform at `@group(0) @binding(0)` (the params struct) as naga lays
     /// it out, if the shader has one.

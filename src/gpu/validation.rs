@@ -29,6 +29,7 @@ pub struct ErrorLog {
 }
 
 impl ErrorLog {
+    /// Records a validation message.
     pub fn push(&self, message: String) {
         self.messages
             .lock()

@@ -9,6 +9,7 @@ use super::Kernels;
 /// Mirrors `struct Params` in `adam.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct AdamParams {
     pub len: u32,
     pub _pad: [u32; 3],
@@ -22,6 +23,7 @@ pub struct AdamParams {
     pub _pad1: f32,
 }
 
+/// One Adam step over `len` parameters: updates `param` and the moment buffers `m` and `v` from `grad`.
 pub fn dispatch(
     ctx: &GpuContext,
     k: &Kernels,

@@ -7,6 +7,7 @@ use crate::gpu::GpuContext;
 /// Mirrors `struct Params` in `adaptive_avg_pool.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct AdaptiveAvgPoolParams {
     pub planes: u32,
     pub in_h: u32,
@@ -22,10 +23,15 @@ pub struct AdaptiveAvgPoolParams {
 /// value; [`AdaptivePoolShape::cell`] is PyTorch's window formula, in one place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AdaptivePoolShape {
+    /// Batch times channels.
     pub planes: usize,
+    /// Input height.
     pub in_h: usize,
+    /// Input width.
     pub in_w: usize,
+    /// Output height.
     pub out_h: usize,
+    /// Output width.
     pub out_w: usize,
 }
 

@@ -13,6 +13,7 @@ use crate::gpu::GpuContext;
 /// in one place, [`Conv2dShape::geometry`]; `mm.wgsl` reads its geometry from it too.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct ConvGeometry {
     pub batch: u32,
     pub in_c: u32,
@@ -38,6 +39,7 @@ impl ConvGeometry {
 /// Mirrors `struct Params` in `conv2d.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct Conv2dParams {
     pub geo: ConvGeometry,
     pub co_start: u32,
@@ -49,14 +51,23 @@ pub struct Conv2dParams {
 /// The geometry of one convolution (square kernel, stride and padding).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dShape {
+    /// Images.
     pub batch: usize,
+    /// Input channels.
     pub in_c: usize,
+    /// Input height.
     pub in_h: usize,
+    /// Input width.
     pub in_w: usize,
+    /// Output channels.
     pub out_c: usize,
+    /// Kernel side.
     pub kernel: usize,
+    /// Stride.
     pub stride: usize,
+    /// Zero padding on each side.
     pub pad: usize,
+    /// Channel groups.
     pub groups: usize,
 }
 
@@ -144,10 +155,12 @@ impl Conv2dShape {
         })
     }
 
+    /// Floats of the OIHW weights.
     pub fn weight_len(&self) -> usize {
         self.out_c * (self.in_c / self.groups) * self.kernel * self.kernel
     }
 
+    /// Floating-point operations of the batch (a multiply-add counts 2).
     pub fn flops(&self) -> f64 {
         let (oh, ow) = self.out_hw().unwrap_or((0, 0));
         2.0 * (self.batch
@@ -202,6 +215,7 @@ pub fn dispatch(
 /// Mirrors `struct Params` in `im2col.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct Im2colParams {
     pub geo: ConvGeometry,
     pub cin_g: u32,
@@ -217,6 +231,7 @@ impl Conv2dShape {
         self.in_c / self.groups * self.kernel * self.kernel
     }
 
+    /// K (`in_c / groups * kernel²`) padded for f32 storage.
     pub fn kp(&self) -> usize {
         Precision::F32.pad_k(self.k())
     }

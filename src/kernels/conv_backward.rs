@@ -11,12 +11,14 @@ use super::Kernels;
 /// Mirrors `struct Params` in `conv_backward.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct ConvBackwardParams {
     pub geo: ConvGeometry,
     pub accumulate: u32,
 }
 
 impl ConvBackwardParams {
+    /// The params of shape `s`; `accumulate` adds to the output instead of overwriting it.
     pub fn new(s: &Conv2dShape, accumulate: bool) -> Result<Self> {
         Ok(ConvBackwardParams {
             geo: s.geometry()?,

@@ -10,11 +10,17 @@
 //!   channels (padded to 4), into `dcol` `[P][K]`, which `col2im` gathers back onto the input
 //!   (no atomics); chunks of whole images.
 //!
+//! The GEMMs run on `gemm.wgsl` or, on the `Blocked` path, on grouped `mm.wgsl` tiles
+//! ([`super::mm_grouped`], the weight gradient split over K = batch x pixels into the
+//! scratch's partial sums, then one reduce): [`Kernels::conv_backward_route`] decides.
+//!
 //! The bias gradient stays `conv_backward.wgsl`'s `grad_bias` (a sum over pixels). The direct
 //! loops of `conv_backward.rs` remain the reference-tested fallback (`ALEXNET_CONV_BACKWARD=direct`).
 
 use super::conv2d::{Conv2dShape, ConvGeometry};
 use super::gemm::{self, GemmDims, GemmOut};
+use super::mm_grouped::{self, GroupedGemm};
+use super::route::ConvBackwardRoute;
 use super::{to_u32, Dispatch, Grid, Kernels, Precision};
 use crate::error::{Error, Result};
 use crate::gpu::{storage_buffer, GpuContext};
@@ -22,6 +28,7 @@ use crate::gpu::{storage_buffer, GpuContext};
 /// Mirrors `struct Params` in `conv_gemm_backward.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct ConvGemmParams {
     pub geo: ConvGeometry,
     pub p4: u32,
@@ -68,6 +75,8 @@ pub struct ConvGemmScratch {
     w_t: wgpu::Buffer,
     dcol: wgpu::Buffer,
     zeros: wgpu::Buffer,
+    /// Split-K partial sums of the `mm.wgsl` route ([`ConvGemmScratch::with_mm_part`]).
+    part: Option<wgpu::Buffer>,
     /// f32 capacity of `col_t`, `dy_n` and `dcol`.
     cap: usize,
 }
@@ -103,8 +112,51 @@ impl ConvGemmScratch {
             w_t: storage_buffer(ctx, "conv backward W^T", w_t, hint)?,
             dcol: storage_buffer(ctx, "conv backward dcol", dcol, hint)?,
             zeros: storage_buffer(ctx, "zeros", zeros, hint)?,
+            part: None,
             cap,
         })
+    }
+
+    /// With room for the split-K partial sums of the weight gradients `fk` runs on
+    /// `mm.wgsl` tiles for `shapes` (capped like the other matrices: a split then takes the
+    /// slices it holds); unchanged where none does.
+    pub fn with_mm_part(
+        mut self,
+        ctx: &GpuContext,
+        fk: &Kernels,
+        shapes: &[Conv2dShape],
+    ) -> Result<Self> {
+        let mut words = 0;
+        for s in shapes {
+            if let ConvBackwardRoute::Mm { wgrad, .. } = fk.conv_backward_route(s)? {
+                let g = geometry(s)?;
+                let rows = (self.cap / (s.groups * g.p4)).clamp(1, g.k);
+                let gg = wgrad_gemm(s, &g, 0, rows);
+                let split = mm_grouped::split_heuristic(wgrad, &gg);
+                words = words.max(mm_grouped::part_words(wgrad, &gg, split).min(self.cap));
+            }
+        }
+        if words > 0 {
+            let hint = "use a smaller batch";
+            self.part = Some(storage_buffer(ctx, "conv backward split-K", words, hint)?);
+        }
+        Ok(self)
+    }
+}
+
+/// The weight gradient's GEMM for K rows `k_start..k_start + k_count`: A = the transposed
+/// patches `[g][k_count][p4]`, B = dY `[out_c][p4]`, C = dW OIHW.
+fn wgrad_gemm(s: &Conv2dShape, g: &Geometry, k_start: usize, k_count: usize) -> GroupedGemm {
+    GroupedGemm {
+        m: k_count,
+        n: g.cout_g,
+        k: g.p4,
+        groups: s.groups,
+        a_gstride: k_count * g.p4,
+        b_gstride: g.cout_g * g.p4,
+        c_row: g.k,
+        c_off: k_start,
+        c_gstride: g.cout_g * g.k,
     }
 }
 
@@ -131,7 +183,8 @@ fn glue(
     Dispatch::new(ctx, &kernel, label, p, &[src, dst], Grid::Items(total))
 }
 
-/// `dw` (OIHW, written) of `shape` from the layer input `x` and `dy`.
+/// `dw` (OIHW, written) of `shape` from the layer input `x` and `dy`, on the GEMM
+/// [`Kernels::conv_backward_route`] picks for `fk`.
 #[allow(clippy::too_many_arguments)]
 pub fn grad_weight(
     ctx: &GpuContext,
@@ -146,6 +199,7 @@ pub fn grad_weight(
     let g = geometry(shape)?;
     let groups = shape.groups;
     let mut p = params(shape, &g)?;
+    let route = fk.conv_backward_route(shape)?;
     let rows = scratch.cap / (groups * g.p4);
     if rows == 0 || scratch.dy_t.size() < (shape.out_c * g.p4 * 4) as u64 {
         return Err(Error::Shape(format!(
@@ -176,6 +230,21 @@ pub fn grad_weight(
             x,
             &scratch.col_t,
         )?);
+        if let ConvBackwardRoute::Mm { wgrad, .. } = route {
+            let gg = wgrad_gemm(shape, &g, k_start, k_count);
+            out.extend(mm_grouped::dispatch(
+                ctx,
+                fk,
+                wgrad,
+                mm_grouped::split_heuristic(wgrad, &gg),
+                &gg,
+                "conv grad weight",
+                (&scratch.col_t, &scratch.dy_t, dw),
+                scratch.part.as_ref(),
+            )?);
+            k_start += k_count;
+            continue;
+        }
         let mut d = gemm::dispatch(
             ctx,
             fk,
@@ -202,7 +271,8 @@ pub fn grad_weight(
     Ok(out)
 }
 
-/// `dx` (NCHW, written) of `shape` from the OIHW weights `w` and `dy`.
+/// `dx` (NCHW, written) of `shape` from the OIHW weights `w` and `dy`, on the GEMM
+/// [`Kernels::conv_backward_route`] picks for `fk`.
 #[allow(clippy::too_many_arguments)]
 pub fn grad_input(
     ctx: &GpuContext,
@@ -217,6 +287,7 @@ pub fn grad_input(
     let g = geometry(shape)?;
     let groups = shape.groups;
     let mut p = params(shape, &g)?;
+    let route = fk.conv_backward_route(shape)?;
     let per_image = groups * g.hw * g.k.max(g.co4);
     let images = scratch.cap / per_image;
     if images == 0 || scratch.w_t.size() < (groups * g.k * g.co4 * 4) as u64 {
@@ -248,27 +319,51 @@ pub fn grad_input(
             dy,
             &scratch.dy_n,
         )?);
-        let mut d = gemm::dispatch(
-            ctx,
-            fk,
-            Precision::F32,
-            "conv grad input (gemm)",
-            &GemmDims::grouped(nc, g.k, g.co4, groups, 4),
-            GemmOut {
-                n_off: 0,
-                hw: u32::MAX,
-                c_bstride: 0,
-                c_mstride: g.k,
-                bias_on_n: true,
-            },
-            false,
-            &scratch.dy_n,
-            &scratch.w_t,
-            &scratch.zeros,
-            &scratch.dcol,
-        )?;
-        d.flops = 2.0 * (groups * nc * g.k * g.cout_g) as f64;
-        out.push(d);
+        if let ConvBackwardRoute::Mm { igrad, .. } = route {
+            let gg = GroupedGemm {
+                m: g.k,
+                n: nc,
+                k: g.co4,
+                groups,
+                a_gstride: g.k * g.co4,
+                b_gstride: nc * g.co4,
+                c_row: g.k,
+                c_off: 0,
+                c_gstride: nc * g.k,
+            };
+            out.extend(mm_grouped::dispatch(
+                ctx,
+                fk,
+                igrad,
+                1,
+                &gg,
+                "conv grad input",
+                (&scratch.w_t, &scratch.dy_n, &scratch.dcol),
+                None,
+            )?);
+        } else {
+            let mut d = gemm::dispatch(
+                ctx,
+                fk,
+                Precision::F32,
+                "conv grad input (gemm)",
+                &GemmDims::grouped(nc, g.k, g.co4, groups, 4),
+                GemmOut {
+                    n_off: 0,
+                    hw: u32::MAX,
+                    c_bstride: 0,
+                    c_mstride: g.k,
+                    bias_on_n: true,
+                },
+                false,
+                &scratch.dy_n,
+                &scratch.w_t,
+                &scratch.zeros,
+                &scratch.dcol,
+            )?;
+            d.flops = 2.0 * (groups * nc * g.k * g.cout_g) as f64;
+            out.push(d);
+        }
         out.push(glue(
             ctx,
             tk,

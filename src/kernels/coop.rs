@@ -21,8 +21,9 @@ pub const SOURCE: &str = include_str!("../../shaders/coop.wgsl");
 /// The MMA section in plain WGSL.
 const EMULATED_MMA: &str = include_str!("../../shaders/coop_emulated.wgsl");
 
-/// Output channels and pixels per workgroup (the shader's `BM`, `BN`).
+/// Output channels per workgroup (the shader's `BM`).
 pub const BM: usize = 32;
+/// Output pixels per workgroup (the shader's `BN`).
 pub const BN: usize = 64;
 
 /// Halves per patch and weight row: K rounded up to the 16 of one tile step.
@@ -60,6 +61,7 @@ impl Coop {
         }
     }
 
+    /// The variant's name, for labels and reports.
     pub fn name(self) -> &'static str {
         match self {
             Coop::Hardware => "coop",
@@ -125,6 +127,7 @@ pub fn emulated_source() -> &'static str {
 /// Mirrors `struct Params` in `coop.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct CoopParams {
     pub geometry: ConvGeometry,
     pub cin_g: u32,
@@ -180,12 +183,14 @@ fn u(v: usize, what: &str) -> Result<u32> {
 
 /// The dispatches of one convolution: `weight` from [`weight_for_coop`], NCHW f32 `input` and
 /// `output`, bias and ReLU fused; `scratch` holds the f16 patch matrix of as many pixels as fit
-/// (whole multiples of [`BN`]; the pixels go in chunks, two dispatches each).
+/// (whole multiples of [`BN`]; the pixels go in chunks, two dispatches each). `op` names the
+/// dispatches (`conv2d`, or `dense` for a dense layer as a 1x1 convolution of 1x1 images).
 #[allow(clippy::too_many_arguments)]
 pub fn dispatch(
     ctx: &GpuContext,
     kernels: &Kernels,
     coop: Coop,
+    op: &str,
     shape: &Conv2dShape,
     relu: bool,
     weight: &wgpu::Buffer,
@@ -239,14 +244,14 @@ pub fn dispatch(
         out.push(Dispatch::new(
             ctx,
             &im2col,
-            format!("conv2d({} im2col)", coop.name()),
+            format!("{op}({} im2col)", coop.name()),
             &params,
             &[(1, input), (2, scratch)],
             Grid::Items(shape.groups * n_pad * kp),
         )?);
         let grid = Grid::Groups([n_pad / BN, m_pad / BM, shape.groups]);
         let bindings = [(2, scratch), (3, weight), (4, bias), (5, output)];
-        let label = format!("conv2d({})", coop.name());
+        let label = format!("{op}({})", coop.name());
         let d = Dispatch::new(ctx, &gemm, label, &params, &bindings, grid)?;
         out.push(d.with_flops(2.0 * (shape.out_c * n_count * shape.k()) as f64));
         n_start += n_count;

@@ -9,6 +9,7 @@ use super::Kernels;
 /// Mirrors `struct Params` in `cross_entropy.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct CrossEntropyParams {
     pub batch: u32,
     pub classes: u32,
@@ -17,6 +18,7 @@ pub struct CrossEntropyParams {
 }
 
 impl CrossEntropyParams {
+    /// The params of `batch` rows of `classes` logits; `step_slot` is where in the stats buffer the step's sums go.
     pub fn new(batch: usize, classes: usize, step_slot: usize) -> Self {
         CrossEntropyParams {
             batch: batch as u32,
@@ -31,6 +33,7 @@ impl CrossEntropyParams {
 pub const STATS_HEADER: usize = 4;
 
 #[allow(clippy::too_many_arguments)]
+/// Softmax cross-entropy of `logits` against `labels`: its gradient into `grad`, loss and correct counts summed into `stats`.
 pub fn dispatch(
     ctx: &GpuContext,
     k: &Kernels,

@@ -15,6 +15,7 @@ use crate::gpu::{GpuContext, SplitWeight};
 /// Mirrors `struct Params` in `dense.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct DenseParams {
     pub batch: u32,
     pub in_f: u32,

@@ -9,6 +9,7 @@ use super::Kernels;
 /// Mirrors `struct Params` in `dense_backward.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct DenseBackwardParams {
     pub batch: u32,
     pub in_f: u32,

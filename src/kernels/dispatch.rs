@@ -7,9 +7,13 @@ use crate::gpu::{uniform_buffer, GpuContext, Kernel};
 
 /// One recorded kernel launch: everything bound, ready to replay for every batch.
 pub struct Dispatch {
+    /// The kernel's label (for timings and errors).
     pub label: String,
+    /// The pipeline.
     pub pipeline: wgpu::ComputePipeline,
+    /// Everything it binds.
     pub bind_group: wgpu::BindGroup,
+    /// Workgroups in x, y, z.
     pub workgroups: [u32; 3],
     /// Floating-point operations (multiply-add = 2), for GFLOP/s reports.
     pub flops: f64,
@@ -101,6 +105,7 @@ impl Dispatch {
         self
     }
 
+    /// Records the launch into `pass`.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);

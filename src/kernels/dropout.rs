@@ -9,6 +9,7 @@ use super::Kernels;
 /// Mirrors `struct Params` in `dropout.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct DropoutParams {
     pub len: u32,
     pub seed: u32,
@@ -19,6 +20,7 @@ pub struct DropoutParams {
 }
 
 impl DropoutParams {
+    /// The params of a dropout mask over `len` values at `rate`, drawn from `seed` and `step`.
     pub fn new(len: usize, seed: u32, step: u32, rate: f32) -> Self {
         DropoutParams {
             len: len as u32,

@@ -10,6 +10,7 @@ use crate::options::F16Loads;
 /// Mirrors `struct Params` in `gemm.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct GemmParams {
     pub m: u32,
     pub n: u32,
@@ -28,10 +29,15 @@ pub struct GemmParams {
 /// Where the output goes (see `gemm.wgsl`): `c[(nn / hw) * c_bstride + mt * c_mstride + nn % hw]`.
 #[derive(Clone, Copy, Debug)]
 pub struct GemmOut {
+    /// Column offset of the output.
     pub n_off: usize,
+    /// Output columns per image plane (the output's H x W).
     pub hw: u32,
+    /// Output stride between images.
     pub c_bstride: usize,
+    /// Output stride between rows.
     pub c_mstride: usize,
+    /// The bias is per column (dense layers) instead of per row (convolutions).
     pub bias_on_n: bool,
 }
 
@@ -73,12 +79,19 @@ pub fn round_f16(data: &[f32]) -> Vec<f32> {
 /// (`vec4<f32>`, or `vec4<u32>` = eight packed halves for [`Precision::F16`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GemmDims {
+    /// Rows of A and C.
     pub m: usize,
+    /// Columns of B and C.
     pub n: usize,
+    /// The inner dimension.
     pub k: usize,
+    /// Independent groups (grouped convolutions).
     pub groups: usize,
+    /// A's stride between groups.
     pub a_gstride: usize,
+    /// B's stride between groups.
     pub b_gstride: usize,
+    /// C's row offset between groups.
     pub m_goff: usize,
 }
 

@@ -7,6 +7,7 @@ use crate::gpu::GpuContext;
 /// Mirrors `struct Params` in `lrn.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct LrnParams {
     pub batch: u32,
     pub channels: u32,
@@ -21,9 +22,13 @@ pub struct LrnParams {
 /// LRN hyper-parameters; `Default` is Caffe's AlexNet (size 5, alpha 1e-4, beta 0.75, k 1).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Lrn {
+    /// Channels in the window.
     pub size: usize,
+    /// Scale.
     pub alpha: f32,
+    /// Exponent.
     pub beta: f32,
+    /// Additive constant.
     pub k: f32,
 }
 
@@ -55,6 +60,7 @@ impl Lrn {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// LRN of `batch` x `channels` planes of `hw` values from `input` into `output`.
 pub fn dispatch(
     ctx: &GpuContext,
     kernel: &Kernel,

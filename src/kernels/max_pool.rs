@@ -7,6 +7,7 @@ use crate::gpu::GpuContext;
 /// Mirrors `struct Params` in `max_pool.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct MaxPoolParams {
     pub planes: u32,
     pub in_h: u32,
@@ -47,11 +48,17 @@ pub fn out_size_rounded(input: usize, kernel: usize, stride: usize, ceil: bool) 
 /// references take this one value, so the output size has one formula: [`PoolShape::out_hw`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolShape {
+    /// Batch times channels.
     pub planes: usize,
+    /// Input height.
     pub in_h: usize,
+    /// Input width.
     pub in_w: usize,
+    /// Window side.
     pub window: usize,
+    /// Stride.
     pub stride: usize,
+    /// Output size rounded up (Caffe's pooling).
     pub ceil: bool,
 }
 

@@ -24,6 +24,7 @@ pub const SOURCE: &str = include_str!("../../shaders/mm.wgsl");
 /// Mirrors `struct Params` in `mm.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct MmParams {
     pub m: u32,
     pub n: u32,
@@ -42,7 +43,9 @@ pub struct MmParams {
     pub pad: u32,
     pub cin_g: u32,
     pub splits: u32,
-    pub _pad: [u32; 3],
+    pub b_gstride: u32,
+    pub c_gstride: u32,
+    pub groups: u32,
 }
 
 impl Tile {

@@ -20,6 +20,7 @@ pub mod lrn;
 pub mod lrn_backward;
 pub mod max_pool;
 pub mod mm;
+pub mod mm_grouped;
 pub mod pad_rows;
 pub mod pool_backward;
 pub mod relu;
@@ -202,7 +203,10 @@ pub struct Kernels {
 
 macro_rules! kernel_getters {
     ($($(#[$doc:meta])* $name:ident => ($file:literal, $entry:literal);)*) => {
-        $($(#[$doc])* pub fn $name(&self) -> Arc<Kernel> {
+        $(
+        #[doc = concat!("The `", $entry, "` entry point of `", $file, "`, compiled once.")]
+        $(#[$doc])*
+        pub fn $name(&self) -> Arc<Kernel> {
             self.cache.get(shader($file), $entry)
         })*
     };

@@ -10,6 +10,7 @@ use super::Kernels;
 /// Mirrors `struct Params` in `pad_rows.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct PadRowsParams {
     pub rows: u32,
     pub cols: u32,

@@ -7,11 +7,13 @@ use crate::gpu::GpuContext;
 /// Mirrors `struct Params` in `relu.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct ReluParams {
     pub len: u32,
     pub _pad: [u32; 3],
 }
 
+/// ReLU of `len` values of `data`, in place.
 pub fn dispatch(
     ctx: &GpuContext,
     kernel: &Kernel,

@@ -9,11 +9,13 @@ use super::Kernels;
 /// Mirrors `struct Params` in `relu_backward.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct ReluBackwardParams {
     pub len: u32,
     pub _pad: [u32; 3],
 }
 
+/// Zeroes `grad` where `activation` is not positive (`len` values, in place).
 pub fn dispatch(
     ctx: &GpuContext,
     k: &Kernels,

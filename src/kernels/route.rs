@@ -81,7 +81,12 @@ pub enum ConvRoute {
     /// An `mm.wgsl` tile as an implicit GEMM split over `split` K slices (`conv_split`, f32
     /// partial sums in the scratch), then one `reduce_conv` (bias, ReLU, NCHW store): for
     /// convolutions whose output tiles alone would leave the GPU idle (batch 1 conv3-5).
-    MmSplit { tile: Tile, split: u32 },
+    MmSplit {
+        /// The output tile.
+        tile: Tile,
+        /// K slices.
+        split: u32,
+    },
     /// `conv2d.wgsl`, the first tiled kernel (`ALEXNET_MATMUL=tiled`).
     Direct,
     /// `coop.wgsl`: f16 im2col + a GEMM on cooperative matrices (tensor cores), or the same
@@ -159,6 +164,7 @@ impl ConvRoute {
                 ctx,
                 kernels,
                 c,
+                "conv2d",
                 shape,
                 relu,
                 weight,
@@ -337,5 +343,41 @@ impl Kernels {
             need = need.max(self.conv_route(s, precision)?.scratch_words(s)?);
         }
         Ok((need > 0).then(|| conv2d::scratch_words(ctx, need)))
+    }
+}
+
+/// Which GEMM kernels a trained convolution's backward pass runs (between the layout changes
+/// of `conv_gemm_backward`; the direct loops of `conv_backward` are the context's
+/// `ConvBackward::Direct`, outside this choice).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvBackwardRoute {
+    /// `gemm.wgsl`: CPU adapters (the `Gemm` path) and the `Tiled` path.
+    Gemm,
+    /// Grouped `mm.wgsl` tiles ([`super::mm_grouped`]): the weight gradient on `wgrad`, split
+    /// over K = batch x pixels; the input gradient on `igrad`. The `Blocked` path.
+    Mm {
+        /// The weight gradient's tile.
+        wgrad: Tile,
+        /// The input gradient's tile.
+        igrad: Tile,
+    },
+}
+
+impl Kernels {
+    /// The backward GEMMs of a trained convolution of `shape` (its batch included): the
+    /// `Blocked` path's forced tile where it fits, else the conv tile heuristic per GEMM;
+    /// `gemm.wgsl` on the other paths.
+    pub fn conv_backward_route(&self, shape: &Conv2dShape) -> Result<ConvBackwardRoute> {
+        let MatmulPath::Blocked(force) = self.path else {
+            return Ok(ConvBackwardRoute::Gemm);
+        };
+        let (oh, ow) = shape.out_hw()?;
+        let forced = force.tile.filter(|t| t.fits(&self.limits));
+        let pick =
+            |m: usize, n: usize| forced.unwrap_or_else(|| mm::conv_heuristic(m, n, &self.limits));
+        Ok(ConvBackwardRoute::Mm {
+            wgrad: pick(shape.k(), shape.out_c / shape.groups),
+            igrad: pick(shape.k(), shape.batch * oh * ow),
+        })
     }
 }

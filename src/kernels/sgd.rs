@@ -9,6 +9,7 @@ use super::Kernels;
 /// Mirrors `struct Params` in `sgd.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct SgdParams {
     pub len: u32,
     pub first: u32,
@@ -19,6 +20,7 @@ pub struct SgdParams {
     pub _pad1: f32,
 }
 
+/// One SGD step over `len` parameters: updates `param` (and the momentum buffer `buf`) from `grad`.
 pub fn dispatch(
     ctx: &GpuContext,
     k: &Kernels,

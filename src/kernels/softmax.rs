@@ -7,12 +7,14 @@ use crate::gpu::GpuContext;
 /// Mirrors `struct Params` in `softmax.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct SoftmaxParams {
     pub rows: u32,
     pub cols: u32,
     pub _pad: [u32; 2],
 }
 
+/// Softmax of each of `rows` rows of `cols` values, from `input` into `output`.
 pub fn dispatch(
     ctx: &GpuContext,
     kernel: &Kernel,

@@ -8,6 +8,7 @@ use crate::kernels::{to_u32, Dispatch, Grid, Kernel};
 /// Mirrors `struct Params` in `lpips.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)] // the fields are the shader's uniform block's, named as there
 pub struct LpipsParams {
     pub pairs: u32,
     pub channels: u32,

@@ -33,6 +33,7 @@ impl Lin {
         self != Lin::V0_0
     }
 
+    /// The version's name ("v0.1", "v0.0", "none"), as the package and the CLI spell it.
     pub fn name(self) -> &'static str {
         match self {
             Lin::V0_1 => "v0.1",

@@ -51,8 +51,11 @@ const BAND_PAIR_BYTES: u64 = std::mem::size_of::<(usize, usize, Distance)>() as 
 /// Its closest pairs and lookups by path: [`Matrix::closest_pairs`], [`Matrix::between`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Matrix {
+    /// Images (rows and columns).
     pub n: usize,
+    /// `n * n` distances, row-major: `values[i * n + j]`.
     pub values: Vec<f32>,
+    /// The five per-layer terms of each pair, in the same order, when asked for.
     pub layers: Option<Vec<[f32; 5]>>,
     /// The images' files, `paths[i]` for row i, when the matrix was made from files
     /// ([`Lpips::matrix_files`]); empty for images given in memory.
@@ -64,15 +67,29 @@ pub struct Matrix {
 /// distance and five per-layer terms.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PairBlock {
+    /// The matrix rows `i` whose pairs this band holds.
     pub rows: Range<usize>,
+    /// `(i, j, distance)` for every i in `rows`, i < j < n.
     pub pairs: Vec<(usize, usize, Distance)>,
 }
 
 /// How far a matrix has got, for a progress display: images featurised, then pairs reduced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatrixProgress {
-    Features { done: usize, total: usize },
-    Pairs { done: usize, total: usize },
+    /// Images run through the trunk.
+    Features {
+        /// Done so far.
+        done: usize,
+        /// In all.
+        total: usize,
+    },
+    /// Pairs reduced.
+    Pairs {
+        /// Done so far.
+        done: usize,
+        /// In all (n(n-1)/2).
+        total: usize,
+    },
 }
 
 /// How a matrix of n images of one size keeps to the memory budget.

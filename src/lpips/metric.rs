@@ -219,16 +219,21 @@ impl Lpips {
         };
         self.check_fits(w, h)
             .and_then(|_| self.check_fits(h, w))
-            .map_err(|e| Error::Input {
-                path: path.to_path_buf(),
-                message: e.to_string(),
+            .map_err(|e| {
+                Error::input(
+                    path.to_path_buf(),
+                    crate::error::InputErrorKind::TooLarge,
+                    e.to_string(),
+                )
             })
     }
 
+    /// The memory budget in bytes ([`Lpips::with_memory_budget`]).
     pub fn memory_budget(&self) -> u64 {
         self.memory_bytes
     }
 
+    /// The lin calibration in use.
     pub fn lin(&self) -> Lin {
         self.lin
     }
@@ -249,13 +254,15 @@ impl Lpips {
     }
 }
 
-/// An image for LPIPS, as `alexnet lpips` reads it: decoded as the `lpips` package's
-/// `cv2.imread` decodes it (libjpeg-turbo's accurate IDCT and fancy upsampling for JPEGs,
-/// 16-bit samples' high byte, grey replicated, alpha dropped; see [`crate::data::decode_cv2`]),
-/// turned upright by its EXIF orientation, resized to `size` (`(width, height)`) with the antialiased triangle filter
-/// (PIL's bilinear `resize`, what `--resize WxH` does) when given, and refused, naming the
-/// file, when a side is under [`MIN_SIDE`]. Images of other sizes must be brought to one size
-/// before [`Lpips::matrix`] or a pair's distance.
+/// Reads an image file for LPIPS, as the `lpips` package does: decoded as its `cv2.imread`
+/// decodes it (libjpeg-turbo's accurate IDCT and fancy upsampling for JPEGs, 16-bit samples'
+/// high byte, grey replicated, alpha dropped; see [`crate::data::decode_cv2`]) and turned
+/// upright by its EXIF orientation (`data::load_image` leaves it as stored), resized to
+/// `size` (`(width, height)`) with the antialiased triangle filter (PIL's bilinear `resize`)
+/// when given, and refused with an [`Error::Input`] of kind
+/// [`InputErrorKind::TooSmall`](crate::error::InputErrorKind::TooSmall) when a side is under
+/// [`MIN_SIDE`]. The two images of a pair, and all images of [`Lpips::matrix`], must have one
+/// size.
 pub fn load_image(path: impl AsRef<Path>, size: Option<(u32, u32)>) -> Result<RgbImage> {
     let path = path.as_ref();
     if let Some((w, h)) = size {
@@ -277,12 +284,13 @@ pub fn load_image(path: impl AsRef<Path>, size: Option<(u32, u32)>) -> Result<Rg
     };
     let (w, h) = img.dimensions();
     if (w.min(h) as usize) < MIN_SIDE {
-        return Err(Error::Input {
-            path: path.to_path_buf(),
-            message: format!(
+        return Err(Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::TooSmall,
+            format!(
                 "{w}x{h} is too small: LPIPS's AlexNet trunk needs at least {MIN_SIDE} px per side"
             ),
-        });
+        ));
     }
     Ok(img)
 }

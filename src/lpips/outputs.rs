@@ -5,7 +5,9 @@
 /// sum in layer order, as the package adds them).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Distance {
+    /// The LPIPS distance: 0 for identical images, larger for more different ones.
     pub distance: f32,
+    /// The terms of relu1..relu5 (their f32 sum is `distance`).
     pub layers: [f32; 5],
 }
 
@@ -20,12 +22,16 @@ impl Distance {
 /// A `[height, width]` map, row-major.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Map {
+    /// Rows.
     pub height: usize,
+    /// Columns.
     pub width: usize,
+    /// `height * width` values, row-major.
     pub data: Vec<f32>,
 }
 
 impl Map {
+    /// The largest value (negative infinity for an empty map).
     pub fn max(&self) -> f32 {
         self.data.iter().copied().fold(f32::NEG_INFINITY, f32::max)
     }
@@ -36,14 +42,19 @@ impl Map {
 /// size summed (lpips' `spatial=True`). The scalar distance comes from the native maps.
 #[derive(Clone, Debug)]
 pub struct Spatial {
+    /// The distance and its per-layer terms.
     pub distance: Distance,
+    /// The five native-resolution per-layer maps (relu1..relu5).
     pub layers: Vec<Map>,
+    /// The per-pixel map at the input size (their upsampled sum).
     pub map: Map,
 }
 
 /// A raw trunk output (before normalisation): `[channels, height, width]`.
 #[derive(Clone, Debug)]
 pub struct Activation {
+    /// `[channels, height, width]`.
     pub shape: [usize; 3],
+    /// The values, channel-major (NCHW without the N).
     pub data: Vec<f32>,
 }

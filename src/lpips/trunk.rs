@@ -2,15 +2,16 @@
 //! max-pools between, every ReLU output kept in its own GPU buffer (the LPIPS kernel reads all
 //! five). The project's `Network` streams activations through two ping-pong buffers and ends in
 //! the classifier, so the trunk is recorded here from the same kernels, with the same route per
-//! convolution (`Kernels::conv_route`).
+//! convolution (`Kernels::conv_route`), walking the same fused layer list (`model::ops::fuse`
+//! over torchvision's spec up to conv5), with every geometry from the spec's own inference.
 
 use std::sync::LazyLock;
 
 use crate::error::{Error, Result};
 use crate::gpu::{storage_buffer, upload_f32, GpuContext};
-use crate::kernels::max_pool::PoolShape;
 use crate::kernels::{self, conv2d::Conv2dShape, Dispatch, Kernels, Precision};
-use crate::model::{Arch, Layer};
+use crate::model::ops::{fuse, Op};
+use crate::model::{Arch, Layer, LayerInfo, NetSpec};
 
 /// The trunk's layers: torchvision's `features` up to conv5's ReLU, read from the preset's own
 /// spec (`Arch::Torchvision` at full width), so LPIPS and the classifier share one geometry.
@@ -54,18 +55,30 @@ pub static CHANNELS: LazyLock<[usize; 5]> = LazyLock::new(|| CONVS.map(|c| c.0))
 /// The smallest side the trunk accepts: at 30 the second max-pool has no window.
 pub const MIN_SIDE: usize = 31;
 
-/// `[h, w]` of the five ReLU outputs for an `h` x `w` input (`None` under [`MIN_SIDE`]).
+/// The trunk's spec for an `h` x `w` input, and each layer's shapes (`None` where a layer has
+/// no output: under [`MIN_SIDE`]).
+fn trunk_at(h: usize, w: usize) -> Option<(NetSpec, Vec<LayerInfo>)> {
+    let spec = NetSpec {
+        arch: Arch::Torchvision,
+        input: [3, h, w],
+        layers: spec_layers(),
+    };
+    let infos = spec.infer().ok()?;
+    let empty = infos.iter().any(|i| i.output.is_empty());
+    (!empty).then_some((spec, infos))
+}
+
+/// `[h, w]` of the five ReLU outputs for an `h` x `w` input (`None` under [`MIN_SIDE`]): the
+/// outputs of the fused list's convolutions (each with its ReLU), sized by the spec.
 pub fn layer_sizes(h: usize, w: usize) -> Option<[[usize; 2]; 5]> {
-    // The trunk's order: conv1, pool, conv2, pool, conv3, conv4, conv5 (a ReLU after each
-    // conv), sized by the kernels' own formulas (`Conv2dShape::out_hw`, `PoolShape::out_hw`).
+    let (spec, infos) = trunk_at(h, w)?;
     let mut sizes = [[0; 2]; 5];
-    let (mut ih, mut iw) = (h, w);
-    for (l, size) in sizes.iter_mut().enumerate() {
-        if l == 1 || l == 2 {
-            (ih, iw) = PoolShape::floor(1, ih, iw, 3, 2).out_hw().ok()?;
-        }
-        (ih, iw) = conv_shape(l, 1, ih, iw).out_hw().ok()?;
-        *size = [ih, iw];
+    let convs = fuse(&spec.layers).0.into_iter().filter_map(|op| match op {
+        Op::Conv { layer, .. } => Some(infos[layer].output.as_map()),
+        _ => None,
+    });
+    for (size, [_, oh, ow]) in sizes.iter_mut().zip(convs) {
+        *size = [oh, ow];
     }
     Some(sizes)
 }
@@ -74,16 +87,17 @@ pub fn layer_sizes(h: usize, w: usize) -> Option<[[usize; 2]; 5]> {
 /// five ReLU outputs, the two pooled maps and the largest im2col patch matrix (an upper bound:
 /// the patch matrix is shared by the batch and capped, see `conv2d::scratch_words`).
 pub fn working_floats(h: usize, w: usize) -> Option<usize> {
-    let sizes = layer_sizes(h, w)?;
-    let hw = |k: usize| sizes[k][0] * sizes[k][1];
-    let relu: usize = (0..5).map(|k| CHANNELS[k] * hw(k)).sum();
-    let pools = 64 * hw(1) + 192 * hw(2);
-    // conv l reads an input of CONVS[l].1 channels and writes hw(l) positions.
-    let im2col = (0..5)
-        .map(|l| CONVS[l].1 * CONVS[l].2 * CONVS[l].2 * hw(l))
+    let (spec, infos) = trunk_at(h, w)?;
+    let (ops, _) = fuse(&spec.layers);
+    // Every op's output (the five ReLU outputs and the pooled maps) is kept while it runs.
+    let outputs: usize = ops.iter().map(|op| infos[op.layer()].output.len()).sum();
+    let im2col = ops
+        .iter()
+        .filter_map(|op| spec.layers[op.layer()].conv_shape(1, infos[op.layer()].input.as_map()))
+        .filter_map(|s| s.out_hw().ok().map(|(oh, ow)| s.k() * oh * ow))
         .max()
         .unwrap_or(0);
-    Some(3 * h * w + relu + pools + im2col)
+    Some(3 * h * w + outputs + im2col)
 }
 
 struct GpuConv {
@@ -106,29 +120,19 @@ pub(crate) struct Activations {
     _scratch: Vec<wgpu::Buffer>,
 }
 
-fn conv_shape(l: usize, batch: usize, in_h: usize, in_w: usize) -> Conv2dShape {
-    let (out_c, in_c, kernel, stride, pad) = CONVS[l];
-    Conv2dShape {
-        batch,
-        in_c,
-        in_h,
-        in_w,
-        out_c,
-        kernel,
-        stride,
-        pad,
-        groups: 1,
-    }
-}
-
 impl Trunk {
     /// Uploads conv1..conv5 (`(weight OIHW, bias)`, shapes already checked), laid out for the
     /// kernels this adapter runs (as `Network` does).
     pub fn new(ctx: &GpuContext, params: &[(Vec<f32>, Vec<f32>)]) -> Result<Trunk> {
         let kernels = Kernels::new(ctx);
+        let (spec, infos) = trunk_at(64, 64).expect("64 x 64 passes the trunk");
+        let shapes = spec
+            .layers
+            .iter()
+            .zip(&infos)
+            .filter_map(|(layer, info)| layer.conv_shape(1, info.input.as_map()));
         let mut convs = Vec::new();
-        for (l, (w, b)) in params.iter().enumerate() {
-            let shape = conv_shape(l, 1, 64, 64);
+        for ((w, b), shape) in params.iter().zip(shapes) {
             let weight =
                 kernels
                     .conv_layout(Precision::F32)
@@ -159,38 +163,29 @@ impl Trunk {
                 "a {w}x{h} image is too small for the AlexNet trunk (at least {MIN_SIDE} px per side)"
             ))
         })?;
+        let (spec, infos) = trunk_at(h, w).expect("layer_sizes checked the size");
+        let (ops, _) = fuse(&spec.layers);
         let hint = "use fewer or smaller images per call";
-        let mut relu = Vec::new();
-        for (k, [oh, ow]) in sizes.iter().enumerate() {
-            relu.push(storage_buffer(
+        // Every op's output in its own buffer: a convolution's (with its ReLU) is one of the
+        // five the LPIPS kernel reads, a pool's feeds the next convolution.
+        let mut outs = Vec::with_capacity(ops.len());
+        for op in &ops {
+            let label = match op {
+                Op::Conv { .. } => format!("lpips relu{}", outs.len() + 1),
+                _ => "lpips pool".to_string(),
+            };
+            outs.push(storage_buffer(
                 ctx,
-                &format!("lpips relu{}", k + 1),
-                batch * CHANNELS[k] * oh * ow,
+                &label,
+                batch * infos[op.layer()].output.len(),
                 hint,
             )?);
         }
-        // conv1 output -> pool -> conv2 -> pool -> conv3 -> conv4 -> conv5.
-        let p1 = storage_buffer(
-            ctx,
-            "lpips pool1",
-            batch * 64 * sizes[1][0] * sizes[1][1],
-            hint,
-        )?;
-        let p2 = storage_buffer(
-            ctx,
-            "lpips pool2",
-            batch * 192 * sizes[2][0] * sizes[2][1],
-            hint,
-        )?;
-        let inputs = [
-            (input, [h, w]),
-            (&p1, sizes[1]),
-            (&p2, sizes[2]),
-            (&relu[2], sizes[2]),
-            (&relu[3], sizes[2]),
-        ];
-        let shapes: Vec<Conv2dShape> = (0..5)
-            .map(|l| conv_shape(l, batch, inputs[l].1[0], inputs[l].1[1]))
+        let shapes: Vec<Conv2dShape> = ops
+            .iter()
+            .filter_map(|op| {
+                spec.layers[op.layer()].conv_shape(batch, infos[op.layer()].input.as_map())
+            })
             .collect();
         let scratch = match self
             .kernels
@@ -199,34 +194,49 @@ impl Trunk {
             Some(words) => Some(storage_buffer(ctx, "lpips im2col", words, hint)?),
             None => None,
         };
-        let mut dispatches = Vec::new();
-        for (l, shape) in shapes.iter().enumerate() {
-            let (src, dst) = (inputs[l].0, &relu[l]);
-            let GpuConv { weight, bias } = &self.convs[l];
-            dispatches.extend(self.kernels.conv_route(shape, Precision::F32)?.dispatch(
-                ctx,
-                &self.kernels,
-                shape,
-                true,
-                weight,
-                bias,
-                src,
-                dst,
-                scratch.as_ref(),
-            )?);
-            if l < 2 {
-                let [ih, iw] = sizes[l];
-                let pool = PoolShape::floor(batch * CHANNELS[l], ih, iw, 3, 2);
-                dispatches.push(kernels::max_pool::dispatch(
-                    ctx,
-                    &self.kernels.max_pool(),
-                    &pool,
-                    &relu[l],
-                    if l == 0 { &p1 } else { &p2 },
-                )?);
+        let (mut dispatches, mut relu, mut keep) = (Vec::new(), Vec::new(), Vec::new());
+        let mut convs = self.convs.iter().zip(&shapes);
+        for (k, op) in ops.iter().enumerate() {
+            let (src, dst) = (if k == 0 { input } else { &outs[k - 1] }, &outs[k]);
+            let (layer, info) = (&spec.layers[op.layer()], &infos[op.layer()]);
+            match op {
+                Op::Conv { relu: fused, .. } => {
+                    let (GpuConv { weight, bias }, shape) = convs.next().ok_or_else(|| {
+                        Error::Invalid("the trunk has more convolutions than weights".into())
+                    })?;
+                    dispatches.extend(self.kernels.conv_route(shape, Precision::F32)?.dispatch(
+                        ctx,
+                        &self.kernels,
+                        shape,
+                        *fused,
+                        weight,
+                        bias,
+                        src,
+                        dst,
+                        scratch.as_ref(),
+                    )?);
+                    relu.push(dst.clone());
+                }
+                Op::MaxPool { .. } => {
+                    let pool = layer
+                        .pool_shape(batch, info.input.as_map())
+                        .expect("a max pool");
+                    dispatches.push(kernels::max_pool::dispatch(
+                        ctx,
+                        &self.kernels.max_pool(),
+                        &pool,
+                        src,
+                        dst,
+                    )?);
+                    keep.push(dst.clone());
+                }
+                other => {
+                    return Err(Error::Invalid(format!(
+                        "the LPIPS trunk has no kernel for {other:?}"
+                    )))
+                }
             }
         }
-        let mut keep = vec![p1, p2];
         keep.extend(scratch);
         Ok(Activations {
             relu,
@@ -248,7 +258,6 @@ mod tests {
     /// after each conv, pools 3/2), and torchvision's widths and geometry.
     #[test]
     fn the_trunk_is_torchvisions_spec_up_to_conv5() {
-        use crate::model::ops::{fuse, Op};
         let layers = spec_layers();
         let kinds: Vec<&str> = fuse(&layers)
             .0

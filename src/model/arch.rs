@@ -22,8 +22,10 @@ pub enum Arch {
 }
 
 impl Arch {
+    /// The three presets.
     pub const ALL: [Arch; 3] = [Arch::Torchvision, Arch::Caffe, Arch::Keras];
 
+    /// The preset's name ("torchvision", "caffe", "keras").
     pub fn name(self) -> &'static str {
         match self {
             Arch::Torchvision => "torchvision",
@@ -40,6 +42,7 @@ impl Arch {
         }
     }
 
+    /// The preset's full-size channel counts (1000 classes).
     pub fn default_widths(self) -> Widths {
         match self {
             Arch::Torchvision => Widths {
@@ -157,42 +160,66 @@ impl FromStr for Arch {
 /// Channel counts: the only thing besides the preset that a weights file decides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Widths {
+    /// Output channels of conv1..conv5.
     pub conv: [usize; 5],
+    /// fc6's outputs.
     pub fc6: usize,
+    /// fc7's outputs.
     pub fc7: usize,
+    /// fc8's outputs: the class count.
     pub classes: usize,
 }
 
 /// One layer of a Sequential-style network description.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Layer {
+    /// A 2-D convolution (square kernel, stride and padding).
     Conv {
+        /// Its parameter name ("conv1").
         name: &'static str,
+        /// Output channels.
         out: usize,
+        /// Kernel side.
         kernel: usize,
+        /// Stride.
         stride: usize,
+        /// Zero padding on each side.
         pad: usize,
+        /// Channel groups (2 for Caffe's conv2, conv4, conv5).
         groups: usize,
     },
+    /// ReLU.
     Relu,
+    /// Max pooling.
     MaxPool {
+        /// Window side.
         kernel: usize,
+        /// Stride.
         stride: usize,
         /// Output size rounded up (Caffe's pooling; PyTorch's `ceil_mode=True`).
         ceil: bool,
     },
+    /// Local response normalisation across channels.
     Lrn(Lrn),
+    /// Adaptive average pooling to `h` x `w` (torchvision's 6 x 6).
     AdaptiveAvgPool {
+        /// Output height.
         h: usize,
+        /// Output width.
         w: usize,
     },
+    /// Flatten to one vector per image (NCHW order).
     Flatten,
+    /// A dense (fully connected) layer.
     Dense {
+        /// Its parameter name ("fc6").
         name: &'static str,
+        /// Outputs.
         out: usize,
     },
     /// The identity at inference.
     Dropout(f32),
+    /// Softmax over the classes.
     Softmax,
 }
 
@@ -259,6 +286,7 @@ impl Layer {
         }
     }
 
+    /// The layer in a few words, for tables and messages.
     pub fn describe(&self) -> String {
         match self {
             Layer::Conv {
@@ -301,15 +329,20 @@ impl Layer {
 /// A whole network: input channels/height/width and its layers.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NetSpec {
+    /// The preset.
     pub arch: Arch,
+    /// `[C, H, W]` of one input image.
     pub input: [usize; 3],
+    /// The layers, in order.
     pub layers: Vec<Layer>,
 }
 
 /// A tensor shape per image: `[C, H, W]` for feature maps, `[F]` once flattened.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Shape {
+    /// A feature map `[C, H, W]`.
     Map([usize; 3]),
+    /// A flat vector of F values.
     Flat(usize),
 }
 
@@ -322,6 +355,7 @@ impl Shape {
         }
     }
 
+    /// Values per image.
     pub fn len(&self) -> usize {
         match self {
             Shape::Map([c, h, w]) => c * h * w,
@@ -329,6 +363,7 @@ impl Shape {
         }
     }
 
+    /// Whether the shape holds no value.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -346,7 +381,9 @@ impl fmt::Display for Shape {
 /// What shape inference learns about one layer.
 #[derive(Clone, Debug)]
 pub struct LayerInfo {
+    /// Per-image shape into the layer.
     pub input: Shape,
+    /// Per-image shape out of it.
     pub output: Shape,
     /// `(name, shape)` of each parameter tensor in our layout (conv OIHW, dense `[out, in]`).
     pub params: Vec<(String, Vec<usize>)>,
@@ -454,6 +491,7 @@ impl NetSpec {
         Ok(self.infer()?.into_iter().flat_map(|l| l.params).collect())
     }
 
+    /// Floating-point operations of one image's forward pass (a multiply-add counts 2).
     pub fn flops_per_image(&self) -> Result<f64> {
         Ok(self.infer()?.iter().map(|l| l.flops).sum())
     }

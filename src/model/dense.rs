@@ -11,14 +11,24 @@ use super::Weights;
 
 /// One dense layer uploaded: `y = x w^T + b`, then ReLU when `relu`.
 pub struct GpuDense {
+    /// Its parameter name ("fc6").
     pub name: String,
     /// Input and output widths.
     pub inp: usize,
+    /// Output width.
     pub out: usize,
+    /// A ReLU follows.
     pub relu: bool,
+    /// How the weights are stored.
     pub precision: Precision,
+    /// The weights in parts under the binding limit (f32, or f16 for `gemm_f16`); no parts
+    /// when `coop` holds them.
     pub weight: SplitWeight,
+    /// The bias.
     pub bias: wgpu::Buffer,
+    /// f16 on cooperative matrices: the weights as `coop.wgsl` reads them
+    /// ([`kernels::coop::weight_for_coop`] of the layer as a 1x1 convolution), and the mode.
+    pub coop: Option<(kernels::coop::Coop, wgpu::Buffer)>,
 }
 
 impl GpuDense {
@@ -54,16 +64,67 @@ impl GpuDense {
             precision,
             weight: upload(ctx, &format!("{name}.weight"), weight, out, inp)?,
             bias: upload_f32(ctx, &format!("{name}.bias"), bias)?,
+            coop: None,
         })
     }
 
-    /// Layer `name` (`fc6`, ...) of `weights`, as the network runs it.
+    /// As [`GpuDense::upload`] in f16 for `coop.wgsl` (the layer as a 1x1 convolution of 1x1
+    /// images), where its weights fit one binding; else the `gemm_f16` layout.
+    #[allow(clippy::too_many_arguments)]
+    pub fn upload_coop(
+        ctx: &GpuContext,
+        name: &str,
+        weight: &[f32],
+        bias: &[f32],
+        out: usize,
+        inp: usize,
+        relu: bool,
+        coop: kernels::coop::Coop,
+    ) -> Result<GpuDense> {
+        let shape = kernels::conv2d::Conv2dShape::dense(1, inp, out);
+        if weight.len() != out * inp
+            || (kernels::coop::weight_words(&shape) as u64) * 4 > ctx.max_binding()
+        {
+            return Self::upload(ctx, name, weight, bias, out, inp, relu, Precision::F16);
+        }
+        let packed = kernels::coop::weight_for_coop(&shape, weight);
+        let buffer = crate::gpu::upload(ctx, &format!("{name}.weight (coop f16)"), &packed)?;
+        Ok(GpuDense {
+            name: name.to_string(),
+            inp,
+            out,
+            relu,
+            precision: Precision::F16,
+            weight: SplitWeight {
+                rows: out,
+                cols: inp,
+                parts: Vec::new(),
+            },
+            bias: upload_f32(ctx, &format!("{name}.bias"), bias)?,
+            coop: Some((coop, buffer)),
+        })
+    }
+
+    /// 32-bit words of scratch this layer's f16 forward wants for `batch` rows (0 in f32).
+    pub fn scratch_words(&self, batch: usize) -> Result<usize> {
+        Ok(match (self.precision, &self.coop) {
+            (Precision::F32, _) => 0,
+            (Precision::F16, Some(_)) => kernels::coop::scratch_words(
+                &kernels::conv2d::Conv2dShape::dense(batch, self.inp, self.out),
+            )?,
+            (Precision::F16, None) => kernels::dense::scratch_words_f16(batch, self.inp),
+        })
+    }
+
+    /// Layer `name` (`fc6`, ...) of `weights`, as the network runs it (f16 on cooperative
+    /// matrices when `coop` is given).
     pub fn from_weights(
         ctx: &GpuContext,
         weights: &Weights,
         name: &str,
         relu: bool,
         precision: Precision,
+        coop: Option<kernels::coop::Coop>,
     ) -> Result<GpuDense> {
         let shapes = weights.spec().param_shapes()?;
         let shape = shapes
@@ -71,21 +132,21 @@ impl GpuDense {
             .find(|(n, _)| *n == format!("{name}.weight"))
             .map(|(_, s)| s.clone())
             .ok_or_else(|| Error::Invalid(format!("the network has no dense layer {name}")))?;
-        Self::upload(
-            ctx,
-            name,
+        let (w, b) = (
             weights.get(&format!("{name}.weight")),
             weights.get(&format!("{name}.bias")),
-            shape[0],
-            shape[1],
-            relu,
-            precision,
-        )
+        );
+        match (precision, coop) {
+            (Precision::F16, Some(c)) => {
+                Self::upload_coop(ctx, name, w, b, shape[0], shape[1], relu, c)
+            }
+            _ => Self::upload(ctx, name, w, b, shape[0], shape[1], relu, precision),
+        }
     }
 
     /// The dispatches of this layer's forward for `batch` rows, `input` `[batch, inp]` ->
-    /// `output` `[batch, out]`. f16 storage needs `scratch` (see
-    /// [`kernels::dense::scratch_words_f16`]) for the packed input.
+    /// `output` `[batch, out]`. f16 storage needs `scratch` (see [`GpuDense::scratch_words`])
+    /// for the packed input.
     pub fn forward(
         &self,
         ctx: &GpuContext,
@@ -96,6 +157,22 @@ impl GpuDense {
         scratch: Option<&wgpu::Buffer>,
     ) -> Result<Vec<Dispatch>> {
         match (self.precision, scratch) {
+            (Precision::F16, Some(scratch)) if self.coop.is_some() => {
+                let (coop, weight) = self.coop.as_ref().expect("checked");
+                kernels::coop::dispatch(
+                    ctx,
+                    kernels,
+                    *coop,
+                    "dense",
+                    &kernels::conv2d::Conv2dShape::dense(batch, self.inp, self.out),
+                    self.relu,
+                    weight,
+                    &self.bias,
+                    input,
+                    output,
+                    scratch,
+                )
+            }
             (Precision::F16, Some(scratch)) => kernels::dense::dispatch_f16(
                 ctx,
                 kernels,
@@ -128,6 +205,7 @@ impl GpuDense {
 /// Dense layers applied in order to rows of features, `chunk` rows per GPU submission: the
 /// frozen fc6 -> ReLU -> fc7 -> ReLU that the `last` head trains on.
 pub struct DenseStack {
+    /// The layers, in order.
     pub layers: Vec<GpuDense>,
     kernels: Kernels,
     chunk: usize,
@@ -175,10 +253,12 @@ impl DenseStack {
         })
     }
 
+    /// Floats of one input row.
     pub fn input_len(&self) -> usize {
         self.layers[0].inp
     }
 
+    /// Floats of one output row.
     pub fn output_len(&self) -> usize {
         self.layers.last().expect("non-empty").out
     }

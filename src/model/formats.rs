@@ -445,13 +445,14 @@ impl Weights {
                     metadata: metadata.to_vec(),
                 },
             ),
-            _ => Err(Error::WeightFile {
-                path: path.to_path_buf(),
-                message: format!(
+            _ => Err(Error::input(
+                path.to_path_buf(),
+                crate::error::InputErrorKind::Unsupported,
+                format!(
                     "cannot write weights as '{}' files; the output format follows the extension: {OUTPUT_FORMATS}",
                     if ext.is_empty() { "extension-less".to_string() } else { format!(".{ext}") }
                 ),
-            }),
+            )),
         }
     }
 }

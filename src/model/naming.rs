@@ -55,6 +55,7 @@ fn keras_index(layer: &str, base: &str) -> Option<usize> {
 }
 
 impl Scheme {
+    /// The naming scheme most of `keys` follow (None when no AlexNet keys are recognised).
     pub fn detect(keys: &[&str]) -> Option<Scheme> {
         let count = |f: &dyn Fn(&str) -> bool| keys.iter().filter(|k| f(k)).count();
         let tv = count(&|k| k.starts_with("features.") || k.starts_with("classifier."));

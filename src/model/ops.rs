@@ -8,28 +8,43 @@ use super::Layer;
 /// One fused operation; `layer` indexes the spec's layers (the op's geometry is that layer's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
+    /// A convolution, with its ReLU fused when `relu`.
     Conv {
+        /// The spec's layer index.
         layer: usize,
+        /// A ReLU follows and is fused.
         relu: bool,
     },
+    /// A dense layer, with its ReLU fused when `relu`.
     Dense {
+        /// The spec's layer index.
         layer: usize,
+        /// A ReLU follows and is fused.
         relu: bool,
     },
+    /// Max pooling.
     MaxPool {
+        /// The spec's layer index.
         layer: usize,
     },
+    /// Local response normalisation.
     Lrn {
+        /// The spec's layer index.
         layer: usize,
     },
+    /// Adaptive average pooling.
     AvgPool {
+        /// The spec's layer index.
         layer: usize,
     },
+    /// Softmax.
     Softmax {
+        /// The spec's layer index.
         layer: usize,
     },
     /// A ReLU that follows no convolution or dense layer (run in place).
     Relu {
+        /// The spec's layer index.
         layer: usize,
     },
 }

@@ -16,8 +16,11 @@ pub type FileTensor = (String, Vec<usize>, Vec<f32>);
 /// Weights in our layout, by canonical name (`conv1.weight` ... `fc8.bias`).
 #[derive(Clone, Debug)]
 pub struct Weights {
+    /// The preset.
     pub arch: Arch,
+    /// The channel counts.
     pub widths: Widths,
+    /// Canonical name (`conv1.weight`) -> values in our layout.
     pub tensors: BTreeMap<String, Vec<f32>>,
     /// Where they came from (for messages).
     pub source: PathBuf,
@@ -28,6 +31,7 @@ pub struct Weights {
 }
 
 impl Weights {
+    /// The network these weights describe.
     pub fn spec(&self) -> NetSpec {
         let mut spec = self.arch.spec(&self.widths);
         if self.pool_ceil {
@@ -67,6 +71,7 @@ impl Weights {
         })
     }
 
+    /// The tensor `name` (panics when absent: validated weights hold every one).
     pub fn get(&self, name: &str) -> &[f32] {
         self.tensors
             .get(name)
@@ -176,7 +181,9 @@ fn infer_arch(mapped: &MappedTensors<'_>) -> Arch {
 /// canonical names: the one place where file names and layouts become ours, used by whole
 /// weight files ([`from_raw`]) and by partial ones (a head to start training from).
 pub struct MappedTensors<'a> {
+    /// The file.
     pub path: &'a Path,
+    /// Its naming scheme.
     pub scheme: Scheme,
     /// Canonical name (`conv1.weight`, or `?key` for a key in the scheme's namespace that maps
     /// to no parameter) -> the file's key.
@@ -188,14 +195,17 @@ impl<'a> MappedTensors<'a> {
     /// Detects the naming scheme of `raw` (read from `path`) and maps its keys.
     pub fn new(path: &'a Path, raw: &'a [RawTensor]) -> Result<Self> {
         let keys: Vec<&str> = raw.iter().map(|t| t.key.as_str()).collect();
-        let scheme = Scheme::detect(&keys).ok_or_else(|| Error::WeightFile {
-            path: path.to_path_buf(),
-            message: format!(
+        let scheme = Scheme::detect(&keys).ok_or_else(|| {
+            Error::input(
+                path.to_path_buf(),
+                crate::error::InputErrorKind::Malformed,
+                format!(
                 "no AlexNet weights recognised among the keys [{}]; expected torchvision names \
                  (features.0.weight ...), Caffe names (conv1.weight ... fc8.bias) or Keras names \
                  (conv2d/kernel ... dense_2/bias)",
                 keys.iter().take(12).cloned().collect::<Vec<_>>().join(", ")
             ),
+            )
         })?;
         let mapping = naming::map_keys(scheme, &keys);
         let by_key = raw.iter().map(|t| (t.key.as_str(), t)).collect();
@@ -270,7 +280,7 @@ pub fn from_raw(path: &Path, raw: Vec<RawTensor>, arch: Option<Arch>) -> Result<
                 problems: vec![format!(
                     "the keys are torchvision's names (features.0.weight ... classifier.6.bias), \
                      which only the 'torchvision' network has, not the '{a}' one asked for; \
-                     drop --arch or pass --arch torchvision"
+                     load it without naming a preset, or as 'torchvision'"
                 )],
             });
         }

@@ -9,8 +9,11 @@ use crate::kernels::{self, Dispatch};
 /// GPU time of one step of the forward pass.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct StepTiming {
+    /// The step (layer and kernel).
     pub label: String,
+    /// Milliseconds.
     pub ms: f64,
+    /// Its floating-point operations.
     pub flops: f64,
     /// Per kernel when the step has several dispatches (e.g. im2col + gemm): `(label, ms)`,
     /// summed over dispatches of the same label (chunks, weight parts). Timestamps only.

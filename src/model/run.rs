@@ -13,10 +13,15 @@ use super::{NetStage, Network};
 /// image; augmented views give several), the input's height and width, decoding threads.
 #[derive(Clone, Copy, Debug)]
 pub struct RunShape {
+    /// Items per forward pass.
     pub batch: usize,
+    /// Network input rows per item.
     pub rows_per_item: usize,
+    /// Input height.
     pub h: usize,
+    /// Input width.
     pub w: usize,
+    /// Decoding threads.
     pub threads: usize,
 }
 
@@ -37,7 +42,9 @@ impl RunShape {
 /// probabilities and (when asked for) `feature_len` pool5 features, row after row.
 #[derive(Clone, Copy, Debug)]
 pub struct Row<'a> {
+    /// The item's logits, `classes` per row.
     pub logits: &'a [f32],
+    /// The item's softmax probabilities, `classes` per row.
     pub probs: &'a [f32],
     /// Empty unless features were asked for.
     pub features: &'a [f32],
@@ -47,9 +54,13 @@ pub struct Row<'a> {
 /// not be read (its `fill` error). `batch_end` is set on the last item of each forward pass
 /// (for callers that flush or report per batch).
 pub struct Ran<'a, T> {
+    /// The item's index in the whole list.
     pub index: usize,
+    /// The item.
     pub item: &'a T,
+    /// Its outputs, or why it could not be read.
     pub row: std::result::Result<Row<'a>, Error>,
+    /// Set on the last item of each forward pass.
     pub batch_end: bool,
 }
 
@@ -57,7 +68,9 @@ pub struct Ran<'a, T> {
 /// error as it returned it).
 #[derive(Debug)]
 pub enum RunError<E> {
+    /// The network or the pipeline failed.
     Network(Error),
+    /// The caller's callback returned this error.
     Callback(E),
 }
 
@@ -94,7 +107,9 @@ impl BatchRows for super::Output {
 /// Feature rows `[rows, dim]` with no classifier (the frozen convolution stack's output). Empty
 /// when the stage kept the rows elsewhere (spilled to disk): each item's features are then empty.
 pub struct FeatureRows {
+    /// `rows * dim` floats, row-major.
     pub data: Vec<f32>,
+    /// Floats per row.
     pub dim: usize,
 }
 

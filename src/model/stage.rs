@@ -10,9 +10,13 @@ use crate::error::Result;
 
 /// The network as a pipeline stage, for inputs of `h` x `w`.
 pub struct NetStage<'n> {
+    /// The network.
     pub net: &'n mut Network,
+    /// Input height.
     pub h: usize,
+    /// Input width.
     pub w: usize,
+    /// Read back pool5 features too.
     pub want_features: bool,
 }
 

@@ -17,15 +17,20 @@ use crate::kernels::Precision;
 /// `classifier[2]`'s).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Tap {
+    /// The pooled convolutional features (9216 floats: 256 x 6 x 6).
     Pool5,
+    /// fc6 after its ReLU (4096 floats).
     Fc6,
     #[default]
+    /// fc7 after its ReLU (4096 floats): the default.
     Fc7,
 }
 
 impl Tap {
+    /// Every tap, bottom up.
     pub const ALL: [Tap; 3] = [Tap::Pool5, Tap::Fc6, Tap::Fc7];
 
+    /// The tap's name ("pool5", "fc6", "fc7").
     pub fn name(self) -> &'static str {
         match self {
             Tap::Pool5 => "pool5",
@@ -83,7 +88,7 @@ impl TapLayers {
         }
         let layers = names
             .iter()
-            .map(|name| GpuDense::from_weights(ctx, weights, name, true, Precision::F32))
+            .map(|name| GpuDense::from_weights(ctx, weights, name, true, Precision::F32, None))
             .collect::<Result<Vec<_>>>()?;
         if layers[0].inp != pool5_len {
             return Err(Error::Invalid(format!(
@@ -99,6 +104,7 @@ impl TapLayers {
         })
     }
 
+    /// The tap these layers end at.
     pub fn tap(&self) -> Tap {
         self.tap
     }

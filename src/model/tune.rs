@@ -37,7 +37,9 @@ pub const FILE: &str = "tune.json";
 /// The cache as stored.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CacheFile {
+    /// The cache format's version.
     pub version: u32,
+    /// The candidate set it was timed over.
     pub candidates: String,
     /// `adapter key | precision | shape key` -> variant name.
     pub entries: BTreeMap<String, String>,
@@ -106,7 +108,7 @@ pub fn read(path: &Path) -> (CacheFile, Option<String>) {
         Ok(f) => return (f, None),
     };
     let w = format!(
-        "ignoring tuner cache {}: {why}; heuristics are used until `alexnet bench --tune` rewrites it",
+        "ignoring tuner cache {}: {why}; heuristics are used until the autotuner rewrites it",
         path.display()
     );
     (empty, Some(w))
@@ -170,8 +172,11 @@ pub fn load_into(ctx: &GpuContext, path: &Path) -> Option<String> {
 /// One timed shape: its key, the winner's name, and `(variant, ms)` for every candidate.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Timed {
+    /// The shape's key.
     pub shape: String,
+    /// The fastest variant's name.
     pub winner: String,
+    /// `(variant, ms)` for every candidate.
     pub times: Vec<(String, f64)>,
 }
 

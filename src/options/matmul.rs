@@ -117,8 +117,11 @@ impl MatmulPath {
 /// rows), K steps of `bk`. `(bn / 8) * (bm / 8)` invocations of 8x8 outputs each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tile {
+    /// Output rows per workgroup.
     pub bm: u32,
+    /// Output columns per workgroup.
     pub bn: u32,
+    /// K per step.
     pub bk: u32,
 }
 
@@ -137,6 +140,7 @@ pub const TILES: &[Tile] = &[
 ];
 
 impl Tile {
+    /// The tile `bm` x `bn` x `bk`.
     pub const fn new(bm: u32, bn: u32, bk: u32) -> Self {
         Tile { bm, bn, bk }
     }
@@ -212,10 +216,16 @@ pub enum DenseKind {
     /// `gemv`: every weight read once per 4 rows of the batch (batch 1-4).
     Gemv,
     /// `dense` (split 1) or `dense_split` + `reduce` over `split` K slices.
-    Tiles { tile: Tile, split: u32 },
+    Tiles {
+        /// The output tile.
+        tile: Tile,
+        /// K slices (1: no split).
+        split: u32,
+    },
 }
 
 impl DenseKind {
+    /// The variant's name, as the tuner cache and `bench` write it.
     pub fn name(&self) -> String {
         match self {
             DenseKind::Gemv => "gemv".into(),
@@ -229,7 +239,9 @@ impl DenseKind {
 /// over `split` K slices writing partial sums, then `reduce_conv` (bias, ReLU, NCHW store).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConvKind {
+    /// The output tile.
     pub tile: Tile,
+    /// K slices (1: no split).
     pub split: u32,
 }
 
@@ -261,9 +273,13 @@ impl ConvKind {
 /// `split` is the dense layers' split-K, `conv_split` the convolutions'.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Force {
+    /// Use this tile everywhere.
     pub tile: Option<Tile>,
+    /// Use gemv for dense layers with small batches.
     pub gemv: bool,
+    /// The dense layers' split-K.
     pub split: Option<u32>,
+    /// The convolutions' split-K.
     pub conv_split: Option<u32>,
 }
 

@@ -30,6 +30,7 @@ pub enum LimitsProfile {
 }
 
 impl LimitsProfile {
+    /// The accepted names, for messages.
     pub const ACCEPTED: &'static str = "adapter, webgpu";
 
     /// The limits to request from an adapter that offers `adapter`.
@@ -40,6 +41,7 @@ impl LimitsProfile {
         }
     }
 
+    /// The profile's name ("adapter", "webgpu").
     pub fn name(self) -> &'static str {
         match self {
             LimitsProfile::Adapter => "adapter",
@@ -62,6 +64,7 @@ pub enum F16Loads {
 }
 
 impl F16Loads {
+    /// The accepted names, for messages.
     pub const ACCEPTED: &'static str = "auto, native, portable";
 }
 
@@ -76,6 +79,7 @@ pub enum ConvBackward {
 }
 
 impl ConvBackward {
+    /// The accepted names, for messages.
     pub const ACCEPTED: &'static str = "gemm, direct";
 }
 
@@ -95,6 +99,7 @@ pub enum CoopMatrices {
 }
 
 impl CoopMatrices {
+    /// The accepted names, for messages.
     pub const ACCEPTED: &'static str = "auto, off, emulate";
 }
 

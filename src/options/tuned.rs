@@ -12,7 +12,9 @@ use super::matmul::{ConvKind, DenseKind};
 /// small shapes), or an `mm.wgsl` variant (`T`: a [`ConvKind`] or a [`DenseKind`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant<T> {
+    /// The `gemm.wgsl` path.
     Gemm,
+    /// An `mm.wgsl` variant.
     Mm(T),
 }
 
@@ -53,7 +55,9 @@ pub const GEMM: &str = "gemm";
 /// `kernels::tuned::dense_key`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Tuned {
+    /// Convolution shape key -> variant.
     pub conv: HashMap<String, Variant<ConvKind>>,
+    /// Dense shape key -> variant.
     pub dense: HashMap<String, Variant<DenseKind>>,
 }
 

@@ -11,22 +11,30 @@ use crate::kernels::conv2d::Conv2dShape;
 use crate::kernels::conv_gemm_backward::{self, ConvGemmScratch};
 use crate::kernels::lrn::Lrn;
 use crate::kernels::max_pool::PoolShape;
-use crate::kernels::{self, Kernels};
+use crate::kernels::{self, Kernels, MatmulPath};
 use crate::kernels::{conv_backward, lrn_backward, pool_backward};
+use crate::options::Force;
 
 pub(super) fn backward_cases(out: &mut Vec<Case>) {
-    // Convolution gradients (dx, dw, db concatenated), direct loops and as GEMMs (whole, and
-    // with the scratch capped to a few rows so the work is chunked).
-    for (i, s) in [
-        Conv2dShape::square(2, 3, 19, 8, 11, 4, 2, 1),
-        Conv2dShape::square(2, 12, 9, 18, 3, 1, 1, 2),
-        Conv2dShape::square(3, 5, 7, 6, 3, 2, 1, 1),
+    // Convolution gradients (dx, dw, db concatenated), direct loops and as GEMMs on
+    // `gemm.wgsl` and on grouped `mm.wgsl` tiles (whole, and with the scratch capped to a few
+    // rows so the work is chunked; the last shape's weight gradient split over its 2,592
+    // pixels on the mm route).
+    let all = ["direct", "gemm", "gemm (chunked)", "mm", "mm (chunked)"];
+    for (i, (s, paths)) in [
+        (Conv2dShape::square(2, 3, 19, 8, 11, 4, 2, 1), &all[..]),
+        (Conv2dShape::square(2, 12, 9, 18, 3, 1, 1, 2), &all[..]),
+        (Conv2dShape::square(3, 5, 7, 6, 3, 2, 1, 1), &all[..]),
+        (
+            Conv2dShape::square(8, 3, 20, 6, 3, 1, 0, 1),
+            &["mm (split-K)"][..],
+        ),
     ]
     .into_iter()
     .enumerate()
     {
         let seed = 600 + 10 * i as u64;
-        for path in ["direct", "gemm", "gemm (chunked)"] {
+        for &path in paths {
             out.push(Case::new(
                 "conv_backward",
                 path,
@@ -35,7 +43,16 @@ pub(super) fn backward_cases(out: &mut Vec<Case>) {
                 move |ctx| {
                     let (oh, ow) = s.out_hw()?;
                     let tk = Kernels::new(ctx);
-                    let fk = Kernels::new(ctx);
+                    // The mm route on the context's forced tile (`--matmul blocked-TILE`),
+                    // else the heuristic's.
+                    let blocked = match ctx.matmul_path() {
+                        MatmulPath::Blocked(force) => MatmulPath::Blocked(force),
+                        _ => MatmulPath::Blocked(Force::default()),
+                    };
+                    let fk = match path.starts_with("mm") {
+                        true => Kernels::with_path(ctx, blocked),
+                        false => Kernels::with_path(ctx, MatmulPath::Gemm),
+                    };
                     let x = random(s.batch * s.in_c * s.in_h * s.in_w, seed, 1.0);
                     let w = random(s.weight_len(), seed + 1, 0.5);
                     let dy = random(s.batch * s.out_c * oh * ow, seed + 2, 1.0);
@@ -55,13 +72,14 @@ pub(super) fn backward_cases(out: &mut Vec<Case>) {
                             ctx, &tk, &s, false, &xb, &dyb, &dw, &db,
                         )?);
                     } else {
-                        let scratch = if path == "gemm" {
+                        let scratch = if !path.ends_with("(chunked)") {
                             ConvGemmScratch::new(ctx, &[s])?
                         } else {
                             let p4 = (s.batch * oh * ow).div_ceil(4) * 4;
                             let per_image = s.groups * oh * ow * s.k().max(s.out_c / s.groups + 3);
                             ConvGemmScratch::with_cap(ctx, &[s], per_image.max(3 * s.groups * p4))?
-                        };
+                        }
+                        .with_mm_part(ctx, &fk, &[s])?;
                         ds.extend(conv_gemm_backward::grad_weight(
                             ctx, &tk, &fk, &s, &xb, &dyb, &dw, &scratch,
                         )?);

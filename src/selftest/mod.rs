@@ -40,14 +40,19 @@ use crate::kernels::{self, conv2d::Conv2dShape};
 /// One comparison of the selftest.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Check {
+    /// The kernel checked.
     pub kernel: String,
+    /// The path or variant it ran by.
     pub path: String,
+    /// The shape, in words.
     pub shape: String,
     /// max |gpu - cpu| / max |cpu| (`NaN` when the check failed to run).
     pub max_rel_err: f64,
+    /// The tolerance `max_rel_err` must stay under.
     pub tol: f64,
     /// Wall time of the GPU work and read-back (the CPU reference not included).
     pub ms: f64,
+    /// Whether it passed.
     pub ok: bool,
     /// Why the check could not run (a refused dispatch, a validation error, a panic).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,9 +73,13 @@ type Body = Box<dyn Fn(&GpuContext) -> Result<Compared>>;
 
 /// A named case: its labels, tolerance and body.
 pub struct Case {
+    /// The kernel checked.
     pub kernel: String,
+    /// The path or variant it runs by.
     pub path: String,
+    /// The shape, in words.
     pub shape: String,
+    /// The tolerance.
     pub tol: f64,
     body: Body,
 }

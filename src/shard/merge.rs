@@ -15,12 +15,15 @@ use super::*;
 /// What [`merge`] wrote.
 #[derive(Clone, Debug)]
 pub struct MergeReport {
+    /// Parts merged.
     pub parts: usize,
+    /// The run they all came from.
     pub run: RunIdentity,
     /// Lines of the merged `.jsonl`.
     pub inputs: usize,
     /// Rows of the merged `.npy` files.
     pub rows: usize,
+    /// Inputs that failed.
     pub failed: usize,
     /// The files written, by kind.
     pub outputs: Vec<(String, PathBuf)>,
@@ -37,10 +40,11 @@ pub fn merged_path(prefix: &Path, kind: &str) -> PathBuf {
 }
 
 fn merge_err(dir: &Path, message: String) -> Error {
-    Error::Input {
-        path: dir.to_path_buf(),
+    Error::input(
+        dir.to_path_buf(),
+        crate::error::InputErrorKind::Malformed,
         message,
-    }
+    )
 }
 
 /// Parses `part-IIIII-of-NNNNN.manifest.json`.
@@ -110,12 +114,12 @@ fn check_merged_paths(
 /// Copies `src` from `offset` to the end into `out`, returning the SHA-256 of the whole of
 /// `src` (checked against the manifest afterwards).
 fn copy_hashed(src: &Path, offset: u64, out: &mut StreamFile) -> Result<(u64, String)> {
-    let mut f = File::open(src).map_err(|e| Error::io(src, e))?;
+    let mut f = File::open(src).map_err(|e| Error::read(src, e))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
     loop {
-        let k = f.read(&mut buf).map_err(|e| Error::io(src, e))?;
+        let k = f.read(&mut buf).map_err(|e| Error::read(src, e))?;
         if k == 0 {
             break;
         }
@@ -132,10 +136,10 @@ fn copy_hashed(src: &Path, offset: u64, out: &mut StreamFile) -> Result<(u64, St
 /// options, input list), and that they tile the input list in order. Nothing is written
 /// unless every check passes (each output appears whole, by rename, at the end).
 pub fn merge(dir: &Path, out: &Path) -> Result<MergeReport> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::read(dir, e))?;
     let mut found: BTreeMap<usize, BTreeMap<usize, PathBuf>> = BTreeMap::new();
     for e in entries {
-        let e = e.map_err(|e| Error::io(dir, e))?;
+        let e = e.map_err(|e| Error::read(dir, e))?;
         if let Some((i, n)) = e.file_name().to_str().and_then(manifest_name) {
             found.entry(n).or_default().insert(i, e.path());
         }

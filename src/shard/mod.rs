@@ -36,7 +36,9 @@ pub const MANIFEST_VERSION: u32 = 1;
 /// Part `index` (0-based) of `count` contiguous parts of the input list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shard {
+    /// This part, 0-based.
     pub index: usize,
+    /// Parts in all.
     pub count: usize,
 }
 
@@ -44,6 +46,7 @@ impl Shard {
     /// The whole list as one part.
     pub const WHOLE: Shard = Shard { index: 0, count: 1 };
 
+    /// Part `index` of `count`; refused (with the reason) unless `index < count` and `count` is 1 to `MAX_SHARDS`.
     pub fn new(index: usize, count: usize) -> std::result::Result<Shard, String> {
         if count == 0 || count > MAX_SHARDS {
             return Err(format!(
@@ -154,12 +157,12 @@ pub fn hash_tensors<'a>(tensors: impl IntoIterator<Item = (&'a str, &'a [f32])>)
 
 /// Size and SHA-256 of a file.
 pub fn hash_file(path: &Path) -> Result<(u64, String)> {
-    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut f = File::open(path).map_err(|e| Error::read(path, e))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
     loop {
-        let k = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        let k = f.read(&mut buf).map_err(|e| Error::read(path, e))?;
         if k == 0 {
             break;
         }
@@ -176,7 +179,9 @@ pub struct PartFile {
     pub kind: String,
     /// The file's name in the part's folder.
     pub name: String,
+    /// Its size.
     pub bytes: u64,
+    /// Its SHA-256, lower-case hex.
     pub sha256: String,
 }
 
@@ -200,9 +205,12 @@ pub struct RunIdentity {
 /// `part-IIIII-of-NNNNN.manifest.json`: written after the part's data files.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The manifest format's version.
     pub version: u32,
+    /// The part's index.
     pub index: usize,
     #[serde(flatten)]
+    /// What produced it (model, options, inputs).
     pub run: RunIdentity,
     /// The part's first input in the whole list.
     pub start: usize,
@@ -212,17 +220,21 @@ pub struct Manifest {
     pub rows: usize,
     /// Inputs that failed (error lines in its `.jsonl`).
     pub failed: usize,
+    /// The part's data files.
     pub files: Vec<PartFile>,
 }
 
 /// Where part `shard` of a run in `dir` lives.
 #[derive(Clone, Debug)]
 pub struct PartPaths {
+    /// The run's output folder.
     pub dir: PathBuf,
+    /// The part.
     pub shard: Shard,
 }
 
 impl PartPaths {
+    /// Part `shard` of a run in `dir`.
     pub fn new(dir: &Path, shard: Shard) -> PartPaths {
         PartPaths {
             dir: dir.to_path_buf(),
@@ -230,6 +242,7 @@ impl PartPaths {
         }
     }
 
+    /// The part's manifest file.
     pub fn manifest(&self) -> PathBuf {
         self.dir
             .join(format!("{}.manifest.json", self.shard.stem()))
@@ -332,20 +345,25 @@ pub fn file_name(stem: &str, kind: &str) -> String {
 }
 
 impl Manifest {
+    /// Reads and checks a manifest.
     pub fn read(path: &Path) -> Result<Manifest> {
         let text = crate::fsutil::read_file_capped(path, crate::fsutil::MAX_TEXT_BYTES)?;
-        let m: Manifest = serde_json::from_str(&text).map_err(|e| Error::Input {
-            path: path.to_path_buf(),
-            message: format!("not a part manifest: {e}"),
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| {
+            Error::input(
+                path.to_path_buf(),
+                crate::error::InputErrorKind::Malformed,
+                format!("not a part manifest: {e}"),
+            )
         })?;
         if m.version != MANIFEST_VERSION {
-            return Err(Error::Input {
-                path: path.to_path_buf(),
-                message: format!(
+            return Err(Error::input(
+                path.to_path_buf(),
+                crate::error::InputErrorKind::Malformed,
+                format!(
                     "manifest version {} (this build reads {MANIFEST_VERSION})",
                     m.version
                 ),
-            });
+            ));
         }
         Ok(m)
     }

@@ -16,6 +16,7 @@ pub struct StreamFile {
 }
 
 impl StreamFile {
+    /// A new temporary file for `dest`.
     pub fn create(dest: &Path) -> Result<StreamFile> {
         let mut pending = PendingFile::for_dest(dest)?;
         let file = pending
@@ -29,6 +30,7 @@ impl StreamFile {
         })
     }
 
+    /// The buffered writer.
     pub fn writer(&mut self) -> &mut BufWriter<File> {
         &mut self.w
     }
@@ -38,12 +40,14 @@ impl StreamFile {
         self.w.flush().map_err(|e| Error::io(&self.dest, e))
     }
 
+    /// Writes `bytes`.
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
         self.w
             .write_all(bytes)
             .map_err(|e| Error::io(&self.dest, e))
     }
 
+    /// Where the file goes when finished.
     pub fn dest(&self) -> &Path {
         &self.dest
     }
@@ -79,6 +83,7 @@ pub struct NpyWriter {
 }
 
 impl NpyWriter {
+    /// A `.npy` of `cols` columns for `dest`.
     pub fn create(dest: &Path, cols: usize) -> Result<NpyWriter> {
         let mut file = StreamFile::create(dest)?;
         file.write_all(&npy_header(0, cols))?;
@@ -104,6 +109,7 @@ impl NpyWriter {
         Ok(())
     }
 
+    /// Rows written so far.
     pub fn rows(&self) -> usize {
         self.rows
     }
@@ -123,11 +129,14 @@ impl NpyWriter {
 
 /// Reads the header of a C-order float32 2-D `.npy`: (`[rows, cols]`, offset of the data).
 pub fn read_npy_header(path: &Path) -> Result<([usize; 2], u64)> {
-    let bad = |m: String| Error::Input {
-        path: path.to_path_buf(),
-        message: m,
+    let bad = |m: String| {
+        Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::Malformed,
+            m,
+        )
     };
-    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut f = File::open(path).map_err(|e| Error::read(path, e))?;
     let mut pre = [0u8; 10];
     f.read_exact(&mut pre)
         .map_err(|_| bad("not a .npy file (too short)".into()))?;

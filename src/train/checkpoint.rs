@@ -121,9 +121,12 @@ pub(crate) fn save_checkpoint(
 pub(crate) type Checkpoint = (HeadWeights, HeadWeights, Vec<OptimizerState>, Progress);
 
 pub(crate) fn load_checkpoint(path: &Path, like: &HeadWeights) -> Result<Checkpoint> {
-    let bad = |m: String| Error::WeightFile {
-        path: path.to_path_buf(),
-        message: m,
+    let bad = |m: String| {
+        Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::Malformed,
+            m,
+        )
     };
     let progress: Progress = read_strings(path, "progress")?
         .and_then(|j| j.first().and_then(|s| serde_json::from_str(s).ok()))

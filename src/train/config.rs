@@ -28,7 +28,9 @@ impl Optimizer {
     /// second moment averages, and the term that keeps the step finite where the second moment
     /// is ~0.
     pub const ADAM_BETA1: f32 = 0.9;
+    /// Adam's second-moment decay (PyTorch's default).
     pub const ADAM_BETA2: f32 = 0.999;
+    /// Adam's epsilon (PyTorch's default).
     pub const ADAM_EPS: f32 = 1e-8;
 
     /// SGD with this momentum (`train-head --optimizer sgd --momentum M`; the CLI's default is 0.9).
@@ -50,10 +52,13 @@ impl Optimizer {
 /// Everything about one training run's arithmetic (not its data or schedule).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TrainConfig {
+    /// The optimizer and its settings.
     pub optimizer: Optimizer,
+    /// L2 weight decay, as PyTorch's optimizers apply it (0 disables).
     pub weight_decay: f32,
     /// Dropout rate before fc6 and fc7 (`classifier` head only); 0 disables.
     pub dropout: f32,
+    /// The seed of shuffling, initialisation, dropout and augmentation: the same seed gives the same model.
     pub seed: u64,
     /// Learning-rate factor of every trained layer but the new last one (fc8): the trained
     /// convolutions, fc6 and fc7 (`--lr-backbone-mult`). 1 = one rate for all, as PyTorch's

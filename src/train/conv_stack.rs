@@ -31,18 +31,22 @@ mod backward;
 
 /// One convolution's buffers. Trained ones also hold gradients and optimizer state.
 pub struct ConvParam {
+    /// Its parameter name ("conv4").
     pub name: String,
     /// Geometry for one image.
     pub shape: Conv2dShape,
     /// OIHW (trained, K a multiple of 4, or the tiled kernel), else rows padded for the GEMM.
     pub weight: wgpu::Buffer,
+    /// The bias.
     pub bias: wgpu::Buffer,
     /// How the forward kernels read `weight` (or `padded`).
     layout: ConvLayout,
     /// Trained with K not a multiple of 4 on a GEMM path: the rows-padded copy of `weight`
     /// the forward GEMM reads, refreshed before each forward pass.
     padded: Option<wgpu::Buffer>,
+    /// The weight gradient (trained convolutions).
     pub grad_w: Option<wgpu::Buffer>,
+    /// The bias gradient (trained convolutions).
     pub grad_b: Option<wgpu::Buffer>,
     /// Momentum (SGD) or first moments (Adam): weight-shaped, bias-shaped.
     pub state1: Vec<wgpu::Buffer>,
@@ -59,10 +63,12 @@ struct OpInfo {
     output: [usize; 3],
 }
 
+/// The convolutional part of a network on the GPU, frozen or trained, with its forward and backward dispatches.
 pub struct ConvStack {
     /// The layers the ops index.
     layers: Vec<Layer>,
     ops: Vec<OpInfo>,
+    /// Each convolution's buffers, in order.
     pub params: Vec<ConvParam>,
     /// `[max_batch, input]`: what the stack reads (the frozen part's output, or images).
     pub input: wgpu::Buffer,
@@ -238,7 +244,7 @@ impl ConvStack {
                         ..p.shape
                     })
                     .collect();
-                Some(ConvGemmScratch::new(ctx, &shapes)?)
+                Some(ConvGemmScratch::new(ctx, &shapes)?.with_mm_part(ctx, &fk, &shapes)?)
             }
             _ => None,
         };
@@ -258,14 +264,17 @@ impl ConvStack {
         })
     }
 
+    /// Floats of one input.
     pub fn input_len(&self) -> usize {
         self.input_shape.iter().product()
     }
 
+    /// `[C, H, W]` of one output.
     pub fn output_shape(&self) -> [usize; 3] {
         self.ops.last().map_or(self.input_shape, |o| o.output)
     }
 
+    /// Floats of one output.
     pub fn output_len(&self) -> usize {
         self.output_shape().iter().product()
     }

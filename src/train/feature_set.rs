@@ -15,22 +15,30 @@ const TRAINED_FROM: &str = "pool5";
 /// Cached activations with their labels: `features` is `[len, dim]`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FeatureSet {
+    /// `len * dim` floats, row-major.
     pub features: Vec<f32>,
+    /// Floats per row.
     pub dim: usize,
+    /// Each row's class.
     pub labels: Vec<usize>,
+    /// Each row's source image.
     pub paths: Vec<String>,
+    /// The class names.
     pub classes: Vec<String>,
 }
 
 impl FeatureSet {
+    /// Rows.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
 
+    /// Whether there are no rows.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
 
+    /// Row `i`.
     pub fn row(&self, i: usize) -> &[f32] {
         &self.features[i * self.dim..(i + 1) * self.dim]
     }
@@ -59,9 +67,12 @@ impl FeatureSet {
     /// a file whose `layer` says otherwise (fc6 or fc7 rows) is refused; a file without
     /// `layer` (numpy's, or written before the key existed) holds pool5 rows.
     pub fn load(path: &Path) -> Result<FeatureSet> {
-        let bad = |m: String| Error::WeightFile {
-            path: path.to_path_buf(),
-            message: m,
+        let bad = |m: String| {
+            Error::input(
+                path.to_path_buf(),
+                crate::error::InputErrorKind::Malformed,
+                m,
+            )
         };
         if let Some(layer) = read_strings(path, LAYER_KEY)? {
             if layer != [TRAINED_FROM] {
@@ -195,10 +206,11 @@ impl FeatureSet {
                 )
             }
         };
-        Err(Error::WeightFile {
-            path: path.to_path_buf(),
+        Err(Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::Malformed,
             message,
-        })
+        ))
     }
 }
 
@@ -209,19 +221,28 @@ fn read_labels(path: &Path) -> Result<Vec<usize>> {
     let npy = npz
         .by_name("labels")
         .map_err(|e| Error::io(path, e))?
-        .ok_or_else(|| Error::WeightFile {
-            path: path.to_path_buf(),
-            message: "no 'labels' array".into(),
+        .ok_or_else(|| {
+            Error::input(
+                path.to_path_buf(),
+                crate::error::InputErrorKind::Malformed,
+                "no 'labels' array",
+            )
         })?;
-    let v: Vec<i64> = npy.into_vec().map_err(|e| Error::WeightFile {
-        path: path.to_path_buf(),
-        message: format!("'labels' must be int64: {e}"),
+    let v: Vec<i64> = npy.into_vec().map_err(|e| {
+        Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::Malformed,
+            format!("'labels' must be int64: {e}"),
+        )
     })?;
     v.into_iter()
         .map(|l| {
-            usize::try_from(l).map_err(|_| Error::WeightFile {
-                path: path.to_path_buf(),
-                message: format!("negative label {l}"),
+            usize::try_from(l).map_err(|_| {
+                Error::input(
+                    path.to_path_buf(),
+                    crate::error::InputErrorKind::Malformed,
+                    format!("negative label {l}"),
+                )
             })
         })
         .collect()

@@ -16,10 +16,13 @@ pub use super::frozen_dense::frozen_fc7;
 
 /// What feature extraction produced, and what it had to skip.
 pub struct Extraction {
+    /// The cached rows.
     pub set: FeatureSet,
     /// Images that could not be read: (path, reason).
-    pub skipped: Vec<(PathBuf, String)>,
+    pub skipped: Vec<crate::error::InputError>,
+    /// Wall time.
     pub seconds: f64,
+    /// Images read.
     pub images: usize,
 }
 
@@ -167,7 +170,7 @@ impl stream::GpuStage for BlockingStage<'_, '_> {
 /// rows, in item order.
 fn absorb_batch(
     set: &mut FeatureSet,
-    skipped: &mut Vec<(PathBuf, String)>,
+    skipped: &mut Vec<crate::error::InputError>,
     items: &[(PathBuf, usize)],
     status: Vec<Result<()>>,
     per_image: usize,
@@ -181,7 +184,7 @@ fn absorb_batch(
                     set.paths.push(path.display().to_string());
                 }
             }
-            Err(e) => skipped.push((path.clone(), e.to_string())),
+            Err(e) => skipped.push(e.into_input(path, crate::error::InputErrorKind::Decode)),
         }
     }
     set.features.extend_from_slice(features);
@@ -229,7 +232,7 @@ pub(crate) fn extract_rows(
                 }
                 set.features.extend_from_slice(row.features);
             }
-            Err(e) => skipped.push((path.clone(), e.to_string())),
+            Err(e) => skipped.push(e.into_input(path, crate::error::InputErrorKind::Decode)),
         }
         if r.batch_end {
             on_progress(r.index + 1);
@@ -247,9 +250,13 @@ pub(crate) fn extract_rows(
 /// One batch of [`stream_pool5`]: the items, each one's status (`Ok`: its rows are in
 /// `features`, `views.max(1)` each, in order), and the features of the good ones.
 pub struct PoolBatch<'i, 'f> {
+    /// Index of the batch's first item.
     pub first: usize,
+    /// The batch's items: (path, class).
     pub items: &'i [(PathBuf, usize)],
+    /// Each item's status.
     pub status: Vec<Result<()>>,
+    /// The good items' rows.
     pub features: &'f [f32],
 }
 

@@ -15,6 +15,7 @@ use super::trainer::{Stats, Trainer};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 
+/// What [`fit`] returns: the kept head and the run's records.
 pub struct FitOutcome {
     /// The head of the epoch `keep` chose: `best_epoch` (lowest validation loss; the last
     /// epoch without validation) or the last epoch trained.
@@ -23,10 +24,13 @@ pub struct FitOutcome {
     pub kept: Keep,
     /// The epoch (1-based) whose head was returned.
     pub kept_epoch: usize,
+    /// The epoch (1-based) with the lowest validation loss (the last without validation).
     pub best_epoch: usize,
     /// Epochs trained in all (with a resumed run's earlier ones).
     pub epochs_done: usize,
+    /// Every epoch's record.
     pub history: Vec<EpochRecord>,
+    /// Every optimizer step's record.
     pub steps: Vec<StepRecord>,
     /// Logits of the validation set with the returned head.
     pub val_logits: Option<Vec<f32>>,
@@ -88,7 +92,7 @@ pub fn fit_rows(
     on_epoch: &mut dyn FnMut(&EpochRecord),
 ) -> Result<FitOutcome> {
     if train.is_empty() {
-        return Err(Error::NoTrainingSamples);
+        return Err(Error::Invalid("no training samples".into()));
     }
     if train.dim != init.input_len() {
         return Err(Error::Invalid(format!(

@@ -18,13 +18,19 @@ pub enum Keep {
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+/// How `fit` runs: epochs, batches, rates, stopping and checkpoints.
 pub struct FitOptions {
+    /// Epochs to train (fewer with `patience` or `steps`).
     pub epochs: usize,
     /// Stop after this many optimizer steps (overrides `epochs`).
     pub steps: Option<usize>,
+    /// Rows per optimizer step.
     pub batch: usize,
+    /// The base learning rate of the last layer.
     pub lr: f32,
+    /// How the learning rate changes over the run.
     pub schedule: Schedule,
+    /// Shuffle the training rows every epoch (by `config.seed`).
     pub shuffle: bool,
     /// Stop when the validation loss has not improved for this many epochs (best kept).
     pub patience: Option<usize>,
@@ -32,9 +38,11 @@ pub struct FitOptions {
     /// not change training, so a run may be resumed with the other choice).
     #[serde(default)]
     pub keep: Keep,
+    /// The arithmetic: optimizer, decay, dropout, seed.
     pub config: TrainConfig,
     /// Written atomically after every epoch; `resume` continues from it.
     pub checkpoint: Option<PathBuf>,
+    /// Continue from `checkpoint` instead of starting over.
     pub resume: bool,
     /// Stop after this many epochs of this invocation, as an interruption would (tests).
     #[serde(skip)]
@@ -64,7 +72,10 @@ pub struct EpochRecord {
 /// One line of `--log-steps`: the loss of the step's batch before its update.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StepRecord {
+    /// The step's number (1-based, over the whole run).
     pub step: usize,
+    /// The batch's loss before the update.
     pub loss: f32,
+    /// The learning rate of the step.
     pub lr: f32,
 }

@@ -25,7 +25,7 @@ pub fn frozen_stack(
 ) -> Result<ConvStack> {
     let HeadKind::Conv(n) = kind else {
         return Err(Error::Invalid(format!(
-            "the frozen convolutions are for --train-from conv1..conv5, not {}",
+            "the frozen convolutions are for training from conv1..conv5, not {}",
             kind.first_layer()
         )));
     };

@@ -19,7 +19,7 @@ pub fn frozen_dense(
 ) -> Result<FeatureSet> {
     let layers = names
         .iter()
-        .map(|name| GpuDense::from_weights(ctx, backbone, name, true, Precision::F32))
+        .map(|name| GpuDense::from_weights(ctx, backbone, name, true, Precision::F32, None))
         .collect::<Result<Vec<_>>>()?;
     if pool5.dim != layers[0].inp {
         return Err(Error::Invalid(format!(

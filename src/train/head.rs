@@ -68,9 +68,13 @@ impl HeadKind {
 /// One trained convolution on the host: OIHW `weight` of `shape` (batch 1).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvHost {
+    /// Its parameter name ("conv4").
     pub name: String,
+    /// Its geometry.
     pub shape: Conv2dShape,
+    /// OIHW weights.
     pub weight: Vec<f32>,
+    /// One bias per output channel.
     pub bias: Vec<f32>,
 }
 
@@ -79,12 +83,16 @@ pub struct ConvHost {
 /// part's output), with the convolutions' values in order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvPart {
+    /// `[C, H, W]` of its input.
     pub input: [usize; 3],
+    /// Its layers, convolutions to the flatten.
     pub layers: Vec<Layer>,
+    /// The convolutions' values, in order.
     pub convs: Vec<ConvHost>,
 }
 
 impl ConvPart {
+    /// Floats of one input.
     pub fn input_len(&self) -> usize {
         self.input.iter().product()
     }
@@ -156,9 +164,7 @@ impl FromStr for HeadKind {
         match s {
             "last" => Ok(HeadKind::Last),
             "classifier" => Ok(HeadKind::Classifier),
-            _ => Err(format!(
-                "unknown head '{s}' (expected last or classifier; --train-from names any layer)"
-            )),
+            _ => Err(format!("unknown head '{s}' (expected last or classifier)")),
         }
     }
 }
@@ -166,11 +172,17 @@ impl FromStr for HeadKind {
 /// One dense layer on the host: `weight` is `[out, inp]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DenseHost {
+    /// Its parameter name ("fc8").
     pub name: String,
+    /// Inputs.
     pub inp: usize,
+    /// Outputs.
     pub out: usize,
+    /// A ReLU follows (every dense layer but the last).
     pub relu: bool,
+    /// `[out, inp]` weights, row-major.
     pub weight: Vec<f32>,
+    /// One bias per output.
     pub bias: Vec<f32>,
 }
 
@@ -178,8 +190,11 @@ pub struct DenseHost {
 /// dense layers (fc8 only; fc7, fc8; or fc6, fc7, fc8).
 #[derive(Clone, Debug, PartialEq)]
 pub struct HeadWeights {
+    /// Which layers were trained.
     pub kind: HeadKind,
+    /// The dense layers, in order (fc8 last).
     pub layers: Vec<DenseHost>,
+    /// The convolutional part, when training started at a convolution.
     pub conv: Option<ConvPart>,
 }
 
@@ -258,6 +273,7 @@ impl HeadWeights {
         }
     }
 
+    /// Outputs of the last layer: the class count.
     pub fn classes(&self) -> usize {
         self.layers.last().map(|l| l.out).unwrap_or(0)
     }
@@ -275,9 +291,10 @@ impl HeadWeights {
             return Ok(());
         };
         if weight.len() != layer.weight.len() || bias.len() != layer.bias.len() {
-            return Err(Error::WeightFile {
-                path: source.to_path_buf(),
-                message: format!(
+            return Err(Error::input(
+                source.to_path_buf(),
+                crate::error::InputErrorKind::Malformed,
+                format!(
                     "{name}: expected weight [{}, {}] and bias [{}], found {} and {} values",
                     layer.out,
                     layer.inp,
@@ -285,7 +302,7 @@ impl HeadWeights {
                     weight.len(),
                     bias.len()
                 ),
-            });
+            ));
         }
         layer.weight = weight.to_vec();
         layer.bias = bias.to_vec();

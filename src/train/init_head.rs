@@ -17,14 +17,19 @@ pub fn load_init_head(
     flatten_source: Option<[usize; 3]>,
 ) -> Result<()> {
     let raw = read_tensors(path)?;
-    let mapped = MappedTensors::new(path, &raw).map_err(|_| Error::WeightFile {
-        path: path.to_path_buf(),
-        message: "no head weights recognised (expected e.g. classifier.6.weight or fc8.weight)"
-            .into(),
+    let mapped = MappedTensors::new(path, &raw).map_err(|_| {
+        Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::Malformed,
+            "no head weights recognised (expected e.g. classifier.6.weight or fc8.weight)",
+        )
     })?;
-    let bad = |message: String| Error::WeightFile {
-        path: path.to_path_buf(),
-        message,
+    let bad = |message: String| {
+        Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::Malformed,
+            message,
+        )
     };
     let mut found = 0;
     let layers: Vec<(String, usize, usize)> = head

@@ -3,13 +3,19 @@
 /// `matrix[true][predicted]` counts.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Metrics {
+    /// The class names, in label order.
     pub classes: Vec<String>,
+    /// The confusion matrix, `matrix[true][predicted]`.
     pub matrix: Vec<Vec<usize>>,
+    /// Top-1 accuracy, 0..1.
     pub accuracy: f64,
     /// Share of samples whose label is among the 5 highest logits (k >= 5 only).
     pub top5: Option<f64>,
+    /// Per class: the share of its predictions that were right (0 when never predicted).
     pub precision: Vec<f64>,
+    /// Per class: the share of its samples predicted as it.
     pub recall: Vec<f64>,
+    /// Samples scored.
     pub count: usize,
 }
 

@@ -73,14 +73,17 @@ impl SpillFile {
         })
     }
 
+    /// The file's path.
     pub fn path(&self) -> &Path {
         self.file.path()
     }
 
+    /// Rows written.
     pub fn len(&self) -> usize {
         self.rows
     }
 
+    /// Whether no row was written.
     pub fn is_empty(&self) -> bool {
         self.rows == 0
     }
@@ -232,7 +235,7 @@ pub fn check_readable(
     data: &ClassFolders,
     pre: &Preprocess,
     opts: LoadOptions,
-) -> (ClassFolders, Vec<(PathBuf, String)>) {
+) -> (ClassFolders, Vec<crate::error::InputError>) {
     let wide = wide_preprocess(pre);
     let ok = par_map(&data.items, |(p, _)| load_view(p, &wide, opts).map(|_| ()));
     let mut kept = ClassFolders {
@@ -243,7 +246,7 @@ pub fn check_readable(
     for (item, r) in data.items.iter().zip(ok) {
         match r {
             Ok(()) => kept.items.push(item.clone()),
-            Err(e) => skipped.push((item.0.clone(), e.to_string())),
+            Err(e) => skipped.push(e.into_input(&item.0, crate::error::InputErrorKind::Decode)),
         }
     }
     (kept, skipped)

@@ -25,17 +25,22 @@ use step::{Step, StepPlan};
 /// Loss and accuracy summed on the GPU over an epoch (or an evaluation).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Stats {
+    /// Summed loss.
     pub loss_sum: f64,
+    /// Correct predictions.
     pub correct: f64,
+    /// Rows.
     pub count: f64,
     /// Mean loss of each step's batch (before its update), in step order.
     pub step_losses: Vec<f32>,
 }
 
 impl Stats {
+    /// Mean loss.
     pub fn loss(&self) -> f64 {
         self.loss_sum / self.count.max(1.0)
     }
+    /// Share correct.
     pub fn accuracy(&self) -> f64 {
         self.correct / self.count.max(1.0)
     }
@@ -57,10 +62,13 @@ struct Layer {
     grad_in: Option<wgpu::Buffer>,
 }
 
+/// Trains a head (and a convolutional part) on the GPU: forward, loss, backward and optimizer steps.
 pub struct Trainer {
     ctx: GpuContext,
     fk: Kernels,
+    /// Which layers it trains.
     pub kind: HeadKind,
+    /// The arithmetic.
     pub cfg: TrainConfig,
     layers: Vec<Layer>,
     /// The trained convolutional part (`--train-from conv1..conv5`): its output is `x0`.
@@ -251,6 +259,7 @@ impl Trainer {
         self.submissions.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Outputs of the last layer: the class count.
     pub fn classes(&self) -> usize {
         self.layers.last().map(|l| l.meta.out).unwrap_or(0)
     }
@@ -398,6 +407,7 @@ impl Trainer {
         )
     }
 
+    /// The evaluation sums since the last call (and resets them).
     pub fn take_eval_stats(&self) -> Result<Stats> {
         self.take_stats(&self.eval_stats, 0)
     }

@@ -14,12 +14,19 @@ pub const META_KEY: &str = "meta/json";
 pub const META_VERSION: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+/// The metadata a saved model carries (`meta/json`).
 pub struct ModelMeta {
+    /// "alexnet-wgpu model".
     pub format: String,
+    /// [`META_VERSION`].
     pub version: u32,
+    /// The preset.
     pub arch: String,
+    /// The class names.
     pub classes: Vec<String>,
+    /// The trained head's kind, for trained models.
     pub head: Option<String>,
+    /// The preprocessing, as JSON.
     pub preprocess: Option<serde_json::Value>,
 }
 

@@ -255,7 +255,7 @@ pub(crate) fn read_npz<R: Read + Seek>(
     let archive_len = reader
         .seek(std::io::SeekFrom::End(0))
         .and_then(|n| reader.rewind().map(|()| n))
-        .map_err(|e| Error::io(path, e))?;
+        .map_err(|e| Error::read(path, e))?;
     let mut archive = npyz::npz::NpzArchive::new(reader).map_err(|e| {
         file_err(
             path,
@@ -364,7 +364,9 @@ pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
 
 /// An array to store in an `.npz`.
 pub enum NpzEntry<'a> {
+    /// A float32 array: shape and values.
     F32(&'a [usize], &'a [f32]),
+    /// An int64 array: shape and values.
     I64(&'a [usize], &'a [i64]),
     /// A 1-D numpy unicode array (`<U{n}`): class names, paths, a JSON document.
     Str(&'a [String]),

@@ -8,7 +8,9 @@ use crate::error::Error;
 /// One array as found in a file, converted to f32 (or the reason it could not be).
 #[derive(Clone, Debug)]
 pub struct RawTensor {
+    /// Its key in the file.
     pub key: String,
+    /// Its shape.
     pub shape: Vec<usize>,
     /// `Err(reason)` for dtypes we refuse (integers, objects, strings...).
     pub data: std::result::Result<Vec<f32>, String>,
@@ -16,10 +18,11 @@ pub struct RawTensor {
 
 /// The error every reader returns for a malformed file.
 pub(crate) fn file_err(path: &Path, message: impl Into<String>) -> Error {
-    Error::WeightFile {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
+    Error::input(
+        path.to_path_buf(),
+        crate::error::InputErrorKind::Malformed,
+        message.into(),
+    )
 }
 
 /// The largest weights file read whole (`.h5`, `.safetensors`, legacy `.pth`): a full-size

@@ -59,7 +59,7 @@ pub fn read_tensors(path: &Path) -> Result<Vec<RawTensor>> {
 /// legacy `.pth`, HDF5 and ONNX files are read whole and filtered. Every check of the full read
 /// applies to what is read.
 pub fn read_tensors_matching(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<RawTensor>> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let meta = std::fs::metadata(path).map_err(|e| Error::read(path, e))?;
     let mut out = if meta.is_dir() {
         read_dir(path, keep)?
     } else {
@@ -71,12 +71,12 @@ pub fn read_tensors_matching(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result
             Format::Safetensors => super::safetensors::read_safetensors_matching(path, keep)?,
             Format::Onnx => super::onnx::read_onnx_tensors(path)?,
             Format::Npy => {
-                let file = File::open(path).map_err(|e| Error::io(path, e))?;
+                let file = File::open(path).map_err(|e| Error::read(path, e))?;
                 let npy = open_npy(BufReader::new(file), meta.len(), &npy_key(path), path)?;
                 vec![read_npy(npy, &npy_key(path), path)?]
             }
             Format::Npz => {
-                let file = File::open(path).map_err(|e| Error::io(path, e))?;
+                let file = File::open(path).map_err(|e| Error::read(path, e))?;
                 read_npz(BufReader::new(file), path, keep)?
             }
         }
@@ -154,7 +154,7 @@ fn read_dir(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<RawTensor>> {
         if !keep(&key) {
             continue;
         }
-        let file = File::open(p).map_err(|e| Error::io(p, e))?;
+        let file = File::open(p).map_err(|e| Error::read(p, e))?;
         let len = entry
             .metadata()
             .map_err(|e| file_err(p, e.to_string()))?

@@ -17,10 +17,11 @@ use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 
 fn file_err(path: &Path, message: impl Into<String>) -> Error {
-    Error::WeightFile {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
+    Error::input(
+        path.to_path_buf(),
+        crate::error::InputErrorKind::Malformed,
+        message.into(),
+    )
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
@@ -173,7 +174,7 @@ fn decode_matching(
 pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
     let mut f = crate::fsutil::open_regular(path)?;
     // Only the header: 8-byte length, then that much JSON (bounded by the file's size).
-    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    let len = f.metadata().map_err(|e| Error::read(path, e))?.len();
     let mut n = [0u8; 8];
     std::io::Read::read_exact(&mut f, &mut n).map_err(|_| {
         file_err(
@@ -190,7 +191,7 @@ pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
     }
     let mut head = vec![0u8; 8 + n as usize];
     head[..8].copy_from_slice(&n.to_le_bytes());
-    std::io::Read::read_exact(&mut f, &mut head[8..]).map_err(|e| Error::io(path, e))?;
+    std::io::Read::read_exact(&mut f, &mut head[8..]).map_err(|e| Error::read(path, e))?;
     metadata_of_header(path, &head[8..])
 }
 

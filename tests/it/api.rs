@@ -13,7 +13,7 @@ use alexnet_wgpu::kernels::dense;
 use alexnet_wgpu::model::reference::forward_cpu;
 use alexnet_wgpu::model::TapLayers;
 use alexnet_wgpu::weights::read_tensors;
-use alexnet_wgpu::{AlexNet, ImageBatch, Tap};
+use alexnet_wgpu::{AlexNet, ImageBatch, InputErrorKind, Tap};
 use common::fixture_npy as npy;
 use common::{assert_close, fixture};
 
@@ -57,10 +57,10 @@ fn classify_and_embed_follow_the_reference_network() {
     paths.insert(1, PathBuf::from("no/such/image.jpg"));
     let results = net.classify(&paths, 3).unwrap();
     assert_eq!(results.len(), paths.len());
-    assert!(results[1]
-        .error
-        .as_deref()
-        .is_some_and(|e| e.contains("image.jpg")));
+    let missing = results[1].error.as_ref().expect("the missing image failed");
+    assert_eq!(missing.kind, InputErrorKind::NotFound, "{missing}");
+    assert_eq!(missing.path, paths[1]);
+    assert!(missing.to_string().contains("image.jpg"), "{missing}");
     let good: Vec<PathBuf> = images();
     let batch = ImageBatch::from_files(&good, net.transforms()).unwrap();
     let (h, w) = batch.size();

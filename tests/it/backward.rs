@@ -15,9 +15,12 @@ use crate::common;
 
 use alexnet_wgpu::gpu::{read_back_f32, storage_buffer, upload_f32};
 use alexnet_wgpu::kernels::conv_gemm_backward::{self, ConvGemmScratch};
+use alexnet_wgpu::kernels::mm_grouped::{self, GroupedGemm};
 use alexnet_wgpu::kernels::{self, adaptive_avg_pool, conv2d, conv2d::Conv2dShape, lrn::Lrn};
 use alexnet_wgpu::kernels::{adaptive_avg_pool::AdaptivePoolShape, max_pool::PoolShape};
 use alexnet_wgpu::kernels::{conv_backward, lrn_backward, pool_backward, Kernels};
+use alexnet_wgpu::kernels::{mm::Tile, MatmulPath};
+use alexnet_wgpu::options::matmul::Force;
 use common::{assert_close, ctx, fixture, random};
 
 fn dot(a: &[f32], b: &[f32]) -> f64 {
@@ -97,16 +100,26 @@ fn conv_case(s: Conv2dShape, seed: u64) {
         );
     }
 
-    // The GEMM path (im2col_t / dy_cn / dy_nc / weight_t / col2im around gemm.wgsl), whole and
-    // in chunks (a cap of a few rows of K and one image at a time), same tolerance.
-    let fk = kernels::Kernels::new(&ctx);
+    // The GEMM routes (im2col_t / dy_cn / dy_nc / weight_t / col2im around gemm.wgsl, and
+    // around grouped mm.wgsl tiles), whole and in chunks (a cap of a few rows of K and one
+    // image at a time), same tolerance.
     let per_image = s.groups * oh * ow * s.k().max(s.out_c / s.groups + 3);
     let p4 = (s.batch * oh * ow).div_ceil(4) * 4;
-    for cap in [None, Some(per_image.max(3 * s.groups * p4))] {
+    let routes = [
+        (MatmulPath::Gemm, "gemm"),
+        (MatmulPath::Blocked(Force::default()), "mm"),
+    ];
+    for (cap, (path, name)) in [None, Some(per_image.max(3 * s.groups * p4))]
+        .into_iter()
+        .flat_map(|c| routes.map(|r| (c, r)))
+    {
+        let fk = Kernels::with_path(&ctx, path);
         let scratch = match cap {
             None => ConvGemmScratch::new(&ctx, &[s]).unwrap(),
             Some(c) => ConvGemmScratch::with_cap(&ctx, &[s], c).unwrap(),
-        };
+        }
+        .with_mm_part(&ctx, &fk, &[s])
+        .unwrap();
         let (dx, dw, db) = (
             storage_buffer(&ctx, "dx", x.len(), "").unwrap(),
             storage_buffer(&ctx, "dw", w.len(), "").unwrap(),
@@ -122,8 +135,10 @@ fn conv_case(s: Conv2dShape, seed: u64) {
         ds.extend(
             conv_gemm_backward::grad_input(&ctx, &tk, &fk, &s, &wb, &dyb, &dx, &scratch).unwrap(),
         );
+        let on = |d: &kernels::Dispatch| d.label.contains(&format!("({name}"));
+        assert!(ds.iter().any(on), "{s:?}: no {name} dispatch");
         kernels::run(&ctx, &ds).unwrap();
-        let tag = format!("{s:?} gemm, cap {cap:?}");
+        let tag = format!("{s:?} {name}, cap {cap:?}");
         let got = |b: &wgpu::Buffer, n: usize| read_back_f32(&ctx, b, n).unwrap();
         assert_close(&format!("conv dx {tag}"), &got(&dx, x.len()), &rdx, 1e-5);
         assert_close(&format!("conv dw {tag}"), &got(&dw, w.len()), &rdw, 1e-5);
@@ -463,5 +478,114 @@ fn backward_chain_matches_torch_autograd() {
         &read_back_f32(&ctx, &ldx, lx.len()).unwrap(),
         &t["lrn_dx"],
         1e-4,
+    );
+}
+
+/// The grouped `mm.wgsl` GEMM of the backward passes against its f64 reference: two groups,
+/// M and N not multiples of the tile, C at a row stride and offset inside a larger matrix,
+/// unsplit and split over K (3 slices, and 64 asked of 7 K steps: 7), on two tiles.
+#[test]
+fn grouped_mm_gemm_split_k() {
+    let ctx = ctx();
+    let fk = Kernels::with_path(&ctx, MatmulPath::Blocked(Force::default()));
+    let g = GroupedGemm {
+        m: 37,
+        n: 70,
+        k: 108,
+        groups: 2,
+        a_gstride: 40 * 108,
+        b_gstride: 70 * 108,
+        c_row: 45,
+        c_off: 5,
+        c_gstride: 70 * 45 + 9,
+    };
+    let a = random(2 * g.a_gstride, 900, 1.0);
+    let b = random(2 * g.b_gstride, 901, 1.0);
+    let c0 = random(2 * g.c_gstride, 902, 1.0);
+    let mut want = c0.clone();
+    mm_grouped::reference(&g, &a, &b, &mut want);
+    let (ab, bb) = (
+        upload_f32(&ctx, "a", &a).unwrap(),
+        upload_f32(&ctx, "b", &b).unwrap(),
+    );
+    let part = storage_buffer(&ctx, "part", 64 * 2 * g.m * g.n, "").unwrap();
+    for tile in [Tile::new(64, 64, 16), Tile::new(32, 64, 16)] {
+        for (split, slices) in [(1, 1), (3, 3), (64, 7)] {
+            assert_eq!(mm_grouped::slices(tile, &g, split).0, slices);
+            let c = upload_f32(&ctx, "c", &c0).unwrap();
+            let ds = mm_grouped::dispatch(
+                &ctx,
+                &fk,
+                tile,
+                split,
+                &g,
+                "test",
+                (&ab, &bb, &c),
+                Some(&part),
+            )
+            .unwrap();
+            assert_eq!(ds.len(), if slices > 1 { 2 } else { 1 });
+            kernels::run(&ctx, &ds).unwrap();
+            let got = read_back_f32(&ctx, &c, c0.len()).unwrap();
+            // Values outside the groups' blocks are kept (exactly: compared with 0 tolerance
+            // where the reference leaves c0).
+            assert_close(&format!("{tile:?} split {split}"), &got, &want, 1e-5);
+            for (i, (x, y)) in got.iter().zip(&c0).enumerate() {
+                if want[i] == c0[i] {
+                    assert_eq!(x, y, "C[{i}] outside the output changed");
+                }
+            }
+        }
+    }
+}
+
+/// A convolution whose weight gradient the heuristic splits over batch x pixels (K = 8 x 18
+/// x 18 = 2,592 pixels: 2 slices), on the mm route, against the f64 reference.
+#[test]
+fn conv_backward_mm_split_k() {
+    let ctx = ctx();
+    let s = Conv2dShape::square(8, 3, 20, 6, 3, 1, 0, 1);
+    let (oh, ow) = s.out_hw().unwrap();
+    let tk = Kernels::new(&ctx);
+    let fk = Kernels::with_path(&ctx, MatmulPath::Blocked(Force::default()));
+    let x = random(s.batch * s.in_c * s.in_h * s.in_w, 910, 1.0);
+    let w = random(s.weight_len(), 911, 0.5);
+    let dy = random(s.batch * s.out_c * oh * ow, 912, 1.0);
+    let (rdx, rdw, _) = conv_backward::reference(&s, &w, &x, &dy);
+    let (xb, wb, dyb) = (
+        upload_f32(&ctx, "x", &x).unwrap(),
+        upload_f32(&ctx, "w", &w).unwrap(),
+        upload_f32(&ctx, "dy", &dy).unwrap(),
+    );
+    let scratch = ConvGemmScratch::new(&ctx, &[s])
+        .unwrap()
+        .with_mm_part(&ctx, &fk, &[s])
+        .unwrap();
+    let (dx, dw) = (
+        storage_buffer(&ctx, "dx", x.len(), "").unwrap(),
+        storage_buffer(&ctx, "dw", w.len(), "").unwrap(),
+    );
+    let mut ds =
+        conv_gemm_backward::grad_weight(&ctx, &tk, &fk, &s, &xb, &dyb, &dw, &scratch).unwrap();
+    assert!(
+        ds.iter().any(|d| d.label.contains("-split2")),
+        "not split: {:?}",
+        ds.iter().map(|d| &d.label).collect::<Vec<_>>()
+    );
+    ds.extend(
+        conv_gemm_backward::grad_input(&ctx, &tk, &fk, &s, &wb, &dyb, &dx, &scratch).unwrap(),
+    );
+    kernels::run(&ctx, &ds).unwrap();
+    assert_close(
+        "mm split dw",
+        &read_back_f32(&ctx, &dw, w.len()).unwrap(),
+        &rdw,
+        1e-5,
+    );
+    assert_close(
+        "mm split dx",
+        &read_back_f32(&ctx, &dx, x.len()).unwrap(),
+        &rdx,
+        1e-5,
     );
 }

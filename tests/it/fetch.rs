@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use crate::common::fixture;
 use alexnet_wgpu::error::Error;
-use alexnet_wgpu::fetch::{fetch_weights, FetchOptions, Fetched, CACHED_FILE, CACHE_ENV};
+use alexnet_wgpu::fetch::{fetch_weights, FetchOptions, Fetched, CACHED_FILE};
+
+/// The binary's environment variable for its cache folder (the library reads none).
+const CACHE_ENV: &str = "ALEXNET_CACHE_DIR";
 use alexnet_wgpu::model::Weights;
 use sha2::{Digest, Sha256};
 

@@ -276,8 +276,8 @@ fn fit_recognises_a_split_dataset() {
         ]
     );
     match FineTune::new(&ctx, &w).val_folder(p.join("valid")).fit(&p) {
-        Err(Error::Input { message, .. }) => {
-            assert!(message.contains("split dataset"), "{message}")
+        Err(Error::Input(e)) => {
+            assert!(e.message.contains("split dataset"), "{e}")
         }
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("a validation folder next to a split dataset was accepted"),

@@ -313,7 +313,7 @@ fn classify_iter_and_embed_iter_equal_the_batch_calls() {
         assert_eq!(chunk.dim, whole.dim);
         rows.extend(chunk.rows);
         got.extend(chunk.paths);
-        failed.extend(chunk.failed.into_iter().map(|f| f.0));
+        failed.extend(chunk.failed.into_iter().map(|f| f.path));
         chunks += 1;
     }
     assert_eq!(chunks, 5);

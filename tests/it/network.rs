@@ -291,12 +291,12 @@ fn check_f16_with(
     let weights_file = &format!("{weights_file} (native f16: {native}, coop: {coop:?})");
     let (shape, x) = npy(input);
     if coop.is_some() {
-        // Every convolution ran the coop kernel.
+        // Every convolution and dense layer ran the coop kernel.
         let plan = net.kernel_plan(shape[0], shape[2], shape[3]).unwrap();
         let convs: Vec<&String> = plan
             .iter()
             .flat_map(|(_, ds)| ds)
-            .filter(|d| d.starts_with("conv2d"))
+            .filter(|d| d.starts_with("conv2d") || d.starts_with("dense"))
             .collect();
         assert!(!convs.is_empty(), "{weights_file}: {plan:?}");
         assert!(

@@ -214,7 +214,8 @@ fn feature_cache_views_stay_put_across_batch_sizes() {
     let a = extract_pool5_with(&mut net, &data, &pre, opts, 2, 7, 4, &|_| {}).unwrap();
     let b = extract_pool5_with(&mut net, &data, &pre, opts, 2, 7, 6, &|_| {}).unwrap();
     assert_eq!(a.skipped.len(), 1);
-    assert!(a.skipped[0].0.ends_with("broken.jpg"));
+    assert!(a.skipped[0].path.ends_with("broken.jpg"));
+    assert_eq!(a.skipped[0].kind, alexnet_wgpu::InputErrorKind::Decode);
     assert_eq!(a.set.len(), 2 * 10);
     assert_eq!(a.set.labels, b.set.labels);
     assert_eq!(a.set.paths, b.set.paths);
@@ -286,7 +287,7 @@ fn frozen_conv_cache_rows_equal_the_sequential_path() {
         .unwrap();
         assert!(spill.is_none());
         assert_eq!(ex.skipped.len(), 1, "batch {batch}");
-        assert!(ex.skipped[0].0.ends_with("broken.jpg"));
+        assert!(ex.skipped[0].path.ends_with("broken.jpg"));
         assert_eq!(ex.set.paths, want_paths, "batch {batch}");
         assert_eq!(ex.set.labels.len(), 10);
         common::assert_close(&format!("batch {batch}"), &ex.set.features, &want, 1e-5);

@@ -22,6 +22,7 @@ pub use timed::PassTiming;
 /// What one forward pass returns, row-major per image.
 #[derive(Clone, Debug, Default)]
 pub struct Output {
+    /// Images.
     pub batch: usize,
     /// `[batch, classes]`: the last layer's output.
     pub logits: Vec<f32>,
@@ -43,8 +44,11 @@ enum Param {
     Dense(GpuDense),
 }
 
+/// A planned network on the GPU: the weights uploaded, the ops fused, a plan (bound buffers and dispatches) per batch and input size.
 pub struct Network {
+    /// The device.
     pub ctx: GpuContext,
+    /// The network description.
     pub spec: NetSpec,
     kernels: Kernels,
     precision: Precision,
@@ -53,6 +57,7 @@ pub struct Network {
     ops: Vec<Op>,
     /// Index into `ops` of the op whose output is flattened (pool5), if any.
     features_op: Option<usize>,
+    /// Outputs of the last layer.
     pub classes: usize,
 }
 
@@ -126,7 +131,14 @@ impl Network {
                         .any(|op| matches!(op, Op::Dense { layer: l, relu: true } if *l == i));
                     params.insert(
                         name.to_string(),
-                        Param::Dense(GpuDense::from_weights(ctx, weights, name, relu, precision)?),
+                        Param::Dense(GpuDense::from_weights(
+                            ctx,
+                            weights,
+                            name,
+                            relu,
+                            precision,
+                            kernels.coop,
+                        )?),
                     );
                 }
                 _ => {}

@@ -1,7 +1,7 @@
 //! The plan for one input size: every buffer bound and every dispatch recorded, so that a
 //! forward pass only uploads, submits and reads back.
 
-use super::super::Layer;
+use super::super::{Layer, LayerInfo};
 use super::{Network, Op, Param};
 use crate::error::{Error, Result};
 use crate::gpu::storage_buffer;
@@ -19,6 +19,7 @@ enum Slot {
 
 /// Everything bound for one (batch, height, width).
 pub struct Plan {
+    /// Images per pass.
     pub batch: usize,
     pub(super) input: wgpu::Buffer,
     pub(super) logits: wgpu::Buffer,
@@ -45,7 +46,7 @@ impl Network {
     /// identity: torchvision's 6x6 pool at 224 input), the op before it then writing where the
     /// pool would have. Kept where the op before is an in-place ReLU (it has no output of its
     /// own to redirect).
-    fn ops_at(&self, infos: &[crate::model::LayerInfo]) -> (Vec<Op>, Option<usize>) {
+    fn ops_at(&self, infos: &[LayerInfo]) -> (Vec<Op>, Option<usize>) {
         let mut ops: Vec<Op> = Vec::with_capacity(self.ops.len());
         let mut features_op = None;
         for (k, op) in self.ops.iter().enumerate() {
@@ -97,10 +98,12 @@ impl Network {
             .conv_scratch_words(ctx, &conv_shapes, precision)?
             .unwrap_or(0);
         if precision == Precision::F16 {
-            for (layer, info) in spec.layers.iter().zip(&infos) {
-                if matches!(layer, Layer::Dense { .. }) {
-                    let words = kernels::dense::scratch_words_f16(batch, info.input.len());
-                    need = need.max(kernels::conv2d::scratch_words(ctx, words));
+            for layer in &spec.layers {
+                if let Layer::Dense { name, .. } = layer {
+                    if let Some(Param::Dense(dense)) = self.params.get(*name) {
+                        let words = dense.scratch_words(batch)?;
+                        need = need.max(kernels::conv2d::scratch_words(ctx, words));
+                    }
                 }
             }
         }

@@ -61,9 +61,12 @@ const EXTERNAL: i32 = 1;
 /// the loader refuses them.
 pub fn external_data_files(path: &Path) -> Result<Vec<PathBuf>> {
     let bytes = crate::fsutil::read_regular_capped(path, super::read::MAX_FILE)?;
-    let model = Model::decode(bytes.as_slice()).map_err(|e| Error::Input {
-        path: path.to_path_buf(),
-        message: format!("not a readable ONNX model (protobuf): {e}"),
+    let model = Model::decode(bytes.as_slice()).map_err(|e| {
+        Error::input(
+            path.to_path_buf(),
+            crate::error::InputErrorKind::Malformed,
+            format!("not a readable ONNX model (protobuf): {e}"),
+        )
     })?;
     let dir = crate::fsutil::parent_dir(path);
     let mut files: Vec<PathBuf> = Vec::new();

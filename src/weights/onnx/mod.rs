@@ -24,23 +24,37 @@ use super::RawTensor;
 /// One layer found on the path from the graph's input to its output.
 #[derive(Clone, Debug, PartialEq)]
 pub enum OnnxOp {
+    /// `Conv`.
     Conv {
+        /// Output channels.
         out: usize,
+        /// `[kh, kw]`.
         kernel: [usize; 2],
+        /// `[sh, sw]`.
         stride: [usize; 2],
         /// `[top, left, bottom, right]`.
         pads: [usize; 4],
+        /// Channel groups.
         groups: usize,
     },
+    /// `Relu`.
     Relu,
+    /// `LRN`, with its attributes.
     Lrn {
+        /// Channels in the window.
         size: usize,
+        /// Scale.
         alpha: f32,
+        /// Exponent.
         beta: f32,
+        /// Additive constant.
         bias: f32,
     },
+    /// `MaxPool`.
     MaxPool {
+        /// `[kh, kw]`.
         kernel: [usize; 2],
+        /// `[sh, sw]`.
         stride: [usize; 2],
         /// `[top, left, bottom, right]`.
         pads: [usize; 4],
@@ -48,22 +62,30 @@ pub enum OnnxOp {
         ceil: bool,
         /// Spatial sizes at the input size the graph declares (None: not declared).
         in_hw: Option<[usize; 2]>,
+        /// Spatial output size at the declared input size.
         out_hw: Option<[usize; 2]>,
     },
     /// `AveragePool`, or `GlobalAveragePool` (kernel `[0, 0]`).
     AveragePool {
+        /// `[kh, kw]` (`[0, 0]`: global).
         kernel: [usize; 2],
+        /// `[sh, sw]`.
         stride: [usize; 2],
+        /// `[top, left, bottom, right]`.
         pads: [usize; 4],
+        /// Spatial sizes at the input size the graph declares (None: not declared).
         in_hw: Option<[usize; 2]>,
+        /// Spatial output size at the declared input size.
         out_hw: Option<[usize; 2]>,
     },
     /// `Flatten` (axis 1) or `Reshape` to `[N, features]`.
     Flatten,
     /// `Gemm`, or `MatMul` followed by `Add`.
     Dense {
+        /// Outputs.
         out: usize,
     },
+    /// `Softmax`.
     Softmax,
     /// `Dropout`, `Identity`.
     Identity,
@@ -74,6 +96,7 @@ pub enum OnnxOp {
 pub struct OnnxLayer {
     /// `node 'conv1_1' (Conv)`.
     pub node: String,
+    /// What the node computes.
     pub op: OnnxOp,
 }
 
@@ -85,7 +108,9 @@ pub struct OnnxModel {
     /// graph: `conv1.weight` ... `conv5.bias`, `fc6.weight` ... `fc8.bias` (a missing bias is
     /// zeros).
     pub tensors: Vec<RawTensor>,
+    /// The layers on the path from input to output, in order.
     pub layers: Vec<OnnxLayer>,
+    /// The graph input's name.
     pub input_name: String,
     /// The input's declared dimensions in NCHW order (None: symbolic); empty when not declared.
     pub input_dims: Vec<Option<usize>>,
@@ -107,6 +132,7 @@ impl OnnxModel {
         }
     }
 
+    /// The `metadata_props` value of `key`.
     pub fn meta(&self, key: &str) -> Option<&str> {
         self.metadata
             .iter()

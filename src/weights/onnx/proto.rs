@@ -6,6 +6,10 @@
 //! inside attributes, sparse tensors, functions, training info, sequence/map types...) are
 //! skipped by the decoder as unknown fields, so files that use them still parse; recursive
 //! messages are left out on purpose, so a hostile file cannot nest deeply.
+//!
+//! Each message and field is the schema's, with its name and meaning: `onnx.proto`'s comments
+//! document them, so they are not repeated here.
+#![allow(missing_docs)]
 
 /// `onnx.ModelProto`.
 #[derive(Clone, PartialEq, ::prost::Message)]

@@ -8,10 +8,11 @@ use crate::error::Error;
 
 /// An error about the weights file at `path`.
 pub(super) fn file_err(path: &Path, message: impl Into<String>) -> Error {
-    Error::WeightFile {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
+    Error::input(
+        path.to_path_buf(),
+        crate::error::InputErrorKind::Malformed,
+        message.into(),
+    )
 }
 
 pub(super) struct Reader<'a> {

@@ -277,7 +277,7 @@ impl Reader<'_> {
                 "tensor '{name}': the external data location '{location}' {why}"
             ))
         };
-        let real_dir = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+        let real_dir = std::fs::canonicalize(dir).map_err(|e| Error::read(dir, e))?;
         let real = std::fs::canonicalize(&file_path).map_err(|e| {
             file_err(
                 &file_path,
@@ -307,7 +307,7 @@ impl Reader<'_> {
                 ),
             )
         })?;
-        let flen = f.metadata().map_err(|e| Error::io(&file_path, e))?.len();
+        let flen = f.metadata().map_err(|e| Error::read(&file_path, e))?.len();
         if offset
             .checked_add(nbytes as u64)
             .is_none_or(|end| end > flen)
@@ -333,10 +333,10 @@ impl Reader<'_> {
             ));
         }
         f.seek(SeekFrom::Start(offset))
-            .map_err(|e| Error::io(&file_path, e))?;
+            .map_err(|e| Error::read(&file_path, e))?;
         let mut buf = vec![0u8; nbytes];
         f.read_exact(&mut buf)
-            .map_err(|e| Error::io(&file_path, e))?;
+            .map_err(|e| Error::read(&file_path, e))?;
         Ok(buf)
     }
 }

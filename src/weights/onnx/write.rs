@@ -21,12 +21,17 @@ pub struct OnnxExport<'a> {
     /// `(name, shape, data)` in PyTorch layout: the weight then the bias of each Conv and Dense
     /// layer, in layer order.
     pub tensors: Vec<(String, Vec<usize>, &'a [f32])>,
+    /// The graph input's name.
     pub input_name: String,
     /// `[C, H, W]` of one image; the batch dimension is symbolic (`N`).
     pub input_chw: [usize; 3],
+    /// The graph output's name.
     pub output_name: String,
+    /// The graph's name.
     pub graph_name: String,
+    /// `metadata_props`.
     pub metadata: Vec<(String, String)>,
+    /// The default domain's opset version.
     pub opset: i64,
 }
 

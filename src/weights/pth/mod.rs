@@ -36,11 +36,11 @@ pub fn read_pth(path: &Path) -> Result<Vec<RawTensor>> {
 pub fn read_pth_matching(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<RawTensor>> {
     let mut file = crate::fsutil::open_regular(path)?;
     let mut magic = [0u8; 4];
-    let n = file.read(&mut magic).map_err(|e| Error::io(path, e))?;
-    file.rewind().map_err(|e| Error::io(path, e))?;
+    let n = file.read(&mut magic).map_err(|e| Error::read(path, e))?;
+    file.rewind().map_err(|e| Error::read(path, e))?;
     match kind(&magic[..n]) {
         Some(Kind::Zip) => {
-            let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+            let len = file.metadata().map_err(|e| Error::read(path, e))?.len();
             read_zip(path, std::io::BufReader::new(file), len, keep)
         }
         Some(Kind::Legacy) => {
