@@ -196,6 +196,18 @@ pub fn run(args: LpipsArgs) -> anyhow::Result<ExitCode> {
             m.display()
         );
     }
+    // `--all-pairs` takes a folder: a file there used to give one image, no pair, exit 0.
+    if let Some(dir) = &args.all_pairs {
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => bail!(
+                "--all-pairs {}: not a folder (--all-pairs compares every pair of the images in \
+                 a folder; two images: give both paths; a list of pairs: --pairs FILE)",
+                dir.display()
+            ),
+            Err(e) => bail!("--all-pairs {}: {e}", dir.display()),
+        }
+    }
     // Before any GPU work: the pair list and the trunk file.
     let pairs = match &args.all_pairs {
         Some(_) => Vec::new(),
@@ -226,6 +238,11 @@ pub fn run(args: LpipsArgs) -> anyhow::Result<ExitCode> {
         if let Some(p) = path {
             super::sharding::check_output_file(flag, p)?;
         }
+    }
+    // The spatial maps' folder too: made only after the CSV header was printed, a path that
+    // cannot be a folder used to stop the run after output began.
+    if let Some(dir) = &args.spatial {
+        std::fs::create_dir_all(dir).with_context(|| format!("--spatial {}", dir.display()))?;
     }
     let weights = args.model.path()?;
     let ctx = args.gpu.context()?;
@@ -280,8 +297,6 @@ pub fn run(args: LpipsArgs) -> anyhow::Result<ExitCode> {
                 loaded.push((index, pa, pb, a, b));
             }
             if let Some(dir) = &args.spatial {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
                 for (i, pa, pb, a, b) in &loaded {
                     let s = lpips.spatial(a, b)?;
                     let path = dir.join(format!("pair-{i:05}.npy"));
@@ -375,15 +390,16 @@ fn all_pairs(
     if paths.is_empty() && errors.is_empty() {
         bail!("{}: no images found", dir.display());
     }
+    let n = paths.len();
+    // The matrix file before the CSV header: an error creating it comes before any output.
+    let mut matrix = match &args.matrix_out {
+        Some(path) if n > 0 => Some(MatrixNpy::create(path, n)?),
+        _ => None,
+    };
     let mut out = writer(false)?;
     if paths.is_empty() {
         return Ok(out.finish()?);
     }
-    let n = paths.len();
-    let mut matrix = match &args.matrix_out {
-        Some(path) => Some(MatrixNpy::create(path, n)?),
-        None => None,
-    };
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     let features = bar(n, "lpips features");
     let mut pairs_bar = None;

@@ -27,6 +27,7 @@ mod plural;
 mod selftest;
 mod sharding;
 mod summary;
+mod switches;
 mod train_head;
 pub mod validate;
 
@@ -296,7 +297,7 @@ pub fn parse(
     argv: impl IntoIterator<Item = std::ffi::OsString>,
 ) -> Result<(Cli, clap::ArgMatches), clap::Error> {
     use clap::{CommandFactory, FromArgMatches};
-    let matches = Cli::command().try_get_matches_from(argv)?;
+    let matches = Cli::command().try_get_matches_from(switches::switch_values_only(argv))?;
     Ok((Cli::from_arg_matches(&matches)?, matches))
 }
 

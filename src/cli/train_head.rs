@@ -101,8 +101,8 @@ pub struct TrainHeadArgs {
     /// sgd (with --momentum) or adam (with --adam-beta1, --adam-beta2, --adam-eps).
     #[arg(long, value_enum, default_value = "sgd", help_heading = "Optimizer")]
     optimizer: OptimizerArg,
-    /// Learning rate (finite, above 0).
-    #[arg(long, default_value_t = 0.01, value_parser = finite_positive)]
+    /// Learning rate (above 0, at most 10: above, nothing trains).
+    #[arg(long, default_value_t = 0.01, value_parser = learning_rate)]
     #[arg(help_heading = "Optimizer")]
     lr: f32,
     /// SGD momentum (0 <= M < 1) [default: 0.9]; refused with --optimizer adam.
@@ -247,6 +247,19 @@ fn finite_positive(s: &str) -> Result<f32, String> {
         Ok(v)
     } else {
         Err("expected a finite number above 0".into())
+    }
+}
+
+/// A learning rate: finite, above 0, at most the library's bound.
+fn learning_rate(s: &str) -> Result<f32, String> {
+    let v: f32 = parse_number(s)?;
+    let max = alexnet_wgpu::fine_tune::MAX_LR;
+    if v.is_finite() && v > 0.0 && v <= max {
+        Ok(v)
+    } else {
+        Err(format!(
+            "expected a finite number above 0 and at most {max} (above, nothing trains)"
+        ))
     }
 }
 
@@ -432,7 +445,7 @@ pub fn run(args: TrainHeadArgs) -> anyhow::Result<ExitCode> {
         .spill_dir(alexnet_wgpu::fsutil::parent_dir(&args.out))
         .extract_batch(args.extract_batch)
         .load_options(args.load.options())
-        .on_progress(show(&pb, &checkpoint, args.cache_budget_mb));
+        .on_progress(show(&pb, &checkpoint, args.cache_budget_mb, args.batch));
     if let Some(p) = &args.init_head {
         ft = ft.init_head(p);
     }

@@ -38,7 +38,7 @@ pub struct Decoded {
     pub scale: u32,
 }
 
-fn image_error(path: &Path, kind: InputErrorKind, message: impl ToString) -> Error {
+pub(super) fn image_error(path: &Path, kind: InputErrorKind, message: impl ToString) -> Error {
     Error::input(
         path,
         kind,
@@ -241,7 +241,7 @@ fn decode_jpeg_fast(bytes: &[u8], pre: &Preprocess, opts: LoadOptions) -> Option
 /// integer IDCT and "fancy" (triangle) chroma upsampling. With `allow_truncated`, the
 /// "premature end" warning libjpeg-turbo gives on a cut-off file is not a failure: it has
 /// decoded what is there and filled the rest, as PIL does with `LOAD_TRUNCATED_IMAGES`.
-fn decode_turbo(bytes: &[u8], a: usize, allow_truncated: bool) -> Option<RgbImage> {
+pub(super) fn decode_turbo(bytes: &[u8], a: usize, allow_truncated: bool) -> Option<RgbImage> {
     let mut d = turbojpeg::Decompressor::new().ok()?;
     let factor = turbojpeg::ScalingFactor::new(1, a);
     d.set_scaling_factor(factor).ok()?;
@@ -286,6 +286,28 @@ fn decode_jpeg_decoder_scaled(
 /// Any format and colour type `image` supports, at full resolution, into 8-bit RGB (alpha
 /// dropped, 16-bit scaled, grey replicated, CMYK converted), after the header's size checks.
 pub fn decode_any(path: &Path, bytes: &[u8], opts: LoadOptions) -> Result<Decoded> {
+    let mut decoder = checked_decoder(path, bytes)?;
+    let orientation = if opts.ignore_orientation {
+        Orientation::NoTransforms
+    } else {
+        decoder.orientation().unwrap_or(Orientation::NoTransforms)
+    };
+    let mut img =
+        DynamicImage::from_decoder(decoder).map_err(|e| image_error(path, decode_kind(&e), e))?;
+    img.apply_orientation(orientation);
+    Ok(Decoded {
+        image: img.into_rgb8(),
+        scale: 1,
+    })
+}
+
+/// `image`'s decoder for `bytes` (the format guessed from the content, else from `path`'s
+/// extension), its header read and checked: at most [`MAX_PIXELS`], and a JPEG's size
+/// plausible for its bytes ([`plausible_jpeg_size`]). Nothing is decoded yet.
+pub(super) fn checked_decoder<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+) -> Result<Box<dyn image::ImageDecoder + 'a>> {
     let mut reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::read(path, e))?;
@@ -294,7 +316,7 @@ pub fn decode_any(path: &Path, bytes: &[u8], opts: LoadOptions) -> Result<Decode
             reader.set_format(f);
         }
     }
-    let mut decoder = reader
+    let decoder = reader
         .into_decoder()
         .map_err(|e| image_error(path, decode_kind(&e), e))?;
     let (w, h) = decoder.dimensions();
@@ -323,23 +345,12 @@ pub fn decode_any(path: &Path, bytes: &[u8], opts: LoadOptions) -> Result<Decode
             ),
         ));
     }
-    let orientation = if opts.ignore_orientation {
-        Orientation::NoTransforms
-    } else {
-        decoder.orientation().unwrap_or(Orientation::NoTransforms)
-    };
-    let mut img =
-        DynamicImage::from_decoder(decoder).map_err(|e| image_error(path, decode_kind(&e), e))?;
-    img.apply_orientation(orientation);
-    Ok(Decoded {
-        image: img.into_rgb8(),
-        scale: 1,
-    })
+    Ok(Box::new(decoder))
 }
 
 /// The kind of an `image` decoding error: a format it does not read, a size over its
 /// allocation limits, or (anything else) data it cannot decode.
-fn decode_kind(e: &image::ImageError) -> InputErrorKind {
+pub(super) fn decode_kind(e: &image::ImageError) -> InputErrorKind {
     match e {
         image::ImageError::Unsupported(_) => InputErrorKind::Unsupported,
         image::ImageError::Limits(_) => InputErrorKind::TooLarge,

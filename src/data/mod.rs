@@ -2,6 +2,7 @@
 
 pub mod dataset;
 pub mod decode;
+pub mod decode_cv2;
 pub mod folder;
 pub mod host_memory;
 pub mod inputs;

@@ -19,20 +19,6 @@ pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage> {
     decode_image(&bytes, path)
 }
 
-/// As [`load_image`], with the EXIF orientation applied (a photo stored sideways comes out
-/// upright): how `cv2.imread`, the `lpips` package's reader, reads a file.
-pub fn load_image_upright(path: impl AsRef<Path>) -> Result<RgbImage> {
-    let path = path.as_ref();
-    let bytes = crate::fsutil::read_regular(path)?;
-    let opts = super::decode::LoadOptions {
-        exact: true,
-        ignore_orientation: false,
-        allow_truncated: false,
-    };
-    super::decode::check_complete(path, &bytes, opts)?;
-    Ok(super::decode::decode_any(path, &bytes, opts)?.image)
-}
-
 /// [`load_image`] of a file's bytes already in memory (the format is guessed from the content;
 /// `path` only names the file in errors).
 pub fn decode_image(bytes: &[u8], path: &Path) -> Result<RgbImage> {

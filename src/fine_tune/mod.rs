@@ -40,6 +40,7 @@ mod progress;
 mod recipe;
 mod trained;
 
+pub use check::MAX_LR;
 pub use progress::Progress;
 use progress::{EpochFn, ProgressFn};
 pub use trained::Trained;

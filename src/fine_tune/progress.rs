@@ -78,7 +78,8 @@ pub enum Progress<'a> {
         /// Wall time.
         seconds: f64,
     },
-    /// Training starts: `epochs` is the number of epochs the run will take at most.
+    /// Training starts: `epochs` is the number of epochs the run will take at most; `batch`
+    /// the rows per step (the batch asked for, at most `train_rows`).
     Training {
         /// The first trained layer ("fc8", "fc6", "conv4", ...).
         first_layer: &'a str,
@@ -88,6 +89,8 @@ pub enum Progress<'a> {
         train_rows: usize,
         /// Validation rows.
         val_rows: usize,
+        /// Rows per step: the batch asked for, at most `train_rows`.
+        batch: usize,
         /// Optimizer steps per epoch.
         steps_per_epoch: usize,
         /// The most epochs the run takes.

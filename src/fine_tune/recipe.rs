@@ -114,7 +114,9 @@ impl FineTune {
                 );
             }
             skipped.extend(bad);
-            let stack = frozen_stack(&self.ctx, &self.backbone, kind, &pre, self.batch)?;
+            // No batch holds more rows than the images' views (see the batch of `fit`).
+            let rows = readable.items.len().saturating_mul(views).max(1);
+            let stack = frozen_stack(&self.ctx, &self.backbone, kind, &pre, self.batch.min(rows))?;
             let fresh = FreshViews::new(
                 &self.ctx, stack, &readable, views, &pre, self.load, self.seed,
             );
@@ -354,7 +356,9 @@ impl FineTune {
         let opts = FitOptions {
             epochs: self.epochs,
             steps: self.steps,
-            batch: self.batch,
+            // A batch larger than the training rows takes only the rows (the GPU buffers are
+            // sized by it: `--batch 1000000` for 48 rows used to fail after the caching pass).
+            batch: self.batch.clamp(1, train_x.len().max(1)),
             lr: self.lr,
             schedule: self.schedule,
             shuffle: self.shuffle,
@@ -387,6 +391,7 @@ impl FineTune {
                 classes: classes.len(),
                 train_rows: train_x.len(),
                 val_rows: val_x.len(),
+                batch: opts.batch,
                 steps_per_epoch,
                 epochs,
             },

@@ -254,13 +254,15 @@ impl Lpips {
     }
 }
 
-/// Reads an image file for LPIPS, as the `lpips` package does: decoded to 8-bit RGB (grey
-/// replicated, alpha dropped) and turned upright by its EXIF orientation (as its `cv2.imread`
-/// does; `data::load_image` leaves it as stored), resized to `size` (`(width, height)`) with
-/// the antialiased triangle filter (PIL's bilinear `resize`) when given, and refused with an
-/// [`Error::Input`] of kind [`InputErrorKind::TooSmall`](crate::error::InputErrorKind::TooSmall)
-/// when a side is under [`MIN_SIDE`]. The two images of a pair, and all images of
-/// [`Lpips::matrix`], must have one size.
+/// Reads an image file for LPIPS, as the `lpips` package does: decoded as its `cv2.imread`
+/// decodes it (libjpeg-turbo's accurate IDCT and fancy upsampling for JPEGs, 16-bit samples'
+/// high byte, grey replicated, alpha dropped; see [`crate::data::decode_cv2`]) and turned
+/// upright by its EXIF orientation (`data::load_image` leaves it as stored), resized to
+/// `size` (`(width, height)`) with the antialiased triangle filter (PIL's bilinear `resize`)
+/// when given, and refused with an [`Error::Input`] of kind
+/// [`InputErrorKind::TooSmall`](crate::error::InputErrorKind::TooSmall) when a side is under
+/// [`MIN_SIDE`]. The two images of a pair, and all images of [`Lpips::matrix`], must have one
+/// size.
 pub fn load_image(path: impl AsRef<Path>, size: Option<(u32, u32)>) -> Result<RgbImage> {
     let path = path.as_ref();
     if let Some((w, h)) = size {
@@ -275,7 +277,7 @@ pub fn load_image(path: impl AsRef<Path>, size: Option<(u32, u32)>) -> Result<Rg
             )));
         }
     }
-    let img = crate::data::preprocess::load_image_upright(path)?;
+    let img = crate::data::decode_cv2::load_as_cv2(path)?;
     let img = match size {
         Some((w, h)) => crate::data::resize::resize_triangle(img, w as usize, h as usize)?,
         None => img,

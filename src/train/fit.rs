@@ -101,7 +101,8 @@ pub fn fit_rows(
             init.input_len()
         )));
     }
-    let batch = opts.batch.max(1);
+    // A batch larger than the rows takes only the rows (its buffers are sized by it).
+    let batch = opts.batch.clamp(1, train.len());
     let steps_per_epoch = train.len().div_ceil(batch);
     let total_steps = opts.steps.unwrap_or(opts.epochs * steps_per_epoch);
     let epochs = total_steps.div_ceil(steps_per_epoch);

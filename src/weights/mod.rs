@@ -21,6 +21,7 @@ pub mod npz;
 pub mod onnx;
 mod pickle;
 pub mod pth;
+mod quiet_sink;
 pub mod raw;
 pub mod read;
 pub mod safetensors;

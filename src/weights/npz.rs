@@ -375,7 +375,10 @@ pub enum NpzEntry<'a> {
 /// Writes an uncompressed `.npz` (what `np.savez` writes), atomically.
 pub fn write_npz(path: &Path, entries: &[(String, NpzEntry<'_>)]) -> Result<()> {
     write_atomic(path, |file| {
-        let mut npz = npyz::npz::NpzWriter::new(std::io::BufWriter::new(file));
+        // Quiet after an error: zip's writer finishes the file in `drop` and printed "ZipWriter
+        // drop failed" beside the real error on a full disk.
+        let sink = super::quiet_sink::QuietSink::new(std::io::BufWriter::new(file));
+        let mut npz = npyz::npz::NpzWriter::new(sink);
         for (name, entry) in entries {
             // A fixed timestamp (zip's earliest, 1980-01-01 00:00) instead of the clock's:
             // the same arrays give the same bytes, so two runs with one seed can be compared
@@ -429,7 +432,8 @@ pub fn write_npz(path: &Path, entries: &[(String, NpzEntry<'_>)]) -> Result<()> 
             }
         }
         let mut inner = npz.zip_writer().finish()?;
-        std::io::Write::flush(&mut inner)
+        std::io::Write::flush(&mut inner)?;
+        inner.check()
     })
 }
 

@@ -180,6 +180,7 @@ fn settings_that_cannot_train_are_errors() {
         Ok(_) => panic!("{want}: accepted"),
     };
     invalid(base().lr(f32::NAN).fit(data()), "learning rate");
+    invalid(base().lr(1e30).fit(data()), "at most 10");
     invalid(base().batch(0).fit(data()), "batch 0");
     invalid(base().epochs(0).fit(data()), "epochs 0");
     invalid(base().dropout(1.0).fit(data()), "dropout");

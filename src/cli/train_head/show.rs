@@ -36,6 +36,7 @@ pub(super) fn show(
     pb: &Rc<RefCell<Option<Meter>>>,
     checkpoint: &Path,
     cache_budget_mb: u64,
+    batch_asked: usize,
 ) -> impl FnMut(&Progress<'_>) + 'static {
     let pb = pb.clone();
     let checkpoint = checkpoint.to_path_buf();
@@ -119,10 +120,17 @@ pub(super) fn show(
                 classes,
                 train_rows,
                 val_rows,
+                batch,
                 steps_per_epoch,
                 epochs,
             } => {
                 super::super::set_interrupt_checkpoint(Some(checkpoint.clone()));
+                if batch < batch_asked {
+                    eprintln!(
+                        "--batch {batch_asked} is more than the {}: batches of {batch}",
+                        count(train_rows, "training row", "training rows")
+                    );
+                }
                 eprintln!(
                     "training from {first_layer}: {}, {}, {}, {} per epoch",
                     count(classes, "class", "classes"),
