@@ -341,8 +341,8 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Why one input failed: the message (naming the input) and its kind, which the JSON rows
-X
-/// `InputErrorKind`).
+/// carry as `error_kind` (`not_found`, `decode`, `truncated`, ...: the library's
+/// `InputErrorKind`, as serde names it).
 struct Failure {
     message: String,
     kind: InputErrorKind,
