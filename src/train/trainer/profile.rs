@@ -58,6 +58,52 @@ impl Trainer {
         })
     }
 
+    /// [`Trainer::time_step`] with the batch resident in GPU memory (as `fit` runs when the
+    /// cached rows fit, [`Trainer::make_resident`]): each step gathers its rows on the GPU, in
+    /// reverse order so that every row is its own copy (a shuffled epoch's worst case), instead
+    /// of uploading them. `None` when the batch does not fit the adapter's default budget.
+    pub fn time_step_resident(
+        &mut self,
+        x: &[f32],
+        labels: &[u32],
+        lr: f32,
+        iters: usize,
+    ) -> Result<Option<StepTime>> {
+        let (batch, dim) = (labels.len(), self.input_len());
+        if x.len() != batch * dim {
+            return Err(Error::Invalid(format!(
+                "{} inputs for {batch} rows of {dim}",
+                x.len()
+            )));
+        }
+        if !self.make_resident(batch, None, &mut |r| Ok(x[r.start * dim..r.end * dim].to_vec()))? {
+            return Ok(None);
+        }
+        let idx: Vec<usize> = (0..batch).rev().collect();
+        let labels: Vec<u32> = idx.iter().map(|&i| labels[i]).collect();
+        let result = (|| {
+            self.train_step_rows(&idx, &labels, lr, 0)?;
+            wait(&self.ctx)?;
+            let mut times = Vec::new();
+            let mut submissions = 0;
+            for _ in 0..iters.max(1) {
+                let before = self.submissions();
+                let t = std::time::Instant::now();
+                self.train_step_rows(&idx, &labels, lr, 0)?;
+                wait(&self.ctx)?;
+                times.push(t.elapsed().as_secs_f64());
+                submissions = submissions.max(self.submissions() - before);
+            }
+            self.take_epoch_stats(1)?;
+            Ok(StepTime {
+                seconds: median(times),
+                submissions,
+            })
+        })();
+        self.resident = None;
+        result.map(Some)
+    }
+
     /// Times one training step on a batch split into three separately submitted parts, each
     /// waited for (the real step, [`Trainer::time_step`], is one submission): the forward pass with the loss (`evaluate`'s dispatches), forward + backward (the
     /// step without updates; backward = the difference) and the optimizer updates alone.
