@@ -53,7 +53,8 @@ pub fn run(
             let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
             let step = t.time_step(&x, &labels, 1e-4, iters)?;
             let resident = t.time_step_resident(&x, &labels, 1e-4, iters)?;
-            let resident_ms = resident.map_or("-".to_string(), |r| format!("{:.1}", 1e3 * r.seconds));
+            let resident_ms =
+                resident.map_or("-".to_string(), |r| format!("{:.1}", 1e3 * r.seconds));
             let (f, b, o) = t.profile_step(&x, &labels, 1e-4, iters)?;
             let split = f + b + o;
             let ips = batch as f64 / step.seconds;

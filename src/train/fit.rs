@@ -135,9 +135,11 @@ pub fn fit_rows(
     }
     // Rows that are the same every epoch go to GPU memory once when they fit.
     let resident = match rows.fixed_rows() {
-        Some(n) if n == train.len() => trainer.make_resident(n, opts.resident_budget, &mut |r| {
-            rows.rows(0, &r.collect::<Vec<_>>())
-        })?,
+        Some(n) if n == train.len() => {
+            trainer.make_resident(n, opts.resident_budget, &mut |r| {
+                rows.rows(0, &r.collect::<Vec<_>>())
+            })?
+        }
         _ => false,
     };
 

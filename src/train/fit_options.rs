@@ -48,8 +48,9 @@ pub struct FitOptions {
     #[serde(skip)]
     pub interrupt_after: Option<usize>,
     /// Bytes of GPU memory the cached training rows may take to be uploaded once and gathered
-    /// on the GPU each step; `None`: the adapter's default (`trainer::default_budget`), `Some(0)`:
-    /// always upload each batch. Either way the results are bit-identical.
+    /// on the GPU each step; `None`: the adapter's default (`trainer::default_budget`: 2 GiB on a
+    /// GPU, 0 on a CPU adapter), `Some(0)`: always upload each batch. Either way the results
+    /// are bit-identical.
     #[serde(skip)]
     pub resident_budget: Option<u64>,
 }

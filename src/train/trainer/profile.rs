@@ -61,7 +61,8 @@ impl Trainer {
     /// [`Trainer::time_step`] with the batch resident in GPU memory (as `fit` runs when the
     /// cached rows fit, [`Trainer::make_resident`]): each step gathers its rows on the GPU, in
     /// reverse order so that every row is its own copy (a shuffled epoch's worst case), instead
-    /// of uploading them. `None` when the batch does not fit the adapter's default budget.
+    /// of uploading them, whatever the adapter's default budget (0 on CPU adapters). `None` when
+    /// the batch does not fit MAX_PARTS buffers.
     pub fn time_step_resident(
         &mut self,
         x: &[f32],
@@ -76,7 +77,9 @@ impl Trainer {
                 x.len()
             )));
         }
-        if !self.make_resident(batch, None, &mut |r| Ok(x[r.start * dim..r.end * dim].to_vec()))? {
+        let (_, part_cap) = super::default_budget(&self.ctx);
+        let mut read = |r: std::ops::Range<usize>| Ok(x[r.start * dim..r.end * dim].to_vec());
+        if !self.make_resident_split(batch, u64::MAX, part_cap, &mut read)? {
             return Ok(None);
         }
         let idx: Vec<usize> = (0..batch).rev().collect();

@@ -50,12 +50,13 @@ pub fn resident_parts(rows: usize, dim: usize, budget: u64, part_cap: u64) -> Op
 
 /// The default budget on this adapter: what may be kept resident (bytes) and the most one buffer
 /// may hold. A part is at most half of `max_buffer_size` (and 1 GiB); the whole is 2 GiB on a
-/// GPU and 256 MiB on a CPU adapter (whose "device memory" is host memory the cache already
-/// uses once).
+/// GPU and 0 on a CPU adapter, whose "device memory" is the host memory the cache already
+/// takes, where a per-step upload moves nothing over a bus and one copy per row measured
+/// slower than it (lavapipe, fc8 at batch 128: docs/performance.md).
 pub fn default_budget(ctx: &GpuContext) -> (u64, u64) {
     let part_cap = (ctx.device.limits().max_buffer_size / 2).min(1 << 30);
     let total = if ctx.info.device_type == wgpu::DeviceType::Cpu {
-        256 << 20
+        0
     } else {
         2 << 30
     };
@@ -166,9 +167,10 @@ impl Trainer {
         lr: f32,
         slot: usize,
     ) -> Result<()> {
-        let r = self.resident.as_ref().ok_or_else(|| {
-            Error::Invalid("no training rows are resident on the GPU".into())
-        })?;
+        let r = self
+            .resident
+            .as_ref()
+            .ok_or_else(|| Error::Invalid("no training rows are resident on the GPU".into()))?;
         if idx.len() != labels.len() {
             return Err(Error::Invalid(format!(
                 "{} rows and {} labels",
@@ -225,6 +227,9 @@ mod tests {
             copies(&ranges, 2, &[1, 2, 3, 4, 0]),
             vec![(0, 8, 0, 16), (1, 0, 16, 16), (0, 0, 32, 8)]
         );
-        assert_eq!(copies(&ranges, 2, &[2, 1]), vec![(0, 16, 0, 8), (0, 8, 8, 8)]);
+        assert_eq!(
+            copies(&ranges, 2, &[2, 1]),
+            vec![(0, 16, 0, 8), (0, 8, 8, 8)]
+        );
     }
 }
