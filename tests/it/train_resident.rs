@@ -168,3 +168,32 @@ fn resident_rows_split_across_buffers_gather_the_right_rows() {
         .unwrap());
     assert!(small.train_step_rows(&[0], &[0], 0.05, 0).is_err());
 }
+
+/// A cache spilled to a file is made resident from the file (read once, in chunks) and trains
+/// what the in-memory cache uploaded per step trains.
+#[test]
+fn a_spilled_cache_made_resident_trains_the_same_weights() {
+    use alexnet_wgpu::train::{fit_rows, SpillFile};
+    let ctx = ctx();
+    let set = rows(30, 20);
+    let head = classifier(20);
+    let mut opts = options(1e-2, 8);
+    opts.batch = 7;
+    opts.shuffle = true;
+    let dir = tempfile::tempdir().unwrap();
+    let mut spill = SpillFile::new_in(dir.path(), 20).unwrap();
+    spill.append(&set.features[..200]).unwrap();
+    spill.append(&set.features[200..]).unwrap();
+    let run = |rows: &mut dyn alexnet_wgpu::train::TrainRows, budget| {
+        let opts = FitOptions {
+            resident_budget: budget,
+            ..opts.clone()
+        };
+        fit_rows(&ctx, &head, &set, rows, None, &opts, &mut |_| {}).unwrap()
+    };
+    let spilled = run(&mut spill, Some(64 << 20));
+    assert!(spilled.resident);
+    let uploaded = run(&mut alexnet_wgpu::train::Cached(&set), Some(0));
+    assert!(!uploaded.resident);
+    assert_same(&spilled.head, &uploaded.head);
+}
