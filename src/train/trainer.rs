@@ -298,24 +298,26 @@ impl Trainer {
     }
 
     fn record(&self, steps: &[Step], extra: &[&Dispatch]) {
-        self.record_with(steps, extra, &[])
+        self.record_with(steps, extra, false)
     }
 
-    /// Records `gather` (the batch's rows copied from the resident set), then `steps` and
+    /// Records, with `gather`, the batch's gather from the resident rows, then `steps` and
     /// `extra`, as one command buffer.
-    fn record_with(&self, steps: &[Step], extra: &[&Dispatch], gather: &[(usize, u64, u64, u64)]) {
+    fn record_with(&self, steps: &[Step], extra: &[&Dispatch], gather: bool) {
         let mut encoder = self
             .ctx
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("train step"),
             });
-        self.record_gather(&mut encoder, gather);
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("train step"),
                 timestamp_writes: None,
             });
+            if gather {
+                self.record_gather(&mut pass);
+            }
             for s in steps {
                 match s {
                     Step::Fixed(d) | Step::Dropout(d, _) | Step::CrossEntropy(d) => {
@@ -336,17 +338,11 @@ impl Trainer {
     /// within the epoch (for the per-step loss log). Nothing is read back.
     pub fn train_step(&mut self, x: &[f32], labels: &[u32], lr: f32, slot: usize) -> Result<()> {
         let batch = self.upload_batch(x, labels)?;
-        self.run_step(batch, lr, slot, &[])
+        self.run_step(batch, lr, slot, false)
     }
 
     /// The step on the uploaded (or, with `gather`, resident) batch of `batch` rows.
-    fn run_step(
-        &mut self,
-        batch: usize,
-        lr: f32,
-        slot: usize,
-        gather: &[(usize, u64, u64, u64)],
-    ) -> Result<()> {
+    fn run_step(&mut self, batch: usize, lr: f32, slot: usize, gather: bool) -> Result<()> {
         self.ensure_plan(batch)?;
         let plan = &self.plans[&batch];
         let classes = self.classes();

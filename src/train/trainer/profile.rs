@@ -59,9 +59,9 @@ impl Trainer {
     }
 
     /// [`Trainer::time_step`] with the batch resident in GPU memory (as `fit` runs when the
-    /// cached rows fit, [`Trainer::make_resident`]): each step gathers its rows on the GPU, in
-    /// reverse order so that every row is its own copy (a shuffled epoch's worst case), instead
-    /// of uploading them, whatever the adapter's default budget (0 on CPU adapters). `None` when
+    /// cached rows fit, [`Trainer::make_resident`]): each step uploads its row indices and
+    /// gathers the rows on the GPU (in reverse order, as a shuffled epoch would), instead of
+    /// uploading them, whatever the adapter's default budget (0 on CPU adapters). `None` when
     /// the batch does not fit MAX_PARTS buffers.
     pub fn time_step_resident(
         &mut self,

@@ -1,18 +1,16 @@
 //! The training rows kept in GPU memory: when the whole cached feature set (the frozen part's
 //! output, the same every epoch) fits a budget, it is uploaded once and each step gathers its
-//! batch's rows on the GPU (buffer-to-buffer copies of whole rows, recorded into the step's own
-//! command buffer, runs of consecutive rows merged into one copy), instead of gathering them on
-//! the host and uploading them every step. The rows are copied bit for bit, so a run is
-//! bit-identical to the per-step upload.
-//!
-//! Copies, not a gather kernel: a copy sees any buffer up to `max_buffer_size` (no binding
-//! limit), and there is no arithmetic to check against a CPU reference.
+//! batch's rows on the GPU (`gather_rows.wgsl`, one dispatch per buffer of the set at the start
+//! of the step's one compute pass; only the batch's row indices are uploaded per step),
+//! instead of gathering them on the host and uploading them every step. The rows are copied bit
+//! for bit, so a run is bit-identical to the per-step upload.
 
 use std::ops::Range;
 
 use super::Trainer;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
+use crate::kernels::{gather_rows, Dispatch};
 
 /// Buffers the resident rows may be split across.
 pub const MAX_PARTS: usize = 4;
@@ -22,11 +20,14 @@ const UPLOAD_BYTES: usize = 64 << 20;
 
 /// The resident feature set: `parts` of whole rows, in row order.
 pub(super) struct Resident {
-    buffers: Vec<wgpu::Buffer>,
     /// Each buffer's (first row, rows).
     ranges: Vec<(usize, usize)>,
     dim: usize,
     rows: usize,
+    /// The step's row indices (`max_batch` u32).
+    idx: wgpu::Buffer,
+    /// One gather per buffer (the buffers live in their bind groups).
+    gathers: Vec<Dispatch>,
 }
 
 /// How `rows` rows of `dim` f32 are split into at most [`MAX_PARTS`] buffers of at most
@@ -49,40 +50,20 @@ pub fn resident_parts(rows: usize, dim: usize, budget: u64, part_cap: u64) -> Op
 }
 
 /// The default budget on this adapter: what may be kept resident (bytes) and the most one buffer
-/// may hold. A part is at most half of `max_buffer_size` (and 1 GiB); the whole is 2 GiB on a
+/// may hold. A part is at most half of `max_buffer_size`, the binding limit and 1 GiB; the whole is 2 GiB on a
 /// GPU and 0 on a CPU adapter, whose "device memory" is the host memory the cache already
 /// takes, where a per-step upload moves nothing over a bus and one copy per row measured
 /// slower than it (lavapipe, fc8 at batch 128: docs/performance.md).
 pub fn default_budget(ctx: &GpuContext) -> (u64, u64) {
-    let part_cap = (ctx.device.limits().max_buffer_size / 2).min(1 << 30);
+    let part_cap = (ctx.device.limits().max_buffer_size / 2)
+        .min(ctx.max_binding())
+        .min(1 << 30);
     let total = if ctx.info.device_type == wgpu::DeviceType::Cpu {
         0
     } else {
         2 << 30
     };
     (total, part_cap)
-}
-
-/// The copies that gather rows `idx` (each checked to lie in one of `ranges`, the parts'
-/// (first row, rows)) of `dim` f32 into a batch: (part, source byte offset, destination byte
-/// offset, bytes); consecutive rows of one part are one copy.
-fn copies(ranges: &[(usize, usize)], dim: usize, idx: &[usize]) -> Vec<(usize, u64, u64, u64)> {
-    let row = (dim * 4) as u64;
-    let mut out: Vec<(usize, u64, u64, u64)> = Vec::new();
-    let mut prev: Option<(usize, usize)> = None; // (part, row) of the last row copied
-    for (k, &i) in idx.iter().enumerate() {
-        let p = ranges
-            .iter()
-            .position(|&(first, n)| (first..first + n).contains(&i))
-            .expect("row checked against the resident set");
-        let local = i - ranges[p].0;
-        match (prev, out.last_mut()) {
-            (Some((pp, pr)), Some(last)) if pp == p && pr + 1 == local => last.3 += row,
-            _ => out.push((p, local as u64 * row, k as u64 * row, row)),
-        }
-        prev = Some((p, local));
-    }
-    out
 }
 
 impl Trainer {
@@ -100,7 +81,8 @@ impl Trainer {
     }
 
     /// [`Trainer::make_resident`] with the budget and the most bytes one buffer may hold given
-    /// (tests split a small set across several buffers with it).
+    /// (tests split a small set across several buffers with it; never above the binding
+    /// limit).
     pub fn make_resident_split(
         &mut self,
         rows: usize,
@@ -110,17 +92,24 @@ impl Trainer {
     ) -> Result<bool> {
         self.resident = None;
         let dim = self.input_len();
+        let part_cap = part_cap.min(self.ctx.max_binding());
         let Some(sizes) = resident_parts(rows, dim, budget, part_cap) else {
             return Ok(false);
         };
         let chunk = (UPLOAD_BYTES / (dim * 4)).max(1);
-        let (mut buffers, mut ranges) = (Vec::new(), Vec::new());
+        let idx = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("resident row indices"),
+            size: (self.max_batch * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let (mut gathers, mut ranges) = (Vec::new(), Vec::new());
         let mut first = 0;
         for n in sizes {
             let buf = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("resident training rows"),
                 size: (n * dim * 4) as u64,
-                usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
             let mut at = 0;
@@ -140,15 +129,23 @@ impl Trainer {
                 self.ctx.queue.submit([]);
                 at += len;
             }
-            buffers.push(buf);
+            gathers.push(gather_rows::dispatch(
+                &self.ctx,
+                &self.fk,
+                (dim, self.max_batch, first, n),
+                &buf,
+                &idx,
+                self.input_buffer(),
+            )?);
             ranges.push((first, n));
             first += n;
         }
         self.resident = Some(Resident {
-            buffers,
             ranges,
             dim,
             rows,
+            idx,
+            gathers,
         });
         Ok(true)
     }
@@ -186,20 +183,23 @@ impl Trainer {
         }
         self.check_batch(labels.len())?;
         self.upload_labels(labels)?;
-        let copies = copies(&r.ranges, r.dim, idx);
-        self.run_step(labels.len(), lr, slot, &copies)
+        let idx32: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
+        self.ctx
+            .queue
+            .write_buffer(&r.idx, 0, bytemuck::cast_slice(&idx32));
+        for (d, &(first, n)) in r.gathers.iter().zip(&r.ranges) {
+            let p = gather_rows::GatherRowsParams::new(r.dim, idx.len(), first, n)?;
+            self.write_uniform(d, &p);
+        }
+        self.run_step(labels.len(), lr, slot, true)
     }
 
-    /// Records `copies` (see [`copies`]) into `encoder`, into the trainer's input.
-    pub(super) fn record_gather(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        copies: &[(usize, u64, u64, u64)],
-    ) {
-        let Some(r) = &self.resident else { return };
-        let target = self.input_buffer();
-        for &(p, src, dst, size) in copies {
-            encoder.copy_buffer_to_buffer(&r.buffers[p], src, target, dst, size);
+    /// Records the resident set's gathers (the batch's rows into the trainer's input).
+    pub(super) fn record_gather(&self, pass: &mut wgpu::ComputePass<'_>) {
+        if let Some(r) = &self.resident {
+            for d in &r.gathers {
+                d.record(pass);
+            }
         }
     }
 }
@@ -217,19 +217,5 @@ mod tests {
         assert_eq!(resident_parts(10, 4, 1 << 20, 15), None); // not one row per part
         assert_eq!(resident_parts(10, 4, 1 << 20, 32), None); // 5 parts > MAX_PARTS
         assert_eq!(resident_parts(0, 4, 1 << 20, 1 << 20), None);
-    }
-
-    #[test]
-    fn copies_merge_consecutive_rows_of_one_part() {
-        // Rows of 2 floats (8 bytes) in parts [0, 3) and [3, 5).
-        let ranges = [(0, 3), (3, 2)];
-        assert_eq!(
-            copies(&ranges, 2, &[1, 2, 3, 4, 0]),
-            vec![(0, 8, 0, 16), (1, 0, 16, 16), (0, 0, 32, 8)]
-        );
-        assert_eq!(
-            copies(&ranges, 2, &[2, 1]),
-            vec![(0, 16, 0, 8), (0, 8, 8, 8)]
-        );
     }
 }
