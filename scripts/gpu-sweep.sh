@@ -219,6 +219,7 @@ train_rows = [{
     "prec": "f32",
     "ours_img_s": r["images_per_s"],
     "ours_step_ms": r["step_s"] * 1e3,
+    "ours_resident_step_ms": r["resident_step_s"] * 1e3 if r.get("resident_step_s") is not None else None,
     "ours_submissions": r.get("submissions_per_step"),
     "ours_backward_share": r["backward_s"] / r["split_step_s"] if r.get("split_step_s") else None,
     "torch_ieee_img_s": train_ips("ieee", r["train_from"], r["batch"]),

@@ -2,7 +2,9 @@
 //! full-size random weights (or `--weights`). The step timed is the real one (`Trainer::
 //! time_step`: the batch's upload and one submission, as `train-head` runs it); its split into
 //! forward, backward and optimizer time comes from a separate run of the three parts, each
-//! submitted and waited for alone (`Trainer::profile_step`). The frozen part is not timed: it
+//! submitted and waited for alone (`Trainer::profile_step`). `resident ms` is the same step
+//! with the batch kept in GPU memory and gathered there (`Trainer::time_step_resident`), as
+//! `train-head` runs when its cached rows fit the adapter's budget. The frozen part is not timed: it
 //! runs once per image, before training.
 
 use alexnet_wgpu::gpu::GpuContext;
@@ -22,10 +24,11 @@ pub fn run(
     let mut rows = Vec::new();
     if matches!(format, Format::Table) {
         println!(
-            "{:<11} {:>5} {:>10} {:>11} {:>9} {:>10} {:>10} {:>10}",
+            "{:<11} {:>5} {:>10} {:>11} {:>11} {:>9} {:>10} {:>10} {:>10}",
             "train-from",
             "batch",
             "step ms",
+            "resident ms",
             "submissions",
             "images/s",
             "forward",
@@ -49,16 +52,20 @@ pub fn run(
                 .collect();
             let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
             let step = t.time_step(&x, &labels, 1e-4, iters)?;
+            let resident = t.time_step_resident(&x, &labels, 1e-4, iters)?;
+            let resident_ms =
+                resident.map_or("-".to_string(), |r| format!("{:.1}", 1e3 * r.seconds));
             let (f, b, o) = t.profile_step(&x, &labels, 1e-4, iters)?;
             let split = f + b + o;
             let ips = batch as f64 / step.seconds;
             let share = |v: f64| 100.0 * v / split;
             match format {
                 Format::Table => println!(
-                    "{:<11} {:>5} {:>10.1} {:>11} {:>9.2} {:>9.0}% {:>9.0}% {:>9.0}%",
+                    "{:<11} {:>5} {:>10.1} {:>11} {:>11} {:>9.2} {:>9.0}% {:>9.0}% {:>9.0}%",
                     kind.first_layer(),
                     batch,
                     1e3 * step.seconds,
+                    resident_ms,
                     step.submissions,
                     ips,
                     share(f),
@@ -68,6 +75,7 @@ pub fn run(
                 Format::Json => rows.push(serde_json::json!({
                     "train_from": kind.first_layer(), "batch": batch, "step_s": step.seconds,
                     "submissions_per_step": step.submissions, "images_per_s": ips,
+                    "resident_step_s": resident.map(|r| r.seconds),
                     "split_step_s": split, "forward_s": f, "backward_s": b, "optimizer_s": o,
                 })),
             }

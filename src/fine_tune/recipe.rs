@@ -378,6 +378,7 @@ impl FineTune {
             checkpoint: self.checkpoint.clone(),
             resume: self.resume,
             interrupt_after: self.interrupt_after,
+            resident_budget: None,
         };
         let steps_per_epoch = train_x.len().div_ceil(opts.batch);
         let epochs = opts

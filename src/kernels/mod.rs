@@ -15,6 +15,7 @@ pub mod dense;
 pub mod dense_backward;
 mod dispatch;
 pub mod dropout;
+pub mod gather_rows;
 pub mod gemm;
 pub mod lrn;
 pub mod lrn_backward;
@@ -101,6 +102,10 @@ pub const SHADERS: &[(&str, &str)] = &[
         include_str!("../../shaders/adaptive_avg_pool_backward.wgsl"),
     ),
     ("pad_rows.wgsl", include_str!("../../shaders/pad_rows.wgsl")),
+    (
+        "gather_rows.wgsl",
+        include_str!("../../shaders/gather_rows.wgsl"),
+    ),
 ];
 
 /// A shader by file name (panics on a name not in [`SHADERS`]: a build defect).
@@ -325,6 +330,7 @@ impl Kernels {
         lrn_backward => ("lrn_backward.wgsl", "main");
         adaptive_avg_pool_backward => ("adaptive_avg_pool_backward.wgsl", "main");
         pad_rows => ("pad_rows.wgsl", "main");
+        gather_rows => ("gather_rows.wgsl", "main");
     }
 
     /// An entry point of `conv_gemm_backward.wgsl` (`dy_cn`, `im2col_t`, `dy_nc`, `weight_t`,

@@ -5,14 +5,14 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 
 use super::{conv_label, random, run_read, Case, Compared};
-use crate::gpu::{read_back_f32, storage_buffer, upload_f32};
+use crate::gpu::{read_back_f32, storage_buffer, upload, upload_f32};
 use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
 use crate::kernels::conv2d::Conv2dShape;
 use crate::kernels::conv_gemm_backward::{self, ConvGemmScratch};
 use crate::kernels::lrn::Lrn;
 use crate::kernels::max_pool::PoolShape;
 use crate::kernels::{self, Kernels, MatmulPath};
-use crate::kernels::{conv_backward, lrn_backward, pool_backward};
+use crate::kernels::{conv_backward, gather_rows, lrn_backward, pool_backward};
 use crate::options::Force;
 
 pub(super) fn backward_cases(out: &mut Vec<Case>) {
@@ -183,6 +183,38 @@ pub(super) fn backward_cases(out: &mut Vec<Case>) {
             let dx = storage_buffer(ctx, "dx", x.len(), "")?;
             let d = lrn_backward::dispatch(ctx, &tk, &lrn, batch, channels, hw, &xb, &dyb, &dx)?;
             let (got, ms) = run_read(ctx, &[d], &dx, x.len())?;
+            Ok(Compared {
+                got,
+                want,
+                ms,
+                tol: None,
+            })
+        },
+    ));
+    // The resident training rows' gather: 11 rows of 6 in two parts, a shuffled batch of 7
+    // drawing from both, the destination's other values left alone.
+    out.push(Case::new(
+        "gather_rows",
+        "default",
+        "11x6 rows in 2 parts, batch 7",
+        0.0,
+        |ctx| {
+            let tk = Kernels::new(ctx);
+            let (dim, split) = (6, 5);
+            let src = random(11 * dim, 720, 1.0);
+            let idx: Vec<u32> = vec![7, 1, 10, 5, 4, 0, 9];
+            let mut want = vec![-7.0; (idx.len() + 1) * dim];
+            let (a, b) = src.split_at(split * dim);
+            gather_rows::reference(a, dim, 0, &idx, &mut want);
+            gather_rows::reference(b, dim, split, &idx, &mut want);
+            let dst = upload_f32(ctx, "dst", &vec![-7.0; want.len()])?;
+            let ib = upload(ctx, "idx", &idx)?;
+            let (ab, bb) = (upload_f32(ctx, "a", a)?, upload_f32(ctx, "b", b)?);
+            let ds = [
+                gather_rows::dispatch(ctx, &tk, (dim, idx.len(), 0, split), &ab, &ib, &dst)?,
+                gather_rows::dispatch(ctx, &tk, (dim, idx.len(), split, 6), &bb, &ib, &dst)?,
+            ];
+            let (got, ms) = run_read(ctx, &ds, &dst, want.len())?;
             Ok(Compared {
                 got,
                 want,

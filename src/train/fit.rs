@@ -34,6 +34,9 @@ pub struct FitOutcome {
     pub steps: Vec<StepRecord>,
     /// Logits of the validation set with the returned head.
     pub val_logits: Option<Vec<f32>>,
+    /// Whether the training rows were uploaded to the GPU once and gathered there each step
+    /// (they fit [`FitOptions::resident_budget`]) rather than uploaded per step.
+    pub resident: bool,
 }
 
 fn labels_u32(set: &FeatureSet, idx: &[usize]) -> Vec<u32> {
@@ -131,6 +134,15 @@ pub fn fit_rows(
     if !state.is_empty() || progress.steps_done > 0 {
         trainer.restore(&state, progress.steps_done)?;
     }
+    // Rows that are the same every epoch go to GPU memory once when they fit.
+    let resident = match rows.fixed_rows() {
+        Some(n) if n == train.len() => {
+            trainer.make_resident(n, opts.resident_budget, &mut |r| {
+                rows.rows(0, &r.collect::<Vec<_>>())
+            })?
+        }
+        _ => false,
+    };
 
     let mut since_best = progress
         .best_epoch
@@ -167,12 +179,16 @@ pub fn fit_rows(
                 break;
             }
             lr_now = opts.schedule.lr(opts.lr, global, total_steps, epoch);
-            trainer.train_step(
-                &rows.rows(epoch, chunk)?,
-                &labels_u32(train, chunk),
-                lr_now,
-                slot,
-            )?;
+            if resident {
+                trainer.train_step_rows(chunk, &labels_u32(train, chunk), lr_now, slot)?;
+            } else {
+                trainer.train_step(
+                    &rows.rows(epoch, chunk)?,
+                    &labels_u32(train, chunk),
+                    lr_now,
+                    slot,
+                )?;
+            }
             progress.steps_done += 1;
             steps_this_epoch += 1;
             lrs.push(lr_now);
@@ -271,5 +287,6 @@ pub fn fit_rows(
         history: progress.history,
         steps: progress.steps,
         val_logits,
+        resident,
     })
 }

@@ -47,6 +47,12 @@ pub struct FitOptions {
     /// Stop after this many epochs of this invocation, as an interruption would (tests).
     #[serde(skip)]
     pub interrupt_after: Option<usize>,
+    /// Bytes of GPU memory the cached training rows may take to be uploaded once and gathered
+    /// on the GPU each step; `None`: the adapter's default (`trainer::default_budget`: 2 GiB on a
+    /// GPU, 0 on a CPU adapter), `Some(0)`: always upload each batch. Either way the results
+    /// are bit-identical.
+    #[serde(skip)]
+    pub resident_budget: Option<u64>,
 }
 
 /// What one epoch of training measured (one line of `train-head`'s log).

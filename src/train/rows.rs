@@ -30,6 +30,12 @@ pub trait TrainRows {
     fn kind(&self) -> String {
         CACHED.into()
     }
+
+    /// How many rows there are when they are the same every epoch (a cache: they may be
+    /// uploaded to the GPU once), `None` when each epoch draws new ones.
+    fn fixed_rows(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// [`TrainRows::kind`] of rows that are the same every epoch (in memory or spilled).
@@ -39,6 +45,10 @@ pub const CACHED: &str = "cached rows";
 pub struct Cached<'a>(pub &'a FeatureSet);
 
 impl TrainRows for Cached<'_> {
+    fn fixed_rows(&self) -> Option<usize> {
+        Some(self.0.len())
+    }
+
     fn rows(&mut self, _epoch: usize, idx: &[usize]) -> Result<Vec<f32>> {
         let set = self.0;
         let mut x = Vec::with_capacity(idx.len() * set.dim);
@@ -111,6 +121,10 @@ impl SpillFile {
 }
 
 impl TrainRows for SpillFile {
+    fn fixed_rows(&self) -> Option<usize> {
+        Some(self.rows)
+    }
+
     fn rows(&mut self, _epoch: usize, idx: &[usize]) -> Result<Vec<f32>> {
         let path = self.file.path().to_path_buf();
         if self.failed {

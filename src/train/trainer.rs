@@ -16,10 +16,12 @@ use crate::model::dense::GpuDense;
 
 mod plan;
 mod profile;
+mod resident;
 mod state;
 mod step;
 
 pub use profile::StepTime;
+pub use resident::{default_budget, resident_parts, MAX_PARTS};
 use step::{Step, StepPlan};
 
 /// Loss and accuracy summed on the GPU over an epoch (or an evaluation).
@@ -90,6 +92,8 @@ pub struct Trainer {
     pub steps_done: u64,
     /// Command buffers submitted so far (`bench --train-from` shows one per step).
     submissions: std::sync::atomic::AtomicU64,
+    /// The training rows in GPU memory, when they fit (`resident.rs`).
+    resident: Option<resident::Resident>,
 }
 
 pub(crate) fn dropout_seed(seed: u64, tag: u32) -> u32 {
@@ -212,6 +216,7 @@ impl Trainer {
             updates: Vec::new(),
             steps_done: 0,
             submissions: Default::default(),
+            resident: None,
             layers,
             conv,
             conv_meta: head.conv.clone(),
@@ -226,19 +231,33 @@ impl Trainer {
             .write_buffer(&d._params, 0, bytemuck::bytes_of(value));
     }
 
-    fn upload_batch(&self, x: &[f32], labels: &[u32]) -> Result<usize> {
-        let batch = labels.len();
-        let (inp, target) = match &self.conv {
-            Some(c) => (c.input_len(), &c.input),
-            None => (self.layers[0].meta.inp, &self.x0),
-        };
-        if batch == 0 || batch > self.max_batch || x.len() != batch * inp {
+    /// Values per input row (the head's, or the trained convolutional part's).
+    pub fn input_len(&self) -> usize {
+        match &self.conv {
+            Some(c) => c.input_len(),
+            None => self.layers[0].meta.inp,
+        }
+    }
+
+    /// The buffer a batch's input rows go to.
+    fn input_buffer(&self) -> &wgpu::Buffer {
+        match &self.conv {
+            Some(c) => &c.input,
+            None => &self.x0,
+        }
+    }
+
+    fn check_batch(&self, batch: usize) -> Result<()> {
+        if batch == 0 || batch > self.max_batch {
             return Err(Error::Invalid(format!(
-                "a batch of {batch} labels and {} inputs (expected {batch} x {inp}, at most {} rows)",
-                x.len(),
+                "a batch of {batch} rows (at most {})",
                 self.max_batch
             )));
         }
+        Ok(())
+    }
+
+    fn upload_labels(&self, labels: &[u32]) -> Result<()> {
         let classes = self.classes() as u32;
         if let Some(bad) = labels.iter().find(|&&l| l >= classes) {
             return Err(Error::Invalid(format!(
@@ -247,10 +266,24 @@ impl Trainer {
         }
         self.ctx
             .queue
-            .write_buffer(target, 0, bytemuck::cast_slice(x));
+            .write_buffer(&self.labels, 0, bytemuck::cast_slice(labels));
+        Ok(())
+    }
+
+    fn upload_batch(&self, x: &[f32], labels: &[u32]) -> Result<usize> {
+        let batch = labels.len();
+        let inp = self.input_len();
+        if batch == 0 || batch > self.max_batch || x.len() != batch * inp {
+            return Err(Error::Invalid(format!(
+                "a batch of {batch} labels and {} inputs (expected {batch} x {inp}, at most {} rows)",
+                x.len(),
+                self.max_batch
+            )));
+        }
+        self.upload_labels(labels)?;
         self.ctx
             .queue
-            .write_buffer(&self.labels, 0, bytemuck::cast_slice(labels));
+            .write_buffer(self.input_buffer(), 0, bytemuck::cast_slice(x));
         Ok(batch)
     }
 
@@ -265,6 +298,12 @@ impl Trainer {
     }
 
     fn record(&self, steps: &[Step], extra: &[&Dispatch]) {
+        self.record_with(steps, extra, false)
+    }
+
+    /// Records, with `gather`, the batch's gather from the resident rows, then `steps` and
+    /// `extra`, as one command buffer.
+    fn record_with(&self, steps: &[Step], extra: &[&Dispatch], gather: bool) {
         let mut encoder = self
             .ctx
             .device
@@ -276,6 +315,9 @@ impl Trainer {
                 label: Some("train step"),
                 timestamp_writes: None,
             });
+            if gather {
+                self.record_gather(&mut pass);
+            }
             for s in steps {
                 match s {
                     Step::Fixed(d) | Step::Dropout(d, _) | Step::CrossEntropy(d) => {
@@ -296,6 +338,11 @@ impl Trainer {
     /// within the epoch (for the per-step loss log). Nothing is read back.
     pub fn train_step(&mut self, x: &[f32], labels: &[u32], lr: f32, slot: usize) -> Result<()> {
         let batch = self.upload_batch(x, labels)?;
+        self.run_step(batch, lr, slot, false)
+    }
+
+    /// The step on the uploaded (or, with `gather`, resident) batch of `batch` rows.
+    fn run_step(&mut self, batch: usize, lr: f32, slot: usize, gather: bool) -> Result<()> {
         self.ensure_plan(batch)?;
         let plan = &self.plans[&batch];
         let classes = self.classes();
@@ -355,7 +402,7 @@ impl Trainer {
             }
         }
         let updates: Vec<&Dispatch> = self.updates.iter().map(|(d, _, _)| d).collect();
-        self.record(&plan.train, &updates);
+        self.record_with(&plan.train, &updates, gather);
         self.steps_done += 1;
         Ok(())
     }

@@ -52,5 +52,6 @@ mod slurm;
 mod sweep;
 mod train;
 mod train_head;
+mod train_resident;
 mod tune;
 mod weights;

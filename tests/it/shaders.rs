@@ -129,8 +129,8 @@ fn params_structs_match_the_shaders() {
     use alexnet_wgpu::kernels::{
         adam::AdamParams, conv_backward::ConvBackwardParams, conv_gemm_backward::ConvGemmParams,
         cross_entropy::CrossEntropyParams, dense_backward::DenseBackwardParams,
-        dropout::DropoutParams, pad_rows::PadRowsParams, relu_backward::ReluBackwardParams,
-        sgd::SgdParams,
+        dropout::DropoutParams, gather_rows::GatherRowsParams, pad_rows::PadRowsParams,
+        relu_backward::ReluBackwardParams, sgd::SgdParams,
     };
     use alexnet_wgpu::kernels::{
         adaptive_avg_pool::AdaptiveAvgPoolParams, conv2d::Conv2dParams, conv2d::Im2colParams,
@@ -170,6 +170,7 @@ fn params_structs_match_the_shaders() {
             size_of::<AdaptiveAvgPoolParams>(),
         ),
         ("pad_rows.wgsl", size_of::<PadRowsParams>()),
+        ("gather_rows.wgsl", size_of::<GatherRowsParams>()),
         (
             "coop.wgsl",
             size_of::<alexnet_wgpu::kernels::coop::CoopParams>(),

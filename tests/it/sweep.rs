@@ -199,6 +199,10 @@ fn small_sweep_runs_every_stage_and_writes_sweep_json() {
     for r in train {
         assert_eq!(r["prec"], "f32", "{r}");
         assert!(number(&r["ours_img_s"], "ours_img_s") > 0.0, "{r}");
+        assert!(
+            number(&r["ours_resident_step_ms"], "ours_resident_step_ms") > 0.0,
+            "{r}"
+        );
         assert_eq!(r["ours_submissions"], 1, "{r}");
         for key in ["torch_ieee_img_s", "torch_default_img_s"] {
             assert!(number(&r[key], key) > 0.0, "{key}: {r}");

@@ -450,6 +450,7 @@ fn options(lr: f32, epochs: usize, patience: Option<usize>, schedule: Schedule) 
         checkpoint: None,
         resume: false,
         interrupt_after: None,
+        resident_budget: None,
     }
 }
 

@@ -58,6 +58,55 @@ impl Trainer {
         })
     }
 
+    /// [`Trainer::time_step`] with the batch resident in GPU memory (as `fit` runs when the
+    /// cached rows fit, [`Trainer::make_resident`]): each step uploads its row indices and
+    /// gathers the rows on the GPU (in reverse order, as a shuffled epoch would), instead of
+    /// uploading them, whatever the adapter's default budget (0 on CPU adapters). `None` when
+    /// the batch does not fit MAX_PARTS buffers.
+    pub fn time_step_resident(
+        &mut self,
+        x: &[f32],
+        labels: &[u32],
+        lr: f32,
+        iters: usize,
+    ) -> Result<Option<StepTime>> {
+        let (batch, dim) = (labels.len(), self.input_len());
+        if x.len() != batch * dim {
+            return Err(Error::Invalid(format!(
+                "{} inputs for {batch} rows of {dim}",
+                x.len()
+            )));
+        }
+        let (_, part_cap) = super::default_budget(&self.ctx);
+        let mut read = |r: std::ops::Range<usize>| Ok(x[r.start * dim..r.end * dim].to_vec());
+        if !self.make_resident_split(batch, u64::MAX, part_cap, &mut read)? {
+            return Ok(None);
+        }
+        let idx: Vec<usize> = (0..batch).rev().collect();
+        let labels: Vec<u32> = idx.iter().map(|&i| labels[i]).collect();
+        let result = (|| {
+            self.train_step_rows(&idx, &labels, lr, 0)?;
+            wait(&self.ctx)?;
+            let mut times = Vec::new();
+            let mut submissions = 0;
+            for _ in 0..iters.max(1) {
+                let before = self.submissions();
+                let t = std::time::Instant::now();
+                self.train_step_rows(&idx, &labels, lr, 0)?;
+                wait(&self.ctx)?;
+                times.push(t.elapsed().as_secs_f64());
+                submissions = submissions.max(self.submissions() - before);
+            }
+            self.take_epoch_stats(1)?;
+            Ok(StepTime {
+                seconds: median(times),
+                submissions,
+            })
+        })();
+        self.resident = None;
+        result.map(Some)
+    }
+
     /// Times one training step on a batch split into three separately submitted parts, each
     /// waited for (the real step, [`Trainer::time_step`], is one submission): the forward pass with the loss (`evaluate`'s dispatches), forward + backward (the
     /// step without updates; backward = the difference) and the optimizer updates alone.

@@ -68,6 +68,7 @@ pub fn options(lr: f32, steps: usize) -> FitOptions {
         checkpoint: None,
         resume: false,
         interrupt_after: None,
+        resident_budget: None,
     }
 }
 
