@@ -62,12 +62,19 @@ struct Params {
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 
-// The block of one workgroup (one subgroup of 32): BM output channels x BN pixels.
-const BM: u32 = 32u;
-const BN: u32 = 64u;
+// The block of one workgroup (one subgroup of 32): WM x WN accumulator tiles of 16 x 16, BM
+// output channels x BN pixels. The host builds one module per tile count (kernels::coop
+// `CoopTile::source`: these two `const` lines and the block between the TILES markers); the
+// file as written is the 2 x 4 variant.
+const WM: u32 = 2u;
+const WN: u32 = 4u;
+const BM: u32 = 16u * WM;
+const BN: u32 = 16u * WN;
+const TILES: u32 = WM * WN;
 
-// Each accumulator tile staged for the epilogue, row-major (16 x 16 f32 each).
-var<workgroup> cs: array<f32, 2048>;
+// Each accumulator tile staged for the epilogue, row-major (16 x 16 f32 each), tile (i, j) at
+// (i WN + j) 256.
+var<workgroup> cs: array<f32, TILES * 256u>;
 // This invocation's lane (the emulation's fragment layout; unused by the hardware's).
 var<private> lane: u32;
 
@@ -141,7 +148,8 @@ fn gemm(
     let m0 = wg.y * BM;
     let n0 = wg.x * BN;
     let kp = p.kp;
-    // Tile origins: A rows m0 and m0 + 16; B columns (pixels) n0 + 16 j.
+    // TILES BEGIN
+    // Tile origins: A rows m0 + 16 i, B columns (pixels) n0 + 16 j; accumulator cij.
     let a0 = (g * p.m_pad + m0) * kp;
     let a1 = a0 + 16u * kp;
     let b0 = (g * p.n_pad + n0) * kp;
@@ -180,14 +188,15 @@ fn gemm(
     store_c(c11, 1280u);
     store_c(c12, 1536u);
     store_c(c13, 1792u);
+    // TILES END
     finish_tiles();
     workgroupBarrier();
-    // Epilogue: tile (i, j) = (e / 1024, (e / 256) % 4), element (r, c) row-major in it;
+    // Epilogue: tile (i, j) = (e / (256 WN), (e / 256) % WN), element (r, c) row-major in it;
     // neighbouring lanes store neighbouring pixels.
     let hw = p.out_h * p.out_w;
-    for (var e = t; e < 2048u; e += 32u) {
-        let m = m0 + (e / 1024u) * 16u + (e % 256u) / 16u;
-        let nl = n0 + ((e / 256u) % 4u) * 16u + e % 16u;
+    for (var e = t; e < TILES * 256u; e += 32u) {
+        let m = m0 + (e / (256u * WN)) * 16u + (e % 256u) / 16u;
+        let nl = n0 + ((e / 256u) % WN) * 16u + e % 16u;
         if (m < p.m && nl < p.n_count) {
             let n = p.n_start + nl;
             let co = g * p.m + m;

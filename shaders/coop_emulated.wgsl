@@ -5,8 +5,9 @@
 // per staged tile, and `finish_tiles` sums each tile over all of K into the staging area, each
 // lane its 8 of the 256 elements (8 lane .. 8 lane + 7, row-major).
 //
-// The sums are done once, in `finish_tiles`, not at each of the GEMM's 8 `mma` call sites:
-// a CPU driver inlines and unrolls every call site, and lavapipe took 51 s to compile that.
+// The sums are done once, in `finish_tiles`, not at each of the GEMM's `mma` call sites:
+// a CPU driver inlines and unrolls every call site, and lavapipe took 51 s to compile the
+// 2 x 4 variant that way.
 struct MatA {
     off: u32,
 }
@@ -21,8 +22,8 @@ struct MatC {
     started: u32,
 }
 
-var<private> origin_a: array<u32, 8>;
-var<private> origin_b: array<u32, 8>;
+var<private> origin_a: array<u32, TILES>;
+var<private> origin_b: array<u32, TILES>;
 
 fn load_a(off: u32) -> MatA {
     return MatA(off);
@@ -47,7 +48,7 @@ fn store_c(c: MatC, off: u32) {
 // A row-major (element (r, k) at origin + r kp + k), B column-major (element (k, c) at
 // origin + c kp + k): coopLoadT's and coopLoad's layouts.
 fn finish_tiles() {
-    for (var t = 0u; t < 8u; t++) {
+    for (var t = 0u; t < TILES; t++) {
         for (var e = 0u; e < 8u; e++) {
             let r = (lane * 8u + e) / 16u;
             let col = (lane * 8u + e) % 16u;

@@ -152,14 +152,19 @@ fn product(
                 &kernels::coop::weight_for_coop(&dense, &a_host),
             )?;
             let scratch = storage_buffer(ctx, "patches (f16)", words, "")?;
-            let mut ds = kernels::coop::dispatch(
-                ctx, kernels, coop, "gemm", &dense, false, &w, &bias, &b, &c, &scratch,
-            )?;
-            if ds.len() == 2 {
-                let gemm = ds.pop().expect("two dispatches");
-                runs.push((Precision::F16, vec![gemm]));
-                // (The bind groups keep the weight and the scratch alive.)
-                coop_prep = ds;
+            // Every block size, on the one patch matrix (the im2col of the first).
+            for tile in kernels::coop::COOP_TILES {
+                let mut ds = kernels::coop::dispatch(
+                    ctx, kernels, coop, tile, "gemm", &dense, false, &w, &bias, &b, &c, &scratch,
+                )?;
+                if ds.len() == 2 {
+                    let gemm = ds.pop().expect("two dispatches");
+                    runs.push((Precision::F16, vec![gemm]));
+                    // (The bind groups keep the weight and the scratch alive.)
+                    if coop_prep.is_empty() {
+                        coop_prep = ds;
+                    }
+                }
             }
         } else {
             eprintln!(

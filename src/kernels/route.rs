@@ -9,7 +9,7 @@
 //! way.
 
 use super::conv2d::{self, Conv2dShape};
-use super::coop::{self, Coop};
+use super::coop::{self, Coop, CoopTile};
 use super::mm::{self, ConvKind, Tile};
 use super::{tuned, Dispatch, Kernels, MatmulPath, Precision};
 use crate::error::Result;
@@ -91,7 +91,7 @@ pub enum ConvRoute {
     Direct,
     /// `coop.wgsl`: f16 im2col + a GEMM on cooperative matrices (tensor cores), or the same
     /// kernel with the tile product emulated.
-    Coop(Coop),
+    Coop(Coop, CoopTile),
 }
 
 impl ConvRoute {
@@ -103,7 +103,7 @@ impl ConvRoute {
                 ConvLayout::PaddedRows
             }
             ConvRoute::Direct => ConvLayout::Oihw,
-            ConvRoute::Coop(_) => ConvLayout::CoopF16,
+            ConvRoute::Coop(..) => ConvLayout::CoopF16,
         }
     }
 
@@ -117,7 +117,7 @@ impl ConvRoute {
             ConvRoute::MmSplit { tile, split } => {
                 mm::conv_split_words(ConvKind { tile, split }, shape)
             }
-            ConvRoute::Coop(_) => coop::scratch_words(shape),
+            ConvRoute::Coop(..) => coop::scratch_words(shape),
             ConvRoute::Mm(_) | ConvRoute::Direct => Ok(0),
         }
     }
@@ -131,7 +131,7 @@ impl ConvRoute {
             ConvRoute::Mm(tile) => tile.name(),
             ConvRoute::MmSplit { tile, split } => ConvKind { tile, split }.name(),
             ConvRoute::Direct => "direct".into(),
-            ConvRoute::Coop(c) => c.name().into(),
+            ConvRoute::Coop(c, tile) => format!("{}{}", c.name(), tile.suffix().replace(' ', "-")),
         }
     }
 
@@ -160,10 +160,11 @@ impl ConvRoute {
             })
         };
         Ok(match self {
-            ConvRoute::Coop(c) => coop::dispatch(
+            ConvRoute::Coop(c, tile) => coop::dispatch(
                 ctx,
                 kernels,
                 c,
+                tile,
                 "conv2d",
                 shape,
                 relu,
@@ -268,7 +269,7 @@ impl Kernels {
     pub fn conv_route(&self, shape: &Conv2dShape, precision: Precision) -> Result<ConvRoute> {
         if precision == Precision::F16 {
             return Ok(match self.coop {
-                Some(c) => ConvRoute::Coop(c),
+                Some(c) => ConvRoute::Coop(c, coop::DEFAULT_TILE),
                 None => ConvRoute::Im2col(Precision::F16),
             });
         }

@@ -163,6 +163,7 @@ impl GpuDense {
                     ctx,
                     kernels,
                     *coop,
+                    kernels::coop::DEFAULT_TILE,
                     "dense",
                     &kernels::conv2d::Conv2dShape::dense(batch, self.inp, self.out),
                     self.relu,

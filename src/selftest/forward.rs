@@ -73,17 +73,20 @@ pub(super) fn conv_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
     // Cooperative matrices: the hardware's where the device has them, and the same kernel with
     // the tile product emulated wherever SHADER_F16 exists (whole scratch, and chunks of one
     // block of pixels).
-    if crate::kernels::coop::hardware_ready(ctx) && has_f16 {
-        routes.push(("coop".into(), ConvRoute::Coop(Coop::Hardware), false, false));
-    }
+    // Every block size of both; the default one also with chunked pixels.
+    use crate::kernels::coop::{COOP_TILES, DEFAULT_TILE};
     if has_f16 {
-        for chunked in [false, true] {
-            let name = if chunked {
-                "coop-emulated (chunked)"
-            } else {
-                "coop-emulated"
-            };
-            routes.push((name.into(), ConvRoute::Coop(Coop::Emulated), false, chunked));
+        let hardware = crate::kernels::coop::hardware_ready(ctx);
+        for tile in COOP_TILES {
+            if hardware {
+                let route = ConvRoute::Coop(Coop::Hardware, tile);
+                routes.push((route.name(), route, false, false));
+            }
+            let route = ConvRoute::Coop(Coop::Emulated, tile);
+            routes.push((route.name(), route, false, false));
+            if tile == DEFAULT_TILE {
+                routes.push((format!("{} (chunked)", route.name()), route, false, true));
+            }
         }
     }
     for (i, s) in conv_shapes().into_iter().enumerate() {
@@ -92,7 +95,7 @@ pub(super) fn conv_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
         for (name, route, native, chunked) in routes.clone() {
             // Tensor cores: f16 products, f32 sums in the hardware's order and rounding.
             let tol = match route {
-                ConvRoute::Coop(Coop::Hardware) => 2e-3,
+                ConvRoute::Coop(Coop::Hardware, _) => 2e-3,
                 _ => 1e-5,
             };
             out.push(Case::new("conv2d", name, conv_label(&s), tol, move |ctx| {
@@ -113,8 +116,9 @@ pub(super) fn conv_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
                             let (oh, ow) = s.out_hw()?;
                             2 * s.out_c * s.batch * oh * ow + 5
                         }
-                        ConvRoute::Coop(_) => {
-                            s.groups * crate::kernels::coop::BN * crate::kernels::coop::kp(&s) / 2
+                        ConvRoute::Coop(..) => {
+                            s.groups * crate::kernels::coop::N_ALIGN * crate::kernels::coop::kp(&s)
+                                / 2
                         }
                         _ => 7 * s.kp(),
                     }
@@ -128,7 +132,7 @@ pub(super) fn conv_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
                 let ds = route.dispatch(ctx, &ks, &s, relu, &wb, &bb, &xb, &yb, sb.as_ref())?;
                 let (got, ms) = run_read(ctx, &ds, &yb, d.out_len)?;
                 let want = match route {
-                    ConvRoute::Im2col(Precision::F16) | ConvRoute::Coop(_) => {
+                    ConvRoute::Im2col(Precision::F16) | ConvRoute::Coop(..) => {
                         let w16 = kernels::gemm::round_f16(&d.w);
                         let x16 = kernels::gemm::round_f16(&d.x);
                         kernels::conv2d::reference(&s, &w16, &d.b, &x16, relu)

@@ -30,7 +30,7 @@ fn conv_labels(route: ConvRoute) -> Vec<String> {
             "conv2d(mm split-K reduce)".into(),
         ],
         ConvRoute::Direct => vec!["conv2d".into()],
-        ConvRoute::Coop(c) => vec![
+        ConvRoute::Coop(c, _) => vec![
             format!("conv2d({} im2col)", c.name()),
             format!("conv2d({})", c.name()),
         ],

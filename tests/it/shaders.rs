@@ -26,13 +26,27 @@ fn validate_with(
 /// are 8x8); its emulated variant is checked with the other f16 shaders
 /// (`f16_shaders_validate_with_the_f16_capability`).
 fn needs(name: &str) -> (Capabilities, bool) {
-    match name {
-        "coop.wgsl" => (
+    let coop =
+        name == "coop.wgsl" || (name.starts_with("coop.wgsl[") && !name.contains("emulated"));
+    if coop {
+        (
             Capabilities::COOPERATIVE_MATRIX | Capabilities::SHADER_FLOAT16,
             false,
-        ),
-        _ => (Capabilities::default(), true),
+        )
+    } else {
+        (Capabilities::default(), true)
     }
+}
+
+/// `coop.wgsl` in every block size but the default (which is in `SHADERS`), on cooperative
+/// matrices or emulated.
+fn coop_variants(coop: alexnet_wgpu::kernels::coop::Coop) -> Vec<alexnet_wgpu::gpu::ShaderSource> {
+    use alexnet_wgpu::kernels::coop::{COOP_TILES, DEFAULT_TILE};
+    COOP_TILES
+        .iter()
+        .filter(|t| coop == alexnet_wgpu::kernels::coop::Coop::Emulated || **t != DEFAULT_TILE)
+        .map(|&t| coop.source(t))
+        .collect()
 }
 
 #[test]
@@ -60,10 +74,18 @@ fn shaders_validate_and_translate_to_every_backend() {
         .collect();
     assert_eq!(tiles.len(), alexnet_wgpu::kernels::mm::TILES.len());
     // Generated variants (the vec4 optimizers).
-    let generated: Vec<(&str, &str)> = alexnet_wgpu::kernels::vec4_optimizer::generated_shaders()
-        .iter()
-        .map(|s| (s.file, s.source))
-        .collect();
+    let mut generated: Vec<(&str, &str)> =
+        alexnet_wgpu::kernels::vec4_optimizer::generated_shaders()
+            .iter()
+            .map(|s| (s.file, s.source))
+            .collect();
+    // The tensor-core kernel's other block sizes (SPIR-V only, as `coop.wgsl`).
+    let coop = coop_variants(alexnet_wgpu::kernels::coop::Coop::Hardware);
+    assert_eq!(
+        coop.len(),
+        alexnet_wgpu::kernels::coop::COOP_TILES.len() - 1
+    );
+    generated.extend(coop.iter().map(|s| (s.file, s.source)));
     for (name, src) in SHADERS.iter().chain(&tiles).chain(&generated) {
         let (caps, everywhere) = needs(name);
         let (module, info) = validate_with(name, src, caps);
@@ -335,10 +357,8 @@ fn host_reads_workgroup_sizes_and_constants_from_the_shaders() {
 /// SHADER_F16, so the portable kernels run there.
 #[test]
 fn f16_shaders_validate_with_the_f16_capability() {
-    let sources = [
-        alexnet_wgpu::kernels::gemm::native_f16_source(),
-        alexnet_wgpu::kernels::coop::Coop::Emulated.source(),
-    ];
+    let mut sources = vec![alexnet_wgpu::kernels::gemm::native_f16_source()];
+    sources.extend(coop_variants(alexnet_wgpu::kernels::coop::Coop::Emulated));
     for src in sources {
         let module = naga::front::wgsl::parse_str(src.source)
             .unwrap_or_else(|e| panic!("{}: {}", src.file, e.emit_to_string(src.source)));
@@ -408,17 +428,13 @@ fn spirv_val_accepts_every_module() {
     for s in tiles
         .iter()
         .chain(alexnet_wgpu::kernels::vec4_optimizer::generated_shaders().iter())
+        .chain(&coop_variants(alexnet_wgpu::kernels::coop::Coop::Hardware))
     {
-        all.push((
-            s.file.to_string(),
-            s.source.to_string(),
-            Capabilities::default(),
-        ));
+        all.push((s.file.to_string(), s.source.to_string(), needs(s.file).0));
     }
-    for s in [
-        alexnet_wgpu::kernels::gemm::native_f16_source(),
-        alexnet_wgpu::kernels::coop::Coop::Emulated.source(),
-    ] {
+    let mut f16 = vec![alexnet_wgpu::kernels::gemm::native_f16_source()];
+    f16.extend(coop_variants(alexnet_wgpu::kernels::coop::Coop::Emulated));
+    for s in f16 {
         all.push((s.file.into(), s.source.into(), Capabilities::SHADER_FLOAT16));
     }
     let dir = tempfile::tempdir().unwrap();
