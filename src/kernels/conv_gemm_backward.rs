@@ -242,30 +242,29 @@ pub fn grad_weight(
                 (&scratch.col_t, &scratch.dy_t, dw),
                 scratch.part.as_ref(),
             )?);
-            k_start += k_count;
-            continue;
+        } else {
+            let mut d = gemm::dispatch(
+                ctx,
+                fk,
+                Precision::F32,
+                "conv grad weight (gemm)",
+                &GemmDims::grouped(g.cout_g, k_count, g.p4, groups, 4),
+                GemmOut {
+                    n_off: k_start,
+                    hw: u32::MAX,
+                    c_bstride: 0,
+                    c_mstride: g.k,
+                    bias_on_n: false,
+                },
+                false,
+                &scratch.dy_t,
+                &scratch.col_t,
+                &scratch.zeros,
+                dw,
+            )?;
+            d.flops = 2.0 * (shape.out_c * k_count * shape.batch * g.hw) as f64;
+            out.push(d);
         }
-        let mut d = gemm::dispatch(
-            ctx,
-            fk,
-            Precision::F32,
-            "conv grad weight (gemm)",
-            &GemmDims::grouped(g.cout_g, k_count, g.p4, groups, 4),
-            GemmOut {
-                n_off: k_start,
-                hw: u32::MAX,
-                c_bstride: 0,
-                c_mstride: g.k,
-                bias_on_n: false,
-            },
-            false,
-            &scratch.dy_t,
-            &scratch.col_t,
-            &scratch.zeros,
-            dw,
-        )?;
-        d.flops = 2.0 * (shape.out_c * k_count * shape.batch * g.hw) as f64;
-        out.push(d);
         k_start += k_count;
     }
     Ok(out)

@@ -206,7 +206,7 @@ impl Coop {
         match ctx.options.coop {
             CoopMatrices::Off => None,
             CoopMatrices::Emulate => f16.then_some(Coop::Emulated),
-            CoopMatrices::Auto => (f16 && hardware_ready(ctx)).then_some(Coop::Hardware),
+            CoopMatrices::Auto => hardware_ready(ctx).then_some(Coop::Hardware),
         }
     }
 }
@@ -291,11 +291,6 @@ static EMULATED: LazyLock<&'static str> = LazyLock::new(|| {
     // Once per process.
     Box::leak(src.into_boxed_str())
 });
-
-/// The emulated variant's source (tests translate it for every backend).
-pub fn emulated_source() -> &'static str {
-    &EMULATED
-}
 
 /// Mirrors `struct Params` in `coop.wgsl`.
 #[repr(C)]
@@ -464,7 +459,7 @@ mod tests {
 
     #[test]
     fn the_emulated_source_replaces_only_the_mma_section() {
-        let e = emulated_source();
+        let e = Coop::Emulated.source(DEFAULT_TILE).source;
         assert!(!e.contains("coop_mat") && !e.contains("wgpu_cooperative_matrix"));
         assert!(e.contains("fn gemm(") && e.contains("fn im2col(") && e.contains("struct MatC"));
         assert!(SOURCE.contains("coopMultiplyAdd"));

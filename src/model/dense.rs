@@ -156,25 +156,22 @@ impl GpuDense {
         output: &wgpu::Buffer,
         scratch: Option<&wgpu::Buffer>,
     ) -> Result<Vec<Dispatch>> {
-        match (self.precision, scratch) {
-            (Precision::F16, Some(scratch)) if self.coop.is_some() => {
-                let (coop, weight) = self.coop.as_ref().expect("checked");
-                kernels::coop::dispatch(
-                    ctx,
-                    kernels,
-                    *coop,
-                    kernels::coop::DEFAULT_TILE,
-                    "dense",
-                    &kernels::conv2d::Conv2dShape::dense(batch, self.inp, self.out),
-                    self.relu,
-                    weight,
-                    &self.bias,
-                    input,
-                    output,
-                    scratch,
-                )
-            }
-            (Precision::F16, Some(scratch)) => kernels::dense::dispatch_f16(
+        match (self.precision, scratch, &self.coop) {
+            (Precision::F16, Some(scratch), Some((coop, weight))) => kernels::coop::dispatch(
+                ctx,
+                kernels,
+                *coop,
+                kernels::coop::DEFAULT_TILE,
+                "dense",
+                &kernels::conv2d::Conv2dShape::dense(batch, self.inp, self.out),
+                self.relu,
+                weight,
+                &self.bias,
+                input,
+                output,
+                scratch,
+            ),
+            (Precision::F16, Some(scratch), None) => kernels::dense::dispatch_f16(
                 ctx,
                 kernels,
                 batch,
@@ -185,11 +182,11 @@ impl GpuDense {
                 output,
                 scratch,
             ),
-            (Precision::F16, None) => Err(Error::Invalid(format!(
+            (Precision::F16, None, _) => Err(Error::Invalid(format!(
                 "{}: f16 dense layers need a scratch buffer",
                 self.name
             ))),
-            (Precision::F32, _) => kernels::dense::dispatch(
+            (Precision::F32, _, _) => kernels::dense::dispatch(
                 ctx,
                 kernels,
                 batch,

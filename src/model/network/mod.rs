@@ -363,11 +363,7 @@ impl Network {
         let submission = ctx.queue.submit([encoder.finish()]);
         let upload = plan::remap_upload(upload);
         // Mapping is requested now; the callback runs (from a poll) once the pass is done.
-        let done: MapDone = Arc::new(Mutex::new(None));
-        let flag = done.clone();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            *flag.lock().unwrap_or_else(|e| e.into_inner()) = Some((r, Instant::now()));
-        });
+        let done = map_async(&staging, wgpu::MapMode::Read);
         Ok(Piece {
             key: (batch, h, w),
             batch,
@@ -427,8 +423,19 @@ impl Network {
     }
 }
 
-/// Set by a read-back buffer's map callback: the result and when it ran.
+/// Set by a buffer's map callback: the result and when it ran.
 type MapDone = Arc<Mutex<Option<(std::result::Result<(), wgpu::BufferAsyncError>, Instant)>>>;
+
+/// Asks for `buffer` to be mapped (the callback runs in a later poll, once the submissions that
+/// use it are done) and returns the flag its callback sets.
+fn map_async(buffer: &wgpu::Buffer, mode: wgpu::MapMode) -> MapDone {
+    let done: MapDone = Arc::new(Mutex::new(None));
+    let flag = done.clone();
+    buffer.slice(..).map_async(mode, move |r| {
+        *flag.lock().unwrap_or_else(|e| e.into_inner()) = Some((r, Instant::now()));
+    });
+    done
+}
 
 /// A batch submitted by [`Network::submit`], to be read back by [`Network::collect`].
 pub struct Pending {

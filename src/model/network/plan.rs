@@ -324,7 +324,7 @@ impl Plan {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if let Some(Ok(())) = state {
+        if let Some((Ok(()), _)) = state {
             self.uploads.push(upload.buffer);
         }
         // Not (yet) mapped or failed: dropped; the next batch makes a new one.
@@ -334,17 +334,12 @@ impl Plan {
 /// An upload buffer of a submitted batch, being mapped for writing again.
 pub(super) struct Upload {
     pub(super) buffer: wgpu::Buffer,
-    mapped:
-        std::sync::Arc<std::sync::Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>>,
+    mapped: super::MapDone,
 }
 
 /// Asks for `buffer` to be mapped for writing once the submission that reads it is done (the
 /// callback runs in a later poll).
 pub(super) fn remap_upload(buffer: wgpu::Buffer) -> Upload {
-    let mapped = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let flag = mapped.clone();
-    buffer.slice(..).map_async(wgpu::MapMode::Write, move |r| {
-        *flag.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-    });
+    let mapped = super::map_async(&buffer, wgpu::MapMode::Write);
     Upload { buffer, mapped }
 }
