@@ -17,6 +17,7 @@ mod dispatch;
 pub mod dropout;
 pub mod gather_rows;
 pub mod gemm;
+pub mod gemv_f16;
 pub mod lrn;
 pub mod lrn_backward;
 pub mod max_pool;
@@ -52,6 +53,7 @@ pub const SHADERS: &[(&str, &str)] = &[
         "im2col_f16.wgsl",
         include_str!("../../shaders/im2col_f16.wgsl"),
     ),
+    ("gemv_f16.wgsl", include_str!("../../shaders/gemv_f16.wgsl")),
     ("mm.wgsl", mm::SOURCE),
     // Tensor cores (built only where the device has cooperative matrices; the emulated
     // variant, `coop::Coop::Emulated`, is derived from it).
@@ -312,6 +314,7 @@ impl Kernels {
         gemm_f16 => ("gemm_f16.wgsl", "main");
         gemm_f16_m1 => ("gemm_f16.wgsl", "main_m1");
         im2col_f16 => ("im2col_f16.wgsl", "main");
+        gemv_f16 => ("gemv_f16.wgsl", "main");
         max_pool => ("max_pool.wgsl", "main");
         lrn => ("lrn.wgsl", "main");
         adaptive_avg_pool => ("adaptive_avg_pool.wgsl", "main");

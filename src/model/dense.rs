@@ -156,6 +156,9 @@ impl GpuDense {
         output: &wgpu::Buffer,
         scratch: Option<&wgpu::Buffer>,
     ) -> Result<Vec<Dispatch>> {
+        if self.precision == Precision::F16 && kernels::gemv_f16::serves(kernels, batch) {
+            return self.gemv_f16(ctx, kernels, batch, input, output);
+        }
         match (self.precision, scratch, &self.coop) {
             (Precision::F16, Some(scratch), Some((coop, weight))) => kernels::coop::dispatch(
                 ctx,
@@ -196,6 +199,58 @@ impl GpuDense {
                 input,
                 output,
             ),
+        }
+    }
+}
+
+impl GpuDense {
+    /// The f16 forward at small batches ([`kernels::gemv_f16`]), from whichever f16 layout
+    /// the weights are stored in.
+    fn gemv_f16(
+        &self,
+        ctx: &GpuContext,
+        kernels: &Kernels,
+        batch: usize,
+        input: &wgpu::Buffer,
+        output: &wgpu::Buffer,
+    ) -> Result<Vec<Dispatch>> {
+        use kernels::gemv_f16::{dispatch, HalfOrder};
+        let run = |rows: (usize, usize), layout: (usize, HalfOrder), weight: &wgpu::Buffer| {
+            dispatch(
+                ctx,
+                kernels,
+                batch,
+                self.inp,
+                (rows.0, rows.1, self.out),
+                layout,
+                self.relu,
+                weight,
+                &self.bias,
+                input,
+                output,
+            )
+        };
+        match &self.coop {
+            Some((_, weight)) => {
+                let shape = kernels::conv2d::Conv2dShape::dense(1, self.inp, self.out);
+                let words = kernels::coop::kp(&shape) / 2;
+                Ok(vec![run(
+                    (0, self.out),
+                    (words, HalfOrder::Sequential),
+                    weight,
+                )?])
+            }
+            None => {
+                let words = Precision::F16.words(Precision::F16.pad_k(self.inp));
+                self.weight
+                    .parts
+                    .iter()
+                    .filter(|(_, rows, _)| *rows > 0)
+                    .map(|(start, rows, buf)| {
+                        run((*start, *rows), (words, HalfOrder::Interleaved), buf)
+                    })
+                    .collect()
+            }
         }
     }
 }

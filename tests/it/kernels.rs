@@ -924,3 +924,71 @@ fn mm_variant_names_parse_and_heuristics() {
         assert!((t.bm / 8) * (t.bn / 8) <= 256, "{}", t.name());
     }
 }
+
+/// `gemv_f16.wgsl` (f16 dense layers at batch 1-8 on GPUs) through the network's dense layer on
+/// the `Blocked` path, from both f16 layouts: `gemm_f16` rows (interleaved halves) in several
+/// weight parts, and `coop.wgsl` rows (sequential halves, rows padded to 16 halves). Against
+/// the f64 reference on the f16-rounded weights and the f32 inputs (the kernel reads the inputs
+/// in f32): TOL, as every f32-accumulating kernel here.
+#[test]
+fn gemv_f16_from_both_layouts() {
+    use alexnet_wgpu::kernels::coop::Coop;
+    use alexnet_wgpu::model::dense::GpuDense;
+    let ctx = ctx();
+    let ks = Kernels::with_path(&ctx, MatmulPath::Blocked(Default::default()));
+    // K odd, under one word group, not a multiple of 8 or 16; outputs not a multiple of the 4
+    // rows per workgroup; every batch the kernel serves.
+    for (seed, (batch, in_f, out_f, rows_per_part)) in [
+        (1, 37, 11, usize::MAX),
+        (2, 256, 70, 9),
+        (3, 5, 3, usize::MAX),
+        (5, 130, 67, 33),
+        (8, 1000, 45, 20),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let seed = 900 + 10 * seed as u64;
+        assert!(kernels::gemv_f16::serves(&ks, batch));
+        let relu = seed.is_multiple_of(20);
+        let w = random(out_f * in_f, seed, 0.3);
+        let b = random(out_f, seed + 1, 0.3);
+        let x = random(batch * in_f, seed + 2, 1.0);
+        let want = kernels::dense::reference(&kernels::gemm::round_f16(&w), &b, &x, batch, relu);
+        let parts = GpuDense {
+            weight: kernels::dense::upload_f16_with_rows_per_part(
+                &ctx,
+                "w",
+                &w,
+                out_f,
+                in_f,
+                rows_per_part,
+            )
+            .unwrap(),
+            ..GpuDense::upload(&ctx, "fc", &w, &b, out_f, in_f, relu, Precision::F16).unwrap()
+        };
+        let coop =
+            GpuDense::upload_coop(&ctx, "fc", &w, &b, out_f, in_f, relu, Coop::Emulated).unwrap();
+        assert!(coop.coop.is_some());
+        for (layout, dense) in [("gemm_f16 rows", &parts), ("coop rows", &coop)] {
+            let xb = upload_f32(&ctx, "x", &x).unwrap();
+            // Poisoned output: every value must be written.
+            let yb = upload_f32(&ctx, "y", &vec![f32::NAN; batch * out_f]).unwrap();
+            let ds = dense.forward(&ctx, &ks, batch, &xb, &yb, None).unwrap();
+            assert!(ds.iter().all(|d| d.label == "dense(gemv_f16)"), "routed");
+            kernels::run(&ctx, &ds).unwrap();
+            let got = read_back_f32(&ctx, &yb, batch * out_f).unwrap();
+            let what = format!("gemv_f16 ({layout}) b{batch} {in_f}->{out_f}");
+            assert_close(&what, &got, &want, TOL);
+        }
+    }
+    // Past MAX_BATCH, and on the CPU adapters' path, the GEMM kernels keep the layer.
+    assert!(!kernels::gemv_f16::serves(
+        &ks,
+        kernels::gemv_f16::MAX_BATCH + 1
+    ));
+    assert!(!kernels::gemv_f16::serves(
+        &Kernels::with_path(&ctx, MatmulPath::Gemm),
+        1
+    ));
+}

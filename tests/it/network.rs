@@ -263,45 +263,81 @@ const TOL_F16: f32 = 5e-3;
 fn check_f16(weights_file: &str, input: &str, logits: &str, pool5: Option<&str>) {
     use alexnet_wgpu::kernels::coop::Coop;
     let ctx = ctx();
-    let mut modes = vec![(false, None)];
+    let mut modes = vec![(false, None, false), (false, None, true)];
     if ctx.features.contains(wgpu::Features::SHADER_F16) {
-        modes.extend([(true, None), (false, Some(Coop::Emulated))]);
+        modes.extend([
+            (true, None, false),
+            (false, Some(Coop::Emulated), false),
+            (false, Some(Coop::Emulated), true),
+        ]);
     }
-    for (native, coop) in modes {
-        check_f16_with(&ctx, native, coop, weights_file, input, logits, pool5);
+    for (native, coop, blocked) in modes {
+        check_f16_with(
+            &ctx,
+            native,
+            coop,
+            blocked,
+            weights_file,
+            input,
+            logits,
+            pool5,
+        );
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn check_f16_with(
     ctx: &alexnet_wgpu::gpu::GpuContext,
     native: bool,
     coop: Option<alexnet_wgpu::kernels::coop::Coop>,
+    blocked: bool,
     weights_file: &str,
     input: &str,
     logits: &str,
     pool5: Option<&str>,
 ) {
-    use alexnet_wgpu::kernels::{Kernels, Precision};
+    use alexnet_wgpu::kernels::{gemv_f16, Kernels, MatmulPath, Precision};
     let w = Weights::load(fixture(weights_file), None).unwrap();
-    let mut ks = Kernels::new(ctx);
+    // `blocked`: the GPUs' path, where dense layers at small batches run `gemv_f16.wgsl`.
+    let mut ks = match blocked {
+        true => Kernels::with_path(ctx, MatmulPath::Blocked(Default::default())),
+        false => Kernels::new(ctx),
+    };
     ks.native_f16 = native;
     ks.coop = coop;
     let mut net = Network::with_kernels(ctx, &w, Precision::F16, ks).unwrap();
     assert_eq!(net.precision(), Precision::F16);
-    let weights_file = &format!("{weights_file} (native f16: {native}, coop: {coop:?})");
+    let weights_file =
+        &format!("{weights_file} (native f16: {native}, coop: {coop:?}, blocked: {blocked})");
     let (shape, x) = npy(input);
-    if coop.is_some() {
-        // Every convolution and dense layer ran the coop kernel.
-        let plan = net.kernel_plan(shape[0], shape[2], shape[3]).unwrap();
-        let convs: Vec<&String> = plan
-            .iter()
+    let plan = net.kernel_plan(shape[0], shape[2], shape[3]).unwrap();
+    let named = |prefix: &str| -> Vec<&String> {
+        plan.iter()
             .flat_map(|(_, ds)| ds)
-            .filter(|d| d.starts_with("conv2d") || d.starts_with("dense"))
-            .collect();
+            .filter(|d| d.starts_with(prefix))
+            .collect()
+    };
+    let gemv = blocked && shape[0] <= gemv_f16::MAX_BATCH;
+    if coop.is_some() {
+        // Every convolution (and dense layer, unless gemv_f16 serves it) ran the coop kernel.
+        let convs = named("conv2d");
         assert!(!convs.is_empty(), "{weights_file}: {plan:?}");
         assert!(
             convs.iter().all(|d| d.contains("coop")),
             "{weights_file}: {convs:?}"
+        );
+    }
+    let dense = named("dense");
+    assert!(!dense.is_empty(), "{weights_file}: {plan:?}");
+    if gemv {
+        assert!(
+            dense.iter().all(|d| d.contains("gemv_f16")),
+            "{weights_file}: {dense:?}"
+        );
+    } else if coop.is_some() {
+        assert!(
+            dense.iter().all(|d| d.contains("coop")),
+            "{weights_file}: {dense:?}"
         );
     }
     let out = net
