@@ -9,7 +9,7 @@ use image::imageops::FilterType;
 use image::RgbImage;
 
 use super::decode::{decode, LoadOptions};
-use super::preprocess::{crop_normalise, resize_target, Preprocess};
+use super::preprocess::{crop_normalise, crop_pixels, resize_target, Preprocess};
 use super::resize::resize_triangle;
 use crate::error::Result;
 
@@ -57,12 +57,35 @@ pub fn prepare_into(
     opts: LoadOptions,
     out: &mut [f32],
 ) -> Result<StageTimes> {
+    prepare_with(path, pre, opts, |img| crop_normalise(img, pre, out))
+}
+
+/// Decodes, resizes and centre-crops `path` into `out` as 8-bit pixels (`crop * crop * 3`
+/// bytes, [`crop_pixels`]' layout), for the GPU to normalise: what `classify`, `eval`,
+/// `features` and the library's `classify`/`embed` decode images into.
+pub fn prepare_pixels_into(
+    path: &Path,
+    pre: &Preprocess,
+    opts: LoadOptions,
+    out: &mut [u8],
+) -> Result<StageTimes> {
+    prepare_with(path, pre, opts, |img| crop_pixels(img, pre, out))
+}
+
+/// Decodes and resizes `path`, then hands the resized image to `crop` (timed as the
+/// normalise stage).
+fn prepare_with(
+    path: &Path,
+    pre: &Preprocess,
+    opts: LoadOptions,
+    crop: impl FnOnce(&RgbImage),
+) -> Result<StageTimes> {
     let t0 = Instant::now();
     let decoded = decode(path, pre, opts)?;
     let t1 = Instant::now();
     let resized = resize_for(decoded.image, pre, opts)?;
     let t2 = Instant::now();
-    crop_normalise(&resized, pre, out);
+    crop(&resized);
     let t3 = Instant::now();
     Ok(StageTimes {
         decode_s: (t1 - t0).as_secs_f64(),
