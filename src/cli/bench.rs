@@ -50,7 +50,8 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
     /// Time decoding + preprocessing alone (no GPU work) on the images in this folder (or
-    /// this one image): images/s, ms per image, split into decode, resize and normalise.
+    /// this one image): images/s, ms per image, split into decode, resize and the crop into
+    /// 8-bit pixels (as classify sends images; they are normalised on the GPU).
     /// --iters and --warmup count passes over the folder.
     #[arg(long, value_name = "DIR")]
     input: Option<std::path::PathBuf>,

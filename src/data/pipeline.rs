@@ -20,7 +20,7 @@ pub struct StageTimes {
     pub decode_s: f64,
     /// Resizing time.
     pub resize_s: f64,
-    /// Crop and normalisation time.
+    /// Crop time (and, for f32 rows, normalisation time; pixels are normalised on the GPU).
     pub normalise_s: f64,
     /// The DCT scale denominator the image was decoded at.
     pub scale: u32,
@@ -121,7 +121,7 @@ impl Loader {
         Loader { pre, opts, threads }
     }
 
-    /// Floats per image.
+    /// Values (floats or pixel bytes) per image.
     pub fn item_len(&self) -> usize {
         3 * self.pre.crop * self.pre.crop
     }
@@ -135,6 +135,18 @@ impl Loader {
         buf: &mut Vec<f32>,
     ) -> Vec<Result<StageTimes>> {
         let fill = |p: &P, out: &mut [f32]| prepare_into(p.as_ref(), &self.pre, self.opts, out);
+        super::stream::fill_parallel(paths, self.item_len(), self.threads, buf, &fill)
+    }
+
+    /// [`Loader::load_batch`] into cropped 8-bit pixels ([`prepare_pixels_into`], `item_len()`
+    /// bytes per image): what `classify` decodes images into.
+    pub fn load_pixels_batch<P: AsRef<Path> + Sync>(
+        &self,
+        paths: &[P],
+        buf: &mut Vec<u8>,
+    ) -> Vec<Result<StageTimes>> {
+        let fill =
+            |p: &P, out: &mut [u8]| prepare_pixels_into(p.as_ref(), &self.pre, self.opts, out);
         super::stream::fill_parallel(paths, self.item_len(), self.threads, buf, &fill)
     }
 }

@@ -226,6 +226,9 @@ fn compact<E: Copy>(buf: &mut [E], status: &[Result<()>], per_item: usize) -> us
     kept
 }
 
+/// What the decoders run per item: fill its rows (of the stage's element), or say why not.
+pub type FillRows<'f, T, E> = dyn Fn(&T, &mut [E]) -> Result<()> + Sync + 'f;
+
 /// The callback receiving each finished batch.
 pub type Emit<'e, T, O> = dyn FnMut(Done<'_, T, O>) -> Result<()> + 'e;
 
@@ -250,7 +253,7 @@ const POLL_EVERY: Duration = Duration::from_millis(1);
 pub fn run<T: Sync, S: GpuStage>(
     items: &[T],
     shape: Shape,
-    fill: &(dyn Fn(&T, &mut [S::Elem]) -> Result<()> + Sync),
+    fill: &FillRows<'_, T, S::Elem>,
     stage: &mut S,
     emit: &mut Emit<'_, T, S::Out>,
 ) -> Result<PipeTimes> {

@@ -43,14 +43,14 @@ pub fn dispatch(
         plane: to_u32("pixels per image", plane)?,
         _pad: [0; 2],
     };
-    Ok(Dispatch::new(
+    Dispatch::new(
         ctx,
         &k.normalize_u8(),
         "normalise u8 input",
         &params,
         &[pixels, table, out],
         Grid::Items(count),
-    )?)
+    )
 }
 
 /// CPU reference: `[n, plane, 3]` bytes through `table` (`table[c][v]`) into `[n, 3, plane]`.

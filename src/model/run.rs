@@ -7,7 +7,7 @@
 //! rows that are not plain crops (augmented views, `.npy` tensors) come as f32
 //! ([`Fill::Floats`]).
 
-use crate::data::stream::{self, PipeTimes};
+use crate::data::stream::{self, FillRows, PipeTimes};
 use crate::data::{norm_table, Preprocess};
 use crate::error::{Error, Result};
 
@@ -16,14 +16,11 @@ use super::{NetStage, Network, PixelStage};
 /// How the decoders fill an item's rows (`rows_per_item` rows of `3 * h * w` values).
 pub enum Fill<'f, T> {
     /// Normalised f32 rows, `[3, h, w]` each.
-    Floats(&'f (dyn Fn(&T, &mut [f32]) -> Result<()> + Sync)),
+    Floats(&'f FillRows<'f, T, f32>),
     /// Cropped pixels, `[h, w, 3]` bytes each in the model's channel order
     /// (`data::prepare_pixels_into`), normalised on the GPU by the preset's table: a quarter
     /// of the bytes to upload.
-    Pixels(
-        &'f (dyn Fn(&T, &mut [u8]) -> Result<()> + Sync),
-        &'f Preprocess,
-    ),
+    Pixels(&'f FillRows<'f, T, u8>, &'f Preprocess),
 }
 
 /// How the items are batched: items per forward pass, network input rows per item (one per
@@ -185,7 +182,7 @@ pub fn run<T: Sync, E>(
 pub fn run_stage<T: Sync, E, S>(
     stage: &mut S,
     items: &[T],
-    fill: &(dyn Fn(&T, &mut [S::Elem]) -> Result<()> + Sync),
+    fill: &FillRows<'_, T, S::Elem>,
     shape: RunShape,
     want_features: bool,
     emit: &mut dyn FnMut(Ran<'_, T>) -> std::result::Result<(), E>,
