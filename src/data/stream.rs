@@ -15,6 +15,10 @@
 //! belt is the second device-side input buffer, and batch n+1's upload overlaps batch n's
 //! passes. Read-back buffers come from a per-plan pool, one per batch in flight.
 //!
+//! A row's values are the stage's to choose ([`GpuStage::Elem`]): cropped 8-bit pixels that the
+//! network normalises on the GPU (images: 3 bytes per pixel to upload) or normalised f32
+//! (augmented views, `.npy` rows, the frozen-conv cache), through the same buffers and threads.
+//!
 //! [`run`] is generic over the GPU side ([`GpuStage`]), so this layer knows no network and the
 //! scheduling is unit-tested with a fake stage; the real one, the network (`model::NetStage`),
 //! is defined above, in `model`, and run by `model::run` (the library's image-to-network

@@ -12,7 +12,7 @@ use crate::common;
 
 use alexnet_wgpu::data::{crop_normalise, crop_pixels, norm_table, Preprocess};
 use alexnet_wgpu::gpu::{read_back_f32, storage_buffer, upload, upload_f32};
-use alexnet_wgpu::kernels::{self, Kernels};
+use alexnet_wgpu::kernels::{self, Kernels, Precision};
 use alexnet_wgpu::model::{Arch, Input, Network, Weights};
 use image::RgbImage;
 use rand::{Rng, SeedableRng};
@@ -101,9 +101,9 @@ fn batch_of(pre: &Preprocess, batch: usize, seed: u64) -> (Vec<f32>, Vec<u8>) {
 
 /// Whole networks: the pixel route's logits and pool5 features are the f32 route's bit for bit
 /// (reduced-width torchvision at 224, RGB, and Caffe at 227, BGR with odd rows; batch 3 and 1),
-/// also when the two routes alternate on one plan (its upload buffers are shared by size) and
-/// when the batch runs as sub-batches under a lowered binding limit; a pixel input of the wrong
-/// size is refused.
+/// also when the two routes alternate on one plan (its upload buffers are shared by size), when
+/// the batch runs as sub-batches under a lowered binding limit and with f16 weights (whose
+/// input is f32 too); a pixel input of the wrong size is refused.
 #[test]
 fn the_pixel_route_gives_the_f32_routes_logits_bit_for_bit() {
     for (file, arch) in [
@@ -153,5 +153,13 @@ fn the_pixel_route_gives_the_f32_routes_logits_bit_for_bit() {
             .forward_input(Input::Pixels(&pixels, &table), batch, h, wd, false)
             .unwrap();
         assert_eq!(bits(&got.logits), bits(&want.logits), "{file} sub-batches");
+        // f16 weights: the input (and the activations) stay f32, normalised the same way.
+        let mut net = Network::with_precision(&ctx, &w, Precision::F16).unwrap();
+        let (rows, pixels) = batch_of(&pre, 2, 40);
+        let want = net.forward(&rows, 2, h, wd, false).unwrap();
+        let got = net
+            .forward_input(Input::Pixels(&pixels, &table), 2, h, wd, false)
+            .unwrap();
+        assert_eq!(bits(&got.logits), bits(&want.logits), "{file} f16");
     }
 }
