@@ -520,12 +520,14 @@ impl AlexNet {
     ) -> Result<()> {
         let pre = &self.pre;
         let load = self.load;
-        let fill = |p: &P, out: &mut [f32]| -> Result<()> {
-            crate::data::prepare_into(p.as_ref(), pre, load, out).map(|_| ())
+        // Cropped 8-bit pixels, normalised on the GPU (a quarter of the f32 upload).
+        let fill = |p: &P, out: &mut [u8]| -> Result<()> {
+            crate::data::prepare_pixels_into(p.as_ref(), pre, load, out).map(|_| ())
         };
         let shape = RunShape::images(self.batch, pre.crop, pre.crop);
         let mut net = self.net.lock().unwrap_or_else(|e| e.into_inner());
-        crate::model::run::run(&mut net, images, &fill, shape, want_features, emit)?;
+        let fill = crate::model::Fill::Pixels(&fill, pre);
+        crate::model::run::run(&mut net, images, fill, shape, want_features, emit)?;
         Ok(())
     }
 

@@ -4,7 +4,7 @@ use std::time::Instant;
 use alexnet_wgpu::gpu::GpuContext;
 use alexnet_wgpu::kernels::{Kernels, MatmulPath, Precision};
 use alexnet_wgpu::model::Weights;
-use alexnet_wgpu::model::{Arch, Network, StepTiming};
+use alexnet_wgpu::model::{Arch, Input, Network, StepTiming};
 use clap::Args;
 use rand::{Rng, SeedableRng};
 
@@ -50,7 +50,8 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
     /// Time decoding + preprocessing alone (no GPU work) on the images in this folder (or
-    /// this one image): images/s, ms per image, split into decode, resize and normalise.
+    /// this one image): images/s, ms per image, split into decode, resize and the crop into
+    /// 8-bit pixels (as classify sends images; they are normalised on the GPU).
     /// --iters and --warmup count passes over the folder.
     #[arg(long, value_name = "DIR")]
     input: Option<std::path::PathBuf>,
@@ -87,8 +88,15 @@ struct BatchResult {
     /// median of --iters separate passes; `None` without timestamp queries.
     gpu_ms: Option<f64>,
     gpu_images_per_s: Option<f64>,
-    /// Wall time of the input upload alone (`write_buffer`, submit, wait), median of --iters.
+    /// Wall time of the input upload alone (host copy into the mapped upload buffer, its
+    /// copy to the device, submit, wait), median of --iters.
     upload_ms: f64,
+    /// Bytes uploaded per pass: the cropped images as 8-bit pixels, as `classify` sends them
+    /// (normalised on the GPU, within `gpu_ms`).
+    upload_bytes: usize,
+    /// What the same pass would upload as normalised f32 rows (4 bytes per value), the route
+    /// of `.npy` inputs.
+    upload_bytes_f32: usize,
     /// max |logits - f32 logits| / max |f32 logits| on the same input (when f32 also ran).
     #[serde(skip_serializing_if = "Option::is_none")]
     logit_error_vs_f32: Option<f64>,
@@ -164,23 +172,25 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let spec = weights.spec();
     let [_, h, w] = spec.input;
     let gflop_per_image = spec.flops_per_image()? / 1e9;
+    // Random pixels uploaded and normalised on the GPU as `classify` does with images.
+    let table =
+        alexnet_wgpu::data::norm_table(&alexnet_wgpu::data::Preprocess::for_arch(weights.arch));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
     let mut results = Vec::new();
     for &batch in &args.batch {
         anyhow::ensure!(batch > 0, "batch sizes must be positive");
-        let input: Vec<f32> = (0..batch * 3 * h * w)
-            .map(|_| rng.random_range(-2.0..2.0))
-            .collect();
+        let pixels: Vec<u8> = (0..batch * 3 * h * w).map(|_| rng.random()).collect();
+        let input = Input::Pixels(&pixels, &table);
         let mut f32_logits: Option<Vec<f32>> = None;
         for net in nets.iter_mut() {
             let mut logits = Vec::new();
             for _ in 0..args.warmup {
-                logits = net.forward(&input, batch, h, w, false)?.logits;
+                logits = net.forward_input(input, batch, h, w, false)?.logits;
             }
             let mut times: Vec<f64> = (0..args.iters.max(1))
                 .map(|_| {
                     let t = Instant::now();
-                    net.forward(&input, batch, h, w, false).map(|out| {
+                    net.forward_input(input, batch, h, w, false).map(|out| {
                         let ms = t.elapsed().as_secs_f64() * 1e3;
                         logits = out.logits;
                         ms
@@ -191,7 +201,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             // The same passes taken apart: the upload alone, then the pass's GPU time.
             let (mut gpu, mut upload) = (Vec::new(), Vec::new());
             for _ in 0..args.iters.max(1) {
-                let t = net.time_pass(&input, batch, h, w)?;
+                let t = net.time_pass(input, batch, h, w)?;
                 upload.push(t.upload_ms);
                 gpu.extend(t.gpu_ms);
             }
@@ -221,6 +231,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 gpu_ms,
                 gpu_images_per_s: gpu_ms.map(|ms| batch as f64 / (ms / 1e3)),
                 upload_ms: median(&mut upload),
+                upload_bytes: pixels.len(),
+                upload_bytes_f32: 4 * pixels.len(),
                 logit_error_vs_f32,
                 layers,
             });
@@ -279,10 +291,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             }
             println!(
                 "(wall: a whole pass as classify pays it; GPU: the pass alone by timestamps; \
-                 upload: the input alone)"
+                 upload: the input alone, as 8-bit pixels normalised on the GPU in the pass; \
+                 upload MB: u8 sent / f32 rows' size)"
             );
             println!(
-                "{:>5} {:>6} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9} {:>10} {:>9} {:>14}",
+                "{:>5} {:>6} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9} {:>10} {:>9} {:>13} {:>14}",
                 "prec",
                 "batch",
                 "wall ms",
@@ -293,6 +306,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 "GPU ms",
                 "GPU img/s",
                 "upload ms",
+                "upload MB",
                 "logit err/f32"
             );
             let opt =
@@ -302,8 +316,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                     .logit_error_vs_f32
                     .map(|e| format!("{e:.2e}"))
                     .unwrap_or_default();
+                let mb = |b: usize| b as f64 / 1e6;
                 println!(
-                    "{:>5} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>10.2} {:>9.2} {:>9} {:>10} {:>9.2} {:>14}",
+                    "{:>5} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>10.2} {:>9.2} {:>9} {:>10} {:>9.2} {:>13} {:>14}",
                     r.precision,
                     r.batch,
                     r.median_ms,
@@ -314,6 +329,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                     opt(r.gpu_ms, 2),
                     opt(r.gpu_images_per_s, 1),
                     r.upload_ms,
+                    format!("{:.2}/{:.2}", mb(r.upload_bytes), mb(r.upload_bytes_f32)),
                     err
                 );
             }

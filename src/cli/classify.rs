@@ -8,7 +8,7 @@ use alexnet_wgpu::data::stream::PipeTimes;
 use alexnet_wgpu::data::{InputItem, InputSource, Preprocess};
 use alexnet_wgpu::labels;
 use alexnet_wgpu::model::run::run as run_network;
-use alexnet_wgpu::model::{top_k, Network, RunError, RunShape};
+use alexnet_wgpu::model::{top_k, Fill, Network, RunError, RunShape};
 use alexnet_wgpu::shard::{hash_names, NpyWriter, PartPaths, RunIdentity};
 use alexnet_wgpu::InputErrorKind;
 use anyhow::Context;
@@ -269,10 +269,29 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
                 )),
             }
         };
+        // Images (a run without an .npy file) are decoded into cropped 8-bit pixels and
+        // normalised on the GPU: a quarter of the f32 rows' upload.
+        let fill_pixels = |item: &InputItem, out: &mut [u8]| -> alexnet_wgpu::Result<()> {
+            match &item.source {
+                InputSource::Image(p) => {
+                    alexnet_wgpu::data::prepare_pixels_into(p, &pre, opts, out).map(|_| ())
+                }
+                InputSource::NpyItem(p, _) => Err(alexnet_wgpu::Error::input(
+                    p.clone(),
+                    alexnet_wgpu::InputErrorKind::Malformed,
+                    "an .npy row in a run of images",
+                )),
+            }
+        };
+        let fill = if npy.is_some() {
+            Fill::Floats(&fill)
+        } else {
+            Fill::Pixels(&fill_pixels, &pre)
+        };
         let shape = RunShape::images(batch, h, w);
         // A batch's results go to the sink together, as soon as its last item is back.
         let mut results: Vec<Result<Row, Failure>> = Vec::with_capacity(batch);
-        let t = run_network(&mut net, run_items, &fill, shape, want_features, &mut |r| {
+        let t = run_network(&mut net, run_items, fill, shape, want_features, &mut |r| {
             results.push(match r.row {
                 Ok(row) => Ok(Row {
                     name: r.item.name(),

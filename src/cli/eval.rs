@@ -1,8 +1,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use alexnet_wgpu::data::{prepare_into, ClassFolders, Preprocess};
-use alexnet_wgpu::model::{Network, RunError, RunShape};
+use alexnet_wgpu::data::{prepare_pixels_into, ClassFolders, Preprocess};
+use alexnet_wgpu::model::{Fill, Network, RunError, RunShape};
 use alexnet_wgpu::train::Metrics;
 use alexnet_wgpu::weights::meta::ModelMeta;
 use clap::{Args, ValueEnum};
@@ -83,12 +83,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     // A bar on a terminal, plain progress lines when piped.
     let mut pb = super::meter::Meter::new(data.items.len(), "evaluating", "images");
     let (mut logits, mut labels, mut failed) = (Vec::new(), Vec::new(), 0usize);
-    let fill = |(p, _): &(PathBuf, usize), out: &mut [f32]| -> alexnet_wgpu::Result<()> {
-        prepare_into(p, &pre, opts, out).map(|_| ())
+    let fill = |(p, _): &(PathBuf, usize), out: &mut [u8]| -> alexnet_wgpu::Result<()> {
+        prepare_pixels_into(p, &pre, opts, out).map(|_| ())
     };
     let shape = RunShape::images(args.batch.max(1), pre.crop, pre.crop);
+    let fill = Fill::Pixels(&fill, &pre);
     let times =
-        alexnet_wgpu::model::run::run(&mut net, &data.items, &fill, shape, false, &mut |r| {
+        alexnet_wgpu::model::run::run(&mut net, &data.items, fill, shape, false, &mut |r| {
             let (p, c) = r.item;
             match r.row {
                 Ok(row) => {

@@ -13,7 +13,12 @@ pub const BATCH_BUFFER_LIMIT: u64 = 1 << 30;
 /// Refuses a batch buffer of `rows` rows of `row_len` floats over [`BATCH_BUFFER_LIMIT`];
 /// `what` says what the rows are ("images of 3x224x224 per batch").
 pub fn check_batch(rows: usize, row_len: usize, what: &str) -> Result<()> {
-    let bytes = rows as u128 * row_len as u128 * 4;
+    check_batch_of(rows, row_len, 4, what)
+}
+
+/// [`check_batch`] for rows of `value_bytes`-byte values (1 for the u8 pixels of images).
+pub fn check_batch_of(rows: usize, row_len: usize, value_bytes: usize, what: &str) -> Result<()> {
+    let bytes = rows as u128 * row_len as u128 * value_bytes as u128;
     if bytes > BATCH_BUFFER_LIMIT as u128 {
         return Err(Error::Invalid(format!(
             "{rows} {what} need {} of host memory per batch buffer, over the {} limit: \

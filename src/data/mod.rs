@@ -15,9 +15,10 @@ mod transform;
 pub use decode::LoadOptions;
 pub use folder::ClassFolders;
 pub use inputs::{collect_inputs, InputItem, InputSource};
-pub use pipeline::{load_view, prepare, prepare_into, Loader, StageTimes};
+pub use pipeline::{load_view, prepare, prepare_into, prepare_pixels_into, Loader, StageTimes};
 pub use preprocess::{
-    augment, crop_normalise, decode_image, load_image, preprocess, resize_target, Preprocess,
+    augment, crop_normalise, crop_pixels, decode_image, load_image, norm_table, preprocess,
+    resize_target, NormTable, Preprocess,
 };
 
 /// Maps `f` over `items` on all cores (chunked, in order): image decoding is the CPU's share.

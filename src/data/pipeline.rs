@@ -9,7 +9,7 @@ use image::imageops::FilterType;
 use image::RgbImage;
 
 use super::decode::{decode, LoadOptions};
-use super::preprocess::{crop_normalise, resize_target, Preprocess};
+use super::preprocess::{crop_normalise, crop_pixels, resize_target, Preprocess};
 use super::resize::resize_triangle;
 use crate::error::Result;
 
@@ -20,7 +20,7 @@ pub struct StageTimes {
     pub decode_s: f64,
     /// Resizing time.
     pub resize_s: f64,
-    /// Crop and normalisation time.
+    /// Crop time (and, for f32 rows, normalisation time; pixels are normalised on the GPU).
     pub normalise_s: f64,
     /// The DCT scale denominator the image was decoded at.
     pub scale: u32,
@@ -57,12 +57,35 @@ pub fn prepare_into(
     opts: LoadOptions,
     out: &mut [f32],
 ) -> Result<StageTimes> {
+    prepare_with(path, pre, opts, |img| crop_normalise(img, pre, out))
+}
+
+/// Decodes, resizes and centre-crops `path` into `out` as 8-bit pixels (`crop * crop * 3`
+/// bytes, [`crop_pixels`]' layout), for the GPU to normalise: what `classify`, `eval`,
+/// `features` and the library's `classify`/`embed` decode images into.
+pub fn prepare_pixels_into(
+    path: &Path,
+    pre: &Preprocess,
+    opts: LoadOptions,
+    out: &mut [u8],
+) -> Result<StageTimes> {
+    prepare_with(path, pre, opts, |img| crop_pixels(img, pre, out))
+}
+
+/// Decodes and resizes `path`, then hands the resized image to `crop` (timed as the
+/// normalise stage).
+fn prepare_with(
+    path: &Path,
+    pre: &Preprocess,
+    opts: LoadOptions,
+    crop: impl FnOnce(&RgbImage),
+) -> Result<StageTimes> {
     let t0 = Instant::now();
     let decoded = decode(path, pre, opts)?;
     let t1 = Instant::now();
     let resized = resize_for(decoded.image, pre, opts)?;
     let t2 = Instant::now();
-    crop_normalise(&resized, pre, out);
+    crop(&resized);
     let t3 = Instant::now();
     Ok(StageTimes {
         decode_s: (t1 - t0).as_secs_f64(),
@@ -98,7 +121,7 @@ impl Loader {
         Loader { pre, opts, threads }
     }
 
-    /// Floats per image.
+    /// Values (floats or pixel bytes) per image.
     pub fn item_len(&self) -> usize {
         3 * self.pre.crop * self.pre.crop
     }
@@ -112,6 +135,18 @@ impl Loader {
         buf: &mut Vec<f32>,
     ) -> Vec<Result<StageTimes>> {
         let fill = |p: &P, out: &mut [f32]| prepare_into(p.as_ref(), &self.pre, self.opts, out);
+        super::stream::fill_parallel(paths, self.item_len(), self.threads, buf, &fill)
+    }
+
+    /// [`Loader::load_batch`] into cropped 8-bit pixels ([`prepare_pixels_into`], `item_len()`
+    /// bytes per image): what `classify` decodes images into.
+    pub fn load_pixels_batch<P: AsRef<Path> + Sync>(
+        &self,
+        paths: &[P],
+        buf: &mut Vec<u8>,
+    ) -> Vec<Result<StageTimes>> {
+        let fill =
+            |p: &P, out: &mut [u8]| prepare_pixels_into(p.as_ref(), &self.pre, self.opts, out);
         super::stream::fill_parallel(paths, self.item_len(), self.threads, buf, &fill)
     }
 }

@@ -58,24 +58,41 @@ pub fn preprocess(img: &RgbImage, p: &Preprocess) -> Vec<f32> {
     out
 }
 
-/// Centre-crops an image already at [`resize_target`] size and writes the normalised
-/// `[3, crop, crop]` tensor into `out`.
-pub fn crop_normalise(resized: &RgbImage, p: &Preprocess, out: &mut [f32]) {
-    let (nw, nh) = (resized.width() as usize, resized.height() as usize);
-    let c = p.crop;
-    assert!(
-        nw >= c && nh >= c && out.len() == 3 * c * c,
-        "crop_normalise sizes"
-    );
-    let top = round_half_even((nh - c) as f64 / 2.0);
-    let left = round_half_even((nw - c) as f64 / 2.0);
-    // One table per output channel: 256 values instead of a multiply-add per sample.
+/// The per-channel normalisation as a table: `table[c][v]` is the model's channel `c` input
+/// for the 8-bit value `v` (`(v * scale - mean[c]) / std[c]` in f32). The CPU path
+/// ([`crop_normalise`]) and the GPU's (`normalize_u8.wgsl`, which looks the same values up)
+/// both read it, so the two give bit-identical inputs.
+pub type NormTable = [[f32; 256]; 3];
+
+/// [`NormTable`] of a preset.
+pub fn norm_table(p: &Preprocess) -> NormTable {
     let mut lut = [[0f32; 256]; 3];
     for (ch, table) in lut.iter_mut().enumerate() {
         for (v, slot) in table.iter_mut().enumerate() {
             *slot = (v as f32 * p.scale - p.mean[ch]) / p.std[ch];
         }
     }
+    lut
+}
+
+/// The top-left corner `(top, left)` of the centre crop of a `nw` x `nh` image, checked.
+fn crop_origin(nw: usize, nh: usize, c: usize) -> (usize, usize) {
+    assert!(nw >= c && nh >= c, "the image is smaller than the crop");
+    (
+        round_half_even((nh - c) as f64 / 2.0),
+        round_half_even((nw - c) as f64 / 2.0),
+    )
+}
+
+/// Centre-crops an image already at [`resize_target`] size and writes the normalised
+/// `[3, crop, crop]` tensor into `out`.
+pub fn crop_normalise(resized: &RgbImage, p: &Preprocess, out: &mut [f32]) {
+    let (nw, nh) = (resized.width() as usize, resized.height() as usize);
+    let c = p.crop;
+    assert!(out.len() == 3 * c * c, "crop_normalise sizes");
+    let (top, left) = crop_origin(nw, nh, c);
+    // One table per output channel: 256 values instead of a multiply-add per sample.
+    let lut = norm_table(p);
     let raw = resized.as_raw();
     let (planes, _) = out.split_at_mut(3 * c * c);
     let (r, rest) = planes.split_at_mut(c * c);
@@ -88,6 +105,31 @@ pub fn crop_normalise(resized: &RgbImage, p: &Preprocess, out: &mut [f32]) {
             r[o + x] = lut[0][px[order[0]] as usize];
             g[o + x] = lut[1][px[order[1]] as usize];
             b[o + x] = lut[2][px[order[2]] as usize];
+        }
+    }
+}
+
+/// Centre-crops an image already at [`resize_target`] size into `out` as 8-bit pixels,
+/// `[crop, crop, 3]` (interleaved, as decoded) in the model's channel order (BGR for Caffe),
+/// for the GPU to normalise with [`norm_table`]: a quarter of the bytes of
+/// [`crop_normalise`]'s f32 tensor, and on the CPU one row copy per crop row (RGB presets).
+/// Interleaved rather than planar: the CPU then copies rows as decoded, and the GPU kernel,
+/// which reads every byte once anyway, does the de-interleave for free.
+pub fn crop_pixels(resized: &RgbImage, p: &Preprocess, out: &mut [u8]) {
+    let (nw, nh) = (resized.width() as usize, resized.height() as usize);
+    let c = p.crop;
+    assert!(out.len() == 3 * c * c, "crop_pixels sizes");
+    let (top, left) = crop_origin(nw, nh, c);
+    let raw = resized.as_raw();
+    for (y, dst) in out.chunks_exact_mut(3 * c).enumerate() {
+        let start = ((top + y) * nw + left) * 3;
+        let row = &raw[start..start + 3 * c];
+        if p.bgr {
+            for (d, s) in dst.chunks_exact_mut(3).zip(row.chunks_exact(3)) {
+                d.copy_from_slice(&[s[2], s[1], s[0]]);
+            }
+        } else {
+            dst.copy_from_slice(row);
         }
     }
 }

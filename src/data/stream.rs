@@ -15,6 +15,10 @@
 //! belt is the second device-side input buffer, and batch n+1's upload overlaps batch n's
 //! passes. Read-back buffers come from a per-plan pool, one per batch in flight.
 //!
+//! A row's values are the stage's to choose ([`GpuStage::Elem`]): cropped 8-bit pixels that the
+//! network normalises on the GPU (images: 3 bytes per pixel to upload) or normalised f32
+//! (augmented views, `.npy` rows, the frozen-conv cache), through the same buffers and threads.
+//!
 //! [`run`] is generic over the GPU side ([`GpuStage`]), so this layer knows no network and the
 //! scheduling is unit-tested with a fake stage; the real one, the network (`model::NetStage`),
 //! is defined above, in `model`, and run by `model::run` (the library's image-to-network
@@ -30,20 +34,23 @@ use crate::error::Result;
 
 /// The GPU side of the pipeline: work is submitted without waiting, and read back later.
 pub trait GpuStage {
+    /// What a host row holds: `f32` (normalised tensors) or `u8` (cropped pixels the stage
+    /// normalises on the GPU, a quarter of the bytes to upload). The decoders fill rows of it.
+    type Elem: Copy + Default + Send + Sync;
     /// A submitted batch not yet read back.
     type Pending;
     /// A batch's read-back result.
     type Out;
     /// Starts the work on `rows` rows of `input` and returns without waiting for it; `input`
     /// may be overwritten as soon as this returns.
-    fn submit(&mut self, input: &[f32], rows: usize) -> Result<Self::Pending>;
+    fn submit(&mut self, input: &[Self::Elem], rows: usize) -> Result<Self::Pending>;
     /// Lets finished work be noticed without blocking.
     fn poll(&mut self) {}
     /// Waits for submitted work; returns its output and when it finished.
     fn collect(&mut self, pending: Self::Pending) -> Result<(Self::Out, Instant)>;
 }
 
-/// How the pipeline is shaped: items per batch, rows (tensors) each item yields, floats per
+/// How the pipeline is shaped: items per batch, rows (tensors) each item yields, values per
 /// row, decoding threads.
 #[derive(Clone, Copy, Debug)]
 pub struct Shape {
@@ -51,7 +58,7 @@ pub struct Shape {
     pub batch: usize,
     /// Host rows per item.
     pub rows_per_item: usize,
-    /// Floats per row.
+    /// Values ([`GpuStage::Elem`]) per row.
     pub row_len: usize,
     /// Decoding threads.
     pub threads: usize,
@@ -151,27 +158,27 @@ impl PipeTimes {
 }
 
 /// A decoded batch on its way from the decoders to the GPU loop.
-struct Decoded {
+struct Decoded<E> {
     index: usize,
-    buf: Vec<f32>,
+    buf: Vec<E>,
     rows: usize,
     status: Vec<Result<()>>,
 }
 
 /// Fills `buf` with `items`' rows on `threads` threads (each takes the next item as it
 /// finishes one), item `i` at `i * per_item`; returns each item's result in order.
-pub fn fill_parallel<T: Sync, R: Send>(
+pub fn fill_parallel<T: Sync, R: Send, E: Copy + Default + Send>(
     items: &[T],
     per_item: usize,
     threads: usize,
-    buf: &mut Vec<f32>,
-    fill: &(dyn Fn(&T, &mut [f32]) -> Result<R> + Sync),
+    buf: &mut Vec<E>,
+    fill: &(dyn Fn(&T, &mut [E]) -> Result<R> + Sync),
 ) -> Vec<Result<R>> {
-    buf.resize(items.len() * per_item, 0.0);
+    buf.resize(items.len() * per_item, E::default());
     if per_item == 0 {
         return items.iter().map(|t| fill(t, &mut [])).collect();
     }
-    let slots: Vec<std::sync::Mutex<&mut [f32]>> = buf
+    let slots: Vec<std::sync::Mutex<&mut [E]>> = buf
         .chunks_mut(per_item)
         .map(std::sync::Mutex::new)
         .collect();
@@ -210,7 +217,7 @@ pub fn fill_parallel<T: Sync, R: Send>(
 }
 
 /// Moves the good items' rows to the front of `buf`, in order; returns how many rows.
-fn compact(buf: &mut [f32], status: &[Result<()>], per_item: usize) -> usize {
+fn compact<E: Copy>(buf: &mut [E], status: &[Result<()>], per_item: usize) -> usize {
     let mut kept = 0;
     for (i, s) in status.iter().enumerate() {
         if s.is_ok() {
@@ -222,6 +229,9 @@ fn compact(buf: &mut [f32], status: &[Result<()>], per_item: usize) -> usize {
     }
     kept
 }
+
+/// What the decoders run per item: fill its rows (of the stage's element), or say why not.
+pub type FillRows<'f, T, E> = dyn Fn(&T, &mut [E]) -> Result<()> + Sync + 'f;
 
 /// The callback receiving each finished batch.
 pub type Emit<'e, T, O> = dyn FnMut(Done<'_, T, O>) -> Result<()> + 'e;
@@ -247,15 +257,16 @@ const POLL_EVERY: Duration = Duration::from_millis(1);
 pub fn run<T: Sync, S: GpuStage>(
     items: &[T],
     shape: Shape,
-    fill: &(dyn Fn(&T, &mut [f32]) -> Result<()> + Sync),
+    fill: &FillRows<'_, T, S::Elem>,
     stage: &mut S,
     emit: &mut Emit<'_, T, S::Out>,
 ) -> Result<PipeTimes> {
     let start = Instant::now();
     let batch = shape.batch.max(1).min(items.len().max(1));
-    super::host_memory::check_batch(
+    super::host_memory::check_batch_of(
         batch.saturating_mul(shape.rows_per_item),
         shape.row_len,
+        std::mem::size_of::<S::Elem>(),
         "input rows (items times rows per item)",
     )?;
     let per_item = shape.rows_per_item * shape.row_len;
@@ -265,8 +276,8 @@ pub fn run<T: Sync, S: GpuStage>(
         ..Default::default()
     };
     let result = std::thread::scope(|s| -> Result<()> {
-        let (free_tx, free_rx) = sync_channel::<Vec<f32>>(HOST_BUFFERS);
-        let (full_tx, full_rx) = sync_channel::<Decoded>(HOST_BUFFERS);
+        let (free_tx, free_rx) = sync_channel::<Vec<S::Elem>>(HOST_BUFFERS);
+        let (full_tx, full_rx) = sync_channel::<Decoded<S::Elem>>(HOST_BUFFERS);
         for _ in 0..HOST_BUFFERS {
             free_tx.send(Vec::new()).expect("room for every buffer");
         }
@@ -386,6 +397,7 @@ mod tests {
     }
 
     impl GpuStage for Fake {
+        type Elem = f32;
         type Pending = (usize, Vec<f32>);
         type Out = Vec<f32>;
         fn submit(&mut self, input: &[f32], rows: usize) -> Result<(usize, Vec<f32>)> {

@@ -23,6 +23,7 @@ pub mod lrn_backward;
 pub mod max_pool;
 pub mod mm;
 pub mod mm_grouped;
+pub mod normalize_u8;
 pub mod pad_rows;
 pub mod pool_backward;
 pub mod relu;
@@ -66,6 +67,10 @@ pub const SHADERS: &[(&str, &str)] = &[
     ),
     ("softmax.wgsl", include_str!("../../shaders/softmax.wgsl")),
     ("relu.wgsl", include_str!("../../shaders/relu.wgsl")),
+    (
+        "normalize_u8.wgsl",
+        include_str!("../../shaders/normalize_u8.wgsl"),
+    ),
     ("lpips.wgsl", include_str!("../../shaders/lpips.wgsl")),
     // Training: backward passes, loss, optimizers.
     (
@@ -320,6 +325,7 @@ impl Kernels {
         adaptive_avg_pool => ("adaptive_avg_pool.wgsl", "main");
         softmax => ("softmax.wgsl", "main");
         relu => ("relu.wgsl", "main");
+        normalize_u8 => ("normalize_u8.wgsl", "main");
         grad_input => ("dense_backward.wgsl", "grad_input");
         grad_weight => ("dense_backward.wgsl", "grad_weight");
         grad_bias => ("dense_backward.wgsl", "grad_bias");

@@ -19,9 +19,9 @@ pub mod tune;
 
 pub use arch::{Arch, Layer, LayerInfo, NetSpec, Shape, Widths};
 pub use naming::Scheme;
-pub use network::{Network, Output, PassTiming, Pending};
+pub use network::{Input, Network, Output, PassTiming, Pending};
 pub use params::Weights;
 pub use profile::{LayerTiming, StepTiming};
-pub use run::{top_k, Ran, Row, RunError, RunShape};
-pub use stage::NetStage;
+pub use run::{top_k, Fill, Ran, Row, RunError, RunShape};
+pub use stage::{NetStage, PixelStage};
 pub use tap::{Tap, TapLayers};

@@ -3,11 +3,25 @@
 //! (`data::stream::run` with the network as its GPU stage), and each item comes back, in input
 //! order, as a typed row or as the reason it could not be read. `AlexNet::classify`/`embed`,
 //! `alexnet classify`, `alexnet eval` and the pool5 feature stream are formatters over it.
+//! Images are decoded into cropped 8-bit pixels and normalised on the GPU ([`Fill::Pixels`]);
+//! rows that are not plain crops (augmented views, `.npy` tensors) come as f32
+//! ([`Fill::Floats`]).
 
-use crate::data::stream::{self, PipeTimes};
+use crate::data::stream::{self, FillRows, PipeTimes};
+use crate::data::{norm_table, Preprocess};
 use crate::error::{Error, Result};
 
-use super::{NetStage, Network};
+use super::{NetStage, Network, PixelStage};
+
+/// How the decoders fill an item's rows (`rows_per_item` rows of `3 * h * w` values).
+pub enum Fill<'f, T> {
+    /// Normalised f32 rows, `[3, h, w]` each.
+    Floats(&'f FillRows<'f, T, f32>),
+    /// Cropped pixels, `[h, w, 3]` bytes each in the model's channel order
+    /// (`data::prepare_pixels_into`), normalised on the GPU by the preset's table: a quarter
+    /// of the bytes to upload.
+    Pixels(&'f FillRows<'f, T, u8>, &'f Preprocess),
+}
 
 /// How the items are batched: items per forward pass, network input rows per item (one per
 /// image; augmented views give several), the input's height and width, decoding threads.
@@ -137,18 +151,30 @@ impl BatchRows for FeatureRows {
 pub fn run<T: Sync, E>(
     net: &mut Network,
     items: &[T],
-    fill: &(dyn Fn(&T, &mut [f32]) -> Result<()> + Sync),
+    fill: Fill<'_, T>,
     shape: RunShape,
     want_features: bool,
     emit: &mut dyn FnMut(Ran<'_, T>) -> std::result::Result<(), E>,
 ) -> std::result::Result<PipeTimes, RunError<E>> {
-    let mut stage = NetStage {
+    let stage = NetStage {
         net,
         h: shape.h,
         w: shape.w,
         want_features,
     };
-    run_stage(&mut stage, items, fill, shape, want_features, emit)
+    match fill {
+        Fill::Floats(fill) => {
+            let mut stage = stage;
+            run_stage(&mut stage, items, fill, shape, want_features, emit)
+        }
+        Fill::Pixels(fill, pre) => {
+            let mut stage = PixelStage {
+                stage,
+                table: norm_table(pre),
+            };
+            run_stage(&mut stage, items, fill, shape, want_features, emit)
+        }
+    }
 }
 
 /// [`run`] over any GPU stage whose output reads item by item (the network, or training's
@@ -156,7 +182,7 @@ pub fn run<T: Sync, E>(
 pub fn run_stage<T: Sync, E, S>(
     stage: &mut S,
     items: &[T],
-    fill: &(dyn Fn(&T, &mut [f32]) -> Result<()> + Sync),
+    fill: &FillRows<'_, T, S::Elem>,
     shape: RunShape,
     want_features: bool,
     emit: &mut dyn FnMut(Ran<'_, T>) -> std::result::Result<(), E>,

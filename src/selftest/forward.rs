@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use rand::{Rng, SeedableRng};
+
 use super::{conv_data, conv_label, conv_shapes, random, run_read, Case, Compared};
 use crate::gpu::{read_back_f32, storage_buffer, upload, upload_f32, GpuContext, SplitWeight};
 use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
@@ -471,6 +473,42 @@ pub(super) fn elementwise_cases(out: &mut Vec<Case>) {
             tol: None,
         })
     }));
+}
+
+/// `normalize_u8.wgsl`: random bytes (batch 1 and 3, planes whose bytes are not whole words)
+/// through an RGB and a BGR preset's table into a NaN-poisoned output, against the CPU
+/// reference. Tolerance 0: a table look-up, no arithmetic, so any difference is an indexing bug.
+pub(super) fn normalize_u8_cases(out: &mut Vec<Case>) {
+    use crate::data::{norm_table, Preprocess};
+    for (pre, name, batch, h, w) in [
+        (Preprocess::TORCHVISION, "torchvision", 1, 7, 5),
+        (Preprocess::CAFFE, "caffe", 3, 13, 11),
+    ] {
+        let shape = format!("b{batch} {h}x{w}");
+        out.push(Case::new("normalize_u8", name, shape, 0.0, move |ctx| {
+            let ks = Kernels::new(ctx);
+            let plane = h * w;
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(560);
+            let bytes: Vec<u8> = (0..batch * 3 * plane).map(|_| rng.random()).collect();
+            let words: Vec<u32> = bytes
+                .chunks(4)
+                .map(|c| c.iter().rev().fold(0u32, |w, &b| (w << 8) | b as u32))
+                .collect();
+            let table = norm_table(&pre);
+            let want = kernels::normalize_u8::reference(&bytes, &table, plane);
+            let src = upload(ctx, "pixels", &words)?;
+            let lut = upload_f32(ctx, "table", table.as_flattened())?;
+            let yb = upload_f32(ctx, "y", &vec![f32::NAN; want.len()])?;
+            let d = kernels::normalize_u8::dispatch(ctx, &ks, batch, plane, &src, &lut, &yb)?;
+            let (got, ms) = run_read(ctx, &[d], &yb, want.len())?;
+            Ok(Compared {
+                got,
+                want,
+                ms,
+                tol: None,
+            })
+        }));
+    }
 }
 
 /// `lpips.wgsl` (unit normalisation over channels, squared difference, lin weights, spatial

@@ -6,13 +6,14 @@
 //! whole and through a chunked scratch, every `mm.wgsl` tile the device's limits allow, f16
 //! storage with portable and, where offered, native loads); dense layers on each path (tiles,
 //! gemv, split-K, weights split over several bindings); max pool (also ceil mode), LRN,
-//! adaptive average pool, softmax, ReLU; the backward kernels (convolution direct and as GEMMs,
-//! pools, LRN) and a training protocol per optimizer (SGD with momentum and Adam, through the
-//! dense, ReLU, dropout and cross-entropy backward kernels) against the f64 CPU protocol; and
-//! reduced-width networks of the three presets end to end on every matmul path; and the LPIPS
-//! kernel.
+//! adaptive average pool, softmax, ReLU, the normalisation of 8-bit input pixels; the
+//! backward kernels (convolution direct and as GEMMs, pools, LRN) and a training protocol per
+//! optimizer (SGD with momentum and Adam, through the dense, ReLU, dropout and cross-entropy
+//! backward kernels) against the f64 CPU protocol; and reduced-width networks of the three
+//! presets end to end on every matmul path; and the LPIPS kernel.
 //!
-//! Tolerances (max |gpu - cpu| / max |cpu|): 1e-5 for f32 kernels (f32 sums of at most a few
+//! Tolerances (max |gpu - cpu| / max |cpu|): 0 for the pixel normalisation (a table look-up,
+//! no arithmetic); 1e-5 for f32 kernels (f32 sums of at most a few
 //! thousand terms in another order: ~sqrt(K) * 6e-8, while an indexing bug gives O(1)); 1e-6
 //! for the pools' backward (sums of at most a few values); 1e-4 for LRN backward (a power with
 //! a fractional exponent); 1e-5 for f16 storage against the reference on f16-rounded inputs
@@ -212,6 +213,7 @@ pub fn cases(ctx: &GpuContext) -> Vec<Case> {
     forward::conv_cases(ctx, &mut out);
     forward::dense_cases(ctx, &mut out);
     forward::elementwise_cases(&mut out);
+    forward::normalize_u8_cases(&mut out);
     backward::backward_cases(&mut out);
     training::training_cases(&mut out);
     forward::lpips_cases(&mut out);

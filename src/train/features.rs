@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 use rand::SeedableRng;
 
 use crate::data::stream::{self, PipeTimes};
-use crate::data::{augment, load_view, prepare_into, ClassFolders, LoadOptions, Preprocess};
+use crate::data::{
+    augment, load_view, prepare_into, prepare_pixels_into, ClassFolders, LoadOptions, Preprocess,
+};
 use crate::error::{Error, Result};
 use crate::model::run::{run_stage, FeatureRows};
-use crate::model::{Network, RunShape};
+use crate::model::{Fill, Network, RunShape};
 
 pub use super::feature_set::FeatureSet;
 pub use super::frozen_dense::frozen_fc7;
@@ -154,6 +156,7 @@ struct BlockingStage<'r, 'a> {
 }
 
 impl stream::GpuStage for BlockingStage<'_, '_> {
+    type Elem = f32;
     type Pending = Vec<f32>;
     type Out = FeatureRows;
     fn submit(&mut self, input: &[f32], rows: usize) -> Result<Vec<f32>> {
@@ -282,6 +285,16 @@ pub fn stream_pool5(
     let fill = |(path, _): &(PathBuf, usize), out: &mut [f32]| -> Result<()> {
         fill_item_rows(path, pre, opts, views, seed, out)
     };
+    // Centre crops go as 8-bit pixels, normalised on the GPU (a quarter of the upload);
+    // augmented views as f32 rows.
+    let fill_pixels = |(path, _): &(PathBuf, usize), out: &mut [u8]| -> Result<()> {
+        prepare_pixels_into(path, pre, opts, out).map(|_| ())
+    };
+    let fill = if views == 0 {
+        Fill::Pixels(&fill_pixels, pre)
+    } else {
+        Fill::Floats(&fill)
+    };
     let shape = RunShape {
         rows_per_item: per_image,
         ..RunShape::images((batch / per_image).max(1), pre.crop, pre.crop)
@@ -290,7 +303,7 @@ pub fn stream_pool5(
     // last item is back.
     let mut status = Vec::new();
     let mut features = Vec::new();
-    let times = crate::model::run::run(net, items, &fill, shape, true, &mut |r| {
+    let times = crate::model::run::run(net, items, fill, shape, true, &mut |r| {
         match r.row {
             Ok(row) => {
                 debug_assert_eq!(row.features.len(), dim * per_image);

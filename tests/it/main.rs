@@ -41,6 +41,7 @@ mod nothing_lost;
 mod nothing_lost_more;
 mod one_route;
 mod pipeline;
+mod pixels;
 mod portability;
 mod preprocess;
 mod pth;

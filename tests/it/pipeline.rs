@@ -393,12 +393,14 @@ fn timings_say_which_side_bounds_the_run() {
 }
 
 /// The library's one runner (`model::run`, under `classify`, `embed`, `eval` and the pool5
-/// stream): per item, in input order, the sequential path's logits and features bit for bit,
-/// the broken image as its error, `batch_end` on each batch's last item (4 + 4 + 3); and an
-/// error from the callback stops the run and comes back as the caller's own value.
+/// stream), on images as those send them (8-bit pixels normalised on the GPU): per item, in
+/// input order, the sequential f32 path's logits and features bit for bit (the GPU reads the
+/// CPU's normalisation table: `tests/it/pixels.rs`), the broken image as its error,
+/// `batch_end` on each batch's last item (4 + 4 + 3); and an error from the callback (here on
+/// the f32 route) stops the run and comes back as the caller's own value.
 #[test]
 fn the_runner_yields_the_sequential_rows_per_item_and_returns_the_callbacks_error() {
-    use alexnet_wgpu::model::{run, RunError, RunShape};
+    use alexnet_wgpu::model::{run, Fill, RunError, RunShape};
     let ctx = ctx();
     let dir = tempfile::tempdir().unwrap();
     let paths = inputs(dir.path());
@@ -409,12 +411,16 @@ fn the_runner_yields_the_sequential_rows_per_item_and_returns_the_callbacks_erro
     let fill = |p: &PathBuf, out: &mut [f32]| -> alexnet_wgpu::Result<()> {
         prepare_into(p, &pre, LoadOptions::default(), out).map(|_| ())
     };
+    let fill_pixels = |p: &PathBuf, out: &mut [u8]| -> alexnet_wgpu::Result<()> {
+        alexnet_wgpu::data::prepare_pixels_into(p, &pre, LoadOptions::default(), out).map(|_| ())
+    };
     let shape = RunShape {
         threads: 3,
         ..RunShape::images(4, pre.crop, pre.crop)
     };
     let (mut got, mut ends, mut errors) = (Vec::new(), Vec::new(), Vec::new());
-    run::run(&mut net, &paths, &fill, shape, true, &mut |r| {
+    let pixels = Fill::Pixels(&fill_pixels, &pre);
+    run::run(&mut net, &paths, pixels, shape, true, &mut |r| {
         assert_eq!(r.index, got.len(), "items in input order");
         assert_eq!(r.item, &paths[r.index]);
         if r.batch_end {
@@ -443,13 +449,20 @@ fn the_runner_yields_the_sequential_rows_per_item_and_returns_the_callbacks_erro
     #[derive(Debug, PartialEq)]
     struct Stop(usize);
     let mut seen = 0;
-    let r = run::run(&mut net, &paths, &fill, shape, false, &mut |r| {
-        seen += 1;
-        match r.index {
-            2 => Err(Stop(2)),
-            _ => Ok(()),
-        }
-    });
+    let r = run::run(
+        &mut net,
+        &paths,
+        Fill::Floats(&fill),
+        shape,
+        false,
+        &mut |r| {
+            seen += 1;
+            match r.index {
+                2 => Err(Stop(2)),
+                _ => Ok(()),
+            }
+        },
+    );
     assert!(matches!(r, Err(RunError::Callback(Stop(2)))), "{r:?}");
     assert_eq!(seen, 3, "the run stops at the callback's error");
 }

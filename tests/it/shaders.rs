@@ -174,6 +174,10 @@ fn params_structs_match_the_shaders() {
         ("softmax.wgsl", size_of::<SoftmaxParams>()),
         ("relu.wgsl", size_of::<ReluParams>()),
         (
+            "normalize_u8.wgsl",
+            size_of::<alexnet_wgpu::kernels::normalize_u8::NormalizeU8Params>(),
+        ),
+        (
             "lpips.wgsl",
             size_of::<alexnet_wgpu::lpips::kernel::LpipsParams>(),
         ),

@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use alexnet_wgpu::model::{LayerTiming, Network, Weights};
+use alexnet_wgpu::model::{Input, LayerTiming, Network, Weights};
 
 use crate::common;
 
@@ -341,19 +341,31 @@ fn a_pass_splits_into_upload_and_gpu_time() {
     let ctx = common::ctx();
     let (mut net, input, [batch, h, w]) = small_net(&ctx);
     let want = net.forward(&input, batch, h, w, false).unwrap().logits;
-    let t = net.time_pass(&input, batch, h, w).unwrap();
+    let t = net.time_pass(Input::Floats(&input), batch, h, w).unwrap();
     assert!(t.upload_ms > 0.0 && t.upload_ms.is_finite(), "{t:?}");
     match t.gpu_ms {
         Some(ms) => assert!(ms > 0.0 && ms.is_finite(), "{t:?}"),
         None => assert!(!net.has_timestamps()),
     }
+    // Pixels (what `bench` times, as `classify` sends images): uploaded and normalised.
+    let table = alexnet_wgpu::data::norm_table(&alexnet_wgpu::data::Preprocess::TORCHVISION);
+    let pixels: Vec<u8> = (0..input.len()).map(|i| (i * 7) as u8).collect();
+    let p = net
+        .time_pass(Input::Pixels(&pixels, &table), batch, h, w)
+        .unwrap();
+    assert!(
+        p.upload_ms > 0.0 && p.gpu_ms.is_some() == t.gpu_ms.is_some(),
+        "{p:?}"
+    );
     // The timed pass uploaded the same input and left the network as it was.
     assert_eq!(
         net.forward(&input, batch, h, w, false).unwrap().logits,
         want
     );
     // A wrong-sized input is refused, not uploaded.
-    let err = net.time_pass(&input[1..], batch, h, w).unwrap_err();
+    let err = net
+        .time_pass(Input::Floats(&input[1..]), batch, h, w)
+        .unwrap_err();
     assert!(err.to_string().contains("expected"), "{err}");
 }
 
@@ -371,9 +383,9 @@ fn a_pass_over_the_binding_limit_is_timed_in_sub_batches() {
     assert!((1..batch).contains(&sub), "sub-batch {sub}");
     let input = common::random(batch * 3 * h * wd, 12, 1.0);
     let one = net
-        .time_pass(&input[..sub * 3 * h * wd], sub, h, wd)
+        .time_pass(Input::Floats(&input[..sub * 3 * h * wd]), sub, h, wd)
         .unwrap();
-    let all = net.time_pass(&input, batch, h, wd).unwrap();
+    let all = net.time_pass(Input::Floats(&input), batch, h, wd).unwrap();
     assert!(all.upload_ms > 0.0, "{all:?}");
     if let (Some(a), Some(o)) = (all.gpu_ms, one.gpu_ms) {
         assert!(a > 0.0 && o > 0.0, "{all:?} {one:?}");

@@ -13,9 +13,11 @@ use crate::error::{Error, Result};
 use crate::gpu::{upload_f32, GpuContext};
 use crate::kernels::{Kernels, MatmulPath, Precision};
 
+mod pixels;
 mod plan;
 mod timed;
 
+pub use pixels::Input;
 pub use plan::Plan;
 pub use timed::PassTiming;
 
@@ -57,6 +59,8 @@ pub struct Network {
     ops: Vec<Op>,
     /// Index into `ops` of the op whose output is flattened (pool5), if any.
     features_op: Option<usize>,
+    /// The normalisation table that pixel inputs are normalised by on the GPU.
+    lut: pixels::NormLut,
     /// Outputs of the last layer.
     pub classes: usize,
 }
@@ -145,7 +149,9 @@ impl Network {
             }
         }
         let classes = infos.last().map(|i| i.output.len()).unwrap_or(0);
+        let lut = pixels::NormLut::new(ctx)?;
         Ok(Network {
+            lut,
             ctx: ctx.clone(),
             kernels,
             precision,
@@ -209,7 +215,19 @@ impl Network {
         w: usize,
         want_features: bool,
     ) -> Result<Output> {
-        let pending = self.submit(input, batch, h, w, want_features)?;
+        self.forward_input(Input::Floats(input), batch, h, w, want_features)
+    }
+
+    /// [`Network::forward`] of an input given as f32 rows or as pixels ([`Input`]).
+    pub fn forward_input(
+        &mut self,
+        input: Input<'_>,
+        batch: usize,
+        h: usize,
+        w: usize,
+        want_features: bool,
+    ) -> Result<Output> {
+        let pending = self.submit_input(input, batch, h, w, want_features)?;
         Ok(self.collect(pending)?.0)
     }
 
@@ -224,6 +242,19 @@ impl Network {
     pub fn submit(
         &mut self,
         input: &[f32],
+        batch: usize,
+        h: usize,
+        w: usize,
+        want_features: bool,
+    ) -> Result<Pending> {
+        self.submit_input(Input::Floats(input), batch, h, w, want_features)
+    }
+
+    /// [`Network::submit`] of an input given as f32 rows or as pixels ([`Input`]): pixels
+    /// are uploaded as bytes and normalised on the GPU as the pass's first dispatch.
+    pub fn submit_input(
+        &mut self,
+        input: Input<'_>,
         batch: usize,
         h: usize,
         w: usize,
@@ -297,7 +328,7 @@ impl Network {
 
     fn submit_whole(
         &mut self,
-        input: &[f32],
+        input: Input<'_>,
         batch: usize,
         h: usize,
         w: usize,
@@ -331,12 +362,19 @@ impl Network {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("forward"),
             });
+        if let Input::Pixels(_, table) = input {
+            self.lut.load(ctx, table);
+            plan.pixel_input(ctx, &self.kernels, &self.lut.buffer)?;
+        }
         let upload = plan.stage_input(ctx, &mut encoder, input)?;
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("forward"),
                 timestamp_writes: None,
             });
+            if let (Input::Pixels(..), Some(px)) = (input, &plan.pixels) {
+                px.normalise.record(&mut pass);
+            }
             for (_, dispatches) in &plan.steps {
                 for d in dispatches {
                     d.record(&mut pass);

@@ -33,8 +33,12 @@ pub struct Plan {
     /// Upload buffers (host-visible, mapped for writing) not in use by a submitted batch: the
     /// input goes through one of these, reused by every batch after, instead of through
     /// `queue.write_buffer`, whose staging allocation for a large batch (154 MB of f32 at
-    /// batch 256) is fresh device memory every pass.
+    /// batch 256) is fresh device memory every pass. Pixels and f32 rows need different sizes
+    /// (1 and 4 bytes per value); a batch takes any free buffer large enough.
     pub(super) uploads: Vec<wgpu::Buffer>,
+    /// The pixel input (device bytes and the normalise dispatch), made on the first batch of
+    /// pixels.
+    pub(super) pixels: Option<super::pixels::PixelInput>,
     /// `(op label, dispatches)` in execution order.
     pub steps: Vec<(String, Vec<Dispatch>)>,
     pub(super) input_len: usize,
@@ -276,6 +280,7 @@ impl Network {
             features,
             staging: Vec::new(),
             uploads: Vec::new(),
+            pixels: None,
             staging_bytes: (4 * batch * (2 * classes + feature_len)).max(4) as u64,
             steps,
             input_len,
@@ -284,20 +289,34 @@ impl Network {
 }
 
 impl Plan {
-    /// Copies `input` (its length checked by the caller) into a mapped upload buffer of this
-    /// plan (made, mapped, on first use; reused after) and records its copy into the device
-    /// input buffer in `encoder`, before anything else is recorded. Returns the upload buffer:
-    /// once the submission is done it is mapped again ([`remap_upload`]) and handed back with
-    /// [`Plan::recycle_upload`].
+    /// Copies `input` (its length checked by the caller; for pixels, the plan's pixel input
+    /// made first, [`Plan::pixel_input`]) into a mapped upload buffer of this plan (made,
+    /// mapped, on first use; reused after) and records its copy into the device input buffer
+    /// (f32) or pixel buffer (bytes) in `encoder`, before anything else is recorded. Returns
+    /// the upload buffer: once the submission is done it is mapped again ([`remap_upload`])
+    /// and handed back with [`Plan::recycle_upload`].
     pub(super) fn stage_input(
         &mut self,
         ctx: &crate::gpu::GpuContext,
         encoder: &mut wgpu::CommandEncoder,
-        input: &[f32],
+        input: super::Input<'_>,
     ) -> Result<wgpu::Buffer> {
-        let bytes = (input.len() * 4) as u64;
-        let buf = match self.uploads.pop() {
-            Some(b) => b,
+        let data = input.bytes();
+        let dst = match input {
+            super::Input::Floats(_) => &self.input,
+            super::Input::Pixels(..) => {
+                &self
+                    .pixels
+                    .as_ref()
+                    .expect("the pixel input is made before pixels are staged")
+                    .buffer
+            }
+        };
+        // Copies and mapped ranges are whole 4-byte words: a batch of pixels whose byte count
+        // is not (odd widths, one image) copies up to 3 bytes of padding, never read.
+        let bytes = (data.len() as u64).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
+        let buf = match self.uploads.iter().position(|b| b.size() >= bytes) {
+            Some(i) => self.uploads.swap_remove(i),
             None => ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("input upload"),
                 size: bytes.max(4),
@@ -310,10 +329,10 @@ impl Plan {
                 .slice(..bytes)
                 .get_mapped_range_mut()
                 .map_err(|e| Error::Gpu(format!("mapping the input upload buffer: {e}")))?;
-            view.copy_from_slice(bytemuck::cast_slice(input));
+            view.slice(..data.len()).copy_from_slice(data);
         }
         buf.unmap();
-        encoder.copy_buffer_to_buffer(&buf, 0, &self.input, 0, bytes);
+        encoder.copy_buffer_to_buffer(&buf, 0, dst, 0, bytes);
         Ok(buf)
     }
 

@@ -1,11 +1,12 @@
 //! One forward pass taken apart for `bench`: the input upload alone (wall clock around the
 //! host copy into the plan's mapped upload buffer, the copy to the device, its submission and
-//! wait: what `Network::submit` does) and the GPU time of the pass (timestamps at the start and end of the one
-//! compute pass the forward records).
+//! wait: what `Network::submit` does) and the GPU time of the pass (timestamps at the start
+//! and end of the one compute pass the forward records, the normalisation of pixels
+//! included).
 
 use std::time::Instant;
 
-use super::Network;
+use super::{Input, Network};
 use crate::error::{Error, Result};
 use crate::kernels::{self, Dispatch};
 
@@ -21,12 +22,12 @@ pub struct PassTiming {
 }
 
 impl Network {
-    /// Uploads `batch` images as [`Network::submit`] does and runs the forward pass of the same
-    /// plan, timing the two apart (sub-batches, when the batch passes the binding limit, are
-    /// summed). Nothing is read back.
+    /// Uploads `batch` images as [`Network::submit_input`] does and runs the forward pass of
+    /// the same plan (for pixels, their normalisation first), timing the two apart
+    /// (sub-batches, when the batch passes the binding limit, are summed). Nothing is read back.
     pub fn time_pass(
         &mut self,
-        input: &[f32],
+        input: Input<'_>,
         batch: usize,
         h: usize,
         w: usize,
@@ -39,6 +40,9 @@ impl Network {
         for chunk in input.chunks(sub * per_image) {
             let n = chunk.len() / per_image;
             self.plan(n.max(1), h, w)?;
+            if let Input::Pixels(_, table) = chunk {
+                self.lut.load(&ctx, table);
+            }
             let plan = self
                 .plans
                 .get_mut(&(n.max(1), h, w))
@@ -49,8 +53,11 @@ impl Network {
                     input.len()
                 )));
             }
+            if matches!(chunk, Input::Pixels(..)) {
+                plan.pixel_input(&ctx, &self.kernels, &self.lut.buffer)?;
+            }
             // The upload as `submit` does it: into the plan's mapped upload buffer, copied to
-            // the device input buffer by a submission of its own here.
+            // the device input (or pixel) buffer by a submission of its own here.
             let t = Instant::now();
             let mut encoder = ctx
                 .device
@@ -66,7 +73,14 @@ impl Network {
             upload_ms += t.elapsed().as_secs_f64() * 1e3;
             plan.recycle_upload(upload);
             if timestamps {
-                let all: Vec<&Dispatch> = plan.steps.iter().flat_map(|(_, ds)| ds).collect();
+                let normalise = match (chunk, &plan.pixels) {
+                    (Input::Pixels(..), Some(px)) => Some(&px.normalise),
+                    _ => None,
+                };
+                let all: Vec<&Dispatch> = normalise
+                    .into_iter()
+                    .chain(plan.steps.iter().flat_map(|(_, ds)| ds))
+                    .collect();
                 gpu_ms += kernels::timing::pass_ms(&ctx, &all)?;
             }
         }
