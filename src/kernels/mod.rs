@@ -22,6 +22,7 @@ pub mod lrn_backward;
 pub mod max_pool;
 pub mod mm;
 pub mod mm_grouped;
+pub mod mm_im2col;
 pub mod pad_rows;
 pub mod pool_backward;
 pub mod relu;
@@ -53,6 +54,10 @@ pub const SHADERS: &[(&str, &str)] = &[
         include_str!("../../shaders/im2col_f16.wgsl"),
     ),
     ("mm.wgsl", mm::SOURCE),
+    (
+        "im2col_coalesced.wgsl",
+        include_str!("../../shaders/im2col_coalesced.wgsl"),
+    ),
     // Tensor cores (built only where the device has cooperative matrices; the emulated
     // variant, `coop::Coop::Emulated`, is derived from it).
     ("coop.wgsl", coop::SOURCE),
@@ -309,6 +314,8 @@ impl Kernels {
         /// The 1-row tile of `gemm.wgsl` (matrix-vector products).
         gemm_m1 => ("gemm.wgsl", "main_m1");
         im2col => ("im2col.wgsl", "main");
+        /// The patch matrix of the `-im2col` variants ([`mm_im2col`]).
+        im2col_coalesced => ("im2col_coalesced.wgsl", "main");
         gemm_f16 => ("gemm_f16.wgsl", "main");
         gemm_f16_m1 => ("gemm_f16.wgsl", "main_m1");
         im2col_f16 => ("im2col_f16.wgsl", "main");

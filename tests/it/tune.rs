@@ -120,7 +120,7 @@ fn only_this_adapters_entries_are_used_and_the_file_round_trips() {
     assert_eq!(unknown, 1, "the unknown tile name is skipped");
     assert_eq!(t.conv.len(), 2);
     let tile = Tile::new(128, 64, 16);
-    assert_eq!(t.conv[conv], Variant::Mm(ConvKind { tile, split: 1 }));
+    assert_eq!(t.conv[conv], Variant::Mm(ConvKind::implicit(tile, 1)));
     assert_eq!(t.conv[conv_gemm], Variant::Gemm);
     assert_eq!(t.dense.len(), 2, "{:?}", t.dense);
     assert_eq!(
@@ -278,9 +278,9 @@ fn a_tuning_run_times_every_candidate_and_its_winners_match_onnxruntime() {
     assert_close("tuned logits", &out.logits, &want, TOL);
 }
 
-/// A table that sends conv1, conv3, conv5 and fc7 to `gemm` and the rest to `mm.wgsl`
-/// variants (conv4 split over K): one plan mixes both (the scratch sized for the `gemm` convs'
-/// patch matrices and conv4's partial sums) and still
+/// A table that sends conv1, conv5 and fc7 to `gemm` and the rest to `mm.wgsl` variants
+/// (conv3 through the coalesced im2col, conv4 split over K): one plan mixes them (the scratch
+/// sized for the patch matrices of both im2col kernels and conv4's partial sums) and still
 /// matches onnxruntime, on the `Blocked` and on the `Gemm` path.
 #[test]
 fn a_plan_mixing_gemm_and_mm_winners_matches_onnxruntime() {
@@ -295,16 +295,12 @@ fn a_plan_mixing_gemm_and_mm_winners_matches_onnxruntime() {
     let (mut conv_i, mut dense_i) = (0, 0);
     for (layer, info) in spec.layers.iter().zip(&infos) {
         if let Some(s) = layer.conv_shape(batch, info.input.as_map()) {
-            // conv2 on a tile, conv4 split over K (its partial sums in the plan's scratch).
+            // conv2 on a tile, conv3 through the coalesced im2col, conv4 split over K (its
+            // partial sums in the plan's scratch).
             let v = match conv_i {
-                1 => Variant::Mm(ConvKind {
-                    tile: Tile::new(64, 128, 16),
-                    split: 1,
-                }),
-                3 => Variant::Mm(ConvKind {
-                    tile: Tile::new(64, 32, 16),
-                    split: 3,
-                }),
+                1 => Variant::Mm(ConvKind::implicit(Tile::new(64, 128, 16), 1)),
+                2 => Variant::Mm(ConvKind::im2col(Tile::new(32, 32, 16))),
+                3 => Variant::Mm(ConvKind::implicit(Tile::new(64, 32, 16), 3)),
                 _ => Variant::Gemm,
             };
             t.conv.insert(tuned::conv_key(&s), v);
