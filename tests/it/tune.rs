@@ -378,3 +378,43 @@ fn tuner_timing_data_is_random_and_never_zero() {
     let mean = a.iter().map(|&v| v as f64).sum::<f64>() / a.len() as f64;
     assert!(mean.abs() < 0.02, "mean {mean}");
 }
+
+/// Training's stack plans one scratch for every batch up to its largest: where the tuner sends
+/// a smaller batch of a geometry through the coalesced im2col (here batch 1) while the largest
+/// batch's route needs no scratch (batch 4: the conv entry, unsplit at K = 144), the patch
+/// matrix is still allocated; and a forced `-im2col` sizes it from the route itself.
+#[test]
+fn scratch_up_to_a_batch_covers_a_tuned_im2col_at_a_smaller_one() {
+    use alexnet_wgpu::kernels::conv2d::Conv2dShape;
+    use alexnet_wgpu::kernels::route::ConvRoute;
+    let ctx = ctx();
+    let s4 = Conv2dShape::square(4, 16, 13, 24, 3, 1, 1, 1);
+    let s1 = Conv2dShape { batch: 1, ..s4 };
+    let blocked = MatmulPath::Blocked(Force::default());
+    let f32 = Precision::F32;
+    let plain = Kernels::with_tuned(&ctx, blocked, None);
+    assert_eq!(
+        plain.conv_route(&s4, f32).unwrap(),
+        ConvRoute::Mm(Tile::new(64, 64, 16))
+    );
+    assert_eq!(
+        plain.conv_scratch_words_up_to(&ctx, &[s4], f32).unwrap(),
+        None
+    );
+    let t32 = Tile::new(32, 32, 16);
+    let mut t = Tuned::default();
+    t.conv
+        .insert(tuned::conv_key(&s1), Variant::Mm(ConvKind::im2col(t32)));
+    let ks = Kernels::with_tuned(&ctx, blocked, Some(t));
+    assert_eq!(ks.conv_route(&s1, f32).unwrap(), ConvRoute::MmIm2col(t32));
+    let words = ks.conv_scratch_words_up_to(&ctx, &[s4], f32).unwrap();
+    assert_eq!(words, Some(s4.im2col_words(f32).unwrap()));
+    let forced = MatmulPath::parse("blocked-im2col").unwrap();
+    let ks = Kernels::with_tuned(&ctx, forced, None);
+    assert_eq!(
+        ks.conv_route(&s4, f32).unwrap(),
+        ConvRoute::MmIm2col(Tile::new(64, 64, 16))
+    );
+    let words = ks.conv_scratch_words(&ctx, &[s1], f32).unwrap();
+    assert_eq!(words, Some(s1.im2col_words(f32).unwrap()));
+}
