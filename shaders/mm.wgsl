@@ -5,7 +5,8 @@
 //   conv:  A = weights [Cout][kp] (the Gemm path's layout: rows zero-padded to whole vec4),
 //          B = the input gathered as an implicit im2col (never materialised), C = NCHW output;
 //          `conv_split` writes partial sums of one K slice to `part`, and `reduce_conv` adds
-//          the slices, the bias and the ReLU and writes NCHW.
+//          the slices, the bias and the ReLU and writes NCHW. `conv_im2col`: B = a patch
+//          matrix [group][pixel][kp] (im2col_coalesced.wgsl) read by the dense loop, C = NCHW.
 //   dense: A = weight rows [out][K], B = activations [batch][K] (both K-contiguous, vec4 loads),
 //          C = [batch][out]; `dense_split` writes partial sums of one K slice to `part`, and
 //          `reduce` adds the slices, the bias and the ReLU.
@@ -62,6 +63,8 @@ struct Params {
     b_gstride: u32,
     c_gstride: u32,
     groups: u32,
+    // conv_im2col: the first pixel of this chunk of the patch matrix (column 0 of B).
+    n_off: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -346,6 +349,48 @@ fn reduce_conv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
         s = max(s, 0.0);
     }
     c[i] = s;
+}
+
+// A convolution on a materialised patch matrix: group g = z's B rows are the chunk's pixels
+// (bx[(g * b_gstride) + n * kv ..], K-contiguous like a dense layer's activations, so the
+// loads are the dense entry's whole vec4 instead of the conv entry's gather); bias, ReLU and
+// the conv entry's NCHW store, at pixel n_off + n. The store stays in the epilogue rather than
+// in a transpose pass: it is one write per output after K (363-3456) multiply-adds, no more
+// scattered than the dense entry's own [n][out] store, and a pass would read and write the
+// whole output once more.
+@compute @workgroup_size(BN / 8u, BM / 8u, 1)
+fn conv_im2col(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let g = wg.z;
+    let m0 = wg.y * BM;
+    let n0 = wg.x * BN;
+    dense_loop(t, lid, g, 0u, m0, n0);
+    for (var r = 0u; r < 8u; r++) {
+        let m = m0 + row_of(lid.y, r);
+        if (m >= p.m) {
+            continue;
+        }
+        let co = g * p.m + m;
+        let bv = bias[co];
+        for (var h = 0u; h < 2u; h++) {
+            let v = acc[r * 2u + h];
+            for (var l = 0u; l < 4u; l++) {
+                let n = n0 + col_of(lid.x, h, l);
+                if (n < p.n) {
+                    var o = v[l] + bv;
+                    if (p.relu != 0u) {
+                        o = max(o, 0.0);
+                    }
+                    let pix = p.n_off + n;
+                    let img = pix / p.out_hw;
+                    c[(img * p.out_c + co) * p.out_hw + pix % p.out_hw] = o;
+                }
+            }
+        }
+    }
 }
 
 // The dense main loop over this workgroup's z slice of K.

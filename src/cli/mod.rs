@@ -118,8 +118,9 @@ pub struct GpuArgs {
     #[arg(num_args = 0..=1, default_missing_value = "1", default_value = "0")]
     pub validate: bool,
     /// Matmul kernels: tiled, gemm, blocked, blocked-TILE (e.g. blocked-64x64x16),
-    /// blocked-gemv, blocked-splitN (dense split-K), blocked-convsplitN (convolution split-K)
-    /// (default: gemm on CPU adapters, blocked on GPUs).
+    /// blocked-gemv, blocked-splitN (dense split-K), blocked-convsplitN (convolution split-K),
+    /// blocked-im2col (convolutions through a coalesced patch matrix) (default: gemm on CPU
+    /// adapters, blocked on GPUs).
     #[arg(long, value_name = "PATH", env = "ALEXNET_MATMUL")]
     pub matmul: Option<MatmulPath>,
     /// f16 GEMM loads: auto (native on GPUs with shader-f16), native or portable.

@@ -8,7 +8,7 @@ use crate::gpu::GpuContext;
 
 /// The geometry every convolution kernel's params struct starts with: the first 11 fields
 /// of `struct Params` in `conv2d.wgsl`, `im2col.wgsl`, `im2col_f16.wgsl`,
-/// `conv_backward.wgsl` and `conv_gemm_backward.wgsl`, in this order
+/// `im2col_coalesced.wgsl`, `conv_backward.wgsl` and `conv_gemm_backward.wgsl`, in this order
 /// ([`ConvGeometry::FIELDS`]; `tests/it/shaders.rs` checks each shader against it). Filled
 /// in one place, [`Conv2dShape::geometry`]; `mm.wgsl` reads its geometry from it too.
 #[repr(C)]
@@ -212,7 +212,7 @@ pub fn dispatch(
     Ok(Dispatch::new(ctx, kernel, "conv2d", &params, &bindings, grid)?.with_flops(part.flops()))
 }
 
-/// Mirrors `struct Params` in `im2col.wgsl`.
+/// Mirrors `struct Params` in `im2col.wgsl` (and `im2col_f16.wgsl`, `im2col_coalesced.wgsl`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 #[allow(missing_docs)] // the fields are the shader's uniform block's, named as there

@@ -46,6 +46,7 @@ pub struct MmParams {
     pub b_gstride: u32,
     pub c_gstride: u32,
     pub groups: u32,
+    pub n_off: u32,
 }
 
 impl Tile {
@@ -118,9 +119,10 @@ impl Force {
         })
     }
 
-    /// The conv variant: each forced field (tile, conv split), else `tuned` if its tile fits
-    /// `limits`, else the heuristics ([`conv_heuristic`], then [`conv_split_heuristic`] for
-    /// the tile chosen).
+    /// The conv variant: each forced field (tile, conv split or the coalesced im2col), else
+    /// `tuned` if its tile fits `limits`, else the heuristics ([`conv_heuristic`], then
+    /// [`conv_split_heuristic`] for the tile chosen; never the coalesced im2col, see
+    /// [`conv_heuristic`]).
     pub fn conv(
         &self,
         shape: &Conv2dShape,
@@ -136,12 +138,14 @@ impl Force {
             .tile
             .or(tuned.map(|k| k.tile))
             .unwrap_or_else(|| conv_heuristic(m, n, limits));
-        let split = match (self.conv_split, tuned) {
-            (Some(s), _) => s,
-            (None, Some(k)) if k.tile == tile => k.split,
-            _ => conv_split_heuristic(tile, shape)?,
-        };
-        Ok(ConvKind { tile, split })
+        if self.conv_im2col {
+            return Ok(ConvKind::im2col(tile));
+        }
+        Ok(match (self.conv_split, tuned) {
+            (Some(s), _) => ConvKind::implicit(tile, s),
+            (None, Some(k)) if k.tile == tile => k,
+            _ => ConvKind::implicit(tile, conv_split_heuristic(tile, shape)?),
+        })
     }
 }
 
@@ -181,6 +185,27 @@ pub const FILL: usize = 256;
 /// else 64x64x16 (small problems: more, smaller workgroups).
 /// Only tiles that fit `limits` are considered (under WebGPU's baseline: 128x128x8 and
 /// 64x64x16).
+///
+/// Two candidates it never picks, with the counts behind that (AlexNet per image; the card
+/// decides through `bench --tune`):
+/// - **The coalesced im2col (`-im2col`, [`super::mm_im2col`])** does the same FLOPs as the
+///   conv entry plus the patch matrix's bytes, written once and read at least once: 2 x
+///   4.40 / 4.67 / 1.17 / 2.34 / 1.56 MB for conv1-5 against 141 / 448 / 224 / 299 / 199
+///   MFLOP, i.e. Cout / 4 = 16 / 48 / 96 / 64 / 64 FLOP per byte of patch traffic. At ~3 TB/s
+///   that traffic costs what 48 / 144 / 288 / 192 / 192 TFLOP/s of extra work would: it wins
+///   wherever its dense loop runs the GEMM well above the conv entry's rate, and loses where
+///   they run alike. Counts alone cannot say which (both loops do the same FMAs); the one card
+///   run measured the dense loop at 37.8 TFLOP/s (fc6 b256) and the conv entry at 1.1-2.2 on
+///   the same tiles (docs/gpu-runs/2026-12-04-h200). Prediction for the sweep: at batch >= 8
+///   the heuristic tile's `-im2col` beats its conv entry on every conv (b256: 336 GFLOP at
+///   ~30 TFLOP/s + 2 x 3.6 GB at ~3 TB/s = ~14 ms, against 63 + 16 ms of gemm + im2col
+///   today); at batch 1 conv3-5 the split conv entry keeps winning, since `-im2col` is
+///   unsplit (18 workgroups of 64x64 for conv3 on 132 SMs). Until a sweep says so, today's
+///   choice (the conv entry) stays, as the conv entry's slowness may yet be fixed in place.
+/// - **32x32x16** adds no lanes (every invocation owns 8x8 outputs whatever the tile: only
+///   split-K adds lanes), halves the FMAs per loaded value against 64x64 (16 against 32) and
+///   runs half a warp per workgroup; its one gain is spreading a split conv over more SMs
+///   (batch 1 conv3, split 4: 288 workgroups against 72). A wash by counts: tuner only.
 pub fn conv_heuristic(m: usize, n: usize, limits: &wgpu::Limits) -> Tile {
     let big = [
         Tile::new(128, 128, 8),
@@ -256,6 +281,21 @@ pub fn conv_table(shape: &Conv2dShape) -> Vec<[u32; 2]> {
     t
 }
 
+/// What the gather table ([`conv_table`]) and the shaders' i32 input offsets can index: a
+/// kernel side up to 0xffff, input sides below 0x7fff (so a padding entry's 0xffff lands
+/// outside), at most 2^31 input values.
+pub fn check_gather(shape: &Conv2dShape) -> Result<()> {
+    if shape.kernel > 0xffff || shape.in_h >= 0x7fff || shape.in_w >= 0x7fff {
+        return Err(Error::Shape(format!(
+            "mm conv: kernel {} or input {}x{} too large for the gather table",
+            shape.kernel, shape.in_h, shape.in_w
+        )));
+    }
+    i32::try_from(shape.batch * shape.in_c * shape.in_h * shape.in_w)
+        .map_err(|_| Error::Shape("mm conv: input over 2^31 values".into()))?;
+    Ok(())
+}
+
 /// The K slices a convolution split `split` ways runs on `tile`: `(slices, kvz)`, each slice
 /// `kvz` vec4 of K (a whole number of K steps), no slice empty.
 pub fn conv_slices(tile: Tile, shape: &Conv2dShape, split: u32) -> (usize, usize) {
@@ -298,16 +338,8 @@ pub fn dispatch_conv(
 ) -> Result<Vec<Dispatch>> {
     let tile = kind.tile;
     let (oh, ow) = shape.out_hw()?;
-    if shape.kernel > 0xffff || shape.in_h >= 0x7fff || shape.in_w >= 0x7fff {
-        return Err(Error::Shape(format!(
-            "mm conv: kernel {} or input {}x{} too large for the gather table",
-            shape.kernel, shape.in_h, shape.in_w
-        )));
-    }
+    check_gather(shape)?;
     let (cout_g, n, kv) = (shape.out_c / shape.groups, pixels(shape)?, shape.kp() / 4);
-    // Offsets are i32 in the shader.
-    i32::try_from(shape.batch * shape.in_c * shape.in_h * shape.in_w)
-        .map_err(|_| Error::Shape("mm conv: input over 2^31 values".into()))?;
     // The split that the scratch holds.
     let slab = shape.out_c * n;
     let room = scratch.map_or(0, |b| b.size() as usize / 4) / slab.max(1);

@@ -23,6 +23,7 @@ pub mod lrn_backward;
 pub mod max_pool;
 pub mod mm;
 pub mod mm_grouped;
+pub mod mm_im2col;
 pub mod normalize_u8;
 pub mod pad_rows;
 pub mod pool_backward;
@@ -56,6 +57,10 @@ pub const SHADERS: &[(&str, &str)] = &[
     ),
     ("gemv_f16.wgsl", include_str!("../../shaders/gemv_f16.wgsl")),
     ("mm.wgsl", mm::SOURCE),
+    (
+        "im2col_coalesced.wgsl",
+        include_str!("../../shaders/im2col_coalesced.wgsl"),
+    ),
     // Tensor cores (built only where the device has cooperative matrices; the emulated
     // variant, `coop::Coop::Emulated`, is derived from it).
     ("coop.wgsl", coop::SOURCE),
@@ -316,6 +321,8 @@ impl Kernels {
         /// The 1-row tile of `gemm.wgsl` (matrix-vector products).
         gemm_m1 => ("gemm.wgsl", "main_m1");
         im2col => ("im2col.wgsl", "main");
+        /// The patch matrix of the `-im2col` variants ([`mm_im2col`]).
+        im2col_coalesced => ("im2col_coalesced.wgsl", "main");
         gemm_f16 => ("gemm_f16.wgsl", "main");
         gemm_f16_m1 => ("gemm_f16.wgsl", "main_m1");
         im2col_f16 => ("im2col_f16.wgsl", "main");

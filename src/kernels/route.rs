@@ -11,6 +11,7 @@
 use super::conv2d::{self, Conv2dShape};
 use super::coop::{self, Coop, CoopTile};
 use super::mm::{self, ConvKind, Tile};
+use super::mm_im2col;
 use super::{tuned, Dispatch, Kernels, MatmulPath, Precision};
 use crate::error::Result;
 use crate::gpu::{upload, upload_f32, GpuContext};
@@ -87,6 +88,10 @@ pub enum ConvRoute {
         /// K slices.
         split: u32,
     },
+    /// `im2col_coalesced.wgsl` (the patch matrix, lanes along K) + an `mm.wgsl` tile in the
+    /// dense entry's loop with an NCHW epilogue (`conv_im2col`), in pixel chunks when the
+    /// scratch is capped ([`super::mm_im2col`]).
+    MmIm2col(Tile),
     /// `conv2d.wgsl`, the first tiled kernel (`ALEXNET_MATMUL=tiled`).
     Direct,
     /// `coop.wgsl`: f16 im2col + a GEMM on cooperative matrices (tensor cores), or the same
@@ -99,9 +104,10 @@ impl ConvRoute {
     pub fn layout(self) -> ConvLayout {
         match self {
             ConvRoute::Im2col(Precision::F16) => ConvLayout::PackedF16,
-            ConvRoute::Im2col(Precision::F32) | ConvRoute::Mm(_) | ConvRoute::MmSplit { .. } => {
-                ConvLayout::PaddedRows
-            }
+            ConvRoute::Im2col(Precision::F32)
+            | ConvRoute::Mm(_)
+            | ConvRoute::MmSplit { .. }
+            | ConvRoute::MmIm2col(_) => ConvLayout::PaddedRows,
             ConvRoute::Direct => ConvLayout::Oihw,
             ConvRoute::Coop(..) => ConvLayout::CoopF16,
         }
@@ -115,21 +121,23 @@ impl ConvRoute {
         match self {
             ConvRoute::Im2col(precision) => shape.im2col_words(precision),
             ConvRoute::MmSplit { tile, split } => {
-                mm::conv_split_words(ConvKind { tile, split }, shape)
+                mm::conv_split_words(ConvKind::implicit(tile, split), shape)
             }
+            ConvRoute::MmIm2col(_) => mm_im2col::scratch_words(shape),
             ConvRoute::Coop(..) => coop::scratch_words(shape),
             ConvRoute::Mm(_) | ConvRoute::Direct => Ok(0),
         }
     }
 
     /// The name benchmarks and the tuner print: `gemm`, `gemm_f16`, the tile's name (with
-    /// `-splitN` when split), `direct`.
+    /// `-splitN` when split, `-im2col` through the coalesced im2col), `direct`.
     pub fn name(self) -> String {
         match self {
             ConvRoute::Im2col(Precision::F32) => tuned::GEMM.into(),
             ConvRoute::Im2col(Precision::F16) => "gemm_f16".into(),
             ConvRoute::Mm(tile) => tile.name(),
-            ConvRoute::MmSplit { tile, split } => ConvKind { tile, split }.name(),
+            ConvRoute::MmSplit { tile, split } => ConvKind::implicit(tile, split).name(),
+            ConvRoute::MmIm2col(tile) => ConvKind::im2col(tile).name(),
             ConvRoute::Direct => "direct".into(),
             ConvRoute::Coop(c, tile) => format!("{}{}", c.name(), tile.suffix().replace(' ', "-")),
         }
@@ -188,7 +196,7 @@ impl ConvRoute {
             ConvRoute::Mm(tile) => mm::dispatch_conv(
                 ctx,
                 kernels,
-                ConvKind { tile, split: 1 },
+                ConvKind::implicit(tile, 1),
                 shape,
                 relu,
                 weight,
@@ -200,7 +208,7 @@ impl ConvRoute {
             ConvRoute::MmSplit { tile, split } => mm::dispatch_conv(
                 ctx,
                 kernels,
-                ConvKind { tile, split },
+                ConvKind::implicit(tile, split),
                 shape,
                 relu,
                 weight,
@@ -208,6 +216,18 @@ impl ConvRoute {
                 input,
                 output,
                 scratch,
+            )?,
+            ConvRoute::MmIm2col(tile) => mm_im2col::dispatch(
+                ctx,
+                kernels,
+                tile,
+                shape,
+                relu,
+                weight,
+                bias,
+                input,
+                output,
+                need_scratch()?,
             )?,
             ConvRoute::Direct => vec![conv2d::dispatch(
                 ctx,
@@ -226,11 +246,13 @@ impl ConvRoute {
 }
 
 impl From<ConvKind> for ConvRoute {
-    /// [`ConvRoute::Mm`] unsplit, else [`ConvRoute::MmSplit`].
+    /// [`ConvRoute::MmIm2col`] through the coalesced im2col, else [`ConvRoute::Mm`] unsplit,
+    /// else [`ConvRoute::MmSplit`].
     fn from(k: ConvKind) -> Self {
-        match k.split {
-            0 | 1 => ConvRoute::Mm(k.tile),
-            split => ConvRoute::MmSplit {
+        match (k.im2col, k.split) {
+            (true, _) => ConvRoute::MmIm2col(k.tile),
+            (false, 0 | 1) => ConvRoute::Mm(k.tile),
+            (false, split) => ConvRoute::MmSplit {
                 tile: k.tile,
                 split,
             },
@@ -264,7 +286,8 @@ impl Kernels {
     /// `Gemm` path as `im2col` + `gemm` unless the tuner chose an `mm.wgsl` tile; on the
     /// `Blocked` path a forced, tuned or heuristic tile, or `im2col` + `gemm` where the tuner
     /// chose it and nothing is forced (the tile split over K where its output tiles would
-    /// not fill the GPU, [`mm::conv_split_heuristic`]); `conv2d.wgsl` on the `Tiled` path. Its
+    /// not fill the GPU, [`mm::conv_split_heuristic`]; through the coalesced im2col where
+    /// forced or tuned, never by the heuristic); `conv2d.wgsl` on the `Tiled` path. Its
     /// [`ConvRoute::layout`] is always [`Kernels::conv_layout`].
     pub fn conv_route(&self, shape: &Conv2dShape, precision: Precision) -> Result<ConvRoute> {
         if precision == Precision::F16 {
@@ -291,9 +314,11 @@ impl Kernels {
         })
     }
 
-    /// Whether a convolution of `shape`'s geometry could run `im2col` at some batch size (so a
-    /// stack planned once for several batch sizes allocates the scratch): f16, the `Gemm`
-    /// path, or a tuner entry choosing `gemm` for this geometry at any batch.
+    /// Whether a convolution of `shape`'s geometry could run through a patch matrix at some
+    /// batch size (so a stack planned once for several batch sizes allocates the scratch):
+    /// f16, the `Gemm` path, the coalesced im2col forced, or a tuner entry choosing `gemm`
+    /// (nothing forced) or an `-im2col` variant (which forced fields may overrule: then the
+    /// scratch is only larger than needed) for this geometry at any batch.
     fn conv_may_use_im2col(&self, shape: &Conv2dShape, precision: Precision) -> bool {
         if precision == Precision::F16 || self.path == MatmulPath::Gemm {
             return true;
@@ -301,13 +326,17 @@ impl Kernels {
         let MatmulPath::Blocked(force) = self.path else {
             return false;
         };
-        force.is_empty()
-            && self.tuned.as_ref().is_some_and(|t| {
-                let geometry = tuned::conv_geometry_key(shape);
-                t.conv.iter().any(|(key, v)| {
-                    *v == tuned::Variant::Gemm && tuned::strip_batch(key) == geometry
-                })
+        let geometry = tuned::conv_geometry_key(shape);
+        let tuned_any = |pick: &dyn Fn(&tuned::Variant<ConvKind>) -> bool| {
+            self.tuned.as_ref().is_some_and(|t| {
+                t.conv
+                    .iter()
+                    .any(|(key, v)| pick(v) && tuned::strip_batch(key) == geometry)
             })
+        };
+        force.conv_im2col
+            || (force.is_empty() && tuned_any(&|v| *v == tuned::Variant::Gemm))
+            || tuned_any(&|v| v.mm().is_some_and(|k| k.im2col))
     }
 
     /// Words of scratch for convolutions planned once and run at every batch size up to each

@@ -38,25 +38,41 @@ pub fn dense_key(batch: usize, k: usize, rows: usize) -> String {
 }
 
 /// Every conv candidate the tuner times for `shape`: the `Gemm` path, every tile that fits
-/// `limits` unsplit, then split-K factors 2-16 on the heuristic's tile and on 64x32x16 where
-/// their output tiles do not fill the GPU ([`mm::FILL`]), the slices keep at least 128 values
-/// of K and the partial sums fit the scratch cap ([`IM2COL_MAX_BYTES`]).
+/// `limits` unsplit, the same tiles through the coalesced im2col (`-im2col`: the patch matrix
+/// in chunks of at most [`IM2COL_MAX_BYTES`], as a plan caps it), then split-K factors 2-16 on
+/// the heuristic's tile, on 64x32x16 and on 32x32x16 where their output tiles do not fill the
+/// GPU ([`mm::FILL`]), the slices keep at least 128 values of K and the partial sums fit the
+/// scratch cap.
 pub fn conv_candidates(shape: &Conv2dShape, limits: &wgpu::Limits) -> Vec<Variant<ConvKind>> {
     let mut out = vec![Variant::Gemm];
-    let fitting = mm::TILES.iter().copied().filter(|t| t.fits(limits));
-    out.extend(fitting.map(|tile| Variant::Mm(ConvKind { tile, split: 1 })));
+    let fitting: Vec<mm::Tile> = mm::TILES
+        .iter()
+        .copied()
+        .filter(|t| t.fits(limits))
+        .collect();
+    out.extend(
+        fitting
+            .iter()
+            .map(|&tile| Variant::Mm(ConvKind::implicit(tile, 1))),
+    );
+    out.extend(
+        fitting
+            .iter()
+            .map(|&tile| Variant::Mm(ConvKind::im2col(tile))),
+    );
     let Ok((oh, ow)) = shape.out_hw() else {
         return out;
     };
     let (m, n) = (shape.out_c / shape.groups, shape.batch * oh * ow);
     let mut tiles = vec![mm::conv_heuristic(m, n, limits)];
-    let small = mm::Tile::new(64, 32, 16);
-    if small.fits(limits) && !tiles.contains(&small) {
-        tiles.push(small);
+    for small in [mm::Tile::new(64, 32, 16), mm::Tile::new(32, 32, 16)] {
+        if small.fits(limits) && !tiles.contains(&small) {
+            tiles.push(small);
+        }
     }
     for tile in tiles {
         for split in [2, 4, 8, 16] {
-            let kind = ConvKind { tile, split };
+            let kind = ConvKind::implicit(tile, split);
             let filled = tile.tiles(m, n) * shape.groups * split as usize / 2 >= mm::FILL;
             let words = mm::conv_split_words(kind, shape).unwrap_or(usize::MAX);
             if !filled

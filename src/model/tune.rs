@@ -52,8 +52,13 @@ pub fn candidates_id() -> String {
         h.update(t.name().as_bytes());
         h.update(b";");
     }
-    h.update(b"gemv;split2,4,8,16;convsplit2,4,8,16;gemm;");
-    for file in ["mm.wgsl", "im2col.wgsl", "gemm.wgsl"] {
+    h.update(b"gemv;split2,4,8,16;convsplit2,4,8,16;gemm;im2col;");
+    for file in [
+        "mm.wgsl",
+        "im2col.wgsl",
+        "gemm.wgsl",
+        "im2col_coalesced.wgsl",
+    ] {
         h.update(kernels::shader(file).source.as_bytes());
     }
     let d = h.finalize();

@@ -33,7 +33,9 @@ impl MatmulPath {
 
     /// Parses a matmul path: `tiled`, `gemm`, `blocked`, `blocked-TILE` (`blocked-128x64x16`),
     /// `blocked-gemv`, `blocked-splitN` (dense split-K), `blocked-convsplitN` (convolution
-    /// split-K), or a tile with splits (`blocked-64x64x16-split4`, `blocked-64x32x16-convsplit8`).
+    /// split-K), `blocked-im2col` (convolutions through a coalesced patch matrix and the dense
+    /// entry), or a tile with splits (`blocked-64x64x16-split4`, `blocked-64x32x16-convsplit8`,
+    /// `blocked-32x32x16-im2col`).
     pub fn parse(v: &str) -> std::result::Result<Self, String> {
         match v {
             "tiled" => Ok(MatmulPath::Tiled),
@@ -43,15 +45,15 @@ impl MatmulPath {
                     Ok(MatmulPath::Blocked(Force::parse(rest)?))
                 }
                 _ => Err(format!(
-                    "unknown matmul path {v:?} (expected tiled, gemm or blocked[-TILE][-gemv|-splitN][-convsplitN])"
+                    "unknown matmul path {v:?} (expected tiled, gemm or blocked[-TILE][-gemv|-splitN][-convsplitN|-im2col])"
                 )),
             },
         }
     }
 
     /// One path of every form [`MatmulPath::parse`] accepts: `tiled`, `gemm`, `blocked`, each
-    /// tile of [`TILES`], `-gemv`, `-splitN`, `-convsplitN`, and a tile with a split, with a
-    /// conv split and with gemv. What the
+    /// tile of [`TILES`], `-gemv`, `-splitN`, `-convsplitN`, `-im2col`, and a tile with a split,
+    /// with a conv split, with the coalesced im2col and with gemv. What the
     /// selftest runs under in CI, so a new form added here is checked on every adapter the
     /// tests see.
     pub fn forms() -> Vec<MatmulPath> {
@@ -61,12 +63,20 @@ impl MatmulPath {
                 gemv,
                 split,
                 conv_split: None,
+                conv_im2col: false,
             })
         };
         let conv_split = |tile, n| {
             MatmulPath::Blocked(Force {
                 tile,
                 conv_split: Some(n),
+                ..Force::default()
+            })
+        };
+        let im2col = |tile| {
+            MatmulPath::Blocked(Force {
+                tile,
+                conv_im2col: true,
                 ..Force::default()
             })
         };
@@ -84,6 +94,8 @@ impl MatmulPath {
             blocked(Some(Tile::new(128, 128, 8)), true, None),
             conv_split(None, 3),
             conv_split(Some(Tile::new(64, 32, 16)), 4),
+            im2col(None),
+            im2col(Some(Tile::new(32, 32, 16))),
         ]);
         out
     }
@@ -107,6 +119,9 @@ impl MatmulPath {
                 if let Some(n) = f.conv_split {
                     s += &format!("-convsplit{n}");
                 }
+                if f.conv_im2col {
+                    s += "-im2col";
+                }
                 s
             }
         }
@@ -127,7 +142,12 @@ pub struct Tile {
 
 /// The tiles built and tuned over (largest first). Each fits 32 KiB of workgroup memory
 /// (`2 * bk * (bm + bn) * 4` bytes) and at most 256 invocations. The 64x32 and 32x64 tiles
-/// (32 invocations, one NVIDIA warp) are for small pixel or channel counts (batch 1 conv3-5).
+/// (32 invocations, one NVIDIA warp) are for small pixel or channel counts (batch 1 conv3-5);
+/// 32x32x16 (16 invocations, half a warp, 8 KiB) is the smallest the shader's 8x8 outputs
+/// per invocation allow with whole loads per invocation (`A_LOADS = B_LOADS = 8`): at batch 1
+/// conv3 (M 384, N 169) it gives 72 output tiles against 18 of 64x64, so one split-K factor
+/// spreads the same lanes over 4x the workgroups (more SMs busy, each at half a warp). Only
+/// the tuner picks it (see `kernels::mm::conv_heuristic`).
 pub const TILES: &[Tile] = &[
     Tile::new(128, 128, 8),
     Tile::new(128, 128, 16),
@@ -137,6 +157,7 @@ pub const TILES: &[Tile] = &[
     Tile::new(64, 64, 32),
     Tile::new(64, 32, 16),
     Tile::new(32, 64, 16),
+    Tile::new(32, 32, 16),
 ];
 
 impl Tile {
@@ -157,7 +178,7 @@ impl Tile {
 
     /// Whether a device with these limits can run the tile (workgroup memory, invocations and
     /// workgroup dimensions): under WebGPU's baseline (16 KiB, 256 invocations) 128x128x8,
-    /// 64x64x16, 64x32x16 and 32x64x16 do.
+    /// 64x64x16, 64x32x16, 32x64x16 and 32x32x16 do.
     pub fn fits(&self, limits: &wgpu::Limits) -> bool {
         self.workgroup_bytes() <= limits.max_compute_workgroup_storage_size
             && self.invocations() <= limits.max_compute_invocations_per_workgroup
@@ -236,41 +257,77 @@ impl DenseKind {
 }
 
 /// How one convolution runs on an `mm.wgsl` tile: the `conv` entry (split 1), or `conv_split`
-/// over `split` K slices writing partial sums, then `reduce_conv` (bias, ReLU, NCHW store).
+/// over `split` K slices writing partial sums, then `reduce_conv` (bias, ReLU, NCHW store); or,
+/// with `im2col`, a coalesced patch matrix (`im2col_coalesced.wgsl`) multiplied by the
+/// `conv_im2col` entry (the dense entry's loop, an NCHW epilogue), never split.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConvKind {
     /// The output tile.
     pub tile: Tile,
-    /// K slices (1: no split).
+    /// K slices (1: no split; always 1 with `im2col`).
     pub split: u32,
+    /// The patch matrix materialised by the coalesced im2col, rather than gathered inside the
+    /// tile loop.
+    pub im2col: bool,
 }
 
 impl ConvKind {
-    /// The tile's name, with `-splitN` when split (`64x64x16-split8`), as the tuner cache
-    /// stores it.
-    pub fn name(&self) -> String {
-        match self.split {
-            1 => self.tile.name(),
-            n => format!("{}-split{n}", self.tile.name()),
+    /// The implicit GEMM on `tile` over `split` K slices.
+    pub const fn implicit(tile: Tile, split: u32) -> Self {
+        ConvKind {
+            tile,
+            split,
+            im2col: false,
         }
     }
 
-    /// Parses [`ConvKind::name`].
+    /// The coalesced im2col and the dense entry on `tile`.
+    pub const fn im2col(tile: Tile) -> Self {
+        ConvKind {
+            tile,
+            split: 1,
+            im2col: true,
+        }
+    }
+
+    /// The tile's name, with `-splitN` when split (`64x64x16-split8`) and `-im2col` through
+    /// the coalesced im2col (`64x64x16-im2col`), as the tuner cache stores it.
+    pub fn name(&self) -> String {
+        let mut s = self.tile.name();
+        if self.split != 1 {
+            s += &format!("-split{}", self.split);
+        }
+        if self.im2col {
+            s += "-im2col";
+        }
+        s
+    }
+
+    /// Parses [`ConvKind::name`] (`-im2col` with a split is not a variant).
     pub fn parse(s: &str) -> Option<ConvKind> {
+        let (s, im2col) = match s.strip_suffix("-im2col") {
+            Some(t) => (t, true),
+            None => (s, false),
+        };
         let (tile, split) = match s.split_once("-split") {
             Some((t, n)) => (t, n.parse().ok().filter(|&n: &u32| n >= 1)?),
             None => (s, 1),
         };
+        if im2col && split != 1 {
+            return None;
+        }
         Some(ConvKind {
             tile: tile.parse().ok()?,
             split,
+            im2col,
         })
     }
 }
 
-/// What `ALEXNET_MATMUL=blocked[-TILE][-gemv|-splitN][-convsplitN]` forces; unset fields are
-/// chosen per shape (tuner cache, else `kernels::mm::conv_heuristic` / `dense_heuristic`).
-/// `split` is the dense layers' split-K, `conv_split` the convolutions'.
+/// What `ALEXNET_MATMUL=blocked[-TILE][-gemv|-splitN][-convsplitN|-im2col]` forces; unset
+/// fields are chosen per shape (tuner cache, else `kernels::mm::conv_heuristic` /
+/// `dense_heuristic`). `split` is the dense layers' split-K, `conv_split` the convolutions';
+/// `conv_im2col` sends convolutions through the coalesced im2col and the dense entry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Force {
     /// Use this tile everywhere.
@@ -281,16 +338,20 @@ pub struct Force {
     pub split: Option<u32>,
     /// The convolutions' split-K.
     pub conv_split: Option<u32>,
+    /// Convolutions through the coalesced im2col and the dense entry ([`ConvKind::im2col`]).
+    pub conv_im2col: bool,
 }
 
 impl Force {
     /// Parses what follows `blocked` in `ALEXNET_MATMUL` (`""`, `-64x64x16`, `-gemv`,
-    /// `-split4`, `-128x64x16-split2`, `-convsplit8`).
+    /// `-split4`, `-128x64x16-split2`, `-convsplit8`, `-im2col`).
     pub fn parse(rest: &str) -> std::result::Result<Force, String> {
         let mut f = Force::default();
         for part in rest.split('-').filter(|p| !p.is_empty()) {
             if part == "gemv" {
                 f.gemv = true;
+            } else if part == "im2col" {
+                f.conv_im2col = true;
             } else if let Some(n) = part.strip_prefix("convsplit") {
                 let n: u32 =
                     n.parse().ok().filter(|&n| n >= 1).ok_or_else(|| {
@@ -307,6 +368,13 @@ impl Force {
             } else {
                 f.tile = Some(part.parse()?);
             }
+        }
+        if f.conv_im2col && f.conv_split.is_some() {
+            return Err(
+                "-im2col and -convsplitN exclude each other (the coalesced im2col feeds the \
+                 unsplit dense entry)"
+                    .into(),
+            );
         }
         Ok(f)
     }

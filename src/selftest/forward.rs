@@ -61,6 +61,19 @@ pub(super) fn conv_cases(ctx: &GpuContext, out: &mut Vec<Case>) {
         );
         routes.push((name, route, false, small));
     }
+    // The coalesced im2col + the dense loop: every tile on the whole patch matrix, and the
+    // smallest and the largest tile in chunks (7 rows of K values: fewer pixels with groups).
+    for &tile in TILES.iter().filter(|t| t.fits(&ctx.limits)) {
+        let route = ConvRoute::MmIm2col(tile);
+        routes.push((format!("blocked-{}", route.name()), route, false, false));
+    }
+    for tile in [Tile::new(32, 32, 16), Tile::new(128, 128, 8)] {
+        let route = ConvRoute::MmIm2col(tile);
+        if tile.fits(&ctx.limits) {
+            let name = format!("blocked-{} (chunked)", route.name());
+            routes.push((name, route, false, true));
+        }
+    }
     // f16 storage: portable loads always, native ones where the adapter has SHADER_F16.
     let has_f16 = ctx.features.contains(wgpu::Features::SHADER_F16);
     for native in [false, true].into_iter().filter(|&n| !n || has_f16) {

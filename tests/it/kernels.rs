@@ -561,7 +561,7 @@ fn f16_packing_order_and_rounding() {
 // ---- mm.wgsl: register-blocked tiles (the GPU path), every variant forced ----
 
 fn check_conv_mm(tile: kernels::mm::Tile, shape: Conv2dShape, relu: bool, seed: u64) {
-    let kind = kernels::mm::ConvKind { tile, split: 1 };
+    let kind = kernels::mm::ConvKind::implicit(tile, 1);
     check_conv_mm_split(kind, usize::MAX, shape, relu, seed);
 }
 
@@ -625,10 +625,7 @@ fn check_conv_mm_split(
 #[test]
 fn conv2d_mm_split_k() {
     use kernels::mm::{ConvKind, Tile};
-    let k = |bm, bn, bk, split| ConvKind {
-        tile: Tile::new(bm, bn, bk),
-        split,
-    };
+    let k = |bm, bn, bk, split| ConvKind::implicit(Tile::new(bm, bn, bk), split);
     // K = 363: 23 steps of 16 in 3 slices of 8, 8, 7 steps; M = 10, N = 128.
     check_conv_mm_split(
         k(64, 64, 16, 3),
@@ -697,6 +694,104 @@ fn conv2d_mm_every_tile() {
 fn conv2d_mm_long_k() {
     let tile = kernels::mm::Tile::new(64, 64, 16);
     check_conv_mm(tile, conv(1, 40, 11, 24, 3, 1, 1, 1), true, 46);
+}
+
+/// The coalesced im2col + `conv_im2col` on `tile` ([`kernels::mm_im2col`]), through a
+/// garbage-filled scratch of `rows` patch rows (`usize::MAX`: the whole batch's matrix; fewer:
+/// pixel chunks, two dispatches each) into a garbage-filled output.
+fn check_conv_im2col(
+    tile: kernels::mm::Tile,
+    rows: usize,
+    shape: Conv2dShape,
+    relu: bool,
+    seed: u64,
+) {
+    let ctx = ctx();
+    let ks = Kernels::with_path(&ctx, MatmulPath::Blocked(Default::default()));
+    let (oh, ow) = shape.out_hw().unwrap();
+    let w = random(shape.weight_len(), seed, 0.5);
+    let b = random(shape.out_c, seed + 1, 0.5);
+    let x = random(
+        shape.batch * shape.in_c * shape.in_h * shape.in_w,
+        seed + 2,
+        1.0,
+    );
+    let wb = upload_f32(&ctx, "w", &kernels::conv2d::weight_for_gemm(&shape, &w)).unwrap();
+    let bb = upload_f32(&ctx, "b", &b).unwrap();
+    let xb = upload_f32(&ctx, "x", &x).unwrap();
+    let out_len = shape.batch * shape.out_c * oh * ow;
+    let yb = upload_f32(&ctx, "y", &random(out_len, seed + 3, 9.0)).unwrap();
+    let pixels = shape.batch * oh * ow;
+    let words = kernels::mm_im2col::scratch_words(&shape).unwrap();
+    assert_eq!(words, pixels * shape.groups * shape.kp());
+    let words = words.min(rows.saturating_mul(shape.groups * shape.kp()));
+    // Garbage in the scratch too: the K tail of every row must be written as zeros.
+    let sb = upload_f32(&ctx, "patches", &random(words, seed + 4, 9.0)).unwrap();
+    let ds = kernels::mm_im2col::dispatch(&ctx, &ks, tile, &shape, relu, &wb, &bb, &xb, &yb, &sb)
+        .unwrap();
+    assert_eq!(ds.len(), 2 * pixels.div_ceil(rows.min(pixels)), "chunks");
+    kernels::run(&ctx, &ds).unwrap();
+    let got = read_back_f32(&ctx, &yb, out_len).unwrap();
+    let want = kernels::conv2d::reference(&shape, &w, &b, &x, relu);
+    assert_close(
+        &format!(
+            "conv2d mm {}-im2col {shape:?} scratch rows {}",
+            tile.name(),
+            rows.min(pixels)
+        ),
+        &got,
+        &want,
+        TOL,
+    );
+}
+
+/// Every tile through the coalesced im2col on the shapes of `conv2d_mm_every_tile`: AlexNet's
+/// conv1 geometry (K = 363 padded to 364, stride 4, padding), remainders of every tile in both
+/// dimensions, groups 2 and 3 with stride 2, 1x1 images.
+#[test]
+fn conv2d_mm_im2col_every_tile() {
+    for &tile in kernels::mm::TILES {
+        check_conv_im2col(tile, usize::MAX, conv(2, 3, 35, 10, 11, 4, 2, 1), true, 141);
+        check_conv_im2col(tile, usize::MAX, conv(3, 7, 13, 70, 5, 1, 2, 1), false, 142);
+        check_conv_im2col(tile, usize::MAX, conv(2, 12, 9, 18, 3, 1, 1, 2), true, 143);
+        check_conv_im2col(tile, usize::MAX, conv(1, 9, 6, 6, 3, 2, 0, 3), false, 144);
+        check_conv_im2col(tile, usize::MAX, conv(5, 33, 1, 130, 1, 1, 0, 1), true, 145);
+    }
+}
+
+/// Pixel chunks (a scratch of 7 rows for 2 x 13 x 13 pixels: 25 chunks, the last short; with
+/// groups, chunks of 5), AlexNet's conv2 and conv3-5 geometries at reduced width (K = 400 and
+/// 1728 over many K steps), and a K not a multiple of 4 in chunks of 100 rows.
+#[test]
+fn conv2d_mm_im2col_chunks_and_alexnet_geometries() {
+    use kernels::mm::Tile;
+    let t64 = Tile::new(64, 64, 16);
+    check_conv_im2col(t64, 7, conv(2, 7, 13, 70, 5, 1, 2, 1), true, 150);
+    check_conv_im2col(
+        Tile::new(32, 32, 16),
+        5,
+        conv(2, 12, 9, 18, 3, 1, 1, 2),
+        false,
+        151,
+    );
+    // conv2: k5 p2 on 27x27 (K = 16 x 25 = 400), groups 2 as in the original AlexNet.
+    check_conv_im2col(t64, usize::MAX, conv(1, 32, 27, 24, 5, 1, 2, 2), true, 152);
+    // conv3-5: k3 p1 on 13x13, K = 192 x 9 = 1728 (108 K steps of 16), batch 1 (169 pixels).
+    check_conv_im2col(
+        Tile::new(64, 32, 16),
+        usize::MAX,
+        conv(1, 192, 13, 40, 3, 1, 1, 1),
+        false,
+        153,
+    );
+    // K = 5 x 9 = 45: a K tail of 3 in the last vec4.
+    check_conv_im2col(
+        Tile::new(128, 128, 8),
+        100,
+        conv(3, 5, 10, 9, 3, 1, 1, 1),
+        true,
+        154,
+    );
 }
 
 fn check_dense_mm(
@@ -798,6 +893,8 @@ fn mm_variant_names_parse_and_heuristics() {
         "blocked-64x64x32-split2",
         "blocked-convsplit8",
         "blocked-64x32x16-split2-convsplit4",
+        "blocked-im2col",
+        "blocked-32x32x16-gemv-im2col",
     ] {
         assert_eq!(MatmulPath::parse(v).unwrap().name(), v);
     }
@@ -806,6 +903,8 @@ fn mm_variant_names_parse_and_heuristics() {
         "blocked-split0",
         "blocked-convsplit0",
         "blocked-convsplitx",
+        "blocked-convsplit2-im2col",
+        "blocked-32x32x8",
         "fast",
         "blockedx",
     ] {
@@ -827,7 +926,7 @@ fn mm_variant_names_parse_and_heuristics() {
     );
     assert_eq!(dense_heuristic(1, 9216, 4096, &gpu), DenseKind::Gemv);
     assert_eq!(dense_heuristic(8, 4096, 4096, &gpu), DenseKind::Gemv);
-    // Under WebGPU's baseline (16 KiB) only 128x128x8, 64x64x16 and the 32-invocation tiles
+    // Under WebGPU's baseline (16 KiB) only 128x128x8, 64x64x16 and the 16/32-invocation tiles
     // fit, and the heuristics pick nothing else.
     let webgpu = wgpu::Limits::default();
     let fitting: Vec<String> = kernels::mm::TILES
@@ -835,7 +934,10 @@ fn mm_variant_names_parse_and_heuristics() {
         .filter(|t| t.fits(&webgpu))
         .map(|t| t.name())
         .collect();
-    assert_eq!(fitting, ["128x128x8", "64x64x16", "64x32x16", "32x64x16"]);
+    assert_eq!(
+        fitting,
+        ["128x128x8", "64x64x16", "64x32x16", "32x64x16", "32x32x16"]
+    );
     for (m, n) in [
         (192, 64 * 27 * 27),
         (64, 64 * 55 * 55),
@@ -863,7 +965,7 @@ fn mm_variant_names_parse_and_heuristics() {
     // large batches are not split.
     let blocked = kernels::mm::Force::default();
     let split_of = |s: &Conv2dShape| blocked.conv(s, None, &gpu).unwrap();
-    let at = |tile, split| kernels::mm::ConvKind { tile, split };
+    let at = kernels::mm::ConvKind::implicit;
     let t64 = Tile::new(64, 64, 16);
     assert_eq!(split_of(&conv(1, 192, 13, 384, 3, 1, 1, 1)), at(t64, 4));
     assert_eq!(split_of(&conv(1, 384, 13, 256, 3, 1, 1, 1)), at(t64, 8));
@@ -879,6 +981,31 @@ fn mm_variant_names_parse_and_heuristics() {
     assert_eq!(blocked.conv(&conv4, Some(tuned), &gpu).unwrap(), tuned);
     let forced = kernels::mm::Force::parse("-64x32x16").unwrap();
     assert_eq!(forced.conv(&conv4, Some(tuned), &gpu).unwrap(), tuned);
+    // The coalesced im2col: forced (on the heuristic's tile or a forced one, unsplit), tuned
+    // (kept under a forced tile that matches), never the heuristic's own choice.
+    let im2col = kernels::mm::ConvKind::im2col;
+    let forced = kernels::mm::Force::parse("-im2col").unwrap();
+    assert_eq!(forced.conv(&conv4, None, &gpu).unwrap(), im2col(t64));
+    let forced = kernels::mm::Force::parse("-32x32x16-im2col").unwrap();
+    let t32 = Tile::new(32, 32, 16);
+    assert_eq!(forced.conv(&conv4, Some(tuned), &gpu).unwrap(), im2col(t32));
+    let tuned_im2col = im2col(Tile::new(64, 32, 16));
+    assert_eq!(
+        blocked.conv(&conv4, Some(tuned_im2col), &gpu).unwrap(),
+        tuned_im2col
+    );
+    let forced = kernels::mm::Force::parse("-64x32x16").unwrap();
+    assert_eq!(
+        forced.conv(&conv4, Some(tuned_im2col), &gpu).unwrap(),
+        tuned_im2col
+    );
+    for s in [
+        conv4,
+        conv(64, 256, 13, 256, 3, 1, 1, 1),
+        conv(8, 3, 224, 64, 11, 4, 2, 1),
+    ] {
+        assert!(!blocked.conv(&s, None, &gpu).unwrap().im2col, "{s:?}");
+    }
     // A forced tile the device cannot run is refused, naming the tiles that fit.
     let force = kernels::mm::Force::parse("-128x64x16").unwrap();
     let shape = conv(64, 64, 27, 192, 5, 1, 2, 1);
@@ -907,12 +1034,15 @@ fn mm_variant_names_parse_and_heuristics() {
         assert_eq!(parse_dense("gemm"), Some(Variant::Gemm));
         assert_eq!(parse_conv("gemm"), Some(Variant::Gemm));
         for split in [1, 8] {
-            let t = kernels::mm::ConvKind {
-                tile: Tile::new(128, 64, 16),
-                split,
-            };
+            let t = kernels::mm::ConvKind::implicit(Tile::new(128, 64, 16), split);
             assert_eq!(parse_conv(&Variant::Mm(t).name()), Some(Variant::Mm(t)));
         }
+        let t = kernels::mm::ConvKind::im2col(Tile::new(32, 32, 16));
+        assert_eq!(t.name(), "32x32x16-im2col");
+        assert_eq!(parse_conv(&t.name()), Some(Variant::Mm(t)));
+        // The coalesced im2col feeds the unsplit dense entry: no split form exists.
+        assert_eq!(parse_conv("32x32x16-split2-im2col"), None);
+        assert_eq!(parse_conv("32x32x16-im2col-split2"), None);
         assert_eq!(parse_conv("128x64x16"), parse_conv("128x64x16-split1"));
         assert_eq!(parse_conv("gemv"), None);
         assert_eq!(parse_conv("128x64x16-split0"), None);

@@ -396,7 +396,7 @@ fn f16_storage_matches_onnxruntime_loosely() {
 
 /// Every forceable matmul variant end to end (`ALEXNET_MATMUL` values, through
 /// `Network::with_path`): the blocked GPU tiles with the heuristic's choices, each conv tile,
-/// gemv, split-K (dense and conv), and the older paths, all against onnxruntime at the f32
+/// gemv, split-K (dense and conv), the coalesced im2col, and the older paths, all against onnxruntime at the f32
 /// tolerance.
 #[test]
 fn every_matmul_variant_matches_onnxruntime() {
@@ -422,6 +422,9 @@ fn every_matmul_variant_matches_onnxruntime() {
         "blocked-convsplit4",
         "blocked-64x32x16-convsplit8",
         "blocked-32x64x16",
+        "blocked-32x32x16",
+        "blocked-im2col",
+        "blocked-32x32x16-im2col",
     ] {
         let path = MatmulPath::parse(v).unwrap();
         let mut net = Network::with_path(&ctx, &w, Precision::F32, path).unwrap();

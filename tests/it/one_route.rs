@@ -29,6 +29,10 @@ fn conv_labels(route: ConvRoute) -> Vec<String> {
             format!("conv2d(mm {}-split{split})", tile.name()),
             "conv2d(mm split-K reduce)".into(),
         ],
+        ConvRoute::MmIm2col(t) => vec![
+            "conv2d(im2col coalesced)".into(),
+            format!("conv2d(mm {}-im2col)", t.name()),
+        ],
         ConvRoute::Direct => vec!["conv2d".into()],
         ConvRoute::Coop(c, _) => vec![
             format!("conv2d({} im2col)", c.name()),
@@ -47,10 +51,7 @@ fn library_binary_and_training_run_the_tuned_variant_of_every_layer() {
     // Every layer's default route (no table), and a table that picks another variant.
     let plain = Kernels::with_tuned(&ctx, ctx.matmul_path(), None);
     // Split over K: its partial sums need the scratch that each caller sizes from the route.
-    let other_tile = ConvKind {
-        tile: Tile::new(64, 64, 16),
-        split: 2,
-    };
+    let other_tile = ConvKind::implicit(Tile::new(64, 64, 16), 2);
     let adapter = tune::adapter_key(&ctx.info);
     let mut entries = BTreeMap::new();
     let mut want_conv = Vec::new();

@@ -120,7 +120,7 @@ fn only_this_adapters_entries_are_used_and_the_file_round_trips() {
     assert_eq!(unknown, 1, "the unknown tile name is skipped");
     assert_eq!(t.conv.len(), 2);
     let tile = Tile::new(128, 64, 16);
-    assert_eq!(t.conv[conv], Variant::Mm(ConvKind { tile, split: 1 }));
+    assert_eq!(t.conv[conv], Variant::Mm(ConvKind::implicit(tile, 1)));
     assert_eq!(t.conv[conv_gemm], Variant::Gemm);
     assert_eq!(t.dense.len(), 2, "{:?}", t.dense);
     assert_eq!(
@@ -278,9 +278,9 @@ fn a_tuning_run_times_every_candidate_and_its_winners_match_onnxruntime() {
     assert_close("tuned logits", &out.logits, &want, TOL);
 }
 
-/// A table that sends conv1, conv3, conv5 and fc7 to `gemm` and the rest to `mm.wgsl`
-/// variants (conv4 split over K): one plan mixes both (the scratch sized for the `gemm` convs'
-/// patch matrices and conv4's partial sums) and still
+/// A table that sends conv1, conv5 and fc7 to `gemm` and the rest to `mm.wgsl` variants
+/// (conv3 through the coalesced im2col, conv4 split over K): one plan mixes them (the scratch
+/// sized for the patch matrices of both im2col kernels and conv4's partial sums) and still
 /// matches onnxruntime, on the `Blocked` and on the `Gemm` path.
 #[test]
 fn a_plan_mixing_gemm_and_mm_winners_matches_onnxruntime() {
@@ -295,16 +295,12 @@ fn a_plan_mixing_gemm_and_mm_winners_matches_onnxruntime() {
     let (mut conv_i, mut dense_i) = (0, 0);
     for (layer, info) in spec.layers.iter().zip(&infos) {
         if let Some(s) = layer.conv_shape(batch, info.input.as_map()) {
-            // conv2 on a tile, conv4 split over K (its partial sums in the plan's scratch).
+            // conv2 on a tile, conv3 through the coalesced im2col, conv4 split over K (its
+            // partial sums in the plan's scratch).
             let v = match conv_i {
-                1 => Variant::Mm(ConvKind {
-                    tile: Tile::new(64, 128, 16),
-                    split: 1,
-                }),
-                3 => Variant::Mm(ConvKind {
-                    tile: Tile::new(64, 32, 16),
-                    split: 3,
-                }),
+                1 => Variant::Mm(ConvKind::implicit(Tile::new(64, 128, 16), 1)),
+                2 => Variant::Mm(ConvKind::im2col(Tile::new(32, 32, 16))),
+                3 => Variant::Mm(ConvKind::implicit(Tile::new(64, 32, 16), 3)),
                 _ => Variant::Gemm,
             };
             t.conv.insert(tuned::conv_key(&s), v);
@@ -346,7 +342,9 @@ fn check_mixed_plan(
     assert_eq!(count("conv2d(mm 64x128x16)"), 1, "{labels:?}");
     assert_eq!(count("conv2d(mm 64x32x16-split3)"), 1, "{labels:?}");
     assert_eq!(count("conv2d(mm split-K reduce)"), 1, "{labels:?}");
-    assert!(count("conv2d(gemm)") >= 3, "{labels:?}");
+    assert_eq!(count("conv2d(im2col coalesced)"), 1, "{labels:?}");
+    assert_eq!(count("conv2d(mm 32x32x16-im2col)"), 1, "{labels:?}");
+    assert!(count("conv2d(gemm)") >= 2, "{labels:?}");
     assert_eq!(count("dense(gemm)"), 1, "{labels:?}");
     assert_eq!(count("dense(mm 64x64x32-split2)"), 1, "{labels:?}");
     // fc8 (K = 10, not whole vec4 loads) stays on dense.wgsl whatever the table says.
@@ -379,4 +377,44 @@ fn tuner_timing_data_is_random_and_never_zero() {
     );
     let mean = a.iter().map(|&v| v as f64).sum::<f64>() / a.len() as f64;
     assert!(mean.abs() < 0.02, "mean {mean}");
+}
+
+/// Training's stack plans one scratch for every batch up to its largest: where the tuner sends
+/// a smaller batch of a geometry through the coalesced im2col (here batch 1) while the largest
+/// batch's route needs no scratch (batch 4: the conv entry, unsplit at K = 144), the patch
+/// matrix is still allocated; and a forced `-im2col` sizes it from the route itself.
+#[test]
+fn scratch_up_to_a_batch_covers_a_tuned_im2col_at_a_smaller_one() {
+    use alexnet_wgpu::kernels::conv2d::Conv2dShape;
+    use alexnet_wgpu::kernels::route::ConvRoute;
+    let ctx = ctx();
+    let s4 = Conv2dShape::square(4, 16, 13, 24, 3, 1, 1, 1);
+    let s1 = Conv2dShape { batch: 1, ..s4 };
+    let blocked = MatmulPath::Blocked(Force::default());
+    let f32 = Precision::F32;
+    let plain = Kernels::with_tuned(&ctx, blocked, None);
+    assert_eq!(
+        plain.conv_route(&s4, f32).unwrap(),
+        ConvRoute::Mm(Tile::new(64, 64, 16))
+    );
+    assert_eq!(
+        plain.conv_scratch_words_up_to(&ctx, &[s4], f32).unwrap(),
+        None
+    );
+    let t32 = Tile::new(32, 32, 16);
+    let mut t = Tuned::default();
+    t.conv
+        .insert(tuned::conv_key(&s1), Variant::Mm(ConvKind::im2col(t32)));
+    let ks = Kernels::with_tuned(&ctx, blocked, Some(t));
+    assert_eq!(ks.conv_route(&s1, f32).unwrap(), ConvRoute::MmIm2col(t32));
+    let words = ks.conv_scratch_words_up_to(&ctx, &[s4], f32).unwrap();
+    assert_eq!(words, Some(s4.im2col_words(f32).unwrap()));
+    let forced = MatmulPath::parse("blocked-im2col").unwrap();
+    let ks = Kernels::with_tuned(&ctx, forced, None);
+    assert_eq!(
+        ks.conv_route(&s4, f32).unwrap(),
+        ConvRoute::MmIm2col(Tile::new(64, 64, 16))
+    );
+    let words = ks.conv_scratch_words(&ctx, &[s1], f32).unwrap();
+    assert_eq!(words, Some(s1.im2col_words(f32).unwrap()));
 }
