@@ -22,6 +22,7 @@ pub mod lrn_backward;
 pub mod max_pool;
 pub mod mm;
 pub mod mm_grouped;
+pub mod mm_strided;
 pub mod pad_rows;
 pub mod pool_backward;
 pub mod relu;

@@ -5,8 +5,10 @@ use crate::common;
 
 use alexnet_wgpu::gpu::{read_back_f32, storage_buffer, upload_f32, SplitWeight};
 use alexnet_wgpu::kernels;
+use alexnet_wgpu::kernels::mm::Force;
+use alexnet_wgpu::kernels::route::DenseBackwardRoute;
 use alexnet_wgpu::kernels::{
-    adam, cross_entropy, dense_backward, dropout, relu_backward, sgd, Kernels,
+    adam, cross_entropy, dense_backward, dropout, relu_backward, sgd, Kernels, MatmulPath,
 };
 use alexnet_wgpu::train::reference::train_cpu;
 use alexnet_wgpu::train::{
@@ -18,12 +20,28 @@ use common::{assert_close, ctx, random};
 #[test]
 fn dense_backward_matches_reference_and_finite_differences() {
     let ctx = ctx();
-    let tk = Kernels::new(&ctx);
     let (batch, inp, out) = (5, 37, 23);
     let w = random(out * inp, 1, 0.5);
     let x = random(batch * inp, 2, 1.0);
     let dy = random(batch * out, 3, 1.0);
-    for rows_per_part in [usize::MAX, 7] {
+    // `dense_backward.wgsl` (the CPU adapters' route), and the GPUs' `mm.wgsl` tiles over the
+    // operands where they lie, unsplit and split over K (partial sums, then a reduce that
+    // adds the later weight parts' input gradients).
+    let blocked = |split| {
+        MatmulPath::Blocked(Force {
+            split,
+            ..Force::default()
+        })
+    };
+    let paths = [MatmulPath::Gemm, blocked(None), blocked(Some(2))];
+    for (path, rows_per_part) in paths.into_iter().flat_map(|p| [(p, usize::MAX), (p, 7)]) {
+        let tk = Kernels::with_path(&ctx, path);
+        let route = tk.dense_backward_route(batch, inp, rows_per_part.min(out));
+        assert_eq!(
+            matches!(route, DenseBackwardRoute::Mm { .. }),
+            path != MatmulPath::Gemm,
+            "{path:?}: {route:?}"
+        );
         let ws =
             SplitWeight::upload_with_rows_per_part(&ctx, "w", &w, out, inp, rows_per_part).unwrap();
         let (xb, dyb) = (
