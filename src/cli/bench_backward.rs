@@ -108,10 +108,26 @@ pub fn run(
                 ),
                 ConvBackward::Gemm => {
                     let scratch = ConvGemmScratch::new(ctx, &[s])?;
-                    let gi =
-                        conv_gemm_backward::grad_input(ctx, &tk, &fk, &s, &w, &dy, &dx, &scratch)?;
-                    let mut gw =
-                        conv_gemm_backward::grad_weight(ctx, &tk, &fk, &s, &x, &dy, &dw, &scratch)?;
+                    let gi = conv_gemm_backward::grad_input(
+                        ctx,
+                        &tk,
+                        &fk,
+                        &s,
+                        (&w, s.k()),
+                        &dy,
+                        &dx,
+                        &scratch,
+                    )?;
+                    let mut gw = conv_gemm_backward::grad_weight(
+                        ctx,
+                        &tk,
+                        &fk,
+                        &s,
+                        &x,
+                        &dy,
+                        (&dw, s.k()),
+                        &scratch,
+                    )?;
                     gw.push(conv_backward::grad_bias(ctx, &tk, &s, &dy, &db)?);
                     (gi, gw)
                 }

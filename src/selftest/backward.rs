@@ -81,11 +81,25 @@ pub(super) fn backward_cases(out: &mut Vec<Case>) {
                         }
                         .with_mm_part(ctx, &fk, &[s])?;
                         ds.extend(conv_gemm_backward::grad_weight(
-                            ctx, &tk, &fk, &s, &xb, &dyb, &dw, &scratch,
+                            ctx,
+                            &tk,
+                            &fk,
+                            &s,
+                            &xb,
+                            &dyb,
+                            (&dw, s.k()),
+                            &scratch,
                         )?);
                         ds.push(conv_backward::grad_bias(ctx, &tk, &s, &dyb, &db)?);
                         ds.extend(conv_gemm_backward::grad_input(
-                            ctx, &tk, &fk, &s, &wb, &dyb, &dx, &scratch,
+                            ctx,
+                            &tk,
+                            &fk,
+                            &s,
+                            (&wb, s.k()),
+                            &dyb,
+                            &dx,
+                            &scratch,
                         )?);
                     }
                     let t = Instant::now();
