@@ -6,7 +6,7 @@
 //   input gradient   dcol[g][n][k] = sum_co dY[g, co][n] W[g, co][k], then `col2im`
 //     A = `dy_nc`:    dY as [g][n][co4] for the pixels of images img_start.. (co4: cout_g
 //                     padded to 4)
-//     B = `weight_t`: W as [g][k][co4]
+//     B = `weight_t`: W as [g][k][co4] (W's rows w_row values apart)
 //     `col2im`:       dx[b][c][iy][ix] = the sum of the dcol entries of every (pixel, k) that
 //                     read x[b][c][iy][ix] in the forward pass (a gather: no atomics)
 // Every entry writes each element of its output once (padding included), so buffers shared
@@ -34,7 +34,9 @@ struct Params {
     k_count: u32,
     img_start: u32,
     img_count: u32,
-    _pad0: u32,
+    // values per stored weight row (K, or K padded to a multiple of 4: a trained conv1 keeps
+    // the forward GEMM's layout, train/conv_stack.rs)
+    w_row: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -141,7 +143,7 @@ fn weight_t(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     let k = row % kd;
     var v = 0.0;
     if (co < cout_g()) {
-        v = src[(g * cout_g() + co) * kd + k];
+        v = src[(g * cout_g() + co) * p.w_row + k];
     }
     dst[i] = v;
 }

@@ -65,6 +65,17 @@ struct Params {
     groups: u32,
     // conv_im2col: the first pixel of this chunk of the patch matrix (column 0 of B).
     n_off: u32,
+    // strided / strided_split (dense backward, dense_backward.rs): K in values (any), the
+    // operands' element strides (A(m, k) = x[a_off + m * a_ms + k * a_ks], B(n, k) =
+    // bs[b_off + n * b_ns + k * b_ks]) and whether C is added to (`strided`, `reduce_grouped`).
+    k: u32,
+    a_off: u32,
+    a_ms: u32,
+    a_ks: u32,
+    b_off: u32,
+    b_ns: u32,
+    b_ks: u32,
+    beta: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -75,6 +86,7 @@ struct Params {
 @group(0) @binding(5) var<storage, read> tab: array<vec2<u32>>;
 @group(0) @binding(6) var<storage, read> bx: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> part: array<f32>;
+@group(0) @binding(8) var<storage, read> bs: array<f32>;
 
 const BM: u32 = 64u;
 const BN: u32 = 64u;
@@ -577,7 +589,143 @@ fn reduce_grouped(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     for (var z = 0u; z < p.splits; z++) {
         s += part[((g * p.splits + z) * p.n + n) * p.m + m];
     }
-    c[g * p.c_gstride + n * p.out_c + p.m_off + m] = s;
+    let ci = g * p.c_gstride + n * p.out_c + p.m_off + m;
+    if (p.beta != 0u) {
+        s += c[ci];
+    }
+    c[ci] = s;
+}
+
+// GEMMs on strided operands (training's dense backward, dense_backward.rs): C[n][m] (+)=
+// sum_k A(m, k) B(n, k), each operand read element by element at any strides, offset and K
+// (no vec4 alignment: a classifier's output count, the row stride of dY, is any number). Each
+// invocation still assembles whole vec4 along m (A) or n (B) and stores them to workgroup
+// memory as one value; the load order follows the operand's contiguous axis (k-fast where
+// its K stride is 1, else m/n-fast) so that neighbouring invocations read neighbouring values.
+// Out-of-range elements are clamped to index 0 and replaced by zero.
+fn a_at(m: u32, k: u32, kend: u32) -> f32 {
+    let ok = m < p.m && k < kend;
+    return select(0.0, x[select(0u, p.a_off + m * p.a_ms + k * p.a_ks, ok)], ok);
+}
+
+fn b_at(n: u32, k: u32, kend: u32) -> f32 {
+    let ok = n < p.n && k < kend;
+    return select(0.0, bs[select(0u, p.b_off + n * p.b_ns + k * p.b_ks, ok)], ok);
+}
+
+// Load i of thread t: (k within the step, vec4 index along m / n) for a tile side of `side`.
+fn strided_slot(t: u32, i: u32, side: u32, k_fast: bool) -> vec2<u32> {
+    let idx = t + i * NT;
+    return select(vec2<u32>(idx / (side / 4u), idx % (side / 4u)), vec2<u32>(idx % BK, idx / BK), k_fast);
+}
+
+fn load_strided(t: u32, k0: u32, kend: u32, m0: u32, n0: u32) {
+    for (var i = 0u; i < A_LOADS; i++) {
+        let s = strided_slot(t, i, BM, p.a_ks == 1u);
+        let k = k0 + s.x;
+        let m = m0 + s.y * 4u;
+        ra[i] = vec4<f32>(a_at(m, k, kend), a_at(m + 1u, k, kend), a_at(m + 2u, k, kend), a_at(m + 3u, k, kend));
+    }
+    for (var i = 0u; i < B_LOADS; i++) {
+        let s = strided_slot(t, i, BN, p.b_ks == 1u);
+        let k = k0 + s.x;
+        let n = n0 + s.y * 4u;
+        rb[i] = vec4<f32>(b_at(n, k, kend), b_at(n + 1u, k, kend), b_at(n + 2u, k, kend), b_at(n + 3u, k, kend));
+    }
+}
+
+fn store_strided(t: u32, buf: u32) {
+    for (var i = 0u; i < A_LOADS; i++) {
+        let s = strided_slot(t, i, BM, p.a_ks == 1u);
+        As[(buf * BK + s.x) * (BM / 4u) + s.y] = ra[i];
+    }
+    for (var i = 0u; i < B_LOADS; i++) {
+        let s = strided_slot(t, i, BN, p.b_ks == 1u);
+        Bs[(buf * BK + s.x) * (BN / 4u) + s.y] = rb[i];
+    }
+}
+
+// The main loop over K slice z ([z * 4 kvz, min(K, (z + 1) * 4 kvz)) in values).
+fn strided_loop(t: u32, lid: vec3<u32>, z: u32, m0: u32, n0: u32) {
+    clear_acc();
+    let k_start = z * p.kvz * 4u;
+    let kend = min(p.k, k_start + p.kvz * 4u);
+    let steps = (kend - k_start + BK - 1u) / BK;
+    load_strided(t, k_start, kend, m0, n0);
+    store_strided(t, 0u);
+    workgroupBarrier();
+    for (var s = 0u; s < steps; s++) {
+        let buf = s % 2u;
+        let more = s + 1u < steps;
+        if (more) {
+            load_strided(t, k_start + (s + 1u) * BK, kend, m0, n0);
+        }
+        compute(buf, lid.x, lid.y);
+        if (more) {
+            store_strided(t, 1u - buf);
+        }
+        workgroupBarrier();
+    }
+}
+
+// C[n * out_c + m_off + m] = (or += with beta) the whole sum.
+@compute @workgroup_size(BN / 8u, BM / 8u, 1)
+fn strided(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let m0 = wg.y * BM;
+    let n0 = wg.x * BN;
+    strided_loop(t, lid, 0u, m0, n0);
+    for (var r = 0u; r < 8u; r++) {
+        let m = m0 + row_of(lid.y, r);
+        if (m >= p.m) {
+            continue;
+        }
+        for (var h = 0u; h < 2u; h++) {
+            let v = acc[r * 2u + h];
+            for (var l = 0u; l < 4u; l++) {
+                let n = n0 + col_of(lid.x, h, l);
+                if (n < p.n) {
+                    let ci = n * p.out_c + p.m_off + m;
+                    var o = v[l];
+                    if (p.beta != 0u) {
+                        o += c[ci];
+                    }
+                    c[ci] = o;
+                }
+            }
+        }
+    }
+}
+
+// Split-K: slice z's partial sums part[(z * N + n) * M + m]; `reduce_grouped` (one group)
+// adds them into C.
+@compute @workgroup_size(BN / 8u, BM / 8u, 1)
+fn strided_split(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let m0 = wg.y * BM;
+    let n0 = wg.x * BN;
+    strided_loop(t, lid, wg.z, m0, n0);
+    for (var r = 0u; r < 8u; r++) {
+        let m = m0 + row_of(lid.y, r);
+        if (m >= p.m) {
+            continue;
+        }
+        for (var h = 0u; h < 2u; h++) {
+            let v = acc[r * 2u + h];
+            for (var l = 0u; l < 4u; l++) {
+                let n = n0 + col_of(lid.x, h, l);
+                if (n < p.n) {
+                    part[(wg.z * p.n + n) * p.m + m] = v[l];
+                }
+            }
+        }
+    }
 }
 
 const GV: u32 = 64u;

@@ -63,8 +63,9 @@ pub struct BenchArgs {
     /// backward and optimizer time (SGD with momentum; the frozen part, cached, is not timed).
     #[arg(long, value_delimiter = ',', value_name = "LAYERS", value_parser = alexnet_wgpu::train::HeadKind::from_layer)]
     train_from: Vec<alexnet_wgpu::train::HeadKind>,
-    /// Time the convolution backward passes instead (grad input; grad weight + bias) at
-    /// torchvision's five conv shapes, on the --conv-backward path, at each --batch size.
+    /// Time the backward passes instead (grad input; grad weight + bias) at torchvision's five
+    /// conv shapes, on the --conv-backward path, and its three dense layers, on the --matmul
+    /// path's route, at each --batch size.
     #[arg(long, conflicts_with_all = ["input", "train_from", "tune", "gemm", "per_layer"])]
     backward: bool,
     #[command(flatten)]

@@ -1,17 +1,18 @@
 //! `alexnet bench --backward`: time of the convolution backward passes, grad input and grad
 //! weight + bias, at torchvision AlexNet's five convolution shapes, on the path the runtime
 //! options choose (`--conv-backward gemm`, the default: `conv_gemm_backward` plus the bias
-//! reduction; `direct`: the loops of `conv_backward.wgsl`), for each `--batch` size. The
+//! reduction; `direct`: the loops of `conv_backward.wgsl`), then of its three dense layers on
+//! the route the matmul path picks (`dense_backward`), for each `--batch` size. The
 //! dispatches are the ones a training step records (`train::conv_stack`), on buffers of the
 //! right sizes; their contents do not change the work, so they are left zeroed. GFLOP/s
 //! counts each gradient as the forward convolution's 2 x MACs (what each one costs).
 
 use std::time::Instant;
 
-use alexnet_wgpu::gpu::{storage_buffer, GpuContext};
-use alexnet_wgpu::kernels::conv_backward;
+use alexnet_wgpu::gpu::{storage_buffer, GpuContext, SplitWeight};
 use alexnet_wgpu::kernels::conv_gemm_backward::{self, ConvGemmScratch};
 use alexnet_wgpu::kernels::{self, conv2d::Conv2dShape, Dispatch, Kernels};
+use alexnet_wgpu::kernels::{conv_backward, dense_backward};
 use alexnet_wgpu::options::ConvBackward;
 
 use super::bench_format::Format;
@@ -24,6 +25,14 @@ const TORCHVISION_CONVS: [(&str, usize, usize, usize, usize, usize, usize); 5] =
     ("conv3", 192, 13, 384, 3, 1, 1),
     ("conv4", 384, 13, 256, 3, 1, 1),
     ("conv5", 256, 13, 256, 3, 1, 1),
+];
+
+/// torchvision AlexNet's dense layers (name, inputs, outputs): what `--train-from fc6` trains
+/// (fc8 with ImageNet's 1000 classes).
+const TORCHVISION_DENSE: [(&str, usize, usize); 3] = [
+    ("fc6", 9216, 4096),
+    ("fc7", 4096, 4096),
+    ("fc8", 4096, 1000),
 ];
 
 #[derive(serde::Serialize)]
@@ -76,8 +85,9 @@ pub fn run(
     };
     if matches!(format, Format::Table) {
         println!(
-            "adapter: {}; conv backward path {path_name}; {timing}, median of {iters}",
-            ctx.adapter_label()
+            "adapter: {}; conv backward path {path_name}; matmul path {}; {timing}, median of {iters}",
+            ctx.adapter_label(),
+            ctx.matmul_path().name()
         );
         println!(
             "{:<6} {:>5} {:>14} {:>8} {:>20} {:>8}",
@@ -108,10 +118,26 @@ pub fn run(
                 ),
                 ConvBackward::Gemm => {
                     let scratch = ConvGemmScratch::new(ctx, &[s])?;
-                    let gi =
-                        conv_gemm_backward::grad_input(ctx, &tk, &fk, &s, &w, &dy, &dx, &scratch)?;
-                    let mut gw =
-                        conv_gemm_backward::grad_weight(ctx, &tk, &fk, &s, &x, &dy, &dw, &scratch)?;
+                    let gi = conv_gemm_backward::grad_input(
+                        ctx,
+                        &tk,
+                        &fk,
+                        &s,
+                        (&w, s.k()),
+                        &dy,
+                        &dx,
+                        &scratch,
+                    )?;
+                    let mut gw = conv_gemm_backward::grad_weight(
+                        ctx,
+                        &tk,
+                        &fk,
+                        &s,
+                        &x,
+                        &dy,
+                        (&dw, s.k()),
+                        &scratch,
+                    )?;
                     gw.push(conv_backward::grad_bias(ctx, &tk, &s, &dy, &db)?);
                     (gi, gw)
                 }
@@ -139,12 +165,56 @@ pub fn run(
             }
             rows.push(row);
         }
+        // The dense layers' backward on the route the matmul path picks
+        // (`Kernels::dense_backward_route`): `dense_backward.wgsl` on CPU adapters, `mm.wgsl`
+        // tiles on the `Blocked` path. The bias gradient is timed with the weight gradient.
+        for (layer, inp, out) in TORCHVISION_DENSE {
+            let buf = |label: &str, n: usize| storage_buffer(ctx, label, n, "");
+            let w = SplitWeight::upload(ctx, "w", &vec![0.0; out * inp], out, inp)?;
+            let (x, dy, dx, db) = (
+                buf("x", batch * inp)?,
+                buf("dy", batch * out)?,
+                buf("dx", batch * inp)?,
+                buf("db", out)?,
+            );
+            let dw = w
+                .parts
+                .iter()
+                .map(|(_, r, _)| buf("dw", r * inp))
+                .collect::<Result<Vec<_>, _>>()?;
+            let gi = dense_backward::grad_input(ctx, &fk, batch, &w, &dy, &dx)?;
+            let gw = dense_backward::grad_weight_bias(ctx, &fk, batch, &w, &x, &dy, &dw, &db)?;
+            let (ti, tw) = (time(&gi)?, time(&gw)?);
+            let flops = 2.0 * (batch * inp * out) as f64;
+            let gflops = |ms: f64| flops / (ms / 1e3) / 1e9;
+            let row = Row {
+                layer,
+                batch,
+                grad_input_ms: ti,
+                grad_input_gflops_per_s: gflops(ti),
+                grad_weight_bias_ms: tw,
+                grad_weight_bias_gflops_per_s: gflops(tw),
+            };
+            if matches!(format, Format::Table) {
+                println!(
+                    "{:<6} {:>5} {:>14.2} {:>8.2} {:>20.2} {:>8.2}",
+                    row.layer,
+                    row.batch,
+                    row.grad_input_ms,
+                    row.grad_input_gflops_per_s,
+                    row.grad_weight_bias_ms,
+                    row.grad_weight_bias_gflops_per_s
+                );
+            }
+            rows.push(row);
+        }
     }
     if matches!(format, Format::Json) {
         let doc = serde_json::json!({
             "adapter": ctx.info.name,
             "backend": format!("{:?}", ctx.info.backend),
             "conv_backward": path_name,
+            "matmul": ctx.matmul_path().name(),
             "timing": timing,
             "results": rows,
         });

@@ -37,7 +37,8 @@ pub struct ConvGemmParams {
     pub k_count: u32,
     pub img_start: u32,
     pub img_count: u32,
-    pub _pad: [u32; 3],
+    pub w_row: u32,
+    pub _pad: [u32; 2],
 }
 
 /// Each scratch matrix is capped like the forward im2col (then the work goes in chunks).
@@ -131,7 +132,7 @@ impl ConvGemmScratch {
             if let ConvBackwardRoute::Mm { wgrad, .. } = fk.conv_backward_route(s)? {
                 let g = geometry(s)?;
                 let rows = (self.cap / (s.groups * g.p4)).clamp(1, g.k);
-                let gg = wgrad_gemm(s, &g, 0, rows);
+                let gg = wgrad_gemm(s, &g, 0, rows, g.k);
                 let split = mm_grouped::split_heuristic(wgrad, &gg);
                 words = words.max(mm_grouped::part_words(wgrad, &gg, split).min(self.cap));
             }
@@ -145,8 +146,14 @@ impl ConvGemmScratch {
 }
 
 /// The weight gradient's GEMM for K rows `k_start..k_start + k_count`: A = the transposed
-/// patches `[g][k_count][p4]`, B = dY `[out_c][p4]`, C = dW OIHW.
-fn wgrad_gemm(s: &Conv2dShape, g: &Geometry, k_start: usize, k_count: usize) -> GroupedGemm {
+/// patches `[g][k_count][p4]`, B = dY `[out_c][p4]`, C = dW OIHW with rows `w_row` apart.
+fn wgrad_gemm(
+    s: &Conv2dShape,
+    g: &Geometry,
+    k_start: usize,
+    k_count: usize,
+    w_row: usize,
+) -> GroupedGemm {
     GroupedGemm {
         m: k_count,
         n: g.cout_g,
@@ -154,17 +161,24 @@ fn wgrad_gemm(s: &Conv2dShape, g: &Geometry, k_start: usize, k_count: usize) -> 
         groups: s.groups,
         a_gstride: k_count * g.p4,
         b_gstride: g.cout_g * g.p4,
-        c_row: g.k,
+        c_row: w_row,
         c_off: k_start,
-        c_gstride: g.cout_g * g.k,
+        c_gstride: g.cout_g * w_row,
     }
 }
 
-fn params(s: &Conv2dShape, g: &Geometry) -> Result<ConvGemmParams> {
+fn params(s: &Conv2dShape, g: &Geometry, w_row: usize) -> Result<ConvGemmParams> {
+    if w_row < g.k {
+        return Err(Error::Shape(format!(
+            "conv weight rows of {w_row} values for K = {}",
+            g.k
+        )));
+    }
     Ok(ConvGemmParams {
         geo: s.geometry()?,
         p4: to_u32("padded pixels", g.p4)?,
         co4: to_u32("padded output channels", g.co4)?,
+        w_row: to_u32("weight row", w_row)?,
         ..Default::default()
     })
 }
@@ -183,7 +197,8 @@ fn glue(
     Dispatch::new(ctx, &kernel, label, p, &[src, dst], Grid::Items(total))
 }
 
-/// `dw` (OIHW, written) of `shape` from the layer input `x` and `dy`, on the GEMM
+/// `dw` (OIHW with rows `w_row` >= K values apart, written; values past K in a row are left
+/// alone) of `shape` from the layer input `x` and `dy`, on the GEMM
 /// [`Kernels::conv_backward_route`] picks for `fk`.
 #[allow(clippy::too_many_arguments)]
 pub fn grad_weight(
@@ -193,12 +208,12 @@ pub fn grad_weight(
     shape: &Conv2dShape,
     x: &wgpu::Buffer,
     dy: &wgpu::Buffer,
-    dw: &wgpu::Buffer,
+    (dw, w_row): (&wgpu::Buffer, usize),
     scratch: &ConvGemmScratch,
 ) -> Result<Vec<Dispatch>> {
     let g = geometry(shape)?;
     let groups = shape.groups;
-    let mut p = params(shape, &g)?;
+    let mut p = params(shape, &g, w_row)?;
     let route = fk.conv_backward_route(shape)?;
     let rows = scratch.cap / (groups * g.p4);
     if rows == 0 || scratch.dy_t.size() < (shape.out_c * g.p4 * 4) as u64 {
@@ -231,7 +246,7 @@ pub fn grad_weight(
             &scratch.col_t,
         )?);
         if let ConvBackwardRoute::Mm { wgrad, .. } = route {
-            let gg = wgrad_gemm(shape, &g, k_start, k_count);
+            let gg = wgrad_gemm(shape, &g, k_start, k_count, w_row);
             out.extend(mm_grouped::dispatch(
                 ctx,
                 fk,
@@ -253,7 +268,7 @@ pub fn grad_weight(
                     n_off: k_start,
                     hw: u32::MAX,
                     c_bstride: 0,
-                    c_mstride: g.k,
+                    c_mstride: w_row,
                     bias_on_n: false,
                 },
                 false,
@@ -270,22 +285,22 @@ pub fn grad_weight(
     Ok(out)
 }
 
-/// `dx` (NCHW, written) of `shape` from the OIHW weights `w` and `dy`, on the GEMM
-/// [`Kernels::conv_backward_route`] picks for `fk`.
+/// `dx` (NCHW, written) of `shape` from the OIHW weights `w` (rows `w_row` >= K values
+/// apart) and `dy`, on the GEMM [`Kernels::conv_backward_route`] picks for `fk`.
 #[allow(clippy::too_many_arguments)]
 pub fn grad_input(
     ctx: &GpuContext,
     tk: &Kernels,
     fk: &Kernels,
     shape: &Conv2dShape,
-    w: &wgpu::Buffer,
+    (w, w_row): (&wgpu::Buffer, usize),
     dy: &wgpu::Buffer,
     dx: &wgpu::Buffer,
     scratch: &ConvGemmScratch,
 ) -> Result<Vec<Dispatch>> {
     let g = geometry(shape)?;
     let groups = shape.groups;
-    let mut p = params(shape, &g)?;
+    let mut p = params(shape, &g, w_row)?;
     let route = fk.conv_backward_route(shape)?;
     let per_image = groups * g.hw * g.k.max(g.co4);
     let images = scratch.cap / per_image;

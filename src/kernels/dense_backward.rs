@@ -1,5 +1,10 @@
-//! `dense_backward.wgsl`: input, weight and bias gradients of a dense layer.
+//! A dense layer's input, weight and bias gradients, on the kernels
+//! [`Kernels::dense_backward_route`] picks per weight part: `dense_backward.wgsl` (CPU
+//! adapters) or `mm.wgsl` tiles on the operands where they lie ([`super::mm_strided`], GPUs).
+//! The bias gradient is always `dense_backward.wgsl`'s `grad_bias`.
 
+use super::mm_strided::{self, StridedGemm, Strides};
+use super::route::DenseBackwardRoute;
 use super::{to_u32, Dispatch, Grid};
 use crate::error::Result;
 use crate::gpu::{GpuContext, SplitWeight};
@@ -38,6 +43,54 @@ fn params(
     })
 }
 
+/// The input gradient's GEMM of the part of `w` holding outputs `row_start..row_start + rows`:
+/// `dX[b][i] (+)= sum_o dY[b][row_start + o] W[o][i]`, A = the part `[rows][in]` (m = i,
+/// k = o), B = dY `[batch][out]` from column `row_start` (n = b, k = o), C = dX `[batch][in]`.
+pub fn igrad_gemm(batch: usize, w: &SplitWeight, row_start: usize, rows: usize) -> StridedGemm {
+    StridedGemm {
+        m: w.cols,
+        n: batch,
+        k: rows,
+        a: Strides {
+            off: 0,
+            row: 1,
+            k: w.cols,
+        },
+        b: Strides {
+            off: row_start,
+            row: w.rows,
+            k: 1,
+        },
+        c_row: w.cols,
+        c_off: 0,
+        accumulate: row_start > 0,
+    }
+}
+
+/// The weight gradient's GEMM of that part: `dW[o][i] = sum_b dY[b][row_start + o] X[b][i]`,
+/// A = X `[batch][in]` (m = i, k = b), B = dY from column `row_start` (n = o, k = b), C = the
+/// part's gradient `[rows][in]`.
+pub fn wgrad_gemm(batch: usize, w: &SplitWeight, row_start: usize, rows: usize) -> StridedGemm {
+    StridedGemm {
+        m: w.cols,
+        n: rows,
+        k: batch,
+        a: Strides {
+            off: 0,
+            row: 1,
+            k: w.cols,
+        },
+        b: Strides {
+            off: row_start,
+            row: 1,
+            k: w.rows,
+        },
+        c_row: w.cols,
+        c_off: 0,
+        accumulate: false,
+    }
+}
+
 /// `dx = dy w` over every part of `w` (the first part writes, the others add).
 pub fn grad_input(
     ctx: &GpuContext,
@@ -47,16 +100,32 @@ pub fn grad_input(
     dy: &wgpu::Buffer,
     dx: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
-    let kernel = k.grad_input();
     let mut out = Vec::new();
     for (i, (row_start, rows, buf)) in w.parts.iter().enumerate() {
-        let params = params(batch, w, *row_start, *rows, i > 0)?;
-        let grid = Grid::Items(batch.div_ceil(4) * w.cols.div_ceil(4));
-        let bindings = [(1, buf), (2, dy), (3, dx)];
-        out.push(
-            Dispatch::new(ctx, &kernel, "dense grad input", &params, &bindings, grid)?
-                .with_flops(2.0 * (batch * rows * w.cols) as f64),
-        );
+        match k.dense_backward_route(batch, w.cols, *rows) {
+            DenseBackwardRoute::Mm { igrad, .. } => {
+                let g = igrad_gemm(batch, w, *row_start, *rows);
+                let label = "dense grad input";
+                out.extend(mm_strided::dispatch(
+                    ctx,
+                    k,
+                    igrad,
+                    &g,
+                    label,
+                    (buf, dy, dx),
+                )?);
+            }
+            DenseBackwardRoute::Direct => {
+                let params = params(batch, w, *row_start, *rows, i > 0)?;
+                let grid = Grid::Items(batch.div_ceil(4) * w.cols.div_ceil(4));
+                let bindings = [(1, buf), (2, dy), (3, dx)];
+                let kernel = k.grad_input();
+                out.push(
+                    Dispatch::new(ctx, &kernel, "dense grad input", &params, &bindings, grid)?
+                        .with_flops(2.0 * (batch * rows * w.cols) as f64),
+                );
+            }
+        }
     }
     Ok(out)
 }
@@ -74,16 +143,25 @@ pub fn grad_weight_bias(
     dw_parts: &[wgpu::Buffer],
     db: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
-    let kernel = k.grad_weight();
     let mut out = Vec::new();
     for ((row_start, rows, _), dw) in w.parts.iter().zip(dw_parts) {
-        let params = params(batch, w, *row_start, *rows, false)?;
-        let grid = Grid::Items(rows.div_ceil(4) * w.cols.div_ceil(4));
-        let bindings = [(1, x), (2, dy), (3, dw)];
-        out.push(
-            Dispatch::new(ctx, &kernel, "dense grad weight", &params, &bindings, grid)?
-                .with_flops(2.0 * (batch * rows * w.cols) as f64),
-        );
+        match k.dense_backward_route(batch, w.cols, *rows) {
+            DenseBackwardRoute::Mm { wgrad, .. } => {
+                let g = wgrad_gemm(batch, w, *row_start, *rows);
+                let label = "dense grad weight";
+                out.extend(mm_strided::dispatch(ctx, k, wgrad, &g, label, (x, dy, dw))?);
+            }
+            DenseBackwardRoute::Direct => {
+                let params = params(batch, w, *row_start, *rows, false)?;
+                let grid = Grid::Items(rows.div_ceil(4) * w.cols.div_ceil(4));
+                let bindings = [(1, x), (2, dy), (3, dw)];
+                let kernel = k.grad_weight();
+                out.push(
+                    Dispatch::new(ctx, &kernel, "dense grad weight", &params, &bindings, grid)?
+                        .with_flops(2.0 * (batch * rows * w.cols) as f64),
+                );
+            }
+        }
     }
     let kernel = k.grad_bias();
     let params = params(batch, w, 0, w.rows, false)?;

@@ -47,6 +47,14 @@ pub struct MmParams {
     pub c_gstride: u32,
     pub groups: u32,
     pub n_off: u32,
+    pub k: u32,
+    pub a_off: u32,
+    pub a_ms: u32,
+    pub a_ks: u32,
+    pub b_off: u32,
+    pub b_ns: u32,
+    pub b_ks: u32,
+    pub beta: u32,
 }
 
 impl Tile {

@@ -24,6 +24,7 @@ pub mod max_pool;
 pub mod mm;
 pub mod mm_grouped;
 pub mod mm_im2col;
+pub mod mm_strided;
 pub mod normalize_u8;
 pub mod pad_rows;
 pub mod pool_backward;

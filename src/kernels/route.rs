@@ -12,6 +12,7 @@ use super::conv2d::{self, Conv2dShape};
 use super::coop::{self, Coop, CoopTile};
 use super::mm::{self, ConvKind, Tile};
 use super::mm_im2col;
+use super::mm_strided::{self, StridedKind};
 use super::{tuned, Dispatch, Kernels, MatmulPath, Precision};
 use crate::error::Result;
 use crate::gpu::{upload, upload_f32, GpuContext};
@@ -409,5 +410,55 @@ impl Kernels {
             wgrad: pick(shape.k(), shape.out_c / shape.groups),
             igrad: pick(shape.k(), shape.batch * oh * ow),
         })
+    }
+}
+
+/// Which kernels a trained dense layer's backward pass runs (the bias gradient is always
+/// `dense_backward.wgsl`'s `grad_bias`, a sum over the batch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DenseBackwardRoute {
+    /// `dense_backward.wgsl`'s 4x4 register tiles: CPU adapters (the `Gemm` path) and the
+    /// `Tiled` path. On lavapipe they beat the workgroup-memory tiles (docs/performance.md).
+    Direct,
+    /// `mm.wgsl` tiles on the operands where they lie ([`super::mm_strided`]): the input
+    /// gradient `dX = dY W` (M = inputs, N = batch, K = this part's outputs, split over K where
+    /// its tiles do not fill the GPU) and the weight gradient `dW = dY^T X` (M = inputs, N =
+    /// outputs, K = batch). The `Blocked` path.
+    Mm {
+        /// The input gradient's variant.
+        igrad: StridedKind,
+        /// The weight gradient's variant.
+        wgrad: StridedKind,
+    },
+}
+
+impl Kernels {
+    /// The backward kernels of one weight part of a trained dense layer (`rows` outputs over
+    /// `in_f` inputs) at `batch`: on the `Blocked` path the forced tile (where it fits) and
+    /// forced split, else [`mm_strided::heuristic`] per GEMM; `dense_backward.wgsl` on the
+    /// other paths.
+    pub fn dense_backward_route(
+        &self,
+        batch: usize,
+        in_f: usize,
+        rows: usize,
+    ) -> DenseBackwardRoute {
+        let MatmulPath::Blocked(force) = self.path else {
+            return DenseBackwardRoute::Direct;
+        };
+        let pick = |m: usize, n: usize, k: usize| {
+            let h = mm_strided::heuristic(m, n, k, &self.limits);
+            StridedKind {
+                tile: force
+                    .tile
+                    .filter(|t| t.fits(&self.limits))
+                    .unwrap_or(h.tile),
+                split: force.split.unwrap_or(h.split),
+            }
+        };
+        DenseBackwardRoute::Mm {
+            igrad: pick(in_f, batch, rows),
+            wgrad: pick(in_f, rows, batch),
+        }
     }
 }

@@ -5,14 +5,14 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 
 use super::{conv_label, random, run_read, Case, Compared};
-use crate::gpu::{read_back_f32, storage_buffer, upload, upload_f32};
+use crate::gpu::{read_back_f32, storage_buffer, upload, upload_f32, SplitWeight};
 use crate::kernels::adaptive_avg_pool::AdaptivePoolShape;
 use crate::kernels::conv2d::Conv2dShape;
 use crate::kernels::conv_gemm_backward::{self, ConvGemmScratch};
 use crate::kernels::lrn::Lrn;
 use crate::kernels::max_pool::PoolShape;
 use crate::kernels::{self, Kernels, MatmulPath};
-use crate::kernels::{conv_backward, gather_rows, lrn_backward, pool_backward};
+use crate::kernels::{conv_backward, dense_backward, gather_rows, lrn_backward, pool_backward};
 use crate::options::Force;
 
 pub(super) fn backward_cases(out: &mut Vec<Case>) {
@@ -81,11 +81,25 @@ pub(super) fn backward_cases(out: &mut Vec<Case>) {
                         }
                         .with_mm_part(ctx, &fk, &[s])?;
                         ds.extend(conv_gemm_backward::grad_weight(
-                            ctx, &tk, &fk, &s, &xb, &dyb, &dw, &scratch,
+                            ctx,
+                            &tk,
+                            &fk,
+                            &s,
+                            &xb,
+                            &dyb,
+                            (&dw, s.k()),
+                            &scratch,
                         )?);
                         ds.push(conv_backward::grad_bias(ctx, &tk, &s, &dyb, &db)?);
                         ds.extend(conv_gemm_backward::grad_input(
-                            ctx, &tk, &fk, &s, &wb, &dyb, &dx, &scratch,
+                            ctx,
+                            &tk,
+                            &fk,
+                            &s,
+                            (&wb, s.k()),
+                            &dyb,
+                            &dx,
+                            &scratch,
                         )?);
                     }
                     let t = Instant::now();
@@ -98,6 +112,77 @@ pub(super) fn backward_cases(out: &mut Vec<Case>) {
                     Ok(Compared {
                         got,
                         want,
+                        ms,
+                        tol: None,
+                    })
+                },
+            ));
+        }
+    }
+    // Dense gradients (dx, dw, db concatenated) on `dense_backward.wgsl` and on `mm.wgsl`
+    // tiles over the operands where they lie (`mm_strided`): one weight buffer with K, the
+    // inputs and outputs not multiples of 4; then three weight parts (the input gradient
+    // accumulated over them), and the same split over K into partial sums and a reduce.
+    for (i, (batch, inp, outf, rows, paths)) in [
+        (5usize, 37usize, 23usize, usize::MAX, &["direct", "mm"][..]),
+        (70, 52, 130, 48, &["direct", "mm", "mm (split-K)"][..]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let seed = 740 + 10 * i as u64;
+        let parts = outf.div_ceil(rows.min(outf));
+        for &path in paths {
+            out.push(Case::new(
+                "dense_backward",
+                path,
+                format!("b{batch} {inp}->{outf} in {parts} part(s)"),
+                1e-5,
+                move |ctx| {
+                    let force = match ctx.matmul_path() {
+                        MatmulPath::Blocked(force) => force,
+                        _ => Force::default(),
+                    };
+                    let fk = match path {
+                        "direct" => Kernels::with_path(ctx, MatmulPath::Gemm),
+                        "mm" => Kernels::with_path(ctx, MatmulPath::Blocked(force)),
+                        _ => Kernels::with_path(
+                            ctx,
+                            MatmulPath::Blocked(Force {
+                                split: Some(3),
+                                ..force
+                            }),
+                        ),
+                    };
+                    let w = random(outf * inp, seed, 0.5);
+                    let x = random(batch * inp, seed + 1, 1.0);
+                    let dy = random(batch * outf, seed + 2, 1.0);
+                    let (rdx, rdw, rdb) = dense_backward::reference(&w, &x, &dy, batch, inp, outf);
+                    let ws = SplitWeight::upload_with_rows_per_part(ctx, "w", &w, outf, inp, rows)?;
+                    let (xb, dyb) = (upload_f32(ctx, "x", &x)?, upload_f32(ctx, "dy", &dy)?);
+                    // Poisoned outputs: every value must be written.
+                    let dx = upload_f32(ctx, "dx", &vec![f32::NAN; x.len()])?;
+                    let dw = ws
+                        .parts
+                        .iter()
+                        .map(|(_, r, _)| upload_f32(ctx, "dw", &vec![f32::NAN; r * inp]))
+                        .collect::<crate::error::Result<Vec<_>>>()?;
+                    let db = upload_f32(ctx, "db", &vec![f32::NAN; outf])?;
+                    let mut ds = dense_backward::grad_input(ctx, &fk, batch, &ws, &dyb, &dx)?;
+                    ds.extend(dense_backward::grad_weight_bias(
+                        ctx, &fk, batch, &ws, &xb, &dyb, &dw, &db,
+                    )?);
+                    let t = Instant::now();
+                    kernels::run(ctx, &ds)?;
+                    let mut got = read_back_f32(ctx, &dx, x.len())?;
+                    for ((_, r, _), b) in ws.parts.iter().zip(&dw) {
+                        got.extend(read_back_f32(ctx, b, r * inp)?);
+                    }
+                    got.extend(read_back_f32(ctx, &db, outf)?);
+                    let ms = t.elapsed().as_secs_f64() * 1e3;
+                    Ok(Compared {
+                        got,
+                        want: [rdx, rdw, rdb].concat(),
                         ms,
                         tol: None,
                     })

@@ -7,11 +7,15 @@
 //! Forward convolutions run what the network's own route picks for each shape
 //! (`Kernels::conv_route`: the matmul path, the tuner's entry, the heuristics), so training and
 //! inference run the same kernel for the same shape. Those GEMMs read weight rows padded to a
-//! multiple of 4 (`ConvLayout::PaddedRows`); a trained
-//! convolution keeps its weights OIHW, the layout its gradient kernels and the optimizer read,
-//! which is the same layout exactly when K = in_c / groups * k^2 is a multiple of 4 (conv2..conv5
-//! of every preset). A trained convolution whose K is not (conv1: K = 363) gets a padded copy
-//! of its weights, refreshed by `pad_rows.wgsl` at the start of every forward pass.
+//! multiple of 4 (`ConvLayout::PaddedRows`), the same layout as OIHW exactly when K = in_c /
+//! groups * k^2 is a multiple of 4 (conv2..conv5 of every preset). A trained convolution whose
+//! K is not (conv1: K = 363, rows of 364) keeps its weights, their gradient and the optimizer
+//! state in the padded layout for the whole run: the GEMM backward kernels read and write rows
+//! of any stride and never touch the pad column, whose gradient is therefore zero, so the
+//! optimizer keeps the weights' pad zero (`ConvStack::pad_values` shows it). Values are padded
+//! on upload and stripped on read-back ([`ConvParam::row`]). Only the direct backward loops
+//! (`ALEXNET_CONV_BACKWARD=direct`, OIHW only) keep OIHW weights with a padded copy refreshed by
+//! `pad_rows.wgsl` at the start of every forward pass.
 
 use std::collections::HashMap;
 
@@ -19,7 +23,7 @@ use super::config::Optimizer;
 use super::head::ConvHost;
 use crate::error::{Error, Result};
 use crate::gpu::{read_back_f32, storage_buffer, upload_f32, GpuContext};
-use crate::kernels::conv2d::Conv2dShape;
+use crate::kernels::conv2d::{self, Conv2dShape};
 use crate::kernels::conv_gemm_backward::ConvGemmScratch;
 use crate::kernels::pad_rows;
 use crate::kernels::route::ConvLayout;
@@ -35,23 +39,51 @@ pub struct ConvParam {
     pub name: String,
     /// Geometry for one image.
     pub shape: Conv2dShape,
-    /// OIHW (trained, K a multiple of 4, or the tiled kernel), else rows padded for the GEMM.
+    /// OIHW rows of [`ConvParam::row`] values (K, or K padded to whole vec4 with zeros for
+    /// the GEMMs).
     pub weight: wgpu::Buffer,
     /// The bias.
     pub bias: wgpu::Buffer,
-    /// How the forward kernels read `weight` (or `padded`).
-    layout: ConvLayout,
-    /// Trained with K not a multiple of 4 on a GEMM path: the rows-padded copy of `weight`
-    /// the forward GEMM reads, refreshed before each forward pass.
+    /// Values per stored row of `weight`, of its gradient and of its optimizer state.
+    pub row: usize,
+    /// Trained on the direct backward loops with K not a multiple of 4 on a GEMM path: the
+    /// rows-padded copy of `weight` the forward GEMM reads, refreshed before each forward pass.
     padded: Option<wgpu::Buffer>,
-    /// The weight gradient (trained convolutions).
+    /// The weight gradient (trained convolutions), laid out like `weight`.
     pub grad_w: Option<wgpu::Buffer>,
     /// The bias gradient (trained convolutions).
     pub grad_b: Option<wgpu::Buffer>,
-    /// Momentum (SGD) or first moments (Adam): weight-shaped, bias-shaped.
+    /// Momentum (SGD) or first moments (Adam): weight-shaped (as stored), bias-shaped.
     pub state1: Vec<wgpu::Buffer>,
     /// Second moments (Adam only).
     pub state2: Vec<wgpu::Buffer>,
+}
+
+impl ConvParam {
+    /// Values of the stored weight (and of its gradient and optimizer state).
+    pub fn stored_len(&self) -> usize {
+        self.shape.out_c * self.row
+    }
+
+    /// OIHW `values` in the stored layout (the pad zero).
+    pub fn stored(&self, values: &[f32]) -> Vec<f32> {
+        match self.row == self.shape.k() {
+            true => values.to_vec(),
+            false => conv2d::weight_for_gemm(&self.shape, values),
+        }
+    }
+
+    /// Stored `values` as OIHW (the pad dropped).
+    pub fn oihw(&self, values: Vec<f32>) -> Vec<f32> {
+        let k = self.shape.k();
+        match self.row == k {
+            true => values,
+            false => values
+                .chunks_exact(self.row)
+                .flat_map(|r| r[..k].to_vec())
+                .collect(),
+        }
+    }
 }
 
 /// One fused op of the stack ([`fuse`]) with its geometry for one image.
@@ -117,6 +149,7 @@ impl ConvStack {
                 other.describe()
             )));
         }
+        let direct = ctx.options.conv_backward == crate::options::ConvBackward::Direct;
         let mut shape = input;
         let mut convs_left = convs.iter();
         for op in fuse(layers).0 {
@@ -143,22 +176,28 @@ impl ConvStack {
                     }
                     let layout = fk.conv_layout(Precision::F32);
                     let repad = layout == ConvLayout::PaddedRows && s.k() != s.kp();
-                    let (weight, padded) = match (repad, train) {
-                        (true, None) => (layout.upload(ctx, name, &s, &host.weight)?, None),
-                        (true, Some(_)) => (
+                    // The direct backward loops read and write OIHW only.
+                    let (weight, padded, row) = match (repad, train.is_some() && direct) {
+                        (true, false) => (
+                            upload_f32(ctx, name, &conv2d::weight_for_gemm(&s, &host.weight))?,
+                            None,
+                            s.kp(),
+                        ),
+                        (true, true) => (
                             upload_f32(ctx, name, &host.weight)?,
                             Some(storage_buffer(ctx, name, s.out_c * s.kp(), hint)?),
+                            s.k(),
                         ),
-                        (false, _) => (upload_f32(ctx, name, &host.weight)?, None),
+                        (false, _) => (upload_f32(ctx, name, &host.weight)?, None, s.k()),
                     };
                     let zeros = |n: usize| storage_buffer(ctx, "conv training state", n, hint);
                     let pair = || -> Result<Vec<wgpu::Buffer>> {
-                        Ok(vec![zeros(s.weight_len())?, zeros(s.out_c)?])
+                        Ok(vec![zeros(s.out_c * row)?, zeros(s.out_c)?])
                     };
                     let (grad_w, grad_b, state1, state2) = match train {
                         None => (None, None, Vec::new(), Vec::new()),
                         Some(opt) => (
-                            Some(zeros(s.weight_len())?),
+                            Some(zeros(s.out_c * row)?),
                             Some(zeros(s.out_c)?),
                             pair()?,
                             match opt {
@@ -172,7 +211,7 @@ impl ConvStack {
                         shape: s,
                         weight,
                         bias: upload_f32(ctx, name, &host.bias)?,
-                        layout,
+                        row,
                         padded,
                         grad_w,
                         grad_b,
@@ -234,7 +273,6 @@ impl ConvStack {
             Some(words) => Some(storage_buffer(ctx, "im2col", words, hint)?),
             None => None,
         };
-        let direct = ctx.options.conv_backward == crate::options::ConvBackward::Direct;
         let gemm_scratch = match train {
             Some(_) if !direct && !params.is_empty() => {
                 let shapes: Vec<Conv2dShape> = params
@@ -386,34 +424,33 @@ impl ConvStack {
         self.params
             .iter()
             .map(|p| {
-                // Stored with padded rows: a frozen conv with K not a multiple of 4 on a
-                // GEMM path (a trained one keeps OIHW and a padded copy).
-                let stored_padded = p.layout == ConvLayout::PaddedRows
-                    && p.padded.is_none()
-                    && p.shape.k() != p.shape.kp();
-                let mut weight = read_back_f32(
-                    ctx,
-                    &p.weight,
-                    if stored_padded {
-                        p.shape.out_c * p.shape.kp()
-                    } else {
-                        p.shape.weight_len()
-                    },
-                )?;
-                if stored_padded {
-                    let (k, kp) = (p.shape.k(), p.shape.kp());
-                    weight = weight
-                        .chunks_exact(kp)
-                        .flat_map(|r| r[..k].to_vec())
-                        .collect();
-                }
                 Ok(ConvHost {
                     name: p.name.clone(),
                     shape: p.shape,
-                    weight,
+                    weight: p.oihw(read_back_f32(ctx, &p.weight, p.stored_len())?),
                     bias: read_back_f32(ctx, &p.bias, p.shape.out_c)?,
                 })
             })
             .collect()
+    }
+
+    /// Every value in the pad columns (past K in each stored row) of the trained
+    /// convolutions' weights, gradients and optimizer state: zero when the backward kernels
+    /// keep off them (empty where no row is padded).
+    pub fn pad_values(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
+        let mut out = Vec::new();
+        for p in &self.params {
+            let k = p.shape.k();
+            let bufs = p
+                .grad_w
+                .iter()
+                .chain(p.state1.first())
+                .chain(p.state2.first());
+            for b in std::iter::once(&p.weight).chain(bufs) {
+                let v = read_back_f32(ctx, b, p.stored_len())?;
+                out.extend(v.chunks_exact(p.row).flat_map(|r| r[k..].to_vec()));
+            }
+        }
+        Ok(out)
     }
 }

@@ -102,16 +102,34 @@ fn conv_case(s: Conv2dShape, seed: u64) {
 
     // The GEMM routes (im2col_t / dy_cn / dy_nc / weight_t / col2im around gemm.wgsl, and
     // around grouped mm.wgsl tiles), whole and in chunks (a cap of a few rows of K and one
-    // image at a time), same tolerance.
+    // image at a time), same tolerance; with OIHW rows, and where K is not a multiple of 4
+    // also with the rows padded to whole vec4 as a trained conv1 stores them: the weights'
+    // pad is NaN (never read, or dx would be NaN) and the gradient's pad holds 7 (never
+    // written: the pad's gradient stays what it was, zero in training).
     let per_image = s.groups * oh * ow * s.k().max(s.out_c / s.groups + 3);
     let p4 = (s.batch * oh * ow).div_ceil(4) * 4;
     let routes = [
         (MatmulPath::Gemm, "gemm"),
         (MatmulPath::Blocked(Force::default()), "mm"),
     ];
-    for (cap, (path, name)) in [None, Some(per_image.max(3 * s.groups * p4))]
+    let rows = if s.k() == s.kp() {
+        vec![s.k()]
+    } else {
+        vec![s.k(), s.kp()]
+    };
+    let with_pad = |v: &[f32], row: usize, fill: f32| -> Vec<f32> {
+        v.chunks_exact(s.k())
+            .flat_map(|r| {
+                r.iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(fill, row - s.k()))
+            })
+            .collect()
+    };
+    for ((cap, (path, name)), row) in [None, Some(per_image.max(3 * s.groups * p4))]
         .into_iter()
         .flat_map(|c| routes.map(|r| (c, r)))
+        .flat_map(|cr| rows.iter().map(move |&row| (cr, row)))
     {
         let fk = Kernels::with_path(&ctx, path);
         let scratch = match cap {
@@ -120,28 +138,36 @@ fn conv_case(s: Conv2dShape, seed: u64) {
         }
         .with_mm_part(&ctx, &fk, &[s])
         .unwrap();
+        let wr = upload_f32(&ctx, "w rows", &with_pad(&w, row, f32::NAN)).unwrap();
         let (dx, dw, db) = (
             storage_buffer(&ctx, "dx", x.len(), "").unwrap(),
-            storage_buffer(&ctx, "dw", w.len(), "").unwrap(),
+            upload_f32(&ctx, "dw", &with_pad(&vec![0.0; w.len()], row, 7.0)).unwrap(),
             storage_buffer(&ctx, "db", s.out_c, "").unwrap(),
         );
         let mut ds =
-            conv_gemm_backward::grad_weight(&ctx, &tk, &fk, &s, &xb, &dyb, &dw, &scratch).unwrap();
+            conv_gemm_backward::grad_weight(&ctx, &tk, &fk, &s, &xb, &dyb, (&dw, row), &scratch)
+                .unwrap();
         // One image per chunk (the cap) leaves about K / batch rows of K per chunk.
         if cap.is_some() && s.batch > 1 {
             assert!(ds.len() > 3, "{s:?}: the weight gradient was not chunked");
         }
         ds.push(conv_backward::grad_bias(&ctx, &tk, &s, &dyb, &db).unwrap());
         ds.extend(
-            conv_gemm_backward::grad_input(&ctx, &tk, &fk, &s, &wb, &dyb, &dx, &scratch).unwrap(),
+            conv_gemm_backward::grad_input(&ctx, &tk, &fk, &s, (&wr, row), &dyb, &dx, &scratch)
+                .unwrap(),
         );
         let on = |d: &kernels::Dispatch| d.label.contains(&format!("({name}"));
         assert!(ds.iter().any(on), "{s:?}: no {name} dispatch");
         kernels::run(&ctx, &ds).unwrap();
-        let tag = format!("{s:?} {name}, cap {cap:?}");
+        let tag = format!("{s:?} {name}, cap {cap:?}, rows of {row}");
         let got = |b: &wgpu::Buffer, n: usize| read_back_f32(&ctx, b, n).unwrap();
         assert_close(&format!("conv dx {tag}"), &got(&dx, x.len()), &rdx, 1e-5);
-        assert_close(&format!("conv dw {tag}"), &got(&dw, w.len()), &rdw, 1e-5);
+        assert_close(
+            &format!("conv dw {tag}"),
+            &got(&dw, s.out_c * row),
+            &with_pad(&rdw, row, 7.0),
+            1e-5,
+        );
         assert_close(&format!("conv db {tag}"), &got(&db, s.out_c), &rdb, 1e-5);
     }
 
@@ -566,14 +592,16 @@ fn conv_backward_mm_split_k() {
         storage_buffer(&ctx, "dw", w.len(), "").unwrap(),
     );
     let mut ds =
-        conv_gemm_backward::grad_weight(&ctx, &tk, &fk, &s, &xb, &dyb, &dw, &scratch).unwrap();
+        conv_gemm_backward::grad_weight(&ctx, &tk, &fk, &s, &xb, &dyb, (&dw, s.k()), &scratch)
+            .unwrap();
     assert!(
         ds.iter().any(|d| d.label.contains("-split2")),
         "not split: {:?}",
         ds.iter().map(|d| &d.label).collect::<Vec<_>>()
     );
     ds.extend(
-        conv_gemm_backward::grad_input(&ctx, &tk, &fk, &s, &wb, &dyb, &dx, &scratch).unwrap(),
+        conv_gemm_backward::grad_input(&ctx, &tk, &fk, &s, (&wb, s.k()), &dyb, &dx, &scratch)
+            .unwrap(),
     );
     kernels::run(&ctx, &ds).unwrap();
     assert_close(

@@ -5,8 +5,10 @@ use crate::common;
 
 use alexnet_wgpu::gpu::{read_back_f32, storage_buffer, upload_f32, SplitWeight};
 use alexnet_wgpu::kernels;
+use alexnet_wgpu::kernels::mm::Force;
+use alexnet_wgpu::kernels::route::DenseBackwardRoute;
 use alexnet_wgpu::kernels::{
-    adam, cross_entropy, dense_backward, dropout, relu_backward, sgd, Kernels,
+    adam, cross_entropy, dense_backward, dropout, relu_backward, sgd, Kernels, MatmulPath,
 };
 use alexnet_wgpu::train::reference::train_cpu;
 use alexnet_wgpu::train::{
@@ -18,12 +20,28 @@ use common::{assert_close, ctx, random};
 #[test]
 fn dense_backward_matches_reference_and_finite_differences() {
     let ctx = ctx();
-    let tk = Kernels::new(&ctx);
     let (batch, inp, out) = (5, 37, 23);
     let w = random(out * inp, 1, 0.5);
     let x = random(batch * inp, 2, 1.0);
     let dy = random(batch * out, 3, 1.0);
-    for rows_per_part in [usize::MAX, 7] {
+    // `dense_backward.wgsl` (the CPU adapters' route), and the GPUs' `mm.wgsl` tiles over the
+    // operands where they lie, unsplit and split over K (partial sums, then a reduce that
+    // adds the later weight parts' input gradients).
+    let blocked = |split| {
+        MatmulPath::Blocked(Force {
+            split,
+            ..Force::default()
+        })
+    };
+    let paths = [MatmulPath::Gemm, blocked(None), blocked(Some(2))];
+    for (path, rows_per_part) in paths.into_iter().flat_map(|p| [(p, usize::MAX), (p, 7)]) {
+        let tk = Kernels::with_path(&ctx, path);
+        let route = tk.dense_backward_route(batch, inp, rows_per_part.min(out));
+        assert_eq!(
+            matches!(route, DenseBackwardRoute::Mm { .. }),
+            path != MatmulPath::Gemm,
+            "{path:?}: {route:?}"
+        );
         let ws =
             SplitWeight::upload_with_rows_per_part(&ctx, "w", &w, out, inp, rows_per_part).unwrap();
         let (xb, dyb) = (
@@ -718,4 +736,51 @@ fn confusion_matrix_columns_are_named_and_aligned() {
     let one = Metrics::from_logits(&classes, &logits[..3], &[0]).report();
     assert!(one.starts_with("accuracy 100.00% on 1 image\n"), "{one}");
     assert!(r.starts_with("accuracy 75.00% on 4 images"), "{r}");
+}
+
+/// A trained convolution whose K is not a multiple of 4 (conv1: 3 x 11 x 11 = 363) keeps its
+/// weights, gradient and optimizer state in the forward GEMM's rows of 364 for the whole run:
+/// after Adam steps with weight decay (which would move any nonzero pad value) every pad
+/// value of all four buffers is still exactly zero, on both GEMM paths, while conv1 trains.
+#[test]
+fn conv1_pad_column_stays_zero_through_training() {
+    use alexnet_wgpu::model::{Arch, Weights};
+    use alexnet_wgpu::options::RuntimeOptions;
+    let w = Weights::load(
+        common::fixture("torchvision_small.npz"),
+        Some(Arch::Torchvision),
+    )
+    .unwrap();
+    let head = HeadWeights::new(HeadKind::Conv(1), &w, 3, 0).unwrap();
+    let conv1 = &head.conv.as_ref().unwrap().convs[0];
+    assert_eq!(conv1.shape.k(), 363);
+    for path in [MatmulPath::Gemm, MatmulPath::Blocked(Force::default())] {
+        let ctx = common::ctx_with(RuntimeOptions {
+            matmul: Some(path),
+            ..common::env_options()
+        });
+        let cfg = TrainConfig {
+            optimizer: Optimizer::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+            weight_decay: 1e-2,
+            dropout: 0.0,
+            seed: 5,
+            lr_backbone_mult: 1.0,
+        };
+        let mut t = Trainer::new(&ctx, &head, cfg, 2, 3).unwrap();
+        let x = random(2 * t.input_len(), 9, 1.0);
+        for slot in 0..3 {
+            t.train_step(&x, &[0, 2], 1e-2, slot).unwrap();
+        }
+        let pad = t.conv_pad_values().unwrap();
+        assert_eq!(pad.len(), 4 * conv1.shape.out_c, "{path:?}");
+        assert!(pad.iter().all(|&v| v == 0.0), "{path:?}: {pad:?}");
+        let after = t.head().unwrap();
+        let moved = &after.conv.as_ref().unwrap().convs[0].weight;
+        assert_eq!(moved.len(), conv1.weight.len());
+        assert!(moved != &conv1.weight, "{path:?}: conv1 did not train");
+    }
 }

@@ -55,12 +55,26 @@ impl ConvStack {
                     match &self.gemm_scratch {
                         Some(gs) => {
                             out.extend(conv_gemm_backward::grad_weight(
-                                ctx, tk, &self.fk, &shape, x, g_out, gw, gs,
+                                ctx,
+                                tk,
+                                &self.fk,
+                                &shape,
+                                x,
+                                g_out,
+                                (gw, p.row),
+                                gs,
                             )?);
                             out.push(conv_backward::grad_bias(ctx, tk, &shape, g_out, gb)?);
                             if let Some(g_in) = g_in {
                                 out.extend(conv_gemm_backward::grad_input(
-                                    ctx, tk, &self.fk, &shape, &p.weight, g_out, g_in, gs,
+                                    ctx,
+                                    tk,
+                                    &self.fk,
+                                    &shape,
+                                    (&p.weight, p.row),
+                                    g_out,
+                                    g_in,
+                                    gs,
                                 )?);
                             }
                         }

@@ -45,7 +45,7 @@ impl Trainer {
                     p.grad_w.as_ref().expect("trained"),
                     p.grad_b.as_ref().expect("trained"),
                 );
-                let (wl, bl) = (p.shape.weight_len(), p.shape.out_c);
+                let (wl, bl) = (p.stored_len(), p.shape.out_c);
                 out.push((
                     self.update(wl, gw, &p.weight, &p.state1[0], p.state2.first())?,
                     wl,

@@ -47,6 +47,16 @@ impl Trainer {
         })
     }
 
+    /// Every value in the pad columns of the trained convolutions' stored weights, gradients
+    /// and optimizer state ([`super::super::conv_stack::ConvStack::pad_values`]: conv1's rows
+    /// of 364 for K = 363); all zero, as the backward kernels never write there.
+    pub fn conv_pad_values(&self) -> Result<Vec<f32>> {
+        match &self.conv {
+            Some(stack) => stack.pad_values(&self.ctx),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Optimizer state per layer as `(name, weight-shaped, bias-shaped)` arrays, for checkpoints.
     pub fn optimizer_state(&self) -> Result<Vec<OptimizerState>> {
         let mut out = Vec::new();
@@ -55,7 +65,7 @@ impl Trainer {
                 if let [w, b] = state.as_slice() {
                     out.push((
                         format!("{}.state{k}", p.name),
-                        read_back_f32(&self.ctx, w, p.shape.weight_len())?,
+                        p.oihw(read_back_f32(&self.ctx, w, p.stored_len())?),
                         read_back_f32(&self.ctx, b, p.shape.out_c)?,
                     ));
                 }
@@ -113,7 +123,8 @@ impl Trainer {
                         "checkpoint state '{name}' does not fit this network"
                     )));
                 }
-                self.ctx.queue.write_buffer(bw, 0, bytemuck::cast_slice(w));
+                let w = p.stored(w);
+                self.ctx.queue.write_buffer(bw, 0, bytemuck::cast_slice(&w));
                 self.ctx.queue.write_buffer(bb, 0, bytemuck::cast_slice(b));
                 continue;
             }
