@@ -403,7 +403,7 @@ def free_port():
 
 
 def main():
-    timeout = float(os.environ.get("BROWSER_SHADERS_TIMEOUT", "300"))
+    timeout = float(os.environ.get("BROWSER_SHADERS_TIMEOUT", "600"))
     deadline = time.monotonic() + timeout
     started = time.monotonic()
     chromium = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which(

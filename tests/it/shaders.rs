@@ -166,6 +166,10 @@ fn params_structs_match_the_shaders() {
         ("gemm.wgsl", size_of::<GemmParams>()),
         ("mm.wgsl", size_of::<MmParams>()),
         ("gemm_f16.wgsl", size_of::<GemmParams>()),
+        (
+            "gemv_f16.wgsl",
+            size_of::<alexnet_wgpu::kernels::gemv_f16::GemvF16Params>(),
+        ),
         ("im2col.wgsl", size_of::<Im2colParams>()),
         ("im2col_f16.wgsl", size_of::<Im2colParams>()),
         ("im2col_coalesced.wgsl", size_of::<Im2colParams>()),
