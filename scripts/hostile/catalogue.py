@@ -337,6 +337,10 @@ def prepare(work):
             src = os.path.join(FIX, "train_data", cls, "%s_%02d.jpg" % (cls, i))
             shutil.copy(src, j("data", cls, "%d.jpg" % i))
     f["data"] = j("data")
+    for cls in ["cat", "coffee"]:
+        os.makedirs(j("data2", cls))
+        for i in range(2):
+            shutil.copy(j("data", cls, "%d.jpg" % i), j("data2", cls, "%d.jpg" % i))
     # A split dataset: train/ + val/ with the classes.
     for part in ["train", "val"]:
         for cls in ["cat", "coffee"]:
@@ -637,15 +641,17 @@ def catalogue(r, f, work):
             ["train-head", "--weights", W, "--features", j("feat_gap.npz"), "--out", j("m6.npz")],
             expect="refuse", absent=[j("m6.npz")]))
     # Defect 7: host buffers sized by flags.
-    add(Try("defect 7: train-head --augment 1000000 (rows over memory)",
+    add(Try("defect 7: train-head --augment 100000000 (rows over memory)",
             ["train-head", "--weights", W, "--data", f["data"], "--augment", "100000000", "--out", j("m7.npz")],
             expect="refuse", absent=[j("m7.npz")]))
     add(Try("defect 7: train-head --augment 4096 --train-from conv4 --steps 1 (runs)",
             ["train-head", "--weights", W, "--data", f["data"], "--augment", "4096", "--train-from", "conv4",
              "--steps", "1", "--batch", "2", "--out", j("m7.npz")], expect="ok", timeout=120))
-    add(Try("defect 7: train-head --augment 2000 (views in items of 1000) under ulimit -v 8 GiB",
+    # Two training images (and two validating): 3600 rows in items of 900 views.
+    add(Try("defect 7: train-head --augment 1800 (views in items of 900) under ulimit -v 8 GiB",
             ["bash", "-c", "ulimit -v 8388608; exec \"$0\" \"$@\"", r.binary, "train-head", "--weights", W,
-             "--data", f["data"], "--augment", "2000", "--epochs", "1", "--out", j("m7b.npz")],
+             "--data", j("data2"), "--val-split", "0.5", "--augment", "1800", "--epochs", "1",
+             "--out", j("m7b.npz")],
             expect="ok", timeout=600, raw=True))
     add(Try("defect 7: bench --batch 100000", ["bench", "--weights", W, "--batch", "100000", "--iters", "1"],
             expect="refuse"))
@@ -782,14 +788,23 @@ def first_file(folder):
 
 
 def matmul_paths(r):
-    """The values `--matmul` accepts, from the binary's own help."""
+    """The values `--matmul` accepts, from the binary's own help ("Matmul kernels: tiled, gemm,
+    blocked, blocked-TILE (e.g. blocked-64x64x16), blocked-splitN (...)"): a placeholder
+    becomes its example (TILE) or 4 (N)."""
     out = subprocess.run([r.binary, "classify", "--help"], capture_output=True, text=True).stdout
-    m = re.search(r"--matmul <PATH>(.*?)(\n\s+--|\Z)", out, re.S)
-    text = m.group(1) if m else ""
-    vals = re.findall(r"possible values: ([^\]]+)\]", text)
-    if vals:
-        return [v.strip() for v in vals[0].split(",")]
-    return re.findall(r"^\s+- ([a-z0-9-]+)", text, re.M) or ["gemm"]
+    m = re.search(r"Matmul kernels: (.*?)\(default", out, re.S)
+    if not m:
+        return ["gemm"]
+    paths = []
+    for item in re.split(r",\s*(?![^()]*\))", " ".join(m.group(1).split())):
+        example = re.search(r"e\.g\. ([a-z0-9x-]+)", item)
+        name = re.sub(r"\s*\(.*\)", "", item).strip()
+        if "TILE" in name:
+            name = example.group(1) if example else name.replace("TILE", "64x64x16")
+        name = re.sub(r"N$", "4", name)
+        if name:
+            paths.append(name)
+    return paths
 
 
 class SlowServer:
