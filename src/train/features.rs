@@ -143,7 +143,7 @@ pub(crate) fn views_per_item(views: usize, row_len: usize, limit: u64) -> usize 
     let most = (limit as u128 / (row_len.max(1) as u128 * 4)).max(1) as usize;
     (1..=most.min(views))
         .rev()
-        .find(|d| views % d == 0)
+        .find(|d| views.is_multiple_of(*d))
         .unwrap_or(1)
 }
 
