@@ -13,7 +13,9 @@
 //!   default (cached) weights when `--weights` is not given, and the entries of a list file
 //!   that carry an output's file name (a list of millions costs no file-system calls);
 //! - an output that already exists inside an input folder and that the folder's listing
-//!   would read (images and `.npy` batches; any file of `merge`'s parts folder);
+//!   would read (images and `.npy` batches; any file of `merge`'s parts folder), and a new
+//!   image an output would add to an input folder of images, at any depth (`--plot` or
+//!   `--log-steps x.png` inside `--data`: the next run would train on the plots);
 //! - the files an output folder would get (`--plot`'s `curves.png`, `--spatial`'s
 //!   `pair-NNNNN.npy` and `.png`, `--out-dir`'s parts) against the inputs and the other outputs;
 //! - and refuses an input file or output that exists but is not a regular file (a FIFO
@@ -82,6 +84,27 @@ impl Names {
                         .chain(r[9..14].bytes())
                         .all(|b| b.is_ascii_digit())
             }),
+        }
+    }
+
+    /// One name of each kind of file (each suffix) these names cover.
+    pub fn kinds(self) -> Vec<String> {
+        match self {
+            Names::Fixed(names) => names.iter().map(|n| n.to_string()).collect(),
+            Names::Numbered(prefix, suffixes) => suffixes
+                .iter()
+                .map(|s| format!("{prefix}00001{s}"))
+                .collect(),
+            Names::Parts => [
+                ".jsonl",
+                ".logits.npy",
+                ".features.npy",
+                ".npz",
+                ".manifest.json",
+            ]
+            .iter()
+            .map(|s| format!("part-00000-of-00001{s}"))
+            .collect(),
         }
     }
 
@@ -348,16 +371,28 @@ fn compare(name: &str, m: &ArgMatches, f: &Files) -> anyhow::Result<()> {
         outs.push((&o.label, &o.path));
         check_outputs(&ins, &[(&o.label, &o.path)])?;
         check_outputs(&[], &outs)?;
-        // An output replacing a file that an input folder's listing reads.
-        if o.path.is_file() {
-            let real = std::fs::canonicalize(&o.path)?;
+        // An output replacing a file that an input folder's listing reads, or adding one
+        // (`train-head --plot data/cat` used to put curves.png and confusion.png among the cat
+        // images: the next run trains on them).
+        if let Some(real) = resolved(&o.path) {
             for (folder, role) in &f.folders {
                 let Ok(dir) = std::fs::canonicalize(&folder.path) else {
                     continue;
                 };
                 if real.starts_with(&dir) && reads_from_folder(*role, &real) {
+                    if !o.path.is_file() && !adds_an_image(*role, &real) {
+                        continue;
+                    }
+                    if o.path.is_file() {
+                        bail!(
+                            "{} would overwrite {}, a file inside the input folder {}: choose another output file",
+                            shown(o),
+                            real.display(),
+                            shown(folder)
+                        );
+                    }
                     bail!(
-                        "{} would overwrite {}, a file inside the input folder {}: choose another output file",
+                        "{} would add {} to the input folder {}, whose files of that kind are inputs: choose an output outside it",
                         shown(o),
                         real.display(),
                         shown(folder)
@@ -393,7 +428,7 @@ fn compare(name: &str, m: &ArgMatches, f: &Files) -> anyhow::Result<()> {
                 );
             }
         }
-        let Ok(real) = std::fs::canonicalize(&dir.path) else {
+        let Some(real) = resolved(&dir.path) else {
             continue;
         };
         for (folder, role) in &f.folders {
@@ -401,6 +436,21 @@ fn compare(name: &str, m: &ArgMatches, f: &Files) -> anyhow::Result<()> {
                 continue;
             };
             if !real.starts_with(&fdir) {
+                continue;
+            }
+            // Images this folder would get, read by the input folder's (recursive) listing.
+            let kind = names
+                .kinds()
+                .into_iter()
+                .find(|n| adds_an_image(*role, &real.join(n)));
+            if let Some(n) = kind {
+                bail!(
+                    "{} would add files like {n} to the input folder {}, whose files of that kind are inputs: choose a folder outside it",
+                    shown(dir),
+                    shown(folder)
+                );
+            }
+            if !real.is_dir() {
                 continue;
             }
             let taken = std::fs::read_dir(&real)?.flatten().find(|e| {
@@ -432,6 +482,30 @@ pub fn reads_from_folder(role: Role, file: &Path) -> bool {
         Role::Batches => image || npy,
         Role::Images => image,
         _ => false,
+    }
+}
+
+/// Whether a new output `file` inside an input folder of this role would become one of its
+/// inputs that looks like data: an image in a folder of images. A plot among the class
+/// folders' images would be trained on; an `.npy` in `classify`'s folder would be read too,
+/// but as a batch of another shape it fails by name, and `--logits-out logits.npy .` is common;
+/// `merge` reads its folder's parts only.
+fn adds_an_image(role: Role, file: &Path) -> bool {
+    matches!(role, Role::Images | Role::Batches) && alexnet_wgpu::data::inputs::is_image_path(file)
+}
+
+/// `path` with its nearest existing ancestor canonicalized (the rest appended as given): where
+/// an output that may not exist yet would be, through symlinks.
+fn resolved(path: &Path) -> Option<PathBuf> {
+    let path = std::path::absolute(path).ok()?;
+    let mut base = path.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(base) {
+            return Some(rest.iter().rev().fold(real, |p, c| p.join(c)));
+        }
+        rest.push(base.file_name()?.to_os_string());
+        base = base.parent()?;
     }
 }
 

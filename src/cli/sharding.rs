@@ -60,6 +60,15 @@ pub fn read_inputs(paths: &[PathBuf], list: Option<&Path>) -> anyhow::Result<Vec
     if let Some(l) = list {
         let f = std::fs::File::open(l).with_context(|| format!("--list {}", l.display()))?;
         let listed = read_path_list(std::io::BufReader::new(f), l)?;
+        // A list that names nothing is a mistake (a wrong file, a failed `find > list`), not
+        // an empty run: it used to print nothing (a CSV header alone) with exit 0, as
+        // `lpips --pairs` of an empty file did.
+        if listed.is_empty() {
+            anyhow::bail!(
+                "--list {}: no paths in it (one path per line; blank lines are skipped)",
+                l.display()
+            );
+        }
         items.extend(expand_listed(&listed)?);
     }
     Ok(items)

@@ -1,11 +1,12 @@
-//! Host memory that settings size (rows per batch, augmented views per image, cached rows):
-//! refused before any work when it cannot fit, naming the bytes it would take, instead of an
-//! allocation that aborts (or, under a memory limit, a copy that segfaults) mid-run.
+//! Host memory that settings size (rows per batch, cached rows): refused before any work when
+//! it cannot fit, naming the bytes it would take, instead of an allocation that aborts (or,
+//! under a memory limit, a copy that segfaults) mid-run; and the bound on the input rows of one
+//! pipeline item of augmented views.
 
 use crate::error::{Error, Result};
 
 /// The most one host batch buffer may hold (the decode pipeline keeps two): 1 GiB, about
-/// 1780 images at 224x224 or one image's 1780 augmented views. Far above the default batches
+/// 1780 images (or augmented views) at 224x224. Far above the default batches
 /// (at most 64 images, 39 MB), and small enough that two buffers and the network's own
 /// buffers fit a small machine.
 pub const BATCH_BUFFER_LIMIT: u64 = 1 << 30;
@@ -28,6 +29,34 @@ pub fn check_batch_of(rows: usize, row_len: usize, value_bytes: usize, what: &st
         )));
     }
     Ok(())
+}
+
+/// Augmented views are made in pipeline items of at most this many bytes of input rows
+/// ([`BATCH_BUFFER_LIMIT`] unless [`with_view_item_limit`] lowers it): an image's views beyond
+/// it are split over several items (`train::features`), so any `--augment` count runs in
+/// bounded host memory. A thread-local, so a test lowering it does not change the runs of the
+/// tests beside it.
+pub fn view_item_limit() -> u64 {
+    VIEW_ITEM_LIMIT.with(|l| l.get())
+}
+
+thread_local! {
+    static VIEW_ITEM_LIMIT: std::cell::Cell<u64> = const { std::cell::Cell::new(BATCH_BUFFER_LIMIT) };
+}
+
+/// Runs `f` with [`view_item_limit`] lowered to `bytes` on this thread (to exercise the split
+/// of an image's views on small inputs), then restores it.
+#[doc(hidden)]
+pub fn with_view_item_limit<R>(bytes: u64, f: impl FnOnce() -> R) -> R {
+    let old = VIEW_ITEM_LIMIT.with(|l| l.replace(bytes));
+    struct Restore(u64);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            VIEW_ITEM_LIMIT.with(|l| l.set(self.0));
+        }
+    }
+    let _restore = Restore(old);
+    f()
 }
 
 /// Refuses to keep `bytes` resident (a cache of rows in memory) when they exceed the machine's

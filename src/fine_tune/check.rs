@@ -89,10 +89,15 @@ impl FineTune {
 }
 
 impl FineTune {
-    /// Refuses, before the caching pass, what the rows cannot fit: one image's augmented views
-    /// are one pipeline item, so at least one batch buffer holds them all; the rows the run
-    /// keeps (labels and paths per row, and the features themselves where the head trains
-    /// from a cache in memory) must fit the machine.
+    /// Refuses, before the caching pass, what the rows cannot fit. Any `--augment` count runs in
+    /// bounded host memory: an image's views are made in pipeline items of at most
+    /// [`crate::data::host_memory::view_item_limit`] bytes (1 GiB; `train::features`), so a
+    /// forward pass holds at most the extract batch or one such item; convolutions training
+    /// draws fresh views per step, a training batch at a time. What stays is per row: its
+    /// label, its path and its place in the shuffled order, and, where a head trains from a
+    /// cache in memory, its features. A view count whose rows cannot fit the machine's memory
+    /// cannot train here at all, so it is refused before any work, naming the bytes (it used to
+    /// abort mid-run on allocation, or segfault under a memory limit).
     pub(super) fn check_host_memory(
         &self,
         train: &crate::data::ClassFolders,
@@ -103,31 +108,42 @@ impl FineTune {
         let crop = crate::data::Preprocess::for_arch(self.backbone.arch).crop;
         let views = self.augment.max(1);
         let row = 3 * crop * crop;
-        if self.augment > 0 {
-            check_batch(
-                views.max(self.extract_batch.min(train.items.len().max(1) * views)),
-                row,
-                &format!("augmented views of 3x{crop}x{crop} of one image"),
-            )?;
+        let train_rows = train.items.len().max(1).saturating_mul(views);
+        let what = if self.augment > 0 {
+            format!("augmented views of 3x{crop}x{crop}")
         } else {
-            check_batch(
-                self.extract_batch.min(train.items.len().max(1)),
-                row,
-                &format!("images of 3x{crop}x{crop}"),
-            )?;
+            format!("images of 3x{crop}x{crop}")
+        };
+        check_batch(self.extract_batch.min(train_rows), row, &what)?;
+        if self.augment > 0 && matches!(self.kind, crate::train::HeadKind::Conv(_)) {
+            // Fresh views: each training step prepares its batch of input rows.
+            check_batch(self.batch.min(train_rows), row, &what)?;
         }
         let rows = train.items.len() as u128 * views as u128 + val.items.len() as u128;
-        // A label and a shared path per row; the pool5 row too where the head trains from a
-        // cache in memory (convolutions training spill theirs within the cache budget, or run
-        // the frozen part per step).
-        let per_row = 64
+        // A label and a place in the order (8 bytes each), a path (a String: 24 bytes, its
+        // text and about 16 of allocator overhead); the pool5 row too where the head trains
+        // from a cache in memory (convolutions training spill theirs within the cache budget,
+        // or run the frozen part per step).
+        let longest = train
+            .items
+            .iter()
+            .chain(&val.items)
+            .map(|(p, _)| p.as_os_str().len())
+            .max()
+            .unwrap_or(0) as u128;
+        let per_row = 8
+            + 8
+            + 40
+            + longest
             + match self.kind {
                 crate::train::HeadKind::Conv(_) => 0,
                 _ => 4 * feature_len as u128,
             };
-        check_resident(
-            rows * per_row,
-            &format!("{rows} training and validation rows"),
-        )
+        let what = if self.augment > 0 {
+            format!("{rows} training and validation rows ({views} augmented views per image)")
+        } else {
+            format!("{rows} training and validation rows")
+        };
+        check_resident(rows * per_row, &what)
     }
 }

@@ -121,27 +121,150 @@ pub(crate) fn augment_seed(path: &Path, seed: u64) -> u64 {
         .fold(seed, |h, b| h.wrapping_mul(31).wrapping_add(b as u64))
 }
 
-/// The rows of one image, written into `out` (`views.max(1)` rows of `3 * crop * crop`): its
-/// centre crop when `views == 0`, else `views` augmented crops from a per-image generator (the
-/// same views whatever the batching or thread count).
-fn fill_item_rows(
+/// The seed of view `view` of the image at `path`: each view has its own generator, so a view
+/// is the same whichever pipeline item makes it (an image's views may be split over several,
+/// [`views_per_item`]) and whatever the batching or thread count.
+pub(crate) fn view_seed(path: &Path, seed: u64, view: usize) -> u64 {
+    augment_seed(path, seed) ^ (view as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9)
+}
+
+/// Rows per pipeline item for `views` augmented views (0: one centre crop) of `row_len` floats
+/// each: all of an image's views when their rows fit `limit` bytes, else the largest divisor
+/// of `views` whose rows do (at least 1). A divisor, so every item of every image holds the
+/// same number of rows (the pipeline's items are of one size) and no view is made twice or
+/// thrown away; 1 GiB holds 1783 views at 224x224, and `--augment 4096` goes in items of 1024,
+/// `1000000` in items of 1600. A prime count over the limit goes one view per item: as many
+/// rows per forward pass, and each decoding thread decodes an image once for its run of
+/// items (`fill_views`).
+pub(crate) fn views_per_item(views: usize, row_len: usize, limit: u64) -> usize {
+    let views = views.max(1);
+    let fits = |n: usize| n as u128 * row_len as u128 * 4 <= limit as u128;
+    if fits(views) {
+        return views;
+    }
+    let most = (limit as u128 / (row_len.max(1) as u128 * 4)).max(1) as usize;
+    (1..=most.min(views))
+        .rev()
+        .find(|d| views.is_multiple_of(*d))
+        .unwrap_or(1)
+}
+
+/// Rows one forward pass of [`extract_rows`] or [`stream_pool5`] holds at most for `batch`
+/// rows asked and `views` views of `row_len` floats per image: whole items of
+/// [`views_per_item`] rows, at least one.
+pub(crate) fn pass_rows(views: usize, batch: usize, row_len: usize) -> usize {
+    let per_item = views_per_item(views, row_len, crate::data::host_memory::view_item_limit());
+    (batch / per_item).max(1) * per_item
+}
+
+/// One pipeline item: `rows` views of image `image` from view `first` (or its centre crop).
+struct ViewItem<'i> {
+    item: &'i (PathBuf, usize),
+    image: usize,
+    first: usize,
+}
+
+/// The pipeline items of `items` at `views` views each (0: a centre crop), `per_item` rows to
+/// an item, image after image and view after view: the rows come out in the same order
+/// however the views are split.
+fn view_items(items: &[(PathBuf, usize)], views: usize, per_item: usize) -> Vec<ViewItem<'_>> {
+    let views = views.max(1);
+    items
+        .iter()
+        .enumerate()
+        .flat_map(|(image, item)| {
+            (0..views)
+                .step_by(per_item)
+                .map(move |first| ViewItem { item, image, first })
+        })
+        .collect()
+}
+
+/// Distinguishes runs for the decoding threads' one-image cache.
+static RUN_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+thread_local! {
+    /// The image this decoding thread decoded last for split views: (run, path, image).
+    static LAST_DECODED: std::cell::RefCell<Option<(u64, PathBuf, std::sync::Arc<image::RgbImage>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The rows of one item, written into `out` (`rows` rows of `3 * crop * crop`): the image's
+/// centre crop when `views == 0`, else its views `first..first + rows`, each from its own
+/// generator ([`view_seed`]). When an image's views are split over several items (`split`),
+/// a decoding thread keeps the image it decoded last for the run (`run`), so a run of items of
+/// one image decodes it once per thread, not once per item.
+#[allow(clippy::too_many_arguments)]
+fn fill_views(
     path: &Path,
     pre: &Preprocess,
     opts: LoadOptions,
     views: usize,
+    first: usize,
     seed: u64,
+    split: Option<u64>,
     out: &mut [f32],
 ) -> Result<()> {
     if views == 0 {
         prepare_into(path, pre, opts, out)?;
         return Ok(());
     }
-    let img = load_view(path, &wide_preprocess(pre), opts)?;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(augment_seed(path, seed));
-    for dst in out.chunks_mut(3 * pre.crop * pre.crop) {
+    let decode = || load_view(path, &wide_preprocess(pre), opts).map(std::sync::Arc::new);
+    let img = match split {
+        None => decode()?,
+        Some(run) => {
+            let hit = LAST_DECODED.with(|c| match &*c.borrow() {
+                Some((r, p, img)) if *r == run && p == path => Some(img.clone()),
+                _ => None,
+            });
+            match hit {
+                Some(img) => img,
+                None => {
+                    let img = decode()?;
+                    LAST_DECODED
+                        .with(|c| *c.borrow_mut() = Some((run, path.to_path_buf(), img.clone())));
+                    img
+                }
+            }
+        }
+    };
+    for (k, dst) in out.chunks_mut(3 * pre.crop * pre.crop).enumerate() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(view_seed(path, seed, first + k));
         dst.copy_from_slice(&augment(&img, pre, &mut rng));
     }
     Ok(())
+}
+
+/// The items, their fill and their shape for a run over `items` at `views` views each, about
+/// `batch` rows per forward pass.
+struct ViewRun<'i> {
+    items: Vec<ViewItem<'i>>,
+    per_item: usize,
+    shape: RunShape,
+    split: Option<u64>,
+}
+
+impl<'i> ViewRun<'i> {
+    fn new(items: &'i [(PathBuf, usize)], pre: &Preprocess, views: usize, batch: usize) -> Self {
+        let row = 3 * pre.crop * pre.crop;
+        let per_item = views_per_item(views, row, crate::data::host_memory::view_item_limit());
+        let split = (per_item < views.max(1))
+            .then(|| RUN_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        ViewRun {
+            items: view_items(items, views, per_item),
+            per_item,
+            shape: RunShape {
+                rows_per_item: per_item,
+                ..RunShape::images((batch / per_item).max(1), pre.crop, pre.crop)
+            },
+            split,
+        }
+    }
+
+    /// Whether `it` holds the last views of its image.
+    fn ends_image(&self, it: &ViewItem<'_>, views: usize) -> bool {
+        it.first + self.per_item >= views.max(1)
+    }
 }
 
 /// What [`extract_rows`] runs on each batch: rows of preprocessed images in, `[rows, dim]` out.
@@ -196,7 +319,11 @@ fn absorb_batch(
 /// Decodes `data` (one centre crop per image, or `views` augmented crops) in batches of about
 /// `batch` rows through the pipelined loader (decoding on all cores into two host buffers,
 /// [`crate::data::stream`]) and keeps what `run` (rows in, `[rows, dim]` out) makes of each
-/// batch, in order.
+/// batch, in order. An image's views over [`crate::data::host_memory::view_item_limit`] are
+/// made in several items ([`views_per_item`]): the same rows in the same order. Rows are kept
+/// item by item (`run` may spill them as they come), so an image that fails is skipped once,
+/// and one that stops decoding between its items (changed on disk meanwhile) keeps the views
+/// made before.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn extract_rows(
     data: &ClassFolders,
@@ -216,29 +343,31 @@ pub(crate) fn extract_rows(
         ..Default::default()
     };
     let mut skipped = Vec::new();
-    let per_image = views.max(1);
-    let fill = |(path, _): &(PathBuf, usize), out: &mut [f32]| -> Result<()> {
-        fill_item_rows(path, pre, opts, views, seed, out)
-    };
-    let shape = RunShape {
-        rows_per_item: per_image,
-        ..RunShape::images((batch / per_image).max(1), pre.crop, pre.crop)
+    let vr = ViewRun::new(&data.items, pre, views, batch);
+    let fill = |it: &ViewItem<'_>, out: &mut [f32]| -> Result<()> {
+        fill_views(&it.item.0, pre, opts, views, it.first, seed, vr.split, out)
     };
     let mut stage = BlockingStage { run, dim };
-    run_stage(&mut stage, &data.items, &fill, shape, true, &mut |r| {
-        let (path, label) = r.item;
+    let mut failed: Option<usize> = None;
+    run_stage(&mut stage, &vr.items, &fill, vr.shape, true, &mut |r| {
+        let (path, label) = r.item.item;
         match r.row {
             Ok(row) => {
-                for _ in 0..per_image {
+                for _ in 0..vr.per_item {
                     set.labels.push(*label);
                     set.paths.push(path.display().to_string());
                 }
                 set.features.extend_from_slice(row.features);
             }
-            Err(e) => skipped.push(e.into_input(path, crate::error::InputErrorKind::Decode)),
+            Err(e) if failed != Some(r.item.image) => {
+                failed = Some(r.item.image);
+                skipped.push(e.into_input(path, crate::error::InputErrorKind::Decode));
+            }
+            Err(_) => {}
         }
         if r.batch_end {
-            on_progress(r.index + 1);
+            let done = r.item.image + usize::from(vr.ends_image(r.item, views));
+            on_progress(done);
         }
         Ok::<(), Error>(())
     })?;
@@ -266,7 +395,10 @@ pub struct PoolBatch<'i, 'f> {
 /// Runs the frozen backbone over `items` through the pipelined loader (decoding on all cores
 /// overlapping the GPU, [`crate::data::stream`]): one row per image (centre crop) when
 /// `views == 0`, else `views` augmented rows per image, about `batch` rows per forward pass.
-/// Each batch goes to `emit` in order as soon as it is read back.
+/// Each batch goes to `emit` in order as soon as it is read back. An image's views over
+/// [`crate::data::host_memory::view_item_limit`] are made over several forward passes
+/// ([`views_per_item`]; the same rows): its rows go to `emit` with the batch that ends it, all
+/// of them or, when one of its items failed, none.
 #[allow(clippy::too_many_arguments)]
 pub fn stream_pool5(
     net: &mut Network,
@@ -281,48 +413,90 @@ pub fn stream_pool5(
     let dim = net
         .feature_len()
         .ok_or_else(|| Error::Invalid("the network has no flatten layer".into()))?;
-    let per_image = views.max(1);
-    let fill = |(path, _): &(PathBuf, usize), out: &mut [f32]| -> Result<()> {
-        fill_item_rows(path, pre, opts, views, seed, out)
+    let vr = ViewRun::new(items, pre, views, batch);
+    let fill_floats = |it: &ViewItem<'_>, out: &mut [f32]| -> Result<()> {
+        fill_views(&it.item.0, pre, opts, views, it.first, seed, vr.split, out)
     };
     // Centre crops go as 8-bit pixels, normalised on the GPU (a quarter of the upload);
     // augmented views as f32 rows.
-    let fill_pixels = |(path, _): &(PathBuf, usize), out: &mut [u8]| -> Result<()> {
-        prepare_pixels_into(path, pre, opts, out).map(|_| ())
+    let fill_pixels = |it: &ViewItem<'_>, out: &mut [u8]| -> Result<()> {
+        prepare_pixels_into(&it.item.0, pre, opts, out).map(|_| ())
     };
     let fill = if views == 0 {
         Fill::Pixels(&fill_pixels, pre)
     } else {
-        Fill::Floats(&fill)
+        Fill::Floats(&fill_floats)
     };
-    let shape = RunShape {
-        rows_per_item: per_image,
-        ..RunShape::images((batch / per_image).max(1), pre.crop, pre.crop)
-    };
-    // The runner hands items back one by one; a batch's go to `emit` together, as soon as its
-    // last item is back.
-    let mut status = Vec::new();
-    let mut features = Vec::new();
-    let times = crate::model::run::run(net, items, fill, shape, true, &mut |r| {
+    // The runner hands items back one by one. An image's rows gather in `image` (its error in
+    // `image_err`) until its last item; the finished images of a batch go to `emit` together,
+    // as soon as the batch's last item is back.
+    let (mut status, mut features) = (Vec::new(), Vec::new());
+    let (mut image, mut image_err) = (Vec::new(), None);
+    let mut first = 0;
+    let times = crate::model::run::run(net, &vr.items, fill, vr.shape, true, &mut |r| {
         match r.row {
             Ok(row) => {
-                debug_assert_eq!(row.features.len(), dim * per_image);
-                features.extend_from_slice(row.features);
-                status.push(Ok(()));
+                debug_assert_eq!(row.features.len(), dim * vr.per_item);
+                if image_err.is_none() {
+                    image.extend_from_slice(row.features);
+                }
             }
-            Err(e) => status.push(Err(e)),
+            Err(e) => {
+                image_err.get_or_insert(e);
+            }
         }
-        if r.batch_end {
-            let first = r.index + 1 - status.len();
+        if vr.ends_image(r.item, views) {
+            match image_err.take() {
+                None => {
+                    features.append(&mut image);
+                    status.push(Ok(()));
+                }
+                Some(e) => {
+                    image.clear();
+                    status.push(Err(e));
+                }
+            }
+        }
+        if r.batch_end && !status.is_empty() {
+            let n = status.len();
             emit(PoolBatch {
                 first,
-                items: &items[first..=r.index],
+                items: &items[first..first + n],
                 status: std::mem::take(&mut status),
                 features: &features,
             })?;
             features.clear();
+            first += n;
         }
         Ok(())
     })?;
     Ok(times)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views_split_into_items_of_a_divisor_within_the_limit() {
+        let row = 3 * 224 * 224;
+        let gib = 1 << 30;
+        // Within the limit: all of an image's views in one item (1783 fit 1 GiB).
+        assert_eq!(views_per_item(0, row, gib), 1);
+        assert_eq!(views_per_item(10, row, gib), 10);
+        assert_eq!(views_per_item(1783, row, gib), 1783);
+        // Over it: the largest divisor that fits.
+        assert_eq!(views_per_item(4096, row, gib), 1024);
+        assert_eq!(views_per_item(1_000_000, row, gib), 1600);
+        assert_eq!(views_per_item(4099, row, gib), 1, "a prime");
+        assert_eq!(views_per_item(usize::MAX, row, 0), 1);
+        // Passes hold whole items: the batch's rows, or one item when it is larger.
+        assert_eq!(pass_rows(4, 16, row), 16);
+        assert_eq!(pass_rows(10, 16, row), 10);
+        assert_eq!(pass_rows(4096, 16, row), 1024);
+        let items = [(PathBuf::from("a"), 0), (PathBuf::from("b"), 1)];
+        let v = view_items(&items, 6, 2);
+        let got: Vec<_> = v.iter().map(|i| (i.image, i.first)).collect();
+        assert_eq!(got, [(0, 0), (0, 2), (0, 4), (1, 0), (1, 2), (1, 4)]);
+    }
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::conv_stack::ConvStack;
-use super::features::{extract_rows, Extraction};
+use super::features::{extract_rows, pass_rows, Extraction};
 pub use super::frozen_dense::frozen_dense;
 use super::head::{conv_hosts, ConvPart, HeadKind};
 use super::rows::SpillFile;
@@ -56,8 +56,15 @@ pub fn extract_frozen(
     spill: Option<(u64, &Path)>,
     on_progress: &dyn Fn(usize),
 ) -> Result<(Extraction, Option<SpillFile>)> {
-    let batch = batch.max(views.max(1));
-    let mut stack = frozen_stack(ctx, backbone, kind, pre, batch)?;
+    // The stack holds the most rows a forward pass takes: whole items of an image's views
+    // (all of them, or their share under the host limit on one item).
+    let mut stack = frozen_stack(
+        ctx,
+        backbone,
+        kind,
+        pre,
+        pass_rows(views, batch, 3 * pre.crop * pre.crop),
+    )?;
     let dim = stack.output_len();
     let bytes = (data.items.len() * views.max(1) * dim * 4) as u64;
     let mut file = match spill {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use rand::SeedableRng;
 
 use super::conv_stack::ConvStack;
-use super::features::{augment_seed, wide_preprocess, FeatureSet};
+use super::features::{view_seed, wide_preprocess, FeatureSet};
 use crate::data::{augment, load_view, par_map, ClassFolders, LoadOptions, Preprocess};
 use crate::error::{Error, Result};
 use crate::fsutil::PendingFile;
@@ -214,9 +214,9 @@ impl<'a> FreshViews<'a> {
                 .get(r / self.views)
                 .ok_or_else(|| Error::Invalid(format!("row {r} of {} images", self.items.len())))?;
             let img = load_view(path, &wide, self.opts)?;
-            let h = augment_seed(path, self.seed)
-                ^ ((epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
-                ^ ((r % self.views) as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            // The view's own seed (as in the cache) mixed with the epoch.
+            let h = view_seed(path, self.seed, r % self.views)
+                ^ ((epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(h);
             Ok(augment(&img, &self.pre, &mut rng))
         });

@@ -27,6 +27,7 @@ mod gpu_assignment;
 mod h5;
 mod helpers;
 mod host_memory;
+mod hostile_rerun;
 mod input;
 mod input_errors;
 mod interrupt;
