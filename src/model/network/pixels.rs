@@ -3,11 +3,10 @@
 //! batch 256 at 224x224) and normalises on the GPU (`normalize_u8.wgsl`) into the same f32
 //! input buffer, through the table the CPU path uses, so the network sees bit-identical values.
 
-use super::plan::Plan;
 use crate::data::NormTable;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::GpuContext;
-use crate::kernels::{self, Dispatch, Kernels};
+use crate::kernels::Dispatch;
 
 /// One batch's input, `batch` images of `h` x `w`.
 #[derive(Clone, Copy, Debug)]
@@ -84,43 +83,4 @@ impl NormLut {
 pub(super) struct PixelInput {
     pub(super) buffer: wgpu::Buffer,
     pub(super) normalise: Dispatch,
-}
-
-impl Plan {
-    /// Makes (once) this plan's pixel input, whose normalise dispatch reads `lut`.
-    pub(super) fn pixel_input(
-        &mut self,
-        ctx: &GpuContext,
-        kernels: &Kernels,
-        lut: &wgpu::Buffer,
-    ) -> Result<&PixelInput> {
-        if self.pixels.is_none() {
-            let values = self.input_len;
-            let plane = values / (kernels::normalize_u8::CHANNELS * self.batch.max(1));
-            if plane * kernels::normalize_u8::CHANNELS * self.batch != values {
-                return Err(Error::Shape(format!(
-                    "an input of {values} values is not {} images of 3 channels",
-                    self.batch
-                )));
-            }
-            // Bytes packed four to a word; the storage buffer is counted in 32-bit words.
-            let buffer = crate::gpu::storage_buffer(
-                ctx,
-                "input pixels",
-                values.div_ceil(4),
-                "use a smaller batch",
-            )?;
-            let normalise = kernels::normalize_u8::dispatch(
-                ctx,
-                kernels,
-                self.batch,
-                plane,
-                &buffer,
-                lut,
-                &self.input,
-            )?;
-            self.pixels = Some(PixelInput { buffer, normalise });
-        }
-        Ok(self.pixels.as_ref().expect("made above"))
-    }
 }

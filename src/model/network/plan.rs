@@ -336,6 +336,43 @@ impl Plan {
         Ok(buf)
     }
 
+    /// Makes (once) this plan's pixel input, whose normalise dispatch reads `lut`.
+    pub(super) fn pixel_input(
+        &mut self,
+        ctx: &crate::gpu::GpuContext,
+        ks: &kernels::Kernels,
+        lut: &wgpu::Buffer,
+    ) -> Result<&super::pixels::PixelInput> {
+        if self.pixels.is_none() {
+            let values = self.input_len;
+            let plane = values / (kernels::normalize_u8::CHANNELS * self.batch.max(1));
+            if plane * kernels::normalize_u8::CHANNELS * self.batch != values {
+                return Err(Error::Shape(format!(
+                    "an input of {values} values is not {} images of 3 channels",
+                    self.batch
+                )));
+            }
+            // Bytes packed four to a word; the storage buffer is counted in 32-bit words.
+            let buffer = storage_buffer(
+                ctx,
+                "input pixels",
+                values.div_ceil(4),
+                "use a smaller batch",
+            )?;
+            let normalise = kernels::normalize_u8::dispatch(
+                ctx,
+                ks,
+                self.batch,
+                plane,
+                &buffer,
+                lut,
+                &self.input,
+            )?;
+            self.pixels = Some(super::pixels::PixelInput { buffer, normalise });
+        }
+        Ok(self.pixels.as_ref().expect("made above"))
+    }
+
     /// Takes back an upload buffer whose mapping for writing has completed.
     pub(super) fn recycle_upload(&mut self, upload: Upload) {
         let state = upload
