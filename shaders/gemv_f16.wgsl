@@ -8,7 +8,8 @@
 // CPU-shaped `gemm_f16.wgsl` m1 tile does the opposite (each lane a row, K serial), which a GPU
 // serves one uncoalesced word per lane per step.
 //
-// The weights are pairs of halves in u32 (`unpack2x16float`, core WGSL: no `SHADER_F16`), rows
+// The weights are pairs of halves in u32, converted with integer bit operations as in
+// `gemm_f16.wgsl` (`unpack2x16float` would need the `SHADER_F16_IN_F32` downlevel flag), rows
 // `row_words` apart, in one of two orders: `interleaved` = 1 is `gemm_f16.wgsl`'s (word j of
 // each four holds k = 8g + j low and 8g + j + 4 high), 0 is sequential pairs (`coop.wgsl`'s:
 // word j holds k = 2j and 2j + 1). Halves past K are zero in both.
@@ -38,6 +39,18 @@ const B: u32 = 8u;
 
 // Each lane's R * B partial sums, `[R * B][WG]`: 8 KiB (WebGPU's baseline allows 16).
 var<workgroup> partial: array<f32, 2048>;
+
+// A half's exponent and mantissa moved to an f32's bit positions read as 2^-112 times the value
+// (bias 15 vs 127): this multiply restores it, for normal and subnormal halves alike (the
+// weights are clamped to the finite halves when packed).
+const HALF_TO_FLOAT: f32 = 5.192296858534828e33; // 2^112
+
+// The low and the high half of `v`.
+fn halves(v: u32) -> vec2<f32> {
+    let v2 = vec2<u32>(v << 16u, v);
+    let bits = ((v2 >> vec2<u32>(3u)) & vec2<u32>(0x0fffe000u)) | (v2 & vec2<u32>(0x80000000u));
+    return bitcast<vec2<f32>>(bits) * HALF_TO_FLOAT;
+}
 
 // x[b][i], 0 past K (the last word of an odd K holds one pad half).
 fn xv(b: u32, i: u32) -> f32 {
@@ -79,7 +92,7 @@ fn main(
         for (var r = 0u; r < R; r++) {
             let row = r0 + r;
             if (row < p.rows) {
-                let h = unpack2x16float(w[row * p.row_words + j]);
+                let h = halves(w[row * p.row_words + j]);
                 for (var b = 0u; b < B; b++) {
                     acc[r * B + b] += xl[b] * h.x + xh[b] * h.y;
                 }
