@@ -24,6 +24,7 @@
 
 mod backward;
 mod forward;
+mod gemv_f16;
 mod network;
 mod training;
 
