@@ -397,7 +397,7 @@ pub struct PoolBatch<'i, 'f> {
 /// `views == 0`, else `views` augmented rows per image, about `batch` rows per forward pass.
 /// Each batch goes to `emit` in order as soon as it is read back. An image's views over
 /// [`crate::data::host_memory::view_item_limit`] are made over several forward passes
-/// ([`views_per_item`]; the same rows): its rows go to `emit` with the batch that ends it, all
+/// (`views_per_item`; the same rows): its rows go to `emit` with the batch that ends it, all
 /// of them or, when one of its items failed, none.
 #[allow(clippy::too_many_arguments)]
 pub fn stream_pool5(
