@@ -143,27 +143,7 @@ pub fn run(
                 }
             };
             let (ti, tw) = (time(&gi)?, time(&gw)?);
-            let gflops = |ms: f64| s.flops() / (ms / 1e3) / 1e9;
-            let row = Row {
-                layer,
-                batch,
-                grad_input_ms: ti,
-                grad_input_gflops_per_s: gflops(ti),
-                grad_weight_bias_ms: tw,
-                grad_weight_bias_gflops_per_s: gflops(tw),
-            };
-            if matches!(format, Format::Table) {
-                println!(
-                    "{:<6} {:>5} {:>14.2} {:>8.2} {:>20.2} {:>8.2}",
-                    row.layer,
-                    row.batch,
-                    row.grad_input_ms,
-                    row.grad_input_gflops_per_s,
-                    row.grad_weight_bias_ms,
-                    row.grad_weight_bias_gflops_per_s
-                );
-            }
-            rows.push(row);
+            rows.push(Row::new(layer, batch, s.flops(), (ti, tw), format));
         }
         // The dense layers' backward on the route the matmul path picks
         // (`Kernels::dense_backward_route`): `dense_backward.wgsl` on CPU adapters, `mm.wgsl`
@@ -186,27 +166,7 @@ pub fn run(
             let gw = dense_backward::grad_weight_bias(ctx, &fk, batch, &w, &x, &dy, &dw, &db)?;
             let (ti, tw) = (time(&gi)?, time(&gw)?);
             let flops = 2.0 * (batch * inp * out) as f64;
-            let gflops = |ms: f64| flops / (ms / 1e3) / 1e9;
-            let row = Row {
-                layer,
-                batch,
-                grad_input_ms: ti,
-                grad_input_gflops_per_s: gflops(ti),
-                grad_weight_bias_ms: tw,
-                grad_weight_bias_gflops_per_s: gflops(tw),
-            };
-            if matches!(format, Format::Table) {
-                println!(
-                    "{:<6} {:>5} {:>14.2} {:>8.2} {:>20.2} {:>8.2}",
-                    row.layer,
-                    row.batch,
-                    row.grad_input_ms,
-                    row.grad_input_gflops_per_s,
-                    row.grad_weight_bias_ms,
-                    row.grad_weight_bias_gflops_per_s
-                );
-            }
-            rows.push(row);
+            rows.push(Row::new(layer, batch, flops, (ti, tw), format));
         }
     }
     if matches!(format, Format::Json) {
@@ -221,4 +181,38 @@ pub fn run(
         println!("{}", serde_json::to_string_pretty(&doc)?);
     }
     Ok(())
+}
+
+impl Row {
+    /// The row of one layer timed at `(grad input ms, grad weight+bias ms)` for `flops` per
+    /// pass, printed at once in the table format.
+    fn new(
+        layer: &'static str,
+        batch: usize,
+        flops: f64,
+        (ti, tw): (f64, f64),
+        format: Format,
+    ) -> Row {
+        let gflops = |ms: f64| flops / (ms / 1e3) / 1e9;
+        let row = Row {
+            layer,
+            batch,
+            grad_input_ms: ti,
+            grad_input_gflops_per_s: gflops(ti),
+            grad_weight_bias_ms: tw,
+            grad_weight_bias_gflops_per_s: gflops(tw),
+        };
+        if matches!(format, Format::Table) {
+            println!(
+                "{:<6} {:>5} {:>14.2} {:>8.2} {:>20.2} {:>8.2}",
+                row.layer,
+                row.batch,
+                row.grad_input_ms,
+                row.grad_input_gflops_per_s,
+                row.grad_weight_bias_ms,
+                row.grad_weight_bias_gflops_per_s
+            );
+        }
+        row
+    }
 }
